@@ -1,0 +1,6 @@
+/**
+ * @vnet/azure: fetch-based clients for the wireserver (NMAgent) and IMDS.
+ *
+ * @module
+ */
+export type * from "./types.ts";

@@ -1,0 +1,6 @@
+/**
+ * @vnet/ipam.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * @vnet/netlink.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs a command (the privileged test tiers) inside a fresh network and mount
+# namespace, so the machine's own interfaces are never touched. Loopback is
+# brought up inside; every netns the tests create lives and dies in there.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Cannot run privileged tests: not root; run \`deno task test:unit\` for the unprivileged tier" >&2
+  exit 1
+fi
+if [ "${VNET_IN_TEST_NETNS:-}" != "1" ]; then
+  export VNET_IN_TEST_NETNS=1
+  exec unshare --net --mount --propagation private -- "$0" "$@"
+fi
+ip link set lo up
+# /run/netns must be a private mount point of this mount namespace.
+mkdir -p /run/netns
+exec "$@"

@@ -1,0 +1,6 @@
+/**
+ * @vnet/tools.
+ *
+ * @module
+ */
+export {};
