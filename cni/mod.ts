@@ -12,3 +12,4 @@
  */
 export * from "./errors.ts";
 export * from "./spec.ts";
+export * from "./state_file.ts";

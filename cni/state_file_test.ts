@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { withStateLock } from "./state_file.ts";
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "cnitest-state-" });
+}
+
+Deno.test("withStateLock() never loses an update across processes", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/sub/state.json`;
+  const mod = new URL("./state_file.ts", import.meta.url).href;
+  const perChild = 15;
+  const children = 6;
+  const code = `
+    import { withStateLock } from ${JSON.stringify(mod)};
+    for (let i = 0; i < ${perChild}; i++) {
+      await withStateLock(${JSON.stringify(path)}, async (f) => {
+        const cur = f.read()?.n ?? 0;
+        await new Promise((r) => setTimeout(r, 0));
+        f.write({ n: cur + 1 });
+      });
+    }
+  `;
+  const outs = await Promise.all(
+    Array.from(
+      { length: children },
+      () =>
+        new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--no-check", code],
+          stdout: "null",
+          stderr: "piped",
+        }).output(),
+    ),
+  );
+  for (const out of outs) {
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  }
+  const final = await withStateLock(path, (f) => f.read());
+  assert.deepEqual(final, { n: perChild * children });
+  assert.equal(((await Deno.stat(path)).mode ?? 0) & 0o777, 0o600);
+  assert.equal(((await Deno.stat(`${path}.lock`)).mode ?? 0) & 0o777, 0o600);
+  assert.equal(((await Deno.stat(`${dir}/sub`)).mode ?? 0) & 0o777, 0o755);
+  const names = [];
+  for await (const e of Deno.readDir(`${dir}/sub`)) names.push(e.name);
+  assert.deepEqual(names.sort(), ["state.json", "state.json.lock"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() serialises parallel callers in one process", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  await Promise.all(
+    Array.from({ length: 20 }, () =>
+      withStateLock(path, async (f) => {
+        const cur = (f.read() as { n: number } | undefined)?.n ?? 0;
+        await new Promise((r) => setTimeout(r, 1));
+        f.write({ n: cur + 1 });
+      })),
+  );
+  assert.deepEqual(await withStateLock(path, (f) => f.read()), { n: 20 });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() gives code 11 when the lock is held too long", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  let release = (): void => {};
+  const held = new Promise<void>((r) => release = r);
+  let locked = (): void => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const holder = withStateLock(path, () => {
+    locked();
+    return held;
+  });
+  await isLocked;
+  const t0 = Date.now();
+  await assert.rejects(
+    withStateLock(path, () => 1, { lockTimeoutMs: 150 }),
+    {
+      name: "CniError",
+      code: 11,
+      message: new RegExp(
+        `^Cannot lock state file "${path}": timed out after 150 ms$`,
+      ),
+    },
+  );
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 150 && waited < 2000, `waited ${waited} ms`);
+  release();
+  await holder;
+  // The lock is free again once the holder is done.
+  assert.equal(await withStateLock(path, () => 2, { lockTimeoutMs: 150 }), 2);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() uses the injected sleep and clock", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  let release = (): void => {};
+  let locked = (): void => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const holder = withStateLock(path, () => {
+    locked();
+    return new Promise<void>((r) => release = r);
+  });
+  await isLocked;
+  let clock = 0;
+  const sleeps: number[] = [];
+  await assert.rejects(
+    withStateLock(path, () => 1, {
+      lockTimeoutMs: 100,
+      now: () => clock,
+      sleep: (ms) => {
+        sleeps.push(ms);
+        clock += ms;
+        return Promise.resolve();
+      },
+    }),
+    { name: "CniError", code: 11, message: /timed out after 100 ms/ },
+  );
+  assert.deepEqual(sleeps.slice(0, 6), [1, 2, 4, 8, 16, 25]);
+  assert.equal(sleeps.reduce((a, b) => a + b, 0), 100);
+  release();
+  await holder;
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("LockedStateFile.read() handles missing, empty and corrupt files", async (t) => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  await t.step("missing gives undefined", async () => {
+    assert.equal(await withStateLock(path, (f) => f.read()), undefined);
+  });
+  await t.step("empty and whitespace-only give undefined", async () => {
+    for (const text of ["", "  \n\t "]) {
+      await Deno.writeTextFile(path, text);
+      assert.equal(await withStateLock(path, (f) => f.read()), undefined);
+    }
+  });
+  await t.step("corrupt JSON gives code 102 and a copy aside", async () => {
+    await Deno.writeTextFile(path, '{"n": 1,');
+    await assert.rejects(
+      withStateLock(path, (f) => f.read()),
+      {
+        name: "CniError",
+        code: 102,
+        message: new RegExp(
+          `^State file "${path}" is corrupt .*moved aside to "${path}\\.corrupt-\\d{8}T\\d{9}Z".*deno task state repair`,
+        ),
+      },
+    );
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    const aside = names.find((n) => n.startsWith("state.json.corrupt-"));
+    assert.ok(aside !== undefined, names.join(","));
+    assert.equal(await Deno.readTextFile(`${dir}/${aside}`), '{"n": 1,');
+    // Never a silent reset: the original stays and keeps failing.
+    assert.equal(await Deno.readTextFile(path), '{"n": 1,');
+  });
+  await t.step("write() replaces a corrupt file", async () => {
+    await withStateLock(path, (f) => f.write({ ok: true }));
+    assert.deepEqual(await withStateLock(path, (f) => f.read()), { ok: true });
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("LockedStateFile throws when used after the lock is released", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const leaked = await withStateLock(path, (f) => f);
+  assert.throws(() => leaked.write({}), {
+    name: "Error",
+    message: /its lock was released/,
+  });
+  await Deno.remove(dir, { recursive: true });
+});
