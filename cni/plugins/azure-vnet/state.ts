@@ -1,0 +1,265 @@
+/**
+ * The plugin's state file (`<stateDir>/azure-vnet.json`): networks and
+ * endpoints, versioned, validated on read.
+ *
+ * Recovery from a corrupt file: the state-file layer copies it aside and
+ * fails with code 102 naming the copy; `deno task state teardown` removes the
+ * host network, after which the file may be deleted.
+ *
+ * @module
+ */
+import * as z from "zod/mini";
+import {
+  CniError,
+  type LockedStateFile,
+  PLUGIN_CODES,
+  type Result,
+  withStateLock,
+} from "@vnet/cni";
+
+/** The current state format version. */
+export const STATE_VERSION = 1;
+
+/** The state file name inside the state directory. */
+export const STATE_FILE_NAME = "azure-vnet.json";
+
+/** A route taken off the master, to be restored on teardown. */
+export interface SavedRoute {
+  /** Destination CIDR (`0.0.0.0/0` for the default route). */
+  dst: string;
+  /** Gateway, if any. */
+  gw?: string;
+  /** Routing table (254 = main). */
+  table?: number;
+  /** Protocol number (for example 4 = static, 16 = dhcp). */
+  protocol?: number;
+  /** Metric (priority). */
+  metric?: number;
+  /** Scope (0 global, 253 link). */
+  scope?: number;
+  /** Preferred source. */
+  src?: string;
+  /** True for `onlink`. */
+  onlink?: boolean;
+}
+
+/** The host side of a network: what the first ADD set up. */
+export interface NetworkRecord {
+  /** The network name (config `name`). */
+  name: string;
+  /** Always `bridge`. */
+  mode: "bridge";
+  /** The bridge name. */
+  bridge: string;
+  /** The master (NIC) name. */
+  master: string;
+  /** The master's MAC (the bridge's MAC is pinned to it). */
+  masterMac: string;
+  /** The master's MTU when the network was created. */
+  masterMtu: number;
+  /** The subnet (CIDR) the pods' addresses come from. */
+  subnet: string;
+  /** The subnet gateway. */
+  gateway: string;
+  /** The node's primary IP (first saved global IPv4 address), if any. */
+  primaryIp?: string;
+  /** Global addresses moved from the master to the bridge (CIDRs). */
+  savedAddrs: string[];
+  /** Routes moved from the master to the bridge. */
+  savedRoutes: SavedRoute[];
+  /** ISO time of creation. */
+  createdAt: string;
+}
+
+/** One attachment (container ID + ifname). */
+export interface EndpointRecord {
+  /** The network name. */
+  network: string;
+  /** `CNI_CONTAINERID`. */
+  containerId: string;
+  /** `CNI_IFNAME`. */
+  ifName: string;
+  /** `CNI_NETNS` at ADD time. */
+  netns: string;
+  /** The host veth name. */
+  hostVeth: string;
+  /** The host veth MAC. */
+  hostMac: string;
+  /** The pod interface MAC. */
+  podMac: string;
+  /** The MTU of both veth ends. */
+  mtu: number;
+  /** The pod addresses (CIDR with the subnet prefix). */
+  addresses: string[];
+  /** Which IPAM route served ADD (`in-process` or `exec`). */
+  ipamRoute: "in-process" | "exec";
+  /** The ADD result in the internal (1.1.0) shape. */
+  result: Result;
+}
+
+/** The whole file. */
+export interface AzureVnetState {
+  /** {@link STATE_VERSION}. */
+  version: number;
+  /** Networks by name. */
+  networks: Record<string, NetworkRecord>;
+  /** Endpoints by `${containerId}/${ifName}`. */
+  endpoints: Record<string, EndpointRecord>;
+}
+
+const routeSchema = z.looseObject({ dst: z.string() });
+const networkSchema = z.looseObject({
+  name: z.string(),
+  mode: z.literal("bridge"),
+  bridge: z.string(),
+  master: z.string(),
+  masterMac: z.string(),
+  masterMtu: z.number(),
+  subnet: z.string(),
+  gateway: z.string(),
+  savedAddrs: z.array(z.string()),
+  savedRoutes: z.array(routeSchema),
+});
+const endpointSchema = z.looseObject({
+  network: z.string(),
+  containerId: z.string(),
+  ifName: z.string(),
+  hostVeth: z.string(),
+  podMac: z.string(),
+  addresses: z.array(z.string()),
+  result: z.looseObject({ cniVersion: z.string() }),
+});
+const stateSchema = z.looseObject({
+  version: z.number(),
+  networks: z.record(z.string(), networkSchema),
+  endpoints: z.record(z.string(), endpointSchema),
+});
+
+/**
+ * An empty state document.
+ *
+ * @returns `{version, networks: {}, endpoints: {}}`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emptyState } from "./state.ts";
+ * assert.deepEqual(emptyState().endpoints, {});
+ * ```
+ */
+export function emptyState(): AzureVnetState {
+  return { version: STATE_VERSION, networks: {}, endpoints: {} };
+}
+
+/**
+ * Validates a parsed state document.
+ *
+ * @param raw What `LockedStateFile.read()` returned (undefined = empty).
+ * @param path The file path, for messages.
+ * @returns The state.
+ * @throws {CniError} Code 102 when the shape or version is wrong.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseState } from "./state.ts";
+ * assert.equal(parseState(undefined, "/x").version, 1);
+ * assert.throws(() => parseState({ version: 9 }, "/x"), { name: "CniError", code: 102 });
+ * ```
+ */
+export function parseState(raw: unknown, path: string): AzureVnetState {
+  if (raw === undefined) return emptyState();
+  const recovery =
+    "remove the network with `deno task state teardown`, then delete the file";
+  if (
+    typeof raw === "object" && raw !== null &&
+    typeof (raw as { version?: unknown }).version === "number" &&
+    (raw as { version: number }).version !== STATE_VERSION
+  ) {
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `State file "${path}" has format version ${
+        (raw as { version: number }).version
+      }, expected ${STATE_VERSION}; ${recovery}`,
+    );
+  }
+  const parsed = stateSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const at = first === undefined ? "" : ` at "${first.path.join(".")}"`;
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `State file "${path}" is corrupt (unexpected shape${at}); ${recovery}`,
+    );
+  }
+  return parsed.data as unknown as AzureVnetState;
+}
+
+/** The state while its lock is held. */
+export interface LockedState {
+  /** The current document (mutate, then {@link LockedState.save}). */
+  readonly state: AzureVnetState;
+  /** Writes the document atomically. */
+  save(): void;
+}
+
+/** Options of {@link withState}. */
+export interface WithStateOptions {
+  /** Lock wait bound in ms (default: the state-file default, 30 s). */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Runs `fn` with the locked, parsed state of `<stateDir>/azure-vnet.json`.
+ * Hold it for local work only, never across a network call.
+ *
+ * @param stateDir The state directory (default `/var/run`).
+ * @param fn The work.
+ * @param options The lock timeout.
+ * @returns What `fn` returns.
+ * @throws {CniError} 11 on lock timeout, 102 on a corrupt file, 5 on I/O.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withState } from "./state.ts";
+ * const dir = await Deno.makeTempDir();
+ * const n = await withState(dir, (s) => Object.keys(s.state.endpoints).length);
+ * assert.equal(n, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function withState<T>(
+  stateDir: string,
+  fn: (locked: LockedState) => Promise<T> | T,
+  options: WithStateOptions = {},
+): Promise<T> {
+  const path = statePath(stateDir);
+  return withStateLock(
+    path,
+    (file: LockedStateFile) => {
+      const state = parseState(file.read(), path);
+      return fn({ state, save: () => file.write(state) });
+    },
+    options.lockTimeoutMs === undefined ? {} : {
+      lockTimeoutMs: options.lockTimeoutMs,
+    },
+  );
+}
+
+/**
+ * The state file path in a state directory.
+ *
+ * @param stateDir The directory.
+ * @returns `<stateDir>/azure-vnet.json`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { statePath } from "./state.ts";
+ * assert.equal(statePath("/var/run"), "/var/run/azure-vnet.json");
+ * ```
+ */
+export function statePath(stateDir: string): string {
+  return `${stateDir.replace(/\/+$/, "")}/${STATE_FILE_NAME}`;
+}
