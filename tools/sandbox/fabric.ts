@@ -1,0 +1,288 @@
+/**
+ * The sandbox fabric: a netns standing for the Azure host and SDN, with one
+ * bridge, the gateway and metadata addresses, and a veth per node whose node
+ * end is that node's `eth0`.
+ *
+ * Drives `ip`, `bridge` and `ebtables-restore` through argument arrays: this
+ * emulates the outside world, it is not product code.
+ *
+ * @module
+ */
+import { execIn, ipIn, run } from "./_run.ts";
+import {
+  AZURE_GATEWAY_MAC,
+  fabricNeighbours,
+  fabricRules,
+  type FabricView,
+  linuxMac,
+} from "./fabric_rules.ts";
+
+/** The documented metadata addresses, served inside the fabric netns. */
+export const WIRESERVER_IP = "168.63.129.16";
+/** IMDS. */
+export const IMDS_IP = "169.254.169.254";
+
+/** Names of everything under one sandbox prefix. */
+export class SandboxNames {
+  /** The prefix, e.g. `vsb` or `vsb-k3j9a`. */
+  readonly prefix: string;
+
+  /**
+   * @param prefix The sandbox prefix.
+   * @throws {RangeError} When the prefix would make interface names too long.
+   */
+  constructor(prefix: string) {
+    if (!/^[a-z][a-z0-9-]{0,10}$/.test(prefix)) {
+      throw new RangeError(
+        `Cannot use sandbox prefix "${prefix}": want [a-z][a-z0-9-]{0,10}`,
+      );
+    }
+    this.prefix = prefix;
+  }
+
+  /** The fabric netns. */
+  get fabric(): string {
+    return `${this.prefix}-fabric`;
+  }
+
+  /** The fabric bridge (inside the fabric netns). */
+  get bridge(): string {
+    return `${this.prefix}-br`;
+  }
+
+  /**
+   * The node netns.
+   *
+   * @param i Node index.
+   * @returns `<prefix>-node<i>`.
+   */
+  node(i: number): string {
+    return `${this.prefix}-node${i}`;
+  }
+
+  /**
+   * The fabric-side bridge port of a node.
+   *
+   * @param i Node index.
+   * @returns `<prefix>-p<i>`.
+   */
+  port(i: number): string {
+    return `${this.prefix}-p${i}`;
+  }
+
+  /**
+   * A pod netns.
+   *
+   * @param node Node index.
+   * @param pod Pod index on that node.
+   * @returns `<prefix>-n<node>-pod<pod>`.
+   */
+  pod(node: number, pod: number): string {
+    return `${this.prefix}-n${node}-pod${pod}`;
+  }
+}
+
+/** The subnet layout of the emulated VNET. */
+export interface SubnetLayout {
+  /** The subnet CIDR, e.g. `10.240.0.0/16`. */
+  readonly cidr: string;
+  /** Prefix length. */
+  readonly prefixLength: number;
+  /** The gateway (host number 1). */
+  readonly gateway: string;
+}
+
+/**
+ * Derives the gateway of a subnet (host number 1).
+ *
+ * @param cidr The subnet, e.g. `10.240.0.0/16`.
+ * @returns Its layout.
+ * @throws {SyntaxError} When the CIDR does not parse.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { subnetLayout } from "./fabric.ts";
+ * assert.equal(subnetLayout("10.240.0.0/16").gateway, "10.240.0.1");
+ * ```
+ */
+export function subnetLayout(cidr: string): SubnetLayout {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (m === null) throw new SyntaxError(`Cannot parse CIDR "${cidr}"`);
+  const octets = m.slice(1, 5).map(Number);
+  const len = Number(m[5]);
+  if (octets.some((o) => o > 255) || len > 30) {
+    throw new SyntaxError(`Cannot parse CIDR "${cidr}"`);
+  }
+  const n = octets.reduce((a, o) => a * 256 + o, 0);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const net = (n & mask) >>> 0;
+  const gw = net + 1;
+  const gateway = [24, 16, 8, 0].map((s) => (gw >>> s) & 255).join(".");
+  return { cidr, prefixLength: len, gateway };
+}
+
+/**
+ * Creates the fabric netns: loopback up with the metadata addresses, the
+ * bridge with Azure's gateway MAC holding the gateway address.
+ *
+ * @param names The sandbox names.
+ * @param subnet The subnet layout.
+ * @throws {Error} When a command fails (e.g. the netns already exists).
+ */
+export async function createFabric(
+  names: SandboxNames,
+  subnet: SubnetLayout,
+): Promise<void> {
+  const ns = names.fabric;
+  await ipIn("", ["netns", "add", ns]);
+  await ipIn(ns, ["link", "set", "lo", "up"]);
+  await ipIn(ns, ["addr", "add", `${WIRESERVER_IP}/32`, "dev", "lo"]);
+  await ipIn(ns, ["addr", "add", `${IMDS_IP}/32`, "dev", "lo"]);
+  await ipIn(ns, [
+    "link",
+    "add",
+    names.bridge,
+    "address",
+    AZURE_GATEWAY_MAC,
+    "type",
+    "bridge",
+  ]);
+  await ipIn(ns, [
+    "addr",
+    "add",
+    `${subnet.gateway}/${subnet.prefixLength}`,
+    "dev",
+    names.bridge,
+  ]);
+  await ipIn(ns, ["link", "set", names.bridge, "up"]);
+}
+
+/** A node's NIC as the kernel gets it. */
+export interface NodeNic {
+  /** The NIC MAC (any Azure form). */
+  readonly mac: string;
+  /** The primary IPv4 address. */
+  readonly primaryIp: string;
+}
+
+/**
+ * Creates a node netns wired to the fabric, like a VM after DHCP: `eth0` with
+ * the NIC's MAC, the primary address and a default route via the gateway.
+ *
+ * The fabric end is a bridge port with hairpin on (Azure returns traffic
+ * between two ipconfigs of one NIC) and learning off (the fabric knows MACs).
+ *
+ * @param names The sandbox names.
+ * @param index The node index.
+ * @param options The NIC and the subnet.
+ * @throws {Error} When a command fails.
+ */
+export async function createNode(
+  names: SandboxNames,
+  index: number,
+  options: { nic: NodeNic; subnet: SubnetLayout },
+): Promise<void> {
+  const node = names.node(index);
+  const port = names.port(index);
+  const fab = names.fabric;
+  await ipIn("", ["netns", "add", node]);
+  await ipIn(node, ["link", "set", "lo", "up"]);
+  await ipIn(fab, [
+    "link",
+    "add",
+    port,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    node,
+    "address",
+    linuxMac(options.nic.mac),
+  ]);
+  await ipIn(fab, ["link", "set", port, "master", names.bridge]);
+  await ipIn(fab, [
+    "link",
+    "set",
+    port,
+    "type",
+    "bridge_slave",
+    "hairpin",
+    "on",
+    "learning",
+    "off",
+  ]);
+  await ipIn(fab, ["link", "set", port, "up"]);
+  await ipIn(node, [
+    "addr",
+    "add",
+    `${options.nic.primaryIp}/${options.subnet.prefixLength}`,
+    "dev",
+    "eth0",
+  ]);
+  await ipIn(node, ["link", "set", "eth0", "up"]);
+  await ipIn(node, [
+    "route",
+    "add",
+    "default",
+    "via",
+    options.subnet.gateway,
+    "dev",
+    "eth0",
+    "proto",
+    "dhcp",
+  ]);
+}
+
+/**
+ * Replaces the fabric's rules from a view of the ARM state: the ebtables
+ * tables (atomically, through `ebtables-restore`), the static FDB entry of
+ * each NIC MAC on its port, and the fabric stack's permanent neighbours.
+ *
+ * @param names The sandbox names.
+ * @param view The ports and their ipconfigs.
+ * @throws {Error} When a command fails.
+ */
+export async function applyFabricRules(
+  names: SandboxNames,
+  view: FabricView,
+): Promise<void> {
+  const fab = names.fabric;
+  await execIn(fab, ["ebtables-restore"], { stdin: fabricRules(view) });
+  const batch: string[] = [
+    `neigh flush dev ${names.bridge} nud permanent`,
+    ...fabricNeighbours(view).map((n) =>
+      `neigh replace ${n.ip} lladdr ${n.mac} dev ${names.bridge} nud permanent`
+    ),
+  ];
+  await run("ip", ["-n", fab, "-batch", "-"], {
+    stdin: batch.join("\n") + "\n",
+  });
+  for (const p of view.ports) {
+    await run("bridge", [
+      "-n",
+      fab,
+      "fdb",
+      "replace",
+      linuxMac(p.mac),
+      "dev",
+      p.port,
+      "master",
+      "static",
+    ]);
+  }
+}
+
+/**
+ * Lists the netns names that start with `<prefix>-`.
+ *
+ * @param prefix The sandbox prefix.
+ * @returns The names.
+ */
+export async function listSandboxNetns(prefix: string): Promise<string[]> {
+  const out = await ipIn("", ["-j", "netns", "list"]);
+  const list = JSON.parse(out.trim() === "" ? "[]" : out) as { name: string }[];
+  return list.map((n) => n.name).filter((n) => n.startsWith(`${prefix}-`));
+}
