@@ -20,7 +20,7 @@ Deno.test("parseConfig() applies defaults when fields are absent", () => {
   assert.equal(c.mtu, undefined);
   assert.equal(c.dns, undefined);
   assert.equal(c.logLevel, "info");
-  assert.equal(c.ipamExec, false);
+  assert.ok(!c.ipamExec);
   assert.deepEqual(c.ipam, { type: "azure-vnet-ipam" });
 });
 
@@ -40,7 +40,7 @@ Deno.test("parseConfig() keeps valid fields", () => {
   assert.equal(c.mtu, 1400);
   assert.deepEqual(c.dns, { nameservers: ["10.0.0.10"], search: ["svc"] });
   assert.equal(c.logLevel, "debug");
-  assert.equal(c.ipamExec, true);
+  assert.ok(c.ipamExec);
 });
 
 Deno.test("parseConfig() rejects invalid fields with code 7", async (t) => {

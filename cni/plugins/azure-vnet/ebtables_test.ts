@@ -44,8 +44,8 @@ Deno.test("Ebtables.ensure() adds a rule only when absent", async () => {
   const fake = new FakeEbtables();
   const eb = new Ebtables({ run: fake.run });
   const rule = masterSnatRule("eth0", "12:34:56:78:9a:bc");
-  assert.equal(await eb.ensure(rule), true);
-  assert.equal(await eb.ensure(rule), false);
+  assert.ok(await eb.ensure(rule));
+  assert.ok(!(await eb.ensure(rule)));
   assert.equal(fake.rules.length, 1);
   assert.deepEqual(fake.calls[0]?.slice(0, 4), [
     "-t",
@@ -53,7 +53,7 @@ Deno.test("Ebtables.ensure() adds a rule only when absent", async () => {
     "--check",
     "POSTROUTING",
   ]);
-  assert.equal(await eb.exists(rule), true);
+  assert.ok(await eb.exists(rule));
 });
 
 Deno.test("Ebtables.remove() deletes exactly and tolerates absence", async () => {
@@ -63,10 +63,10 @@ Deno.test("Ebtables.remove() deletes exactly and tolerates absence", async () =>
   const b = podDnatRule("eth0", { ip: "10.0.0.6", mac: "12:34:56:78:9a:be" });
   await eb.ensure(a);
   await eb.ensure(b);
-  assert.equal(await eb.remove(a), true);
-  assert.equal(await eb.remove(a), false);
+  assert.ok(await eb.remove(a));
+  assert.ok(!(await eb.remove(a)));
   assert.equal(fake.rules.length, 1);
-  assert.equal(await eb.exists(b), true);
+  assert.ok(await eb.exists(b));
 });
 
 Deno.test("Ebtables reports stderr with code 104 when ebtables fails", async () => {
