@@ -1,0 +1,221 @@
+/**
+ * IMDS (Instance Metadata Service) client: the VM's compute identity and its
+ * NICs as {@linkcode HostInterface} records.
+ *
+ * @module
+ */
+import { normalizeMac } from "./mac.ts";
+import { fetchText, type RetryOptions } from "./retry.ts";
+import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
+
+/** The documented IMDS base URL. */
+export const IMDS_URL = "http://169.254.169.254";
+/** The api-version this client sends (has `resourceId`). */
+export const IMDS_API_VERSION = "2021-02-01";
+
+/** Options of the IMDS calls. */
+export interface ImdsOptions extends RetryOptions {
+  /** Base URL (default {@linkcode IMDS_URL}). */
+  baseUrl?: string | undefined;
+  /** api-version (default {@linkcode IMDS_API_VERSION}). */
+  apiVersion?: string | undefined;
+}
+
+/** The compute fields of `/metadata/instance` this project uses. */
+export interface ImdsCompute {
+  readonly subscriptionId: string;
+  readonly resourceGroupName: string;
+  readonly resourceId: string;
+  readonly name: string;
+  readonly location: string;
+  /** Empty unless the VM is a scale-set instance. */
+  readonly vmScaleSetName: string;
+}
+
+/** `/metadata/instance`, reduced to compute fields plus NICs. */
+export interface ImdsInstance {
+  readonly compute: ImdsCompute;
+  /** The NICs, as {@linkcode getImdsInterfaces} returns them. */
+  readonly network: HostInterface[];
+}
+
+function malformed(what: string): SyntaxError {
+  return new SyntaxError(`Cannot parse IMDS ${what}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function str(node: Record<string, unknown>, key: string, what: string): string {
+  const value = node[key];
+  if (value === undefined) return "";
+  if (typeof value !== "string") {
+    throw malformed(`${what}.${key}: not a string`);
+  }
+  return value;
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const parts = ip.split(".");
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined;
+    n = n * 256 + Number(part);
+  }
+  return n;
+}
+
+function inSubnet(ip: string, prefix: string): boolean {
+  const [base, len] = prefix.split("/");
+  const a = ipv4ToInt(ip);
+  const b = ipv4ToInt(base ?? "");
+  const bits = Number(len);
+  if (a === undefined || b === undefined || !(bits >= 0 && bits <= 32)) {
+    return false;
+  }
+  const size = 2 ** (32 - bits);
+  return Math.floor(a / size) === Math.floor(b / size);
+}
+
+function parseInterface(node: unknown, index: number): HostInterface {
+  const what = `interface[${index}]`;
+  if (!isRecord(node)) throw malformed(`${what}: not an object`);
+  let macAddress: string;
+  try {
+    macAddress = normalizeMac(str(node, "macAddress", what));
+  } catch (cause) {
+    throw new SyntaxError(`Cannot parse IMDS ${what}.macAddress`, { cause });
+  }
+  const ipv4 = node.ipv4 ?? {};
+  if (!isRecord(ipv4)) throw malformed(`${what}.ipv4: not an object`);
+  const rawSubnets = ipv4.subnet ?? [];
+  const rawAddresses = ipv4.ipAddress ?? [];
+  if (!Array.isArray(rawSubnets) || !Array.isArray(rawAddresses)) {
+    throw malformed(`${what}.ipv4: subnet or ipAddress is not an array`);
+  }
+  const prefixes = rawSubnets.map((s, i) => {
+    if (!isRecord(s)) throw malformed(`${what}.ipv4.subnet[${i}]`);
+    const where = `${what}.ipv4.subnet[${i}]`;
+    return `${str(s, "address", where)}/${str(s, "prefix", where)}`;
+  });
+  const buckets = prefixes.map((): HostIpAddress[] => []);
+  rawAddresses.forEach((a, i) => {
+    const where = `${what}.ipv4.ipAddress[${i}]`;
+    if (!isRecord(a)) throw malformed(where);
+    const address = str(a, "privateIpAddress", where);
+    const k = prefixes.findIndex((p) => inSubnet(address, p));
+    const bucket = buckets[k === -1 ? 0 : k];
+    if (bucket === undefined) {
+      throw malformed(`${where}: address "${address}" has no subnet`);
+    }
+    bucket.push({ address, isPrimary: i === 0 });
+  });
+  const subnets = prefixes.map((prefix, i): HostIpSubnet => ({
+    prefix,
+    addresses: buckets[i] ?? [],
+  }));
+  return { macAddress, isPrimary: index === 0, subnets };
+}
+
+function parseInterfaces(list: unknown): HostInterface[] {
+  if (!Array.isArray(list)) throw malformed("network.interface: not an array");
+  return list.map(parseInterface);
+}
+
+function parseJson(body: string, what: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch (cause) {
+    throw new SyntaxError(`Cannot parse IMDS ${what} JSON`, { cause });
+  }
+}
+
+async function getImds(
+  path: string,
+  options: ImdsOptions,
+  extraQuery = "",
+): Promise<string> {
+  const base = (options.baseUrl ?? IMDS_URL).replace(/\/+$/, "");
+  const version = encodeURIComponent(options.apiVersion ?? IMDS_API_VERSION);
+  const url = `${base}${path}?api-version=${version}${extraQuery}`;
+  const { body } = await fetchText(url, {
+    ...options,
+    init: { method: "GET", headers: { Metadata: "true" } },
+  });
+  return body;
+}
+
+/**
+ * Reads the VM's NICs from IMDS
+ * (`/metadata/instance/network/interface?format=json`).
+ *
+ * Each subnet prefix is built from `address` + `prefix`; each address goes
+ * to the subnet containing it. IMDS marks neither the primary NIC nor the
+ * primary address, so by convention the FIRST interface and, per interface,
+ * the FIRST IPv4 address are marked `isPrimary` (IMDS lists the primary
+ * ipconfig first in practice). MACs are normalised.
+ *
+ * @param options Base URL, api-version, `fetch`, `timeoutMs`, `retries`,
+ *   `sleep`.
+ * @returns The NICs.
+ * @throws {AzureHttpError} On an HTTP error (400 when the `Metadata` header
+ *   is refused) or a network failure/timeout.
+ * @throws {SyntaxError} When the body is not the documented JSON shape.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { getImdsInterfaces } from "@vnet/azure";
+ *
+ * const nics = await getImdsInterfaces({ baseUrl: "http://127.0.0.1:8080" });
+ * ```
+ */
+export async function getImdsInterfaces(
+  options: ImdsOptions = {},
+): Promise<HostInterface[]> {
+  const body = await getImds(
+    "/metadata/instance/network/interface",
+    options,
+    "&format=json",
+  );
+  return parseInterfaces(parseJson(body, "network interface"));
+}
+
+/**
+ * Reads `/metadata/instance`: the compute identity (subscription, resource
+ * group, resource id, name, location, scale set) and the NICs.
+ *
+ * @param options As for {@linkcode getImdsInterfaces}.
+ * @returns The compute fields and the NICs.
+ * @throws {AzureHttpError} On an HTTP error or network failure/timeout.
+ * @throws {SyntaxError} When the body is not the documented JSON shape.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { getImdsInstance } from "@vnet/azure";
+ *
+ * const { compute } = await getImdsInstance({ baseUrl: "http://127.0.0.1:8080" });
+ * ```
+ */
+export async function getImdsInstance(
+  options: ImdsOptions = {},
+): Promise<ImdsInstance> {
+  const doc = parseJson(
+    await getImds("/metadata/instance", options),
+    "instance",
+  );
+  if (!isRecord(doc) || !isRecord(doc.compute) || !isRecord(doc.network)) {
+    throw malformed("instance: compute or network missing");
+  }
+  const c = doc.compute;
+  const compute: ImdsCompute = {
+    subscriptionId: str(c, "subscriptionId", "compute"),
+    resourceGroupName: str(c, "resourceGroupName", "compute"),
+    resourceId: str(c, "resourceId", "compute"),
+    name: str(c, "name", "compute"),
+    location: str(c, "location", "compute"),
+    vmScaleSetName: str(c, "vmScaleSetName", "compute"),
+  };
+  return { compute, network: parseInterfaces(doc.network.interface) };
+}

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { getImdsInstance, getImdsInterfaces } from "./imds.ts";
+import { recordingSleep, startTestServer } from "./_test_server.ts";
+
+const NETWORK = [
+  {
+    ipv4: {
+      ipAddress: [
+        { privateIpAddress: "10.240.0.4", publicIpAddress: "" },
+        { privateIpAddress: "10.240.0.5", publicIpAddress: "" },
+      ],
+      subnet: [{ address: "10.240.0.0", prefix: "16" }],
+    },
+    ipv6: { ipAddress: [] },
+    macAddress: "000D3AF9DCA6",
+  },
+  {
+    ipv4: {
+      ipAddress: [{ privateIpAddress: "10.241.0.4", publicIpAddress: "" }],
+      subnet: [{ address: "10.241.0.0", prefix: "24" }],
+    },
+    ipv6: { ipAddress: [] },
+    macAddress: "000D3AF9DC11",
+  },
+];
+
+const COMPUTE = {
+  location: "westus2",
+  name: "vm0",
+  resourceGroupName: "rg",
+  resourceId:
+    "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm0",
+  subscriptionId: "sub",
+  vmScaleSetName: "",
+  vmSize: "Standard_D2s_v3",
+};
+
+/** A small IMDS that insists on `Metadata: true`, like the real one. */
+function imds(req: Request): Response {
+  if (req.headers.get("metadata") !== "true") {
+    return Response.json({
+      error: "invalid_request",
+      error_description: "Required metadata header not specified",
+    }, { status: 400 });
+  }
+  const url = new URL(req.url);
+  if (url.pathname === "/metadata/instance/network/interface") {
+    return Response.json(NETWORK);
+  }
+  if (url.pathname === "/metadata/instance") {
+    return Response.json({ compute: COMPUTE, network: { interface: NETWORK } });
+  }
+  return new Response("not found", { status: 404 });
+}
+
+Deno.test("getImdsInterfaces() maps IMDS NICs to HostInterface", async () => {
+  await using srv = startTestServer(imds);
+  const nics = await getImdsInterfaces({ baseUrl: srv.url });
+  assert.deepEqual(nics, [
+    {
+      macAddress: "000d3af9dca6",
+      isPrimary: true,
+      subnets: [{
+        prefix: "10.240.0.0/16",
+        addresses: [
+          { address: "10.240.0.4", isPrimary: true },
+          { address: "10.240.0.5", isPrimary: false },
+        ],
+      }],
+    },
+    {
+      macAddress: "000d3af9dc11",
+      isPrimary: false,
+      subnets: [{
+        prefix: "10.241.0.0/24",
+        addresses: [{ address: "10.241.0.4", isPrimary: true }],
+      }],
+    },
+  ]);
+  const url = new URL(srv.requests[0]?.url ?? "");
+  assert.equal(url.searchParams.get("api-version"), "2021-02-01");
+  assert.equal(url.searchParams.get("format"), "json");
+  assert.equal(srv.requests[0]?.headers.get("metadata"), "true");
+});
+
+Deno.test("getImdsInstance() returns compute fields and NICs", async () => {
+  await using srv = startTestServer(imds);
+  const inst = await getImdsInstance({
+    baseUrl: `${srv.url}/`,
+    apiVersion: "2019-03-11",
+  });
+  assert.deepEqual(inst.compute, {
+    subscriptionId: "sub",
+    resourceGroupName: "rg",
+    resourceId: COMPUTE.resourceId,
+    name: "vm0",
+    location: "westus2",
+    vmScaleSetName: "",
+  });
+  assert.equal(inst.network.length, 2);
+  assert.equal(
+    new URL(srv.requests[0]?.url ?? "").searchParams.get("api-version"),
+    "2019-03-11",
+  );
+});
+
+Deno.test("getImdsInterfaces() fails with 400 invalid_request when IMDS wants the Metadata header", async () => {
+  await using srv = startTestServer((req) => {
+    const stripped = new Request(req.url);
+    return imds(stripped);
+  });
+  await assert.rejects(getImdsInterfaces({ baseUrl: srv.url }), {
+    name: "AzureHttpError",
+    status: 400,
+    serviceCode: "invalid_request",
+    transient: false,
+    message: /HTTP 400/,
+  });
+  assert.equal(srv.requests.length, 1);
+});
+
+Deno.test("getImdsInterfaces() returns [] for an empty interface list", async () => {
+  await using srv = startTestServer(() => Response.json([]));
+  assert.deepEqual(await getImdsInterfaces({ baseUrl: srv.url }), []);
+});
+
+Deno.test("getImdsInterfaces() throws SyntaxError on malformed bodies", async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ["not JSON", "{", /Cannot parse IMDS network interface JSON/],
+    ["object", "{}", /not an array/],
+    ["bad MAC", '[{"macAddress":"zz"}]', /macAddress/],
+    [
+      "number field",
+      '[{"macAddress":"000D3AF9DCA6","ipv4":{"subnet":[{"address":10,"prefix":"8"}]}}]',
+      /not a string/,
+    ],
+    [
+      "address without subnet",
+      '[{"macAddress":"000D3AF9DCA6","ipv4":{"ipAddress":[{"privateIpAddress":"10.0.0.4"}],"subnet":[]}}]',
+      /has no subnet/,
+    ],
+  ];
+  for (const [name, body, message] of cases) {
+    await t.step(name, async () => {
+      await using srv = startTestServer(() => new Response(body));
+      await assert.rejects(getImdsInterfaces({ baseUrl: srv.url }), {
+        name: "SyntaxError",
+        message,
+      });
+    });
+  }
+});
+
+Deno.test("getImdsInstance() retries 429 and 500", async () => {
+  await using srv = startTestServer((req, n) =>
+    n === 0
+      ? new Response("", { status: 429, headers: { "retry-after": "2" } })
+      : n === 1
+      ? new Response("", { status: 500 })
+      : imds(req)
+  );
+  const { delays, sleep } = recordingSleep();
+  const inst = await getImdsInstance({ baseUrl: srv.url, sleep });
+  assert.equal(inst.compute.name, "vm0");
+  assert.deepEqual(delays, [2000, 500]);
+});
