@@ -1,0 +1,100 @@
+/**
+ * The sandbox record: what `up` created, so `status`, `exec` and `down` act
+ * on exactly that. Written atomically (temp file + rename).
+ *
+ * @module
+ */
+
+/** One node as created. */
+export interface NodeRecord {
+  /** Node index. */
+  readonly index: number;
+  /** Its netns. */
+  readonly netns: string;
+  /** Its fabric port. */
+  readonly port: string;
+  /** The ARM NIC name. */
+  readonly nicName: string;
+  /** The NIC MAC (Linux form). */
+  readonly mac: string;
+  /** The primary IPv4 address. */
+  readonly primaryIp: string;
+  /** AZURE_VNET_STATE_DIR for this node's plugins. */
+  readonly stateDir: string;
+  /** AZURE_VNET_LOG_DIR for this node's plugins. */
+  readonly logDir: string;
+}
+
+/** One pod as created. */
+export interface PodRecord {
+  /** Pod name (= its netns). */
+  readonly name: string;
+  /** Node index. */
+  readonly node: number;
+  /** CNI_CONTAINERID. */
+  readonly containerId: string;
+  /** CNI_IFNAME. */
+  readonly ifName: string;
+  /** The pod IPv4 address (no prefix). */
+  readonly ip: string;
+  /** The pod interface MAC. */
+  readonly mac: string;
+}
+
+/** The whole record. */
+export interface SandboxRecord {
+  /** Format version. */
+  version: 1;
+  /** The sandbox prefix. */
+  prefix: string;
+  /** The sandbox directory (record, emulator state, binaries, logs). */
+  dir: string;
+  /** The subnet CIDR. */
+  subnet: string;
+  /** Every netns created, in creation order. */
+  netns: string[];
+  /** The emulator process, once started. */
+  emulator: { pid: number; stateFile: string } | undefined;
+  /** Plugin install locations. */
+  binDir: string;
+  /** Conflist directory. */
+  confDir: string;
+  /** Nodes. */
+  nodes: NodeRecord[];
+  /** Pods. */
+  pods: PodRecord[];
+}
+
+/**
+ * Writes the record atomically.
+ *
+ * @param path The record file.
+ * @param record The record.
+ */
+export async function saveRecord(
+  path: string,
+  record: SandboxRecord,
+): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2) + "\n");
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Reads a record.
+ *
+ * @param path The record file.
+ * @returns The record.
+ * @throws {Deno.errors.NotFound} When there is no sandbox at `path`.
+ * @throws {SyntaxError} When the file is corrupt or of another version.
+ */
+export async function loadRecord(path: string): Promise<SandboxRecord> {
+  const text = await Deno.readTextFile(path);
+  const rec = JSON.parse(text) as SandboxRecord;
+  if (rec.version !== 1) {
+    throw new SyntaxError(
+      `Cannot read sandbox record "${path}": unknown version ${rec.version}`,
+    );
+  }
+  return rec;
+}

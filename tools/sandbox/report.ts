@@ -1,0 +1,205 @@
+/**
+ * The connectivity checks `up` runs and the table it prints. Pure: the pings
+ * are injected.
+ *
+ * @module
+ */
+import type { NodeRecord, PodRecord } from "./record.ts";
+
+/** The check kinds, in column order. */
+export const CHECK_KINDS = [
+  "same-node",
+  "cross-node",
+  "node",
+  "gateway",
+] as const;
+
+/** One check kind. */
+export type CheckKind = (typeof CHECK_KINDS)[number];
+
+/** One planned ping. */
+export interface Check {
+  /** The pod pinging. */
+  readonly pod: PodRecord;
+  /** What it checks. */
+  readonly kind: CheckKind;
+  /** The target address. */
+  readonly target: string;
+  /** A label for the target (pod or node name, "gateway"). */
+  readonly targetName: string;
+}
+
+/** A check with its outcome. */
+export interface CheckResult extends Check {
+  /** True when the ping was answered. */
+  readonly ok: boolean;
+}
+
+/**
+ * Plans the checks: for each pod, the next pod on its node, the pod with the
+ * same index on the next node, its own node, and the gateway. Checks that
+ * have no target (one pod per node, one node) are left out.
+ *
+ * @param pods The pods.
+ * @param options The nodes and the gateway.
+ * @returns The checks, grouped by pod.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { planChecks } from "./report.ts";
+ * const node = (index: number) => ({
+ *   index, netns: `n${index}`, port: "", nicName: "", mac: "",
+ *   primaryIp: `10.0.0.${4 + index}`, stateDir: "", logDir: "",
+ * });
+ * const pod = (n: number, ip: string) => ({
+ *   name: `p${n}`, node: n, containerId: "", ifName: "eth0", ip, mac: "",
+ * });
+ * const checks = planChecks([pod(0, "10.0.0.9"), pod(1, "10.0.0.10")], {
+ *   nodes: [node(0), node(1)], gateway: "10.0.0.1",
+ * });
+ * assert.equal(checks.length, 6); // no same-node partner: 3 checks per pod
+ * ```
+ */
+export function planChecks(
+  pods: readonly PodRecord[],
+  options: { nodes: readonly NodeRecord[]; gateway: string },
+): Check[] {
+  const byNode = new Map<number, PodRecord[]>();
+  for (const p of pods) {
+    byNode.set(p.node, [...(byNode.get(p.node) ?? []), p]);
+  }
+  const nodeIdx = [...byNode.keys()].sort((a, b) => a - b);
+  const checks: Check[] = [];
+  for (const pod of pods) {
+    const mates = byNode.get(pod.node) ?? [];
+    const i = mates.indexOf(pod);
+    if (mates.length > 1) {
+      const mate = mates[(i + 1) % mates.length];
+      if (mate !== undefined) {
+        checks.push({
+          pod,
+          kind: "same-node",
+          target: mate.ip,
+          targetName: mate.name,
+        });
+      }
+    }
+    if (nodeIdx.length > 1) {
+      const next = nodeIdx[(nodeIdx.indexOf(pod.node) + 1) % nodeIdx.length];
+      const others = byNode.get(next ?? -1) ?? [];
+      const peer = others[i % others.length];
+      if (peer !== undefined) {
+        checks.push({
+          pod,
+          kind: "cross-node",
+          target: peer.ip,
+          targetName: peer.name,
+        });
+      }
+    }
+    const node = options.nodes.find((n) => n.index === pod.node);
+    if (node !== undefined) {
+      checks.push({
+        pod,
+        kind: "node",
+        target: node.primaryIp,
+        targetName: node.netns,
+      });
+    }
+    checks.push({
+      pod,
+      kind: "gateway",
+      target: options.gateway,
+      targetName: "gateway",
+    });
+  }
+  return checks;
+}
+
+/**
+ * Runs the checks with at most `parallel` pings in flight.
+ *
+ * @param checks The checks.
+ * @param options The ping function (`netns`, `target`) and the concurrency.
+ * @returns The results, in the order of `checks`.
+ */
+export async function runChecks(
+  checks: readonly Check[],
+  options: {
+    ping: (netns: string, target: string) => Promise<boolean>;
+    parallel?: number;
+  },
+): Promise<CheckResult[]> {
+  const out: CheckResult[] = new Array(checks.length);
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < checks.length) {
+      const i = next++;
+      const c = checks[i];
+      if (c === undefined) continue;
+      out[i] = { ...c, ok: await options.ping(c.pod.name, c.target) };
+    }
+  }
+  const n = Math.max(1, options.parallel ?? 4);
+  await Promise.all(Array.from({ length: n }, worker));
+  return out;
+}
+
+function pad(cols: string[][]): string[] {
+  const widths =
+    cols[0]?.map((_, i) => Math.max(...cols.map((r) => (r[i] ?? "").length))) ??
+      [];
+  return cols.map((r) =>
+    r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()
+  );
+}
+
+/**
+ * Renders the table: one row per pod with its node, IP, MAC and the outcome
+ * of each check (`ok`, `FAIL`, or `-` when not planned), then the summary
+ * line `PASS: n/n checks` or `FAIL: k of n checks failed`.
+ *
+ * @param pods The pods, in row order.
+ * @param results The check results.
+ * @returns The lines.
+ */
+export function renderTable(
+  pods: readonly PodRecord[],
+  results: readonly CheckResult[],
+): string[] {
+  const nodeName = (p: PodRecord) => `node${p.node}`;
+  const rows = [[
+    "POD",
+    "NODE",
+    "IP",
+    "MAC",
+    "POD(SAME)",
+    "POD(CROSS)",
+    "NODE",
+    "GATEWAY",
+  ]];
+  for (const pod of pods) {
+    const cells = CHECK_KINDS.map((k) => {
+      const r = results.find((x) => x.pod.name === pod.name && x.kind === k);
+      return r === undefined ? "-" : `${r.ok ? "ok" : "FAIL"} ${r.target}`;
+    });
+    rows.push([pod.name, nodeName(pod), pod.ip, pod.mac, ...cells]);
+  }
+  const lines = pad(rows);
+  lines.push(summaryLine(results));
+  return lines;
+}
+
+/**
+ * The summary line.
+ *
+ * @param results The check results.
+ * @returns `PASS: n/n checks` or `FAIL: k of n checks failed`.
+ */
+export function summaryLine(results: readonly CheckResult[]): string {
+  const failed = results.filter((r) => !r.ok).length;
+  return failed === 0
+    ? `PASS: ${results.length}/${results.length} checks`
+    : `FAIL: ${failed} of ${results.length} checks failed`;
+}
