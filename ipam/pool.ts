@@ -1,0 +1,285 @@
+/**
+ * Pools: building them from what a source reports, and merging a fresh view
+ * into the persisted state. Pure: no I/O.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { HostInterface } from "@vnet/azure";
+import {
+  broadcastOf,
+  cidrContains,
+  formatCidr,
+  formatIpv4,
+  gatewayOf,
+  isIpv4,
+  normalizeMac,
+  parseCidr,
+  parseIpv4,
+} from "./_ip.ts";
+import type { IpamState, PoolState } from "./state.ts";
+
+const log = getLogger(["azure-vnet-ipam", "pool"]);
+
+/** A host link as the IPAM sees it: name and normalised MAC. */
+export interface HostLink {
+  /** The link name, for example `eth0`. */
+  readonly name: string;
+  /** 12 lower-case hex digits. */
+  readonly mac: string;
+}
+
+/** What a source says one pool should contain. */
+export interface PoolSpec {
+  readonly subnet: string;
+  readonly gateway: string;
+  readonly ifName?: string;
+  readonly macAddress: string;
+  readonly priority: number;
+  readonly primaryIps: readonly string[];
+  /** Allocatable addresses (primary, network, broadcast, gateway removed). */
+  readonly addresses: readonly string[];
+}
+
+/** Options of {@link poolSpecsFromInterfaces}. */
+export interface PoolSpecOptions {
+  /** Config `master`: only this host link's NIC is used. */
+  master?: string;
+  /**
+   * Skip MAC matching entirely (static shorthand): every interface becomes
+   * pools, bound to `master` when given.
+   */
+  unbound?: boolean;
+}
+
+/** True for a MAC that no real NIC has (loopback, tunnels). */
+function isNullMac(mac: string): boolean {
+  return mac === "000000000000";
+}
+
+/**
+ * Turns a source's interface list into pool specs, matching each NIC to a
+ * host link by MAC (normalised). Unmatched NICs are logged and skipped.
+ * `"*"` binds to `master`, or to the only candidate link (non-null MAC).
+ *
+ * @param interfaces What the wireserver, IMDS or static config reports.
+ * @param links The host's links.
+ * @param options `master` restriction.
+ * @returns One spec per subnet (duplicate prefixes: first wins).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { poolSpecsFromInterfaces } from "./pool.ts";
+ * const specs = poolSpecsFromInterfaces([{
+ *   macAddress: "000d3af9dca6", isPrimary: true,
+ *   subnets: [{ prefix: "10.240.0.0/16", addresses: [
+ *     { address: "10.240.0.4", isPrimary: true },
+ *     { address: "10.240.0.5", isPrimary: false },
+ *   ] }],
+ * }], [{ name: "eth0", mac: "000d3af9dca6" }]);
+ * assert.deepEqual(specs[0]?.addresses, ["10.240.0.5"]);
+ * assert.equal(specs[0]?.gateway, "10.240.0.1");
+ * ```
+ */
+export function poolSpecsFromInterfaces(
+  interfaces: readonly HostInterface[],
+  links: readonly HostLink[],
+  options: PoolSpecOptions = {},
+): PoolSpec[] {
+  const { master } = options;
+  const candidates = links.filter((l) =>
+    !isNullMac(l.mac) && (master === undefined || l.name === master)
+  );
+  const specs = new Map<string, PoolSpec>();
+  for (const nic of interfaces) {
+    let mac: string;
+    try {
+      mac = normalizeMac(nic.macAddress);
+    } catch {
+      log.warn("Skipping interface with bad MAC {mac}", {
+        mac: nic.macAddress,
+      });
+      continue;
+    }
+    let link: HostLink | undefined;
+    if (options.unbound === true) {
+      link = master === undefined ? undefined : { name: master, mac };
+    } else if (mac === "*") {
+      link = candidates.length === 1 ? candidates[0] : undefined;
+      if (link === undefined) {
+        log.warn(
+          "Skipping wildcard interface: {count} candidate links, set master",
+          { count: candidates.length },
+        );
+        continue;
+      }
+    } else {
+      link = candidates.find((l) => l.mac === mac);
+      if (link === undefined) {
+        log.info("Skipping interface {mac}: no matching host link{where}", {
+          mac,
+          where: master === undefined ? "" : ` (master "${master}")`,
+        });
+        continue;
+      }
+    }
+    for (const subnet of nic.subnets) {
+      const spec = subnetSpec(subnet.prefix, subnet.addresses, {
+        mac: link?.mac ?? mac,
+        ifName: link?.name,
+        priority: nic.isPrimary ? 0 : 1,
+      });
+      if (spec !== undefined && !specs.has(spec.subnet)) {
+        specs.set(spec.subnet, spec);
+      }
+    }
+  }
+  return [...specs.values()];
+}
+
+function subnetSpec(
+  prefix: string,
+  addresses: readonly { address: string; isPrimary: boolean }[],
+  nic: { mac: string; ifName: string | undefined; priority: number },
+): PoolSpec | undefined {
+  let cidr;
+  try {
+    cidr = parseCidr(prefix);
+  } catch {
+    log.warn("Skipping subnet with bad prefix {prefix}", { prefix });
+    return undefined;
+  }
+  const reserved = new Set([
+    cidr.network,
+    broadcastOf(cidr),
+    gatewayOf(cidr),
+  ]);
+  const primaryIps: string[] = [];
+  const free = new Set<number>();
+  for (const a of addresses) {
+    if (!isIpv4(a.address)) continue;
+    const n = parseIpv4(a.address);
+    if (!cidrContains(cidr, n)) {
+      log.warn("Skipping address {address} outside {prefix}", {
+        address: a.address,
+        prefix,
+      });
+      continue;
+    }
+    if (a.isPrimary) primaryIps.push(formatIpv4(n));
+    else if (!reserved.has(n)) free.add(n);
+  }
+  for (const p of primaryIps) free.delete(parseIpv4(p));
+  const spec: PoolSpec = {
+    subnet: formatCidr(cidr),
+    gateway: formatIpv4(gatewayOf(cidr)),
+    macAddress: nic.mac,
+    priority: nic.priority,
+    primaryIps,
+    addresses: [...free].sort((a, b) => a - b).map(formatIpv4),
+  };
+  return nic.ifName === undefined ? spec : { ...spec, ifName: nic.ifName };
+}
+
+/**
+ * Merges a fresh source view into the state, in place (reference §1.5):
+ * new pools and addresses are added at once; an address that vanished is
+ * deleted when free, or kept and marked `stale` while held; an address seen
+ * again loses `stale`; a pool left with no addresses is deleted. Pool
+ * gateway, interface, MAC, priority and primary IPs follow the source.
+ *
+ * @param state The state to update.
+ * @param specs The fresh view.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mergePools } from "./pool.ts";
+ * import { emptyIpamState } from "./state.ts";
+ * const state = emptyIpamState("boot");
+ * mergePools(state, [{ subnet: "10.1.0.0/24", gateway: "10.1.0.1",
+ *   macAddress: "*", priority: 0, primaryIps: [], addresses: ["10.1.0.5"] }]);
+ * assert.deepEqual(state.pools["10.1.0.0/24"]?.addresses, { "10.1.0.5": {} });
+ * ```
+ */
+export function mergePools(state: IpamState, specs: readonly PoolSpec[]): void {
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    seen.add(spec.subnet);
+    const old = state.pools[spec.subnet];
+    const pool: PoolState = {
+      subnet: spec.subnet,
+      gateway: spec.gateway,
+      macAddress: spec.macAddress,
+      priority: spec.priority,
+      primaryIps: [...spec.primaryIps],
+      addresses: {},
+    };
+    if (spec.ifName !== undefined) pool.ifName = spec.ifName;
+    const fresh = new Set(spec.addresses);
+    for (const ip of spec.addresses) {
+      const rec = old?.addresses[ip];
+      if (rec === undefined) pool.addresses[ip] = {};
+      else {
+        const { stale: _stale, ...kept } = rec;
+        pool.addresses[ip] = kept;
+      }
+    }
+    for (const [ip, rec] of Object.entries(old?.addresses ?? {})) {
+      if (!fresh.has(ip) && rec.containerId !== undefined) {
+        pool.addresses[ip] = { ...rec, stale: true };
+      }
+    }
+    pool.addresses = sortAddresses(pool.addresses);
+    state.pools[spec.subnet] = pool;
+  }
+  for (const [key, pool] of Object.entries(state.pools)) {
+    if (seen.has(key)) continue;
+    const held: PoolState["addresses"] = {};
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (rec.containerId !== undefined) held[ip] = { ...rec, stale: true };
+    }
+    if (Object.keys(held).length === 0) delete state.pools[key];
+    else pool.addresses = held;
+  }
+}
+
+/** Returns the records ordered by address (stable, readable state files). */
+function sortAddresses(
+  addresses: PoolState["addresses"],
+): PoolState["addresses"] {
+  const out: PoolState["addresses"] = {};
+  const keys = Object.keys(addresses).sort((a, b) =>
+    parseIpv4(a) - parseIpv4(b)
+  );
+  for (const k of keys) {
+    const rec = addresses[k];
+    if (rec !== undefined) out[k] = rec;
+  }
+  return out;
+}
+
+/** Usage counts of a pool. */
+export interface PoolUsage {
+  /** Addresses the pool can hand out (free or held). */
+  readonly total: number;
+  /** Addresses held. */
+  readonly used: number;
+}
+
+/**
+ * Counts a pool's held and total addresses.
+ *
+ * @param pool The pool.
+ * @returns `{total, used}`.
+ */
+export function poolUsage(pool: PoolState): PoolUsage {
+  let used = 0;
+  let total = 0;
+  for (const rec of Object.values(pool.addresses)) {
+    total++;
+    if (rec.containerId !== undefined) used++;
+  }
+  return { total, used };
+}

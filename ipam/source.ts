@@ -1,0 +1,141 @@
+/**
+ * Address sources and refresh: the wireserver (NMAgent XML), IMDS, or a
+ * static list from the config; host link discovery by MAC; and the rules
+ * for when a refresh is due. The fetch itself runs outside the state lock.
+ *
+ * @module
+ */
+import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
+import type { FetchFn, HostInterface } from "@vnet/azure";
+import { normalizeMac } from "./_ip.ts";
+import type { IpamConfig } from "./config.ts";
+import { poolSpecsFromInterfaces } from "./pool.ts";
+import type { HostLink, PoolSpec } from "./pool.ts";
+import type { IpamState } from "./state.ts";
+
+/** Knobs of the source clients (all injectable for tests). */
+export interface SourceOptions {
+  /** `fetch` for the wireserver and IMDS. */
+  fetch?: FetchFn | undefined;
+  /** The host's links; default {@link readHostLinks}. */
+  hostMacs?: (() => HostLink[]) | undefined;
+  /** Per-attempt timeout in ms (client default 5000). */
+  timeoutMs?: number | undefined;
+  /** Retries after the first attempt (client default 2). */
+  retries?: number | undefined;
+  /** Sleep between retries. */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+}
+
+/**
+ * Reads the host's links and MACs from `/sys/class/net/<name>/address`
+ * (synchronous file reads; no netlink). Links without a readable MAC are
+ * skipped.
+ *
+ * @returns Every link with its normalised MAC.
+ */
+export function readHostLinks(): HostLink[] {
+  const out: HostLink[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/sys/class/net")];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    try {
+      const text = Deno.readTextFileSync(`/sys/class/net/${e.name}/address`)
+        .trim();
+      out.push({ name: e.name, mac: normalizeMac(text) });
+    } catch {
+      // No Ethernet-style address (e.g. tunnels): not a NIC candidate.
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Names the source for messages: the URL, or `static config`.
+ *
+ * @param config The IPAM config.
+ * @returns Text such as `http://168.63.129.16/machine/plugins?...`.
+ */
+export function describeSource(config: IpamConfig): string {
+  switch (config.environment) {
+    case "azure":
+      return config.queryUrl;
+    case "imds":
+      return config.imdsUrl;
+    default:
+      return "static config";
+  }
+}
+
+/**
+ * Whether a (network) refresh is due: no state yet, never refreshed, the
+ * interval passed, the clock went backwards, or the host rebooted.
+ *
+ * @param state The persisted state.
+ * @param options Interval, current time and boot id.
+ * @returns True when the source should be queried.
+ */
+export function refreshDue(
+  state: IpamState | undefined,
+  options: { intervalMs: number; now: number; bootId: string },
+): boolean {
+  if (state === undefined || state.lastRefresh <= 0) return true;
+  if (state.bootId !== options.bootId) return true;
+  const age = options.now - state.lastRefresh;
+  return age < 0 || age >= options.intervalMs;
+}
+
+/**
+ * Reads the interfaces from the configured source. Network I/O for
+ * `azure` and `imds`; none for `static`.
+ *
+ * @param config The IPAM config.
+ * @param options `fetch`, timeouts and retries.
+ * @returns The interfaces as reported.
+ * @throws {AzureHttpError} On an HTTP error, network failure or timeout.
+ * @throws {SyntaxError} When the document is malformed.
+ */
+export function fetchInterfaces(
+  config: IpamConfig,
+  options: SourceOptions = {},
+): Promise<HostInterface[]> {
+  const retry = {
+    fetch: options.fetch,
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+    sleep: options.sleep,
+  };
+  switch (config.environment) {
+    case "azure":
+      return getInterfaceInfo({ ...retry, url: config.queryUrl });
+    case "imds":
+      return getImdsInterfaces({ ...retry, baseUrl: config.imdsUrl });
+    default:
+      return Promise.resolve([...config.interfaces]);
+  }
+}
+
+/**
+ * Turns what the source reported into pool specs for this host: NICs are
+ * matched to host links by MAC, restricted to `master` when configured.
+ *
+ * @param config The IPAM config.
+ * @param interfaces What the source reported.
+ * @param options `hostMacs` override.
+ * @returns The pool specs.
+ */
+export function poolSpecsFor(
+  config: IpamConfig,
+  interfaces: readonly HostInterface[],
+  options: SourceOptions = {},
+): PoolSpec[] {
+  const links = config.unbound ? [] : (options.hostMacs ?? readHostLinks)();
+  return poolSpecsFromInterfaces(interfaces, links, {
+    ...(config.master === undefined ? {} : { master: config.master }),
+    unbound: config.unbound,
+  });
+}

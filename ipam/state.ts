@@ -1,0 +1,171 @@
+/**
+ * The persisted IPAM state (`<stateDir>/azure-vnet-ipam.json`), version 1.
+ *
+ * ```json
+ * {"version":1,"lastRefresh":1700000000000,"bootId":"…","pools":{
+ *   "10.240.0.0/16":{"subnet":"10.240.0.0/16","gateway":"10.240.0.1",
+ *     "ifName":"eth0","macAddress":"000d3af9dca6","priority":0,
+ *     "primaryIps":["10.240.0.4"],
+ *     "addresses":{"10.240.0.5":{"containerId":"3f1c…","ifName":"eth0"},
+ *                  "10.240.0.6":{}}}}}
+ * ```
+ *
+ * A free address has no `containerId`. `stale: true` marks an address that
+ * the source no longer reports but that is still held; it is dropped when
+ * released. `lastRefresh` is the epoch time (ms) of the last successful
+ * source refresh, 0 when never; `bootId` is the kernel boot id at that time.
+ *
+ * @module
+ */
+import { CniError, PLUGIN_CODES } from "@vnet/cni";
+
+/** The state file's format version. */
+export const IPAM_STATE_VERSION = 1;
+
+/** The state file's name inside the state directory. */
+export const IPAM_STATE_FILE = "azure-vnet-ipam.json";
+
+/** One address record of a pool. */
+export interface AddressRecord {
+  /** The holder's full `CNI_CONTAINERID`; absent when free. */
+  containerId?: string;
+  /** The holder's `CNI_IFNAME`. */
+  ifName?: string;
+  /** Set when the source no longer reports the address. */
+  stale?: true;
+}
+
+/** One pool: a subnet on a host NIC. */
+export interface PoolState {
+  /** The subnet CIDR (also the pool's key). */
+  subnet: string;
+  /** Host number 1 of the subnet. */
+  gateway: string;
+  /** The host link the NIC was matched to, when known. */
+  ifName?: string;
+  /** The NIC's MAC, 12 lower-case hex digits, or `"*"`. */
+  macAddress: string;
+  /** 1 for a secondary NIC (preferred), 0 for the primary NIC. */
+  priority: number;
+  /** The NIC's primary addresses in this subnet: never handed out. */
+  primaryIps: string[];
+  /** Allocatable addresses, keyed by dotted quad. */
+  addresses: Record<string, AddressRecord>;
+}
+
+/** The whole state document. */
+export interface IpamState {
+  version: typeof IPAM_STATE_VERSION;
+  /** Epoch ms of the last successful refresh; 0 when never. */
+  lastRefresh: number;
+  /** `/proc/sys/kernel/random/boot_id` at the last refresh. */
+  bootId: string;
+  /** Pools keyed by subnet CIDR. */
+  pools: Record<string, PoolState>;
+}
+
+/** A new, empty state. */
+export function emptyIpamState(bootId: string): IpamState {
+  return { version: IPAM_STATE_VERSION, lastRefresh: 0, bootId, pools: {} };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function corrupt(path: string, why: string): CniError {
+  return new CniError(
+    PLUGIN_CODES.corruptState,
+    `Cannot use IPAM state file "${path}": ${why}`,
+    {
+      details:
+        `Inspect or repair it with \`deno task state\`, or move it aside to start empty`,
+    },
+  );
+}
+
+/**
+ * Validates a parsed state document.
+ *
+ * @param value The parsed JSON (`undefined` for a missing or empty file).
+ * @param path The file, for messages.
+ * @returns The state, or `undefined` when `value` is `undefined`.
+ * @throws {CniError} Code 102 when the document is no version-1 state.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseIpamState } from "./state.ts";
+ * const s = parseIpamState(
+ *   { version: 1, lastRefresh: 0, bootId: "b", pools: {} },
+ *   "/run/x.json",
+ * );
+ * assert.equal(s?.version, 1);
+ * ```
+ */
+export function parseIpamState(
+  value: unknown,
+  path: string,
+): IpamState | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw corrupt(path, "not a JSON object");
+  if (value.version !== IPAM_STATE_VERSION) {
+    throw corrupt(
+      path,
+      `unsupported format version ${JSON.stringify(value.version)}`,
+    );
+  }
+  if (typeof value.lastRefresh !== "number" || !isObject(value.pools)) {
+    throw corrupt(path, `"lastRefresh" or "pools" missing or malformed`);
+  }
+  for (const [key, pool] of Object.entries(value.pools)) {
+    if (
+      !isObject(pool) || typeof pool.subnet !== "string" ||
+      typeof pool.gateway !== "string" || !isObject(pool.addresses) ||
+      !Array.isArray(pool.primaryIps)
+    ) {
+      throw corrupt(path, `pool "${key}" is malformed`);
+    }
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (!isObject(rec)) throw corrupt(path, `address "${ip}" is malformed`);
+    }
+  }
+  return {
+    ...value,
+    bootId: typeof value.bootId === "string" ? value.bootId : "",
+  } as unknown as IpamState;
+}
+
+/**
+ * Reads and validates an IPAM state file without locking (for tools).
+ *
+ * @param path The state file.
+ * @returns The state, or `undefined` when the file is missing or empty.
+ * @throws {CniError} Code 102 when the file cannot be parsed.
+ * @throws {Deno.errors.PermissionDenied} When the file cannot be read.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { readIpamState } from "@vnet/ipam";
+ * const state = await readIpamState("/var/run/azure-vnet-ipam.json");
+ * ```
+ */
+export async function readIpamState(
+  path: string,
+): Promise<IpamState | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  if (text.trim() === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(path, err instanceof Error ? err.message : String(err));
+  }
+  return parseIpamState(value, path);
+}
