@@ -1,8 +1,11 @@
 /**
- * Builds `dist/`: filled in with the plugins (issue #7).
+ * `deno task build` / `deno task compile`: builds `dist/azure-vnet` and
+ * `dist/azure-vnet-ipam`.
  *
  * @module
  */
+import { runBuildCli } from "./cli.ts";
+
 if (import.meta.main) {
-  Deno.exit(0);
+  Deno.exit(await runBuildCli(Deno.args));
 }

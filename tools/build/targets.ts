@@ -1,0 +1,78 @@
+/**
+ * What `deno task build` produces: one entry per binary, with the
+ * permissions that binary needs (STYLE.md section 10).
+ *
+ * @module
+ */
+
+/** Default directory of the state files (`AZURE_VNET_STATE_DIR`). */
+export const DEFAULT_STATE_DIR = "/var/run";
+/** Default directory of the log files (`AZURE_VNET_LOG_DIR`). */
+export const DEFAULT_LOG_DIR = "/var/log";
+/** Default writable, pre-warmed `DENO_DIR` used by the launchers. */
+export const DEFAULT_DENO_DIR = "/var/lib/azure-vnet/deno";
+/** The wireserver, IMDS and loopback: the only network peers. */
+export const NET_ALLOW: readonly string[] = [
+  "168.63.129.16",
+  "169.254.169.254",
+  "127.0.0.1",
+];
+
+/** The permissions one binary is granted. */
+export interface TargetPermissions {
+  /** `--allow-ffi` (libnl). */
+  ffi: boolean;
+  /** `--allow-net` scoped to {@link NET_ALLOW}. */
+  net: boolean;
+  /** Extra read paths besides the state and log dirs. */
+  read: readonly string[];
+  /** Extra write paths besides the state and log dirs. */
+  write: readonly string[];
+  /** Programs it may run by name (`ebtables`). */
+  run: readonly string[];
+  /**
+   * May exec delegate plugins found in `CNI_PATH`. The launcher lists the
+   * executables of every `CNI_PATH` directory at start (and grants read on
+   * those directories); a compiled binary, whose permissions are fixed at
+   * build time, gets `--allow-run` unrestricted instead.
+   */
+  delegates: boolean;
+}
+
+/** One binary of `dist/`. */
+export interface BuildTarget {
+  /** Output name (`dist/<name>`, `dist/<name>.js`). */
+  name: string;
+  /** Entry module, relative to the repository root. */
+  entry: string;
+  /** What it may do. */
+  permissions: TargetPermissions;
+}
+
+/** The plugins `deno task build` builds. */
+export const TARGETS: readonly BuildTarget[] = [
+  {
+    name: "azure-vnet",
+    entry: "cni/plugins/azure-vnet/main.ts",
+    permissions: {
+      ffi: true,
+      net: true,
+      read: ["/proc", "/sys", "/var/run/netns", "/run/netns"],
+      write: ["/proc", "/var/run/netns", "/run/netns"],
+      run: ["ebtables"],
+      delegates: true,
+    },
+  },
+  {
+    name: "azure-vnet-ipam",
+    entry: "ipam/plugins/azure-vnet-ipam/main.ts",
+    permissions: {
+      ffi: false,
+      net: true,
+      read: [],
+      write: [],
+      run: [],
+      delegates: false,
+    },
+  },
+];
