@@ -1,0 +1,101 @@
+/**
+ * Sink setup for entry points: the only module that configures logtape.
+ * Library code only calls `getLogger([...])`, which does nothing until an
+ * entry point configures a sink here.
+ *
+ * @module
+ */
+import { configure, type LogLevel, reset } from "@logtape/logtape";
+import { getFileSink } from "@logtape/file";
+
+/** The level names a config's `logLevel` may use. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+/** Options of {@link configureLogging}. */
+export interface LoggingOptions {
+  /** The log file, such as `/var/log/azure-vnet.log` (created 0640). */
+  file: string;
+  /** The lowest level written; default `info`. `warn` means `warning`. */
+  level?: string;
+}
+
+/**
+ * Maps a level name (case-insensitive; `warn` is accepted for `warning`).
+ *
+ * @param level The name.
+ * @returns The logtape level.
+ * @throws {RangeError} For an unknown name.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseLogLevel } from "./logging.ts";
+ * assert.equal(parseLogLevel("WARN"), "warning");
+ * ```
+ */
+export function parseLogLevel(level: string): LogLevelName {
+  const l = level.toLowerCase();
+  const name = l === "warn" ? "warning" : l;
+  if (!(LOG_LEVELS as readonly string[]).includes(name)) {
+    throw new RangeError(
+      `Invalid log level "${level}": expected one of ${LOG_LEVELS.join(", ")}`,
+    );
+  }
+  return name as LogLevel & LogLevelName;
+}
+
+/**
+ * Sends every logger's records at `level` or above to a file, one line per
+ * record. Dispose the result (`await using`) before exit: that flushes and
+ * closes the file and resets logtape.
+ *
+ * The file is created with mode 0640 if missing (its directory must exist;
+ * a caller overriding the path handles that).
+ *
+ * @param options The file and level.
+ * @returns A handle whose disposal flushes and closes the sink.
+ * @throws {RangeError} For an unknown level.
+ * @throws {Deno.errors.NotFound} When the directory does not exist.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLogger } from "@logtape/logtape";
+ * import { configureLogging } from "./logging.ts";
+ * const dir = await Deno.makeTempDir();
+ * {
+ *   await using _log = await configureLogging({ file: `${dir}/p.log` });
+ *   getLogger(["demo"]).info("ADD {id} ok", { id: "c1" });
+ * }
+ * assert.match(await Deno.readTextFile(`${dir}/p.log`), /ADD "c1" ok/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function configureLogging(
+  options: LoggingOptions,
+): Promise<AsyncDisposable> {
+  const level = parseLogLevel(options.level ?? "info");
+  const f = await Deno.open(options.file, {
+    append: true,
+    create: true,
+    mode: 0o640,
+  });
+  f.close();
+  const sink = getFileSink(options.file, { bufferSize: 0 });
+  await configure({
+    reset: true,
+    sinks: { file: sink },
+    loggers: [
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+      { category: [], sinks: ["file"], lowestLevel: level },
+    ],
+  });
+  return {
+    async [Symbol.asyncDispose](): Promise<void> {
+      await reset();
+    },
+  };
+}
