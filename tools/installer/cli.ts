@@ -1,0 +1,112 @@
+/**
+ * Command line of `deno task install`.
+ *
+ * @module
+ */
+import { parseCli } from "../_cli.ts";
+import { install, type InstallOptions, uninstall } from "./installer.ts";
+
+const USAGE = `usage: deno task install [options]
+
+Installs dist/azure-vnet and dist/azure-vnet-ipam (compiled binaries, or
+launchers with their .js bundles) and writes 10-azure.conflist, then runs
+VERSION against each installed plugin.
+
+options:
+  --bin-dir DIR        plugin directory (default /opt/cni/bin)
+  --conf-dir DIR       conflist directory (default /etc/cni/net.d)
+  --dist DIR           build output to install (default <repo>/dist)
+  --master IF          host NIC for the bridge (default: plugin auto-detects)
+  --cni-version V      conflist cniVersion (default 1.0.0)
+  --ipam-env ENV       ipam.environment: azure or mas
+  --force              replace a different existing conflist
+  --uninstall          remove exactly what the last install wrote
+  -h, --help           this text`;
+
+const OPTIONS = {
+  "bin-dir": { type: "string" },
+  "conf-dir": { type: "string" },
+  dist: { type: "string" },
+  master: { type: "string" },
+  "cni-version": { type: "string" },
+  "ipam-env": { type: "string" },
+  force: { type: "boolean" },
+  uninstall: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function write(stream: "out" | "err", text: string): void {
+  const s = stream === "out" ? Deno.stdout : Deno.stderr;
+  s.writeSync(new TextEncoder().encode(text));
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
+function messageOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error && !err.message.includes(
+      err.cause.message,
+    )
+    ? `: ${err.cause.message}`
+    : "";
+  return `${err.message}${cause}`;
+}
+
+/**
+ * Runs the installer command line.
+ *
+ * @param args The arguments (without the program name).
+ * @returns 0 done, 1 failed (message on stderr), 2 usage error.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { runInstallerCli } from "./cli.ts";
+ * Deno.exit(await runInstallerCli(["--bin-dir", "/tmp/bin"]));
+ * ```
+ */
+export async function runInstallerCli(
+  args: readonly string[],
+): Promise<number> {
+  const parsed = parseCli(args, { usage: USAGE, options: OPTIONS });
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const v = parsed.values;
+  if (v.help === true) {
+    write("out", `${USAGE}\n`);
+    return 0;
+  }
+  const options: InstallOptions = {};
+  if (v["bin-dir"] !== undefined) options.binDir = absolute(v["bin-dir"]);
+  if (v["conf-dir"] !== undefined) options.confDir = absolute(v["conf-dir"]);
+  if (v.dist !== undefined) options.distDir = absolute(v.dist);
+  if (v.master !== undefined) options.master = v.master;
+  if (v["cni-version"] !== undefined) options.cniVersion = v["cni-version"];
+  if (v["ipam-env"] !== undefined) options.ipamEnv = v["ipam-env"];
+  if (v.force === true) options.force = true;
+  try {
+    if (v.uninstall === true) {
+      const r = await uninstall(options);
+      for (const f of r.removed) write("out", `removed ${f}\n`);
+      for (const f of r.kept) {
+        write("out", `kept ${f} (changed since install)\n`);
+      }
+      return 0;
+    }
+    const r = await install(options);
+    for (const f of r.files) write("out", `installed ${f}\n`);
+    write("out", `conflist ${r.conflist}\n`);
+    for (const p of r.plugins) {
+      write(
+        "out",
+        `verified ${p.name} (${p.kind}): VERSION ${
+          p.supportedVersions.join(",")
+        }\n`,
+      );
+    }
+    return 0;
+  } catch (err) {
+    write("err", `Install failed: ${messageOf(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,417 @@
+/**
+ * Installs the built plugins and the `10-azure.conflist` onto a host, and
+ * removes exactly what it installed (a manifest in the bin dir records it).
+ *
+ * @module
+ */
+import { SUPPORTED_VERSIONS } from "@vnet/cni";
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["vnet", "installer"]);
+
+/** The plugins installed, by name (`dist/<name>`). */
+export const PLUGINS: readonly string[] = ["azure-vnet", "azure-vnet-ipam"];
+/** Name of the conflist written into the conf dir. */
+export const CONFLIST_NAME = "10-azure.conflist";
+/** Name of the manifest written into the bin dir. */
+export const MANIFEST_NAME = ".azure-vnet-install.json";
+
+/** Options of the conflist. */
+export interface ConflistOptions {
+  /** `cniVersion` (default "1.0.0"). */
+  cniVersion?: string;
+  /** Host NIC to bridge (`master`); default: auto-detect by the plugin. */
+  master?: string;
+  /** `ipam.environment`: "azure" or "mas". */
+  ipamEnv?: string;
+}
+
+/** Options of {@link install} and {@link uninstall}. */
+export interface InstallOptions extends ConflistOptions {
+  /** Build output (default `<repo>/dist`). */
+  distDir?: string;
+  /** Where plugins go (default /opt/cni/bin). */
+  binDir?: string;
+  /** Where the conflist goes (default /etc/cni/net.d). */
+  confDir?: string;
+  /** Overwrite a different existing conflist. */
+  force?: boolean;
+}
+
+/** What the manifest records. */
+export interface InstallManifest {
+  /** Format version. */
+  version: 1;
+  /** Files written, absolute. */
+  files: string[];
+  /** The conflist path and its content hash (removed only if unchanged). */
+  conflist: { path: string; sha256: string };
+}
+
+/** What {@link install} did. */
+export interface InstallReport {
+  /** Files written (absolute). */
+  files: string[];
+  /** "written", "unchanged" or "replaced". */
+  conflist: "written" | "unchanged" | "replaced";
+  /** Per plugin: "compiled" or "launcher", and the VERSION answer. */
+  plugins: { name: string; kind: string; supportedVersions: string[] }[];
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+
+/**
+ * Renders and validates the `10-azure.conflist` document.
+ *
+ * @param options `cniVersion`, `master`, `ipamEnv`.
+ * @returns The JSON text (2-space indented, trailing newline).
+ * @throws {RangeError} For an unsupported `cniVersion`, a `master` longer
+ *   than 15 bytes or an unknown IPAM environment.
+ * @throws {SyntaxError} For a `master` with characters not allowed in names.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { renderConflist } from "./installer.ts";
+ * const conf = JSON.parse(renderConflist({ master: "eth0" }));
+ * assert.equal(conf.cniVersion, "1.0.0");
+ * assert.equal(conf.plugins[0].ipam.type, "azure-vnet-ipam");
+ * ```
+ */
+export function renderConflist(options: ConflistOptions = {}): string {
+  const cniVersion = options.cniVersion ?? "1.0.0";
+  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion)) {
+    throw new RangeError(
+      `Cannot use cniVersion "${cniVersion}": supported are ${
+        SUPPORTED_VERSIONS.join(", ")
+      }`,
+    );
+  }
+  const plugin: Record<string, unknown> = {
+    type: "azure-vnet",
+    mode: "bridge",
+    bridge: "azure0",
+  };
+  if (options.master !== undefined) {
+    if (new TextEncoder().encode(options.master).length > 15) {
+      throw new RangeError(
+        `Cannot use master "${options.master}": longer than 15 bytes`,
+      );
+    }
+    if (!NAME_RE.test(options.master)) {
+      throw new SyntaxError(
+        `Cannot use master "${options.master}": not an interface name`,
+      );
+    }
+    plugin.master = options.master;
+  }
+  const ipam: Record<string, unknown> = { type: "azure-vnet-ipam" };
+  if (options.ipamEnv !== undefined) {
+    if (options.ipamEnv !== "azure" && options.ipamEnv !== "mas") {
+      throw new RangeError(
+        `Cannot use IPAM environment "${options.ipamEnv}": use "azure" or "mas"`,
+      );
+    }
+    ipam.environment = options.ipamEnv;
+  }
+  plugin.ipam = ipam;
+  const doc = { cniVersion, name: "azure", plugins: [plugin] };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+async function sha256(text: string | Uint8Array): Promise<string> {
+  const data = typeof text === "string" ? new TextEncoder().encode(text) : text;
+  const digest = await crypto.subtle.digest("SHA-256", new Uint8Array(data));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+async function readTextOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Writes a file atomically (temp in the same dir, fsync, rename). */
+async function writeAtomic(
+  path: string,
+  data: Uint8Array,
+  mode: number,
+): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await using f = await Deno.open(tmp, {
+      write: true,
+      createNew: true,
+      mode,
+    });
+    let off = 0;
+    while (off < data.length) off += await f.write(data.subarray(off));
+    await f.sync();
+    await Deno.chmod(tmp, mode);
+    if (Deno.uid() === 0) await Deno.chown(tmp, 0, 0);
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+function defaultDist(): string {
+  return decodeURIComponent(new URL("../../dist", import.meta.url).pathname);
+}
+
+/** Finds a plugin's build output: compiled binary, or launcher + bundle. */
+async function artifactOf(
+  distDir: string,
+  name: string,
+): Promise<{ kind: "compiled" | "launcher"; files: string[] }> {
+  const bin = `${distDir}/${name}`;
+  let head: string;
+  try {
+    await using f = await Deno.open(bin);
+    const buf = new Uint8Array(16);
+    const n = await f.read(buf) ?? 0;
+    head = new TextDecoder().decode(buf.subarray(0, n));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new Deno.errors.NotFound(
+      `Cannot install "${name}": "${bin}" not found; run \`deno task build\` first`,
+      { cause: err },
+    );
+  }
+  if (!head.startsWith("#!")) return { kind: "compiled", files: [bin] };
+  const js = `${bin}.js`;
+  try {
+    await Deno.stat(js);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new Deno.errors.NotFound(
+      `Cannot install "${name}": launcher without its bundle "${js}"`,
+      { cause: err },
+    );
+  }
+  return { kind: "launcher", files: [bin, js] };
+}
+
+/**
+ * Runs `CNI_COMMAND=VERSION` against an installed plugin, with an empty
+ * environment like a runtime's reduced one, and checks the answer.
+ *
+ * For a launcher this also warms the V8 code cache of the installed bundle.
+ *
+ * @param path The installed plugin.
+ * @param cniVersion A version the plugin must support.
+ * @returns The plugin's `supportedVersions`.
+ * @throws {Error} When it exits non-zero or answers something else.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { verifyPlugin } from "./installer.ts";
+ * await verifyPlugin("/opt/cni/bin/azure-vnet", "1.0.0");
+ * ```
+ */
+export async function verifyPlugin(
+  path: string,
+  cniVersion: string,
+): Promise<string[]> {
+  const out = await new Deno.Command(path, {
+    clearEnv: true,
+    env: { CNI_COMMAND: "VERSION", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = out.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify({ cniVersion })));
+  await w.close();
+  const res = await out.output();
+  const stdout = new TextDecoder().decode(res.stdout).trim();
+  if (!res.success) {
+    const stderr = new TextDecoder().decode(res.stderr).trim();
+    throw new Error(
+      `Cannot verify "${path}": VERSION exited ${res.code}: ${
+        stdout || stderr
+      }`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch (err) {
+    throw new Error(`Cannot verify "${path}": VERSION printed no JSON`, {
+      cause: err,
+    });
+  }
+  const versions = (doc as { supportedVersions?: unknown })?.supportedVersions;
+  if (
+    !Array.isArray(versions) || !versions.every((v) => typeof v === "string")
+  ) {
+    throw new Error(
+      `Cannot verify "${path}": VERSION has no supportedVersions: ${stdout}`,
+    );
+  }
+  if (!versions.includes(cniVersion)) {
+    throw new Error(
+      `Cannot verify "${path}": cniVersion "${cniVersion}" not supported (${
+        versions.join(", ")
+      })`,
+    );
+  }
+  return versions;
+}
+
+/**
+ * Installs the plugins from `dist/` and the conflist, then verifies them.
+ *
+ * Compiled binaries are copied when present, otherwise the launchers with
+ * their `.js` bundles next to them. Binaries are 0755 root, bundles 0644.
+ * Every file is written atomically. A different existing conflist stops the
+ * install before anything is written, unless `force`; an identical one is
+ * left alone. The manifest is written before verification, so
+ * `--uninstall` can clean up after a failed verification.
+ *
+ * @param options Dirs, conflist options and `force`.
+ * @returns What was written and each plugin's VERSION answer.
+ * @throws {Deno.errors.NotFound} When a build output is missing.
+ * @throws {Deno.errors.AlreadyExists} When a different conflist exists.
+ * @throws {RangeError} For invalid conflist options.
+ * @throws {Error} When a plugin fails verification.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { install } from "./installer.ts";
+ * await install({ binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d" });
+ * ```
+ */
+export async function install(
+  options: InstallOptions = {},
+): Promise<InstallReport> {
+  const distDir = options.distDir ?? defaultDist();
+  const binDir = options.binDir ?? "/opt/cni/bin";
+  const confDir = options.confDir ?? "/etc/cni/net.d";
+  const conflistText = renderConflist(options);
+  const cniVersion = options.cniVersion ?? "1.0.0";
+  const artifacts = [];
+  for (const name of PLUGINS) {
+    artifacts.push({ name, ...await artifactOf(distDir, name) });
+  }
+  const conflistPath = `${confDir}/${CONFLIST_NAME}`;
+  const existing = await readTextOrUndefined(conflistPath);
+  let conflist: InstallReport["conflist"] = "written";
+  if (existing !== undefined) {
+    if (existing === conflistText) conflist = "unchanged";
+    else if (options.force === true) conflist = "replaced";
+    else {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot write "${conflistPath}": a different conflist exists; use --force to replace it`,
+      );
+    }
+  }
+  await Deno.mkdir(binDir, { recursive: true });
+  await Deno.mkdir(confDir, { recursive: true });
+  const files: string[] = [];
+  for (const a of artifacts) {
+    for (const src of a.files) {
+      const dst = `${binDir}/${src.slice(src.lastIndexOf("/") + 1)}`;
+      const mode = src.endsWith(".js") ? 0o644 : 0o755;
+      await writeAtomic(dst, await Deno.readFile(src), mode);
+      files.push(dst);
+      log.info("Installed {dst}", { dst });
+    }
+  }
+  if (conflist !== "unchanged") {
+    await writeAtomic(
+      conflistPath,
+      new TextEncoder().encode(conflistText),
+      0o644,
+    );
+  }
+  const manifest: InstallManifest = {
+    version: 1,
+    files,
+    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
+  };
+  await writeAtomic(
+    `${binDir}/${MANIFEST_NAME}`,
+    new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
+    0o644,
+  );
+  const plugins = [];
+  for (const a of artifacts) {
+    const versions = await verifyPlugin(`${binDir}/${a.name}`, cniVersion);
+    plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
+  }
+  return { files, conflist, plugins };
+}
+
+/** What {@link uninstall} did. */
+export interface UninstallReport {
+  /** Files removed. */
+  removed: string[];
+  /** Files kept (a conflist changed since install). */
+  kept: string[];
+}
+
+/**
+ * Removes exactly what {@link install} recorded in the bin dir's manifest.
+ *
+ * The conflist is removed only when its content is still what was
+ * installed. Files already gone are fine.
+ *
+ * @param options `binDir` (where the manifest is).
+ * @returns The removed and kept paths.
+ * @throws {Deno.errors.NotFound} When there is no manifest.
+ * @throws {SyntaxError} When the manifest is corrupt.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { uninstall } from "./installer.ts";
+ * await uninstall({ binDir: "/opt/cni/bin" });
+ * ```
+ */
+export async function uninstall(
+  options: InstallOptions = {},
+): Promise<UninstallReport> {
+  const binDir = options.binDir ?? "/opt/cni/bin";
+  const manifestPath = `${binDir}/${MANIFEST_NAME}`;
+  const text = await readTextOrUndefined(manifestPath);
+  if (text === undefined) {
+    throw new Deno.errors.NotFound(
+      `Cannot uninstall: no manifest "${manifestPath}"`,
+    );
+  }
+  let manifest: InstallManifest;
+  try {
+    manifest = JSON.parse(text) as InstallManifest;
+    if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
+      throw new TypeError("unknown format");
+    }
+  } catch (err) {
+    throw new SyntaxError(`Cannot read manifest "${manifestPath}"`, {
+      cause: err,
+    });
+  }
+  const removed: string[] = [];
+  const kept: string[] = [];
+  async function remove(path: string): Promise<void> {
+    try {
+      await Deno.remove(path);
+      removed.push(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  for (const f of manifest.files) await remove(f);
+  const conf = await readTextOrUndefined(manifest.conflist.path);
+  if (conf !== undefined) {
+    if (await sha256(conf) === manifest.conflist.sha256) {
+      await remove(manifest.conflist.path);
+    } else kept.push(manifest.conflist.path);
+  }
+  await remove(manifestPath);
+  return { removed, kept };
+}
