@@ -109,7 +109,11 @@ export function describeIssues(
     if (issue.code === "invalid_type") {
       if (found === undefined) return `${field} is missing`;
       return `${field} must be ${
-        issue.expected === "array" ? "a list" : `a ${issue.expected}`
+        issue.expected === "array"
+          ? "a list"
+          : issue.expected === "object"
+          ? "an object"
+          : `a ${issue.expected}`
       }, found ${describeType(found)}`;
     }
     if (issue.code === "invalid_format") {
