@@ -54,7 +54,9 @@ export interface SandboxRecord {
   /** Every netns created, in creation order. */
   netns: string[];
   /** The emulator process, once started. */
-  emulator: { pid: number; stateFile: string } | undefined;
+  emulator:
+    | { pid: number; stateFile: string; caFile: string; armEndpoint: string }
+    | undefined;
   /** Plugin install locations. */
   binDir: string;
   /** Conflist directory. */

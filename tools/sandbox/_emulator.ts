@@ -1,0 +1,196 @@
+/**
+ * The sandbox's side of the Azure emulator (`./emulator/`): seed its state,
+ * start it inside the fabric netns on the documented addresses, read its ARM
+ * view back, stop it. The only file that knows the emulator's CLI and state
+ * format.
+ *
+ * @module
+ */
+import { execIn } from "./_run.ts";
+import { linuxMac } from "./fabric_rules.ts";
+import { addVm, emptyState, type EmulatorState } from "./emulator/state.ts";
+
+/** A NIC from the ARM state, as the fabric needs it. */
+export interface ArmNic {
+  /** NIC name. */
+  readonly name: string;
+  /** MAC, Linux form. */
+  readonly mac: string;
+  /** IPv4 ipconfig addresses, primary first. */
+  readonly ips: readonly string[];
+}
+
+/** A running emulator. */
+export interface EmulatorHandle {
+  /** Its pid (the deno process inside the fabric netns). */
+  readonly pid: number;
+  /** Its state file. */
+  readonly stateFile: string;
+  /** The CA certificate for ARM's TLS. */
+  readonly caFile: string;
+  /** The ARM endpoint nodes use. */
+  readonly armEndpoint: string;
+}
+
+/** The sandbox's emulator process entry. */
+export const EMULATOR_MAIN = new URL("./_emulator_proc.ts", import.meta.url)
+  .pathname;
+
+/** One node's VM as seeded. */
+export interface SeededVm {
+  /** VM name. */
+  readonly name: string;
+  /** NIC name. */
+  readonly nicName: string;
+  /** NIC MAC, Linux form. */
+  readonly mac: string;
+  /** The primary address ARM assigned. */
+  readonly primaryIp: string;
+}
+
+/**
+ * Writes the emulator's initial state: one VM per node, each with one NIC
+ * holding its primary ipconfig only (ARM assigns the address).
+ *
+ * @param stateFile The emulator state file.
+ * @param options The subnet and the VM names.
+ * @returns The VMs with their MACs and primary addresses.
+ */
+export async function seedEmulatorState(
+  stateFile: string,
+  options: { subnet: string; vmNames: readonly string[] },
+): Promise<SeededVm[]> {
+  const state = emptyState();
+  const out: SeededVm[] = [];
+  for (const name of options.vmNames) {
+    const vm = addVm(state, {
+      name,
+      subnet: { prefix: options.subnet },
+      ipConfigCount: 1,
+    });
+    out.push({
+      name,
+      nicName: vm.nic.name,
+      mac: linuxMac(vm.nic.macAddress),
+      primaryIp: vm.nic.ipConfigurations[0]?.privateIPAddress ?? "",
+    });
+  }
+  await Deno.writeTextFile(stateFile, JSON.stringify(state, null, 2) + "\n");
+  return out;
+}
+
+/**
+ * Starts the emulator inside the fabric netns, listening on every address
+ * there (168.63.129.16 and 169.254.169.254 on port 80, ARM on 443), and
+ * waits until it listens.
+ *
+ * @param fabricNetns The fabric netns.
+ * @param options The state file and the directory for the CA and log.
+ * @returns The handle.
+ * @throws {Error} When it does not listen within 15 s.
+ */
+export async function startEmulator(
+  fabricNetns: string,
+  options: { stateFile: string; dir: string },
+): Promise<EmulatorHandle> {
+  const caFile = `${options.dir}/tls/ca.pem`;
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      fabricNetns,
+      Deno.execPath(),
+      "run",
+      "-A",
+      EMULATOR_MAIN,
+      options.stateFile,
+      `${options.dir}/tls`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const ss = await execIn(fabricNetns, ["ss", "-Hltn"], { check: false });
+    if (/:80\s/.test(ss.stdout) && /:443\s/.test(ss.stdout)) {
+      return {
+        pid: child.pid,
+        stateFile: options.stateFile,
+        caFile,
+        armEndpoint: "https://168.63.129.16:443",
+      };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(
+    `Cannot start the emulator in "${fabricNetns}": not listening after 15 s`,
+  );
+}
+
+/**
+ * Reads the emulator's ARM view: every NIC with its MAC and ipconfigs.
+ *
+ * @param stateFile The emulator state file.
+ * @returns The NICs.
+ */
+export async function readArmNics(stateFile: string): Promise<ArmNic[]> {
+  const state = JSON.parse(
+    await Deno.readTextFile(stateFile),
+  ) as EmulatorState;
+  return state.vms.map((vm) => ({
+    name: vm.nic.name,
+    mac: linuxMac(vm.nic.macAddress),
+    ips: [...vm.nic.ipConfigurations]
+      .sort((a, b) => Number(b.primary) - Number(a.primary))
+      .flatMap((c) =>
+        c.privateIPAddress === undefined ? [] : [c.privateIPAddress]
+      ),
+  }));
+}
+
+/**
+ * True while a process with this pid exists.
+ *
+ * @param pid The pid.
+ * @returns Whether `/proc/<pid>` exists.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(
+      stat.lastIndexOf(")") + 2,
+      stat.lastIndexOf(")") + 3,
+    );
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the emulator (SIGTERM, then SIGKILL after 3 s) and waits for it.
+ *
+ * @param pid The emulator pid.
+ * @returns True when it is gone.
+ */
+export async function stopEmulator(pid: number): Promise<boolean> {
+  if (!processAlive(pid)) return true;
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return !processAlive(pid);
+  }
+  for (let i = 0; i < 60 && processAlive(pid); i++) {
+    if (i === 30) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return !processAlive(pid);
+}

@@ -1,0 +1,126 @@
+/**
+ * `deno task sandbox`: `up`, `status`, `exec`, `negative`, `down`.
+ *
+ * @module
+ */
+import { parseCli } from "../_cli.ts";
+import { loadRecord } from "./record.ts";
+import {
+  checkSandbox,
+  defaultDir,
+  recordPath,
+  removeSnatRule,
+  sandboxDown,
+  sandboxExec,
+  sandboxStatus,
+  sandboxUp,
+} from "./sandbox.ts";
+
+const USAGE = `usage: deno task sandbox <command> [options]
+  up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
+      build the fabric, N nodes (default 2), K ipconfigs per NIC (default 8),
+      M pods per node (default 2) through the real azure-vnet; print the table
+  status [--prefix P] [--dir D]         what is running
+  exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
+  negative [--node I] [--prefix P] [--dir D]
+      remove node I's egress MAC SNAT rule and show cross-node traffic fail
+  down [--prefix P] [--dir D]           remove everything up created, verify
+`;
+
+const OPTIONS = {
+  nodes: { type: "string" },
+  pods: { type: "string" },
+  "ip-count": { type: "string" },
+  prefix: { type: "string" },
+  dir: { type: "string" },
+  node: { type: "string" },
+  "skip-build": { type: "boolean" },
+} as const;
+
+function write(lines: readonly string[]): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(lines.join("\n") + "\n"));
+}
+
+function writeErr(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(text));
+}
+
+function count(v: string | undefined, dflt: number, name: string): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new RangeError(`Cannot use --${name} "${v}": want 1..64`);
+  }
+  return n;
+}
+
+/**
+ * Runs the sandbox CLI.
+ *
+ * @param args The command line.
+ * @returns The exit code: 0, 1 (failed checks or an error), 2 (usage).
+ */
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  try {
+    if (cmd === "exec") {
+      const prefixed = rest[0] === "--prefix" || rest[0] === "--dir";
+      const flag = prefixed ? rest[0] : undefined;
+      const value = prefixed ? rest[1] ?? "" : "vsb";
+      const dir = flag === "--dir" ? value : defaultDir(value);
+      return await sandboxExec(dir, prefixed ? rest.slice(2) : rest);
+    }
+    const parsed = parseCli(rest, { usage: USAGE, options: OPTIONS });
+    if ("exitCode" in parsed) return parsed.exitCode;
+    const v = parsed.values;
+    const prefix = v.prefix ?? "vsb";
+    const dir = v.dir ?? defaultDir(prefix);
+    switch (cmd) {
+      case "up": {
+        const up = await sandboxUp({
+          prefix,
+          dir,
+          nodes: count(v.nodes, 2, "nodes"),
+          pods: count(v.pods, 2, "pods"),
+          ipCount: count(v["ip-count"], 8, "ip-count"),
+          skipBuild: v["skip-build"] ?? false,
+          print: (l) => write([l]),
+        });
+        return up.results.every((r) => r.ok) ? 0 : 1;
+      }
+      case "status":
+        write(await sandboxStatus(dir));
+        return 0;
+      case "negative": {
+        const rec = await loadRecord(recordPath(dir));
+        const node = Number(v.node ?? "0");
+        write([`removed on node${node}: ${await removeSnatRule(rec, node)}`]);
+        const { results, lines } = await checkSandbox(rec);
+        write(lines);
+        const cross = results.filter((r) =>
+          r.kind === "cross-node" &&
+          (r.pod.node === node ||
+            rec.pods.find((p) => p.ip === r.target)?.node === node)
+        );
+        const proven = cross.length > 0 && cross.every((r) => !r.ok);
+        write([
+          proven
+            ? `NEGATIVE PROOF: all ${cross.length} cross-node checks touching node${node} fail without its SNAT rule`
+            : "NEGATIVE PROOF FAILED: cross-node traffic still passes",
+        ]);
+        return proven ? 0 : 1;
+      }
+      case "down":
+        write(await sandboxDown(dir));
+        return 0;
+      default:
+        writeErr(USAGE);
+        return 2;
+    }
+  } catch (e) {
+    writeErr(
+      `sandbox ${cmd ?? ""}: ${e instanceof Error ? e.message : String(e)}\n`,
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,573 @@
+/**
+ * The sandbox lifecycle: `up` builds the fabric and nodes, starts the
+ * emulator, provisions ipconfigs through `tools/nic`, installs the plugins
+ * and creates pods through the real `azure-vnet`; `status`, `exec` and
+ * `down` act on exactly what the record says `up` created.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { execIn, ipIn, pingFrom, run } from "./_run.ts";
+import {
+  processAlive,
+  readArmNics,
+  seedEmulatorState,
+  startEmulator,
+  stopEmulator,
+} from "./_emulator.ts";
+import {
+  applyFabricRules,
+  createFabric,
+  createNode,
+  IMDS_IP,
+  listSandboxNetns,
+  SandboxNames,
+  subnetLayout,
+  WIRESERVER_IP,
+} from "./fabric.ts";
+import type { FabricView } from "./fabric_rules.ts";
+import {
+  type NodeCniEnv,
+  pluginConfig,
+  podAddress,
+  runCni,
+} from "./cni_runner.ts";
+import {
+  loadRecord,
+  type NodeRecord,
+  type PodRecord,
+  type SandboxRecord,
+  saveRecord,
+} from "./record.ts";
+import {
+  type CheckResult,
+  planChecks,
+  renderTable,
+  runChecks,
+} from "./report.ts";
+
+const log = getLogger(["vnet", "sandbox"]);
+
+/** The repository root (for the build, installer and NIC tool). */
+export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(
+  /\/$/,
+  "",
+);
+
+/** The default subnet of the emulated VNET. */
+export const DEFAULT_SUBNET = "10.240.0.0/16";
+
+/**
+ * The record file of a sandbox directory.
+ *
+ * @param dir The sandbox directory.
+ * @returns `<dir>/sandbox.json`.
+ */
+export function recordPath(dir: string): string {
+  return `${dir}/sandbox.json`;
+}
+
+/** Options of {@linkcode sandboxUp}. */
+export interface UpOptions {
+  /** Prefix of every netns (default `vsb`). */
+  prefix?: string;
+  /** Sandbox directory (default `/var/run/azure-vnet-sandbox/<prefix>`). */
+  dir?: string;
+  /** Node count (default 2). */
+  nodes?: number;
+  /** Pods per node (default 2). */
+  pods?: number;
+  /** Secondary ipconfigs to provision per NIC (default 8). */
+  ipCount?: number;
+  /** Skip `deno task build` (reuse `dist/`). */
+  skipBuild?: boolean;
+  /** Receives progress and table lines (default: the logger). */
+  print?: (line: string) => void;
+}
+
+/** What `up` returns. */
+export interface UpResult {
+  /** The record. */
+  record: SandboxRecord;
+  /** The check results. */
+  results: CheckResult[];
+  /** The rendered table including the summary line. */
+  lines: string[];
+}
+
+/**
+ * The default sandbox directory for a prefix.
+ *
+ * @param prefix The sandbox prefix.
+ * @returns `/var/run/azure-vnet-sandbox/<prefix>`.
+ */
+export function defaultDir(prefix: string): string {
+  return `/var/run/azure-vnet-sandbox/${prefix}`;
+}
+
+function nodeEnv(rec: SandboxRecord, node: NodeRecord): NodeCniEnv {
+  return {
+    netns: node.netns,
+    binDir: rec.binDir,
+    stateDir: node.stateDir,
+    logDir: node.logDir,
+  };
+}
+
+/**
+ * Regenerates the fabric rules from the emulator's current ARM state.
+ *
+ * @param rec The sandbox record.
+ * @returns The view applied.
+ * @throws {Error} When the emulator is not running or a command fails.
+ */
+export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
+  if (rec.emulator === undefined) {
+    throw new Error("Cannot sync the fabric: the emulator is not running");
+  }
+  const nics = await readArmNics(rec.emulator.stateFile);
+  const view: FabricView = {
+    subnet: rec.subnet,
+    ports: rec.nodes.map((n) => ({
+      port: n.port,
+      mac: n.mac,
+      ips: nics.find((c) => c.name === n.nicName)?.ips ?? [n.primaryIp],
+    })),
+  };
+  await applyFabricRules(new SandboxNames(rec.prefix), view);
+  return view;
+}
+
+/**
+ * Provisions `count` more ipconfigs on a node's NIC through `tools/nic`, run
+ * inside the node netns so IMDS sees the node, then regenerates the fabric.
+ *
+ * @param rec The sandbox record.
+ * @param options The node index and the count.
+ * @throws {Error} When the tool fails.
+ */
+export async function provisionNode(
+  rec: SandboxRecord,
+  options: { node: number; count: number },
+): Promise<void> {
+  const node = rec.nodes[options.node];
+  if (node === undefined || rec.emulator === undefined) {
+    throw new RangeError(`Cannot provision node ${options.node}: no such node`);
+  }
+  await execIn(node.netns, [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${REPO_ROOT}/tools/nic/main.ts`,
+    "provision",
+    "--count",
+    String(options.count),
+    "--imds-url",
+    `http://${IMDS_IP}`,
+    "--arm-endpoint",
+    rec.emulator.armEndpoint,
+    "--ca-file",
+    rec.emulator.caFile,
+  ]);
+  await syncFabric(rec);
+}
+
+/**
+ * Creates a pod netns and runs the CNI ADD for it on its node.
+ *
+ * @param rec The sandbox record (the pod is appended and saved).
+ * @param options The node index and the pod name.
+ * @returns The pod.
+ * @throws {Error} When the ADD fails (its netns is removed again).
+ */
+export async function addPod(
+  rec: SandboxRecord,
+  options: { node: number; name: string; config?: Record<string, unknown> },
+): Promise<PodRecord> {
+  const node = rec.nodes[options.node];
+  if (node === undefined) {
+    throw new RangeError(
+      `Cannot add pod to node ${options.node}: no such node`,
+    );
+  }
+  await ipIn("", ["netns", "add", options.name]);
+  rec.netns.push(options.name);
+  await saveRecord(recordPath(rec.dir), rec);
+  await ipIn(options.name, ["link", "set", "lo", "up"]);
+  const containerId = crypto.randomUUID().replaceAll("-", "");
+  const out = await runCni(nodeEnv(rec, node), {
+    command: "ADD",
+    containerId,
+    netnsPath: `/var/run/netns/${options.name}`,
+    ifName: "eth0",
+    config: options.config ?? await podConfig(rec),
+  });
+  if (out.code !== 0 || out.result === undefined) {
+    await ipIn("", ["netns", "del", options.name]).catch(() => "");
+    rec.netns = rec.netns.filter((n) => n !== options.name);
+    await saveRecord(recordPath(rec.dir), rec);
+    throw new Error(
+      `Cannot add pod "${options.name}": azure-vnet exited ${out.code}: ${out.stdout.trim()} ${out.stderr.trim()}`,
+    );
+  }
+  const addr = podAddress(out.result);
+  const pod: PodRecord = {
+    name: options.name,
+    node: options.node,
+    containerId,
+    ifName: "eth0",
+    ...addr,
+  };
+  rec.pods.push(pod);
+  await saveRecord(recordPath(rec.dir), rec);
+  return pod;
+}
+
+/**
+ * Runs the CNI DEL for a pod and deletes its netns.
+ *
+ * @param rec The sandbox record (the pod is removed and saved).
+ * @param name The pod name.
+ * @throws {Error} When the DEL fails.
+ */
+export async function deletePod(
+  rec: SandboxRecord,
+  name: string,
+): Promise<void> {
+  const pod = rec.pods.find((p) => p.name === name);
+  const node = rec.nodes[pod?.node ?? -1];
+  if (pod === undefined || node === undefined) {
+    throw new RangeError(`Cannot delete pod "${name}": no such pod`);
+  }
+  const out = await runCni(nodeEnv(rec, node), {
+    command: "DEL",
+    containerId: pod.containerId,
+    netnsPath: `/var/run/netns/${name}`,
+    ifName: pod.ifName,
+    config: await podConfig(rec),
+  });
+  if (out.code !== 0) {
+    throw new Error(
+      `Cannot delete pod "${name}": azure-vnet exited ${out.code}: ${out.stdout.trim()}`,
+    );
+  }
+  await ipIn("", ["netns", "del", name]).catch(() => "");
+  rec.pods = rec.pods.filter((p) => p.name !== name);
+  rec.netns = rec.netns.filter((n) => n !== name);
+  await saveRecord(recordPath(rec.dir), rec);
+}
+
+/**
+ * The plugin config a runtime would send: the installed conflist's
+ * azure-vnet entry, with the wireserver at its documented address.
+ *
+ * @param rec The sandbox record.
+ * @returns The stdin config.
+ */
+export async function podConfig(
+  rec: SandboxRecord,
+): Promise<Record<string, unknown>> {
+  const entries: string[] = [];
+  for await (const e of Deno.readDir(rec.confDir)) {
+    if (e.name.endsWith(".conflist")) entries.push(e.name);
+  }
+  entries.sort();
+  const first = entries[0];
+  if (first === undefined) {
+    throw new Error(`Cannot find a conflist in "${rec.confDir}"`);
+  }
+  const conflist = JSON.parse(
+    await Deno.readTextFile(`${rec.confDir}/${first}`),
+  ) as Record<string, unknown>;
+  return pluginConfig(conflist);
+}
+
+/**
+ * Runs the connectivity checks of every pod and renders the table.
+ *
+ * @param rec The sandbox record.
+ * @returns The results and the lines (summary last).
+ */
+export async function checkSandbox(
+  rec: SandboxRecord,
+): Promise<{ results: CheckResult[]; lines: string[] }> {
+  const checks = planChecks(rec.pods, {
+    nodes: rec.nodes,
+    gateway: subnetLayout(rec.subnet).gateway,
+  });
+  const results = await runChecks(checks, { ping: pingFrom, parallel: 4 });
+  return { results, lines: renderTable(rec.pods, results) };
+}
+
+/**
+ * Builds the sandbox (see the module doc), prints the table and returns it.
+ * On failure, what was created stays recorded for `down`.
+ *
+ * @param options Sizes, prefix, directory.
+ * @returns The record, check results and table lines.
+ * @throws {Error} When a step fails.
+ */
+export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
+  const print = options.print ?? ((l: string) => log.info(l));
+  const names = new SandboxNames(options.prefix ?? "vsb");
+  const dir = options.dir ?? defaultDir(names.prefix);
+  const nodeCount = options.nodes ?? 2;
+  const podCount = options.pods ?? 2;
+  const ipCount = options.ipCount ?? 8;
+  const subnet = subnetLayout(DEFAULT_SUBNET);
+  try {
+    await Deno.stat(recordPath(dir));
+    throw new Deno.errors.AlreadyExists(
+      `Cannot bring up sandbox "${names.prefix}": "${
+        recordPath(dir)
+      }" exists; run down first`,
+    );
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const rec: SandboxRecord = {
+    version: 1,
+    prefix: names.prefix,
+    dir,
+    subnet: subnet.cidr,
+    netns: [],
+    emulator: undefined,
+    binDir: `${dir}/bin`,
+    confDir: `${dir}/net.d`,
+    nodes: [],
+    pods: [],
+  };
+  const save = () => saveRecord(recordPath(dir), rec);
+  await save();
+
+  print(
+    `fabric: ${names.fabric} (gateway ${subnet.gateway}, ${WIRESERVER_IP}, ${IMDS_IP})`,
+  );
+  rec.netns.push(names.fabric);
+  await save();
+  await createFabric(names, subnet);
+
+  const stateFile = `${dir}/emulator.json`;
+  const vms = await seedEmulatorState(stateFile, {
+    subnet: subnet.cidr,
+    vmNames: Array.from({ length: nodeCount }, (_, i) => names.node(i)),
+  });
+  for (const [i, vm] of vms.entries()) {
+    const node: NodeRecord = {
+      index: i,
+      netns: names.node(i),
+      port: names.port(i),
+      nicName: vm.nicName,
+      mac: vm.mac,
+      primaryIp: vm.primaryIp,
+      stateDir: `${dir}/node${i}/run`,
+      logDir: `${dir}/node${i}/log`,
+    };
+    await Deno.mkdir(node.stateDir, { recursive: true });
+    await Deno.mkdir(node.logDir, { recursive: true });
+    rec.netns.push(node.netns);
+    rec.nodes.push(node);
+    await save();
+    await createNode(names, i, { nic: vm, subnet });
+    print(
+      `node: ${node.netns} eth0 ${vm.mac} ${vm.primaryIp}/${subnet.prefixLength}`,
+    );
+  }
+  const emu = await startEmulator(names.fabric, { stateFile, dir });
+  rec.emulator = emu;
+  await save();
+  print(`emulator: pid ${emu.pid} in ${names.fabric}`);
+  await syncFabric(rec);
+
+  for (const node of rec.nodes) {
+    await provisionNode(rec, { node: node.index, count: ipCount });
+    print(`provisioned: ${node.nicName} +${ipCount} ipconfigs`);
+  }
+
+  if (options.skipBuild !== true) {
+    await run(Deno.execPath(), ["task", "--cwd", REPO_ROOT, "build"]);
+  }
+  await run(Deno.execPath(), [
+    "run",
+    "-A",
+    `${REPO_ROOT}/tools/installer/main.ts`,
+    "--bin-dir",
+    rec.binDir,
+    "--conf-dir",
+    rec.confDir,
+  ]);
+  print(`plugins: installed in ${rec.binDir}, conflist in ${rec.confDir}`);
+
+  for (const node of rec.nodes) {
+    for (let j = 0; j < podCount; j++) {
+      await addPod(rec, { node: node.index, name: names.pod(node.index, j) });
+    }
+  }
+  const { results, lines } = await checkSandbox(rec);
+  for (const l of lines) print(l);
+  return { record: rec, results, lines };
+}
+
+/**
+ * Describes a running sandbox: the emulator, nodes with their ipconfigs and
+ * pods.
+ *
+ * @param dir The sandbox directory.
+ * @returns The lines.
+ * @throws {Deno.errors.NotFound} When there is no sandbox there.
+ */
+export async function sandboxStatus(dir: string): Promise<string[]> {
+  const rec = await loadRecord(recordPath(dir));
+  const live = new Set(await listSandboxNetns(rec.prefix));
+  const lines = [
+    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet})`,
+    `emulator: ${
+      rec.emulator === undefined
+        ? "not started"
+        : `pid ${rec.emulator.pid} ${
+          processAlive(rec.emulator.pid) ? "running" : "GONE"
+        }`
+    }`,
+  ];
+  const nics = rec.emulator === undefined
+    ? []
+    : await readArmNics(rec.emulator.stateFile).catch(() => []);
+  for (const n of rec.nodes) {
+    const ips = nics.find((c) => c.name === n.nicName)?.ips ?? [];
+    lines.push(
+      `node${n.index}: ${n.netns} ${
+        live.has(n.netns) ? "up" : "MISSING"
+      } ${n.mac} ${n.primaryIp} ipconfigs=${ips.length}`,
+    );
+  }
+  for (const p of rec.pods) {
+    lines.push(
+      `pod: ${p.name} node${p.node} ${p.ip} ${p.mac} ${
+        live.has(p.name) ? "up" : "MISSING"
+      }`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * Runs a command inside a pod (or node, or the fabric) netns of the sandbox.
+ *
+ * @param dir The sandbox directory.
+ * @param argv The target name (pod name, `nodeN` or `fabric`), then the
+ *   command.
+ * @returns The exit code (output is inherited).
+ * @throws {RangeError} When the target is not part of the sandbox.
+ */
+export async function sandboxExec(
+  dir: string,
+  argv: string[],
+): Promise<number> {
+  const rec = await loadRecord(recordPath(dir));
+  const [target, ...cmd] = argv;
+  const names = new SandboxNames(rec.prefix);
+  const ns = rec.pods.find((p) => p.name === target)?.name ??
+    (target === "fabric" ? names.fabric : undefined) ??
+    rec.nodes.find((n) => `node${n.index}` === target || n.netns === target)
+      ?.netns;
+  if (ns === undefined || cmd.length === 0) {
+    throw new RangeError(
+      `Cannot exec in "${
+        target ?? ""
+      }": want a pod name, nodeN or fabric, then a command`,
+    );
+  }
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns, ...cmd],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  return (await child.status).code;
+}
+
+/**
+ * Removes everything `up` recorded: DEL for each pod (best effort), the
+ * emulator process, every netns (with their links and rules), the sandbox
+ * directory; then checks that each is gone.
+ *
+ * @param dir The sandbox directory.
+ * @returns The lines describing what was removed; the last one says
+ *   whether everything is gone.
+ * @throws {Error} When something is left behind.
+ */
+export async function sandboxDown(dir: string): Promise<string[]> {
+  const rec = await loadRecord(recordPath(dir));
+  const lines: string[] = [];
+  for (const p of [...rec.pods]) {
+    await deletePod(rec, p.name).then(
+      () => lines.push(`pod: ${p.name} deleted (CNI DEL)`),
+      (e: unknown) => lines.push(`pod: ${p.name} DEL failed: ${String(e)}`),
+    );
+  }
+  if (rec.emulator !== undefined) {
+    const gone = await stopEmulator(rec.emulator.pid);
+    lines.push(
+      `emulator: pid ${rec.emulator.pid} ${gone ? "stopped" : "STILL RUNNING"}`,
+    );
+  }
+  for (const ns of [...rec.netns].reverse()) {
+    await ipIn("", ["netns", "del", ns]).catch(() => "");
+    lines.push(`netns: ${ns} deleted`);
+  }
+  await Deno.remove(rec.dir, { recursive: true }).catch(() => {});
+  const left: string[] = [];
+  const liveNetns = new Set(await listSandboxNetns(rec.prefix));
+  for (const ns of rec.netns) if (liveNetns.has(ns)) left.push(`netns ${ns}`);
+  if (rec.emulator !== undefined && processAlive(rec.emulator.pid)) {
+    left.push(`emulator pid ${rec.emulator.pid}`);
+  }
+  try {
+    await Deno.stat(rec.dir);
+    left.push(`directory ${rec.dir}`);
+  } catch {
+    // gone, as wanted
+  }
+  if (left.length > 0) {
+    throw new Error(
+      `Cannot take sandbox "${rec.prefix}" down: left ${left.join(", ")}`,
+    );
+  }
+  lines.push(`down: sandbox ${rec.prefix} removed, nothing left behind`);
+  return lines;
+}
+
+/**
+ * Removes a node's egress MAC SNAT rule (the plugin's
+ * `POSTROUTING ... -j snat`), for the negative proof.
+ *
+ * @param rec The sandbox record.
+ * @param node The node index.
+ * @returns The removed rule text.
+ * @throws {Error} When the node has no such rule.
+ */
+export async function removeSnatRule(
+  rec: SandboxRecord,
+  node: number,
+): Promise<string> {
+  const n = rec.nodes[node];
+  if (n === undefined) throw new RangeError(`Cannot find node ${node}`);
+  const list = await execIn(n.netns, [
+    "ebtables",
+    "-t",
+    "nat",
+    "-L",
+    "POSTROUTING",
+    "--Ln",
+  ]);
+  const line = list.stdout.split("\n").find((l) => /-j snat/.test(l));
+  const num = line === undefined
+    ? undefined
+    : /^(\d+)\./.exec(line.trim())?.[1];
+  if (line === undefined || num === undefined) {
+    throw new Error(`Cannot find the SNAT rule on node${node}: ${list.stdout}`);
+  }
+  await execIn(n.netns, ["ebtables", "-t", "nat", "-D", "POSTROUTING", num]);
+  return line.trim();
+}
