@@ -121,7 +121,10 @@ function toResult(
 }
 
 function sourceFailure(config: IpamConfig, cause: unknown): CniError {
-  const transient = !(cause instanceof AzureHttpError) || cause.transient;
+  // A malformed document or a 4xx will not heal by retrying: 101.
+  const transient = cause instanceof AzureHttpError
+    ? cause.transient
+    : !(cause instanceof SyntaxError);
   return new CniError(
     transient ? CODES.tryAgainLater : PLUGIN_CODES.sourceFailed,
     `Cannot get the host's addresses from "${

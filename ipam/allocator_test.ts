@@ -1,0 +1,241 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  allocate,
+  findReservation,
+  gcReservations,
+  release,
+} from "./allocator.ts";
+import { mergePools } from "./pool.ts";
+import type { PoolSpec } from "./pool.ts";
+import { emptyIpamState } from "./state.ts";
+import type { IpamState } from "./state.ts";
+
+function spec(
+  subnet: string,
+  addresses: string[],
+  extra: Partial<PoolSpec> = {},
+): PoolSpec {
+  const gw = subnet.replace(/\.0\/\d+$/, ".1");
+  return {
+    subnet,
+    gateway: gw,
+    macAddress: "000d3af9dca6",
+    priority: 0,
+    primaryIps: [],
+    addresses,
+    ...extra,
+  };
+}
+
+function stateWith(...specs: PoolSpec[]): IpamState {
+  const s = emptyIpamState("boot");
+  mergePools(s, specs);
+  return s;
+}
+
+Deno.test("allocate() hands out the lowest free address", () => {
+  const s = stateWith(
+    spec("10.1.0.0/24", ["10.1.0.9", "10.1.0.5", "10.1.0.7"]),
+  );
+  assert.equal(
+    allocate(s, { containerId: "a", ifName: "eth0" }).ip,
+    "10.1.0.5",
+  );
+  assert.equal(
+    allocate(s, { containerId: "b", ifName: "eth0" }).ip,
+    "10.1.0.7",
+  );
+  release(s, { containerId: "a", ifName: "eth0" });
+  assert.equal(
+    allocate(s, { containerId: "c", ifName: "eth0" }).ip,
+    "10.1.0.5",
+  );
+});
+
+Deno.test("allocate() never hands out primary, network, broadcast or gateway", () => {
+  const s = stateWith(spec("10.1.0.0/24", ["10.1.0.6"], {
+    primaryIps: ["10.1.0.4"],
+  }));
+  const pool = s.pools["10.1.0.0/24"];
+  assert.ok(pool);
+  // Even if a corrupt or hand-edited state lists them, they are skipped.
+  for (const ip of ["10.1.0.0", "10.1.0.1", "10.1.0.255", "10.1.0.4"]) {
+    pool.addresses[ip] = {};
+  }
+  assert.equal(
+    allocate(s, { containerId: "a", ifName: "eth0" }).ip,
+    "10.1.0.6",
+  );
+  assert.throws(() => allocate(s, { containerId: "b", ifName: "eth0" }), {
+    name: "CniError",
+    code: 100,
+  });
+});
+
+Deno.test("allocate() returns the same address on an ADD retry", () => {
+  const s = stateWith(spec("10.1.0.0/24", ["10.1.0.5", "10.1.0.6"]));
+  const key = { containerId: "a", ifName: "eth0" };
+  assert.equal(allocate(s, key).ip, "10.1.0.5");
+  assert.equal(allocate(s, key).ip, "10.1.0.5");
+  assert.equal(
+    allocate(s, { ...key, requestedIp: "10.1.0.5/24" }).ip,
+    "10.1.0.5",
+  );
+  assert.throws(() => allocate(s, { ...key, requestedIp: "10.1.0.6" }), {
+    name: "CniError",
+    code: 107,
+    message: /already holds "10.1.0.5"/,
+  });
+  // Another ifname of the same container is a different attachment.
+  assert.equal(
+    allocate(s, { containerId: "a", ifName: "eth1" }).ip,
+    "10.1.0.6",
+  );
+});
+
+Deno.test("allocate() honours a requested address", async (t) => {
+  const s = stateWith(
+    spec("10.1.0.0/24", ["10.1.0.5", "10.1.0.6", "10.1.0.7"]),
+  );
+  await t.step("when free", () => {
+    assert.equal(
+      allocate(s, { containerId: "a", ifName: "eth0", requestedIp: "10.1.0.7" })
+        .ip,
+      "10.1.0.7",
+    );
+  });
+  const cases: [string, RegExp][] = [
+    ["10.1.0.7", /"10.1.0.7": in use by container "a"/],
+    ["10.9.0.7", /"10.9.0.7": not in any address pool/],
+    ["10.1.0.1", /"10.1.0.1": not in any address pool/],
+  ];
+  for (const [ip, message] of cases) {
+    await t.step(`fails with 107 for ${ip}`, () => {
+      assert.throws(
+        () =>
+          allocate(s, { containerId: "b", ifName: "eth0", requestedIp: ip }),
+        { name: "CniError", code: 107, message },
+      );
+    });
+  }
+  await t.step("fails with 7 for text that is no address", () => {
+    assert.throws(
+      () => allocate(s, { containerId: "b", ifName: "eth0", requestedIp: "x" }),
+      { name: "CniError", code: 7, message: /requested address "x"/ },
+    );
+  });
+});
+
+Deno.test("allocate() names the subnet and usage when exhausted", () => {
+  const ips = ["5", "6", "7", "8", "9", "10", "11"].map((n) => `10.240.0.${n}`);
+  const s = stateWith(spec("10.240.0.0/16", ips));
+  for (let i = 0; i < 7; i++) {
+    allocate(s, { containerId: `c${i}`, ifName: "eth0" });
+  }
+  assert.throws(() => allocate(s, { containerId: "c8", ifName: "eth0" }), {
+    name: "CniError",
+    code: 100,
+    message: /^No free address in subnet 10\.240\.0\.0\/16: 7 of 7 in use$/,
+  });
+  assert.throws(
+    () => allocate(emptyIpamState(""), { containerId: "x", ifName: "eth0" }),
+    {
+      name: "CniError",
+      code: 100,
+      message: /no address pool/,
+    },
+  );
+});
+
+Deno.test("allocate() prefers secondary NICs, then honours ipam.subnet", () => {
+  const s = stateWith(
+    spec("10.1.0.0/24", ["10.1.0.5"]),
+    spec("10.2.0.0/24", ["10.2.0.5"], { priority: 1 }),
+    spec("10.0.0.0/24", ["10.0.0.5"]),
+  );
+  assert.equal(allocate(s, { containerId: "a", ifName: "e" }).ip, "10.2.0.5");
+  assert.equal(allocate(s, { containerId: "b", ifName: "e" }).ip, "10.0.0.5");
+  assert.equal(
+    allocate(s, { containerId: "c", ifName: "e", subnet: "10.1.0.9/24" }).ip,
+    "10.1.0.5",
+  );
+  assert.throws(
+    () => allocate(s, { containerId: "d", ifName: "e", subnet: "10.3.0.0/24" }),
+    {
+      name: "CniError",
+      code: 100,
+      message: /No address pool for subnet 10.3.0.0\/24/,
+    },
+  );
+});
+
+Deno.test("release() is idempotent and drops stale records", () => {
+  const s = stateWith(spec("10.1.0.0/24", ["10.1.0.5", "10.1.0.6"]));
+  const key = { containerId: "a", ifName: "eth0" };
+  allocate(s, key);
+  assert.deepEqual(release(s, key), ["10.1.0.5"]);
+  assert.deepEqual(release(s, key), []);
+  assert.deepEqual(release(s, { containerId: "zz", ifName: "" }), []);
+  allocate(s, key);
+  mergePools(s, [spec("10.1.0.0/24", ["10.1.0.6"])]);
+  assert.deepEqual(s.pools["10.1.0.0/24"]?.addresses["10.1.0.5"], {
+    containerId: "a",
+    ifName: "eth0",
+    stale: true,
+  });
+  assert.deepEqual(release(s, key), ["10.1.0.5"]);
+  assert.equal(s.pools["10.1.0.0/24"]?.addresses["10.1.0.5"], undefined);
+  assert.equal(findReservation(s, key), undefined);
+});
+
+Deno.test("gcReservations() releases attachments not in the valid list", () => {
+  const s = stateWith(
+    spec("10.1.0.0/24", ["10.1.0.5", "10.1.0.6", "10.1.0.7"]),
+  );
+  allocate(s, { containerId: "a", ifName: "eth0" });
+  allocate(s, { containerId: "b", ifName: "eth0" });
+  allocate(s, { containerId: "b", ifName: "eth1" });
+  const dropped = gcReservations(s, [{ containerId: "b", ifName: "eth0" }]);
+  assert.deepEqual(
+    dropped.map((k) => `${k.containerId}/${k.ifName}`).sort(),
+    ["a/eth0", "b/eth1"],
+  );
+  assert.equal(
+    findReservation(s, { containerId: "b", ifName: "eth0" })?.ip,
+    "10.1.0.6",
+  );
+});
+
+Deno.test("allocate() never hands one address to two attachments (property)", () => {
+  const ips = Array.from({ length: 20 }, (_, i) => `10.1.0.${i + 5}`);
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 30 })), {
+        maxLength: 80,
+      }),
+      (ops) => {
+        const s = stateWith(spec("10.1.0.0/24", ips));
+        const held = new Map<number, string>();
+        for (const [add, c] of ops) {
+          const key = { containerId: `c${c}`, ifName: "eth0" };
+          if (add) {
+            try {
+              const ip = allocate(s, key).ip;
+              if (held.has(c)) assert.equal(held.get(c), ip);
+              held.set(c, ip);
+            } catch (err) {
+              assert.equal((err as { code?: number }).code, 100);
+              assert.equal(held.size, ips.length);
+            }
+          } else {
+            release(s, key);
+            held.delete(c);
+          }
+          assert.equal(new Set(held.values()).size, held.size);
+        }
+      },
+    ),
+    { numRuns: 100 },
+  );
+});

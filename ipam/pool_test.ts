@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import type { HostInterface } from "@vnet/azure";
+import { allocate, release } from "./allocator.ts";
+import { mergePools, poolSpecsFromInterfaces, poolUsage } from "./pool.ts";
+import type { HostLink } from "./pool.ts";
+import { emptyIpamState } from "./state.ts";
+
+const LINKS: HostLink[] = [
+  { name: "lo", mac: "000000000000" },
+  { name: "eth0", mac: "000d3af9dca6" },
+  { name: "eth1", mac: "000d3af9dc11" },
+];
+
+function nic(
+  mac: string,
+  prefix: string,
+  addrs: [string, boolean][],
+  options: { secondary?: boolean } = {},
+): HostInterface {
+  return {
+    macAddress: mac,
+    isPrimary: options.secondary !== true,
+    subnets: [{
+      prefix,
+      addresses: addrs.map(([address, p]) => ({ address, isPrimary: p })),
+    }],
+  };
+}
+
+const PRIMARY = nic("000D3AF9DCA6", "10.240.0.0/16", [
+  ["10.240.0.4", true],
+  ["10.240.0.5", false],
+  ["10.240.0.6", false],
+]);
+const SECONDARY = nic("00:0D:3A:F9:DC:11", "10.241.0.0/16", [
+  ["10.241.0.4", true],
+  ["10.241.0.5", false],
+], { secondary: true });
+
+Deno.test("poolSpecsFromInterfaces() matches NICs to host links by MAC", () => {
+  const specs = poolSpecsFromInterfaces([PRIMARY, SECONDARY], LINKS);
+  assert.deepEqual(specs, [
+    {
+      subnet: "10.240.0.0/16",
+      gateway: "10.240.0.1",
+      macAddress: "000d3af9dca6",
+      priority: 0,
+      primaryIps: ["10.240.0.4"],
+      addresses: ["10.240.0.5", "10.240.0.6"],
+      ifName: "eth0",
+    },
+    {
+      subnet: "10.241.0.0/16",
+      gateway: "10.241.0.1",
+      macAddress: "000d3af9dc11",
+      priority: 1,
+      primaryIps: ["10.241.0.4"],
+      addresses: ["10.241.0.5"],
+      ifName: "eth1",
+    },
+  ]);
+});
+
+Deno.test("poolSpecsFromInterfaces() skips NICs matching no link or not master", () => {
+  const stranger = nic("AABBCCDDEEFF", "10.9.0.0/24", [[
+    "10.9.0.5",
+    false,
+  ]], { secondary: true });
+  assert.deepEqual(
+    poolSpecsFromInterfaces([stranger], LINKS).map((s) => s.subnet),
+    [],
+  );
+  assert.deepEqual(
+    poolSpecsFromInterfaces([PRIMARY, SECONDARY], LINKS, { master: "eth1" })
+      .map((s) => s.subnet),
+    ["10.241.0.0/16"],
+  );
+});
+
+Deno.test("poolSpecsFromInterfaces() binds the wildcard MAC to master or the only link", () => {
+  const wild = nic("*", "10.0.0.0/24", [["10.0.0.4", true], [
+    "10.0.0.5",
+    false,
+  ]]);
+  assert.deepEqual(poolSpecsFromInterfaces([wild], LINKS), []);
+  assert.equal(
+    poolSpecsFromInterfaces([wild], LINKS, { master: "eth0" })[0]?.ifName,
+    "eth0",
+  );
+  assert.equal(
+    poolSpecsFromInterfaces([wild], LINKS.slice(0, 2))[0]?.macAddress,
+    "000d3af9dca6",
+  );
+});
+
+Deno.test("poolSpecsFromInterfaces() drops gateway, network, broadcast and outsiders", () => {
+  const odd = nic("000d3af9dca6", "10.5.0.0/24", [
+    ["10.5.0.0", false],
+    ["10.5.0.1", false],
+    ["10.5.0.255", false],
+    ["10.6.0.9", false],
+    ["bogus", false],
+    ["10.5.0.20", false],
+  ]);
+  const bad = nic("000d3af9dca6", "not-a-prefix", [["10.5.0.9", false]]);
+  const specs = poolSpecsFromInterfaces([odd, bad], LINKS);
+  assert.equal(specs.length, 1);
+  assert.deepEqual(specs[0]?.addresses, ["10.5.0.20"]);
+});
+
+Deno.test("mergePools() follows the NIC gaining and losing addresses", async (t) => {
+  const state = emptyIpamState("b");
+  const base = poolSpecsFromInterfaces([PRIMARY], LINKS);
+  mergePools(state, base);
+  allocate(state, { containerId: "a", ifName: "eth0" }); // 10.240.0.5
+  const pool = () => state.pools["10.240.0.0/16"];
+
+  await t.step("a new address is available at once", () => {
+    const grown = nic("000D3AF9DCA6", "10.240.0.0/16", [
+      ["10.240.0.4", true],
+      ["10.240.0.5", false],
+      ["10.240.0.6", false],
+      ["10.240.0.7", false],
+    ]);
+    mergePools(state, poolSpecsFromInterfaces([grown], LINKS));
+    assert.deepEqual(Object.keys(pool()?.addresses ?? {}), [
+      "10.240.0.5",
+      "10.240.0.6",
+      "10.240.0.7",
+    ]);
+    assert.equal(pool()?.addresses["10.240.0.5"]?.containerId, "a");
+  });
+
+  await t.step("a vanished held address stays, stale; a free one goes", () => {
+    const shrunk = nic("000D3AF9DCA6", "10.240.0.0/16", [
+      ["10.240.0.4", true],
+      ["10.240.0.7", false],
+    ]);
+    mergePools(state, poolSpecsFromInterfaces([shrunk], LINKS));
+    assert.deepEqual(pool()?.addresses, {
+      "10.240.0.5": { containerId: "a", ifName: "eth0", stale: true },
+      "10.240.0.7": {},
+    });
+    assert.deepEqual(poolUsage(pool() ?? assert.fail()), { total: 2, used: 1 });
+  });
+
+  await t.step("an address seen again loses stale", () => {
+    mergePools(state, base);
+    assert.deepEqual(pool()?.addresses["10.240.0.5"], {
+      containerId: "a",
+      ifName: "eth0",
+    });
+  });
+
+  await t.step("a vanished pool keeps only held addresses, then goes", () => {
+    mergePools(state, []);
+    assert.deepEqual(pool()?.addresses, {
+      "10.240.0.5": { containerId: "a", ifName: "eth0", stale: true },
+    });
+    release(state, { containerId: "a", ifName: "eth0" });
+    assert.equal(pool(), undefined);
+  });
+});
