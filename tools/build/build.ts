@@ -31,6 +31,8 @@ export interface BuildOptions {
   noCompile?: boolean;
   /** The targets (default {@link TARGETS}); tests pass fixtures. */
   targets?: readonly BuildTarget[];
+  /** Grant `--allow-all` (see `TargetPermissions.all`). */
+  allowAll?: boolean;
   /** The deno binary to build with and pin (default `Deno.execPath()`). */
   denoPath?: string;
 }
@@ -264,7 +266,11 @@ export async function build(
   const outDir = options.outDir ?? `${root}/dist`;
   const denoDir = options.denoDir ?? DEFAULT_DENO_DIR;
   const denoPath = options.denoPath ?? Deno.execPath();
-  const targets = options.targets ?? TARGETS;
+  const targets = (options.targets ?? TARGETS).map((t) =>
+    options.allowAll === true
+      ? { ...t, permissions: { ...t.permissions, all: true } }
+      : t
+  );
   for (const t of targets) {
     try {
       await Deno.stat(`${root}/${t.entry}`);

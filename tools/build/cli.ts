@@ -19,6 +19,8 @@ options:
   --deno-dir DIR       DENO_DIR baked into launchers (default /var/lib/azure-vnet/deno)
   --compile-only       only deno compile; fail if it cannot
   --no-compile         skip the compile attempt; build launchers
+  --allow-all          grant --allow-all instead of scoped permissions (Deno
+                       refuses Deno.* file APIs on /proc and /sys otherwise)
   --entry NAME=PATH    replace the entry of target NAME (repeatable)
   --only NAME          build only target NAME (repeatable)
   -h, --help           this text`;
@@ -28,6 +30,7 @@ const OPTIONS = {
   "deno-dir": { type: "string" },
   "compile-only": { type: "boolean" },
   "no-compile": { type: "boolean" },
+  "allow-all": { type: "boolean" },
   entry: { type: "string", multiple: true },
   only: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
@@ -91,6 +94,7 @@ export async function runBuildCli(args: readonly string[]): Promise<number> {
     if (v["deno-dir"] !== undefined) options.denoDir = absolute(v["deno-dir"]);
     if (v["compile-only"] === true) options.compileOnly = true;
     if (v["no-compile"] === true) options.noCompile = true;
+    if (v["allow-all"] === true) options.allowAll = true;
     const built = await build(options);
     for (const b of built) {
       const why = b.compileSkipped === undefined

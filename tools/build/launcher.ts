@@ -60,6 +60,13 @@ export interface LauncherSpec {
  */
 export function renderLauncher(spec: LauncherSpec): string {
   const p = spec.permissions;
+  const flags: string[] = [];
+  if (p.all === true) flags.push("--allow-all");
+  else flags.push(...scopedLauncherFlags(p));
+  return renderScript(spec, flags);
+}
+
+function scopedLauncherFlags(p: TargetPermissions): string[] {
   const read = p.read.map((x) => `,${x}`).join("");
   const write = p.write.map((x) => `,${x}`).join("");
   const flags: string[] = [];
@@ -69,6 +76,11 @@ export function renderLauncher(spec: LauncherSpec): string {
   flags.push(`--allow-write="$state,$log${write}"`);
   if (p.run.length > 0 || p.delegates) flags.push(`--allow-run="$run"`);
   if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);
+  return flags;
+}
+
+function renderScript(spec: LauncherSpec, flags: string[]): string {
+  const p = spec.permissions;
   const delegates = p.delegates
     ? [
       "# Delegates: every executable in the CNI_PATH directories.",
@@ -128,6 +140,7 @@ export function renderLauncher(spec: LauncherSpec): string {
  * ```
  */
 export function compileFlags(p: TargetPermissions): string[] {
+  if (p.all === true) return ["--allow-all"];
   const base = [DEFAULT_STATE_DIR, DEFAULT_LOG_DIR];
   const flags: string[] = [];
   if (p.ffi) flags.push("--allow-ffi");

@@ -37,6 +37,14 @@ export interface TargetPermissions {
    * build time, gets `--allow-run` unrestricted instead.
    */
   delegates: boolean;
+  /**
+   * Grant `--allow-all` instead of the scoped flags. Deno 2.9.6 refuses
+   * `Deno.*` file APIs on `/proc/*` and `/sys/*` ("Requires all access")
+   * whatever `--allow-read`/`--allow-write` say, so code that reads
+   * `/proc/thread-self/ns/net`, `/proc/sys` or `/sys/class/net` through
+   * `Deno.*` only works with this (libc through FFI is not affected).
+   */
+  all?: boolean;
 }
 
 /** One binary of `dist/`. */
@@ -69,7 +77,7 @@ export const TARGETS: readonly BuildTarget[] = [
     permissions: {
       ffi: false,
       net: true,
-      read: [],
+      read: ["/sys"],
       write: [],
       run: [],
       delegates: false,

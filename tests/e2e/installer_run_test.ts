@@ -1,0 +1,175 @@
+/**
+ * The installer against real build output (launchers built from the
+ * fixture entry while the plugin entries are being written), in temp dirs.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import { build } from "../../tools/build/build.ts";
+import { TARGETS } from "../../tools/build/targets.ts";
+
+const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
+const FIXTURE = "tools/build/testdata/fixture_plugin.ts";
+
+async function installer(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}tools/installer/main.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+function owner(path: string): number | null {
+  return Deno.statSync(path).uid;
+}
+
+function mode(path: string): number {
+  return (Deno.statSync(path).mode ?? 0) & 0o777;
+}
+
+Deno.test("installer installs, verifies, refuses a different conflist and uninstalls exactly", async (t) => {
+  requireRoot();
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-inst-" });
+  try {
+    const dist = `${tmp}/dist`;
+    const bin = `${tmp}/bin`;
+    const conf = `${tmp}/net.d`;
+    await build({
+      outDir: dist,
+      denoDir: `${tmp}/deno`,
+      noCompile: true,
+      targets: TARGETS.map((x) => ({ ...x, entry: FIXTURE })),
+    });
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(`${bin}/portmap`, "#!/bin/sh\n");
+    const base = ["--dist", dist, "--bin-dir", bin, "--conf-dir", conf];
+
+    await t.step(
+      "install writes plugins 0755, bundles 0644, conflist",
+      async () => {
+        const r = await installer([...base, "--master", "eth0"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /verified azure-vnet \(launcher\): VERSION .*1\.0\.0/,
+        );
+        assert.match(r.stdout, /verified azure-vnet-ipam \(launcher\)/);
+        assert.equal(mode(`${bin}/azure-vnet`), 0o755);
+        assert.equal(mode(`${bin}/azure-vnet-ipam`), 0o755);
+        assert.equal(mode(`${bin}/azure-vnet.js`), 0o644);
+        assert.equal(owner(`${bin}/azure-vnet`), 0);
+        const doc = JSON.parse(
+          await Deno.readTextFile(`${conf}/10-azure.conflist`),
+        );
+        assert.deepEqual(doc, {
+          cniVersion: "1.0.0",
+          name: "azure",
+          plugins: [{
+            type: "azure-vnet",
+            mode: "bridge",
+            bridge: "azure0",
+            master: "eth0",
+            ipam: { type: "azure-vnet-ipam" },
+          }],
+        });
+      },
+    );
+
+    await t.step(
+      "installed launcher answers VERSION with only CNI_* set",
+      async () => {
+        const out = await new Deno.Command(`${bin}/azure-vnet`, {
+          clearEnv: true,
+          env: { CNI_COMMAND: "VERSION" },
+          stdout: "piped",
+        }).output();
+        assert.ok(out.success);
+        const doc = JSON.parse(new TextDecoder().decode(out.stdout));
+        assert.ok(doc.supportedVersions.includes("1.0.0"));
+      },
+    );
+
+    await t.step(
+      "identical conflist is a no-op, a different one needs --force",
+      async () => {
+        let r = await installer([...base, "--master", "eth0"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /conflist unchanged/);
+        r = await installer(base);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /a different conflist exists; use --force/);
+        r = await installer([...base, "--force", "--cni-version", "0.4.0"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /conflist replaced/);
+        const doc = JSON.parse(
+          await Deno.readTextFile(`${conf}/10-azure.conflist`),
+        );
+        assert.equal(doc.cniVersion, "0.4.0");
+        assert.equal(doc.plugins[0].master, undefined);
+      },
+    );
+
+    await t.step(
+      "bad options: usage exit 2, invalid values exit 1",
+      async () => {
+        let r = await installer([...base, "--nope"]);
+        assert.equal(r.code, 2);
+        assert.match(
+          r.stderr,
+          /Unknown option '--nope'[\s\S]*usage: deno task install/,
+        );
+        r = await installer([...base, "--force", "--cni-version", "9.9.9"]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /Cannot use cniVersion "9\.9\.9"/);
+        r = await installer([
+          ...base,
+          "--force",
+          "--master",
+          "a-very-long-ifname0",
+        ]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /longer than 15 bytes/);
+      },
+    );
+
+    await t.step("a missing build output stops the install", async () => {
+      const r = await installer([
+        "--dist",
+        `${tmp}/empty`,
+        "--bin-dir",
+        `${tmp}/bin2`,
+        "--conf-dir",
+        `${tmp}/conf2`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /not found; run `deno task build` first/);
+      await assert.rejects(Deno.stat(`${tmp}/bin2`), {
+        name: "NotFound",
+        message: /No such file/,
+      });
+    });
+
+    await t.step("--uninstall removes exactly what was installed", async () => {
+      const r = await installer(["--bin-dir", bin, "--uninstall"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(names(bin), ["portmap"]);
+      assert.deepEqual(names(conf), []);
+      const again = await installer(["--bin-dir", bin, "--uninstall"]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /no manifest/);
+    });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
