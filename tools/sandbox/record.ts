@@ -77,7 +77,7 @@ export async function saveRecord(
   path: string,
   record: SandboxRecord,
 ): Promise<void> {
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2) + "\n");
   await Deno.rename(tmp, path);
 }

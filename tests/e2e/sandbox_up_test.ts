@@ -1,0 +1,234 @@
+/**
+ * The whole sandbox through the real plugins: `up` (fabric, emulator,
+ * provisioning through tools/nic, build + install, pods through azure-vnet),
+ * then the negative proof, scale-up while pods run, pod churn with a leak
+ * check, a node "reboot", and `down` leaving nothing behind. One sandbox is
+ * shared by the steps to stay within the e2e time budget.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import { ipJson, run } from "../_support/netns.ts";
+import {
+  addPod,
+  checkSandbox,
+  deletePod,
+  podConfig,
+  provisionNode,
+  recordPath,
+  removeSnatRule,
+  sandboxDown,
+  sandboxUp,
+} from "../../tools/sandbox/sandbox.ts";
+import { listSandboxNetns } from "../../tools/sandbox/fabric.ts";
+import { processAlive, readArmNics } from "../../tools/sandbox/_emulator.ts";
+import { runCni } from "../../tools/sandbox/cni_runner.ts";
+import type { SandboxRecord } from "../../tools/sandbox/record.ts";
+
+async function ebtablesNat(netns: string): Promise<string[]> {
+  const out = await run("ip", [
+    "netns",
+    "exec",
+    netns,
+    "ebtables",
+    "-t",
+    "nat",
+    "-L",
+  ]);
+  return out.split("\n").filter((l) => l.startsWith("-"));
+}
+
+async function hostLinks(netns: string): Promise<string[]> {
+  const links = await ipJson<{ ifname: string }[]>(["link", "show"], netns);
+  return links.map((l) => l.ifname).sort();
+}
+
+async function permanentNeigh(netns: string): Promise<string[]> {
+  const n = await ipJson<{ dst: string; state?: string[] }[]>(
+    ["neigh", "show"],
+    netns,
+  );
+  return n.filter((e) => e.state?.includes("PERMANENT")).map((e) => e.dst)
+    .sort();
+}
+
+async function ipamInUse(stateDir: string): Promise<string[]> {
+  const text = await Deno.readTextFile(`${stateDir}/azure-vnet-ipam.json`);
+  const state = JSON.parse(text) as {
+    pools: Record<
+      string,
+      { addresses: Record<string, { containerId?: string }> }
+    >;
+  };
+  return Object.values(state.pools).flatMap((pool) =>
+    Object.entries(pool.addresses)
+      .filter(([, a]) => a.containerId !== undefined)
+      .map(([ip]) => ip)
+  ).sort();
+}
+
+Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t) => {
+  requireRoot();
+  const prefix = `vsb-${crypto.randomUUID().slice(0, 5)}`;
+  const dir = await Deno.makeTempDir({ prefix: "vsb-up-" });
+  await Deno.remove(dir);
+  let rec: SandboxRecord | undefined;
+  try {
+    const up = await sandboxUp({
+      prefix,
+      dir,
+      nodes: 2,
+      pods: 2,
+      ipCount: 8,
+      print: () => {},
+    });
+    rec = up.record;
+    const r = rec;
+
+    await t.step("multi-node connectivity: every check passes", () => {
+      assert.equal(up.results.length, 16, up.lines.join("\n"));
+      assert.equal(up.lines.at(-1), "PASS: 16/16 checks", up.lines.join("\n"));
+    });
+
+    await t.step(
+      "negative proof: without the egress SNAT rule cross-node traffic fails",
+      async () => {
+        const removed = await removeSnatRule(r, 0);
+        assert.match(removed, /-j snat/);
+        const { results } = await checkSandbox(r);
+        const cross0 = results.filter((c) =>
+          c.kind === "cross-node" && c.pod.node === 0
+        );
+        assert.ok(
+          cross0.length > 0 && cross0.every((c) => !c.ok),
+          JSON.stringify(cross0),
+        );
+        assert.ok(
+          results.filter((c) => c.kind === "same-node").every((c) => c.ok),
+        );
+        // Put the rule back the way the plugin wrote it.
+        const [mac] = [r.nodes[0]?.mac ?? ""];
+        await run("ip", [
+          "netns",
+          "exec",
+          r.nodes[0]?.netns ?? "",
+          "ebtables",
+          "-t",
+          "nat",
+          "-A",
+          "POSTROUTING",
+          "-s",
+          "unicast",
+          "-o",
+          "eth0",
+          "-j",
+          "snat",
+          "--to-src",
+          mac,
+          "--snat-arp",
+          "--snat-target",
+          "ACCEPT",
+        ]);
+        const again = await checkSandbox(r);
+        assert.ok(again.results.every((c) => c.ok), again.lines.join("\n"));
+      },
+    );
+
+    await t.step("scale-up of ipconfigs while pods run", async () => {
+      const before =
+        (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
+          n.name === r.nodes[1]?.nicName
+        )?.ips.length ?? 0;
+      await provisionNode(r, { node: 1, count: 4 });
+      const after = (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
+        n.name === r.nodes[1]?.nicName
+      )?.ips.length ?? 0;
+      assert.equal(after, before + 4);
+      const { results, lines } = await checkSandbox(r);
+      assert.ok(
+        results.every((c) =>
+          c.ok
+        ),
+        lines.join("\n"),
+      );
+      // The new addresses are allocatable: fill node1 one past its old capacity.
+      const running = r.pods.filter((p) => p.node === 1).length;
+      const fill = before - 1 - running + 1;
+      const extra = [];
+      for (let j = 0; j < fill; j++) {
+        extra.push(await addPod(r, { node: 1, name: `${prefix}-n1-x${j}` }));
+      }
+      const { results: res2, lines: l2 } = await checkSandbox(r);
+      assert.ok(res2.every((c) => c.ok), l2.join("\n"));
+      for (const p of extra) await deletePod(r, p.name);
+    });
+
+    await t.step(
+      "pod churn: 100 pods created and deleted, nothing leaks",
+      async () => {
+        const node = r.nodes[0];
+        assert.ok(node !== undefined);
+        const links = await hostLinks(node.netns);
+        const rules = await ebtablesNat(node.netns);
+        const neigh = await permanentNeigh(node.netns);
+        const inUse = await ipamInUse(node.stateDir);
+        const start = Date.now();
+        for (let round = 0; round < 25; round++) {
+          const batch = await Promise.all(
+            [0, 1, 2, 3].map((k) =>
+              addPod(r, { node: 0, name: `${prefix}-c${round}-${k}` })
+            ),
+          );
+          for (const p of batch) await deletePod(r, p.name);
+        }
+        const ms = Date.now() - start;
+        assert.deepEqual(await hostLinks(node.netns), links);
+        assert.deepEqual(await ebtablesNat(node.netns), rules);
+        assert.deepEqual(await permanentNeigh(node.netns), neigh);
+        assert.deepEqual(await ipamInUse(node.stateDir), inUse);
+        assert.ok(ms < 90_000, `churn took ${ms} ms`);
+      },
+    );
+
+    await t.step(
+      "node reboot: pods' netns vanish behind the plugin; DEL and GC recover",
+      async () => {
+        const node = r.nodes[1];
+        assert.ok(node !== undefined);
+        const pods = r.pods.filter((p) => p.node === 1);
+        for (const p of pods) await run("ip", ["netns", "del", p.name]);
+        // The runtime then DELs each pod (netns gone), and new pods come up.
+        for (const p of pods) {
+          const out = await runCni(
+            {
+              netns: node.netns,
+              binDir: r.binDir,
+              stateDir: node.stateDir,
+              logDir: node.logDir,
+            },
+            {
+              command: "DEL",
+              containerId: p.containerId,
+              netnsPath: `/var/run/netns/${p.name}`,
+              ifName: p.ifName,
+              config: await podConfig(r),
+            },
+          );
+          assert.equal(out.code, 0, out.stdout);
+          r.pods = r.pods.filter((x) => x.name !== p.name);
+          r.netns = r.netns.filter((x) => x !== p.name);
+        }
+        assert.deepEqual(await ipamInUse(node.stateDir), []);
+        const fresh = await addPod(r, { node: 1, name: `${prefix}-n1-reborn` });
+        const { results, lines } = await checkSandbox(r);
+        assert.ok(results.every((c) => c.ok), lines.join("\n"));
+        assert.ok(fresh.ip !== "");
+      },
+    );
+  } finally {
+    const lines = await sandboxDown(dir).catch((e) => [String(e)]);
+    assert.match(lines.at(-1) ?? "", /nothing left behind/, lines.join("\n"));
+  }
+  assert.deepEqual(await listSandboxNetns(prefix), []);
+  assert.ok(rec?.emulator === undefined || !processAlive(rec.emulator.pid));
+  await assert.rejects(Deno.stat(recordPath(dir)), { name: "NotFound" });
+});
