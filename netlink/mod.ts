@@ -1,6 +1,57 @@
 /**
- * @vnet/netlink.
+ * @vnet/netlink: Linux networking over libnl through `Deno.dlopen`, the only
+ * FFI in the project.
+ *
+ * A {@link NetlinkHandle} is a route socket bound to one network namespace,
+ * with iproute2-like verbs (`linkAddVeth`, `addrAdd`, `routeAdd`,
+ * `neighSet`, ...). {@link withNetns}, {@link netnsAdd} and
+ * {@link netnsDel} manage namespaces; {@link sysctlGet}/{@link sysctlSet}
+ * reach per-namespace sysctls. `ip.ts` and `mac.ts` helpers are pure.
+ *
+ * libnl is loaded lazily on first use (`libnl-3.so.200`,
+ * `libnl-route-3.so.200`; override with `VNET_LIBNL_PATH` and
+ * `VNET_LIBNL_ROUTE_PATH`), and only the symbols a verb needs are bound.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { NetlinkHandle } from "@vnet/netlink";
+ *
+ * using nl = NetlinkHandle.open();
+ * nl.linkAddVeth({ name: "azv1", peerName: "eth0", peerNetns: "/var/run/netns/c1" });
+ * nl.linkSetUp("azv1");
+ * ```
  *
  * @module
  */
-export {};
+export { NetlinkHandle } from "./handle.ts";
+export { mapNetlinkError, NetlinkError, NLE } from "./errors.ts";
+export type { NetlinkErrorOptions } from "./errors.ts";
+export { NETNS_RUN_DIR, netnsAdd, netnsDel, withNetns } from "./netns.ts";
+export { sysctlGet, sysctlSet } from "./sysctl.ts";
+export { validateIfName, validateMtu } from "./link.ts";
+export {
+  broadcast,
+  contains,
+  host,
+  intToIp,
+  ipFamily,
+  ipToInt,
+  network,
+  normalizeIp,
+  parseCidr,
+} from "./ip.ts";
+export type { Cidr } from "./ip.ts";
+export { formatMac, normalizeMac, parseMac } from "./mac.ts";
+export type {
+  AddrInfo,
+  BridgeSpec,
+  LinkInfo,
+  NeighInfo,
+  NeighSpec,
+  OperState,
+  Protocol,
+  RouteInfo,
+  RouteSpec,
+  Scope,
+  VethSpec,
+} from "./types.ts";

@@ -1,0 +1,76 @@
+/**
+ * libc symbols: namespace file descriptors, `setns`/`unshare`, mounts for
+ * named namespaces, and errno.
+ *
+ * @module
+ */
+import { LazyLibrary } from "./_lazy.ts";
+
+/** `CLONE_NEWNET` from `<sched.h>`. */
+export const CLONE_NEWNET = 0x40000000;
+/** `O_RDONLY | O_CLOEXEC`. */
+export const O_RDONLY_CLOEXEC = 0o2000000;
+/** `MS_BIND` from `<sys/mount.h>`. */
+export const MS_BIND = 4096;
+/** `MS_REC`. */
+export const MS_REC = 16384;
+/** `MS_SHARED`. */
+export const MS_SHARED = 1 << 20;
+/** `MNT_DETACH` for `umount2`. */
+export const MNT_DETACH = 2;
+/** errno values we test for. */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EACCES: 13,
+  EEXIST: 17,
+  EINVAL: 22,
+} as const;
+
+/** The libc symbol table. */
+export const LIBC_SYMBOLS = {
+  /** `int open(const char *path, int flags)` (variadic mode omitted). */
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  /** `int close(int fd)`. */
+  close: { parameters: ["i32"], result: "i32" },
+  /** `int setns(int fd, int nstype)`. */
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  /** `int unshare(int flags)`. */
+  unshare: { parameters: ["i32"], result: "i32" },
+  /**
+   * `int mount(const char *source, const char *target, const char *fstype,
+   * unsigned long flags, const void *data)`.
+   */
+  mount: {
+    parameters: ["buffer", "buffer", "buffer", "u64", "pointer"],
+    result: "i32",
+  },
+  /** `int umount2(const char *target, int flags)`. */
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** `int *__errno_location(void)`. */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** `char *strerror(int errnum)`. */
+  strerror: { parameters: ["i32"], result: "pointer" },
+  /** `void abort(void)`. */
+  abort: { parameters: [], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libc, bound lazily. */
+export const libc: LazyLibrary<typeof LIBC_SYMBOLS> = new LazyLibrary(
+  "libc.so.6",
+  LIBC_SYMBOLS,
+);
+
+/** Reads errno; call it right after the failing libc call. */
+export function errno(): number {
+  const ptr = libc.need("__errno_location").__errno_location();
+  return ptr === null ? 0 : new Deno.UnsafePointerView(ptr).getInt32();
+}
+
+/** The text of an errno value. */
+export function strerror(code: number): string {
+  const ptr = libc.need("strerror").strerror(code);
+  return ptr === null
+    ? `errno ${code}`
+    : Deno.UnsafePointerView.getCString(ptr);
+}

@@ -1,0 +1,180 @@
+/**
+ * libnl-3 core symbols (sockets, addresses, caches) and the unwrap helpers
+ * that turn negative return codes into exceptions.
+ *
+ * @module
+ */
+import { mapNetlinkError, NetlinkError, NLE } from "../errors.ts";
+
+/** The libnl error codes (re-exported for the verbs). */
+export const NLE_CODES: typeof NLE = NLE;
+import { cstr, LazyLibrary, readCString } from "./_lazy.ts";
+
+/** A `struct nl_sock *`. */
+export type NlSock = Deno.PointerObject<"nl_sock">;
+
+/** `NETLINK_ROUTE`. */
+export const NETLINK_ROUTE = 0;
+/** `AF_UNSPEC`. */
+export const AF_UNSPEC = 0;
+/** `AF_INET`. */
+export const AF_INET = 2;
+/** `AF_BRIDGE`. */
+export const AF_BRIDGE = 7;
+/** `AF_INET6`. */
+export const AF_INET6 = 10;
+/** `AF_LLC`: MAC text parses into a 6-byte address with it. */
+export const AF_LLC = 26;
+/** `NLM_F_REPLACE`. */
+export const NLM_F_REPLACE = 0x100;
+/** `NLM_F_EXCL`. */
+export const NLM_F_EXCL = 0x200;
+/** `NLM_F_CREATE`. */
+export const NLM_F_CREATE = 0x400;
+
+const SOCK = "pointer" as Deno.NativeTypedPointer<NlSock>;
+
+/** The libnl-3 symbol table. */
+export const LIBNL_SYMBOLS = {
+  /** `struct nl_sock *nl_socket_alloc(void)`. */
+  nl_socket_alloc: { parameters: [], result: SOCK },
+  /** `void nl_socket_free(struct nl_sock *)` (closes the fd too). */
+  nl_socket_free: { parameters: [SOCK], result: "void" },
+  /** `int nl_connect(struct nl_sock *, int protocol)`. */
+  nl_connect: { parameters: [SOCK, "i32"], result: "i32" },
+  /** `const char *nl_geterror(int error)` (static string). */
+  nl_geterror: { parameters: ["i32"], result: "pointer" },
+  /** `int nl_addr_parse(const char *, int family, struct nl_addr **)`. */
+  nl_addr_parse: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  /** `void nl_addr_put(struct nl_addr *)`. */
+  nl_addr_put: { parameters: ["pointer"], result: "void" },
+  /** `char *nl_addr2str(const struct nl_addr *, char *buf, size_t size)`. */
+  nl_addr2str: {
+    parameters: ["pointer", "buffer", "usize"],
+    result: "pointer",
+  },
+  /** `unsigned int nl_addr_get_len(const struct nl_addr *)`. */
+  nl_addr_get_len: { parameters: ["pointer"], result: "u32" },
+  /** `unsigned int nl_addr_get_prefixlen(const struct nl_addr *)`. */
+  nl_addr_get_prefixlen: { parameters: ["pointer"], result: "u32" },
+  /** `struct nl_object *nl_cache_get_first(struct nl_cache *)`. */
+  nl_cache_get_first: { parameters: ["pointer"], result: "pointer" },
+  /** `struct nl_object *nl_cache_get_next(struct nl_object *)`. */
+  nl_cache_get_next: { parameters: ["pointer"], result: "pointer" },
+  /** `void nl_cache_free(struct nl_cache *)`. */
+  nl_cache_free: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libnl-3, bound lazily; `VNET_LIBNL_PATH` overrides the path. */
+export const libnl: LazyLibrary<typeof LIBNL_SYMBOLS> = new LazyLibrary(
+  "libnl-3.so.200",
+  LIBNL_SYMBOLS,
+  { envVar: "VNET_LIBNL_PATH" },
+);
+
+/** Names an operation for error messages: `op` applied to `object`. */
+export interface OpName {
+  /** The operation, such as `add veth`. */
+  op: string;
+  /** The object, such as the link name. */
+  object: string;
+}
+
+/** Builds the (mapped) error for a negative libnl return code. */
+export function nlError(rc: number, what: OpName): Error {
+  const code = Math.abs(rc);
+  const text = readCString(libnl.need("nl_geterror").nl_geterror(code));
+  return mapNetlinkError(
+    new NetlinkError(what.op, what.object, { nlCode: code, nlMessage: text }),
+  );
+}
+
+/** Throws the mapped error when `rc` is negative; returns `rc` otherwise. */
+export function nlCheck(rc: number, what: OpName): number {
+  if (rc < 0) throw nlError(rc, what);
+  return rc;
+}
+
+/** Returns the pointer, or throws when an allocation returned null. */
+export function nonNull<P extends Deno.PointerObject>(ptr: P | null): P {
+  if (ptr === null) {
+    throw new NetlinkError("allocate", "libnl object", {
+      nlCode: NLE.NOMEM,
+      nlMessage: "Out of memory",
+    });
+  }
+  return ptr;
+}
+
+/**
+ * Parses address text (`10.0.0.1/24`, `fd00::1`, `default`, a MAC) into an
+ * `nl_addr` owned by `stack`.
+ */
+export function parseNlAddr(
+  stack: DisposableStack,
+  text: string,
+  options: { family: number; what: OpName },
+): Deno.PointerObject {
+  const f = libnl.need("nl_addr_parse", "nl_addr_put");
+  const out = new BigUint64Array(1);
+  nlCheck(f.nl_addr_parse(cstr(text), options.family, out), options.what);
+  return stack.adopt(
+    nonNull(Deno.UnsafePointer.create(out[0] ?? 0n)),
+    f.nl_addr_put,
+  );
+}
+
+const ADDR_BUF = new Uint8Array(128);
+
+/**
+ * Formats a borrowed `nl_addr` without any `/prefix`; `undefined` for a null
+ * or empty address.
+ */
+export function nlAddrText(ptr: Deno.PointerValue): string | undefined {
+  if (ptr === null) return undefined;
+  const f = libnl.need("nl_addr2str", "nl_addr_get_len");
+  if (f.nl_addr_get_len(ptr) === 0) return undefined;
+  const res = f.nl_addr2str(ptr, ADDR_BUF, BigInt(ADDR_BUF.length));
+  const text = readCString(res);
+  const slash = text.indexOf("/");
+  return slash < 0 ? text : text.slice(0, slash);
+}
+
+/** How many times a dump is retried on `NLE_DUMP_INTR`. */
+export const DUMP_ATTEMPTS = 5;
+
+/**
+ * Runs a cache dump (`*_alloc_cache`), retrying a bounded number of times on
+ * `NLE_DUMP_INTR`, and returns the cache, owned by `stack`.
+ */
+export function dumpCache(
+  stack: DisposableStack,
+  alloc: (out: BigUint64Array<ArrayBuffer>) => number,
+  what: { op: string; object: string },
+): Deno.PointerObject {
+  const f = libnl.need("nl_cache_free");
+  const out = new BigUint64Array(1);
+  let rc = 0;
+  for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
+    rc = alloc(out);
+    if (rc !== -NLE.DUMP_INTR) break;
+  }
+  nlCheck(rc, what);
+  return stack.adopt(
+    nonNull(Deno.UnsafePointer.create(out[0] ?? 0n)),
+    f.nl_cache_free,
+  );
+}
+
+/** Calls `fn` for each object of a cache (borrowed pointers). */
+export function forEachObject(
+  cache: Deno.PointerObject,
+  fn: (obj: Deno.PointerObject) => void,
+): void {
+  const f = libnl.need("nl_cache_get_first", "nl_cache_get_next");
+  let obj = f.nl_cache_get_first(cache);
+  while (obj !== null) {
+    fn(obj);
+    obj = f.nl_cache_get_next(obj);
+  }
+}

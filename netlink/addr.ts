@@ -1,0 +1,147 @@
+/**
+ * Address verbs over an `nl_sock`: add, delete and list.
+ *
+ * @module
+ */
+import {
+  AF_INET,
+  AF_INET6,
+  dumpCache,
+  forEachObject,
+  nlAddrText,
+  nlCheck,
+  NLE_CODES,
+  nlError,
+  NLM_F_EXCL,
+  type NlSock,
+  nonNull,
+  parseNlAddr,
+} from "./_ffi/libnl.ts";
+import { libnlRoute } from "./_ffi/libnl_route.ts";
+import { parseCidr } from "./ip.ts";
+import { linkIndex, linkList } from "./link.ts";
+import type { AddrInfo, Scope } from "./types.ts";
+
+/** Scope numbers to names (`RT_SCOPE_*`). */
+export function scopeName(n: number): Scope {
+  switch (n) {
+    case 0:
+      return "global";
+    case 200:
+      return "site";
+    case 253:
+      return "link";
+    case 254:
+      return "host";
+    case 255:
+      return "nowhere";
+    default:
+      return n;
+  }
+}
+
+function buildAddr(
+  stack: DisposableStack,
+  sock: NlSock,
+  options: { link: string; cidr: string; op: string },
+): Deno.PointerObject {
+  const c = parseCidr(options.cidr);
+  const r = libnlRoute.need(
+    "rtnl_addr_alloc",
+    "rtnl_addr_put",
+    "rtnl_addr_set_ifindex",
+    "rtnl_addr_set_local",
+    "rtnl_link_get_ifindex",
+  );
+  const what = {
+    op: options.op,
+    object: `${options.cidr} dev ${options.link}`,
+  };
+  const index = linkIndex(sock, options.link);
+  const a = stack.adopt(nonNull(r.rtnl_addr_alloc()), r.rtnl_addr_put);
+  r.rtnl_addr_set_ifindex(a, index);
+  const local = parseNlAddr(stack, `${c.ip}/${c.prefix}`, {
+    family: c.family === 4 ? AF_INET : AF_INET6,
+    what,
+  });
+  nlCheck(r.rtnl_addr_set_local(a, local), what);
+  return a;
+}
+
+/** `ip addr add CIDR dev LINK`. */
+export function addrAdd(
+  sock: NlSock,
+  options: { link: string; cidr: string },
+): void {
+  const r = libnlRoute.need("rtnl_addr_add");
+  using stack = new DisposableStack();
+  const op = "add address";
+  const a = buildAddr(stack, sock, { ...options, op });
+  nlCheck(r.rtnl_addr_add(sock, a, NLM_F_EXCL), {
+    op,
+    object: `${options.cidr} dev ${options.link}`,
+  });
+}
+
+/** `ip addr del CIDR dev LINK`; a missing address is `NotFound`. */
+export function addrDel(
+  sock: NlSock,
+  options: { link: string; cidr: string },
+): void {
+  const r = libnlRoute.need("rtnl_addr_delete");
+  using stack = new DisposableStack();
+  const op = "delete address";
+  const what = { op, object: `${options.cidr} dev ${options.link}` };
+  const a = buildAddr(stack, sock, { ...options, op });
+  const rc = r.rtnl_addr_delete(sock, a, 0);
+  if (rc === -NLE_CODES.NOADDR) {
+    // EADDRNOTAVAIL: the address is not there, which callers treat as absent.
+    const cause = nlError(rc, what);
+    throw new Deno.errors.NotFound(cause.message, { cause });
+  }
+  nlCheck(rc, what);
+}
+
+/** `ip addr show [dev LINK]` filtered by family. */
+export function addrList(
+  sock: NlSock,
+  options: { link?: string; family?: 4 | 6 } = {},
+): AddrInfo[] {
+  using stack = new DisposableStack();
+  const only = options.link === undefined
+    ? undefined
+    : linkIndex(sock, options.link);
+  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  const r = libnlRoute.need(
+    "rtnl_addr_alloc_cache",
+    "rtnl_addr_get_local",
+    "rtnl_addr_get_ifindex",
+    "rtnl_addr_get_family",
+    "rtnl_addr_get_prefixlen",
+    "rtnl_addr_get_scope",
+  );
+  const cache = dumpCache(
+    stack,
+    (out) => r.rtnl_addr_alloc_cache(sock, out),
+    { op: "list", object: "addresses" },
+  );
+  const out: AddrInfo[] = [];
+  forEachObject(cache, (a) => {
+    const af = r.rtnl_addr_get_family(a);
+    const family = af === AF_INET ? 4 : af === AF_INET6 ? 6 : undefined;
+    if (family === undefined) return;
+    if (options.family !== undefined && options.family !== family) return;
+    const index = r.rtnl_addr_get_ifindex(a);
+    if (only !== undefined && index !== only) return;
+    const ip = nlAddrText(r.rtnl_addr_get_local(a));
+    if (ip === undefined) return;
+    out.push({
+      link: names.get(index) ?? "",
+      index,
+      cidr: `${ip}/${r.rtnl_addr_get_prefixlen(a)}`,
+      family,
+      scope: scopeName(r.rtnl_addr_get_scope(a)),
+    });
+  });
+  return out;
+}

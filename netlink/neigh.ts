@@ -1,0 +1,146 @@
+/**
+ * Neighbour (ARP/NDP) verbs over an `nl_sock`: set, add, delete and list.
+ *
+ * @module
+ */
+import {
+  AF_INET,
+  AF_INET6,
+  AF_LLC,
+  dumpCache,
+  forEachObject,
+  nlAddrText,
+  nlCheck,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  type NlSock,
+  nonNull,
+  parseNlAddr,
+} from "./_ffi/libnl.ts";
+import { libnlRoute, NUD_PERMANENT } from "./_ffi/libnl_route.ts";
+import { parseCidr } from "./ip.ts";
+import { linkIndex, linkList } from "./link.ts";
+import { normalizeMac } from "./mac.ts";
+import type { NeighInfo, NeighSpec } from "./types.ts";
+
+const NUD_NAMES: readonly [number, string][] = [
+  [0x01, "incomplete"],
+  [0x02, "reachable"],
+  [0x04, "stale"],
+  [0x08, "delay"],
+  [0x10, "probe"],
+  [0x20, "failed"],
+  [0x40, "noarp"],
+  [0x80, "permanent"],
+];
+
+function buildNeigh(
+  stack: DisposableStack,
+  sock: NlSock,
+  options: { link: string; ip: string; mac?: string; op: string },
+): Deno.PointerObject {
+  const c = parseCidr(options.ip);
+  const mac = options.mac === undefined ? undefined : normalizeMac(options.mac);
+  const what = { op: options.op, object: `${c.ip} dev ${options.link}` };
+  const r = libnlRoute.need(
+    "rtnl_neigh_alloc",
+    "rtnl_neigh_put",
+    "rtnl_neigh_set_ifindex",
+    "rtnl_neigh_set_dst",
+    "rtnl_neigh_set_lladdr",
+    "rtnl_neigh_set_state",
+  );
+  const index = linkIndex(sock, options.link);
+  const n = stack.adopt(nonNull(r.rtnl_neigh_alloc()), r.rtnl_neigh_put);
+  r.rtnl_neigh_set_ifindex(n, index);
+  const dst = parseNlAddr(stack, c.ip, {
+    family: c.family === 4 ? AF_INET : AF_INET6,
+    what,
+  });
+  nlCheck(r.rtnl_neigh_set_dst(n, dst), what);
+  if (mac !== undefined) {
+    const ll = parseNlAddr(stack, mac, { family: AF_LLC, what });
+    r.rtnl_neigh_set_lladdr(n, ll);
+    r.rtnl_neigh_set_state(n, NUD_PERMANENT);
+  }
+  return n;
+}
+
+/** `ip neigh replace|add IP lladdr MAC dev LINK nud permanent`. */
+export function neighAdd(
+  sock: NlSock,
+  spec: NeighSpec,
+  options: { replace: boolean },
+): void {
+  const op = options.replace ? "set neighbour" : "add neighbour";
+  const r = libnlRoute.need("rtnl_neigh_add");
+  using stack = new DisposableStack();
+  const n = buildNeigh(stack, sock, { ...spec, op });
+  const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL);
+  nlCheck(r.rtnl_neigh_add(sock, n, flags), {
+    op,
+    object: `${spec.ip} dev ${spec.link}`,
+  });
+}
+
+/** `ip neigh del IP dev LINK`. */
+export function neighDel(
+  sock: NlSock,
+  spec: { link: string; ip: string },
+): void {
+  const op = "delete neighbour";
+  const r = libnlRoute.need("rtnl_neigh_delete");
+  using stack = new DisposableStack();
+  const n = buildNeigh(stack, sock, { ...spec, op });
+  nlCheck(r.rtnl_neigh_delete(sock, n, 0), {
+    op,
+    object: `${spec.ip} dev ${spec.link}`,
+  });
+}
+
+/** `ip neigh show [dev LINK]` (IPv4 and IPv6 entries). */
+export function neighList(
+  sock: NlSock,
+  options: { link?: string } = {},
+): NeighInfo[] {
+  using stack = new DisposableStack();
+  const only = options.link === undefined
+    ? undefined
+    : linkIndex(sock, options.link);
+  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  const r = libnlRoute.need(
+    "rtnl_neigh_alloc_cache",
+    "rtnl_neigh_get_dst",
+    "rtnl_neigh_get_lladdr",
+    "rtnl_neigh_get_ifindex",
+    "rtnl_neigh_get_state",
+    "rtnl_neigh_get_family",
+  );
+  const cache = dumpCache(
+    stack,
+    (out) => r.rtnl_neigh_alloc_cache(sock, out),
+    { op: "list", object: "neighbours" },
+  );
+  const out: NeighInfo[] = [];
+  forEachObject(cache, (n) => {
+    const fam = r.rtnl_neigh_get_family(n);
+    const family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : undefined;
+    if (family === undefined) return;
+    const index = r.rtnl_neigh_get_ifindex(n);
+    if (only !== undefined && index !== only) return;
+    const ip = nlAddrText(r.rtnl_neigh_get_dst(n));
+    if (ip === undefined) return;
+    const mac = nlAddrText(r.rtnl_neigh_get_lladdr(n));
+    const state = r.rtnl_neigh_get_state(n);
+    out.push({
+      link: names.get(index) ?? "",
+      index,
+      ip,
+      ...(mac === undefined ? {} : { mac }),
+      state: NUD_NAMES.filter(([bit]) => (state & bit) !== 0).map(([, s]) => s),
+      family,
+    });
+  });
+  return out;
+}

@@ -1,0 +1,280 @@
+/**
+ * Route verbs over an `nl_sock`: add, replace, delete and list.
+ *
+ * @module
+ */
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  dumpCache,
+  forEachObject,
+  libnl,
+  nlAddrText,
+  nlCheck,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  type NlSock,
+  nonNull,
+  type OpName,
+  parseNlAddr,
+} from "./_ffi/libnl.ts";
+import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
+import { scopeName } from "./addr.ts";
+import { ipFamily, normalizeIp, parseCidr } from "./ip.ts";
+import { linkIndex, linkList } from "./link.ts";
+import type { Protocol, RouteInfo, RouteSpec, Scope } from "./types.ts";
+
+const SCOPES: Record<string, number> = {
+  global: 0,
+  site: 200,
+  link: 253,
+  host: 254,
+  nowhere: 255,
+};
+
+const PROTOCOLS: Record<string, number> = {
+  redirect: 1,
+  kernel: 2,
+  boot: 3,
+  static: 4,
+  ra: 9,
+  dhcp: 16,
+};
+
+/** `RT_TABLE_MAIN`. */
+export const RT_TABLE_MAIN = 254;
+
+function byte(value: Scope | Protocol, table: Record<string, number>): number {
+  const n = typeof value === "number" ? value : table[value];
+  if (n === undefined || !Number.isInteger(n) || n < 0 || n > 255) {
+    throw new RangeError(`Cannot use "${value}": unknown or out of range`);
+  }
+  return n;
+}
+
+function protocolName(n: number): Protocol {
+  for (const [name, value] of Object.entries(PROTOCOLS)) {
+    if (value === n) return name as Protocol;
+  }
+  return n;
+}
+
+function describe(spec: RouteSpec): string {
+  let text = spec.dst;
+  if (spec.gw !== undefined) text += ` via ${spec.gw}`;
+  if (spec.link !== undefined) text += ` dev ${spec.link}`;
+  if (spec.table !== undefined) text += ` table ${spec.table}`;
+  return text;
+}
+
+/** Validates a spec and returns the address family (`AF_*`). */
+function routeFamily(spec: RouteSpec): number {
+  let family: 4 | 6 | undefined;
+  if (spec.dst !== "default") family = parseCidr(spec.dst).family;
+  for (const addr of [spec.gw, spec.src]) {
+    if (addr === undefined) continue;
+    const f = ipFamily(addr);
+    if (f === undefined) {
+      throw new SyntaxError(`Cannot parse IP address "${addr}"`);
+    }
+    if (family !== undefined && f !== family) {
+      throw new TypeError(
+        `Cannot use route "${describe(spec)}": mixed address families`,
+      );
+    }
+    family = f;
+  }
+  return family === 6 ? AF_INET6 : AF_INET;
+}
+
+function buildRoute(
+  stack: DisposableStack,
+  sock: NlSock,
+  options: { spec: RouteSpec; what: OpName; forDelete: boolean },
+): Deno.PointerObject {
+  const { spec, what } = options;
+  const af = routeFamily(spec);
+  if (
+    spec.table !== undefined && (!Number.isInteger(spec.table) ||
+      spec.table < 0 || spec.table > 0xffffffff)
+  ) {
+    throw new RangeError(`Cannot use table ${spec.table}: out of range`);
+  }
+  if (
+    spec.metric !== undefined && (!Number.isInteger(spec.metric) ||
+      spec.metric < 0 || spec.metric > 0xffffffff)
+  ) {
+    throw new RangeError(`Cannot use metric ${spec.metric}: out of range`);
+  }
+  const scope = spec.scope === undefined ? undefined : byte(spec.scope, SCOPES);
+  const protocol = spec.protocol === undefined
+    ? undefined
+    : byte(spec.protocol, PROTOCOLS);
+  const index = spec.link === undefined
+    ? undefined
+    : linkIndex(sock, spec.link);
+  const r = libnlRoute.need(
+    "rtnl_route_alloc",
+    "rtnl_route_put",
+    "rtnl_route_set_family",
+    "rtnl_route_set_dst",
+    "rtnl_route_set_table",
+    "rtnl_route_set_scope",
+    "rtnl_route_set_protocol",
+    "rtnl_route_set_priority",
+    "rtnl_route_set_pref_src",
+    "rtnl_route_nh_alloc",
+    "rtnl_route_nh_set_ifindex",
+    "rtnl_route_nh_set_gateway",
+    "rtnl_route_nh_set_flags",
+    "rtnl_route_add_nexthop",
+  );
+  const route = stack.adopt(nonNull(r.rtnl_route_alloc()), r.rtnl_route_put);
+  nlCheck(r.rtnl_route_set_family(route, af), what);
+  const dstText = spec.dst === "default" ? "default" : (() => {
+    const c = parseCidr(spec.dst);
+    return `${c.ip}/${c.prefix}`;
+  })();
+  const dst = parseNlAddr(stack, dstText, { family: af, what });
+  nlCheck(r.rtnl_route_set_dst(route, dst), what);
+  r.rtnl_route_set_table(route, spec.table ?? RT_TABLE_MAIN);
+  if (scope !== undefined) r.rtnl_route_set_scope(route, scope);
+  // A delete must match any scope and protocol unless the caller names one.
+  else if (options.forDelete) {
+    r.rtnl_route_set_scope(route, SCOPES.nowhere ?? 255);
+  }
+  if (protocol !== undefined) r.rtnl_route_set_protocol(route, protocol);
+  else if (options.forDelete) r.rtnl_route_set_protocol(route, 0);
+  if (spec.metric !== undefined) r.rtnl_route_set_priority(route, spec.metric);
+  if (spec.src !== undefined) {
+    const src = parseNlAddr(stack, normalizeIp(spec.src), { family: af, what });
+    nlCheck(r.rtnl_route_set_pref_src(route, src), what);
+  }
+  if (index !== undefined || spec.gw !== undefined) {
+    const nh = r.rtnl_route_nh_alloc();
+    if (nh === null) throw new RangeError("Cannot allocate nexthop");
+    r.rtnl_route_add_nexthop(route, nh); // the route owns it from here
+    if (index !== undefined) r.rtnl_route_nh_set_ifindex(nh, index);
+    if (spec.gw !== undefined) {
+      const gw = parseNlAddr(stack, normalizeIp(spec.gw), { family: af, what });
+      r.rtnl_route_nh_set_gateway(nh, gw);
+    }
+    if (spec.onlink === true) r.rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+  }
+  return route;
+}
+
+/** `ip route add|replace SPEC`. */
+export function routeAdd(
+  sock: NlSock,
+  spec: RouteSpec,
+  options: { replace: boolean },
+): void {
+  const what = {
+    op: options.replace ? "replace route" : "add route",
+    object: describe(spec),
+  };
+  const r = libnlRoute.need("rtnl_route_add");
+  using stack = new DisposableStack();
+  const route = buildRoute(stack, sock, { spec, what, forDelete: false });
+  const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL);
+  nlCheck(r.rtnl_route_add(sock, route, flags), what);
+}
+
+/** `ip route del SPEC`. */
+export function routeDel(sock: NlSock, spec: RouteSpec): void {
+  const what = { op: "delete route", object: describe(spec) };
+  const r = libnlRoute.need("rtnl_route_delete");
+  using stack = new DisposableStack();
+  const route = buildRoute(stack, sock, { spec, what, forDelete: true });
+  nlCheck(r.rtnl_route_delete(sock, route, 0), what);
+}
+
+/**
+ * `ip route show [table T] [dev LINK]`: the main table by default, every
+ * table with `table: 0`.
+ */
+export function routeList(
+  sock: NlSock,
+  options: { family?: 4 | 6; table?: number; link?: string } = {},
+): RouteInfo[] {
+  using stack = new DisposableStack();
+  const only = options.link === undefined
+    ? undefined
+    : linkIndex(sock, options.link);
+  const table = options.table ?? RT_TABLE_MAIN;
+  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  const af = options.family === undefined
+    ? AF_UNSPEC
+    : options.family === 4
+    ? AF_INET
+    : AF_INET6;
+  const r = libnlRoute.need(
+    "rtnl_route_alloc_cache",
+    "rtnl_route_get_dst",
+    "rtnl_route_get_pref_src",
+    "rtnl_route_get_table",
+    "rtnl_route_get_scope",
+    "rtnl_route_get_protocol",
+    "rtnl_route_get_priority",
+    "rtnl_route_get_family",
+    "rtnl_route_get_nnexthops",
+    "rtnl_route_nexthop_n",
+    "rtnl_route_nh_get_gateway",
+    "rtnl_route_nh_get_ifindex",
+    "rtnl_route_nh_get_flags",
+  );
+  const n = libnl.need("nl_addr_get_prefixlen");
+  const cache = dumpCache(
+    stack,
+    (out) => r.rtnl_route_alloc_cache(sock, af, 0, out),
+    { op: "list", object: "routes" },
+  );
+  const out: RouteInfo[] = [];
+  forEachObject(cache, (route) => {
+    const fam = r.rtnl_route_get_family(route);
+    const family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : undefined;
+    if (family === undefined) return;
+    const t = r.rtnl_route_get_table(route);
+    if (table !== 0 && t !== table) return;
+    const dstPtr = r.rtnl_route_get_dst(route);
+    const dstIp = nlAddrText(dstPtr);
+    const prefix = dstPtr === null ? 0 : n.nl_addr_get_prefixlen(dstPtr);
+    const dst =
+      dstIp === undefined || (prefix === 0 && /^(0\.0\.0\.0|::)$/.test(dstIp))
+        ? "default"
+        : `${dstIp}/${prefix}`;
+    let gw: string | undefined;
+    let index: number | undefined;
+    let onlink = false;
+    if (r.rtnl_route_get_nnexthops(route) > 0) {
+      const nh = r.rtnl_route_nexthop_n(route, 0);
+      if (nh !== null) {
+        gw = nlAddrText(r.rtnl_route_nh_get_gateway(nh));
+        const i = r.rtnl_route_nh_get_ifindex(nh);
+        if (i > 0) index = i;
+        onlink = (r.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) !== 0;
+      }
+    }
+    if (only !== undefined && index !== only) return;
+    const metric = r.rtnl_route_get_priority(route);
+    const src = nlAddrText(r.rtnl_route_get_pref_src(route));
+    const link = index === undefined ? undefined : names.get(index);
+    out.push({
+      dst,
+      ...(gw === undefined ? {} : { gw }),
+      ...(link === undefined ? {} : { link }),
+      ...(index === undefined ? {} : { index }),
+      table: t,
+      scope: scopeName(r.rtnl_route_get_scope(route)),
+      protocol: protocolName(r.rtnl_route_get_protocol(route)),
+      ...(metric === 0 ? {} : { metric }),
+      ...(src === undefined ? {} : { src }),
+      ...(onlink ? { onlink } : {}),
+      family,
+    });
+  });
+  return out;
+}
