@@ -5,21 +5,18 @@
  * @module
  */
 import * as z from "zod/mini";
-import { CniError, CODES, type Dns, type IpamSection } from "@vnet/cni";
+import {
+  CniError,
+  CODES,
+  type Dns,
+  type IpamSection,
+  LOG_LEVELS,
+  type LogLevelName,
+} from "@vnet/cni";
 import type { NetConf } from "@vnet/cni";
 
-/** The log levels `logLevel` accepts (logtape's names). */
-export const LOG_LEVELS = [
-  "trace",
-  "debug",
-  "info",
-  "warning",
-  "error",
-  "fatal",
-] as const;
-
-/** One of {@link LOG_LEVELS}. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+/** One of the levels `logLevel` accepts (`debug`, `info`, `warning`, `error`). */
+export type LogLevel = LogLevelName;
 
 /** The IPAM type run in process (unless `ipamExec` is true). */
 export const AZURE_IPAM_TYPE = "azure-vnet-ipam";
@@ -118,7 +115,7 @@ function copyDns(dns: z.infer<typeof dnsSchema>): Dns {
  *
  * `mode` may be absent, empty or `"bridge"`; any other mode fails. `bridge`
  * defaults to `azure0`. Interface names are checked to be at most 15 bytes.
- * `logLevel` is one of {@link LOG_LEVELS} (case-insensitive, `warn` is
+ * `logLevel` is `debug`, `info`, `warning` or `error` (case-insensitive, `warn` is
  * accepted for `warning`).
  *
  * @param conf The parsed stdin (`CmdArgs.config`).

@@ -31,12 +31,12 @@ export interface SavedRoute {
   gw?: string;
   /** Routing table (254 = main). */
   table?: number;
-  /** Protocol number (for example 4 = static, 16 = dhcp). */
-  protocol?: number;
+  /** Protocol: a name (`static`, `dhcp`…) or a number. */
+  protocol?: string | number;
   /** Metric (priority). */
   metric?: number;
-  /** Scope (0 global, 253 link). */
-  scope?: number;
+  /** Scope: a name (`global`, `link`…) or a number. */
+  scope?: string | number;
   /** Preferred source. */
   src?: string;
   /** True for `onlink`. */

@@ -1,0 +1,539 @@
+/**
+ * The `azure-vnet` handlers (bridge mode): ADD, DEL, CHECK, STATUS, GC.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  type CmdArgs,
+  CniError,
+  CODES,
+  flattenCause,
+  parseResult,
+  PLUGIN_CODES,
+  type PluginHandlers,
+  type Result,
+} from "@vnet/cni";
+import { isV6, networkOf, splitCidr } from "./_ip.ts";
+import { type AzureVnetConfig, parseConfig } from "./config.ts";
+import { Ebtables } from "./ebtables.ts";
+import {
+  createEndpoint,
+  deleteEndpoint,
+  podLinkExists,
+  podRules,
+} from "./endpoint.ts";
+import { type IpamRoute, selectIpamRoute } from "./ipam_route.ts";
+import type { Kernel, KernelNs } from "./kernel.ts";
+import { endpointKey, hostVethName } from "./names.ts";
+import { createNetwork, hostRules } from "./network.ts";
+import { netlinkKernel } from "./netlink_kernel.ts";
+import type { EndpointRecord, NetworkRecord } from "./state.ts";
+import { withState } from "./state.ts";
+
+const log = getLogger(["azure-vnet"]);
+
+/** The default state directory. */
+export const DEFAULT_STATE_DIR = "/var/run";
+
+/** Options of {@link createAzureVnetHandlers}. */
+export interface AzureVnetOptions {
+  /**
+   * The state directory. Default: `AZURE_VNET_STATE_DIR` from the
+   * invocation's environment, else `/var/run`.
+   */
+  stateDir?: string;
+  /** The kernel port (default: netlink). */
+  kernel?: Kernel;
+  /** The ebtables driver (default: the `ebtables` binary). */
+  ebtables?: Ebtables;
+  /** Replaces the in-process IPAM engine (tests). */
+  ipamEngine?: PluginHandlers;
+  /** Called once the config is valid (entry points set the log level). */
+  onConfig?: (config: AzureVnetConfig) => Promise<void> | void;
+  /** Bound of every state-lock wait, in ms. */
+  lockTimeoutMs?: number;
+}
+
+interface Invocation {
+  readonly cfg: AzureVnetConfig;
+  readonly stateDir: string;
+  readonly ipam: IpamRoute;
+  readonly key: string;
+  readonly hostVeth: string;
+}
+
+function withDns(result: Result, dns: Result["dns"]): Result {
+  const out: Result = { ...result };
+  if (dns !== undefined) out.dns = dns;
+  else delete out.dns;
+  return out;
+}
+
+/** Pod MAC and addresses from a prevResult, when it has them. */
+function podFromPrevResult(
+  prev: Record<string, unknown> | undefined,
+  ifName: string,
+): { podMac: string; addresses: string[] } | undefined {
+  if (prev === undefined) return undefined;
+  try {
+    const r = parseResult(prev);
+    const ifaces = r.interfaces ?? [];
+    const idx = ifaces.findIndex((i) => i.name === ifName && i.sandbox);
+    const mac = ifaces[idx]?.mac;
+    if (mac === undefined) return undefined;
+    const addresses = (r.ips ?? []).filter((ip) =>
+      ip.interface === undefined || ip.interface === idx
+    ).map((ip) => ip.address);
+    return { podMac: mac, addresses };
+  } catch {
+    return undefined;
+  }
+}
+
+function combine(errors: unknown[], msg: string): CniError {
+  if (errors.length === 1 && errors[0] instanceof CniError) return errors[0];
+  const first = errors.find((e) => e instanceof CniError) as
+    | CniError
+    | undefined;
+  const agg = new AggregateError(errors, msg);
+  return new CniError(first?.code ?? CODES.internal, msg, {
+    cause: agg,
+    details: flattenCause(agg),
+  });
+}
+
+/**
+ * Creates the `azure-vnet` handlers.
+ *
+ * Requires CAP_NET_ADMIN in the current and the pod namespaces, the
+ * `ebtables` binary, and write access to the state directory.
+ *
+ * @param options State dir, kernel, ebtables, IPAM engine, config hook.
+ * @returns The handlers for `runPlugin()`.
+ *
+ * @tags allow-ffi, allow-run, allow-read, allow-write, allow-env
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { runPlugin } from "@vnet/cni";
+ * import { createAzureVnetHandlers } from "./azure_vnet.ts";
+ * const code = await runPlugin(createAzureVnetHandlers(), {
+ *   name: "azure-vnet",
+ *   version: "0.1.0",
+ * });
+ * ```
+ */
+export function createAzureVnetHandlers(
+  options: AzureVnetOptions = {},
+): PluginHandlers {
+  const ebtables = options.ebtables ?? new Ebtables();
+  let kernelPort = options.kernel;
+  function kernel(): Kernel {
+    kernelPort ??= netlinkKernel();
+    return kernelPort;
+  }
+  const lock = options.lockTimeoutMs === undefined
+    ? {}
+    : { lockTimeoutMs: options.lockTimeoutMs };
+
+  async function begin(args: CmdArgs): Promise<Invocation> {
+    const cfg = parseConfig(args.config);
+    await options.onConfig?.(cfg);
+    const stateDir = options.stateDir ?? args.env.AZURE_VNET_STATE_DIR ??
+      DEFAULT_STATE_DIR;
+    const ipam = selectIpamRoute(cfg, {
+      stateDir,
+      ...(options.ipamEngine === undefined
+        ? {}
+        : { engine: options.ipamEngine }),
+    });
+    return {
+      cfg,
+      stateDir,
+      ipam,
+      key: endpointKey(args.containerId, args.ifName),
+      hostVeth: await hostVethName(cfg.name, {
+        containerId: args.containerId,
+        ifName: args.ifName,
+      }),
+    };
+  }
+
+  function deferLogged(
+    stack: AsyncDisposableStack,
+    what: string,
+    fn: () => Promise<unknown> | unknown,
+  ): void {
+    stack.defer(async () => {
+      try {
+        await fn();
+      } catch (err) {
+        log.error("Rollback step {what} failed: {err}", {
+          what,
+          err: flattenCause(err),
+        });
+      }
+    });
+  }
+
+  async function cmdAdd(args: CmdArgs): Promise<Result> {
+    const inv = await begin(args);
+    const { cfg, stateDir, ipam, key } = inv;
+    const recorded = await withState(
+      stateDir,
+      (s) => s.state.endpoints[key],
+      lock,
+    );
+    if (recorded !== undefined && recorded.network === cfg.name) {
+      using host = kernel().host();
+      if (host.link(recorded.hostVeth) !== undefined) {
+        log.info("ADD {key}: already attached, returning the recorded result", {
+          key,
+        });
+        return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+      }
+    }
+    if (podLinkExists(kernel(), { netns: args.netns, ifName: args.ifName })) {
+      throw new CniError(
+        PLUGIN_CODES.interfaceExists,
+        `Interface "${args.ifName}" already exists in netns "${args.netns}"`,
+      );
+    }
+    await using stack = new AsyncDisposableStack();
+    const ipamResult = await ipam.add(args);
+    deferLogged(stack, "IPAM DEL", () => ipam.run("DEL", args));
+    const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
+    if (v4 === undefined) {
+      throw new CniError(
+        PLUGIN_CODES.delegateFailed,
+        `IPAM "${cfg.ipam.type}" returned no IPv4 address`,
+      );
+    }
+    const subnet = networkOf(v4.address);
+    const gateway = v4.gateway ??
+      (ipamResult.routes ?? []).find((r) => r.gw !== undefined)?.gw;
+    if (gateway === undefined) {
+      throw new CniError(
+        PLUGIN_CODES.delegateFailed,
+        `IPAM "${cfg.ipam.type}" returned no gateway for "${v4.address}"`,
+      );
+    }
+    using host = kernel().host();
+    const net = await withState(stateDir, async (s) => {
+      const have = s.state.networks[cfg.name];
+      if (have !== undefined) return have;
+      return await createNetwork({ kernel: host, ebtables }, {
+        name: cfg.name,
+        bridge: cfg.bridge,
+        master: cfg.master,
+        subnet,
+        gateway,
+        commit: (rec) => {
+          s.state.networks[cfg.name] = rec;
+          s.save();
+        },
+      });
+    }, lock);
+    const mtu = cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu;
+    const ep = await createEndpoint({ kernel: kernel(), host, ebtables }, {
+      network: net,
+      containerId: args.containerId,
+      ifName: args.ifName,
+      netns: args.netns,
+      hostVeth: inv.hostVeth,
+      mtu,
+      ipam: ipamResult,
+    });
+    deferLogged(
+      stack,
+      "endpoint removal",
+      () =>
+        deleteEndpoint({ kernel: kernel(), host, ebtables }, {
+          hostVeth: ep.hostVeth,
+          network: net,
+          pod: ep,
+        }),
+    );
+    const result = withDns(ep.result, cfg.dns ?? ipamResult.dns);
+    const record: EndpointRecord = { ...ep, ipamRoute: ipam.name, result };
+    await withState(stateDir, (s) => {
+      s.state.endpoints[key] = record;
+      s.save();
+    }, lock);
+    stack.move();
+    return result;
+  }
+
+  async function cmdDel(args: CmdArgs): Promise<void> {
+    const inv = await begin(args);
+    const { cfg, stateDir, ipam, key } = inv;
+    const { ep, net } = await withState(stateDir, (s) => ({
+      ep: s.state.endpoints[key],
+      net: s.state.networks[cfg.name],
+    }), lock);
+    const pod = ep ?? podFromPrevResult(args.config.prevResult, args.ifName);
+    const errors: unknown[] = [];
+    {
+      using host = kernel().host();
+      errors.push(
+        ...await deleteEndpoint({ kernel: kernel(), host, ebtables }, {
+          hostVeth: ep?.hostVeth ?? inv.hostVeth,
+          network: net,
+          pod,
+        }),
+      );
+    }
+    try {
+      await ipam.run("DEL", args);
+    } catch (err) {
+      errors.push(err);
+    }
+    if (errors.length > 0) {
+      throw combine(errors, `Cannot fully delete endpoint "${key}"`);
+    }
+    if (ep !== undefined) {
+      await withState(stateDir, (s) => {
+        delete s.state.endpoints[key];
+        s.save();
+      }, lock);
+    }
+  }
+
+  async function cmdCheck(args: CmdArgs): Promise<void> {
+    const inv = await begin(args);
+    const { cfg, stateDir, ipam, key } = inv;
+    const { ep, net } = await withState(stateDir, (s) => ({
+      ep: s.state.endpoints[key],
+      net: s.state.networks[cfg.name],
+    }), lock);
+    if (ep === undefined || net === undefined) {
+      throw new CniError(
+        PLUGIN_CODES.checkFailed,
+        `CHECK failed for "${key}": no ${
+          ep === undefined ? "endpoint" : "network"
+        } recorded in "${stateDir}"`,
+      );
+    }
+    const problems = await checkEndpoint(kernel(), ebtables, {
+      ep,
+      net,
+      netns: args.netns,
+      prev: args.config.prevResult,
+    });
+    if (problems.length > 0) {
+      throw new CniError(
+        PLUGIN_CODES.checkFailed,
+        `CHECK failed for "${key}": ${problems.join("; ")}`,
+      );
+    }
+    await ipam.run("CHECK", args);
+  }
+
+  async function cmdStatus(args: CmdArgs): Promise<void> {
+    const inv = await begin(args);
+    const net = await withState(
+      inv.stateDir,
+      (s) => s.state.networks[inv.cfg.name],
+      lock,
+    );
+    if (net !== undefined) {
+      using host = kernel().host();
+      const bridge = host.link(net.bridge);
+      const master = host.link(net.master);
+      if (bridge === undefined || master?.masterIndex !== bridge.index) {
+        throw new CniError(
+          CODES.notAvailable,
+          `Network "${net.name}" cannot serve ADD: bridge "${net.bridge}" ${
+            bridge === undefined
+              ? "is missing"
+              : `does not hold master "${net.master}"`
+          }`,
+        );
+      }
+    }
+    try {
+      await inv.ipam.run("STATUS", args);
+    } catch (err) {
+      if (
+        err instanceof CniError &&
+        (err.code === CODES.notAvailable ||
+          err.code === CODES.notAvailableLimited)
+      ) throw err;
+      throw new CniError(
+        CODES.notAvailable,
+        `IPAM "${inv.cfg.ipam.type}" is not available`,
+        { cause: err },
+      );
+    }
+  }
+
+  async function cmdGc(args: CmdArgs): Promise<void> {
+    const inv = await begin(args);
+    const { cfg, stateDir, ipam } = inv;
+    const valid = args.config["cni.dev/valid-attachments"] ??
+      args.config["cni.dev/attachments"] ?? [];
+    const keep = new Set(
+      valid.map((a) => endpointKey(a.containerID, a.ifname)),
+    );
+    const { stale, net } = await withState(stateDir, (s) => ({
+      stale: Object.entries(s.state.endpoints).filter(([k, e]) =>
+        e.network === cfg.name && !keep.has(k)
+      ),
+      net: s.state.networks[cfg.name],
+    }), lock);
+    const errors: unknown[] = [];
+    const removed: string[] = [];
+    using host = kernel().host();
+    for (const [k, e] of stale) {
+      const errs = await deleteEndpoint({ kernel: kernel(), host, ebtables }, {
+        hostVeth: e.hostVeth,
+        network: net,
+        pod: e,
+      });
+      const delArgs: CmdArgs = {
+        ...args,
+        command: "DEL",
+        containerId: e.containerId,
+        ifName: e.ifName,
+        netns: "",
+        env: {
+          ...args.env,
+          CNI_COMMAND: "DEL",
+          CNI_CONTAINERID: e.containerId,
+          CNI_IFNAME: e.ifName,
+          CNI_NETNS: "",
+        },
+      };
+      try {
+        await ipam.run("DEL", delArgs);
+      } catch (err) {
+        errs.push(err);
+      }
+      if (errs.length === 0) removed.push(k);
+      errors.push(...errs);
+      log.info("GC {key}: {outcome}", {
+        key: k,
+        outcome: errs.length === 0 ? "removed" : flattenCause(errs[0]),
+      });
+    }
+    if (removed.length > 0) {
+      await withState(stateDir, (s) => {
+        for (const k of removed) delete s.state.endpoints[k];
+        s.save();
+      }, lock);
+    }
+    try {
+      await ipam.run("GC", args);
+    } catch (err) {
+      errors.push(err);
+    }
+    if (errors.length > 0) throw combine(errors, "GC left work undone");
+  }
+
+  return { cmdAdd, cmdDel, cmdCheck, cmdStatus, cmdGc };
+}
+
+/** Inputs of {@link checkEndpoint}. */
+interface CheckSpec {
+  readonly ep: EndpointRecord;
+  readonly net: NetworkRecord;
+  readonly netns: string;
+  readonly prev: Record<string, unknown> | undefined;
+}
+
+/**
+ * Compares the kernel and ebtables with the recorded endpoint (and the
+ * prevResult, when given).
+ *
+ * @returns One line per problem (empty when all is in place).
+ */
+async function checkEndpoint(
+  kernel: Kernel,
+  ebtables: Ebtables,
+  spec: CheckSpec,
+): Promise<string[]> {
+  const { ep, net } = spec;
+  const problems: string[] = [];
+  if (spec.prev !== undefined) {
+    try {
+      const prev = parseResult(spec.prev);
+      const want = new Set((prev.ips ?? []).map((ip) => ip.address));
+      for (const a of ep.addresses) {
+        if (!want.has(a)) {
+          problems.push(`address "${a}" is not in prevResult`);
+        }
+      }
+    } catch (err) {
+      problems.push(`prevResult cannot be parsed (${flattenCause(err)})`);
+    }
+  }
+  {
+    using host = kernel.host();
+    const bridge = host.link(net.bridge);
+    if (bridge === undefined) problems.push(`bridge "${net.bridge}" missing`);
+    const veth = host.link(ep.hostVeth);
+    if (veth === undefined) {
+      problems.push(`host veth "${ep.hostVeth}" missing`);
+    } else {
+      if (bridge !== undefined && veth.masterIndex !== bridge.index) {
+        problems.push(`host veth "${ep.hostVeth}" not on "${net.bridge}"`);
+      }
+      if (!veth.up) problems.push(`host veth "${ep.hostVeth}" is down`);
+    }
+    for (const cidr of ep.addresses) {
+      const ip = splitCidr(cidr).ip;
+      const mac = host.neighMac(net.bridge, ip);
+      if (mac !== ep.podMac) {
+        problems.push(
+          `neighbour "${ip}" on "${net.bridge}" is ${mac ?? "missing"}`,
+        );
+      }
+    }
+  }
+  checkPod(kernel, spec, problems);
+  for (const rule of [...hostRules(net), ...podRules(net.master, ep)]) {
+    if (!(await ebtables.exists(rule))) {
+      problems.push(
+        `ebtables rule missing: ${rule.chain} ${rule.args.join(" ")}`,
+      );
+    }
+  }
+  return problems;
+}
+
+function checkPod(kernel: Kernel, spec: CheckSpec, problems: string[]): void {
+  const { ep } = spec;
+  let pod: KernelNs;
+  try {
+    pod = kernel.netns(spec.netns);
+  } catch (err) {
+    problems.push(
+      `netns "${spec.netns}" cannot be opened (${flattenCause(err)})`,
+    );
+    return;
+  }
+  using ns = pod;
+  const link = ns.link(ep.ifName);
+  if (link === undefined) {
+    problems.push(`interface "${ep.ifName}" missing in "${spec.netns}"`);
+    return;
+  }
+  if (link.mac !== ep.podMac) {
+    problems.push(
+      `interface "${ep.ifName}" has MAC ${link.mac}, not ${ep.podMac}`,
+    );
+  }
+  if (!link.up) problems.push(`interface "${ep.ifName}" is down`);
+  const have = new Set(ns.addrs(ep.ifName).map((a) => a.cidr));
+  for (const a of ep.addresses) {
+    if (!have.has(a)) problems.push(`address "${a}" missing on "${ep.ifName}"`);
+  }
+  const routes = ns.routes(ep.ifName);
+  for (const r of ep.result.routes ?? []) {
+    const hit = routes.some((x) =>
+      x.dst === r.dst && (r.gw === undefined || x.gw === r.gw)
+    );
+    if (!hit) problems.push(`route "${r.dst}" via ${r.gw ?? "link"} missing`);
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * The pod side: a veth whose peer is created inside the pod's netns under
+ * `CNI_IFNAME`, its addresses and routes, the static neighbour on the bridge
+ * and the per-pod ebtables rules; and their removal.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { CniError, PLUGIN_CODES, type Result, type Route } from "@vnet/cni";
+import { isV6, splitCidr } from "./_ip.ts";
+import {
+  arpReplyRule,
+  type Ebtables,
+  type EbtablesRule,
+  podDnatRule,
+} from "./ebtables.ts";
+import type { Kernel, KernelNs } from "./kernel.ts";
+import { wrapKernel } from "./network.ts";
+import type { EndpointRecord, NetworkRecord } from "./state.ts";
+
+const log = getLogger(["azure-vnet", "endpoint"]);
+
+/** What {@link createEndpoint} needs. */
+export interface CreateEndpointSpec {
+  /** The network. */
+  readonly network: NetworkRecord;
+  /** `CNI_CONTAINERID`. */
+  readonly containerId: string;
+  /** `CNI_IFNAME`. */
+  readonly ifName: string;
+  /** `CNI_NETNS`. */
+  readonly netns: string;
+  /** The host veth name. */
+  readonly hostVeth: string;
+  /** The MTU of both ends. */
+  readonly mtu: number;
+  /** The IPAM result (abbreviated). */
+  readonly ipam: Result;
+}
+
+/** Kernel, host handle and ebtables. */
+export interface EndpointContext {
+  /** Opens netns handles. */
+  readonly kernel: Kernel;
+  /** The host netns. */
+  readonly host: KernelNs;
+  /** The ebtables driver. */
+  readonly ebtables: Ebtables;
+}
+
+/**
+ * The per-pod ebtables rules of an endpoint: an ARP reply and an IPv4 DNAT
+ * rule per IPv4 address.
+ *
+ * @param master The master interface.
+ * @param ep The pod MAC and addresses.
+ * @returns The rules.
+ */
+export function podRules(
+  master: string,
+  ep: { podMac: string; addresses: readonly string[] },
+): EbtablesRule[] {
+  const rules: EbtablesRule[] = [];
+  for (const cidr of ep.addresses) {
+    const ip = splitCidr(cidr).ip;
+    if (isV6(ip)) continue;
+    rules.push(arpReplyRule({ ip, mac: ep.podMac }));
+    rules.push(podDnatRule(master, { ip, mac: ep.podMac }));
+  }
+  return rules;
+}
+
+/**
+ * Tells whether `ifName` exists inside the netns at `netns`.
+ *
+ * @param kernel Opens the netns.
+ * @param target The netns path and the interface name.
+ * @returns True when present.
+ * @throws {CniError} Code 4... no: a missing netns path is
+ * `Deno.errors.NotFound` wrapped in CniError 103.
+ */
+export function podLinkExists(
+  kernel: Kernel,
+  target: { netns: string; ifName: string },
+): boolean {
+  let ns: KernelNs;
+  try {
+    ns = kernel.netns(target.netns);
+  } catch (err) {
+    throw wrapKernel(`Cannot open netns "${target.netns}"`, err);
+  }
+  using _ns = ns;
+  return ns.link(target.ifName) !== undefined;
+}
+
+/**
+ * Creates the endpoint; every step is rolled back if a later one fails.
+ *
+ * @param ctx Kernel, host handle, ebtables.
+ * @param spec The endpoint.
+ * @returns The record (with the internal-shape result).
+ * @throws {CniError} 105 when `ifName` exists in the pod, 103, 104.
+ */
+export async function createEndpoint(
+  ctx: EndpointContext,
+  spec: CreateEndpointSpec,
+): Promise<Omit<EndpointRecord, "ipamRoute">> {
+  const { host, ebtables } = ctx;
+  const net = spec.network;
+  const ips = (spec.ipam.ips ?? []).map((ip) => ({ ...ip }));
+  if (ips.length === 0) {
+    throw new CniError(
+      PLUGIN_CODES.delegateFailed,
+      `IPAM returned no address for "${spec.containerId}"`,
+    );
+  }
+  await using stack = new AsyncDisposableStack();
+  try {
+    if (host.link(spec.hostVeth) !== undefined) {
+      // A leftover of an earlier, interrupted attempt for this attachment
+      // (the name is derived from it): replace it.
+      log.warn("Removing leftover host veth {veth}", { veth: spec.hostVeth });
+      host.delLink(spec.hostVeth);
+    }
+    try {
+      host.addVeth({
+        name: spec.hostVeth,
+        peerName: spec.ifName,
+        peerNetns: spec.netns,
+        mtu: spec.mtu,
+      });
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) {
+        throw new CniError(
+          PLUGIN_CODES.interfaceExists,
+          `Interface "${spec.ifName}" already exists in netns "${spec.netns}"`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    stack.defer(() => host.delLink(spec.hostVeth));
+    host.setMaster(spec.hostVeth, net.bridge);
+    host.setHairpin(spec.hostVeth, { on: true });
+    host.setUp(spec.hostVeth);
+    const hostLink = host.link(spec.hostVeth);
+    if (hostLink === undefined) {
+      throw new Deno.errors.NotFound(`Host veth "${spec.hostVeth}" vanished`);
+    }
+    const routes: Route[] = spec.ipam.routes !== undefined &&
+        spec.ipam.routes.length > 0
+      ? spec.ipam.routes.map((r) => ({ ...r }))
+      : [{ dst: "0.0.0.0/0", gw: net.gateway }];
+    let podMac: string;
+    {
+      using pod = ctx.kernel.netns(spec.netns);
+      const podLink = pod.link(spec.ifName);
+      if (podLink === undefined) {
+        throw new Deno.errors.NotFound(
+          `Pod interface "${spec.ifName}" vanished from "${spec.netns}"`,
+        );
+      }
+      podMac = podLink.mac;
+      pod.setUp("lo");
+      for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
+      pod.setUp(spec.ifName);
+      for (const r of routes) {
+        const gw = r.gw ?? ips.find((ip) => ip.gateway !== undefined)?.gateway;
+        pod.routeReplace({
+          dst: r.dst,
+          ...(gw === undefined ? {} : { gw }),
+          link: spec.ifName,
+        });
+      }
+    }
+    const addresses = ips.map((ip) => ip.address);
+    for (const cidr of addresses) {
+      const ip = splitCidr(cidr).ip;
+      host.neighSet(net.bridge, { ip, mac: podMac });
+      stack.defer(() => host.neighDel(net.bridge, ip));
+    }
+    for (const rule of podRules(net.master, { podMac, addresses })) {
+      if (await ebtables.ensure(rule)) {
+        stack.defer(async () => {
+          await ebtables.remove(rule);
+        });
+      }
+    }
+    const result: Result = {
+      cniVersion: "1.1.0",
+      interfaces: [
+        { name: spec.hostVeth, mac: hostLink.mac },
+        {
+          name: spec.ifName,
+          mac: podMac,
+          sandbox: spec.netns,
+          mtu: spec.mtu,
+        },
+      ],
+      ips: ips.map((ip) => ({ ...ip, interface: 1 })),
+      routes,
+    };
+    if (spec.ipam.dns !== undefined) result.dns = spec.ipam.dns;
+    stack.move();
+    return {
+      network: net.name,
+      containerId: spec.containerId,
+      ifName: spec.ifName,
+      netns: spec.netns,
+      hostVeth: spec.hostVeth,
+      hostMac: hostLink.mac,
+      podMac,
+      mtu: spec.mtu,
+      addresses,
+      result,
+    };
+  } catch (err) {
+    throw wrapKernel(
+      `Cannot create endpoint "${spec.containerId}/${spec.ifName}"`,
+      err,
+    );
+  }
+}
+
+/** What {@link deleteEndpoint} removes. */
+export interface DeleteEndpointSpec {
+  /** The host veth name (derived, so known without state). */
+  readonly hostVeth: string;
+  /** The network, when recorded. */
+  readonly network: NetworkRecord | undefined;
+  /** The pod MAC and addresses, when known (record or prevResult). */
+  readonly pod: { podMac: string; addresses: string[] } | undefined;
+}
+
+/**
+ * Removes an endpoint's host side: veth (which takes the pod end along),
+ * neighbours, per-pod rules. Absent objects are fine; independent failures
+ * are collected.
+ *
+ * @param ctx Kernel, host handle, ebtables.
+ * @param spec What to remove.
+ * @returns The failures (empty on success).
+ */
+export async function deleteEndpoint(
+  ctx: EndpointContext,
+  spec: DeleteEndpointSpec,
+): Promise<unknown[]> {
+  const { host, ebtables } = ctx;
+  const errors: unknown[] = [];
+  try {
+    host.delLink(spec.hostVeth);
+  } catch (err) {
+    errors.push(wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err));
+  }
+  if (spec.network !== undefined && spec.pod !== undefined) {
+    for (const cidr of spec.pod.addresses) {
+      const ip = splitCidr(cidr).ip;
+      try {
+        host.neighDel(spec.network.bridge, ip);
+      } catch (err) {
+        errors.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
+      }
+    }
+    for (const rule of podRules(spec.network.master, spec.pod)) {
+      try {
+        await ebtables.remove(rule);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,98 @@
+/**
+ * The IPAM route: the in-process `@vnet/ipam` engine when `ipam.type` is
+ * `azure-vnet-ipam` (and `ipamExec` is not set), else an exec of the IPAM
+ * binary from `CNI_PATH`. Every verb takes the same route, with the same
+ * CmdArgs (the full config, the same CNI arguments).
+ *
+ * @module
+ */
+import {
+  type CmdArgs,
+  type CniCommand,
+  delegateAdd,
+  delegateCommand,
+  type PluginHandlers,
+  type Result,
+} from "@vnet/cni";
+import { createIpamHandlers } from "@vnet/ipam";
+import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
+
+/** Which route serves IPAM. */
+export type IpamRouteName = "in-process" | "exec";
+
+/** The IPAM verbs, taking the plugin's own CmdArgs. */
+export interface IpamRoute {
+  /** The route's name. */
+  readonly name: IpamRouteName;
+  /** IPAM ADD: the abbreviated result. */
+  add(args: CmdArgs): Promise<Result>;
+  /** IPAM DEL, CHECK, STATUS or GC. */
+  run(
+    command: Exclude<CniCommand, "ADD" | "VERSION">,
+    args: CmdArgs,
+  ): Promise<void>;
+}
+
+/** Options of {@link selectIpamRoute}. */
+export interface IpamRouteOptions {
+  /** The state directory handed to the in-process engine. */
+  stateDir?: string;
+  /** Replaces the in-process engine (tests). */
+  engine?: PluginHandlers;
+}
+
+function withCommand(args: CmdArgs, command: CniCommand): CmdArgs {
+  return { ...args, command, env: { ...args.env, CNI_COMMAND: command } };
+}
+
+/**
+ * Chooses the IPAM route for a config.
+ *
+ * @param config The validated config.
+ * @param options The state dir for the in-process engine.
+ * @returns The route.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfig } from "./config.ts";
+ * import { selectIpamRoute } from "./ipam_route.ts";
+ * const base = { cniVersion: "1.0.0", name: "n", type: "azure-vnet" };
+ * const ours = parseConfig({ ...base, ipam: { type: "azure-vnet-ipam" } });
+ * assert.equal(selectIpamRoute(ours).name, "in-process");
+ * const other = parseConfig({ ...base, ipam: { type: "host-local" } });
+ * assert.equal(selectIpamRoute(other).name, "exec");
+ * ```
+ */
+export function selectIpamRoute(
+  config: AzureVnetConfig,
+  options: IpamRouteOptions = {},
+): IpamRoute {
+  const type = config.ipam.type;
+  let engine = options.engine;
+  function handlers(): PluginHandlers {
+    engine ??= createIpamHandlers(
+      options.stateDir === undefined ? {} : { stateDir: options.stateDir },
+    );
+    return engine;
+  }
+  if (type === AZURE_IPAM_TYPE && !config.ipamExec) {
+    return {
+      name: "in-process",
+      add: (args) => handlers().cmdAdd(withCommand(args, "ADD")),
+      async run(command, args) {
+        const h = handlers();
+        const a = withCommand(args, command);
+        if (command === "DEL") return await h.cmdDel(a);
+        if (command === "CHECK") return await h.cmdCheck?.(a);
+        if (command === "STATUS") return await h.cmdStatus?.(a);
+        return await h.cmdGc?.(a);
+      },
+    };
+  }
+  return {
+    name: "exec",
+    add: (args) => delegateAdd(type, { args }),
+    run: (command, args) => delegateCommand(type, command, { args }),
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The kernel operations the plugin needs, as one narrow port. The real
+ * implementation (`netlink_kernel.ts`) sits on `@vnet/netlink`; unit tests
+ * may pass a fake. Lookups return undefined for "absent"; deletions of
+ * absent objects succeed.
+ *
+ * @module
+ */
+import type { SavedRoute } from "./state.ts";
+
+/** A link as the plugin sees it. */
+export interface LinkState {
+  /** The name. */
+  readonly name: string;
+  /** The ifindex. */
+  readonly index: number;
+  /** The MAC (lower case). */
+  readonly mac: string;
+  /** The MTU. */
+  readonly mtu: number;
+  /** True when administratively up. */
+  readonly up: boolean;
+  /** The master's ifindex, or undefined. */
+  readonly masterIndex: number | undefined;
+  /** The link kind (`bridge`, `veth`…), or undefined. */
+  readonly kind: string | undefined;
+}
+
+/** An address on a link. */
+export interface AddrState {
+  /** CIDR, `10.0.0.4/24`. */
+  readonly cidr: string;
+  /** 4 or 6. */
+  readonly family: 4 | 6;
+  /** 0 global, 253 link, 254 host. */
+  readonly scope: number;
+}
+
+/** A route bound to a link. */
+export interface RouteState extends SavedRoute {
+  /** The output link name. */
+  readonly link: string;
+}
+
+/** A veth to create with its peer directly inside another netns. */
+export interface VethSpec {
+  /** Host-side name. */
+  readonly name: string;
+  /** Peer name inside the netns. */
+  readonly peerName: string;
+  /** The netns path of the peer. */
+  readonly peerNetns: string;
+  /** The MTU of both ends. */
+  readonly mtu: number;
+}
+
+/** The kernel operations in one network namespace. */
+export interface KernelNs extends Disposable {
+  /** Looks a link up by name. */
+  link(name: string): LinkState | undefined;
+  /** Every link. */
+  links(): LinkState[];
+  /** The addresses of a link (both families). */
+  addrs(link: string): AddrState[];
+  /** The routes whose output link is `link`, in every table. */
+  routes(link: string): RouteState[];
+  /** Creates a bridge with a pinned MAC and an MTU. */
+  addBridge(spec: { name: string; mtu: number; mac: string }): void;
+  /** Creates a veth whose peer lives in another netns. */
+  addVeth(spec: VethSpec): void;
+  /** Deletes a link; absent is fine. */
+  delLink(name: string): void;
+  /** Brings a link up. */
+  setUp(name: string): void;
+  /** Brings a link down. */
+  setDown(name: string): void;
+  /** Enslaves a link to a bridge, or releases it (`master` undefined). */
+  setMaster(name: string, master: string | undefined): void;
+  /** Sets the bridge-port hairpin flag. */
+  setHairpin(name: string, options: { on: boolean }): void;
+  /** Adds an address; an existing one is fine. */
+  addrAdd(link: string, cidr: string): void;
+  /** Deletes an address; absent is fine. */
+  addrDel(link: string, cidr: string): void;
+  /** Adds or replaces a route. */
+  routeReplace(route: RouteState): void;
+  /** Deletes a route; absent is fine. */
+  routeDel(route: RouteState): void;
+  /** Sets a permanent neighbour. */
+  neighSet(link: string, neigh: { ip: string; mac: string }): void;
+  /** Deletes a neighbour; absent is fine. */
+  neighDel(link: string, ip: string): void;
+  /** The MAC of a neighbour, or undefined. */
+  neighMac(link: string, ip: string): string | undefined;
+}
+
+/** Opens kernel handles: the current netns, or another by path. */
+export interface Kernel {
+  /** A handle on the netns the process runs in. */
+  host(): KernelNs;
+  /**
+   * A handle on the netns at `path`.
+   *
+   * @throws {Deno.errors.NotFound} When the netns path does not exist.
+   */
+  netns(path: string): KernelNs;
+}

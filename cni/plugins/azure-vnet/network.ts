@@ -1,0 +1,305 @@
+/**
+ * The host side of a network: find the master, create the bridge, move the
+ * master's addresses and routes onto it, install the host ebtables rules;
+ * and the reverse (teardown).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import { inSubnet, splitCidr } from "./_ip.ts";
+import {
+  arpReplyRedirectRule,
+  arpReplyRule,
+  type Ebtables,
+  type EbtablesRule,
+  masterSnatRule,
+} from "./ebtables.ts";
+import type { KernelNs, LinkState, RouteState } from "./kernel.ts";
+import { HOST_VETH_PREFIX } from "./names.ts";
+import type { NetworkRecord, SavedRoute } from "./state.ts";
+
+const log = getLogger(["azure-vnet", "network"]);
+
+/** True for routes the kernel makes for addresses (protocol kernel). */
+function isKernelRoute(r: SavedRoute): boolean {
+  return r.protocol === "kernel" || r.protocol === 2;
+}
+
+/** What {@link createNetwork} needs. */
+export interface CreateNetworkSpec {
+  /** The network name. */
+  readonly name: string;
+  /** The bridge name. */
+  readonly bridge: string;
+  /** The configured master, or undefined to detect it. */
+  readonly master: string | undefined;
+  /** The subnet (CIDR) from the IPAM result. */
+  readonly subnet: string;
+  /** The subnet gateway. */
+  readonly gateway: string;
+  /**
+   * Runs last, with the record (save the state); a failure in it rolls the
+   * host setup back too.
+   */
+  readonly commit: (net: NetworkRecord) => void;
+}
+
+/** The host network's kernel and ebtables access. */
+export interface HostContext {
+  /** The host netns handle. */
+  readonly kernel: KernelNs;
+  /** The ebtables driver. */
+  readonly ebtables: Ebtables;
+}
+
+/**
+ * Finds the master: the configured one, or the first link holding an IPv4
+ * address inside the subnet.
+ *
+ * @param kernel The host netns.
+ * @param spec The configured master and the subnet.
+ * @returns The master link.
+ * @throws {CniError} Code 108 naming the subnet and the links examined.
+ */
+export function findMaster(
+  kernel: KernelNs,
+  spec: { master: string | undefined; subnet: string; bridge: string },
+): LinkState {
+  if (spec.master !== undefined) {
+    const link = kernel.link(spec.master);
+    if (link === undefined) {
+      throw new CniError(
+        PLUGIN_CODES.masterNotFound,
+        `Cannot find master interface "${spec.master}"`,
+      );
+    }
+    return link;
+  }
+  const examined: string[] = [];
+  for (const link of kernel.links()) {
+    if (
+      link.name === "lo" || link.name === spec.bridge ||
+      link.name.startsWith(HOST_VETH_PREFIX)
+    ) continue;
+    examined.push(link.name);
+    const hit = kernel.addrs(link.name).some((a) =>
+      a.family === 4 && inSubnet(a.cidr, spec.subnet)
+    );
+    if (hit) return link;
+  }
+  throw new CniError(
+    PLUGIN_CODES.masterNotFound,
+    `Cannot find the master interface: no interface has an address in subnet "${spec.subnet}" (examined: ${
+      examined.join(", ") || "none"
+    }); set "master" in the config`,
+  );
+}
+
+function onLink(route: SavedRoute, link: string): RouteState {
+  return { ...route, link };
+}
+
+function stripLink(r: RouteState): SavedRoute {
+  const { link: _link, ...rest } = r;
+  return rest;
+}
+
+/** The host rules of a network. */
+export function hostRules(net: NetworkRecord): EbtablesRule[] {
+  const rules = [masterSnatRule(net.master, net.masterMac)];
+  if (net.primaryIp !== undefined) {
+    rules.push(arpReplyRule({ ip: net.primaryIp, mac: net.masterMac }));
+  }
+  rules.push(arpReplyRedirectRule(net.master));
+  return rules;
+}
+
+/**
+ * Creates the host side of a network, rolling every step back on failure so
+ * the node keeps its addresses and routes. Call it with the network-state
+ * lock held; `spec.commit` runs last (record and save the state) and a failure in
+ * it rolls back too.
+ *
+ * Steps: bridge (master MAC and MTU pinned), host ebtables rules, addresses
+ * and routes off the master, master enslaved with hairpin, bridge up,
+ * addresses and routes (table, protocol, metric kept) onto the bridge.
+ *
+ * @param ctx The host kernel and ebtables.
+ * @param spec Name, bridge, master, subnet, gateway, commit.
+ * @returns The network record.
+ * @throws {CniError} 108 (no master), 103 (netlink), 104 (ebtables).
+ */
+export async function createNetwork(
+  ctx: HostContext,
+  spec: CreateNetworkSpec,
+): Promise<NetworkRecord> {
+  const { kernel, ebtables } = ctx;
+  const master = findMaster(kernel, spec);
+  const addrs = kernel.addrs(master.name).filter((a) => a.scope === 0);
+  const routes = kernel.routes(master.name).filter((r) =>
+    !isKernelRoute(r) &&
+    !(r.dst.startsWith("fe80:") || r.dst.startsWith("ff00:"))
+  );
+  const savedRoutes = routes.map(stripLink);
+  const primary = addrs.find((a) => a.family === 4);
+  const net: NetworkRecord = {
+    name: spec.name,
+    mode: "bridge",
+    bridge: spec.bridge,
+    master: master.name,
+    masterMac: master.mac,
+    masterMtu: master.mtu,
+    subnet: spec.subnet,
+    gateway: spec.gateway,
+    ...(primary === undefined ? {} : { primaryIp: splitCidr(primary.cidr).ip }),
+    savedAddrs: addrs.map((a) => a.cidr),
+    savedRoutes,
+    createdAt: new Date().toISOString(),
+  };
+  log.info(
+    "Creating network {name}: bridge {bridge}, master {master}, subnet {subnet}, moving {addrs} and {routes} routes",
+    {
+      name: net.name,
+      bridge: net.bridge,
+      master: net.master,
+      subnet: net.subnet,
+      addrs: net.savedAddrs,
+      routes: savedRoutes.length,
+    },
+  );
+  await using stack = new AsyncDisposableStack();
+  try {
+    if (kernel.link(spec.bridge) === undefined) {
+      kernel.addBridge({ name: spec.bridge, mtu: master.mtu, mac: master.mac });
+      stack.defer(() => kernel.delLink(spec.bridge));
+    }
+    for (const rule of hostRules(net)) {
+      if (await ebtables.ensure(rule)) {
+        stack.defer(async () => {
+          await ebtables.remove(rule);
+        });
+      }
+    }
+    // Restore routes last on rollback (LIFO): after the addresses are back.
+    stack.defer(() => restoreRoutes(kernel, master.name, savedRoutes));
+    for (const a of addrs) {
+      kernel.addrDel(master.name, a.cidr);
+      stack.defer(() => kernel.addrAdd(master.name, a.cidr));
+    }
+    kernel.setMaster(master.name, spec.bridge);
+    stack.defer(() => kernel.setMaster(master.name, undefined));
+    kernel.setHairpin(master.name, { on: true });
+    kernel.setUp(spec.bridge);
+    kernel.setUp(master.name);
+    for (const a of addrs) {
+      kernel.addrAdd(spec.bridge, a.cidr);
+      stack.defer(() => kernel.addrDel(spec.bridge, a.cidr));
+    }
+    for (const r of orderRoutes(savedRoutes)) {
+      const onBridge = onLink(r, spec.bridge);
+      kernel.routeReplace(onBridge);
+      stack.defer(() => kernel.routeDel(onBridge));
+    }
+    spec.commit(net);
+  } catch (err) {
+    log.error("Creating network {name} failed, rolling back: {err}", {
+      name: spec.name,
+      err: String(err),
+    });
+    throw wrapKernel(`Cannot create network "${spec.name}"`, err);
+  }
+  stack.move();
+  return net;
+}
+
+/** Link-scope (gateway-less) routes first, so gateways are reachable. */
+function orderRoutes(routes: SavedRoute[]): SavedRoute[] {
+  return [...routes].sort((a, b) =>
+    (a.gw === undefined ? 0 : 1) - (b.gw === undefined ? 0 : 1)
+  );
+}
+
+function restoreRoutes(
+  kernel: KernelNs,
+  link: string,
+  routes: SavedRoute[],
+): void {
+  const errors: unknown[] = [];
+  for (const r of orderRoutes(routes)) {
+    try {
+      kernel.routeReplace(onLink(r, link));
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length > 0) {
+    throw new AggregateError(errors, `Cannot restore routes on "${link}"`);
+  }
+}
+
+/**
+ * Wraps a non-CniError into a CniError 103 (kernel failure).
+ *
+ * @param msg The message.
+ * @param err The failure.
+ * @returns A CniError.
+ */
+export function wrapKernel(msg: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  return new CniError(PLUGIN_CODES.netlinkFailed, msg, { cause: err });
+}
+
+/**
+ * Removes a network's host side: rules, master released, bridge deleted,
+ * addresses and routes back on the master. Continues past failures and
+ * reports them together.
+ *
+ * @param ctx The host kernel and ebtables.
+ * @param net The network record.
+ * @throws {AggregateError} With every step that failed.
+ */
+export async function teardownNetwork(
+  ctx: HostContext,
+  net: NetworkRecord,
+): Promise<void> {
+  const { kernel, ebtables } = ctx;
+  const errors: unknown[] = [];
+  function step(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  for (const rule of hostRules(net)) {
+    try {
+      await ebtables.remove(rule);
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  for (const r of net.savedRoutes) {
+    step(() => kernel.routeDel(onLink(r, net.bridge)));
+  }
+  for (const cidr of net.savedAddrs) {
+    step(() => kernel.addrDel(net.bridge, cidr));
+  }
+  if (kernel.link(net.master) !== undefined) {
+    step(() => kernel.setMaster(net.master, undefined));
+  }
+  step(() => kernel.delLink(net.bridge));
+  if (kernel.link(net.master) !== undefined) {
+    step(() => kernel.setUp(net.master));
+    for (const cidr of net.savedAddrs) {
+      step(() => kernel.addrAdd(net.master, cidr));
+    }
+    step(() => restoreRoutes(kernel, net.master, net.savedRoutes));
+  }
+  if (errors.length > 0) {
+    throw new AggregateError(
+      errors,
+      `Cannot fully remove network "${net.name}"`,
+    );
+  }
+}
