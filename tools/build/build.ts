@@ -35,6 +35,11 @@ export interface BuildOptions {
   allowAll?: boolean;
   /** The deno binary to build with and pin (default `Deno.execPath()`). */
   denoPath?: string;
+  /**
+   * The deno path written into launchers, when it differs from the build's
+   * (an image that installs deno elsewhere). No pre-warm is done then.
+   */
+  launcherDenoPath?: string;
 }
 
 /** What was built for one target. */
@@ -177,7 +182,13 @@ async function tryCompile(
 
 async function buildLauncher(
   target: BuildTarget,
-  ctx: { root: string; outDir: string; denoPath: string; denoDir: string },
+  ctx: {
+    root: string;
+    outDir: string;
+    denoPath: string;
+    denoDir: string;
+    launcherDeno: string;
+  },
 ): Promise<string[]> {
   const js = `${ctx.outDir}/${target.name}.js`;
   const res = await runDeno(ctx.denoPath, [
@@ -199,7 +210,7 @@ async function buildLauncher(
     sh,
     renderLauncher({
       bundleName: `${target.name}.js`,
-      denoPath: ctx.denoPath,
+      denoPath: ctx.launcherDeno,
       denoDir: ctx.denoDir,
       permissions: target.permissions,
     }),
@@ -287,6 +298,7 @@ export async function build(
   const built: BuiltArtifact[] = [];
   for (const t of targets) {
     const ctx = { root, outDir, denoPath, denoDir };
+    const launcherDeno = options.launcherDenoPath ?? denoPath;
     let skipped: string | undefined = options.noCompile === true
       ? "compile disabled (--no-compile)"
       : undefined;
@@ -316,9 +328,11 @@ export async function build(
       name: t.name,
       reason: skipped,
     });
-    const files = await buildLauncher(t, ctx);
-    await Deno.mkdir(denoDir, { recursive: true });
-    await prewarm(files[0] ?? "");
+    const files = await buildLauncher(t, { ...ctx, launcherDeno });
+    if (launcherDeno === denoPath) {
+      await Deno.mkdir(denoDir, { recursive: true });
+      await prewarm(files[0] ?? "");
+    }
     built.push({
       name: t.name,
       kind: "launcher",

@@ -19,6 +19,8 @@ options:
   --deno-dir DIR       DENO_DIR baked into launchers (default /var/lib/azure-vnet/deno)
   --compile-only       only deno compile; fail if it cannot
   --no-compile         skip the compile attempt; build launchers
+  --deno-path PATH     deno the launchers exec (default: the deno running
+                       the build; the DaemonSet image uses /opt/azure-vnet/deno)
   --allow-all          grant --allow-all instead of scoped permissions (Deno
                        refuses Deno.* file APIs on /proc and /sys otherwise)
   --entry NAME=PATH    replace the entry of target NAME (repeatable)
@@ -31,6 +33,7 @@ const OPTIONS = {
   "compile-only": { type: "boolean" },
   "no-compile": { type: "boolean" },
   "allow-all": { type: "boolean" },
+  "deno-path": { type: "string" },
   entry: { type: "string", multiple: true },
   only: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
@@ -95,6 +98,9 @@ export async function runBuildCli(args: readonly string[]): Promise<number> {
     if (v["compile-only"] === true) options.compileOnly = true;
     if (v["no-compile"] === true) options.noCompile = true;
     if (v["allow-all"] === true) options.allowAll = true;
+    if (v["deno-path"] !== undefined) {
+      options.launcherDenoPath = absolute(v["deno-path"]);
+    }
     const built = await build(options);
     for (const b of built) {
       const why = b.compileSkipped === undefined
