@@ -12,6 +12,8 @@ if [ "${VNET_IN_TEST_NETNS:-}" != "1" ]; then
   exec unshare --net --mount --propagation private -- "$0" "$@"
 fi
 ip link set lo up
-# /run/netns must be a private mount point of this mount namespace.
+# Namespace files of the tests live on a tmpfs private to this mount
+# namespace, so nothing leaks into the machine's /run/netns.
 mkdir -p /run/netns
+mount -t tmpfs -o mode=0755 vnet-test-netns /run/netns
 exec "$@"
