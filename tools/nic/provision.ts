@@ -1,0 +1,379 @@
+/**
+ * Grows or shrinks the node's NIC to exactly N IP configurations through
+ * ARM (`@azure/arm-network`, loaded with a dynamic `import()` so nothing
+ * else pays for the SDK).
+ *
+ * @module
+ */
+import { getImdsInstance, getImdsInterfaces, normalizeMac } from "@vnet/azure";
+
+/** Smallest and largest `--count` (IP configurations per NIC, primary included). */
+export const MIN_COUNT = 1;
+/** Azure's per-NIC limit. */
+export const MAX_COUNT = 256;
+/** Default `--count` (acs-engine's historical default). */
+export const DEFAULT_COUNT = 128;
+
+/** Options of {@linkcode provision}. */
+export interface ProvisionOptions {
+  /** Wanted IP configurations, primary included (1..256). */
+  count: number;
+  /** ARM id of the NIC; default: found through IMDS. */
+  nicId?: string | undefined;
+  /** Plan only; change nothing. */
+  dryRun?: boolean | undefined;
+  /** Directory of `azure-vnet-ipam.json` (default `/var/run`). */
+  stateDir?: string | undefined;
+  /** IMDS base URL (default `http://169.254.169.254`). */
+  imdsUrl?: string | undefined;
+  /** ARM endpoint (default `https://management.azure.com`). */
+  armEndpoint?: string | undefined;
+  /** PEM file of a CA to trust for ARM (tests, sandbox). */
+  caFile?: string | undefined;
+  /** LRO poll interval when ARM sends no Retry-After (default 1000 ms). */
+  pollIntervalMs?: number | undefined;
+  /** Receives progress lines (default: none). */
+  progress?: ((line: string) => void) | undefined;
+}
+
+/** One IP configuration as reported after provisioning. */
+export interface ProvisionedIpConfig {
+  name: string;
+  privateIPAddress: string;
+  primary: boolean;
+}
+
+/** What {@linkcode provision} did. */
+export interface ProvisionResult {
+  nicId: string;
+  /** False when the NIC already matched or for a dry run. */
+  changed: boolean;
+  added: string[];
+  removed: string[];
+  ipConfigurations: ProvisionedIpConfig[];
+}
+
+/** Minimal view of the SDK's flattened ipconfig model. */
+interface IpConfigModel {
+  name?: string;
+  privateIPAddress?: string;
+  primary?: boolean;
+  subnet?: { id?: string };
+  [key: string]: unknown;
+}
+
+/**
+ * Validates a `--count` value.
+ *
+ * @param text The option text (or a number).
+ * @returns The count.
+ * @throws {RangeError} When not an integer in 1..256.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCount } from "./provision.ts";
+ *
+ * assert.equal(parseCount("31"), 31);
+ * assert.throws(() => parseCount("257"), RangeError);
+ * ```
+ */
+export function parseCount(text: string | number): number {
+  const s = String(text).trim();
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isInteger(n) || n < MIN_COUNT || n > MAX_COUNT) {
+    throw new RangeError(
+      `Cannot provision: count must be an integer in ${MIN_COUNT}..${MAX_COUNT}, got "${text}"`,
+    );
+  }
+  return n;
+}
+
+const VMSS_RE = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\//i;
+
+function vmssError(what: string, id: string): Error {
+  const ss = VMSS_RE.exec(id)?.[1] ?? "?";
+  return new Error(
+    `Cannot provision ${what} "${id}": it belongs to VM scale set "${ss}"; ` +
+      "NICs of uniform scale-set instances are read-only through " +
+      "Microsoft.Network, so change ipConfigurations in the scale set model " +
+      "(Microsoft.Compute virtualMachineScaleSets networkProfile) instead",
+  );
+}
+
+function parseNicId(id: string): { sub: string; rg: string; name: string } {
+  if (VMSS_RE.test(id)) throw vmssError("NIC", id);
+  const m =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/networkInterfaces\/([^/]+)$/i
+      .exec(id);
+  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined) {
+    throw new SyntaxError(`Cannot parse NIC id "${id}"`);
+  }
+  return { sub: m[1], rg: m[2], name: m[3] };
+}
+
+/**
+ * Reads the addresses in use from the IPAM state file: an address with a
+ * non-empty `containerId`. A missing file means nothing is in use.
+ *
+ * @param path Path of `azure-vnet-ipam.json`.
+ * @returns The addresses in use.
+ * @throws {SyntaxError} When the file is not the expected JSON.
+ */
+export async function addressesInUse(path: string): Promise<Set<string>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return new Set();
+    throw err;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw new SyntaxError(`Cannot parse IPAM state "${path}"`, { cause });
+  }
+  const pools = (doc as { pools?: unknown } | null)?.pools;
+  if (typeof pools !== "object" || pools === null) {
+    throw new SyntaxError(`Cannot parse IPAM state "${path}": no pools`);
+  }
+  const used = new Set<string>();
+  for (const pool of Object.values(pools as Record<string, unknown>)) {
+    const addresses = (pool as { addresses?: unknown } | null)?.addresses;
+    if (typeof addresses !== "object" || addresses === null) continue;
+    for (const [ip, rec] of Object.entries(addresses)) {
+      const id = (rec as { containerId?: unknown } | null)?.containerId;
+      if (typeof id === "string" && id !== "") used.add(ip);
+    }
+  }
+  return used;
+}
+
+function wantedSecondaryNames(primaryName: string, count: number): string[] {
+  const names: string[] = [];
+  for (let k = 1; names.length < count - 1; k++) {
+    if (`ipconfig${k}` !== primaryName) names.push(`ipconfig${k}`);
+  }
+  return names;
+}
+
+/**
+ * Makes the node's NIC carry exactly `count` IP configurations:
+ * the primary plus `ipconfig2..N` (Dynamic, in the primary's subnet).
+ *
+ * Finds the NIC through IMDS (list the resource group's NICs, match
+ * `virtualMachine.id` and the MAC) unless `nicId` is given. Idempotent: a
+ * NIC that already matches is not touched. A scale-down removes only
+ * configurations whose address the IPAM state does not show in use, and
+ * otherwise refuses without changing anything.
+ *
+ * @param options Count, NIC id, dry run, state dir, endpoints, CA, progress.
+ * @returns What changed and the resulting configurations.
+ * @throws {RangeError} When `count` is out of 1..256.
+ * @throws {Error} For a scale-set instance NIC, a NIC that cannot be found,
+ *   or a scale-down that would remove addresses in use.
+ * @throws {AzureHttpError} When IMDS fails.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const result = await provision({ count: 31 });
+ * ```
+ */
+export async function provision(
+  options: ProvisionOptions,
+): Promise<ProvisionResult> {
+  const count = parseCount(options.count);
+  const progress = options.progress ?? (() => {});
+  const imdsOptions = { baseUrl: options.imdsUrl };
+  progress("Reading instance metadata");
+  const inst = await getImdsInstance(imdsOptions);
+  if (
+    options.nicId === undefined &&
+    (inst.compute.vmScaleSetName !== "" ||
+      VMSS_RE.test(inst.compute.resourceId))
+  ) {
+    throw vmssError("the NIC of VM", inst.compute.resourceId);
+  }
+  const target = options.nicId === undefined ? undefined : parseNicId(
+    options.nicId,
+  );
+  const subscriptionId = target?.sub ?? inst.compute.subscriptionId;
+
+  progress("Loading the Azure SDK");
+  const { NetworkManagementClient } = await import("@azure/arm-network");
+  const { ManagedIdentityCredential } = await import("@azure/identity");
+  const clientOptions: { endpoint?: string; tlsOptions?: { ca: string } } = {};
+  if (options.armEndpoint !== undefined) {
+    clientOptions.endpoint = options.armEndpoint;
+  }
+  if (options.caFile !== undefined) {
+    clientOptions.tlsOptions = { ca: await Deno.readTextFile(options.caFile) };
+  }
+  const client = new NetworkManagementClient(
+    new ManagedIdentityCredential(),
+    subscriptionId,
+    clientOptions,
+  );
+  const nics = client.networkInterfaces;
+
+  let rg: string;
+  let nicName: string;
+  if (target !== undefined) {
+    rg = target.rg;
+    nicName = target.name;
+  } else {
+    rg = inst.compute.resourceGroupName;
+    const mac = inst.network[0]?.macAddress;
+    if (mac === undefined) {
+      throw new Error("Cannot find the VM's NIC: IMDS lists no interface");
+    }
+    progress(`Finding the NIC of ${inst.compute.name} (MAC ${mac}) in ${rg}`);
+    let found: string | undefined;
+    for await (const nic of nics.list(rg)) {
+      const vmId = nic.virtualMachine?.id ?? "";
+      let nicMac = "";
+      try {
+        nicMac = normalizeMac(nic.macAddress ?? "");
+      } catch {
+        continue;
+      }
+      if (
+        vmId.toLowerCase() === inst.compute.resourceId.toLowerCase() &&
+        nicMac === mac && nic.name !== undefined
+      ) {
+        found = nic.name;
+        break;
+      }
+    }
+    if (found === undefined) {
+      throw new Error(
+        `Cannot find the NIC of VM "${inst.compute.resourceId}" with MAC ${mac} in resource group "${rg}"`,
+      );
+    }
+    nicName = found;
+  }
+
+  const nic = await nics.get(rg, nicName);
+  const nicId = nic.id ?? nicName;
+  const configs = (nic.ipConfigurations ?? []) as IpConfigModel[];
+  const primary = configs.find((c) => c.primary === true);
+  if (primary?.name === undefined || primary.subnet?.id === undefined) {
+    throw new Error(`Cannot provision NIC "${nicId}": no primary ipconfig`);
+  }
+  const wanted = new Set(wantedSecondaryNames(primary.name, count));
+  const keep = configs.filter((c) =>
+    c === primary || (c.name !== undefined && wanted.has(c.name))
+  );
+  const removeList = configs.filter((c) => !keep.includes(c));
+  const present = new Set(keep.map((c) => c.name));
+  const added = [...wanted].filter((n) => !present.has(n));
+  const removed = removeList.map((c) => c.name ?? "?");
+  progress(
+    `NIC ${nicName} has ${configs.length} ipconfigs; want ${count}: add ${added.length}, remove ${removed.length}`,
+  );
+
+  if (removeList.length > 0) {
+    const statePath = `${options.stateDir ?? "/var/run"}/azure-vnet-ipam.json`;
+    const inUse = await addressesInUse(statePath);
+    const busy = removeList.filter((c) =>
+      c.privateIPAddress !== undefined && inUse.has(c.privateIPAddress)
+    );
+    if (busy.length > 0) {
+      throw new Error(
+        `Cannot scale NIC "${nicName}" down to ${count}: ${
+          busy.map((c) => `${c.name} (${c.privateIPAddress})`).join(", ")
+        } in use per ${statePath}; release those pods first or choose a larger count`,
+      );
+    }
+  }
+
+  function report(list: IpConfigModel[]): ProvisionedIpConfig[] {
+    return list.map((c) => ({
+      name: c.name ?? "",
+      privateIPAddress: c.privateIPAddress ?? "",
+      primary: c.primary === true,
+    }));
+  }
+
+  if (added.length === 0 && removed.length === 0) {
+    progress(`NIC ${nicName} already has ${count} ipconfigs; nothing to do`);
+    return {
+      nicId,
+      changed: false,
+      added,
+      removed,
+      ipConfigurations: report(keep),
+    };
+  }
+  if (options.dryRun === true) {
+    progress(
+      `Dry run: would add [${added.join(", ")}] and remove [${
+        removed.join(", ")
+      }]`,
+    );
+    return {
+      nicId,
+      changed: false,
+      added,
+      removed,
+      ipConfigurations: report(configs),
+    };
+  }
+  const subnetId = primary.subnet.id;
+  const body = {
+    ...nic,
+    ipConfigurations: [
+      ...keep,
+      ...added.map((name) => ({
+        name,
+        privateIPAllocationMethod: "Dynamic",
+        privateIPAddressVersion: "IPv4",
+        subnet: { id: subnetId },
+        primary: false,
+      })),
+    ].sort((a, b) => order(a.name) - order(b.name)),
+  };
+  progress(`Updating NIC ${nicName} (long-running operation)`);
+  const updated = await nics.createOrUpdate(rg, nicName, body, {
+    updateIntervalInMs: options.pollIntervalMs ?? 1000,
+  });
+  const result = report((updated.ipConfigurations ?? []) as IpConfigModel[]);
+  await waitForImds(result, nic.macAddress, options, progress);
+  return { nicId, changed: true, added, removed, ipConfigurations: result };
+}
+
+function order(name: string | undefined): number {
+  const m = /^ipconfig(\d+)$/.exec(name ?? "");
+  return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
+async function waitForImds(
+  configs: ProvisionedIpConfig[],
+  armMac: string | undefined,
+  options: ProvisionOptions,
+  progress: (line: string) => void,
+): Promise<void> {
+  let mac: string;
+  try {
+    mac = normalizeMac(armMac ?? "");
+  } catch {
+    return;
+  }
+  const want = configs.map((c) => c.privateIPAddress);
+  const interval = options.pollIntervalMs ?? 1000;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const host = await getImdsInterfaces({ baseUrl: options.imdsUrl });
+    const nic = host.find((h) => h.macAddress === mac);
+    if (nic === undefined) return;
+    const seen = new Set(
+      nic.subnets.flatMap((s) => s.addresses.map((a) => a.address)),
+    );
+    if (want.every((ip) => seen.has(ip)) && seen.size === want.length) {
+      progress(`IMDS reports all ${want.length} addresses`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+  progress("IMDS does not report the new addresses yet; they may lag");
+}
