@@ -1,0 +1,10 @@
+/**
+ * `deno task state teardown|show`: see `cli.ts`.
+ *
+ * @module
+ */
+import { runStateCli } from "./cli.ts";
+
+if (import.meta.main) {
+  Deno.exit(await runStateCli(Deno.args));
+}
