@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { formatMac, normalizeMac, parseMac } from "./mac.ts";
+
+Deno.test("parseMac() accepts colon, dash and bare forms", async (t) => {
+  const want = [0x00, 0x0d, 0x3a, 0xf8, 0xa1, 0xb2];
+  for (
+    const text of ["00:0d:3a:f8:a1:b2", "00-0D-3A-F8-A1-B2", "000D3AF8A1B2"]
+  ) {
+    await t.step(text, () => assert.deepEqual([...parseMac(text)], want));
+  }
+});
+
+Deno.test("parseMac() throws SyntaxError when malformed", async (t) => {
+  const bad = [
+    "",
+    "00:0d:3a:f8:a1",
+    "00:0d:3a:f8:a1:b2:c3",
+    "00:0d-3a:f8:a1:b2",
+    "0:d:3a:f8:a1:b2",
+    "000D3AF8A1B",
+    "gg:0d:3a:f8:a1:b2",
+    "00.0d.3a.f8.a1.b2",
+  ];
+  for (const text of bad) {
+    await t.step(`"${text}"`, () =>
+      assert.throws(() => parseMac(text), {
+        name: "SyntaxError",
+        message: /Cannot parse MAC address/,
+      }));
+  }
+});
+
+Deno.test("formatMac() and normalizeMac() give lower-case colon text", () => {
+  assert.equal(
+    formatMac(new Uint8Array([0, 13, 58, 248, 161, 178])),
+    "00:0d:3a:f8:a1:b2",
+  );
+  assert.equal(normalizeMac("000D3AF8A1B2"), "00:0d:3a:f8:a1:b2");
+  assert.equal(normalizeMac("AA-BB-CC-DD-EE-FF"), "aa:bb:cc:dd:ee:ff");
+  assert.throws(() => formatMac(new Uint8Array(5)), {
+    name: "RangeError",
+    message: /5 bytes/,
+  });
+});
