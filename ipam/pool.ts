@@ -88,8 +88,10 @@ export function poolSpecsFromInterfaces(
   options: PoolSpecOptions = {},
 ): PoolSpec[] {
   const { master } = options;
+  // An explicit master is taken as configured; otherwise links without a
+  // real MAC (loopback, tunnels) are no candidates.
   const candidates = links.filter((l) =>
-    !isNullMac(l.mac) && (master === undefined || l.name === master)
+    master === undefined ? !isNullMac(l.mac) : l.name === master
   );
   const specs = new Map<string, PoolSpec>();
   for (const nic of interfaces) {
