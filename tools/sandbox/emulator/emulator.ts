@@ -377,6 +377,11 @@ class EmulatorImpl implements Emulator {
     return this.#state;
   }
 
+  #mutate(fn: (state: EmulatorState) => void): void {
+    fn(this.#state);
+    this.#save();
+  }
+
   #save(): void {
     if (this.#stateFile === undefined) return;
     const tmp = `${this.#stateFile}.tmp-${Deno.pid}`;
@@ -391,6 +396,7 @@ class EmulatorImpl implements Emulator {
     const url = new URL(req.url);
     const endpoint = endpointOf(url.pathname);
     try {
+      this.#load();
       if (endpoint !== undefined) {
         const injected = await this.#applyFault(endpoint);
         if (injected !== undefined) return injected;
@@ -454,7 +460,7 @@ class EmulatorImpl implements Emulator {
   }
 
   #pickVm(req: Request, url: URL, remote: string): EmulatorVm | undefined {
-    const vms = this.#load().vms;
+    const vms = this.#state.vms;
     const byIp = vms.find((vm) =>
       vm.nic.ipConfigurations.some((c) => c.privateIPAddress === remote)
     );
@@ -613,7 +619,7 @@ class EmulatorImpl implements Emulator {
   }
 
   #findNic(sub: string, rg: string, name: string): EmulatorVm | undefined {
-    return this.#load().vms.find((vm) =>
+    return this.#state.vms.find((vm) =>
       vm.vmScaleSetName === "" &&
       vm.subscriptionId.toLowerCase() === sub.toLowerCase() &&
       vm.resourceGroupName.toLowerCase() === rg.toLowerCase() &&
@@ -649,7 +655,7 @@ class EmulatorImpl implements Emulator {
       list?.[1] !== undefined && list[2] !== undefined && req.method === "GET"
     ) {
       const [sub, rg] = [list[1], list[2]];
-      const value = this.#load().vms.filter((vm) =>
+      const value = this.#state.vms.filter((vm) =>
         vm.vmScaleSetName === "" &&
         vm.subscriptionId.toLowerCase() === sub.toLowerCase() &&
         vm.resourceGroupName.toLowerCase() === rg.toLowerCase()
@@ -776,7 +782,7 @@ class EmulatorImpl implements Emulator {
       );
     }
     const own = new Set(vm.nic.ipConfigurations.map((c) => c.privateIPAddress));
-    const others = usedAddresses(this.#load(), vm.nic.subnet.id);
+    const others = usedAddresses(this.#state, vm.nic.subnet.id);
     for (const c of next) {
       if (
         c.allocation === "Static" && c.privateIPAddress !== undefined &&
@@ -791,7 +797,7 @@ class EmulatorImpl implements Emulator {
     }
     const id = crypto.randomUUID();
     const previous = vm.nic.ipConfigurations;
-    this.update(() => {
+    this.#mutate(() => {
       vm.nic.ipConfigurations = next;
       vm.nic.provisioningState = "Updating";
     });
@@ -823,7 +829,7 @@ class EmulatorImpl implements Emulator {
   }
 
   #vmOf(op: PendingOp): EmulatorVm | undefined {
-    return this.#load().vms.find((vm) =>
+    return this.#state.vms.find((vm) =>
       vm.name === op.vmName && vm.resourceGroupName === op.resourceGroupName
     );
   }
@@ -840,7 +846,7 @@ class EmulatorImpl implements Emulator {
       op.error = { code: "NotFound", message: "NIC vanished" };
       return;
     }
-    this.update((state) => {
+    this.#mutate((state) => {
       const used = usedAddresses(state, vm.nic.subnet.id);
       for (const c of vm.nic.ipConfigurations) {
         if (c.privateIPAddress !== undefined) continue;

@@ -194,8 +194,14 @@ async function token(httpUrl: string): Promise<string> {
 Deno.test("startEmulator() ARM PUT allocates via Azure-AsyncOperation and updates wireserver", async (t) => {
   const state = emptyState();
   addVm(state, { name: "vm0", subnet: { prefix: "10.9.0.0/29" } });
+  // A state file: every change must survive the per-request reload.
+  const dir = await Deno.makeTempDir();
+  await using _cleanup = {
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
   await using emu = await startEmulator({
     state,
+    stateFile: `${dir}/state.json`,
     tls,
     arm: { inProgressPolls: 1, retryAfterSeconds: 0 },
   });
