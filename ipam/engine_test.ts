@@ -547,3 +547,35 @@ Deno.test("createIpamHandlers() takes the state dir from AZURE_VNET_STATE_DIR", 
   );
   await Deno.remove(stateDir, { recursive: true });
 });
+
+Deno.test("cmdAdd() reads the NICs from IMDS when environment is imds", async () => {
+  const body = [{
+    ipv4: {
+      ipAddress: [
+        { privateIpAddress: "10.240.0.4", publicIpAddress: "" },
+        { privateIpAddress: "10.240.0.7", publicIpAddress: "" },
+        { privateIpAddress: "10.240.0.6", publicIpAddress: "" },
+      ],
+      subnet: [{ address: "10.240.0.0", prefix: "16" }],
+    },
+    ipv6: { ipAddress: [] },
+    macAddress: "000D3AF9DCA6",
+  }];
+  const seen: string[] = [];
+  await using imds = new FakeWireserver((req) => {
+    seen.push(`${new URL(req.url).pathname} ${req.headers.get("metadata")}`);
+    return Response.json(body);
+  });
+  const h = createIpamHandlers(
+    testOptions({ t: 1 }, { store: new FakeStore() }),
+  );
+  const r = await add(
+    h,
+    makeArgs("ADD", {
+      ipam: { type: "azure-vnet-ipam", environment: "imds", imdsUrl: imds.url },
+    }),
+  );
+  assert.equal(r.ips?.[0]?.address, "10.240.0.6/16");
+  assert.deepEqual(r.dns, { nameservers: ["168.63.129.16"] });
+  assert.deepEqual(seen, ["/metadata/instance/network/interface true"]);
+});
