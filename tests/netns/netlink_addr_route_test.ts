@@ -5,7 +5,7 @@ import { NetlinkHandle } from "@vnet/netlink";
 
 interface IpAddr {
   ifname: string;
-  addr_info: {
+  "addr_info": {
     family: string;
     local: string;
     prefixlen: number;
@@ -181,10 +181,7 @@ Deno.test("NetlinkHandle route verbs add, replace, list and delete routes", asyn
     );
     assert.equal(r?.gateway, "10.99.0.1");
     assert.ok(r?.flags?.includes("onlink"));
-    assert.equal(
-      nl.routeList().find((x) => x.dst === "10.80.0.0/16")?.onlink,
-      true,
-    );
+    assert.ok(nl.routeList().find((x) => x.dst === "10.80.0.0/16")?.onlink);
   });
   await t.step("other table and IPv6", async () => {
     nl.routeAdd({ dst: "10.90.0.0/24", link: "cnitest-r0", table: 100 });

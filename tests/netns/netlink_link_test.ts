@@ -11,8 +11,8 @@ interface IpLink {
   flags: string[];
   master?: string;
   linkinfo?: {
-    info_kind?: string;
-    info_slave_data?: { hairpin?: boolean };
+    "info_kind"?: string;
+    "info_slave_data"?: { hairpin?: boolean };
   };
 }
 
@@ -108,10 +108,10 @@ Deno.test("NetlinkHandle link setters change bridge, master, state, mtu, mac, na
   await t.step("hairpin on and off", async () => {
     nl.linkSetHairpin("cnitest-a", { on: true });
     let a = await showLink("cnitest-a", host);
-    assert.equal(a.linkinfo?.info_slave_data?.hairpin, true);
+    assert.ok(a.linkinfo?.info_slave_data?.hairpin);
     nl.linkSetHairpin("cnitest-a", { on: false });
     a = await showLink("cnitest-a", host);
-    assert.equal(a.linkinfo?.info_slave_data?.hairpin, false);
+    assert.ok(a.linkinfo?.info_slave_data?.hairpin === false);
   });
   await t.step("mtu and mac", async () => {
     nl.linkSetMtu("cnitest-b", 1280);
@@ -130,10 +130,10 @@ Deno.test("NetlinkHandle link setters change bridge, master, state, mtu, mac, na
     ]);
     nl.linkSetUp("cnitest-c");
     assert.ok((await showLink("cnitest-c", host)).flags.includes("UP"));
-    assert.equal(nl.linkByName("cnitest-c").up, true);
+    assert.ok(nl.linkByName("cnitest-c").up);
     nl.linkSetDown("cnitest-c");
     assert.ok(!(await showLink("cnitest-c", host)).flags.includes("UP"));
-    assert.equal(nl.linkByName("cnitest-c").up, false);
+    assert.ok(!(nl.linkByName("cnitest-c").up));
   });
   await t.step("delete bridge releases its port", async () => {
     nl.linkDel("cnitest-br");

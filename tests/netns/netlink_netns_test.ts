@@ -29,7 +29,7 @@ Deno.test("netnsAdd() and netnsDel() manage named namespaces like ip netns", asy
     assert.deepEqual(links.map((l) => l.ifname), ["lo"]);
     using nl = NetlinkHandle.openNetns(path);
     nl.linkSetUp("lo");
-    assert.equal(nl.linkByName("lo").up, true);
+    assert.ok(nl.linkByName("lo").up);
     assert.throws(() => netnsAdd(name), {
       name: "AlreadyExists",
       message: /already exists/,
