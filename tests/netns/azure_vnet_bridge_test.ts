@@ -1,0 +1,713 @@
+/**
+ * azure-vnet in bridge mode against real namespaces: a "node" netns whose
+ * eth0 is a veth to an "azure host" netns (the gateway, a plain router), and
+ * pods in their own namespaces. The plugin runs as a runtime runs it: a
+ * subprocess inside the node netns with CNI_* env and the config on stdin.
+ */
+import { assert } from "../_support/assert.ts";
+import { requireRoot } from "../_support/privilege.ts";
+import { ip, ipJson, TestNetns } from "../_support/netns.ts";
+import type { AzureVnetState } from "../../cni/plugins/azure-vnet/mod.ts";
+
+const MAIN = new URL(
+  "../../cni/plugins/azure-vnet/main.ts",
+  import.meta.url,
+).pathname;
+
+const STATE_TOOL = new URL("../../tools/state/main.ts", import.meta.url)
+  .pathname;
+
+interface PluginRun {
+  code: number;
+  out: Record<string, unknown> | undefined;
+  stderr: string;
+}
+
+/** A node with its azure host, a state dir and pods. */
+class Node implements AsyncDisposable {
+  readonly stack = new AsyncDisposableStack();
+  node!: TestNetns;
+  azure!: TestNetns;
+  dir!: string;
+  subnet: string;
+  constructor(subnet: string) {
+    this.subnet = subnet;
+  }
+
+  /** `10.x.0.<n>`. */
+  addr(n: number): string {
+    return `${this.subnet}.${n}`;
+  }
+
+  static async create(subnet: string): Promise<Node> {
+    requireRoot();
+    const n = new Node(subnet);
+    n.azure = n.stack.use(await TestNetns.create());
+    n.node = n.stack.use(await TestNetns.create());
+    n.dir = await Deno.makeTempDir({ prefix: "cnitest-azv-" });
+    const dir = n.dir;
+    n.stack.defer(() => Deno.remove(dir, { recursive: true }));
+    await ip([
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "ah0",
+      "netns",
+      n.azure.name,
+    ], n.node.name);
+    await ip(["addr", "add", `${n.addr(1)}/24`, "dev", "ah0"], n.azure.name);
+    await ip(["link", "set", "ah0", "up"], n.azure.name);
+    await ip(["addr", "add", `${n.addr(4)}/24`, "dev", "eth0"], n.node.name);
+    await ip(["link", "set", "eth0", "up"], n.node.name);
+    await ip([
+      "route",
+      "add",
+      "default",
+      "via",
+      n.addr(1),
+      "dev",
+      "eth0",
+      "proto",
+      "dhcp",
+      "metric",
+      "100",
+    ], n.node.name);
+    return n;
+  }
+
+  async pod(): Promise<TestNetns> {
+    return this.stack.use(await TestNetns.create());
+  }
+
+  async plugin(
+    command: string,
+    conf: Record<string, unknown>,
+    env: Record<string, string>,
+  ): Promise<PluginRun> {
+    const child = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.node.name,
+        Deno.execPath(),
+        "run",
+        "-A",
+        MAIN,
+      ],
+      env: {
+        CNI_COMMAND: command,
+        CNI_PATH: "/usr/lib/cni",
+        AZURE_VNET_STATE_DIR: this.dir,
+        AZURE_VNET_LOG_DIR: this.dir,
+        ...env,
+      },
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(JSON.stringify(conf)));
+    await w.close();
+    const o = await child.output();
+    const text = new TextDecoder().decode(o.stdout).trim();
+    return {
+      code: o.code,
+      out: text === "" ? undefined : JSON.parse(text),
+      stderr: new TextDecoder().decode(o.stderr),
+    };
+  }
+
+  async ebtables(): Promise<string> {
+    return await this.node.exec("ebtables", ["-t", "nat", "-L"]);
+  }
+
+  async state(): Promise<AzureVnetState> {
+    return JSON.parse(await Deno.readTextFile(`${this.dir}/azure-vnet.json`));
+  }
+
+  async ipamState(): Promise<string> {
+    return await Deno.readTextFile(`${this.dir}/azure-vnet-ipam.json`);
+  }
+
+  /** Runs the teardown tool inside the node netns. */
+  async teardown(
+    extra: string[] = [],
+  ): Promise<{ code: number; text: string }> {
+    const o = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.node.name,
+        Deno.execPath(),
+        "run",
+        "-A",
+        STATE_TOOL,
+        "teardown",
+        "--state-dir",
+        this.dir,
+        ...extra,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return {
+      code: o.code,
+      text: dec.decode(o.stdout) + dec.decode(o.stderr),
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stack.disposeAsync();
+  }
+}
+
+function conf(
+  cniVersion: string,
+  ipam: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    cniVersion,
+    name: "azure",
+    type: "azure-vnet",
+    mode: "bridge",
+    bridge: "azure0",
+    ipam,
+    ...extra,
+  };
+}
+
+function staticIpam(n: Node): Record<string, unknown> {
+  return {
+    type: "azure-vnet-ipam",
+    environment: "static",
+    subnet: `${n.subnet}.0/24`,
+    primaryIp: n.addr(4),
+    addresses: [n.addr(4), n.addr(5), n.addr(6), n.addr(7)],
+  };
+}
+
+function hostLocal(n: Node, dataDir: string): Record<string, unknown> {
+  return {
+    type: "host-local",
+    dataDir,
+    ranges: [[{
+      subnet: `${n.subnet}.0/24`,
+      rangeStart: n.addr(10),
+      rangeEnd: n.addr(20),
+      gateway: n.addr(1),
+    }]],
+  };
+}
+
+function env(pod: TestNetns, id: string): Record<string, string> {
+  return { CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: "eth0" };
+}
+
+interface IpLink {
+  ifname: string;
+  address: string;
+  mtu: number;
+  master?: string;
+  flags: string[];
+}
+interface IpAddr {
+  ifname: string;
+  // deno-lint-ignore camelcase
+  addr_info: { family: string; local: string; prefixlen: number }[];
+}
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev: string;
+  protocol?: string;
+  metric?: number;
+}
+interface IpNeigh {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  state: string[];
+}
+
+async function links(ns: string): Promise<IpLink[]> {
+  return await ipJson<IpLink[]>(["link", "show"], ns);
+}
+
+async function v4addrs(ns: string, dev: string): Promise<string[]> {
+  const a = await ipJson<IpAddr[]>(["-4", "addr", "show", "dev", dev], ns);
+  return a.flatMap((x) => x.addr_info.map((i) => `${i.local}/${i.prefixlen}`));
+}
+
+async function routes(ns: string): Promise<IpRoute[]> {
+  return await ipJson<IpRoute[]>(["-4", "route", "show"], ns);
+}
+
+function ifaces(out: Record<string, unknown> | undefined) {
+  return (out?.interfaces ?? []) as {
+    name: string;
+    mac: string;
+    sandbox?: string;
+    mtu?: number;
+  }[];
+}
+
+Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, DEL, teardown", async (t) => {
+  await using n = await Node.create("10.77.0");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const masterMac = (await links(n.node.name)).find((l) => l.ifname === "eth0")
+    ?.address;
+  const c = conf("1.1.0", staticIpam(n), {
+    dns: { nameservers: ["10.77.0.53"], search: ["svc.local"] },
+  });
+  const r1 = await n.plugin("ADD", c, env(p1, "pod1"));
+  const r2 = await n.plugin("ADD", c, env(p2, "pod2"));
+
+  await t.step("ADD returns the 1.1.0 result with both interfaces", () => {
+    assert.equal(r1.code, 0, JSON.stringify(r1));
+    assert.equal(r2.code, 0, JSON.stringify(r2));
+    const [host, pod] = ifaces(r1.out);
+    assert.match(host?.name ?? "", /^azv[0-9a-f]{11}$/);
+    assert.equal(pod?.name, "eth0");
+    assert.equal(pod?.sandbox, p1.path);
+    assert.equal(pod?.mtu, 1500);
+    assert.deepEqual(r1.out?.ips, [{
+      address: "10.77.0.5/24",
+      gateway: "10.77.0.1",
+      interface: 1,
+    }]);
+    assert.deepEqual(r1.out?.routes, [{ dst: "0.0.0.0/0", gw: "10.77.0.1" }]);
+    assert.deepEqual(r1.out?.dns, {
+      nameservers: ["10.77.0.53"],
+      search: ["svc.local"],
+    });
+  });
+
+  await t.step(
+    "the node's bridge carries the master, its MAC and its addresses and routes",
+    async () => {
+      const ls = await links(n.node.name);
+      const br = ls.find((l) => l.ifname === "azure0");
+      const eth0 = ls.find((l) => l.ifname === "eth0");
+      assert.equal(br?.address, masterMac, "bridge MAC pinned to the master");
+      assert.equal(eth0?.master, "azure0");
+      assert.deepEqual(await v4addrs(n.node.name, "azure0"), ["10.77.0.4/24"]);
+      assert.deepEqual(await v4addrs(n.node.name, "eth0"), []);
+      const def = (await routes(n.node.name)).find((r) => r.dst === "default");
+      assert.equal(def?.dev, "azure0");
+      assert.equal(def?.gateway, "10.77.0.1");
+      assert.equal(def?.protocol, "dhcp");
+      assert.equal(def?.metric, 100);
+      const hostVeths = ls.filter((l) => l.ifname.startsWith("azv"));
+      assert.equal(hostVeths.length, 2);
+      for (const v of hostVeths) assert.equal(v.master, "azure0");
+      const hairpin = await n.node.exec("bridge", [
+        "-d",
+        "link",
+        "show",
+        "dev",
+        "eth0",
+      ]);
+      assert.match(hairpin, /hairpin on/);
+    },
+  );
+
+  await t.step(
+    "pods have their address, default route and a permanent neighbour on the bridge",
+    async () => {
+      assert.deepEqual(await v4addrs(p1.name, "eth0"), ["10.77.0.5/24"]);
+      assert.deepEqual(await v4addrs(p2.name, "eth0"), ["10.77.0.6/24"]);
+      const def = (await routes(p1.name)).find((r) => r.dst === "default");
+      assert.equal(def?.gateway, "10.77.0.1");
+      const neigh = await ipJson<IpNeigh[]>(
+        ["neigh", "show", "dev", "azure0"],
+        n.node.name,
+      );
+      const podMac = ifaces(r1.out)[1]?.mac;
+      const e = neigh.find((x) => x.dst === "10.77.0.5");
+      assert.equal(e?.lladdr, podMac);
+      assert.ok(e?.state.includes("PERMANENT"));
+    },
+  );
+
+  await t.step(
+    "host and pod ebtables rules are in place, once each",
+    async () => {
+      const eb = await n.ebtables();
+      const podMac = ifaces(r1.out)[1]?.mac ?? "";
+      const want = [
+        `-s Unicast -o eth0 -j snat --to-src ${masterMac} --snat-arp --snat-target ACCEPT`,
+        `-p ARP --arp-op Request --arp-ip-dst 10.77.0.4 -j arpreply --arpreply-mac ${masterMac}`,
+        "-p ARP -i eth0 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
+        `-p ARP --arp-op Request --arp-ip-dst 10.77.0.5 -j arpreply --arpreply-mac ${podMac}`,
+        `-p IPv4 -i eth0 --ip-dst 10.77.0.5 -j dnat --to-dst ${podMac} --dnat-target ACCEPT`,
+      ];
+      for (const line of want) {
+        assert.equal(eb.split("\n").filter((l) => l === line).length, 1, line);
+      }
+    },
+  );
+
+  await t.step("pods reach each other, the node and the gateway", async () => {
+    assert.ok(await p1.ping("10.77.0.6"), "pod1 -> pod2");
+    assert.ok(await p2.ping("10.77.0.5"), "pod2 -> pod1");
+    assert.ok(await p1.ping("10.77.0.4"), "pod1 -> node");
+    assert.ok(await p1.ping("10.77.0.1"), "pod1 -> gateway");
+    assert.ok(await n.node.ping("10.77.0.6"), "node -> pod2");
+    assert.ok(await n.azure.ping("10.77.0.5"), "gateway -> pod1");
+  });
+
+  await t.step(
+    "CHECK passes, and names what is missing after drift",
+    async () => {
+      const withPrev = { ...c, prevResult: r1.out };
+      const ok = await n.plugin("CHECK", withPrev, env(p1, "pod1"));
+      assert.equal(ok.code, 0, JSON.stringify(ok.out));
+      assert.equal(ok.out, undefined);
+      await ip(["route", "del", "default"], p1.name);
+      const bad = await n.plugin("CHECK", withPrev, env(p1, "pod1"));
+      assert.equal(bad.out?.code, 106);
+      assert.match(
+        String(bad.out?.msg),
+        /route "0\.0\.0\.0\/0" via 10\.77\.0\.1 missing/,
+      );
+      await ip(["route", "add", "default", "via", "10.77.0.1"], p1.name);
+    },
+  );
+
+  await t.step(
+    "a repeated ADD returns the same result and keeps the IP",
+    async () => {
+      const before = await n.ipamState();
+      const again = await n.plugin("ADD", c, env(p1, "pod1"));
+      assert.equal(again.code, 0);
+      assert.deepEqual(again.out, r1.out);
+      assert.equal(await n.ipamState(), before);
+      assert.ok(await p1.ping("10.77.0.6"));
+    },
+  );
+
+  await t.step(
+    "DEL removes veth, rules and neighbour and releases the IP; DEL again succeeds",
+    async () => {
+      const hostVeth = ifaces(r1.out)[0]?.name ?? "";
+      const d1 = await n.plugin(
+        "DEL",
+        { ...c, prevResult: r1.out },
+        env(p1, "pod1"),
+      );
+      assert.equal(d1.code, 0, JSON.stringify(d1.out));
+      const d2 = await n.plugin("DEL", c, {
+        ...env(p1, "pod1"),
+        CNI_NETNS: "",
+      });
+      assert.equal(d2.code, 0, JSON.stringify(d2.out));
+      assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
+      assert.deepEqual(
+        await links(p1.name).then((l) => l.map((x) => x.ifname)),
+        ["lo"],
+      );
+      assert.doesNotMatch(await n.ebtables(), /10\.77\.0\.5 /);
+      const neigh = await ipJson<IpNeigh[]>(
+        ["neigh", "show", "dev", "azure0"],
+        n.node.name,
+      );
+      assert.ok(!neigh.some((x) => x.dst === "10.77.0.5"));
+      const st = await n.state();
+      assert.deepEqual(Object.keys(st.endpoints), ["pod2/eth0"]);
+      assert.match(await n.ipamState(), /pod2/);
+      assert.doesNotMatch(await n.ipamState(), /pod1/);
+      assert.ok(await p2.ping("10.77.0.1"), "pod2 unaffected");
+      const gone = await n.plugin(
+        "CHECK",
+        { ...c, prevResult: r1.out },
+        env(p1, "pod1"),
+      );
+      assert.equal(gone.out?.code, 106);
+    },
+  );
+
+  await t.step(
+    "teardown keeps a busy network, then --force restores the node",
+    async () => {
+      const busy = await n.teardown();
+      assert.equal(busy.code, 1);
+      assert.match(busy.text, /pod2\/eth0/);
+      const done = await n.teardown(["--force"]);
+      assert.equal(done.code, 0, done.text);
+      const ls = await links(n.node.name);
+      assert.ok(
+        !ls.some((l) => l.ifname === "azure0" || l.ifname.startsWith("azv")),
+      );
+      assert.equal(ls.find((l) => l.ifname === "eth0")?.master, undefined);
+      assert.deepEqual(await v4addrs(n.node.name, "eth0"), ["10.77.0.4/24"]);
+      const def = (await routes(n.node.name)).find((r) => r.dst === "default");
+      assert.deepEqual(
+        [def?.dev, def?.gateway, def?.protocol, def?.metric],
+        ["eth0", "10.77.0.1", "dhcp", 100],
+      );
+      const eb = await n.ebtables();
+      assert.doesNotMatch(eb, /-j (snat|dnat|arpreply)/);
+      assert.ok(
+        await n.node.ping("10.77.0.1"),
+        "node -> gateway after teardown",
+      );
+      assert.deepEqual((await n.state()).networks, {});
+    },
+  );
+});
+
+const VERSIONS = [
+  "0.1.0",
+  "0.2.0",
+  "0.3.0",
+  "0.3.1",
+  "0.4.0",
+  "1.0.0",
+  "1.1.0",
+];
+
+Deno.test("azure-vnet with host-local by exec: every spec version's result through ADD, CHECK, DEL, DEL", async (t) => {
+  await using n = await Node.create("10.78.0");
+  const dataDir = `${n.dir}/host-local`;
+  const pods: TestNetns[] = [];
+  for (let i = 0; i < VERSIONS.length; i++) pods.push(await n.pod());
+  for (const [i, v] of VERSIONS.entries()) {
+    await t.step(`cniVersion ${v}`, async () => {
+      const pod = pods[i];
+      assert.ok(pod !== undefined);
+      const id = `hl-${v}`;
+      // Debian's host-local (1.1.1) speaks up to 1.0.0: 1.1.0 runs with
+      // azure-vnet-ipam (static) in process.
+      const viaExec = v !== "1.1.0";
+      const c = conf(v, viaExec ? hostLocal(n, dataDir) : staticIpam(n));
+      const add = await n.plugin("ADD", c, env(pod, id));
+      assert.equal(add.code, 0, JSON.stringify(add));
+      assert.equal(add.out?.cniVersion, v);
+      const legacy = v === "0.1.0" || v === "0.2.0";
+      let address: string;
+      if (legacy) {
+        const ip4 = add.out?.ip4 as {
+          ip: string;
+          gateway: string;
+          routes: unknown[];
+        };
+        assert.equal(ip4.gateway, "10.78.0.1");
+        assert.deepEqual(ip4.routes, [{ dst: "0.0.0.0/0", gw: "10.78.0.1" }]);
+        assert.equal(add.out?.interfaces, undefined);
+        address = ip4.ip;
+      } else {
+        const ips = add.out?.ips as {
+          address: string;
+          version?: string;
+          interface: number;
+        }[];
+        assert.equal(ips.length, 1);
+        assert.equal(ips[0]?.interface, 1);
+        assert.equal(ips[0]?.version, v.startsWith("0.") ? "4" : undefined);
+        const [host, podIf] = ifaces(add.out);
+        assert.match(host?.name ?? "", /^azv/);
+        assert.equal(podIf?.sandbox, pod.path);
+        assert.equal(podIf?.mtu, v === "1.1.0" ? 1500 : undefined);
+        address = ips[0]?.address ?? "";
+      }
+      assert.match(
+        address,
+        viaExec ? /^10\.78\.0\.(1\d|20)\/24$/ : /^10\.78\.0\.5\/24$/,
+      );
+      assert.deepEqual(await v4addrs(pod.name, "eth0"), [address]);
+      assert.ok(await pod.ping("10.78.0.1"), "pod -> gateway");
+      assert.ok(await pod.ping("10.78.0.4"), "pod -> node");
+      const ip = address.split("/")[0] ?? "";
+      const reserved = viaExec
+        ? async () =>
+          await Deno.stat(`${dataDir}/azure/${ip}`).then(
+            () => true,
+            () => false,
+          )
+        : async () => (await n.ipamState()).includes(id);
+      assert.ok(await reserved(), "host-local holds the address");
+      if (!legacy && v !== "0.3.0" && v !== "0.3.1") {
+        const chk = await n.plugin(
+          "CHECK",
+          { ...c, prevResult: add.out },
+          env(pod, id),
+        );
+        assert.equal(chk.code, 0, JSON.stringify(chk.out));
+      }
+      const d1 = await n.plugin(
+        "DEL",
+        { ...c, prevResult: add.out },
+        env(pod, id),
+      );
+      assert.equal(d1.code, 0, JSON.stringify(d1.out));
+      const d2 = await n.plugin("DEL", c, env(pod, id));
+      assert.equal(d2.code, 0, JSON.stringify(d2.out));
+      assert.ok(!(await reserved()), "host-local released the address");
+      assert.deepEqual((await links(pod.name)).map((l) => l.ifname), ["lo"]);
+    });
+  }
+});
+
+Deno.test("azure-vnet ADD fails with 105 when the ifname exists in the pod, leaking nothing", async () => {
+  await using n = await Node.create("10.79.0");
+  const dataDir = `${n.dir}/host-local`;
+  const ok = await n.pod();
+  const taken = await n.pod();
+  const c = conf("1.0.0", hostLocal(n, dataDir));
+  assert.equal((await n.plugin("ADD", c, env(ok, "first"))).code, 0);
+  const before = (await links(n.node.name)).map((l) => l.ifname).sort();
+  await ip(
+    ["link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
+    taken.name,
+  );
+  const r = await n.plugin("ADD", c, env(taken, "second"));
+  assert.equal(r.code, 1);
+  assert.equal(r.out?.code, 105);
+  assert.match(String(r.out?.msg), /"eth0" already exists/);
+  assert.deepEqual(
+    (await links(n.node.name)).map((l) => l.ifname).sort(),
+    before,
+  );
+  const files = [];
+  for await (const e of Deno.readDir(`${dataDir}/azure`)) files.push(e.name);
+  assert.deepEqual(files.filter((f) => f.startsWith("10.")), ["10.79.0.10"]);
+  assert.deepEqual(Object.keys((await n.state()).endpoints), ["first/eth0"]);
+});
+
+Deno.test("azure-vnet first ADD rolls the host back when network creation fails midway", async (t) => {
+  await using n = await Node.create("10.80.0");
+  const pod = await n.pod();
+  const ipam = staticIpam(n);
+  await t.step(
+    "unknown master: 108, nothing changed, IP released",
+    async () => {
+      const r = await n.plugin(
+        "ADD",
+        conf("1.0.0", ipam, { master: "nope0" }),
+        env(pod, "p"),
+      );
+      assert.equal(r.out?.code, 108);
+      assert.match(String(r.out?.msg), /"nope0"/);
+      assert.doesNotMatch(await n.ipamState(), /"p"/);
+    },
+  );
+  await t.step(
+    "bridge name taken by a non-bridge: the master keeps its addresses and routes",
+    async () => {
+      await ip(
+        ["link", "add", "azure0", "type", "veth", "peer", "name", "azx"],
+        n.node.name,
+      );
+      const r = await n.plugin("ADD", conf("1.0.0", ipam), env(pod, "p"));
+      assert.equal(r.code, 1);
+      assert.equal(r.out?.code, 103, JSON.stringify(r.out));
+      assert.deepEqual(await v4addrs(n.node.name, "eth0"), ["10.80.0.4/24"]);
+      const def = (await routes(n.node.name)).find((x) => x.dst === "default");
+      assert.deepEqual([def?.dev, def?.protocol, def?.metric], [
+        "eth0",
+        "dhcp",
+        100,
+      ]);
+      assert.equal(
+        (await links(n.node.name)).find((l) => l.ifname === "eth0")?.master,
+        undefined,
+      );
+      assert.doesNotMatch(await n.ebtables(), /-j (snat|dnat|arpreply)/);
+      assert.deepEqual((await links(pod.name)).map((l) => l.ifname), ["lo"]);
+      assert.doesNotMatch(await n.ipamState(), /"p"/);
+      assert.ok(await n.node.ping("10.80.0.1"));
+    },
+  );
+});
+
+Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS reports 50 without the bridge", async (t) => {
+  await using n = await Node.create("10.81.0");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  const r1 = await n.plugin("ADD", c, env(p1, "gc1"));
+  const r2 = await n.plugin("ADD", c, env(p2, "gc2"));
+  assert.equal(r1.code + r2.code, 0);
+  await t.step("STATUS is ready", async () => {
+    const s = await n.plugin("STATUS", c, {});
+    assert.equal(s.code, 0, JSON.stringify(s.out));
+  });
+  await t.step(
+    "GC keeps gc2 and removes gc1 with its rules and IP",
+    async () => {
+      const gc = await n.plugin("GC", {
+        ...c,
+        "cni.dev/valid-attachments": [{ containerID: "gc2", ifname: "eth0" }],
+      }, {});
+      assert.equal(gc.code, 0, JSON.stringify(gc.out));
+      assert.deepEqual(Object.keys((await n.state()).endpoints), ["gc2/eth0"]);
+      const hostVeth = ifaces(r1.out)[0]?.name ?? "";
+      assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
+      assert.doesNotMatch(await n.ebtables(), /10\.81\.0\.5 /);
+      assert.doesNotMatch(await n.ipamState(), /gc1/);
+      assert.match(await n.ipamState(), /gc2/);
+      assert.ok(await p2.ping("10.81.0.1"));
+    },
+  );
+  await t.step("STATUS answers 50 when the bridge is gone", async () => {
+    await ip(["link", "set", "eth0", "nomaster"], n.node.name);
+    const s = await n.plugin("STATUS", c, {});
+    assert.equal(s.out?.code, 50);
+    assert.match(String(s.out?.msg), /does not hold master "eth0"/);
+  });
+});
+
+Deno.test("azure-vnet gives the same result through the in-process and exec routes of azure-vnet-ipam", async () => {
+  const bin = await Deno.makeTempDir({ prefix: "cnitest-bin-" });
+  try {
+    const ipamMain = new URL(
+      "../../ipam/plugins/azure-vnet-ipam/main.ts",
+      import.meta.url,
+    ).pathname;
+    await Deno.writeTextFile(
+      `${bin}/azure-vnet-ipam`,
+      `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${ipamMain}" "$@"\n`,
+      { mode: 0o755 },
+    );
+    const results = [];
+    const states = [];
+    for (const ipamExec of [false, true]) {
+      await using n = await Node.create("10.82.0");
+      const pod = await n.pod();
+      const c = conf("1.0.0", staticIpam(n), { ipamExec });
+      const r = await n.plugin("ADD", c, {
+        ...env(pod, "same"),
+        CNI_PATH: bin,
+      });
+      assert.equal(r.code, 0, JSON.stringify(r));
+      const [host, podIf] = ifaces(r.out);
+      results.push({
+        ...r.out,
+        interfaces: [{ ...host, mac: "" }, { ...podIf, mac: "", sandbox: "" }],
+      });
+      const st = await n.state();
+      states.push(
+        Object.values(st.endpoints).map((e) => [e.addresses, e.ipamRoute]),
+      );
+      const d = await n.plugin("DEL", c, {
+        ...env(pod, "same"),
+        CNI_PATH: bin,
+      });
+      assert.equal(d.code, 0, JSON.stringify(d));
+    }
+    assert.deepEqual(results[0], results[1]);
+    assert.deepEqual(states, [[[["10.82.0.5/24"], "in-process"]], [[[
+      "10.82.0.5/24",
+    ], "exec"]]]);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
+});
