@@ -711,3 +711,26 @@ Deno.test("azure-vnet gives the same result through the in-process and exec rout
     await Deno.remove(bin, { recursive: true });
   }
 });
+
+Deno.test("azure-vnet concurrent first ADDs create the network once", async () => {
+  await using n = await Node.create("10.83.0");
+  const pods = [await n.pod(), await n.pod(), await n.pod()];
+  const c = conf("1.0.0", staticIpam(n));
+  const results = await Promise.all(
+    pods.map((p, i) => n.plugin("ADD", c, env(p, `cc${i}`))),
+  );
+  for (const r of results) assert.equal(r.code, 0, JSON.stringify(r));
+  const addrs = results.map((r) =>
+    (r.out?.ips as { address: string }[])[0]?.address
+  ).sort();
+  assert.deepEqual(addrs, ["10.83.0.5/24", "10.83.0.6/24", "10.83.0.7/24"]);
+  const st = await n.state();
+  assert.deepEqual(Object.keys(st.networks), ["azure"]);
+  assert.deepEqual(st.networks.azure?.savedAddrs, ["10.83.0.4/24"]);
+  const eb = (await n.ebtables()).split("\n");
+  assert.equal(eb.filter((l) => l.includes("--snat-arp")).length, 1);
+  assert.equal(eb.filter((l) => l.includes("--arp-op Reply")).length, 1);
+  assert.equal(eb.filter((l) => l.includes("-j arpreply")).length, 4);
+  assert.ok(await pods[0]?.ping("10.83.0.7"));
+  assert.ok(await pods[2]?.ping("10.83.0.1"));
+});
