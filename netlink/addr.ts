@@ -51,7 +51,6 @@ function buildAddr(
     "rtnl_addr_put",
     "rtnl_addr_set_ifindex",
     "rtnl_addr_set_local",
-    "rtnl_link_get_ifindex",
   );
   const what = {
     op: options.op,
