@@ -55,11 +55,11 @@ export interface IpamEngineOptions {
   store?: IpamStore;
   /** `fetch` for the wireserver and IMDS. */
   fetch?: FetchFn;
-  /** The host's links and MACs; default reads `/sys/class/net`. */
+  /** The host's links and MACs; default `Deno.networkInterfaces()`. */
   hostMacs?: () => HostLink[];
   /** Clock in epoch ms. Default `Date.now`. */
   now?: () => number;
-  /** The kernel boot id. Default reads `/proc/sys/kernel/random/boot_id`. */
+  /** An id of the current boot. Default: the boot time from `osUptime`. */
   bootId?: () => string;
   /** Bounded lock wait in ms (timeout: code 11). */
   lockTimeoutMs?: number;
@@ -71,9 +71,16 @@ export interface IpamEngineOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * The boot time in minutes since the epoch, from `Deno.osUptime()`
+ * (`--allow-sys=osUptime`). Deno refuses `/proc/sys/kernel/random/boot_id`
+ * to anything short of `--allow-all`. A reboot changes the value; a rare
+ * minute-boundary wobble only costs one extra source refresh.
+ */
 function readBootId(): string {
   try {
-    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+    const bootSec = Date.now() / 1000 - Deno.osUptime();
+    return `boot-minute-${Math.round(bootSec / 60)}`;
   } catch {
     return "";
   }

@@ -28,30 +28,29 @@ export interface SourceOptions {
 }
 
 /**
- * Reads the host's links and MACs from `/sys/class/net/<name>/address`
- * (synchronous file reads; no netlink). Links without a readable MAC are
- * skipped.
+ * Reads the host's links and MACs through `Deno.networkInterfaces()`
+ * (getifaddrs in the calling thread's network namespace; needs only
+ * `--allow-sys=networkInterfaces`). Deno refuses `/sys` and `/proc` file
+ * reads to anything short of `--allow-all`, so `/sys/class/net` is not used.
  *
- * @returns Every link with its normalised MAC.
+ * Only links that hold an address are listed. That covers the NIC (it holds
+ * the primary address) and, once the network exists, the bridge, whose MAC is
+ * pinned to the NIC's.
+ *
+ * @returns Every addressed link with its normalised MAC, sorted by name.
  */
 export function readHostLinks(): HostLink[] {
-  const out: HostLink[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync("/sys/class/net")];
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
+  const byName = new Map<string, string>();
+  for (const nif of Deno.networkInterfaces()) {
+    if (nif.mac === "" || nif.mac === "00:00:00:00:00:00") continue;
     try {
-      const text = Deno.readTextFileSync(`/sys/class/net/${e.name}/address`)
-        .trim();
-      out.push({ name: e.name, mac: normalizeMac(text) });
+      byName.set(nif.name, normalizeMac(nif.mac));
     } catch {
-      // No Ethernet-style address (e.g. tunnels): not a NIC candidate.
+      // Not an Ethernet-style address: not a NIC candidate.
     }
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return [...byName].map(([name, mac]) => ({ name, mac }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**
