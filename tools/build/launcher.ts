@@ -51,7 +51,7 @@ export interface LauncherSpec {
  *   denoPath: "/usr/bin/deno",
  *   denoDir: "/var/lib/x",
  *   permissions: {
- *     ffi: false, net: false, read: [], write: [], run: [], delegates: false,
+ *     ffi: false, net: false, read: [], write: [], sys: [], run: [], delegates: false,
  *   },
  * });
  * assert.match(sh, /^#!\/bin\/sh\n/);
@@ -74,6 +74,7 @@ function scopedLauncherFlags(p: TargetPermissions): string[] {
   flags.push("--allow-env");
   flags.push(`--allow-read="$state,$log${read}$cni_read"`);
   flags.push(`--allow-write="$state,$log${write}"`);
+  if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.run.length > 0 || p.delegates) flags.push(`--allow-run="$run"`);
   if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);
   return flags;
@@ -133,7 +134,8 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
  * import assert from "node:assert/strict";
  * import { compileFlags } from "./launcher.ts";
  * const flags = compileFlags({
- *   ffi: true, net: false, read: ["/proc"], write: [], run: [], delegates: false,
+ *   ffi: true, net: false, read: ["/proc"], write: [], sys: [], run: [],
+ *   delegates: false,
  * });
  * assert.ok(flags.includes("--allow-ffi"));
  * assert.ok(flags.includes("--allow-read=/var/run,/var/log,/proc"));
@@ -147,6 +149,7 @@ export function compileFlags(p: TargetPermissions): string[] {
   flags.push("--allow-env");
   flags.push(`--allow-read=${[...base, ...p.read].join(",")}`);
   flags.push(`--allow-write=${[...base, ...p.write].join(",")}`);
+  if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.delegates) flags.push("--allow-run");
   else if (p.run.length > 0) flags.push(`--allow-run=${p.run.join(",")}`);
   if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);

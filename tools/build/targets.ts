@@ -28,6 +28,11 @@ export interface TargetPermissions {
   read: readonly string[];
   /** Extra write paths besides the state and log dirs. */
   write: readonly string[];
+  /**
+   * `--allow-sys` names: `networkInterfaces` (the IPAM's host MACs) and
+   * `osUptime` (its boot detection).
+   */
+  sys: readonly string[];
   /** Programs it may run by name (`ebtables`). */
   run: readonly string[];
   /**
@@ -65,8 +70,9 @@ export const TARGETS: readonly BuildTarget[] = [
     permissions: {
       ffi: true,
       net: true,
-      read: ["/proc", "/sys", "/var/run/netns", "/run/netns"],
-      write: ["/proc", "/var/run/netns", "/run/netns"],
+      read: ["/var/run/netns", "/run/netns"],
+      write: ["/var/run/netns", "/run/netns"],
+      sys: ["networkInterfaces", "osUptime"],
       run: ["ebtables"],
       delegates: true,
     },
@@ -77,8 +83,9 @@ export const TARGETS: readonly BuildTarget[] = [
     permissions: {
       ffi: false,
       net: true,
-      read: ["/sys"],
+      read: [],
       write: [],
+      sys: ["networkInterfaces", "osUptime"],
       run: [],
       delegates: false,
     },
