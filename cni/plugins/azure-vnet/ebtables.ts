@@ -165,25 +165,18 @@ export class Ebtables {
   }
 
   /**
-   * Deletes the rule (every copy of it); absent is not an error.
+   * Deletes the rule; absent is not an error. One `-D` removes one copy:
+   * {@link Ebtables.ensure} never creates a second one.
    *
    * @param rule The rule.
-   * @returns True when at least one copy was removed.
+   * @returns True when it was removed, false when it was absent.
    * @throws {CniError} Code 104 when ebtables fails for another reason.
    */
   async remove(rule: EbtablesRule): Promise<boolean> {
-    let removed = false;
-    // Bounded: older versions of the original appended duplicates.
-    for (let i = 0; i < 8; i++) {
-      const out = await this.#exec("-D", rule);
-      if (out.code === 0) {
-        removed = true;
-        continue;
-      }
-      if (isAbsent(out)) return removed;
-      throw failure("delete", rule, out);
-    }
-    return removed;
+    const out = await this.#exec("-D", rule);
+    if (out.code === 0) return true;
+    if (isAbsent(out)) return false;
+    throw failure("delete", rule, out);
   }
 }
 
