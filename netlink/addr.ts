@@ -4,10 +4,13 @@
  * @module
  */
 import {
+  ADDR_SYMBOLS,
   AF_INET,
   AF_INET6,
+  DUMP_SYMBOLS,
   dumpCache,
   forEachObject,
+  libnl,
   nlAddrText,
   nlCheck,
   NLE_CODES,
@@ -19,7 +22,7 @@ import {
 } from "./_ffi/libnl.ts";
 import { libnlRoute } from "./_ffi/libnl_route.ts";
 import { parseCidr } from "./ip.ts";
-import { linkIndex, linkList } from "./link.ts";
+import { linkIndex, linkList, LOOKUP_SYMBOLS, READ_SYMBOLS } from "./link.ts";
 import type { AddrInfo, Scope } from "./types.ts";
 
 /** Scope numbers to names (`RT_SCOPE_*`). */
@@ -40,18 +43,20 @@ export function scopeName(n: number): Scope {
   }
 }
 
+const BUILD_SYMBOLS = [
+  "rtnl_addr_alloc",
+  "rtnl_addr_put",
+  "rtnl_addr_set_ifindex",
+  "rtnl_addr_set_local",
+] as const;
+
 function buildAddr(
   stack: DisposableStack,
   sock: NlSock,
   options: { link: string; cidr: string; op: string },
 ): Deno.PointerObject {
   const c = parseCidr(options.cidr);
-  const r = libnlRoute.need(
-    "rtnl_addr_alloc",
-    "rtnl_addr_put",
-    "rtnl_addr_set_ifindex",
-    "rtnl_addr_set_local",
-  );
+  const r = libnlRoute.need(...BUILD_SYMBOLS);
   const what = {
     op: options.op,
     object: `${options.cidr} dev ${options.link}`,
@@ -72,7 +77,12 @@ export function addrAdd(
   sock: NlSock,
   options: { link: string; cidr: string },
 ): void {
-  const r = libnlRoute.need("rtnl_addr_add");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_addr_add",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const op = "add address";
   const a = buildAddr(stack, sock, { ...options, op });
@@ -87,7 +97,12 @@ export function addrDel(
   sock: NlSock,
   options: { link: string; cidr: string },
 ): void {
-  const r = libnlRoute.need("rtnl_addr_delete");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_addr_delete",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const op = "delete address";
   const what = { op, object: `${options.cidr} dev ${options.link}` };
@@ -102,6 +117,15 @@ export function addrDel(
 }
 
 /** `ip addr show [dev LINK]` filtered by family. */
+const LIST_SYMBOLS = [
+  "rtnl_addr_alloc_cache",
+  "rtnl_addr_get_local",
+  "rtnl_addr_get_ifindex",
+  "rtnl_addr_get_family",
+  "rtnl_addr_get_prefixlen",
+  "rtnl_addr_get_scope",
+] as const;
+
 export function addrList(
   sock: NlSock,
   options: { link?: string; family?: 4 | 6 } = {},
@@ -111,13 +135,11 @@ export function addrList(
     ? undefined
     : linkIndex(sock, options.link);
   const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
-    "rtnl_addr_alloc_cache",
-    "rtnl_addr_get_local",
-    "rtnl_addr_get_ifindex",
-    "rtnl_addr_get_family",
-    "rtnl_addr_get_prefixlen",
-    "rtnl_addr_get_scope",
+    ...LIST_SYMBOLS,
+    ...LOOKUP_SYMBOLS,
+    ...READ_SYMBOLS,
   );
   const cache = dumpCache(
     stack,

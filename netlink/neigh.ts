@@ -4,11 +4,14 @@
  * @module
  */
 import {
+  ADDR_SYMBOLS,
   AF_INET,
   AF_INET6,
   AF_LLC,
+  DUMP_SYMBOLS,
   dumpCache,
   forEachObject,
+  libnl,
   nlAddrText,
   nlCheck,
   NLM_F_CREATE,
@@ -20,7 +23,7 @@ import {
 } from "./_ffi/libnl.ts";
 import { libnlRoute, NUD_PERMANENT } from "./_ffi/libnl_route.ts";
 import { parseCidr } from "./ip.ts";
-import { linkIndex, linkList } from "./link.ts";
+import { linkIndex, linkList, LOOKUP_SYMBOLS, READ_SYMBOLS } from "./link.ts";
 import { normalizeMac } from "./mac.ts";
 import type { NeighInfo, NeighSpec } from "./types.ts";
 
@@ -35,6 +38,15 @@ const NUD_NAMES: readonly [number, string][] = [
   [0x80, "permanent"],
 ];
 
+const BUILD_SYMBOLS = [
+  "rtnl_neigh_alloc",
+  "rtnl_neigh_put",
+  "rtnl_neigh_set_ifindex",
+  "rtnl_neigh_set_dst",
+  "rtnl_neigh_set_lladdr",
+  "rtnl_neigh_set_state",
+] as const;
+
 function buildNeigh(
   stack: DisposableStack,
   sock: NlSock,
@@ -43,14 +55,7 @@ function buildNeigh(
   const c = parseCidr(options.ip);
   const mac = options.mac === undefined ? undefined : normalizeMac(options.mac);
   const what = { op: options.op, object: `${c.ip} dev ${options.link}` };
-  const r = libnlRoute.need(
-    "rtnl_neigh_alloc",
-    "rtnl_neigh_put",
-    "rtnl_neigh_set_ifindex",
-    "rtnl_neigh_set_dst",
-    "rtnl_neigh_set_lladdr",
-    "rtnl_neigh_set_state",
-  );
+  const r = libnlRoute.need(...BUILD_SYMBOLS);
   const index = linkIndex(sock, options.link);
   const n = stack.adopt(nonNull(r.rtnl_neigh_alloc()), r.rtnl_neigh_put);
   r.rtnl_neigh_set_ifindex(n, index);
@@ -74,7 +79,12 @@ export function neighAdd(
   options: { replace: boolean },
 ): void {
   const op = options.replace ? "set neighbour" : "add neighbour";
-  const r = libnlRoute.need("rtnl_neigh_add");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_neigh_add",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const n = buildNeigh(stack, sock, { ...spec, op });
   const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL);
@@ -90,7 +100,12 @@ export function neighDel(
   spec: { link: string; ip: string },
 ): void {
   const op = "delete neighbour";
-  const r = libnlRoute.need("rtnl_neigh_delete");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_neigh_delete",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const n = buildNeigh(stack, sock, { ...spec, op });
   nlCheck(r.rtnl_neigh_delete(sock, n, 0), {
@@ -100,6 +115,15 @@ export function neighDel(
 }
 
 /** `ip neigh show [dev LINK]` (IPv4 and IPv6 entries). */
+const LIST_SYMBOLS = [
+  "rtnl_neigh_alloc_cache",
+  "rtnl_neigh_get_dst",
+  "rtnl_neigh_get_lladdr",
+  "rtnl_neigh_get_ifindex",
+  "rtnl_neigh_get_state",
+  "rtnl_neigh_get_family",
+] as const;
+
 export function neighList(
   sock: NlSock,
   options: { link?: string } = {},
@@ -109,13 +133,11 @@ export function neighList(
     ? undefined
     : linkIndex(sock, options.link);
   const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
-    "rtnl_neigh_alloc_cache",
-    "rtnl_neigh_get_dst",
-    "rtnl_neigh_get_lladdr",
-    "rtnl_neigh_get_ifindex",
-    "rtnl_neigh_get_state",
-    "rtnl_neigh_get_family",
+    ...LIST_SYMBOLS,
+    ...LOOKUP_SYMBOLS,
+    ...READ_SYMBOLS,
   );
   const cache = dumpCache(
     stack,

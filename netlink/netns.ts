@@ -63,7 +63,7 @@ export class NetnsFd implements Disposable {
    * @throws {Deno.errors.NotFound} When `path` does not exist.
    */
   static open(path: string): NetnsFd {
-    const f = libc.need("open");
+    const f = libc.need("open", "close", "__errno_location");
     const fd = f.open(cstr(path), O_RDONLY_CLOEXEC);
     if (fd < 0) throw libcError("open netns", path, errno());
     return new NetnsFd(fd, path);
@@ -133,6 +133,7 @@ export function withNetns<T>(
   nsPath: string,
   fn: () => T extends PromiseLike<unknown> ? never : T,
 ): T {
+  libc.need("open", "close", "__errno_location", "setns");
   using self = NetnsFd.open(SELF_NS);
   {
     using target = NetnsFd.open(nsPath);

@@ -4,9 +4,11 @@
  * @module
  */
 import {
+  ADDR_SYMBOLS,
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
+  DUMP_SYMBOLS,
   dumpCache,
   forEachObject,
   libnl,
@@ -23,7 +25,7 @@ import {
 import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
 import { scopeName } from "./addr.ts";
 import { ipFamily, normalizeIp, parseCidr } from "./ip.ts";
-import { linkIndex, linkList } from "./link.ts";
+import { linkIndex, linkList, LOOKUP_SYMBOLS, READ_SYMBOLS } from "./link.ts";
 import type { Protocol, RouteInfo, RouteSpec, Scope } from "./types.ts";
 
 const SCOPES: Record<string, number> = {
@@ -89,6 +91,23 @@ function routeFamily(spec: RouteSpec): number {
   return family === 6 ? AF_INET6 : AF_INET;
 }
 
+const BUILD_SYMBOLS = [
+  "rtnl_route_alloc",
+  "rtnl_route_put",
+  "rtnl_route_set_family",
+  "rtnl_route_set_dst",
+  "rtnl_route_set_table",
+  "rtnl_route_set_scope",
+  "rtnl_route_set_protocol",
+  "rtnl_route_set_priority",
+  "rtnl_route_set_pref_src",
+  "rtnl_route_nh_alloc",
+  "rtnl_route_nh_set_ifindex",
+  "rtnl_route_nh_set_gateway",
+  "rtnl_route_nh_set_flags",
+  "rtnl_route_add_nexthop",
+] as const;
+
 function buildRoute(
   stack: DisposableStack,
   sock: NlSock,
@@ -115,22 +134,7 @@ function buildRoute(
   const index = spec.link === undefined
     ? undefined
     : linkIndex(sock, spec.link);
-  const r = libnlRoute.need(
-    "rtnl_route_alloc",
-    "rtnl_route_put",
-    "rtnl_route_set_family",
-    "rtnl_route_set_dst",
-    "rtnl_route_set_table",
-    "rtnl_route_set_scope",
-    "rtnl_route_set_protocol",
-    "rtnl_route_set_priority",
-    "rtnl_route_set_pref_src",
-    "rtnl_route_nh_alloc",
-    "rtnl_route_nh_set_ifindex",
-    "rtnl_route_nh_set_gateway",
-    "rtnl_route_nh_set_flags",
-    "rtnl_route_add_nexthop",
-  );
+  const r = libnlRoute.need(...BUILD_SYMBOLS);
   const route = stack.adopt(nonNull(r.rtnl_route_alloc()), r.rtnl_route_put);
   nlCheck(r.rtnl_route_set_family(route, af), what);
   const dstText = spec.dst === "default" ? "default" : (() => {
@@ -176,7 +180,12 @@ export function routeAdd(
     op: options.replace ? "replace route" : "add route",
     object: describe(spec),
   };
-  const r = libnlRoute.need("rtnl_route_add");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_route_add",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const route = buildRoute(stack, sock, { spec, what, forDelete: false });
   const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL);
@@ -186,7 +195,12 @@ export function routeAdd(
 /** `ip route del SPEC`. */
 export function routeDel(sock: NlSock, spec: RouteSpec): void {
   const what = { op: "delete route", object: describe(spec) };
-  const r = libnlRoute.need("rtnl_route_delete");
+  const r = libnlRoute.need(
+    ...LOOKUP_SYMBOLS,
+    ...BUILD_SYMBOLS,
+    "rtnl_route_delete",
+  );
+  libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const route = buildRoute(stack, sock, { spec, what, forDelete: true });
   nlCheck(r.rtnl_route_delete(sock, route, 0), what);
@@ -196,6 +210,22 @@ export function routeDel(sock: NlSock, spec: RouteSpec): void {
  * `ip route show [table T] [dev LINK]`: the main table by default, every
  * table with `table: 0`.
  */
+const LIST_SYMBOLS = [
+  "rtnl_route_alloc_cache",
+  "rtnl_route_get_dst",
+  "rtnl_route_get_pref_src",
+  "rtnl_route_get_table",
+  "rtnl_route_get_scope",
+  "rtnl_route_get_protocol",
+  "rtnl_route_get_priority",
+  "rtnl_route_get_family",
+  "rtnl_route_get_nnexthops",
+  "rtnl_route_nexthop_n",
+  "rtnl_route_nh_get_gateway",
+  "rtnl_route_nh_get_ifindex",
+  "rtnl_route_nh_get_flags",
+] as const;
+
 export function routeList(
   sock: NlSock,
   options: { family?: 4 | 6; table?: number; link?: string } = {},
@@ -211,20 +241,11 @@ export function routeList(
     : options.family === 4
     ? AF_INET
     : AF_INET6;
+  libnl.need(...DUMP_SYMBOLS, "nl_addr_get_prefixlen");
   const r = libnlRoute.need(
-    "rtnl_route_alloc_cache",
-    "rtnl_route_get_dst",
-    "rtnl_route_get_pref_src",
-    "rtnl_route_get_table",
-    "rtnl_route_get_scope",
-    "rtnl_route_get_protocol",
-    "rtnl_route_get_priority",
-    "rtnl_route_get_family",
-    "rtnl_route_get_nnexthops",
-    "rtnl_route_nexthop_n",
-    "rtnl_route_nh_get_gateway",
-    "rtnl_route_nh_get_ifindex",
-    "rtnl_route_nh_get_flags",
+    ...LIST_SYMBOLS,
+    ...LOOKUP_SYMBOLS,
+    ...READ_SYMBOLS,
   );
   const n = libnl.need("nl_addr_get_prefixlen");
   const cache = dumpCache(

@@ -140,6 +140,18 @@ export function nlAddrText(ptr: Deno.PointerValue): string | undefined {
   return slash < 0 ? text : text.slice(0, slash);
 }
 
+/** libnl symbols a cache dump and its readers use, bound together. */
+export const DUMP_SYMBOLS = [
+  "nl_cache_free",
+  "nl_cache_get_first",
+  "nl_cache_get_next",
+  "nl_addr2str",
+  "nl_addr_get_len",
+] as const;
+
+/** libnl symbols for address arguments, bound together. */
+export const ADDR_SYMBOLS = ["nl_addr_parse", "nl_addr_put"] as const;
+
 /** How many times a dump is retried on `NLE_DUMP_INTR`. */
 export const DUMP_ATTEMPTS = 5;
 
