@@ -16,6 +16,8 @@ import {
   libnl,
   nlAddrText,
   nlCheck,
+  NLE_CODES,
+  nlError,
   NLM_F_CREATE,
   NLM_F_EXCL,
   type NlSock,
@@ -255,7 +257,28 @@ export function linkAddVeth(sock: NlSock, spec: VethSpec): void {
     const ns = stack.use(NetnsFd.open(spec.peerNetns));
     r.rtnl_link_set_ns_fd(peer, ns.fd);
   }
-  nlCheck(r.rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL), what);
+  const rc = r.rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL);
+  if (rc === -NLE_CODES.EXIST && !linkExists(sock, spec.name)) {
+    // The kernel says EEXIST for either side: name the peer when the host
+    // side is free, so callers can tell "interface exists in container".
+    throw nlError(rc, {
+      op: "add veth peer",
+      object: spec.peerNetns === undefined
+        ? spec.peerName
+        : `${spec.peerName}" in netns "${spec.peerNetns}`,
+    });
+  }
+  nlCheck(rc, what);
+}
+
+function linkExists(sock: NlSock, name: string): boolean {
+  try {
+    libnlRoute.need("rtnl_link_put").rtnl_link_put(kernelLink(sock, name));
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 /** `ip link add NAME type bridge`. */

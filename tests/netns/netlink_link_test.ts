@@ -210,6 +210,26 @@ Deno.test("NetlinkHandle maps absent and existing objects to Deno error classes"
       { name: "AlreadyExists", message: /Cannot add veth "cnitest-e0"/ },
     );
   });
+  await t.step("existing peer name in the target netns is named", async () => {
+    await using ctr = await TestNetns.create();
+    using inCtr = NetlinkHandle.openNetns(ctr.path);
+    inCtr.linkAddBridge({ name: "eth0" });
+    assert.throws(
+      () =>
+        nl.linkAddVeth({
+          name: "cnitest-p0",
+          peerName: "eth0",
+          peerNetns: ctr.path,
+        }),
+      {
+        name: "AlreadyExists",
+        message: new RegExp(
+          `^Cannot add veth peer "eth0" in netns "${ctr.path}": Object exists$`,
+        ),
+      },
+    );
+    assert.deepEqual(await linkNames(host), ["cnitest-e0", "lo"]);
+  });
   await t.step("16-byte name is rejected before libnl", async () => {
     assert.throws(() => nl.linkAddBridge({ name: "cnitest-toolong1" }), {
       name: "RangeError",
