@@ -355,6 +355,15 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
     },
   );
 
+  await t.step(
+    "the log names each command with its container id and duration",
+    async () => {
+      const text = await Deno.readTextFile(`${n.dir}/azure-vnet.log`);
+      assert.match(text, /"ADD" "pod1" "eth0": ok in "[\d.]+" ms/);
+      assert.match(text, /Creating network "azure"/);
+    },
+  );
+
   await t.step("pods reach each other, the node and the gateway", async () => {
     assert.ok(await p1.ping("10.77.0.6"), "pod1 -> pod2");
     assert.ok(await p2.ping("10.77.0.5"), "pod2 -> pod1");
@@ -580,6 +589,22 @@ Deno.test("azure-vnet ADD fails with 105 when the ifname exists in the pod, leak
   for await (const e of Deno.readDir(`${dataDir}/azure`)) files.push(e.name);
   assert.deepEqual(files.filter((f) => f.startsWith("10.")), ["10.79.0.10"]);
   assert.deepEqual(Object.keys((await n.state()).endpoints), ["first/eth0"]);
+
+  // DEL after the pod's netns is gone still cleans up and releases the IP.
+  const okPath = ok.path;
+  await ok[Symbol.asyncDispose]();
+  const del = await n.plugin("DEL", c, {
+    ...env(ok, "first"),
+    CNI_NETNS: okPath,
+  });
+  assert.equal(del.code, 0, JSON.stringify(del.out));
+  assert.ok(
+    !(await links(n.node.name)).some((l) => l.ifname.startsWith("azv")),
+  );
+  const left = [];
+  for await (const e of Deno.readDir(`${dataDir}/azure`)) left.push(e.name);
+  assert.deepEqual(left.filter((f) => f.startsWith("10.")), []);
+  assert.deepEqual((await n.state()).endpoints, {});
 });
 
 Deno.test("azure-vnet first ADD rolls the host back when network creation fails midway", async (t) => {
