@@ -5,7 +5,10 @@
  * @module
  */
 
-/** libnl error codes (`netlink/errno.h`, 3.7), as positive numbers. */
+/**
+ * libnl error codes (`netlink/errno.h`, 3.7), as positive numbers, for
+ * callers that map `NetlinkError.nlCode` (e.g. `BUSY`/`AGAIN` to CNI code 11).
+ */
 export const NLE = {
   FAILURE: 1,
   INTR: 2,
@@ -97,6 +100,17 @@ const ERRNO_ENODEV = 19;
  *
  * @param error The error to map.
  * @returns The error to throw.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mapNetlinkError, NetlinkError, NLE } from "@vnet/netlink";
+ *
+ * const e = new NetlinkError("find link", "eth9", { nlCode: NLE.NODEV, nlMessage: "No such device" });
+ * const mapped = mapNetlinkError(e);
+ * assert.ok(mapped instanceof Deno.errors.NotFound);
+ * assert.equal(mapped.cause, e);
+ * ```
  */
 export function mapNetlinkError(error: NetlinkError): Error {
   const { nlCode, errno } = error;

@@ -36,8 +36,8 @@ import type {
 } from "./types.ts";
 
 /** Frees sockets whose handle was never closed (a leak net only). */
-const LEAK_NET = new FinalizationRegistry<bigint>((address) => {
-  const ptr = Deno.UnsafePointer.create(address) as NlSock | null;
+const LEAK_NET = new FinalizationRegistry<number | bigint>((address) => {
+  const ptr = Deno.UnsafePointer.create(BigInt(address)) as NlSock | null;
   if (ptr !== null) libnl.need("nl_socket_free").nl_socket_free(ptr);
 });
 
@@ -79,7 +79,7 @@ export class NetlinkHandle implements Disposable {
 
   private constructor(ptr: NlSock) {
     this.#ptr = ptr;
-    LEAK_NET.register(this, Deno.UnsafePointer.value(ptr) as bigint, this);
+    LEAK_NET.register(this, Deno.UnsafePointer.value(ptr), this);
   }
 
   /**

@@ -76,7 +76,21 @@ export function validateIfName(name: string): void {
   }
 }
 
-/** Checks an MTU (68 ... 65535). */
+/**
+ * Checks an MTU (68 ... 65535) before any libnl call.
+ *
+ * @param mtu The MTU.
+ * @throws {RangeError} When out of range or not an integer.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { validateMtu } from "@vnet/netlink";
+ *
+ * validateMtu(1500);
+ * assert.throws(() => validateMtu(67), { name: "RangeError" });
+ * ```
+ */
 export function validateMtu(mtu: number): void {
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
     throw new RangeError(`Cannot use MTU ${mtu}: allowed 68 to 65535`);
