@@ -76,8 +76,8 @@ export function podRules(
  * @param kernel Opens the netns.
  * @param target The netns path and the interface name.
  * @returns True when present.
- * @throws {CniError} Code 4... no: a missing netns path is
- * `Deno.errors.NotFound` wrapped in CniError 103.
+ * @throws {CniError} Code 103 when the netns cannot be opened (a missing
+ * path is `Deno.errors.NotFound`, kept as the cause).
  */
 export function podLinkExists(
   kernel: Kernel,
