@@ -1,10 +1,24 @@
 /**
- * Per-namespace sysctls through `/proc/sys`, read and written with `*Sync`
- * calls inside {@link withNetns}: `/proc/sys/net` resolves against the
+ * Per-namespace sysctls through `/proc/sys`, read and written with sync
+ * libc calls inside {@link withNetns}: `/proc/sys/net` resolves against the
  * namespace of the thread that opens the file.
+ *
+ * libc, not `Deno.readTextFileSync`: Deno 2.9 demands `--allow-all` for any
+ * file under `/proc/sys` ("Requires all access"), even with
+ * `--allow-read=/proc/sys`, so the plugins' scoped permissions could not
+ * reach it. Through FFI, `--allow-ffi` suffices.
  *
  * @module
  */
+import { cstr } from "./_ffi/_lazy.ts";
+import {
+  errno,
+  libc,
+  O_RDONLY_CLOEXEC,
+  O_WRONLY_CLOEXEC,
+  strerror,
+} from "./_ffi/libc.ts";
+import { mapNetlinkError, NetlinkError } from "./errors.ts";
 import { withNetns } from "./netns.ts";
 
 const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$/;
@@ -21,22 +35,65 @@ function sysctlPath(key: string): string {
   return `/proc/sys/${key.includes("/") ? key : key.replaceAll(".", "/")}`;
 }
 
-function mapSysctlError(e: unknown, op: string, key: string): unknown {
-  if (e instanceof Deno.errors.NotFound) {
-    return new Deno.errors.NotFound(
-      `Cannot ${op} sysctl "${key}": no such key`,
-      {
-        cause: e,
-      },
-    );
+function sysctlError(op: string, key: string, code: number): Error {
+  const error = mapNetlinkError(
+    new NetlinkError(`${op} sysctl`, key, {
+      nlCode: 0,
+      nlMessage: strerror(code),
+      errno: code,
+    }),
+  );
+  return error;
+}
+
+const SYMBOLS = ["open", "close", "read", "write", "__errno_location"] as const;
+
+/** Reads a `/proc/sys` file with sync libc calls. */
+function readProc(path: string, key: string): string {
+  const f = libc.need(...SYMBOLS);
+  const fd = f.open(cstr(path), O_RDONLY_CLOEXEC);
+  if (fd < 0) throw sysctlError("read", key, errno());
+  try {
+    const buf = new Uint8Array(4096);
+    let len = 0;
+    for (;;) {
+      const n = Number(
+        f.read(fd, buf.subarray(len), BigInt(buf.length - len)),
+      );
+      if (n < 0) throw sysctlError("read", key, errno());
+      if (n === 0 || len + n >= buf.length) {
+        len += n;
+        break;
+      }
+      len += n;
+    }
+    return new TextDecoder().decode(buf.subarray(0, len)).trim();
+  } finally {
+    f.close(fd);
   }
-  return e;
+}
+
+/** Writes a `/proc/sys` file with sync libc calls. */
+function writeProc(path: string, key: string, value: string): void {
+  const f = libc.need(...SYMBOLS);
+  const fd = f.open(cstr(path), O_WRONLY_CLOEXEC);
+  if (fd < 0) throw sysctlError("write", key, errno());
+  try {
+    const data = new TextEncoder().encode(value);
+    const n = Number(f.write(fd, data, BigInt(data.length)));
+    if (n < 0) throw sysctlError("write", key, errno());
+    if (n !== data.length) {
+      throw new RangeError(`Cannot write sysctl "${key}": short write`);
+    }
+  } finally {
+    f.close(fd);
+  }
 }
 
 /**
  * Reads a sysctl, in a netns or in the current one.
  *
- * @tags allow-ffi, allow-read
+ * @tags allow-ffi
  * @param nsPath A netns path, or `undefined` for the current namespace.
  * @param key The key, such as `net.ipv4.conf.eth0.proxy_arp`.
  * @returns The value, trimmed.
@@ -53,11 +110,7 @@ function mapSysctlError(e: unknown, op: string, key: string): unknown {
 export function sysctlGet(nsPath: string | undefined, key: string): string {
   const path = sysctlPath(key);
   function read(): string {
-    try {
-      return Deno.readTextFileSync(path).trim();
-    } catch (e) {
-      throw mapSysctlError(e, "read", key);
-    }
+    return readProc(path, key);
   }
   return nsPath === undefined ? read() : withNetns(nsPath, read);
 }
@@ -66,7 +119,7 @@ export function sysctlGet(nsPath: string | undefined, key: string): string {
  * Writes a sysctl, in a netns or in the current one. Requires CAP_NET_ADMIN
  * (and CAP_SYS_ADMIN to enter the netns).
  *
- * @tags allow-ffi, allow-write
+ * @tags allow-ffi
  * @param nsPath A netns path, or `undefined` for the current namespace.
  * @param key The key, such as `net.ipv4.conf.eth0.proxy_arp`.
  * @param value The value, such as `"1"`.
@@ -88,11 +141,7 @@ export function sysctlSet(
 ): void {
   const path = sysctlPath(key);
   function write(): void {
-    try {
-      Deno.writeTextFileSync(path, value);
-    } catch (e) {
-      throw mapSysctlError(e, "write", key);
-    }
+    writeProc(path, key, value);
   }
   if (nsPath === undefined) write();
   else withNetns(nsPath, write);

@@ -10,6 +10,8 @@ import { LazyLibrary } from "./_lazy.ts";
 export const CLONE_NEWNET = 0x40000000;
 /** `O_RDONLY | O_CLOEXEC`. */
 export const O_RDONLY_CLOEXEC = 0o2000000;
+/** `O_WRONLY | O_CLOEXEC`. */
+export const O_WRONLY_CLOEXEC = 0o2000001;
 /** `MS_BIND` from `<sys/mount.h>`. */
 export const MS_BIND = 4096;
 /** `MS_REC`. */
@@ -33,6 +35,10 @@ export const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   /** `int close(int fd)`. */
   close: { parameters: ["i32"], result: "i32" },
+  /** `ssize_t read(int fd, void *buf, size_t count)`. */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** `ssize_t write(int fd, const void *buf, size_t count)`. */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** `int setns(int fd, int nstype)`. */
   setns: { parameters: ["i32", "i32"], result: "i32" },
   /** `int unshare(int flags)`. */

@@ -109,7 +109,11 @@ Deno.test("sysctlGet() and sysctlSet() reach per-namespace sysctls", async (t) =
     assert.equal(sysctlGet(undefined, "net.ipv4.ip_forward"), rootForward);
     assert.throws(
       () => sysctlGet(undefined, "net.ipv4.conf.cnitest-s0.proxy_arp"),
-      { name: "NotFound", message: /no such key/ },
+      {
+        name: "NotFound",
+        message:
+          /^Cannot read sysctl "net.ipv4.conf.cnitest-s0.proxy_arp": No such file/,
+      },
     );
   });
   await t.step("slash form for names with dots", () => {
@@ -129,4 +133,33 @@ Deno.test("sysctlGet() and sysctlSet() reach per-namespace sysctls", async (t) =
       },
     );
   });
+});
+
+Deno.test({
+  name: "NetlinkHandle, withNetns() and sysctl verbs need only --allow-ffi",
+  // Proves the plugins' scoped permissions suffice: Deno itself refuses
+  // /proc/sys to anything short of --allow-all.
+  permissions: {
+    ffi: true,
+    sys: ["uid"], // requireRoot() only
+    read: false,
+    write: false,
+    env: false,
+    run: false,
+  },
+  fn() {
+    requireRoot();
+    using nl = NetlinkHandle.open();
+    assert.equal(nl.linkByName("lo").name, "lo");
+    const key = "net.ipv4.conf.lo.proxy_arp";
+    const before = sysctlGet(undefined, key);
+    const inside = withNetns(
+      "/proc/self/ns/net",
+      () => sysctlGet(undefined, key),
+    );
+    assert.equal(inside, before);
+    sysctlSet(undefined, key, before);
+    using other = NetlinkHandle.openNetns("/proc/self/ns/net");
+    assert.ok(other.linkList().some((l) => l.name === "lo"));
+  },
 });
