@@ -103,12 +103,26 @@ interface Target {
   rel: string | undefined;
 }
 
+/**
+ * Subpath exports that are public doors besides `mod.ts`, as declared in the
+ * members' deno.json `exports` (keep in sync): a plugin folder's `mod.ts`.
+ */
+const PUBLIC_SUBPATHS: Readonly<Record<string, readonly string[]>> = {
+  cni: ["/azure-vnet"],
+};
+
 /** Resolves a specifier against the importing file; undefined = external. */
 function resolveTarget(spec: string, fromRel: string): Target | undefined {
   const pkg = /^@vnet\/([^/]+)(\/.*)?$/.exec(spec);
   if (pkg) {
     const name = pkg[1] ?? "";
-    return { top: name, isModTs: pkg[2] === undefined, rel: undefined };
+    const sub = pkg[2];
+    return {
+      top: name,
+      isModTs: sub === undefined ||
+        (PUBLIC_SUBPATHS[name] ?? []).includes(sub),
+      rel: undefined,
+    };
   }
   if (!spec.startsWith("./") && !spec.startsWith("../")) return undefined;
   const dir = fromRel.split("/").slice(0, -1).join("/");
@@ -117,7 +131,10 @@ function resolveTarget(spec: string, fromRel: string): Target | undefined {
   if (abs.startsWith("/..") || rel === "") return undefined;
   const parts = rel.split("/");
   const top = parts[0] ?? "";
-  return { top, isModTs: parts.length === 2 && parts[1] === "mod.ts", rel };
+  const isModTs = (parts.length === 2 && parts[1] === "mod.ts") ||
+    // A plugin folder's mod.ts is exported too (`@vnet/cni/azure-vnet`).
+    (parts.length === 4 && parts[1] === "plugins" && parts[3] === "mod.ts");
+  return { top, isModTs, rel };
 }
 
 /** The reason an import breaks the direction rules, or undefined. */

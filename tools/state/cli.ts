@@ -15,8 +15,7 @@ import { flattenCause } from "@vnet/cni";
 import { IPAM_STATE_FILE, readIpamState } from "@vnet/ipam";
 // Deviation (reported to the lead): the plugin's teardown logic is reached
 // through the plugin folder's own mod.ts, since `cni/mod.ts` stays pure.
-// deno-lint-ignore vnet/import-direction
-import { readState, teardown } from "../../cni/plugins/azure-vnet/mod.ts";
+import { readState, teardown } from "@vnet/cni/azure-vnet";
 import { parseCli } from "../_cli.ts";
 
 const log = getLogger(["tools", "state"]);
