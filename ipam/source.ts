@@ -42,7 +42,7 @@ export interface SourceOptions {
 export function readHostLinks(): HostLink[] {
   const byName = new Map<string, string>();
   for (const nif of Deno.networkInterfaces()) {
-    if (nif.mac === "" || nif.mac === "00:00:00:00:00:00") continue;
+    if (nif.mac === "") continue;
     try {
       byName.set(nif.name, normalizeMac(nif.mac));
     } catch {
