@@ -7,6 +7,11 @@
  *   veths, neighbours and rules go too; IPAM reservations stay).
  * - `show [--state-dir D] [--json]` prints networks, endpoints and the IPAM
  *   allocations.
+ * - `gc [--state-dir D] [--dry-run] [--grace-ms N] [--json]` reconciles the
+ *   state files with the kernel (see `gc.ts`).
+ * - `repair [--state-dir D] [--file azure-vnet.json|azure-vnet-ipam.json]
+ *   [--network NAME] [--bridge NAME] [--json]` rebuilds a corrupt state file
+ *   (see `repair.ts`).
  *
  * @module
  */
@@ -17,13 +22,26 @@ import { IPAM_STATE_FILE, readIpamState } from "@vnet/ipam";
 // through the plugin folder's own mod.ts, since `cni/mod.ts` stays pure.
 import { readState, teardown } from "@vnet/cni/azure-vnet";
 import { parseCli } from "../_cli.ts";
+import { type GcReport, gcState } from "./gc.ts";
+import {
+  type RepairReport,
+  repairState,
+  type StateFileName,
+} from "./repair.ts";
 
 const log = getLogger(["tools", "state"]);
 
 const USAGE = `usage:
   deno task state teardown [--state-dir DIR] [--network NAME] [--force]
   deno task state show [--state-dir DIR] [--json]
+  deno task state gc [--state-dir DIR] [--dry-run] [--grace-ms N] [--json]
+  deno task state repair [--state-dir DIR]
+      [--file azure-vnet.json|azure-vnet-ipam.json] [--network NAME]
+      [--bridge NAME] [--json]
 `;
+
+const VERBS = ["teardown", "show", "gc", "repair"];
+const FILES: readonly string[] = ["azure-vnet.json", "azure-vnet-ipam.json"];
 
 const SPEC = {
   usage: USAGE,
@@ -33,6 +51,10 @@ const SPEC = {
     network: { type: "string" },
     force: { type: "boolean" },
     json: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    "grace-ms": { type: "string" },
+    file: { type: "string" },
+    bridge: { type: "string" },
   },
 } as const;
 
@@ -73,13 +95,51 @@ export async function runStateCli(
   const parsed = parseCli(argv, SPEC, { writeErr: err });
   if ("exitCode" in parsed) return parsed.exitCode;
   const [verb, ...rest] = parsed.positionals;
-  if (rest.length > 0 || (verb !== "teardown" && verb !== "show")) {
+  if (rest.length > 0 || verb === undefined || !VERBS.includes(verb)) {
     err(`Unknown command "${[verb, ...rest].join(" ")}"\n${USAGE}`);
     return 2;
   }
   const stateDir = parsed.values["state-dir"] ??
     Deno.env.get("AZURE_VNET_STATE_DIR") ?? "/var/run";
+  const v = parsed.values;
+  const file = v.file;
+  if (file !== undefined && !FILES.includes(file)) {
+    err(`Unknown state file "${file}"\n${USAGE}`);
+    return 2;
+  }
+  const graceMs = v["grace-ms"] === undefined
+    ? undefined
+    : Number(v["grace-ms"]);
+  if (graceMs !== undefined && !(Number.isInteger(graceMs) && graceMs >= 0)) {
+    err(`Invalid --grace-ms "${v["grace-ms"]}"\n${USAGE}`);
+    return 2;
+  }
   try {
+    if (verb === "gc") {
+      const report = await gcState(stateDir, {
+        dryRun: v["dry-run"] === true,
+        ...(graceMs === undefined ? {} : { graceMs }),
+      });
+      out(
+        v.json === true
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : formatGc(report),
+      );
+      return report.failed ? 1 : 0;
+    }
+    if (verb === "repair") {
+      const report = await repairState(stateDir, {
+        ...(file === undefined ? {} : { file: file as StateFileName }),
+        ...(v.network === undefined ? {} : { network: v.network }),
+        ...(v.bridge === undefined ? {} : { bridge: v.bridge }),
+      });
+      out(
+        v.json === true
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : formatRepair(report),
+      );
+      return 0;
+    }
     if (verb === "teardown") {
       const report = await teardown(stateDir, {
         ...(parsed.values.network === undefined
@@ -142,5 +202,47 @@ function formatShow(
   }
   lines.push("", "IPAM");
   lines.push(ipam === undefined ? "(none)" : JSON.stringify(ipam, null, 2));
+  return `${lines.join("\n")}\n`;
+}
+
+/** Renders rows as aligned columns. */
+function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) {
+    r.forEach((c, i) => widths[i] = Math.max(widths[i] ?? 0, c.length));
+  }
+  return rows.map((r) =>
+    r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))
+      .join("  ")
+  ).join("\n") + "\n";
+}
+
+function formatGc(report: GcReport): string {
+  if (report.actions.length === 0) return "nothing to collect\n";
+  const rows: string[][] = [["KIND", "TARGET", "REASON", "OUTCOME"]];
+  for (const a of report.actions) {
+    rows.push([
+      a.kind,
+      a.target,
+      a.reason,
+      a.error === undefined ? a.outcome : `${a.outcome}: ${a.error}`,
+    ]);
+  }
+  return table(rows);
+}
+
+function formatRepair(report: RepairReport): string {
+  const lines: string[] = [];
+  for (const f of report.files) {
+    if (f.status === "ok") {
+      lines.push(`${f.file}: parses; nothing to repair`);
+    } else if (f.status === "missing") {
+      lines.push(`${f.file}: missing; nothing to repair`);
+    } else {
+      lines.push(`${f.file}: rebuilt; corrupt copy kept at ${f.aside ?? "?"}`);
+    }
+    for (const i of f.items) lines.push(`  + ${i}`);
+    for (const n of f.notes) lines.push(`  ! ${n}`);
+  }
   return `${lines.join("\n")}\n`;
 }

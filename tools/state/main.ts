@@ -1,5 +1,5 @@
 /**
- * `deno task state teardown|show`: see `cli.ts`.
+ * `deno task state teardown|show|gc|repair`: see `cli.ts`.
  *
  * @module
  */

@@ -165,6 +165,40 @@ export class Ebtables {
   }
 
   /**
+   * Lists a chain of the `nat` table (`ebtables -t nat -L CHAIN`): one entry
+   * per rule, its match and target arguments as ebtables prints them.
+   *
+   * @param chain The chain.
+   * @returns The rules' argument lines (header lines dropped).
+   * @throws {CniError} Code 104 when ebtables fails.
+   */
+  async list(chain: EbtablesChain): Promise<string[]> {
+    const argv = ["-t", "nat", "-L", chain];
+    let out: EbtablesOutput;
+    try {
+      out = await this.#run(argv);
+    } catch (err) {
+      throw new CniError(
+        PLUGIN_CODES.ebtablesFailed,
+        `Cannot run "ebtables ${argv.join(" ")}"`,
+        { cause: err },
+      );
+    }
+    if (out.code !== 0) {
+      throw new CniError(
+        PLUGIN_CODES.ebtablesFailed,
+        `Cannot list ebtables chain "${chain}"`,
+        {
+          cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`),
+        },
+      );
+    }
+    return out.stdout.split("\n").map((l) => l.trim()).filter((l) =>
+      l.startsWith("-")
+    );
+  }
+
+  /**
    * Deletes the rule; absent is not an error. One `-D` removes one copy:
    * {@link Ebtables.ensure} never creates a second one.
    *

@@ -1,6 +1,7 @@
 /**
  * The `azure-vnet` plugin's public door for tools (the teardown and state
- * tools): handler factory, teardown, state model and ebtables rule builders.
+ * tools): handler factory, teardown, state model, the endpoint removal that
+ * DEL uses, the kernel port and the ebtables driver.
  *
  * @example Usage
  * ```ts
@@ -20,14 +21,41 @@ export {
 export { type AzureVnetConfig, parseConfig } from "./config.ts";
 export {
   type AzureVnetState,
+  emptyState,
   type EndpointRecord,
+  type LockedState,
   type NetworkRecord,
+  parseState,
   type SavedRoute,
   STATE_FILE_NAME,
   STATE_VERSION,
   statePath,
+  withState,
 } from "./state.ts";
-export { endpointKey, hostVethName } from "./names.ts";
+export { endpointKey, HOST_VETH_PREFIX, hostVethName } from "./names.ts";
+export {
+  deleteEndpoint,
+  type DeleteEndpointSpec,
+  type EndpointContext,
+  podRules,
+} from "./endpoint.ts";
+export {
+  Ebtables,
+  type EbtablesOptions,
+  type EbtablesOutput,
+  type EbtablesRule,
+  type EbtablesRunner,
+  podDnatRule,
+} from "./ebtables.ts";
+export type {
+  AddrState,
+  Kernel,
+  KernelNs,
+  LinkState,
+  RouteState,
+} from "./kernel.ts";
+export { netlinkKernel } from "./netlink_kernel.ts";
+export { hostRules } from "./network.ts";
 export {
   readState,
   teardown,

@@ -1,0 +1,291 @@
+/**
+ * Pure pieces of `state repair`: reading pod DNAT rules back from
+ * `ebtables -L` lines, and rebuilding the IPAM document from the network
+ * plugin's endpoints.
+ *
+ * @module
+ */
+import { IPAM_STATE_VERSION, type IpamState, type PoolState } from "@vnet/ipam";
+import type { AzureVnetState } from "@vnet/cni/azure-vnet";
+
+/** A per-pod DNAT rule as listed: frames for `ip` on `master` go to `mac`. */
+export interface PodDnat {
+  /** The pod IPv4 address. */
+  readonly ip: string;
+  /** The pod MAC (lower case, as ebtables prints it). */
+  readonly mac: string;
+  /** The master the rule matches on (`-i`). */
+  readonly master: string;
+}
+
+function valueOf(tokens: readonly string[], flag: string): string | undefined {
+  const i = tokens.indexOf(flag);
+  return i < 0 ? undefined : tokens[i + 1];
+}
+
+/**
+ * Picks the per-pod IPv4 DNAT rules (`-p IPv4 -i M --ip-dst IP -j dnat
+ * --to-dst MAC`) out of `ebtables -t nat -L PREROUTING` lines.
+ *
+ * @param lines The rule lines.
+ * @returns One entry per pod DNAT rule, in order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePodDnatRules } from "./rebuild.ts";
+ * const rules = parsePodDnatRules([
+ *   "-p IPv4 -i eth0 --ip-dst 10.0.0.5 -j dnat --to-dst 02:00:00:00:00:05 --dnat-target ACCEPT",
+ *   "-p ARP -i eth0 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
+ * ]);
+ * assert.deepEqual(rules, [{ ip: "10.0.0.5", mac: "02:00:00:00:00:05", master: "eth0" }]);
+ * ```
+ */
+export function parsePodDnatRules(lines: readonly string[]): PodDnat[] {
+  const out: PodDnat[] = [];
+  for (const line of lines) {
+    const t = line.trim().split(/\s+/);
+    if (valueOf(t, "-p")?.toLowerCase() !== "ipv4") continue;
+    if (valueOf(t, "-j") !== "dnat") continue;
+    const ip = valueOf(t, "--ip-dst");
+    const mac = valueOf(t, "--to-dst");
+    const master = valueOf(t, "-i");
+    if (ip === undefined || mac === undefined || master === undefined) {
+      continue;
+    }
+    out.push({ ip: ip.replace(/\/32$/, ""), mac: mac.toLowerCase(), master });
+  }
+  return out;
+}
+
+/** An address held outside any endpoint record (seen in the kernel only). */
+export interface ExtraHold {
+  /** The IPv4 address. */
+  readonly ip: string;
+  /** The subnet (CIDR) it belongs to. */
+  readonly subnet: string;
+  /** The key it is held under. */
+  readonly containerId: string;
+  /** The key's ifname. */
+  readonly ifName: string;
+}
+
+/** Options of {@link ipamFromEndpoints}. */
+export interface IpamRebuildOptions {
+  /** Addresses visible in the kernel but in no endpoint record. */
+  extra?: readonly ExtraHold[];
+}
+
+/** The rebuilt document and what the rebuild had to say. */
+export interface IpamRebuild {
+  /** The new IPAM state (lastRefresh 0: the next ADD refreshes). */
+  readonly ipam: IpamState;
+  /** Addresses held, as `ip containerId/ifName`. */
+  readonly held: string[];
+  /** Problems worth telling the operator. */
+  readonly notes: string[];
+}
+
+function ipOf(cidr: string): string {
+  return cidr.split("/")[0] ?? cidr;
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const parts = ip.split(".").map(Number);
+  if (
+    parts.length !== 4 ||
+    parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)
+  ) return undefined;
+  return parts.reduce((a, p) => a * 256 + p, 0);
+}
+
+function inSubnet(ip: string, subnet: string): boolean {
+  const [base, len] = subnet.split("/");
+  const a = ipv4ToInt(ip);
+  const b = ipv4ToInt(base ?? "");
+  const n = Number(len);
+  if (a === undefined || b === undefined || !(n >= 0 && n <= 32)) return false;
+  const size = 2 ** (32 - n);
+  return Math.floor(a / size) === Math.floor(b / size);
+}
+
+function byIp(a: string, b: string): number {
+  return (ipv4ToInt(a) ?? 0) - (ipv4ToInt(b) ?? 0);
+}
+
+/**
+ * Rebuilds the IPAM document from the network plugin's state: one pool per
+ * network subnet (gateway, master MAC, the node's primary IP), every
+ * endpoint address held under its container id and ifname. Free addresses
+ * are not known here: `lastRefresh` is 0, so the next ADD refreshes from the
+ * source, which adds them back while keeping the held ones.
+ *
+ * @param state The network plugin's state.
+ * @param options Extra holds seen only in the kernel.
+ * @returns The document, the holds and notes.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipamFromEndpoints } from "./rebuild.ts";
+ * const net = {
+ *   name: "azure", mode: "bridge" as const, bridge: "azure0", master: "eth0",
+ *   masterMac: "00:0d:3a:f9:dc:a6", masterMtu: 1500, subnet: "10.0.0.0/24",
+ *   gateway: "10.0.0.1", primaryIp: "10.0.0.4", savedAddrs: [],
+ *   savedRoutes: [], createdAt: "",
+ * };
+ * const ep = {
+ *   network: "azure", containerId: "c1", ifName: "eth0", netns: "/n",
+ *   hostVeth: "azv1", hostMac: "", podMac: "", mtu: 1500,
+ *   addresses: ["10.0.0.5/24"], ipamRoute: "in-process" as const,
+ *   result: { cniVersion: "1.1.0" },
+ * };
+ * const { ipam } = ipamFromEndpoints({
+ *   version: 1, networks: { azure: net }, endpoints: { "c1/eth0": ep },
+ * });
+ * assert.equal(ipam.lastRefresh, 0);
+ * assert.deepEqual(ipam.pools["10.0.0.0/24"]?.addresses, {
+ *   "10.0.0.5": { containerId: "c1", ifName: "eth0" },
+ * });
+ * ```
+ */
+export function ipamFromEndpoints(
+  state: AzureVnetState,
+  options: IpamRebuildOptions = {},
+): IpamRebuild {
+  const pools: Record<string, PoolState> = {};
+  const notes: string[] = [];
+  const held: string[] = [];
+  for (const net of Object.values(state.networks)) {
+    if (pools[net.subnet] !== undefined) continue;
+    pools[net.subnet] = {
+      subnet: net.subnet,
+      gateway: net.gateway,
+      ifName: net.master,
+      macAddress: net.masterMac.replace(/:/g, "").toLowerCase(),
+      priority: 0,
+      primaryIps: net.primaryIp === undefined ? [] : [net.primaryIp],
+      addresses: {},
+    };
+  }
+  function hold(
+    ip: string,
+    subnet: string | undefined,
+    key: { containerId: string; ifName: string },
+  ): void {
+    const pool = subnet === undefined ? undefined : pools[subnet];
+    if (pool === undefined) {
+      notes.push(
+        `address ${ip} of ${key.containerId}/${key.ifName} is in no recorded network's subnet; not held`,
+      );
+      return;
+    }
+    const have = pool.addresses[ip];
+    if (have?.containerId !== undefined) {
+      if (have.containerId !== key.containerId || have.ifName !== key.ifName) {
+        notes.push(
+          `address ${ip} is claimed by ${have.containerId}/${have.ifName} and ${key.containerId}/${key.ifName}; kept for the first`,
+        );
+      }
+      return;
+    }
+    pool.addresses[ip] = { containerId: key.containerId, ifName: key.ifName };
+    held.push(`${ip} ${key.containerId}/${key.ifName}`);
+  }
+  for (const ep of Object.values(state.endpoints)) {
+    const net = state.networks[ep.network];
+    for (const cidr of ep.addresses) {
+      const ip = ipOf(cidr);
+      if (ipv4ToInt(ip) === undefined) continue;
+      const subnet = net !== undefined && inSubnet(ip, net.subnet)
+        ? net.subnet
+        : Object.keys(pools).find((s) => inSubnet(ip, s));
+      hold(ip, subnet, ep);
+    }
+  }
+  for (const x of options.extra ?? []) {
+    hold(x.ip, pools[x.subnet] === undefined ? undefined : x.subnet, x);
+  }
+  for (const pool of Object.values(pools)) {
+    const sorted: PoolState["addresses"] = {};
+    for (const ip of Object.keys(pool.addresses).sort(byIp)) {
+      const rec = pool.addresses[ip];
+      if (rec !== undefined) sorted[ip] = rec;
+    }
+    pool.addresses = sorted;
+  }
+  return {
+    ipam: {
+      version: IPAM_STATE_VERSION,
+      lastRefresh: 0,
+      bootId: "",
+      pools,
+    },
+    held,
+    notes,
+  };
+}
+
+/**
+ * Whether an IPv4 address lies in a subnet.
+ *
+ * @param ip The address.
+ * @param subnet The CIDR.
+ * @returns True when inside.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipInSubnet } from "./rebuild.ts";
+ * assert.ok(ipInSubnet("10.0.0.5", "10.0.0.0/24"));
+ * assert.ok(!ipInSubnet("10.0.1.5", "10.0.0.0/24"));
+ * ```
+ */
+export function ipInSubnet(ip: string, subnet: string): boolean {
+  return inSubnet(ip, subnet);
+}
+
+/**
+ * The network CIDR of an IPv4 address with prefix.
+ *
+ * @param cidr Such as `10.0.0.4/24`.
+ * @returns Such as `10.0.0.0/24`, or undefined when not IPv4.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { networkCidr } from "./rebuild.ts";
+ * assert.equal(networkCidr("10.0.0.4/24"), "10.0.0.0/24");
+ * ```
+ */
+export function networkCidr(cidr: string): string | undefined {
+  const [ip, len] = cidr.split("/");
+  const a = ipv4ToInt(ip ?? "");
+  const n = Number(len);
+  if (a === undefined || !(n >= 0 && n <= 32)) return undefined;
+  const size = 2 ** (32 - n);
+  const base = Math.floor(a / size) * size;
+  const parts = [24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256);
+  return `${parts.join(".")}/${n}`;
+}
+
+/**
+ * The first host of a subnet (Azure's gateway).
+ *
+ * @param subnet The CIDR.
+ * @returns The address, or undefined when not IPv4.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { firstHost } from "./rebuild.ts";
+ * assert.equal(firstHost("10.0.0.0/24"), "10.0.0.1");
+ * ```
+ */
+export function firstHost(subnet: string): string | undefined {
+  const net = networkCidr(subnet);
+  const a = ipv4ToInt(net?.split("/")[0] ?? "");
+  if (a === undefined) return undefined;
+  const b = a + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(b / 2 ** s) % 256).join(".");
+}

@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { Ebtables, type EbtablesRunner } from "@vnet/cni/azure-vnet";
+import type {
+  AzureVnetState,
+  EndpointRecord,
+  NetworkRecord,
+} from "@vnet/cni/azure-vnet";
+import { runStateCli } from "./cli.ts";
+import { ipamFromEndpoints, parsePodDnatRules } from "./rebuild.ts";
+import { repairState } from "./repair.ts";
+
+const NET: NetworkRecord = {
+  name: "azure",
+  mode: "bridge",
+  bridge: "azure0",
+  master: "eth0",
+  masterMac: "00:0d:3a:f9:dc:a6",
+  masterMtu: 1500,
+  subnet: "10.9.0.0/24",
+  gateway: "10.9.0.1",
+  primaryIp: "10.9.0.4",
+  savedAddrs: ["10.9.0.4/24"],
+  savedRoutes: [],
+  createdAt: "2024-01-01T00:00:00.000Z",
+};
+
+function ep(id: string, address: string): EndpointRecord {
+  return {
+    network: "azure",
+    containerId: id,
+    ifName: "eth0",
+    netns: `/var/run/netns/${id}`,
+    hostVeth: `azv${id}`,
+    hostMac: "02:00:00:00:00:01",
+    podMac: "02:00:00:00:00:02",
+    mtu: 1500,
+    addresses: [address],
+    ipamRoute: "in-process",
+    result: { cniVersion: "1.1.0" },
+  };
+}
+
+function state(...eps: EndpointRecord[]): AzureVnetState {
+  return {
+    version: 1,
+    networks: { azure: NET },
+    endpoints: Object.fromEntries(
+      eps.map((e) => [`${e.containerId}/${e.ifName}`, e]),
+    ),
+  };
+}
+
+Deno.test("parsePodDnatRules() keeps only per-pod IPv4 DNAT rules", () => {
+  const rules = parsePodDnatRules([
+    "-s Unicast -o eth0 -j snat --to-src 00:0d:3a:f9:dc:a6 --snat-arp --snat-target ACCEPT",
+    "-p ARP --arp-op Request --arp-ip-dst 10.9.0.5 -j arpreply --arpreply-mac 02:00:00:00:00:05",
+    "-p IPv4 -i eth0 --ip-dst 10.9.0.5 -j dnat --to-dst 02:00:00:00:00:05 --dnat-target ACCEPT",
+    "-p ARP -i eth0 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
+  ]);
+  assert.deepEqual(rules, [{
+    ip: "10.9.0.5",
+    mac: "02:00:00:00:00:05",
+    master: "eth0",
+  }]);
+});
+
+Deno.test("ipamFromEndpoints() holds every endpoint address and reports conflicts", async (t) => {
+  await t.step("holds by key, primary IP kept out, lastRefresh 0", () => {
+    const r = ipamFromEndpoints(
+      state(ep("a", "10.9.0.6/24"), ep("b", "10.9.0.5/24")),
+    );
+    assert.equal(r.ipam.lastRefresh, 0);
+    const pool = r.ipam.pools["10.9.0.0/24"];
+    assert.deepEqual(pool?.primaryIps, ["10.9.0.4"]);
+    assert.equal(pool?.macAddress, "000d3af9dca6");
+    assert.deepEqual(pool?.addresses, {
+      "10.9.0.5": { containerId: "b", ifName: "eth0" },
+      "10.9.0.6": { containerId: "a", ifName: "eth0" },
+    });
+    assert.deepEqual(r.notes, []);
+  });
+  await t.step("a doubly claimed address and a foreign one are noted", () => {
+    const r = ipamFromEndpoints(
+      state(ep("a", "10.9.0.6/24"), ep("b", "10.9.0.6/24")),
+      {
+        extra: [
+          {
+            ip: "10.9.0.7",
+            subnet: "10.9.0.0/24",
+            containerId: "x",
+            ifName: "",
+          },
+          {
+            ip: "10.8.0.7",
+            subnet: "10.8.0.0/24",
+            containerId: "y",
+            ifName: "",
+          },
+        ],
+      },
+    );
+    assert.equal(r.held.length, 2);
+    assert.match(
+      r.notes.join("\n"),
+      /10\.9\.0\.6 is claimed by a\/eth0 and b\/eth0/,
+    );
+    assert.match(
+      r.notes.join("\n"),
+      /10\.8\.0\.7 of y\/ is in no recorded network/,
+    );
+  });
+});
+
+Deno.test("repairState() rebuilds a corrupt IPAM file and leaves parsing files alone", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "cnitest-repair-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/azure-vnet.json`,
+      JSON.stringify(state(ep("a", "10.9.0.6/24"))),
+    );
+    await Deno.writeTextFile(`${dir}/azure-vnet-ipam.json`, '{"version":1,');
+    const run: EbtablesRunner = () =>
+      Promise.resolve({
+        code: 0,
+        stdout:
+          "Bridge chain: PREROUTING\n-p IPv4 -i eth0 --ip-dst 10.9.0.9 -j dnat --to-dst 02:00:00:00:00:09 --dnat-target ACCEPT\n",
+        stderr: "",
+      });
+    await t.step(
+      "the corrupt file is kept aside 0600 and rebuilt",
+      async () => {
+        const r = await repairState(dir, {
+          file: "azure-vnet-ipam.json",
+          ebtables: new Ebtables({ run }),
+        });
+        const f = r.files[0];
+        assert.equal(f?.status, "rebuilt");
+        assert.match(
+          f?.aside ?? "",
+          /azure-vnet-ipam\.json\.corrupt-\d+T\d+Z$/,
+        );
+        assert.equal(
+          ((await Deno.stat(f?.aside ?? "")).mode ?? 0) & 0o777,
+          0o600,
+        );
+        assert.equal(await Deno.readTextFile(f?.aside ?? ""), '{"version":1,');
+        const ipam = JSON.parse(
+          await Deno.readTextFile(`${dir}/azure-vnet-ipam.json`),
+        );
+        assert.deepEqual(ipam.pools["10.9.0.0/24"].addresses, {
+          "10.9.0.6": { containerId: "a", ifName: "eth0" },
+          "10.9.0.9": { containerId: "recovered-10.9.0.9", ifName: "" },
+        });
+        assert.match(
+          f?.notes.join("\n") ?? "",
+          /10\.9\.0\.9 is in use in the kernel/,
+        );
+      },
+    );
+    await t.step("a second run finds both files parse", async () => {
+      const lines: string[] = [];
+      const code = await runStateCli(["repair", "--state-dir", dir], {
+        out: (s) => lines.push(s),
+      });
+      assert.equal(code, 0);
+      assert.equal(
+        lines.join(""),
+        "azure-vnet.json: parses; nothing to repair\nazure-vnet-ipam.json: parses; nothing to repair\n",
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runStateCli() rejects unknown verbs, files and grace values with code 2", async () => {
+  for (
+    const argv of [
+      ["nope"],
+      ["repair", "--file", "x.json"],
+      ["gc", "--grace-ms", "-1"],
+    ]
+  ) {
+    let err = "";
+    const code = await runStateCli(argv, { out() {}, err: (s) => err += s });
+    assert.equal(code, 2, argv.join(" "));
+    assert.match(err, /usage:/);
+  }
+});
