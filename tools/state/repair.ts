@@ -499,6 +499,7 @@ async function stateFromKernel(
     l.masterIndex === bridge.index && l.name.startsWith(HOST_VETH_PREFIX)
   );
   const used = new Set<string>();
+  const claimedPods = new Set<PodLink>();
   for (const v of veths) {
     // The IPAM key whose derived veth name is this veth.
     let key: { containerId: string; ifName: string } | undefined;
@@ -509,11 +510,20 @@ async function stateFromKernel(
         keyIps.push(ip);
       }
     }
+    // The pod end: by the MAC of the key's addresses; else by the peer
+    // ifindex, which only helps when unambiguous (indexes are per netns).
+    const keyMac = keyIps.map((ip) => macOf.get(ip)).find((m) =>
+      m !== undefined
+    );
     const peer = peerIndex(v.name);
-    const pod = pods.find((p) => p.index === peer) ??
-      pods.find((p) => keyIps.some((ip) => macOf.get(ip) === p.mac));
-    const podMac = pod?.mac ??
-      keyIps.map((ip) => macOf.get(ip)).find((m) => m !== undefined);
+    const byPeer = pods.filter((p) => p.index === peer && !claimedPods.has(p));
+    const pod = keyMac !== undefined
+      ? pods.find((p) => p.mac === keyMac)
+      : byPeer.length === 1
+      ? byPeer[0]
+      : undefined;
+    if (pod !== undefined) claimedPods.add(pod);
+    const podMac = keyMac ?? pod?.mac;
     const ips = new Set([
       ...keyIps,
       ...(podMac === undefined ? [] : ipsOf.get(podMac) ?? []),
