@@ -118,7 +118,8 @@ function problemOf(
     validate(JSON.parse(text));
     return undefined;
   } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    return (err instanceof Error ? err.message : String(err))
+      .replace(/\s+/g, " ").trim();
   }
 }
 
