@@ -12,8 +12,10 @@ import {
   addPod,
   checkSandbox,
   deletePod,
+  gcNode,
   podConfig,
   provisionNode,
+  rebootNode,
   recordPath,
   removeSnatRule,
   sandboxDown,
@@ -21,7 +23,6 @@ import {
 } from "../../tools/sandbox/sandbox.ts";
 import { listSandboxNetns } from "../../tools/sandbox/fabric.ts";
 import { processAlive, readArmNics } from "../../tools/sandbox/_emulator.ts";
-import { runCni } from "../../tools/sandbox/cni_runner.ts";
 import type { SandboxRecord } from "../../tools/sandbox/record.ts";
 
 async function ebtablesNat(netns: string): Promise<string[]> {
@@ -64,6 +65,12 @@ async function ipamInUse(stateDir: string): Promise<string[]> {
       .filter(([, a]) => a.containerId !== undefined)
       .map(([ip]) => ip)
   ).sort();
+}
+
+async function cniEndpoints(stateDir: string): Promise<string[]> {
+  const text = await Deno.readTextFile(`${stateDir}/azure-vnet.json`);
+  const state = JSON.parse(text) as { endpoints: Record<string, unknown> };
+  return Object.keys(state.endpoints).sort();
 }
 
 Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t) => {
@@ -138,7 +145,7 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
         (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
           n.name === r.nodes[1]?.nicName
         )?.ips.length ?? 0;
-      await provisionNode(r, { node: 1, count: 4 });
+      await provisionNode(r, { node: 1, count: before + 4 });
       const after = (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
         n.name === r.nodes[1]?.nicName
       )?.ips.length ?? 0;
@@ -172,56 +179,50 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
         const neigh = await permanentNeigh(node.netns);
         const inUse = await ipamInUse(node.stateDir);
         const start = Date.now();
+        const endpoints = await cniEndpoints(node.stateDir);
         for (let round = 0; round < 25; round++) {
           const batch = await Promise.all(
             [0, 1, 2, 3].map((k) =>
               addPod(r, { node: 0, name: `${prefix}-c${round}-${k}` })
             ),
           );
-          for (const p of batch) await deletePod(r, p.name);
+          assert.equal(new Set(batch.map((p) => p.ip)).size, 4);
+          await Promise.all(batch.map((p) => deletePod(r, p.name)));
         }
         const ms = Date.now() - start;
         assert.deepEqual(await hostLinks(node.netns), links);
         assert.deepEqual(await ebtablesNat(node.netns), rules);
         assert.deepEqual(await permanentNeigh(node.netns), neigh);
         assert.deepEqual(await ipamInUse(node.stateDir), inUse);
+        assert.deepEqual(await cniEndpoints(node.stateDir), endpoints);
         assert.ok(ms < 90_000, `churn took ${ms} ms`);
       },
     );
 
     await t.step(
-      "node reboot: pods' netns vanish behind the plugin; DEL and GC recover",
+      "node reboot: state and kernel disagree; DEL, ADD and GC recover",
       async () => {
         const node = r.nodes[1];
         assert.ok(node !== undefined);
-        const pods = r.pods.filter((p) => p.node === 1);
-        for (const p of pods) await run("ip", ["netns", "del", p.name]);
-        // The runtime then DELs each pod (netns gone), and new pods come up.
-        for (const p of pods) {
-          const out = await runCni(
-            {
-              netns: node.netns,
-              binDir: r.binDir,
-              stateDir: node.stateDir,
-              logDir: node.logDir,
-            },
-            {
-              command: "DEL",
-              containerId: p.containerId,
-              netnsPath: `/var/run/netns/${p.name}`,
-              ifName: p.ifName,
-              config: await podConfig(r),
-            },
-          );
-          assert.equal(out.code, 0, out.stdout);
-          r.pods = r.pods.filter((x) => x.name !== p.name);
-          r.netns = r.netns.filter((x) => x !== p.name);
-        }
-        assert.deepEqual(await ipamInUse(node.stateDir), []);
+        const dead = await rebootNode(r, 1);
+        assert.equal(dead.length, 2);
+        const [first, second] = dead;
+        assert.ok(first !== undefined && second !== undefined);
+        // The runtime DELs the first pod: its netns is gone.
+        await deletePod(r, first);
+        // A new pod comes up: the network is rebuilt on the fresh node.
         const fresh = await addPod(r, { node: 1, name: `${prefix}-n1-reborn` });
+        // The runtime forgot the second pod: GC drops it.
+        const stale = r.pods.find((p) => p.name === second);
+        await gcNode(r, { node: 1, forget: [second] });
+        assert.deepEqual(await ipamInUse(node.stateDir), [fresh.ip]);
+        const endpoints = await cniEndpoints(node.stateDir);
+        assert.equal(endpoints.length, 1, JSON.stringify(endpoints));
+        const nat = (await ebtablesNat(node.netns)).join("\n");
+        assert.ok(stale !== undefined && !nat.includes(stale.ip), nat);
+        assert.match(nat, new RegExp(`${fresh.ip.replaceAll(".", "\\.")} `));
         const { results, lines } = await checkSandbox(r);
         assert.ok(results.every((c) => c.ok), lines.join("\n"));
-        assert.ok(fresh.ip !== "");
       },
     );
   } finally {

@@ -18,8 +18,9 @@ import {
 
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
-      build the fabric, N nodes (default 2), K ipconfigs per NIC (default 8),
-      M pods per node (default 2) through the real azure-vnet; print the table
+      build the fabric and N nodes (default 2), give each NIC K ipconfigs
+      (default 8, primary included), create M pods per node (default 2)
+      through the real azure-vnet, print the table
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
   negative [--node I] [--prefix P] [--dir D]

@@ -77,7 +77,7 @@ export interface UpOptions {
   nodes?: number;
   /** Pods per node (default 2). */
   pods?: number;
-  /** Secondary ipconfigs to provision per NIC (default 8). */
+  /** IP configurations per NIC, primary included (default 8). */
   ipCount?: number;
   /** Skip `deno task build` (reuse `dist/`). */
   skipBuild?: boolean;
@@ -139,11 +139,13 @@ export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
 }
 
 /**
- * Provisions `count` more ipconfigs on a node's NIC through `tools/nic`, run
- * inside the node netns so IMDS sees the node, then regenerates the fabric.
+ * Makes a node's NIC carry `count` ipconfigs (primary included) through
+ * `tools/nic`, run inside the node netns so IMDS sees the node, then
+ * regenerates the fabric. The tool reads the node's IPAM state, so a
+ * scale-down never removes an address in use.
  *
  * @param rec The sandbox record.
- * @param options The node index and the count.
+ * @param options The node index and the total ipconfig count.
  * @throws {Error} When the tool fails.
  */
 export async function provisionNode(
@@ -168,6 +170,8 @@ export async function provisionNode(
     rec.emulator.armEndpoint,
     "--ca-file",
     rec.emulator.caFile,
+    "--state-dir",
+    node.stateDir,
   ]);
   await syncFabric(rec);
 }
@@ -382,7 +386,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
 
   for (const node of rec.nodes) {
     await provisionNode(rec, { node: node.index, count: ipCount });
-    print(`provisioned: ${node.nicName} +${ipCount} ipconfigs`);
+    print(`provisioned: ${node.nicName} has ${ipCount} ipconfigs`);
   }
 
   if (options.skipBuild !== true) {
@@ -561,13 +565,84 @@ export async function removeSnatRule(
     "POSTROUTING",
     "--Ln",
   ]);
+  // `--Ln` prints "1. -s ..." on ebtables-legacy and "1 -s ..." on -nft.
   const line = list.stdout.split("\n").find((l) => /-j snat/.test(l));
   const num = line === undefined
     ? undefined
-    : /^(\d+)\./.exec(line.trim())?.[1];
+    : /^(\d+)\.?\s/.exec(line.trim())?.[1];
   if (line === undefined || num === undefined) {
     throw new Error(`Cannot find the SNAT rule on node${node}: ${list.stdout}`);
   }
   await execIn(n.netns, ["ebtables", "-t", "nat", "-D", "POSTROUTING", num]);
   return line.trim();
+}
+
+/**
+ * "Reboots" a node: its pods' netns vanish behind the plugin's back and the
+ * node netns is replaced by a fresh one, like the VM after a reboot and
+ * DHCP (`eth0` with the NIC's MAC, primary address and default route; no
+ * bridge, no ebtables rules). The plugin state directory survives, so state
+ * and kernel now disagree. The pods stay in the record: the runtime still
+ * believes in them until it DELs them or GC drops them.
+ *
+ * @param rec The sandbox record.
+ * @param node The node index.
+ * @returns The names of the pods that died.
+ * @throws {RangeError} When there is no such node.
+ */
+export async function rebootNode(
+  rec: SandboxRecord,
+  node: number,
+): Promise<string[]> {
+  const n = rec.nodes[node];
+  if (n === undefined) throw new RangeError(`Cannot reboot node ${node}`);
+  const names = new SandboxNames(rec.prefix);
+  const dead = rec.pods.filter((p) => p.node === node).map((p) => p.name);
+  for (const p of dead) await ipIn("", ["netns", "del", p]).catch(() => "");
+  await ipIn("", ["netns", "del", n.netns]);
+  await createNode(names, node, {
+    nic: { mac: n.mac, primaryIp: n.primaryIp },
+    subnet: subnetLayout(rec.subnet),
+  });
+  await syncFabric(rec);
+  return dead;
+}
+
+/**
+ * Runs the CNI GC on a node (cniVersion 1.1.0) with the record's pods of
+ * that node as `cni.dev/valid-attachments`, as a runtime does.
+ *
+ * @param rec The sandbox record.
+ * @param options The node index and the pods to leave out of the valid
+ *   attachments (forgotten by the runtime).
+ * @throws {Error} When GC fails.
+ */
+export async function gcNode(
+  rec: SandboxRecord,
+  options: { node: number; forget?: readonly string[] },
+): Promise<void> {
+  const n = rec.nodes[options.node];
+  if (n === undefined) throw new RangeError(`Cannot GC node ${options.node}`);
+  const forget = new Set(options.forget ?? []);
+  const valid = rec.pods
+    .filter((p) => p.node === options.node && !forget.has(p.name))
+    .map((p) => ({ containerID: p.containerId, ifname: p.ifName }));
+  const out = await runCni(nodeEnv(rec, n), {
+    command: "GC",
+    config: {
+      ...await podConfig(rec),
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": valid,
+    },
+  });
+  if (out.code !== 0) {
+    throw new Error(
+      `Cannot GC node${options.node}: azure-vnet exited ${out.code}: ${out.stdout.trim()}`,
+    );
+  }
+  rec.pods = rec.pods.filter((p) =>
+    p.node !== options.node || !forget.has(p.name)
+  );
+  rec.netns = rec.netns.filter((x) => !forget.has(x));
+  await saveRecord(recordPath(rec.dir), rec);
 }
