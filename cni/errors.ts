@@ -160,10 +160,24 @@ export function flattenCause(err: unknown): string {
     } else if (cur instanceof Error) {
       parts.push(cur.message);
     } else {
-      parts.push(String(cur));
+      parts.push(describeValue(cur));
       break;
     }
     cur = (cur as Error).cause;
   }
   return parts.filter((p) => p !== "").join(": ");
+}
+
+/** Text for a thrown non-Error: its `message` if any, else compact JSON. */
+function describeValue(value: unknown): string {
+  if (typeof value === "object" && value !== null) {
+    const msg = (value as { message?: unknown }).message;
+    if (typeof msg === "string") return msg;
+    try {
+      return JSON.stringify(value).slice(0, 500);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
 }

@@ -20,3 +20,9 @@ Deno.test("flattenCause() walks AggregateError members", () => {
   );
   assert.equal(flattenCause(agg), "two failed [a; b]");
 });
+
+Deno.test("flattenCause() describes thrown non-Error objects", () => {
+  const err = new Error("Cannot parse", { cause: { err: { code: "X" } } });
+  assert.equal(flattenCause(err), 'Cannot parse: {"err":{"code":"X"}}');
+  assert.equal(flattenCause({ message: "plain" }), "plain");
+});

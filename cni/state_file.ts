@@ -99,27 +99,36 @@ class StateFile implements LockedStateFile {
         { cause: err },
       );
     }
-    if (text.trim() === "") return undefined;
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      const aside = `${this.path}.corrupt-${timestamp()}`;
+    // We only ever write complete documents (temp file, fsync, rename), so an
+    // empty file is damage, not "no state": treating it as empty state would
+    // hand out addresses that live pods hold.
+    let problem: unknown;
+    if (text.trim() === "") {
+      problem = new SyntaxError("the file is empty");
+    } else {
       try {
-        Deno.copyFileSync(this.path, aside);
-        Deno.chmodSync(aside, 0o600);
-      } catch (copyErr) {
-        throw new CniError(
-          PLUGIN_CODES.corruptState,
-          `State file "${this.path}" is corrupt and cannot be copied aside to "${aside}"; recover with \`deno task state repair\` or delete it`,
-          { cause: new AggregateError([err, copyErr], "Corrupt state") },
-        );
+        return JSON.parse(text);
+      } catch (err) {
+        problem = err;
       }
+    }
+    const what = text.trim() === "" ? "empty" : "invalid JSON";
+    const aside = `${this.path}.corrupt-${timestamp()}`;
+    try {
+      Deno.copyFileSync(this.path, aside);
+      Deno.chmodSync(aside, 0o600);
+    } catch (copyErr) {
       throw new CniError(
         PLUGIN_CODES.corruptState,
-        `State file "${this.path}" is corrupt (invalid JSON); moved aside to "${aside}" (a copy; the original stays until repaired); recover with \`deno task state repair\` or delete it`,
-        { cause: err },
+        `State file "${this.path}" is corrupt (${what}) and cannot be copied aside to "${aside}"; recover with \`deno task state repair\` or delete it`,
+        { cause: new AggregateError([problem, copyErr], "Corrupt state") },
       );
     }
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `State file "${this.path}" is corrupt (${what}); a copy is kept at "${aside}"; recover with \`deno task state repair\` or delete it`,
+      { cause: problem },
+    );
   }
 
   write(value: unknown): void {

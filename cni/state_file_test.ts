@@ -131,12 +131,26 @@ Deno.test("LockedStateFile.read() handles missing, empty and corrupt files", asy
   await t.step("missing gives undefined", async () => {
     assert.equal(await withStateLock(path, (f) => f.read()), undefined);
   });
-  await t.step("empty and whitespace-only give undefined", async () => {
-    for (const text of ["", "  \n\t "]) {
-      await Deno.writeTextFile(path, text);
-      assert.equal(await withStateLock(path, (f) => f.read()), undefined);
-    }
-  });
+  await t.step(
+    "empty and whitespace-only give code 102, never empty state",
+    async () => {
+      for (const text of ["", "  \n\t "]) {
+        await Deno.writeTextFile(path, text);
+        await assert.rejects(
+          withStateLock(path, (f) => f.read()),
+          {
+            name: "CniError",
+            code: 102,
+            message: /is corrupt \(empty\).*state repair/,
+          },
+        );
+        assert.equal(await Deno.readTextFile(path), text);
+      }
+      for await (const e of Deno.readDir(dir)) {
+        if (e.name.includes(".corrupt-")) await Deno.remove(`${dir}/${e.name}`);
+      }
+    },
+  );
   await t.step("corrupt JSON gives code 102 and a copy aside", async () => {
     await Deno.writeTextFile(path, '{"n": 1,');
     await assert.rejects(
@@ -145,7 +159,7 @@ Deno.test("LockedStateFile.read() handles missing, empty and corrupt files", asy
         name: "CniError",
         code: 102,
         message: new RegExp(
-          `^State file "${path}" is corrupt .*moved aside to "${path}\\.corrupt-\\d{8}T\\d{9}Z".*deno task state repair`,
+          `^State file "${path}" is corrupt \\(invalid JSON\\); a copy is kept at "${path}\\.corrupt-\\d{8}T\\d{9}Z".*deno task state repair`,
         ),
       },
     );

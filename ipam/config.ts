@@ -29,6 +29,8 @@ export interface IpamConfig {
   readonly imdsUrl: string;
   /** Minimum time between source refreshes, in ms. */
   readonly queryIntervalMs: number;
+  /** Per-attempt source timeout in ms (`ipam.queryTimeout`, seconds). */
+  readonly queryTimeoutMs?: number;
   /** `ipam.subnet`: the pool to allocate from. */
   readonly subnet?: string;
   /** `ipam.ipAddress`: the address to request. */
@@ -68,6 +70,7 @@ const ipamSchema = z.object({
   queryUrl: z.optional(z.string()),
   imdsUrl: z.optional(z.string()),
   queryInterval: z.optional(z.union([z.string(), z.number()])),
+  queryTimeout: z.optional(z.union([z.string(), z.number()])),
   subnet: z.optional(z.string()),
   ipAddress: z.optional(z.string()),
   addressSpace: z.optional(z.string()),
@@ -138,6 +141,19 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
       `"ipam.queryInterval" must be seconds >= 0, got "${interval}"`,
     );
   }
+  let timeoutMs: number | undefined;
+  if (ipam.queryTimeout !== undefined) {
+    const t = Number(ipam.queryTimeout);
+    if (
+      String(ipam.queryTimeout).trim() === "" || !Number.isFinite(t) ||
+      t <= 0 || t > 300
+    ) {
+      throw invalid(
+        `"ipam.queryTimeout" must be seconds in (0, 300], got "${ipam.queryTimeout}"`,
+      );
+    }
+    timeoutMs = t * 1000;
+  }
   if (ipam.subnet !== undefined && ipam.subnet !== "") {
     try {
       parseCidr(ipam.subnet);
@@ -167,6 +183,7 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
     queryUrl: ipam.queryUrl || NMAGENT_URL,
     imdsUrl: ipam.imdsUrl || IMDS_URL,
     queryIntervalMs: seconds * 1000,
+    ...(timeoutMs === undefined ? {} : { queryTimeoutMs: timeoutMs }),
     ...(ipam.subnet ? { subnet: ipam.subnet } : {}),
     ...(ipam.ipAddress ? { ipAddress: ipam.ipAddress } : {}),
     ...(master === undefined ? {} : { master }),

@@ -128,10 +128,9 @@ function toResult(
 }
 
 function sourceFailure(config: IpamConfig, cause: unknown): CniError {
-  // A malformed document or a 4xx will not heal by retrying: 101.
-  const transient = cause instanceof AzureHttpError
-    ? cause.transient
-    : !(cause instanceof SyntaxError);
+  // A timeout, 429, 5xx or a malformed document (a host agent mid-update)
+  // may heal: try again later (11). Only a definite 4xx is 101.
+  const transient = cause instanceof AzureHttpError ? cause.transient : true;
   return new CniError(
     transient ? CODES.tryAgainLater : PLUGIN_CODES.sourceFailed,
     `Cannot get the host's addresses from "${
@@ -236,6 +235,7 @@ export function createIpamHandlers(
     try {
       const nics = await fetchInterfaces(config, {
         ...source,
+        timeoutMs: source.timeoutMs ?? config.queryTimeoutMs,
         // With state to fall back on, do not stall the ADD on retries.
         retries: hadState ? 0 : source.retries,
       });

@@ -248,7 +248,7 @@ Deno.test("cmdAdd() on a new node with a failing source", async (t) => {
         11,
         /500/,
       ],
-      ["malformed XML", () => xmlResponse("<Interfaces><Interface"), 101, /./],
+      ["malformed XML", () => xmlResponse("<Interfaces><Interface"), 11, /./],
       ["HTTP 404", () => new Response("no", { status: 404 }), 101, /404/],
       [
         "timeout",

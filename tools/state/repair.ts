@@ -113,7 +113,7 @@ function problemOf(
   text: string,
   validate: (v: unknown) => unknown,
 ): string | undefined {
-  if (text.trim() === "") return undefined;
+  if (text.trim() === "") return "the file is empty";
   try {
     validate(JSON.parse(text));
     return undefined;
@@ -193,10 +193,13 @@ async function repairIpamFile(
   // make an unlocked read consistent), so the two locks never nest.
   let net: AzureVnetState;
   let netProblem: string | undefined;
-  const netText = readText(statePath(stateDir)) ?? "";
+  const netText = readText(statePath(stateDir));
   try {
+    if (netText !== undefined && netText.trim() === "") {
+      throw new SyntaxError("the file is empty");
+    }
     net = parseState(
-      netText.trim() === "" ? undefined : JSON.parse(netText),
+      netText === undefined ? undefined : JSON.parse(netText),
       statePath(stateDir),
     );
   } catch (err) {
