@@ -44,14 +44,8 @@ Deno.test("azure-vnet damaged state files: 102 naming file and recovery, never a
         assert.equal(await Deno.readTextFile(path), damaged, "file kept");
       });
     }
-    // TODO(#9): cni/state_file.ts read() treats an empty file as "no state"
-    // (`if (text.trim() === "") return undefined;`), so an emptied file
-    // silently drops every allocation: ADD then hands out st0's live address
-    // again (IPAM file) or fails with 108 after forgetting the network
-    // (azure-vnet file). The lead must fix the product; the step stays.
     await t.step({
       name: `empty ${file} state: recovery, never a silent loss`,
-      ignore: true,
       fn: async () => {
         await Deno.writeTextFile(n.statePath, good.vnet);
         await Deno.writeTextFile(n.ipamPath, good.ipam);
