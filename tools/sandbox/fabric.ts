@@ -171,7 +171,10 @@ export interface NodeNic {
  * the NIC's MAC, the primary address and a default route via the gateway.
  *
  * The fabric end is a bridge port with hairpin on (Azure returns traffic
- * between two ipconfigs of one NIC) and learning off (the fabric knows MACs).
+ * between two ipconfigs of one NIC), learning off (the fabric knows MACs)
+ * and no flooding of unknown unicast, multicast or broadcast: Azure never
+ * floods, and with hairpin on a flooded frame would come back to a node
+ * whose bridge (hairpin on its master too) sends it out again, forever.
  *
  * @param names The sandbox names.
  * @param index The node index.
@@ -212,6 +215,12 @@ export async function createNode(
     "hairpin",
     "on",
     "learning",
+    "off",
+    "flood",
+    "off",
+    "mcast_flood",
+    "off",
+    "bcast_flood",
     "off",
   ]);
   await ipIn(fab, ["link", "set", port, "up"]);

@@ -69,7 +69,7 @@ export function linuxMac(mac: string): string {
  *   are dropped before anything answers them; every ARP request for a subnet
  *   address is answered with {@linkcode AZURE_GATEWAY_MAC}; each IPv4 frame
  *   is delivered by destination IP (destination MAC rewritten to the owning
- *   NIC's MAC).
+ *   NIC's MAC); every other broadcast or multicast frame is dropped.
  * - filter INPUT and FORWARD: a chain per port lets through only the NIC's
  *   MAC with one of its ipconfigs as IPv4/ARP source, and drops the rest.
  *
@@ -118,6 +118,9 @@ export function fabricRules(view: FabricView): string {
       );
     }
   }
+  // Azure VNETs carry no broadcast or multicast: what arpreply did not
+  // answer (ARP for other addresses, IPv4/IPv6 multicast) ends here.
+  nat.push("-A PREROUTING -d Multicast -j DROP");
   for (const p of view.ports) {
     const chain = portChain(p.port);
     filter.push(`-A INPUT -i ${p.port} -j ${chain}`);
