@@ -27,8 +27,10 @@ export interface NodeRecord {
 
 /** One pod as created. */
 export interface PodRecord {
-  /** Pod name (= its netns). */
+  /** Pod name (= its netns unless `netns` says otherwise). */
   readonly name: string;
+  /** An existing netns the pod joined (not created nor deleted for it). */
+  readonly netns?: string;
   /** Node index. */
   readonly node: number;
   /** CNI_CONTAINERID. */

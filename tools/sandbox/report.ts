@@ -138,7 +138,10 @@ export async function runChecks(
       const i = next++;
       const c = checks[i];
       if (c === undefined) continue;
-      out[i] = { ...c, ok: await options.ping(c.pod.name, c.target) };
+      out[i] = {
+        ...c,
+        ok: await options.ping(c.pod.netns ?? c.pod.name, c.target),
+      };
     }
   }
   const n = Math.max(1, options.parallel ?? 4);

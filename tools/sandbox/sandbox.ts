@@ -179,14 +179,24 @@ export async function provisionNode(
 /**
  * Creates a pod netns and runs the CNI ADD for it on its node.
  *
+ * With `netns`, the pod joins that existing netns instead (a runtime's
+ * sandbox reused for a new container id); the netns is then not the pod's
+ * to delete.
+ *
  * @param rec The sandbox record (the pod is appended and saved).
- * @param options The node index and the pod name.
+ * @param options The node index, the pod name, an existing netns, the
+ *   config (default: the installed conflist's).
  * @returns The pod.
- * @throws {Error} When the ADD fails (its netns is removed again).
+ * @throws {Error} When the ADD fails (a netns it created is removed again).
  */
 export async function addPod(
   rec: SandboxRecord,
-  options: { node: number; name: string; config?: Record<string, unknown> },
+  options: {
+    node: number;
+    name: string;
+    netns?: string;
+    config?: Record<string, unknown>;
+  },
 ): Promise<PodRecord> {
   const node = rec.nodes[options.node];
   if (node === undefined) {
@@ -194,22 +204,28 @@ export async function addPod(
       `Cannot add pod to node ${options.node}: no such node`,
     );
   }
-  await ipIn("", ["netns", "add", options.name]);
-  rec.netns.push(options.name);
-  await saveRecord(recordPath(rec.dir), rec);
-  await ipIn(options.name, ["link", "set", "lo", "up"]);
+  const ns = options.netns ?? options.name;
+  const owned = options.netns === undefined;
+  if (owned) {
+    await ipIn("", ["netns", "add", ns]);
+    rec.netns.push(ns);
+    await saveRecord(recordPath(rec.dir), rec);
+    await ipIn(ns, ["link", "set", "lo", "up"]);
+  }
   const containerId = crypto.randomUUID().replaceAll("-", "");
   const out = await runCni(nodeEnv(rec, node), {
     command: "ADD",
     containerId,
-    netnsPath: `/var/run/netns/${options.name}`,
+    netnsPath: `/var/run/netns/${ns}`,
     ifName: "eth0",
     config: options.config ?? await podConfig(rec),
   });
   if (out.code !== 0 || out.result === undefined) {
-    await ipIn("", ["netns", "del", options.name]).catch(() => "");
-    rec.netns = rec.netns.filter((n) => n !== options.name);
-    await saveRecord(recordPath(rec.dir), rec);
+    if (owned) {
+      await ipIn("", ["netns", "del", ns]).catch(() => "");
+      rec.netns = rec.netns.filter((n) => n !== ns);
+      await saveRecord(recordPath(rec.dir), rec);
+    }
     throw new Error(
       `Cannot add pod "${options.name}": azure-vnet exited ${out.code}: ${out.stdout.trim()} ${out.stderr.trim()}`,
     );
@@ -217,6 +233,7 @@ export async function addPod(
   const addr = podAddress(out.result);
   const pod: PodRecord = {
     name: options.name,
+    ...(owned ? {} : { netns: ns }),
     node: options.node,
     containerId,
     ifName: "eth0",
@@ -228,7 +245,7 @@ export async function addPod(
 }
 
 /**
- * Runs the CNI DEL for a pod and deletes its netns.
+ * Runs the CNI DEL for a pod and deletes its netns (when it created it).
  *
  * @param rec The sandbox record (the pod is removed and saved).
  * @param name The pod name.
@@ -243,10 +260,11 @@ export async function deletePod(
   if (pod === undefined || node === undefined) {
     throw new RangeError(`Cannot delete pod "${name}": no such pod`);
   }
+  const ns = pod.netns ?? name;
   const out = await runCni(nodeEnv(rec, node), {
     command: "DEL",
     containerId: pod.containerId,
-    netnsPath: `/var/run/netns/${name}`,
+    netnsPath: `/var/run/netns/${ns}`,
     ifName: pod.ifName,
     config: await podConfig(rec),
   });
@@ -255,9 +273,11 @@ export async function deletePod(
       `Cannot delete pod "${name}": azure-vnet exited ${out.code}: ${out.stdout.trim()}`,
     );
   }
-  await ipIn("", ["netns", "del", name]).catch(() => "");
+  if (pod.netns === undefined) {
+    await ipIn("", ["netns", "del", name]).catch(() => "");
+    rec.netns = rec.netns.filter((n) => n !== name);
+  }
   rec.pods = rec.pods.filter((p) => p.name !== name);
-  rec.netns = rec.netns.filter((n) => n !== name);
   await saveRecord(recordPath(rec.dir), rec);
 }
 
@@ -448,7 +468,7 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
   for (const p of rec.pods) {
     lines.push(
       `pod: ${p.name} node${p.node} ${p.ip} ${p.mac} ${
-        live.has(p.name) ? "up" : "MISSING"
+        live.has(p.netns ?? p.name) ? "up" : "MISSING"
       }`,
     );
   }
@@ -471,7 +491,8 @@ export async function sandboxExec(
   const rec = await loadRecord(recordPath(dir));
   const [target, ...cmd] = argv;
   const names = new SandboxNames(rec.prefix);
-  const ns = rec.pods.find((p) => p.name === target)?.name ??
+  const pod = rec.pods.find((p) => p.name === target);
+  const ns = (pod === undefined ? undefined : pod.netns ?? pod.name) ??
     (target === "fabric" ? names.fabric : undefined) ??
     rec.nodes.find((n) => `node${n.index}` === target || n.netns === target)
       ?.netns;
@@ -597,15 +618,20 @@ export async function rebootNode(
   const n = rec.nodes[node];
   if (n === undefined) throw new RangeError(`Cannot reboot node ${node}`);
   const names = new SandboxNames(rec.prefix);
-  const dead = rec.pods.filter((p) => p.node === node).map((p) => p.name);
-  for (const p of dead) await ipIn("", ["netns", "del", p]).catch(() => "");
+  const dead = rec.pods.filter((p) => p.node === node);
+  for (const p of dead) {
+    await ipIn("", ["netns", "del", p.netns ?? p.name]).catch(() => "");
+  }
+  // Deleting the veth first makes its fabric end go at once; a deleted
+  // netns releases its links only later, in the kernel's cleanup work.
+  await ipIn(names.fabric, ["link", "del", n.port]);
   await ipIn("", ["netns", "del", n.netns]);
   await createNode(names, node, {
     nic: { mac: n.mac, primaryIp: n.primaryIp },
     subnet: subnetLayout(rec.subnet),
   });
   await syncFabric(rec);
-  return dead;
+  return dead.map((p) => p.name);
 }
 
 /**
