@@ -222,7 +222,16 @@ export function createAzureVnetHandlers(
     using host = kernel().host();
     const net = await withState(stateDir, async (s) => {
       const have = s.state.networks[cfg.name];
-      if (have !== undefined) return have;
+      if (have !== undefined && host.link(have.bridge) !== undefined) {
+        return have;
+      }
+      if (have !== undefined) {
+        // The kernel lost the network (a reboot): build it again.
+        log.info("Network {name}: bridge {bridge} is gone, recreating it", {
+          name: cfg.name,
+          bridge: have.bridge,
+        });
+      }
       return await createNetwork({ kernel: host, ebtables }, {
         name: cfg.name,
         bridge: cfg.bridge,

@@ -213,3 +213,33 @@ Deno.test("cmdAdd() moves the master's address and routes to the bridge with its
     ],
   );
 });
+
+Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (reboot)", async () => {
+  await using env = await setup();
+  await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
+  // Reboot: a fresh kernel (eth0 with its DHCP address and route, no bridge,
+  // no rules) under the same state directory.
+  const kernel = new FakeKernel();
+  kernel.hostNs.addLink("eth0", { mac: "12:34:56:78:9a:bc" });
+  kernel.hostNs.addrAdd("eth0", "10.0.0.4/24");
+  kernel.hostNs.routeReplace({
+    dst: "0.0.0.0/0",
+    gw: "10.0.0.1",
+    link: "eth0",
+    protocol: "dhcp",
+  });
+  kernel.addNetns("/run/netns/pod2");
+  const rules = new FakeRules();
+  const handlers = createAzureVnetHandlers({
+    stateDir: env.dir,
+    kernel,
+    ebtables: new Ebtables({ run: rules.run }),
+    ipamEngine: env.ipam,
+  });
+  await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
+  const host = kernel.hostNs;
+  assert.equal(host.linksByName.get("eth0")?.master, "azure0");
+  assert.deepEqual(host.addrs("azure0").map((a) => a.cidr), ["10.0.0.4/24"]);
+  assert.ok(rules.rules.some((r) => /snat/.test(r)), rules.rules.join("\n"));
+  assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
+});
