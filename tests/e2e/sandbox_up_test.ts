@@ -140,29 +140,37 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
     );
 
     await t.step("scale-up of ipconfigs while pods run", async () => {
-      const before =
-        (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
-          n.name === r.nodes[1]?.nicName
-        )?.ips.length ?? 0;
-      await provisionNode(r, { node: 1, count: before + 4 });
-      const after = (await readArmNics(r.emulator?.stateFile ?? "")).find((n) =>
-        n.name === r.nodes[1]?.nicName
-      )?.ips.length ?? 0;
-      assert.equal(after, before + 4);
+      const node = r.nodes[1];
+      assert.ok(node !== undefined);
+      async function nicIps(): Promise<readonly string[]> {
+        const nics = await readArmNics(r.emulator?.stateFile ?? "");
+        return nics.find((n) => n.name === node?.nicName)?.ips ?? [];
+      }
+      const before = await nicIps();
+      await provisionNode(r, { node: 1, count: before.length + 4 });
+      const added = (await nicIps()).filter((ip) => !before.includes(ip));
+      assert.equal(added.length, 4);
       const { results, lines } = await checkSandbox(r);
-      assert.ok(
-        results.every((c) =>
-          c.ok
-        ),
-        lines.join("\n"),
-      );
-      // The new addresses are allocatable: fill node1 one past its old capacity.
+      assert.ok(results.every((c) => c.ok), lines.join("\n"));
+      // The IPAM reads the wireserver again once its queryInterval (10 s,
+      // the default) has passed since its last refresh, as the original does.
+      const ipam = JSON.parse(
+        await Deno.readTextFile(`${node.stateDir}/azure-vnet-ipam.json`),
+      ) as { lastRefresh: number };
+      const wait = ipam.lastRefresh + 10_000 - Date.now();
+      assert.ok(wait <= 10_000, `lastRefresh ${ipam.lastRefresh}`);
+      if (wait > 0) await new Promise((ok) => setTimeout(ok, wait + 100));
+      // Fill node1 one past its old capacity: a new address is handed out.
       const running = r.pods.filter((p) => p.node === 1).length;
-      const fill = before - 1 - running + 1;
+      const fill = before.length - 1 - running + 1;
       const extra = [];
       for (let j = 0; j < fill; j++) {
         extra.push(await addPod(r, { node: 1, name: `${prefix}-n1-x${j}` }));
       }
+      assert.ok(
+        extra.some((p) => added.includes(p.ip)),
+        JSON.stringify({ added, extra: extra.map((p) => p.ip) }),
+      );
       const { results: res2, lines: l2 } = await checkSandbox(r);
       assert.ok(res2.every((c) => c.ok), l2.join("\n"));
       for (const p of extra) await deletePod(r, p.name);
