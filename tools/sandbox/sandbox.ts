@@ -54,6 +54,9 @@ export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(
   "",
 );
 
+/** Where sandboxes live by default, one directory per prefix. */
+export const SANDBOX_ROOT = "/var/run/azure-vnet-sandbox";
+
 /** The default subnet of the emulated VNET. */
 export const DEFAULT_SUBNET = "10.240.0.0/16";
 
@@ -102,7 +105,7 @@ export interface UpResult {
  * @returns `/var/run/azure-vnet-sandbox/<prefix>`.
  */
 export function defaultDir(prefix: string): string {
-  return `/var/run/azure-vnet-sandbox/${prefix}`;
+  return `${SANDBOX_ROOT}/${prefix}`;
 }
 
 function nodeEnv(rec: SandboxRecord, node: NodeRecord): NodeCniEnv {
@@ -542,6 +545,10 @@ export async function sandboxDown(dir: string): Promise<string[]> {
     lines.push(`netns: ${ns} deleted`);
   }
   await Deno.remove(rec.dir, { recursive: true }).catch(() => {});
+  if (rec.dir === defaultDir(rec.prefix)) {
+    // The shared parent goes too once no other sandbox lives there.
+    await Deno.remove(SANDBOX_ROOT).catch(() => {});
+  }
   const left: string[] = [];
   const liveNetns = new Set(await listSandboxNetns(rec.prefix));
   for (const ns of rec.netns) if (liveNetns.has(ns)) left.push(`netns ${ns}`);
