@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { withStateLock } from "./state_file.ts";
+import { readStateFile, withStateLock } from "./state_file.ts";
 
 async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "cnitest-state-" });
@@ -93,7 +93,7 @@ Deno.test("withStateLock() gives code 11 when the lock is held too long", async 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("withStateLock() uses the injected sleep and clock", async () => {
+Deno.test("withStateLock() bounds a blocked wait with the injected timer", async () => {
   const dir = await tempDir();
   const path = `${dir}/state.json`;
   let release = (): void => {};
@@ -104,24 +104,74 @@ Deno.test("withStateLock() uses the injected sleep and clock", async () => {
     return new Promise<void>((r) => release = r);
   });
   await isLocked;
-  let clock = 0;
   const sleeps: number[] = [];
   await assert.rejects(
     withStateLock(path, () => 1, {
       lockTimeoutMs: 100,
-      now: () => clock,
       sleep: (ms) => {
         sleeps.push(ms);
-        clock += ms;
         return Promise.resolve();
       },
     }),
     { name: "CniError", code: 11, message: /timed out after 100 ms/ },
   );
-  assert.deepEqual(sleeps.slice(0, 6), [1, 2, 4, 8, 16, 25]);
-  assert.equal(sleeps.reduce((a, b) => a + b, 0), 100);
+  // One timer for the whole wait: no polling.
+  assert.deepEqual(sleeps, [100]);
   release();
   await holder;
+  // The timed-out waiter's orphaned lock() takes the lock when the holder
+  // releases it and drops it at once: the lock is free again.
+  assert.equal(await withStateLock(path, () => 3, { lockTimeoutMs: 2000 }), 3);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() hands the lock to a blocked waiter on release", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const order: string[] = [];
+  let release = (): void => {};
+  let locked = (): void => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const holder = withStateLock(path, (f) => {
+    locked();
+    f.write({ n: 1 });
+    return new Promise<void>((r) => release = r).then(() => {
+      order.push("holder done");
+    });
+  });
+  await isLocked;
+  const waiter = withStateLock(path, (f) => {
+    order.push("waiter in");
+    return f.read();
+  }, { lockTimeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(order, []);
+  release();
+  await holder;
+  assert.deepEqual(await waiter, { n: 1 });
+  assert.deepEqual(order, ["holder done", "waiter in"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("readStateFile() reads a snapshot without the lock", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  assert.equal(readStateFile(path), undefined);
+  let release = (): void => {};
+  let written = (): void => {};
+  const isWritten = new Promise<void>((r) => written = r);
+  const holder = withStateLock(path, (f) => {
+    f.write({ n: 1 });
+    written();
+    return new Promise<void>((r) => release = r);
+  });
+  await isWritten;
+  // The holder still has the lock: the reader does not wait for it.
+  assert.deepEqual(readStateFile(path), { n: 1 });
+  release();
+  await holder;
+  await Deno.writeTextFile(path, "{");
+  assert.throws(() => readStateFile(path), { name: "CniError", code: 102 });
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -29,7 +29,7 @@ import { endpointKey, hostVethName } from "./names.ts";
 import { createNetwork, hostRules } from "./network.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
-import { withState } from "./state.ts";
+import { readState, withState } from "./state.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -177,14 +177,53 @@ export function createAzureVnetHandlers(
     });
   }
 
+  /**
+   * Creates the network (or takes the one another ADD just recorded) under
+   * the state lock: the only ADD step that holds the lock across kernel
+   * work, and only while the network does not exist yet.
+   */
+  async function ensureNetwork(
+    host: KernelNs,
+    spec: {
+      cfg: AzureVnetConfig;
+      stateDir: string;
+      subnet: string;
+      gateway: string;
+    },
+  ): Promise<NetworkRecord> {
+    const { cfg, subnet, gateway } = spec;
+    return await withState(spec.stateDir, async (s) => {
+      const have = s.state.networks[cfg.name];
+      if (have !== undefined && host.link(have.bridge) !== undefined) {
+        return have;
+      }
+      if (have !== undefined) {
+        // The kernel lost the network (a reboot): build it again.
+        log.info("Network {name}: bridge {bridge} is gone, recreating it", {
+          name: cfg.name,
+          bridge: have.bridge,
+        });
+      }
+      return await createNetwork({ kernel: host, ebtables }, {
+        name: cfg.name,
+        bridge: cfg.bridge,
+        master: cfg.master,
+        subnet,
+        gateway,
+        commit: (rec) => {
+          s.state.networks[cfg.name] = rec;
+          s.save();
+        },
+      });
+    }, lock);
+  }
+
   async function cmdAdd(args: CmdArgs): Promise<Result> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
-    const recorded = await withState(
-      stateDir,
-      (s) => s.state.endpoints[key],
-      lock,
-    );
+    // Reads take no lock (writes are atomic renames): only changes do.
+    const snapshot = readState(stateDir);
+    const recorded = snapshot.endpoints[key];
     if (recorded !== undefined && recorded.network === cfg.name) {
       using host = kernel().host();
       if (host.link(recorded.hostVeth) !== undefined) {
@@ -220,30 +259,10 @@ export function createAzureVnetHandlers(
       );
     }
     using host = kernel().host();
-    const net = await withState(stateDir, async (s) => {
-      const have = s.state.networks[cfg.name];
-      if (have !== undefined && host.link(have.bridge) !== undefined) {
-        return have;
-      }
-      if (have !== undefined) {
-        // The kernel lost the network (a reboot): build it again.
-        log.info("Network {name}: bridge {bridge} is gone, recreating it", {
-          name: cfg.name,
-          bridge: have.bridge,
-        });
-      }
-      return await createNetwork({ kernel: host, ebtables }, {
-        name: cfg.name,
-        bridge: cfg.bridge,
-        master: cfg.master,
-        subnet,
-        gateway,
-        commit: (rec) => {
-          s.state.networks[cfg.name] = rec;
-          s.save();
-        },
-      });
-    }, lock);
+    const seen = snapshot.networks[cfg.name];
+    const net = seen !== undefined && host.link(seen.bridge) !== undefined
+      ? seen
+      : await ensureNetwork(host, { cfg, stateDir, subnet, gateway });
     const mtu = cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu;
     const ep = await createEndpoint({ kernel: kernel(), host, ebtables }, {
       network: net,
@@ -277,10 +296,9 @@ export function createAzureVnetHandlers(
   async function cmdDel(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
-    const { ep, net } = await withState(stateDir, (s) => ({
-      ep: s.state.endpoints[key],
-      net: s.state.networks[cfg.name],
-    }), lock);
+    const snapshot = readState(stateDir);
+    const ep = snapshot.endpoints[key];
+    const net = snapshot.networks[cfg.name];
     const pod = ep ?? podFromPrevResult(args.config.prevResult, args.ifName);
     const errors: unknown[] = [];
     {
@@ -312,10 +330,9 @@ export function createAzureVnetHandlers(
   async function cmdCheck(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
-    const { ep, net } = await withState(stateDir, (s) => ({
-      ep: s.state.endpoints[key],
-      net: s.state.networks[cfg.name],
-    }), lock);
+    const snapshot = readState(stateDir);
+    const ep = snapshot.endpoints[key];
+    const net = snapshot.networks[cfg.name];
     if (ep === undefined || net === undefined) {
       throw new CniError(
         PLUGIN_CODES.checkFailed,
@@ -341,11 +358,7 @@ export function createAzureVnetHandlers(
 
   async function cmdStatus(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
-    const net = await withState(
-      inv.stateDir,
-      (s) => s.state.networks[inv.cfg.name],
-      lock,
-    );
+    const net = readState(inv.stateDir).networks[inv.cfg.name];
     if (net !== undefined) {
       using host = kernel().host();
       const bridge = host.link(net.bridge);
@@ -385,12 +398,11 @@ export function createAzureVnetHandlers(
     const keep = new Set(
       valid.map((a) => endpointKey(a.containerID, a.ifname)),
     );
-    const { stale, net } = await withState(stateDir, (s) => ({
-      stale: Object.entries(s.state.endpoints).filter(([k, e]) =>
-        e.network === cfg.name && !keep.has(k)
-      ),
-      net: s.state.networks[cfg.name],
-    }), lock);
+    const snapshot = readState(stateDir);
+    const stale = Object.entries(snapshot.endpoints).filter(([k, e]) =>
+      e.network === cfg.name && !keep.has(k)
+    );
+    const net = snapshot.networks[cfg.name];
     const errors: unknown[] = [];
     const removed: string[] = [];
     using host = kernel().host();

@@ -13,6 +13,7 @@ import {
   CniError,
   type LockedStateFile,
   PLUGIN_CODES,
+  readStateFile,
   type Result,
   withStateLock,
 } from "@vnet/cni";
@@ -245,6 +246,31 @@ export function withState<T>(
       lockTimeoutMs: options.lockTimeoutMs,
     },
   );
+}
+
+/**
+ * Reads `<stateDir>/azure-vnet.json` WITHOUT its lock: one consistent
+ * snapshot (writes are atomic renames), possibly stale by the time it is
+ * used. For read-only decisions (is the endpoint recorded, does the network
+ * exist); every change goes through {@link withState}, which re-reads under
+ * the lock.
+ *
+ * @param stateDir The state directory.
+ * @returns The state (empty when the file is missing).
+ * @throws {CniError} 102 on a corrupt file, 5 on I/O.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readState } from "./state.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.deepEqual(readState(dir).networks, {});
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function readState(stateDir: string): AzureVnetState {
+  const path = statePath(stateDir);
+  return parseState(readStateFile(path), path);
 }
 
 /**
