@@ -304,6 +304,9 @@ export async function withStateLock<T>(
   }
 }
 
+const LOCKED = Symbol("locked");
+const TIMED_OUT = Symbol("timed out");
+
 /**
  * Takes the exclusive flock of `lockFile`, waiting at most `timeoutMs`.
  *
@@ -321,20 +324,20 @@ async function acquire(
   if (await lockFile.tryLock(exclusive)) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = opts.sleep !== undefined
-    ? opts.sleep(opts.timeoutMs).then(() => false)
-    : new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), opts.timeoutMs);
+    ? opts.sleep(opts.timeoutMs).then(() => TIMED_OUT)
+    : new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => resolve(TIMED_OUT), opts.timeoutMs);
     });
   // A failure of the blocked lock() after the timeout must not surface as
   // an unhandled rejection: keep it as a value.
   const locked = lockFile.lock(exclusive).then(
-    () => true,
+    () => LOCKED,
     (err: unknown) => err,
   );
   const won = await Promise.race([locked, expired]);
   clearTimeout(timer);
-  if (won === true) return;
-  if (won === false) {
+  if (won === LOCKED) return;
+  if (won === TIMED_OUT) {
     throw new CniError(
       CODES.tryAgainLater,
       `Cannot lock state file "${opts.path}": timed out after ${opts.timeoutMs} ms`,
