@@ -33,7 +33,7 @@ export interface TargetPermissions {
    * `osUptime` (its boot detection).
    */
   sys: readonly string[];
-  /** Programs it may run by name (`ebtables`). */
+  /** Programs it may run by name (`ebtables`, `ebtables-restore`). */
   run: readonly string[];
   /**
    * May exec delegate plugins found in `CNI_PATH`. The launcher lists the
@@ -73,7 +73,7 @@ export const TARGETS: readonly BuildTarget[] = [
       read: ["/var/run/netns", "/run/netns"],
       write: ["/var/run/netns", "/run/netns"],
       sys: ["networkInterfaces", "osUptime"],
-      run: ["ebtables"],
+      run: ["ebtables", "ebtables-restore"],
       delegates: true,
     },
   },

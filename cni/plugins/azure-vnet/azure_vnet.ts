@@ -513,12 +513,11 @@ async function checkEndpoint(
     }
   }
   checkPod(kernel, spec, problems);
-  for (const rule of [...hostRules(net), ...podRules(net.master, ep)]) {
-    if (!(await ebtables.exists(rule))) {
-      problems.push(
-        `ebtables rule missing: ${rule.chain} ${rule.args.join(" ")}`,
-      );
-    }
+  const rules = [...hostRules(net), ...podRules(net.master, ep)];
+  for (const rule of await ebtables.missing(rules)) {
+    problems.push(
+      `ebtables rule missing: ${rule.chain} ${rule.args.join(" ")}`,
+    );
   }
   return problems;
 }

@@ -6,6 +6,7 @@ import {
   type EbtablesOutput,
   masterSnatRule,
   podDnatRule,
+  ruleKey,
 } from "./ebtables.ts";
 
 /** A fake ebtables holding rules in memory, recording every argv. */
@@ -98,4 +99,188 @@ Deno.test("Ebtables wraps a runner that throws with code 104", async () => {
     code: 104,
     message: /Cannot run/,
   });
+});
+
+/**
+ * A transactional fake of ebtables-nft: `-L` prints rules the way ebtables
+ * 1.8.9 does (recorded from a real run: `-s Unicast` moved first, default
+ * `--arpreply-target DROP` omitted); `ebtables-restore --noflush` applies a
+ * `*nat ... COMMIT` batch all or nothing.
+ */
+class NftFake {
+  rules: { chain: string; args: string }[] = [];
+  lists = 0;
+  restores: string[] = [];
+
+  static printed(args: string): string {
+    let out = args.replace(" --arpreply-target DROP", "");
+    const snat = /^-o (\S+) -s unicast (.*)$/.exec(out);
+    if (snat !== null) out = `-s Unicast -o ${snat[1]} ${snat[2]}`;
+    return out;
+  }
+
+  run = (argv: readonly string[]): Promise<EbtablesOutput> => {
+    assert.deepEqual(argv, ["-t", "nat", "-L"]);
+    this.lists++;
+    const lines = ["Bridge table: nat", ""];
+    for (const chain of ["PREROUTING", "OUTPUT", "POSTROUTING"]) {
+      const mine = this.rules.filter((r) => r.chain === chain);
+      lines.push(
+        `Bridge chain: ${chain}, entries: ${mine.length}, policy: ACCEPT`,
+        ...mine.map((r) => NftFake.printed(r.args)),
+        "",
+      );
+    }
+    return Promise.resolve({ code: 0, stdout: lines.join("\n"), stderr: "" });
+  };
+
+  restore = (input: string): Promise<EbtablesOutput> => {
+    this.restores.push(input);
+    const lines = input.split("\n").filter((l) => l !== "");
+    assert.equal(lines[0], "*nat");
+    assert.equal(lines.at(-1), "COMMIT");
+    const next = [...this.rules];
+    for (const [i, line] of lines.slice(1, -1).entries()) {
+      const [op, chain = "", ...args] = line.split(" ");
+      const key = args.join(" ");
+      if (op === "-A") next.push({ chain, args: key });
+      else {
+        const at = next.findIndex((r) => r.chain === chain && r.args === key);
+        if (at < 0) {
+          return Promise.resolve({
+            code: 1,
+            stdout: "",
+            stderr: `ebtables-restore: line ${
+              i + 2
+            } failed: Bad rule (does a matching rule exist in that chain?).`,
+          });
+        }
+        next.splice(at, 1);
+      }
+    }
+    this.rules = next;
+    return Promise.resolve({ code: 0, stdout: "", stderr: "" });
+  };
+}
+
+const MASTER_MAC = "02:0a:0b:0c:0d:0e";
+const POD = { ip: "10.0.0.5", mac: "02:00:00:00:00:05" };
+
+Deno.test("ruleKey() matches each of our rules with its ebtables 1.8.9 listing", () => {
+  // Lines printed by `ebtables -t nat -L` (ebtables 1.8.9, nf_tables) for
+  // rules added with exactly our arguments.
+  const listed = new Map([
+    [
+      masterSnatRule("eth9", MASTER_MAC),
+      `-s Unicast -o eth9 -j snat --to-src ${MASTER_MAC} --snat-arp --snat-target ACCEPT`,
+    ],
+    [
+      arpReplyRule(POD),
+      `-p ARP --arp-op Request --arp-ip-dst 10.0.0.5 -j arpreply --arpreply-mac ${POD.mac}`,
+    ],
+    [
+      arpReplyRedirectRule("eth9"),
+      "-p ARP -i eth9 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
+    ],
+    [
+      podDnatRule("eth9", POD),
+      `-p IPv4 -i eth9 --ip-dst 10.0.0.5 -j dnat --to-dst ${POD.mac} --dnat-target ACCEPT`,
+    ],
+  ]);
+  const keys = new Set<string>();
+  for (const [rule, line] of listed) {
+    assert.equal(ruleKey(rule.args), ruleKey(line.split(" ")), line);
+    keys.add(ruleKey(rule.args));
+  }
+  assert.equal(keys.size, 4);
+  // A different address, MAC or interface is a different rule.
+  const other = podDnatRule("eth9", { ip: "10.0.0.50", mac: POD.mac });
+  assert.notEqual(ruleKey(other.args), ruleKey(podDnatRule("eth9", POD).args));
+  assert.notEqual(
+    ruleKey(["!", "-i", "eth9"]),
+    ruleKey(["-i", "eth9"]),
+  );
+});
+
+Deno.test("Ebtables.ensureAll() lists once and adds the missing rules in one transaction", async () => {
+  const fake = new NftFake();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const host = masterSnatRule("eth0", MASTER_MAC);
+  await eb.ensureAll([host]);
+  const pod = [arpReplyRule(POD), podDnatRule("eth0", POD)];
+  const before = { lists: fake.lists, restores: fake.restores.length };
+  const added = await eb.ensureAll([host, ...pod, pod[0] ?? host]);
+  assert.deepEqual(added, pod);
+  assert.equal(fake.lists - before.lists, 1);
+  assert.equal(fake.restores.length - before.restores, 1);
+  assert.equal(
+    fake.restores.at(-1),
+    `*nat\n-A PREROUTING ${pod[0]?.args.join(" ")}\n-A PREROUTING ${
+      pod[1]?.args.join(" ")
+    }\nCOMMIT\n`,
+  );
+  // Everything present: one listing, no restore, no duplicate.
+  assert.deepEqual(await eb.ensureAll([host, ...pod]), []);
+  assert.equal(fake.restores.length - before.restores, 1);
+  assert.equal(fake.rules.length, 3);
+  assert.deepEqual(await eb.missing([host, ...pod]), []);
+});
+
+Deno.test("Ebtables.removeAll() deletes exactly the present rules", async () => {
+  const fake = new NftFake();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const other = { ip: "10.0.0.6", mac: "02:00:00:00:00:06" };
+  const mine = [arpReplyRule(POD), podDnatRule("eth0", POD)];
+  const theirs = [arpReplyRule(other), podDnatRule("eth0", other)];
+  await eb.ensureAll([...mine, ...theirs]);
+  // All present: one transaction, no listing.
+  const lists = fake.lists;
+  assert.deepEqual(await eb.removeAll(mine), mine);
+  assert.equal(fake.lists, lists);
+  assert.deepEqual(
+    fake.rules.map((r) => r.args),
+    theirs.map((r) => r.args.join(" ")),
+  );
+  // One absent: the failed batch changed nothing; list, then delete the rest.
+  await eb.ensureAll(mine.slice(0, 1));
+  assert.deepEqual(await eb.removeAll(mine), [mine[0]]);
+  assert.equal(fake.rules.length, 2);
+  // None present: nothing to do, no error.
+  assert.deepEqual(await eb.removeAll(mine), []);
+  assert.equal(fake.rules.length, 2);
+});
+
+Deno.test("Ebtables batches refuse arguments ebtables-restore would split", async () => {
+  const fake = new NftFake();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  await assert.rejects(
+    eb.ensureAll([podDnatRule("eth0 x", POD), arpReplyRule(POD)]),
+    { name: "CniError", code: 104, message: /holds a blank/ },
+  );
+  assert.equal(fake.rules.length, 0);
+});
+
+Deno.test("Ebtables.ensureAll() reports a failed transaction with code 104", async () => {
+  const fake = new NftFake();
+  const eb = new Ebtables({
+    run: fake.run,
+    restore: () =>
+      Promise.resolve({ code: 4, stdout: "", stderr: "injected failure" }),
+  });
+  await assert.rejects(
+    eb.ensureAll([arpReplyRule(POD), podDnatRule("eth0", POD)]),
+    (err: unknown) => {
+      assert.ok(err instanceof Error);
+      assert.equal((err as { code?: number }).code, 104);
+      assert.match(
+        err.message,
+        /^Cannot add ebtables rules: "ebtables -t nat -A PREROUTING/,
+      );
+      assert.match(
+        String((err as { details?: string }).details),
+        /injected failure/,
+      );
+      return true;
+    },
+  );
 });

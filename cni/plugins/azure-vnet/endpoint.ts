@@ -179,12 +179,13 @@ export async function createEndpoint(
       host.neighSet(net.bridge, { ip, mac: podMac });
       stack.defer(() => host.neighDel(net.bridge, ip));
     }
-    for (const rule of podRules(net.master, { podMac, addresses })) {
-      if (await ebtables.ensure(rule)) {
-        stack.defer(async () => {
-          await ebtables.remove(rule);
-        });
-      }
+    const added = await ebtables.ensureAll(
+      podRules(net.master, { podMac, addresses }),
+    );
+    if (added.length > 0) {
+      stack.defer(async () => {
+        await ebtables.removeAll(added);
+      });
     }
     const result: Result = {
       cniVersion: "1.1.0",
@@ -261,12 +262,10 @@ export async function deleteEndpoint(
         errors.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
       }
     }
-    for (const rule of podRules(spec.network.master, spec.pod)) {
-      try {
-        await ebtables.remove(rule);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      await ebtables.removeAll(podRules(spec.network.master, spec.pod));
+    } catch (err) {
+      errors.push(err);
     }
   }
   return errors;

@@ -174,12 +174,11 @@ export async function createNetwork(
       kernel.addBridge({ name: spec.bridge, mtu: master.mtu, mac: master.mac });
       stack.defer(() => kernel.delLink(spec.bridge));
     }
-    for (const rule of hostRules(net)) {
-      if (await ebtables.ensure(rule)) {
-        stack.defer(async () => {
-          await ebtables.remove(rule);
-        });
-      }
+    const added = await ebtables.ensureAll(hostRules(net));
+    if (added.length > 0) {
+      stack.defer(async () => {
+        await ebtables.removeAll(added);
+      });
     }
     // Restore routes last on rollback (LIFO): after the addresses are back.
     stack.defer(() => restoreRoutes(kernel, master.name, savedRoutes));
