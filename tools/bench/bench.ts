@@ -580,6 +580,12 @@ async function inner(
       "",
     ].join("\n");
     await Deno.writeTextFile(outFile, md);
+    // Keep the committed file `deno fmt` clean.
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", outFile],
+      stdout: "null",
+      stderr: "null",
+    }).output();
     out(`${lines.join("\n")}\nWrote ${outFile}\n`);
     return 0;
   } finally {
