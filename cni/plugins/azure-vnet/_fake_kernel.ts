@@ -9,6 +9,7 @@ import type {
   Kernel,
   KernelNs,
   LinkState,
+  NeighState,
   RouteState,
   VethSpec,
 } from "./kernel.ts";
@@ -192,6 +193,15 @@ export class FakeNs implements KernelNs {
 
   neighMac(link: string, ip: string): string | undefined {
     return this.neigh.get(`${link}/${ip}`);
+  }
+
+  neighs(link: string): NeighState[] {
+    return [...this.neigh].flatMap(([k, mac]) => {
+      const [l, ip] = k.split("/");
+      return l === link && ip !== undefined
+        ? [{ ip, mac, permanent: true }]
+        : [];
+    });
   }
 
   [Symbol.dispose](): void {}

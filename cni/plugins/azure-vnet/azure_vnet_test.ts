@@ -8,39 +8,12 @@ import {
   type Result,
 } from "@vnet/cni";
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
-import { Ebtables, type EbtablesOutput } from "./ebtables.ts";
+import { Ebtables } from "./ebtables.ts";
+import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
 import { statePath } from "./state.ts";
 
 const NETNS = "/run/netns/pod";
-
-/** ebtables in memory; `failAdd` makes `-A` of matching rules fail. */
-class FakeRules {
-  rules: string[] = [];
-  failAdd: RegExp | undefined;
-  run = (argv: readonly string[]): Promise<EbtablesOutput> => {
-    const [, , op, ...rest] = argv;
-    const key = rest.join(" ");
-    const ok = { code: 0, stdout: "", stderr: "" };
-    const absent = {
-      code: 1,
-      stdout: "",
-      stderr: "does a matching rule exist",
-    };
-    const i = this.rules.indexOf(key);
-    if (op === "--check") return Promise.resolve(i >= 0 ? ok : absent);
-    if (op === "-A") {
-      if (this.failAdd?.test(key)) {
-        return Promise.resolve({ code: 4, stdout: "", stderr: "injected" });
-      }
-      this.rules.push(key);
-      return Promise.resolve(ok);
-    }
-    if (i < 0) return Promise.resolve(absent);
-    this.rules.splice(i, 1);
-    return Promise.resolve(ok);
-  };
-}
 
 /** An IPAM engine holding one address per attachment. */
 class FakeIpam implements PluginHandlers {
@@ -108,12 +81,12 @@ async function setup() {
     protocol: "dhcp",
   });
   const pod = kernel.addNetns(NETNS);
-  const rules = new FakeRules();
+  const rules = new FakeEbtables();
   const ipam = new FakeIpam();
   const handlers = createAzureVnetHandlers({
     stateDir: dir,
     kernel,
-    ebtables: new Ebtables({ run: rules.run }),
+    ebtables: new Ebtables({ run: rules.run, restore: rules.restore }),
     ipamEngine: ipam,
   });
   return {
@@ -151,7 +124,7 @@ Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry 
   await handlers.cmdDel(makeArgs("DEL", "c1", ""));
   assert.deepEqual(await env.endpoints(), []);
   assert.ok(!ipam.held.has("c1/eth0"));
-  assert.equal(env.rules.rules.filter((r) => r.includes("10.0.0.5")).length, 0);
+  assert.equal(env.rules.matching(/10\.0\.0\.5/).length, 0);
 });
 
 Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", async () => {
@@ -169,7 +142,7 @@ Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", as
     ![...kernel.hostNs.linksByName.keys()].some((n) => n.startsWith("azv")),
   );
   assert.deepEqual([...env.pod.linksByName.keys()], ["lo"]);
-  assert.equal(rules.rules.filter((r) => r.includes("10.0.0.5")).length, 0);
+  assert.equal(rules.matching(/10\.0\.0\.5/).length, 0);
   assert.deepEqual(await env.endpoints(), []);
   assert.equal(kernel.hostNs.neigh.size, 0);
   // The network itself stays (it was committed and serves later ADDs).
@@ -229,17 +202,17 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
     protocol: "dhcp",
   });
   kernel.addNetns("/run/netns/pod2");
-  const rules = new FakeRules();
+  const rules = new FakeEbtables();
   const handlers = createAzureVnetHandlers({
     stateDir: env.dir,
     kernel,
-    ebtables: new Ebtables({ run: rules.run }),
+    ebtables: new Ebtables({ run: rules.run, restore: rules.restore }),
     ipamEngine: env.ipam,
   });
   await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
   const host = kernel.hostNs;
   assert.equal(host.linksByName.get("eth0")?.master, "azure0");
   assert.deepEqual(host.addrs("azure0").map((a) => a.cidr), ["10.0.0.4/24"]);
-  assert.ok(rules.rules.some((r) => /snat/.test(r)), rules.rules.join("\n"));
+  assert.equal(rules.matching(/snat/, "POSTROUTING").length, 1);
   assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
 });

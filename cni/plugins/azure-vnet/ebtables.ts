@@ -79,6 +79,14 @@ export interface EbtablesOptions {
   restore?: EbtablesRestoreRunner;
 }
 
+/** One listing of the table. */
+interface Listing {
+  /** `CHAIN key` ({@link ruleKey}) to count. */
+  readonly keys: Map<string, number>;
+  /** The rules of PREROUTING and POSTROUTING as listed. */
+  readonly rules: EbtablesRule[];
+}
+
 const CHILD_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
 async function collect(child: Deno.ChildProcess): Promise<EbtablesOutput> {
@@ -124,10 +132,34 @@ function restoreRunner(binary: string): EbtablesRestoreRunner {
   };
 }
 
+const SHORT_MAC = /^[0-9a-f]{1,2}(?::[0-9a-f]{1,2}){5}$/i;
+
+/**
+ * A MAC in our canonical form: lower case, two hex digits per octet.
+ * ebtables may print octets without their leading zero (`2:0:0:0:0:5`).
+ *
+ * @param mac The MAC as written or listed.
+ * @returns The canonical MAC, or `mac` lower-cased when it is no MAC.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalizeMac } from "./ebtables.ts";
+ * assert.equal(normalizeMac("2:A:0:0:0:5"), "02:0a:00:00:00:05");
+ * ```
+ */
+export function normalizeMac(mac: string): string {
+  if (!SHORT_MAC.test(mac)) return mac.toLowerCase();
+  return mac.split(":").map((o) => o.toLowerCase().padStart(2, "0")).join(
+    ":",
+  );
+}
+
 /**
  * The comparison key of a rule's match and target arguments: option groups
- * (a flag, its optional `!`, and its values) sorted, values case-folded, the
- * default `--arpreply-target DROP` left out. Equal keys mean the same rule
+ * (a flag, its optional `!`, and its values) sorted, values case-folded
+ * (MACs with two digits per octet, see {@link normalizeMac}), the default
+ * `--arpreply-target DROP` left out. Equal keys mean the same rule
  * as `ebtables -L` prints it.
  *
  * @param args The arguments after the chain name (ours or a listed line's,
@@ -156,7 +188,7 @@ export function ruleKey(args: readonly string[]): string {
     if (tok.startsWith("-") || groups.length === 0) {
       groups.push(negate ? ["!", tok] : [tok]);
     } else {
-      groups[groups.length - 1]?.push(tok.toLowerCase());
+      groups[groups.length - 1]?.push(normalizeMac(tok));
     }
     negate = false;
   }
@@ -335,10 +367,10 @@ export class Ebtables {
   }
 
   /**
-   * Lists the whole `nat` table once: the comparison keys
-   * ({@link ruleKey}) of each chain's rules, with their counts.
+   * Lists the whole `nat` table once: each chain's rules as listed (split on
+   * blanks) and their comparison keys ({@link ruleKey}) with counts.
    */
-  async #listKeys(): Promise<Map<string, number>> {
+  async #listTable(): Promise<Listing> {
     const argv = ["-t", "nat", "-L"];
     let out: EbtablesOutput;
     try {
@@ -360,6 +392,7 @@ export class Ebtables {
       );
     }
     const keys = new Map<string, number>();
+    const rules: EbtablesRule[] = [];
     let chain = "";
     for (const raw of out.stdout.split("\n")) {
       const line = raw.trim();
@@ -369,10 +402,14 @@ export class Ebtables {
         continue;
       }
       if (!line.startsWith("-")) continue;
-      const k = `${chain} ${ruleKey(line.split(/\s+/))}`;
+      const args = line.split(/\s+/);
+      const k = `${chain} ${ruleKey(args)}`;
       keys.set(k, (keys.get(k) ?? 0) + 1);
+      if (chain === "PREROUTING" || chain === "POSTROUTING") {
+        rules.push({ chain, args });
+      }
     }
-    return keys;
+    return { keys, rules };
   }
 
   async #restoreBatch(
@@ -409,7 +446,7 @@ export class Ebtables {
       for (const r of rules) if (!(await this.exists(r))) out.push(r);
       return out;
     }
-    const keys = await this.#listKeys();
+    const { keys } = await this.#listTable();
     return rules.filter((r) => !keys.has(`${r.chain} ${ruleKey(r.args)}`));
   }
 
@@ -456,6 +493,83 @@ export class Ebtables {
       );
     }
     return absent;
+  }
+
+  /**
+   * Like {@link Ebtables.ensureAll}, and in the same single listing and
+   * transaction also deletes the listed rules `obsolete` maps to a rule (the
+   * rule to delete, in our canonical form), unless that rule is one of
+   * `rules`. Used to replace stale rules for the same addresses.
+   *
+   * @param rules The rules to have (duplicates among them count once).
+   * @param options `obsolete`: for a listed rule (chain and arguments as
+   * listed), the canonical rule to delete, or undefined to keep it.
+   * @returns The rules that were added and those that were removed.
+   * @throws {CniError} Code 104 when ebtables fails (the transaction then
+   * changed nothing).
+   */
+  async replaceAll(
+    rules: readonly EbtablesRule[],
+    options: {
+      obsolete: (listed: EbtablesRule) => EbtablesRule | undefined;
+    },
+  ): Promise<{ added: EbtablesRule[]; removed: EbtablesRule[] }> {
+    const distinct = dedupe(rules);
+    const wanted = new Set(
+      distinct.map((r) => `${r.chain} ${ruleKey(r.args)}`),
+    );
+    function pick(listed: readonly EbtablesRule[]): EbtablesRule[] {
+      return dedupe(listed.flatMap((l) => {
+        const r = options.obsolete(l);
+        return r === undefined || wanted.has(`${r.chain} ${ruleKey(r.args)}`)
+          ? []
+          : [r];
+      }));
+    }
+    const restore = this.#restore;
+    if (restore === undefined) {
+      const listed: EbtablesRule[] = [];
+      for (const chain of ["PREROUTING", "POSTROUTING"] as const) {
+        for (const line of await this.list(chain)) {
+          listed.push({ chain, args: line.split(/\s+/) });
+        }
+      }
+      const removed = await this.#removeEach(pick(listed));
+      return { added: await this.ensureAll(distinct), removed };
+    }
+    const { keys, rules: listed } = await this.#listTable();
+    const stale = pick(listed);
+    const absent = distinct.filter((r) =>
+      !keys.has(`${r.chain} ${ruleKey(r.args)}`)
+    );
+    if (stale.length === 0 && absent.length === 0) {
+      return { added: [], removed: [] };
+    }
+    const input = [
+      "*nat",
+      ...stale.map((r) => restoreLine("-D", r)),
+      ...absent.map((r) => restoreLine("-A", r)),
+      "COMMIT",
+      "",
+    ].join("\n");
+    const out = await this.#restoreBatch(restore, input);
+    if (out.code !== 0) {
+      throw new CniError(
+        PLUGIN_CODES.ebtablesFailed,
+        `Cannot add ebtables rules: ${
+          absent.map((r) => `"${formatRule("-A", r)}"`).join(", ") || "none"
+        } (replacing ${stale.length} stale)`,
+        {
+          cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`),
+        },
+      );
+    }
+    if (stale.length > 0) {
+      log.info("Replaced stale ebtables rules: {rules}", {
+        rules: stale.map((r) => formatRule("-D", r)),
+      });
+    }
+    return { added: absent, removed: stale };
   }
 
   /**

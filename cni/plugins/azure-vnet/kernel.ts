@@ -36,6 +36,16 @@ export interface AddrState {
   readonly scope: number;
 }
 
+/** A neighbour entry on a link. */
+export interface NeighState {
+  /** The IP address. */
+  readonly ip: string;
+  /** The MAC (lower case), when known. */
+  readonly mac: string | undefined;
+  /** True for a permanent (static) entry. */
+  readonly permanent: boolean;
+}
+
 /** A route bound to a link. */
 export interface RouteState extends SavedRoute {
   /** The output link name. */
@@ -92,6 +102,8 @@ export interface KernelNs extends Disposable {
   neighDel(link: string, ip: string): void;
   /** The MAC of a neighbour, or undefined. */
   neighMac(link: string, ip: string): string | undefined;
+  /** The neighbours of a link (both families); none when it is absent. */
+  neighs(link: string): NeighState[];
 }
 
 /** Opens kernel handles: the current netns, or another by path. */

@@ -17,6 +17,7 @@ import type {
   Kernel,
   KernelNs,
   LinkState,
+  NeighState,
   RouteState,
   VethSpec,
 } from "./kernel.ts";
@@ -193,6 +194,19 @@ class NetlinkKernelNs implements KernelNs {
         ?.toLowerCase();
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  neighs(link: string): NeighState[] {
+    try {
+      return this.#h.neighList({ link }).map((n) => ({
+        ip: n.ip,
+        mac: n.mac?.toLowerCase(),
+        permanent: n.state.includes("permanent"),
+      }));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
       throw err;
     }
   }
