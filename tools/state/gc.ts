@@ -32,7 +32,7 @@ import {
   Ebtables,
   endpointKey,
   type EndpointRecord,
-  HOST_VETH_PREFIX,
+  findLeftovers,
   type Kernel,
   type KernelNs,
   netlinkKernel,
@@ -154,20 +154,12 @@ function orphanHolds(
   return out;
 }
 
-/** Host veths on a recorded bridge with no endpoint record. */
+/**
+ * Host veths on a recorded bridge with no endpoint record (the plugin's own
+ * leftover search, which CNI GC uses too).
+ */
 function orphanVeths(snap: Snapshot, host: KernelNs): string[] {
-  const mine = new Set(
-    Object.values(snap.state.endpoints).map((e) => e.hostVeth),
-  );
-  const bridgeIdx = new Set<number>();
-  for (const n of Object.values(snap.state.networks)) {
-    const b = host.link(n.bridge);
-    if (b !== undefined) bridgeIdx.add(b.index);
-  }
-  return host.links().filter((l) =>
-    l.name.startsWith(HOST_VETH_PREFIX) && !mine.has(l.name) &&
-    l.masterIndex !== undefined && bridgeIdx.has(l.masterIndex)
-  ).map((l) => l.name);
+  return findLeftovers(host, { state: snap.state }).veths;
 }
 
 /**

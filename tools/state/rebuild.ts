@@ -1,62 +1,18 @@
 /**
  * Pure pieces of `state repair`: reading pod DNAT rules back from
- * `ebtables -L` lines, and rebuilding the IPAM document from the network
- * plugin's endpoints.
+ * `ebtables -L` lines (the plugin's parser, re-exported), and rebuilding the
+ * IPAM document from the network plugin's endpoints.
  *
  * @module
  */
 import { IPAM_STATE_VERSION, type IpamState, type PoolState } from "@vnet/ipam";
 import type { AzureVnetState } from "@vnet/cni/azure-vnet";
 
-/** A per-pod DNAT rule as listed: frames for `ip` on `master` go to `mac`. */
-export interface PodDnat {
-  /** The pod IPv4 address. */
-  readonly ip: string;
-  /** The pod MAC (lower case, as ebtables prints it). */
-  readonly mac: string;
-  /** The master the rule matches on (`-i`). */
-  readonly master: string;
-}
-
-function valueOf(tokens: readonly string[], flag: string): string | undefined {
-  const i = tokens.indexOf(flag);
-  return i < 0 ? undefined : tokens[i + 1];
-}
-
 /**
- * Picks the per-pod IPv4 DNAT rules (`-p IPv4 -i M --ip-dst IP -j dnat
- * --to-dst MAC`) out of `ebtables -t nat -L PREROUTING` lines.
- *
- * @param lines The rule lines.
- * @returns One entry per pod DNAT rule, in order.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { parsePodDnatRules } from "./rebuild.ts";
- * const rules = parsePodDnatRules([
- *   "-p IPv4 -i eth0 --ip-dst 10.0.0.5 -j dnat --to-dst 02:00:00:00:00:05 --dnat-target ACCEPT",
- *   "-p ARP -i eth0 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
- * ]);
- * assert.deepEqual(rules, [{ ip: "10.0.0.5", mac: "02:00:00:00:00:05", master: "eth0" }]);
- * ```
+ * Reading pod DNAT rules back lives in the plugin (its GC and ADD need it);
+ * re-exported here for the tool.
  */
-export function parsePodDnatRules(lines: readonly string[]): PodDnat[] {
-  const out: PodDnat[] = [];
-  for (const line of lines) {
-    const t = line.trim().split(/\s+/);
-    if (valueOf(t, "-p")?.toLowerCase() !== "ipv4") continue;
-    if (valueOf(t, "-j") !== "dnat") continue;
-    const ip = valueOf(t, "--ip-dst");
-    const mac = valueOf(t, "--to-dst");
-    const master = valueOf(t, "-i");
-    if (ip === undefined || mac === undefined || master === undefined) {
-      continue;
-    }
-    out.push({ ip: ip.replace(/\/32$/, ""), mac: mac.toLowerCase(), master });
-  }
-  return out;
-}
+export { parsePodDnatRules, type PodDnat } from "@vnet/cni/azure-vnet";
 
 /** An address held outside any endpoint record (seen in the kernel only). */
 export interface ExtraHold {

@@ -26,7 +26,8 @@ import {
 import { type IpamRoute, selectIpamRoute } from "./ipam_route.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { endpointKey, hostVethName } from "./names.ts";
-import { createNetwork, hostRules } from "./network.ts";
+import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import { createNetwork, hostRules, wrapKernel } from "./network.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
@@ -224,13 +225,28 @@ export function createAzureVnetHandlers(
     // Reads take no lock (writes are atomic renames): only changes do.
     const snapshot = readState(stateDir);
     const recorded = snapshot.endpoints[key];
-    if (recorded !== undefined && recorded.network === cfg.name) {
-      using host = kernel().host();
-      if (host.link(recorded.hostVeth) !== undefined) {
-        log.info("ADD {key}: already attached, returning the recorded result", {
-          key,
-        });
-        return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+    using host = kernel().host();
+    if (
+      recorded !== undefined && recorded.network === cfg.name &&
+      host.link(recorded.hostVeth) !== undefined
+    ) {
+      log.info("ADD {key}: already attached, returning the recorded result", {
+        key,
+      });
+      return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+    }
+    if (host.link(inv.hostVeth) !== undefined) {
+      // No valid record, yet the veth this attachment's name derives from
+      // exists: an interrupted ADD (or DEL) of this very attachment left
+      // it. Deleting it takes its pod end (CNI_IFNAME) along.
+      log.warn("ADD {key}: removing leftover host veth {veth}", {
+        key,
+        veth: inv.hostVeth,
+      });
+      try {
+        host.delLink(inv.hostVeth);
+      } catch (err) {
+        throw wrapKernel(`Cannot delete leftover veth "${inv.hostVeth}"`, err);
       }
     }
     if (podLinkExists(kernel(), { netns: args.netns, ifName: args.ifName })) {
@@ -258,7 +274,6 @@ export function createAzureVnetHandlers(
         `IPAM "${cfg.ipam.type}" returned no gateway for "${v4.address}"`,
       );
     }
-    using host = kernel().host();
     const seen = snapshot.networks[cfg.name];
     const net = seen !== undefined && host.link(seen.bridge) !== undefined
       ? seen
@@ -438,11 +453,28 @@ export function createAzureVnetHandlers(
         outcome: errs.length === 0 ? "removed" : flattenCause(errs[0]),
       });
     }
-    if (removed.length > 0) {
-      await withState(stateDir, (s) => {
+    const after = removed.length === 0 ? snapshot : await withState(
+      stateDir,
+      (s) => {
         for (const k of removed) delete s.state.endpoints[k];
         s.save();
-      }, lock);
+        return s.state;
+      },
+      lock,
+    );
+    // Leftovers of interrupted ADDs (no record): the runtime never runs GC
+    // alongside ADD or DEL, so whatever no record accounts for is garbage.
+    if (after.networks[cfg.name] !== undefined) {
+      try {
+        const found = findLeftovers(host, {
+          state: after,
+          network: cfg.name,
+          prerouting: await ebtables.list("PREROUTING"),
+        });
+        errors.push(...await removeLeftovers({ host, ebtables }, found));
+      } catch (err) {
+        errors.push(err);
+      }
     }
     try {
       await ipam.run("GC", args);

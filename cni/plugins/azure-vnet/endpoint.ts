@@ -12,10 +12,12 @@ import {
   arpReplyRule,
   type Ebtables,
   type EbtablesRule,
+  normalizeMac,
   podDnatRule,
 } from "./ebtables.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { wrapKernel } from "./network.ts";
+import { parsePodRule, podRuleOf } from "./pod_rules.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "endpoint"]);
@@ -179,8 +181,25 @@ export async function createEndpoint(
       host.neighSet(net.bridge, { ip, mac: podMac });
       stack.defer(() => host.neighDel(net.bridge, ip));
     }
-    const added = await ebtables.ensureAll(
+    // Rules for these addresses that point to another MAC are stale: an
+    // interrupted ADD or DEL left them (the address is ours now).
+    const v4 = new Set(
+      addresses.map((a) => splitCidr(a).ip).filter((ip) =>
+        !isV6(ip) && ip !== net.primaryIp
+      ),
+    );
+    const { added } = await ebtables.replaceAll(
       podRules(net.master, { podMac, addresses }),
+      {
+        obsolete: (listed) => {
+          if (listed.chain !== "PREROUTING") return undefined;
+          const r = parsePodRule(listed.args);
+          return r !== undefined && v4.has(r.ip) &&
+              r.mac !== normalizeMac(podMac)
+            ? podRuleOf(r)
+            : undefined;
+        },
+      },
     );
     if (added.length > 0) {
       stack.defer(async () => {

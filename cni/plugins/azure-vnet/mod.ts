@@ -45,13 +45,28 @@ export {
   type EbtablesOutput,
   type EbtablesRule,
   type EbtablesRunner,
+  normalizeMac,
   podDnatRule,
 } from "./ebtables.ts";
+export {
+  findLeftovers,
+  type FindLeftoversSpec,
+  type Leftovers,
+  removeLeftovers,
+} from "./leftovers.ts";
+export {
+  type ListedPodRule,
+  parsePodDnatRules,
+  parsePodRule,
+  type PodDnat,
+  podRuleOf,
+} from "./pod_rules.ts";
 export type {
   AddrState,
   Kernel,
   KernelNs,
   LinkState,
+  NeighState,
   RouteState,
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";

@@ -1,0 +1,174 @@
+/**
+ * Kernel leftovers of interrupted ADDs (a kill -9 between the veth and the
+ * state record): host veths, per-pod ebtables rules and bridge neighbours
+ * that no endpoint record accounts for. CNI GC removes them; the state
+ * tool's gc reuses the search.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { inSubnet, isV6, splitCidr } from "./_ip.ts";
+import type { Ebtables, EbtablesRule } from "./ebtables.ts";
+import type { KernelNs } from "./kernel.ts";
+import { HOST_VETH_PREFIX } from "./names.ts";
+import { wrapKernel } from "./network.ts";
+import { parsePodRule, podRuleOf } from "./pod_rules.ts";
+import type { AzureVnetState } from "./state.ts";
+
+const log = getLogger(["azure-vnet", "leftovers"]);
+
+/** What {@link findLeftovers} found. */
+export interface Leftovers {
+  /** `azv*` host veths on a recorded bridge with no endpoint record. */
+  readonly veths: string[];
+  /** Per-pod rules (ARP reply, IPv4 DNAT) for an address of no record. */
+  readonly rules: EbtablesRule[];
+  /** Permanent IPv4 neighbours on a bridge for an address of no record. */
+  readonly neighbours: { readonly bridge: string; readonly ip: string }[];
+}
+
+/** Inputs of {@link findLeftovers}. */
+export interface FindLeftoversSpec {
+  /** The state (a fresh read: records are what is kept). */
+  readonly state: AzureVnetState;
+  /** Only this network (default: every recorded network). */
+  readonly network?: string;
+  /**
+   * The `ebtables -t nat -L PREROUTING` rule lines; omit to skip rules.
+   */
+  readonly prerouting?: readonly string[];
+}
+
+/**
+ * Finds the kernel objects of the selected networks that no endpoint record
+ * accounts for:
+ *
+ * - host veths named `azv*` enslaved to the network's bridge that are no
+ *   endpoint's `hostVeth`;
+ * - per-pod ebtables rules (ARP reply; IPv4 DNAT on the network's master)
+ *   whose address lies in the network's subnet and belongs to no recorded
+ *   endpoint. Host rules never qualify: the SNAT and the ARP-reply redirect
+ *   have another shape, and the node's primary IP is excluded;
+ * - permanent IPv4 neighbours on the bridge, in the subnet, for an address
+ *   of no recorded endpoint (the node's primary IP and the gateway
+ *   excluded).
+ *
+ * Pure over its inputs: it only reads the kernel.
+ *
+ * @param host The node's netns.
+ * @param spec The state, the network filter, the listed PREROUTING lines.
+ * @returns The leftovers.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { Ebtables } from "./ebtables.ts";
+ * import { findLeftovers } from "./leftovers.ts";
+ * import { netlinkKernel } from "./netlink_kernel.ts";
+ * import { readState } from "./state.ts";
+ * using host = netlinkKernel().host();
+ * const found = findLeftovers(host, {
+ *   state: readState("/var/run"),
+ *   prerouting: await new Ebtables().list("PREROUTING"),
+ * });
+ * ```
+ */
+export function findLeftovers(
+  host: KernelNs,
+  spec: FindLeftoversSpec,
+): Leftovers {
+  const { state } = spec;
+  const nets = Object.values(state.networks).filter((n) =>
+    spec.network === undefined || n.name === spec.network
+  );
+  const eps = Object.values(state.endpoints);
+  const veths = new Set(eps.map((e) => e.hostVeth));
+  const recordedIps = new Set(
+    eps.flatMap((e) => e.addresses.map((a) => splitCidr(a).ip)),
+  );
+  const found: Leftovers = { veths: [], rules: [], neighbours: [] };
+  const links = host.links();
+  for (const net of nets) {
+    const bridge = links.find((l) => l.name === net.bridge);
+    const foreign = (ip: string): boolean =>
+      !isV6(ip) && ip !== net.primaryIp && ip !== net.gateway &&
+      !recordedIps.has(ip) && inSubnet(ip, net.subnet);
+    if (bridge !== undefined) {
+      for (const l of links) {
+        if (
+          l.name.startsWith(HOST_VETH_PREFIX) && !veths.has(l.name) &&
+          l.masterIndex === bridge.index
+        ) found.veths.push(l.name);
+      }
+      for (const n of host.neighs(net.bridge)) {
+        if (n.permanent && foreign(n.ip)) {
+          found.neighbours.push({ bridge: net.bridge, ip: n.ip });
+        }
+      }
+    }
+    for (const line of spec.prerouting ?? []) {
+      const r = parsePodRule(line.trim().split(/\s+/));
+      if (r === undefined || !foreign(r.ip)) continue;
+      if (r.kind === "dnat" && r.master !== net.master) continue;
+      found.rules.push(podRuleOf(r));
+    }
+  }
+  return found;
+}
+
+/**
+ * Removes what {@link findLeftovers} found: the veths (each takes its pod
+ * end along), the rules (one transaction), the neighbours. Absent objects
+ * are fine; independent failures are collected.
+ *
+ * Requires CAP_NET_ADMIN and the `ebtables` binary.
+ *
+ * @param ctx The host netns and the ebtables driver.
+ * @param leftovers What to remove.
+ * @returns The failures (empty on success).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const errors = await removeLeftovers({ host, ebtables }, found);
+ * ```
+ */
+export async function removeLeftovers(
+  ctx: { host: KernelNs; ebtables: Ebtables },
+  leftovers: Leftovers,
+): Promise<unknown[]> {
+  const { host, ebtables } = ctx;
+  const errors: unknown[] = [];
+  for (const v of leftovers.veths) {
+    try {
+      host.delLink(v);
+    } catch (err) {
+      errors.push(wrapKernel(`Cannot delete veth "${v}"`, err));
+    }
+  }
+  if (leftovers.rules.length > 0) {
+    try {
+      await ebtables.removeAll(leftovers.rules);
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  for (const n of leftovers.neighbours) {
+    try {
+      host.neighDel(n.bridge, n.ip);
+    } catch (err) {
+      errors.push(wrapKernel(`Cannot delete neighbour "${n.ip}"`, err));
+    }
+  }
+  const total = leftovers.veths.length + leftovers.rules.length +
+    leftovers.neighbours.length;
+  if (total > 0) {
+    log.info(
+      "Removed leftovers: veths {veths}, {rules} rules, neighbours {neighbours}",
+      {
+        veths: leftovers.veths,
+        rules: leftovers.rules.length,
+        neighbours: leftovers.neighbours.map((n) => n.ip),
+      },
+    );
+  }
+  return errors;
+}
