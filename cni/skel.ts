@@ -47,8 +47,11 @@ export interface PluginInfo {
 export interface SkelIo {
   /** The environment; default `Deno.env.toObject()`. */
   env?: Readonly<Record<string, string>>;
-  /** stdin; default `Deno.stdin.readable`. */
-  stdin?: Uint8Array | ReadableStream<Uint8Array>;
+  /**
+   * stdin; default the process's stdin, read with `Deno.stdin.read()` (not
+   * `Deno.stdin.readable`, whose web streams cost milliseconds to load).
+   */
+  stdin?: StdinSource;
   /** Receives the stdout document; default writes to `Deno.stdout`. */
   stdout?: (text: string) => void;
   /** Receives human text; default writes to `Deno.stderr`. */
@@ -89,11 +92,40 @@ function defaultStderr(text: string): void {
   writeAll(Deno.stderr, text);
 }
 
-async function readAll(
-  stdin: Uint8Array | ReadableStream<Uint8Array>,
+/** Where stdin comes from: bytes, a stream, or a `read()`-able file. */
+export type StdinSource =
+  | Uint8Array
+  | ReadableStream<Uint8Array>
+  | Pick<Deno.FsFile, "read">;
+
+async function readReader(
+  reader: Pick<Deno.FsFile, "read">,
 ): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await reader.read(buf);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+    total += n;
+  }
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function readAll(stdin: StdinSource): Promise<Uint8Array> {
   if (stdin instanceof Uint8Array) return stdin;
   try {
+    // Not `instanceof ReadableStream`: touching the web streams global is
+    // what this avoids for the process's own stdin.
+    if ("read" in stdin) return await readReader(stdin);
     return new Uint8Array(await new Response(stdin).arrayBuffer());
   } catch (err) {
     throw new CniError(CODES.ioFailure, "Cannot read stdin", { cause: err });
@@ -205,7 +237,7 @@ interface Invocation {
 async function dispatch(
   handlers: PluginHandlers,
   env: Readonly<Record<string, string>>,
-  stdinSource: Uint8Array | ReadableStream<Uint8Array>,
+  stdinSource: StdinSource,
   inv: Invocation,
 ): Promise<string | undefined> {
   const rawCommand = env.CNI_COMMAND ?? "";
@@ -349,7 +381,7 @@ export async function runPlugin(
   }
   const env = io.env ?? Deno.env.toObject();
   if ((env.CNI_COMMAND ?? "") === "") stderr(usage(info));
-  const stdin = io.stdin ?? Deno.stdin.readable;
+  const stdin: StdinSource = io.stdin ?? Deno.stdin;
   const logger = getLogger([info.name]);
   const inv: Invocation = {
     command: env.CNI_COMMAND ?? "",

@@ -423,3 +423,52 @@ Deno.test("runPlugin() reads stdin from a stream", async () => {
   assert.equal(code, 0);
   assert.equal(JSON.parse(stdout[0] ?? "").cniVersion, "1.0.0");
 });
+
+Deno.test("runPlugin() reads stdin from a read()-able file in chunks", async (t) => {
+  const bytes = new TextEncoder().encode(JSON.stringify(CONF));
+  for (const size of [1, 7, bytes.length]) {
+    await t.step(`${size}-byte reads`, async () => {
+      let off = 0;
+      const reader = {
+        read(p: Uint8Array): Promise<number | null> {
+          if (off >= bytes.length) return Promise.resolve(null);
+          const n = Math.min(size, p.length, bytes.length - off);
+          p.set(bytes.subarray(off, off + n));
+          off += n;
+          return Promise.resolve(n);
+        },
+      };
+      const stdout: string[] = [];
+      const code = await runPlugin(
+        {
+          cmdAdd: () => Promise.resolve(RESULT),
+          cmdDel: () => Promise.resolve(),
+        },
+        INFO,
+        { env: ENV, stdin: reader, stdout: (s) => stdout.push(s), args: [] },
+      );
+      assert.equal(code, 0);
+      assert.equal(JSON.parse(stdout[0] ?? "").cniVersion, "1.0.0");
+    });
+  }
+  await t.step("a read error is code 5", async () => {
+    const stdout: string[] = [];
+    const code = await runPlugin(
+      {
+        cmdAdd: () => Promise.resolve(RESULT),
+        cmdDel: () => Promise.resolve(),
+      },
+      INFO,
+      {
+        env: ENV,
+        stdin: { read: () => Promise.reject(new Deno.errors.BrokenPipe("x")) },
+        stdout: (s) => stdout.push(s),
+        args: [],
+      },
+    );
+    assert.equal(code, 1);
+    const d = JSON.parse(stdout[0] ?? "");
+    assert.equal(d.code, 5);
+    assert.match(d.msg, /Cannot read stdin/);
+  });
+});
