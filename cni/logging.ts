@@ -14,6 +14,35 @@ export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 /** One of {@link LOG_LEVELS}. */
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 
+/**
+ * Whether an entry point should open its log file for this invocation.
+ *
+ * `CNI_COMMAND=VERSION`, `--version` and `--help` answer from the binary
+ * alone: they touch neither the log file nor any state, so they skip sink
+ * setup (and its cost). Every other invocation logs, including one without
+ * `CNI_COMMAND` (its usage error is logged).
+ *
+ * @param env The process environment.
+ * @param args The command-line arguments.
+ * @returns False for VERSION, `--version`, `--help` and `-h`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wantsLogFile } from "./logging.ts";
+ * assert.ok(!wantsLogFile({ CNI_COMMAND: "VERSION" }, []));
+ * assert.ok(wantsLogFile({ CNI_COMMAND: "ADD" }, []));
+ * assert.ok(!wantsLogFile({}, ["--version"]));
+ * ```
+ */
+export function wantsLogFile(
+  env: Readonly<Record<string, string | undefined>>,
+  args: readonly string[],
+): boolean {
+  if (env.CNI_COMMAND === "VERSION") return false;
+  return !args.some((a) => a === "--version" || a === "--help" || a === "-h");
+}
+
 /** Options of {@link configureLogging}. */
 export interface LoggingOptions {
   /** The log file, such as `/var/log/azure-vnet.log` (created 0640). */

@@ -5,17 +5,20 @@
  *
  * @module
  */
-import { runPlugin } from "@vnet/cni";
+import { runPlugin, wantsLogFile } from "@vnet/cni";
 import denoJson from "../../deno.json" with { type: "json" };
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
 import { logFilePath, PluginLogging } from "./plugin_logging.ts";
 
-const logs = await PluginLogging.start(logFilePath(Deno.env.toObject()));
+const env = Deno.env.toObject();
+const logs = wantsLogFile(env, Deno.args)
+  ? await PluginLogging.start(logFilePath(env))
+  : undefined;
 const handlers = createAzureVnetHandlers({
-  onConfig: (config) => logs.setLevel(config.logLevel),
+  onConfig: (config) => logs?.setLevel(config.logLevel),
 });
 const code = await runPlugin(handlers, {
   name: "azure-vnet",
   version: denoJson.version,
-}).finally(() => logs[Symbol.asyncDispose]());
+}, { env }).finally(() => logs?.[Symbol.asyncDispose]());
 Deno.exit(code);

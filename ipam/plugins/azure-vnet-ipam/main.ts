@@ -6,19 +6,19 @@
  *
  * @module
  */
-import { configureLogging, runPlugin } from "@vnet/cni";
+import { configureLogging, runPlugin, wantsLogFile } from "@vnet/cni";
 import denoJson from "../../deno.json" with { type: "json" };
 import { createIpamHandlers } from "../../mod.ts";
 
-const dir = (Deno.env.get("AZURE_VNET_LOG_DIR") || "/var/log").replace(
-  /\/+$/,
-  "",
-);
+const env = Deno.env.toObject();
+const dir = (env.AZURE_VNET_LOG_DIR || "/var/log").replace(/\/+$/, "");
 // A log file that cannot be opened never fails the CNI command.
-const logs = await configureLogging({ file: `${dir}/azure-vnet-ipam.log` })
-  .catch(() => undefined);
+const logs = wantsLogFile(env, Deno.args)
+  ? await configureLogging({ file: `${dir}/azure-vnet-ipam.log` })
+    .catch(() => undefined)
+  : undefined;
 const code = await runPlugin(createIpamHandlers(), {
   name: "azure-vnet-ipam",
   version: denoJson.version,
-}).finally(() => logs?.[Symbol.asyncDispose]());
+}, { env }).finally(() => logs?.[Symbol.asyncDispose]());
 Deno.exit(code);
