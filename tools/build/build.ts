@@ -7,6 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { compileFlags, renderLauncher } from "./launcher.ts";
+import { lazyNodeUtil } from "./lazy_node_util.ts";
 import { type BuildTarget, DEFAULT_DENO_DIR, TARGETS } from "./targets.ts";
 
 const log = getLogger(["vnet", "build"]);
@@ -205,6 +206,14 @@ async function buildLauncher(
       `Cannot bundle "${target.entry}": ${lastLine(res.stderr)}`,
     );
   }
+  const lazy = lazyNodeUtil(await Deno.readTextFile(js));
+  if (lazy.names.length > 0) {
+    await Deno.writeTextFile(js, lazy.text);
+    log.info("{name}: node:util made lazy ({count} import)", {
+      name: target.name,
+      count: lazy.names.length,
+    });
+  }
   const sh = `${ctx.outDir}/${target.name}`;
   await Deno.writeTextFile(
     sh,
@@ -255,7 +264,9 @@ function removeIfExists(path: string): void {
  * or always with `compileOnly`, run `deno compile --target
  * x86_64-unknown-linux-gnu` with the target's fixed permissions. Otherwise,
  * or when the compile fails, write `<name>.js` (`deno bundle --platform deno
- * --minify`) and the `<name>` launcher, create the `DENO_DIR` and pre-warm it.
+ * --minify`, with its `node:util` default import made lazy by
+ * {@link lazyNodeUtil}) and the `<name>` launcher, create the `DENO_DIR` and
+ * pre-warm it.
  *
  * @param options Output and `DENO_DIR` paths, mode flags, targets.
  * @returns One artifact record per target.
