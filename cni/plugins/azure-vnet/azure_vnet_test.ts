@@ -11,7 +11,7 @@ import { createAzureVnetHandlers } from "./azure_vnet.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
-import { statePath } from "./state.ts";
+import { statePath, withState } from "./state.ts";
 
 const NETNS = "/run/netns/pod";
 
@@ -40,6 +40,17 @@ class FakeIpam implements PluginHandlers {
     return Promise.resolve();
   }
   cmdCheck(): Promise<void> {
+    return Promise.resolve();
+  }
+  cmdGc(args: CmdArgs): Promise<void> {
+    const valid = new Set(
+      (args.config["cni.dev/valid-attachments"] ?? []).map((a) =>
+        `${a.containerID}/${a.ifname}`
+      ),
+    );
+    for (const k of [...this.held.keys()]) {
+      if (!valid.has(k)) this.held.delete(k);
+    }
     return Promise.resolve();
   }
 }
@@ -215,4 +226,184 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
   assert.deepEqual(host.addrs("azure0").map((a) => a.cidr), ["10.0.0.4/24"]);
   assert.equal(rules.matching(/snat/, "POSTROUTING").length, 1);
   assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
+});
+
+/** Forgets an endpoint record, as a kill -9 before the record leaves it. */
+async function forget(dir: string, key: string): Promise<void> {
+  await withState(dir, (s) => {
+    delete s.state.endpoints[key];
+    s.save();
+  });
+}
+
+function gcArgs(valid: string[]): CmdArgs {
+  const args = makeArgs("GC", "", "");
+  const config = {
+    ...args.config,
+    "cni.dev/valid-attachments": valid.map((c) => ({
+      containerID: c,
+      ifname: "eth0",
+    })),
+  };
+  return { ...args, containerId: "", ifName: "", config };
+}
+
+Deno.test("cmdAdd() recovers from an ADD killed before its record", async (t) => {
+  await using env = await setup();
+  const { handlers, kernel, pod, rules } = env;
+  // Listings print MACs without leading zeros (seen with some ebtables).
+  rules.shortMacs = true;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  const veth = [...kernel.hostNs.linksByName.keys()].find((n) =>
+    n.startsWith("azv")
+  );
+  assert.ok(veth !== undefined);
+  const oldMac = pod.link("eth0")?.mac;
+  await forget(env.dir, "c1/eth0");
+
+  const r = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  await t.step("the leftover veth pair is replaced", () => {
+    const newMac = pod.link("eth0")?.mac;
+    assert.ok(newMac !== undefined && newMac !== oldMac);
+    assert.equal(r.interfaces?.[1]?.mac, newMac);
+    assert.ok(kernel.hostNs.link(veth) !== undefined);
+  });
+  await t.step(
+    "the stale rules for the address are gone, ours in place",
+    () => {
+      const newMac = pod.link("eth0")?.mac ?? "";
+      const forIp = rules.matching(/10\.0\.0\.5\b/);
+      assert.equal(forIp.length, 2, forIp.join("\n"));
+      assert.ok(forIp.every((x) => x.includes(newMac)), forIp.join("\n"));
+      assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+    },
+  );
+  await t.step("the endpoint is recorded once, the IP kept", async () => {
+    assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+    assert.deepEqual([...env.ipam.held.values()], ["10.0.0.5"]);
+  });
+});
+
+Deno.test("cmdAdd() replaces rules a lost DEL left for a reused address", async () => {
+  await using env = await setup();
+  const { handlers, kernel, pod, rules } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  // DEL killed after the veth went, before the rules: the address is then
+  // released (here by hand) and handed to another attachment.
+  const veth = [...kernel.hostNs.linksByName.keys()].find((n) =>
+    n.startsWith("azv")
+  );
+  kernel.hostNs.delLink(veth ?? "");
+  await forget(env.dir, "c1/eth0");
+  env.ipam.held.delete("c1/eth0");
+  assert.equal(rules.matching(/10\.0\.0\.5\b/).length, 2);
+  await handlers.cmdAdd(makeArgs("ADD", "c2"));
+  const mac = pod.link("eth0")?.mac ?? "";
+  const forIp = rules.matching(/10\.0\.0\.5\b/);
+  assert.equal(forIp.length, 2, forIp.join("\n"));
+  assert.ok(forIp.every((x) => x.includes(mac)), forIp.join("\n"));
+});
+
+Deno.test("cmdAdd() still fails with 105 for a foreign ifname and keeps other veths", async () => {
+  await using env = await setup();
+  env.kernel.addNetns("/run/netns/pod2");
+  await env.handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
+  const before = [...env.kernel.hostNs.linksByName.keys()].sort();
+  env.pod.addLink("eth0");
+  await assert.rejects(env.handlers.cmdAdd(makeArgs("ADD", "c1")), {
+    name: "CniError",
+    code: 105,
+    message: /"eth0" already exists/,
+  });
+  assert.deepEqual([...env.kernel.hostNs.linksByName.keys()].sort(), before);
+  assert.ok(env.pod.link("eth0") !== undefined);
+});
+
+Deno.test("cmdDel() without a record deletes the derived veth and releases the IP", async () => {
+  await using env = await setup();
+  const { handlers, kernel, ipam, pod } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  await forget(env.dir, "c1/eth0");
+  assert.ok(ipam.held.has("c1/eth0"));
+  await handlers.cmdDel(makeArgs("DEL", "c1"));
+  assert.ok(
+    ![...kernel.hostNs.linksByName.keys()].some((n) => n.startsWith("azv")),
+  );
+  assert.deepEqual([...pod.linksByName.keys()], ["lo"]);
+  assert.ok(!ipam.held.has("c1/eth0"));
+  assert.deepEqual(await env.endpoints(), []);
+  // Nothing left to do: a second DEL succeeds too.
+  await handlers.cmdDel(makeArgs("DEL", "c1"));
+});
+
+Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", async (t) => {
+  await using env = await setup();
+  const { handlers, kernel, rules } = env;
+  for (const [i, c] of ["c1", "c2", "c3", "c4"].entries()) {
+    const ns = `/run/netns/gc${i}`;
+    kernel.addNetns(ns);
+    await handlers.cmdAdd(makeArgs("ADD", c, ns));
+  }
+  const hostRulesBefore = rules.rules.filter((r) =>
+    !/10\.0\.0\.([5-9])\b/.test(r.args)
+  );
+  // c3: ADD killed before its record; c4: recorded but not valid any more.
+  await forget(env.dir, "c3/eth0");
+  // Not ours: outside the subnet, on another master.
+  rules.rules.push({
+    chain: "PREROUTING",
+    args:
+      "-p IPv4 -i eth1 --ip-dst 10.0.0.99 -j dnat --to-dst 02:00:00:00:00:99 --dnat-target ACCEPT",
+  });
+  rules.rules.push({
+    chain: "PREROUTING",
+    args:
+      "-p ARP --arp-op Request --arp-ip-dst 192.168.1.9 -j arpreply --arpreply-mac 02:00:00:00:00:99 --arpreply-target DROP",
+  });
+  rules.shortMacs = true;
+  assert.ok(handlers.cmdGc !== undefined);
+  await handlers.cmdGc(gcArgs(["c1", "c2"]));
+  await t.step("records: the valid ones", async () => {
+    assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
+  });
+  await t.step("host veths: the recorded ones", async () => {
+    const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
+    const want = Object.values(
+      st.endpoints as Record<string, {
+        hostVeth: string;
+      }>,
+    ).map((e) => e.hostVeth).sort();
+    const have = [...kernel.hostNs.linksByName.keys()].filter((n) =>
+      n.startsWith("azv")
+    ).sort();
+    assert.deepEqual(have, want);
+    for (let i = 2; i < 4; i++) {
+      assert.deepEqual(
+        [
+          ...(kernel.namespaces.get(`/run/netns/gc${i}`)?.linksByName.keys() ??
+            []),
+        ],
+        ["lo"],
+      );
+    }
+  });
+  await t.step("rules: host rules, valid pods, foreign rules", () => {
+    for (const ip of ["10.0.0.5", "10.0.0.6"]) {
+      assert.equal(rules.matching(new RegExp(`${ip}\\b`)).length, 2, ip);
+    }
+    for (const ip of ["10.0.0.7", "10.0.0.8"]) {
+      assert.equal(rules.matching(new RegExp(`${ip}\\b`)).length, 0, ip);
+    }
+    for (const r of hostRulesBefore) {
+      assert.ok(rules.rules.some((x) => x.args === r.args), r.args);
+    }
+    assert.equal(rules.matching(/10\.0\.0\.4\b/).length, 1);
+    assert.equal(rules.matching(/10\.0\.0\.99|192\.168\.1\.9/).length, 2);
+  });
+  await t.step("neighbours: the valid pods'", () => {
+    assert.deepEqual(
+      kernel.hostNs.neighs("azure0").map((n) => n.ip).sort(),
+      ["10.0.0.5", "10.0.0.6"],
+    );
+  });
 });

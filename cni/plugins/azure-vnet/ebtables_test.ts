@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { FakeEbtables as FakeNatTable } from "./_fake_ebtables.ts";
+import { parsePodRule, podRuleOf } from "./pod_rules.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
@@ -283,4 +285,35 @@ Deno.test("Ebtables.ensureAll() reports a failed transaction with code 104", asy
       return true;
     },
   );
+});
+
+Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transaction", async () => {
+  const fake = new FakeNatTable();
+  fake.shortMacs = true;
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
+  await eb.ensureAll([arpReplyRule(stale), podDnatRule("eth9", stale)]);
+  const before = { lists: fake.lists, restores: fake.restores.length };
+  const want = [arpReplyRule(POD), podDnatRule("eth9", POD)];
+  const out = await eb.replaceAll(want, {
+    obsolete: (listed) => {
+      const r = parsePodRule(listed.args);
+      return r !== undefined && r.mac !== POD.mac ? podRuleOf(r) : undefined;
+    },
+  });
+  assert.equal(fake.lists - before.lists, 1);
+  assert.equal(fake.restores.length - before.restores, 1);
+  assert.deepEqual(out.added, want);
+  assert.deepEqual(out.removed, [
+    arpReplyRule(stale),
+    podDnatRule("eth9", stale),
+  ]);
+  assert.deepEqual(
+    fake.rules.map((r) => r.args),
+    want.map((r) => r.args.join(" ")),
+  );
+  // Nothing stale, nothing missing: one listing, no transaction.
+  const again = await eb.replaceAll(want, { obsolete: () => undefined });
+  assert.deepEqual(again, { added: [], removed: [] });
+  assert.equal(fake.restores.length - before.restores, 1);
 });

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import {
+  arpReplyRedirectRule,
+  arpReplyRule,
+  Ebtables,
+  masterSnatRule,
+  podDnatRule,
+} from "./ebtables.ts";
+import { FakeEbtables } from "./_fake_ebtables.ts";
+import { FakeKernel } from "./_fake_kernel.ts";
+import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import type { AzureVnetState, EndpointRecord, NetworkRecord } from "./state.ts";
+
+const NET: NetworkRecord = {
+  name: "azure",
+  mode: "bridge",
+  bridge: "azure0",
+  master: "eth0",
+  masterMac: "02:0d:3a:00:00:01",
+  masterMtu: 1500,
+  subnet: "10.0.0.0/24",
+  gateway: "10.0.0.1",
+  primaryIp: "10.0.0.4",
+  savedAddrs: ["10.0.0.4/24"],
+  savedRoutes: [],
+  createdAt: "",
+};
+
+function ep(veth: string, ip: string, mac: string): EndpointRecord {
+  return {
+    network: "azure",
+    containerId: veth,
+    ifName: "eth0",
+    netns: "/n",
+    hostVeth: veth,
+    hostMac: "",
+    podMac: mac,
+    mtu: 1500,
+    addresses: [`${ip}/24`],
+    ipamRoute: "in-process",
+    result: { cniVersion: "1.1.0" },
+  };
+}
+
+Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only", async () => {
+  const kernel = new FakeKernel();
+  const host = kernel.hostNs;
+  host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
+  host.addLink("eth0");
+  host.setMaster("eth0", "azure0");
+  for (const v of ["azvkept", "azvleft", "azvfree"]) {
+    host.addLink(v, { kind: "veth" });
+  }
+  host.setMaster("azvkept", "azure0");
+  host.setMaster("azvleft", "azure0");
+  // azvfree is on no bridge: not ours to judge.
+  host.neighSet("azure0", { ip: "10.0.0.5", mac: "02:00:00:00:00:05" });
+  host.neighSet("azure0", { ip: "10.0.0.7", mac: "02:00:00:00:00:07" });
+  host.neighSet("azure0", { ip: "10.0.0.1", mac: "02:00:00:00:00:01" });
+  const state: AzureVnetState = {
+    version: 1,
+    networks: { azure: NET },
+    endpoints: {
+      "azvkept/eth0": ep("azvkept", "10.0.0.5", "02:00:00:00:00:05"),
+    },
+  };
+  const fake = new FakeEbtables();
+  fake.shortMacs = true;
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const kept = { ip: "10.0.0.5", mac: "02:00:00:00:00:05" };
+  const left = { ip: "10.0.0.7", mac: "02:00:00:00:00:07" };
+  const host4 = { ip: "10.0.0.4", mac: NET.masterMac };
+  await eb.ensureAll([
+    masterSnatRule("eth0", NET.masterMac),
+    arpReplyRule(host4),
+    arpReplyRedirectRule("eth0"),
+    arpReplyRule(kept),
+    podDnatRule("eth0", kept),
+    arpReplyRule(left),
+    podDnatRule("eth0", left),
+    podDnatRule("eth1", left),
+  ]);
+  const found = findLeftovers(host, {
+    state,
+    network: "azure",
+    prerouting: await eb.list("PREROUTING"),
+  });
+  assert.deepEqual(found.veths, ["azvleft"]);
+  assert.deepEqual(found.rules, [
+    arpReplyRule(left),
+    podDnatRule("eth0", left),
+  ]);
+  assert.deepEqual(found.neighbours, [{ bridge: "azure0", ip: "10.0.0.7" }]);
+
+  assert.deepEqual(await removeLeftovers({ host, ebtables: eb }, found), []);
+  assert.equal(host.link("azvleft"), undefined);
+  assert.ok(host.link("azvkept") !== undefined && host.link("azvfree"));
+  assert.deepEqual(host.neighs("azure0").map((n) => n.ip).sort(), [
+    "10.0.0.1",
+    "10.0.0.5",
+  ]);
+  assert.deepEqual(fake.matching(/10\.0\.0\.7\b/), [
+    podDnatRule("eth1", left).args.join(" "),
+  ]);
+  assert.equal(fake.rules.length, 6);
+  assert.deepEqual(
+    findLeftovers(host, { state, prerouting: await eb.list("PREROUTING") }),
+    { veths: [], rules: [], neighbours: [] },
+  );
+});
