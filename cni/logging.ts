@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { configure, type LogLevel, reset } from "@logtape/logtape";
+import { configure, type LogLevel, reset, type Sink } from "@logtape/logtape";
 import { getFileSink } from "@logtape/file";
 
 /** The level names a config's `logLevel` may use. */
@@ -49,6 +49,13 @@ export interface LoggingOptions {
   file: string;
   /** The lowest level written; default `info`. `warn` means `warning`. */
   level?: string;
+  /**
+   * Top-level categories whose records go to their own file instead of
+   * `file`, such as `{ "azure-vnet-ipam": "/var/log/azure-vnet-ipam.log" }`
+   * for an IPAM engine running in process (each created 0640, opened on its
+   * first record).
+   */
+  categoryFiles?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -74,6 +81,12 @@ export function parseLogLevel(level: string): LogLevelName {
     );
   }
   return name as LogLevel & LogLevelName;
+}
+
+/** Creates a log file with mode 0640 if it does not exist. */
+async function createLogFile(path: string): Promise<void> {
+  const f = await Deno.open(path, { append: true, create: true, mode: 0o640 });
+  f.close();
 }
 
 /**
@@ -107,21 +120,26 @@ export async function configureLogging(
   options: LoggingOptions,
 ): Promise<AsyncDisposable> {
   const level = parseLogLevel(options.level ?? "info");
-  const f = await Deno.open(options.file, {
-    append: true,
-    create: true,
-    mode: 0o640,
-  });
-  f.close();
-  const sink = getFileSink(options.file, { bufferSize: 0 });
-  await configure({
-    reset: true,
-    sinks: { file: sink },
-    loggers: [
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-      { category: [], sinks: ["file"], lowestLevel: level },
-    ],
-  });
+  await createLogFile(options.file);
+  const sinks: Record<string, Sink> = {
+    file: getFileSink(options.file, { bufferSize: 0 }),
+  };
+  const loggers: Parameters<typeof configure>[0]["loggers"] = [
+    { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    { category: [], sinks: ["file"], lowestLevel: level },
+  ];
+  for (const [category, file] of Object.entries(options.categoryFiles ?? {})) {
+    await createLogFile(file);
+    const name = `file:${category}`;
+    sinks[name] = getFileSink(file, { bufferSize: 0, lazy: true });
+    loggers.push({
+      category: [category],
+      sinks: [name],
+      parentSinks: "override",
+      lowestLevel: level,
+    });
+  }
+  await configure({ reset: true, sinks, loggers });
   return {
     async [Symbol.asyncDispose](): Promise<void> {
       await reset();

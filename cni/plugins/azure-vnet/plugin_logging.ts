@@ -10,6 +10,9 @@ import { configureLogging } from "@vnet/cni";
 /** The log file name. */
 export const LOG_FILE_NAME = "azure-vnet.log";
 
+/** The in-process IPAM engine's log file name (same as the binary's). */
+export const IPAM_LOG_FILE_NAME = "azure-vnet-ipam.log";
+
 /**
  * The log file path: `AZURE_VNET_LOG_DIR` (when set) or `/var/log`, plus
  * `azure-vnet.log`.
@@ -64,7 +67,13 @@ export class PluginLogging implements AsyncDisposable {
     try {
       const dir = this.#file.slice(0, this.#file.lastIndexOf("/")) || "/";
       await Deno.mkdir(dir, { recursive: true });
-      this.#handle = await configureLogging({ file: this.#file, level });
+      // The IPAM engine running in process logs where the exec'd
+      // azure-vnet-ipam would: both routes share one IPAM log.
+      this.#handle = await configureLogging({
+        file: this.#file,
+        level,
+        categoryFiles: { "azure-vnet-ipam": `${dir}/${IPAM_LOG_FILE_NAME}` },
+      });
       this.#level = level;
     } catch {
       // Logging must never fail a CNI command: run without a sink.
