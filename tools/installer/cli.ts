@@ -18,7 +18,7 @@ options:
   --dist DIR           build output to install (default <repo>/dist)
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
-  --ipam-env ENV       ipam.environment: azure or mas
+  --ipam-env ENV       ipam.environment: azure or imds
   --force              replace a different existing conflist
   --uninstall          remove exactly what the last install wrote
   -h, --help           this text`;

@@ -22,7 +22,7 @@ export interface ConflistOptions {
   cniVersion?: string;
   /** Host NIC to bridge (`master`); default: auto-detect by the plugin. */
   master?: string;
-  /** `ipam.environment`: "azure" or "mas". */
+  /** `ipam.environment`: "azure" (NMAgent, default) or "imds". */
   ipamEnv?: string;
 }
 
@@ -107,9 +107,9 @@ export function renderConflist(options: ConflistOptions = {}): string {
   }
   const ipam: Record<string, unknown> = { type: "azure-vnet-ipam" };
   if (options.ipamEnv !== undefined) {
-    if (options.ipamEnv !== "azure" && options.ipamEnv !== "mas") {
+    if (options.ipamEnv !== "azure" && options.ipamEnv !== "imds") {
       throw new RangeError(
-        `Cannot use IPAM environment "${options.ipamEnv}": use "azure" or "mas"`,
+        `Cannot use IPAM environment "${options.ipamEnv}": use "azure" or "imds"`,
       );
     }
     ipam.environment = options.ipamEnv;
