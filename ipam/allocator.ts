@@ -41,6 +41,17 @@ export interface AllocationRequest extends AttachmentKey {
   readonly requestedIp?: string | undefined;
   /** Restrict to the pool of this subnet CIDR (`ipam.subnet`). */
   readonly subnet?: string | undefined;
+  /** The network name recorded with the reservation (config `name`). */
+  readonly network?: string | undefined;
+}
+
+/** Options of {@link gcReservations}. */
+export interface GcOptions {
+  /**
+   * The calling network: only its reservations, and those recorded without
+   * a network, are collected. Default: every reservation.
+   */
+  readonly network?: string | undefined;
 }
 
 function holds(
@@ -145,6 +156,9 @@ export function allocate(
   request: AllocationRequest,
 ): Allocation {
   const key = { containerId: request.containerId, ifName: request.ifName };
+  const record = request.network === undefined
+    ? { ...key }
+    : { ...key, network: request.network };
   const existing = findReservation(state, key);
   const wanted = request.requestedIp === undefined
     ? undefined
@@ -184,7 +198,7 @@ export function allocate(
         }`,
       );
     }
-    pool.addresses[wanted] = { ...key };
+    pool.addresses[wanted] = record;
     return { pool, ip: wanted };
   }
   for (const pool of pools) {
@@ -196,7 +210,7 @@ export function allocate(
     }
     if (best !== undefined) {
       const ip = formatIpv4(best);
-      pool.addresses[ip] = { ...key };
+      pool.addresses[ip] = record;
       return { pool, ip };
     }
   }
@@ -247,20 +261,44 @@ export function release(state: IpamState, key: AttachmentKey): string[] {
 
 /**
  * Releases every reservation whose attachment is not in `valid`, in place.
+ * The state is shared by every network using this IPAM, so with
+ * `options.network` only that network's reservations (and those recorded
+ * without a network) are candidates: the valid list names one network's
+ * attachments only.
  *
  * @param state The state (mutated).
  * @param valid The attachments to keep.
+ * @param options The calling network.
  * @returns The released reservations.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocate, gcReservations } from "./allocator.ts";
+ * const state = { version: 1 as const, lastRefresh: 0, bootId: "", pools: {
+ *   "10.1.0.0/24": { subnet: "10.1.0.0/24", gateway: "10.1.0.1",
+ *     macAddress: "*", priority: 0, primaryIps: [],
+ *     addresses: { "10.1.0.5": {}, "10.1.0.6": {} } } } };
+ * allocate(state, { containerId: "a", ifName: "eth0", network: "blue" });
+ * allocate(state, { containerId: "b", ifName: "eth0", network: "red" });
+ * const dropped = gcReservations(state, [], { network: "blue" });
+ * assert.deepEqual(dropped, [{ containerId: "a", ifName: "eth0" }]);
+ * ```
  */
 export function gcReservations(
   state: IpamState,
   valid: readonly AttachmentKey[],
+  options: GcOptions = {},
 ): AttachmentKey[] {
   const keep = new Set(valid.map((k) => `${k.containerId}\0${k.ifName}`));
   const drop = new Map<string, AttachmentKey>();
   for (const pool of Object.values(state.pools)) {
     for (const rec of Object.values(pool.addresses)) {
       if (rec.containerId === undefined) continue;
+      if (
+        options.network !== undefined && rec.network !== undefined &&
+        rec.network !== options.network
+      ) continue;
       const key = { containerId: rec.containerId, ifName: rec.ifName ?? "" };
       const id = `${key.containerId}\0${key.ifName}`;
       if (!keep.has(id)) drop.set(id, key);

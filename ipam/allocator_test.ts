@@ -207,6 +207,45 @@ Deno.test("gcReservations() releases attachments not in the valid list", () => {
   );
 });
 
+Deno.test("gcReservations() with a network collects only its own and unmarked reservations", () => {
+  const s = stateWith(
+    spec("10.1.0.0/24", ["10.1.0.5", "10.1.0.6", "10.1.0.7", "10.1.0.8"]),
+  );
+  allocate(s, { containerId: "a", ifName: "eth0", network: "blue" });
+  allocate(s, { containerId: "b", ifName: "eth0", network: "red" });
+  allocate(s, { containerId: "c", ifName: "eth0", network: "blue" });
+  // Written before reservations recorded their network.
+  allocate(s, { containerId: "old", ifName: "eth0" });
+  assert.deepEqual(s.pools["10.1.0.0/24"]?.addresses["10.1.0.5"], {
+    containerId: "a",
+    ifName: "eth0",
+    network: "blue",
+  });
+  const dropped = gcReservations(s, [{ containerId: "c", ifName: "eth0" }], {
+    network: "blue",
+  });
+  assert.deepEqual(
+    dropped.map((k) => k.containerId).sort(),
+    ["a", "old"],
+  );
+  assert.equal(
+    findReservation(s, { containerId: "b", ifName: "eth0" })?.ip,
+    "10.1.0.6",
+  );
+  assert.equal(
+    findReservation(s, { containerId: "c", ifName: "eth0" })?.ip,
+    "10.1.0.7",
+  );
+  // Red's GC (with an empty valid list) now takes b only.
+  assert.deepEqual(gcReservations(s, [], { network: "red" }), [
+    { containerId: "b", ifName: "eth0" },
+  ]);
+  assert.equal(
+    findReservation(s, { containerId: "c", ifName: "eth0" })?.ip,
+    "10.1.0.7",
+  );
+});
+
 Deno.test("allocate() never hands one address to two attachments (property)", () => {
   const ips = Array.from({ length: 20 }, (_, i) => `10.1.0.${i + 5}`);
   fc.assert(

@@ -96,6 +96,12 @@ function keyOf(args: CmdArgs): AttachmentKey {
   return { containerId: args.containerId, ifName: args.ifName };
 }
 
+/** The network name recorded with reservations; undefined when unset. */
+function networkNameOf(args: CmdArgs): string | undefined {
+  const name: unknown = args.config.name;
+  return typeof name === "string" && name !== "" ? name : undefined;
+}
+
 /** The first IPv4 address requested by CNI_ARGS, runtimeConfig, args or ipam. */
 function requestedIpOf(args: CmdArgs, config: IpamConfig): string | undefined {
   const conf = args.config;
@@ -182,7 +188,9 @@ function explainNoPools(
  * (container id, ifname) and succeeds when nothing is held. CHECK fails with
  * 106 when the reservation is missing or differs from `prevResult`. STATUS
  * fails with 50 when no address is free or the source is unreachable with no
- * state. GC releases reservations not in `cni.dev/valid-attachments`.
+ * state. GC releases the calling network's reservations (by config `name`,
+ * recorded at ADD) not in `cni.dev/valid-attachments`; other networks'
+ * reservations in the shared state file are left alone.
  *
  * Reboots (boot id changed) keep every reservation: the pods are gone, but
  * the runtime's GC and DEL release them, and dropping them here could hand
@@ -267,6 +275,7 @@ export function createIpamHandlers(
       ...key,
       requestedIp: requestedIpOf(args, config),
       subnet: config.subnet,
+      network: networkNameOf(args),
     };
     const store = storeFor(args);
     const isStatic = config.environment === "static";
@@ -451,7 +460,9 @@ export function createIpamHandlers(
     }));
     const dropped = await storeFor(args).update((state) => {
       if (state === undefined) return { value: [] as AttachmentKey[] };
-      const out = gcReservations(state, keys);
+      const out = gcReservations(state, keys, {
+        network: networkNameOf(args),
+      });
       return out.length === 0 ? { value: out } : { value: out, next: state };
     });
     for (const k of dropped) {

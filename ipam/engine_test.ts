@@ -67,6 +67,7 @@ Deno.test("cmdAdd() returns the abbreviated result from the wireserver", async (
   assert.deepEqual(pool?.addresses["10.240.0.5"], {
     containerId: "c1",
     ifName: "eth0",
+    network: "azure",
   });
   assert.equal(store.state?.lastRefresh, 1000);
   assert.equal(store.state?.bootId, "boot-1");
@@ -344,8 +345,13 @@ Deno.test("cmdAdd() follows the NIC losing a held address", async () => {
   addresses = ["10.240.0.6"];
   await add(h, makeArgs("ADD", conf, { containerId: "b" }));
   assert.deepEqual(store.state?.pools["10.240.0.0/16"]?.addresses, {
-    "10.240.0.5": { containerId: "a", ifName: "eth0", stale: true },
-    "10.240.0.6": { containerId: "b", ifName: "eth0" },
+    "10.240.0.5": {
+      containerId: "a",
+      ifName: "eth0",
+      network: "azure",
+      stale: true,
+    },
+    "10.240.0.6": { containerId: "b", ifName: "eth0", network: "azure" },
   });
   await h.cmdDel(makeArgs("DEL", conf, { containerId: "a" }));
   assert.deepEqual(
@@ -505,7 +511,44 @@ Deno.test("cmdGc() releases attachments not listed as valid", async () => {
   );
   assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
     "10.1.0.5": {},
-    "10.1.0.6": { containerId: "b", ifName: "eth0" },
+    "10.1.0.6": { containerId: "b", ifName: "eth0", network: "azure" },
+  });
+});
+
+Deno.test("cmdGc() of one network leaves other networks' reservations alone", async () => {
+  const store = new FakeStore();
+  const h = createIpamHandlers(testOptions({ t: 1 }, { store }));
+  const ipam = {
+    type: "azure-vnet-ipam",
+    environment: "static",
+    subnet: "10.1.0.0/24",
+    addresses: ["10.1.0.5", "10.1.0.6", "10.1.0.7"],
+  };
+  await add(h, makeArgs("ADD", { name: "blue", ipam }, { containerId: "a" }));
+  await add(h, makeArgs("ADD", { name: "red", ipam }, { containerId: "b" }));
+  // A reservation written before records carried their network.
+  const pool = store.state?.pools["10.1.0.0/24"];
+  assert.ok(pool !== undefined);
+  pool.addresses["10.1.0.7"] = { containerId: "old", ifName: "eth0" };
+  await h.cmdGc?.(
+    makeArgs("GC", {
+      name: "blue",
+      ipam,
+      "cni.dev/valid-attachments": [{ containerID: "a", ifname: "eth0" }],
+    }),
+  );
+  assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
+    "10.1.0.5": { containerId: "a", ifName: "eth0", network: "blue" },
+    "10.1.0.6": { containerId: "b", ifName: "eth0", network: "red" },
+    "10.1.0.7": {},
+  });
+  await h.cmdGc?.(
+    makeArgs("GC", { name: "red", ipam, "cni.dev/valid-attachments": [] }),
+  );
+  assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
+    "10.1.0.5": { containerId: "a", ifName: "eth0", network: "blue" },
+    "10.1.0.6": {},
+    "10.1.0.7": {},
   });
 });
 

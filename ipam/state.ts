@@ -6,11 +6,14 @@
  *   "10.240.0.0/16":{"subnet":"10.240.0.0/16","gateway":"10.240.0.1",
  *     "ifName":"eth0","macAddress":"000d3af9dca6","priority":0,
  *     "primaryIps":["10.240.0.4"],
- *     "addresses":{"10.240.0.5":{"containerId":"3f1c…","ifName":"eth0"},
+ *     "addresses":{"10.240.0.5":{"containerId":"3f1c…","ifName":"eth0",
+ *                                "network":"azure"},
  *                  "10.240.0.6":{}}}}}
  * ```
  *
- * A free address has no `containerId`. `stale: true` marks an address that
+ * A free address has no `containerId`. `network` is the holder's network
+ * name (the config's `name`); records written before it existed lack it.
+ * `stale: true` marks an address that
  * the source no longer reports but that is still held; it is dropped when
  * released. `lastRefresh` is the epoch time (ms) of the last successful
  * source refresh, 0 when never; `bootId` is the kernel boot id at that time.
@@ -31,6 +34,12 @@ export interface AddressRecord {
   containerId?: string;
   /** The holder's `CNI_IFNAME`. */
   ifName?: string;
+  /**
+   * The holder's network name (the config's `name`). GC of one network
+   * collects only its own reservations; a record without it (written by
+   * an older version) is collectable by any network.
+   */
+  network?: string;
   /** Set when the source no longer reports the address. */
   stale?: true;
 }
