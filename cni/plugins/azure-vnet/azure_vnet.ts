@@ -15,6 +15,7 @@ import {
   type Result,
 } from "@vnet/cni";
 import { isV6, networkOf, splitCidr } from "./_ip.ts";
+import { deferUndo } from "./_undo.ts";
 import { type AzureVnetConfig, parseConfig } from "./config.ts";
 import { Ebtables } from "./ebtables.ts";
 import {
@@ -161,23 +162,6 @@ export function createAzureVnetHandlers(
     };
   }
 
-  function deferLogged(
-    stack: AsyncDisposableStack,
-    what: string,
-    fn: () => Promise<unknown> | unknown,
-  ): void {
-    stack.defer(async () => {
-      try {
-        await fn();
-      } catch (err) {
-        log.error("Rollback step {what} failed: {err}", {
-          what,
-          err: flattenCause(err),
-        });
-      }
-    });
-  }
-
   /**
    * Creates the network (or takes the one another ADD just recorded) under
    * the state lock: the only ADD step that holds the lock across kernel
@@ -257,7 +241,7 @@ export function createAzureVnetHandlers(
     }
     await using stack = new AsyncDisposableStack();
     const ipamResult = await ipam.add(args);
-    deferLogged(stack, "IPAM DEL", () => ipam.run("DEL", args));
+    deferUndo(stack, { what: "IPAM DEL", run: () => ipam.run("DEL", args) });
     const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
     if (v4 === undefined) {
       throw new CniError(
@@ -288,16 +272,18 @@ export function createAzureVnetHandlers(
       mtu,
       ipam: ipamResult,
     });
-    deferLogged(
-      stack,
-      "endpoint removal",
-      () =>
-        deleteEndpoint({ kernel: kernel(), host, ebtables }, {
-          hostVeth: ep.hostVeth,
-          network: net,
-          pod: ep,
-        }),
-    );
+    deferUndo(stack, {
+      what: "endpoint removal",
+      run: async () => {
+        const errors = await deleteEndpoint(
+          { kernel: kernel(), host, ebtables },
+          { hostVeth: ep.hostVeth, network: net, pod: ep },
+        );
+        if (errors.length > 0) {
+          throw new AggregateError(errors, `Cannot remove endpoint "${key}"`);
+        }
+      },
+    });
     const result = withDns(ep.result, cfg.dns ?? ipamResult.dns);
     const record: EndpointRecord = { ...ep, ipamRoute: ipam.name, result };
     await withState(stateDir, (s) => {

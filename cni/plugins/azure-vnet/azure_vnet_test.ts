@@ -11,6 +11,7 @@ import { createAzureVnetHandlers } from "./azure_vnet.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
+import { NetlinkError, NLE } from "@vnet/netlink";
 import { statePath, withState } from "./state.ts";
 
 const NETNS = "/run/netns/pod";
@@ -161,6 +162,68 @@ Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", as
     kernel.hostNs.link("eth0")?.masterIndex,
     kernel.hostNs.link("azure0")?.index,
   );
+});
+
+Deno.test("cmdAdd() reports the original code when network rollback steps fail too", async (t) => {
+  const cases = [
+    { name: "kernel failure", fail: () => new Error("no route"), code: 103 },
+    {
+      name: "NLE_BUSY",
+      fail: () =>
+        new NetlinkError("replace route", "0.0.0.0/0", {
+          nlCode: NLE.BUSY,
+          nlMessage: "Device or resource busy",
+        }),
+      code: 11,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      await using env = await setup();
+      const host = env.kernel.hostNs;
+      // Forward: moving the default route onto the bridge fails. Undo:
+      // releasing the master and restoring its routes fail as well.
+      host.routeReplace = () => {
+        throw c.fail();
+      };
+      const setMaster = host.setMaster.bind(host);
+      host.setMaster = (name, master) => {
+        if (master === undefined) throw new Error("release refused");
+        setMaster(name, master);
+      };
+      await assert.rejects(env.handlers.cmdAdd(makeArgs("ADD", "c1")), {
+        name: "CniError",
+        code: c.code,
+        message: /Cannot create network "azure"/,
+      });
+      assert.deepEqual(env.ipam.calls, ["ADD c1", "DEL c1"]);
+      assert.equal(env.ipam.held.size, 0);
+      assert.equal(host.link("azure0"), undefined);
+      assert.deepEqual(host.addrs("eth0").map((a) => a.cidr), ["10.0.0.4/24"]);
+    });
+  }
+});
+
+Deno.test("cmdAdd() reports the original code when endpoint rollback steps fail too", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  kernel.addNetns("/run/netns/pod0");
+  await handlers.cmdAdd(makeArgs("ADD", "c0", "/run/netns/pod0"));
+  const host = kernel.hostNs;
+  rules.failAdd = /--ip-dst 10\.0\.0\.6/;
+  host.delLink = () => {
+    throw new Error("veth delete refused");
+  };
+  host.neighDel = () => {
+    throw new Error("neighbour delete refused");
+  };
+  await assert.rejects(handlers.cmdAdd(makeArgs("ADD", "c1")), {
+    name: "CniError",
+    code: 104,
+    message: /Cannot add ebtables rule/,
+  });
+  assert.deepEqual(ipam.calls, ["ADD c0", "ADD c1", "DEL c1"]);
+  assert.deepEqual(await env.endpoints(), ["c0/eth0"]);
 });
 
 Deno.test("cmdAdd() fails with 105 before IPAM when the ifname exists in the pod", async () => {

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { CniError, PLUGIN_CODES, type Result, type Route } from "@vnet/cni";
 import { isV6, splitCidr } from "./_ip.ts";
+import { deferUndo } from "./_undo.ts";
 import {
   arpReplyRule,
   type Ebtables,
@@ -117,6 +118,12 @@ export async function createEndpoint(
     );
   }
   await using stack = new AsyncDisposableStack();
+  function undo(what: string, run: () => Promise<unknown> | unknown): void {
+    deferUndo(stack, {
+      what: `${what} (endpoint "${spec.containerId}/${spec.ifName}")`,
+      run,
+    });
+  }
   try {
     if (host.link(spec.hostVeth) !== undefined) {
       // A leftover of an earlier, interrupted attempt for this attachment
@@ -141,7 +148,7 @@ export async function createEndpoint(
       }
       throw err;
     }
-    stack.defer(() => host.delLink(spec.hostVeth));
+    undo(`delete veth "${spec.hostVeth}"`, () => host.delLink(spec.hostVeth));
     host.setMaster(spec.hostVeth, net.bridge);
     host.setHairpin(spec.hostVeth, { on: true });
     host.setUp(spec.hostVeth);
@@ -179,7 +186,10 @@ export async function createEndpoint(
     for (const cidr of addresses) {
       const ip = splitCidr(cidr).ip;
       host.neighSet(net.bridge, { ip, mac: podMac });
-      stack.defer(() => host.neighDel(net.bridge, ip));
+      undo(
+        `delete neighbour "${ip}" on "${net.bridge}"`,
+        () => host.neighDel(net.bridge, ip),
+      );
     }
     // Rules for these addresses that point to another MAC are stale: an
     // interrupted ADD or DEL left them (the address is ours now).
@@ -202,9 +212,7 @@ export async function createEndpoint(
       },
     );
     if (added.length > 0) {
-      stack.defer(async () => {
-        await ebtables.removeAll(added);
-      });
+      undo("remove pod ebtables rules", () => ebtables.removeAll(added));
     }
     const result: Result = {
       cniVersion: "1.1.0",

@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import { NetlinkError, NLE } from "@vnet/netlink";
 import { inSubnet, splitCidr } from "./_ip.ts";
+import { deferUndo } from "./_undo.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
@@ -170,36 +171,52 @@ export async function createNetwork(
     },
   );
   await using stack = new AsyncDisposableStack();
+  function undo(what: string, run: () => Promise<unknown> | unknown): void {
+    deferUndo(stack, { what: `${what} (network "${spec.name}")`, run });
+  }
   try {
     if (kernel.link(spec.bridge) === undefined) {
       kernel.addBridge({ name: spec.bridge, mtu: master.mtu, mac: master.mac });
-      stack.defer(() => kernel.delLink(spec.bridge));
+      undo(`delete bridge "${spec.bridge}"`, () => kernel.delLink(spec.bridge));
     }
     const added = await ebtables.ensureAll(hostRules(net));
     if (added.length > 0) {
-      stack.defer(async () => {
-        await ebtables.removeAll(added);
-      });
+      undo("remove host ebtables rules", () => ebtables.removeAll(added));
     }
     // Restore routes last on rollback (LIFO): after the addresses are back.
-    stack.defer(() => restoreRoutes(kernel, master.name, savedRoutes));
+    undo(
+      `restore routes on "${master.name}"`,
+      () => restoreRoutes(kernel, master.name, savedRoutes),
+    );
     for (const a of addrs) {
       kernel.addrDel(master.name, a.cidr);
-      stack.defer(() => kernel.addrAdd(master.name, a.cidr));
+      undo(
+        `add "${a.cidr}" back to "${master.name}"`,
+        () => kernel.addrAdd(master.name, a.cidr),
+      );
     }
     kernel.setMaster(master.name, spec.bridge);
-    stack.defer(() => kernel.setMaster(master.name, undefined));
+    undo(
+      `release "${master.name}" from "${spec.bridge}"`,
+      () => kernel.setMaster(master.name, undefined),
+    );
     kernel.setHairpin(master.name, { on: true });
     kernel.setUp(spec.bridge);
     kernel.setUp(master.name);
     for (const a of addrs) {
       kernel.addrAdd(spec.bridge, a.cidr);
-      stack.defer(() => kernel.addrDel(spec.bridge, a.cidr));
+      undo(
+        `delete "${a.cidr}" from "${spec.bridge}"`,
+        () => kernel.addrDel(spec.bridge, a.cidr),
+      );
     }
     for (const r of orderRoutes(savedRoutes)) {
       const onBridge = onLink(r, spec.bridge);
       kernel.routeReplace(onBridge);
-      stack.defer(() => kernel.routeDel(onBridge));
+      undo(
+        `delete route "${r.dst}" from "${spec.bridge}"`,
+        () => kernel.routeDel(onBridge),
+      );
     }
     spec.commit(net);
   } catch (err) {
