@@ -14,9 +14,13 @@ import {
   type PluginHandlers,
   type Result,
 } from "@vnet/cni";
-import { isV6, networkOf, splitCidr } from "./_ip.ts";
+import { inSubnet, isV6, networkOf, splitCidr } from "./_ip.ts";
 import { deferUndo } from "./_undo.ts";
-import { type AzureVnetConfig, parseConfig } from "./config.ts";
+import {
+  AZURE_IPAM_TYPE,
+  type AzureVnetConfig,
+  parseConfig,
+} from "./config.ts";
 import { Ebtables } from "./ebtables.ts";
 import {
   createEndpoint,
@@ -24,7 +28,11 @@ import {
   podLinkExists,
   podRules,
 } from "./endpoint.ts";
-import { type IpamRoute, selectIpamRoute } from "./ipam_route.ts";
+import {
+  type IpamRoute,
+  selectIpamRoute,
+  withIpamSubnet,
+} from "./ipam_route.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { endpointKey, hostVethName } from "./names.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
@@ -240,7 +248,16 @@ export function createAzureVnetHandlers(
       );
     }
     await using stack = new AsyncDisposableStack();
-    const ipamResult = await ipam.add(args);
+    const seen = snapshot.networks[cfg.name];
+    const live = seen !== undefined && host.link(seen.bridge) !== undefined
+      ? seen
+      : undefined;
+    // Our IPAM serves several subnets: ask for the live network's own.
+    const ipamArgs = live !== undefined && cfg.ipam.type === AZURE_IPAM_TYPE &&
+        cfg.ipam.subnet === undefined
+      ? withIpamSubnet(args, live.subnet)
+      : args;
+    const ipamResult = await ipam.add(ipamArgs);
     deferUndo(stack, { what: "IPAM DEL", run: () => ipam.run("DEL", args) });
     const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
     if (v4 === undefined) {
@@ -258,10 +275,18 @@ export function createAzureVnetHandlers(
         `IPAM "${cfg.ipam.type}" returned no gateway for "${v4.address}"`,
       );
     }
-    const seen = snapshot.networks[cfg.name];
-    const net = seen !== undefined && host.link(seen.bridge) !== undefined
-      ? seen
-      : await ensureNetwork(host, { cfg, stateDir, subnet, gateway });
+    const net = live ??
+      await ensureNetwork(host, { cfg, stateDir, subnet, gateway });
+    if (!inSubnet(v4.address, net.subnet)) {
+      throw new CniError(
+        PLUGIN_CODES.addressUnavailable,
+        `Cannot attach address "${v4.address}" from IPAM "${cfg.ipam.type}" to network "${net.name}": outside its subnet "${net.subnet}" (master "${net.master}")`,
+        {
+          details:
+            `Set ipam.subnet to "${net.subnet}", or use another network name for the other subnet`,
+        },
+      );
+    }
     const mtu = cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu;
     const ep = await createEndpoint({ kernel: kernel(), host, ebtables }, {
       network: net,

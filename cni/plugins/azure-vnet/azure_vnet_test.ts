@@ -21,15 +21,25 @@ class FakeIpam implements PluginHandlers {
   held = new Map<string, string>();
   calls: string[] = [];
   failDel = false;
+  /** The `ipam.subnet` each ADD received (config and stdin). */
+  subnets: (string | undefined)[][] = [];
+  /** Hand out addresses of 10.9.0.0/24 (gateway 10.9.0.1) instead. */
+  otherSubnet = false;
   cmdAdd(args: CmdArgs): Promise<Result> {
     this.calls.push(`ADD ${args.containerId}`);
+    const sent = JSON.parse(new TextDecoder().decode(args.stdin));
+    this.subnets.push([
+      args.config.ipam?.subnet as string | undefined,
+      sent.ipam?.subnet,
+    ]);
+    const net = this.otherSubnet ? "10.9.0" : "10.0.0";
     const key = `${args.containerId}/${args.ifName}`;
-    const ip = this.held.get(key) ?? `10.0.0.${5 + this.held.size}`;
+    const ip = this.held.get(key) ?? `${net}.${5 + this.held.size}`;
     this.held.set(key, ip);
     return Promise.resolve({
       cniVersion: "1.1.0",
-      ips: [{ address: `${ip}/24`, gateway: "10.0.0.1" }],
-      routes: [{ dst: "0.0.0.0/0", gw: "10.0.0.1" }],
+      ips: [{ address: `${ip}/24`, gateway: `${net}.1` }],
+      routes: [{ dst: "0.0.0.0/0", gw: `${net}.1` }],
     });
   }
   cmdDel(args: CmdArgs): Promise<void> {
@@ -224,6 +234,52 @@ Deno.test("cmdAdd() reports the original code when endpoint rollback steps fail 
   });
   assert.deepEqual(ipam.calls, ["ADD c0", "ADD c1", "DEL c1"]);
   assert.deepEqual(await env.endpoints(), ["c0/eth0"]);
+});
+
+Deno.test("cmdAdd() asks the IPAM for the live network's subnet", async () => {
+  await using env = await setup();
+  env.kernel.addNetns("/run/netns/pod2");
+  await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
+  await env.handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
+  assert.deepEqual(env.ipam.subnets, [
+    [undefined, undefined],
+    ["10.0.0.0/24", "10.0.0.0/24"],
+  ]);
+});
+
+Deno.test("cmdAdd() refuses with 107 an address outside the network's subnet and leaves nothing", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  kernel.addNetns("/run/netns/pod2");
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  const linksBefore = [...kernel.hostNs.linksByName.keys()].sort();
+  const rulesBefore = rules.rules.length;
+  ipam.otherSubnet = true;
+  await assert.rejects(
+    handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2")),
+    (err: unknown) => {
+      assert.ok(err instanceof CniError);
+      assert.equal(err.code, 107);
+      for (
+        const part of [
+          '"10.9.0.6/24"',
+          'network "azure"',
+          '"10.0.0.0/24"',
+          'master "eth0"',
+        ]
+      ) assert.ok(err.message.includes(part), err.message);
+      return true;
+    },
+  );
+  assert.deepEqual(ipam.calls, ["ADD c1", "ADD c2", "DEL c2"]);
+  assert.deepEqual([...ipam.held.keys()], ["c1/eth0"]);
+  assert.deepEqual([...kernel.hostNs.linksByName.keys()].sort(), linksBefore);
+  assert.deepEqual(
+    [...(kernel.namespaces.get("/run/netns/pod2")?.linksByName.keys() ?? [])],
+    ["lo"],
+  );
+  assert.equal(rules.rules.length, rulesBefore);
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
 });
 
 Deno.test("cmdAdd() fails with 105 before IPAM when the ifname exists in the pod", async () => {

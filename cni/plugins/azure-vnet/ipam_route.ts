@@ -46,6 +46,45 @@ function withCommand(args: CmdArgs, command: CniCommand): CmdArgs {
 }
 
 /**
+ * The same invocation with `ipam.subnet` set, in both `config` and `stdin`,
+ * so the in-process and the exec route see the same request.
+ *
+ * @param args The plugin's CmdArgs.
+ * @param subnet The subnet CIDR.
+ * @returns New CmdArgs (`args` is not changed).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CmdArgs, parseCniArgs } from "@vnet/cni";
+ * import { withIpamSubnet } from "./ipam_route.ts";
+ * const config = { cniVersion: "1.1.0", name: "n", type: "azure-vnet",
+ *   ipam: { type: "azure-vnet-ipam" } };
+ * const args: CmdArgs = { command: "ADD", containerId: "c", netns: "/n",
+ *   ifName: "eth0", args: parseCniArgs(""), rawArgs: "", path: [],
+ *   stdin: new TextEncoder().encode(JSON.stringify(config)), config,
+ *   env: {} };
+ * const out = withIpamSubnet(args, "10.0.0.0/24");
+ * assert.equal(out.config.ipam?.subnet, "10.0.0.0/24");
+ * const sent = JSON.parse(new TextDecoder().decode(out.stdin));
+ * assert.equal(sent.ipam.subnet, "10.0.0.0/24");
+ * ```
+ */
+export function withIpamSubnet(args: CmdArgs, subnet: string): CmdArgs {
+  const sent: unknown = JSON.parse(new TextDecoder().decode(args.stdin));
+  const ipam = (sent as { ipam?: unknown } | null)?.ipam;
+  if (
+    args.config.ipam === undefined || typeof ipam !== "object" ||
+    ipam === null || Array.isArray(ipam)
+  ) return args;
+  const stdin = new TextEncoder().encode(
+    JSON.stringify({ ...sent as object, ipam: { ...ipam, subnet } }),
+  );
+  const config = { ...args.config, ipam: { ...args.config.ipam, subnet } };
+  return { ...args, config, stdin };
+}
+
+/**
  * Chooses the IPAM route for a config.
  *
  * @param config The validated config.
