@@ -22,7 +22,12 @@ import {
 } from "./_ffi/libnl.ts";
 import { libnlRoute } from "./_ffi/libnl_route.ts";
 import { parseCidr } from "./ip.ts";
-import { linkIndex, linkList, LOOKUP_SYMBOLS, READ_SYMBOLS } from "./link.ts";
+import {
+  linkIndex,
+  linkList,
+  LIST_LINK_SYMBOLS,
+  LOOKUP_SYMBOLS,
+} from "./link.ts";
 import type { AddrInfo, Scope } from "./types.ts";
 
 /** Scope numbers to names (`RT_SCOPE_*`). */
@@ -139,7 +144,7 @@ export function addrList(
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,
     ...LOOKUP_SYMBOLS,
-    ...READ_SYMBOLS,
+    ...LIST_LINK_SYMBOLS,
   );
   const cache = dumpCache(
     stack,

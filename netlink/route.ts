@@ -25,7 +25,12 @@ import {
 import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
 import { scopeName } from "./addr.ts";
 import { ipFamily, normalizeIp, parseCidr } from "./ip.ts";
-import { linkIndex, linkList, LOOKUP_SYMBOLS, READ_SYMBOLS } from "./link.ts";
+import {
+  linkIndex,
+  linkList,
+  LIST_LINK_SYMBOLS,
+  LOOKUP_SYMBOLS,
+} from "./link.ts";
 import type { Protocol, RouteInfo, RouteSpec, Scope } from "./types.ts";
 
 const SCOPES: Record<string, number> = {
@@ -97,16 +102,19 @@ const BUILD_SYMBOLS = [
   "rtnl_route_set_family",
   "rtnl_route_set_dst",
   "rtnl_route_set_table",
-  "rtnl_route_set_scope",
-  "rtnl_route_set_protocol",
-  "rtnl_route_set_priority",
-  "rtnl_route_set_pref_src",
   "rtnl_route_nh_alloc",
   "rtnl_route_nh_set_ifindex",
   "rtnl_route_nh_set_gateway",
-  "rtnl_route_nh_set_flags",
   "rtnl_route_add_nexthop",
 ] as const;
+
+/** Setters bound only when a route uses them (0.2 ms per bound symbol). */
+type OptionalSetter =
+  | "rtnl_route_set_scope"
+  | "rtnl_route_set_protocol"
+  | "rtnl_route_set_priority"
+  | "rtnl_route_set_pref_src"
+  | "rtnl_route_nh_set_flags";
 
 function buildRoute(
   stack: DisposableStack,
@@ -134,7 +142,17 @@ function buildRoute(
   const index = spec.link === undefined
     ? undefined
     : linkIndex(sock, spec.link);
-  const r = libnlRoute.need(...BUILD_SYMBOLS);
+  const optional: OptionalSetter[] = [];
+  if (scope !== undefined || options.forDelete) {
+    optional.push("rtnl_route_set_scope");
+  }
+  if (protocol !== undefined || options.forDelete) {
+    optional.push("rtnl_route_set_protocol");
+  }
+  if (spec.metric !== undefined) optional.push("rtnl_route_set_priority");
+  if (spec.src !== undefined) optional.push("rtnl_route_set_pref_src");
+  if (spec.onlink === true) optional.push("rtnl_route_nh_set_flags");
+  const r = libnlRoute.need(...BUILD_SYMBOLS, ...optional);
   const route = stack.adopt(nonNull(r.rtnl_route_alloc()), r.rtnl_route_put);
   nlCheck(r.rtnl_route_set_family(route, af), what);
   const dstText = spec.dst === "default" ? "default" : (() => {
@@ -144,17 +162,34 @@ function buildRoute(
   const dst = parseNlAddr(stack, dstText, { family: af, what });
   nlCheck(r.rtnl_route_set_dst(route, dst), what);
   r.rtnl_route_set_table(route, spec.table ?? RT_TABLE_MAIN);
-  if (scope !== undefined) r.rtnl_route_set_scope(route, scope);
   // A delete must match any scope and protocol unless the caller names one.
-  else if (options.forDelete) {
-    r.rtnl_route_set_scope(route, SCOPES.nowhere ?? 255);
+  if (scope !== undefined || options.forDelete) {
+    libnlRoute.need("rtnl_route_set_scope").rtnl_route_set_scope(
+      route,
+      scope ?? SCOPES.nowhere ?? 255,
+    );
   }
-  if (protocol !== undefined) r.rtnl_route_set_protocol(route, protocol);
-  else if (options.forDelete) r.rtnl_route_set_protocol(route, 0);
-  if (spec.metric !== undefined) r.rtnl_route_set_priority(route, spec.metric);
+  if (protocol !== undefined || options.forDelete) {
+    libnlRoute.need("rtnl_route_set_protocol").rtnl_route_set_protocol(
+      route,
+      protocol ?? 0,
+    );
+  }
+  if (spec.metric !== undefined) {
+    libnlRoute.need("rtnl_route_set_priority").rtnl_route_set_priority(
+      route,
+      spec.metric,
+    );
+  }
   if (spec.src !== undefined) {
     const src = parseNlAddr(stack, normalizeIp(spec.src), { family: af, what });
-    nlCheck(r.rtnl_route_set_pref_src(route, src), what);
+    nlCheck(
+      libnlRoute.need("rtnl_route_set_pref_src").rtnl_route_set_pref_src(
+        route,
+        src,
+      ),
+      what,
+    );
   }
   if (index !== undefined || spec.gw !== undefined) {
     const nh = r.rtnl_route_nh_alloc();
@@ -165,7 +200,12 @@ function buildRoute(
       const gw = parseNlAddr(stack, normalizeIp(spec.gw), { family: af, what });
       r.rtnl_route_nh_set_gateway(nh, gw);
     }
-    if (spec.onlink === true) r.rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+    if (spec.onlink === true) {
+      libnlRoute.need("rtnl_route_nh_set_flags").rtnl_route_nh_set_flags(
+        nh,
+        RTNH_F_ONLINK,
+      );
+    }
   }
   return route;
 }
@@ -245,7 +285,7 @@ export function routeList(
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,
     ...LOOKUP_SYMBOLS,
-    ...READ_SYMBOLS,
+    ...LIST_LINK_SYMBOLS,
   );
   const n = libnl.need("nl_addr_get_prefixlen");
   const cache = dumpCache(
