@@ -332,16 +332,8 @@ export class Ebtables {
     return true;
   }
 
-  /**
-   * Lists a chain of the `nat` table (`ebtables -t nat -L CHAIN`): one entry
-   * per rule, its match and target arguments as ebtables prints them.
-   *
-   * @param chain The chain.
-   * @returns The rules' argument lines (header lines dropped).
-   * @throws {CniError} Code 104 when ebtables fails.
-   */
-  async list(chain: EbtablesChain): Promise<string[]> {
-    const argv = ["-t", "nat", "-L", chain];
+  /** Runs a listing command; CniError 104 with `failed` on any failure. */
+  async #listing(argv: string[], failed: string): Promise<EbtablesOutput> {
     let out: EbtablesOutput;
     try {
       out = await this.#run(argv);
@@ -353,14 +345,26 @@ export class Ebtables {
       );
     }
     if (out.code !== 0) {
-      throw new CniError(
-        PLUGIN_CODES.ebtablesFailed,
-        `Cannot list ebtables chain "${chain}"`,
-        {
-          cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`),
-        },
-      );
+      throw new CniError(PLUGIN_CODES.ebtablesFailed, failed, {
+        cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`),
+      });
     }
+    return out;
+  }
+
+  /**
+   * Lists a chain of the `nat` table (`ebtables -t nat -L CHAIN`): one entry
+   * per rule, its match and target arguments as ebtables prints them.
+   *
+   * @param chain The chain.
+   * @returns The rules' argument lines (header lines dropped).
+   * @throws {CniError} Code 104 when ebtables fails.
+   */
+  async list(chain: EbtablesChain): Promise<string[]> {
+    const out = await this.#listing(
+      ["-t", "nat", "-L", chain],
+      `Cannot list ebtables chain "${chain}"`,
+    );
     return out.stdout.split("\n").map((l) => l.trim()).filter((l) =>
       l.startsWith("-")
     );
@@ -371,26 +375,10 @@ export class Ebtables {
    * blanks) and their comparison keys ({@link ruleKey}) with counts.
    */
   async #listTable(): Promise<Listing> {
-    const argv = ["-t", "nat", "-L"];
-    let out: EbtablesOutput;
-    try {
-      out = await this.#run(argv);
-    } catch (err) {
-      throw new CniError(
-        PLUGIN_CODES.ebtablesFailed,
-        `Cannot run "ebtables ${argv.join(" ")}"`,
-        { cause: err },
-      );
-    }
-    if (out.code !== 0) {
-      throw new CniError(
-        PLUGIN_CODES.ebtablesFailed,
-        `Cannot list the ebtables nat table`,
-        {
-          cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`),
-        },
-      );
-    }
+    const out = await this.#listing(
+      ["-t", "nat", "-L"],
+      "Cannot list the ebtables nat table",
+    );
     const keys = new Map<string, number>();
     const rules: EbtablesRule[] = [];
     let chain = "";
