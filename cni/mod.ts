@@ -25,3 +25,4 @@ export * from "./config.ts";
 export * from "./skel.ts";
 export * from "./invoke.ts";
 export * from "./logging.ts";
+export * from "./redact.ts";
