@@ -134,6 +134,7 @@ export const READ_SYMBOLS = [
   "rtnl_link_get_flags",
   "rtnl_link_get_mtu",
   "rtnl_link_get_master",
+  "rtnl_link_get_link",
   "rtnl_link_get_addr",
   "rtnl_link_get_operstate",
 ] as const;
@@ -161,6 +162,7 @@ function readLink(link: Deno.PointerObject): LinkInfo {
     mtu: r.rtnl_link_get_mtu(link),
     up: (r.rtnl_link_get_flags(link) & IFF_UP) !== 0,
     masterIndex: r.rtnl_link_get_master(link),
+    peerIndex: r.rtnl_link_get_link(link),
     type: readCString(r.rtnl_link_get_type(link)),
     ...(oper === undefined ? {} : { operState: oper }),
   };

@@ -26,7 +26,13 @@
 export { NetlinkHandle } from "./handle.ts";
 export { mapNetlinkError, NetlinkError, NLE } from "./errors.ts";
 export type { NetlinkErrorOptions } from "./errors.ts";
-export { NETNS_RUN_DIR, netnsAdd, netnsDel, withNetns } from "./netns.ts";
+export {
+  isCurrentNetns,
+  NETNS_RUN_DIR,
+  netnsAdd,
+  netnsDel,
+  withNetns,
+} from "./netns.ts";
 export { sysctlGet, sysctlSet } from "./sysctl.ts";
 export { validateIfName, validateMtu } from "./link.ts";
 export {

@@ -23,7 +23,10 @@ import {
   MS_BIND,
   MS_REC,
   MS_SHARED,
+  NS_GET_NSTYPE,
+  O_NONBLOCK,
   O_RDONLY_CLOEXEC,
+  STAT_SIZE,
   strerror,
 } from "./_ffi/libc.ts";
 import { cstr } from "./_ffi/_lazy.ts";
@@ -56,17 +59,44 @@ export class NetnsFd implements Disposable {
   }
 
   /**
-   * Opens a namespace file with libc `open` (no `--allow-read` needed).
+   * Opens a network namespace file with libc `open` (no `--allow-read`
+   * needed), without blocking (`O_NONBLOCK`: a FIFO at `path` must not hang
+   * the caller), and checks that it is a network namespace
+   * (`NS_GET_NSTYPE`).
    *
    * @param path A netns path.
    * @returns The open descriptor.
    * @throws {Deno.errors.NotFound} When `path` does not exist.
+   * @throws {TypeError} When `path` is no network namespace.
    */
   static open(path: string): NetnsFd {
-    const f = libc.need("open", "close", "__errno_location");
-    const fd = f.open(cstr(path), O_RDONLY_CLOEXEC);
+    const f = libc.need("open", "close", "ioctl", "__errno_location");
+    const fd = f.open(cstr(path), O_RDONLY_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw libcError("open netns", path, errno());
+    const type = f.ioctl(fd, BigInt(NS_GET_NSTYPE));
+    if (type !== CLONE_NEWNET) {
+      f.close(fd);
+      throw new TypeError(
+        `Cannot open netns "${path}": not a network namespace`,
+      );
+    }
     return new NetnsFd(fd, path);
+  }
+
+  /**
+   * The namespace's identity: the device and inode of its nsfs file. Two
+   * paths name the same namespace exactly when their identities are equal
+   * (`ip netns identify` compares the same pair).
+   *
+   * @returns `${dev}:${ino}`.
+   */
+  identity(): string {
+    const buf = new Uint8Array(STAT_SIZE);
+    if (libc.need("fstat").fstat(this.fd, buf) !== 0) {
+      throw libcError("stat netns", this.path, errno());
+    }
+    const [dev, ino] = new BigUint64Array(buf.buffer, 0, 2);
+    return `${dev}:${ino}`;
   }
 
   /** The raw descriptor; throws after close. */
@@ -151,6 +181,30 @@ export function withNetns<T>(
     );
   }
   return result;
+}
+
+/**
+ * Tells whether `nsPath` is the network namespace the calling thread runs
+ * in, by device and inode (so `/proc/self/ns/net`, `/proc/1/ns/net` from the
+ * host, or an `ip netns attach` of the host's namespace all count).
+ *
+ * @tags allow-ffi
+ * @param nsPath A netns path.
+ * @returns True when it is the current namespace.
+ * @throws {Deno.errors.NotFound} When `nsPath` does not exist.
+ * @throws {TypeError} When `nsPath` is no network namespace.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { isCurrentNetns } from "@vnet/netlink";
+ *
+ * isCurrentNetns("/proc/self/ns/net"); // true
+ * ```
+ */
+export function isCurrentNetns(nsPath: string): boolean {
+  using self = NetnsFd.open(SELF_NS);
+  using other = NetnsFd.open(nsPath);
+  return self.identity() === other.identity();
 }
 
 function validateNetnsName(name: string): void {

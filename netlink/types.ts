@@ -60,6 +60,11 @@ export interface LinkInfo {
   readonly up: boolean;
   /** The ifindex of the master (bridge), 0 for none. */
   readonly masterIndex: number;
+  /**
+   * `IFLA_LINK`: for a veth, its peer's ifindex (in the peer's namespace,
+   * which may be another one); 0 for none.
+   */
+  readonly peerIndex: number;
   /** The link kind: `"veth"`, `"bridge"`, `""` for a plain device. */
   readonly type: string;
   /** The operational state. */

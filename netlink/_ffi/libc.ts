@@ -10,6 +10,15 @@ import { LazyLibrary } from "./_lazy.ts";
 export const CLONE_NEWNET = 0x40000000;
 /** `O_RDONLY | O_CLOEXEC`. */
 export const O_RDONLY_CLOEXEC = 0o2000000;
+/**
+ * `O_NONBLOCK`: an open of a FIFO returns at once instead of waiting for a
+ * writer (a netns path that is a FIFO must not hang the caller).
+ */
+export const O_NONBLOCK = 0o4000;
+/** `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`. */
+export const NS_GET_NSTYPE = 0xb703;
+/** `sizeof(struct stat)` on x86_64 (`st_dev` at 0, `st_ino` at 8). */
+export const STAT_SIZE = 144;
 /** `O_WRONLY | O_CLOEXEC`. */
 export const O_WRONLY_CLOEXEC = 0o2000001;
 /** `MS_BIND` from `<sys/mount.h>`. */
@@ -39,6 +48,10 @@ export const LIBC_SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** `ssize_t write(int fd, const void *buf, size_t count)`. */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** `int fstat(int fd, struct stat *buf)`. */
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  /** `int ioctl(int fd, unsigned long request)` (no third argument). */
+  ioctl: { parameters: ["i32", "u64"], result: "i32" },
   /** `int setns(int fd, int nstype)`. */
   setns: { parameters: ["i32", "i32"], result: "i32" },
   /** `int unshare(int flags)`. */

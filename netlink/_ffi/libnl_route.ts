@@ -85,6 +85,8 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_get_mtu: { parameters: ["pointer"], result: "u32" },
   /** `int rtnl_link_get_master(struct rtnl_link *)`. */
   rtnl_link_get_master: { parameters: ["pointer"], result: "i32" },
+  /** `int rtnl_link_get_link(struct rtnl_link *)` (`IFLA_LINK`). */
+  rtnl_link_get_link: { parameters: ["pointer"], result: "i32" },
   /** `struct nl_addr *rtnl_link_get_addr(struct rtnl_link *)` (borrowed). */
   rtnl_link_get_addr: { parameters: ["pointer"], result: "pointer" },
   /** `uint8_t rtnl_link_get_operstate(struct rtnl_link *)`. */
