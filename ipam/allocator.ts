@@ -45,14 +45,12 @@ export interface AllocationRequest extends AttachmentKey {
   readonly network?: string | undefined;
 }
 
-/** Options of {@link gcReservations}. */
-export interface GcOptions {
-  /**
-   * The calling network: only its reservations, and those recorded without
-   * a network, are collected. Default: every reservation.
-   */
-  readonly network?: string | undefined;
-}
+/**
+ * Options of {@link gcReservations}: the calling network. Only its
+ * reservations, and those recorded without a network, are collected.
+ * Default: every reservation.
+ */
+export type GcOptions = ReleaseOptions;
 
 function holds(
   rec: { containerId?: string; ifName?: string },
@@ -234,20 +232,81 @@ function exhausted(pools: readonly PoolState[]): CniError {
   );
 }
 
+/** Options of {@link release} and {@link reservedBy}. */
+export interface ReleaseOptions {
+  /**
+   * The calling network: a reservation recorded for another network is not
+   * its to touch (a DEL whose config names another network). Records
+   * without a network match any caller.
+   */
+  readonly network?: string | undefined;
+}
+
+function ownedBy(
+  rec: { network?: string },
+  options: ReleaseOptions,
+): boolean {
+  return options.network === undefined || rec.network === undefined ||
+    rec.network === options.network;
+}
+
+/**
+ * The addresses an attachment holds for the calling network, without
+ * changing anything.
+ *
+ * @param state The state, or undefined when none exists.
+ * @param key Container id and ifname.
+ * @param options The calling network.
+ * @returns The allocations (empty when none).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocate, reservedBy } from "./allocator.ts";
+ * const state = { version: 1 as const, lastRefresh: 0, bootId: "", pools: {
+ *   "10.1.0.0/24": { subnet: "10.1.0.0/24", gateway: "10.1.0.1",
+ *     macAddress: "*", priority: 0, primaryIps: [],
+ *     addresses: { "10.1.0.5": {} } } } };
+ * const key = { containerId: "a", ifName: "eth0" };
+ * allocate(state, { ...key, network: "blue" });
+ * assert.equal(reservedBy(state, key, { network: "blue" })[0]?.ip, "10.1.0.5");
+ * assert.deepEqual(reservedBy(state, key, { network: "red" }), []);
+ * ```
+ */
+export function reservedBy(
+  state: IpamState | undefined,
+  key: AttachmentKey,
+  options: ReleaseOptions = {},
+): Allocation[] {
+  const out: Allocation[] = [];
+  for (const pool of Object.values(state?.pools ?? {})) {
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (holds(rec, key) && ownedBy(rec, options)) out.push({ pool, ip });
+    }
+  }
+  return out;
+}
+
 /**
  * Releases every address an attachment holds, in place. Idempotent: an
  * unknown attachment releases nothing. A stale address is deleted, and a
- * pool left empty with it.
+ * pool left empty with it. With `options.network`, another network's
+ * reservation of the same key is left alone.
  *
  * @param state The state (mutated).
  * @param key Container id and ifname.
+ * @param options The calling network.
  * @returns The released addresses.
  */
-export function release(state: IpamState, key: AttachmentKey): string[] {
+export function release(
+  state: IpamState,
+  key: AttachmentKey,
+  options: ReleaseOptions = {},
+): string[] {
   const out: string[] = [];
   for (const [subnet, pool] of Object.entries(state.pools)) {
     for (const [ip, rec] of Object.entries(pool.addresses)) {
-      if (!holds(rec, key)) continue;
+      if (!holds(rec, key) || !ownedBy(rec, options)) continue;
       out.push(ip);
       if (rec.stale) delete pool.addresses[ip];
       else pool.addresses[ip] = {};
@@ -294,16 +353,12 @@ export function gcReservations(
   const drop = new Map<string, AttachmentKey>();
   for (const pool of Object.values(state.pools)) {
     for (const rec of Object.values(pool.addresses)) {
-      if (rec.containerId === undefined) continue;
-      if (
-        options.network !== undefined && rec.network !== undefined &&
-        rec.network !== options.network
-      ) continue;
+      if (rec.containerId === undefined || !ownedBy(rec, options)) continue;
       const key = { containerId: rec.containerId, ifName: rec.ifName ?? "" };
       const id = `${key.containerId}\0${key.ifName}`;
       if (!keep.has(id)) drop.set(id, key);
     }
   }
-  for (const key of drop.values()) release(state, key);
+  for (const key of drop.values()) release(state, key, options);
   return [...drop.values()];
 }

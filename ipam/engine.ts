@@ -352,7 +352,7 @@ export function createIpamHandlers(
     const key = keyOf(args);
     const released = await storeFor(args).update((state) => {
       if (state === undefined) return { value: [] as string[] };
-      const ips = release(state, key);
+      const ips = release(state, key, { network: networkNameOf(args) });
       return ips.length === 0 ? { value: ips } : { value: ips, next: state };
     });
     log.info("DEL {containerId} {ifName}: released {ips}", {
@@ -451,8 +451,11 @@ export function createIpamHandlers(
       args.config["cni.dev/valid-attachments"] ??
         args.config["cni.dev/attachments"];
     if (!Array.isArray(valid)) {
-      log.info("GC without cni.dev/valid-attachments: nothing to do");
-      return;
+      // A runtime that omits the list must not wipe every reservation.
+      throw new CniError(
+        CODES.invalidConfig,
+        "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
+      );
     }
     const keys = valid.map((a) => ({
       containerId: String(a.containerID),

@@ -496,7 +496,15 @@ Deno.test("cmdGc() releases attachments not listed as valid", async () => {
   };
   await add(h, makeArgs("ADD", { ipam }, { containerId: "a" }));
   await add(h, makeArgs("ADD", { ipam }, { containerId: "b" }));
-  await h.cmdGc?.(makeArgs("GC", { ipam }));
+  // Without the list, GC is refused (7) and changes nothing (#12).
+  await assert.rejects(
+    () => h.cmdGc?.(makeArgs("GC", { ipam })) ?? Promise.resolve(),
+    {
+      name: "CniError",
+      code: 7,
+      message: /cni\.dev\/valid-attachments/,
+    },
+  );
   assert.equal(
     Object.values(store.state?.pools["10.1.0.0/24"]?.addresses ?? {}).filter((
       r,
@@ -621,4 +629,25 @@ Deno.test("cmdAdd() reads the NICs from IMDS when environment is imds", async ()
   assert.equal(r.ips?.[0]?.address, "10.240.0.6/16");
   assert.deepEqual(r.dns, { nameservers: ["168.63.129.16"] });
   assert.deepEqual(seen, ["/metadata/instance/network/interface true"]);
+});
+
+Deno.test("cmdDel() of another network leaves the reservation held (#12)", async () => {
+  const store = new FakeStore();
+  const h = createIpamHandlers(testOptions({ t: 1 }, { store }));
+  const ipam = {
+    type: "azure-vnet-ipam",
+    environment: "static",
+    subnet: "10.1.0.0/24",
+    addresses: ["10.1.0.5"],
+  };
+  await add(h, makeArgs("ADD", { name: "blue", ipam }, { containerId: "a" }));
+  await h.cmdDel(makeArgs("DEL", { name: "red", ipam }, { containerId: "a" }));
+  assert.equal(
+    store.state?.pools["10.1.0.0/24"]?.addresses["10.1.0.5"]?.network,
+    "blue",
+  );
+  await h.cmdDel(makeArgs("DEL", { name: "blue", ipam }, { containerId: "a" }));
+  assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
+    "10.1.0.5": {},
+  });
 });

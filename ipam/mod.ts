@@ -36,5 +36,10 @@ export {
   parseIpamConfig,
 } from "./config.ts";
 export type { HostLink } from "./pool.ts";
+export {
+  type Allocation,
+  type ReleaseOptions,
+  reservedBy,
+} from "./allocator.ts";
 export { FileStore, type FileStoreOptions } from "./file_store.ts";
 export type { IpamStore, StoreUpdate } from "./store.ts";

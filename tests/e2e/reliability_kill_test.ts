@@ -1,8 +1,9 @@
 /**
  * Reliability: kill -9 of the dist launcher at random moments during ADD and
- * DEL (120 trials). Afterwards ADD and DEL work again, and after GC with the
- * valid list the state parses and nothing leaked: no IP, veth, ebtables rule
- * or neighbour outside the state.
+ * DEL (120 trials). Afterwards ADD and DEL work again and, even before any GC,
+ * the state matches the kernel: a DEL removes what an interrupted ADD of its
+ * attachment left. After GC with the valid list the state parses and nothing
+ * leaked: no IP, veth, ebtables rule or neighbour outside the state.
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
@@ -66,6 +67,17 @@ Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leav
           `${cmd} kill${i} after the trials: ${r.stdout}`,
         );
       }
+    },
+  );
+
+  await t.step(
+    "before any GC, those ADDs and DELs left state == kernel (#12)",
+    async () => {
+      const live = await assertStateMatchesKernel(n);
+      assert.deepEqual(
+        [...live.keys()].sort(),
+        Array.from({ length: PODS / 2 }, (_, i) => `kill${i}/eth0`).sort(),
+      );
     },
   );
 

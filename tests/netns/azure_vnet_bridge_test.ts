@@ -759,3 +759,205 @@ Deno.test("azure-vnet concurrent first ADDs create the network once", async () =
   assert.ok(await pods[0]?.ping("10.83.0.7"));
   assert.ok(await pods[2]?.ping("10.83.0.1"));
 });
+
+/** The node's default route, as `ip` shows it. */
+async function nodeDefault(n: Node): Promise<IpRoute | undefined> {
+  return (await routes(n.node.name)).find((r) => r.dst === "default");
+}
+
+Deno.test("azure-vnet refuses a CNI_NETNS that is the node's own, missing, or no netns, with code 4 and no change (#12)", async (t) => {
+  await using n = await Node.create("10.83.0");
+  const c = conf("1.1.0", staticIpam(n));
+  const fifo = `${n.dir}/fifo`;
+  await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  const cases: [string, string, RegExp][] = [
+    ["/proc/self/ns/net", "/proc/self/ns/net", /node's own network namespace/],
+    ["the node netns by its ip-netns path", n.node.path, /node's own/],
+    ["a missing path", `${n.dir}/nope`, /does not exist/],
+    ["a regular file", `${n.dir}/azure-vnet.log`, /not a network namespace/],
+    ["a FIFO (no hang)", fifo, /not a network namespace/],
+  ];
+  for (const [what, netns, msg] of cases) {
+    await t.step(what, async () => {
+      await Deno.writeTextFile(`${n.dir}/azure-vnet.log`, "", { append: true });
+      for (const cmd of ["ADD", "CHECK"]) {
+        const t0 = performance.now();
+        const r = await n.plugin(cmd, c, {
+          CNI_CONTAINERID: "own",
+          CNI_NETNS: netns,
+          CNI_IFNAME: "eth1",
+        });
+        assert.ok(performance.now() - t0 < 10_000, `${cmd} returned promptly`);
+        assert.equal(r.code, 1);
+        assert.equal(r.out?.code, 4, JSON.stringify(r.out));
+        assert.match(String(r.out?.msg), /Invalid CNI_NETNS/);
+        assert.match(String(r.out?.msg), msg);
+      }
+      const ls = await links(n.node.name);
+      assert.ok(!ls.some((l) => l.ifname === "eth1" || l.ifname === "azure0"));
+      const def = await nodeDefault(n);
+      assert.deepEqual([def?.dev, def?.gateway], ["eth0", n.addr(1)]);
+      assert.deepEqual(await v4addrs(n.node.name, "eth0"), [`${n.addr(4)}/24`]);
+      // The DEL that follows is harmless too.
+      const d = await n.plugin("DEL", c, {
+        CNI_CONTAINERID: "own",
+        CNI_NETNS: netns,
+        CNI_IFNAME: "eth1",
+      });
+      assert.equal(d.code, 0, JSON.stringify(d.out));
+      assert.deepEqual([(await nodeDefault(n))?.dev], ["eth0"]);
+    });
+  }
+});
+
+Deno.test("azure-vnet DEL removes what an interrupted ADD left, without a record or prevResult (#12)", async () => {
+  await using n = await Node.create("10.84.0");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  assert.equal((await n.plugin("ADD", c, env(p2, "keep"))).code, 0);
+  const r = await n.plugin("ADD", c, env(p1, "cut"));
+  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const ip1 = n.addr(6);
+  assert.match(
+    await n.ebtables(),
+    new RegExp(`${ip1.replaceAll(".", "\\.")} `),
+  );
+  // As if the ADD was killed just before writing its record.
+  const st = await n.state();
+  delete st.endpoints["cut/eth0"];
+  await Deno.writeTextFile(`${n.dir}/azure-vnet.json`, JSON.stringify(st));
+  const d = await n.plugin("DEL", c, env(p1, "cut"));
+  assert.equal(d.code, 0, JSON.stringify(d.out));
+  const hostVeth = ifaces(r.out)[0]?.name ?? "";
+  assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
+  assert.doesNotMatch(
+    await n.ebtables(),
+    new RegExp(`${ip1.replaceAll(".", "\\.")} `),
+  );
+  const neigh = await ipJson<IpNeigh[]>(
+    ["neigh", "show", "dev", "azure0"],
+    n.node.name,
+  );
+  assert.ok(!neigh.some((x) => x.dst === ip1), "neighbour removed");
+  assert.doesNotMatch(await n.ipamState(), /"cut"/);
+  assert.ok(await p2.ping(n.addr(1)), "the other pod is untouched");
+  assert.match(
+    await n.ebtables(),
+    new RegExp(`${n.addr(5).replaceAll(".", "\\.")} `),
+  );
+});
+
+Deno.test("azure-vnet repeated ADD with another CNI_NETNS re-attaches there (#12)", async () => {
+  await using n = await Node.create("10.85.0");
+  const p1 = await n.pod();
+  const p7 = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  const r1 = await n.plugin("ADD", c, env(p1, "c1"));
+  assert.equal(r1.code, 0, JSON.stringify(r1.out));
+  const r7 = await n.plugin("ADD", c, env(p7, "c1"));
+  assert.equal(r7.code, 0, JSON.stringify(r7.out));
+  assert.equal(ifaces(r7.out)[1]?.sandbox, p7.path);
+  assert.deepEqual(r7.out?.ips, r1.out?.ips, "the same address");
+  assert.deepEqual(await v4addrs(p7.name, "eth0"), [`${n.addr(5)}/24`]);
+  assert.deepEqual((await links(p1.name)).map((l) => l.ifname), ["lo"]);
+  assert.ok(await p7.ping(n.addr(1)), "p7 -> gateway");
+  const st = await n.state();
+  assert.equal(st.endpoints["c1/eth0"]?.netns, p7.path);
+  assert.equal(
+    (await links(n.node.name)).filter((l) => l.ifname.startsWith("azv"))
+      .length,
+    1,
+  );
+  const ok = await n.plugin(
+    "CHECK",
+    { ...c, prevResult: r7.out },
+    env(p7, "c1"),
+  );
+  assert.equal(ok.code, 0, JSON.stringify(ok.out));
+  // The same netns again: the recorded result, nothing changed.
+  const again = await n.plugin("ADD", c, env(p7, "c1"));
+  assert.deepEqual(again.out, r7.out);
+  const d = await n.plugin("DEL", { ...c, prevResult: r7.out }, env(p7, "c1"));
+  assert.equal(d.code, 0, JSON.stringify(d.out));
+  assert.deepEqual((await links(p7.name)).map((l) => l.ifname), ["lo"]);
+  assert.doesNotMatch(await n.ebtables(), /10\.85\.0\.5 /);
+});
+
+Deno.test("azure-vnet second interface of a pod keeps the first one's default route (#12)", async () => {
+  await using n = await Node.create("10.86.0");
+  const pod = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  const e0 = await n.plugin("ADD", c, env(pod, "m1"));
+  assert.equal(e0.code, 0, JSON.stringify(e0.out));
+  const e1 = await n.plugin("ADD", c, {
+    ...env(pod, "m1"),
+    CNI_IFNAME: "eth1",
+  });
+  assert.equal(e1.code, 0, JSON.stringify(e1.out));
+  assert.deepEqual(e1.out?.routes ?? [], [], "no default route in the result");
+  assert.deepEqual(await v4addrs(pod.name, "eth1"), [`${n.addr(6)}/24`]);
+  const defs = (await routes(pod.name)).filter((r) => r.dst === "default");
+  assert.deepEqual(defs.map((r) => r.dev), ["eth0"]);
+  const check1 = await n.plugin("CHECK", { ...c, prevResult: e1.out }, {
+    ...env(pod, "m1"),
+    CNI_IFNAME: "eth1",
+  });
+  assert.equal(check1.code, 0, JSON.stringify(check1.out));
+  const d1 = await n.plugin("DEL", { ...c, prevResult: e1.out }, {
+    ...env(pod, "m1"),
+    CNI_IFNAME: "eth1",
+  });
+  assert.equal(d1.code, 0, JSON.stringify(d1.out));
+  const after = (await routes(pod.name)).filter((r) => r.dst === "default");
+  assert.deepEqual(after.map((r) => r.dev), ["eth0"]);
+  const check0 = await n.plugin(
+    "CHECK",
+    { ...c, prevResult: e0.out },
+    env(pod, "m1"),
+  );
+  assert.equal(check0.code, 0, JSON.stringify(check0.out));
+  assert.ok(await pod.ping(n.addr(1)));
+});
+
+Deno.test("azure-vnet DEL whose config names another network touches nothing of the first (#12)", async () => {
+  await using n = await Node.create("10.87.0");
+  const pod = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  const r = await n.plugin("ADD", c, env(pod, "x1"));
+  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const ebBefore = await n.ebtables();
+  const ipamBefore = await n.ipamState();
+  const other = { ...c, name: "other" };
+  const d = await n.plugin("DEL", other, env(pod, "x1"));
+  assert.equal(d.code, 0, JSON.stringify(d.out));
+  assert.equal(await n.ebtables(), ebBefore, "rules unchanged");
+  assert.equal(await n.ipamState(), ipamBefore, "the address stays held");
+  const neigh = await ipJson<IpNeigh[]>(
+    ["neigh", "show", "dev", "azure0"],
+    n.node.name,
+  );
+  assert.ok(neigh.some((x) => x.dst === n.addr(5)), "neighbour kept");
+  assert.deepEqual(Object.keys((await n.state()).endpoints), ["x1/eth0"]);
+  assert.ok(await pod.ping(n.addr(1)), "the pod still works");
+  // ADD under the other network name is refused, not a second record.
+  const add = await n.plugin("ADD", other, env(pod, "x1"));
+  assert.equal(add.out?.code, 105, JSON.stringify(add.out));
+  assert.match(String(add.out?.msg), /attached by network "azure"/);
+  const own = await n.plugin("DEL", c, env(pod, "x1"));
+  assert.equal(own.code, 0);
+  assert.doesNotMatch(await n.ebtables(), /10\.87\.0\.5 /);
+});
+
+Deno.test("azure-vnet GC without cni.dev/valid-attachments is refused (7) and removes nothing (#12)", async () => {
+  await using n = await Node.create("10.88.0");
+  const pod = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  assert.equal((await n.plugin("ADD", c, env(pod, "g1"))).code, 0);
+  const gc = await n.plugin("GC", c, {});
+  assert.equal(gc.out?.code, 7, JSON.stringify(gc.out));
+  assert.match(String(gc.out?.msg), /cni\.dev\/valid-attachments/);
+  assert.deepEqual(Object.keys((await n.state()).endpoints), ["g1/eth0"]);
+  assert.match(await n.ipamState(), /"g1"/);
+  assert.ok(await pod.ping(n.addr(1)));
+});

@@ -27,6 +27,9 @@ interface FakeLink {
 
 let nextIndex = 100;
 
+/** The path under which the fake host namespace is known. */
+export const HOST_PATH = "/proc/self/ns/net";
+
 function mac(n: number): string {
   return `02:00:00:00:${(n >> 8).toString(16).padStart(2, "0")}:${
     (n & 255).toString(16).padStart(2, "0")
@@ -83,6 +86,7 @@ export class FakeNs implements KernelNs {
         ? undefined
         : this.linksByName.get(l.master)?.index,
       kind: l.kind,
+      peerIndex: l.peer?.ns.linksByName.get(l.peer.name)?.index,
     };
   }
 
@@ -236,5 +240,11 @@ export class FakeKernel implements Kernel {
     const ns = this.namespaces.get(path);
     if (ns === undefined) throw new Deno.errors.NotFound(path);
     return ns;
+  }
+
+  isHostNetns(path: string): boolean {
+    if (path === HOST_PATH) return true;
+    if (!this.namespaces.has(path)) throw new Deno.errors.NotFound(path);
+    return false;
   }
 }

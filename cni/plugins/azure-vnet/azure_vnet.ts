@@ -33,12 +33,12 @@ import {
   selectIpamRoute,
   withIpamSubnet,
 } from "./ipam_route.ts";
-import type { Kernel, KernelNs } from "./kernel.ts";
+import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
 import { endpointKey, hostVethName } from "./names.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
 import { createNetwork, hostRules, wrapKernel } from "./network.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
-import type { EndpointRecord, NetworkRecord } from "./state.ts";
+import type { AzureVnetState, EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
 
 const log = getLogger(["azure-vnet"]);
@@ -98,6 +98,67 @@ function podFromPrevResult(
     return { podMac: mac, addresses };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Refuses a `CNI_NETNS` that cannot be a pod's: missing, no network
+ * namespace, or the node's own (compared by device and inode, so
+ * `/proc/self/ns/net` and an `ip netns attach` of the node both count).
+ *
+ * @throws {CniError} Code 4, before anything is changed.
+ */
+function checkPodNetns(kernel: Kernel, netns: string): void {
+  let own: boolean;
+  try {
+    own = kernel.isHostNetns(netns);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : err instanceof TypeError
+      ? "is not a network namespace"
+      : "cannot be opened";
+    throw new CniError(
+      CODES.invalidEnvironment,
+      `Invalid CNI_NETNS ${JSON.stringify(netns)}: ${why}`,
+      { cause: err },
+    );
+  }
+  if (own) {
+    throw new CniError(
+      CODES.invalidEnvironment,
+      `Invalid CNI_NETNS ${
+        JSON.stringify(netns)
+      }: it is the node's own network namespace, not a pod's`,
+    );
+  }
+}
+
+/**
+ * The pod end of `hostVeth` inside `netns`: the link named `ifName` there
+ * whose veth peer is `hostVeth`; undefined when it is not there.
+ */
+function podEnd(
+  kernel: Kernel,
+  host: KernelNs,
+  spec: { netns: string; ifName: string; hostVeth: string },
+): { link: LinkState; addrs: string[] } | undefined {
+  const veth = host.link(spec.hostVeth);
+  if (veth === undefined || spec.netns === "") return undefined;
+  try {
+    if (kernel.isHostNetns(spec.netns)) return undefined;
+    using ns = kernel.netns(spec.netns);
+    const link = ns.link(spec.ifName);
+    if (
+      link === undefined || link.peerIndex !== veth.index ||
+      veth.peerIndex !== link.index
+    ) return undefined;
+    return { link, addrs: ns.addrs(spec.ifName).map((a) => a.cidr) };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof TypeError) {
+      return undefined;
+    }
+    throw err;
   }
 }
 
@@ -214,18 +275,51 @@ export function createAzureVnetHandlers(
   async function cmdAdd(args: CmdArgs): Promise<Result> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
+    checkPodNetns(kernel(), args.netns);
     // Reads take no lock (writes are atomic renames): only changes do.
     const snapshot = readState(stateDir);
     const recorded = snapshot.endpoints[key];
+    if (recorded !== undefined && recorded.network !== cfg.name) {
+      throw new CniError(
+        PLUGIN_CODES.interfaceExists,
+        `Interface "${args.ifName}" of container "${args.containerId}" is attached by network "${recorded.network}", not "${cfg.name}"`,
+      );
+    }
     using host = kernel().host();
-    if (
-      recorded !== undefined && recorded.network === cfg.name &&
-      host.link(recorded.hostVeth) !== undefined
-    ) {
-      log.info("ADD {key}: already attached, returning the recorded result", {
-        key,
+    if (recorded !== undefined) {
+      const pod = podEnd(kernel(), host, {
+        netns: args.netns,
+        ifName: args.ifName,
+        hostVeth: recorded.hostVeth,
       });
-      return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+      if (pod !== undefined && pod.link.mac === recorded.podMac) {
+        log.info("ADD {key}: already attached, returning the recorded result", {
+          key,
+        });
+        return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+      }
+      // Recorded, but not attached in the netns asked for (another netns,
+      // or the pod end is gone): release the old attachment's host side and
+      // attach again. IPAM hands back the same reservation.
+      log.warn(
+        "ADD {key}: recorded in netns {old}, not attached in {netns}: re-attaching",
+        { key, old: recorded.netns, netns: args.netns },
+      );
+      const errors = await deleteEndpoint(
+        { kernel: kernel(), host, ebtables },
+        {
+          hostVeth: recorded.hostVeth,
+          network: snapshot.networks[cfg.name],
+          pod: recorded,
+        },
+      );
+      if (errors.length > 0) {
+        throw combine(errors, `Cannot release the old attachment of "${key}"`);
+      }
+      await withState(stateDir, (s) => {
+        delete s.state.endpoints[key];
+        s.save();
+      }, lock);
     }
     if (host.link(inv.hostVeth) !== undefined) {
       // No valid record, yet the veth this attachment's name derives from
@@ -323,19 +417,34 @@ export function createAzureVnetHandlers(
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
     const snapshot = readState(stateDir);
-    const ep = snapshot.endpoints[key];
+    const recorded = snapshot.endpoints[key];
+    // Another network's endpoint is not this DEL's to touch.
+    const ep = recorded?.network === cfg.name ? recorded : undefined;
+    if (recorded !== undefined && ep === undefined) {
+      log.info("DEL {key}: attached by network {other}, not {name}", {
+        key,
+        other: recorded.network,
+        name: cfg.name,
+      });
+    }
     const net = snapshot.networks[cfg.name];
-    const pod = ep ?? podFromPrevResult(args.config.prevResult, args.ifName);
     const errors: unknown[] = [];
     {
       using host = kernel().host();
-      errors.push(
-        ...await deleteEndpoint({ kernel: kernel(), host, ebtables }, {
-          hostVeth: ep?.hostVeth ?? inv.hostVeth,
-          network: net,
-          pod,
-        }),
-      );
+      const ctx = { kernel: kernel(), host, ebtables };
+      if (ep !== undefined) {
+        errors.push(
+          ...await deleteEndpoint(ctx, {
+            hostVeth: ep.hostVeth,
+            network: net,
+            pod: ep,
+          }),
+        );
+      } else {
+        errors.push(
+          ...await deleteUnrecorded(ctx, { args, inv, net, state: snapshot }),
+        );
+      }
     }
     try {
       await ipam.run("DEL", args);
@@ -353,11 +462,73 @@ export function createAzureVnetHandlers(
     }
   }
 
+  /**
+   * DEL of an attachment without a record of this network: an ADD killed
+   * before its record was written, a repeated DEL, or a DEL for a network
+   * that never attached it. Whatever that ADD may have made is found from
+   * the kernel and the IPAM reservation: its own veth (the name derives
+   * from the attachment), and the neighbours and per-pod rules of the
+   * addresses IPAM holds for it, of the prevResult, and of its pod end.
+   */
+  async function deleteUnrecorded(
+    ctx: { kernel: Kernel; host: KernelNs; ebtables: Ebtables },
+    spec: {
+      args: CmdArgs;
+      inv: Invocation;
+      net: NetworkRecord | undefined;
+      state: AzureVnetState;
+    },
+  ): Promise<unknown[]> {
+    const { args, inv, net } = spec;
+    const { host } = ctx;
+    const prev = podFromPrevResult(args.config.prevResult, args.ifName);
+    const pod = podEnd(ctx.kernel, host, {
+      netns: args.netns,
+      ifName: args.ifName,
+      hostVeth: inv.hostVeth,
+    });
+    const held = await inv.ipam.reserved(args);
+    const ips = [...prev?.addresses ?? [], ...pod?.addrs ?? [], ...held ?? []];
+    const macs = [prev?.podMac, pod?.link.mac].filter((m) => m !== undefined);
+    const errors: unknown[] = [];
+    try {
+      host.delLink(inv.hostVeth);
+    } catch (err) {
+      errors.push(wrapKernel(`Cannot delete veth "${inv.hostVeth}"`, err));
+    }
+    if (net === undefined || (ips.length === 0 && macs.length === 0)) {
+      return errors;
+    }
+    // Listing the rules costs an exec: only when something says they may
+    // exist (a veth or a reservation of this attachment, or a neighbour).
+    const search = {
+      state: spec.state,
+      network: net.name,
+      only: { ips, macs },
+    };
+    const evidence = pod !== undefined || (held?.length ?? 0) > 0 ||
+      findLeftovers(host, search).neighbours.length > 0;
+    if (!evidence) return errors;
+    try {
+      const found = findLeftovers(host, {
+        ...search,
+        prerouting: await ebtables.list("PREROUTING"),
+        only: { ips, macs },
+      });
+      errors.push(...await removeLeftovers({ host, ebtables }, found));
+    } catch (err) {
+      errors.push(err);
+    }
+    return errors;
+  }
+
   async function cmdCheck(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
+    checkPodNetns(kernel(), args.netns);
     const snapshot = readState(stateDir);
-    const ep = snapshot.endpoints[key];
+    const recorded = snapshot.endpoints[key];
+    const ep = recorded?.network === cfg.name ? recorded : undefined;
     const net = snapshot.networks[cfg.name];
     if (ep === undefined || net === undefined) {
       throw new CniError(
@@ -420,7 +591,14 @@ export function createAzureVnetHandlers(
     const inv = await begin(args);
     const { cfg, stateDir, ipam } = inv;
     const valid = args.config["cni.dev/valid-attachments"] ??
-      args.config["cni.dev/attachments"] ?? [];
+      args.config["cni.dev/attachments"];
+    if (!Array.isArray(valid)) {
+      // A runtime that omits the list must not wipe every pod of the node.
+      throw new CniError(
+        CODES.invalidConfig,
+        "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
+      );
+    }
     const keep = new Set(
       valid.map((a) => endpointKey(a.containerID, a.ifname)),
     );

@@ -73,6 +73,38 @@ export function podRules(
   return rules;
 }
 
+function isDefaultDst(dst: string): boolean {
+  return dst === "0.0.0.0/0" || dst === "::/0";
+}
+
+/**
+ * The routes to install on a pod interface, without a default route of a
+ * family whose default already leaves through another interface: a second
+ * interface (`eth1`) must not take the pod's default route from the first,
+ * whose DEL would otherwise leave the pod without one. It still gets its
+ * address, and with it the subnet route.
+ */
+function withoutTakenDefaults(
+  pod: KernelNs,
+  spec: { netns: string; ifName: string; routes: Route[] },
+): Route[] {
+  const taken = new Set<string>();
+  for (const l of pod.links()) {
+    if (l.name === spec.ifName) continue;
+    for (const r of pod.routes(l.name)) {
+      if (isDefaultDst(r.dst) && (r.table ?? 254) === 254) taken.add(r.dst);
+    }
+  }
+  return spec.routes.filter((r) => {
+    if (!isDefaultDst(r.dst) || !taken.has(r.dst)) return true;
+    log.info(
+      "Pod {netns}: {ifName} gets no {dst} route, another interface has it",
+      { netns: spec.netns, ifName: spec.ifName, dst: r.dst },
+    );
+    return false;
+  });
+}
+
 /**
  * Tells whether `ifName` exists inside the netns at `netns`.
  *
@@ -156,7 +188,7 @@ export async function createEndpoint(
     if (hostLink === undefined) {
       throw new Deno.errors.NotFound(`Host veth "${spec.hostVeth}" vanished`);
     }
-    const routes: Route[] = spec.ipam.routes !== undefined &&
+    let routes: Route[] = spec.ipam.routes !== undefined &&
         spec.ipam.routes.length > 0
       ? spec.ipam.routes.map((r) => ({ ...r }))
       : [{ dst: "0.0.0.0/0", gw: net.gateway }];
@@ -170,6 +202,7 @@ export async function createEndpoint(
         );
       }
       podMac = podLink.mac;
+      routes = withoutTakenDefaults(pod, { ...spec, routes });
       pod.setUp("lo");
       for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
       pod.setUp(spec.ifName);

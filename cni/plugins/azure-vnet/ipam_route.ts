@@ -14,7 +14,13 @@ import {
   type PluginHandlers,
   type Result,
 } from "@vnet/cni";
-import { createIpamHandlers } from "@vnet/ipam";
+import {
+  createIpamHandlers,
+  DEFAULT_STATE_DIR,
+  IPAM_STATE_FILE,
+  readIpamState,
+  reservedBy,
+} from "@vnet/ipam";
 import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
 
 /** Which route serves IPAM. */
@@ -26,6 +32,12 @@ export interface IpamRoute {
   readonly name: IpamRouteName;
   /** IPAM ADD: the abbreviated result. */
   add(args: CmdArgs): Promise<Result>;
+  /**
+   * The addresses (CIDR, subnet prefix) the attachment of `args` holds for
+   * its network, read without a lock; undefined when the route cannot tell
+   * (an exec'd IPAM has no such verb).
+   */
+  reserved(args: CmdArgs): Promise<string[] | undefined>;
   /** IPAM DEL, CHECK, STATUS or GC. */
   run(
     command: Exclude<CniCommand, "ADD" | "VERSION">,
@@ -119,6 +131,15 @@ export function selectIpamRoute(
     return {
       name: "in-process",
       add: (args) => handlers().cmdAdd(withCommand(args, "ADD")),
+      async reserved(args) {
+        const dir = options.stateDir ?? DEFAULT_STATE_DIR;
+        const state = await readIpamState(`${dir}/${IPAM_STATE_FILE}`);
+        const held = reservedBy(state, {
+          containerId: args.containerId,
+          ifName: args.ifName,
+        }, { network: config.name });
+        return held.map((a) => `${a.ip}/${a.pool.subnet.split("/")[1]}`);
+      },
       async run(command, args) {
         const h = handlers();
         const a = withCommand(args, command);
@@ -132,6 +153,7 @@ export function selectIpamRoute(
   return {
     name: "exec",
     add: (args) => delegateAdd(type, { args }),
+    reserved: () => Promise.resolve(undefined),
     run: (command, args) => delegateCommand(type, command, { args }),
   };
 }

@@ -24,6 +24,11 @@ export interface LinkState {
   readonly masterIndex: number | undefined;
   /** The link kind (`bridge`, `veth`…), or undefined. */
   readonly kind: string | undefined;
+  /**
+   * For a veth, the ifindex of its peer (in the peer's namespace), or
+   * undefined.
+   */
+  readonly peerIndex: number | undefined;
 }
 
 /** An address on a link. */
@@ -114,6 +119,15 @@ export interface Kernel {
    * A handle on the netns at `path`.
    *
    * @throws {Deno.errors.NotFound} When the netns path does not exist.
+   * @throws {TypeError} When `path` is no network namespace.
    */
   netns(path: string): KernelNs;
+  /**
+   * Tells whether `path` is the namespace the process runs in (compared by
+   * device and inode, so any path to it counts).
+   *
+   * @throws {Deno.errors.NotFound} When the netns path does not exist.
+   * @throws {TypeError} When `path` is no network namespace.
+   */
+  isHostNetns(path: string): boolean;
 }

@@ -8,7 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { inSubnet, isV6, splitCidr } from "./_ip.ts";
-import type { Ebtables, EbtablesRule } from "./ebtables.ts";
+import { type Ebtables, type EbtablesRule, normalizeMac } from "./ebtables.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import { wrapKernel } from "./network.ts";
@@ -37,6 +37,15 @@ export interface FindLeftoversSpec {
    * The `ebtables -t nat -L PREROUTING` rule lines; omit to skip rules.
    */
   readonly prerouting?: readonly string[];
+  /**
+   * Only what one attachment may have left (a DEL without a record): rules
+   * and neighbours for one of these addresses or pod MACs. Veths are not
+   * searched (the caller knows the attachment's own veth name).
+   */
+  readonly only?: {
+    readonly ips: readonly string[];
+    readonly macs: readonly string[];
+  };
 }
 
 /**
@@ -85,29 +94,35 @@ export function findLeftovers(
   const recordedIps = new Set(
     eps.flatMap((e) => e.addresses.map((a) => splitCidr(a).ip)),
   );
+  const only = spec.only === undefined ? undefined : {
+    ips: new Set(spec.only.ips.map((a) => splitCidr(a).ip)),
+    macs: new Set(spec.only.macs.map(normalizeMac)),
+  };
   const found: Leftovers = { veths: [], rules: [], neighbours: [] };
   const links = host.links();
   for (const net of nets) {
     const bridge = links.find((l) => l.name === net.bridge);
-    const foreign = (ip: string): boolean =>
+    const foreign = (ip: string, mac: string | undefined): boolean =>
       !isV6(ip) && ip !== net.primaryIp && ip !== net.gateway &&
-      !recordedIps.has(ip) && inSubnet(ip, net.subnet);
+      !recordedIps.has(ip) && inSubnet(ip, net.subnet) &&
+      (only === undefined || only.ips.has(ip) ||
+        (mac !== undefined && only.macs.has(normalizeMac(mac))));
     if (bridge !== undefined) {
-      for (const l of links) {
+      for (const l of only === undefined ? links : []) {
         if (
           l.name.startsWith(HOST_VETH_PREFIX) && !veths.has(l.name) &&
           l.masterIndex === bridge.index
         ) found.veths.push(l.name);
       }
       for (const n of host.neighs(net.bridge)) {
-        if (n.permanent && foreign(n.ip)) {
+        if (n.permanent && foreign(n.ip, n.mac)) {
           found.neighbours.push({ bridge: net.bridge, ip: n.ip });
         }
       }
     }
     for (const line of spec.prerouting ?? []) {
       const r = parsePodRule(line.trim().split(/\s+/));
-      if (r === undefined || !foreign(r.ip)) continue;
+      if (r === undefined || !foreign(r.ip, r.mac)) continue;
       if (r.kind === "dnat" && r.master !== net.master) continue;
       found.rules.push(podRuleOf(r));
     }

@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  isCurrentNetns,
   type LinkInfo,
   NetlinkHandle,
   type Protocol,
@@ -54,6 +55,7 @@ function toLink(l: LinkInfo): LinkState {
     up: l.up,
     masterIndex: l.masterIndex > 0 ? l.masterIndex : undefined,
     kind: l.type === "" ? undefined : l.type,
+    peerIndex: l.type === "veth" && l.peerIndex > 0 ? l.peerIndex : undefined,
   };
 }
 
@@ -236,5 +238,6 @@ export function netlinkKernel(): Kernel {
   return {
     host: () => new NetlinkKernelNs(NetlinkHandle.open()),
     netns: (path) => new NetlinkKernelNs(NetlinkHandle.openNetns(path)),
+    isHostNetns: isCurrentNetns,
   };
 }
