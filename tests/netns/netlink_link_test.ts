@@ -61,6 +61,7 @@ Deno.test("NetlinkHandle.linkAddVeth() creates the peer in another netns under i
       mtu: 1400,
       up: false,
       masterIndex: 0,
+      peerIndex: c.ifindex,
       type: "veth",
       operState: undefined,
     },

@@ -92,10 +92,13 @@ function defaultSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** CNI arguments of an IPAM DEL for one attachment (no config needed). */
+/**
+ * CNI arguments of an IPAM DEL for one attachment, as its own network's DEL
+ * (IPAM releases only the calling network's reservations).
+ */
 function ipamDelArgs(
   stateDir: string,
-  key: { containerId: string; ifName: string },
+  key: { containerId: string; ifName: string; network?: string | undefined },
 ): CmdArgs {
   return {
     command: "DEL",
@@ -108,7 +111,7 @@ function ipamDelArgs(
     stdin: new Uint8Array(),
     config: {
       cniVersion: "1.1.0",
-      name: "azure-vnet-state-gc",
+      name: key.network ?? "azure-vnet-state-gc",
       type: "azure-vnet-ipam",
     },
     env: {
@@ -136,7 +139,13 @@ async function snapshot(stateDir: string): Promise<Snapshot> {
 function orphanHolds(
   snap: Snapshot,
   host: KernelNs,
-): { ip: string; containerId: string; ifName: string; inKernel: boolean }[] {
+): {
+  ip: string;
+  containerId: string;
+  ifName: string;
+  network: string | undefined;
+  inKernel: boolean;
+}[] {
   const keys = new Set(Object.keys(snap.state.endpoints));
   const bridges = Object.values(snap.state.networks).map((n) => n.bridge);
   const out = [];
@@ -148,7 +157,13 @@ function orphanHolds(
       const inKernel = bridges.some((b) =>
         host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
       );
-      out.push({ ip, containerId: rec.containerId, ifName, inKernel });
+      out.push({
+        ip,
+        containerId: rec.containerId,
+        ifName,
+        network: rec.network,
+        inKernel,
+      });
     }
   }
   return out;
