@@ -35,9 +35,22 @@ export interface CniRunOptions {
   conf: unknown;
   /** More environment (`CNI_CONTAINERID`, state dir, …). */
   env?: Record<string, string>;
+  /**
+   * The runtime's own environment, in place of the default `PATH` and
+   * `CNI_PATH` (nothing of those defaults is kept); `CNI_COMMAND` and `env`
+   * still go on top. For tests of what a runtime passes (containerd's
+   * `LD_LIBRARY_PATH`, an odd `PATH`).
+   */
+  baseEnv?: Readonly<Record<string, string>>;
   /** Run inside this netns (through `ip netns exec`). */
   netns?: string;
 }
+
+/** The environment {@link spawnCni} starts from without `baseEnv`. */
+const DEFAULT_BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  CNI_PATH: "/usr/lib/cni",
+};
 
 /** The repository's built launcher of azure-vnet. */
 export const AZURE_VNET_DIST = new URL("../../dist/azure-vnet", import.meta.url)
@@ -71,9 +84,8 @@ export function spawnCni(
     args,
     clearEnv: true,
     env: {
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      ...(options.baseEnv ?? DEFAULT_BASE_ENV),
       CNI_COMMAND: options.command,
-      CNI_PATH: "/usr/lib/cni",
       ...options.env,
     },
     stdin: "piped",
@@ -138,6 +150,8 @@ export class AzureNode implements AsyncDisposable {
   readonly prefix: string;
   /** The plugin's command line. */
   argv: readonly string[] = [AZURE_VNET_DIST];
+  /** The runtime's environment ({@link CniRunOptions.baseEnv}); unset: default. */
+  baseEnv: Readonly<Record<string, string>> | undefined = undefined;
 
   private constructor(
     parts: { node: TestNetns; azure: TestNetns; dir: string; prefix: string },
@@ -242,6 +256,7 @@ export class AzureNode implements AsyncDisposable {
       conf,
       env,
       netns: this.node.name,
+      ...(this.baseEnv === undefined ? {} : { baseEnv: this.baseEnv }),
     });
   }
 
