@@ -23,6 +23,14 @@
  * dropped, because `-L` prints `-s Unicast -o eth0` for `-o eth0 -s unicast`
  * and omits that default.
  *
+ * The programs are run by absolute path from the first of
+ * {@link EBTABLES_DIRS} that has them, never through the inherited `PATH`,
+ * and with nothing but a fixed `PATH` in their environment: whatever
+ * a runtime passes (containerd's `LD_LIBRARY_PATH=/opt/containerd/lib:` and
+ * `/opt/containerd/bin` first on `PATH`, `LD_PRELOAD`, megabytes of
+ * variables) neither reaches ebtables nor trips Deno's refusal to spawn a
+ * child with `LD_*` variables under a scoped `--allow-run`.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -64,12 +72,42 @@ export type EbtablesRestoreRunner = (input: string) => Promise<
   EbtablesOutput
 >;
 
+/**
+ * The directories `ebtables` and `ebtables-restore` are run from, in this
+ * order; the first that has the program wins. The inherited `PATH` is never
+ * searched: a runtime's `PATH` (containerd 1.6 puts `/opt/containerd/bin`
+ * first) must not choose the program that edits the node's firewall. The
+ * launcher and `deno compile` grant `--allow-run` on exactly these paths.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EBTABLES_DIRS } from "./ebtables.ts";
+ * assert.equal(EBTABLES_DIRS[0], "/usr/sbin");
+ * assert.ok(EBTABLES_DIRS.every((d) => d.startsWith("/")));
+ * ```
+ */
+export const EBTABLES_DIRS: readonly string[] = [
+  "/usr/sbin",
+  "/sbin",
+  "/usr/bin",
+  "/bin",
+];
+
 /** Options of {@link Ebtables}. */
 export interface EbtablesOptions {
-  /** The binary (default `ebtables`, searched on PATH). */
+  /**
+   * The binary: a name looked up in `searchDirs` (default `ebtables`), or
+   * a path (anything with a `/`), run as is.
+   */
   binary?: string;
-  /** The restore binary (default `ebtables-restore`). */
+  /** The restore binary, like `binary` (default `ebtables-restore`). */
   restoreBinary?: string;
+  /**
+   * The directories searched, in order, for a binary given by name
+   * (default {@link EBTABLES_DIRS}; never `PATH`).
+   */
+  searchDirs?: readonly string[];
   /** Replaces the process runner (tests). */
   run?: EbtablesRunner;
   /**
@@ -87,7 +125,75 @@ interface Listing {
   readonly rules: EbtablesRule[];
 }
 
-const CHILD_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+/**
+ * The whole environment of an ebtables child: nothing is inherited. A
+ * runtime's variables never reach it, so `LD_LIBRARY_PATH`/`LD_PRELOAD`
+ * cannot pick its libraries, a huge environment costs nothing, and Deno,
+ * which refuses to pass `LD_*`/`DYLD_*` to a child under a scoped
+ * `--allow-run`, has nothing to refuse.
+ */
+const CHILD_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+};
+
+/** Spawn errors that mean "not in this directory": ENOENT, EACCES, ENOTDIR. */
+function isMissingProgram(err: unknown): boolean {
+  return err instanceof Deno.errors.NotFound ||
+    err instanceof Deno.errors.PermissionDenied ||
+    err instanceof Deno.errors.NotADirectory;
+}
+
+/**
+ * One program, run from the first of fixed directories that has it, with
+ * {@link CHILD_ENV} only. The first successful spawn fixes the path for the
+ * process. Existence is learned by spawning (a missing file fails the spawn
+ * at once), so no read permission on the directories is needed.
+ */
+class FixedProgram {
+  #name: string;
+  #candidates: readonly string[];
+  #found: string | undefined;
+
+  constructor(binary: string, dirs: readonly string[]) {
+    this.#name = binary;
+    this.#candidates = binary.includes("/")
+      ? [binary]
+      : dirs.map((d) => `${d.replace(/\/+$/, "")}/${binary}`);
+  }
+
+  spawn(args: readonly string[], stdin: "null" | "piped"): Deno.ChildProcess {
+    if (this.#found !== undefined) return spawnClean(this.#found, args, stdin);
+    for (const path of this.#candidates) {
+      try {
+        const child = spawnClean(path, args, stdin);
+        this.#found = path;
+        return child;
+      } catch (err) {
+        if (!isMissingProgram(err)) throw err;
+      }
+    }
+    throw new Deno.errors.NotFound(
+      `Cannot find "${this.#name}" in ${
+        this.#candidates.join(", ")
+      } (PATH is not searched)`,
+    );
+  }
+}
+
+function spawnClean(
+  path: string,
+  args: readonly string[],
+  stdin: "null" | "piped",
+): Deno.ChildProcess {
+  return new Deno.Command(path, {
+    args: [...args],
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env: CHILD_ENV,
+  }).spawn();
+}
 
 async function collect(child: Deno.ChildProcess): Promise<EbtablesOutput> {
   const out = await child.output();
@@ -99,29 +205,15 @@ async function collect(child: Deno.ChildProcess): Promise<EbtablesOutput> {
   };
 }
 
-function commandRunner(binary: string): EbtablesRunner {
-  return function run(argv) {
-    return collect(
-      new Deno.Command(binary, {
-        args: [...argv],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        env: CHILD_ENV,
-      }).spawn(),
-    );
+function commandRunner(program: FixedProgram): EbtablesRunner {
+  return async function run(argv) {
+    return await collect(program.spawn(argv, "null"));
   };
 }
 
-function restoreRunner(binary: string): EbtablesRestoreRunner {
+function restoreRunner(program: FixedProgram): EbtablesRestoreRunner {
   return async function restore(input) {
-    const child = new Deno.Command(binary, {
-      args: ["--noflush"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: CHILD_ENV,
-    }).spawn();
+    const child = program.spawn(["--noflush"], "piped");
     const w = child.stdin.getWriter();
     try {
       await w.write(new TextEncoder().encode(input));
@@ -276,10 +368,14 @@ export class Ebtables {
    * @param options The binaries and injectable runners.
    */
   constructor(options: EbtablesOptions = {}) {
-    this.#run = options.run ?? commandRunner(options.binary ?? "ebtables");
+    const dirs = options.searchDirs ?? EBTABLES_DIRS;
+    this.#run = options.run ??
+      commandRunner(new FixedProgram(options.binary ?? "ebtables", dirs));
     this.#restore = options.restore ??
       (options.run === undefined
-        ? restoreRunner(options.restoreBinary ?? "ebtables-restore")
+        ? restoreRunner(
+          new FixedProgram(options.restoreBinary ?? "ebtables-restore", dirs),
+        )
         : undefined);
   }
 

@@ -5,6 +5,7 @@ import {
   arpReplyRedirectRule,
   arpReplyRule,
   Ebtables,
+  EBTABLES_DIRS,
   type EbtablesOutput,
   masterSnatRule,
   podDnatRule,
@@ -316,4 +317,127 @@ Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transa
   const again = await eb.replaceAll(want, { obsolete: () => undefined });
   assert.deepEqual(again, { added: [], removed: [] });
   assert.equal(fake.restores.length - before.restores, 1);
+});
+
+Deno.test("EBTABLES_DIRS are the fixed system directories, in order", () => {
+  assert.deepEqual(EBTABLES_DIRS, ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
+});
+
+/** Writes a fake `name` into `dir` that logs its argv and env to `log`. */
+async function writeLoggingFake(
+  dir: string,
+  spec: { name: string; log: string; mode?: number },
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/${spec.name}`,
+    [
+      "#!/bin/sh",
+      `{ echo "RUN $0 $*"; env | sed 's/^/ENV /'; } >> '${spec.log}'`,
+      "cat > /dev/null",
+      "exit 0",
+      "",
+    ].join("\n"),
+    { mode: spec.mode ?? 0o755 },
+  );
+}
+
+Deno.test("Ebtables runs ebtables from its fixed directories with a clean environment under containerd's env and a scoped --allow-run", async () => {
+  // A child deno reproduces the plugin's situation: a parent environment
+  // with containerd's LD_LIBRARY_PATH and a PATH whose first directory has
+  // fake ebtables binaries, and --allow-run granting exactly the candidate
+  // paths (as the launcher does). Deno refuses to pass LD_* to a child
+  // unless --allow-run is unrestricted, so this cannot run in-process.
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-ebtables-" });
+  try {
+    const log = `${tmp}/ran.log`;
+    const names = ["ebtables", "ebtables-restore"];
+    for (const name of names) {
+      await writeLoggingFake(`${tmp}/evil`, { name, log });
+      await writeLoggingFake(`${tmp}/noexec`, { name, log, mode: 0o644 });
+      await writeLoggingFake(`${tmp}/sbin`, { name, log });
+      await writeLoggingFake(`${tmp}/bin`, { name, log });
+    }
+    const dirs = [
+      `${tmp}/missing`,
+      `${tmp}/noexec`,
+      `${tmp}/sbin`,
+      `${tmp}/bin`,
+    ];
+    const script = `${tmp}/main.ts`;
+    await Deno.writeTextFile(
+      script,
+      [
+        `import { arpReplyRedirectRule, Ebtables, masterSnatRule } from ${
+          JSON.stringify(new URL("./ebtables.ts", import.meta.url).href)
+        };`,
+        `const eb = new Ebtables({ searchDirs: ${JSON.stringify(dirs)} });`,
+        `await eb.exists(arpReplyRedirectRule("eth0"));`,
+        `await eb.ensureAll([masterSnatRule("eth0", "02:0a:0b:0c:0d:0e")]);`,
+        "",
+      ].join("\n"),
+    );
+    const grants = dirs.flatMap((d) => names.map((n) => `${d}/${n}`));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--no-prompt",
+        "--cached-only",
+        `--config=${new URL("../../../deno.json", import.meta.url).pathname}`,
+        `--allow-run=${grants.join(",")}`,
+        script,
+      ],
+      env: {
+        LD_LIBRARY_PATH: "/opt/containerd/lib:",
+        PATH: `${tmp}/evil:/usr/local/bin:/usr/bin:/bin`,
+        CNITEST_PARENT_ONLY: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const lines = (await Deno.readTextFile(log)).split("\n");
+    const runs = lines.filter((l) => l.startsWith("RUN "));
+    const check = arpReplyRedirectRule("eth0");
+    assert.deepEqual(runs, [
+      `RUN ${tmp}/sbin/ebtables -t nat --check PREROUTING ${
+        check.args.join(" ")
+      }`,
+      `RUN ${tmp}/sbin/ebtables -t nat -L`,
+      `RUN ${tmp}/sbin/ebtables-restore --noflush`,
+    ]);
+    const env = lines.filter((l) => l.startsWith("ENV "));
+    assert.ok(
+      env.includes("ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"),
+      env.join("\n"),
+    );
+    assert.deepEqual(
+      env.filter((l) => /^ENV (LD_|CNITEST_|PATH=.*evil)/.test(l)),
+      [],
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("Ebtables fails with code 104 naming the directories when no ebtables is in them", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-ebtables-" });
+  try {
+    const eb = new Ebtables({ searchDirs: [`${tmp}/a`, `${tmp}/b/`] });
+    await assert.rejects(eb.exists(arpReplyRedirectRule("eth0")), (err) => {
+      assert.ok(err instanceof Error);
+      assert.equal(err.name, "CniError");
+      assert.equal((err as { code?: number }).code, 104);
+      assert.match(err.message, /Cannot run "ebtables -t nat --check/);
+      assert.ok(err.cause instanceof Deno.errors.NotFound);
+      assert.equal(
+        err.cause.message,
+        `Cannot find "ebtables" in ${tmp}/a/ebtables, ${tmp}/b/ebtables (PATH is not searched)`,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
