@@ -19,6 +19,7 @@ import { getLogger } from "@logtape/logtape";
 import { parseCniArgs } from "./args.ts";
 import { decodeConfig, ID_PATTERN, parseNetConf } from "./config.ts";
 import { CniError, CODES, flattenCause } from "./errors.ts";
+import { redactSecrets } from "./redact.ts";
 import {
   type CmdArgs,
   type CniCommand,
@@ -147,8 +148,14 @@ function usage(info: PluginInfo): string {
   ].join("\n");
 }
 
+/** C0 control characters and DEL. */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/;
+
 /**
- * Validates `CNI_IFNAME` as the reference library does.
+ * Validates `CNI_IFNAME` as the reference library does, and also refuses
+ * `%` (the kernel would take `eth%d` as a name template and pick another
+ * name) and control characters.
  *
  * @param name The interface name.
  * @returns Why it is invalid, or undefined when valid.
@@ -159,6 +166,7 @@ function usage(info: PluginInfo): string {
  * import { ifNameProblem } from "./skel.ts";
  * assert.equal(ifNameProblem("eth0"), undefined);
  * assert.match(ifNameProblem("a/b") ?? "", /must not contain/);
+ * assert.match(ifNameProblem("eth%d") ?? "", /must not contain %/);
  * ```
  */
 export function ifNameProblem(name: string): string | undefined {
@@ -167,9 +175,20 @@ export function ifNameProblem(name: string): string | undefined {
     return "is longer than 15 bytes";
   }
   if (name === "." || name === "..") return "must not be . or ..";
+  if (CONTROL_CHARS.test(name)) return "must not contain control characters";
   if (/[/:\s]/.test(name)) {
     return "must not contain /, : or whitespace";
   }
+  if (name.includes("%")) {
+    return "must not contain % (the kernel takes it as a name template)";
+  }
+  return undefined;
+}
+
+/** Why a non-empty `CNI_NETNS` is invalid, or undefined when valid. */
+function netnsProblem(netns: string): string | undefined {
+  if (CONTROL_CHARS.test(netns)) return "must not contain control characters";
+  if (!netns.startsWith("/")) return "must be an absolute path";
   return undefined;
 }
 
@@ -210,6 +229,18 @@ function checkEnv(command: CniCommand, env: Readonly<Record<string, string>>) {
       );
     }
   }
+  // DEL may come with an empty CNI_NETNS (the netns is gone): only a given
+  // value is checked.
+  const netns = env.CNI_NETNS ?? "";
+  if (netns !== "") {
+    const problem = netnsProblem(netns);
+    if (problem !== undefined) {
+      throw new CniError(
+        CODES.invalidEnvironment,
+        `Invalid CNI_NETNS ${JSON.stringify(netns)}: ${problem}`,
+      );
+    }
+  }
 }
 
 function toCniError(err: unknown): CniError {
@@ -222,6 +253,17 @@ function toCniError(err: unknown): CniError {
     cause: err,
     details: details === msg ? "" : details,
   });
+}
+
+/**
+ * The error as printed: `msg` and `details` without URL credentials or query
+ * values (the error object ends up in kubelet events), whoever built it.
+ */
+function redacted(err: CniError): CniError {
+  const msg = redactSecrets(err.message);
+  const details = redactSecrets(err.details ?? "");
+  if (msg === err.message && details === (err.details ?? "")) return err;
+  return new CniError(err.code, msg, { details });
 }
 
 /** The state of one invocation, for the error object and the log line. */
@@ -396,7 +438,7 @@ export async function runPlugin(
   try {
     text = await dispatch(handlers, env, stdin, inv);
   } catch (err) {
-    failure = toCniError(err);
+    failure = redacted(toCniError(err));
     const version = inv.version !== "" ? inv.version : guessVersion(
       inv.stdin ?? (stdin instanceof Uint8Array ? stdin : undefined),
     );

@@ -260,6 +260,41 @@ Deno.test("runPlugin() maps every failure to one error document", async (t) => {
       /must not contain/,
     ],
     [
+      "ifname with % (a kernel name template)",
+      env({ CNI_IFNAME: "eth%d" }),
+      CONF,
+      4,
+      /Invalid CNI_IFNAME "eth%d": must not contain %/,
+    ],
+    [
+      "ifname with a control character",
+      env({ CNI_IFNAME: "eth\x010" }),
+      CONF,
+      4,
+      /Invalid CNI_IFNAME "eth\\u00010": must not contain control/,
+    ],
+    [
+      "relative netns",
+      env({ CNI_NETNS: "run/netns/x" }),
+      CONF,
+      4,
+      /Invalid CNI_NETNS "run\/netns\/x": must be an absolute path/,
+    ],
+    [
+      "netns with a newline",
+      env({ CNI_NETNS: "/run/netns/x\nINFO forged line" }),
+      CONF,
+      4,
+      /Invalid CNI_NETNS "\/run\/netns\/x\\nINFO forged line": must not contain control/,
+    ],
+    [
+      "netns with DEL (0x7f)",
+      env({ CNI_COMMAND: "DEL", CNI_NETNS: "/run/netns/x\x7f" }),
+      CONF,
+      4,
+      /Invalid CNI_NETNS "\/run\/netns\/x\x7f": must not contain control/,
+    ],
+    [
       "GC without CNI_PATH",
       { CNI_COMMAND: "GC" },
       { ...CONF, cniVersion: "1.1.0" },
@@ -310,6 +345,14 @@ Deno.test("runPlugin() maps every failure to one error document", async (t) => {
       assert.match(String(out.details), /plugin supports 0\.1\.0, .*1\.1\.0/);
     },
   );
+  await t.step("DEL with an empty CNI_NETNS still runs", async () => {
+    for (const netns of ["", undefined]) {
+      const r = await run(env({ CNI_COMMAND: "DEL", CNI_NETNS: netns }));
+      assert.equal(r.code, 0, r.stdout.join(""));
+      assert.equal(r.calls.length, 1);
+      assert.equal(r.calls[0]?.netns, "");
+    }
+  });
   await t.step("DEL tolerates unknown CNI_ARGS keys", async () => {
     const r = await run(env({ CNI_COMMAND: "DEL", CNI_ARGS: "FOO=1" }));
     assert.equal(r.code, 0);
@@ -382,6 +425,65 @@ Deno.test("runPlugin() passes a CniError through and wraps others as 999", async
     });
     assert.equal(r.code, 1);
     assert.match(String(doc(r).msg), /no valid IP addresses/);
+  });
+});
+
+Deno.test("runPlugin() prints no URL credentials or query values", async (t) => {
+  const url = "http://user:pw@h/p?sig=xyz";
+  const handlers: [string, () => Promise<Result>][] = [
+    [
+      "CniError msg and details",
+      () =>
+        Promise.reject(
+          new CniError(11, `Cannot get "${url}": HTTP 503`, {
+            details: `fetch ${url} failed`,
+          }),
+        ),
+    ],
+    [
+      "CniError with a cause",
+      () =>
+        Promise.reject(
+          new CniError(101, `Cannot get the host's addresses from "${url}"`, {
+            cause: new Error(`GET ${url}: 403`),
+          }),
+        ),
+    ],
+    [
+      "other exception (999)",
+      () =>
+        Promise.reject(
+          new Error(`Cannot get "${url}"`, { cause: new Error(url) }),
+        ),
+    ],
+  ];
+  for (const [name, cmdAdd] of handlers) {
+    await t.step(name, async () => {
+      const r = await run(ENV, CONF, { handlers: { cmdAdd } });
+      assert.equal(r.code, 1);
+      const text = r.stdout[0] ?? "";
+      assert.ok(!text.includes("pw"), text);
+      assert.ok(!text.includes("xyz"), text);
+      const out = doc(r);
+      assert.match(String(out.msg), /http:\/\/REDACTED@h\/p\?sig=REDACTED/);
+      assert.match(String(out.details), /http:\/\/REDACTED@h\/p\?sig=REDACTED/);
+    });
+  }
+  await t.step("an error without a URL is printed as is", async () => {
+    const r = await run(ENV, CONF, {
+      handlers: {
+        cmdAdd: () =>
+          Promise.reject(
+            new CniError(100, "No free address", { details: "x" }),
+          ),
+      },
+    });
+    assert.deepEqual(doc(r), {
+      cniVersion: "1.0.0",
+      code: 100,
+      msg: "No free address",
+      details: "x",
+    });
   });
 });
 
