@@ -5,6 +5,15 @@
  * as an error object, which is re-thrown as a {@link CniError} with the
  * delegate's code.
  *
+ * "The same environment" has one exception: the dynamic linker's variables
+ * (`LD_*`, and `DYLD_*`, their macOS spelling) are dropped. containerd 1.6
+ * passes `LD_LIBRARY_PATH=/opt/containerd/lib:` to every plugin; Deno
+ * refuses to spawn a child with such a variable unless `--allow-run` is
+ * unrestricted (our launcher scopes it), and they would let a runtime's
+ * library directory, or the current directory (the trailing `:`), choose
+ * the delegate's libraries. Every other variable (`CNI_*`, `PATH`, our
+ * `AZURE_VNET_*` overrides) is passed on unchanged, whatever its size.
+ *
  * @module
  */
 import { CniError, CODES, PLUGIN_CODES } from "./errors.ts";
@@ -35,7 +44,10 @@ export type PluginExec = (
 export interface ExecPluginOptions {
   /** The caller's invocation: env, stdin and path default to it. */
   args?: CmdArgs;
-  /** The environment (default `args.env`); `CNI_COMMAND` is overridden. */
+  /**
+   * The environment (default `args.env`); `CNI_COMMAND` is overridden and
+   * `LD_*`/`DYLD_*` variables are dropped.
+   */
   env?: Readonly<Record<string, string>>;
   /** The complete config (default `args.stdin`). */
   stdin?: Uint8Array;
@@ -138,6 +150,23 @@ export async function findPlugin(
   );
 }
 
+/** True for the dynamic linker's variables, which a delegate does not get. */
+function isLoaderVariable(name: string): boolean {
+  return name.startsWith("LD_") || name.startsWith("DYLD_");
+}
+
+function delegateEnv(
+  env: Readonly<Record<string, string>>,
+  command: CniCommand,
+): Record<string, string> {
+  // fromEntries defines own properties, even for a variable "__proto__".
+  const out: Record<string, string> = Object.fromEntries(
+    Object.entries(env).filter(([name]) => !isLoaderVariable(name)),
+  );
+  out.CNI_COMMAND = command;
+  return out;
+}
+
 function decodeJson(bytes: Uint8Array): unknown {
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") return undefined;
@@ -148,8 +177,9 @@ function decodeJson(bytes: Uint8Array): unknown {
  * Runs a delegated plugin and decodes its answer.
  *
  * The child gets exactly the given environment (no other inherited
- * variable) with `CNI_COMMAND` set to `command`, and the config bytes on
- * stdin. Its stderr is passed through as it arrives.
+ * variable) without its `LD_*`/`DYLD_*` variables and with `CNI_COMMAND`
+ * set to `command`, and the config bytes on stdin. Its stderr is passed
+ * through as it arrives.
  *
  * @param type The plugin type, searched on the path.
  * @param command The CNI command to run.
@@ -181,7 +211,7 @@ export async function execPlugin(
     (baseEnv.CNI_PATH ?? "").split(":");
   const binary = await findPlugin(type, path);
   const exec = options.exec ?? makeDefaultExec(options.stderr ?? passStderr);
-  const env = { ...baseEnv, CNI_COMMAND: command };
+  const env = delegateEnv(baseEnv, command);
   let out: ExecOutput;
   try {
     out = await exec(binary, {

@@ -185,3 +185,56 @@ Deno.test("findPlugin() names the type and CNI_PATH when missing", async () => {
   });
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("execPlugin() drops LD_* and DYLD_* from the delegate's env and keeps the rest", async () => {
+  const seen: { env: Record<string, string> }[] = [];
+  await delegateCommand("sh", "DEL", {
+    env: {
+      LD_LIBRARY_PATH: "/opt/containerd/lib:",
+      LD_PRELOAD: "/nonexistent/libx.so",
+      LD_AUDIT: "x",
+      DYLD_INSERT_LIBRARIES: "x",
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "c",
+      CNI_NETNS: "/var/run/netns/x",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/containerd/bin:/bin",
+      PATH: "/opt/containerd/bin:/usr/bin",
+      OLD_LD_PRELOAD: "kept: not a loader variable",
+      ld_preload: "kept: names are case-sensitive",
+    },
+    stdin: STDIN,
+    path: ["/bin"],
+    exec: fakeExec(0, "", seen),
+  });
+  assert.deepEqual(seen[0]?.env, {
+    CNI_COMMAND: "DEL",
+    CNI_CONTAINERID: "c",
+    CNI_NETNS: "/var/run/netns/x",
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/opt/containerd/bin:/bin",
+    PATH: "/opt/containerd/bin:/usr/bin",
+    OLD_LD_PRELOAD: "kept: not a loader variable",
+    ld_preload: "kept: names are case-sensitive",
+  });
+});
+
+Deno.test({
+  name:
+    "delegateCommand() runs a delegate under containerd's LD_LIBRARY_PATH with --allow-run scoped to it",
+  // Deno refuses to pass LD_* to a child unless --allow-run is unrestricted:
+  // the narrow grant is the launcher's situation.
+  permissions: { read: ["/usr/bin"], run: ["/usr/bin/true"] },
+  async fn() {
+    await delegateCommand("true", "DEL", {
+      env: {
+        LD_LIBRARY_PATH: "/opt/containerd/lib:",
+        LD_PRELOAD: "/nonexistent/libcnitest.so",
+        CNI_CONTAINERID: "c",
+      },
+      stdin: STDIN,
+      path: ["/usr/bin"],
+      stderr: () => {},
+    });
+  },
+});
