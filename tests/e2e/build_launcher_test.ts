@@ -155,6 +155,40 @@ Deno.test("build produces scoped, pre-warmed launchers when denort is unavailabl
     );
 
     await t.step(
+      "with containerd's env and a hostile PATH, azure-vnet starts without LD_* and may run only the system ebtables",
+      async () => {
+        // containerd 1.6 (opt plugin) passes LD_LIBRARY_PATH and puts
+        // /opt/containerd/bin first on PATH; here a directory of fakes is
+        // first. A grant by name would be resolved through that PATH.
+        const evil = `${tmp}/evil-bin`;
+        await Deno.mkdir(evil);
+        for (const name of ["ebtables", "ebtables-restore"]) {
+          await Deno.writeTextFile(`${evil}/${name}`, "#!/bin/sh\nexit 0\n", {
+            mode: 0o755,
+          });
+        }
+        const p = await probe(`${dist}/azure-vnet`, {
+          PATH: `${evil}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin`,
+          LD_LIBRARY_PATH: "/opt/containerd/lib:",
+          LD_PRELOAD: `${tmp}/missing/libcnitest.so`,
+          FIXTURE_RUN:
+            `${evil}/ebtables:${evil}/ebtables-restore:ebtables:/usr/sbin/ebtables:/usr/sbin/ebtables-restore`,
+        });
+        assert.deepEqual(p.env.filter((v) => v.startsWith("LD_")), []);
+        // The fakes are denied, by path or by a name PATH resolves to them;
+        // the system's ebtables runs (the fixture inherits its env, which
+        // LD_* would make Deno refuse).
+        assert.deepEqual(p.run, [
+          "NotCapable",
+          "NotCapable",
+          "NotCapable",
+          "ok",
+          "ok",
+        ]);
+      },
+    );
+
+    await t.step(
       "Deno denies /proc and /sys to scoped flags; --allow-all grants them",
       async () => {
         // Deno 2.9.6 requires --allow-all for Deno.* file APIs on /proc/* and

@@ -11,6 +11,52 @@ import {
   type TargetPermissions,
 } from "./targets.ts";
 
+/**
+ * The glibc dynamic linker's environment variables (ld.so(8), glibc 2.36),
+ * which the launcher unsets before it execs deno.
+ *
+ * A runtime's environment reaches every plugin: containerd 1.6 passes
+ * `LD_LIBRARY_PATH=/opt/containerd/lib:`, which would make deno's own
+ * libraries and libnl (dlopen'd by soname) come from `/opt/containerd/lib`
+ * or, through the trailing `:`, the current directory, first. Others break
+ * the plugin outright (`LD_TRACE_LOADED_OBJECTS` makes deno print its
+ * libraries and exit; `LD_DEBUG` floods stderr). The plugin's libraries are
+ * the system's (`VNET_LIBNL_PATH` names another libnl on purpose). The
+ * shell running the launcher has been loaded with them already; nothing
+ * after it is. Unsetting costs nothing (a builtin).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LOADER_VARIABLES } from "./launcher.ts";
+ * assert.ok(LOADER_VARIABLES.includes("LD_LIBRARY_PATH"));
+ * assert.ok(LOADER_VARIABLES.every((v) => v.startsWith("LD_")));
+ * ```
+ */
+export const LOADER_VARIABLES: readonly string[] = [
+  "LD_ASSUME_KERNEL",
+  "LD_AUDIT",
+  "LD_BIND_NOT",
+  "LD_BIND_NOW",
+  "LD_DEBUG",
+  "LD_DEBUG_OUTPUT",
+  "LD_DYNAMIC_WEAK",
+  "LD_HWCAP_MASK",
+  "LD_LIBRARY_PATH",
+  "LD_ORIGIN_PATH",
+  "LD_POINTER_GUARD",
+  "LD_PREFER_MAP_32BIT_EXEC",
+  "LD_PRELOAD",
+  "LD_PROFILE",
+  "LD_PROFILE_OUTPUT",
+  "LD_SHOW_AUXV",
+  "LD_TRACE_LOADED_OBJECTS",
+  "LD_TRACE_PRELINKING",
+  "LD_USE_LOAD_BIAS",
+  "LD_VERBOSE",
+  "LD_WARN",
+];
+
 /** Quotes a string for a POSIX shell (single quotes). */
 export function shQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
@@ -32,15 +78,18 @@ export interface LauncherSpec {
  * Renders the launcher script for one plugin.
  *
  * The script sets a default `PATH` (a runtime may run DEL with a reduced
- * environment), pins `DENO_DIR`, scopes `--allow-read`/`--allow-write` to
- * `${AZURE_VNET_STATE_DIR:-/var/run}`, `${AZURE_VNET_LOG_DIR:-/var/log}` and
- * the target's fixed paths, and, for a plugin that execs IPAM delegates,
- * grants `--allow-run` on exactly the executables in the `CNI_PATH`
- * directories (plus `ebtables`) and read access to those directories. The
- * bundle is found next to the launcher (`${0%/*}`).
+ * environment), unsets the dynamic linker's variables
+ * ({@link LOADER_VARIABLES}), pins `DENO_DIR`, scopes
+ * `--allow-read`/`--allow-write` to `${AZURE_VNET_STATE_DIR:-/var/run}`,
+ * `${AZURE_VNET_LOG_DIR:-/var/log}` and the target's fixed paths, grants
+ * `--allow-run` on the target's programs by absolute path (never through
+ * `PATH`) and, for a plugin that execs IPAM delegates, on exactly the
+ * executables in the `CNI_PATH` directories, with read access to those
+ * directories. The bundle is found next to the launcher (`${0%/*}`).
  *
  * @param spec The bundle name, deno path, `DENO_DIR` and permissions.
  * @returns The script text.
+ * @throws {TypeError} When a program to run is not an absolute path.
  *
  * @example Usage
  * ```ts
@@ -60,10 +109,22 @@ export interface LauncherSpec {
  */
 export function renderLauncher(spec: LauncherSpec): string {
   const p = spec.permissions;
+  assertAbsoluteRun(p);
   const flags: string[] = [];
   if (p.all === true) flags.push("--allow-all");
   else flags.push(...scopedLauncherFlags(p));
   return renderScript(spec, flags);
+}
+
+function assertAbsoluteRun(p: TargetPermissions): void {
+  const bare = p.run.filter((x) => !x.startsWith("/"));
+  if (bare.length > 0) {
+    throw new TypeError(
+      `Cannot grant --allow-run on ${
+        JSON.stringify(bare)
+      }: programs must be absolute paths (a name is resolved through PATH)`,
+    );
+  }
 }
 
 function scopedLauncherFlags(p: TargetPermissions): string[] {
@@ -78,6 +139,18 @@ function scopedLauncherFlags(p: TargetPermissions): string[] {
   if (p.run.length > 0 || p.delegates) flags.push(`--allow-run="$run"`);
   if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);
   return flags;
+}
+
+/** `unset A B \` lines, five names each. */
+function unsetLines(names: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < names.length; i += 5) {
+    lines.push(`  ${names.slice(i, i + 5).join(" ")}`);
+  }
+  return [
+    "unset \\",
+    ...lines.map((l, i) => i < lines.length - 1 ? `${l} \\` : l),
+  ];
 }
 
 function renderScript(spec: LauncherSpec, flags: string[]): string {
@@ -104,6 +177,9 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
     "# to this script with the pinned deno and only the permissions it needs.",
     ': "${PATH:=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"',
     "export PATH",
+    "# The runtime's dynamic-linker variables (containerd: LD_LIBRARY_PATH=",
+    "# /opt/containerd/lib:) must not pick deno's or libnl's libraries.",
+    ...unsetLines(LOADER_VARIABLES),
     `DENO_DIR=${shQuote(spec.denoDir)}`,
     "export DENO_DIR",
     "DENO_NO_UPDATE_CHECK=1",
@@ -128,6 +204,7 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
  *
  * @param p The target's permissions.
  * @returns The flags, with the default state and log directories.
+ * @throws {TypeError} When a program to run is not an absolute path.
  *
  * @example Usage
  * ```ts
@@ -143,6 +220,7 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
  */
 export function compileFlags(p: TargetPermissions): string[] {
   if (p.all === true) return ["--allow-all"];
+  assertAbsoluteRun(p);
   const base = [DEFAULT_STATE_DIR, DEFAULT_LOG_DIR];
   const flags: string[] = [];
   if (p.ffi) flags.push("--allow-ffi");

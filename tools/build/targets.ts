@@ -18,6 +18,35 @@ export const NET_ALLOW: readonly string[] = [
   "127.0.0.1",
 ];
 
+/**
+ * The directories azure-vnet runs `ebtables` and `ebtables-restore` from,
+ * in order (`EBTABLES_DIRS` of `cni/plugins/azure-vnet/ebtables.ts`; a test
+ * keeps the two equal). Never `PATH`.
+ */
+export const EBTABLES_DIRS: readonly string[] = [
+  "/usr/sbin",
+  "/sbin",
+  "/usr/bin",
+  "/bin",
+];
+
+/**
+ * Every path azure-vnet may run ebtables from: each program in each of
+ * {@link EBTABLES_DIRS}, whether it exists or not (Deno accepts a grant of
+ * a missing path), so the first one present is always granted.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EBTABLES_RUN } from "./targets.ts";
+ * assert.equal(EBTABLES_RUN[0], "/usr/sbin/ebtables");
+ * assert.ok(EBTABLES_RUN.every((p) => p.startsWith("/")));
+ * ```
+ */
+export const EBTABLES_RUN: readonly string[] = EBTABLES_DIRS.flatMap((d) =>
+  ["ebtables", "ebtables-restore"].map((name) => `${d}/${name}`)
+);
+
 /** The permissions one binary is granted. */
 export interface TargetPermissions {
   /** `--allow-ffi` (libnl). */
@@ -33,7 +62,11 @@ export interface TargetPermissions {
    * `osUptime` (its boot detection).
    */
   sys: readonly string[];
-  /** Programs it may run by name (`ebtables`, `ebtables-restore`). */
+  /**
+   * Programs it may run, by absolute path ({@link EBTABLES_RUN}). Never a
+   * bare name: Deno resolves a name through the `PATH` it starts with, and
+   * the runtime chooses that (containerd puts `/opt/containerd/bin` first).
+   */
   run: readonly string[];
   /**
    * May exec delegate plugins found in `CNI_PATH`. The launcher lists the
@@ -73,7 +106,7 @@ export const TARGETS: readonly BuildTarget[] = [
       read: ["/var/run/netns", "/run/netns"],
       write: ["/var/run/netns", "/run/netns"],
       sys: ["networkInterfaces", "osUptime"],
-      run: ["ebtables", "ebtables-restore"],
+      run: EBTABLES_RUN,
       delegates: true,
     },
   },

@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { EBTABLES_DIRS as PLUGIN_EBTABLES_DIRS } from "../../cni/plugins/azure-vnet/ebtables.ts";
+import { compileFlags, LOADER_VARIABLES, renderLauncher } from "./launcher.ts";
+import {
+  EBTABLES_DIRS,
+  EBTABLES_RUN,
+  type TargetPermissions,
+  TARGETS,
+} from "./targets.ts";
+
+const AZURE_VNET = TARGETS.find((t) => t.name === "azure-vnet");
+
+Deno.test("TARGETS grant azure-vnet exactly the ebtables paths the plugin runs", () => {
+  assert.deepEqual(EBTABLES_DIRS, PLUGIN_EBTABLES_DIRS);
+  assert.deepEqual(AZURE_VNET?.permissions.run, EBTABLES_RUN);
+  assert.deepEqual(EBTABLES_RUN, [
+    "/usr/sbin/ebtables",
+    "/usr/sbin/ebtables-restore",
+    "/sbin/ebtables",
+    "/sbin/ebtables-restore",
+    "/usr/bin/ebtables",
+    "/usr/bin/ebtables-restore",
+    "/bin/ebtables",
+    "/bin/ebtables-restore",
+  ]);
+  for (const t of TARGETS) {
+    assert.deepEqual(t.permissions.run.filter((p) => !p.startsWith("/")), []);
+  }
+});
+
+Deno.test("renderLauncher() and compileFlags() refuse a program given by name", () => {
+  const permissions: TargetPermissions = {
+    ffi: false,
+    net: false,
+    read: [],
+    write: [],
+    sys: [],
+    run: ["/usr/sbin/ebtables", "ebtables"],
+    delegates: false,
+  };
+  const matcher = {
+    name: "TypeError",
+    message: /Cannot grant --allow-run on \["ebtables"\]: .*absolute paths/,
+  };
+  assert.throws(
+    () =>
+      renderLauncher({
+        bundleName: "x.js",
+        denoPath: "/usr/bin/deno",
+        denoDir: "/var/lib/x",
+        permissions,
+      }),
+    matcher,
+  );
+  assert.throws(() => compileFlags(permissions), matcher);
+  assert.ok(
+    compileFlags({ ...permissions, run: ["/usr/sbin/ebtables"] }).includes(
+      "--allow-run=/usr/sbin/ebtables",
+    ),
+  );
+});
+
+Deno.test("the azure-vnet launcher unsets LD_* and grants ebtables by absolute path whatever PATH says", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
+  try {
+    // A stand-in deno that prints its arguments and environment.
+    const fakeDeno = `${tmp}/deno`;
+    await Deno.writeTextFile(
+      fakeDeno,
+      '#!/bin/sh\nfor a in "$@"; do echo "ARG $a"; done\n/usr/bin/env\n',
+      { mode: 0o755 },
+    );
+    const permissions = AZURE_VNET?.permissions;
+    assert.ok(permissions !== undefined);
+    const launcher = `${tmp}/azure-vnet`;
+    await Deno.writeTextFile(
+      launcher,
+      renderLauncher({
+        bundleName: "azure-vnet.js",
+        denoPath: fakeDeno,
+        denoDir: `${tmp}/deno-dir`,
+        permissions,
+      }),
+      { mode: 0o755 },
+    );
+    for (const dir of ["evil", "cni"]) await Deno.mkdir(`${tmp}/${dir}`);
+    for (const f of ["evil/ebtables", "evil/ebtables-restore", "cni/ipam"]) {
+      await Deno.writeTextFile(`${tmp}/${f}`, "#!/bin/sh\n", { mode: 0o755 });
+    }
+    const out = await new Deno.Command("/bin/sh", {
+      args: [launcher],
+      clearEnv: true,
+      env: {
+        PATH: `${tmp}/evil:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin`,
+        LD_LIBRARY_PATH: "/opt/containerd/lib:",
+        LD_PRELOAD: `${tmp}/missing/libcnitest.so`,
+        LD_BIND_NOW: "1",
+        CNI_PATH: `${tmp}/cni`,
+        CNI_COMMAND: "VERSION",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const lines = new TextDecoder().decode(out.stdout).split("\n");
+    const args = lines.filter((l) => l.startsWith("ARG ")).map((l) =>
+      l.slice(4)
+    );
+    const env = lines.filter((l) => !l.startsWith("ARG ") && l !== "");
+    assert.deepEqual(env.filter((l) => l.startsWith("LD_")), []);
+    assert.ok(env.includes("CNI_COMMAND=VERSION"), env.join("\n"));
+    assert.ok(env.includes(`CNI_PATH=${tmp}/cni`), env.join("\n"));
+    const run = args.find((a) => a.startsWith("--allow-run="));
+    assert.equal(
+      run,
+      `--allow-run=${[...EBTABLES_RUN, `${tmp}/cni/ipam`].join(",")}`,
+    );
+    for (const name of LOADER_VARIABLES) {
+      assert.match(name, /^LD_[A-Z0-9_]+$/);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
