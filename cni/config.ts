@@ -119,8 +119,41 @@ export function describeIssues(
     if (issue.code === "invalid_format") {
       return `${field} ${JSON.stringify(found)} ${issue.message}`;
     }
+    if (issue.code === "invalid_value" && found === undefined) {
+      return `${field} is missing`;
+    }
+    if (issue.code === "invalid_value") {
+      // zod/mini carries no locale: its own message is "Invalid input".
+      return `${field} must be ${issue.values.length === 1 ? "" : "one of "}${
+        issue.values.map((v) => JSON.stringify(v)).join(", ")
+      }, found ${JSON.stringify(found) ?? describeType(found)}`;
+    }
+    if (issue.code === "invalid_union") {
+      const types = unionTypes(issue.errors);
+      if (types !== undefined) {
+        return `${field} must be ${types.join(" or ")}, found ${
+          describeType(found)
+        }`;
+      }
+    }
     return `${field} ${issue.message}`;
   }).join("; ");
+}
+
+/** The types a union of plain types expects (`a string`, `a number`). */
+function unionTypes(
+  errors: readonly (readonly z.core.$ZodIssue[])[],
+): string[] | undefined {
+  const out: string[] = [];
+  for (const branch of errors) {
+    const issue = branch[0];
+    if (
+      branch.length !== 1 || issue === undefined ||
+      issue.code !== "invalid_type" || issue.path.length > 0
+    ) return undefined;
+    out.push(`a ${issue.expected}`);
+  }
+  return out.length === 0 ? undefined : out;
 }
 
 /**

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeConfig, gcAttachments, parseNetConf } from "./config.ts";
+import * as z from "zod/mini";
+import {
+  decodeConfig,
+  describeIssues,
+  gcAttachments,
+  parseNetConf,
+} from "./config.ts";
 
 function enc(o: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(o));
@@ -103,6 +109,32 @@ Deno.test("decodeConfig() gives code 6 for undecodable input", () => {
       name: "CniError",
       code: 6,
       message: /Cannot decode network config: invalid JSON/,
+    });
+  }
+});
+
+Deno.test('describeIssues() spells out zod/mini\'s bare "Invalid input"', async (t) => {
+  const schema = z.object({
+    mode: z.optional(z.enum(["bridge", "tunnel"])),
+    level: z.optional(z.literal("x")),
+    interval: z.optional(z.union([z.string(), z.number()])),
+  });
+  const cases: [Record<string, unknown>, string][] = [
+    [
+      { mode: "mars" },
+      'field "mode" must be one of "bridge", "tunnel", found "mars"',
+    ],
+    [{ level: "y" }, 'field "level" must be "x", found "y"'],
+    [
+      { interval: true },
+      'field "interval" must be a string or a number, found a boolean',
+    ],
+  ];
+  for (const [input, message] of cases) {
+    await t.step(message, () => {
+      const r = schema.safeParse(input);
+      assert.ok(!r.success);
+      assert.equal(describeIssues(r.error, input), message);
     });
   }
 });

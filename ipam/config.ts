@@ -5,7 +5,7 @@
  * @module
  */
 import * as z from "zod/mini";
-import { CniError, CODES } from "@vnet/cni";
+import { CniError, CODES, describeIssues, redactSecrets } from "@vnet/cni";
 import type { Dns, NetConf } from "@vnet/cni";
 import { IMDS_URL, NMAGENT_URL } from "@vnet/azure";
 import type { HostInterface } from "@vnet/azure";
@@ -80,12 +80,115 @@ const ipamSchema = z.object({
   interfaces: z.optional(z.array(interfaceSchema)),
 });
 
-function invalid(msg: string, cause?: unknown): CniError {
+/** The `ipam` section inside the whole config, so issue paths start with `ipam`. */
+const confSchema = z.looseObject({ ipam: ipamSchema });
+
+type IpamInput = z.infer<typeof ipamSchema>;
+
+function invalid(problems: readonly string[]): CniError {
   return new CniError(
     CODES.invalidConfig,
-    `Invalid ipam config: ${msg}`,
-    cause === undefined ? {} : { cause },
+    `Invalid ipam config: ${problems.join("; ")}`,
   );
+}
+
+/** Why `value` is no usable source URL, or undefined when it is one. */
+function urlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "is no URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return `must be an http or https URL, not "${url.protocol}"`;
+  }
+  if (url.hostname === "") return "has no host";
+  return undefined;
+}
+
+/** A field and its quoted value for messages, URL secrets removed. */
+function quoted(field: string, value: unknown): string {
+  return `field "${field}" ${redactSecrets(JSON.stringify(value) ?? "")}`;
+}
+
+/** The seconds in `ipam.queryInterval`/`ipam.queryTimeout`, or NaN. */
+function seconds(value: string | number): number {
+  if (typeof value === "string" && value.trim() === "") return Number.NaN;
+  return Number(value);
+}
+
+/**
+ * Every problem of a section that has the right shape: URLs, durations,
+ * addresses and what the static source needs.
+ */
+function ipamProblems(ipam: IpamInput): string[] {
+  const problems: string[] = [];
+  for (
+    const [k, v] of [["queryUrl", ipam.queryUrl], ["imdsUrl", ipam.imdsUrl]]
+  ) {
+    const problem = v === undefined || v === "" ? undefined : urlProblem(v);
+    if (problem !== undefined) {
+      problems.push(`${quoted(`ipam.${k}`, v)} ${problem}`);
+    }
+  }
+  if (ipam.queryInterval !== undefined) {
+    const s = seconds(ipam.queryInterval);
+    if (!Number.isFinite(s) || s < 0) {
+      problems.push(
+        `${
+          quoted("ipam.queryInterval", ipam.queryInterval)
+        } must be seconds >= 0`,
+      );
+    }
+  }
+  if (ipam.queryTimeout !== undefined) {
+    const s = seconds(ipam.queryTimeout);
+    if (!Number.isFinite(s) || s <= 0 || s > 300) {
+      problems.push(
+        `${
+          quoted("ipam.queryTimeout", ipam.queryTimeout)
+        } must be seconds in (0, 300]`,
+      );
+    }
+  }
+  if (ipam.subnet !== undefined && ipam.subnet !== "") {
+    try {
+      parseCidr(ipam.subnet);
+    } catch {
+      problems.push(`${quoted("ipam.subnet", ipam.subnet)} is no IPv4 CIDR`);
+    }
+  }
+  for (
+    const [k, v] of [["ipAddress", ipam.ipAddress], [
+      "primaryIp",
+      ipam.primaryIp,
+    ]]
+  ) {
+    if (v !== undefined && v !== "" && !isIpv4(v.replace(/\/\d+$/, ""))) {
+      problems.push(`${quoted(`ipam.${k}`, v)} is no IPv4 address`);
+    }
+  }
+  if (ipam.environment === "static") {
+    if (ipam.interfaces !== undefined) {
+      ipam.interfaces.forEach((nic, i) => {
+        try {
+          normalizeMac(nic.macAddress);
+        } catch {
+          problems.push(
+            `${
+              quoted(`ipam.interfaces.${i}.macAddress`, nic.macAddress)
+            } is no MAC`,
+          );
+        }
+      });
+    } else if (!ipam.subnet || ipam.addresses === undefined) {
+      problems.push(
+        `environment "static" needs "ipam.subnet" and "ipam.addresses", or "ipam.interfaces"`,
+      );
+    }
+  }
+  return problems;
 }
 
 /** The DNS object without empty fields, or undefined when nothing is left. */
@@ -103,9 +206,14 @@ function cleanDns(dns: Record<string, unknown> | undefined): Dns | undefined {
 /**
  * Validates the `ipam` section (plus top-level `master` and `dns`).
  *
+ * Every invalid field is reported, in one error: the shape (types, the
+ * `environment` names), `queryUrl` and `imdsUrl` (http or https URLs with a
+ * host), the durations, the addresses and what `static` needs. URL
+ * credentials and query values are redacted in the message.
+ *
  * @param conf The complete network config the plugin received.
  * @returns The IPAM config with defaults applied.
- * @throws {CniError} Code 7 naming the bad field.
+ * @throws {CniError} Code 7 naming each bad field and what is wrong.
  *
  * @example Usage
  * ```ts
@@ -117,60 +225,42 @@ function cleanDns(dns: Record<string, unknown> | undefined): Dns | undefined {
  * });
  * assert.equal(c.environment, "azure");
  * assert.equal(c.queryIntervalMs, 30_000);
+ * assert.throws(
+ *   () => parseIpamConfig({
+ *     cniVersion: "1.0.0", name: "azure", type: "azure-vnet",
+ *     ipam: { type: "azure-vnet-ipam", queryUrl: "file:///etc/passwd", subnet: "x" },
+ *   }),
+ *   { name: "CniError", code: 7, message: /ipam\.queryUrl.*; .*ipam\.subnet/ },
+ * );
  * ```
  */
 export function parseIpamConfig(conf: NetConf): IpamConfig {
-  if (conf.ipam === undefined || typeof conf.ipam !== "object") {
-    throw invalid(`"ipam" is missing`);
+  if (
+    conf.ipam === undefined || typeof conf.ipam !== "object" ||
+    conf.ipam === null || Array.isArray(conf.ipam)
+  ) {
+    throw invalid([`"ipam" is missing`]);
   }
-  const parsed = ipamSchema.safeParse(conf.ipam);
+  const parsed = confSchema.safeParse(conf);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = ["ipam", ...(issue?.path ?? [])].join(".");
-    throw invalid(`"${where}": ${issue?.message ?? "invalid"}`);
+    // The fields of the right type are still checked, so that one error
+    // names every invalid field.
+    const ok = z.partial(ipamSchema).safeParse(
+      withoutBadFields(conf.ipam, parsed.error.issues),
+    );
+    throw invalid([
+      describeIssues(parsed.error, redactedInput(conf)),
+      ...(ok.success ? ipamProblems(ok.data as IpamInput) : []),
+    ]);
   }
-  const ipam = parsed.data;
+  const ipam = parsed.data.ipam;
+  const problems = ipamProblems(ipam);
+  if (problems.length > 0) throw invalid(problems);
   const environment = ipam.environment ?? "azure";
   const interval = ipam.queryInterval ?? DEFAULT_QUERY_INTERVAL_S;
-  const seconds = typeof interval === "number" ? interval : Number(interval);
-  if (
-    (typeof interval === "string" && interval.trim() === "") ||
-    !Number.isFinite(seconds) || seconds < 0
-  ) {
-    throw invalid(
-      `"ipam.queryInterval" must be seconds >= 0, got "${interval}"`,
-    );
-  }
-  let timeoutMs: number | undefined;
-  if (ipam.queryTimeout !== undefined) {
-    const t = Number(ipam.queryTimeout);
-    if (
-      String(ipam.queryTimeout).trim() === "" || !Number.isFinite(t) ||
-      t <= 0 || t > 300
-    ) {
-      throw invalid(
-        `"ipam.queryTimeout" must be seconds in (0, 300], got "${ipam.queryTimeout}"`,
-      );
-    }
-    timeoutMs = t * 1000;
-  }
-  if (ipam.subnet !== undefined && ipam.subnet !== "") {
-    try {
-      parseCidr(ipam.subnet);
-    } catch (err) {
-      throw invalid(`"ipam.subnet" is no IPv4 CIDR: "${ipam.subnet}"`, err);
-    }
-  }
-  for (
-    const [k, v] of [["ipAddress", ipam.ipAddress], [
-      "primaryIp",
-      ipam.primaryIp,
-    ]]
-  ) {
-    if (v !== undefined && v !== "" && !isIpv4(v.replace(/\/\d+$/, ""))) {
-      throw invalid(`"ipam.${k}" is no IPv4 address: "${v}"`);
-    }
-  }
+  const timeoutMs = ipam.queryTimeout === undefined
+    ? undefined
+    : seconds(ipam.queryTimeout) * 1000;
   const master = typeof conf.master === "string" && conf.master !== ""
     ? conf.master
     : undefined;
@@ -182,7 +272,7 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
     environment,
     queryUrl: ipam.queryUrl || NMAGENT_URL,
     imdsUrl: ipam.imdsUrl || IMDS_URL,
-    queryIntervalMs: seconds * 1000,
+    queryIntervalMs: seconds(interval) * 1000,
     ...(timeoutMs === undefined ? {} : { queryTimeoutMs: timeoutMs }),
     ...(ipam.subnet ? { subnet: ipam.subnet } : {}),
     ...(ipam.ipAddress ? { ipAddress: ipam.ipAddress } : {}),
@@ -193,40 +283,54 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
   };
 }
 
+/** The `ipam` section without the top-level fields zod found invalid. */
+function withoutBadFields(
+  ipam: object,
+  issues: readonly z.core.$ZodIssue[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...ipam };
+  for (const issue of issues) {
+    const key = issue.path[1];
+    if (issue.path[0] === "ipam" && key !== undefined) {
+      delete out[String(key)];
+    }
+  }
+  return out;
+}
+
+/** The config with URL secrets removed from every string (for messages). */
+function redactedInput(value: unknown): unknown {
+  if (typeof value === "string") return redactSecrets(value);
+  if (Array.isArray(value)) return value.map(redactedInput);
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, redactedInput(v)]),
+    );
+  }
+  return value;
+}
+
 function staticInterfaces(
   environment: IpamEnvironment,
-  ipam: z.infer<typeof ipamSchema>,
+  ipam: IpamInput,
 ): HostInterface[] {
   if (environment !== "static") return [];
   if (ipam.interfaces !== undefined) {
-    return ipam.interfaces.map((nic, i) => {
-      try {
-        normalizeMac(nic.macAddress);
-      } catch (err) {
-        throw invalid(
-          `"ipam.interfaces.${i}.macAddress" is no MAC: "${nic.macAddress}"`,
-          err,
-        );
-      }
-      return {
-        macAddress: nic.macAddress,
-        isPrimary: nic.isPrimary ?? false,
-        subnets: nic.subnets.map((s) => ({
-          prefix: s.prefix,
-          addresses: s.addresses.map((a) => ({
-            address: a.address,
-            isPrimary: a.isPrimary ?? false,
-          })),
+    return ipam.interfaces.map((nic) => ({
+      macAddress: nic.macAddress,
+      isPrimary: nic.isPrimary ?? false,
+      subnets: nic.subnets.map((s) => ({
+        prefix: s.prefix,
+        addresses: s.addresses.map((a) => ({
+          address: a.address,
+          isPrimary: a.isPrimary ?? false,
         })),
-      };
-    });
+      })),
+    }));
   }
-  if (!ipam.subnet || ipam.addresses === undefined) {
-    throw invalid(
-      `environment "static" needs "ipam.subnet" and "ipam.addresses", or "ipam.interfaces"`,
-    );
-  }
-  const addresses = ipam.addresses.map((address) => ({
+  // ipamProblems() made sure both are there.
+  const subnet = ipam.subnet ?? "";
+  const addresses = (ipam.addresses ?? []).map((address) => ({
     address,
     isPrimary: false,
   }));
@@ -236,6 +340,6 @@ function staticInterfaces(
   return [{
     macAddress: "*",
     isPrimary: true,
-    subnets: [{ prefix: ipam.subnet, addresses }],
+    subnets: [{ prefix: subnet, addresses }],
   }];
 }

@@ -63,3 +63,92 @@ Deno.test("parseIpamConfig() takes master and dns from the top level", () => {
   assert.equal(c.master, "eth1");
   assert.deepEqual(c.dns, { nameservers: ["1.1.1.1"] });
 });
+
+Deno.test("parseIpamConfig() accepts only http and https source URLs", async (t) => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [
+      { queryUrl: "file:///etc/passwd" },
+      /field "ipam\.queryUrl" "file:\/\/\/etc\/passwd" must be an http or https URL, not "file:"/,
+    ],
+    [
+      { queryUrl: "ftp://168.63.129.16/x" },
+      /field "ipam\.queryUrl" .* not "ftp:"/,
+    ],
+    [{ imdsUrl: "file:/x" }, /field "ipam\.imdsUrl" .* not "file:"/],
+    [{ imdsUrl: "169.254.169.254" }, /field "ipam\.imdsUrl" .* is no URL/],
+    [{ queryUrl: "http://" }, /field "ipam\.queryUrl" .* is no URL/],
+  ];
+  for (const [ipam, message] of bad) {
+    await t.step(`rejects ${JSON.stringify(ipam)}`, () => {
+      assert.throws(() => parseIpamConfig(conf(ipam)), {
+        name: "CniError",
+        code: 7,
+        message,
+      });
+    });
+  }
+  await t.step("keeps http and https URLs", () => {
+    const c = parseIpamConfig(conf({
+      queryUrl: "https://10.0.0.1:8443/machine?comp=nmagent",
+      imdsUrl: "http://127.0.0.1:8080",
+    }));
+    assert.equal(c.queryUrl, "https://10.0.0.1:8443/machine?comp=nmagent");
+    assert.equal(c.imdsUrl, "http://127.0.0.1:8080");
+  });
+});
+
+Deno.test("parseIpamConfig() names every invalid field in one error", async (t) => {
+  await t.step("two invalid URLs", () => {
+    assert.throws(
+      () =>
+        parseIpamConfig(
+          conf({ queryUrl: "file:///etc/passwd", imdsUrl: "ftp://h/" }),
+        ),
+      {
+        name: "CniError",
+        code: 7,
+        message: /"ipam\.queryUrl".*; field "ipam\.imdsUrl"/,
+      },
+    );
+  });
+  await t.step("a shape error and value errors together", () => {
+    assert.throws(
+      () =>
+        parseIpamConfig(conf({
+          environment: "mars",
+          queryInterval: "soon",
+          subnet: "10.0.0.0/40",
+          queryUrl: "file:///x",
+        })),
+      {
+        name: "CniError",
+        code: 7,
+        // Each field, in any order.
+        message:
+          /^(?=.*"ipam\.environment")(?=.*"ipam\.queryInterval")(?=.*"ipam\.subnet")(?=.*"ipam\.queryUrl")/s,
+      },
+    );
+  });
+  await t.step("a wrong type next to an invalid URL", () => {
+    assert.throws(
+      () => parseIpamConfig(conf({ queryTimeout: true, imdsUrl: "file:/x" })),
+      {
+        name: "CniError",
+        code: 7,
+        message: /"ipam\.queryTimeout".*; field "ipam\.imdsUrl"/,
+      },
+    );
+  });
+});
+
+Deno.test("parseIpamConfig() redacts URL secrets in its messages", () => {
+  assert.throws(
+    () => parseIpamConfig(conf({ queryUrl: "ftp://user:pw@h/p?sig=xyz" })),
+    {
+      name: "CniError",
+      code: 7,
+      // The URL with its secrets replaced, and neither secret anywhere.
+      message: /^(?!.*pw)(?!.*xyz).*"ftp:\/\/REDACTED@h\/p\?sig=REDACTED"/s,
+    },
+  );
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { CmdArgs } from "@vnet/cni";
+import { redactUrl } from "@vnet/cni";
 import { FakeStore } from "./_fake_store.ts";
 import {
   FakeWireserver,
@@ -278,7 +279,9 @@ Deno.test("cmdAdd() on a new node with a failing source", async (t) => {
       );
       assert.equal(err.name, "CniError");
       assert.equal(err.code, code);
-      assert.ok(err.message.includes(ws.queryUrl), err.message);
+      // Named with its query values redacted (#12).
+      assert.ok(err.message.includes(redactUrl(ws.queryUrl)), err.message);
+      assert.match(err.message, /\/machine\/plugins\?comp=REDACTED/);
       assert.match(err.details ?? "", detail);
       assert.equal(store.state, undefined);
     });

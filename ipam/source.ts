@@ -7,6 +7,7 @@
  */
 import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
 import type { FetchFn, HostInterface } from "@vnet/azure";
+import { redactUrl } from "@vnet/cni";
 import { normalizeMac } from "./_ip.ts";
 import type { IpamConfig } from "./config.ts";
 import { poolSpecsFromInterfaces } from "./pool.ts";
@@ -54,17 +55,31 @@ export function readHostLinks(): HostLink[] {
 }
 
 /**
- * Names the source for messages: the URL, or `static config`.
+ * Names the source for messages: the URL with its credentials and query
+ * values redacted (messages reach kubelet events and the log), or
+ * `static config`.
  *
  * @param config The IPAM config.
- * @returns Text such as `http://168.63.129.16/machine/plugins?...`.
+ * @returns Text such as `http://168.63.129.16/machine/plugins?comp=REDACTED&type=REDACTED`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseIpamConfig } from "./config.ts";
+ * import { describeSource } from "./source.ts";
+ * const config = parseIpamConfig({
+ *   cniVersion: "1.0.0", name: "azure", type: "azure-vnet",
+ *   ipam: { type: "azure-vnet-ipam", queryUrl: "http://u:pw@10.0.0.1/x?sig=abc" },
+ * });
+ * assert.equal(describeSource(config), "http://REDACTED@10.0.0.1/x?sig=REDACTED");
+ * ```
  */
 export function describeSource(config: IpamConfig): string {
   switch (config.environment) {
     case "azure":
-      return config.queryUrl;
+      return redactUrl(config.queryUrl);
     case "imds":
-      return config.imdsUrl;
+      return redactUrl(config.imdsUrl);
     default:
       return "static config";
   }
