@@ -14,6 +14,7 @@ import {
   type LogLevelName,
 } from "@vnet/cni";
 import type { NetConf } from "@vnet/cni";
+import { type IpamConfig, parseIpamConfig } from "@vnet/ipam";
 
 /** One of the levels `logLevel` accepts (`debug`, `info`, `warning`, `error`). */
 export type LogLevel = LogLevelName;
@@ -45,13 +46,21 @@ export interface AzureVnetConfig {
   /** The `ipam` section as received. */
   readonly ipam: IpamSection;
   /**
+   * The `ipam` section validated by `@vnet/ipam` when `ipam.type` is
+   * `azure-vnet-ipam` (either route); undefined for any other IPAM, which
+   * validates its own section.
+   */
+  readonly ipamConfig: IpamConfig | undefined;
+  /**
    * True to exec the IPAM binary even for `azure-vnet-ipam` (top-level
    * `ipamExec`, default false).
    */
   readonly ipamExec: boolean;
 }
 
-const IFNAME_RE = /^[^\s/:]+$/;
+/** No whitespace, `/`, `:`, `%` (a kernel name template) or control characters. */
+// deno-lint-ignore no-control-regex
+const IFNAME_RE = /^[^\s/:%\x00-\x1f\x7f]+$/;
 
 function ifNameSchema(field: string) {
   return z.string().check(
@@ -61,7 +70,8 @@ function ifNameSchema(field: string) {
     z.refine(
       (s) => s === "" || (IFNAME_RE.test(s) && s !== "." && s !== ".."),
       {
-        message: `${field} must not contain whitespace, "/" or ":"`,
+        message:
+          `${field} must not contain whitespace, control characters, "/", ":" or "%", nor be "." or ".."`,
       },
     ),
   );
@@ -110,6 +120,24 @@ function copyDns(dns: z.infer<typeof dnsSchema>): Dns {
   return out;
 }
 
+/** The prefix of `parseIpamConfig()`'s messages, dropped when merged. */
+const IPAM_PREFIX = /^Invalid ipam config: /;
+
+/** What `@vnet/ipam` finds wrong in the `ipam` section (code 7 only). */
+function ipamProblems(conf: NetConf): {
+  config?: IpamConfig;
+  problem?: string;
+} {
+  try {
+    return { config: parseIpamConfig(conf) };
+  } catch (err) {
+    if (err instanceof CniError && err.code === CODES.invalidConfig) {
+      return { problem: err.message.replace(IPAM_PREFIX, "") };
+    }
+    throw err;
+  }
+}
+
 /**
  * Validates the network configuration `azure-vnet` received.
  *
@@ -118,9 +146,15 @@ function copyDns(dns: z.infer<typeof dnsSchema>): Dns {
  * `logLevel` is `debug`, `info`, `warning` or `error` (case-insensitive, `warn` is
  * accepted for `warning`).
  *
+ * When `ipam.type` is `azure-vnet-ipam` (our own IPAM, in process or not),
+ * the `ipam` section is validated here too, with `parseIpamConfig()` from
+ * `@vnet/ipam`, so an invalid section fails every command before any state
+ * is read (a repeated ADD must not answer from its record).
+ *
  * @param conf The parsed stdin (`CmdArgs.config`).
  * @returns The validated configuration.
- * @throws {CniError} Code 7 for any invalid field; the message names it.
+ * @throws {CniError} Code 7 naming every invalid field, the `ipam` section's
+ * included.
  *
  * @example Usage
  * ```ts
@@ -134,40 +168,50 @@ function copyDns(dns: z.infer<typeof dnsSchema>): Dns {
  * });
  * assert.equal(cfg.bridge, "azure0");
  * assert.equal(cfg.mode, "bridge");
+ * assert.equal(cfg.ipamConfig?.environment, "azure");
+ * assert.throws(
+ *   () => parseConfig({
+ *     cniVersion: "1.0.0", name: "azure", type: "azure-vnet", mtu: 10,
+ *     ipam: { type: "azure-vnet-ipam", queryUrl: "file:///etc/passwd" },
+ *   }),
+ *   { name: "CniError", code: 7, message: /mtu.*; .*"ipam\.queryUrl"/ },
+ * );
  * ```
  */
 export function parseConfig(conf: NetConf): AzureVnetConfig {
+  const problems: string[] = [];
   const parsed = configSchema.safeParse(conf);
-  if (!parsed.success) {
-    throw new CniError(
-      CODES.invalidConfig,
-      `Invalid network config: ${formatIssues(parsed.error.issues)}`,
-    );
-  }
-  const c = parsed.data;
-  const mode = c.mode ?? "";
+  if (!parsed.success) problems.push(formatIssues(parsed.error.issues));
+  // The checks below read the raw fields: a field of the wrong type was
+  // reported above, and every other field is still checked.
+  const rawMode = conf.mode;
+  const mode = typeof rawMode === "string" ? rawMode : "";
   if (mode !== "" && mode !== "bridge") {
-    throw new CniError(
-      CODES.invalidConfig,
-      `Invalid network config: mode "${mode}" is not supported; use "bridge"`,
-    );
+    problems.push(`mode "${mode}" is not supported; use "bridge"`);
   }
-  let level = (c.logLevel ?? "info").toLowerCase();
+  const rawLevel = conf.logLevel;
+  let level = (typeof rawLevel === "string" ? rawLevel : "info")
+    .toLowerCase();
   if (level === "warn") level = "warning";
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new CniError(
-      CODES.invalidConfig,
-      `Invalid network config: logLevel "${c.logLevel}" is not one of ${
-        LOG_LEVELS.join(", ")
-      }`,
+    problems.push(
+      `logLevel "${rawLevel}" is not one of ${LOG_LEVELS.join(", ")}`,
     );
   }
   if (typeof conf.name !== "string" || conf.name === "") {
+    problems.push(`field "name" is missing`);
+  }
+  const ipam = conf.ipam?.type === AZURE_IPAM_TYPE
+    ? ipamProblems(conf)
+    : undefined;
+  if (ipam?.problem !== undefined) problems.push(ipam.problem);
+  if (problems.length > 0 || !parsed.success) {
     throw new CniError(
       CODES.invalidConfig,
-      `Invalid network config: field "name" is missing`,
+      `Invalid network config: ${problems.join("; ")}`,
     );
   }
+  const c = parsed.data;
   const bridge = c.bridge === undefined || c.bridge === ""
     ? DEFAULT_BRIDGE
     : c.bridge;
@@ -181,6 +225,7 @@ export function parseConfig(conf: NetConf): AzureVnetConfig {
     dns: c.dns === undefined ? undefined : copyDns(c.dns),
     logLevel: level as LogLevel,
     ipam: c.ipam as IpamSection,
+    ipamConfig: ipam?.config,
     ipamExec: c.ipamExec ?? false,
   };
 }

@@ -48,6 +48,8 @@ Deno.test("parseConfig() rejects invalid fields with code 7", async (t) => {
     ["unknown mode", { mode: "tunnel" }, /mode "tunnel"/],
     ["long bridge", { bridge: "a".repeat(16) }, /bridge must be at most 15/],
     ["bridge with slash", { bridge: "a/b" }, /bridge must not contain/],
+    ["bridge with %", { bridge: "azure%d" }, /bridge must not contain/],
+    ["master with a newline", { master: "eth\n0" }, /master must not contain/],
     ["long master", { master: "m".repeat(16) }, /master must be at most 15/],
     ["small mtu", { mtu: 10 }, /mtu must be at least 68/],
     ["fractional mtu", { mtu: 1500.5 }, /mtu/],
@@ -65,6 +67,80 @@ Deno.test("parseConfig() rejects invalid fields with code 7", async (t) => {
       });
     });
   }
+});
+
+Deno.test("parseConfig() reports every invalid field in one error", () => {
+  assert.throws(
+    () =>
+      parseConfig(conf({
+        mode: "tunnel",
+        mtu: 10,
+        logLevel: "loud",
+        bridge: "a/b",
+        ipam: { type: "azure-vnet-ipam", queryUrl: "file:///etc/passwd" },
+      })),
+    {
+      name: "CniError",
+      code: 7,
+      // Each field, in any order.
+      message:
+        /^Invalid network config: (?=.*mode "tunnel")(?=.*mtu must be at least 68)(?=.*logLevel "loud")(?=.*bridge must not contain)(?=.*"ipam\.queryUrl")/s,
+    },
+  );
+});
+
+Deno.test("parseConfig() validates an azure-vnet-ipam section with @vnet/ipam", async (t) => {
+  await t.step("exposes the parsed IPAM config", () => {
+    const c = parseConfig(conf({
+      ipam: { type: "azure-vnet-ipam", environment: "imds", queryInterval: 3 },
+    }));
+    assert.equal(c.ipamConfig?.environment, "imds");
+    assert.equal(c.ipamConfig?.queryIntervalMs, 3000);
+  });
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "file: queryUrl",
+      { queryUrl: "file:///etc/passwd" },
+      /field "ipam\.queryUrl" "file:\/\/\/etc\/passwd" must be an http or https URL/,
+    ],
+    ["ftp imdsUrl", { imdsUrl: "ftp://h/" }, /"ipam\.imdsUrl".*not "ftp:"/],
+    ["bad subnet", { subnet: "10.0.0.0/40" }, /"ipam\.subnet"/],
+    [
+      "two invalid fields",
+      { queryUrl: "file:///x", queryInterval: "soon" },
+      /"ipam\.queryUrl".*; field "ipam\.queryInterval"/,
+    ],
+    [
+      "secrets in a URL",
+      { queryUrl: "ftp://user:pw@h/p?sig=xyz" },
+      /^(?!.*pw)(?!.*xyz).*"ftp:\/\/REDACTED@h\/p\?sig=REDACTED"/s,
+    ],
+  ];
+  for (const [label, ipam, message] of bad) {
+    for (const ipamExec of [false, true]) {
+      await t.step(`${label} fails with 7 (ipamExec ${ipamExec})`, () => {
+        assert.throws(
+          () =>
+            parseConfig(conf({
+              ipamExec,
+              ipam: { type: "azure-vnet-ipam", ...ipam },
+            })),
+          { name: "CniError", code: 7, message },
+        );
+      });
+    }
+  }
+  await t.step("leaves another IPAM's section to that IPAM", () => {
+    const c = parseConfig(conf({
+      ipam: { type: "host-local", queryUrl: "file:///x", subnet: "bogus" },
+    }));
+    assert.equal(c.ipamConfig, undefined);
+    assert.deepEqual(c.ipam, {
+      type: "host-local",
+      queryUrl: "file:///x",
+      subnet: "bogus",
+    });
+  });
 });
 
 Deno.test("logLevelOf() never throws and falls back to info", () => {
