@@ -5,20 +5,22 @@
  *
  * @module
  */
-import { runPlugin, wantsLogFile } from "@vnet/cni";
+import { runPlugin, startPluginLogging } from "@vnet/cni";
 import denoJson from "../../deno.json" with { type: "json" };
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
-import { logFilePath, PluginLogging } from "./plugin_logging.ts";
 
 const env = Deno.env.toObject();
-const logs = wantsLogFile(env, Deno.args)
-  ? await PluginLogging.start(logFilePath(env))
-  : undefined;
+// The in-process IPAM engine logs where the exec'd azure-vnet-ipam would.
+const logs = await startPluginLogging("azure-vnet.log", {
+  env,
+  args: Deno.args,
+  categoryFiles: { "azure-vnet-ipam": "azure-vnet-ipam.log" },
+});
 const handlers = createAzureVnetHandlers({
-  onConfig: (config) => logs?.setLevel(config.logLevel),
+  onConfig: (config) => logs.setLevel(config.logLevel),
 });
 const code = await runPlugin(handlers, {
   name: "azure-vnet",
   version: denoJson.version,
-}, { env }).finally(() => logs?.[Symbol.asyncDispose]());
+}, { env }).finally(() => logs[Symbol.asyncDispose]());
 Deno.exit(code);

@@ -6,19 +6,17 @@
  *
  * @module
  */
-import { configureLogging, runPlugin, wantsLogFile } from "@vnet/cni";
+import { runPlugin, startPluginLogging } from "@vnet/cni";
 import denoJson from "../../deno.json" with { type: "json" };
 import { createIpamHandlers } from "../../mod.ts";
 
 const env = Deno.env.toObject();
-const dir = (env.AZURE_VNET_LOG_DIR || "/var/log").replace(/\/+$/, "");
-// A log file that cannot be opened never fails the CNI command.
-const logs = wantsLogFile(env, Deno.args)
-  ? await configureLogging({ file: `${dir}/azure-vnet-ipam.log` })
-    .catch(() => undefined)
-  : undefined;
+const logs = await startPluginLogging("azure-vnet-ipam.log", {
+  env,
+  args: Deno.args,
+});
 const code = await runPlugin(createIpamHandlers(), {
   name: "azure-vnet-ipam",
   version: denoJson.version,
-}, { env }).finally(() => logs?.[Symbol.asyncDispose]());
+}, { env }).finally(() => logs[Symbol.asyncDispose]());
 Deno.exit(code);
