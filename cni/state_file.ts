@@ -21,9 +21,16 @@
  * Writing: a temp file in the same directory, written and fsynced, renamed
  * over the state file; the directory is fsynced after the lock is released
  * (durability of the rename; the rename itself is atomic). A crash leaves
- * either the old or the new document, never a torn one. Because writes are
+ * either the old or the new document, never a torn one, plus perhaps a
+ * `<file>.tmp-*` that the next locked call sweeps. Because writes are
  * atomic renames, {@link readStateFile} may read without the lock: it sees
  * one complete document.
+ *
+ * Hostile files: the state and lock paths must be regular files (a FIFO
+ * would block an open forever; anything else is code 5), every file
+ * operation runs against a deadline (`opTimeoutMs`, code 5), and a damaged
+ * document is kept once per distinct content ({@link keepCorruptCopy}), so
+ * retries of a failing call never fill the disk.
  *
  * @module
  */
@@ -38,6 +45,12 @@ export interface StateFileOptions {
    * `setTimeout` that is cleared once the lock is taken.
    */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The deadline of each file operation (open, stat, read, write, rename,
+   * directory scan), in ms: a hung filesystem fails the call with code 5
+   * instead of hanging it. Default 10000.
+   */
+  opTimeoutMs?: number;
 }
 
 /** The state file while its lock is held. */
@@ -47,22 +60,29 @@ export interface LockedStateFile {
   /**
    * Reads and parses the file.
    *
-   * @returns The parsed JSON, or undefined when the file is missing, empty
-   * or whitespace only.
-   * @throws {CniError} Code 102 when the JSON is unparsable; the file is
-   * copied aside to `${path}.corrupt-<timestamp>` first.
+   * @returns The parsed JSON, or undefined when the file is missing.
+   * @throws {CniError} Code 102 when the file is empty or unparsable (one
+   * copy per distinct content is kept at `${path}.corrupt-<hash>`); code 5
+   * when it is not a regular file or the read fails or passes its deadline.
    */
-  read(): unknown | undefined;
+  read(): Promise<unknown | undefined>;
   /**
    * Atomically replaces the file with `JSON.stringify(value)` (mode 0600).
    *
    * @param value Any JSON-serialisable value.
+   * @throws {CniError} Code 5 when a step fails or passes its deadline.
    */
-  write(value: unknown): void;
+  write(value: unknown): Promise<void>;
 }
 
 /** The default lock timeout in ms. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+/** The default deadline of one file operation in ms. */
+export const DEFAULT_OP_TIMEOUT_MS = 10_000;
+
+/** How old a `.corrupt-*.tmp-*` copy must be to be swept (an unlocked copy). */
+const STALE_COPY_MS = 60_000;
 
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
@@ -71,17 +91,107 @@ function dirOf(path: string): string {
   return path.slice(0, i);
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:.]/g, "");
+function baseOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function tempName(path: string): string {
+  return `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * Settles like `op`, or rejects with code 5 once `ms` pass first. The
+ * operation itself cannot be cancelled: it goes on in Deno's blocking pool,
+ * but the caller no longer waits for it.
+ *
+ * @param op The file operation.
+ * @param spec The deadline in ms and what the operation does.
+ * @returns `op`'s value.
+ * @throws {CniError} Code 5 on the deadline; whatever `op` throws.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withDeadline } from "./state_file.ts";
+ * await assert.rejects(
+ *   withDeadline(new Promise(() => {}), { ms: 10, what: "read x" }),
+ *   { code: 5, message: "Cannot read x: no answer within 10 ms" },
+ * );
+ * ```
+ */
+export async function withDeadline<T>(
+  op: Promise<T>,
+  spec: { ms: number; what: string },
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new CniError(
+          CODES.ioFailure,
+          `Cannot ${spec.what}: no answer within ${spec.ms} ms`,
+        ),
+      ), spec.ms);
+  });
+  try {
+    return await Promise.race([op, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a non-regular file is, for error messages. */
+function kindOf(st: Deno.FileInfo): string {
+  if (st.isDirectory) return "a directory";
+  if (st.isFifo) return "a FIFO";
+  if (st.isSocket) return "a socket";
+  if (st.isCharDevice || st.isBlockDevice) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * Stats `path`: undefined when missing; code 5 when it is anything but a
+ * regular file (a FIFO would block an open forever).
+ */
+async function statRegular(
+  path: string,
+  spec: { ms: number; role: string },
+): Promise<Deno.FileInfo | undefined> {
+  let st: Deno.FileInfo;
+  try {
+    st = await withDeadline(Deno.stat(path), {
+      ms: spec.ms,
+      what: `stat ${spec.role} "${path}"`,
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    if (err instanceof CniError) throw err;
+    throw new CniError(
+      CODES.ioFailure,
+      `Cannot stat ${spec.role} "${path}"`,
+      { cause: err },
+    );
+  }
+  if (!st.isFile) {
+    throw new CniError(
+      CODES.ioFailure,
+      `The ${spec.role} "${path}" is ${
+        kindOf(st)
+      }, not a regular file; remove it`,
+    );
+  }
+  return st;
 }
 
 class StateFile implements LockedStateFile {
   readonly path: string;
+  #ms: number;
   #open = true;
   #written = false;
 
-  constructor(path: string) {
+  constructor(path: string, ms: number) {
     this.path = path;
+    this.#ms = ms;
   }
 
   close(): void {
@@ -96,9 +206,9 @@ class StateFile implements LockedStateFile {
     }
   }
 
-  read(): unknown | undefined {
+  read(): Promise<unknown | undefined> {
     this.#assertOpen();
-    return readDocument(this.path);
+    return readDocument(this.path, this.#ms);
   }
 
   /** True once {@link StateFile.write} replaced the file. */
@@ -106,36 +216,38 @@ class StateFile implements LockedStateFile {
     return this.#written;
   }
 
-  write(value: unknown): void {
+  async write(value: unknown): Promise<void> {
     this.#assertOpen();
     const dir = dirOf(this.path);
-    const text = JSON.stringify(value, null, 2) + "\n";
-    const tmp = `${this.path}.tmp-${Deno.pid}-${
-      crypto.randomUUID().slice(0, 8)
-    }`;
+    const data = new TextEncoder().encode(
+      JSON.stringify(value, null, 2) + "\n",
+    );
+    const tmp = tempName(this.path);
+    const step = <T>(op: Promise<T>, what: string) =>
+      withDeadline(op, { ms: this.#ms, what });
     try {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
-      const file = Deno.openSync(tmp, {
-        write: true,
-        createNew: true,
-        mode: 0o600,
-      });
+      await step(
+        Deno.mkdir(dir, { recursive: true, mode: 0o755 }),
+        `create "${dir}"`,
+      );
+      const file = await step(
+        Deno.open(tmp, { write: true, createNew: true, mode: 0o600 }),
+        `create "${tmp}"`,
+      );
       try {
-        const data = new TextEncoder().encode(text);
         let off = 0;
-        while (off < data.length) off += file.writeSync(data.subarray(off));
-        file.syncSync();
+        while (off < data.length) {
+          off += await step(file.write(data.subarray(off)), `write "${tmp}"`);
+        }
+        await step(file.sync(), `fsync "${tmp}"`);
       } finally {
         file.close();
       }
-      Deno.renameSync(tmp, this.path);
+      await step(Deno.rename(tmp, this.path), `rename "${tmp}"`);
       this.#written = true;
     } catch (err) {
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // The temp file may not exist; nothing to clean up.
-      }
+      // Best effort; the next locked call sweeps what is left.
+      Deno.remove(tmp).catch(() => {});
       throw new CniError(
         CODES.ioFailure,
         `Cannot write state file "${this.path}"`,
@@ -146,11 +258,14 @@ class StateFile implements LockedStateFile {
 }
 
 /** fsyncs a directory, best effort (some filesystems refuse it). */
-function syncDir(dir: string): void {
+async function syncDir(dir: string, ms: number): Promise<void> {
   try {
-    const d = Deno.openSync(dir, { read: true });
+    const d = await withDeadline(Deno.open(dir, { read: true }), {
+      ms,
+      what: `open "${dir}"`,
+    });
     try {
-      d.syncSync();
+      await withDeadline(d.sync(), { ms, what: `fsync "${dir}"` });
     } finally {
       d.close();
     }
@@ -159,18 +274,58 @@ function syncDir(dir: string): void {
   }
 }
 
-function readDocument(path: string): unknown | undefined {
-  let text: string;
+/**
+ * Removes what interrupted writers left next to the state file: every
+ * `<file>.tmp-*` (writers make them only under the lock, which the caller
+ * holds, so each one is dead) and `<file>.corrupt-*.tmp-*` copies older than
+ * a minute (those are made without the lock). Best effort.
+ */
+async function sweepTempFiles(path: string, ms: number): Promise<void> {
+  const dir = dirOf(path);
+  const base = baseOf(path);
+  const scan = async () => {
+    const stale: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.name.startsWith(`${base}.`) || !e.isFile) continue;
+      if (e.name.startsWith(`${base}.tmp-`)) stale.push(e.name);
+      else if (/^\.corrupt-[^/]*\.tmp-/.test(e.name.slice(base.length))) {
+        const st = await Deno.stat(`${dir}/${e.name}`);
+        const age = Date.now() - (st.mtime?.getTime() ?? Date.now());
+        if (age > STALE_COPY_MS) stale.push(e.name);
+      }
+    }
+    for (const name of stale) await Deno.remove(`${dir}/${name}`);
+  };
   try {
-    text = Deno.readTextFileSync(path);
+    await withDeadline(scan(), { ms, what: `sweep "${dir}"` });
+  } catch {
+    // A leftover temp file costs disk space, never correctness.
+  }
+}
+
+async function readDocument(
+  path: string,
+  ms: number,
+): Promise<unknown | undefined> {
+  let bytes: Uint8Array;
+  try {
+    if (await statRegular(path, { ms, role: "state file" }) === undefined) {
+      return undefined;
+    }
+    bytes = await withDeadline(Deno.readFile(path), {
+      ms,
+      what: `read state file "${path}"`,
+    });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
+    if (err instanceof CniError) throw err;
     throw new CniError(
       CODES.ioFailure,
       `Cannot read state file "${path}"`,
       { cause: err },
     );
   }
+  const text = new TextDecoder().decode(bytes);
   // We only ever write complete documents (temp file, fsync, rename), so an
   // empty file is damage, not "no state": treating it as empty state would
   // hand out addresses that live pods hold.
@@ -185,14 +340,13 @@ function readDocument(path: string): unknown | undefined {
     }
   }
   const what = text.trim() === "" ? "empty" : "invalid JSON";
-  const aside = `${path}.corrupt-${timestamp()}`;
+  let aside: string;
   try {
-    Deno.copyFileSync(path, aside);
-    Deno.chmodSync(aside, 0o600);
+    aside = await keepCorruptCopy(path, { bytes, opTimeoutMs: ms });
   } catch (copyErr) {
     throw new CniError(
       PLUGIN_CODES.corruptState,
-      `State file "${path}" is corrupt (${what}) and cannot be copied aside to "${aside}"; recover with \`deno task state repair\` or delete it`,
+      `State file "${path}" is corrupt (${what}) and cannot be copied aside; recover with \`deno task state repair\` or delete it`,
       { cause: new AggregateError([problem, copyErr], "Corrupt state") },
     );
   }
@@ -204,6 +358,67 @@ function readDocument(path: string): unknown | undefined {
 }
 
 /**
+ * Keeps a copy of a damaged state file at `${path}.corrupt-<hash>` (0600),
+ * named by the first 16 hex digits of the SHA-256 of its content: repeated
+ * calls on the same damage (kubelet retries DEL forever) keep one copy, not
+ * one per call. The copy is written to a temp name and renamed, so a copy
+ * under that name is always complete.
+ *
+ * @param path The damaged file.
+ * @param options Its content when already read; the deadline per step.
+ * @returns The copy's path (existing or new).
+ * @throws {Error} When the file cannot be read or the copy written.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keepCorruptCopy } from "./state_file.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/s.json`, "{");
+ * const a = await keepCorruptCopy(`${dir}/s.json`);
+ * assert.equal(await keepCorruptCopy(`${dir}/s.json`), a);
+ * assert.match(a, /s\.json\.corrupt-[0-9a-f]{16}$/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function keepCorruptCopy(
+  path: string,
+  options: { bytes?: Uint8Array; opTimeoutMs?: number } = {},
+): Promise<string> {
+  const ms = options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
+  const bytes = options.bytes ??
+    await withDeadline(Deno.readFile(path), { ms, what: `read "${path}"` });
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  const hash = Array.from(digest.subarray(0, 8))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  const aside = `${path}.corrupt-${hash}`;
+  try {
+    await withDeadline(Deno.stat(aside), { ms, what: `stat "${aside}"` });
+    return aside;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const tmp = tempName(aside);
+  try {
+    await withDeadline(
+      Deno.writeFile(tmp, bytes, { createNew: true, mode: 0o600 }),
+      { ms, what: `write "${tmp}"` },
+    );
+    await withDeadline(Deno.chmod(tmp, 0o600), { ms, what: `chmod "${tmp}"` });
+    await withDeadline(Deno.rename(tmp, aside), {
+      ms,
+      what: `rename "${tmp}"`,
+    });
+  } catch (err) {
+    Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  return aside;
+}
+
+/**
  * Reads and parses the state file at `path` WITHOUT taking its lock. Safe
  * because every write is an atomic rename of a complete, fsynced document:
  * the result is one consistent snapshot, possibly already stale. Use it for
@@ -211,9 +426,11 @@ function readDocument(path: string): unknown | undefined {
  * read-modify-write.
  *
  * @param path The state file path.
+ * @param options The deadline of each file operation.
  * @returns The parsed JSON, or undefined when the file is missing.
  * @throws {CniError} Code 102 when the file is empty or unparsable (copied
- * aside first); code 5 on other read errors.
+ * aside first); code 5 when it is not a regular file, on other read errors
+ * and on a deadline.
  *
  * @example Usage
  * ```ts
@@ -221,21 +438,24 @@ function readDocument(path: string): unknown | undefined {
  * import { readStateFile, withStateLock } from "./state_file.ts";
  * const dir = await Deno.makeTempDir();
  * const path = `${dir}/state.json`;
- * assert.equal(readStateFile(path), undefined);
+ * assert.equal(await readStateFile(path), undefined);
  * await withStateLock(path, (f) => f.write({ n: 1 }));
- * assert.deepEqual(readStateFile(path), { n: 1 });
+ * assert.deepEqual(await readStateFile(path), { n: 1 });
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export function readStateFile(path: string): unknown | undefined {
-  return readDocument(path);
+export function readStateFile(
+  path: string,
+  options: Pick<StateFileOptions, "opTimeoutMs"> = {},
+): Promise<unknown | undefined> {
+  return readDocument(path, options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS);
 }
 
 /**
  * Runs `fn` while holding the exclusive lock of the state file at `path`.
  *
  * The lock is `flock` on `${path}.lock` (created 0600 with its directory
- * 0755; never deleted). Waiting is bounded: after one `tryLock()`, the
+ * 0755; never deleted; anything but a regular file there is code 5). Waiting is bounded: after one `tryLock()`, the
  * blocking `lock()` is raced against one timer of `lockTimeoutMs` (see the
  * module notes for what becomes of a waiter that times out). The lock is
  * released when `fn` settles, whether it returns or throws; the directory
@@ -247,8 +467,13 @@ export function readStateFile(path: string): unknown | undefined {
  * @param fn The work to do with the locked file.
  * @param options Timeout, injectable sleep and clock.
  * @returns What `fn` returns.
+ * Once the lock is held, temp files that interrupted writers left are swept
+ * (see the module notes). Every file operation has a deadline
+ * (`opTimeoutMs`).
+ *
  * @throws {CniError} Code 11 when the lock cannot be taken in time; code 5
- * when the lock file cannot be opened; code 102 from `read()` on corrupt JSON.
+ * when the lock file cannot be opened, is not a regular file, or an
+ * operation passes its deadline; code 102 from `read()` on corrupt JSON.
  *
  * @example Usage
  * ```ts
@@ -256,9 +481,9 @@ export function readStateFile(path: string): unknown | undefined {
  * import { withStateLock } from "./state_file.ts";
  * const dir = await Deno.makeTempDir();
  * const path = `${dir}/state.json`;
- * const n = await withStateLock(path, (f) => {
- *   const cur = (f.read() as { n: number } | undefined)?.n ?? 0;
- *   f.write({ n: cur + 1 });
+ * const n = await withStateLock(path, async (f) => {
+ *   const cur = (await f.read() as { n: number } | undefined)?.n ?? 0;
+ *   await f.write({ n: cur + 1 });
  *   return cur + 1;
  * });
  * assert.equal(n, 1);
@@ -271,26 +496,41 @@ export async function withStateLock<T>(
   options: StateFileOptions = {},
 ): Promise<T> {
   const timeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const ms = options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
   const lockPath = `${path}.lock`;
   let lockFile: Deno.FsFile;
   try {
-    await Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 });
-    lockFile = await Deno.open(lockPath, {
-      read: true,
-      write: true,
-      create: true,
-      mode: 0o600,
-    });
+    await withDeadline(
+      Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 }),
+      {
+        ms,
+        what: `create "${dirOf(path)}"`,
+      },
+    );
+    // A FIFO would block the open below forever: refuse anything but a
+    // regular file first.
+    await statRegular(lockPath, { ms, role: "lock file" });
+    lockFile = await withDeadline(
+      Deno.open(lockPath, {
+        read: true,
+        write: true,
+        create: true,
+        mode: 0o600,
+      }),
+      { ms, what: `open lock file "${lockPath}"` },
+    );
   } catch (err) {
+    if (err instanceof CniError) throw err;
     throw new CniError(
       CODES.ioFailure,
       `Cannot open lock file "${lockPath}"`,
       { cause: err },
     );
   }
-  const file = new StateFile(path);
+  const file = new StateFile(path, ms);
   try {
     await acquire(lockFile, { path, timeoutMs, sleep: options.sleep });
+    await sweepTempFiles(path, ms);
     try {
       return await fn(file);
     } finally {
@@ -300,7 +540,7 @@ export async function withStateLock<T>(
     // Closing the descriptor releases the flock (or, after a timeout,
     // lets the orphaned lock() release it as soon as it completes).
     lockFile.close();
-    if (file.written) syncDir(dirOf(path));
+    if (file.written) await syncDir(dirOf(path), ms);
   }
 }
 

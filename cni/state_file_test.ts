@@ -15,9 +15,9 @@ Deno.test("withStateLock() never loses an update across processes", async () => 
     import { withStateLock } from ${JSON.stringify(mod)};
     for (let i = 0; i < ${perChild}; i++) {
       await withStateLock(${JSON.stringify(path)}, async (f) => {
-        const cur = f.read()?.n ?? 0;
+        const cur = (await f.read())?.n ?? 0;
         await new Promise((r) => setTimeout(r, 0));
-        f.write({ n: cur + 1 });
+        await f.write({ n: cur + 1 });
       });
     }
   `;
@@ -52,9 +52,9 @@ Deno.test("withStateLock() serialises parallel callers in one process", async ()
   await Promise.all(
     Array.from({ length: 20 }, () =>
       withStateLock(path, async (f) => {
-        const cur = (f.read() as { n: number } | undefined)?.n ?? 0;
+        const cur = (await f.read() as { n: number } | undefined)?.n ?? 0;
         await new Promise((r) => setTimeout(r, 1));
-        f.write({ n: cur + 1 });
+        await f.write({ n: cur + 1 });
       })),
   );
   assert.deepEqual(await withStateLock(path, (f) => f.read()), { n: 20 });
@@ -132,9 +132,9 @@ Deno.test("withStateLock() hands the lock to a blocked waiter on release", async
   let release = (): void => {};
   let locked = (): void => {};
   const isLocked = new Promise<void>((r) => locked = r);
-  const holder = withStateLock(path, (f) => {
+  const holder = withStateLock(path, async (f) => {
     locked();
-    f.write({ n: 1 });
+    await f.write({ n: 1 });
     return new Promise<void>((r) => release = r).then(() => {
       order.push("holder done");
     });
@@ -156,22 +156,22 @@ Deno.test("withStateLock() hands the lock to a blocked waiter on release", async
 Deno.test("readStateFile() reads a snapshot without the lock", async () => {
   const dir = await tempDir();
   const path = `${dir}/state.json`;
-  assert.equal(readStateFile(path), undefined);
+  assert.equal(await readStateFile(path), undefined);
   let release = (): void => {};
   let written = (): void => {};
   const isWritten = new Promise<void>((r) => written = r);
-  const holder = withStateLock(path, (f) => {
-    f.write({ n: 1 });
+  const holder = withStateLock(path, async (f) => {
+    await f.write({ n: 1 });
     written();
     return new Promise<void>((r) => release = r);
   });
   await isWritten;
   // The holder still has the lock: the reader does not wait for it.
-  assert.deepEqual(readStateFile(path), { n: 1 });
+  assert.deepEqual(await readStateFile(path), { n: 1 });
   release();
   await holder;
   await Deno.writeTextFile(path, "{");
-  assert.throws(() => readStateFile(path), { name: "CniError", code: 102 });
+  await assert.rejects(readStateFile(path), { name: "CniError", code: 102 });
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -209,7 +209,7 @@ Deno.test("LockedStateFile.read() handles missing, empty and corrupt files", asy
         name: "CniError",
         code: 102,
         message: new RegExp(
-          `^State file "${path}" is corrupt \\(invalid JSON\\); a copy is kept at "${path}\\.corrupt-\\d{8}T\\d{9}Z".*deno task state repair`,
+          `^State file "${path}" is corrupt \\(invalid JSON\\); a copy is kept at "${path}\\.corrupt-[0-9a-f]{16}".*deno task state repair`,
         ),
       },
     );
@@ -232,9 +232,101 @@ Deno.test("LockedStateFile throws when used after the lock is released", async (
   const dir = await tempDir();
   const path = `${dir}/state.json`;
   const leaked = await withStateLock(path, (f) => f);
-  assert.throws(() => leaked.write({}), {
+  await assert.rejects(leaked.write({}), {
     name: "Error",
     message: /its lock was released/,
   });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() refuses a state or lock file that is a FIFO with code 5, without blocking", async (t) => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const mkfifo = async (p: string) => {
+    const out = await new Deno.Command("mkfifo", { args: [p] }).output();
+    assert.ok(out.success, `mkfifo ${p}`);
+  };
+  await t.step("state file", async () => {
+    await mkfifo(path);
+    const start = performance.now();
+    await assert.rejects(withStateLock(path, (f) => f.read()), {
+      name: "CniError",
+      code: 5,
+      message:
+        `The state file "${path}" is a FIFO, not a regular file; remove it`,
+    });
+    await assert.rejects(readStateFile(path), { code: 5 });
+    assert.ok(performance.now() - start < 2000);
+    await Deno.remove(path);
+    await Deno.remove(`${path}.lock`);
+  });
+  await t.step("lock file", async () => {
+    await mkfifo(`${path}.lock`);
+    await assert.rejects(withStateLock(path, () => 1), {
+      name: "CniError",
+      code: 5,
+      message: /lock file ".*\.lock" is a FIFO/,
+    });
+    await Deno.remove(`${path}.lock`);
+  });
+  await t.step("a directory", async () => {
+    await Deno.mkdir(path);
+    await assert.rejects(withStateLock(path, (f) => f.read()), {
+      code: 5,
+      message: /is a directory/,
+    });
+    await Deno.remove(path);
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() sweeps the temp files of interrupted writers and nothing else", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const old = new Date(Date.now() - 120_000);
+  await Deno.writeTextFile(`${path}.tmp-4242-deadbeef`, "");
+  await Deno.writeTextFile(`${path}.corrupt-0123456789abcdef.tmp-1-a`, "x");
+  await Deno.utime(`${path}.corrupt-0123456789abcdef.tmp-1-a`, old, old);
+  // A copy in progress (young), a kept copy and another file stay.
+  await Deno.writeTextFile(`${path}.corrupt-fedcba9876543210.tmp-2-b`, "x");
+  await Deno.writeTextFile(`${path}.corrupt-fedcba9876543210`, "{");
+  await Deno.writeTextFile(`${dir}/other.json.tmp-1-c`, "");
+  // A sweep happens under the lock even when nothing is written (a DEL).
+  await withStateLock(path, () => {});
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  assert.deepEqual(names.sort(), [
+    "other.json.tmp-1-c",
+    "state.json.corrupt-fedcba9876543210",
+    "state.json.corrupt-fedcba9876543210.tmp-2-b",
+    "state.json.lock",
+  ]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("LockedStateFile.read() keeps one corrupt copy per distinct content across retries", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const copies = async () => {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.includes(".corrupt-")) names.push(e.name);
+    }
+    return names.sort();
+  };
+  await Deno.writeTextFile(path, '{"n": 1,' + " ".repeat(100_000));
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(withStateLock(path, (f) => f.read()), { code: 102 });
+    await assert.rejects(readStateFile(path), { code: 102 });
+  }
+  assert.equal((await copies()).length, 1);
+  await Deno.writeTextFile(path, "");
+  await assert.rejects(readStateFile(path), { code: 102 });
+  await assert.rejects(readStateFile(path), { code: 102 });
+  const names = await copies();
+  assert.equal(names.length, 2);
+  for (const n of names) {
+    assert.equal(((await Deno.stat(`${dir}/${n}`)).mode ?? 0) & 0o777, 0o600);
+  }
   await Deno.remove(dir, { recursive: true });
 });

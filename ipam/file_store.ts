@@ -55,10 +55,10 @@ export class FileStore implements IpamStore {
   update<T>(fn: (state: IpamState | undefined) => StoreUpdate<T>): Promise<T> {
     return withStateLock(
       this.path,
-      (file) => {
-        const state = parseIpamState(file.read(), this.path);
+      async (file) => {
+        const state = parseIpamState(await file.read(), this.path);
         const out = fn(state);
-        if (out.next !== undefined) file.write(out.next);
+        if (out.next !== undefined) await file.write(out.next);
         return out.value;
       },
       this.#lockTimeoutMs === undefined ? {} : {

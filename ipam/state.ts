@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import { CniError, PLUGIN_CODES, readStateFile } from "@vnet/cni";
 
 /** The state file's format version. */
 export const IPAM_STATE_VERSION = 1;
@@ -146,12 +146,15 @@ export function parseIpamState(
 }
 
 /**
- * Reads and validates an IPAM state file without locking (for tools).
+ * Reads and validates an IPAM state file without locking (for tools and
+ * DEL's evidence). Writes are atomic renames, so an unlocked read sees a
+ * whole document.
  *
  * @param path The state file.
- * @returns The state, or `undefined` when the file is missing or empty.
- * @throws {CniError} Code 102 when the file cannot be parsed.
- * @throws {Deno.errors.PermissionDenied} When the file cannot be read.
+ * @returns The state, or `undefined` when the file is missing.
+ * @throws {CniError} Code 102 when the file is empty or cannot be parsed (a
+ * copy is kept aside); code 5 when it is not a regular file or cannot be
+ * read in time.
  *
  * @example Usage
  * ```ts ignore
@@ -162,19 +165,8 @@ export function parseIpamState(
 export async function readIpamState(
   path: string,
 ): Promise<IpamState | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-  if (text.trim() === "") return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw corrupt(path, err instanceof Error ? err.message : String(err));
-  }
-  return parseIpamState(value, path);
+  // The same reader as the locked path: a FIFO or directory is code 5, an
+  // empty or unparsable file is code 102 with a copy kept aside, and every
+  // file operation has a deadline.
+  return parseIpamState(await readStateFile(path), path);
 }

@@ -146,3 +146,59 @@ Deno.test("azure-vnet files: state and lock 0600 root, logs 0640", async () => {
   const d = await n.run("DEL", n.conf(4), n.env("sec0", pods[0]));
   assert.equal(d.code, 0, d.stdout);
 });
+
+Deno.test("azure-vnet on hostile state files: a FIFO is code 5 at once; retries on corrupt state keep one copy (#12)", async (t) => {
+  requireRoot();
+  await using n = await AzureNode.create("10.96");
+  const conf = n.conf(8);
+  const pods = await n.pods(2);
+  const a = await n.run("ADD", conf, n.env("h0", pods[0]));
+  assert.equal(a.code, 0, a.stdout);
+  const good = {
+    vnet: await Deno.readTextFile(n.statePath),
+    ipam: await Deno.readTextFile(n.ipamPath),
+  };
+  const fifo = async (path: string) => {
+    await Deno.remove(path).catch(() => {});
+    await run("mkfifo", [path]);
+  };
+  for (const path of [n.statePath, `${n.ipamPath}.lock`, n.ipamPath]) {
+    await t.step(`${path.slice(n.dir.length + 1)} is a FIFO`, async () => {
+      await fifo(path);
+      try {
+        for (const cmd of ["ADD", "DEL"] as const) {
+          const start = performance.now();
+          const r = await n.run(cmd, conf, n.env("h1", pods[1]));
+          const ms = performance.now() - start;
+          assert.equal(r.code, 1, r.stdout);
+          assert.equal(r.json?.code, 5, r.stdout);
+          assert.match(String(r.json?.msg), /is a FIFO, not a regular file/);
+          assert.ok(ms < 10_000, `${cmd} answered in ${ms} ms`);
+        }
+      } finally {
+        await Deno.remove(path);
+      }
+      await Deno.writeTextFile(n.statePath, good.vnet);
+      await Deno.writeTextFile(n.ipamPath, good.ipam);
+      // Nothing of h1 was made: h0 alone is in the kernel.
+      const keys = await assertStateMatchesKernel(n);
+      assert.deepEqual([...keys.keys()], ["h0/eth0"]);
+    });
+  }
+  await t.step("kubelet retrying DEL on a corrupt state file", async () => {
+    await Deno.writeTextFile(n.statePath, good.vnet.slice(0, 40));
+    for (let i = 0; i < 6; i++) {
+      const r = await n.run("DEL", conf, n.env("h0", pods[0]));
+      assert.equal(r.json?.code, 102, r.stdout);
+    }
+    const copies: string[] = [];
+    for await (const e of Deno.readDir(n.dir)) {
+      if (e.name.startsWith("azure-vnet.json.corrupt-")) copies.push(e.name);
+    }
+    assert.equal(copies.length, 1, copies.join(", "));
+    await Deno.writeTextFile(n.statePath, good.vnet);
+  });
+  const d = await n.run("DEL", conf, n.env("h0", pods[0]));
+  assert.equal(d.code, 0, d.stdout);
+  assert.equal((await assertStateMatchesKernel(n)).size, 0);
+});

@@ -827,8 +827,12 @@ Deno.test("azure-vnet DEL removes what an interrupted ADD left, without a record
   const st = await n.state();
   delete st.endpoints["cut/eth0"];
   await Deno.writeTextFile(`${n.dir}/azure-vnet.json`, JSON.stringify(st));
+  // Killed while writing it: the 0-byte temp file of the write stays.
+  const tmp = `${n.dir}/azure-vnet.json.tmp-99999-0badf00d`;
+  await Deno.writeTextFile(tmp, "");
   const d = await n.plugin("DEL", c, env(p1, "cut"));
   assert.equal(d.code, 0, JSON.stringify(d.out));
+  await assert.rejects(Deno.stat(tmp), Deno.errors.NotFound, "temp swept");
   const hostVeth = ifaces(r.out)[0]?.name ?? "";
   assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
   assert.doesNotMatch(

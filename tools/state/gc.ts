@@ -249,10 +249,10 @@ export async function gcState(
       fail(a, errs);
       continue;
     }
-    await withState(stateDir, (s) => {
+    await withState(stateDir, async (s) => {
       if (sameRecord(s.state.endpoints[key], ep)) {
         delete s.state.endpoints[key];
-        s.save();
+        await s.save();
       }
     });
     a.outcome = `removed (${ep.addresses.join(", ") || "no address"})`;

@@ -3,7 +3,7 @@
  * messages point here).
  *
  * A file that parses is left alone. A corrupt one is copied aside
- * (`<file>.corrupt-<timestamp>`, 0600) and rebuilt under its lock:
+ * (`<file>.corrupt-<hash>`, 0600, one per distinct content) and rebuilt under its lock:
  *
  * - `azure-vnet-ipam.json` from the endpoints in `azure-vnet.json` (every
  *   address held under its container id and ifname), plus any pod address
@@ -20,7 +20,12 @@
  *
  * @module
  */
-import { CniError, PLUGIN_CODES, withStateLock } from "@vnet/cni";
+import {
+  CniError,
+  keepCorruptCopy,
+  PLUGIN_CODES,
+  withStateLock,
+} from "@vnet/cni";
 import {
   IPAM_STATE_FILE,
   type IpamState,
@@ -95,10 +100,6 @@ export interface RepairReport {
   readonly files: FileRepair[];
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:.]/g, "");
-}
-
 function readText(path: string): string | undefined {
   try {
     return Deno.readTextFileSync(path);
@@ -121,13 +122,6 @@ function problemOf(
     return (err instanceof Error ? err.message : String(err))
       .replace(/\s+/g, " ").trim();
   }
-}
-
-function keepAside(path: string): string {
-  const aside = `${path}.corrupt-${timestamp()}`;
-  Deno.copyFileSync(path, aside);
-  Deno.chmodSync(aside, 0o600);
-  return aside;
 }
 
 function sysPeerIndex(link: string): number | undefined {
@@ -249,8 +243,8 @@ async function repairIpamFile(
       );
     }
     const built = ipamFromEndpoints(net, { extra });
-    rep.aside = keepAside(file.path);
-    file.write(built.ipam);
+    rep.aside = await keepCorruptCopy(file.path);
+    await file.write(built.ipam);
     rep.status = "rebuilt";
     rep.items.push(...built.held);
     rep.notes.push(...built.notes);
@@ -314,8 +308,8 @@ async function repairNetworkFile(
     }
     rep.notes.unshift(`was corrupt: ${problem}`);
     const state = await stateFromKernel(ipam, { ...options, notes: rep.notes });
-    rep.aside = keepAside(file.path);
-    file.write(state);
+    rep.aside = await keepCorruptCopy(file.path);
+    await file.write(state);
     rep.status = "rebuilt";
     rep.items.push(
       ...Object.values(state.networks).map((n) =>

@@ -137,7 +137,7 @@ Deno.test("repairState() rebuilds a corrupt IPAM file and leaves parsing files a
         assert.equal(f?.status, "rebuilt");
         assert.match(
           f?.aside ?? "",
-          /azure-vnet-ipam\.json\.corrupt-\d+T\d+Z$/,
+          /azure-vnet-ipam\.json\.corrupt-[0-9a-f]{16}$/,
         );
         assert.equal(
           ((await Deno.stat(f?.aside ?? "")).mode ?? 0) & 0o777,

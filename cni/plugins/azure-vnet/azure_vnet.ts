@@ -264,9 +264,9 @@ export function createAzureVnetHandlers(
         master: cfg.master,
         subnet,
         gateway,
-        commit: (rec) => {
+        commit: async (rec) => {
           s.state.networks[cfg.name] = rec;
-          s.save();
+          await s.save();
         },
       });
     }, lock);
@@ -277,7 +277,7 @@ export function createAzureVnetHandlers(
     const { cfg, stateDir, ipam, key } = inv;
     checkPodNetns(kernel(), args.netns);
     // Reads take no lock (writes are atomic renames): only changes do.
-    const snapshot = readState(stateDir);
+    const snapshot = await readState(stateDir);
     const recorded = snapshot.endpoints[key];
     if (recorded !== undefined && recorded.network !== cfg.name) {
       throw new CniError(
@@ -316,9 +316,9 @@ export function createAzureVnetHandlers(
       if (errors.length > 0) {
         throw combine(errors, `Cannot release the old attachment of "${key}"`);
       }
-      await withState(stateDir, (s) => {
+      await withState(stateDir, async (s) => {
         delete s.state.endpoints[key];
-        s.save();
+        await s.save();
       }, lock);
     }
     if (host.link(inv.hostVeth) !== undefined) {
@@ -405,9 +405,9 @@ export function createAzureVnetHandlers(
     });
     const result = withDns(ep.result, cfg.dns ?? ipamResult.dns);
     const record: EndpointRecord = { ...ep, ipamRoute: ipam.name, result };
-    await withState(stateDir, (s) => {
+    await withState(stateDir, async (s) => {
       s.state.endpoints[key] = record;
-      s.save();
+      await s.save();
     }, lock);
     stack.move();
     return result;
@@ -416,7 +416,7 @@ export function createAzureVnetHandlers(
   async function cmdDel(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
-    const snapshot = readState(stateDir);
+    const snapshot = await readState(stateDir);
     const recorded = snapshot.endpoints[key];
     // Another network's endpoint is not this DEL's to touch.
     const ep = recorded?.network === cfg.name ? recorded : undefined;
@@ -455,9 +455,9 @@ export function createAzureVnetHandlers(
       throw combine(errors, `Cannot fully delete endpoint "${key}"`);
     }
     if (ep !== undefined) {
-      await withState(stateDir, (s) => {
+      await withState(stateDir, async (s) => {
         delete s.state.endpoints[key];
-        s.save();
+        await s.save();
       }, lock);
     }
   }
@@ -519,6 +519,13 @@ export function createAzureVnetHandlers(
     } catch (err) {
       errors.push(err);
     }
+    try {
+      // An ADD killed while writing its record leaves a temp file next to
+      // the state file: taking the lock sweeps it.
+      await withState(inv.stateDir, () => {}, lock);
+    } catch (err) {
+      errors.push(err);
+    }
     return errors;
   }
 
@@ -526,7 +533,7 @@ export function createAzureVnetHandlers(
     const inv = await begin(args);
     const { cfg, stateDir, ipam, key } = inv;
     checkPodNetns(kernel(), args.netns);
-    const snapshot = readState(stateDir);
+    const snapshot = await readState(stateDir);
     const recorded = snapshot.endpoints[key];
     const ep = recorded?.network === cfg.name ? recorded : undefined;
     const net = snapshot.networks[cfg.name];
@@ -555,7 +562,7 @@ export function createAzureVnetHandlers(
 
   async function cmdStatus(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
-    const net = readState(inv.stateDir).networks[inv.cfg.name];
+    const net = (await readState(inv.stateDir)).networks[inv.cfg.name];
     if (net !== undefined) {
       using host = kernel().host();
       const bridge = host.link(net.bridge);
@@ -602,7 +609,7 @@ export function createAzureVnetHandlers(
     const keep = new Set(
       valid.map((a) => endpointKey(a.containerID, a.ifname)),
     );
-    const snapshot = readState(stateDir);
+    const snapshot = await readState(stateDir);
     const stale = Object.entries(snapshot.endpoints).filter(([k, e]) =>
       e.network === cfg.name && !keep.has(k)
     );
@@ -644,9 +651,9 @@ export function createAzureVnetHandlers(
     }
     const after = removed.length === 0 ? snapshot : await withState(
       stateDir,
-      (s) => {
+      async (s) => {
         for (const k of removed) delete s.state.endpoints[k];
-        s.save();
+        await s.save();
         return s.state;
       },
       lock,

@@ -349,9 +349,9 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
 
 /** Forgets an endpoint record, as a kill -9 before the record leaves it. */
 async function forget(dir: string, key: string): Promise<void> {
-  await withState(dir, (s) => {
+  await withState(dir, async (s) => {
     delete s.state.endpoints[key];
-    s.save();
+    await s.save();
   });
 }
 

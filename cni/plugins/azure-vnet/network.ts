@@ -44,7 +44,7 @@ export interface CreateNetworkSpec {
    * Runs last, with the record (save the state); a failure in it rolls the
    * host setup back too.
    */
-  readonly commit: (net: NetworkRecord) => void;
+  readonly commit: (net: NetworkRecord) => Promise<void> | void;
 }
 
 /** The host network's kernel and ebtables access. */
@@ -218,7 +218,7 @@ export async function createNetwork(
         () => kernel.routeDel(onBridge),
       );
     }
-    spec.commit(net);
+    await spec.commit(net);
   } catch (err) {
     log.error("Creating network {name} failed, rolling back: {err}", {
       name: spec.name,

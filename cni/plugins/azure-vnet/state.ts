@@ -201,7 +201,7 @@ export interface LockedState {
   /** The current document (mutate, then {@link LockedState.save}). */
   readonly state: AzureVnetState;
   /** Writes the document atomically. */
-  save(): void;
+  save(): Promise<void>;
 }
 
 /** Options of {@link withState}. */
@@ -238,8 +238,8 @@ export function withState<T>(
   const path = statePath(stateDir);
   return withStateLock(
     path,
-    (file: LockedStateFile) => {
-      const state = parseState(file.read(), path);
+    async (file: LockedStateFile) => {
+      const state = parseState(await file.read(), path);
       return fn({ state, save: () => file.write(state) });
     },
     options.lockTimeoutMs === undefined ? {} : {
@@ -264,13 +264,13 @@ export function withState<T>(
  * import assert from "node:assert/strict";
  * import { readState } from "./state.ts";
  * const dir = await Deno.makeTempDir();
- * assert.deepEqual(readState(dir).networks, {});
+ * assert.deepEqual((await readState(dir)).networks, {});
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export function readState(stateDir: string): AzureVnetState {
+export async function readState(stateDir: string): Promise<AzureVnetState> {
   const path = statePath(stateDir);
-  return parseState(readStateFile(path), path);
+  return parseState(await readStateFile(path), path);
 }
 
 /**

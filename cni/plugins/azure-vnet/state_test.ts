@@ -4,7 +4,7 @@ import { emptyState, parseState, statePath, withState } from "./state.ts";
 Deno.test("withState() round-trips a document through the locked file", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await withState(dir, (s) => {
+    await withState(dir, async (s) => {
       s.state.endpoints["c/eth0"] = {
         network: "azure",
         containerId: "c",
@@ -18,7 +18,7 @@ Deno.test("withState() round-trips a document through the locked file", async ()
         ipamRoute: "in-process",
         result: { cniVersion: "1.1.0" },
       };
-      s.save();
+      await s.save();
     });
     const keys = await withState(dir, (s) => Object.keys(s.state.endpoints));
     assert.deepEqual(keys, ["c/eth0"]);

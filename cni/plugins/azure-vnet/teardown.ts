@@ -105,7 +105,7 @@ export async function teardown(
         report.removed.push(net.name);
         log.info("Removed network {name}", { name: net.name });
       }
-      s.save();
+      await s.save();
     }
     if (errors.length > 0) {
       log.error("Teardown failed: {err}", {
