@@ -965,3 +965,34 @@ Deno.test("azure-vnet GC without cni.dev/valid-attachments is refused (7) and re
   assert.match(await n.ipamState(), /"g1"/);
   assert.ok(await pod.ping(n.addr(1)));
 });
+
+Deno.test("azure-vnet repeated ADD with an invalid ipam body fails with 7, not 0 from the record (#12)", async () => {
+  await using n = await Node.create("10.89.0");
+  const pod = await n.pod();
+  const c = conf("1.1.0", staticIpam(n));
+  const r = await n.plugin("ADD", c, env(pod, "v1"));
+  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const stateBefore = JSON.stringify(await n.state());
+  const ipamBefore = await n.ipamState();
+  const bad = {
+    ...c,
+    ipam: {
+      ...staticIpam(n),
+      environment: "azure",
+      queryUrl: "file:///etc/passwd",
+      addresses: "nope",
+    },
+  };
+  const again = await n.plugin("ADD", bad, env(pod, "v1"));
+  assert.equal(again.code, 1, JSON.stringify(again.out));
+  assert.equal(again.out?.code, 7, JSON.stringify(again.out));
+  const text = `${again.out?.msg} ${again.out?.details}`;
+  assert.match(text, /queryUrl/);
+  assert.match(text, /addresses/);
+  assert.equal(JSON.stringify(await n.state()), stateBefore);
+  assert.equal(await n.ipamState(), ipamBefore);
+  assert.deepEqual(await v4addrs(pod.name, "eth0"), [`${n.addr(5)}/24`]);
+  assert.ok(await pod.ping(n.addr(1)), "the pod still works");
+  const d = await n.plugin("DEL", c, env(pod, "v1"));
+  assert.equal(d.code, 0, JSON.stringify(d.out));
+});
