@@ -169,6 +169,30 @@ function ipamProblems(ipam: IpamInput): string[] {
       problems.push(`${quoted(`ipam.${k}`, v)} is no IPv4 address`);
     }
   }
+  (ipam.addresses ?? []).forEach((a, i) => {
+    if (!isIpv4(a)) {
+      problems.push(`${quoted(`ipam.addresses.${i}`, a)} is no IPv4 address`);
+    }
+  });
+  (ipam.interfaces ?? []).forEach((nic, i) =>
+    nic.subnets.forEach((sub, j) => {
+      const at = `ipam.interfaces.${i}.subnets.${j}`;
+      try {
+        parseCidr(sub.prefix);
+      } catch {
+        problems.push(`${quoted(`${at}.prefix`, sub.prefix)} is no IPv4 CIDR`);
+      }
+      sub.addresses.forEach((a, k) => {
+        if (!isIpv4(a.address)) {
+          problems.push(
+            `${
+              quoted(`${at}.addresses.${k}.address`, a.address)
+            } is no IPv4 address`,
+          );
+        }
+      });
+    })
+  );
   if (ipam.environment === "static") {
     if (ipam.interfaces !== undefined) {
       ipam.interfaces.forEach((nic, i) => {

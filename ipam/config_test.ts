@@ -129,6 +129,44 @@ Deno.test("parseIpamConfig() names every invalid field in one error", async (t) 
       },
     );
   });
+  await t.step(
+    "static addresses and interface prefixes that are no IPv4",
+    () => {
+      assert.throws(
+        () =>
+          parseIpamConfig(conf({
+            environment: "static",
+            subnet: "10.0.0.0/24",
+            addresses: ["10.0.0.4", "10.0.0.999", "fe80::1"],
+          })),
+        {
+          name: "CniError",
+          code: 7,
+          message:
+            /^(?=.*"ipam\.addresses\.1")(?=.*"ipam\.addresses\.2")(?!.*"ipam\.addresses\.0")/s,
+        },
+      );
+      assert.throws(
+        () =>
+          parseIpamConfig(conf({
+            environment: "static",
+            interfaces: [{
+              macAddress: "00-0d-3a-00-00-01",
+              subnets: [{
+                prefix: "10.0.0.0/33",
+                addresses: [{ address: "ten" }],
+              }],
+            }],
+          })),
+        {
+          name: "CniError",
+          code: 7,
+          message:
+            /^(?=.*"ipam\.interfaces\.0\.subnets\.0\.prefix")(?=.*"ipam\.interfaces\.0\.subnets\.0\.addresses\.0\.address")/s,
+        },
+      );
+    },
+  );
   await t.step("a wrong type next to an invalid URL", () => {
     assert.throws(
       () => parseIpamConfig(conf({ queryTimeout: true, imdsUrl: "file:/x" })),
