@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { runPlugin } from "@vnet/cni";
-import { createAzureVnetHandlers } from "../../cni/plugins/azure-vnet/mod.ts";
+import { createAzureVnetHandlers } from "@vnet/azure-vnet";
 import { requireRoot } from "../_support/privilege.ts";
 import { AZURE_VNET_SRC, runCni } from "../_support/cni_harness.ts";
 

@@ -7,7 +7,7 @@
 import { assert } from "../_support/assert.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import { ip, ipJson, TestNetns } from "../_support/netns.ts";
-import type { AzureVnetState } from "@vnet/cni/azure-vnet";
+import type { AzureVnetState } from "@vnet/azure-vnet";
 
 const MAIN = new URL(
   "../../cni/plugins/azure-vnet/main.ts",

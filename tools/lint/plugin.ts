@@ -4,12 +4,13 @@
  *
  * Rules (ids are `vnet/<rule>`):
  *
- * - `import-direction`: the member import graph of STYLE.md section 1.
- *   `netlink/` and `azure/` are leaves; `cni/` outside `cni/plugins/` imports
- *   nothing internal; `ipam/` may import `cni/` and `azure/`; `cni/plugins/*`
- *   may import `cni/`, `netlink/`, `azure/` and `ipam/`; `tools/` may import
- *   any member. Another member is reached only through its `mod.ts`
- *   (`"@vnet/x"` or a relative path to `x/mod.ts`). Only test files
+ * - `import-direction`: the member import graph of STYLE.md section 1 (the
+ *   `MEMBERS` table). `netlink`, `azure` and `cni` are leaves; `ipam` may
+ *   import `cni` and `azure`; each plugin is its own member
+ *   (`cni/plugins/azure-vnet`, `ipam/plugins/azure-vnet-ipam`) that imports
+ *   the libraries; `tools` may import any member. Another member is reached
+ *   only through its `mod.ts` (`"@vnet/x"` or a relative path to its
+ *   `mod.ts`). Only test files
  *   (`*_test.ts`, anything under `tests/`) import `tests/_support/`, and test
  *   files may import anything.
  * - `prefer-private-field`: no TypeScript `private` modifier; use `#field`.
@@ -31,27 +32,49 @@
  * @module
  */
 
-/** Members of the workspace, by folder. */
-const MEMBERS: ReadonlySet<string> = new Set([
-  "cni",
-  "ipam",
-  "netlink",
-  "azure",
-  "tools",
-]);
+/** A workspace member: its folder, its `@vnet/` name and what it imports. */
+interface Member {
+  /** Repository-relative folder, such as `cni/plugins/azure-vnet`. */
+  folder: string;
+  /** The name after `@vnet/`. */
+  name: string;
+  /** Names of the other members it may import. */
+  imports: readonly string[];
+}
 
-/** The zone a file belongs to, for the import-direction table. */
-type Zone = "netlink" | "azure" | "cni" | "cni-plugins" | "ipam" | "tools";
-
-/** Which members each zone may import. */
-const ALLOWED: Readonly<Record<Zone, ReadonlySet<string>>> = {
-  netlink: new Set(["netlink"]),
-  azure: new Set(["azure"]),
-  cni: new Set(["cni"]),
-  "cni-plugins": new Set(["cni", "netlink", "azure", "ipam"]),
-  ipam: new Set(["ipam", "cni", "azure"]),
-  tools: new Set(["tools", "cni", "ipam", "netlink", "azure"]),
-};
+/**
+ * The members and the import direction between them (docs/STYLE.md,
+ * "Import direction"; keep in sync with the root deno.json `workspace`). A
+ * member nested in another's folder (a plugin) is its own member.
+ */
+const MEMBERS: readonly Member[] = [
+  { folder: "netlink", name: "netlink", imports: [] },
+  { folder: "azure", name: "azure", imports: [] },
+  { folder: "cni", name: "cni", imports: [] },
+  { folder: "ipam", name: "ipam", imports: ["cni", "azure"] },
+  {
+    folder: "ipam/plugins/azure-vnet-ipam",
+    name: "azure-vnet-ipam",
+    imports: ["cni", "ipam"],
+  },
+  {
+    folder: "cni/plugins/azure-vnet",
+    name: "azure-vnet",
+    imports: ["cni", "netlink", "azure", "ipam"],
+  },
+  {
+    folder: "tools",
+    name: "tools",
+    imports: [
+      "cni",
+      "ipam",
+      "netlink",
+      "azure",
+      "azure-vnet",
+      "azure-vnet-ipam",
+    ],
+  },
+];
 
 /** The repository root, from this file's location (tools/lint/plugin.ts). */
 const REPO_ROOT: string = decodeURIComponent(
@@ -85,43 +108,36 @@ function isTestFile(rel: string): boolean {
   return rel.startsWith("tests/") || /_test\.[cm]?[jt]sx?$/.test(rel);
 }
 
-/** The zone of a repository-relative path, or undefined outside members. */
-function zoneOf(rel: string): Zone | undefined {
-  const top = rel.split("/")[0] ?? "";
-  if (!MEMBERS.has(top)) return undefined;
-  if (rel.startsWith("cni/plugins/")) return "cni-plugins";
-  return top as Zone;
+/** The member that holds a repository-relative path (the deepest folder). */
+function memberOf(rel: string): Member | undefined {
+  let best: Member | undefined;
+  for (const m of MEMBERS) {
+    if (
+      rel.startsWith(`${m.folder}/`) &&
+      m.folder.length > (best?.folder.length ?? -1)
+    ) best = m;
+  }
+  return best;
 }
 
 /** Where an import specifier points, inside the repository. */
 interface Target {
-  /** Member folder, or "tests". */
-  top: string;
-  /** True when the target is that member's public door. */
+  /** The member, or undefined for `tests/` and unknown `@vnet/` names. */
+  member: Member | undefined;
+  /** True when the target is `tests/...`. */
+  isTests: boolean;
+  /** True when the target is that member's public door (`mod.ts`). */
   isModTs: boolean;
-  /** Repository-relative path when known (relative imports). */
-  rel: string | undefined;
 }
-
-/**
- * Subpath exports that are public doors besides `mod.ts`, as declared in the
- * members' deno.json `exports` (keep in sync): a plugin folder's `mod.ts`.
- */
-const PUBLIC_SUBPATHS: Readonly<Record<string, readonly string[]>> = {
-  cni: ["/azure-vnet"],
-};
 
 /** Resolves a specifier against the importing file; undefined = external. */
 function resolveTarget(spec: string, fromRel: string): Target | undefined {
   const pkg = /^@vnet\/([^/]+)(\/.*)?$/.exec(spec);
   if (pkg) {
-    const name = pkg[1] ?? "";
-    const sub = pkg[2];
     return {
-      top: name,
-      isModTs: sub === undefined ||
-        (PUBLIC_SUBPATHS[name] ?? []).includes(sub),
-      rel: undefined,
+      member: MEMBERS.find((m) => m.name === pkg[1]),
+      isTests: false,
+      isModTs: pkg[2] === undefined,
     };
   }
   if (!spec.startsWith("./") && !spec.startsWith("../")) return undefined;
@@ -129,12 +145,12 @@ function resolveTarget(spec: string, fromRel: string): Target | undefined {
   const abs = normalize(`/${dir}/${spec}`);
   const rel = abs.slice(1);
   if (abs.startsWith("/..") || rel === "") return undefined;
-  const parts = rel.split("/");
-  const top = parts[0] ?? "";
-  const isModTs = (parts.length === 2 && parts[1] === "mod.ts") ||
-    // A plugin folder's mod.ts is exported too (`@vnet/cni/azure-vnet`).
-    (parts.length === 4 && parts[1] === "plugins" && parts[3] === "mod.ts");
-  return { top, isModTs, rel };
+  const member = memberOf(rel);
+  return {
+    member,
+    isTests: rel.startsWith("tests/"),
+    isModTs: member !== undefined && rel === `${member.folder}/mod.ts`,
+  };
 }
 
 /** The reason an import breaks the direction rules, or undefined. */
@@ -142,25 +158,23 @@ function directionProblem(spec: string, fromRel: string): string | undefined {
   const target = resolveTarget(spec, fromRel);
   if (target === undefined) return undefined;
   const test = isTestFile(fromRel);
-  if (target.top === "tests") {
+  if (target.isTests) {
     return test ? undefined : `Only test files import "tests/": "${spec}"`;
   }
   if (test) return undefined;
-  const zone = zoneOf(fromRel);
-  if (zone === undefined) return undefined;
-  if (target.rel === undefined && !MEMBERS.has(target.top)) {
-    return `Unknown workspace member "${spec}"`;
+  const own = memberOf(fromRel);
+  if (own === undefined) return undefined;
+  if (target.member === undefined) {
+    return spec.startsWith("@vnet/")
+      ? `Unknown workspace member "${spec}"`
+      : undefined;
   }
-  if (!MEMBERS.has(target.top)) return undefined;
-  const own = fromRel.split("/")[0];
-  if (zone === "cni" && target.rel?.startsWith("cni/plugins/") === true) {
-    return `"cni/" outside "cni/plugins/" must not import a plugin: "${spec}"`;
+  if (target.member === own) return undefined;
+  if (!own.imports.includes(target.member.name)) {
+    return `"${fromRel}" (@vnet/${own.name}) must not import @vnet/${target.member.name}: "${spec}"`;
   }
-  if (!ALLOWED[zone].has(target.top)) {
-    return `"${fromRel}" (${zone}) must not import "${target.top}/": "${spec}"`;
-  }
-  if (target.top !== own && !target.isModTs) {
-    return `Import another member only through its mod.ts ("@vnet/${target.top}"): "${spec}"`;
+  if (!target.isModTs) {
+    return `Import another member only through its mod.ts ("@vnet/${target.member.name}"): "${spec}"`;
   }
   return undefined;
 }

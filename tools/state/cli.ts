@@ -20,7 +20,7 @@ import { flattenCause } from "@vnet/cni";
 import { IPAM_STATE_FILE, readIpamState } from "@vnet/ipam";
 // Deviation (reported to the lead): the plugin's teardown logic is reached
 // through the plugin folder's own mod.ts, since `cni/mod.ts` stays pure.
-import { readState, teardown } from "@vnet/cni/azure-vnet";
+import { readState, teardown } from "@vnet/azure-vnet";
 import { parseCli } from "../_cli.ts";
 import { type GcReport, gcState } from "./gc.ts";
 import {

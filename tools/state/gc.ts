@@ -38,7 +38,7 @@ import {
   netlinkKernel,
   readState,
   withState,
-} from "@vnet/cni/azure-vnet";
+} from "@vnet/azure-vnet";
 
 /** Options of {@link gcState}. */
 export interface GcOptions {

@@ -6,13 +6,13 @@
  * @module
  */
 import { IPAM_STATE_VERSION, type IpamState, type PoolState } from "@vnet/ipam";
-import type { AzureVnetState } from "@vnet/cni/azure-vnet";
+import type { AzureVnetState } from "@vnet/azure-vnet";
 
 /**
  * Reading pod DNAT rules back lives in the plugin (its GC and ADD need it);
  * re-exported here for the tool.
  */
-export { parsePodDnatRules, type PodDnat } from "@vnet/cni/azure-vnet";
+export { parsePodDnatRules, type PodDnat } from "@vnet/azure-vnet";
 
 /** An address held outside any endpoint record (seen in the kernel only). */
 export interface ExtraHold {

@@ -49,7 +49,7 @@ import {
   type SavedRoute,
   STATE_FILE_NAME,
   statePath,
-} from "@vnet/cni/azure-vnet";
+} from "@vnet/azure-vnet";
 import {
   type ExtraHold,
   firstHost,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { Ebtables, type EbtablesRunner } from "@vnet/cni/azure-vnet";
+import { Ebtables, type EbtablesRunner } from "@vnet/azure-vnet";
 import type {
   AzureVnetState,
   EndpointRecord,
   NetworkRecord,
-} from "@vnet/cni/azure-vnet";
+} from "@vnet/azure-vnet";
 import { runStateCli } from "./cli.ts";
 import { ipamFromEndpoints, parsePodDnatRules } from "./rebuild.ts";
 import { repairState } from "./repair.ts";

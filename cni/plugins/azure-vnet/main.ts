@@ -6,7 +6,7 @@
  * @module
  */
 import { runPlugin, startPluginLogging } from "@vnet/cni";
-import denoJson from "../../deno.json" with { type: "json" };
+import denoJson from "./deno.json" with { type: "json" };
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
 
 const env = Deno.env.toObject();

@@ -7,8 +7,8 @@
  * @module
  */
 import { runPlugin, startPluginLogging } from "@vnet/cni";
-import denoJson from "../../deno.json" with { type: "json" };
-import { createIpamHandlers } from "../../mod.ts";
+import denoJson from "./deno.json" with { type: "json" };
+import { createIpamHandlers } from "./mod.ts";
 
 const env = Deno.env.toObject();
 const logs = await startPluginLogging("azure-vnet-ipam.log", {
