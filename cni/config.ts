@@ -240,11 +240,12 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
 
 /**
  * The GC list of valid attachments: `cni.dev/valid-attachments`, or the
- * older `cni.dev/attachments`. Absent means none is valid (the spec: GC
- * removes everything not listed; `cnitool gc` sends no list).
+ * older `cni.dev/attachments`. A GC without either is refused: a runtime
+ * that omits the list must not wipe every attachment of the node.
  *
  * @param conf The parsed config.
  * @returns The valid attachments (possibly empty).
+ * @throws {CniError} Code 7 when neither key is present.
  *
  * @example Usage
  * ```ts
@@ -259,6 +260,12 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
  */
 export function gcAttachments(conf: NetConf): Attachment[] {
   const list = conf["cni.dev/valid-attachments"] ??
-    conf["cni.dev/attachments"] ?? [];
+    conf["cni.dev/attachments"];
+  if (!Array.isArray(list)) {
+    throw new CniError(
+      CODES.invalidConfig,
+      "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
+    );
+  }
   return list.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
 }

@@ -40,9 +40,14 @@ Deno.test("parseNetConf() keeps every key and defaults cniVersion", () => {
   }]);
 });
 
-Deno.test("gcAttachments() prefers valid-attachments and defaults to none", () => {
+Deno.test("gcAttachments() prefers valid-attachments and refuses a GC without a list (7)", () => {
   const base = { cniVersion: "1.1.0", name: "n", type: "t" };
-  assert.deepEqual(gcAttachments(base), []);
+  assert.throws(() => gcAttachments(base), {
+    name: "CniError",
+    code: 7,
+    message: /cni\.dev\/valid-attachments/,
+  });
+  assert.deepEqual(gcAttachments({ ...base, "cni.dev/attachments": [] }), []);
   assert.deepEqual(
     gcAttachments({
       ...base,

@@ -183,3 +183,44 @@ export interface PluginHandlers {
   cmdStatus?(args: CmdArgs): Promise<void>;
   cmdGc?(args: CmdArgs): Promise<void>;
 }
+
+/**
+ * A plugin's verbs as top-level functions over a context `C` (as the Go
+ * reference plugins write them: `cmdAdd(ctx, args)`).
+ */
+export interface PluginVerbs<C> {
+  cmdAdd(ctx: C, args: CmdArgs): Promise<Result>;
+  cmdDel(ctx: C, args: CmdArgs): Promise<void>;
+  cmdCheck(ctx: C, args: CmdArgs): Promise<void>;
+  cmdStatus(ctx: C, args: CmdArgs): Promise<void>;
+  cmdGc(ctx: C, args: CmdArgs): Promise<void>;
+}
+
+/**
+ * Binds a plugin's verbs to one context: the handlers for `runPlugin()`.
+ *
+ * @param ctx The context every verb gets.
+ * @param verbs The verbs.
+ * @returns The handlers.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bindVerbs } from "./spec.ts";
+ * const ok = () => Promise.resolve();
+ * const handlers = bindVerbs({ n: 1 }, {
+ *   cmdAdd: (ctx) => Promise.resolve({ cniVersion: `1.${ctx.n}.0` }),
+ *   cmdDel: ok, cmdCheck: ok, cmdStatus: ok, cmdGc: ok,
+ * });
+ * assert.equal(typeof handlers.cmdGc, "function");
+ * ```
+ */
+export function bindVerbs<C>(ctx: C, verbs: PluginVerbs<C>): PluginHandlers {
+  return {
+    cmdAdd: (args) => verbs.cmdAdd(ctx, args),
+    cmdDel: (args) => verbs.cmdDel(ctx, args),
+    cmdCheck: (args) => verbs.cmdCheck(ctx, args),
+    cmdStatus: (args) => verbs.cmdStatus(ctx, args),
+    cmdGc: (args) => verbs.cmdGc(ctx, args),
+  };
+}

@@ -1,8 +1,10 @@
 /**
- * The IPAM command handlers: the one engine behind both the
- * `azure-vnet-ipam` binary and the in-process fast path of `azure-vnet`.
+ * The IPAM engine: typed calls on the address pools of one state file
+ * (`reserve`, `release`, `held`, `collect`, `status`). Its callers are the
+ * `azure-vnet-ipam` CNI handlers, `azure-vnet`'s in-process route and the
+ * state tool; none of them fakes a CNI request to reach it.
  *
- * Every verb locks the state only for its read-modify-write. An ADD whose
+ * Every call locks the state only for its read-modify-write. A reserve whose
  * refresh interval has not passed does no network I/O: one locked
  * transaction reads the state, reserves the lowest free address and saves.
  * When a refresh is due, the source is queried with the lock released, and
@@ -14,8 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import { AzureHttpError } from "@vnet/azure";
 import type { FetchFn } from "@vnet/azure";
 import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
-import type { Attachment, CmdArgs, PluginHandlers, Result } from "@vnet/cni";
-import { formatCidr, isIpv4, parseCidr, stripPrefix } from "./_ip.ts";
+import { formatCidr, parseCidr } from "./_ip.ts";
 import {
   allocate,
   findReservation,
@@ -23,11 +24,10 @@ import {
   release,
 } from "./allocator.ts";
 import type { Allocation, AttachmentKey } from "./allocator.ts";
-import { parseIpamConfig } from "./config.ts";
 import type { IpamConfig } from "./config.ts";
 import { FileStore } from "./file_store.ts";
 import { mergePools, poolUsage } from "./pool.ts";
-import type { HostLink, PoolSpec } from "./pool.ts";
+import type { HostLink, PoolSpec, PoolUsage } from "./pool.ts";
 import {
   describeSource,
   fetchInterfaces,
@@ -44,12 +44,9 @@ const log = getLogger(["azure-vnet-ipam", "engine"]);
 /** The default state directory. */
 export const DEFAULT_STATE_DIR = "/var/run";
 
-/** Options of {@link createIpamHandlers}; every one is injectable. */
+/** Options of {@link IpamEngine}; every one is injectable. */
 export interface IpamEngineOptions {
-  /**
-   * State directory. Default: `AZURE_VNET_STATE_DIR` from the invocation's
-   * environment, else `/var/run`.
-   */
+  /** State directory of `azure-vnet-ipam.json`. Default `/var/run`. */
   stateDir?: string;
   /** A store to use instead of the state file (tests). */
   store?: IpamStore;
@@ -84,53 +81,6 @@ function readBootId(): string {
   } catch {
     return "";
   }
-}
-
-function keyOf(args: CmdArgs): AttachmentKey {
-  if (args.containerId === "") {
-    throw new CniError(
-      CODES.invalidEnvironment,
-      "Missing CNI_CONTAINERID: it keys the address reservation",
-    );
-  }
-  return { containerId: args.containerId, ifName: args.ifName };
-}
-
-/** The network name recorded with reservations; undefined when unset. */
-function networkNameOf(args: CmdArgs): string | undefined {
-  const name: unknown = args.config.name;
-  return typeof name === "string" && name !== "" ? name : undefined;
-}
-
-/** The first IPv4 address requested by CNI_ARGS, runtimeConfig, args or ipam. */
-function requestedIpOf(args: CmdArgs, config: IpamConfig): string | undefined {
-  const conf = args.config;
-  const cniArgs = (conf.args as { cni?: { ips?: unknown } } | undefined)?.cni;
-  const candidates: unknown[] = [
-    ...args.args.ips,
-    ...(Array.isArray(conf.runtimeConfig?.ips) ? conf.runtimeConfig.ips : []),
-    ...(Array.isArray(cniArgs?.ips) ? cniArgs.ips : []),
-    config.ipAddress,
-  ];
-  for (const c of candidates) {
-    if (typeof c === "string" && isIpv4(stripPrefix(c))) return stripPrefix(c);
-  }
-  return undefined;
-}
-
-function toResult(
-  args: CmdArgs,
-  config: IpamConfig,
-  alloc: { ip: string; subnet: string; gateway: string },
-): Result {
-  const prefix = parseCidr(alloc.subnet).prefixLength;
-  const result: Result = {
-    cniVersion: args.config.cniVersion,
-    ips: [{ address: `${alloc.ip}/${prefix}`, gateway: alloc.gateway }],
-    routes: [{ dst: "0.0.0.0/0", gw: alloc.gateway }],
-  };
-  if (config.dns !== undefined) result.dns = structuredClone(config.dns);
-  return result;
 }
 
 function sourceFailure(config: IpamConfig, cause: unknown): CniError {
@@ -180,152 +130,164 @@ function explainNoPools(
   });
 }
 
+/** An address an attachment holds: the dotted quad, its pool's subnet and gateway. */
+export interface Reservation {
+  /** The dotted quad. */
+  readonly ip: string;
+  /** The pool's subnet CIDR. */
+  readonly subnet: string;
+  /** The pool's gateway. */
+  readonly gateway: string;
+}
+
+/** What {@link IpamEngine.reserve} is asked for. */
+export interface ReserveRequest {
+  /** The validated `ipam` section: the source and its timings. */
+  readonly config: IpamConfig;
+  /** The network name recorded with the reservation (config `name`). */
+  readonly network?: string | undefined;
+  /** Restrict to the pool of this subnet CIDR. Default `config.subnet`. */
+  readonly subnet?: string | undefined;
+  /** A specific address to hand out. */
+  readonly requestedIp?: string | undefined;
+}
+
+/** Usage of one pool, as {@link IpamEngine.status} reports it. */
+export interface PoolStatus extends PoolUsage {
+  /** The subnet CIDR. */
+  readonly subnet: string;
+  /** Addresses that can be handed out now (not held, stale or primary). */
+  readonly free: number;
+}
+
+/** The network scope of {@link IpamEngine.release} and {@link IpamEngine.held}. */
+export interface NetworkScope {
+  /**
+   * The calling network: only its reservations (and those recorded without
+   * a network) are touched. Default: any network.
+   */
+  readonly network?: string | undefined;
+}
+
 /**
- * Creates the IPAM handlers (ADD, DEL, CHECK, STATUS, GC).
- *
- * ADD returns the abbreviated IPAM result (`ips`, `routes`, `dns`) in the
- * internal shape; skel or the calling plugin converts it. DEL releases by
- * (container id, ifname) and succeeds when nothing is held. CHECK fails with
- * 106 when the reservation is missing or differs from `prevResult`. STATUS
- * fails with 50 when no address is free or the source is unreachable with no
- * state. GC releases the calling network's reservations (by config `name`,
- * recorded at ADD) not in `cni.dev/valid-attachments`; other networks'
- * reservations in the shared state file are left alone.
+ * The address pools of one state file, with typed calls.
  *
  * Reboots (boot id changed) keep every reservation: the pods are gone, but
  * the runtime's GC and DEL release them, and dropping them here could hand
  * out an address a restarting pod still expects. A reboot only forces a
  * refresh.
  *
- * @param options State directory, injectable fetch, host MACs, clock, lock
- * timeout.
- * @returns The handlers.
- *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { createIpamHandlers } from "@vnet/ipam";
- * const handlers = createIpamHandlers({ stateDir: await Deno.makeTempDir() });
- * assert.equal(typeof handlers.cmdAdd, "function");
+ * import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
+ * const dir = await Deno.makeTempDir();
+ * const engine = new IpamEngine({ stateDir: dir, hostMacs: () => [] });
+ * const config = parseIpamConfig({
+ *   cniVersion: "1.1.0", name: "azure", type: "azure-vnet",
+ *   ipam: { type: "azure-vnet-ipam", environment: "static",
+ *     subnet: "10.0.0.0/24", addresses: ["10.0.0.4", "10.0.0.5"] },
+ * });
+ * const key = { containerId: "c1", ifName: "eth0" };
+ * const r = await engine.reserve(key, { config, network: "azure" });
+ * assert.equal(r.subnet, "10.0.0.0/24");
+ * assert.deepEqual(await engine.release(key, { network: "azure" }), [r.ip]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export function createIpamHandlers(
-  options: IpamEngineOptions = {},
-): PluginHandlers {
-  const now = options.now ?? Date.now;
-  const bootIdOf = options.bootId ?? readBootId;
-  const source: SourceOptions = {
-    fetch: options.fetch,
-    hostMacs: options.hostMacs,
-    timeoutMs: options.sourceTimeoutMs,
-    retries: options.sourceRetries,
-    sleep: options.sleep,
-  };
+export class IpamEngine {
+  #store: IpamStore;
+  #now: () => number;
+  #bootId: () => string;
+  #source: SourceOptions;
 
-  function storeFor(args: CmdArgs): IpamStore {
-    if (options.store !== undefined) return options.store;
-    const dir = options.stateDir ?? args.env.AZURE_VNET_STATE_DIR ??
-      DEFAULT_STATE_DIR;
-    const path = `${dir.replace(/\/+$/, "") || "/"}/${IPAM_STATE_FILE}`;
-    return new FileStore(
-      path,
+  /**
+   * Creates the engine on `<stateDir>/azure-vnet-ipam.json` (nothing is
+   * touched until the first call).
+   *
+   * @param options State dir or store, injectable fetch, host MACs, clock.
+   */
+  constructor(options: IpamEngineOptions = {}) {
+    const dir = options.stateDir ?? DEFAULT_STATE_DIR;
+    this.#store = options.store ?? new FileStore(
+      `${dir.replace(/\/+$/, "") || "/"}/${IPAM_STATE_FILE}`,
       options.lockTimeoutMs === undefined
         ? {}
         : { lockTimeoutMs: options.lockTimeoutMs },
     );
-  }
-
-  /** Queries the source outside the lock; undefined (logged) on failure. */
-  async function fetchSpecs(
-    config: IpamConfig,
-    hadState: boolean,
-  ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
-    try {
-      const nics = await fetchInterfaces(config, {
-        ...source,
-        timeoutMs: source.timeoutMs ?? config.queryTimeoutMs,
-        // With state to fall back on, do not stall the ADD on retries.
-        retries: hadState ? 0 : source.retries,
-      });
-      return { specs: poolSpecsFor(config, nics, source) };
-    } catch (error) {
-      log.warn("Refresh from {source} failed: {error}", {
-        source: describeSource(config),
-        error: flattenCause(error),
-      });
-      return { error };
-    }
-  }
-
-  function applyRefresh(
-    state: IpamState | undefined,
-    specs: PoolSpec[],
-  ): IpamState {
-    const next = state ?? emptyIpamState(bootIdOf());
-    mergePools(next, specs);
-    next.lastRefresh = now();
-    next.bootId = bootIdOf();
-    return next;
-  }
-
-  async function cmdAdd(args: CmdArgs): Promise<Result> {
-    const config = parseIpamConfig(args.config);
-    const key = keyOf(args);
-    const request = {
-      ...key,
-      requestedIp: requestedIpOf(args, config),
-      subnet: config.subnet,
-      network: networkNameOf(args),
+    this.#now = options.now ?? Date.now;
+    this.#bootId = options.bootId ?? readBootId;
+    this.#source = {
+      fetch: options.fetch,
+      hostMacs: options.hostMacs,
+      timeoutMs: options.sourceTimeoutMs,
+      retries: options.sourceRetries,
+      sleep: options.sleep,
     };
-    const store = storeFor(args);
-    const isStatic = config.environment === "static";
-    const staticSpecs = isStatic
-      ? poolSpecsFor(config, config.interfaces, source)
-      : undefined;
+  }
 
-    const first = await store.update<AllocOutcome>((state) => {
+  /**
+   * Reserves an address for `key` (or returns the one it holds): the
+   * requested address, else the lowest free one of the subnet's pool.
+   * Refreshes the pools from the source first when the interval has passed.
+   *
+   * @param key The attachment (container id, ifname).
+   * @param request The config, network, subnet and requested address.
+   * @returns The reservation.
+   * @throws {CniError} 100 when no address is free, 11 or 101 when the
+   * source fails and no state exists, 11 on a lock timeout, 102 on a
+   * corrupt state file.
+   */
+  async reserve(
+    key: AttachmentKey,
+    request: ReserveRequest,
+  ): Promise<Reservation> {
+    const { config } = request;
+    const wanted = {
+      ...key,
+      requestedIp: request.requestedIp,
+      subnet: request.subnet ?? config.subnet,
+      network: request.network,
+    };
+    const staticSpecs = config.environment === "static"
+      ? poolSpecsFor(config, config.interfaces, this.#source)
+      : undefined;
+    const first = await this.#store.update<AllocOutcome>((state) => {
       const existing = findReservation(state, key);
       if (
         existing !== undefined &&
-        (request.requestedIp === undefined ||
-          request.requestedIp === existing.ip)
+        (wanted.requestedIp === undefined ||
+          wanted.requestedIp === existing.ip)
       ) {
         return { value: done(existing) };
       }
       let next = state;
-      if (staticSpecs !== undefined) next = applyRefresh(state, staticSpecs);
-      else if (
-        refreshDue(state, {
-          intervalMs: config.queryIntervalMs,
-          now: now(),
-          bootId: bootIdOf(),
-        })
-      ) return { value: { kind: "refresh", hadState: state !== undefined } };
+      if (staticSpecs !== undefined) {
+        next = this.#applyRefresh(state, staticSpecs);
+      } else if (this.#refreshDue(state, config)) {
+        return { value: { kind: "refresh", hadState: state !== undefined } };
+      }
       if (next === undefined) {
         return { value: { kind: "refresh", hadState: false } };
       }
       try {
-        return { value: done(allocate(next, request)), next };
+        return { value: done(allocate(next, wanted)), next };
       } catch (error) {
         return staticSpecs === undefined
           ? { value: { kind: "failed", error } }
           : { value: { kind: "failed", error }, next };
       }
     });
-
     let outcome = first;
     if (first.kind === "refresh") {
-      const fetched = await fetchSpecs(config, first.hadState);
-      outcome = await store.update<AllocOutcome>((state) => {
-        if (fetched.specs === undefined && state === undefined) {
-          throw sourceFailure(config, fetched.error);
-        }
+      const fetched = await this.#fetchSpecs(config, first.hadState);
+      outcome = await this.#store.update<AllocOutcome>((state) => {
         const next = fetched.specs === undefined
           ? state
-          : applyRefresh(state, fetched.specs);
+          : this.#applyRefresh(state, fetched.specs);
         if (next === undefined) throw sourceFailure(config, fetched.error);
         try {
-          return { value: done(allocate(next, request)), next };
+          return { value: done(allocate(next, wanted)), next };
         } catch (error) {
           const value: AllocOutcome = {
             kind: "failed",
@@ -337,78 +299,100 @@ export function createIpamHandlers(
     }
     if (outcome.kind === "failed") throw outcome.error;
     if (outcome.kind !== "done") {
-      throw new CniError(CODES.internal, "IPAM ADD ended without a result");
+      throw new CniError(CODES.internal, "IPAM reserve ended without a result");
     }
-    log.info("ADD {containerId} {ifName}: {ip} from {subnet}", {
+    log.info("Reserved {ip} from {subnet} for {containerId} {ifName}", {
       ...key,
       ip: outcome.ip,
       subnet: outcome.subnet,
     });
-    return toResult(args, config, outcome);
+    return { ip: outcome.ip, subnet: outcome.subnet, gateway: outcome.gateway };
   }
 
-  async function cmdDel(args: CmdArgs): Promise<void> {
-    if (args.containerId === "") return;
-    const key = keyOf(args);
-    const released = await storeFor(args).update((state) => {
+  /**
+   * Releases what `key` holds in `scope`'s network; nothing held is no
+   * error.
+   *
+   * @param key The attachment.
+   * @param scope The calling network.
+   * @returns The released addresses.
+   * @throws {CniError} 11 on a lock timeout, 102 on a corrupt state file.
+   */
+  async release(key: AttachmentKey, scope: NetworkScope): Promise<string[]> {
+    const released = await this.#store.update((state) => {
       if (state === undefined) return { value: [] as string[] };
-      const ips = release(state, key, { network: networkNameOf(args) });
+      const ips = release(state, key, { network: scope.network });
       return ips.length === 0 ? { value: ips } : { value: ips, next: state };
     });
-    log.info("DEL {containerId} {ifName}: released {ips}", {
+    log.info("Released {ips} of {containerId} {ifName}", {
       ...key,
       ips: released.length === 0 ? "nothing" : released.join(", "),
     });
+    return released;
   }
 
-  async function cmdCheck(args: CmdArgs): Promise<void> {
-    parseIpamConfig(args.config);
-    const key = keyOf(args);
-    const held = await storeFor(args).update((state) => ({
+  /**
+   * The reservation `key` holds, read under the lock.
+   *
+   * @param key The attachment.
+   * @returns The reservation, or undefined.
+   */
+  async held(key: AttachmentKey): Promise<Reservation | undefined> {
+    const a = await this.#store.update((state) => ({
       value: findReservation(state, key),
     }));
-    if (held === undefined) {
-      throw new CniError(
-        PLUGIN_CODES.checkFailed,
-        `No address reserved for container "${key.containerId}" interface "${key.ifName}"`,
-      );
-    }
-    const prev = args.config.prevResult as { ips?: unknown } | undefined;
-    if (Array.isArray(prev?.ips)) {
-      const listed = prev.ips.some((e: unknown) =>
-        typeof (e as { address?: unknown }).address === "string" &&
-        stripPrefix((e as { address: string }).address) === held.ip
-      );
-      if (!listed) {
-        throw new CniError(
-          PLUGIN_CODES.checkFailed,
-          `Reserved address "${held.ip}" of container "${key.containerId}" is not in prevResult`,
-        );
-      }
-    }
+    return a === undefined
+      ? undefined
+      : { ip: a.ip, subnet: a.pool.subnet, gateway: a.pool.gateway };
   }
 
-  async function cmdStatus(args: CmdArgs): Promise<void> {
-    const config = parseIpamConfig(args.config);
-    const store = storeFor(args);
+  /**
+   * Releases the reservations of `scope`'s network whose attachment is not
+   * in `keep` (GC). Other networks' reservations are left alone.
+   *
+   * @param keep The attachments to keep.
+   * @param scope The calling network.
+   * @returns The attachments released.
+   */
+  async collect(
+    keep: readonly AttachmentKey[],
+    scope: NetworkScope,
+  ): Promise<AttachmentKey[]> {
+    const dropped = await this.#store.update((state) => {
+      if (state === undefined) return { value: [] as AttachmentKey[] };
+      const out = gcReservations(state, keep, { network: scope.network });
+      return out.length === 0 ? { value: out } : { value: out, next: state };
+    });
+    for (const k of dropped) {
+      log.info("GC released {containerId} {ifName}", { ...k });
+    }
+    return dropped;
+  }
+
+  /**
+   * Refreshes the pools when due and reports their usage (those of
+   * `config.subnet` when set).
+   *
+   * @param config The validated `ipam` section.
+   * @returns One entry per pool.
+   * @throws {CniError} 50 when the source is unreachable and no state
+   * exists.
+   */
+  async status(config: IpamConfig): Promise<PoolStatus[]> {
     const staticSpecs = config.environment === "static"
-      ? poolSpecsFor(config, config.interfaces, source)
+      ? poolSpecsFor(config, config.interfaces, this.#source)
       : undefined;
-    const due = await store.update((state) => ({
+    const due = await this.#store.update((state) => ({
       value: {
-        due: staticSpecs === undefined && refreshDue(state, {
-          intervalMs: config.queryIntervalMs,
-          now: now(),
-          bootId: bootIdOf(),
-        }),
+        due: staticSpecs === undefined && this.#refreshDue(state, config),
         hadState: state !== undefined,
       },
     }));
-    const fetched = due.due ? await fetchSpecs(config, due.hadState) : {};
+    const fetched = due.due ? await this.#fetchSpecs(config, due.hadState) : {};
     const specs = staticSpecs ?? fetched.specs;
-    const state = await store.update((cur) => {
+    const state = await this.#store.update((cur) => {
       if (specs === undefined) return { value: cur };
-      const next = applyRefresh(cur, specs);
+      const next = this.#applyRefresh(cur, specs);
       return { value: next, next };
     });
     if (state === undefined) {
@@ -423,55 +407,54 @@ export function createIpamHandlers(
     const want = config.subnet === undefined
       ? undefined
       : formatCidr(parseCidr(config.subnet));
-    const pools = Object.values(state.pools).filter((p) =>
-      want === undefined || p.subnet === want
-    );
-    const free = pools.some((p) =>
-      Object.entries(p.addresses).some(([ip, r]) =>
-        r.containerId === undefined && !r.stale && !p.primaryIps.includes(ip)
-      )
-    );
-    if (!free) {
-      throw new CniError(
-        CODES.notAvailable,
-        `No free address in ${
-          pools.length === 0
-            ? "any address pool (none known)"
-            : pools.map((p) => {
-              const u = poolUsage(p);
-              return `subnet ${p.subnet}: ${u.used} of ${u.total} in use`;
-            }).join("; ")
-        }`,
-      );
-    }
+    return Object.values(state.pools)
+      .filter((p) => want === undefined || p.subnet === want)
+      .map((p) => ({
+        subnet: p.subnet,
+        ...poolUsage(p),
+        free:
+          Object.entries(p.addresses).filter(([ip, r]) =>
+            r.containerId === undefined && !r.stale &&
+            !p.primaryIps.includes(ip)
+          ).length,
+      }));
   }
 
-  async function cmdGc(args: CmdArgs): Promise<void> {
-    const valid: Attachment[] | undefined =
-      args.config["cni.dev/valid-attachments"] ??
-        args.config["cni.dev/attachments"];
-    if (!Array.isArray(valid)) {
-      // A runtime that omits the list must not wipe every reservation.
-      throw new CniError(
-        CODES.invalidConfig,
-        "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
-      );
-    }
-    const keys = valid.map((a) => ({
-      containerId: String(a.containerID),
-      ifName: String(a.ifname ?? ""),
-    }));
-    const dropped = await storeFor(args).update((state) => {
-      if (state === undefined) return { value: [] as AttachmentKey[] };
-      const out = gcReservations(state, keys, {
-        network: networkNameOf(args),
-      });
-      return out.length === 0 ? { value: out } : { value: out, next: state };
+  #refreshDue(state: IpamState | undefined, config: IpamConfig): boolean {
+    return refreshDue(state, {
+      intervalMs: config.queryIntervalMs,
+      now: this.#now(),
+      bootId: this.#bootId(),
     });
-    for (const k of dropped) {
-      log.info("GC released {containerId} {ifName}", { ...k });
+  }
+
+  /** Queries the source outside the lock; the error (logged) on failure. */
+  async #fetchSpecs(
+    config: IpamConfig,
+    hadState: boolean,
+  ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
+    try {
+      const nics = await fetchInterfaces(config, {
+        ...this.#source,
+        timeoutMs: this.#source.timeoutMs ?? config.queryTimeoutMs,
+        // With state to fall back on, do not stall the reserve on retries.
+        retries: hadState ? 0 : this.#source.retries,
+      });
+      return { specs: poolSpecsFor(config, nics, this.#source) };
+    } catch (error) {
+      log.warn("Refresh from {source} failed: {error}", {
+        source: describeSource(config),
+        error: flattenCause(error),
+      });
+      return { error };
     }
   }
 
-  return { cmdAdd, cmdDel, cmdCheck, cmdStatus, cmdGc };
+  #applyRefresh(state: IpamState | undefined, specs: PoolSpec[]): IpamState {
+    const next = state ?? emptyIpamState(this.#bootId());
+    mergePools(next, specs);
+    next.lastRefresh = this.#now();
+    next.bootId = this.#bootId();
+    return next;
+  }
 }

@@ -1,23 +1,36 @@
 /**
- * @vnet/ipam: the azure-vnet-ipam engine. One set of handlers serves both
- * the `azure-vnet-ipam` binary and `azure-vnet`'s in-process fast path.
+ * @vnet/ipam: the azure-vnet-ipam engine. Its typed calls (`reserve`,
+ * `release`, `held`, `collect`, `status`) serve the `azure-vnet-ipam` CNI
+ * handlers, `azure-vnet`'s in-process route and the state tool.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { createIpamHandlers, IPAM_STATE_FILE } from "@vnet/ipam";
- * const handlers = createIpamHandlers({ stateDir: "/tmp" });
- * assert.equal(typeof handlers.cmdGc, "function");
+ * import { IPAM_STATE_FILE, IpamEngine } from "@vnet/ipam";
+ * const engine = new IpamEngine({ stateDir: "/tmp" });
+ * assert.equal(typeof engine.reserve, "function");
  * assert.equal(IPAM_STATE_FILE, "azure-vnet-ipam.json");
  * ```
  *
  * @module
  */
 export {
-  createIpamHandlers,
   DEFAULT_STATE_DIR,
+  IpamEngine,
   type IpamEngineOptions,
+  type NetworkScope,
+  type PoolStatus,
+  type Reservation,
+  type ReserveRequest,
 } from "./engine.ts";
+export {
+  attachmentKeyOf,
+  ipamResult,
+  networkNameOf,
+  requestedIpOf,
+  requireFreeAddress,
+  requireHeld,
+} from "./cni_request.ts";
 export {
   type AddressRecord,
   emptyIpamState,
@@ -38,6 +51,7 @@ export {
 export type { HostLink } from "./pool.ts";
 export {
   type Allocation,
+  type AttachmentKey,
   type ReleaseOptions,
   reservedBy,
 } from "./allocator.ts";

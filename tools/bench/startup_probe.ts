@@ -41,7 +41,7 @@ export async function probe(stateDir: string): Promise<ProbeTimes> {
   const [cni, netlink, ipam] = await Promise.all([
     import("@vnet/cni"),
     import("@vnet/netlink"),
-    import("@vnet/ipam"),
+    import("@vnet/azure-vnet-ipam"),
   ]);
   const imported = performance.now() - t;
   t = performance.now();

@@ -18,11 +18,10 @@
  *
  * @module
  */
-import type { CmdArgs } from "@vnet/cni";
 import { flattenCause } from "@vnet/cni";
 import {
-  createIpamHandlers,
   IPAM_STATE_FILE,
+  IpamEngine,
   type IpamState,
   readIpamState,
 } from "@vnet/ipam";
@@ -90,37 +89,6 @@ async function statExists(path: string): Promise<boolean> {
 
 function defaultSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * CNI arguments of an IPAM DEL for one attachment, as its own network's DEL
- * (IPAM releases only the calling network's reservations).
- */
-function ipamDelArgs(
-  stateDir: string,
-  key: { containerId: string; ifName: string; network?: string | undefined },
-): CmdArgs {
-  return {
-    command: "DEL",
-    containerId: key.containerId,
-    ifName: key.ifName,
-    netns: "",
-    args: { all: new Map(), ignoreUnknown: false, ips: [] },
-    rawArgs: "",
-    path: [],
-    stdin: new Uint8Array(),
-    config: {
-      cniVersion: "1.1.0",
-      name: key.network ?? "azure-vnet-state-gc",
-      type: "azure-vnet-ipam",
-    },
-    env: {
-      CNI_COMMAND: "DEL",
-      CNI_CONTAINERID: key.containerId,
-      CNI_IFNAME: key.ifName,
-      AZURE_VNET_STATE_DIR: stateDir,
-    },
-  };
 }
 
 interface Snapshot {
@@ -205,7 +173,7 @@ export async function gcState(
   const exists = options.netnsExists ?? statExists;
   const sleep = options.sleep ?? defaultSleep;
   const dry = options.dryRun === true;
-  const ipam = createIpamHandlers({ stateDir });
+  const ipam = new IpamEngine({ stateDir });
   const actions: GcAction[] = [];
   let failed = false;
   function fail(a: GcAction, errs: unknown[]): void {
@@ -241,7 +209,7 @@ export async function gcState(
       pod: ep,
     });
     try {
-      await ipam.cmdDel(ipamDelArgs(stateDir, ep));
+      await ipam.release(ep, { network: ep.network });
     } catch (err) {
       errs.push(err);
     }
@@ -307,7 +275,7 @@ export async function gcState(
     actions.push(a);
     if (dry || inKernel) continue;
     try {
-      await ipam.cmdDel(ipamDelArgs(stateDir, h));
+      await ipam.release(h, { network: h.network });
     } catch (err) {
       fail(a, [err]);
     }

@@ -4,10 +4,10 @@ import {
   type CniCommand,
   CniError,
   parseCniArgs,
-  type PluginHandlers,
   type Result,
 } from "@vnet/cni";
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
+import type { IpamRoute } from "./ipam_route.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
@@ -16,22 +16,19 @@ import { statePath, withState } from "./state.ts";
 
 const NETNS = "/run/netns/pod";
 
-/** An IPAM engine holding one address per attachment. */
-class FakeIpam implements PluginHandlers {
+/** An IPAM route holding one address per attachment. */
+class FakeIpam implements IpamRoute {
+  readonly name = "in-process";
   held = new Map<string, string>();
   calls: string[] = [];
   failDel = false;
-  /** The `ipam.subnet` each ADD received (config and stdin). */
-  subnets: (string | undefined)[][] = [];
+  /** The subnet each ADD asked for. */
+  subnets: (string | undefined)[] = [];
   /** Hand out addresses of 10.9.0.0/24 (gateway 10.9.0.1) instead. */
   otherSubnet = false;
-  cmdAdd(args: CmdArgs): Promise<Result> {
+  add(args: CmdArgs, request: { subnet?: string }): Promise<Result> {
     this.calls.push(`ADD ${args.containerId}`);
-    const sent = JSON.parse(new TextDecoder().decode(args.stdin));
-    this.subnets.push([
-      args.config.ipam?.subnet as string | undefined,
-      sent.ipam?.subnet,
-    ]);
+    this.subnets.push(request.subnet);
     const net = this.otherSubnet ? "10.9.0" : "10.0.0";
     const key = `${args.containerId}/${args.ifName}`;
     const ip = this.held.get(key) ?? `${net}.${5 + this.held.size}`;
@@ -42,18 +39,29 @@ class FakeIpam implements PluginHandlers {
       routes: [{ dst: "0.0.0.0/0", gw: `${net}.1` }],
     });
   }
-  cmdDel(args: CmdArgs): Promise<void> {
-    this.calls.push(`DEL ${args.containerId}`);
+  release(
+    args: CmdArgs,
+    key?: { containerId: string; ifName: string },
+  ): Promise<void> {
+    const k = key ?? args;
+    this.calls.push(`DEL ${k.containerId}`);
     if (this.failDel) {
       return Promise.reject(new CniError(11, "IPAM store busy"));
     }
-    this.held.delete(`${args.containerId}/${args.ifName}`);
+    this.held.delete(`${k.containerId}/${k.ifName}`);
     return Promise.resolve();
   }
-  cmdCheck(): Promise<void> {
+  reserved(): Promise<string[] | undefined> {
+    // As the in-process route before any IPAM state file exists.
+    return Promise.resolve([]);
+  }
+  check(): Promise<void> {
     return Promise.resolve();
   }
-  cmdGc(args: CmdArgs): Promise<void> {
+  status(): Promise<void> {
+    return Promise.resolve();
+  }
+  collect(args: CmdArgs): Promise<void> {
     const valid = new Set(
       (args.config["cni.dev/valid-attachments"] ?? []).map((a) =>
         `${a.containerID}/${a.ifname}`
@@ -109,7 +117,7 @@ async function setup() {
     stateDir: dir,
     kernel,
     ebtables: new Ebtables({ run: rules.run, restore: rules.restore }),
-    ipamEngine: ipam,
+    ipam,
   });
   return {
     dir,
@@ -241,10 +249,7 @@ Deno.test("cmdAdd() asks the IPAM for the live network's subnet", async () => {
   env.kernel.addNetns("/run/netns/pod2");
   await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
   await env.handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
-  assert.deepEqual(env.ipam.subnets, [
-    [undefined, undefined],
-    ["10.0.0.0/24", "10.0.0.0/24"],
-  ]);
+  assert.deepEqual(env.ipam.subnets, [undefined, "10.0.0.0/24"]);
 });
 
 Deno.test("cmdAdd() refuses with 107 an address outside the network's subnet and leaves nothing", async () => {
@@ -337,7 +342,7 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
     stateDir: env.dir,
     kernel,
     ebtables: new Ebtables({ run: rules.run, restore: rules.restore }),
-    ipamEngine: env.ipam,
+    ipam: env.ipam,
   });
   await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/pod2"));
   const host = kernel.hostNs;

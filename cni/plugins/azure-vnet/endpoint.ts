@@ -6,7 +6,13 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { CniError, PLUGIN_CODES, type Result, type Route } from "@vnet/cni";
+import {
+  CniError,
+  type IpConfig,
+  PLUGIN_CODES,
+  type Result,
+  type Route,
+} from "@vnet/cni";
 import { isV6, splitCidr } from "./_ip.ts";
 import { deferUndo } from "./_undo.ts";
 import {
@@ -129,17 +135,26 @@ export function podLinkExists(
 }
 
 /**
- * Creates the endpoint; every step is rolled back if a later one fails.
+ * What {@link createEndpoint} made: the endpoint's facts, with the pod's
+ * addresses and routes as set (cmdAdd builds the CNI result from them).
+ */
+export type CreatedEndpoint =
+  & Omit<EndpointRecord, "ipamRoute" | "result">
+  & { ips: IpConfig[]; routes: Route[] };
+
+/**
+ * Creates the endpoint; every step is rolled back if a later one fails. The
+ * host veth must not exist (cmdAdd removes a leftover one first).
  *
  * @param ctx Kernel, host handle, ebtables.
  * @param spec The endpoint.
- * @returns The record (with the internal-shape result).
+ * @returns What was made.
  * @throws {CniError} 105 when `ifName` exists in the pod, 103, 104.
  */
 export async function createEndpoint(
   ctx: EndpointContext,
   spec: CreateEndpointSpec,
-): Promise<Omit<EndpointRecord, "ipamRoute">> {
+): Promise<CreatedEndpoint> {
   const { host, ebtables } = ctx;
   const net = spec.network;
   const ips = (spec.ipam.ips ?? []).map((ip) => ({ ...ip }));
@@ -157,12 +172,6 @@ export async function createEndpoint(
     });
   }
   try {
-    if (host.link(spec.hostVeth) !== undefined) {
-      // A leftover of an earlier, interrupted attempt for this attachment
-      // (the name is derived from it): replace it.
-      log.warn("Removing leftover host veth {veth}", { veth: spec.hostVeth });
-      host.delLink(spec.hostVeth);
-    }
     try {
       host.addVeth({
         name: spec.hostVeth,
@@ -247,21 +256,6 @@ export async function createEndpoint(
     if (added.length > 0) {
       undo("remove pod ebtables rules", () => ebtables.removeAll(added));
     }
-    const result: Result = {
-      cniVersion: "1.1.0",
-      interfaces: [
-        { name: spec.hostVeth, mac: hostLink.mac },
-        {
-          name: spec.ifName,
-          mac: podMac,
-          sandbox: spec.netns,
-          mtu: spec.mtu,
-        },
-      ],
-      ips: ips.map((ip) => ({ ...ip, interface: 1 })),
-      routes,
-    };
-    if (spec.ipam.dns !== undefined) result.dns = spec.ipam.dns;
     stack.move();
     return {
       network: net.name,
@@ -273,7 +267,8 @@ export async function createEndpoint(
       podMac,
       mtu: spec.mtu,
       addresses,
-      result,
+      ips,
+      routes,
     };
   } catch (err) {
     throw wrapKernel(

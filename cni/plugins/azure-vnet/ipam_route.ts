@@ -1,24 +1,31 @@
 /**
  * The IPAM route: the in-process `@vnet/ipam` engine when `ipam.type` is
  * `azure-vnet-ipam` (and `ipamExec` is not set), else an exec of the IPAM
- * binary from `CNI_PATH`. Every verb takes the same route, with the same
- * CmdArgs (the full config, the same CNI arguments).
+ * binary from `CNI_PATH`. The in-process route calls the engine's typed
+ * API; only the exec route speaks CNI to its plugin.
  *
  * @module
  */
 import {
   type CmdArgs,
-  type CniCommand,
+  CniError,
+  CODES,
   delegateAdd,
   delegateCommand,
-  type PluginHandlers,
+  gcAttachments,
   type Result,
 } from "@vnet/cni";
 import {
-  createIpamHandlers,
-  DEFAULT_STATE_DIR,
+  type AttachmentKey,
+  attachmentKeyOf,
   IPAM_STATE_FILE,
+  type IpamConfig,
+  IpamEngine,
+  ipamResult,
   readIpamState,
+  requestedIpOf,
+  requireFreeAddress,
+  requireHeld,
   reservedBy,
 } from "@vnet/ipam";
 import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
@@ -26,40 +33,45 @@ import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
 /** Which route serves IPAM. */
 export type IpamRouteName = "in-process" | "exec";
 
-/** The IPAM verbs, taking the plugin's own CmdArgs. */
+/** The IPAM calls of `azure-vnet`, taking the plugin's own CmdArgs. */
 export interface IpamRoute {
   /** The route's name. */
   readonly name: IpamRouteName;
-  /** IPAM ADD: the abbreviated result. */
-  add(args: CmdArgs): Promise<Result>;
+  /**
+   * Reserves the attachment's address: the abbreviated IPAM result.
+   * `subnet` asks for the pool of a live network (our IPAM serves several).
+   */
+  add(args: CmdArgs, request: { subnet?: string }): Promise<Result>;
+  /**
+   * Releases what the attachment of `args` (or `key`, for GC of a recorded
+   * endpoint) holds in this network.
+   */
+  release(args: CmdArgs, key?: AttachmentKey): Promise<void>;
   /**
    * The addresses (CIDR, subnet prefix) the attachment of `args` holds for
    * its network, read without a lock; undefined when the route cannot tell
    * (an exec'd IPAM has no such verb).
    */
   reserved(args: CmdArgs): Promise<string[] | undefined>;
-  /** IPAM DEL, CHECK, STATUS or GC. */
-  run(
-    command: Exclude<CniCommand, "ADD" | "VERSION">,
-    args: CmdArgs,
-  ): Promise<void>;
+  /** IPAM CHECK of the attachment against `prevResult`. */
+  check(args: CmdArgs): Promise<void>;
+  /** IPAM STATUS: can an ADD get an address now. */
+  status(args: CmdArgs): Promise<void>;
+  /** IPAM GC: releases what `cni.dev/valid-attachments` does not list. */
+  collect(args: CmdArgs): Promise<void>;
 }
 
 /** Options of {@link selectIpamRoute}. */
 export interface IpamRouteOptions {
-  /** The state directory handed to the in-process engine. */
+  /** The state directory of the in-process engine. */
   stateDir?: string;
-  /** Replaces the in-process engine (tests). */
-  engine?: PluginHandlers;
-}
-
-function withCommand(args: CmdArgs, command: CniCommand): CmdArgs {
-  return { ...args, command, env: { ...args.env, CNI_COMMAND: command } };
+  /** Replaces the route (tests). */
+  route?: IpamRoute;
 }
 
 /**
  * The same invocation with `ipam.subnet` set, in both `config` and `stdin`,
- * so the in-process and the exec route see the same request.
+ * for an exec'd `azure-vnet-ipam`.
  *
  * @param args The plugin's CmdArgs.
  * @param subnet The subnet CIDR.
@@ -97,10 +109,109 @@ export function withIpamSubnet(args: CmdArgs, subnet: string): CmdArgs {
 }
 
 /**
+ * The DEL of another attachment of the same network, for an exec'd IPAM.
+ *
+ * @param args The plugin's CmdArgs (a GC).
+ * @param key The attachment to release.
+ * @returns CmdArgs of a DEL with an empty `CNI_NETNS`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CmdArgs, parseCniArgs } from "@vnet/cni";
+ * import { delArgsFor } from "./ipam_route.ts";
+ * const config = { cniVersion: "1.1.0", name: "n", type: "azure-vnet" };
+ * const gc: CmdArgs = { command: "GC", containerId: "", netns: "",
+ *   ifName: "", args: parseCniArgs(""), rawArgs: "", path: [],
+ *   stdin: new Uint8Array(), config, env: { CNI_COMMAND: "GC" } };
+ * const del = delArgsFor(gc, { containerId: "c1", ifName: "eth0" });
+ * assert.equal(del.env.CNI_COMMAND, "DEL");
+ * assert.equal(del.env.CNI_CONTAINERID, "c1");
+ * ```
+ */
+export function delArgsFor(args: CmdArgs, key: AttachmentKey): CmdArgs {
+  return {
+    ...args,
+    command: "DEL",
+    containerId: key.containerId,
+    ifName: key.ifName,
+    netns: "",
+    env: {
+      ...args.env,
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: key.containerId,
+      CNI_IFNAME: key.ifName,
+      CNI_NETNS: "",
+    },
+  };
+}
+
+/** The in-process route over one engine. */
+function inProcessRoute(
+  cfg: AzureVnetConfig,
+  options: { stateDir: string },
+): IpamRoute {
+  const config: IpamConfig | undefined = cfg.ipamConfig;
+  if (config === undefined) {
+    throw new CniError(
+      CODES.internal,
+      `No validated azure-vnet-ipam section for network "${cfg.name}"`,
+    );
+  }
+  const network = { network: cfg.name };
+  let bound: IpamEngine | undefined;
+  function engine(): IpamEngine {
+    bound ??= new IpamEngine({ stateDir: options.stateDir });
+    return bound;
+  }
+  return {
+    name: "in-process",
+    async add(args, request) {
+      const r = await engine().reserve(attachmentKeyOf(args), {
+        config,
+        ...network,
+        subnet: request.subnet ?? config.subnet,
+        requestedIp: requestedIpOf(args, config),
+      });
+      return ipamResult(r, {
+        cniVersion: args.config.cniVersion,
+        dns: config.dns,
+      });
+    },
+    async release(args, key) {
+      if (key === undefined && args.containerId === "") return;
+      await engine().release(key ?? attachmentKeyOf(args), network);
+    },
+    async reserved(args) {
+      const state = await readIpamState(
+        `${options.stateDir}/${IPAM_STATE_FILE}`,
+      );
+      return reservedBy(state, attachmentKeyOf(args), network)
+        .map((a) => `${a.ip}/${a.pool.subnet.split("/")[1]}`);
+    },
+    async check(args) {
+      const key = attachmentKeyOf(args);
+      const held = await engine().held(key);
+      requireHeld(held?.ip, { key, prevResult: args.config.prevResult });
+    },
+    async status() {
+      requireFreeAddress(await engine().status(config));
+    },
+    async collect(args) {
+      const keep = gcAttachments(args.config).map((a) => ({
+        containerId: String(a.containerID),
+        ifName: String(a.ifname ?? ""),
+      }));
+      await engine().collect(keep, network);
+    },
+  };
+}
+
+/**
  * Chooses the IPAM route for a config.
  *
  * @param config The validated config.
- * @param options The state dir for the in-process engine.
+ * @param options The state dir for the in-process engine, or a route.
  * @returns The route.
  *
  * @example Usage
@@ -119,41 +230,28 @@ export function selectIpamRoute(
   config: AzureVnetConfig,
   options: IpamRouteOptions = {},
 ): IpamRoute {
+  if (options.route !== undefined) return options.route;
   const type = config.ipam.type;
-  let engine = options.engine;
-  function handlers(): PluginHandlers {
-    engine ??= createIpamHandlers(
-      options.stateDir === undefined ? {} : { stateDir: options.stateDir },
-    );
-    return engine;
-  }
   if (type === AZURE_IPAM_TYPE && !config.ipamExec) {
-    return {
-      name: "in-process",
-      add: (args) => handlers().cmdAdd(withCommand(args, "ADD")),
-      async reserved(args) {
-        const dir = options.stateDir ?? DEFAULT_STATE_DIR;
-        const state = await readIpamState(`${dir}/${IPAM_STATE_FILE}`);
-        const held = reservedBy(state, {
-          containerId: args.containerId,
-          ifName: args.ifName,
-        }, { network: config.name });
-        return held.map((a) => `${a.ip}/${a.pool.subnet.split("/")[1]}`);
-      },
-      async run(command, args) {
-        const h = handlers();
-        const a = withCommand(args, command);
-        if (command === "DEL") return await h.cmdDel(a);
-        if (command === "CHECK") return await h.cmdCheck?.(a);
-        if (command === "STATUS") return await h.cmdStatus?.(a);
-        return await h.cmdGc?.(a);
-      },
-    };
+    return inProcessRoute(config, {
+      stateDir: options.stateDir ?? "/var/run",
+    });
   }
   return {
     name: "exec",
-    add: (args) => delegateAdd(type, { args }),
+    add: (args, request) =>
+      delegateAdd(type, {
+        args: request.subnet === undefined
+          ? args
+          : withIpamSubnet(args, request.subnet),
+      }),
+    release: (args, key) =>
+      delegateCommand(type, "DEL", {
+        args: key === undefined ? args : delArgsFor(args, key),
+      }),
     reserved: () => Promise.resolve(undefined),
-    run: (command, args) => delegateCommand(type, command, { args }),
+    check: (args) => delegateCommand(type, "CHECK", { args }),
+    status: (args) => delegateCommand(type, "STATUS", { args }),
+    collect: (args) => delegateCommand(type, "GC", { args }),
   };
 }

@@ -1,6 +1,7 @@
 /**
- * The `azure-vnet` plugin's public door for tools (the teardown and state
- * tools): handler factory, teardown, state model, the endpoint removal that
+ * @vnet/azure-vnet: the `azure-vnet` plugin. Its public door for tools
+ * (the teardown and state tools) and tests: the verbs over a context and
+ * their handler factory, teardown, state model, the endpoint removal that
  * DEL uses, the kernel port and the ebtables driver.
  *
  * @example Usage
@@ -13,11 +14,19 @@
  *
  * @module
  */
+export { createAzureVnetHandlers } from "./azure_vnet.ts";
+export { cmdAdd } from "./cmd_add.ts";
+export { cmdCheck } from "./cmd_check.ts";
+export { cmdDel } from "./cmd_del.ts";
+export { cmdGc } from "./cmd_gc.ts";
+export { cmdStatus } from "./cmd_status.ts";
 export {
+  type AzureVnetContext,
   type AzureVnetOptions,
-  createAzureVnetHandlers,
+  createContext,
   DEFAULT_STATE_DIR,
-} from "./azure_vnet.ts";
+} from "./context.ts";
+export type { IpamRoute } from "./ipam_route.ts";
 export { type AzureVnetConfig, parseConfig } from "./config.ts";
 export {
   type AzureVnetState,

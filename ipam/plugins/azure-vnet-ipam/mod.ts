@@ -1,7 +1,23 @@
 /**
- * The `azure-vnet-ipam` CNI IPAM plugin: the CNI handlers over the
- * `@vnet/ipam` engine. Its entry point is `main.ts`.
+ * @vnet/azure-vnet-ipam: the `azure-vnet-ipam` CNI IPAM plugin, a thin
+ * wrapper of CNI verbs over the `@vnet/ipam` engine. Its entry point is
+ * `main.ts`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
+ * assert.equal(typeof createIpamHandlers().cmdGc, "function");
+ * ```
  *
  * @module
  */
-export { createIpamHandlers } from "@vnet/ipam";
+export {
+  cmdAdd,
+  cmdCheck,
+  cmdDel,
+  cmdGc,
+  cmdStatus,
+  createIpamHandlers,
+  type IpamContext,
+} from "./handlers.ts";

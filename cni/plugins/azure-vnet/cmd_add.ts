@@ -1,0 +1,291 @@
+/**
+ * `azure-vnet` ADD: attach a pod to the network, creating the network on
+ * the first ADD of a node.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type CmdArgs, CniError, PLUGIN_CODES, type Result } from "@vnet/cni";
+import { inSubnet, isV6, networkOf } from "./_ip.ts";
+import { deferUndo } from "./_undo.ts";
+import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
+import {
+  type AzureVnetContext,
+  beginInvocation,
+  type Invocation,
+} from "./context.ts";
+import { createEndpoint, deleteEndpoint, podLinkExists } from "./endpoint.ts";
+import type { CreatedEndpoint } from "./endpoint.ts";
+import { combineErrors } from "./errors.ts";
+import type { KernelNs } from "./kernel.ts";
+import { createNetwork, wrapKernel } from "./network.ts";
+import { checkPodNetns, podEnd } from "./pod_end.ts";
+import type { EndpointRecord, NetworkRecord } from "./state.ts";
+import { readState, withState } from "./state.ts";
+
+const log = getLogger(["azure-vnet"]);
+
+/**
+ * The CNI result of an endpoint, built here only: the host veth and the pod
+ * interface, the pod's addresses and routes, and DNS (the config's, else
+ * the IPAM's).
+ *
+ * @param cfg The validated config (its `cniVersion` is stamped).
+ * @param spec The endpoint and the DNS the IPAM returned.
+ * @returns The result in the internal (1.1.0) shape.
+ */
+function endpointResult(
+  cfg: AzureVnetConfig,
+  spec: { ep: CreatedEndpoint; ipamDns: Result["dns"] },
+): Result {
+  const { ep } = spec;
+  const result: Result = {
+    cniVersion: cfg.cniVersion,
+    interfaces: [
+      { name: ep.hostVeth, mac: ep.hostMac },
+      { name: ep.ifName, mac: ep.podMac, sandbox: ep.netns, mtu: ep.mtu },
+    ],
+    ips: ep.ips.map((ip) => ({ ...ip, interface: 1 })),
+    routes: ep.routes,
+  };
+  const dns = cfg.dns ?? spec.ipamDns;
+  if (dns !== undefined) result.dns = dns;
+  return result;
+}
+
+/** The recorded result with this config's DNS. */
+function withDns(result: Result, dns: Result["dns"]): Result {
+  const out: Result = { ...result };
+  if (dns !== undefined) out.dns = dns;
+  else delete out.dns;
+  return out;
+}
+
+/**
+ * Creates the network (or takes the one another ADD just recorded) under
+ * the state lock: the only ADD step that holds the lock across kernel
+ * work, and only while the network does not exist yet.
+ */
+async function ensureNetwork(
+  ctx: AzureVnetContext,
+  host: KernelNs,
+  spec: { inv: Invocation; subnet: string; gateway: string },
+): Promise<NetworkRecord> {
+  const { cfg, stateDir } = spec.inv;
+  return await withState(stateDir, async (s) => {
+    const have = s.state.networks[cfg.name];
+    if (have !== undefined && host.link(have.bridge) !== undefined) {
+      return have;
+    }
+    if (have !== undefined) {
+      // The kernel lost the network (a reboot): build it again.
+      log.info("Network {name}: bridge {bridge} is gone, recreating it", {
+        name: cfg.name,
+        bridge: have.bridge,
+      });
+    }
+    return await createNetwork({ kernel: host, ebtables: ctx.ebtables }, {
+      name: cfg.name,
+      bridge: cfg.bridge,
+      master: cfg.master,
+      subnet: spec.subnet,
+      gateway: spec.gateway,
+      commit: async (rec) => {
+        s.state.networks[cfg.name] = rec;
+        await s.save();
+      },
+    });
+  }, ctx.lock);
+}
+
+/**
+ * Returns the recorded result when the attachment is already in place in
+ * the netns asked for; otherwise releases its old host side (another
+ * netns, or the pod end is gone) and forgets the record, so that ADD
+ * attaches it again. IPAM hands back the same reservation.
+ */
+async function reuseOrRelease(
+  ctx: AzureVnetContext,
+  spec: {
+    args: CmdArgs;
+    inv: Invocation;
+    host: KernelNs;
+    recorded: EndpointRecord;
+    network: NetworkRecord | undefined;
+  },
+): Promise<Result | undefined> {
+  const { args, inv, host, recorded } = spec;
+  const { cfg, key } = inv;
+  const pod = podEnd(ctx.kernel(), host, {
+    netns: args.netns,
+    ifName: args.ifName,
+    hostVeth: recorded.hostVeth,
+  });
+  if (pod !== undefined && pod.link.mac === recorded.podMac) {
+    log.info("ADD {key}: already attached, returning the recorded result", {
+      key,
+    });
+    return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
+  }
+  log.warn(
+    "ADD {key}: recorded in netns {old}, not attached in {netns}: re-attaching",
+    { key, old: recorded.netns, netns: args.netns },
+  );
+  const errors = await deleteEndpoint(
+    { kernel: ctx.kernel(), host, ebtables: ctx.ebtables },
+    { hostVeth: recorded.hostVeth, network: spec.network, pod: recorded },
+  );
+  if (errors.length > 0) {
+    throw combineErrors(
+      errors,
+      `Cannot release the old attachment of "${key}"`,
+    );
+  }
+  await withState(inv.stateDir, async (s) => {
+    delete s.state.endpoints[key];
+    await s.save();
+  }, ctx.lock);
+  return undefined;
+}
+
+/**
+ * Removes the host veth an interrupted ADD (or DEL) of this very attachment
+ * left: no valid record, yet the veth its name derives from exists.
+ * Deleting it takes its pod end (`CNI_IFNAME`) along.
+ */
+function removeLeftoverVeth(host: KernelNs, inv: Invocation): void {
+  if (host.link(inv.hostVeth) === undefined) return;
+  log.warn("ADD {key}: removing leftover host veth {veth}", {
+    key: inv.key,
+    veth: inv.hostVeth,
+  });
+  try {
+    host.delLink(inv.hostVeth);
+  } catch (err) {
+    throw wrapKernel(`Cannot delete leftover veth "${inv.hostVeth}"`, err);
+  }
+}
+
+/**
+ * ADD: reserves the pod's address, creates the network when needed, then
+ * the endpoint (veth, addresses, routes, neighbour, ebtables rules), and
+ * records it. Idempotent: a repeated ADD in the same netns returns the
+ * recorded result. Everything is rolled back on failure.
+ *
+ * @param ctx The context.
+ * @param args The CNI call.
+ * @returns The result in the internal shape (skel converts it).
+ * @throws {CniError} 4 for a netns that is no pod's, 105 for an existing
+ * interface, 107 for an address outside the network, IPAM and kernel codes.
+ */
+export async function cmdAdd(
+  ctx: AzureVnetContext,
+  args: CmdArgs,
+): Promise<Result> {
+  const inv = await beginInvocation(ctx, args);
+  const { cfg, stateDir, ipam, key } = inv;
+  checkPodNetns(ctx.kernel(), args.netns);
+  // Reads take no lock (writes are atomic renames): only changes do.
+  const snapshot = await readState(stateDir);
+  const recorded = snapshot.endpoints[key];
+  if (recorded !== undefined && recorded.network !== cfg.name) {
+    throw new CniError(
+      PLUGIN_CODES.interfaceExists,
+      `Interface "${args.ifName}" of container "${args.containerId}" is attached by network "${recorded.network}", not "${cfg.name}"`,
+    );
+  }
+  using host = ctx.kernel().host();
+  if (recorded !== undefined) {
+    const again = await reuseOrRelease(ctx, {
+      args,
+      inv,
+      host,
+      recorded,
+      network: snapshot.networks[cfg.name],
+    });
+    if (again !== undefined) return again;
+  }
+  removeLeftoverVeth(host, inv);
+  if (
+    podLinkExists(ctx.kernel(), { netns: args.netns, ifName: args.ifName })
+  ) {
+    throw new CniError(
+      PLUGIN_CODES.interfaceExists,
+      `Interface "${args.ifName}" already exists in netns "${args.netns}"`,
+    );
+  }
+  await using stack = new AsyncDisposableStack();
+  const seen = snapshot.networks[cfg.name];
+  const live = seen !== undefined && host.link(seen.bridge) !== undefined
+    ? seen
+    : undefined;
+  // Our IPAM serves several subnets: ask for the live network's own.
+  const subnet = live !== undefined && cfg.ipam.type === AZURE_IPAM_TYPE &&
+      cfg.ipam.subnet === undefined
+    ? { subnet: live.subnet }
+    : {};
+  const ipamResult = await ipam.add(args, subnet);
+  deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
+  const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
+  if (v4 === undefined) {
+    throw new CniError(
+      PLUGIN_CODES.delegateFailed,
+      `IPAM "${cfg.ipam.type}" returned no IPv4 address`,
+    );
+  }
+  const gateway = v4.gateway ??
+    (ipamResult.routes ?? []).find((r) => r.gw !== undefined)?.gw;
+  if (gateway === undefined) {
+    throw new CniError(
+      PLUGIN_CODES.delegateFailed,
+      `IPAM "${cfg.ipam.type}" returned no gateway for "${v4.address}"`,
+    );
+  }
+  const net = live ?? await ensureNetwork(ctx, host, {
+    inv,
+    subnet: networkOf(v4.address),
+    gateway,
+  });
+  if (!inSubnet(v4.address, net.subnet)) {
+    throw new CniError(
+      PLUGIN_CODES.addressUnavailable,
+      `Cannot attach address "${v4.address}" from IPAM "${cfg.ipam.type}" to network "${net.name}": outside its subnet "${net.subnet}" (master "${net.master}")`,
+      {
+        details:
+          `Set ipam.subnet to "${net.subnet}", or use another network name for the other subnet`,
+      },
+    );
+  }
+  const endpoints = { kernel: ctx.kernel(), host, ebtables: ctx.ebtables };
+  const ep = await createEndpoint(endpoints, {
+    network: net,
+    containerId: args.containerId,
+    ifName: args.ifName,
+    netns: args.netns,
+    hostVeth: inv.hostVeth,
+    mtu: cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu,
+    ipam: ipamResult,
+  });
+  deferUndo(stack, {
+    what: "endpoint removal",
+    run: async () => {
+      const errors = await deleteEndpoint(endpoints, {
+        hostVeth: ep.hostVeth,
+        network: net,
+        pod: ep,
+      });
+      if (errors.length > 0) {
+        throw new AggregateError(errors, `Cannot remove endpoint "${key}"`);
+      }
+    },
+  });
+  const result = endpointResult(cfg, { ep, ipamDns: ipamResult.dns });
+  const { ips: _ips, routes: _routes, ...facts } = ep;
+  const record: EndpointRecord = { ...facts, ipamRoute: ipam.name, result };
+  await withState(stateDir, async (s) => {
+    s.state.endpoints[key] = record;
+    await s.save();
+  }, ctx.lock);
+  stack.move();
+  return result;
+}

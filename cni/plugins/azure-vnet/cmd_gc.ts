@@ -1,0 +1,98 @@
+/**
+ * `azure-vnet` GC: remove what the runtime no longer lists.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type CmdArgs, flattenCause, gcAttachments } from "@vnet/cni";
+import { type AzureVnetContext, beginInvocation } from "./context.ts";
+import { deleteEndpoint } from "./endpoint.ts";
+import { combineErrors } from "./errors.ts";
+import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import { endpointKey } from "./names.ts";
+import { readState, withState } from "./state.ts";
+
+const log = getLogger(["azure-vnet"]);
+
+/**
+ * GC: removes this network's endpoints that `cni.dev/valid-attachments`
+ * does not list (as DEL would), then the leftovers of interrupted ADDs that
+ * no record accounts for, then the IPAM's unlisted reservations. Other
+ * networks are left alone.
+ *
+ * @param ctx The context.
+ * @param args The CNI call.
+ * @throws {CniError} Code 7 without `cni.dev/valid-attachments` (nothing
+ * is removed); the first failure's code when work is left undone.
+ */
+export async function cmdGc(
+  ctx: AzureVnetContext,
+  args: CmdArgs,
+): Promise<void> {
+  const inv = await beginInvocation(ctx, args);
+  const { cfg, stateDir, ipam } = inv;
+  const keep = new Set(
+    gcAttachments(args.config).map((a) => endpointKey(a.containerID, a.ifname)),
+  );
+  const snapshot = await readState(stateDir);
+  const stale = Object.entries(snapshot.endpoints).filter(([k, e]) =>
+    e.network === cfg.name && !keep.has(k)
+  );
+  const net = snapshot.networks[cfg.name];
+  const errors: unknown[] = [];
+  const removed: string[] = [];
+  using host = ctx.kernel().host();
+  const endpoints = { kernel: ctx.kernel(), host, ebtables: ctx.ebtables };
+  for (const [k, e] of stale) {
+    const errs = await deleteEndpoint(endpoints, {
+      hostVeth: e.hostVeth,
+      network: net,
+      pod: e,
+    });
+    try {
+      await ipam.release(args, {
+        containerId: e.containerId,
+        ifName: e.ifName,
+      });
+    } catch (err) {
+      errs.push(err);
+    }
+    if (errs.length === 0) removed.push(k);
+    errors.push(...errs);
+    log.info("GC {key}: {outcome}", {
+      key: k,
+      outcome: errs.length === 0 ? "removed" : flattenCause(errs[0]),
+    });
+  }
+  const after = removed.length === 0 ? snapshot : await withState(
+    stateDir,
+    async (s) => {
+      for (const k of removed) delete s.state.endpoints[k];
+      await s.save();
+      return s.state;
+    },
+    ctx.lock,
+  );
+  // Leftovers of interrupted ADDs (no record): the runtime never runs GC
+  // alongside ADD or DEL, so whatever no record accounts for is garbage.
+  if (after.networks[cfg.name] !== undefined) {
+    try {
+      const found = findLeftovers(host, {
+        state: after,
+        network: cfg.name,
+        prerouting: await ctx.ebtables.list("PREROUTING"),
+      });
+      errors.push(
+        ...await removeLeftovers({ host, ebtables: ctx.ebtables }, found),
+      );
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  try {
+    await ipam.collect(args);
+  } catch (err) {
+    errors.push(err);
+  }
+  if (errors.length > 0) throw combineErrors(errors, "GC left work undone");
+}

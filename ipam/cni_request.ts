@@ -1,0 +1,206 @@
+/**
+ * How a CNI invocation maps onto {@link IpamEngine} calls, shared by the
+ * `azure-vnet-ipam` handlers and `azure-vnet`'s in-process route: the
+ * attachment key, the network, the requested address, and the IPAM result.
+ *
+ * @module
+ */
+import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
+import type { CmdArgs, Dns, Result } from "@vnet/cni";
+import { isIpv4, parseCidr, stripPrefix } from "./_ip.ts";
+import type { AttachmentKey } from "./allocator.ts";
+import type { IpamConfig } from "./config.ts";
+import type { PoolStatus, Reservation } from "./engine.ts";
+
+/**
+ * The attachment a CNI invocation names.
+ *
+ * @param args The invocation.
+ * @returns Container id and ifname.
+ * @throws {CniError} Code 4 when `CNI_CONTAINERID` is empty.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { attachmentKeyOf } from "./cni_request.ts";
+ * assert.deepEqual(
+ *   attachmentKeyOf({ containerId: "c1", ifName: "eth0" }),
+ *   { containerId: "c1", ifName: "eth0" },
+ * );
+ * ```
+ */
+export function attachmentKeyOf(
+  args: Pick<CmdArgs, "containerId" | "ifName">,
+): AttachmentKey {
+  if (args.containerId === "") {
+    throw new CniError(
+      CODES.invalidEnvironment,
+      "Missing CNI_CONTAINERID: it keys the address reservation",
+    );
+  }
+  return { containerId: args.containerId, ifName: args.ifName };
+}
+
+/**
+ * The network name recorded with reservations: the config's `name`.
+ *
+ * @param args The invocation.
+ * @returns The name, or undefined when unset.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { networkNameOf } from "./cni_request.ts";
+ * const config = { cniVersion: "1.1.0", name: "azure", type: "t" };
+ * assert.equal(networkNameOf({ config }), "azure");
+ * ```
+ */
+export function networkNameOf(
+  args: Pick<CmdArgs, "config">,
+): string | undefined {
+  const name: unknown = args.config.name;
+  return typeof name === "string" && name !== "" ? name : undefined;
+}
+
+/**
+ * The first IPv4 address requested by `CNI_ARGS` (`IP=`), `runtimeConfig.ips`,
+ * `args.cni.ips` or `ipam.ipAddress`, in that order.
+ *
+ * @param args The invocation.
+ * @param config The validated `ipam` section.
+ * @returns The dotted quad, or undefined.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CmdArgs, parseCniArgs } from "@vnet/cni";
+ * import { requestedIpOf } from "./cni_request.ts";
+ * const args = { args: parseCniArgs("IP=10.0.0.9"),
+ *   config: { cniVersion: "1.1.0", name: "n", type: "t" } } as CmdArgs;
+ * assert.equal(requestedIpOf(args, {}), "10.0.0.9");
+ * ```
+ */
+export function requestedIpOf(
+  args: Pick<CmdArgs, "args" | "config">,
+  config: Pick<IpamConfig, "ipAddress">,
+): string | undefined {
+  const conf = args.config;
+  const cniArgs = (conf.args as { cni?: { ips?: unknown } } | undefined)?.cni;
+  const candidates: unknown[] = [
+    ...args.args.ips,
+    ...(Array.isArray(conf.runtimeConfig?.ips) ? conf.runtimeConfig.ips : []),
+    ...(Array.isArray(cniArgs?.ips) ? cniArgs.ips : []),
+    config.ipAddress,
+  ];
+  for (const c of candidates) {
+    if (typeof c === "string" && isIpv4(stripPrefix(c))) return stripPrefix(c);
+  }
+  return undefined;
+}
+
+/**
+ * The IPAM result of a reservation: its address with the subnet's prefix,
+ * the gateway, a default route, and the configured DNS.
+ *
+ * @param reservation What the engine reserved.
+ * @param options The `cniVersion` to stamp and the DNS to copy.
+ * @returns The abbreviated IPAM result.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipamResult } from "./cni_request.ts";
+ * const r = ipamResult(
+ *   { ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1" },
+ *   { cniVersion: "1.1.0" },
+ * );
+ * assert.equal(r.ips?.[0]?.address, "10.0.0.5/24");
+ * ```
+ */
+export function ipamResult(
+  reservation: Reservation,
+  options: { cniVersion: string; dns?: Dns | undefined },
+): Result {
+  const prefix = parseCidr(reservation.subnet).prefixLength;
+  const result: Result = {
+    cniVersion: options.cniVersion,
+    ips: [{
+      address: `${reservation.ip}/${prefix}`,
+      gateway: reservation.gateway,
+    }],
+    routes: [{ dst: "0.0.0.0/0", gw: reservation.gateway }],
+  };
+  if (options.dns !== undefined) result.dns = structuredClone(options.dns);
+  return result;
+}
+
+/**
+ * Refuses pools with no free address (STATUS: the plugin cannot serve an
+ * ADD now).
+ *
+ * @param pools What {@link IpamEngine.status} reported.
+ * @throws {CniError} Code 50 naming each pool's usage.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requireFreeAddress } from "./cni_request.ts";
+ * assert.throws(() => requireFreeAddress([]), { code: 50 });
+ * requireFreeAddress([{ subnet: "10.0.0.0/24", total: 4, used: 1, free: 2 }]);
+ * ```
+ */
+export function requireFreeAddress(pools: readonly PoolStatus[]): void {
+  if (pools.some((p) => p.free > 0)) return;
+  throw new CniError(
+    CODES.notAvailable,
+    `No free address in ${
+      pools.length === 0
+        ? "any address pool (none known)"
+        : pools.map((p) => `subnet ${p.subnet}: ${p.used} of ${p.total} in use`)
+          .join("; ")
+    }`,
+  );
+}
+
+/**
+ * Refuses a CHECK whose attachment holds no address, or one that
+ * `prevResult` does not list.
+ *
+ * @param heldIp The address the attachment holds, or undefined.
+ * @param check The attachment and the runtime's `prevResult`.
+ * @throws {CniError} Code 106.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requireHeld } from "./cni_request.ts";
+ * const key = { containerId: "c1", ifName: "eth0" };
+ * const prevResult = { ips: [{ address: "10.0.0.5/24" }] };
+ * requireHeld("10.0.0.5", { key, prevResult });
+ * assert.throws(() => requireHeld(undefined, { key, prevResult }), { code: 106 });
+ * ```
+ */
+export function requireHeld(
+  heldIp: string | undefined,
+  check: { key: AttachmentKey; prevResult: unknown },
+): void {
+  const { key } = check;
+  if (heldIp === undefined) {
+    throw new CniError(
+      PLUGIN_CODES.checkFailed,
+      `No address reserved for container "${key.containerId}" interface "${key.ifName}"`,
+    );
+  }
+  const prev = check.prevResult as { ips?: unknown } | undefined;
+  if (!Array.isArray(prev?.ips)) return;
+  const listed = prev.ips.some((e: unknown) => {
+    const address = (e as { address?: unknown } | null)?.address;
+    return typeof address === "string" && stripPrefix(address) === heldIp;
+  });
+  if (!listed) {
+    throw new CniError(
+      PLUGIN_CODES.checkFailed,
+      `Reserved address "${heldIp}" of container "${key.containerId}" is not in prevResult`,
+    );
+  }
+}
