@@ -10,7 +10,7 @@
  * async ops would land in a mix of namespaces. Sync FFI and `*Sync` file APIs
  * run on the JS thread itself and see the target. Between the two `setns`
  * calls we therefore run only sync FFI and `*Sync` calls, with no `await`,
- * no Worker and no spawn (see `reference/deno-ffi-libnl.md` §6).
+ * no Worker and no spawn (see `docs/STYLE.md` section 6).
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * Builds `dist/`: a compiled binary per plugin when `deno compile` can get
  * its `denort` runtime, otherwise a minified bundle plus a `#!/bin/sh`
- * launcher (STYLE.md section 10, reference/deno-ffi-libnl.md section 8).
+ * launcher (docs/STYLE.md section 10).
  *
  * @module
  */

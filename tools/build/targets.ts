@@ -1,6 +1,6 @@
 /**
  * What `deno task build` produces: one entry per binary, with the
- * permissions that binary needs (STYLE.md section 10).
+ * permissions that binary needs (docs/STYLE.md section 10).
  *
  * @module
  */

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
+import { type Document, LineCounter, parseDocument, visit } from "yaml";
 
 const ROOT = new URL("../../", import.meta.url);
 
-/**
- * Parses the manifest: YAML flow style (JSON plus the trailing commas
- * `deno fmt` adds), after the leading `#` comment lines.
- */
-function loadManifest(): Record<string, unknown> {
-  const text = Deno.readTextFileSync(
-    new URL("deploy/azure-vnet-daemonset.yaml", ROOT),
+/** The manifest, parsed as YAML 1.2; any parse error or warning fails. */
+function loadManifest(): { doc: Document.Parsed; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(
+    Deno.readTextFileSync(new URL("deploy/azure-vnet-daemonset.yaml", ROOT)),
+    { lineCounter: lines },
   );
-  const body = text.split("\n").filter((l) => !l.startsWith("#")).join("\n");
-  return JSON.parse(body.replace(/,(\s*[}\]])/g, "$1"));
+  assert.deepEqual([...doc.errors, ...doc.warnings].map(String), []);
+  return { doc, lines };
 }
 
 function at(obj: unknown, path: string): unknown {
@@ -23,8 +23,20 @@ function at(obj: unknown, path: string): unknown {
   return cur;
 }
 
-Deno.test("DaemonSet manifest is JSON-compatible YAML with the installer's structure", async (t) => {
-  const ds = loadManifest();
+Deno.test("DaemonSet manifest is block-style YAML with the installer's structure", async (t) => {
+  const { doc, lines } = loadManifest();
+  const ds = doc.toJS() as Record<string, unknown>;
+  await t.step("every mapping and sequence is in block style", () => {
+    const flow: string[] = [];
+    visit(doc, {
+      Collection(_key, node) {
+        if (node.flow === true) {
+          flow.push(`line ${lines.linePos(node.range?.[0] ?? 0).line}`);
+        }
+      },
+    });
+    assert.deepEqual(flow, []);
+  });
   await t.step("kind and selector match the pod labels", () => {
     assert.equal(ds.apiVersion, "apps/v1");
     assert.equal(ds.kind, "DaemonSet");

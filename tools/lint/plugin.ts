@@ -1,10 +1,10 @@
 /**
- * The project's own lint rules (STYLE.md sections 1, 3 and 10), loaded by
+ * Our own lint rules (docs/STYLE.md sections 1, 3 and 10), loaded by
  * `deno lint` through `"plugins"` in the root `deno.json`.
  *
  * Rules (ids are `vnet/<rule>`):
  *
- * - `import-direction`: the member import graph of STYLE.md section 1 (the
+ * - `import-direction`: the member graph of docs/STYLE.md section 1 (the
  *   `MEMBERS` table). `netlink`, `azure` and `cni` are leaves; `ipam` may
  *   import `cni` and `azure`; each plugin is its own member
  *   (`cni/plugins/azure-vnet`, `ipam/plugins/azure-vnet-ipam`) that imports
@@ -199,7 +199,7 @@ const importDirection: Deno.lint.Rule = {
         ctx.report({
           node,
           message,
-          hint: "See STYLE.md section 1, Import direction",
+          hint: "See docs/STYLE.md section 1, Import direction",
         });
       }
     }
@@ -237,7 +237,7 @@ const preferPrivateField: Deno.lint.Rule = {
       ctx.report({
         node,
         message: "Use a #private member instead of the `private` keyword",
-        hint: "STYLE.md section 3: private state is #field",
+        hint: "docs/STYLE.md section 3: private state is #field",
       });
     }
     return {
@@ -293,7 +293,7 @@ const noTopLevelArrowFunction: Deno.lint.Rule = {
   create(ctx) {
     const message =
       "Declare top-level functions with `function`, not an arrow function";
-    const hint = "STYLE.md section 3: no top-level arrow functions";
+    const hint = "docs/STYLE.md section 3: no top-level arrow functions";
     return {
       VariableDeclarator(node) {
         if (!atModuleScope(node.parent)) return;
@@ -364,7 +364,7 @@ function isFunctionLike(node: Deno.lint.Node | null): node is FunctionLike {
 const maxPositionalParams: Deno.lint.Rule = {
   create(ctx) {
     const hint =
-      "STYLE.md section 3: at most 2 positional arguments plus an options object";
+      "docs/STYLE.md section 3: at most 2 positional arguments plus an options object";
     // Test-tier helpers mirror node:assert's (actual, expected, message)
     // signature, so test files are exempt.
     const rel = repoPath(ctx.filename);

@@ -13,7 +13,7 @@ function ids(rel: string, source: string): string[] {
   return Deno.lint.runPlugin(plugin, `${ROOT}${rel}`, source).map((d) => d.id);
 }
 
-Deno.test("import-direction rule follows the STYLE.md member table", async (t) => {
+Deno.test("import-direction rule follows the docs/STYLE.md member table", async (t) => {
   const cases: [string, string, boolean][] = [
     // [importing file, specifier, allowed]
     ["netlink/link.ts", "./handle.ts", true],
