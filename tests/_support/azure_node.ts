@@ -1,11 +1,33 @@
 /**
  * The tests' side of the testbed's emulated azure-vnet node
- * ({@link AzureNode}): the state-versus-kernel check.
+ * ({@link AzureNode}): a node that runs azure-vnet from source, created
+ * after the privilege check, and the state-versus-kernel check.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { type AzureNode, links, neighbours } from "../../tools/testbed/mod.ts";
+import {
+  AZURE_VNET_SRC,
+  AzureNode,
+  links,
+  neighbours,
+} from "../../tools/testbed/mod.ts";
+import { requireRoot } from "./privilege.ts";
+
+/**
+ * A node on `subnet` running azure-vnet from source (`deno run`), with
+ * `CNI_PATH` as the runtime's only environment; fails first when not root.
+ *
+ * @param subnet Such as `10.77.0.0/24`.
+ * @returns The node.
+ */
+export async function sourceNode(subnet: string): Promise<AzureNode> {
+  requireRoot();
+  return await AzureNode.create(subnet, {
+    argv: AZURE_VNET_SRC,
+    baseEnv: { CNI_PATH: "/usr/lib/cni" },
+  });
+}
 
 interface StateEndpoint {
   containerId: string;
