@@ -44,6 +44,8 @@ const GO_BRIDGE = "/usr/lib/cni/bridge";
 const CNI_PATH = "/usr/lib/cni";
 const TIME = "/usr/bin/time";
 const RSS_MARK = "cnibench-rss=";
+/** Untimed ADD+DEL pairs per plugin before the latency runs (pods 0..2). */
+const WARMUP = 3;
 const SUBNET = "10.200.0.0/16"; // ours; theirs: 10.201.0.0/16
 /** The runtime's environment of every plugin run. */
 const BASE_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", CNI_PATH };
@@ -327,12 +329,12 @@ async function inner(
     tag: "cnibench",
     attachCurrent: true,
   });
-  const maxPods = Math.max(runs, ...bursts);
+  const maxPods = Math.max(WARMUP, runs, ...bursts);
   out(`Creating ${2 * maxPods} pod namespaces\n`);
   const [ours, theirs] = await subjects(n, maxPods);
   // Warm-up: the first azure-vnet ADD creates the network (bridge, rules).
   for (const s of [ours, theirs]) {
-    for (let i = 0; i < 3; i++) await latency(s, i, { add: [], del: [] });
+    for (let i = 0; i < WARMUP; i++) await latency(s, i, { add: [], del: [] });
   }
   out(`Latency: ${runs} interleaved ADD+DEL runs each\n`);
   const lo: Latency = { add: [], del: [] };
@@ -415,7 +417,7 @@ async function inner(
     "",
     "## Latency",
     "",
-    `${runs} runs each, interleaved (ours, reference, ours, ...), after 3`,
+    `${runs} runs each, interleaved (ours, reference, ours, ...), after ${WARMUP}`,
     "warm-up ADD+DEL pairs each (ours creates its bridge on the first).",
     "Times are process spawn to exit as seen by the caller, in ms.",
     "",
