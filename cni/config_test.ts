@@ -53,6 +53,19 @@ Deno.test("gcAttachments() prefers valid-attachments and defaults to none", () =
   );
 });
 
+Deno.test("gcAttachments() refuses a config without a list when required", () => {
+  const base = { cniVersion: "1.1.0", name: "n", type: "t" };
+  assert.throws(() => gcAttachments(base, { required: true }), {
+    name: "CniError",
+    code: 7,
+    message: /GC needs cni\.dev\/valid-attachments/,
+  });
+  assert.deepEqual(
+    gcAttachments({ ...base, "cni.dev/attachments": [] }, { required: true }),
+    [],
+  );
+});
+
 Deno.test("parseNetConf() names the field and the problem (code 7)", async (t) => {
   const ok = { cniVersion: "1.0.0", name: "azure", type: "azure-vnet" };
   const cases: [unknown, RegExp][] = [

@@ -5,7 +5,14 @@
  * @module
  */
 import * as z from "zod/mini";
-import { CniError, CODES, describeIssues, redactSecrets } from "@vnet/cni";
+import {
+  CniError,
+  CODES,
+  copyDns,
+  describeIssues,
+  DnsSchema,
+  redactSecrets,
+} from "@vnet/cni";
 import type { Dns, NetConf } from "@vnet/cni";
 import { IMDS_URL, NMAGENT_URL } from "@vnet/azure";
 import type { HostInterface } from "@vnet/azure";
@@ -45,13 +52,6 @@ export interface IpamConfig {
   readonly unbound: boolean;
 }
 
-const dnsSchema = z.object({
-  nameservers: z.optional(z.array(z.string())),
-  domain: z.optional(z.string()),
-  search: z.optional(z.array(z.string())),
-  options: z.optional(z.array(z.string())),
-});
-
 const interfaceSchema = z.object({
   macAddress: z.string(),
   isPrimary: z.optional(z.boolean()),
@@ -74,7 +74,7 @@ const ipamSchema = z.object({
   subnet: z.optional(z.string()),
   ipAddress: z.optional(z.string()),
   addressSpace: z.optional(z.string()),
-  dns: z.optional(dnsSchema),
+  dns: z.optional(DnsSchema),
   primaryIp: z.optional(z.string()),
   addresses: z.optional(z.array(z.string())),
   interfaces: z.optional(z.array(interfaceSchema)),
@@ -216,7 +216,7 @@ function ipamProblems(ipam: IpamInput): string[] {
 }
 
 /** The DNS object without empty fields, or undefined when nothing is left. */
-function cleanDns(dns: Record<string, unknown> | undefined): Dns | undefined {
+function cleanDns(dns: object | undefined): Dns | undefined {
   if (dns === undefined || typeof dns !== "object") return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(dns)) {
@@ -290,7 +290,7 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
     : undefined;
   const interfaces = staticInterfaces(environment, ipam);
   const dns = cleanDns(conf.dns as Record<string, unknown> | undefined) ??
-    cleanDns(ipam.dns) ??
+    cleanDns(ipam.dns === undefined ? undefined : copyDns(ipam.dns)) ??
     (environment === "static" ? undefined : { nameservers: [AZURE_DNS] });
   return {
     environment,

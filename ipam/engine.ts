@@ -13,8 +13,14 @@
 import { getLogger } from "@logtape/logtape";
 import { AzureHttpError } from "@vnet/azure";
 import type { FetchFn } from "@vnet/azure";
-import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
-import type { Attachment, CmdArgs, PluginHandlers, Result } from "@vnet/cni";
+import {
+  CniError,
+  CODES,
+  flattenCause,
+  gcAttachments,
+  PLUGIN_CODES,
+} from "@vnet/cni";
+import type { CmdArgs, PluginHandlers, Result } from "@vnet/cni";
 import { formatCidr, isIpv4, parseCidr, stripPrefix } from "./_ip.ts";
 import {
   allocate,
@@ -447,16 +453,7 @@ export function createIpamHandlers(
   }
 
   async function cmdGc(args: CmdArgs): Promise<void> {
-    const valid: Attachment[] | undefined =
-      args.config["cni.dev/valid-attachments"] ??
-        args.config["cni.dev/attachments"];
-    if (!Array.isArray(valid)) {
-      // A runtime that omits the list must not wipe every reservation.
-      throw new CniError(
-        CODES.invalidConfig,
-        "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
-      );
-    }
+    const valid = gcAttachments(args.config, { required: true });
     const keys = valid.map((a) => ({
       containerId: String(a.containerID),
       ifName: String(a.ifname ?? ""),

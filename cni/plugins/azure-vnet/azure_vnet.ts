@@ -9,6 +9,7 @@ import {
   CniError,
   CODES,
   flattenCause,
+  gcAttachments,
   parseResult,
   PLUGIN_CODES,
   type PluginHandlers,
@@ -597,15 +598,7 @@ export function createAzureVnetHandlers(
   async function cmdGc(args: CmdArgs): Promise<void> {
     const inv = await begin(args);
     const { cfg, stateDir, ipam } = inv;
-    const valid = args.config["cni.dev/valid-attachments"] ??
-      args.config["cni.dev/attachments"];
-    if (!Array.isArray(valid)) {
-      // A runtime that omits the list must not wipe every pod of the node.
-      throw new CniError(
-        CODES.invalidConfig,
-        "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
-      );
-    }
+    const valid = gcAttachments(args.config, { required: true });
     const keep = new Set(
       valid.map((a) => endpointKey(a.containerID, a.ifname)),
     );
