@@ -1,10 +1,10 @@
 /**
- * Small CIDR helpers private to the plugin, on top of `@vnet/netlink`'s
+ * Small CIDR helpers private to the plugin, on top of `@vnet/address`'s
  * address arithmetic.
  *
  * @module
  */
-import { contains, network, parseCidr } from "@vnet/netlink";
+import { contains, network, parseCidr } from "@vnet/address";
 
 /** Splits `a.b.c.d/len` into address and prefix length (no `/`: host). */
 export function splitCidr(cidr: string): { ip: string; prefix: number } {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatMac, normalizeMac, parseMac } from "./mac.ts";
+import { formatMac, kernelMac, parseMac } from "./mac.ts";
 
 Deno.test("parseMac() accepts colon, dash and bare forms", async (t) => {
   const want = [0x00, 0x0d, 0x3a, 0xf8, 0xa1, 0xb2];
@@ -30,15 +30,36 @@ Deno.test("parseMac() throws SyntaxError when malformed", async (t) => {
   }
 });
 
-Deno.test("formatMac() and normalizeMac() give lower-case colon text", () => {
+Deno.test("formatMac() and kernelMac() give lower-case colon text", () => {
   assert.equal(
     formatMac(new Uint8Array([0, 13, 58, 248, 161, 178])),
     "00:0d:3a:f8:a1:b2",
   );
-  assert.equal(normalizeMac("000D3AF8A1B2"), "00:0d:3a:f8:a1:b2");
-  assert.equal(normalizeMac("AA-BB-CC-DD-EE-FF"), "aa:bb:cc:dd:ee:ff");
+  assert.equal(kernelMac("000D3AF8A1B2"), "00:0d:3a:f8:a1:b2");
+  assert.equal(kernelMac("AA-BB-CC-DD-EE-FF"), "aa:bb:cc:dd:ee:ff");
   assert.throws(() => formatMac(new Uint8Array(5)), {
     name: "RangeError",
     message: /5 bytes/,
   });
+});
+
+Deno.test("kernelMac() reads octets without leading zeros only when asked", () => {
+  assert.equal(
+    kernelMac("2:A:0:0:0:5", { shortOctets: true }),
+    "02:0a:00:00:00:05",
+  );
+  assert.equal(
+    kernelMac("00:0D:3A:F8:A1:B2", { shortOctets: true }),
+    "00:0d:3a:f8:a1:b2",
+  );
+  assert.throws(() => kernelMac("2:A:0:0:0:5"), {
+    name: "SyntaxError",
+    message: /Cannot parse MAC address/,
+  });
+  for (const bad of ["2:0:0:0:0", "2-0-0-0-0-5", "123:0:0:0:0:5", "ACCEPT"]) {
+    assert.throws(() => kernelMac(bad, { shortOctets: true }), {
+      name: "SyntaxError",
+      message: /Cannot parse MAC address/,
+    });
+  }
 });

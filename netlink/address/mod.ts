@@ -1,0 +1,50 @@
+/**
+ * @vnet/address: pure IPv4, IPv6 and MAC address arithmetic, the one
+ * implementation every member uses. No FFI and no other member.
+ *
+ * - Addresses ({@link parseIpv4}, {@link normalizeIp}, {@link ipFamily}…) and
+ *   CIDR text of either family ({@link parseCidr}, {@link network},
+ *   {@link contains}…).
+ * - MACs in the kernel form ({@link kernelMac}, `00:0d:3a:f9:dc:a6`), the
+ *   Azure/IPAM form ({@link azureMac}, `000d3af9dca6`) and the ARM form
+ *   ({@link armMac}, `00-0D-3A-F9-DC-A6`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { azureMac, contains, kernelMac, network } from "@vnet/address";
+ *
+ * assert.equal(network("10.240.3.7/16"), "10.240.0.0");
+ * assert.ok(contains("10.240.0.0/16", "10.240.3.7"));
+ * assert.equal(kernelMac("000D3AF9DCA6"), "00:0d:3a:f9:dc:a6");
+ * assert.equal(azureMac("00:0d:3a:f9:dc:a6"), "000d3af9dca6");
+ * ```
+ *
+ * @module
+ */
+export {
+  formatIpv4,
+  ipFamily,
+  isIpv4,
+  looksLikeIpv6,
+  normalizeIp,
+  parseIpv4,
+  stripPrefix,
+} from "./ip.ts";
+export {
+  broadcast,
+  type Cidr,
+  contains,
+  host,
+  network,
+  parseCidr,
+} from "./cidr.ts";
+export {
+  armMac,
+  azureMac,
+  type AzureMacOptions,
+  formatMac,
+  kernelMac,
+  type MacOptions,
+  parseMac,
+} from "./mac.ts";
