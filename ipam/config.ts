@@ -16,7 +16,7 @@ import {
 import type { Dns, NetConf } from "@vnet/cni";
 import { IMDS_URL, NMAGENT_URL } from "@vnet/azure";
 import type { HostInterface } from "@vnet/azure";
-import { isIpv4, normalizeMac, parseCidr } from "./_ip.ts";
+import { azureMac, isIpv4, parseIpv4Cidr } from "@vnet/address";
 
 /** Azure's DNS, the default nameserver for the azure and imds sources. */
 export const AZURE_DNS = "168.63.129.16";
@@ -154,7 +154,7 @@ function ipamProblems(ipam: IpamInput): string[] {
   }
   if (ipam.subnet !== undefined && ipam.subnet !== "") {
     try {
-      parseCidr(ipam.subnet);
+      parseIpv4Cidr(ipam.subnet);
     } catch {
       problems.push(`${quoted("ipam.subnet", ipam.subnet)} is no IPv4 CIDR`);
     }
@@ -178,7 +178,7 @@ function ipamProblems(ipam: IpamInput): string[] {
     nic.subnets.forEach((sub, j) => {
       const at = `ipam.interfaces.${i}.subnets.${j}`;
       try {
-        parseCidr(sub.prefix);
+        parseIpv4Cidr(sub.prefix);
       } catch {
         problems.push(`${quoted(`${at}.prefix`, sub.prefix)} is no IPv4 CIDR`);
       }
@@ -197,7 +197,7 @@ function ipamProblems(ipam: IpamInput): string[] {
     if (ipam.interfaces !== undefined) {
       ipam.interfaces.forEach((nic, i) => {
         try {
-          normalizeMac(nic.macAddress);
+          azureMac(nic.macAddress, { wildcard: true });
         } catch {
           problems.push(
             `${

@@ -21,7 +21,12 @@ import {
   PLUGIN_CODES,
 } from "@vnet/cni";
 import type { CmdArgs, PluginHandlers, Result } from "@vnet/cni";
-import { formatCidr, isIpv4, parseCidr, stripPrefix } from "./_ip.ts";
+import {
+  formatIpv4Cidr,
+  isIpv4,
+  parseIpv4Cidr,
+  stripPrefix,
+} from "@vnet/address";
 import {
   allocate,
   findReservation,
@@ -129,7 +134,7 @@ function toResult(
   config: IpamConfig,
   alloc: { ip: string; subnet: string; gateway: string },
 ): Result {
-  const prefix = parseCidr(alloc.subnet).prefixLength;
+  const prefix = parseIpv4Cidr(alloc.subnet).prefixLength;
   const result: Result = {
     cniVersion: args.config.cniVersion,
     ips: [{ address: `${alloc.ip}/${prefix}`, gateway: alloc.gateway }],
@@ -428,7 +433,7 @@ export function createIpamHandlers(
     }
     const want = config.subnet === undefined
       ? undefined
-      : formatCidr(parseCidr(config.subnet));
+      : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
     const pools = Object.values(state.pools).filter((p) =>
       want === undefined || p.subnet === want
     );

@@ -47,6 +47,21 @@ Deno.test("normalizeIp() and ipFamily() canonicalise addresses", () => {
   });
 });
 
+Deno.test("parseIpv4() and formatIpv4() round-trip dotted quads", () => {
+  for (const ip of ["0.0.0.0", "10.240.0.5", "255.255.255.255", "1.2.3.4"]) {
+    assert.equal(formatIpv4(parseIpv4(ip)), ip);
+  }
+});
+
+Deno.test("parseIpv4() throws SyntaxError on bad text", () => {
+  for (const bad of ["", "1.2.3", "256.0.0.1", "01.2.3.4", "a.b.c.d", "::1"]) {
+    assert.throws(() => parseIpv4(bad), {
+      name: "SyntaxError",
+      message: /Cannot parse IPv4/,
+    });
+  }
+});
+
 Deno.test("isIpv4() accepts exactly what parseIpv4() parses", () => {
   assert.ok(isIpv4("10.240.0.5"));
   for (const bad of ["", "10.240.0.5/24", "01.2.3.4", " 1.2.3.4", "::1"]) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatMac, kernelMac, parseMac } from "./mac.ts";
+import { azureMac, formatMac, kernelMac, parseMac } from "./mac.ts";
 
 Deno.test("parseMac() accepts colon, dash and bare forms", async (t) => {
   const want = [0x00, 0x0d, 0x3a, 0xf8, 0xa1, 0xb2];
@@ -62,4 +62,15 @@ Deno.test("kernelMac() reads octets without leading zeros only when asked", () =
       message: /Cannot parse MAC address/,
     });
   }
+});
+
+Deno.test("azureMac() passes the wildcard through when asked", () => {
+  for (const m of ["000D3AF9DCA6", "00-0D-3A-F9-DC-A6", "00:0d:3a:f9:dc:a6"]) {
+    assert.equal(azureMac(m, { wildcard: true }), "000d3af9dca6");
+  }
+  assert.equal(azureMac("*", { wildcard: true }), "*");
+  assert.throws(() => azureMac("00:0d", { wildcard: true }), {
+    name: "SyntaxError",
+    message: /Cannot parse MAC/,
+  });
 });

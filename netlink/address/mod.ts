@@ -5,6 +5,8 @@
  * - Addresses ({@link parseIpv4}, {@link normalizeIp}, {@link ipFamily}…) and
  *   CIDR text of either family ({@link parseCidr}, {@link network},
  *   {@link contains}…).
+ * - IPv4 subnets as numbers for allocators ({@link parseIpv4Cidr},
+ *   {@link ipv4Gateway}, {@link ipv4Broadcast}…).
  * - MACs in the kernel form ({@link kernelMac}, `00:0d:3a:f9:dc:a6`), the
  *   Azure/IPAM form ({@link azureMac}, `000d3af9dca6`) and the ARM form
  *   ({@link armMac}, `00-0D-3A-F9-DC-A6`).
@@ -39,6 +41,14 @@ export {
   network,
   parseCidr,
 } from "./cidr.ts";
+export {
+  formatIpv4Cidr,
+  ipv4Broadcast,
+  type Ipv4Cidr,
+  ipv4CidrContains,
+  ipv4Gateway,
+  parseIpv4Cidr,
+} from "./ipv4_cidr.ts";
 export {
   armMac,
   azureMac,
