@@ -10,6 +10,7 @@ import {
   type IpValue,
   parseIpValue,
 } from "./_value.ts";
+import { looksLikeIpv6, stripPrefix } from "./ip.ts";
 
 /** A parsed CIDR. */
 export interface Cidr {
@@ -99,6 +100,28 @@ export function network(cidr: string): string {
 }
 
 /**
+ * Returns the network of a CIDR as CIDR text (`10.0.0.5/24` is
+ * `10.0.0.0/24`; a bare address is its own network).
+ *
+ * @param cidr CIDR text.
+ * @returns The network CIDR in canonical text.
+ * @throws {SyntaxError} When `cidr` is unparsable.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { networkOf } from "@vnet/address";
+ *
+ * assert.equal(networkOf("10.0.0.5/24"), "10.0.0.0/24");
+ * assert.equal(networkOf("fd00::5/64"), "fd00::/64");
+ * ```
+ */
+export function networkOf(cidr: string): string {
+  const c = parseCidr(cidr);
+  return `${formatIpValue(masks(c).base, c.family)}/${c.prefix}`;
+}
+
+/**
  * Returns the last address of a CIDR (the IPv4 broadcast address).
  *
  * @param cidr CIDR text.
@@ -168,4 +191,33 @@ export function contains(cidr: string, ip: string): boolean {
   if (a.family !== c.family) return false;
   const m = masks(c);
   return (a.value & ~m.hostMask) === m.base;
+}
+
+/**
+ * Tells whether IPv4 `ip` (a `/prefix` on it is ignored) lies inside the
+ * IPv4 `subnet`. Never throws: IPv6 or unparsable text is simply not inside.
+ *
+ * @param ip An address or a CIDR.
+ * @param subnet CIDR text.
+ * @returns True when inside.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { inSubnet } from "@vnet/address";
+ *
+ * assert.equal(inSubnet("10.0.0.5/24", "10.0.0.0/24"), true);
+ * assert.equal(inSubnet("10.0.1.5", "10.0.0.0/24"), false);
+ * assert.equal(inSubnet("fd00::5", "fd00::/64"), false);
+ * assert.equal(inSubnet("junk", "10.0.0.0/24"), false);
+ * ```
+ */
+export function inSubnet(ip: string, subnet: string): boolean {
+  const addr = stripPrefix(ip);
+  if (looksLikeIpv6(addr) || looksLikeIpv6(subnet)) return false;
+  try {
+    return contains(subnet, addr);
+  } catch {
+    return false;
+  }
 }

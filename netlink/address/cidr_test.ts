@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { broadcast, contains, host, network, parseCidr } from "./cidr.ts";
+import {
+  broadcast,
+  contains,
+  host,
+  inSubnet,
+  network,
+  networkOf,
+  parseCidr,
+} from "./cidr.ts";
 
 Deno.test("parseCidr() parses IPv4 and IPv6 CIDRs", async (t) => {
   const cases: [string, { ip: string; prefix: number; family: 4 | 6 }][] = [
@@ -81,4 +89,27 @@ Deno.test("contains() tells whether an address is inside a CIDR", () => {
   assert.ok(!(contains("10.0.0.0/8", "fd00::1")));
   assert.ok(contains("fd00::/8", "fdff::1"));
   assert.ok(!(contains("fd00::/16", "fd01::1")));
+});
+
+Deno.test("networkOf() gives the network as CIDR text", () => {
+  assert.equal(networkOf("10.0.0.5/24"), "10.0.0.0/24");
+  assert.equal(networkOf("10.240.3.7/16"), "10.240.0.0/16");
+  assert.equal(networkOf("10.0.0.5"), "10.0.0.5/32");
+  assert.equal(networkOf("fd00:1:2:3::99/64"), "fd00:1:2:3::/64");
+  assert.throws(() => networkOf("10.0.0/24"), {
+    name: "SyntaxError",
+    message: /Cannot parse CIDR/,
+  });
+});
+
+Deno.test("inSubnet() tells IPv4 membership and never throws", () => {
+  assert.ok(inSubnet("10.0.0.5", "10.0.0.0/24"));
+  assert.ok(inSubnet("10.0.0.5/24", "10.0.0.0/24"));
+  assert.ok(inSubnet("10.0.0.5", "10.0.0.77/24"));
+  assert.ok(!inSubnet("10.0.1.5", "10.0.0.0/24"));
+  assert.ok(!inSubnet("fd00::5", "fd00::/64"));
+  assert.ok(!inSubnet("10.0.0.5", "fd00::/64"));
+  assert.ok(!inSubnet("junk", "10.0.0.0/24"));
+  assert.ok(!inSubnet("10.0.0.5", "10.0.0.0/33"));
+  assert.ok(!inSubnet("10.0.0.5", ""));
 });

@@ -4,7 +4,7 @@
  *
  * - Addresses ({@link parseIpv4}, {@link normalizeIp}, {@link ipFamily}…) and
  *   CIDR text of either family ({@link parseCidr}, {@link network},
- *   {@link contains}…).
+ *   {@link contains}, {@link inSubnet}…).
  * - IPv4 subnets as numbers for allocators ({@link parseIpv4Cidr},
  *   {@link ipv4Gateway}, {@link ipv4Broadcast}…).
  * - MACs in the kernel form ({@link kernelMac}, `00:0d:3a:f9:dc:a6`), the
@@ -14,9 +14,9 @@
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { azureMac, contains, kernelMac, network } from "@vnet/address";
+ * import { azureMac, contains, kernelMac, networkOf } from "@vnet/address";
  *
- * assert.equal(network("10.240.3.7/16"), "10.240.0.0");
+ * assert.equal(networkOf("10.240.3.7/16"), "10.240.0.0/16");
  * assert.ok(contains("10.240.0.0/16", "10.240.3.7"));
  * assert.equal(kernelMac("000D3AF9DCA6"), "00:0d:3a:f9:dc:a6");
  * assert.equal(azureMac("00:0d:3a:f9:dc:a6"), "000d3af9dca6");
@@ -38,7 +38,9 @@ export {
   type Cidr,
   contains,
   host,
+  inSubnet,
   network,
+  networkOf,
   parseCidr,
 } from "./cidr.ts";
 export {

@@ -15,7 +15,7 @@ import {
   type PluginHandlers,
   type Result,
 } from "@vnet/cni";
-import { inSubnet, isV6, networkOf, splitCidr } from "./_ip.ts";
+import { inSubnet, looksLikeIpv6, networkOf, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import {
   AZURE_IPAM_TYPE,
@@ -354,7 +354,7 @@ export function createAzureVnetHandlers(
       : args;
     const ipamResult = await ipam.add(ipamArgs);
     deferUndo(stack, { what: "IPAM DEL", run: () => ipam.run("DEL", args) });
-    const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
+    const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));
     if (v4 === undefined) {
       throw new CniError(
         PLUGIN_CODES.delegateFailed,
@@ -724,7 +724,7 @@ async function checkEndpoint(
       if (!veth.up) problems.push(`host veth "${ep.hostVeth}" is down`);
     }
     for (const cidr of ep.addresses) {
-      const ip = splitCidr(cidr).ip;
+      const ip = stripPrefix(cidr);
       const mac = host.neighMac(net.bridge, ip);
       if (mac !== ep.podMac) {
         problems.push(

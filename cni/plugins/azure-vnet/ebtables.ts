@@ -35,6 +35,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import { kernelMac } from "@vnet/address";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
 
@@ -224,11 +225,12 @@ function restoreRunner(program: FixedProgram): EbtablesRestoreRunner {
   };
 }
 
-const SHORT_MAC = /^[0-9a-f]{1,2}(?::[0-9a-f]{1,2}){5}$/i;
-
 /**
- * A MAC in our canonical form: lower case, two hex digits per octet.
- * ebtables may print octets without their leading zero (`2:0:0:0:0:5`).
+ * A MAC as rule keys and parsed rules hold it: the kernel form, lower case
+ * with two digits per octet, whether written by us or listed by ebtables
+ * (which may print octets without their leading zero, `2:0:0:0:0:5`).
+ * Never throws: text that is no MAC is returned lower-cased, so every value
+ * of a rule can go through it.
  *
  * @param mac The MAC as written or listed.
  * @returns The canonical MAC, or `mac` lower-cased when it is no MAC.
@@ -236,21 +238,23 @@ const SHORT_MAC = /^[0-9a-f]{1,2}(?::[0-9a-f]{1,2}){5}$/i;
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { normalizeMac } from "./ebtables.ts";
- * assert.equal(normalizeMac("2:A:0:0:0:5"), "02:0a:00:00:00:05");
+ * import { canonicalMac } from "./ebtables.ts";
+ * assert.equal(canonicalMac("2:A:0:0:0:5"), "02:0a:00:00:00:05");
+ * assert.equal(canonicalMac("ACCEPT"), "accept");
  * ```
  */
-export function normalizeMac(mac: string): string {
-  if (!SHORT_MAC.test(mac)) return mac.toLowerCase();
-  return mac.split(":").map((o) => o.toLowerCase().padStart(2, "0")).join(
-    ":",
-  );
+export function canonicalMac(mac: string): string {
+  try {
+    return kernelMac(mac, { shortOctets: true });
+  } catch {
+    return mac.toLowerCase();
+  }
 }
 
 /**
  * The comparison key of a rule's match and target arguments: option groups
  * (a flag, its optional `!`, and its values) sorted, values case-folded
- * (MACs with two digits per octet, see {@link normalizeMac}), the default
+ * (MACs with two digits per octet, see {@link canonicalMac}), the default
  * `--arpreply-target DROP` left out. Equal keys mean the same rule
  * as `ebtables -L` prints it.
  *
@@ -280,7 +284,7 @@ export function ruleKey(args: readonly string[]): string {
     if (tok.startsWith("-") || groups.length === 0) {
       groups.push(negate ? ["!", tok] : [tok]);
     } else {
-      groups[groups.length - 1]?.push(normalizeMac(tok));
+      groups[groups.length - 1]?.push(canonicalMac(tok));
     }
     negate = false;
   }

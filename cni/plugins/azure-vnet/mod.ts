@@ -45,7 +45,6 @@ export {
   type EbtablesOutput,
   type EbtablesRule,
   type EbtablesRunner,
-  normalizeMac,
   podDnatRule,
 } from "./ebtables.ts";
 export {

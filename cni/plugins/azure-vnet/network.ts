@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import { NetlinkError, NLE } from "@vnet/netlink";
-import { inSubnet, splitCidr } from "./_ip.ts";
+import { inSubnet, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import {
   arpReplyRedirectRule,
@@ -154,7 +154,7 @@ export async function createNetwork(
     masterMtu: master.mtu,
     subnet: spec.subnet,
     gateway: spec.gateway,
-    ...(primary === undefined ? {} : { primaryIp: splitCidr(primary.cidr).ip }),
+    ...(primary === undefined ? {} : { primaryIp: stripPrefix(primary.cidr) }),
     savedAddrs: addrs.map((a) => a.cidr),
     savedRoutes,
     createdAt: new Date().toISOString(),

@@ -8,8 +8,8 @@
  */
 import {
   arpReplyRule,
+  canonicalMac,
   type EbtablesRule,
-  normalizeMac,
   podDnatRule,
 } from "./ebtables.ts";
 
@@ -87,7 +87,7 @@ export function parsePodRule(
     if (ip === undefined || mac === undefined || master === undefined) {
       return undefined;
     }
-    return { kind: "dnat", ip: ipOf(ip), mac: normalizeMac(mac), master };
+    return { kind: "dnat", ip: ipOf(ip), mac: canonicalMac(mac), master };
   }
   if (
     proto === "arp" && target === "arpreply" &&
@@ -97,7 +97,7 @@ export function parsePodRule(
     const ip = valueOf(t, "--arp-ip-dst");
     const mac = valueOf(t, "--arpreply-mac");
     if (ip === undefined || mac === undefined) return undefined;
-    return { kind: "arp-reply", ip: ipOf(ip), mac: normalizeMac(mac) };
+    return { kind: "arp-reply", ip: ipOf(ip), mac: canonicalMac(mac) };
   }
   return undefined;
 }
