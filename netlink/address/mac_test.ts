@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { azureMac, formatMac, kernelMac, parseMac } from "./mac.ts";
+import { armMac, azureMac, formatMac, kernelMac, parseMac } from "./mac.ts";
 
 Deno.test("parseMac() accepts colon, dash and bare forms", async (t) => {
   const want = [0x00, 0x0d, 0x3a, 0xf8, 0xa1, 0xb2];
@@ -64,6 +64,34 @@ Deno.test("kernelMac() reads octets without leading zeros only when asked", () =
   }
 });
 
+Deno.test("azureMac() accepts the three Azure/Linux forms", async (t) => {
+  const cases = [
+    "000D3AF9DCA6",
+    "000d3af9dca6",
+    "00-0D-3A-F9-DC-A6",
+    "00:0d:3a:f9:dc:a6",
+    " 00:0D:3A:F9:DC:A6 ",
+  ];
+  for (const mac of cases) {
+    await t.step(mac, () => assert.equal(azureMac(mac), "000d3af9dca6"));
+  }
+});
+
+Deno.test("azureMac() throws SyntaxError when the text is no MAC", async (t) => {
+  for (
+    const mac of ["", "000D3AF9DC", "00-0D:3A-F9-DC-A6", "zz0D3AF9DCA6", "*"]
+  ) {
+    await t.step(
+      JSON.stringify(mac),
+      () =>
+        assert.throws(() => azureMac(mac), {
+          name: "SyntaxError",
+          message: /Cannot parse MAC address/,
+        }),
+    );
+  }
+});
+
 Deno.test("azureMac() passes the wildcard through when asked", () => {
   for (const m of ["000D3AF9DCA6", "00-0D-3A-F9-DC-A6", "00:0d:3a:f9:dc:a6"]) {
     assert.equal(azureMac(m, { wildcard: true }), "000d3af9dca6");
@@ -73,4 +101,9 @@ Deno.test("azureMac() passes the wildcard through when asked", () => {
     name: "SyntaxError",
     message: /Cannot parse MAC/,
   });
+});
+
+Deno.test("armMac() writes upper-case dash pairs", () => {
+  assert.equal(armMac("00:0d:3a:f9:dc:a6"), "00-0D-3A-F9-DC-A6");
+  assert.equal(armMac("000d3af9dca6"), "00-0D-3A-F9-DC-A6");
 });
