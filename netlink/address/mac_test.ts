@@ -43,6 +43,15 @@ Deno.test("formatMac() and kernelMac() give lower-case colon text", () => {
   });
 });
 
+Deno.test("kernelMac() normalises the sandbox fabric's forms and rejects junk", () => {
+  assert.equal(kernelMac("000D3AF9DCA6"), "00:0d:3a:f9:dc:a6");
+  assert.equal(kernelMac("00:0D:3a:f9:dc:a6"), "00:0d:3a:f9:dc:a6");
+  assert.throws(() => kernelMac("00:0d"), {
+    name: "SyntaxError",
+    message: /Cannot parse MAC address "00:0d"/,
+  });
+});
+
 Deno.test("kernelMac() reads octets without leading zeros only when asked", () => {
   assert.equal(
     kernelMac("2:A:0:0:0:5", { shortOctets: true }),

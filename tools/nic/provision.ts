@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { azureMac } from "@vnet/address";
 import { getImdsInstance, getImdsInterfaces } from "@vnet/azure";
+import { azureMac } from "@vnet/address";
 
 /** Smallest and largest `--count` (IP configurations per NIC, primary included). */
 export const MIN_COUNT = 1;
