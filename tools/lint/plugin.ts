@@ -6,7 +6,7 @@
  *
  * - `import-direction`: the member import graph of STYLE.md section 1 (the
  *   `MEMBERS` table). `address` (`netlink/address`, pure address
- *   arithmetic) and `cni` are leaves; `netlink` and `azure` import only
+ *   arithmetic) is the leaf; `netlink`, `azure` and `cni` import only
  *   `address`; `ipam` may import `cni`, `azure` and `address`; each plugin
  *   is its own member
  *   (`cni/plugins/azure-vnet`, `ipam/plugins/azure-vnet-ipam`) that imports
@@ -53,7 +53,7 @@ const MEMBERS: readonly Member[] = [
   { folder: "netlink/address", name: "address", imports: [] },
   { folder: "netlink", name: "netlink", imports: ["address"] },
   { folder: "azure", name: "azure", imports: ["address"] },
-  { folder: "cni", name: "cni", imports: [] },
+  { folder: "cni", name: "cni", imports: ["address"] },
   { folder: "ipam", name: "ipam", imports: ["cni", "azure", "address"] },
   {
     folder: "ipam/plugins/azure-vnet-ipam",
