@@ -9,16 +9,17 @@ import { getLogger } from "@logtape/logtape";
 import { CniError, PLUGIN_CODES, type Result, type Route } from "@vnet/cni";
 import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
+import type { Ebtables } from "./ebtables.ts";
 import {
   arpReplyRule,
   canonicalMac,
-  type Ebtables,
   type EbtablesRule,
+  parsePodRule,
   podDnatRule,
-} from "./ebtables.ts";
+  podRuleOf,
+} from "./ebtables_rules.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { wrapKernel } from "./network.ts";
-import { parsePodRule, podRuleOf } from "./pod_rules.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "endpoint"]);

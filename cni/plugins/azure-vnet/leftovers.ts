@@ -8,11 +8,16 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { inSubnet, looksLikeIpv6, stripPrefix } from "@vnet/address";
-import { canonicalMac, type Ebtables, type EbtablesRule } from "./ebtables.ts";
+import type { Ebtables } from "./ebtables.ts";
+import {
+  canonicalMac,
+  type EbtablesRule,
+  parsePodRule,
+  podRuleOf,
+} from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import { wrapKernel } from "./network.ts";
-import { parsePodRule, podRuleOf } from "./pod_rules.ts";
 import type { AzureVnetState } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "leftovers"]);

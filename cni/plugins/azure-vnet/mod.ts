@@ -1,7 +1,7 @@
 /**
  * The `azure-vnet` plugin's public door for tools (the teardown and state
  * tools): handler factory, teardown, state model, the endpoint removal that
- * DEL uses, the kernel port and the ebtables driver.
+ * DEL uses, the kernel port, the ebtables driver and the rules it keeps.
  *
  * @example Usage
  * ```ts
@@ -41,25 +41,26 @@ export {
 } from "./endpoint.ts";
 export {
   Ebtables,
+  EBTABLES_DIRS,
   type EbtablesOptions,
   type EbtablesOutput,
-  type EbtablesRule,
   type EbtablesRunner,
-  podDnatRule,
 } from "./ebtables.ts";
+export {
+  type EbtablesRule,
+  type ListedPodRule,
+  parsePodDnatRules,
+  parsePodRule,
+  type PodDnat,
+  podDnatRule,
+  podRuleOf,
+} from "./ebtables_rules.ts";
 export {
   findLeftovers,
   type FindLeftoversSpec,
   type Leftovers,
   removeLeftovers,
 } from "./leftovers.ts";
-export {
-  type ListedPodRule,
-  parsePodDnatRules,
-  parsePodRule,
-  type PodDnat,
-  podRuleOf,
-} from "./pod_rules.ts";
 export type {
   AddrState,
   Kernel,

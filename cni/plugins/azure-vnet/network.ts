@@ -10,13 +10,13 @@ import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import { NetlinkError, NLE } from "@vnet/netlink";
 import { inSubnet, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
+import type { Ebtables } from "./ebtables.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
-  type Ebtables,
   type EbtablesRule,
   masterSnatRule,
-} from "./ebtables.ts";
+} from "./ebtables_rules.ts";
 import type { KernelNs, LinkState, RouteState } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import type { NetworkRecord, SavedRoute } from "./state.ts";
