@@ -23,6 +23,7 @@ import {
   parseConfig,
 } from "./config.ts";
 import { Ebtables } from "./ebtables.ts";
+import { wrapKernel } from "./errors.ts";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -37,7 +38,7 @@ import {
 import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
 import { endpointKey, hostVethName } from "./names.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
-import { createNetwork, hostRules, wrapKernel } from "./network.ts";
+import { createNetwork, hostRules } from "./network.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import type { AzureVnetState, EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";

@@ -19,7 +19,7 @@ import {
   podRuleOf,
 } from "./ebtables_rules.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
-import { wrapKernel } from "./network.ts";
+import { wrapKernel } from "./errors.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "endpoint"]);

@@ -17,7 +17,7 @@ import {
 } from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
-import { wrapKernel } from "./network.ts";
+import { wrapKernel } from "./errors.ts";
 import type { AzureVnetState } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "leftovers"]);
