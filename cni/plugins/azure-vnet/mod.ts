@@ -26,7 +26,6 @@ export {
   type LockedState,
   type NetworkRecord,
   parseState,
-  type SavedRoute,
   STATE_FILE_NAME,
   STATE_VERSION,
   statePath,
@@ -68,6 +67,7 @@ export type {
   LinkState,
   NeighState,
   RouteState,
+  SavedRoute,
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";
 export { hostRules } from "./network.ts";

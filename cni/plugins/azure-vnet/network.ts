@@ -17,9 +17,9 @@ import {
   masterSnatRule,
 } from "./ebtables_rules.ts";
 import { wrapKernel } from "./errors.ts";
-import type { KernelNs, LinkState, RouteState } from "./kernel.ts";
+import type { KernelNs, LinkState, RouteState, SavedRoute } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
-import type { NetworkRecord, SavedRoute } from "./state.ts";
+import type { NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "network"]);
 
