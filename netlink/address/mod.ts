@@ -24,39 +24,7 @@
  *
  * @module
  */
-export {
-  formatIpv4,
-  ipFamily,
-  isIpv4,
-  looksLikeIpv6,
-  normalizeIp,
-  parseIpv4,
-  stripPrefix,
-} from "./ip.ts";
-export {
-  broadcast,
-  type Cidr,
-  contains,
-  host,
-  inSubnet,
-  network,
-  networkOf,
-  parseCidr,
-} from "./cidr.ts";
-export {
-  formatIpv4Cidr,
-  ipv4Broadcast,
-  type Ipv4Cidr,
-  ipv4CidrContains,
-  ipv4Gateway,
-  parseIpv4Cidr,
-} from "./ipv4_cidr.ts";
-export {
-  armMac,
-  azureMac,
-  type AzureMacOptions,
-  formatMac,
-  kernelMac,
-  type MacOptions,
-  parseMac,
-} from "./mac.ts";
+export * from "./ip.ts";
+export * from "./cidr.ts";
+export * from "./ipv4_cidr.ts";
+export * from "./mac.ts";
