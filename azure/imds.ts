@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { normalizeMac } from "./mac.ts";
+import { azureMac, inSubnet } from "@vnet/address";
 import { fetchText, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
@@ -56,35 +56,12 @@ function str(node: Record<string, unknown>, key: string, what: string): string {
   return value;
 }
 
-function ipv4ToInt(ip: string): number | undefined {
-  const parts = ip.split(".");
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined;
-    n = n * 256 + Number(part);
-  }
-  return n;
-}
-
-function inSubnet(ip: string, prefix: string): boolean {
-  const [base, len] = prefix.split("/");
-  const a = ipv4ToInt(ip);
-  const b = ipv4ToInt(base ?? "");
-  const bits = Number(len);
-  if (a === undefined || b === undefined || !(bits >= 0 && bits <= 32)) {
-    return false;
-  }
-  const size = 2 ** (32 - bits);
-  return Math.floor(a / size) === Math.floor(b / size);
-}
-
 function parseInterface(node: unknown, index: number): HostInterface {
   const what = `interface[${index}]`;
   if (!isRecord(node)) throw malformed(`${what}: not an object`);
   let macAddress: string;
   try {
-    macAddress = normalizeMac(str(node, "macAddress", what));
+    macAddress = azureMac(str(node, "macAddress", what));
   } catch (cause) {
     throw new SyntaxError(`Cannot parse IMDS ${what}.macAddress`, { cause });
   }

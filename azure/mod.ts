@@ -1,13 +1,16 @@
 /**
  * @vnet/azure: fetch-based clients for the wireserver (NMAgent) and IMDS,
  * with bounded retries and one error class. No SDK: the plugins load this.
+ * MACs come out in the Azure form of `@vnet/address` (`azureMac`,
+ * `000d3af9dca6`).
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { normalizeMac, parseInterfaceInfo } from "@vnet/azure";
+ * import { parseInterfaceInfo } from "@vnet/azure";
  *
- * assert.equal(normalizeMac("00-0D-3A-F9-DC-A6"), "000d3af9dca6");
+ * const xml = '<Interfaces><Interface MacAddress="000D3AF9DCA6" IsPrimary="true"/></Interfaces>';
+ * assert.equal(parseInterfaceInfo(xml)[0]?.macAddress, "000d3af9dca6");
  * assert.deepEqual(parseInterfaceInfo("<Interfaces/>"), []);
  * ```
  *
@@ -15,7 +18,6 @@
  */
 export type * from "./types.ts";
 export { AzureHttpError, type AzureHttpErrorOptions } from "./errors.ts";
-export { formatArmMac, normalizeMac } from "./mac.ts";
 export {
   type FetchedText,
   type FetchFn,

@@ -5,7 +5,7 @@
  * @module
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { normalizeMac } from "./mac.ts";
+import { azureMac } from "@vnet/address";
 import { fetchText, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
@@ -123,7 +123,7 @@ export function parseInterfaceInfo(xml: string): HostInterface[] {
     : {};
   return asList(rootNode.Interface).map((nic): HostInterface => {
     const rawMac = attr(nic, "MacAddress");
-    const macAddress = rawMac === "*" ? "*" : normalizeMac(rawMac);
+    const macAddress = azureMac(rawMac, { wildcard: true });
     const subnets = asList(nic.IPSubnet).map((subnet): HostIpSubnet => ({
       prefix: attr(subnet, "Prefix"),
       addresses: asList(subnet.IPAddress).map((ip): HostIpAddress => ({

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { ipFamily } from "@vnet/address";
 import { CniError, CODES } from "./errors.ts";
 import type { CniArgs } from "./spec.ts";
 
@@ -39,20 +40,7 @@ export interface ParseCniArgsOptions {
 const TRUE_VALUES = new Set(["1", "true", "True", "TRUE"]);
 const FALSE_VALUES = new Set(["0", "false", "False", "FALSE", ""]);
 
-const IPV4 =
-  /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-
-function isIpv6(s: string): boolean {
-  if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(":")) return false;
-  try {
-    // URL parsing validates IPv6 literals without any extra dependency.
-    new URL(`http://[${s}]/`);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Tells whether `s` is an IPv4 or IPv6 address with an optional `/prefix`.
@@ -72,12 +60,11 @@ function isIpv6(s: string): boolean {
 export function isIpOrCidr(s: string): boolean {
   const [addr = "", prefix, extra] = s.split("/");
   if (extra !== undefined) return false;
-  const v4 = IPV4.test(addr);
-  const v6 = !v4 && isIpv6(addr);
-  if (!v4 && !v6) return false;
+  const family = ipFamily(addr);
+  if (family === undefined) return false;
   if (prefix === undefined) return true;
   if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (v4 ? 32 : 128);
+  return Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function invalid(msg: string): CniError {

@@ -10,18 +10,12 @@
  * @module
  */
 import * as z from "zod/mini";
+import { DnsSchema } from "./dns.ts";
 import { CniError, CODES } from "./errors.ts";
 import { type Attachment, DEFAULT_VERSION, type NetConf } from "./spec.ts";
 
 /** Container ids and network names: alphanumeric, then `[A-Za-z0-9_.-]`. */
 export const ID_PATTERN: RegExp = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-
-const DnsSchema = z.looseObject({
-  nameservers: z.optional(z.array(z.string())),
-  domain: z.optional(z.string()),
-  search: z.optional(z.array(z.string())),
-  options: z.optional(z.array(z.string())),
-});
 
 const AttachmentSchema = z.looseObject({
   containerID: z.string().check(z.minLength(1)),
@@ -238,14 +232,26 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
   return r.data as NetConf;
 }
 
+/** Options of {@link gcAttachments}. */
+export interface GcAttachmentsOptions {
+  /**
+   * True to refuse a config without a list (code 7) instead of reading it as
+   * "none is valid": a runtime that omits the list must not make GC wipe
+   * every attachment of the node.
+   */
+  readonly required?: boolean;
+}
+
 /**
  * The GC list of valid attachments: `cni.dev/valid-attachments`, or the
- * older `cni.dev/attachments`. A GC without either is refused: a runtime
- * that omits the list must not wipe every attachment of the node.
+ * older `cni.dev/attachments`. Absent means none is valid (the spec: GC
+ * removes everything not listed; `cnitool gc` sends no list), unless
+ * `required` is set.
  *
  * @param conf The parsed config.
+ * @param options `required`: refuse a config without a list.
  * @returns The valid attachments (possibly empty).
- * @throws {CniError} Code 7 when neither key is present.
+ * @throws {CniError} Code 7 when `required` and the config has no list.
  *
  * @example Usage
  * ```ts
@@ -256,12 +262,21 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
  *   "cni.dev/attachments": [{ containerID: "c1", ifname: "eth0" }],
  * };
  * assert.deepEqual(gcAttachments(conf), [{ containerID: "c1", ifname: "eth0" }]);
+ * const bare = { cniVersion: "1.1.0", name: "n", type: "t" };
+ * assert.throws(() => gcAttachments(bare, { required: true }), {
+ *   name: "CniError",
+ *   code: 7,
+ * });
  * ```
  */
-export function gcAttachments(conf: NetConf): Attachment[] {
+export function gcAttachments(
+  conf: NetConf,
+  options: GcAttachmentsOptions = {},
+): Attachment[] {
   const list = conf["cni.dev/valid-attachments"] ??
     conf["cni.dev/attachments"];
   if (!Array.isArray(list)) {
+    if (options.required !== true) return [];
     throw new CniError(
       CODES.invalidConfig,
       "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",

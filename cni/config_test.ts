@@ -40,14 +40,9 @@ Deno.test("parseNetConf() keeps every key and defaults cniVersion", () => {
   }]);
 });
 
-Deno.test("gcAttachments() prefers valid-attachments and refuses a GC without a list (7)", () => {
+Deno.test("gcAttachments() prefers valid-attachments and defaults to none", () => {
   const base = { cniVersion: "1.1.0", name: "n", type: "t" };
-  assert.throws(() => gcAttachments(base), {
-    name: "CniError",
-    code: 7,
-    message: /cni\.dev\/valid-attachments/,
-  });
-  assert.deepEqual(gcAttachments({ ...base, "cni.dev/attachments": [] }), []);
+  assert.deepEqual(gcAttachments(base), []);
   assert.deepEqual(
     gcAttachments({
       ...base,
@@ -55,6 +50,19 @@ Deno.test("gcAttachments() prefers valid-attachments and refuses a GC without a 
       "cni.dev/attachments": [{ containerID: "b", ifname: "eth0" }],
     }),
     [{ containerID: "a", ifname: "eth0" }],
+  );
+});
+
+Deno.test("gcAttachments() refuses a config without a list when required", () => {
+  const base = { cniVersion: "1.1.0", name: "n", type: "t" };
+  assert.throws(() => gcAttachments(base, { required: true }), {
+    name: "CniError",
+    code: 7,
+    message: /GC needs cni\.dev\/valid-attachments/,
+  });
+  assert.deepEqual(
+    gcAttachments({ ...base, "cni.dev/attachments": [] }, { required: true }),
+    [],
   );
 });
 

@@ -22,6 +22,7 @@ export * from "./state_file.ts";
 export * from "./version.ts";
 export * from "./args.ts";
 export * from "./config.ts";
+export * from "./dns.ts";
 export * from "./skel.ts";
 export * from "./invoke.ts";
 export * from "./logging.ts";

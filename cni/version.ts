@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { copyDns } from "./dns.ts";
 import { CniError, CODES } from "./errors.ts";
 import {
   type CniCommand,
@@ -197,15 +198,6 @@ function ip10(ip: IpConfig): IpConfig {
   const out: IpConfig = { address: ip.address };
   if (ip.gateway !== undefined) out.gateway = ip.gateway;
   if (ip.interface !== undefined) out.interface = ip.interface;
-  return out;
-}
-
-function copyDns(dns: Dns): Dns {
-  const out: Dns = {};
-  if (dns.nameservers !== undefined) out.nameservers = [...dns.nameservers];
-  if (dns.domain !== undefined) out.domain = dns.domain;
-  if (dns.search !== undefined) out.search = [...dns.search];
-  if (dns.options !== undefined) out.options = [...dns.options];
   return out;
 }
 

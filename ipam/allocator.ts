@@ -7,15 +7,15 @@
  */
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import {
-  broadcastOf,
-  formatCidr,
   formatIpv4,
-  gatewayOf,
+  formatIpv4Cidr,
+  ipv4Broadcast,
+  ipv4Gateway,
   isIpv4,
-  parseCidr,
   parseIpv4,
+  parseIpv4Cidr,
   stripPrefix,
-} from "./_ip.ts";
+} from "@vnet/address";
 import { poolUsage } from "./pool.ts";
 import type { IpamState, PoolState } from "./state.ts";
 
@@ -85,7 +85,7 @@ function orderedPools(state: IpamState, subnet?: string): PoolState[] {
   if (subnet !== undefined) {
     let want: string;
     try {
-      want = formatCidr(parseCidr(subnet));
+      want = formatIpv4Cidr(parseIpv4Cidr(subnet));
     } catch (err) {
       throw new CniError(
         CODES.invalidConfig,
@@ -105,7 +105,7 @@ function orderedPools(state: IpamState, subnet?: string): PoolState[] {
   }
   return pools.sort((a, b) =>
     b.priority - a.priority ||
-    parseCidr(a.subnet).network - parseCidr(b.subnet).network
+    parseIpv4Cidr(a.subnet).network - parseIpv4Cidr(b.subnet).network
   );
 }
 
@@ -115,10 +115,10 @@ function allocatable(pool: PoolState, ip: string): boolean {
   if (rec === undefined || rec.containerId !== undefined || rec.stale) {
     return false;
   }
-  const cidr = parseCidr(pool.subnet);
+  const cidr = parseIpv4Cidr(pool.subnet);
   const n = parseIpv4(ip);
-  return n !== cidr.network && n !== broadcastOf(cidr) &&
-    n !== gatewayOf(cidr) && !pool.primaryIps.includes(ip);
+  return n !== cidr.network && n !== ipv4Broadcast(cidr) &&
+    n !== ipv4Gateway(cidr) && !pool.primaryIps.includes(ip);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import type { CmdArgs, Dns, Result } from "@vnet/cni";
-import { isIpv4, parseCidr, stripPrefix } from "./_ip.ts";
+import { isIpv4, parseIpv4Cidr, stripPrefix } from "@vnet/address";
 import type { AttachmentKey } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
 import type { PoolStatus, Reservation } from "./engine.ts";
@@ -121,7 +121,7 @@ export function ipamResult(
   reservation: Reservation,
   options: { cniVersion: string; dns?: Dns | undefined },
 ): Result {
-  const prefix = parseCidr(reservation.subnet).prefixLength;
+  const prefix = parseIpv4Cidr(reservation.subnet).prefixLength;
   const result: Result = {
     cniVersion: options.cniVersion,
     ips: [{

@@ -5,11 +5,18 @@
  * @module
  */
 import * as z from "zod/mini";
-import { CniError, CODES, describeIssues, redactSecrets } from "@vnet/cni";
+import {
+  CniError,
+  CODES,
+  copyDns,
+  describeIssues,
+  DnsSchema,
+  redactSecrets,
+} from "@vnet/cni";
 import type { Dns, NetConf } from "@vnet/cni";
 import { IMDS_URL, NMAGENT_URL } from "@vnet/azure";
 import type { HostInterface } from "@vnet/azure";
-import { isIpv4, normalizeMac, parseCidr } from "./_ip.ts";
+import { azureMac, isIpv4, parseIpv4Cidr } from "@vnet/address";
 
 /** Azure's DNS, the default nameserver for the azure and imds sources. */
 export const AZURE_DNS = "168.63.129.16";
@@ -45,13 +52,6 @@ export interface IpamConfig {
   readonly unbound: boolean;
 }
 
-const dnsSchema = z.object({
-  nameservers: z.optional(z.array(z.string())),
-  domain: z.optional(z.string()),
-  search: z.optional(z.array(z.string())),
-  options: z.optional(z.array(z.string())),
-});
-
 const interfaceSchema = z.object({
   macAddress: z.string(),
   isPrimary: z.optional(z.boolean()),
@@ -74,7 +74,7 @@ const ipamSchema = z.object({
   subnet: z.optional(z.string()),
   ipAddress: z.optional(z.string()),
   addressSpace: z.optional(z.string()),
-  dns: z.optional(dnsSchema),
+  dns: z.optional(DnsSchema),
   primaryIp: z.optional(z.string()),
   addresses: z.optional(z.array(z.string())),
   interfaces: z.optional(z.array(interfaceSchema)),
@@ -154,7 +154,7 @@ function ipamProblems(ipam: IpamInput): string[] {
   }
   if (ipam.subnet !== undefined && ipam.subnet !== "") {
     try {
-      parseCidr(ipam.subnet);
+      parseIpv4Cidr(ipam.subnet);
     } catch {
       problems.push(`${quoted("ipam.subnet", ipam.subnet)} is no IPv4 CIDR`);
     }
@@ -178,7 +178,7 @@ function ipamProblems(ipam: IpamInput): string[] {
     nic.subnets.forEach((sub, j) => {
       const at = `ipam.interfaces.${i}.subnets.${j}`;
       try {
-        parseCidr(sub.prefix);
+        parseIpv4Cidr(sub.prefix);
       } catch {
         problems.push(`${quoted(`${at}.prefix`, sub.prefix)} is no IPv4 CIDR`);
       }
@@ -197,7 +197,7 @@ function ipamProblems(ipam: IpamInput): string[] {
     if (ipam.interfaces !== undefined) {
       ipam.interfaces.forEach((nic, i) => {
         try {
-          normalizeMac(nic.macAddress);
+          azureMac(nic.macAddress, { wildcard: true });
         } catch {
           problems.push(
             `${
@@ -216,7 +216,7 @@ function ipamProblems(ipam: IpamInput): string[] {
 }
 
 /** The DNS object without empty fields, or undefined when nothing is left. */
-function cleanDns(dns: Record<string, unknown> | undefined): Dns | undefined {
+function cleanDns(dns: object | undefined): Dns | undefined {
   if (dns === undefined || typeof dns !== "object") return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(dns)) {
@@ -290,7 +290,7 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
     : undefined;
   const interfaces = staticInterfaces(environment, ipam);
   const dns = cleanDns(conf.dns as Record<string, unknown> | undefined) ??
-    cleanDns(ipam.dns) ??
+    cleanDns(ipam.dns === undefined ? undefined : copyDns(ipam.dns)) ??
     (environment === "static" ? undefined : { nameservers: [AZURE_DNS] });
   return {
     environment,

@@ -16,7 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import { AzureHttpError } from "@vnet/azure";
 import type { FetchFn } from "@vnet/azure";
 import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
-import { formatCidr, parseCidr } from "./_ip.ts";
+import { formatIpv4Cidr, parseIpv4Cidr } from "@vnet/address";
 import {
   allocate,
   findReservation,
@@ -406,7 +406,7 @@ export class IpamEngine {
     }
     const want = config.subnet === undefined
       ? undefined
-      : formatCidr(parseCidr(config.subnet));
+      : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
     return Object.values(state.pools)
       .filter((p) => want === undefined || p.subnet === want)
       .map((p) => ({

@@ -7,16 +7,16 @@
 import { getLogger } from "@logtape/logtape";
 import type { HostInterface } from "@vnet/azure";
 import {
-  broadcastOf,
-  cidrContains,
-  formatCidr,
+  azureMac,
   formatIpv4,
-  gatewayOf,
+  formatIpv4Cidr,
+  ipv4Broadcast,
+  ipv4CidrContains,
+  ipv4Gateway,
   isIpv4,
-  normalizeMac,
-  parseCidr,
   parseIpv4,
-} from "./_ip.ts";
+  parseIpv4Cidr,
+} from "@vnet/address";
 import type { IpamState, PoolState } from "./state.ts";
 
 const log = getLogger(["azure-vnet-ipam", "pool"]);
@@ -97,7 +97,7 @@ export function poolSpecsFromInterfaces(
   for (const nic of interfaces) {
     let mac: string;
     try {
-      mac = normalizeMac(nic.macAddress);
+      mac = azureMac(nic.macAddress, { wildcard: true });
     } catch {
       log.warn("Skipping interface with bad MAC {mac}", {
         mac: nic.macAddress,
@@ -147,22 +147,22 @@ function subnetSpec(
 ): PoolSpec | undefined {
   let cidr;
   try {
-    cidr = parseCidr(prefix);
+    cidr = parseIpv4Cidr(prefix);
   } catch {
     log.warn("Skipping subnet with bad prefix {prefix}", { prefix });
     return undefined;
   }
   const reserved = new Set([
     cidr.network,
-    broadcastOf(cidr),
-    gatewayOf(cidr),
+    ipv4Broadcast(cidr),
+    ipv4Gateway(cidr),
   ]);
   const primaryIps: string[] = [];
   const free = new Set<number>();
   for (const a of addresses) {
     if (!isIpv4(a.address)) continue;
     const n = parseIpv4(a.address);
-    if (!cidrContains(cidr, n)) {
+    if (!ipv4CidrContains(cidr, n)) {
       log.warn("Skipping address {address} outside {prefix}", {
         address: a.address,
         prefix,
@@ -174,8 +174,8 @@ function subnetSpec(
   }
   for (const p of primaryIps) free.delete(parseIpv4(p));
   const spec: PoolSpec = {
-    subnet: formatCidr(cidr),
-    gateway: formatIpv4(gatewayOf(cidr)),
+    subnet: formatIpv4Cidr(cidr),
+    gateway: formatIpv4(ipv4Gateway(cidr)),
     macAddress: nic.mac,
     priority: nic.priority,
     primaryIps,

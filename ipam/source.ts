@@ -8,7 +8,7 @@
 import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
 import type { FetchFn, HostInterface } from "@vnet/azure";
 import { redactUrl } from "@vnet/cni";
-import { normalizeMac } from "./_ip.ts";
+import { azureMac } from "@vnet/address";
 import type { IpamConfig } from "./config.ts";
 import { poolSpecsFromInterfaces } from "./pool.ts";
 import type { HostLink, PoolSpec } from "./pool.ts";
@@ -45,7 +45,7 @@ export function readHostLinks(): HostLink[] {
   for (const nif of Deno.networkInterfaces()) {
     if (nif.mac === "") continue;
     try {
-      byName.set(nif.name, normalizeMac(nif.mac));
+      byName.set(nif.name, azureMac(nif.mac));
     } catch {
       // Not an Ethernet-style address: not a NIC candidate.
     }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
   AF_INET,
@@ -21,7 +22,6 @@ import {
   parseNlAddr,
 } from "./_ffi/libnl.ts";
 import { libnlRoute } from "./_ffi/libnl_route.ts";
-import { parseCidr } from "./ip.ts";
 import {
   linkIndex,
   linkList,

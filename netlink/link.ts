@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { kernelMac } from "@vnet/address";
 import { cstr, readCString } from "./_ffi/_lazy.ts";
 import {
   ADDR_SYMBOLS,
@@ -30,7 +31,6 @@ import {
   libnlRoute,
   RTNL_BRIDGE_HAIRPIN_MODE,
 } from "./_ffi/libnl_route.ts";
-import { normalizeMac } from "./mac.ts";
 import { NetnsFd } from "./netns.ts";
 import type { BridgeSpec, LinkInfo, OperState, VethSpec } from "./types.ts";
 
@@ -244,7 +244,7 @@ function setMac(
   mac: string,
   what: OpName,
 ): void {
-  const addr = parseNlAddr(stack, normalizeMac(mac), { family: AF_LLC, what });
+  const addr = parseNlAddr(stack, kernelMac(mac), { family: AF_LLC, what });
   libnlRoute.need("rtnl_link_set_addr").rtnl_link_set_addr(link, addr);
 }
 
@@ -254,8 +254,8 @@ export function linkAddVeth(sock: NlSock, spec: VethSpec): void {
   validateIfName(spec.peerName);
   if (spec.mtu !== undefined) validateMtu(spec.mtu);
   if (spec.peerMtu !== undefined) validateMtu(spec.peerMtu);
-  if (spec.mac !== undefined) normalizeMac(spec.mac);
-  if (spec.peerMac !== undefined) normalizeMac(spec.peerMac);
+  if (spec.mac !== undefined) kernelMac(spec.mac);
+  if (spec.peerMac !== undefined) kernelMac(spec.peerMac);
   const what = { op: "add veth", object: spec.name };
   const r = libnlRoute.need(
     "rtnl_link_veth_alloc",
@@ -311,7 +311,7 @@ function linkExists(sock: NlSock, name: string): boolean {
 export function linkAddBridge(sock: NlSock, spec: BridgeSpec): void {
   validateIfName(spec.name);
   if (spec.mtu !== undefined) validateMtu(spec.mtu);
-  if (spec.mac !== undefined) normalizeMac(spec.mac);
+  if (spec.mac !== undefined) kernelMac(spec.mac);
   const what = { op: "add bridge", object: spec.name };
   const r = libnlRoute.need(
     "rtnl_link_alloc",
@@ -424,7 +424,7 @@ export function linkSetMac(
   name: string,
   options: { mac: string },
 ): void {
-  const mac = normalizeMac(options.mac);
+  const mac = kernelMac(options.mac);
   libnlRoute.need(...CHANGE_SYMBOLS, "rtnl_link_set_addr");
   libnl.need(...ADDR_SYMBOLS);
   const what = { op: `set mac ${mac} on link`, object: name };

@@ -6,7 +6,8 @@
  * with iproute2-like verbs (`linkAddVeth`, `addrAdd`, `routeAdd`,
  * `neighSet`, ...). {@link withNetns}, {@link netnsAdd} and
  * {@link netnsDel} manage namespaces; {@link sysctlGet}/{@link sysctlSet}
- * reach per-namespace sysctls. `ip.ts` and `mac.ts` helpers are pure.
+ * reach per-namespace sysctls. Address and MAC text is parsed and checked
+ * by `@vnet/address` (`netlink/address/`, pure, its own member).
  *
  * libnl is loaded lazily on first use (`libnl-3.so.200`,
  * `libnl-route-3.so.200`; override with `VNET_LIBNL_PATH` and
@@ -35,19 +36,6 @@ export {
 } from "./netns.ts";
 export { sysctlGet, sysctlSet } from "./sysctl.ts";
 export { validateIfName, validateMtu } from "./link.ts";
-export {
-  broadcast,
-  contains,
-  host,
-  intToIp,
-  ipFamily,
-  ipToInt,
-  network,
-  normalizeIp,
-  parseCidr,
-} from "./ip.ts";
-export type { Cidr } from "./ip.ts";
-export { formatMac, normalizeMac, parseMac } from "./mac.ts";
 export type {
   AddrInfo,
   BridgeSpec,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { kernelMac, parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
   AF_INET,
@@ -22,14 +23,12 @@ import {
   parseNlAddr,
 } from "./_ffi/libnl.ts";
 import { libnlRoute, NUD_PERMANENT } from "./_ffi/libnl_route.ts";
-import { parseCidr } from "./ip.ts";
 import {
   linkIndex,
   linkList,
   LIST_LINK_SYMBOLS,
   LOOKUP_SYMBOLS,
 } from "./link.ts";
-import { normalizeMac } from "./mac.ts";
 import type { NeighInfo, NeighSpec } from "./types.ts";
 
 const NUD_NAMES: readonly [number, string][] = [
@@ -62,7 +61,7 @@ function buildNeigh(
   options: { link: string; ip: string; mac?: string; op: string },
 ): Deno.PointerObject {
   const c = parseCidr(options.ip);
-  const mac = options.mac === undefined ? undefined : normalizeMac(options.mac);
+  const mac = options.mac === undefined ? undefined : kernelMac(options.mac);
   const what = { op: options.op, object: `${c.ip} dev ${options.link}` };
   const r = libnlRoute.need(...BUILD_SYMBOLS);
   const index = linkIndex(sock, options.link);

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { ipFamily, normalizeIp, parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
   AF_INET,
@@ -24,7 +25,6 @@ import {
 } from "./_ffi/libnl.ts";
 import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
 import { scopeName } from "./addr.ts";
-import { ipFamily, normalizeIp, parseCidr } from "./ip.ts";
 import {
   linkIndex,
   linkList,

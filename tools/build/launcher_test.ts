@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { EBTABLES_DIRS as PLUGIN_EBTABLES_DIRS } from "../../cni/plugins/azure-vnet/ebtables.ts";
+import { EBTABLES_DIRS as PLUGIN_EBTABLES_DIRS } from "@vnet/azure-vnet";
 import { compileFlags, LOADER_VARIABLES, renderLauncher } from "./launcher.ts";
 import {
   EBTABLES_DIRS,

@@ -20,8 +20,8 @@ export const NET_ALLOW: readonly string[] = [
 
 /**
  * The directories azure-vnet runs `ebtables` and `ebtables-restore` from,
- * in order (`EBTABLES_DIRS` of `cni/plugins/azure-vnet/ebtables.ts`; a test
- * keeps the two equal). Never `PATH`.
+ * in order (`EBTABLES_DIRS` of `cni/plugins/azure-vnet/ebtables.ts`, exported
+ * by `@vnet/azure-vnet`; a test keeps the two equal). Never `PATH`.
  */
 export const EBTABLES_DIRS: readonly string[] = [
   "/usr/sbin",

@@ -4,9 +4,11 @@
  *
  * Rules (ids are `vnet/<rule>`):
  *
- * - `import-direction`: the member graph of docs/STYLE.md section 1 (the
- *   `MEMBERS` table). `netlink`, `azure` and `cni` are leaves; `ipam` may
- *   import `cni` and `azure`; each plugin is its own member
+ * - `import-direction`: the member import graph of docs/STYLE.md section 1 (the
+ *   `MEMBERS` table). `address` (`netlink/address`, pure address
+ *   arithmetic) is the leaf; `netlink`, `azure` and `cni` import only
+ *   `address`; `ipam` may import `cni`, `azure` and `address`; each plugin
+ *   is its own member
  *   (`cni/plugins/azure-vnet`, `ipam/plugins/azure-vnet-ipam`) that imports
  *   the libraries; `tools` may import any member. Another member is reached
  *   only through its `mod.ts` (`"@vnet/x"` or a relative path to its
@@ -48,10 +50,11 @@ interface Member {
  * member nested in another's folder (a plugin) is its own member.
  */
 const MEMBERS: readonly Member[] = [
-  { folder: "netlink", name: "netlink", imports: [] },
-  { folder: "azure", name: "azure", imports: [] },
-  { folder: "cni", name: "cni", imports: [] },
-  { folder: "ipam", name: "ipam", imports: ["cni", "azure"] },
+  { folder: "netlink/address", name: "address", imports: [] },
+  { folder: "netlink", name: "netlink", imports: ["address"] },
+  { folder: "azure", name: "azure", imports: ["address"] },
+  { folder: "cni", name: "cni", imports: ["address"] },
+  { folder: "ipam", name: "ipam", imports: ["cni", "azure", "address"] },
   {
     folder: "ipam/plugins/azure-vnet-ipam",
     name: "azure-vnet-ipam",
@@ -60,7 +63,7 @@ const MEMBERS: readonly Member[] = [
   {
     folder: "cni/plugins/azure-vnet",
     name: "azure-vnet",
-    imports: ["cni", "netlink", "azure", "ipam"],
+    imports: ["cni", "netlink", "azure", "ipam", "address"],
   },
   {
     folder: "tools",
@@ -72,6 +75,7 @@ const MEMBERS: readonly Member[] = [
       "azure",
       "azure-vnet",
       "azure-vnet-ipam",
+      "address",
     ],
   },
 ];

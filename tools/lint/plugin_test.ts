@@ -66,6 +66,28 @@ Deno.test("import-direction rule follows the docs/STYLE.md member table", async 
     ["tests/netns/link_test.ts", "../_support/netns.ts", true],
     ["tests/_support/netns.ts", "./privilege.ts", true],
     ["tests/e2e/x_test.ts", "@vnet/netlink", true],
+    // @vnet/address (netlink/address) is a leaf every library may import.
+    ["netlink/address/mac.ts", "./ip.ts", true],
+    ["netlink/address/mac.ts", "@vnet/netlink", false],
+    ["netlink/address/mac.ts", "../mod.ts", false],
+    ["netlink/address/mac.ts", "../link.ts", false],
+    ["netlink/address/mac.ts", "@vnet/cni", false],
+    ["netlink/address/mac.ts", "@vnet/azure", false],
+    ["netlink/link.ts", "@vnet/address", true],
+    ["netlink/link.ts", "./address/mod.ts", true],
+    ["netlink/link.ts", "./address/mac.ts", false],
+    ["azure/imds.ts", "@vnet/address", true],
+    ["azure/imds.ts", "../netlink/address/mod.ts", true],
+    ["azure/imds.ts", "../netlink/mod.ts", false],
+    ["cni/args.ts", "@vnet/address", true],
+    ["cni/args.ts", "../netlink/address/mod.ts", true],
+    ["cni/args.ts", "../netlink/address/ip.ts", false],
+    ["ipam/pool.ts", "@vnet/address", true],
+    ["ipam/pool.ts", "@vnet/address/mac", false],
+    ["ipam/plugins/azure-vnet-ipam/main.ts", "@vnet/address", false],
+    ["cni/plugins/azure-vnet/endpoint.ts", "@vnet/address", true],
+    ["tools/state/rebuild.ts", "@vnet/address", true],
+    ["tools/state/rebuild.ts", "../../netlink/address/ip.ts", false],
   ];
   for (const [file, spec, allowed] of cases) {
     await t.step(`${file} -> ${spec}: ${allowed ? "ok" : "flagged"}`, () => {

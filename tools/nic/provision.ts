@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { getImdsInstance, getImdsInterfaces, normalizeMac } from "@vnet/azure";
+import { getImdsInstance, getImdsInterfaces } from "@vnet/azure";
+import { azureMac } from "@vnet/address";
 
 /** Smallest and largest `--count` (IP configurations per NIC, primary included). */
 export const MIN_COUNT = 1;
@@ -234,7 +235,7 @@ export async function provision(
       const vmId = nic.virtualMachine?.id ?? "";
       let nicMac = "";
       try {
-        nicMac = normalizeMac(nic.macAddress ?? "");
+        nicMac = azureMac(nic.macAddress ?? "");
       } catch {
         continue;
       }
@@ -356,7 +357,7 @@ async function waitForImds(
 ): Promise<void> {
   let mac: string;
   try {
-    mac = normalizeMac(armMac ?? "");
+    mac = azureMac(armMac ?? "");
   } catch {
     return;
   }

@@ -6,8 +6,8 @@
  *
  * @module
  */
+import { kernelMac } from "@vnet/address";
 import { execIn } from "./_run.ts";
-import { linuxMac } from "./fabric_rules.ts";
 import { addVm, emptyState, type EmulatorState } from "./emulator/state.ts";
 
 /** A NIC from the ARM state, as the fabric needs it. */
@@ -71,7 +71,7 @@ export async function seedEmulatorState(
     out.push({
       name,
       nicName: vm.nic.name,
-      mac: linuxMac(vm.nic.macAddress),
+      mac: kernelMac(vm.nic.macAddress),
       primaryIp: vm.nic.ipConfigurations[0]?.privateIPAddress ?? "",
     });
   }
@@ -141,7 +141,7 @@ export async function readArmNics(stateFile: string): Promise<ArmNic[]> {
   ) as EmulatorState;
   return state.vms.map((vm) => ({
     name: vm.nic.name,
-    mac: linuxMac(vm.nic.macAddress),
+    mac: kernelMac(vm.nic.macAddress),
     ips: [...vm.nic.ipConfigurations]
       .sort((a, b) => Number(b.primary) - Number(a.primary))
       .flatMap((c) =>

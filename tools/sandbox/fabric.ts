@@ -8,13 +8,18 @@
  *
  * @module
  */
+import {
+  formatIpv4,
+  type Ipv4Cidr,
+  kernelMac,
+  parseIpv4Cidr,
+} from "@vnet/address";
 import { execIn, ipIn, run } from "./_run.ts";
 import {
   AZURE_GATEWAY_MAC,
   fabricNeighbours,
   fabricRules,
   type FabricView,
-  linuxMac,
 } from "./fabric_rules.ts";
 
 /** The documented metadata addresses, served inside the fabric netns. */
@@ -107,19 +112,17 @@ export interface SubnetLayout {
  * ```
  */
 export function subnetLayout(cidr: string): SubnetLayout {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  if (m === null) throw new SyntaxError(`Cannot parse CIDR "${cidr}"`);
-  const octets = m.slice(1, 5).map(Number);
-  const len = Number(m[5]);
-  if (octets.some((o) => o > 255) || len > 30) {
+  let parsed: Ipv4Cidr;
+  try {
+    parsed = parseIpv4Cidr(cidr);
+  } catch (cause) {
+    throw new SyntaxError(`Cannot parse CIDR "${cidr}"`, { cause });
+  }
+  if (parsed.prefixLength > 30) {
     throw new SyntaxError(`Cannot parse CIDR "${cidr}"`);
   }
-  const n = octets.reduce((a, o) => a * 256 + o, 0);
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const net = (n & mask) >>> 0;
-  const gw = net + 1;
-  const gateway = [24, 16, 8, 0].map((s) => (gw >>> s) & 255).join(".");
-  return { cidr, prefixLength: len, gateway };
+  const gateway = formatIpv4(parsed.network + 1);
+  return { cidr, prefixLength: parsed.prefixLength, gateway };
 }
 
 /**
@@ -203,7 +206,7 @@ export async function createNode(
     "netns",
     node,
     "address",
-    linuxMac(options.nic.mac),
+    kernelMac(options.nic.mac),
   ]);
   await ipIn(fab, ["link", "set", port, "master", names.bridge]);
   await ipIn(fab, [
@@ -275,7 +278,7 @@ export async function applyFabricRules(
       fab,
       "fdb",
       "replace",
-      linuxMac(p.mac),
+      kernelMac(p.mac),
       "dev",
       p.port,
       "master",

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { kernelMac } from "@vnet/address";
 
 /** Azure's virtual gateway MAC: every subnet ARP is answered with it. */
 export const AZURE_GATEWAY_MAC = "12:34:56:78:9a:bc";
@@ -37,29 +38,6 @@ export interface FabricView {
  */
 export function portChain(port: string): string {
   return `${port}-src`;
-}
-
-/**
- * Normalises a MAC from any Azure form (`000D3AF9DCA6`, `00-0D-3A-F9-DC-A6`,
- * `00:0d:3a:f9:dc:a6`) to the Linux form.
- *
- * @param mac The MAC in any of the three forms.
- * @returns Lower-case, colon-separated.
- * @throws {SyntaxError} When it is not 12 hex digits.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { linuxMac } from "./fabric_rules.ts";
- * assert.equal(linuxMac("00-0D-3A-F9-DC-A6"), "00:0d:3a:f9:dc:a6");
- * ```
- */
-export function linuxMac(mac: string): string {
-  const hex = mac.replace(/[-:]/g, "").toLowerCase();
-  if (!/^[0-9a-f]{12}$/.test(hex)) {
-    throw new SyntaxError(`Cannot parse MAC "${mac}"`);
-  }
-  return hex.match(/../g)?.join(":") ?? hex;
 }
 
 /**
@@ -104,7 +82,7 @@ export function fabricRules(view: FabricView): string {
     filter.push(`:${portChain(p.port)} RETURN`);
   }
   for (const p of view.ports) {
-    nat.push(`-A PREROUTING -i ${p.port} -s ! ${linuxMac(p.mac)} -j DROP`);
+    nat.push(`-A PREROUTING -i ${p.port} -s ! ${kernelMac(p.mac)} -j DROP`);
   }
   nat.push(
     `-A PREROUTING -p ARP --arp-op Request --arp-ip-dst ${view.subnet} -j arpreply --arpreply-mac ${AZURE_GATEWAY_MAC} --arpreply-target DROP`,
@@ -113,7 +91,7 @@ export function fabricRules(view: FabricView): string {
     for (const ip of p.ips) {
       nat.push(
         `-A PREROUTING -p IPv4 --ip-dst ${ip} -j dnat --to-dst ${
-          linuxMac(p.mac)
+          kernelMac(p.mac)
         } --dnat-target ACCEPT`,
       );
     }
@@ -125,7 +103,7 @@ export function fabricRules(view: FabricView): string {
     const chain = portChain(p.port);
     filter.push(`-A INPUT -i ${p.port} -j ${chain}`);
     filter.push(`-A FORWARD -i ${p.port} -j ${chain}`);
-    filter.push(`-A ${chain} -s ! ${linuxMac(p.mac)} -j DROP`);
+    filter.push(`-A ${chain} -s ! ${kernelMac(p.mac)} -j DROP`);
     for (const ip of p.ips) {
       filter.push(`-A ${chain} -p IPv4 --ip-src ${ip} -j RETURN`);
       filter.push(`-A ${chain} -p ARP --arp-ip-src ${ip} -j RETURN`);
@@ -152,6 +130,6 @@ export interface FabricNeighbour {
  */
 export function fabricNeighbours(view: FabricView): FabricNeighbour[] {
   return view.ports.flatMap((p) =>
-    p.ips.map((ip) => ({ ip, mac: linuxMac(p.mac) }))
+    p.ips.map((ip) => ({ ip, mac: kernelMac(p.mac) }))
   );
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fabricNeighbours, fabricRules, linuxMac } from "./fabric_rules.ts";
+import { fabricNeighbours, fabricRules } from "./fabric_rules.ts";
 
 const VIEW = {
   subnet: "10.240.0.0/16",
@@ -50,13 +50,4 @@ Deno.test("fabricNeighbours() maps every ipconfig to its NIC MAC", () => {
     { ip: "10.240.0.6", mac: "00:0d:3a:00:00:01" },
     { ip: "10.240.0.5", mac: "00:0d:3a:00:00:02" },
   ]);
-});
-
-Deno.test("linuxMac() normalises the three forms and rejects junk", () => {
-  assert.equal(linuxMac("000D3AF9DCA6"), "00:0d:3a:f9:dc:a6");
-  assert.equal(linuxMac("00:0D:3a:f9:dc:a6"), "00:0d:3a:f9:dc:a6");
-  assert.throws(() => linuxMac("00:0d"), {
-    name: "SyntaxError",
-    message: /Cannot parse MAC "00:0d"/,
-  });
 });

@@ -7,6 +7,16 @@
  */
 import { IPAM_STATE_VERSION, type IpamState, type PoolState } from "@vnet/ipam";
 import type { AzureVnetState } from "@vnet/azure-vnet";
+import {
+  azureMac,
+  formatIpv4,
+  formatIpv4Cidr,
+  inSubnet,
+  isIpv4,
+  parseIpv4,
+  parseIpv4Cidr,
+  stripPrefix,
+} from "@vnet/address";
 
 /**
  * Reading pod DNAT rules back lives in the plugin (its GC and ADD need it);
@@ -42,31 +52,8 @@ export interface IpamRebuild {
   readonly notes: string[];
 }
 
-function ipOf(cidr: string): string {
-  return cidr.split("/")[0] ?? cidr;
-}
-
-function ipv4ToInt(ip: string): number | undefined {
-  const parts = ip.split(".").map(Number);
-  if (
-    parts.length !== 4 ||
-    parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)
-  ) return undefined;
-  return parts.reduce((a, p) => a * 256 + p, 0);
-}
-
-function inSubnet(ip: string, subnet: string): boolean {
-  const [base, len] = subnet.split("/");
-  const a = ipv4ToInt(ip);
-  const b = ipv4ToInt(base ?? "");
-  const n = Number(len);
-  if (a === undefined || b === undefined || !(n >= 0 && n <= 32)) return false;
-  const size = 2 ** (32 - n);
-  return Math.floor(a / size) === Math.floor(b / size);
-}
-
 function byIp(a: string, b: string): number {
-  return (ipv4ToInt(a) ?? 0) - (ipv4ToInt(b) ?? 0);
+  return (isIpv4(a) ? parseIpv4(a) : 0) - (isIpv4(b) ? parseIpv4(b) : 0);
 }
 
 /**
@@ -114,11 +101,19 @@ export function ipamFromEndpoints(
   const held: string[] = [];
   for (const net of Object.values(state.networks)) {
     if (pools[net.subnet] !== undefined) continue;
+    let macAddress = "";
+    try {
+      macAddress = azureMac(net.masterMac);
+    } catch {
+      notes.push(
+        `network ${net.name}: master MAC "${net.masterMac}" is no MAC; its pool names none`,
+      );
+    }
     pools[net.subnet] = {
       subnet: net.subnet,
       gateway: net.gateway,
       ifName: net.master,
-      macAddress: net.masterMac.replace(/:/g, "").toLowerCase(),
+      macAddress,
       priority: 0,
       primaryIps: net.primaryIp === undefined ? [] : [net.primaryIp],
       addresses: {},
@@ -151,8 +146,8 @@ export function ipamFromEndpoints(
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.network];
     for (const cidr of ep.addresses) {
-      const ip = ipOf(cidr);
-      if (ipv4ToInt(ip) === undefined) continue;
+      const ip = stripPrefix(cidr);
+      if (!isIpv4(ip)) continue;
       const subnet = net !== undefined && inSubnet(ip, net.subnet)
         ? net.subnet
         : Object.keys(pools).find((s) => inSubnet(ip, s));
@@ -215,14 +210,11 @@ export function ipInSubnet(ip: string, subnet: string): boolean {
  * ```
  */
 export function networkCidr(cidr: string): string | undefined {
-  const [ip, len] = cidr.split("/");
-  const a = ipv4ToInt(ip ?? "");
-  const n = Number(len);
-  if (a === undefined || !(n >= 0 && n <= 32)) return undefined;
-  const size = 2 ** (32 - n);
-  const base = Math.floor(a / size) * size;
-  const parts = [24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256);
-  return `${parts.join(".")}/${n}`;
+  try {
+    return formatIpv4Cidr(parseIpv4Cidr(cidr));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -239,9 +231,9 @@ export function networkCidr(cidr: string): string | undefined {
  * ```
  */
 export function firstHost(subnet: string): string | undefined {
-  const net = networkCidr(subnet);
-  const a = ipv4ToInt(net?.split("/")[0] ?? "");
-  if (a === undefined) return undefined;
-  const b = a + 1;
-  return [24, 16, 8, 0].map((s) => Math.floor(b / 2 ** s) % 256).join(".");
+  try {
+    return formatIpv4(parseIpv4Cidr(subnet).network + 1);
+  } catch {
+    return undefined;
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type CmdArgs, CniError, PLUGIN_CODES, type Result } from "@vnet/cni";
-import { inSubnet, isV6, networkOf } from "./_ip.ts";
+import { inSubnet, looksLikeIpv6, networkOf } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
 import {
@@ -16,9 +16,10 @@ import {
 } from "./context.ts";
 import { createEndpoint, deleteEndpoint, podLinkExists } from "./endpoint.ts";
 import type { CreatedEndpoint } from "./endpoint.ts";
-import { combineErrors } from "./errors.ts";
+
 import type { KernelNs } from "./kernel.ts";
-import { createNetwork, wrapKernel } from "./network.ts";
+import { combineErrors, wrapKernel } from "./errors.ts";
+import { createNetwork } from "./network.ts";
 import { checkPodNetns, podEnd } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
@@ -226,7 +227,7 @@ export async function cmdAdd(
     : {};
   const ipamResult = await ipam.add(args, subnet);
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
-  const v4 = (ipamResult.ips ?? []).find((ip) => !isV6(ip.address));
+  const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));
   if (v4 === undefined) {
     throw new CniError(
       PLUGIN_CODES.delegateFailed,

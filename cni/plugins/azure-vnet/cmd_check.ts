@@ -11,7 +11,7 @@ import {
   parseResult,
   PLUGIN_CODES,
 } from "@vnet/cni";
-import { splitCidr } from "./_ip.ts";
+import { stripPrefix } from "@vnet/address";
 import { type AzureVnetContext, beginInvocation } from "./context.ts";
 import type { Ebtables } from "./ebtables.ts";
 import { podRules } from "./endpoint.ts";
@@ -69,7 +69,7 @@ async function checkEndpoint(
       if (!veth.up) problems.push(`host veth "${ep.hostVeth}" is down`);
     }
     for (const cidr of ep.addresses) {
-      const ip = splitCidr(cidr).ip;
+      const ip = stripPrefix(cidr);
       const mac = host.neighMac(net.bridge, ip);
       if (mac !== ep.podMac) {
         problems.push(

@@ -32,7 +32,9 @@ export async function cmdGc(
   const inv = await beginInvocation(ctx, args);
   const { cfg, stateDir, ipam } = inv;
   const keep = new Set(
-    gcAttachments(args.config).map((a) => endpointKey(a.containerID, a.ifname)),
+    gcAttachments(args.config, { required: true }).map((a) =>
+      endpointKey(a.containerID, a.ifname)
+    ),
   );
   const snapshot = await readState(stateDir);
   const stale = Object.entries(snapshot.endpoints).filter(([k, e]) =>

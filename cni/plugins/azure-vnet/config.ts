@@ -8,7 +8,9 @@ import * as z from "zod/mini";
 import {
   CniError,
   CODES,
+  copyDns,
   type Dns,
+  DnsSchema,
   type IpamSection,
   LOG_LEVELS,
   type LogLevelName,
@@ -77,13 +79,6 @@ function ifNameSchema(field: string) {
   );
 }
 
-const dnsSchema = z.object({
-  nameservers: z.optional(z.array(z.string())),
-  domain: z.optional(z.string()),
-  search: z.optional(z.array(z.string())),
-  options: z.optional(z.array(z.string())),
-});
-
 const configSchema = z.looseObject({
   mode: z.optional(z.string()),
   bridge: z.optional(ifNameSchema("bridge")),
@@ -94,7 +89,7 @@ const configSchema = z.looseObject({
       z.maximum(65535, { message: "mtu must be at most 65535" }),
     ),
   ),
-  dns: z.optional(dnsSchema),
+  dns: z.optional(DnsSchema),
   logLevel: z.optional(z.string()),
   ipam: z.looseObject({
     type: z.string().check(
@@ -109,15 +104,6 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     const at = i.path.length === 0 ? "" : ` at "${i.path.join(".")}"`;
     return `${i.message}${at}`;
   }).join("; ");
-}
-
-function copyDns(dns: z.infer<typeof dnsSchema>): Dns {
-  const out: Dns = {};
-  if (dns.nameservers !== undefined) out.nameservers = [...dns.nameservers];
-  if (dns.domain !== undefined) out.domain = dns.domain;
-  if (dns.search !== undefined) out.search = [...dns.search];
-  if (dns.options !== undefined) out.options = [...dns.options];
-  return out;
 }
 
 /** The prefix of `parseIpamConfig()`'s messages, dropped when merged. */

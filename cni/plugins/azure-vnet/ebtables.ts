@@ -18,10 +18,9 @@
  * lines, `COMMIT`; a `-D` of an absent rule fails the whole batch ("line N
  * failed: Bad rule (does a matching rule exist in that chain?)").
  *
- * A listed rule is compared with ours by {@link ruleKey}: option groups in
- * any order, values case-folded, the default `--arpreply-target DROP`
- * dropped, because `-L` prints `-s Unicast -o eth0` for `-o eth0 -s unicast`
- * and omits that default.
+ * A listed rule is compared with ours by {@link ruleKey}. The rules
+ * themselves, how each is written and read back, are in `ebtables_rules.ts`;
+ * this module only runs the programs.
  *
  * The programs are run by absolute path from the first of
  * {@link EBTABLES_DIRS} that has them, never through the inherited `PATH`,
@@ -35,19 +34,14 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import {
+  type EbtablesChain,
+  type EbtablesRule,
+  formatRule,
+  ruleKey,
+} from "./ebtables_rules.ts";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
-
-/** The `nat` table chains we use. */
-export type EbtablesChain = "PREROUTING" | "POSTROUTING";
-
-/** One rule of the `nat` table: its chain and its match/target arguments. */
-export interface EbtablesRule {
-  /** The chain. */
-  readonly chain: EbtablesChain;
-  /** Everything after the chain name, as ebtables takes it. */
-  readonly args: readonly string[];
-}
 
 /** The outcome of one ebtables run. */
 export interface EbtablesOutput {
@@ -224,73 +218,6 @@ function restoreRunner(program: FixedProgram): EbtablesRestoreRunner {
   };
 }
 
-const SHORT_MAC = /^[0-9a-f]{1,2}(?::[0-9a-f]{1,2}){5}$/i;
-
-/**
- * A MAC in our canonical form: lower case, two hex digits per octet.
- * ebtables may print octets without their leading zero (`2:0:0:0:0:5`).
- *
- * @param mac The MAC as written or listed.
- * @returns The canonical MAC, or `mac` lower-cased when it is no MAC.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { normalizeMac } from "./ebtables.ts";
- * assert.equal(normalizeMac("2:A:0:0:0:5"), "02:0a:00:00:00:05");
- * ```
- */
-export function normalizeMac(mac: string): string {
-  if (!SHORT_MAC.test(mac)) return mac.toLowerCase();
-  return mac.split(":").map((o) => o.toLowerCase().padStart(2, "0")).join(
-    ":",
-  );
-}
-
-/**
- * The comparison key of a rule's match and target arguments: option groups
- * (a flag, its optional `!`, and its values) sorted, values case-folded
- * (MACs with two digits per octet, see {@link normalizeMac}), the default
- * `--arpreply-target DROP` left out. Equal keys mean the same rule
- * as `ebtables -L` prints it.
- *
- * @param args The arguments after the chain name (ours or a listed line's,
- * split on blanks).
- * @returns The key.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { ruleKey } from "./ebtables.ts";
- * assert.equal(
- *   ruleKey(["-o", "eth0", "-s", "unicast"]),
- *   ruleKey("-s Unicast -o eth0".split(" ")),
- * );
- * ```
- */
-export function ruleKey(args: readonly string[]): string {
-  const groups: string[][] = [];
-  let negate = false;
-  for (const tok of args) {
-    if (tok === "") continue;
-    if (tok === "!") {
-      negate = true;
-      continue;
-    }
-    if (tok.startsWith("-") || groups.length === 0) {
-      groups.push(negate ? ["!", tok] : [tok]);
-    } else {
-      groups[groups.length - 1]?.push(normalizeMac(tok));
-    }
-    negate = false;
-  }
-  return groups
-    .filter((g) => !(g[0] === "--arpreply-target" && g[1] === "drop"))
-    .map((g) => g.join(" "))
-    .sort()
-    .join(" ; ");
-}
-
 /** Refuses tokens `ebtables-restore` would split or treat as a comment. */
 function restoreLine(op: "-A" | "-D", rule: EbtablesRule): string {
   for (const tok of [rule.chain, ...rule.args]) {
@@ -323,27 +250,6 @@ function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
 }
 
 /**
- * Renders a rule as one ebtables command line (for messages and logs).
- *
- * @param op The operation flag (`-A`, `-D`, `--check`).
- * @param rule The rule.
- * @returns `ebtables -t nat -A CHAIN args…`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { formatRule } from "./ebtables.ts";
- * assert.equal(
- *   formatRule("-A", { chain: "POSTROUTING", args: ["-o", "eth0"] }),
- *   "ebtables -t nat -A POSTROUTING -o eth0",
- * );
- * ```
- */
-export function formatRule(op: string, rule: EbtablesRule): string {
-  return ["ebtables", "-t", "nat", op, rule.chain, ...rule.args].join(" ");
-}
-
-/**
  * The ebtables `nat` table, through the `ebtables` binary.
  *
  * Requires CAP_NET_ADMIN in the current network namespace and the
@@ -353,7 +259,8 @@ export function formatRule(op: string, rule: EbtablesRule): string {
  *
  * @example Usage
  * ```ts ignore
- * import { Ebtables, podDnatRule } from "./ebtables.ts";
+ * import { Ebtables } from "./ebtables.ts";
+ * import { podDnatRule } from "./ebtables_rules.ts";
  * const eb = new Ebtables();
  * await eb.ensure(podDnatRule("eth0", { ip: "10.0.0.5", mac: "12:34:56:78:9a:bc" }));
  * ```
@@ -733,152 +640,4 @@ function failure(
     `Cannot ${action} ebtables rule: "${formatRule(OPS[action], rule)}"`,
     { cause: new Error(`exit ${out.code}: ${out.stderr || "(no stderr)"}`) },
   );
-}
-
-/** A MAC and an IPv4 address. */
-export interface MacIp {
-  /** The IPv4 address, without prefix. */
-  readonly ip: string;
-  /** The MAC, `aa:bb:cc:dd:ee:ff`. */
-  readonly mac: string;
-}
-
-/**
- * Egress MAC SNAT: frames leaving through the master carry its MAC, ARP
- * payloads included (the fabric accepts only the NIC's MAC).
- *
- * @param master The master interface.
- * @param mac The master's MAC.
- * @returns `POSTROUTING -o <master> -s unicast -j snat --to-src <mac> --snat-arp --snat-target ACCEPT`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { masterSnatRule } from "./ebtables.ts";
- * assert.equal(masterSnatRule("eth0", "12:34:56:78:9a:bc").chain, "POSTROUTING");
- * ```
- */
-export function masterSnatRule(master: string, mac: string): EbtablesRule {
-  return {
-    chain: "POSTROUTING",
-    args: [
-      "-o",
-      master,
-      "-s",
-      "unicast",
-      "-j",
-      "snat",
-      "--to-src",
-      mac,
-      "--snat-arp",
-      "--snat-target",
-      "ACCEPT",
-    ],
-  };
-}
-
-/**
- * ARP reply for an address: requests for `ip` are answered with `mac` and
- * dropped. Used for the node's primary IP (master MAC) and each pod IP (pod
- * MAC).
- *
- * @param target The address and the MAC to answer with.
- * @returns `PREROUTING -p ARP --arp-op Request --arp-ip-dst <ip> -j arpreply --arpreply-mac <mac> --arpreply-target DROP`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { arpReplyRule } from "./ebtables.ts";
- * const rule = arpReplyRule({ ip: "10.0.0.4", mac: "12:34:56:78:9a:bc" });
- * assert.ok(rule.args.includes("10.0.0.4"));
- * ```
- */
-export function arpReplyRule(target: MacIp): EbtablesRule {
-  return {
-    chain: "PREROUTING",
-    args: [
-      "-p",
-      "ARP",
-      "--arp-op",
-      "Request",
-      "--arp-ip-dst",
-      target.ip,
-      "-j",
-      "arpreply",
-      "--arpreply-mac",
-      target.mac,
-      "--arpreply-target",
-      "DROP",
-    ],
-  };
-}
-
-/**
- * ARP-reply redirect: ARP replies arriving on the master are broadcast on the
- * bridge, so the pod that asked receives them.
- *
- * @param master The master interface.
- * @returns `PREROUTING -p ARP -i <master> --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { arpReplyRedirectRule } from "./ebtables.ts";
- * assert.ok(arpReplyRedirectRule("eth0").args.includes("ff:ff:ff:ff:ff:ff"));
- * ```
- */
-export function arpReplyRedirectRule(master: string): EbtablesRule {
-  return {
-    chain: "PREROUTING",
-    args: [
-      "-p",
-      "ARP",
-      "-i",
-      master,
-      "--arp-op",
-      "Reply",
-      "-j",
-      "dnat",
-      "--to-dst",
-      "ff:ff:ff:ff:ff:ff",
-      "--dnat-target",
-      "ACCEPT",
-    ],
-  };
-}
-
-/**
- * Per-pod IPv4 DNAT: frames arriving on the master for the pod IP (which
- * carry the NIC's MAC) get the pod's MAC.
- *
- * @param master The master interface.
- * @param pod The pod IP and MAC.
- * @returns `PREROUTING -p IPv4 -i <master> --ip-dst <ip> -j dnat --to-dst <mac> --dnat-target ACCEPT`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { podDnatRule } from "./ebtables.ts";
- * const rule = podDnatRule("eth0", { ip: "10.0.0.5", mac: "12:34:56:78:9a:bd" });
- * assert.equal(rule.chain, "PREROUTING");
- * ```
- */
-export function podDnatRule(master: string, pod: MacIp): EbtablesRule {
-  return {
-    chain: "PREROUTING",
-    args: [
-      "-p",
-      "IPv4",
-      "-i",
-      master,
-      "--ip-dst",
-      pod.ip,
-      "-j",
-      "dnat",
-      "--to-dst",
-      pod.mac,
-      "--dnat-target",
-      "ACCEPT",
-    ],
-  };
 }

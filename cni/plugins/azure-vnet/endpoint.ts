@@ -13,18 +13,19 @@ import {
   type Result,
   type Route,
 } from "@vnet/cni";
-import { isV6, splitCidr } from "./_ip.ts";
+import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
+import type { Ebtables } from "./ebtables.ts";
 import {
   arpReplyRule,
-  type Ebtables,
+  canonicalMac,
   type EbtablesRule,
-  normalizeMac,
+  parsePodRule,
   podDnatRule,
-} from "./ebtables.ts";
+  podRuleOf,
+} from "./ebtables_rules.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
-import { wrapKernel } from "./network.ts";
-import { parsePodRule, podRuleOf } from "./pod_rules.ts";
+import { wrapKernel } from "./errors.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "endpoint"]);
@@ -71,8 +72,8 @@ export function podRules(
 ): EbtablesRule[] {
   const rules: EbtablesRule[] = [];
   for (const cidr of ep.addresses) {
-    const ip = splitCidr(cidr).ip;
-    if (isV6(ip)) continue;
+    const ip = stripPrefix(cidr);
+    if (looksLikeIpv6(ip)) continue;
     rules.push(arpReplyRule({ ip, mac: ep.podMac }));
     rules.push(podDnatRule(master, { ip, mac: ep.podMac }));
   }
@@ -226,7 +227,7 @@ export async function createEndpoint(
     }
     const addresses = ips.map((ip) => ip.address);
     for (const cidr of addresses) {
-      const ip = splitCidr(cidr).ip;
+      const ip = stripPrefix(cidr);
       host.neighSet(net.bridge, { ip, mac: podMac });
       undo(
         `delete neighbour "${ip}" on "${net.bridge}"`,
@@ -236,8 +237,8 @@ export async function createEndpoint(
     // Rules for these addresses that point to another MAC are stale: an
     // interrupted ADD or DEL left them (the address is ours now).
     const v4 = new Set(
-      addresses.map((a) => splitCidr(a).ip).filter((ip) =>
-        !isV6(ip) && ip !== net.primaryIp
+      addresses.map((a) => stripPrefix(a)).filter((ip) =>
+        !looksLikeIpv6(ip) && ip !== net.primaryIp
       ),
     );
     const { added } = await ebtables.replaceAll(
@@ -247,7 +248,7 @@ export async function createEndpoint(
           if (listed.chain !== "PREROUTING") return undefined;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
-              r.mac !== normalizeMac(podMac)
+              r.mac !== canonicalMac(podMac)
             ? podRuleOf(r)
             : undefined;
         },
@@ -310,7 +311,7 @@ export async function deleteEndpoint(
   }
   if (spec.network !== undefined && spec.pod !== undefined) {
     for (const cidr of spec.pod.addresses) {
-      const ip = splitCidr(cidr).ip;
+      const ip = stripPrefix(cidr);
       try {
         host.neighDel(spec.network.bridge, ip);
       } catch (err) {

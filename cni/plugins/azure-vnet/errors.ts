@@ -1,9 +1,55 @@
 /**
- * The plugin's error helpers.
+ * The plugin's own error mapping: kernel failures become CNI errors, 11 (try
+ * again later) when netlink says the kernel was busy, else 103; several
+ * independent failures become one error.
  *
  * @module
  */
-import { CniError, CODES, flattenCause } from "@vnet/cni";
+import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
+import { NetlinkError, NLE } from "@vnet/netlink";
+
+/** True when a `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in the cause chain. */
+function isTransientKernel(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 16 && e instanceof Error; depth++) {
+    if (
+      e instanceof NetlinkError &&
+      (e.nlCode === NLE.AGAIN || e.nlCode === NLE.BUSY)
+    ) return true;
+    e = e.cause;
+  }
+  return false;
+}
+
+/**
+ * Wraps a non-CniError into a CniError: 11 (try again later) when a
+ * `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in its cause chain, else
+ * 103 (kernel failure).
+ *
+ * @param msg The message.
+ * @param err The failure (kept as `cause`).
+ * @returns A CniError.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetlinkError, NLE } from "@vnet/netlink";
+ * import { wrapKernel } from "./errors.ts";
+ * const busy = new NetlinkError("add link", "azure0", {
+ *   nlCode: NLE.BUSY,
+ *   nlMessage: "Device or resource busy",
+ * });
+ * assert.equal(wrapKernel("Cannot create network", busy).code, 11);
+ * assert.equal(wrapKernel("Cannot create network", new Error("x")).code, 103);
+ * ```
+ */
+export function wrapKernel(msg: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  const code = isTransientKernel(err)
+    ? CODES.tryAgainLater
+    : PLUGIN_CODES.netlinkFailed;
+  return new CniError(code, msg, { cause: err });
+}
 
 /**
  * One error for several independent failures: the single CniError as is,

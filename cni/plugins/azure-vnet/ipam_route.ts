@@ -198,7 +198,7 @@ function inProcessRoute(
       requireFreeAddress(await engine().status(config));
     },
     async collect(args) {
-      const keep = gcAttachments(args.config).map((a) => ({
+      const keep = gcAttachments(args.config, { required: true }).map((a) => ({
         containerId: String(a.containerID),
         ifName: String(a.ifname ?? ""),
       }));

@@ -2,11 +2,34 @@
  * The kernel operations the plugin needs, as one narrow port. The real
  * implementation (`netlink_kernel.ts`) sits on `@vnet/netlink`; unit tests
  * may pass a fake. Lookups return undefined for "absent"; deletions of
- * absent objects succeed.
+ * absent objects succeed. The port depends on nothing else of the plugin;
+ * the state model (`state.ts`) takes {@link SavedRoute} from here.
  *
  * @module
  */
-import type { SavedRoute } from "./state.ts";
+
+/**
+ * A route as the plugin records it: taken off the master, to be restored on
+ * teardown (the state file keeps these), and the base of {@link RouteState}.
+ */
+export interface SavedRoute {
+  /** Destination CIDR (`0.0.0.0/0` for the default route). */
+  dst: string;
+  /** Gateway, if any. */
+  gw?: string;
+  /** Routing table (254 = main). */
+  table?: number;
+  /** Protocol: a name (`static`, `dhcp`…) or a number. */
+  protocol?: string | number;
+  /** Metric (priority). */
+  metric?: number;
+  /** Scope: a name (`global`, `link`…) or a number. */
+  scope?: string | number;
+  /** Preferred source. */
+  src?: string;
+  /** True for `onlink`. */
+  onlink?: boolean;
+}
 
 /** A link as the plugin sees it. */
 export interface LinkState {

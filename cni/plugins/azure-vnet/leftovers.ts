@@ -7,12 +7,17 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { inSubnet, isV6, splitCidr } from "./_ip.ts";
-import { type Ebtables, type EbtablesRule, normalizeMac } from "./ebtables.ts";
+import { inSubnet, looksLikeIpv6, stripPrefix } from "@vnet/address";
+import type { Ebtables } from "./ebtables.ts";
+import {
+  canonicalMac,
+  type EbtablesRule,
+  parsePodRule,
+  podRuleOf,
+} from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
-import { wrapKernel } from "./network.ts";
-import { parsePodRule, podRuleOf } from "./pod_rules.ts";
+import { wrapKernel } from "./errors.ts";
 import type { AzureVnetState } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "leftovers"]);
@@ -92,21 +97,21 @@ export function findLeftovers(
   const eps = Object.values(state.endpoints);
   const veths = new Set(eps.map((e) => e.hostVeth));
   const recordedIps = new Set(
-    eps.flatMap((e) => e.addresses.map((a) => splitCidr(a).ip)),
+    eps.flatMap((e) => e.addresses.map((a) => stripPrefix(a))),
   );
   const only = spec.only === undefined ? undefined : {
-    ips: new Set(spec.only.ips.map((a) => splitCidr(a).ip)),
-    macs: new Set(spec.only.macs.map(normalizeMac)),
+    ips: new Set(spec.only.ips.map((a) => stripPrefix(a))),
+    macs: new Set(spec.only.macs.map(canonicalMac)),
   };
   const found: Leftovers = { veths: [], rules: [], neighbours: [] };
   const links = host.links();
   for (const net of nets) {
     const bridge = links.find((l) => l.name === net.bridge);
     const foreign = (ip: string, mac: string | undefined): boolean =>
-      !isV6(ip) && ip !== net.primaryIp && ip !== net.gateway &&
+      !looksLikeIpv6(ip) && ip !== net.primaryIp && ip !== net.gateway &&
       !recordedIps.has(ip) && inSubnet(ip, net.subnet) &&
       (only === undefined || only.ips.has(ip) ||
-        (mac !== undefined && only.macs.has(normalizeMac(mac))));
+        (mac !== undefined && only.macs.has(canonicalMac(mac))));
     if (bridge !== undefined) {
       for (const l of only === undefined ? links : []) {
         if (

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
+import { Ebtables } from "./ebtables.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
-  Ebtables,
   masterSnatRule,
   podDnatRule,
-} from "./ebtables.ts";
+} from "./ebtables_rules.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";

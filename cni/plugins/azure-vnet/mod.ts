@@ -2,7 +2,7 @@
  * @vnet/azure-vnet: the `azure-vnet` plugin. Its public door for tools
  * (the teardown and state tools) and tests: the verbs over a context and
  * their handler factory, teardown, state model, the endpoint removal that
- * DEL uses, the kernel port and the ebtables driver.
+ * DEL uses, the kernel port, the ebtables driver and the rules it keeps.
  *
  * @example Usage
  * ```ts
@@ -35,7 +35,6 @@ export {
   type LockedState,
   type NetworkRecord,
   parseState,
-  type SavedRoute,
   STATE_FILE_NAME,
   STATE_VERSION,
   statePath,
@@ -50,26 +49,26 @@ export {
 } from "./endpoint.ts";
 export {
   Ebtables,
+  EBTABLES_DIRS,
   type EbtablesOptions,
   type EbtablesOutput,
-  type EbtablesRule,
   type EbtablesRunner,
-  normalizeMac,
-  podDnatRule,
 } from "./ebtables.ts";
+export {
+  type EbtablesRule,
+  type ListedPodRule,
+  parsePodDnatRules,
+  parsePodRule,
+  type PodDnat,
+  podDnatRule,
+  podRuleOf,
+} from "./ebtables_rules.ts";
 export {
   findLeftovers,
   type FindLeftoversSpec,
   type Leftovers,
   removeLeftovers,
 } from "./leftovers.ts";
-export {
-  type ListedPodRule,
-  parsePodDnatRules,
-  parsePodRule,
-  type PodDnat,
-  podRuleOf,
-} from "./pod_rules.ts";
 export type {
   AddrState,
   Kernel,
@@ -77,6 +76,7 @@ export type {
   LinkState,
   NeighState,
   RouteState,
+  SavedRoute,
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";
 export { hostRules } from "./network.ts";

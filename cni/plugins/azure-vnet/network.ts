@@ -6,20 +6,20 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
-import { NetlinkError, NLE } from "@vnet/netlink";
-import { inSubnet, splitCidr } from "./_ip.ts";
+import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import { inSubnet, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
+import type { Ebtables } from "./ebtables.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
-  type Ebtables,
   type EbtablesRule,
   masterSnatRule,
-} from "./ebtables.ts";
-import type { KernelNs, LinkState, RouteState } from "./kernel.ts";
+} from "./ebtables_rules.ts";
+import { wrapKernel } from "./errors.ts";
+import type { KernelNs, LinkState, RouteState, SavedRoute } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
-import type { NetworkRecord, SavedRoute } from "./state.ts";
+import type { NetworkRecord } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "network"]);
 
@@ -154,7 +154,7 @@ export async function createNetwork(
     masterMtu: master.mtu,
     subnet: spec.subnet,
     gateway: spec.gateway,
-    ...(primary === undefined ? {} : { primaryIp: splitCidr(primary.cidr).ip }),
+    ...(primary === undefined ? {} : { primaryIp: stripPrefix(primary.cidr) }),
     savedAddrs: addrs.map((a) => a.cidr),
     savedRoutes,
     createdAt: new Date().toISOString(),
@@ -253,49 +253,6 @@ function restoreRoutes(
   if (errors.length > 0) {
     throw new AggregateError(errors, `Cannot restore routes on "${link}"`);
   }
-}
-
-/** True when a `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in the cause chain. */
-function isTransientKernel(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 16 && e instanceof Error; depth++) {
-    if (
-      e instanceof NetlinkError &&
-      (e.nlCode === NLE.AGAIN || e.nlCode === NLE.BUSY)
-    ) return true;
-    e = e.cause;
-  }
-  return false;
-}
-
-/**
- * Wraps a non-CniError into a CniError: 11 (try again later) when a
- * `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in its cause chain, else
- * 103 (kernel failure).
- *
- * @param msg The message.
- * @param err The failure (kept as `cause`).
- * @returns A CniError.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { NetlinkError, NLE } from "@vnet/netlink";
- * import { wrapKernel } from "./network.ts";
- * const busy = new NetlinkError("add link", "azure0", {
- *   nlCode: NLE.BUSY,
- *   nlMessage: "Device or resource busy",
- * });
- * assert.equal(wrapKernel("Cannot create network", busy).code, 11);
- * assert.equal(wrapKernel("Cannot create network", new Error("x")).code, 103);
- * ```
- */
-export function wrapKernel(msg: string, err: unknown): CniError {
-  if (err instanceof CniError) return err;
-  const code = isTransientKernel(err)
-    ? CODES.tryAgainLater
-    : PLUGIN_CODES.netlinkFailed;
-  return new CniError(code, msg, { cause: err });
 }
 
 /**

@@ -17,32 +17,13 @@ import {
   type Result,
   withStateLock,
 } from "@vnet/cni";
+import type { SavedRoute } from "./kernel.ts";
 
 /** The current state format version. */
 export const STATE_VERSION = 1;
 
 /** The state file name inside the state directory. */
 export const STATE_FILE_NAME = "azure-vnet.json";
-
-/** A route taken off the master, to be restored on teardown. */
-export interface SavedRoute {
-  /** Destination CIDR (`0.0.0.0/0` for the default route). */
-  dst: string;
-  /** Gateway, if any. */
-  gw?: string;
-  /** Routing table (254 = main). */
-  table?: number;
-  /** Protocol: a name (`static`, `dhcp`…) or a number. */
-  protocol?: string | number;
-  /** Metric (priority). */
-  metric?: number;
-  /** Scope: a name (`global`, `link`…) or a number. */
-  scope?: string | number;
-  /** Preferred source. */
-  src?: string;
-  /** True for `onlink`. */
-  onlink?: boolean;
-}
 
 /** The host side of a network: what the first ADD set up. */
 export interface NetworkRecord {

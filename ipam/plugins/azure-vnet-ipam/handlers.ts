@@ -125,7 +125,7 @@ export async function cmdStatus(
  * @throws {CniError} Code 7 when the list is missing; nothing is released.
  */
 export async function cmdGc(ctx: IpamContext, args: CmdArgs): Promise<void> {
-  const keep = gcAttachments(args.config).map((a) => ({
+  const keep = gcAttachments(args.config, { required: true }).map((a) => ({
     containerId: String(a.containerID),
     ifName: String(a.ifname ?? ""),
   }));

@@ -9,6 +9,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { armMac, contains } from "@vnet/address";
 import {
   addVm,
   type AddVmSpec,
@@ -17,7 +18,6 @@ import {
   type EmulatorIpConfig,
   type EmulatorState,
   type EmulatorVm,
-  inPrefix,
   nicResourceId,
   usedAddresses,
   vmResourceId,
@@ -210,10 +210,6 @@ function interfaceXml(vm: EmulatorVm): string {
     "</Interfaces>",
     "",
   ].join("\n");
-}
-
-function armMac(mac: string): string {
-  return mac.match(/../g)?.join("-") ?? mac;
 }
 
 function nicWire(vm: EmulatorVm): Record<string, unknown> {
@@ -755,7 +751,7 @@ class EmulatorImpl implements Emulator {
       if (allocation === "Static") {
         if (
           typeof props.privateIPAddress !== "string" ||
-          !inPrefix(props.privateIPAddress, vm.nic.subnet.prefix)
+          !contains(vm.nic.subnet.prefix, props.privateIPAddress)
         ) {
           return armError(
             400,

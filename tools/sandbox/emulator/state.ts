@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { azureMac, formatIpv4, parseIpv4 } from "@vnet/address";
 
 /** One IP configuration of an emulated NIC. */
 export interface EmulatorIpConfig {
@@ -109,33 +110,6 @@ export function nicResourceId(vm: EmulatorVm): string {
 }
 
 /**
- * Parses dotted-quad IPv4 to a number.
- *
- * @param ip The address.
- * @returns The 32-bit value.
- * @throws {SyntaxError} When the text is not IPv4.
- */
-export function ipToInt(ip: string): number {
-  const parts = ip.split(".");
-  if (
-    parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || +p > 255)
-  ) {
-    throw new SyntaxError(`Cannot parse IPv4 address "${ip}"`);
-  }
-  return parts.reduce((n, p) => n * 256 + Number(p), 0);
-}
-
-/**
- * Formats a 32-bit number as dotted quad.
- *
- * @param n The value.
- * @returns The address text.
- */
-export function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-}
-
-/**
  * The usable range of a subnet as Azure sees it: the network address, .1
  * (gateway), .2 and .3 (DNS) and the broadcast address are reserved.
  *
@@ -154,22 +128,8 @@ export function usableRange(prefix: string): { first: number; last: number } {
     throw new RangeError(`Cannot use subnet "${prefix}": length must be 8..29`);
   }
   const size = 2 ** (32 - len);
-  const network = Math.floor(ipToInt(base) / size) * size;
+  const network = Math.floor(parseIpv4(base) / size) * size;
   return { first: network + 4, last: network + size - 2 };
-}
-
-/**
- * Tells whether an address lies in a subnet.
- *
- * @param ip The address.
- * @param prefix The CIDR.
- * @returns True when inside (reserved addresses included).
- */
-export function inPrefix(ip: string, prefix: string): boolean {
-  const [base, lenText] = prefix.split("/");
-  const size = 2 ** (32 - Number(lenText));
-  return Math.floor(ipToInt(ip) / size) ===
-    Math.floor(ipToInt(base ?? "") / size);
 }
 
 /**
@@ -206,7 +166,7 @@ export function allocateAddress(
 ): string | undefined {
   const { first, last } = usableRange(prefix);
   for (let n = first; n <= last; n++) {
-    const ip = intToIp(n);
+    const ip = formatIpv4(n);
     if (!used.has(ip)) {
       used.add(ip);
       return ip;
@@ -249,8 +209,7 @@ export function addVm(state: EmulatorState, spec: AddVmSpec): EmulatorVm {
   const prefix = spec.subnet?.prefix ?? "10.240.0.0/16";
   const subnetId = spec.subnet?.id ??
     `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/subnet`;
-  const mac = (spec.macAddress ?? randomMac()).replace(/[:-]/g, "")
-    .toUpperCase();
+  const mac = azureMac(spec.macAddress ?? randomMac()).toUpperCase();
   const count = spec.ipConfigCount ?? 1;
   const used = usedAddresses(state, subnetId);
   const ipConfigurations: EmulatorIpConfig[] = [];

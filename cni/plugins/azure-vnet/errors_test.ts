@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { CniError } from "@vnet/cni";
 import { NetlinkError, NLE } from "@vnet/netlink";
-import { wrapKernel } from "./network.ts";
+import { wrapKernel } from "./errors.ts";
 
 function nlError(nlCode: number): NetlinkError {
   return new NetlinkError("set link up", "azure0", {

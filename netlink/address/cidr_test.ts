@@ -3,13 +3,11 @@ import {
   broadcast,
   contains,
   host,
-  intToIp,
-  ipFamily,
-  ipToInt,
+  inSubnet,
   network,
-  normalizeIp,
+  networkOf,
   parseCidr,
-} from "./ip.ts";
+} from "./cidr.ts";
 
 Deno.test("parseCidr() parses IPv4 and IPv6 CIDRs", async (t) => {
   const cases: [string, { ip: string; prefix: number; family: 4 | 6 }][] = [
@@ -62,25 +60,6 @@ Deno.test("parseCidr() throws SyntaxError or RangeError when invalid", async (t)
   });
 });
 
-Deno.test("ipToInt() and intToIp() round-trip IPv4", () => {
-  assert.equal(ipToInt("0.0.0.0"), 0);
-  assert.equal(ipToInt("255.255.255.255"), 0xffffffff);
-  assert.equal(ipToInt("10.240.0.1"), 0x0af00001);
-  assert.equal(intToIp(0x0af00001), "10.240.0.1");
-  for (const n of [0, 1, 0x7fffffff, 0x80000000, 0xffffffff]) {
-    assert.equal(ipToInt(intToIp(n)), n);
-  }
-  assert.throws(() => intToIp(-1), { name: "RangeError", message: /range/ });
-  assert.throws(() => intToIp(2 ** 32), {
-    name: "RangeError",
-    message: /range/,
-  });
-  assert.throws(() => ipToInt("fd00::1"), {
-    name: "SyntaxError",
-    message: /IPv4/,
-  });
-});
-
 Deno.test("network(), broadcast() and host() compute CIDR addresses", () => {
   assert.equal(network("10.240.3.7/16"), "10.240.0.0");
   assert.equal(broadcast("10.240.3.7/16"), "10.240.255.255");
@@ -112,21 +91,25 @@ Deno.test("contains() tells whether an address is inside a CIDR", () => {
   assert.ok(!(contains("fd00::/16", "fd01::1")));
 });
 
-Deno.test("normalizeIp() and ipFamily() canonicalise addresses", () => {
-  assert.equal(
-    normalizeIp("2001:0db8:0000:0000:0000:0000:0000:0001"),
-    "2001:db8::1",
-  );
-  assert.equal(normalizeIp("2001:db8:0:1:0:0:0:1"), "2001:db8:0:1::1");
-  assert.equal(normalizeIp("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
-  assert.equal(normalizeIp("1:2:3:4:5:6:7:0"), "1:2:3:4:5:6:7:0");
-  assert.equal(normalizeIp("::"), "::");
-  assert.equal(normalizeIp("10.0.0.1"), "10.0.0.1");
-  assert.equal(ipFamily("10.0.0.1"), 4);
-  assert.equal(ipFamily("::1"), 6);
-  assert.equal(ipFamily("x"), undefined);
-  assert.throws(() => normalizeIp("10.0.0.1/24"), {
+Deno.test("networkOf() gives the network as CIDR text", () => {
+  assert.equal(networkOf("10.0.0.5/24"), "10.0.0.0/24");
+  assert.equal(networkOf("10.240.3.7/16"), "10.240.0.0/16");
+  assert.equal(networkOf("10.0.0.5"), "10.0.0.5/32");
+  assert.equal(networkOf("fd00:1:2:3::99/64"), "fd00:1:2:3::/64");
+  assert.throws(() => networkOf("10.0.0/24"), {
     name: "SyntaxError",
-    message: /Cannot parse IP address/,
+    message: /Cannot parse CIDR/,
   });
+});
+
+Deno.test("inSubnet() tells IPv4 membership and never throws", () => {
+  assert.ok(inSubnet("10.0.0.5", "10.0.0.0/24"));
+  assert.ok(inSubnet("10.0.0.5/24", "10.0.0.0/24"));
+  assert.ok(inSubnet("10.0.0.5", "10.0.0.77/24"));
+  assert.ok(!inSubnet("10.0.1.5", "10.0.0.0/24"));
+  assert.ok(!inSubnet("fd00::5", "fd00::/64"));
+  assert.ok(!inSubnet("10.0.0.5", "fd00::/64"));
+  assert.ok(!inSubnet("junk", "10.0.0.0/24"));
+  assert.ok(!inSubnet("10.0.0.5", "10.0.0.0/33"));
+  assert.ok(!inSubnet("10.0.0.5", ""));
 });

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import {
+  arpReplyRedirectRule,
+  arpReplyRule,
+  masterSnatRule,
+  parsePodRule,
+  podDnatRule,
+  podRuleOf,
+  ruleKey,
+} from "./ebtables_rules.ts";
+
+const POD = { ip: "10.0.0.5", mac: "02:0a:00:00:00:05" };
+
+Deno.test("parsePodRule() reads pod rules as listed and rebuilds ours", async (t) => {
+  const cases = [
+    {
+      name: "ARP reply, ebtables 1.8.9 listing",
+      line:
+        "-p ARP --arp-op Request --arp-ip-dst 10.0.0.5 -j arpreply --arpreply-mac 02:0a:00:00:00:05",
+      rule: arpReplyRule(POD),
+    },
+    {
+      name: "ARP reply, MAC without leading zeros",
+      line:
+        "-p ARP --arp-op Request --arp-ip-dst 10.0.0.5 -j arpreply --arpreply-mac 2:a:0:0:0:5",
+      rule: arpReplyRule(POD),
+    },
+    {
+      name: "IPv4 DNAT with /32 and short MAC",
+      line:
+        "-p IPv4 -i eth0 --ip-dst 10.0.0.5/32 -j dnat --to-dst 2:a:0:0:0:5 --dnat-target ACCEPT",
+      rule: podDnatRule("eth0", POD),
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const r = parsePodRule(c.line.split(" "));
+      assert.ok(r !== undefined);
+      assert.deepEqual(podRuleOf(r), c.rule);
+    });
+  }
+});
+
+Deno.test("parsePodRule() ignores host rules and negated matches", () => {
+  for (
+    const rule of [
+      masterSnatRule("eth0", POD.mac),
+      arpReplyRedirectRule("eth0"),
+      {
+        chain: "PREROUTING",
+        args: ["-p", "IPv4", "-i", "eth0", "--ip-dst", "!", "10.0.0.5"],
+      },
+    ]
+  ) {
+    assert.equal(parsePodRule(rule.args), undefined, rule.args.join(" "));
+  }
+});
+
+const LISTED_MASTER_MAC = "02:0a:0b:0c:0d:0e";
+const LISTED_POD = { ip: "10.0.0.5", mac: "02:00:00:00:00:05" };
+
+Deno.test("ruleKey() matches each of our rules with its ebtables 1.8.9 listing", () => {
+  // Lines printed by `ebtables -t nat -L` (ebtables 1.8.9, nf_tables) for
+  // rules added with exactly our arguments.
+  const listed = new Map([
+    [
+      masterSnatRule("eth9", LISTED_MASTER_MAC),
+      `-s Unicast -o eth9 -j snat --to-src ${LISTED_MASTER_MAC} --snat-arp --snat-target ACCEPT`,
+    ],
+    [
+      arpReplyRule(LISTED_POD),
+      `-p ARP --arp-op Request --arp-ip-dst 10.0.0.5 -j arpreply --arpreply-mac ${LISTED_POD.mac}`,
+    ],
+    [
+      arpReplyRedirectRule("eth9"),
+      "-p ARP -i eth9 --arp-op Reply -j dnat --to-dst ff:ff:ff:ff:ff:ff --dnat-target ACCEPT",
+    ],
+    [
+      podDnatRule("eth9", LISTED_POD),
+      `-p IPv4 -i eth9 --ip-dst 10.0.0.5 -j dnat --to-dst ${LISTED_POD.mac} --dnat-target ACCEPT`,
+    ],
+  ]);
+  const keys = new Set<string>();
+  for (const [rule, line] of listed) {
+    assert.equal(ruleKey(rule.args), ruleKey(line.split(" ")), line);
+    keys.add(ruleKey(rule.args));
+  }
+  assert.equal(keys.size, 4);
+  // A different address, MAC or interface is a different rule.
+  const other = podDnatRule("eth9", { ip: "10.0.0.50", mac: LISTED_POD.mac });
+  assert.notEqual(
+    ruleKey(other.args),
+    ruleKey(podDnatRule("eth9", LISTED_POD).args),
+  );
+  assert.notEqual(
+    ruleKey(["!", "-i", "eth9"]),
+    ruleKey(["-i", "eth9"]),
+  );
+});

@@ -1,0 +1,128 @@
+/**
+ * The one parser and formatter of IP address text, private to the module:
+ * IPv4 as a number, either family as a bigint.
+ *
+ * @module
+ */
+
+/** An address as (bigint value, family). */
+export interface IpValue {
+  /** The address as an unsigned integer. */
+  readonly value: bigint;
+  /** 4 or 6. */
+  readonly family: 4 | 6;
+}
+
+const V4_PART = /^(?:0|[1-9][0-9]{0,2})$/;
+
+/**
+ * Parses a dotted quad (no leading zeros, no blanks) into an unsigned 32-bit
+ * number, or undefined when `text` is none.
+ */
+export function parseV4(text: string): number | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const p of parts) {
+    if (!V4_PART.test(p)) return undefined;
+    const v = Number(p);
+    if (v > 255) return undefined;
+    n = n * 256 + v;
+  }
+  return n;
+}
+
+/** Groups of one side of `::` (an embedded dotted quad last), or undefined. */
+function v6Groups(s: string): number[] | undefined {
+  if (s === "") return [];
+  const out: number[] = [];
+  const items = s.split(":");
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] ?? "";
+    if (i === items.length - 1 && item.includes(".")) {
+      const v4 = parseV4(item);
+      if (v4 === undefined) return undefined;
+      out.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
+    } else {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return undefined;
+      out.push(parseInt(item, 16));
+    }
+  }
+  return out;
+}
+
+/** Parses IPv6 text into a 128-bit bigint, or undefined when it is none. */
+export function parseV6(text: string): bigint | undefined {
+  if (!/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const head = v6Groups(halves[0] ?? "");
+  const tail = halves.length === 2 ? v6Groups(halves[1] ?? "") : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
+  let n = 0n;
+  for (const g of [...head, ...new Array<number>(fill).fill(0), ...tail]) {
+    n = (n << 16n) | BigInt(g);
+  }
+  return n;
+}
+
+/** Formats an unsigned 32-bit number as a dotted quad. */
+export function formatV4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+/** Formats a 128-bit value as RFC 5952 text. */
+function formatV6(n: bigint): string {
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: compress the longest run (≥ 2) of zero groups, first wins.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${
+    hex.slice(best + bestLen).join(":")
+  }`;
+}
+
+/**
+ * Parses address text of either family.
+ *
+ * @throws {TypeError} When `text` is not a string.
+ * @throws {SyntaxError} When `text` is no IP address.
+ */
+export function parseIpValue(text: string): IpValue {
+  if (typeof text !== "string") {
+    throw new TypeError(`Cannot parse IP address: not a string`);
+  }
+  const v4 = parseV4(text);
+  if (v4 !== undefined) return { value: BigInt(v4), family: 4 };
+  const v6 = text.includes(":") ? parseV6(text) : undefined;
+  if (v6 !== undefined) return { value: v6, family: 6 };
+  throw new SyntaxError(`Cannot parse IP address "${text}"`);
+}
+
+/** Formats a value of a family in canonical text. */
+export function formatIpValue(value: bigint, family: 4 | 6): string {
+  return family === 4 ? formatV4(Number(value)) : formatV6(value);
+}
+
+/** The address width of a family in bits. */
+export function familyBits(family: 4 | 6): number {
+  return family === 4 ? 32 : 128;
+}

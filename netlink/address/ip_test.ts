@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import {
+  formatIpv4,
+  ipFamily,
+  isIpv4,
+  looksLikeIpv6,
+  normalizeIp,
+  parseIpv4,
+  stripPrefix,
+} from "./ip.ts";
+
+Deno.test("parseIpv4() and formatIpv4() round-trip IPv4", () => {
+  assert.equal(parseIpv4("0.0.0.0"), 0);
+  assert.equal(parseIpv4("255.255.255.255"), 0xffffffff);
+  assert.equal(parseIpv4("10.240.0.1"), 0x0af00001);
+  assert.equal(formatIpv4(0x0af00001), "10.240.0.1");
+  for (const n of [0, 1, 0x7fffffff, 0x80000000, 0xffffffff]) {
+    assert.equal(parseIpv4(formatIpv4(n)), n);
+  }
+  assert.throws(() => formatIpv4(-1), { name: "RangeError", message: /range/ });
+  assert.throws(() => formatIpv4(2 ** 32), {
+    name: "RangeError",
+    message: /range/,
+  });
+  assert.throws(() => parseIpv4("fd00::1"), {
+    name: "SyntaxError",
+    message: /IPv4/,
+  });
+});
+
+Deno.test("normalizeIp() and ipFamily() canonicalise addresses", () => {
+  assert.equal(
+    normalizeIp("2001:0db8:0000:0000:0000:0000:0000:0001"),
+    "2001:db8::1",
+  );
+  assert.equal(normalizeIp("2001:db8:0:1:0:0:0:1"), "2001:db8:0:1::1");
+  assert.equal(normalizeIp("1:0:0:2:0:0:0:3"), "1:0:0:2::3");
+  assert.equal(normalizeIp("1:2:3:4:5:6:7:0"), "1:2:3:4:5:6:7:0");
+  assert.equal(normalizeIp("::"), "::");
+  assert.equal(normalizeIp("10.0.0.1"), "10.0.0.1");
+  assert.equal(ipFamily("10.0.0.1"), 4);
+  assert.equal(ipFamily("::1"), 6);
+  assert.equal(ipFamily("x"), undefined);
+  assert.throws(() => normalizeIp("10.0.0.1/24"), {
+    name: "SyntaxError",
+    message: /Cannot parse IP address/,
+  });
+});
+
+Deno.test("parseIpv4() and formatIpv4() round-trip dotted quads", () => {
+  for (const ip of ["0.0.0.0", "10.240.0.5", "255.255.255.255", "1.2.3.4"]) {
+    assert.equal(formatIpv4(parseIpv4(ip)), ip);
+  }
+});
+
+Deno.test("parseIpv4() throws SyntaxError on bad text", () => {
+  for (const bad of ["", "1.2.3", "256.0.0.1", "01.2.3.4", "a.b.c.d", "::1"]) {
+    assert.throws(() => parseIpv4(bad), {
+      name: "SyntaxError",
+      message: /Cannot parse IPv4/,
+    });
+  }
+});
+
+Deno.test("isIpv4() accepts exactly what parseIpv4() parses", () => {
+  assert.ok(isIpv4("10.240.0.5"));
+  for (const bad of ["", "10.240.0.5/24", "01.2.3.4", " 1.2.3.4", "::1"]) {
+    assert.ok(!isIpv4(bad), bad);
+  }
+});
+
+Deno.test("stripPrefix() and looksLikeIpv6() read address text", () => {
+  assert.equal(stripPrefix("10.0.0.5/24"), "10.0.0.5");
+  assert.equal(stripPrefix("10.0.0.5"), "10.0.0.5");
+  assert.equal(stripPrefix("fd00::5/64"), "fd00::5");
+  assert.ok(looksLikeIpv6("fd00::5/64"));
+  assert.ok(looksLikeIpv6("::"));
+  assert.ok(!looksLikeIpv6("10.0.0.5/24"));
+});
