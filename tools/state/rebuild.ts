@@ -9,12 +9,9 @@ import { IPAM_STATE_VERSION, type IpamState, type PoolState } from "@vnet/ipam";
 import type { AzureVnetState } from "@vnet/azure-vnet";
 import {
   azureMac,
-  formatIpv4,
-  formatIpv4Cidr,
   inSubnet,
   isIpv4,
   parseIpv4,
-  parseIpv4Cidr,
   stripPrefix,
 } from "@vnet/address";
 
@@ -194,46 +191,4 @@ export function ipamFromEndpoints(
  */
 export function ipInSubnet(ip: string, subnet: string): boolean {
   return inSubnet(ip, subnet);
-}
-
-/**
- * The network CIDR of an IPv4 address with prefix.
- *
- * @param cidr Such as `10.0.0.4/24`.
- * @returns Such as `10.0.0.0/24`, or undefined when not IPv4.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { networkCidr } from "./rebuild.ts";
- * assert.equal(networkCidr("10.0.0.4/24"), "10.0.0.0/24");
- * ```
- */
-export function networkCidr(cidr: string): string | undefined {
-  try {
-    return formatIpv4Cidr(parseIpv4Cidr(cidr));
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The first host of a subnet (Azure's gateway).
- *
- * @param subnet The CIDR.
- * @returns The address, or undefined when not IPv4.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { firstHost } from "./rebuild.ts";
- * assert.equal(firstHost("10.0.0.0/24"), "10.0.0.1");
- * ```
- */
-export function firstHost(subnet: string): string | undefined {
-  try {
-    return formatIpv4(parseIpv4Cidr(subnet).network + 1);
-  } catch {
-    return undefined;
-  }
 }

@@ -42,20 +42,16 @@ import {
   hostVethName,
   type Kernel,
   type KernelNs,
-  type LinkState,
   netlinkKernel,
-  type NetworkRecord,
+  networkFromKernel,
   parseState,
-  type SavedRoute,
   STATE_FILE_NAME,
   statePath,
 } from "@vnet/azure-vnet";
 import {
   type ExtraHold,
-  firstHost,
   ipamFromEndpoints,
   ipInSubnet,
-  networkCidr,
   parsePodDnatRules,
 } from "./rebuild.ts";
 
@@ -364,35 +360,6 @@ function scanPods(
   return out;
 }
 
-function isKernelRoute(r: SavedRoute): boolean {
-  return r.protocol === "kernel" || r.protocol === 2;
-}
-
-function findBridge(
-  links: readonly LinkState[],
-  wanted: string | undefined,
-): { bridge: LinkState; master: LinkState | undefined } | undefined {
-  const bridges = links.filter((l) =>
-    l.kind === "bridge" && (wanted === undefined || l.name === wanted)
-  );
-  for (const b of bridges) {
-    const slaves = links.filter((l) => l.masterIndex === b.index);
-    const master = slaves.find((l) =>
-      !l.name.startsWith(HOST_VETH_PREFIX) && l.mac === b.mac
-    ) ?? slaves.find((l) =>
-      !l.name.startsWith(HOST_VETH_PREFIX)
-    );
-    const veths = slaves.filter((l) => l.name.startsWith(HOST_VETH_PREFIX));
-    if (
-      wanted !== undefined || (master !== undefined && master.mac === b.mac) ||
-      veths.length > 0
-    ) {
-      return { bridge: b, master };
-    }
-  }
-  return undefined;
-}
-
 /** Rebuilds `azure-vnet.json` from the kernel (best effort). */
 async function stateFromKernel(
   ipam: IpamState | undefined,
@@ -405,60 +372,24 @@ async function stateFromKernel(
   const name = options.network ?? "azure";
   const state = emptyState();
   using host = kernel.host();
-  const links = host.links();
-  const found = findBridge(links, options.bridge);
-  if (found === undefined) {
-    notes.push(
-      "no bridge holding a master or azv* veths: no network recorded (none set up, or torn down)",
-    );
-    return state;
-  }
-  const { bridge, master } = found;
-  if (master === undefined) {
-    notes.push(
-      `bridge ${bridge.name} holds no master: network not recorded; run teardown by hand`,
-    );
-    return state;
-  }
-  const addrs = host.addrs(bridge.name).filter((a) => a.scope === 0);
-  const primary = addrs.find((a) => a.family === 4);
-  const routes = host.routes(bridge.name).filter((r) =>
-    !isKernelRoute(r) &&
-    !(r.dst.startsWith("fe80:") || r.dst.startsWith("ff00:"))
-  ).map(({ link: _link, ...r }) => r as SavedRoute);
-  const pools = Object.values(ipam?.pools ?? {});
-  const primaryIp = primary?.cidr.split("/")[0];
-  const pool =
-    pools.find((p) =>
-      primaryIp !== undefined && ipInSubnet(primaryIp, p.subnet)
-    ) ?? (pools.length === 1 ? pools[0] : undefined);
-  const subnet = pool?.subnet ??
-    (primary === undefined ? undefined : networkCidr(primary.cidr));
-  if (subnet === undefined) {
-    notes.push(
-      `bridge ${bridge.name} has no IPv4 address and the IPAM file names no subnet: network not recorded`,
-    );
-    return state;
-  }
-  const defGw = routes.find((r) => r.dst === "0.0.0.0/0")?.gw;
-  const gateway = pool?.gateway ??
-    (defGw !== undefined && ipInSubnet(defGw, subnet)
-      ? defGw
-      : firstHost(subnet) ?? "");
-  const net: NetworkRecord = {
+  const found = networkFromKernel(host, {
     name,
-    mode: "bridge",
-    bridge: bridge.name,
-    master: master.name,
-    masterMac: master.mac,
-    masterMtu: master.mtu,
-    subnet,
-    gateway,
-    ...(primaryIp === undefined ? {} : { primaryIp }),
-    savedAddrs: addrs.map((a) => a.cidr),
-    savedRoutes: routes,
-    createdAt: new Date().toISOString(),
-  };
+    bridge: options.bridge,
+    pools: Object.values(ipam?.pools ?? {}),
+  });
+  if (found.network === undefined) {
+    notes.push(found.problem);
+    return state;
+  }
+  const net = found.network;
+  const { subnet, gateway } = net;
+  const pools = Object.values(ipam?.pools ?? {});
+  const links = host.links();
+  const bridge = host.link(net.bridge);
+  if (bridge === undefined) {
+    notes.push(`bridge ${net.bridge} vanished while reading it: run again`);
+    return emptyState();
+  }
   state.networks[name] = net;
   if (options.network === undefined) {
     notes.push(`network name "${name}" assumed (pass --network otherwise)`);
@@ -468,7 +399,7 @@ async function stateFromKernel(
   // addresses the IPAM file holds.
   const macOf = new Map<string, string>();
   for (const r of parsePodDnatRules(await ebtables.list("PREROUTING"))) {
-    if (r.master === master.name && ipInSubnet(r.ip, subnet)) {
+    if (r.master === net.master && ipInSubnet(r.ip, subnet)) {
       macOf.set(r.ip, r.mac);
     }
   }
@@ -478,7 +409,7 @@ async function stateFromKernel(
       if (rec.containerId === undefined) continue;
       holds.set(ip, { containerId: rec.containerId, ifName: rec.ifName ?? "" });
       if (!macOf.has(ip)) {
-        const mac = host.neighMac(bridge.name, ip);
+        const mac = host.neighMac(net.bridge, ip);
         if (mac !== undefined) macOf.set(ip, mac);
       }
     }

@@ -6,12 +6,7 @@ import type {
   NetworkRecord,
 } from "@vnet/azure-vnet";
 import { runStateCli } from "./cli.ts";
-import {
-  firstHost,
-  ipamFromEndpoints,
-  networkCidr,
-  parsePodDnatRules,
-} from "./rebuild.ts";
+import { ipamFromEndpoints, parsePodDnatRules } from "./rebuild.ts";
 import { repairState } from "./repair.ts";
 
 const NET: NetworkRecord = {
@@ -77,15 +72,6 @@ Deno.test("ipamFromEndpoints() notes a master MAC that is no MAC", () => {
   });
   assert.equal(r.ipam.pools["10.9.0.0/24"]?.macAddress, "");
   assert.match(r.notes.join("\n"), /master MAC "junk" is no MAC/);
-});
-
-Deno.test("networkCidr() and firstHost() give undefined for non-IPv4", () => {
-  assert.equal(networkCidr("10.9.0.77/24"), "10.9.0.0/24");
-  assert.equal(firstHost("10.9.0.77/24"), "10.9.0.1");
-  for (const bad of ["fd00::5/64", "10.9.0.4", "junk", "10.9.0.0/33"]) {
-    assert.equal(networkCidr(bad), undefined, bad);
-    assert.equal(firstHost(bad), undefined, bad);
-  }
 });
 
 Deno.test("ipamFromEndpoints() holds every endpoint address and reports conflicts", async (t) => {

@@ -1,8 +1,10 @@
 /**
- * @vnet/azure-vnet: the `azure-vnet` plugin. Its public door for tools
- * (the teardown and state tools) and tests: the verbs over a context and
- * their handler factory, teardown, state model, the endpoint removal that
- * DEL uses, the kernel port, the ebtables driver and the rules it keeps.
+ * @vnet/azure-vnet: the `azure-vnet` plugin. Its public door, narrowed to
+ * what the entry point, the tools (state, teardown, GC, repair) and the
+ * agent use: the verbs over a context and their handler factory, teardown,
+ * the state model, the endpoint removal that DEL uses, the leftover search,
+ * the network read back from the kernel, the kernel port, and the ebtables
+ * driver with the DNAT-rule parser. Everything else is private.
  *
  * @example Usage
  * ```ts
@@ -27,7 +29,7 @@ export {
   DEFAULT_STATE_DIR,
 } from "./context.ts";
 export type { IpamRoute } from "./ipam_route.ts";
-export { type AzureVnetConfig, parseConfig } from "./config.ts";
+export type { AzureVnetConfig } from "./config.ts";
 export {
   type AzureVnetState,
   emptyState,
@@ -36,7 +38,6 @@ export {
   type NetworkRecord,
   parseState,
   STATE_FILE_NAME,
-  STATE_VERSION,
   statePath,
   withState,
 } from "./state.ts";
@@ -45,7 +46,6 @@ export {
   deleteEndpoint,
   type DeleteEndpointSpec,
   type EndpointContext,
-  podRules,
 } from "./endpoint.ts";
 export {
   Ebtables,
@@ -56,18 +56,13 @@ export {
 } from "./ebtables.ts";
 export {
   type EbtablesRule,
-  type ListedPodRule,
   parsePodDnatRules,
-  parsePodRule,
   type PodDnat,
-  podDnatRule,
-  podRuleOf,
 } from "./ebtables_rules.ts";
 export {
   findLeftovers,
   type FindLeftoversSpec,
   type Leftovers,
-  removeLeftovers,
 } from "./leftovers.ts";
 export type {
   AddrState,
@@ -79,7 +74,7 @@ export type {
   SavedRoute,
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";
-export { hostRules } from "./network.ts";
+export { networkFromKernel, type NetworkFromKernelSpec } from "./network.ts";
 export {
   readState,
   teardown,

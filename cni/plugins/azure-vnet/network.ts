@@ -1,13 +1,21 @@
 /**
  * The host side of a network: find the master, create the bridge, move the
  * master's addresses and routes onto it, install the host ebtables rules;
- * and the reverse (teardown).
+ * the reverse (teardown); and reading a network back from the kernel
+ * (state repair).
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { CniError, PLUGIN_CODES } from "@vnet/cni";
-import { inSubnet, stripPrefix } from "@vnet/address";
+import {
+  formatIpv4,
+  formatIpv4Cidr,
+  inSubnet,
+  ipv4Gateway,
+  parseIpv4Cidr,
+  stripPrefix,
+} from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import type { Ebtables } from "./ebtables.ts";
 import {
@@ -17,7 +25,13 @@ import {
   masterSnatRule,
 } from "./ebtables_rules.ts";
 import { wrapKernel } from "./errors.ts";
-import type { KernelNs, LinkState, RouteState, SavedRoute } from "./kernel.ts";
+import type {
+  AddrState,
+  KernelNs,
+  LinkState,
+  RouteState,
+  SavedRoute,
+} from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import type { NetworkRecord } from "./state.ts";
 
@@ -26,6 +40,24 @@ const log = getLogger(["azure-vnet", "network"]);
 /** True for routes the kernel makes for addresses (protocol kernel). */
 function isKernelRoute(r: SavedRoute): boolean {
   return r.protocol === "kernel" || r.protocol === 2;
+}
+
+/**
+ * What a network moves from its master to the bridge: the link's global
+ * addresses and the routes that are not the kernel's own (nor IPv6
+ * link-local or multicast).
+ */
+function linkLayout(
+  kernel: KernelNs,
+  link: string,
+): { addrs: AddrState[]; routes: SavedRoute[] } {
+  return {
+    addrs: kernel.addrs(link).filter((a) => a.scope === 0),
+    routes: kernel.routes(link).filter((r) =>
+      !isKernelRoute(r) &&
+      !(r.dst.startsWith("fe80:") || r.dst.startsWith("ff00:"))
+    ).map(stripLink),
+  };
 }
 
 /** What {@link createNetwork} needs. */
@@ -138,12 +170,7 @@ export async function createNetwork(
 ): Promise<NetworkRecord> {
   const { kernel, ebtables } = ctx;
   const master = findMaster(kernel, spec);
-  const addrs = kernel.addrs(master.name).filter((a) => a.scope === 0);
-  const routes = kernel.routes(master.name).filter((r) =>
-    !isKernelRoute(r) &&
-    !(r.dst.startsWith("fe80:") || r.dst.startsWith("ff00:"))
-  );
-  const savedRoutes = routes.map(stripLink);
+  const { addrs, routes: savedRoutes } = linkLayout(kernel, master.name);
   const primary = addrs.find((a) => a.family === 4);
   const net: NetworkRecord = {
     name: spec.name,
@@ -307,4 +334,134 @@ export async function teardownNetwork(
       `Cannot fully remove network "${net.name}"`,
     );
   }
+}
+
+/** What {@link networkFromKernel} looks for. */
+export interface NetworkFromKernelSpec {
+  /** The network name to record. */
+  readonly name: string;
+  /** The bridge, or undefined to find one holding a master or our veths. */
+  readonly bridge?: string | undefined;
+  /** The IPAM's pools, to name the subnet and its gateway. */
+  readonly pools?: readonly { subnet: string; gateway: string }[];
+}
+
+/** The bridge a network runs on and its master, found among `links`. */
+function findBridge(
+  links: readonly LinkState[],
+  wanted: string | undefined,
+): { bridge: LinkState; master: LinkState | undefined } | undefined {
+  const bridges = links.filter((l) =>
+    l.kind === "bridge" && (wanted === undefined || l.name === wanted)
+  );
+  for (const b of bridges) {
+    const slaves = links.filter((l) => l.masterIndex === b.index);
+    const master = slaves.find((l) =>
+      !l.name.startsWith(HOST_VETH_PREFIX) && l.mac === b.mac
+    ) ?? slaves.find((l) =>
+      !l.name.startsWith(HOST_VETH_PREFIX)
+    );
+    const veths = slaves.filter((l) => l.name.startsWith(HOST_VETH_PREFIX));
+    if (
+      wanted !== undefined || (master !== undefined && master.mac === b.mac) ||
+      veths.length > 0
+    ) {
+      return { bridge: b, master };
+    }
+  }
+  return undefined;
+}
+
+/** The network CIDR of an IPv4 address with prefix, or undefined. */
+function ipv4NetworkOf(cidr: string): string | undefined {
+  try {
+    return formatIpv4Cidr(parseIpv4Cidr(cidr));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Azure's gateway of an IPv4 subnet (its first host), or undefined. */
+function firstHostOf(subnet: string): string | undefined {
+  try {
+    return formatIpv4(ipv4Gateway(parseIpv4Cidr(subnet)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The network that {@link createNetwork} made, read back from the kernel
+ * (the inverse, for state repair): the bridge and the master it holds, the
+ * addresses and routes the bridge carries (what was moved from the master),
+ * the subnet from the IPAM's pools or the primary address, and the gateway
+ * from the pool, the default route or the subnet's first host.
+ *
+ * @param kernel The host namespace.
+ * @param spec The name to record, the bridge, the IPAM's pools.
+ * @returns The record, or the reason there is none.
+ *
+ * @example Usage
+ * ```ts ignore
+ * using host = netlinkKernel().host();
+ * const found = networkFromKernel(host, { name: "azure" });
+ * if (found.network === undefined) console.log(found.problem);
+ * ```
+ */
+export function networkFromKernel(
+  kernel: KernelNs,
+  spec: NetworkFromKernelSpec,
+): { network: NetworkRecord; problem?: undefined } | {
+  network?: undefined;
+  problem: string;
+} {
+  const found = findBridge(kernel.links(), spec.bridge);
+  if (found === undefined) {
+    return {
+      problem:
+        "no bridge holding a master or azv* veths: no network recorded (none set up, or torn down)",
+    };
+  }
+  const { bridge, master } = found;
+  if (master === undefined) {
+    return {
+      problem:
+        `bridge ${bridge.name} holds no master: network not recorded; run teardown by hand`,
+    };
+  }
+  const { addrs, routes } = linkLayout(kernel, bridge.name);
+  const primaryIp = addrs.find((a) => a.family === 4)?.cidr;
+  const pools = spec.pools ?? [];
+  const ip = primaryIp === undefined ? undefined : stripPrefix(primaryIp);
+  const pool = pools.find((p) => ip !== undefined && inSubnet(ip, p.subnet)) ??
+    (pools.length === 1 ? pools[0] : undefined);
+  const subnet = pool?.subnet ??
+    (primaryIp === undefined ? undefined : ipv4NetworkOf(primaryIp));
+  if (subnet === undefined) {
+    return {
+      problem:
+        `bridge ${bridge.name} has no IPv4 address and the IPAM file names no subnet: network not recorded`,
+    };
+  }
+  const defGw = routes.find((r) => r.dst === "0.0.0.0/0")?.gw;
+  const gateway = pool?.gateway ??
+    (defGw !== undefined && inSubnet(defGw, subnet)
+      ? defGw
+      : firstHostOf(subnet) ?? "");
+  return {
+    network: {
+      name: spec.name,
+      mode: "bridge",
+      bridge: bridge.name,
+      master: master.name,
+      masterMac: master.mac,
+      masterMtu: master.mtu,
+      subnet,
+      gateway,
+      ...(ip === undefined ? {} : { primaryIp: ip }),
+      savedAddrs: addrs.map((a) => a.cidr),
+      savedRoutes: routes,
+      createdAt: new Date().toISOString(),
+    },
+  };
 }
