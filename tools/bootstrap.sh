@@ -6,7 +6,8 @@ set -euo pipefail
 DENO_VERSION="2.9.6"
 DENO_PREFIX="/usr/local/lib/azure-vnet-deno"
 APT_PACKAGES=(libnl-3-200 libnl-route-3-200 ebtables iproute2 iputils-ping
-  containernetworking-plugins hyperfine openssl util-linux procps)
+  containernetworking-plugins hyperfine openssl util-linux procps
+  podman mmdebstrap runc)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 

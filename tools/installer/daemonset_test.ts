@@ -1,17 +1,22 @@
 import assert from "node:assert/strict";
 import { type Document, LineCounter, parseDocument, visit } from "yaml";
+import { localImage, podmanRunArgs, readPodSpec } from "../image/daemonset.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
 /** The manifest, parsed as YAML 1.2; any parse error or warning fails. */
-function loadManifest(): { doc: Document.Parsed; lines: LineCounter } {
+function loadManifest(): {
+  doc: Document.Parsed;
+  lines: LineCounter;
+  text: string;
+} {
   const lines = new LineCounter();
-  const doc = parseDocument(
-    Deno.readTextFileSync(new URL("deploy/azure-vnet-daemonset.yaml", ROOT)),
-    { lineCounter: lines },
+  const text = Deno.readTextFileSync(
+    new URL("deploy/azure-vnet-daemonset.yaml", ROOT),
   );
+  const doc = parseDocument(text, { lineCounter: lines });
   assert.deepEqual([...doc.errors, ...doc.warnings].map(String), []);
-  return { doc, lines };
+  return { doc, lines, text };
 }
 
 function at(obj: unknown, path: string): unknown {
@@ -23,8 +28,8 @@ function at(obj: unknown, path: string): unknown {
   return cur;
 }
 
-Deno.test("DaemonSet manifest is block-style YAML with the installer's structure", async (t) => {
-  const { doc, lines } = loadManifest();
+Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init installer, agent slot, privileges and mounts", async (t) => {
+  const { doc, lines, text } = loadManifest();
   const ds = doc.toJS() as Record<string, unknown>;
   await t.step("every mapping and sequence is in block style", () => {
     const flow: string[] = [];
@@ -46,34 +51,104 @@ Deno.test("DaemonSet manifest is block-style YAML with the installer's structure
     );
   });
   const pod = at(ds, "spec.template.spec") as Record<string, unknown>;
-  await t.step("host network, privileged, tolerates every taint", () => {
+  type Container = {
+    name: string;
+    image: string;
+    command: string[];
+    securityContext?: { privileged?: boolean };
+    resources?: {
+      requests?: Record<string, string>;
+      limits?: Record<string, string>;
+    };
+    volumeMounts: {
+      name: string;
+      mountPath: string;
+      mountPropagation?: string;
+    }[];
+  };
+  const init = (pod.initContainers ?? []) as Container[];
+  const main = (pod.containers ?? []) as Container[];
+  await t.step("host network and PID, tolerates every taint", () => {
     assert.ok(pod.hostNetwork === true);
-    const tol = pod.tolerations as { operator: string; effect?: string }[];
+    assert.ok(pod.hostPID === true);
+    assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+    const tol = pod.tolerations as Record<string, unknown>[];
     assert.ok(
-      tol.some((x) => x.operator === "Exists" && x.effect === "NoSchedule"),
+      tol.some((x) =>
+        x.operator === "Exists" && x.key === undefined &&
+        x.effect === undefined
+      ),
+      "an Exists toleration without key and effect",
     );
-    assert.ok(
-      tol.some((x) => x.operator === "Exists" && x.effect === "NoExecute"),
+  });
+  await t.step(
+    "an init container installs, one container holds the agent slot",
+    () => {
+      assert.deepEqual(init.map((c) => c.name), ["install-cni"]);
+      assert.deepEqual(main.map((c) => c.name), ["azure-vnet"]);
+      assert.deepEqual(init[0]?.command, ["/app/entrypoint.sh", "install"]);
+      assert.deepEqual(main[0]?.command, ["/app/entrypoint.sh", "run"]);
+      for (const c of [...init, ...main]) {
+        assert.equal(c.image, "REPLACE_ME/azure-vnet-deno:0.1.0", c.name);
+        assert.ok(c.securityContext?.privileged === true, c.name);
+        assert.ok(c.resources?.requests?.memory !== undefined, c.name);
+        assert.ok(c.resources?.limits?.memory !== undefined, c.name);
+        // No agent endpoint yet (#14): no probe may pretend to check one.
+        assert.ok(!("livenessProbe" in c) && !("readinessProbe" in c), c.name);
+      }
+    },
+  );
+  await t.step("the image tag is the plugins' version", async () => {
+    const { default: meta } = await import(
+      "../../cni/plugins/azure-vnet/deno.json",
+      { with: { type: "json" } }
     );
-    const c = (pod.containers as Record<string, unknown>[])[0] ?? {};
-    assert.ok(at(c, "securityContext.privileged") === true);
-    assert.match(String(c.image), /^REPLACE_ME\//);
-    assert.deepEqual(c.command, ["/app/tools/installer/entrypoint.sh"]);
+    assert.equal(main[0]?.image.split(":")[1], meta.version);
   });
   await t.step("every mount is a hostPath at the same path", () => {
-    const c = (pod.containers as Record<string, unknown>[])[0] ?? {};
-    const mounts = c.volumeMounts as { name: string; mountPath: string }[];
     const vols = pod.volumes as { name: string; hostPath?: { path: string } }[];
-    const paths = mounts.map((m) => m.mountPath).sort();
-    assert.deepEqual(paths, [
+    const paths = (c: Container | undefined) =>
+      (c?.volumeMounts ?? []).map((m) => m.mountPath).sort();
+    assert.deepEqual(paths(init[0]), [
       "/etc/cni/net.d",
       "/opt/azure-vnet",
       "/opt/cni/bin",
       "/var/lib/azure-vnet",
     ]);
-    for (const m of mounts) {
+    assert.deepEqual(paths(main[0]), [
+      "/etc/cni/net.d",
+      "/opt/cni/bin",
+      "/var/log",
+      "/var/run",
+      "/var/run/netns",
+    ]);
+    for (const m of [...init, ...main].flatMap((c) => c.volumeMounts)) {
       const v = vols.find((x) => x.name === m.name);
       assert.equal(v?.hostPath?.path, m.mountPath, m.name);
+      assert.equal(
+        m.mountPropagation,
+        m.mountPath === "/var/run/netns" ? "HostToContainer" : undefined,
+        m.name,
+      );
+    }
+  });
+  await t.step("the pod translates to podman arguments", () => {
+    const p = readPodSpec(text);
+    const args = podmanRunArgs(p, "azure-vnet", {
+      name: "x",
+      image: localImage(main[0]?.image ?? ""),
+      hostPath: (path) => path,
+      hostNetwork: "host",
+    });
+    for (
+      const a of [
+        "--privileged",
+        "/var/run/netns:/var/run/netns:rslave",
+        "/var/run:/var/run:rprivate",
+        "localhost/azure-vnet-deno:0.1.0",
+      ]
+    ) {
+      assert.ok(args.includes(a), a);
     }
   });
   await t.step(
@@ -88,6 +163,8 @@ Deno.test("DaemonSet manifest is block-style YAML with the installer's structure
         /--bin-dir \/opt\/cni\/bin --conf-dir \/etc\/cni\/net\.d/,
       );
       assert.match(sh, /\/opt\/azure-vnet\/deno/);
+      assert.match(sh, /^ {2}install\) install ;;$/m);
+      assert.match(sh, /^ {2}run\) run ;;$/m);
     },
   );
 });

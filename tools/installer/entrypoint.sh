@@ -1,24 +1,59 @@
 #!/bin/sh
-# DaemonSet entrypoint: installs the plugins and 10-azure.conflist onto the
-# node, then sleeps so the pod stays Ready. Host paths are mounted at the same
-# paths inside the container (/opt/cni/bin, /etc/cni/net.d, /opt/azure-vnet,
-# /var/lib/azure-vnet), so the launchers' absolute paths hold on the host.
+# Entrypoint of the DaemonSet image (deploy/Containerfile, built by
+# `deno task image`). Host paths are mounted at the same paths inside the
+# container, so the launchers' absolute paths hold on the node.
 #
-# Image layout: /app (the repo with dist/ built by
-#   deno task build -- --deno-path /opt/azure-vnet/deno --no-compile)
-# and the pinned deno at /usr/local/bin/deno.
+# Image layout: /usr/local/bin/deno (the pinned deno), /app/dist (the
+# launchers, built with --deno-path /opt/azure-vnet/deno), /app/installer.js
+# (tools/installer bundled), /app/entrypoint.sh (this file).
+#
+#   install  (initContainer install-cni) puts the pinned deno on the node at
+#            /opt/azure-vnet/deno, installs the plugins into /opt/cni/bin and
+#            10-azure.conflist into /etc/cni/net.d, and exits with the
+#            installer's code (env AZURE_VNET_MASTER, AZURE_VNET_CNI_VERSION,
+#            AZURE_VNET_FORCE).
+#   run      (container azure-vnet) the node agent's slot (#14): until the
+#            agent exists it idles until SIGTERM, so the pod stays Running.
 set -eu
 APP="${APP:-/app}"
-mkdir -p /opt/azure-vnet /var/lib/azure-vnet/deno
-# The launchers exec /opt/azure-vnet/deno: put the pinned deno on the host.
-if ! cmp -s /usr/local/bin/deno /opt/azure-vnet/deno; then
-  cp /usr/local/bin/deno /opt/azure-vnet/deno.tmp
-  chmod 0755 /opt/azure-vnet/deno.tmp
-  mv -f /opt/azure-vnet/deno.tmp /opt/azure-vnet/deno
-fi
-set -- --dist "$APP/dist" --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d
-[ -n "${AZURE_VNET_MASTER:-}" ] && set -- "$@" --master "$AZURE_VNET_MASTER"
-[ -n "${AZURE_VNET_CNI_VERSION:-}" ] && set -- "$@" --cni-version "$AZURE_VNET_CNI_VERSION"
-[ "${AZURE_VNET_FORCE:-}" = "true" ] && set -- "$@" --force
-/opt/azure-vnet/deno run -A "$APP/tools/installer/main.ts" "$@"
-exec sleep infinity
+NODE_DENO=/opt/azure-vnet/deno
+
+install() {
+  mkdir -p /opt/azure-vnet /var/lib/azure-vnet/deno
+  # The launchers exec $NODE_DENO: put the pinned deno on the node.
+  if ! cmp -s /usr/local/bin/deno "$NODE_DENO"; then
+    cp /usr/local/bin/deno "$NODE_DENO.tmp"
+    chmod 0755 "$NODE_DENO.tmp"
+    mv -f "$NODE_DENO.tmp" "$NODE_DENO"
+  fi
+  set -- --dist "$APP/dist" --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d
+  [ -n "${AZURE_VNET_MASTER:-}" ] && set -- "$@" --master "$AZURE_VNET_MASTER"
+  [ -n "${AZURE_VNET_CNI_VERSION:-}" ] && set -- "$@" --cni-version "$AZURE_VNET_CNI_VERSION"
+  [ "${AZURE_VNET_FORCE:-}" = "true" ] && set -- "$@" --force
+  # The installer's own code cache stays in the container.
+  DENO_DIR=/tmp/azure-vnet-installer-deno DENO_NO_UPDATE_CHECK=1 \
+    exec /usr/local/bin/deno run --no-config --cached-only --no-prompt \
+    --allow-read --allow-write --allow-env --allow-run --allow-sys=uid \
+    "$APP/installer.js" "$@"
+}
+
+run() {
+  # Agent slot (#14): exec the agent here, e.g.
+  #   exec /app/dist/azure-vnet-agent
+  pid=
+  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 0' TERM INT
+  while :; do
+    sleep 3600 &
+    pid=$!
+    wait "$pid" || :
+  done
+}
+
+case "${1:-}" in
+  install) install ;;
+  run) run ;;
+  *)
+    echo "usage: entrypoint.sh install|run" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,276 @@
+/**
+ * The DaemonSet image end to end (`deno task test:image`, which builds the
+ * image first): the manifest's pod run under podman against an emulated
+ * node, with the privileges, namespaces and mounts translated from
+ * deploy/azure-vnet-daemonset.yaml by tools/image/daemonset.ts (never
+ * written here).
+ *
+ * The node: the testbed's AzureNode (node netns = the pod's host network)
+ * and a temporary root holding the node's hostPath directories. Inside this
+ * test's private mount namespace (tests/_support/run_privileged.sh) the
+ * root's /opt and /var/lib/azure-vnet are also bound at those paths, so the
+ * launchers' absolute paths (/opt/azure-vnet/deno, the DENO_DIR) reach the
+ * node's files, as on a real node. The node's /var/run/netns is this
+ * machine's (the wrapper's private tmpfs), where the node and pod netns are.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import {
+  AzureNode,
+  type Netns,
+  type ProcessRun,
+  resultIp,
+  spawnProcess,
+} from "../../tools/testbed/mod.ts";
+import {
+  DAEMONSET_PATH,
+  directoriesToCreate,
+  localImage,
+  podmanRunArgs,
+  readPodSpec,
+} from "../../tools/image/daemonset.ts";
+import { NODE_DENO_PATH } from "../../tools/image/image.ts";
+import { DEFAULT_DENO_DIR } from "../../tools/build/targets.ts";
+
+const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
+const NETNS_DIR = "/var/run/netns";
+
+function cmd(program: string, args: readonly string[]): Promise<ProcessRun> {
+  return spawnProcess([program, ...args]).done;
+}
+
+async function must(program: string, args: readonly string[]): Promise<string> {
+  const r = await cmd(program, args);
+  assert.equal(r.code, 0, `${program} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Flags this machine needs that are no privilege of the pod: podman's
+ * default rlimits cannot be set here (no CAP_SYS_RESOURCE to raise them),
+ * so the container keeps this process's nofile and a lower nproc; crun
+ * refuses this machine's hybrid cgroup layout, runc accepts it.
+ */
+function machineFlags(): string[] {
+  const limits = Deno.readTextFileSync("/proc/self/limits");
+  const nofile = /Max open files\s+(\d+)\s+(\d+)/.exec(limits);
+  return [
+    ...["--runtime", "runc", "--ulimit", "nproc=4096:4096"],
+    ...(nofile === null
+      ? []
+      : ["--ulimit", `nofile=${nofile[1]}:${nofile[2]}`]),
+  ];
+}
+
+/** Binds `src` at `dst` (made when missing) in this mount namespace. */
+async function bind(
+  stack: AsyncDisposableStack,
+  src: string,
+  dst: string,
+): Promise<void> {
+  let made = false;
+  try {
+    await Deno.stat(dst);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await Deno.mkdir(dst, { recursive: true });
+    made = true;
+  }
+  if (made) stack.defer(() => Deno.remove(dst).catch(() => {}));
+  await must("mount", ["--bind", src, dst]);
+  stack.defer(async () => void await cmd("umount", ["-l", dst]));
+}
+
+Deno.test("the DaemonSet image installs onto a node, pods get addresses, and they survive the container", async (t) => {
+  requireRoot();
+  assert.equal(
+    Deno.env.get("VNET_IN_TEST_NETNS"),
+    "1",
+    "run through tests/_support/run_privileged.sh (deno task test:image): this test binds over /opt",
+  );
+  const pod = readPodSpec(await Deno.readTextFile(`${ROOT}${DAEMONSET_PATH}`));
+  const image = localImage(pod.containers[0]?.image ?? "");
+  assert.equal(
+    (await cmd("podman", ["image", "exists", image])).code,
+    0,
+    `no image ${image}: run \`deno task image\` first`,
+  );
+
+  await using stack = new AsyncDisposableStack();
+  const prefix = `azvimg-${crypto.randomUUID().slice(0, 6)}`;
+  const root = await Deno.makeTempDir({ prefix: `${prefix}-root-` });
+  stack.defer(() => Deno.remove(root, { recursive: true }));
+  const nodePath = (p: string) => p === NETNS_DIR ? p : `${root}${p}`;
+  // What the kubelet does for hostPath volumes; Directory ones exist on a
+  // node (/var/run, /var/log), so the temp root gets them too.
+  for (const v of pod.volumes ?? []) {
+    await Deno.mkdir(nodePath(v.hostPath.path), { recursive: true });
+  }
+  assert.deepEqual(
+    directoriesToCreate(pod).filter((p) => p.startsWith("/opt/")).sort(),
+    ["/opt/azure-vnet", "/opt/cni/bin"],
+  );
+  await bind(stack, `${root}/opt`, "/opt");
+  const denoDir = DEFAULT_DENO_DIR.replace(/\/deno$/, "");
+  await Deno.mkdir(`${root}${denoDir}`, { recursive: true });
+  await bind(stack, `${root}${denoDir}`, denoDir);
+
+  const n = stack.use(
+    await AzureNode.create("10.93.0.0/16", {
+      tag: prefix,
+      argv: ["/opt/cni/bin/azure-vnet"],
+    }),
+  );
+  const containers: string[] = [];
+  stack.defer(async () => {
+    for (const c of containers) await cmd("podman", ["rm", "-f", "-t", "0", c]);
+  });
+  /** `podman run <mode>` of one manifest container, under a prefixed name. */
+  const podmanRun = (name: string, mode: readonly string[]) => {
+    const c = `${prefix}-${name}`;
+    containers.push(c);
+    return [
+      "run",
+      ...mode,
+      ...machineFlags(),
+      ...podmanRunArgs(pod, name, {
+        name: c,
+        image,
+        hostPath: nodePath,
+        hostNetwork: `ns:${n.node.path}`,
+      }),
+    ];
+  };
+  const dirs = {
+    AZURE_VNET_STATE_DIR: `${root}/var/run`,
+    AZURE_VNET_LOG_DIR: `${root}/var/log`,
+  };
+  const env = (id: string, p: Netns | undefined) => ({
+    ...n.env(id, p),
+    ...dirs,
+  });
+
+  await t.step(
+    "the init container installs plugins, conflist and deno on the node",
+    async () => {
+      for (const c of pod.initContainers ?? []) {
+        const out = await must("podman", podmanRun(c.name, ["--rm"]));
+        assert.match(out, /verified azure-vnet \(launcher\)/);
+        assert.match(out, /verified azure-vnet-ipam \(launcher\)/);
+      }
+      for (const f of ["azure-vnet", "azure-vnet-ipam"]) {
+        assert.equal(
+          ((await Deno.stat(`/opt/cni/bin/${f}`)).mode ?? 0) & 0o777,
+          0o755,
+        );
+        assert.equal(
+          ((await Deno.stat(`/opt/cni/bin/${f}.js`)).mode ?? 0) & 0o777,
+          0o644,
+        );
+        assert.match(
+          await Deno.readTextFile(`/opt/cni/bin/${f}`),
+          new RegExp(`exec '${NODE_DENO_PATH}' run`),
+        );
+      }
+      assert.equal(
+        (await must(NODE_DENO_PATH, ["--version"])).split("\n")[0]?.split(
+          " ",
+        )[1],
+        Deno.version.deno,
+      );
+      const conf = JSON.parse(
+        await Deno.readTextFile(`${root}/etc/cni/net.d/10-azure.conflist`),
+      );
+      assert.equal(conf.plugins[0].type, "azure-vnet");
+    },
+  );
+
+  const [p1, p2] = await n.pods(2);
+  assert.ok(p1 && p2);
+  let p3: Netns | undefined;
+  const conflist = JSON.parse(
+    await Deno.readTextFile(`${root}/etc/cni/net.d/10-azure.conflist`),
+  );
+  // The installed conflist's network, with a static pool: the testbed has
+  // no wireserver.
+  const conf = {
+    cniVersion: conflist.cniVersion,
+    name: conflist.name,
+    ...conflist.plugins[0],
+    ipam: n.staticIpam(n.pool(8)),
+  };
+  const gateway = n.addr(1);
+  const main = pod.containers[0]?.name ?? "";
+  const agent = `${prefix}-${main}`;
+
+  await t.step(
+    "the agent container runs in the node's network, PID and mounts",
+    async () => {
+      await must("podman", podmanRun(main, ["-d"]));
+      const inside = (sh: string) =>
+        must("podman", ["exec", agent, "sh", "-c", sh]);
+      assert.match(await inside("cat /proc/net/dev"), / eth0:/, "node netns");
+      await inside(`test -d /proc/${Deno.pid}`); // host PID namespace
+      await inside("ebtables -t nat -L >/dev/null"); // privileged, nft backend
+      await inside("test -x /opt/cni/bin/azure-vnet && test -d /var/log");
+      await inside(`test -e /var/run/netns/${p1.name}`);
+      // HostToContainer: a pod netns made after the start shows up inside
+      // as that namespace (its nsfs inode), not as the bare mount point.
+      p3 = await n.pod();
+      assert.equal(
+        (await inside(`stat -c %i /var/run/netns/${p3.name}`)).trim(),
+        String((await Deno.stat(p3.path)).ino),
+      );
+    },
+  );
+
+  await t.step(
+    "pods on the node get addresses from the installed plugin and ping",
+    async () => {
+      for (const [i, p] of [p1, p2].entries()) {
+        const add = await n.run("ADD", conf, env(`c${i}`, p));
+        assert.equal(add.code, 0, add.stdout + add.stderr);
+        assert.match(resultIp(add) ?? "", /^10\.93\.1\.\d+\/16$/);
+      }
+      assert.ok(await p1.ping(gateway), "pod1 -> gateway");
+      assert.ok(await p2.ping(gateway), "pod2 -> gateway");
+      const state = JSON.parse(
+        await Deno.readTextFile(`${root}/var/run/azure-vnet.json`),
+      );
+      assert.equal(
+        Object.keys(state.endpoints).length,
+        2,
+        "state in the node's /var/run",
+      );
+    },
+  );
+
+  await t.step(
+    "stopping the container leaves pods working and new ADDs working",
+    async () => {
+      await must("podman", ["stop", "-t", "10", agent]);
+      assert.equal(
+        (await must("podman", [
+          "inspect",
+          "--format",
+          "{{.State.Running}}",
+          agent,
+        ])).trim(),
+        "false",
+      );
+      assert.ok(await p1.ping(gateway), "pod1 -> gateway after stop");
+      assert.ok(await p2.ping(gateway), "pod2 -> gateway after stop");
+      assert.ok(p3 !== undefined);
+      const add = await n.run("ADD", conf, env("c3", p3));
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      assert.ok(await p3.ping(gateway), "pod3 -> gateway");
+      const ip1 = resultIp(await n.run("ADD", conf, env("c0", p1)))?.split(
+        "/",
+      )[0];
+      assert.ok(ip1 !== undefined && await p3.ping(ip1), "pod3 -> pod1");
+      const del = await n.run("DEL", conf, env("c1", p2));
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      assert.ok(await p1.ping(gateway), "pod1 -> gateway after DEL of pod2");
+    },
+  );
+});

@@ -1,0 +1,450 @@
+/**
+ * The DaemonSet manifest (`deploy/azure-vnet-daemonset.yaml`) read as data,
+ * and its pod translated into `podman run` arguments, so the image test runs
+ * the container with exactly the privileges and mounts the manifest grants
+ * (written once, in the manifest).
+ *
+ * The translation is strict: a pod or container key it does not know, a
+ * volume that is not a `hostPath`, an `env` with `valueFrom` or a
+ * `securityContext` key other than `privileged` is an error, so a privilege
+ * added to the manifest cannot be silently left out of the test. Keys that
+ * only steer scheduling (tolerations, node selector, priority, DNS policy,
+ * requests, pull policy) have no podman counterpart and are accepted.
+ *
+ * @module
+ */
+import { parse } from "yaml";
+
+/** The manifest, relative to the repository root. */
+export const DAEMONSET_PATH = "deploy/azure-vnet-daemonset.yaml";
+
+/** Registry part of the manifest's image, replaced before applying. */
+export const IMAGE_REGISTRY_PLACEHOLDER = "REPLACE_ME/";
+
+/** One `volumeMounts` entry. */
+export interface VolumeMount {
+  /** The volume's name. */
+  name: string;
+  /** Where it appears in the container. */
+  mountPath: string;
+  /** Mounted read-only. */
+  readOnly?: boolean;
+  /** `None`, `HostToContainer` or `Bidirectional`. */
+  mountPropagation?: string;
+}
+
+/** One container (or init container) of the pod. */
+export interface ContainerSpec {
+  /** Its name. */
+  name: string;
+  /** The image reference. */
+  image: string;
+  /** The entrypoint (Kubernetes `command`). */
+  command?: string[];
+  /** Its arguments (Kubernetes `args`). */
+  args?: string[];
+  /** Plain `name`/`value` pairs. */
+  env?: { name: string; value?: string }[];
+  /** Only `privileged`. */
+  securityContext?: { privileged?: boolean };
+  /** Requests and limits (`cpu`, `memory`). */
+  resources?: {
+    requests?: Record<string, string>;
+    limits?: Record<string, string>;
+  };
+  /** The mounts. */
+  volumeMounts?: VolumeMount[];
+}
+
+/** One `hostPath` volume. */
+export interface HostPathVolume {
+  /** Its name. */
+  name: string;
+  /** The node's path and its `type`. */
+  hostPath: { path: string; type?: string };
+}
+
+/** The pod template's spec, as far as it is translated. */
+export interface PodSpec {
+  /** The node's network namespace. */
+  hostNetwork?: boolean;
+  /** The node's PID namespace. */
+  hostPID?: boolean;
+  /** Seconds between SIGTERM and SIGKILL. */
+  terminationGracePeriodSeconds?: number;
+  /** Run to completion, in order, before {@link containers}. */
+  initContainers?: ContainerSpec[];
+  /** The long-running containers. */
+  containers: ContainerSpec[];
+  /** Every volume; only `hostPath` ones. */
+  volumes?: HostPathVolume[];
+  /** Scheduling only. */
+  tolerations?: { key?: string; operator?: string; effect?: string }[];
+}
+
+/** Pod keys that only steer scheduling or DNS: no podman counterpart. */
+const POD_SCHEDULING_KEYS = [
+  "dnsPolicy",
+  "nodeSelector",
+  "priorityClassName",
+  "tolerations",
+];
+const POD_KEYS = [
+  ...POD_SCHEDULING_KEYS,
+  "hostNetwork",
+  "hostPID",
+  "terminationGracePeriodSeconds",
+  "initContainers",
+  "containers",
+  "volumes",
+];
+const CONTAINER_KEYS = [
+  "name",
+  "image",
+  "imagePullPolicy",
+  "command",
+  "args",
+  "env",
+  "securityContext",
+  "resources",
+  "volumeMounts",
+];
+const PROPAGATION: Readonly<Record<string, string>> = {
+  None: "rprivate",
+  HostToContainer: "rslave",
+  Bidirectional: "rshared",
+};
+const VOLUME_TYPES = ["", "Directory", "DirectoryOrCreate"];
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(
+  obj: Record<string, unknown>,
+  allowed: readonly string[],
+  where: string,
+): void {
+  const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) {
+    throw new RangeError(
+      `Cannot translate ${where}: unknown key(s) ${
+        unknown.map((k) => `"${k}"`).join(", ")
+      }`,
+    );
+  }
+}
+
+/**
+ * Parses the manifest and returns its pod template's spec, checked against
+ * what {@link podmanRunArgs} can translate.
+ *
+ * @param text The manifest's YAML.
+ * @returns The pod spec.
+ * @throws {TypeError} When it is no DaemonSet with a pod template.
+ * @throws {RangeError} When the pod or a container has a key that cannot be
+ *   translated, or a volume is not a `hostPath` of a known type.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readPodSpec } from "./daemonset.ts";
+ * const pod = readPodSpec(`
+ * kind: DaemonSet
+ * spec:
+ *   template:
+ *     spec:
+ *       hostNetwork: true
+ *       containers:
+ *         - name: a
+ *           image: x/y:1
+ * `);
+ * assert.equal(pod.containers[0]?.name, "a");
+ * ```
+ */
+export function readPodSpec(text: string): PodSpec {
+  const doc: unknown = parse(text);
+  if (!isObject(doc) || doc.kind !== "DaemonSet") {
+    throw new TypeError("Cannot read the manifest: not a DaemonSet");
+  }
+  const pod = isObject(doc.spec) && isObject(doc.spec.template) &&
+      isObject(doc.spec.template.spec)
+    ? doc.spec.template.spec
+    : undefined;
+  if (pod === undefined || !Array.isArray(pod.containers)) {
+    throw new TypeError("Cannot read the manifest: no pod template");
+  }
+  checkKeys(pod, POD_KEYS, "the pod spec");
+  const all = [
+    ...(Array.isArray(pod.initContainers) ? pod.initContainers : []),
+    ...pod.containers,
+  ];
+  for (const c of all) {
+    if (!isObject(c)) throw new TypeError("Cannot read a container");
+    checkKeys(c, CONTAINER_KEYS, `container "${String(c.name)}"`);
+    if (isObject(c.securityContext)) {
+      checkKeys(
+        c.securityContext,
+        ["privileged"],
+        `the securityContext of "${String(c.name)}"`,
+      );
+    }
+    for (const e of Array.isArray(c.env) ? c.env : []) {
+      if (isObject(e)) checkKeys(e, ["name", "value"], `an env of ${c.name}`);
+    }
+  }
+  for (const v of Array.isArray(pod.volumes) ? pod.volumes : []) {
+    if (!isObject(v) || !isObject(v.hostPath)) {
+      throw new RangeError(
+        `Cannot translate volume "${
+          isObject(v) ? String(v.name) : "?"
+        }": only hostPath volumes are supported`,
+      );
+    }
+    checkKeys(v, ["name", "hostPath"], `volume "${String(v.name)}"`);
+    if (!VOLUME_TYPES.includes(String(v.hostPath.type ?? ""))) {
+      throw new RangeError(
+        `Cannot translate volume "${String(v.name)}": hostPath type "${
+          String(v.hostPath.type)
+        }"`,
+      );
+    }
+  }
+  return pod as unknown as PodSpec;
+}
+
+/** The machine-specific part of {@link podmanRunArgs}. */
+export interface PodmanRunOptions {
+  /** The container name podman gets. */
+  name: string;
+  /** The image to run (a local one, in place of the manifest's). */
+  image: string;
+  /**
+   * Where the node's `hostPath` `path` is on this machine (the identity on
+   * a real node; a temporary root in the image test).
+   */
+  hostPath: (path: string) => string;
+  /**
+   * The podman `--network` value that stands for the node's network when
+   * `hostNetwork` is true: `host`, or `ns:/var/run/netns/<node>`.
+   */
+  hostNetwork: string;
+}
+
+function volumeSource(pod: PodSpec, name: string): HostPathVolume {
+  const v = pod.volumes?.find((x) => x.name === name);
+  if (v === undefined) {
+    throw new RangeError(`Cannot translate mount "${name}": no such volume`);
+  }
+  return v;
+}
+
+function checkPath(path: string, what: string): string {
+  if (!path.startsWith("/") || /[:,]/.test(path)) {
+    throw new RangeError(`Cannot use ${what} "${path}" in a podman volume`);
+  }
+  return path;
+}
+
+/**
+ * The `podman run` arguments (after `run`, without a detach or remove mode)
+ * that give one container of the pod exactly the manifest's privileges,
+ * namespaces, mounts, environment, limits and command.
+ *
+ * - `hostNetwork: true` → `--network <options.hostNetwork>`, `hostPID:
+ *   true` → `--pid host`, `privileged: true` → `--privileged`; a pod
+ *   without them gets podman's defaults (`--network none` for the network).
+ * - each `volumeMounts` entry → `--volume <hostPath(path)>:<mountPath>`
+ *   with `ro` and the propagation (`HostToContainer` → `rslave`,
+ *   `Bidirectional` → `rshared`, `None` → `rprivate`);
+ * - `limits.memory`/`limits.cpu` → `--memory`/`--cpus` (requests only
+ *   steer scheduling); `terminationGracePeriodSeconds` → `--stop-timeout`;
+ * - `command` → `--entrypoint` (JSON), then the image, then `args`.
+ *
+ * Always `--pull never`: only local images run.
+ *
+ * @param pod The pod spec from {@link readPodSpec}.
+ * @param container The container's name in the manifest.
+ * @param options Name, image, host paths and the node's network.
+ * @returns The arguments.
+ * @throws {RangeError} For an unknown container or volume, a path podman
+ *   cannot take, or a quantity it cannot convert.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { podmanRunArgs, readPodSpec } from "./daemonset.ts";
+ * const pod = readPodSpec(`
+ * kind: DaemonSet
+ * spec:
+ *   template:
+ *     spec:
+ *       hostNetwork: true
+ *       containers:
+ *         - name: a
+ *           image: x/y:1
+ *           volumeMounts:
+ *             - name: bin
+ *               mountPath: /opt/cni/bin
+ *       volumes:
+ *         - name: bin
+ *           hostPath:
+ *             path: /opt/cni/bin
+ * `);
+ * const args = podmanRunArgs(pod, "a", {
+ *   name: "t-a",
+ *   image: "localhost/y:1",
+ *   hostPath: (p) => `/tmp/root${p}`,
+ *   hostNetwork: "host",
+ * });
+ * assert.ok(args.includes("/tmp/root/opt/cni/bin:/opt/cni/bin:rprivate"));
+ * ```
+ */
+export function podmanRunArgs(
+  pod: PodSpec,
+  container: string,
+  options: PodmanRunOptions,
+): string[] {
+  const c = [...(pod.initContainers ?? []), ...pod.containers].find((x) =>
+    x.name === container
+  );
+  if (c === undefined) {
+    throw new RangeError(`Cannot translate container "${container}": none`);
+  }
+  const args = ["--pull", "never", "--name", options.name];
+  args.push("--network", pod.hostNetwork ? options.hostNetwork : "none");
+  if (pod.hostPID) args.push("--pid", "host");
+  if (c.securityContext?.privileged) args.push("--privileged");
+  if (pod.terminationGracePeriodSeconds !== undefined) {
+    args.push("--stop-timeout", String(pod.terminationGracePeriodSeconds));
+  }
+  const limits = c.resources?.limits ?? {};
+  if (limits.memory !== undefined) {
+    args.push("--memory", memoryBytes(limits.memory));
+  }
+  if (limits.cpu !== undefined) args.push("--cpus", cpus(limits.cpu));
+  for (const m of c.volumeMounts ?? []) {
+    const v = volumeSource(pod, m.name);
+    const prop = PROPAGATION[m.mountPropagation ?? "None"];
+    if (prop === undefined) {
+      throw new RangeError(
+        `Cannot translate mountPropagation "${m.mountPropagation}"`,
+      );
+    }
+    const src = checkPath(options.hostPath(v.hostPath.path), "host path");
+    const opts = [...(m.readOnly ? ["ro"] : []), prop].join(",");
+    args.push("--volume", `${src}:${checkPath(m.mountPath, "path")}:${opts}`);
+  }
+  for (const e of c.env ?? []) args.push("--env", `${e.name}=${e.value ?? ""}`);
+  if (c.command !== undefined) {
+    args.push("--entrypoint", JSON.stringify(c.command));
+  }
+  args.push(options.image, ...(c.args ?? []));
+  return args;
+}
+
+/**
+ * The host paths the pod's `DirectoryOrCreate` volumes need, which the
+ * kubelet creates before the pod starts (podman does not).
+ *
+ * @param pod The pod spec.
+ * @returns The node's paths, in volume order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { directoriesToCreate } from "./daemonset.ts";
+ * const pod = {
+ *   containers: [],
+ *   volumes: [{ name: "a", hostPath: { path: "/a", type: "DirectoryOrCreate" } }],
+ * };
+ * assert.deepEqual(directoriesToCreate(pod), ["/a"]);
+ * ```
+ */
+export function directoriesToCreate(pod: PodSpec): string[] {
+  return (pod.volumes ?? []).filter((v) =>
+    v.hostPath.type === "DirectoryOrCreate"
+  ).map((v) => v.hostPath.path);
+}
+
+/**
+ * The local image reference of the manifest's image: the registry
+ * placeholder becomes `localhost/`.
+ *
+ * @param image The manifest's `image`.
+ * @returns The reference `deno task image` tags.
+ * @throws {RangeError} When the image lacks the placeholder registry.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { localImage } from "./daemonset.ts";
+ * assert.equal(
+ *   localImage("REPLACE_ME/azure-vnet-deno:0.1.0"),
+ *   "localhost/azure-vnet-deno:0.1.0",
+ * );
+ * ```
+ */
+export function localImage(image: string): string {
+  if (!image.startsWith(IMAGE_REGISTRY_PLACEHOLDER)) {
+    throw new RangeError(
+      `Cannot map image "${image}": no "${IMAGE_REGISTRY_PLACEHOLDER}" registry`,
+    );
+  }
+  return `localhost/${image.slice(IMAGE_REGISTRY_PLACEHOLDER.length)}`;
+}
+
+const MEMORY_UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  k: 1000,
+  M: 1000 ** 2,
+  G: 1000 ** 3,
+};
+
+/**
+ * A Kubernetes memory quantity in bytes, as podman's `--memory` takes it.
+ *
+ * @param quantity Such as `128Mi`.
+ * @returns The byte count as text.
+ * @throws {RangeError} For a quantity it does not know.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memoryBytes } from "./daemonset.ts";
+ * assert.equal(memoryBytes("128Mi"), "134217728");
+ * ```
+ */
+export function memoryBytes(quantity: string): string {
+  const m = /^(\d+)([KMG]i?|k)?$/.exec(quantity);
+  const unit = MEMORY_UNITS[m?.[2] ?? ""];
+  if (m === null || unit === undefined) {
+    throw new RangeError(`Cannot convert memory quantity "${quantity}"`);
+  }
+  return String(Number(m[1]) * unit);
+}
+
+/**
+ * A Kubernetes CPU quantity as podman's `--cpus` takes it.
+ *
+ * @param quantity Such as `500m` or `1`.
+ * @returns The number of CPUs as text.
+ * @throws {RangeError} For a quantity it does not know.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpus } from "./daemonset.ts";
+ * assert.equal(cpus("500m"), "0.5");
+ * ```
+ */
+export function cpus(quantity: string): string {
+  const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(quantity);
+  if (m === null) {
+    throw new RangeError(`Cannot convert cpu quantity "${quantity}"`);
+  }
+  return String(Number(m[1]) / (m[2] === "m" ? 1000 : 1));
+}

@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { cpus, memoryBytes, podmanRunArgs, readPodSpec } from "./daemonset.ts";
+
+const POD = `
+kind: DaemonSet
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      hostPID: true
+      terminationGracePeriodSeconds: 7
+      tolerations:
+        - operator: Exists
+      initContainers:
+        - name: init
+          image: REPLACE_ME/x:1
+          command:
+            - /e.sh
+            - install
+          env:
+            - name: A
+              value: "b c"
+          securityContext:
+            privileged: true
+          resources:
+            requests:
+              memory: 1Mi
+            limits:
+              memory: 64Mi
+              cpu: 250m
+          volumeMounts:
+            - name: bin
+              mountPath: /opt/cni/bin
+              readOnly: true
+      containers:
+        - name: main
+          image: REPLACE_ME/x:1
+          volumeMounts:
+            - name: netns
+              mountPath: /var/run/netns
+              mountPropagation: HostToContainer
+      volumes:
+        - name: bin
+          hostPath:
+            path: /opt/cni/bin
+            type: DirectoryOrCreate
+        - name: netns
+          hostPath:
+            path: /var/run/netns
+`;
+
+const OPTS = {
+  image: "localhost/x:1",
+  hostPath: (p: string) => `/r${p}`,
+  hostNetwork: "ns:/var/run/netns/n1",
+};
+
+Deno.test("podmanRunArgs() translates every privilege, mount and limit", () => {
+  const pod = readPodSpec(POD);
+  assert.deepEqual(podmanRunArgs(pod, "init", { ...OPTS, name: "t-init" }), [
+    ...["--pull", "never", "--name", "t-init"],
+    ...["--network", "ns:/var/run/netns/n1", "--pid", "host", "--privileged"],
+    ...["--stop-timeout", "7", "--memory", "67108864", "--cpus", "0.25"],
+    ...["--volume", "/r/opt/cni/bin:/opt/cni/bin:ro,rprivate"],
+    ...["--env", "A=b c", "--entrypoint", '["/e.sh","install"]'],
+    "localhost/x:1",
+  ]);
+  const main = podmanRunArgs(pod, "main", { ...OPTS, name: "t-main" });
+  assert.ok(!main.includes("--privileged"));
+  assert.ok(main.includes("/r/var/run/netns:/var/run/netns:rslave"));
+  assert.ok(!main.includes("--entrypoint"));
+});
+
+Deno.test("readPodSpec() refuses what it cannot translate", async (t) => {
+  const cases: [string, string, RegExp][] = [
+    [
+      "a probe",
+      "          image: REPLACE_ME/x:1\n          livenessProbe:\n            exec:\n              command:\n                - x",
+      /"livenessProbe"/,
+    ],
+    [
+      "a capability",
+      "          securityContext:\n            capabilities:\n              add:\n                - NET_ADMIN",
+      /"capabilities"/,
+    ],
+    [
+      "an env from a secret",
+      "          env:\n            - name: A\n              valueFrom:\n                secretKeyRef:\n                  name: s",
+      /"valueFrom"/,
+    ],
+  ];
+  for (const [what, insert, message] of cases) {
+    await t.step(what, () => {
+      const text = POD.replace(
+        "        - name: main\n          image: REPLACE_ME/x:1",
+        `        - name: main\n${
+          insert.startsWith("          image")
+            ? ""
+            : "          image: REPLACE_ME/x:1\n"
+        }${insert}`,
+      );
+      assert.throws(() => readPodSpec(text), { name: "RangeError", message });
+    });
+  }
+  await t.step("an unknown pod key", () => {
+    const text = POD.replace("      hostPID: true", "      hostIPC: true");
+    assert.throws(() => readPodSpec(text), {
+      name: "RangeError",
+      message: /"hostIPC"/,
+    });
+  });
+  await t.step("a volume that is no hostPath", () => {
+    const text = POD.replace(
+      "          hostPath:\n            path: /var/run/netns\n",
+      "          emptyDir: {}\n",
+    );
+    assert.throws(() => readPodSpec(text), {
+      name: "RangeError",
+      message: /only hostPath/,
+    });
+  });
+  await t.step("a mount without its volume", () => {
+    const pod = readPodSpec(
+      POD.replace(
+        "name: netns\n          hostPath",
+        "name: other\n          hostPath",
+      ),
+    );
+    assert.throws(() => podmanRunArgs(pod, "main", { ...OPTS, name: "m" }), {
+      name: "RangeError",
+      message: /no such volume/,
+    });
+  });
+  await t.step("no DaemonSet", () => {
+    assert.throws(() => readPodSpec("kind: Pod\n"), {
+      name: "TypeError",
+      message: /not a DaemonSet/,
+    });
+  });
+});
+
+Deno.test("memoryBytes() and cpus() convert Kubernetes quantities", () => {
+  assert.equal(memoryBytes("32Mi"), String(32 * 1024 * 1024));
+  assert.equal(memoryBytes("1G"), "1000000000");
+  assert.equal(cpus("2"), "2");
+  assert.throws(() => memoryBytes("1.5Gi"), {
+    name: "RangeError",
+    message: /memory/,
+  });
+  assert.throws(() => cpus("x"), { name: "RangeError", message: /cpu/ });
+});
