@@ -51,16 +51,22 @@ const MEMBERS: readonly Member[] = [
   { folder: "netlink", name: "netlink", imports: [] },
   { folder: "azure", name: "azure", imports: [] },
   { folder: "cni", name: "cni", imports: [] },
+  { folder: "cni/forward", name: "forward", imports: [] },
   { folder: "ipam", name: "ipam", imports: ["cni", "azure"] },
   {
     folder: "ipam/plugins/azure-vnet-ipam",
     name: "azure-vnet-ipam",
-    imports: ["cni", "ipam"],
+    imports: ["cni", "ipam", "forward"],
   },
   {
     folder: "cni/plugins/azure-vnet",
     name: "azure-vnet",
-    imports: ["cni", "netlink", "azure", "ipam"],
+    imports: ["cni", "netlink", "azure", "ipam", "forward"],
+  },
+  {
+    folder: "cni/agent",
+    name: "azure-vnet-agent",
+    imports: ["cni", "forward", "azure-vnet", "azure-vnet-ipam"],
   },
   {
     folder: "tools",
