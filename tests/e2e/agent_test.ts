@@ -1,0 +1,161 @@
+/**
+ * `dist/azure-vnet-agent` (#14) for an {@link AzureNode}: the built
+ * `dist/azure-vnet` forwards ADD, CHECK and DEL to the agent (its log shows
+ * every request it served), the results have the fallback's shape, an
+ * oversize request is refused with a CNI error, the socket is 0600; after
+ * SIGTERM the agent is gone and the plugin runs in process again.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import {
+  assertStateMatchesKernel,
+  AZURE_VNET_DIST,
+  AzureNode,
+  type CniRun,
+  resultIp,
+} from "../_support/cni_harness.ts";
+
+const AGENT_DIST = new URL("../../dist/azure-vnet-agent", import.meta.url)
+  .pathname;
+
+function ok(run: CniRun, what: string): void {
+  assert.equal(run.code, 0, `${what}: ${run.stdout} ${run.stderr}`);
+}
+
+/** Starts the built agent in the node's netns, for the node's state dir. */
+async function startAgent(n: AzureNode): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", n.node.name, AGENT_DIST, "serve"],
+    clearEnv: true,
+    env: {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_PATH: "/usr/lib/cni",
+      AZURE_VNET_STATE_DIR: n.dir,
+      AZURE_VNET_LOG_DIR: n.dir,
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const sock = `${n.dir}/azure-vnet-agent.sock`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await Deno.lstat(sock)).isSocket) return child;
+    } catch {
+      // Not yet.
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  const out = await child.output();
+  throw new Error(
+    `The agent did not listen: ${new TextDecoder().decode(out.stderr)}`,
+  );
+}
+
+/** The lines of the agent's log that record a served request. */
+async function servedLines(n: AzureNode): Promise<string[]> {
+  const text = await Deno.readTextFile(`${n.dir}/azure-vnet-agent.log`)
+    .catch(() => "");
+  return text.split("\n").filter((l) => l.includes("served "));
+}
+
+/** The result's shape: its keys and each interface's and IP's keys. */
+function shape(run: CniRun): unknown {
+  const j = run.json ?? {};
+  const keys = (v: unknown) =>
+    (Array.isArray(v) ? v : []).map((x) => Object.keys(x).sort());
+  return {
+    keys: Object.keys(j).sort(),
+    interfaces: keys(j.interfaces),
+    ips: keys(j.ips),
+    routes: j.routes,
+    cniVersion: j.cniVersion,
+  };
+}
+
+Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent and falls back once it stops", async (t) => {
+  requireRoot();
+  await using n = await AzureNode.create("10.97");
+  n.argv = [AZURE_VNET_DIST];
+  const [p0, p1] = await n.pods(2);
+  const conf = n.conf(8);
+  let agent: Deno.ChildProcess | undefined = await startAgent(n);
+  await using _stop = {
+    async [Symbol.asyncDispose]() {
+      if (agent === undefined) return;
+      agent.kill("SIGKILL");
+      await agent.output();
+    },
+  };
+  let viaAgent: CniRun | undefined;
+
+  await t.step("the socket is mode 0600", async () => {
+    const st = await Deno.lstat(`${n.dir}/azure-vnet-agent.sock`);
+    assert.ok(st.isSocket);
+    assert.equal((st.mode ?? 0) & 0o777, 0o600);
+  });
+
+  await t.step("ADD, CHECK, DEL go through the agent", async () => {
+    const env = n.env("agent0", p0);
+    viaAgent = await n.run("ADD", conf, env);
+    ok(viaAgent, "ADD");
+    const ip = resultIp(viaAgent)?.split("/")[0];
+    assert.equal(ip, `${n.prefix}.1.0`);
+    assert.ok(await p0?.ping(`${n.prefix}.0.1`), "pod -> gateway");
+    assert.equal((await assertStateMatchesKernel(n)).size, 1);
+    ok(await n.run("CHECK", conf, env), "CHECK");
+    ok(await n.run("DEL", conf, env), "DEL");
+    assert.equal((await assertStateMatchesKernel(n)).size, 0);
+    const served = await servedLines(n);
+    for (const command of ["ADD", "CHECK", "DEL"]) {
+      assert.ok(
+        served.some((l) =>
+          l.includes(`"azure-vnet" "${command}" "agent0" "eth0": code 0`)
+        ),
+        `the agent served ${command}:\n${served.join("\n")}`,
+      );
+    }
+  });
+
+  await t.step("an oversize request is refused with a CNI error", async () => {
+    const big = { ...conf, pad: "x".repeat(1024 * 1024) };
+    const run = await n.run("ADD", big, n.env("agent-big", p1));
+    assert.equal(run.code, 1, run.stdout);
+    assert.equal(run.json?.code, 5);
+    assert.match(String(run.json?.msg), /Request too large/);
+    assert.equal((await assertStateMatchesKernel(n)).size, 0);
+  });
+
+  await t.step(
+    "after SIGTERM the agent exits 0 and the socket is gone",
+    async () => {
+      const child = agent;
+      assert.ok(child !== undefined);
+      agent = undefined;
+      child.kill("SIGTERM");
+      const out = await child.output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      await assert.rejects(Deno.lstat(`${n.dir}/azure-vnet-agent.sock`), {
+        name: "NotFound",
+      });
+    },
+  );
+
+  await t.step(
+    "the fallback runs in process with the same result shape",
+    async () => {
+      const before = (await servedLines(n)).length;
+      const env = n.env("fallback0", p1);
+      const add = await n.run("ADD", conf, env);
+      ok(add, "ADD");
+      assert.ok(viaAgent !== undefined);
+      assert.deepEqual(shape(add), shape(viaAgent));
+      assert.ok(await p1?.ping(`${n.prefix}.0.1`), "pod -> gateway");
+      ok(await n.run("CHECK", conf, env), "CHECK");
+      ok(await n.run("DEL", conf, env), "DEL");
+      assert.equal((await assertStateMatchesKernel(n)).size, 0);
+      assert.equal((await servedLines(n)).length, before, "nothing served");
+    },
+  );
+});
