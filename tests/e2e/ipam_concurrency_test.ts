@@ -5,43 +5,32 @@
 import assert from "node:assert/strict";
 import { assertCniError } from "../_support/assert.ts";
 import { requireRoot } from "../_support/privilege.ts";
+import {
+  AZURE_VNET_IPAM_SRC,
+  type CniRun,
+  runCni,
+} from "../../tools/testbed/mod.ts";
 
-const MAIN = new URL(
-  "../../ipam/plugins/azure-vnet-ipam/main.ts",
-  import.meta.url,
-).pathname;
+/** What the IPAM processes get besides `CNI_COMMAND` and `env`. */
+const BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+  HOME: Deno.env.get("HOME") ?? "/root",
+  CNI_NETNS: "/proc/1/ns/net",
+  CNI_PATH: "/opt/cni/bin",
+};
 
-interface Run {
-  code: number;
-  out: unknown;
-}
-
-async function runIpam(
+function runIpam(
   command: string,
   conf: unknown,
   env: Record<string, string>,
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN],
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      CNI_COMMAND: command,
-      CNI_NETNS: "/proc/1/ns/net",
-      CNI_PATH: "/opt/cni/bin",
-      ...env,
-    },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify(conf)));
-  await w.close();
-  const o = await child.output();
-  const text = new TextDecoder().decode(o.stdout).trim();
-  return { code: o.code, out: text === "" ? undefined : JSON.parse(text) };
+): Promise<CniRun> {
+  return runCni({
+    argv: AZURE_VNET_IPAM_SRC,
+    command,
+    conf,
+    env,
+    baseEnv: BASE_ENV,
+  });
 }
 
 function ipOf(out: unknown): string {
@@ -80,8 +69,8 @@ Deno.test("azure-vnet-ipam processes in parallel never share an address (static)
     );
     const ok = runs.filter((r) => r.code === 0);
     const failed = runs.filter((r) => r.code !== 0);
-    assert.equal(ok.length, 50, JSON.stringify(failed.map((r) => r.out)));
-    const ips = ok.map((r) => ipOf(r.out));
+    assert.equal(ok.length, 50, JSON.stringify(failed.map((r) => r.json)));
+    const ips = ok.map((r) => ipOf(r.json));
     assert.equal(new Set(ips).size, 50);
     assert.deepEqual(
       [...ips].sort(),
@@ -89,7 +78,7 @@ Deno.test("azure-vnet-ipam processes in parallel never share an address (static)
     );
     for (const r of failed) {
       assertCniError(
-        r.out,
+        r.json,
         100,
         /No free address in subnet 10\.1\.0\.0\/24: 50 of 50 in use/,
       );
@@ -180,9 +169,9 @@ Deno.test("azure-vnet-ipam processes in parallel share one loopback wireserver",
     assert.deepEqual(
       runs.map((r) => r.code),
       runs.map(() => 0),
-      JSON.stringify(runs.find((r) => r.code !== 0)?.out),
+      JSON.stringify(runs.find((r) => r.code !== 0)?.json),
     );
-    const ips = runs.map((r) => ipOf(r.out));
+    const ips = runs.map((r) => ipOf(r.json));
     assert.equal(new Set(ips).size, 20);
     assert.ok(ips.every((ip) => ip.endsWith("/16") && ip !== "10.240.0.4/16"));
     assert.ok(hits >= 1 && hits <= 20, `hits ${hits}`);
@@ -194,7 +183,7 @@ Deno.test("azure-vnet-ipam processes in parallel share one loopback wireserver",
       AZURE_VNET_STATE_DIR: dir,
       AZURE_VNET_LOG_DIR: dir,
     });
-    assertCniError(late.out, 100, /20 of 20 in use/);
+    assertCniError(late.json, 100, /20 of 20 in use/);
     assert.equal(hits, before);
   } finally {
     await server.shutdown();

@@ -4,16 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import { runCni } from "../_support/cni_harness.ts";
-
-const IPAM = [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--quiet",
-  new URL("../../ipam/plugins/azure-vnet-ipam/main.ts", import.meta.url)
-    .pathname,
-];
+import { AZURE_VNET_IPAM_SRC, runCni } from "../../tools/testbed/mod.ts";
 
 /** The client's bound: 3 attempts of 5 s plus backoff. */
 const BOUND_MS = 25_000;
@@ -64,7 +55,7 @@ Deno.test("azure-vnet-ipam: wireserver faults give code 11 in time and no state 
         fn: async () => {
           fault = f;
           const r = await runCni({
-            argv: IPAM,
+            argv: AZURE_VNET_IPAM_SRC,
             command: "ADD",
             conf,
             env: {

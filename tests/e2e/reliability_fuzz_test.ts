@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { runPlugin } from "@vnet/cni";
 import { createAzureVnetHandlers } from "@vnet/azure-vnet";
 import { requireRoot } from "../_support/privilege.ts";
-import { AZURE_VNET_SRC, runCni } from "../_support/cni_harness.ts";
+import { AZURE_VNET_SRC, runCni } from "../../tools/testbed/mod.ts";
 
 const COMMANDS = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION", "", "add"];
 const HOSTILE = [

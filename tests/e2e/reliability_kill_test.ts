@@ -7,11 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import { ipJson } from "../_support/netns.ts";
-import {
-  assertStateMatchesKernel,
-  AzureNode,
-} from "../_support/cni_harness.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
+import { AzureNode, links } from "../../tools/testbed/mod.ts";
 
 const TRIALS = 120;
 const PARALLEL = 4;
@@ -19,7 +16,7 @@ const PODS = 16;
 
 Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leaves state == kernel", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.92");
+  await using n = await AzureNode.create("10.92.0.0/16");
   const conf = n.conf(64);
   const pods = await n.pods(PODS);
   // The network exists before the trials (its creation is covered elsewhere).
@@ -102,10 +99,7 @@ Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leav
       for (let i = PODS / 2; i < PODS; i++) {
         const pod = pods[i];
         assert.ok(pod !== undefined);
-        const ls = await ipJson<{ ifname: string }[]>(
-          ["link", "show"],
-          pod.name,
-        );
+        const ls = await links(pod.name);
         assert.deepEqual(ls.map((l) => l.ifname), ["lo"], `pod ${i} is empty`);
       }
     },

@@ -7,14 +7,12 @@
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
 import { run } from "../_support/netns.ts";
-import {
-  assertStateMatchesKernel,
-  AzureNode,
-} from "../_support/cni_harness.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
+import { AzureNode } from "../../tools/testbed/mod.ts";
 
 Deno.test("azure-vnet damaged state files: 102 naming file and recovery, never a silent loss", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.93");
+  await using n = await AzureNode.create("10.93.0.0/16");
   const conf = n.conf(16);
   const pods = await n.pods(3);
   const a = await n.run("ADD", conf, n.env("st0", pods[0]));
@@ -76,7 +74,7 @@ Deno.test("azure-vnet damaged state files: 102 naming file and recovery, never a
 
 Deno.test("azure-vnet on a full state disk: an error, previous state intact", async () => {
   requireRoot();
-  await using n = await AzureNode.create("10.94");
+  await using n = await AzureNode.create("10.94.0.0/16");
   const conf = n.conf(16);
   const pods = await n.pods(2);
   const dir = `${n.dir}/small`;
@@ -123,7 +121,7 @@ Deno.test("azure-vnet on a full state disk: an error, previous state intact", as
 
 Deno.test("azure-vnet files: state and lock 0600 root, logs 0640", async () => {
   requireRoot();
-  await using n = await AzureNode.create("10.95");
+  await using n = await AzureNode.create("10.95.0.0/16");
   const pods = await n.pods(1);
   const a = await n.run("ADD", n.conf(4), n.env("sec0", pods[0]));
   assert.equal(a.code, 0, a.stdout);
@@ -149,7 +147,7 @@ Deno.test("azure-vnet files: state and lock 0600 root, logs 0640", async () => {
 
 Deno.test("azure-vnet on hostile state files: a FIFO is code 5 at once; retries on corrupt state keep one copy (#12)", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.96");
+  await using n = await AzureNode.create("10.96.0.0/16");
   const conf = n.conf(8);
   const pods = await n.pods(2);
   const a = await n.run("ADD", conf, n.env("h0", pods[0]));

@@ -5,18 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import {
-  assertStateMatchesKernel,
-  AzureNode,
-  type CniRun,
-  resultIp,
-} from "../_support/cni_harness.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
+import { AzureNode, type CniRun, resultIp } from "../../tools/testbed/mod.ts";
 
 const PARALLEL = 24;
 
 Deno.test("azure-vnet storm: 200 ADDs and DELs in random order never share an IP; state == kernel", async () => {
   requireRoot();
-  await using n = await AzureNode.create("10.91");
+  await using n = await AzureNode.create("10.91.0.0/16");
   const conf = n.conf(200);
   const pods = await n.pods(120);
   // 120 ADDs and 80 DELs (of the first 80 containers), shuffled.

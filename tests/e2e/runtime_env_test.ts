@@ -15,14 +15,14 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import type { TestNetns } from "../_support/netns.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
-  assertStateMatchesKernel,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
+  type Netns,
   resultIp,
-} from "../_support/cni_harness.ts";
+} from "../../tools/testbed/mod.ts";
 
 /** The directory of the built plugins (`CNI_PATH` of the exec route). */
 const DIST_DIR = AZURE_VNET_DIST.slice(0, AZURE_VNET_DIST.lastIndexOf("/"));
@@ -69,11 +69,6 @@ function ok(run: CniRun, what: string): void {
   assert.equal(run.code, 0, `${what}: ${run.stdout} ${run.stderr}`);
 }
 
-/** `ebtables -t nat -L` of the node, through the test's own PATH. */
-async function natRules(n: AzureNode): Promise<string> {
-  return await n.node.exec("ebtables", ["-t", "nat", "-L"]);
-}
-
 /**
  * ADD (pings the gateway and the node), CHECK, DEL of one attachment; the
  * kernel matches the state after ADD and after DEL. Returns the pod IP.
@@ -83,7 +78,7 @@ async function addCheckDel(
   conf: Record<string, unknown>,
   spec: {
     id: string;
-    pod: TestNetns | undefined;
+    pod: Netns | undefined;
     extraEnv?: Record<string, string>;
   },
 ): Promise<string> {
@@ -92,9 +87,9 @@ async function addCheckDel(
   ok(add, "ADD");
   const ip = resultIp(add)?.split("/")[0];
   assert.ok(ip !== undefined, add.stdout);
-  assert.ok(await spec.pod?.ping(`${n.prefix}.0.1`), "pod -> gateway");
-  assert.ok(await spec.pod?.ping(`${n.prefix}.0.4`), "pod -> node");
-  const rules = await natRules(n);
+  assert.ok(await spec.pod?.ping(n.addr(1)), "pod -> gateway");
+  assert.ok(await spec.pod?.ping(n.addr(4)), "pod -> node");
+  const rules = await n.ebtables();
   assert.equal(
     [...rules.matchAll(new RegExp(`-dst ${ip.replaceAll(".", "\\.")}\\b`, "g"))]
       .length,
@@ -104,7 +99,7 @@ async function addCheckDel(
   ok(await n.run("CHECK", conf, env), "CHECK");
   ok(await n.run("DEL", conf, env), "DEL");
   assert.doesNotMatch(
-    await natRules(n),
+    await n.ebtables(),
     new RegExp(`-dst ${ip.replaceAll(".", "\\.")}\\b`),
     "the pod's rules are gone after DEL",
   );
@@ -113,7 +108,7 @@ async function addCheckDel(
 
 Deno.test("dist/azure-vnet ADD, CHECK and DEL work with containerd's environment (LD_LIBRARY_PATH, /opt/containerd/bin first on PATH)", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.61");
+  await using n = await AzureNode.create("10.61.0.0/16");
   const opt = `${n.dir}/fake-root`;
   await Deno.mkdir(`${opt}/opt/containerd/bin`, { recursive: true });
   n.baseEnv = { ...containerdEnv(opt), CNI_PATH: "/usr/lib/cni" };
@@ -123,7 +118,7 @@ Deno.test("dist/azure-vnet ADD, CHECK and DEL work with containerd's environment
     "in-process IPAM: the pod gets its address and pings",
     async () => {
       const ip = await addCheckDel(n, n.conf(8), { id: "ctrd0", pod: p0 });
-      assert.equal(ip, `${n.prefix}.1.0`);
+      assert.equal(ip, "10.61.1.0");
       assert.equal((await assertStateMatchesKernel(n)).size, 0);
     },
   );
@@ -144,21 +139,21 @@ Deno.test("dist/azure-vnet ADD, CHECK and DEL work with containerd's environment
         type: "host-local",
         dataDir: `${n.dir}/host-local`,
         ranges: [[{
-          subnet: `${n.prefix}.0.0/16`,
-          rangeStart: `${n.prefix}.2.10`,
-          rangeEnd: `${n.prefix}.2.20`,
-          gateway: `${n.prefix}.0.1`,
+          subnet: n.subnet,
+          rangeStart: "10.61.2.10",
+          rangeEnd: "10.61.2.20",
+          gateway: n.addr(1),
         }]],
       },
     };
     const ip = await addCheckDel(n, conf, { id: "ctrd2", pod: p2 });
-    assert.equal(ip, `${n.prefix}.2.10`);
+    assert.equal(ip, "10.61.2.10");
   });
 });
 
 Deno.test("dist/azure-vnet never runs an ebtables found through a hostile PATH", async () => {
   requireRoot();
-  await using n = await AzureNode.create("10.62");
+  await using n = await AzureNode.create("10.62.0.0/16");
   const evil = `${n.dir}/evil-bin`;
   const marker = `${n.dir}/fake-ebtables-ran`;
   await writeFakeEbtables(evil, marker);
@@ -178,7 +173,7 @@ Deno.test("dist/azure-vnet never runs an ebtables found through a hostile PATH",
   const add = await n.run("ADD", conf, env);
   ok(add, "ADD");
   const ip = resultIp(add)?.split("/")[0] ?? "";
-  const rules = await natRules(n);
+  const rules = await n.ebtables();
   assert.match(rules, /--snat-arp/, `host rules after ADD:\n${rules}`);
   assert.equal(
     [...rules.matchAll(new RegExp(`-dst ${ip.replaceAll(".", "\\.")}\\b`, "g"))]
@@ -186,13 +181,13 @@ Deno.test("dist/azure-vnet never runs an ebtables found through a hostile PATH",
     2,
     `the pod's rules after ADD:\n${rules}`,
   );
-  assert.ok(await pod?.ping(`${n.prefix}.0.1`), "pod -> gateway");
+  assert.ok(await pod?.ping(n.addr(1)), "pod -> gateway");
   assert.equal((await assertStateMatchesKernel(n)).size, 1);
 
   ok(await n.run("CHECK", conf, env), "CHECK");
   ok(await n.run("DEL", conf, env), "DEL");
   assert.doesNotMatch(
-    await natRules(n),
+    await n.ebtables(),
     new RegExp(`-dst ${ip.replaceAll(".", "\\.")}\\b`),
     "the pod's rules are gone after DEL",
   );
@@ -215,7 +210,7 @@ Deno.test("dist/azure-vnet never runs an ebtables found through a hostile PATH",
 
 Deno.test("dist/azure-vnet works with LD_PRELOAD of a missing library and a ~1.6 MB environment", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.63");
+  await using n = await AzureNode.create("10.63.0.0/16");
   const opt = `${n.dir}/fake-root`;
   await Deno.mkdir(`${opt}/opt/containerd/bin`, { recursive: true });
   // ARG_MAX is 2 MiB here (an 8 MiB stack / 4) for argv and environment

@@ -5,248 +5,34 @@
  * subprocess inside the node netns with CNI_* env and the config on stdin.
  */
 import { assert } from "../_support/assert.ts";
-import { requireRoot } from "../_support/privilege.ts";
-import { ip, ipJson, TestNetns } from "../_support/netns.ts";
-import type { AzureVnetState } from "@vnet/azure-vnet";
+import { sourceNode } from "../_support/azure_node.ts";
+import {
+  type AzureNode,
+  ip,
+  type IpRoute,
+  links,
+  neighbours,
+  type Netns,
+  routes,
+  v4addrs,
+} from "../../tools/testbed/mod.ts";
 
-const MAIN = new URL(
-  "../../cni/plugins/azure-vnet/main.ts",
-  import.meta.url,
-).pathname;
-
-const STATE_TOOL = new URL("../../tools/state/main.ts", import.meta.url)
-  .pathname;
-
-interface PluginRun {
-  code: number;
-  out: Record<string, unknown> | undefined;
-  stderr: string;
+/** Static IPAM over .4 to .7 (.4 is the node's own). */
+function staticIpam(n: AzureNode): Record<string, unknown> {
+  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
 }
 
-/** A node with its azure host, a state dir and pods. */
-class Node implements AsyncDisposable {
-  readonly stack = new AsyncDisposableStack();
-  node!: TestNetns;
-  azure!: TestNetns;
-  dir!: string;
-  subnet: string;
-  constructor(subnet: string) {
-    this.subnet = subnet;
-  }
-
-  /** `10.x.0.<n>`. */
-  addr(n: number): string {
-    return `${this.subnet}.${n}`;
-  }
-
-  static async create(subnet: string): Promise<Node> {
-    requireRoot();
-    const n = new Node(subnet);
-    n.azure = n.stack.use(await TestNetns.create());
-    n.node = n.stack.use(await TestNetns.create());
-    n.dir = await Deno.makeTempDir({ prefix: "cnitest-azv-" });
-    const dir = n.dir;
-    n.stack.defer(() => Deno.remove(dir, { recursive: true }));
-    await ip([
-      "link",
-      "add",
-      "eth0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "ah0",
-      "netns",
-      n.azure.name,
-    ], n.node.name);
-    await ip(["addr", "add", `${n.addr(1)}/24`, "dev", "ah0"], n.azure.name);
-    await ip(["link", "set", "ah0", "up"], n.azure.name);
-    await ip(["addr", "add", `${n.addr(4)}/24`, "dev", "eth0"], n.node.name);
-    await ip(["link", "set", "eth0", "up"], n.node.name);
-    await ip([
-      "route",
-      "add",
-      "default",
-      "via",
-      n.addr(1),
-      "dev",
-      "eth0",
-      "proto",
-      "dhcp",
-      "metric",
-      "100",
-    ], n.node.name);
-    return n;
-  }
-
-  async pod(): Promise<TestNetns> {
-    return this.stack.use(await TestNetns.create());
-  }
-
-  async plugin(
-    command: string,
-    conf: Record<string, unknown>,
-    env: Record<string, string>,
-  ): Promise<PluginRun> {
-    const child = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.node.name,
-        Deno.execPath(),
-        "run",
-        "-A",
-        MAIN,
-      ],
-      env: {
-        CNI_COMMAND: command,
-        CNI_PATH: "/usr/lib/cni",
-        AZURE_VNET_STATE_DIR: this.dir,
-        AZURE_VNET_LOG_DIR: this.dir,
-        ...env,
-      },
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(JSON.stringify(conf)));
-    await w.close();
-    const o = await child.output();
-    const text = new TextDecoder().decode(o.stdout).trim();
-    return {
-      code: o.code,
-      out: text === "" ? undefined : JSON.parse(text),
-      stderr: new TextDecoder().decode(o.stderr),
-    };
-  }
-
-  async ebtables(): Promise<string> {
-    return await this.node.exec("ebtables", ["-t", "nat", "-L"]);
-  }
-
-  async state(): Promise<AzureVnetState> {
-    return JSON.parse(await Deno.readTextFile(`${this.dir}/azure-vnet.json`));
-  }
-
-  async ipamState(): Promise<string> {
-    return await Deno.readTextFile(`${this.dir}/azure-vnet-ipam.json`);
-  }
-
-  /** Runs the teardown tool inside the node netns. */
-  async teardown(
-    extra: string[] = [],
-  ): Promise<{ code: number; text: string }> {
-    const o = await new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.node.name,
-        Deno.execPath(),
-        "run",
-        "-A",
-        STATE_TOOL,
-        "teardown",
-        "--state-dir",
-        this.dir,
-        ...extra,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return {
-      code: o.code,
-      text: dec.decode(o.stdout) + dec.decode(o.stderr),
-    };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stack.disposeAsync();
-  }
-}
-
-function conf(
-  cniVersion: string,
-  ipam: Record<string, unknown>,
-  extra: Record<string, unknown> = {},
-): Record<string, unknown> {
-  return {
-    cniVersion,
-    name: "azure",
-    type: "azure-vnet",
-    mode: "bridge",
-    bridge: "azure0",
-    ipam,
-    ...extra,
-  };
-}
-
-function staticIpam(n: Node): Record<string, unknown> {
-  return {
-    type: "azure-vnet-ipam",
-    environment: "static",
-    subnet: `${n.subnet}.0/24`,
-    primaryIp: n.addr(4),
-    addresses: [n.addr(4), n.addr(5), n.addr(6), n.addr(7)],
-  };
-}
-
-function hostLocal(n: Node, dataDir: string): Record<string, unknown> {
+function hostLocal(n: AzureNode, dataDir: string): Record<string, unknown> {
   return {
     type: "host-local",
     dataDir,
     ranges: [[{
-      subnet: `${n.subnet}.0/24`,
+      subnet: n.subnet,
       rangeStart: n.addr(10),
       rangeEnd: n.addr(20),
       gateway: n.addr(1),
     }]],
   };
-}
-
-function env(pod: TestNetns, id: string): Record<string, string> {
-  return { CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: "eth0" };
-}
-
-interface IpLink {
-  ifname: string;
-  address: string;
-  mtu: number;
-  master?: string;
-  flags: string[];
-}
-interface IpAddr {
-  ifname: string;
-  // deno-lint-ignore camelcase
-  addr_info: { family: string; local: string; prefixlen: number }[];
-}
-interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev: string;
-  protocol?: string;
-  metric?: number;
-}
-interface IpNeigh {
-  dst: string;
-  dev: string;
-  lladdr?: string;
-  state: string[];
-}
-
-async function links(ns: string): Promise<IpLink[]> {
-  return await ipJson<IpLink[]>(["link", "show"], ns);
-}
-
-async function v4addrs(ns: string, dev: string): Promise<string[]> {
-  const a = await ipJson<IpAddr[]>(["-4", "addr", "show", "dev", dev], ns);
-  return a.flatMap((x) => x.addr_info.map((i) => `${i.local}/${i.prefixlen}`));
-}
-
-async function routes(ns: string): Promise<IpRoute[]> {
-  return await ipJson<IpRoute[]>(["-4", "route", "show"], ns);
 }
 
 function ifaces(out: Record<string, unknown> | undefined) {
@@ -259,32 +45,33 @@ function ifaces(out: Record<string, unknown> | undefined) {
 }
 
 Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, DEL, teardown", async (t) => {
-  await using n = await Node.create("10.77.0");
+  await using n = await sourceNode("10.77.0.0/24");
   const p1 = await n.pod();
   const p2 = await n.pod();
   const masterMac = (await links(n.node.name)).find((l) => l.ifname === "eth0")
     ?.address;
-  const c = conf("1.1.0", staticIpam(n), {
+  const c = n.conf(staticIpam(n), {
+    cniVersion: "1.1.0",
     dns: { nameservers: ["10.77.0.53"], search: ["svc.local"] },
   });
-  const r1 = await n.plugin("ADD", c, env(p1, "pod1"));
-  const r2 = await n.plugin("ADD", c, env(p2, "pod2"));
+  const r1 = await n.run("ADD", c, n.env("pod1", p1));
+  const r2 = await n.run("ADD", c, n.env("pod2", p2));
 
   await t.step("ADD returns the 1.1.0 result with both interfaces", () => {
     assert.equal(r1.code, 0, JSON.stringify(r1));
     assert.equal(r2.code, 0, JSON.stringify(r2));
-    const [host, pod] = ifaces(r1.out);
+    const [host, pod] = ifaces(r1.json);
     assert.match(host?.name ?? "", /^azv[0-9a-f]{11}$/);
     assert.equal(pod?.name, "eth0");
     assert.equal(pod?.sandbox, p1.path);
     assert.equal(pod?.mtu, 1500);
-    assert.deepEqual(r1.out?.ips, [{
+    assert.deepEqual(r1.json?.ips, [{
       address: "10.77.0.5/24",
       gateway: "10.77.0.1",
       interface: 1,
     }]);
-    assert.deepEqual(r1.out?.routes, [{ dst: "0.0.0.0/0", gw: "10.77.0.1" }]);
-    assert.deepEqual(r1.out?.dns, {
+    assert.deepEqual(r1.json?.routes, [{ dst: "0.0.0.0/0", gw: "10.77.0.1" }]);
+    assert.deepEqual(r1.json?.dns, {
       nameservers: ["10.77.0.53"],
       search: ["svc.local"],
     });
@@ -326,11 +113,8 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
       assert.deepEqual(await v4addrs(p2.name, "eth0"), ["10.77.0.6/24"]);
       const def = (await routes(p1.name)).find((r) => r.dst === "default");
       assert.equal(def?.gateway, "10.77.0.1");
-      const neigh = await ipJson<IpNeigh[]>(
-        ["neigh", "show", "dev", "azure0"],
-        n.node.name,
-      );
-      const podMac = ifaces(r1.out)[1]?.mac;
+      const neigh = await neighbours(n.node.name, "azure0");
+      const podMac = ifaces(r1.json)[1]?.mac;
       const e = neigh.find((x) => x.dst === "10.77.0.5");
       assert.equal(e?.lladdr, podMac);
       assert.ok(e?.state.includes("PERMANENT"));
@@ -341,7 +125,7 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
     "host and pod ebtables rules are in place, once each",
     async () => {
       const eb = await n.ebtables();
-      const podMac = ifaces(r1.out)[1]?.mac ?? "";
+      const podMac = ifaces(r1.json)[1]?.mac ?? "";
       const want = [
         `-s Unicast -o eth0 -j snat --to-src ${masterMac} --snat-arp --snat-target ACCEPT`,
         `-p ARP --arp-op Request --arp-ip-dst 10.77.0.4 -j arpreply --arpreply-mac ${masterMac}`,
@@ -376,15 +160,15 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
   await t.step(
     "CHECK passes, and names what is missing after drift",
     async () => {
-      const withPrev = { ...c, prevResult: r1.out };
-      const ok = await n.plugin("CHECK", withPrev, env(p1, "pod1"));
-      assert.equal(ok.code, 0, JSON.stringify(ok.out));
-      assert.equal(ok.out, undefined);
+      const withPrev = { ...c, prevResult: r1.json };
+      const ok = await n.run("CHECK", withPrev, n.env("pod1", p1));
+      assert.equal(ok.code, 0, JSON.stringify(ok.json));
+      assert.equal(ok.json, undefined);
       await ip(["route", "del", "default"], p1.name);
-      const bad = await n.plugin("CHECK", withPrev, env(p1, "pod1"));
-      assert.equal(bad.out?.code, 106);
+      const bad = await n.run("CHECK", withPrev, n.env("pod1", p1));
+      assert.equal(bad.json?.code, 106);
       assert.match(
-        String(bad.out?.msg),
+        String(bad.json?.msg),
         /route "0\.0\.0\.0\/0" via 10\.77\.0\.1 missing/,
       );
       await ip(["route", "add", "default", "via", "10.77.0.1"], p1.name);
@@ -395,9 +179,9 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
     "a repeated ADD returns the same result and keeps the IP",
     async () => {
       const before = await n.ipamState();
-      const again = await n.plugin("ADD", c, env(p1, "pod1"));
+      const again = await n.run("ADD", c, n.env("pod1", p1));
       assert.equal(again.code, 0);
-      assert.deepEqual(again.out, r1.out);
+      assert.deepEqual(again.json, r1.json);
       assert.equal(await n.ipamState(), before);
       assert.ok(await p1.ping("10.77.0.6"));
     },
@@ -406,51 +190,48 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
   await t.step(
     "DEL removes veth, rules and neighbour and releases the IP; DEL again succeeds",
     async () => {
-      const hostVeth = ifaces(r1.out)[0]?.name ?? "";
-      const d1 = await n.plugin(
+      const hostVeth = ifaces(r1.json)[0]?.name ?? "";
+      const d1 = await n.run(
         "DEL",
-        { ...c, prevResult: r1.out },
-        env(p1, "pod1"),
+        { ...c, prevResult: r1.json },
+        n.env("pod1", p1),
       );
-      assert.equal(d1.code, 0, JSON.stringify(d1.out));
-      const d2 = await n.plugin("DEL", c, {
-        ...env(p1, "pod1"),
+      assert.equal(d1.code, 0, JSON.stringify(d1.json));
+      const d2 = await n.run("DEL", c, {
+        ...n.env("pod1", p1),
         CNI_NETNS: "",
       });
-      assert.equal(d2.code, 0, JSON.stringify(d2.out));
+      assert.equal(d2.code, 0, JSON.stringify(d2.json));
       assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
       assert.deepEqual(
         await links(p1.name).then((l) => l.map((x) => x.ifname)),
         ["lo"],
       );
       assert.doesNotMatch(await n.ebtables(), /10\.77\.0\.5 /);
-      const neigh = await ipJson<IpNeigh[]>(
-        ["neigh", "show", "dev", "azure0"],
-        n.node.name,
-      );
+      const neigh = await neighbours(n.node.name, "azure0");
       assert.ok(!neigh.some((x) => x.dst === "10.77.0.5"));
       const st = await n.state();
       assert.deepEqual(Object.keys(st.endpoints), ["pod2/eth0"]);
       assert.match(await n.ipamState(), /pod2/);
       assert.doesNotMatch(await n.ipamState(), /pod1/);
       assert.ok(await p2.ping("10.77.0.1"), "pod2 unaffected");
-      const gone = await n.plugin(
+      const gone = await n.run(
         "CHECK",
-        { ...c, prevResult: r1.out },
-        env(p1, "pod1"),
+        { ...c, prevResult: r1.json },
+        n.env("pod1", p1),
       );
-      assert.equal(gone.out?.code, 106);
+      assert.equal(gone.json?.code, 106);
     },
   );
 
   await t.step(
     "teardown keeps a busy network, then --force restores the node",
     async () => {
-      const busy = await n.teardown();
+      const busy = await n.stateTool(["teardown"]);
       assert.equal(busy.code, 1);
-      assert.match(busy.text, /pod2\/eth0/);
-      const done = await n.teardown(["--force"]);
-      assert.equal(done.code, 0, done.text);
+      assert.match(busy.stdout + busy.stderr, /pod2\/eth0/);
+      const done = await n.stateTool(["teardown", "--force"]);
+      assert.equal(done.code, 0, done.stdout + done.stderr);
       const ls = await links(n.node.name);
       assert.ok(
         !ls.some((l) => l.ifname === "azure0" || l.ifname.startsWith("azv")),
@@ -484,9 +265,9 @@ const VERSIONS = [
 ];
 
 Deno.test("azure-vnet with host-local by exec: every spec version's result through ADD, CHECK, DEL, DEL", async (t) => {
-  await using n = await Node.create("10.78.0");
+  await using n = await sourceNode("10.78.0.0/24");
   const dataDir = `${n.dir}/host-local`;
-  const pods: TestNetns[] = [];
+  const pods: Netns[] = [];
   for (let i = 0; i < VERSIONS.length; i++) pods.push(await n.pod());
   for (const [i, v] of VERSIONS.entries()) {
     await t.step(`cniVersion ${v}`, async () => {
@@ -496,24 +277,26 @@ Deno.test("azure-vnet with host-local by exec: every spec version's result throu
       // Debian's host-local (1.1.1) speaks up to 1.0.0: 1.1.0 runs with
       // azure-vnet-ipam (static) in process.
       const viaExec = v !== "1.1.0";
-      const c = conf(v, viaExec ? hostLocal(n, dataDir) : staticIpam(n));
-      const add = await n.plugin("ADD", c, env(pod, id));
+      const c = n.conf(viaExec ? hostLocal(n, dataDir) : staticIpam(n), {
+        cniVersion: v,
+      });
+      const add = await n.run("ADD", c, n.env(id, pod));
       assert.equal(add.code, 0, JSON.stringify(add));
-      assert.equal(add.out?.cniVersion, v);
+      assert.equal(add.json?.cniVersion, v);
       const legacy = v === "0.1.0" || v === "0.2.0";
       let address: string;
       if (legacy) {
-        const ip4 = add.out?.ip4 as {
+        const ip4 = add.json?.ip4 as {
           ip: string;
           gateway: string;
           routes: unknown[];
         };
         assert.equal(ip4.gateway, "10.78.0.1");
         assert.deepEqual(ip4.routes, [{ dst: "0.0.0.0/0", gw: "10.78.0.1" }]);
-        assert.equal(add.out?.interfaces, undefined);
+        assert.equal(add.json?.interfaces, undefined);
         address = ip4.ip;
       } else {
-        const ips = add.out?.ips as {
+        const ips = add.json?.ips as {
           address: string;
           version?: string;
           interface: number;
@@ -521,7 +304,7 @@ Deno.test("azure-vnet with host-local by exec: every spec version's result throu
         assert.equal(ips.length, 1);
         assert.equal(ips[0]?.interface, 1);
         assert.equal(ips[0]?.version, v.startsWith("0.") ? "4" : undefined);
-        const [host, podIf] = ifaces(add.out);
+        const [host, podIf] = ifaces(add.json);
         assert.match(host?.name ?? "", /^azv/);
         assert.equal(podIf?.sandbox, pod.path);
         assert.equal(podIf?.mtu, v === "1.1.0" ? 1500 : undefined);
@@ -544,21 +327,21 @@ Deno.test("azure-vnet with host-local by exec: every spec version's result throu
         : async () => (await n.ipamState()).includes(id);
       assert.ok(await reserved(), "host-local holds the address");
       if (!legacy && v !== "0.3.0" && v !== "0.3.1") {
-        const chk = await n.plugin(
+        const chk = await n.run(
           "CHECK",
-          { ...c, prevResult: add.out },
-          env(pod, id),
+          { ...c, prevResult: add.json },
+          n.env(id, pod),
         );
-        assert.equal(chk.code, 0, JSON.stringify(chk.out));
+        assert.equal(chk.code, 0, JSON.stringify(chk.json));
       }
-      const d1 = await n.plugin(
+      const d1 = await n.run(
         "DEL",
-        { ...c, prevResult: add.out },
-        env(pod, id),
+        { ...c, prevResult: add.json },
+        n.env(id, pod),
       );
-      assert.equal(d1.code, 0, JSON.stringify(d1.out));
-      const d2 = await n.plugin("DEL", c, env(pod, id));
-      assert.equal(d2.code, 0, JSON.stringify(d2.out));
+      assert.equal(d1.code, 0, JSON.stringify(d1.json));
+      const d2 = await n.run("DEL", c, n.env(id, pod));
+      assert.equal(d2.code, 0, JSON.stringify(d2.json));
       assert.ok(!(await reserved()), "host-local released the address");
       assert.deepEqual((await links(pod.name)).map((l) => l.ifname), ["lo"]);
     });
@@ -566,21 +349,21 @@ Deno.test("azure-vnet with host-local by exec: every spec version's result throu
 });
 
 Deno.test("azure-vnet ADD fails with 105 when the ifname exists in the pod, leaking nothing", async () => {
-  await using n = await Node.create("10.79.0");
+  await using n = await sourceNode("10.79.0.0/24");
   const dataDir = `${n.dir}/host-local`;
   const ok = await n.pod();
   const taken = await n.pod();
-  const c = conf("1.0.0", hostLocal(n, dataDir));
-  assert.equal((await n.plugin("ADD", c, env(ok, "first"))).code, 0);
+  const c = n.conf(hostLocal(n, dataDir), { cniVersion: "1.0.0" });
+  assert.equal((await n.run("ADD", c, n.env("first", ok))).code, 0);
   const before = (await links(n.node.name)).map((l) => l.ifname).sort();
   await ip(
     ["link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
     taken.name,
   );
-  const r = await n.plugin("ADD", c, env(taken, "second"));
+  const r = await n.run("ADD", c, n.env("second", taken));
   assert.equal(r.code, 1);
-  assert.equal(r.out?.code, 105);
-  assert.match(String(r.out?.msg), /"eth0" already exists/);
+  assert.equal(r.json?.code, 105);
+  assert.match(String(r.json?.msg), /"eth0" already exists/);
   assert.deepEqual(
     (await links(n.node.name)).map((l) => l.ifname).sort(),
     before,
@@ -593,11 +376,11 @@ Deno.test("azure-vnet ADD fails with 105 when the ifname exists in the pod, leak
   // DEL after the pod's netns is gone still cleans up and releases the IP.
   const okPath = ok.path;
   await ok[Symbol.asyncDispose]();
-  const del = await n.plugin("DEL", c, {
-    ...env(ok, "first"),
+  const del = await n.run("DEL", c, {
+    ...n.env("first", ok),
     CNI_NETNS: okPath,
   });
-  assert.equal(del.code, 0, JSON.stringify(del.out));
+  assert.equal(del.code, 0, JSON.stringify(del.json));
   assert.ok(
     !(await links(n.node.name)).some((l) => l.ifname.startsWith("azv")),
   );
@@ -608,19 +391,19 @@ Deno.test("azure-vnet ADD fails with 105 when the ifname exists in the pod, leak
 });
 
 Deno.test("azure-vnet first ADD rolls the host back when network creation fails midway", async (t) => {
-  await using n = await Node.create("10.80.0");
+  await using n = await sourceNode("10.80.0.0/24");
   const pod = await n.pod();
   const ipam = staticIpam(n);
   await t.step(
     "unknown master: 108, nothing changed, IP released",
     async () => {
-      const r = await n.plugin(
+      const r = await n.run(
         "ADD",
-        conf("1.0.0", ipam, { master: "nope0" }),
-        env(pod, "p"),
+        n.conf(ipam, { cniVersion: "1.0.0", master: "nope0" }),
+        n.env("p", pod),
       );
-      assert.equal(r.out?.code, 108);
-      assert.match(String(r.out?.msg), /"nope0"/);
+      assert.equal(r.json?.code, 108);
+      assert.match(String(r.json?.msg), /"nope0"/);
       assert.doesNotMatch(await n.ipamState(), /"p"/);
     },
   );
@@ -631,9 +414,13 @@ Deno.test("azure-vnet first ADD rolls the host back when network creation fails 
         ["link", "add", "azure0", "type", "veth", "peer", "name", "azx"],
         n.node.name,
       );
-      const r = await n.plugin("ADD", conf("1.0.0", ipam), env(pod, "p"));
+      const r = await n.run(
+        "ADD",
+        n.conf(ipam, { cniVersion: "1.0.0" }),
+        n.env("p", pod),
+      );
       assert.equal(r.code, 1);
-      assert.equal(r.out?.code, 103, JSON.stringify(r.out));
+      assert.equal(r.json?.code, 103, JSON.stringify(r.json));
       assert.deepEqual(await v4addrs(n.node.name, "eth0"), ["10.80.0.4/24"]);
       const def = (await routes(n.node.name)).find((x) => x.dst === "default");
       assert.deepEqual([def?.dev, def?.protocol, def?.metric], [
@@ -654,27 +441,27 @@ Deno.test("azure-vnet first ADD rolls the host back when network creation fails 
 });
 
 Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS reports 50 without the bridge", async (t) => {
-  await using n = await Node.create("10.81.0");
+  await using n = await sourceNode("10.81.0.0/24");
   const p1 = await n.pod();
   const p2 = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  const r1 = await n.plugin("ADD", c, env(p1, "gc1"));
-  const r2 = await n.plugin("ADD", c, env(p2, "gc2"));
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r1 = await n.run("ADD", c, n.env("gc1", p1));
+  const r2 = await n.run("ADD", c, n.env("gc2", p2));
   assert.equal(r1.code + r2.code, 0);
   await t.step("STATUS is ready", async () => {
-    const s = await n.plugin("STATUS", c, {});
-    assert.equal(s.code, 0, JSON.stringify(s.out));
+    const s = await n.run("STATUS", c, {});
+    assert.equal(s.code, 0, JSON.stringify(s.json));
   });
   await t.step(
     "GC keeps gc2 and removes gc1 with its rules and IP",
     async () => {
-      const gc = await n.plugin("GC", {
+      const gc = await n.run("GC", {
         ...c,
         "cni.dev/valid-attachments": [{ containerID: "gc2", ifname: "eth0" }],
       }, {});
-      assert.equal(gc.code, 0, JSON.stringify(gc.out));
+      assert.equal(gc.code, 0, JSON.stringify(gc.json));
       assert.deepEqual(Object.keys((await n.state()).endpoints), ["gc2/eth0"]);
-      const hostVeth = ifaces(r1.out)[0]?.name ?? "";
+      const hostVeth = ifaces(r1.json)[0]?.name ?? "";
       assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
       assert.doesNotMatch(await n.ebtables(), /10\.81\.0\.5 /);
       assert.doesNotMatch(await n.ipamState(), /gc1/);
@@ -684,9 +471,9 @@ Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS repor
   );
   await t.step("STATUS answers 50 when the bridge is gone", async () => {
     await ip(["link", "set", "eth0", "nomaster"], n.node.name);
-    const s = await n.plugin("STATUS", c, {});
-    assert.equal(s.out?.code, 50);
-    assert.match(String(s.out?.msg), /does not hold master "eth0"/);
+    const s = await n.run("STATUS", c, {});
+    assert.equal(s.json?.code, 50);
+    assert.match(String(s.json?.msg), /does not hold master "eth0"/);
   });
 });
 
@@ -705,25 +492,25 @@ Deno.test("azure-vnet gives the same result through the in-process and exec rout
     const results = [];
     const states = [];
     for (const ipamExec of [false, true]) {
-      await using n = await Node.create("10.82.0");
+      await using n = await sourceNode("10.82.0.0/24");
       const pod = await n.pod();
-      const c = conf("1.0.0", staticIpam(n), { ipamExec });
-      const r = await n.plugin("ADD", c, {
-        ...env(pod, "same"),
+      const c = n.conf(staticIpam(n), { cniVersion: "1.0.0", ipamExec });
+      const r = await n.run("ADD", c, {
+        ...n.env("same", pod),
         CNI_PATH: bin,
       });
       assert.equal(r.code, 0, JSON.stringify(r));
-      const [host, podIf] = ifaces(r.out);
+      const [host, podIf] = ifaces(r.json);
       results.push({
-        ...r.out,
+        ...r.json,
         interfaces: [{ ...host, mac: "" }, { ...podIf, mac: "", sandbox: "" }],
       });
       const st = await n.state();
       states.push(
         Object.values(st.endpoints).map((e) => [e.addresses, e.ipamRoute]),
       );
-      const d = await n.plugin("DEL", c, {
-        ...env(pod, "same"),
+      const d = await n.run("DEL", c, {
+        ...n.env("same", pod),
         CNI_PATH: bin,
       });
       assert.equal(d.code, 0, JSON.stringify(d));
@@ -738,15 +525,15 @@ Deno.test("azure-vnet gives the same result through the in-process and exec rout
 });
 
 Deno.test("azure-vnet concurrent first ADDs create the network once", async () => {
-  await using n = await Node.create("10.83.0");
+  await using n = await sourceNode("10.83.0.0/24");
   const pods = [await n.pod(), await n.pod(), await n.pod()];
-  const c = conf("1.0.0", staticIpam(n));
+  const c = n.conf(staticIpam(n), { cniVersion: "1.0.0" });
   const results = await Promise.all(
-    pods.map((p, i) => n.plugin("ADD", c, env(p, `cc${i}`))),
+    pods.map((p, i) => n.run("ADD", c, n.env(`cc${i}`, p))),
   );
   for (const r of results) assert.equal(r.code, 0, JSON.stringify(r));
   const addrs = results.map((r) =>
-    (r.out?.ips as { address: string }[])[0]?.address
+    (r.json?.ips as { address: string }[])[0]?.address
   ).sort();
   assert.deepEqual(addrs, ["10.83.0.5/24", "10.83.0.6/24", "10.83.0.7/24"]);
   const st = await n.state();
@@ -761,13 +548,13 @@ Deno.test("azure-vnet concurrent first ADDs create the network once", async () =
 });
 
 /** The node's default route, as `ip` shows it. */
-async function nodeDefault(n: Node): Promise<IpRoute | undefined> {
+async function nodeDefault(n: AzureNode): Promise<IpRoute | undefined> {
   return (await routes(n.node.name)).find((r) => r.dst === "default");
 }
 
 Deno.test("azure-vnet refuses a CNI_NETNS that is the node's own, missing, or no netns, with code 4 and no change (#12)", async (t) => {
-  await using n = await Node.create("10.83.0");
-  const c = conf("1.1.0", staticIpam(n));
+  await using n = await sourceNode("10.83.0.0/24");
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
   const fifo = `${n.dir}/fifo`;
   await new Deno.Command("mkfifo", { args: [fifo] }).output();
   const cases: [string, string, RegExp][] = [
@@ -782,16 +569,16 @@ Deno.test("azure-vnet refuses a CNI_NETNS that is the node's own, missing, or no
       await Deno.writeTextFile(`${n.dir}/azure-vnet.log`, "", { append: true });
       for (const cmd of ["ADD", "CHECK"]) {
         const t0 = performance.now();
-        const r = await n.plugin(cmd, c, {
+        const r = await n.run(cmd, c, {
           CNI_CONTAINERID: "own",
           CNI_NETNS: netns,
           CNI_IFNAME: "eth1",
         });
         assert.ok(performance.now() - t0 < 10_000, `${cmd} returned promptly`);
         assert.equal(r.code, 1);
-        assert.equal(r.out?.code, 4, JSON.stringify(r.out));
-        assert.match(String(r.out?.msg), /Invalid CNI_NETNS/);
-        assert.match(String(r.out?.msg), msg);
+        assert.equal(r.json?.code, 4, JSON.stringify(r.json));
+        assert.match(String(r.json?.msg), /Invalid CNI_NETNS/);
+        assert.match(String(r.json?.msg), msg);
       }
       const ls = await links(n.node.name);
       assert.ok(!ls.some((l) => l.ifname === "eth1" || l.ifname === "azure0"));
@@ -799,25 +586,25 @@ Deno.test("azure-vnet refuses a CNI_NETNS that is the node's own, missing, or no
       assert.deepEqual([def?.dev, def?.gateway], ["eth0", n.addr(1)]);
       assert.deepEqual(await v4addrs(n.node.name, "eth0"), [`${n.addr(4)}/24`]);
       // The DEL that follows is harmless too.
-      const d = await n.plugin("DEL", c, {
+      const d = await n.run("DEL", c, {
         CNI_CONTAINERID: "own",
         CNI_NETNS: netns,
         CNI_IFNAME: "eth1",
       });
-      assert.equal(d.code, 0, JSON.stringify(d.out));
+      assert.equal(d.code, 0, JSON.stringify(d.json));
       assert.deepEqual([(await nodeDefault(n))?.dev], ["eth0"]);
     });
   }
 });
 
 Deno.test("azure-vnet DEL removes what an interrupted ADD left, without a record or prevResult (#12)", async () => {
-  await using n = await Node.create("10.84.0");
+  await using n = await sourceNode("10.84.0.0/24");
   const p1 = await n.pod();
   const p2 = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  assert.equal((await n.plugin("ADD", c, env(p2, "keep"))).code, 0);
-  const r = await n.plugin("ADD", c, env(p1, "cut"));
-  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  assert.equal((await n.run("ADD", c, n.env("keep", p2))).code, 0);
+  const r = await n.run("ADD", c, n.env("cut", p1));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
   const ip1 = n.addr(6);
   assert.match(
     await n.ebtables(),
@@ -830,19 +617,16 @@ Deno.test("azure-vnet DEL removes what an interrupted ADD left, without a record
   // Killed while writing it: the 0-byte temp file of the write stays.
   const tmp = `${n.dir}/azure-vnet.json.tmp-99999-0badf00d`;
   await Deno.writeTextFile(tmp, "");
-  const d = await n.plugin("DEL", c, env(p1, "cut"));
-  assert.equal(d.code, 0, JSON.stringify(d.out));
+  const d = await n.run("DEL", c, n.env("cut", p1));
+  assert.equal(d.code, 0, JSON.stringify(d.json));
   await assert.rejects(Deno.stat(tmp), Deno.errors.NotFound, "temp swept");
-  const hostVeth = ifaces(r.out)[0]?.name ?? "";
+  const hostVeth = ifaces(r.json)[0]?.name ?? "";
   assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
   assert.doesNotMatch(
     await n.ebtables(),
     new RegExp(`${ip1.replaceAll(".", "\\.")} `),
   );
-  const neigh = await ipJson<IpNeigh[]>(
-    ["neigh", "show", "dev", "azure0"],
-    n.node.name,
-  );
+  const neigh = await neighbours(n.node.name, "azure0");
   assert.ok(!neigh.some((x) => x.dst === ip1), "neighbour removed");
   assert.doesNotMatch(await n.ipamState(), /"cut"/);
   assert.ok(await p2.ping(n.addr(1)), "the other pod is untouched");
@@ -853,16 +637,16 @@ Deno.test("azure-vnet DEL removes what an interrupted ADD left, without a record
 });
 
 Deno.test("azure-vnet repeated ADD with another CNI_NETNS re-attaches there (#12)", async () => {
-  await using n = await Node.create("10.85.0");
+  await using n = await sourceNode("10.85.0.0/24");
   const p1 = await n.pod();
   const p7 = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  const r1 = await n.plugin("ADD", c, env(p1, "c1"));
-  assert.equal(r1.code, 0, JSON.stringify(r1.out));
-  const r7 = await n.plugin("ADD", c, env(p7, "c1"));
-  assert.equal(r7.code, 0, JSON.stringify(r7.out));
-  assert.equal(ifaces(r7.out)[1]?.sandbox, p7.path);
-  assert.deepEqual(r7.out?.ips, r1.out?.ips, "the same address");
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r1 = await n.run("ADD", c, n.env("c1", p1));
+  assert.equal(r1.code, 0, JSON.stringify(r1.json));
+  const r7 = await n.run("ADD", c, n.env("c1", p7));
+  assert.equal(r7.code, 0, JSON.stringify(r7.json));
+  assert.equal(ifaces(r7.json)[1]?.sandbox, p7.path);
+  assert.deepEqual(r7.json?.ips, r1.json?.ips, "the same address");
   assert.deepEqual(await v4addrs(p7.name, "eth0"), [`${n.addr(5)}/24`]);
   assert.deepEqual((await links(p1.name)).map((l) => l.ifname), ["lo"]);
   assert.ok(await p7.ping(n.addr(1)), "p7 -> gateway");
@@ -873,105 +657,102 @@ Deno.test("azure-vnet repeated ADD with another CNI_NETNS re-attaches there (#12
       .length,
     1,
   );
-  const ok = await n.plugin(
+  const ok = await n.run(
     "CHECK",
-    { ...c, prevResult: r7.out },
-    env(p7, "c1"),
+    { ...c, prevResult: r7.json },
+    n.env("c1", p7),
   );
-  assert.equal(ok.code, 0, JSON.stringify(ok.out));
+  assert.equal(ok.code, 0, JSON.stringify(ok.json));
   // The same netns again: the recorded result, nothing changed.
-  const again = await n.plugin("ADD", c, env(p7, "c1"));
-  assert.deepEqual(again.out, r7.out);
-  const d = await n.plugin("DEL", { ...c, prevResult: r7.out }, env(p7, "c1"));
-  assert.equal(d.code, 0, JSON.stringify(d.out));
+  const again = await n.run("ADD", c, n.env("c1", p7));
+  assert.deepEqual(again.json, r7.json);
+  const d = await n.run("DEL", { ...c, prevResult: r7.json }, n.env("c1", p7));
+  assert.equal(d.code, 0, JSON.stringify(d.json));
   assert.deepEqual((await links(p7.name)).map((l) => l.ifname), ["lo"]);
   assert.doesNotMatch(await n.ebtables(), /10\.85\.0\.5 /);
 });
 
 Deno.test("azure-vnet second interface of a pod keeps the first one's default route (#12)", async () => {
-  await using n = await Node.create("10.86.0");
+  await using n = await sourceNode("10.86.0.0/24");
   const pod = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  const e0 = await n.plugin("ADD", c, env(pod, "m1"));
-  assert.equal(e0.code, 0, JSON.stringify(e0.out));
-  const e1 = await n.plugin("ADD", c, {
-    ...env(pod, "m1"),
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const e0 = await n.run("ADD", c, n.env("m1", pod));
+  assert.equal(e0.code, 0, JSON.stringify(e0.json));
+  const e1 = await n.run("ADD", c, {
+    ...n.env("m1", pod),
     CNI_IFNAME: "eth1",
   });
-  assert.equal(e1.code, 0, JSON.stringify(e1.out));
-  assert.deepEqual(e1.out?.routes ?? [], [], "no default route in the result");
+  assert.equal(e1.code, 0, JSON.stringify(e1.json));
+  assert.deepEqual(e1.json?.routes ?? [], [], "no default route in the result");
   assert.deepEqual(await v4addrs(pod.name, "eth1"), [`${n.addr(6)}/24`]);
   const defs = (await routes(pod.name)).filter((r) => r.dst === "default");
   assert.deepEqual(defs.map((r) => r.dev), ["eth0"]);
-  const check1 = await n.plugin("CHECK", { ...c, prevResult: e1.out }, {
-    ...env(pod, "m1"),
+  const check1 = await n.run("CHECK", { ...c, prevResult: e1.json }, {
+    ...n.env("m1", pod),
     CNI_IFNAME: "eth1",
   });
-  assert.equal(check1.code, 0, JSON.stringify(check1.out));
-  const d1 = await n.plugin("DEL", { ...c, prevResult: e1.out }, {
-    ...env(pod, "m1"),
+  assert.equal(check1.code, 0, JSON.stringify(check1.json));
+  const d1 = await n.run("DEL", { ...c, prevResult: e1.json }, {
+    ...n.env("m1", pod),
     CNI_IFNAME: "eth1",
   });
-  assert.equal(d1.code, 0, JSON.stringify(d1.out));
+  assert.equal(d1.code, 0, JSON.stringify(d1.json));
   const after = (await routes(pod.name)).filter((r) => r.dst === "default");
   assert.deepEqual(after.map((r) => r.dev), ["eth0"]);
-  const check0 = await n.plugin(
+  const check0 = await n.run(
     "CHECK",
-    { ...c, prevResult: e0.out },
-    env(pod, "m1"),
+    { ...c, prevResult: e0.json },
+    n.env("m1", pod),
   );
-  assert.equal(check0.code, 0, JSON.stringify(check0.out));
+  assert.equal(check0.code, 0, JSON.stringify(check0.json));
   assert.ok(await pod.ping(n.addr(1)));
 });
 
 Deno.test("azure-vnet DEL whose config names another network touches nothing of the first (#12)", async () => {
-  await using n = await Node.create("10.87.0");
+  await using n = await sourceNode("10.87.0.0/24");
   const pod = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  const r = await n.plugin("ADD", c, env(pod, "x1"));
-  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r = await n.run("ADD", c, n.env("x1", pod));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
   const ebBefore = await n.ebtables();
   const ipamBefore = await n.ipamState();
   const other = { ...c, name: "other" };
-  const d = await n.plugin("DEL", other, env(pod, "x1"));
-  assert.equal(d.code, 0, JSON.stringify(d.out));
+  const d = await n.run("DEL", other, n.env("x1", pod));
+  assert.equal(d.code, 0, JSON.stringify(d.json));
   assert.equal(await n.ebtables(), ebBefore, "rules unchanged");
   assert.equal(await n.ipamState(), ipamBefore, "the address stays held");
-  const neigh = await ipJson<IpNeigh[]>(
-    ["neigh", "show", "dev", "azure0"],
-    n.node.name,
-  );
+  const neigh = await neighbours(n.node.name, "azure0");
   assert.ok(neigh.some((x) => x.dst === n.addr(5)), "neighbour kept");
   assert.deepEqual(Object.keys((await n.state()).endpoints), ["x1/eth0"]);
   assert.ok(await pod.ping(n.addr(1)), "the pod still works");
   // ADD under the other network name is refused, not a second record.
-  const add = await n.plugin("ADD", other, env(pod, "x1"));
-  assert.equal(add.out?.code, 105, JSON.stringify(add.out));
-  assert.match(String(add.out?.msg), /attached by network "azure"/);
-  const own = await n.plugin("DEL", c, env(pod, "x1"));
+  const add = await n.run("ADD", other, n.env("x1", pod));
+  assert.equal(add.json?.code, 105, JSON.stringify(add.json));
+  assert.match(String(add.json?.msg), /attached by network "azure"/);
+  const own = await n.run("DEL", c, n.env("x1", pod));
   assert.equal(own.code, 0);
   assert.doesNotMatch(await n.ebtables(), /10\.87\.0\.5 /);
 });
 
 Deno.test("azure-vnet GC without cni.dev/valid-attachments is refused (7) and removes nothing (#12)", async () => {
-  await using n = await Node.create("10.88.0");
+  await using n = await sourceNode("10.88.0.0/24");
   const pod = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  assert.equal((await n.plugin("ADD", c, env(pod, "g1"))).code, 0);
-  const gc = await n.plugin("GC", c, {});
-  assert.equal(gc.out?.code, 7, JSON.stringify(gc.out));
-  assert.match(String(gc.out?.msg), /cni\.dev\/valid-attachments/);
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  assert.equal((await n.run("ADD", c, n.env("g1", pod))).code, 0);
+  const gc = await n.run("GC", c, {});
+  assert.equal(gc.json?.code, 7, JSON.stringify(gc.json));
+  assert.match(String(gc.json?.msg), /cni\.dev\/valid-attachments/);
   assert.deepEqual(Object.keys((await n.state()).endpoints), ["g1/eth0"]);
   assert.match(await n.ipamState(), /"g1"/);
   assert.ok(await pod.ping(n.addr(1)));
 });
 
 Deno.test("azure-vnet repeated ADD with an invalid ipam body fails with 7, not 0 from the record (#12)", async () => {
-  await using n = await Node.create("10.89.0");
+  await using n = await sourceNode("10.89.0.0/24");
   const pod = await n.pod();
-  const c = conf("1.1.0", staticIpam(n));
-  const r = await n.plugin("ADD", c, env(pod, "v1"));
-  assert.equal(r.code, 0, JSON.stringify(r.out));
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r = await n.run("ADD", c, n.env("v1", pod));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
   const stateBefore = JSON.stringify(await n.state());
   const ipamBefore = await n.ipamState();
   const bad = {
@@ -983,16 +764,16 @@ Deno.test("azure-vnet repeated ADD with an invalid ipam body fails with 7, not 0
       addresses: "nope",
     },
   };
-  const again = await n.plugin("ADD", bad, env(pod, "v1"));
-  assert.equal(again.code, 1, JSON.stringify(again.out));
-  assert.equal(again.out?.code, 7, JSON.stringify(again.out));
-  const text = `${again.out?.msg} ${again.out?.details}`;
+  const again = await n.run("ADD", bad, n.env("v1", pod));
+  assert.equal(again.code, 1, JSON.stringify(again.json));
+  assert.equal(again.json?.code, 7, JSON.stringify(again.json));
+  const text = `${again.json?.msg} ${again.json?.details}`;
   assert.match(text, /queryUrl/);
   assert.match(text, /addresses/);
   assert.equal(JSON.stringify(await n.state()), stateBefore);
   assert.equal(await n.ipamState(), ipamBefore);
   assert.deepEqual(await v4addrs(pod.name, "eth0"), [`${n.addr(5)}/24`]);
   assert.ok(await pod.ping(n.addr(1)), "the pod still works");
-  const d = await n.plugin("DEL", c, env(pod, "v1"));
-  assert.equal(d.code, 0, JSON.stringify(d.out));
+  const d = await n.run("DEL", c, n.env("v1", pod));
+  assert.equal(d.code, 0, JSON.stringify(d.json));
 });
