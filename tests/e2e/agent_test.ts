@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
-  assertStateMatchesKernel,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
   resultIp,
-} from "../_support/cni_harness.ts";
+} from "../../tools/testbed/mod.ts";
 
 const AGENT_DIST = new URL("../../dist/azure-vnet-agent", import.meta.url)
   .pathname;
@@ -76,7 +76,7 @@ function shape(run: CniRun): unknown {
 
 Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent and falls back once it stops", async (t) => {
   requireRoot();
-  await using n = await AzureNode.create("10.97");
+  await using n = await AzureNode.create("10.97.0.0/16");
   n.argv = [AZURE_VNET_DIST];
   const [p0, p1] = await n.pods(2);
   const conf = n.conf(8);
@@ -101,8 +101,8 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
     viaAgent = await n.run("ADD", conf, env);
     ok(viaAgent, "ADD");
     const ip = resultIp(viaAgent)?.split("/")[0];
-    assert.equal(ip, `${n.prefix}.1.0`);
-    assert.ok(await p0?.ping(`${n.prefix}.0.1`), "pod -> gateway");
+    assert.equal(ip, n.addr(256));
+    assert.ok(await p0?.ping(n.addr(1)), "pod -> gateway");
     assert.equal((await assertStateMatchesKernel(n)).size, 1);
     ok(await n.run("CHECK", conf, env), "CHECK");
     ok(await n.run("DEL", conf, env), "DEL");
@@ -151,7 +151,7 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
       ok(add, "ADD");
       assert.ok(viaAgent !== undefined);
       assert.deepEqual(shape(add), shape(viaAgent));
-      assert.ok(await p1?.ping(`${n.prefix}.0.1`), "pod -> gateway");
+      assert.ok(await p1?.ping(n.addr(1)), "pod -> gateway");
       ok(await n.run("CHECK", conf, env), "CHECK");
       ok(await n.run("DEL", conf, env), "DEL");
       assert.equal((await assertStateMatchesKernel(n)).size, 0);
