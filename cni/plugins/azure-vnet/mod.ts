@@ -1,8 +1,9 @@
 /**
  * @vnet/azure-vnet: the `azure-vnet` plugin. Its public door for tools
- * (the teardown and state tools) and tests: the verbs over a context and
- * their handler factory, teardown, state model, the endpoint removal that
- * DEL uses, the kernel port and the ebtables driver.
+ * (the teardown and state tools, the agent) and tests: the verbs over a
+ * context and their handler factory, teardown, the reconcile with the
+ * kernel, state model, the endpoint removal that DEL uses, the kernel port
+ * and the ebtables driver.
  *
  * @example Usage
  * ```ts
@@ -80,6 +81,12 @@ export type {
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";
 export { hostRules } from "./network.ts";
+export {
+  type ReconcileAction,
+  type ReconcileOptions,
+  type ReconcileReport,
+  reconcileState,
+} from "./reconcile.ts";
 export {
   readState,
   teardown,
