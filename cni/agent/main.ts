@@ -5,13 +5,16 @@
  * dir (`AZURE_VNET_LOG_DIR`, else `/var/log`); the plugins' own records go
  * to `azure-vnet.log` and `azure-vnet-ipam.log` as without the agent.
  *
- * `azure-vnet-agent serve` runs it until SIGTERM or SIGINT: then it stops
- * accepting, answers the requests in flight and exits 0. Without `serve`
- * it prints its usage (so a build's warm-up run never starts a server).
+ * `azure-vnet-agent serve` first reconciles the state with the kernel (GC
+ * of leftovers: `reconcileState` of `@vnet/azure-vnet`), then serves until
+ * SIGTERM or SIGINT: then it stops accepting, answers the requests in
+ * flight and exits 0. Without `serve` it prints its usage (so a build's
+ * warm-up run never starts a server).
  *
  * @module
  */
-import { createAzureVnetHandlers } from "@vnet/azure-vnet";
+import { getLogger } from "@logtape/logtape";
+import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
 import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
 import { startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
@@ -66,6 +69,38 @@ function flush(): Promise<void> {
   return flushing;
 }
 
+const log = getLogger(["azure-vnet-agent"]);
+
+/**
+ * GC of leftovers before listening: records whose veth is gone, kernel
+ * objects of interrupted ADDs (a killed agent's or plugin's) and
+ * reservations of no record. The reconcile logs each removal to
+ * azure-vnet.log; a failure is logged and the agent serves anyway.
+ */
+async function reconcile(): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const report = await reconcileState(stateDir, {
+      netnsPathGoneIsStale: false,
+    });
+    log.info("Reconciled {stateDir} in {ms} ms: {changes}{failed}", {
+      stateDir,
+      ms: (performance.now() - t0).toFixed(0),
+      changes: report.actions.length === 0
+        ? "nothing to remove"
+        : report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`)
+          .join("; "),
+      failed: report.failed ? " (some steps failed)" : "",
+    });
+  } catch (err) {
+    log.error("Cannot reconcile {stateDir}: {err}", {
+      stateDir,
+      err: err instanceof Error ? err.message : String(err),
+    });
+  }
+  await flush();
+}
+
 let server: AgentServer;
 try {
   server = await AgentServer.listen({
@@ -82,6 +117,7 @@ try {
       },
     },
     onServed: flush,
+    beforeListen: reconcile,
   });
 } catch (err) {
   write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);

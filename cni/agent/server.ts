@@ -41,6 +41,12 @@ export interface AgentServerOptions {
   maxRequestBytes?: number;
   /** Called after each reply is sent (the entry point flushes its logs). */
   onServed?: () => Promise<void> | void;
+  /**
+   * Runs once no other agent listens (a stale socket is gone) and before
+   * this one listens: the entry point reconciles the state with the kernel
+   * here, while no forwarded request can be in flight.
+   */
+  beforeListen?: () => Promise<void> | void;
 }
 
 /**
@@ -158,8 +164,9 @@ export class AgentServer implements AsyncDisposable {
   }
 
   /**
-   * Removes a stale socket, listens on `socketPath` and makes it mode 0600
-   * (root only: connecting needs write access to the socket file).
+   * Removes a stale socket, runs `beforeListen`, listens on `socketPath`
+   * and makes it mode 0600 (root only: connecting needs write access to the
+   * socket file).
    *
    * @param options The socket, state dir and plugins.
    * @returns The running server.
@@ -170,6 +177,7 @@ export class AgentServer implements AsyncDisposable {
   static async listen(options: AgentServerOptions): Promise<AgentServer> {
     const path = options.socketPath;
     await removeStaleSocket(path);
+    await options.beforeListen?.();
     const listener = Deno.listen({ transport: "unix", path });
     try {
       await Deno.chmod(path, 0o600);

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
+import { agentSocket, servedLines, startAgent } from "../_support/agent.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
   AZURE_VNET_DIST,
@@ -15,49 +16,8 @@ import {
   resultIp,
 } from "../../tools/testbed/mod.ts";
 
-const AGENT_DIST = new URL("../../dist/azure-vnet-agent", import.meta.url)
-  .pathname;
-
 function ok(run: CniRun, what: string): void {
   assert.equal(run.code, 0, `${what}: ${run.stdout} ${run.stderr}`);
-}
-
-/** Starts the built agent in the node's netns, for the node's state dir. */
-async function startAgent(n: AzureNode): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("ip", {
-    args: ["netns", "exec", n.node.name, AGENT_DIST, "serve"],
-    clearEnv: true,
-    env: {
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      CNI_PATH: "/usr/lib/cni",
-      AZURE_VNET_STATE_DIR: n.dir,
-      AZURE_VNET_LOG_DIR: n.dir,
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const sock = `${n.dir}/azure-vnet-agent.sock`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await Deno.lstat(sock)).isSocket) return child;
-    } catch {
-      // Not yet.
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill("SIGKILL");
-  const out = await child.output();
-  throw new Error(
-    `The agent did not listen: ${new TextDecoder().decode(out.stderr)}`,
-  );
-}
-
-/** The lines of the agent's log that record a served request. */
-async function servedLines(n: AzureNode): Promise<string[]> {
-  const text = await Deno.readTextFile(`${n.dir}/azure-vnet-agent.log`)
-    .catch(() => "");
-  return text.split("\n").filter((l) => l.includes("served "));
 }
 
 /** The result's shape: its keys and each interface's and IP's keys. */
@@ -80,18 +40,11 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
   n.argv = [AZURE_VNET_DIST];
   const [p0, p1] = await n.pods(2);
   const conf = n.conf(8);
-  let agent: Deno.ChildProcess | undefined = await startAgent(n);
-  await using _stop = {
-    async [Symbol.asyncDispose]() {
-      if (agent === undefined) return;
-      agent.kill("SIGKILL");
-      await agent.output();
-    },
-  };
+  await using agent = await startAgent(n);
   let viaAgent: CniRun | undefined;
 
   await t.step("the socket is mode 0600", async () => {
-    const st = await Deno.lstat(`${n.dir}/azure-vnet-agent.sock`);
+    const st = await Deno.lstat(agentSocket(n));
     assert.ok(st.isSocket);
     assert.equal((st.mode ?? 0) & 0o777, 0o600);
   });
@@ -130,13 +83,9 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
   await t.step(
     "after SIGTERM the agent exits 0 and the socket is gone",
     async () => {
-      const child = agent;
-      assert.ok(child !== undefined);
-      agent = undefined;
-      child.kill("SIGTERM");
-      const out = await child.output();
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      await assert.rejects(Deno.lstat(`${n.dir}/azure-vnet-agent.sock`), {
+      const out = await agent.stop();
+      assert.equal(out.code, 0, out.stderr);
+      await assert.rejects(Deno.lstat(agentSocket(n)), {
         name: "NotFound",
       });
     },
