@@ -83,15 +83,24 @@ async function reconcile(): Promise<void> {
     const report = await reconcileState(stateDir, {
       netnsPathGoneIsStale: false,
     });
-    log.info("Reconciled {stateDir} in {ms} ms: {changes}{failed}", {
-      stateDir,
-      ms: (performance.now() - t0).toFixed(0),
-      changes: report.actions.length === 0
-        ? "nothing to remove"
-        : report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`)
-          .join("; "),
-      failed: report.failed ? " (some steps failed)" : "",
-    });
+    const ms = Math.round(performance.now() - t0);
+    if (report.actions.length === 0) {
+      log.info("Reconciled {stateDir} in {ms} ms: nothing to remove", {
+        stateDir,
+        ms,
+      });
+    } else {
+      log.info("Reconciled {stateDir} in {ms} ms: {changes}", {
+        stateDir,
+        ms,
+        changes: report.actions.map((a) =>
+          `${a.kind} ${a.target}: ${a.outcome}`
+        ),
+      });
+    }
+    if (report.failed) {
+      log.warning("Reconcile of {stateDir} left work undone", { stateDir });
+    }
   } catch (err) {
     log.error("Cannot reconcile {stateDir}: {err}", {
       stateDir,

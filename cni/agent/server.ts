@@ -3,6 +3,15 @@
  * answered by the same `runPlugin()` and handlers as the in-process path,
  * so the reply is byte for byte what the plugin would print.
  *
+ * Who may connect: root only, by the file system. The socket is mode 0600
+ * and lives in the state directory (`/var/run`, root's), and connecting to
+ * a unix socket needs write access to its file. The peer's own uid
+ * (`SO_PEERCRED`) is not checked: Deno 2.9 gives an accepted `UnixConn` no
+ * file descriptor (its internal fd slot is undefined, only a resource id),
+ * so `getsockopt()` through FFI has nothing to ask about. A plugin run as
+ * another user is refused at `connect()` (EACCES) and falls back to the
+ * in-process path, which fails without root with its own CNI error.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
