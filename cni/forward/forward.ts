@@ -19,6 +19,11 @@ import {
 export interface InProcessIo {
   /** The environment (the one the request would have carried). */
   env: Record<string, string>;
+  /**
+   * stdin, when the forwarder has read it already (an agent that never got
+   * the whole request); otherwise the in-process path reads it.
+   */
+  stdin?: Uint8Array;
 }
 
 /** The full plugin: runs one invocation in this process; the exit code. */
@@ -94,6 +99,19 @@ function forwardable(
 }
 
 /**
+ * Whether the agent cannot have received the whole request, so it cannot
+ * have run it: writing it failed because the agent's end is gone (EPIPE),
+ * or the kernel reset the connection (ECONNRESET). Linux resets a unix
+ * stream only when the other end is released with data it never read, or
+ * was never accepted (a listener closed with connections in its backlog,
+ * as on SIGTERM); an agent that read the request and then died gives EOF.
+ */
+function neverReceived(err: unknown): boolean {
+  return err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionReset;
+}
+
+/**
  * Runs one CNI invocation through the agent, or in this process.
  *
  * It connects to {@link agentSocketPath}. When the connection fails (no
@@ -101,9 +119,12 @@ function forwardable(
  * yet), it loads the full plugin with `load()` and runs the invocation
  * here, exactly as without an agent. Once connected, it sends the whole
  * environment and stdin as one frame, waits for the reply, prints its
- * stdout and returns its code; it never runs the request a second time,
- * so a failure after connecting prints a CNI error with code 11 ("try
- * again later") and returns 1.
+ * stdout and returns its code. It never runs a request the agent may have
+ * run: when the agent cannot have received the whole request (the write
+ * failed, or the kernel reset the connection, as for a connection still in
+ * the backlog of an agent stopping), it runs it here; any other failure
+ * after connecting prints a CNI error with code 11 ("try again later") and
+ * returns 1.
  *
  * @param options The plugin, its loader and injectable I/O.
  * @returns The exit code.
@@ -148,6 +169,10 @@ export async function forwardOrRun(options: ForwardOptions): Promise<number> {
     stdout(reply.stdout);
     return reply.code;
   } catch (err) {
+    if (stdin !== undefined && neverReceived(err)) {
+      conn.close();
+      return await (await options.load())({ env, stdin });
+    }
     stdout(errorDocument(11, "The azure-vnet agent did not answer", {
       details: err instanceof Error ? err.message : String(err),
       ...(stdin === undefined ? {} : { stdin }),

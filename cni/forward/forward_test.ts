@@ -111,6 +111,39 @@ Deno.test("forwardOrRun() reports code 11 and does not fall back when the agent 
   });
 });
 
+Deno.test("forwardOrRun() runs in process, with the stdin it read, when the agent stopped before accepting", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/azure-vnet-agent.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  let got: { env: Record<string, string>; stdin?: Uint8Array } | undefined;
+  try {
+    const code = await forwardOrRun({
+      plugin: "azure-vnet",
+      env: { CNI_COMMAND: "ADD", AZURE_VNET_STATE_DIR: dir },
+      args: [],
+      stdin: stdinOf(STDIN),
+      stdout: () => assert.fail("nothing printed by the forwarder"),
+      // Connected into the backlog; then the agent stops (SIGTERM) and
+      // the kernel resets the connection it never accepted.
+      connect: async (p) => {
+        const conn = await Deno.connect({ transport: "unix", path: p });
+        listener.close();
+        return conn;
+      },
+      load: () =>
+        Promise.resolve((io) => {
+          got = io;
+          return Promise.resolve(9);
+        }),
+    });
+    assert.equal(code, 9);
+    assert.equal(got?.env.CNI_COMMAND, "ADD");
+    assert.equal(new TextDecoder().decode(got?.stdin), STDIN);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("forwardOrRun() answers --version in process without connecting", async () => {
   const code = await forwardOrRun({
     plugin: "azure-vnet",

@@ -9,13 +9,14 @@ import denoJson from "./deno.json" with { type: "json" };
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
 
 /**
- * Runs one invocation in process, reading stdin itself.
+ * Runs one invocation in process, reading stdin itself unless the
+ * forwarder has (an agent that never received the request).
  *
- * @param io The process environment.
+ * @param io The process environment, and stdin if read already.
  * @returns The exit code.
  */
 export async function runInProcess(
-  io: { env: Record<string, string> },
+  io: { env: Record<string, string>; stdin?: Uint8Array },
 ): Promise<number> {
   const env = io.env;
   // The in-process IPAM engine logs where the exec'd azure-vnet-ipam would.
@@ -30,5 +31,6 @@ export async function runInProcess(
   return await runPlugin(handlers, {
     name: "azure-vnet",
     version: denoJson.version,
-  }, { env }).finally(() => logs[Symbol.asyncDispose]());
+  }, { env, ...(io.stdin === undefined ? {} : { stdin: io.stdin }) })
+    .finally(() => logs[Symbol.asyncDispose]());
 }

@@ -9,13 +9,14 @@ import denoJson from "./deno.json" with { type: "json" };
 import { createIpamHandlers } from "./handlers.ts";
 
 /**
- * Runs one invocation in process, reading stdin itself.
+ * Runs one invocation in process, reading stdin itself unless the
+ * forwarder has (an agent that never received the request).
  *
- * @param io The process environment.
+ * @param io The process environment, and stdin if read already.
  * @returns The exit code.
  */
 export async function runInProcess(
-  io: { env: Record<string, string> },
+  io: { env: Record<string, string>; stdin?: Uint8Array },
 ): Promise<number> {
   const env = io.env;
   const logs = await startPluginLogging("azure-vnet-ipam.log", {
@@ -25,5 +26,6 @@ export async function runInProcess(
   return await runPlugin(createIpamHandlers(), {
     name: "azure-vnet-ipam",
     version: denoJson.version,
-  }, { env }).finally(() => logs[Symbol.asyncDispose]());
+  }, { env, ...(io.stdin === undefined ? {} : { stdin: io.stdin }) })
+    .finally(() => logs[Symbol.asyncDispose]());
 }
