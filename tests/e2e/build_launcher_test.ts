@@ -82,7 +82,7 @@ Deno.test("build produces scoped, pre-warmed launchers when denort is unavailabl
         assert.match(sh, /DENO_DIR='[^']*\/deno'/);
         assert.match(
           sh,
-          /--allow-net=168\.63\.129\.16,169\.254\.169\.254,127\.0\.0\.1/,
+          /--allow-net="?168\.63\.129\.16,169\.254\.169\.254,127\.0\.0\.1/,
         );
         const ipam = await Deno.readTextFile(`${dist}/azure-vnet-ipam`);
         assert.doesNotMatch(ipam, /--allow-run|--allow-ffi/);

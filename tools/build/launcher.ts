@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  AGENT_SOCKET_NAME,
   DEFAULT_LOG_DIR,
   DEFAULT_STATE_DIR,
   NET_ALLOW,
@@ -137,8 +138,19 @@ function scopedLauncherFlags(p: TargetPermissions): string[] {
   flags.push(`--allow-write="$state,$log${write}"`);
   if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.run.length > 0 || p.delegates) flags.push(`--allow-run="$run"`);
-  if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);
+  const net = netGrants(p, "$state");
+  if (net.length > 0) flags.push(`--allow-net="${net.join(",")}"`);
   return flags;
+}
+
+/** The `--allow-net` grants: the Azure hosts, and the agent's socket. */
+function netGrants(p: TargetPermissions, stateDir: string): string[] {
+  return [
+    ...(p.net ? NET_ALLOW : []),
+    ...(p.agentSocket === true
+      ? [`unix:${stateDir}/${AGENT_SOCKET_NAME}`]
+      : []),
+  ];
 }
 
 /** `unset A B \` lines, five names each. */
@@ -230,6 +242,7 @@ export function compileFlags(p: TargetPermissions): string[] {
   if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.delegates) flags.push("--allow-run");
   else if (p.run.length > 0) flags.push(`--allow-run=${p.run.join(",")}`);
-  if (p.net) flags.push(`--allow-net=${NET_ALLOW.join(",")}`);
+  const net = netGrants(p, DEFAULT_STATE_DIR);
+  if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
   return flags;
 }

@@ -76,6 +76,14 @@ export interface TargetPermissions {
    */
   delegates: boolean;
   /**
+   * `--allow-net` on `unix:<state dir>/azure-vnet-agent.sock` too: the
+   * plugins connect to the agent's socket and the agent listens on it
+   * (#14). Deno 2.9.6 checks a unix socket against `--allow-net`
+   * (`unix:<path>`) as well as `--allow-read` and `--allow-write` on the
+   * path, which the state dir's grants cover.
+   */
+  agentSocket?: boolean;
+  /**
    * Grant `--allow-all` instead of the scoped flags. Deno 2.9.6 refuses
    * `Deno.*` file APIs on `/proc/*` and `/sys/*` ("Requires all access")
    * whatever `--allow-read`/`--allow-write` say, so code that reads
@@ -95,20 +103,30 @@ export interface BuildTarget {
   permissions: TargetPermissions;
 }
 
-/** The plugins `deno task build` builds. */
+/** The socket's file name in the state dir (`AGENT_SOCKET_NAME` of @vnet/forward). */
+export const AGENT_SOCKET_NAME = "azure-vnet-agent.sock";
+
+/**
+ * What azure-vnet may do; the agent, which runs the same handlers, gets the
+ * same.
+ */
+const AZURE_VNET_PERMISSIONS: TargetPermissions = {
+  ffi: true,
+  net: true,
+  read: ["/var/run/netns", "/run/netns"],
+  write: ["/var/run/netns", "/run/netns"],
+  sys: ["networkInterfaces", "osUptime"],
+  run: EBTABLES_RUN,
+  delegates: true,
+  agentSocket: true,
+};
+
+/** The plugins and the agent `deno task build` builds. */
 export const TARGETS: readonly BuildTarget[] = [
   {
     name: "azure-vnet",
     entry: "cni/plugins/azure-vnet/main.ts",
-    permissions: {
-      ffi: true,
-      net: true,
-      read: ["/var/run/netns", "/run/netns"],
-      write: ["/var/run/netns", "/run/netns"],
-      sys: ["networkInterfaces", "osUptime"],
-      run: EBTABLES_RUN,
-      delegates: true,
-    },
+    permissions: AZURE_VNET_PERMISSIONS,
   },
   {
     name: "azure-vnet-ipam",
@@ -121,6 +139,12 @@ export const TARGETS: readonly BuildTarget[] = [
       sys: ["networkInterfaces", "osUptime"],
       run: [],
       delegates: false,
+      agentSocket: true,
     },
+  },
+  {
+    name: "azure-vnet-agent",
+    entry: "cni/agent/main.ts",
+    permissions: AZURE_VNET_PERMISSIONS,
   },
 ];

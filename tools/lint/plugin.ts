@@ -54,16 +54,22 @@ const MEMBERS: readonly Member[] = [
   { folder: "netlink", name: "netlink", imports: ["address"] },
   { folder: "azure", name: "azure", imports: ["address"] },
   { folder: "cni", name: "cni", imports: ["address"] },
+  { folder: "cni/forward", name: "forward", imports: [] },
   { folder: "ipam", name: "ipam", imports: ["cni", "azure", "address"] },
   {
     folder: "ipam/plugins/azure-vnet-ipam",
     name: "azure-vnet-ipam",
-    imports: ["cni", "ipam"],
+    imports: ["cni", "ipam", "forward"],
   },
   {
     folder: "cni/plugins/azure-vnet",
     name: "azure-vnet",
-    imports: ["cni", "netlink", "azure", "ipam", "address"],
+    imports: ["cni", "netlink", "azure", "ipam", "address", "forward"],
+  },
+  {
+    folder: "cni/agent",
+    name: "azure-vnet-agent",
+    imports: ["cni", "forward", "azure-vnet", "azure-vnet-ipam"],
   },
   {
     folder: "tools",

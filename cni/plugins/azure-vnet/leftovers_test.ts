@@ -9,37 +9,19 @@ import {
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
-import type { AzureVnetState, EndpointRecord, NetworkRecord } from "./state.ts";
+import type { AzureVnetState, EndpointRecord } from "./state.ts";
+import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
 
-const NET: NetworkRecord = {
-  name: "azure",
-  mode: "bridge",
-  bridge: "azure0",
-  master: "eth0",
-  masterMac: "02:0d:3a:00:00:01",
-  masterMtu: 1500,
-  subnet: "10.0.0.0/24",
-  gateway: "10.0.0.1",
-  primaryIp: "10.0.0.4",
-  savedAddrs: ["10.0.0.4/24"],
-  savedRoutes: [],
-  createdAt: "",
-};
+const NET = TEST_NETWORK;
 
 function ep(veth: string, ip: string, mac: string): EndpointRecord {
-  return {
-    network: "azure",
+  return testEndpoint({
     containerId: veth,
-    ifName: "eth0",
-    netns: "/n",
     hostVeth: veth,
-    hostMac: "",
-    podMac: mac,
-    mtu: 1500,
-    addresses: [`${ip}/24`],
-    ipamRoute: "in-process",
-    result: { cniVersion: "1.1.0" },
-  };
+    ip,
+    mac,
+    netns: "/n",
+  });
 }
 
 Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only", async () => {

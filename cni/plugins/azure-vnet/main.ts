@@ -3,24 +3,16 @@
  * `/var/log/azure-vnet.log` (directory override `AZURE_VNET_LOG_DIR`); state
  * in `/var/run/azure-vnet.json` (directory override `AZURE_VNET_STATE_DIR`).
  *
+ * A thin entry point (#14): when `azure-vnet-agent` listens on
+ * `<state dir>/azure-vnet-agent.sock`, the call is forwarded to it;
+ * otherwise the full plugin (`in_process.ts`) is imported and runs here.
+ *
  * @module
  */
-import { runPlugin, startPluginLogging } from "@vnet/cni";
-import denoJson from "./deno.json" with { type: "json" };
-import { createAzureVnetHandlers } from "./azure_vnet.ts";
+import { forwardOrRun } from "@vnet/forward";
 
-const env = Deno.env.toObject();
-// The in-process IPAM engine logs where the exec'd azure-vnet-ipam would.
-const logs = await startPluginLogging("azure-vnet.log", {
-  env,
-  args: Deno.args,
-  categoryFiles: { "azure-vnet-ipam": "azure-vnet-ipam.log" },
+const code = await forwardOrRun({
+  plugin: "azure-vnet",
+  load: async () => (await import("./in_process.ts")).runInProcess,
 });
-const handlers = createAzureVnetHandlers({
-  onConfig: (config) => logs.setLevel(config.logLevel),
-});
-const code = await runPlugin(handlers, {
-  name: "azure-vnet",
-  version: denoJson.version,
-}, { env }).finally(() => logs[Symbol.asyncDispose]());
 Deno.exit(code);

@@ -3,7 +3,7 @@
  * what the entry point, the tools (state, teardown, GC, repair) and the
  * agent use: the verbs over a context and their handler factory, teardown,
  * the state model, the endpoint removal that DEL uses, the leftover search,
- * the network read back from the kernel, the kernel port, and the ebtables
+ * the reconcile with the kernel, the network read back from the kernel, the kernel port, and the ebtables
  * driver with the DNAT-rule parser. Everything else is private.
  *
  * @example Usage
@@ -75,6 +75,12 @@ export type {
 } from "./kernel.ts";
 export { netlinkKernel } from "./netlink_kernel.ts";
 export { networkFromKernel, type NetworkFromKernelSpec } from "./network.ts";
+export {
+  type ReconcileAction,
+  type ReconcileOptions,
+  type ReconcileReport,
+  reconcileState,
+} from "./reconcile.ts";
 export {
   readState,
   teardown,

@@ -4,19 +4,16 @@
  * state in `/var/run/azure-vnet-ipam.json` (directory override
  * `AZURE_VNET_STATE_DIR`).
  *
+ * A thin entry point (#14): when `azure-vnet-agent` listens on
+ * `<state dir>/azure-vnet-agent.sock`, the call is forwarded to it;
+ * otherwise the full plugin (`in_process.ts`) is imported and runs here.
+ *
  * @module
  */
-import { runPlugin, startPluginLogging } from "@vnet/cni";
-import denoJson from "./deno.json" with { type: "json" };
-import { createIpamHandlers } from "./mod.ts";
+import { forwardOrRun } from "@vnet/forward";
 
-const env = Deno.env.toObject();
-const logs = await startPluginLogging("azure-vnet-ipam.log", {
-  env,
-  args: Deno.args,
+const code = await forwardOrRun({
+  plugin: "azure-vnet-ipam",
+  load: async () => (await import("./in_process.ts")).runInProcess,
 });
-const code = await runPlugin(createIpamHandlers(), {
-  name: "azure-vnet-ipam",
-  version: denoJson.version,
-}, { env }).finally(() => logs[Symbol.asyncDispose]());
 Deno.exit(code);

@@ -1,0 +1,146 @@
+/**
+ * `azure-vnet-agent` (#14): serves the thin plugins' forwarded CNI calls on
+ * `<state dir>/azure-vnet-agent.sock` (state dir `AZURE_VNET_STATE_DIR`,
+ * else `/var/run`), mode 0600. Logs to `azure-vnet-agent.log` in the log
+ * dir (`AZURE_VNET_LOG_DIR`, else `/var/log`); the plugins' own records go
+ * to `azure-vnet.log` and `azure-vnet-ipam.log` as without the agent.
+ *
+ * `azure-vnet-agent serve` first reconciles the state with the kernel (GC
+ * of leftovers: `reconcileState` of `@vnet/azure-vnet`), then serves until
+ * SIGTERM or SIGINT: then it stops accepting, answers the requests in
+ * flight and exits 0. Without `serve` it prints its usage (so a build's
+ * warm-up run never starts a server).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
+import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
+import { startPluginLogging } from "@vnet/cni";
+import { agentSocketPath } from "@vnet/forward";
+import denoJson from "./deno.json" with { type: "json" };
+import { AgentServer } from "./server.ts";
+
+const NAME = "azure-vnet-agent";
+
+function write(file: { writeSync(p: Uint8Array): number }, text: string) {
+  const data = new TextEncoder().encode(text);
+  let off = 0;
+  while (off < data.length) off += file.writeSync(data.subarray(off));
+}
+
+const USAGE = [
+  `${NAME} ${denoJson.version}: the azure-vnet node agent`,
+  "",
+  `Usage: ${NAME} serve        listen on $AZURE_VNET_STATE_DIR/${NAME}.sock`,
+  `       ${NAME} --version | --help`,
+  "",
+].join("\n");
+
+const args = Deno.args;
+if (args.includes("--version")) {
+  write(Deno.stdout, `${NAME} ${denoJson.version}\n`);
+  Deno.exit(0);
+}
+if (args.includes("--help") || args.includes("-h")) {
+  write(Deno.stderr, USAGE);
+  Deno.exit(0);
+}
+if (args.length !== 1 || args[0] !== "serve") {
+  write(Deno.stderr, USAGE);
+  Deno.exit(2);
+}
+
+const env = Deno.env.toObject();
+const socketPath = agentSocketPath(env);
+const stateDir = socketPath.slice(0, socketPath.lastIndexOf("/"));
+const logs = await startPluginLogging(`${NAME}.log`, {
+  env,
+  args: [],
+  categoryFiles: {
+    "azure-vnet": "azure-vnet.log",
+    "azure-vnet-ipam": "azure-vnet-ipam.log",
+  },
+});
+// One flush at a time: each writes the lines buffered so far.
+let flushing: Promise<void> = Promise.resolve();
+function flush(): Promise<void> {
+  flushing = flushing.then(() => logs.flush());
+  return flushing;
+}
+
+const log = getLogger(["azure-vnet-agent"]);
+
+/**
+ * GC of leftovers before listening: records whose veth is gone, kernel
+ * objects of interrupted ADDs (a killed agent's or plugin's) and
+ * reservations of no record. The reconcile logs each removal to
+ * azure-vnet.log; a failure is logged and the agent serves anyway.
+ */
+async function reconcile(): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const report = await reconcileState(stateDir, {
+      netnsPathGoneIsStale: false,
+    });
+    const ms = Math.round(performance.now() - t0);
+    if (report.actions.length === 0) {
+      log.info("Reconciled {stateDir} in {ms} ms: nothing to remove", {
+        stateDir,
+        ms,
+      });
+    } else {
+      log.info("Reconciled {stateDir} in {ms} ms: {changes}", {
+        stateDir,
+        ms,
+        changes: report.actions.map((a) =>
+          `${a.kind} ${a.target}: ${a.outcome}`
+        ),
+      });
+    }
+    if (report.failed) {
+      log.warning("Reconcile of {stateDir} left work undone", { stateDir });
+    }
+  } catch (err) {
+    log.error("Cannot reconcile {stateDir}: {err}", {
+      stateDir,
+      err: err instanceof Error ? err.message : String(err),
+    });
+  }
+  await flush();
+}
+
+let server: AgentServer;
+try {
+  server = await AgentServer.listen({
+    socketPath,
+    stateDir,
+    plugins: {
+      "azure-vnet": {
+        handlers: createAzureVnetHandlers({ stateDir }),
+        info: { name: "azure-vnet", version: denoJson.version },
+      },
+      "azure-vnet-ipam": {
+        handlers: createIpamHandlers({ stateDir }),
+        info: { name: "azure-vnet-ipam", version: denoJson.version },
+      },
+    },
+    onServed: flush,
+    beforeListen: reconcile,
+  });
+} catch (err) {
+  write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);
+  await logs[Symbol.asyncDispose]();
+  Deno.exit(1);
+}
+await flush();
+write(Deno.stderr, `${NAME}: listening on ${socketPath}\n`);
+
+async function stop(): Promise<void> {
+  await server.close();
+  await flush();
+  await logs[Symbol.asyncDispose]();
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGTERM", stop);
+Deno.addSignalListener("SIGINT", stop);

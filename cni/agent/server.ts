@@ -1,0 +1,338 @@
+/**
+ * The agent's socket server (#14): one CNI invocation per connection,
+ * answered by the same `runPlugin()` and handlers as the in-process path,
+ * so the reply is byte for byte what the plugin would print.
+ *
+ * Who may connect: root only, by the file system. The socket is mode 0600
+ * and lives in the state directory (`/var/run`, root's), and connecting to
+ * a unix socket needs write access to its file. The peer's own uid
+ * (`SO_PEERCRED`) is not checked: Deno 2.9 gives an accepted `UnixConn` no
+ * file descriptor (its internal fd slot is undefined, only a resource id),
+ * so `getsockopt()` through FFI has nothing to ask about. A plugin run as
+ * another user is refused at `connect()` (EACCES) and falls back to the
+ * in-process path, which fails without root with its own CNI error.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type PluginHandlers, type PluginInfo, runPlugin } from "@vnet/cni";
+import {
+  type AgentPlugin,
+  type AgentReply,
+  type AgentRequest,
+  decodeRequest,
+  encodeFrame,
+  errorDocument,
+  FrameError,
+  MAX_REQUEST_BYTES,
+  readFrame,
+} from "@vnet/forward";
+
+const log = getLogger(["azure-vnet-agent"]);
+
+/** A plugin the agent runs: its handlers (made once) and its name. */
+export interface ServedPlugin {
+  /** The handlers, bound once to one context for the process. */
+  handlers: PluginHandlers;
+  /** Name and version, as the plugin reports them. */
+  info: PluginInfo;
+}
+
+/** Options of {@link AgentServer.listen}. */
+export interface AgentServerOptions {
+  /** The socket path (`<state dir>/azure-vnet-agent.sock`). */
+  socketPath: string;
+  /** The state directory every request runs against. */
+  stateDir: string;
+  /** The plugins served. */
+  plugins: Readonly<Record<AgentPlugin, ServedPlugin>>;
+  /** The largest request body; default 1 MiB. */
+  maxRequestBytes?: number;
+  /** Called after each reply is sent (the entry point flushes its logs). */
+  onServed?: () => Promise<void> | void;
+  /**
+   * Runs once no other agent listens (a stale socket is gone) and before
+   * this one listens: the entry point reconciles the state with the kernel
+   * here, while no forwarded request can be in flight.
+   */
+  beforeListen?: () => Promise<void> | void;
+}
+
+/**
+ * Removes a socket left by a dead agent. A path that is not a socket, or a
+ * socket something still listens on, is left alone.
+ *
+ * @throws {Error} When the path is not a socket or another agent listens.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (info.isSocket !== true) {
+    throw new Error(`Cannot listen on "${path}": it exists and is no socket`);
+  }
+  let live: Deno.Conn | undefined;
+  try {
+    live = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.ConnectionRefused)) throw err;
+  }
+  if (live !== undefined) {
+    live.close();
+    throw new Error(`Cannot listen on "${path}": another agent listens on it`);
+  }
+  log.info("Removing the stale socket {path}", { path });
+  await Deno.remove(path);
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+/** Reads and drops what the peer still sends, for at most `ms`. */
+async function drain(conn: Deno.Conn, ms: number): Promise<void> {
+  const timer = setTimeout(() => conn.close(), ms);
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    while (await conn.read(buf) !== null) { /* dropped */ }
+  } catch {
+    // Closed by the timer, or reset by the peer.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The error reply for a frame that breaks the protocol. */
+function frameErrorReply(err: FrameError): AgentReply {
+  return {
+    code: 1,
+    stdout: err.oversize
+      ? errorDocument(5, "Request too large for the azure-vnet agent", {
+        details: err.message,
+      })
+      : errorDocument(6, "Malformed request to the azure-vnet agent", {
+        details: err.message,
+      }),
+  };
+}
+
+/**
+ * The agent's listener: accepts connections on a unix socket (mode 0600)
+ * and serves them concurrently until {@link AgentServer.close}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AgentServer } from "./server.ts";
+ * const dir = await Deno.makeTempDir();
+ * const noop = () => Promise.resolve();
+ * const plugin = {
+ *   handlers: { cmdAdd: () => Promise.reject(new Error("no")), cmdDel: noop },
+ *   info: { name: "demo", version: "0.1.0" },
+ * };
+ * const server = await AgentServer.listen({
+ *   socketPath: `${dir}/a.sock`,
+ *   stateDir: dir,
+ *   plugins: { "azure-vnet": plugin, "azure-vnet-ipam": plugin },
+ * });
+ * assert.equal(((await Deno.stat(`${dir}/a.sock`)).mode ?? 0) & 0o777, 0o600);
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class AgentServer implements AsyncDisposable {
+  #options: AgentServerOptions;
+  #listener: Deno.UnixListener;
+  #inode: number | null;
+  #inFlight = new Set<Promise<void>>();
+  #served = 0;
+  #accepting: Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Use {@link AgentServer.listen}.
+   *
+   * @param options The options.
+   * @param listener The bound listener.
+   * @param inode The socket file's inode, to remove only our own.
+   */
+  constructor(
+    options: AgentServerOptions,
+    listener: Deno.UnixListener,
+    inode: number | null,
+  ) {
+    this.#options = options;
+    this.#listener = listener;
+    this.#inode = inode;
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /**
+   * Removes a stale socket, runs `beforeListen`, listens on `socketPath`
+   * and makes it mode 0600 (root only: connecting needs write access to the
+   * socket file).
+   *
+   * @param options The socket, state dir and plugins.
+   * @returns The running server.
+   * @throws {Error} When the path is not a socket, or another agent listens.
+   *
+   * @tags allow-read, allow-write, allow-net
+   */
+  static async listen(options: AgentServerOptions): Promise<AgentServer> {
+    const path = options.socketPath;
+    await removeStaleSocket(path);
+    await options.beforeListen?.();
+    const listener = Deno.listen({ transport: "unix", path });
+    try {
+      await Deno.chmod(path, 0o600);
+      const info = await Deno.lstat(path);
+      log.info("Listening on {path}", { path });
+      return new AgentServer(options, listener, info.ino);
+    } catch (err) {
+      listener.close();
+      throw err;
+    }
+  }
+
+  /** The number of requests answered so far. */
+  get served(): number {
+    return this.#served;
+  }
+
+  /** The number of connections being served now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#closing !== undefined) return;
+        log.error("accept failed: {err}", { err: String(err) });
+        continue;
+      }
+      const p: Promise<void> = this.#serve(conn).finally(() => {
+        this.#inFlight.delete(p);
+      });
+      this.#inFlight.add(p);
+    }
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    const start = performance.now();
+    let reply: AgentReply;
+    let request: AgentRequest | undefined;
+    let oversize = false;
+    try {
+      const body = await readFrame(
+        conn,
+        this.#options.maxRequestBytes ?? MAX_REQUEST_BYTES,
+      );
+      if (body === undefined) {
+        conn.close();
+        return;
+      }
+      request = decodeRequest(body);
+      reply = await this.#run(request);
+    } catch (err) {
+      if (!(err instanceof FrameError)) {
+        // The peer went away before its request was complete.
+        log.warning("Dropped a connection: {err}", { err: String(err) });
+        conn.close();
+        return;
+      }
+      oversize = err.oversize;
+      log.warning("Refused a request: {msg}", { msg: err.message });
+      reply = frameErrorReply(err);
+    }
+    try {
+      await writeAll(conn, encodeFrame(reply));
+      // A refused frame's body is still coming: read it away so the peer
+      // gets to read the reply instead of a reset.
+      if (oversize) await drain(conn, 2000);
+    } catch (err) {
+      log.warning("Could not send the reply: {err}", { err: String(err) });
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // Closed by drain().
+      }
+    }
+    this.#served++;
+    log.info(
+      "served {plugin} {command} {containerId} {ifName}: code {code} in {ms} ms",
+      {
+        plugin: request?.plugin ?? "-",
+        command: request?.env.CNI_COMMAND ?? "-",
+        containerId: request?.env.CNI_CONTAINERID ?? "",
+        ifName: request?.env.CNI_IFNAME ?? "",
+        code: reply.code,
+        ms: (performance.now() - start).toFixed(1),
+      },
+    );
+    await this.#options.onServed?.();
+  }
+
+  async #run(request: AgentRequest): Promise<AgentReply> {
+    let stdin: Uint8Array;
+    try {
+      stdin = Uint8Array.fromBase64(request.stdin);
+    } catch {
+      throw new FrameError("Malformed request: stdin is not base64");
+    }
+    const plugin = this.#options.plugins[request.plugin];
+    let stdout = "";
+    const code = await runPlugin(plugin.handlers, plugin.info, {
+      env: { ...request.env, AZURE_VNET_STATE_DIR: this.#options.stateDir },
+      stdin,
+      stdout: (text) => {
+        stdout += text;
+      },
+      stderr: () => {},
+      args: [],
+    });
+    return { code, stdout };
+  }
+
+  /**
+   * Stops accepting, waits for the requests in flight, then removes the
+   * socket file (when it is still ours). Idempotent.
+   *
+   * @returns When every request in flight has been answered.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        this.#listener.close();
+      } catch {
+        // Already closed.
+      }
+      await this.#accepting;
+      await Promise.all([...this.#inFlight]);
+      try {
+        const info = await Deno.lstat(this.#options.socketPath);
+        if (info.ino === this.#inode) {
+          await Deno.remove(this.#options.socketPath);
+        }
+      } catch {
+        // Gone already (Deno removes it when the listener closes).
+      }
+      log.info("Stopped after {served} requests", { served: this.#served });
+    })();
+    return this.#closing;
+  }
+
+  /** Same as {@link AgentServer.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

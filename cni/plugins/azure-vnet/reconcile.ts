@@ -1,0 +1,400 @@
+/**
+ * Reconciling the state files with the kernel: the state tool's `gc` and
+ * the agent's start (#14).
+ *
+ * - An endpoint whose host veth is gone (or, unless told otherwise, whose
+ *   pod netns path is gone) is removed as DEL removes it: the plugin's own
+ *   `deleteEndpoint` (host veth, bridge neighbours, per-pod ebtables rules),
+ *   then the IPAM release by container id and ifname through the
+ *   `@vnet/ipam` engine, then the record.
+ * - Kernel leftovers of interrupted ADDs that no record accounts for
+ *   ({@link findLeftovers}): host veths `azv*` enslaved to a recorded bridge,
+ *   per-pod ebtables rules and permanent bridge neighbours of an address of
+ *   no record, are removed.
+ * - An IPAM reservation with no endpoint record is released, unless its
+ *   address is still visible in the kernel after that (a neighbour on a
+ *   recorded bridge).
+ *
+ * Nothing a recorded endpoint uses is an orphan: its veth, its addresses'
+ * neighbours and rules, and its reservation are kept. Orphans are confirmed
+ * twice, `graceMs` apart, so an ADD in flight (reserved, veth made, record
+ * not yet written) is left alone. The state locks are held for each
+ * read-modify-write only.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { flattenCause } from "@vnet/cni";
+import {
+  IPAM_STATE_FILE,
+  IpamEngine,
+  type IpamState,
+  readIpamState,
+} from "@vnet/ipam";
+import { Ebtables } from "./ebtables.ts";
+import type { EbtablesRule } from "./ebtables_rules.ts";
+import { deleteEndpoint } from "./endpoint.ts";
+import type { Kernel, KernelNs } from "./kernel.ts";
+import { findLeftovers, type Leftovers } from "./leftovers.ts";
+import { endpointKey } from "./names.ts";
+import { netlinkKernel } from "./netlink_kernel.ts";
+import { wrapKernel } from "./errors.ts";
+import type { AzureVnetState, EndpointRecord } from "./state.ts";
+import { withState } from "./state.ts";
+import { readState } from "./teardown.ts";
+
+const log = getLogger(["azure-vnet", "reconcile"]);
+
+/** Options of {@link reconcileState}. */
+export interface ReconcileOptions {
+  /** Report only; change nothing. */
+  dryRun?: boolean;
+  /** Delay between the two looks at an orphan, in ms (default 2000). */
+  graceMs?: number;
+  /** The kernel port (default netlink, in the current netns). */
+  kernel?: Kernel;
+  /** The ebtables driver. */
+  ebtables?: Ebtables;
+  /**
+   * Whether an endpoint whose pod netns path is gone is stale (default
+   * true). The agent says false: a pod netns can outlive its path (a
+   * process still holds it), and its veth pair, which dies with the netns,
+   * is the kernel's own answer.
+   */
+  netnsPathGoneIsStale?: boolean;
+  /** Whether a netns path exists (default: `Deno.stat`). */
+  netnsExists?: (path: string) => Promise<boolean>;
+  /** Sleep (tests). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** One thing the reconcile found. */
+export interface ReconcileAction {
+  /**
+   * `endpoint` (stale record), `ipam` (orphan reservation), `veth`, `rule`
+   * (per-pod ebtables rule) or `neighbour` (kernel leftovers).
+   */
+  readonly kind: "endpoint" | "ipam" | "veth" | "rule" | "neighbour";
+  /** The endpoint key, `ip containerId/ifName`, veth name, rule or IP. */
+  readonly target: string;
+  /** Why it is stale. */
+  readonly reason: string;
+  /** `removed`, `released`, `deleted`, `would remove`, `kept` or `failed`. */
+  outcome: string;
+  /** What failed, when it did. */
+  error?: string;
+}
+
+/** What {@link reconcileState} did. */
+export interface ReconcileReport {
+  /** Every finding, in order. */
+  readonly actions: ReconcileAction[];
+  /** True when some step failed. */
+  readonly failed: boolean;
+}
+
+async function statExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function defaultSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+interface Snapshot {
+  readonly state: AzureVnetState;
+  readonly ipam: IpamState | undefined;
+}
+
+async function snapshot(stateDir: string): Promise<Snapshot> {
+  return {
+    state: await readState(stateDir),
+    ipam: await readIpamState(`${stateDir}/${IPAM_STATE_FILE}`),
+  };
+}
+
+interface OrphanHold {
+  ip: string;
+  containerId: string;
+  ifName: string;
+  network: string | undefined;
+  inKernel: boolean;
+}
+
+/** Reservations (`ip`, key) with no endpoint record, and whether seen. */
+function orphanHolds(snap: Snapshot, host: KernelNs): OrphanHold[] {
+  const keys = new Set(Object.keys(snap.state.endpoints));
+  const bridges = Object.values(snap.state.networks).map((n) => n.bridge);
+  const out = [];
+  for (const pool of Object.values(snap.ipam?.pools ?? {})) {
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (rec.containerId === undefined) continue;
+      const ifName = rec.ifName ?? "";
+      if (keys.has(endpointKey(rec.containerId, ifName))) continue;
+      const inKernel = bridges.some((b) =>
+        host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
+      );
+      out.push({
+        ip,
+        containerId: rec.containerId,
+        ifName,
+        network: rec.network,
+        inKernel,
+      });
+    }
+  }
+  return out;
+}
+
+function ruleText(r: EbtablesRule): string {
+  return `${r.chain} ${r.args.join(" ")}`;
+}
+
+/** The leftovers of `snap` (the plugin's own search, which CNI GC uses). */
+async function leftoversOf(
+  snap: Snapshot,
+  ctx: { host: KernelNs; ebtables: Ebtables },
+): Promise<Leftovers> {
+  const any = Object.keys(snap.state.networks).length > 0;
+  return findLeftovers(ctx.host, {
+    state: snap.state,
+    ...(any ? { prerouting: await ctx.ebtables.list("PREROUTING") } : {}),
+  });
+}
+
+/** What is in both looks: an ADD in flight has written its record since. */
+function confirmed(first: Leftovers, again: Leftovers): Leftovers {
+  const veths = new Set(again.veths);
+  const rules = new Set(again.rules.map(ruleText));
+  const neighs = new Set(again.neighbours.map((n) => `${n.bridge} ${n.ip}`));
+  return {
+    veths: first.veths.filter((v) => veths.has(v)),
+    rules: first.rules.filter((r) => rules.has(ruleText(r))),
+    neighbours: first.neighbours.filter((n) =>
+      neighs.has(`${n.bridge} ${n.ip}`)
+    ),
+  };
+}
+
+/**
+ * Reconciles `azure-vnet.json` and `azure-vnet-ipam.json` with the kernel,
+ * and logs each change it makes.
+ *
+ * Requires CAP_NET_ADMIN in the node's netns, the `ebtables` binary and
+ * write access to the state directory.
+ *
+ * @param stateDir The state directory (`/var/run`).
+ * @param options Dry run, grace, stale rule, injectable kernel, ebtables,
+ * clock.
+ * @returns What was found and done.
+ * @throws {CniError} 102 when a state file is corrupt (run `repair`), 11 on
+ * a lock timeout.
+ *
+ * @tags allow-ffi, allow-run, allow-read, allow-write
+ *
+ * @example Usage
+ * ```ts ignore
+ * const report = await reconcileState("/var/run", { dryRun: true });
+ * ```
+ */
+export async function reconcileState(
+  stateDir: string,
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport> {
+  const kernel = options.kernel ?? netlinkKernel();
+  const ebtables = options.ebtables ?? new Ebtables();
+  const exists = options.netnsExists ?? statExists;
+  const sleep = options.sleep ?? defaultSleep;
+  const dry = options.dryRun === true;
+  const pathRule = options.netnsPathGoneIsStale ?? true;
+  const ipam = new IpamEngine({ stateDir });
+  const actions: ReconcileAction[] = [];
+  let failed = false;
+  function fail(a: ReconcileAction, errs: unknown[]): void {
+    failed = true;
+    a.outcome = "failed";
+    a.error = errs.map((e) => flattenCause(e)).join("; ");
+  }
+  function done(a: ReconcileAction): void {
+    if (dry) return;
+    log.info("Reconcile: {kind} {target} ({reason}): {outcome}", { ...a });
+  }
+
+  using host = kernel.host();
+  const first = await snapshot(stateDir);
+
+  // 1. Stale endpoints: removed as DEL removes them.
+  for (const [key, ep] of Object.entries(first.state.endpoints)) {
+    const reasons: string[] = [];
+    if (pathRule && ep.netns !== "" && !(await exists(ep.netns))) {
+      reasons.push(`netns ${ep.netns} gone`);
+    }
+    if (host.link(ep.hostVeth) === undefined) {
+      reasons.push(`veth ${ep.hostVeth} gone`);
+    }
+    if (reasons.length === 0) continue;
+    const a: ReconcileAction = {
+      kind: "endpoint",
+      target: key,
+      reason: reasons.join(", "),
+      outcome: dry ? "would remove" : "removed",
+    };
+    actions.push(a);
+    if (dry) continue;
+    const errs = await deleteEndpoint({ kernel, host, ebtables }, {
+      hostVeth: ep.hostVeth,
+      network: first.state.networks[ep.network],
+      pod: ep,
+    });
+    try {
+      await ipam.release(ep, { network: ep.network });
+    } catch (err) {
+      errs.push(err);
+    }
+    if (errs.length > 0) {
+      fail(a, errs);
+      done(a);
+      continue;
+    }
+    await withState(stateDir, async (s) => {
+      if (sameRecord(s.state.endpoints[key], ep)) {
+        delete s.state.endpoints[key];
+        await s.save();
+      }
+    });
+    a.outcome = `removed (${ep.addresses.join(", ") || "no address"})`;
+    done(a);
+  }
+
+  // 2. Kernel leftovers, confirmed after the grace delay.
+  const after = dry ? first : await snapshot(stateDir);
+  let found = await leftoversOf(after, { host, ebtables });
+  const holds = orphanHolds(after, host);
+  const some = found.veths.length + found.rules.length +
+      found.neighbours.length + holds.length > 0;
+  const graceMs = options.graceMs ?? 2000;
+  let last = after;
+  if (!dry && graceMs > 0 && some) {
+    await sleep(graceMs);
+    last = await snapshot(stateDir);
+    found = confirmed(found, await leftoversOf(last, { host, ebtables }));
+  }
+  await removeFound({ host, ebtables }, {
+    found,
+    dry,
+    record(a, errs) {
+      actions.push(a);
+      if (errs.length > 0) fail(a, errs);
+      done(a);
+    },
+  });
+
+  // 3. Reservations without a record, in both looks; one whose address a
+  //    neighbour still uses (an ADD past its neighbour) is kept.
+  const seen = new Set(holds.map((h) => `${h.ip} ${h.containerId}`));
+  const orphans = orphanHolds(last, host).filter((h) =>
+    seen.has(`${h.ip} ${h.containerId}`)
+  );
+  // A dry run has not removed the leftover neighbours: they keep nothing.
+  const gone = new Set(found.neighbours.map((n) => n.ip));
+  const keptKeys = new Set(
+    orphans.filter((h) => h.inKernel && !gone.has(h.ip)).map((h) =>
+      endpointKey(h.containerId, h.ifName)
+    ),
+  );
+  for (const h of orphans) {
+    const inKernel = keptKeys.has(endpointKey(h.containerId, h.ifName));
+    const a: ReconcileAction = {
+      kind: "ipam",
+      target: `${h.ip} ${h.containerId}/${h.ifName}`,
+      reason: inKernel
+        ? "no endpoint record, but a neighbour on the bridge uses it"
+        : "no endpoint record",
+      outcome: inKernel ? "kept" : dry ? "would release" : "released",
+    };
+    actions.push(a);
+    if (dry || inKernel) continue;
+    try {
+      await ipam.release(h, { network: h.network });
+    } catch (err) {
+      fail(a, [err]);
+    }
+    done(a);
+  }
+  return { actions, failed };
+}
+
+/** Removes (or, dry, reports) each leftover, one action each. */
+async function removeFound(
+  ctx: { host: KernelNs; ebtables: Ebtables },
+  spec: {
+    found: Leftovers;
+    dry: boolean;
+    record: (a: ReconcileAction, errs: unknown[]) => void;
+  },
+): Promise<void> {
+  const { host, ebtables } = ctx;
+  const { found, dry } = spec;
+  const reason = "on the bridge, no endpoint record";
+  for (const v of found.veths) {
+    const a: ReconcileAction = {
+      kind: "veth",
+      target: v,
+      reason,
+      outcome: dry ? "would delete" : "deleted",
+    };
+    const errs: unknown[] = [];
+    if (!dry) {
+      try {
+        host.delLink(v);
+      } catch (err) {
+        errs.push(wrapKernel(`Cannot delete veth "${v}"`, err));
+      }
+    }
+    spec.record(a, errs);
+  }
+  if (found.rules.length > 0) {
+    let errs: unknown[] = [];
+    if (!dry) {
+      try {
+        await ebtables.removeAll(found.rules);
+      } catch (err) {
+        errs = [err];
+      }
+    }
+    for (const r of found.rules) {
+      spec.record({
+        kind: "rule",
+        target: ruleText(r),
+        reason: "a pod rule for an address of no endpoint record",
+        outcome: dry ? "would delete" : "deleted",
+      }, errs);
+    }
+  }
+  for (const n of found.neighbours) {
+    const errs: unknown[] = [];
+    if (!dry) {
+      try {
+        host.neighDel(n.bridge, n.ip);
+      } catch (err) {
+        errs.push(wrapKernel(`Cannot delete neighbour "${n.ip}"`, err));
+      }
+    }
+    spec.record({
+      kind: "neighbour",
+      target: `${n.ip} on ${n.bridge}`,
+      reason: "a permanent neighbour for an address of no endpoint record",
+      outcome: dry ? "would delete" : "deleted",
+    }, errs);
+  }
+}
+
+function sameRecord(a: EndpointRecord | undefined, b: EndpointRecord): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
+import { FakeEbtables } from "./_fake_ebtables.ts";
+import { FakeKernel } from "./_fake_kernel.ts";
+import { Ebtables } from "./ebtables.ts";
+import { arpReplyRule, podDnatRule } from "./ebtables_rules.ts";
+import { reconcileState } from "./reconcile.ts";
+import type { EndpointRecord } from "./state.ts";
+import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
+import { withState } from "./state.ts";
+
+const NET = TEST_NETWORK;
+
+function ep(id: string, ip: string, mac: string): EndpointRecord {
+  return testEndpoint({
+    containerId: id,
+    hostVeth: `azv${id}`,
+    ip,
+    mac,
+    netns: `/run/netns/${id}`,
+  });
+}
+
+/**
+ * A node with a live recorded pod (`live`, 10.0.0.5), a recorded pod whose
+ * veth is gone (`gone`, 10.0.0.6), the kernel leftovers of an ADD killed
+ * before its record (`left`, 10.0.0.7: veth, neighbour, rules, IPAM hold)
+ * and a reservation of nobody (`ghost`).
+ */
+async function fixture(dir: string) {
+  const kernel = new FakeKernel();
+  const host = kernel.hostNs;
+  host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
+  host.addLink("eth0");
+  host.setMaster("eth0", "azure0");
+  for (const v of ["azvlive", "azvleft"]) {
+    host.addLink(v, { kind: "veth" });
+    host.setMaster(v, "azure0");
+  }
+  const fake = new FakeEbtables();
+  const ebtables = new Ebtables({ run: fake.run, restore: fake.restore });
+  const pods = {
+    live: { ip: "10.0.0.5", mac: "02:00:00:00:00:05" },
+    gone: { ip: "10.0.0.6", mac: "02:00:00:00:00:06" },
+    left: { ip: "10.0.0.7", mac: "02:00:00:00:00:07" },
+  };
+  for (const p of Object.values(pods)) {
+    host.neighSet("azure0", p);
+    await ebtables.ensureAll([arpReplyRule(p), podDnatRule("eth0", p)]);
+  }
+  await withState(dir, async (s) => {
+    s.state.networks.azure = NET;
+    s.state.endpoints["live/eth0"] = ep("live", pods.live.ip, pods.live.mac);
+    s.state.endpoints["gone/eth0"] = ep("gone", pods.gone.ip, pods.gone.mac);
+    await s.save();
+  });
+  const engine = new IpamEngine({ stateDir: dir, hostMacs: () => [] });
+  for (const [id, ip] of Object.entries({ ...pods, ghost: "10.0.0.8" })) {
+    const config = parseIpamConfig({
+      cniVersion: "1.1.0",
+      name: "azure",
+      type: "azure-vnet",
+      ipam: {
+        type: "azure-vnet-ipam",
+        environment: "static",
+        subnet: "10.0.0.0/24",
+        addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"],
+      },
+    });
+    await engine.reserve({ containerId: id, ifName: "eth0" }, {
+      config,
+      network: "azure",
+      requestedIp: typeof ip === "string" ? ip : ip.ip,
+    });
+  }
+  return { kernel, host, fake, ebtables, engine };
+}
+
+Deno.test("reconcileState() removes stale records and leftovers, never what a live record uses", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, fake, ebtables, engine } = await fixture(dir);
+    const slept: number[] = [];
+    const report = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 10,
+      sleep: (ms) => Promise.resolve(void slept.push(ms)),
+      netnsPathGoneIsStale: false,
+    });
+    assert.ok(!report.failed, JSON.stringify(report));
+    assert.deepEqual(slept, [10], "orphans are confirmed after the grace");
+    assert.deepEqual(
+      report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
+      [
+        "endpoint gone/eth0: removed (10.0.0.6/24)",
+        "veth azvleft: deleted",
+        `rule PREROUTING ${
+          arpReplyRule({ ip: "10.0.0.7", mac: "02:00:00:00:00:07" }).args.join(
+            " ",
+          )
+        }: deleted`,
+        `rule PREROUTING ${
+          podDnatRule("eth0", { ip: "10.0.0.7", mac: "02:00:00:00:00:07" }).args
+            .join(" ")
+        }: deleted`,
+        "neighbour 10.0.0.7 on azure0: deleted",
+        "ipam 10.0.0.7 left/eth0: released",
+        "ipam 10.0.0.8 ghost/eth0: released",
+      ],
+    );
+    // The live pod keeps everything it uses.
+    assert.ok(host.link("azvlive") !== undefined);
+    assert.equal(host.link("azvleft"), undefined);
+    assert.deepEqual(host.neighs("azure0").map((n) => n.ip), ["10.0.0.5"]);
+    assert.equal(fake.matching(/10\.0\.0\.5\b/).length, 2);
+    assert.equal(fake.matching(/10\.0\.0\.[678]\b/).length, 0);
+    assert.deepEqual(
+      await engine.held({ containerId: "live", ifName: "eth0" }),
+      { ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1" },
+    );
+    for (const id of ["gone", "left", "ghost"]) {
+      assert.equal(
+        await engine.held({ containerId: id, ifName: "eth0" }),
+        undefined,
+        id,
+      );
+    }
+    const again = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 0,
+      netnsExists: (path) => Promise.resolve(path.endsWith("/live")),
+    });
+    assert.deepEqual(again.actions, [], "a second run finds nothing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() leaves an ADD that records its endpoint within the grace", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, ebtables, engine } = await fixture(dir);
+    const report = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 10,
+      netnsPathGoneIsStale: false,
+      // The ADD of "left" writes its record during the grace.
+      sleep: () =>
+        withState(dir, async (s) => {
+          s.state.endpoints["left/eth0"] = ep(
+            "left",
+            "10.0.0.7",
+            "02:00:00:00:00:07",
+          );
+          await s.save();
+        }),
+    });
+    assert.deepEqual(
+      report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
+      [
+        "endpoint gone/eth0: removed (10.0.0.6/24)",
+        "ipam 10.0.0.8 ghost/eth0: released",
+      ],
+    );
+    assert.ok(host.link("azvleft") !== undefined);
+    assert.ok(
+      (await engine.held({ containerId: "left", ifName: "eth0" })) !==
+        undefined,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() with dryRun changes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, fake, ebtables } = await fixture(dir);
+    const before = await Deno.readTextFile(`${dir}/azure-vnet.json`);
+    const rules = fake.rules.length;
+    const report = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      dryRun: true,
+      netnsPathGoneIsStale: false,
+    });
+    assert.ok(report.actions.every((a) => a.outcome.startsWith("would")));
+    assert.equal(report.actions.length, 7);
+    assert.equal(await Deno.readTextFile(`${dir}/azure-vnet.json`), before);
+    assert.ok(host.link("azvleft") !== undefined);
+    assert.equal(fake.rules.length, rules);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,110 @@
+/**
+ * `dist/azure-vnet-agent` (#14) for an {@link AzureNode}: the built
+ * `dist/azure-vnet` forwards ADD, CHECK and DEL to the agent (its log shows
+ * every request it served), the results have the fallback's shape, an
+ * oversize request is refused with a CNI error, the socket is 0600; after
+ * SIGTERM the agent is gone and the plugin runs in process again.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import { agentSocket, servedLines, startAgent } from "../_support/agent.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
+import {
+  AZURE_VNET_DIST,
+  AzureNode,
+  type CniRun,
+  resultIp,
+} from "../../tools/testbed/mod.ts";
+
+function ok(run: CniRun, what: string): void {
+  assert.equal(run.code, 0, `${what}: ${run.stdout} ${run.stderr}`);
+}
+
+/** The result's shape: its keys and each interface's and IP's keys. */
+function shape(run: CniRun): unknown {
+  const j = run.json ?? {};
+  const keys = (v: unknown) =>
+    (Array.isArray(v) ? v : []).map((x) => Object.keys(x).sort());
+  return {
+    keys: Object.keys(j).sort(),
+    interfaces: keys(j.interfaces),
+    ips: keys(j.ips),
+    routes: j.routes,
+    cniVersion: j.cniVersion,
+  };
+}
+
+Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent and falls back once it stops", async (t) => {
+  requireRoot();
+  await using n = await AzureNode.create("10.97.0.0/16");
+  n.argv = [AZURE_VNET_DIST];
+  const [p0, p1] = await n.pods(2);
+  const conf = n.conf(8);
+  await using agent = await startAgent(n);
+  let viaAgent: CniRun | undefined;
+
+  await t.step("the socket is mode 0600", async () => {
+    const st = await Deno.lstat(agentSocket(n));
+    assert.ok(st.isSocket);
+    assert.equal((st.mode ?? 0) & 0o777, 0o600);
+  });
+
+  await t.step("ADD, CHECK, DEL go through the agent", async () => {
+    const env = n.env("agent0", p0);
+    viaAgent = await n.run("ADD", conf, env);
+    ok(viaAgent, "ADD");
+    const ip = resultIp(viaAgent)?.split("/")[0];
+    assert.equal(ip, n.addr(256));
+    assert.ok(await p0?.ping(n.addr(1)), "pod -> gateway");
+    assert.equal((await assertStateMatchesKernel(n)).size, 1);
+    ok(await n.run("CHECK", conf, env), "CHECK");
+    ok(await n.run("DEL", conf, env), "DEL");
+    assert.equal((await assertStateMatchesKernel(n)).size, 0);
+    const served = await servedLines(n);
+    for (const command of ["ADD", "CHECK", "DEL"]) {
+      assert.ok(
+        served.some((l) =>
+          l.includes(`"azure-vnet" "${command}" "agent0" "eth0": code 0`)
+        ),
+        `the agent served ${command}:\n${served.join("\n")}`,
+      );
+    }
+  });
+
+  await t.step("an oversize request is refused with a CNI error", async () => {
+    const big = { ...conf, pad: "x".repeat(1024 * 1024) };
+    const run = await n.run("ADD", big, n.env("agent-big", p1));
+    assert.equal(run.code, 1, run.stdout);
+    assert.equal(run.json?.code, 5);
+    assert.match(String(run.json?.msg), /Request too large/);
+    assert.equal((await assertStateMatchesKernel(n)).size, 0);
+  });
+
+  await t.step(
+    "after SIGTERM the agent exits 0 and the socket is gone",
+    async () => {
+      const out = await agent.stop();
+      assert.equal(out.code, 0, out.stderr);
+      await assert.rejects(Deno.lstat(agentSocket(n)), {
+        name: "NotFound",
+      });
+    },
+  );
+
+  await t.step(
+    "the fallback runs in process with the same result shape",
+    async () => {
+      const before = (await servedLines(n)).length;
+      const env = n.env("fallback0", p1);
+      const add = await n.run("ADD", conf, env);
+      ok(add, "ADD");
+      assert.ok(viaAgent !== undefined);
+      assert.deepEqual(shape(add), shape(viaAgent));
+      assert.ok(await p1?.ping(n.addr(1)), "pod -> gateway");
+      ok(await n.run("CHECK", conf, env), "CHECK");
+      ok(await n.run("DEL", conf, env), "DEL");
+      assert.equal((await assertStateMatchesKernel(n)).size, 0);
+      assert.equal((await servedLines(n)).length, before, "nothing served");
+    },
+  );
+});
