@@ -170,20 +170,26 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Stops the emulator (SIGTERM, then SIGKILL after 3 s) and waits for it.
+ * Stops a process: SIGTERM, then SIGKILL once `graceMs` has passed, and
+ * waits (at most `graceMs` + 3 s) until it is gone.
  *
- * @param pid The emulator pid.
+ * @param pid The pid.
+ * @param options `graceMs`: how long SIGTERM may take (default 3000).
  * @returns True when it is gone.
  */
-export async function stopEmulator(pid: number): Promise<boolean> {
+export async function stopProcess(
+  pid: number,
+  options: { graceMs?: number } = {},
+): Promise<boolean> {
   if (!processAlive(pid)) return true;
   try {
     Deno.kill(pid, "SIGTERM");
   } catch {
     return !processAlive(pid);
   }
-  for (let i = 0; i < 60 && processAlive(pid); i++) {
-    if (i === 30) {
+  const killAt = Math.ceil((options.graceMs ?? 3000) / 100);
+  for (let i = 0; i < killAt + 30 && processAlive(pid); i++) {
+    if (i === killAt) {
       try {
         Deno.kill(pid, "SIGKILL");
       } catch {
@@ -193,4 +199,14 @@ export async function stopEmulator(pid: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return !processAlive(pid);
+}
+
+/**
+ * Stops the emulator (SIGTERM, then SIGKILL after 3 s) and waits for it.
+ *
+ * @param pid The emulator pid.
+ * @returns True when it is gone.
+ */
+export function stopEmulator(pid: number): Promise<boolean> {
+  return stopProcess(pid, { graceMs: 3000 });
 }
