@@ -22,7 +22,7 @@ import {
 } from "../../tools/sandbox/sandbox.ts";
 import { listSandboxNetns } from "../../tools/sandbox/fabric.ts";
 import { processAlive, readArmNics } from "../../tools/sandbox/_emulator.ts";
-import { readServed } from "../../tools/sandbox/_agent.ts";
+import { readServed } from "../../tools/testbed/mod.ts";
 import type { SandboxRecord } from "../../tools/sandbox/record.ts";
 
 async function ebtablesNat(netns: string): Promise<string[]> {

@@ -9,7 +9,12 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { execIn, ipIn, pingFrom, run } from "./_run.ts";
-import { agentSocket, readServed, startAgent, stopAgent } from "./_agent.ts";
+import {
+  agentSocket,
+  readServed,
+  startAgent,
+  stopAgent,
+} from "../testbed/mod.ts";
 import {
   processAlive,
   readArmNics,
@@ -202,7 +207,13 @@ export async function startNodeAgent(
 ): Promise<number> {
   const n = rec.nodes[node];
   if (n === undefined) throw new RangeError(`Cannot find node ${node}`);
-  const pid = await startAgent({ ...nodeEnv(rec, n) });
+  const pid = await startAgent({
+    agent: `${rec.binDir}/azure-vnet-agent`,
+    netns: n.netns,
+    cniPath: rec.binDir,
+    stateDir: n.stateDir,
+    logDir: n.logDir,
+  });
   rec.agents = [...(rec.agents ?? []).filter((a) => a.node !== node), {
     node,
     pid,

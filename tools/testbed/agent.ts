@@ -1,18 +1,21 @@
 /**
- * The sandbox's node agents (#14): the installed `azure-vnet-agent` started
- * inside a node's netns with that node's state and log dirs, stopped with
- * SIGTERM, and its log read back to tell which pod ADDs it served.
+ * The node agent (#14) as the sandbox, the benchmark and the tests run it:
+ * `azure-vnet-agent serve` started with a node's state and log dirs (in a
+ * named netns, or in the caller's), stopped with SIGTERM, and its log read
+ * back to tell which requests it served.
  *
  * @module
  */
-import { processAlive, stopProcess } from "./_emulator.ts";
+import { processAlive, stopProcess } from "./process.ts";
 
 /** Where one node's agent runs. */
 export interface AgentPlace {
-  /** The node netns. */
-  readonly netns: string;
-  /** The directory holding the installed `azure-vnet-agent`. */
-  readonly binDir: string;
+  /** The agent executable (the built launcher or an installed one). */
+  readonly agent: string;
+  /** The node netns (through `ip netns exec`); default the caller's. */
+  readonly netns?: string;
+  /** CNI_PATH of the agent (delegated IPAM plugins). */
+  readonly cniPath: string;
   /** AZURE_VNET_STATE_DIR: the socket is `<stateDir>/azure-vnet-agent.sock`. */
   readonly stateDir: string;
   /** AZURE_VNET_LOG_DIR: the agent logs to `azure-vnet-agent.log` there. */
@@ -30,27 +33,25 @@ export function agentSocket(stateDir: string): string {
 }
 
 /**
- * Starts `<binDir>/azure-vnet-agent serve` in the node netns (through
+ * Starts `<agent> serve`, in the node netns when given (through
  * `ip netns exec`, which execs it, as the launcher execs deno: the pid is
- * the agent's) and waits until it says it listens.
+ * the agent's), and waits until it says it listens.
  *
- * @param place The node netns and the agent's dirs.
+ * @param place The agent, its netns and its dirs.
  * @returns The agent's pid.
  * @throws {Error} When it exits or does not listen within 20 s.
  */
 export async function startAgent(place: AgentPlace): Promise<number> {
-  const child = new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      place.netns,
-      `${place.binDir}/azure-vnet-agent`,
-      "serve",
-    ],
+  const argv = place.netns === undefined
+    ? [place.agent, "serve"]
+    : ["ip", "netns", "exec", place.netns, place.agent, "serve"];
+  const [cmd, ...args] = argv;
+  const child = new Deno.Command(cmd ?? "", {
+    args,
     clearEnv: true,
     env: {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      CNI_PATH: place.binDir,
+      CNI_PATH: place.cniPath,
       AZURE_VNET_STATE_DIR: place.stateDir,
       AZURE_VNET_LOG_DIR: place.logDir,
     },
@@ -77,7 +78,7 @@ export async function startAgent(place: AgentPlace): Promise<number> {
   if (!/listening on/.test(text)) {
     if (processAlive(child.pid)) Deno.kill(child.pid, "SIGKILL");
     throw new Error(
-      `Cannot start the agent in "${place.netns}": ${
+      `Cannot start the agent in "${place.netns ?? "this netns"}": ${
         text.trim() || "no answer within 20 s"
       }`,
     );
@@ -106,7 +107,7 @@ export function stopAgent(pid: number): Promise<boolean> {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { servedRequests } from "./_agent.ts";
+ * import { servedRequests } from "./agent.ts";
  * const log = 'x INFO served "azure-vnet" "ADD" "c1" "eth0": code 0 in 9.1 ms';
  * assert.deepEqual(servedRequests(log), ["azure-vnet ADD c1 eth0 0"]);
  * ```
