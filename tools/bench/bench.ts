@@ -873,9 +873,9 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "",
   ].join("\n");
   await Deno.writeTextFile(outFile, md);
-  // Keep the committed file `deno fmt` clean.
+  // Keep the committed files `deno fmt` clean (it formats SVG too).
   await new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--quiet", outFile],
+    args: ["fmt", "--quiet", outFile, svgFile],
     stdout: "null",
     stderr: "null",
   }).output();
