@@ -65,6 +65,13 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
           /verified azure-vnet \(launcher\): VERSION .*1\.0\.0/,
         );
         assert.match(r.stdout, /verified azure-vnet-ipam \(launcher\)/);
+        assert.match(
+          r.stdout,
+          /verified .*\/bin\/azure-vnet-agent \(launcher\): fixture-plugin/,
+        );
+        assert.equal(mode(`${bin}/azure-vnet-agent`), 0o755);
+        assert.equal(mode(`${bin}/azure-vnet-agent.js`), 0o644);
+        assert.equal(owner(`${bin}/azure-vnet-agent`), 0);
         assert.equal(mode(`${bin}/azure-vnet`), 0o755);
         assert.equal(mode(`${bin}/azure-vnet-ipam`), 0o755);
         assert.equal(mode(`${bin}/azure-vnet.js`), 0o644);
@@ -160,11 +167,45 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
       });
     });
 
+    await t.step(
+      "--agent-dir and --systemd-dir: the agent and its unit elsewhere",
+      async () => {
+        const r = await installer([
+          ...base,
+          "--force",
+          "--agent-dir",
+          `${tmp}/libexec`,
+          "--systemd-dir",
+          `${tmp}/systemd`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /unit .*azure-vnet-agent\.service written/);
+        assert.match(
+          r.stdout,
+          /removed .*\/bin\/azure-vnet-agent \(no longer installed\)/,
+        );
+        assert.ok(!names(bin).includes("azure-vnet-agent"));
+        assert.deepEqual(names(`${tmp}/libexec`), [
+          "azure-vnet-agent",
+          "azure-vnet-agent.js",
+        ]);
+        const unit = await Deno.readTextFile(
+          `${tmp}/systemd/azure-vnet-agent.service`,
+        );
+        assert.ok(
+          unit.includes(`\nExecStart=${tmp}/libexec/azure-vnet-agent serve\n`),
+        );
+        assert.equal(owner(`${tmp}/systemd/azure-vnet-agent.service`), 0);
+      },
+    );
+
     await t.step("--uninstall removes exactly what was installed", async () => {
       const r = await installer(["--bin-dir", bin, "--uninstall"]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(names(bin), ["portmap"]);
       assert.deepEqual(names(conf), []);
+      assert.deepEqual(names(`${tmp}/libexec`), []);
+      assert.deepEqual(names(`${tmp}/systemd`), []);
       const again = await installer(["--bin-dir", bin, "--uninstall"]);
       assert.equal(again.code, 1);
       assert.match(again.stderr, /no manifest/);

@@ -1,7 +1,7 @@
 /**
  * The whole sandbox through the real plugins: `up` (fabric, emulator,
- * provisioning through tools/nic, build + install, pods through azure-vnet),
- * then the negative proof, scale-up while pods run, pod churn with a leak
+ * provisioning through tools/nic, build + install, an azure-vnet-agent per
+ * node (#14), pods through azure-vnet), then the negative proof, scale-up while pods run, pod churn with a leak
  * check, a node "reboot", and `down` leaving nothing behind. One sandbox is
  * shared by the steps to stay within the e2e time budget.
  */
@@ -22,6 +22,7 @@ import {
 } from "../../tools/sandbox/sandbox.ts";
 import { listSandboxNetns } from "../../tools/sandbox/fabric.ts";
 import { processAlive, readArmNics } from "../../tools/sandbox/_emulator.ts";
+import { readServed } from "../../tools/testbed/mod.ts";
 import type { SandboxRecord } from "../../tools/sandbox/record.ts";
 
 async function ebtablesNat(netns: string): Promise<string[]> {
@@ -91,8 +92,25 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
     const r = rec;
 
     await t.step("multi-node connectivity: every check passes", () => {
-      assert.equal(up.results.length, 16, up.lines.join("\n"));
-      assert.equal(up.lines.at(-1), "PASS: 16/16 checks", up.lines.join("\n"));
+      assert.equal(up.results.length, 20, up.lines.join("\n"));
+      assert.equal(up.lines.at(-1), "PASS: 20/20 checks", up.lines.join("\n"));
+    });
+
+    await t.step("each node's agent served its pods' ADDs", async () => {
+      assert.equal(r.agents?.length, 2);
+      for (const a of r.agents ?? []) assert.ok(processAlive(a.pid));
+      const served = up.results.filter((c) => c.kind === "served");
+      assert.equal(served.length, 4);
+      assert.ok(served.every((c) => c.ok && c.target === "agent"));
+      for (const node of r.nodes) {
+        const st = await Deno.lstat(`${node.stateDir}/azure-vnet-agent.sock`);
+        assert.ok(st.isSocket);
+        assert.equal((st.mode ?? 0) & 0o777, 0o600);
+        const adds = (await readServed(node.logDir)).filter((l) =>
+          l.startsWith("azure-vnet ADD ")
+        );
+        assert.equal(adds.length, 2, adds.join("\n"));
+      }
     });
 
     await t.step(
@@ -224,7 +242,12 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
       async () => {
         const node = r.nodes[1];
         assert.ok(node !== undefined);
+        const agentBefore = r.agents?.find((a) => a.node === 1)?.pid;
         const dead = await rebootNode(r, 1);
+        // The VM's agent went with it and a new one runs in the new node.
+        const agentAfter = r.agents?.find((a) => a.node === 1)?.pid;
+        assert.ok(agentBefore !== undefined && !processAlive(agentBefore));
+        assert.ok(agentAfter !== undefined && processAlive(agentAfter));
         assert.equal(dead.length, 2);
         const [first, second] = dead;
         assert.ok(first !== undefined && second !== undefined);
@@ -251,5 +274,41 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
   }
   assert.deepEqual(await listSandboxNetns(prefix), []);
   assert.ok(rec?.emulator === undefined || !processAlive(rec.emulator.pid));
+  for (const a of rec?.agents ?? []) assert.ok(!processAlive(a.pid));
   await assert.rejects(Deno.stat(recordPath(dir)), { name: "NotFound" });
+});
+
+Deno.test("sandbox up with agent: false runs the plugins in process (the fallback)", async () => {
+  requireRoot();
+  const prefix = `vsb-${crypto.randomUUID().slice(0, 5)}`;
+  const dir = await Deno.makeTempDir({ prefix: "vsb-up-" });
+  await Deno.remove(dir);
+  try {
+    const up = await sandboxUp({
+      prefix,
+      dir,
+      nodes: 1,
+      pods: 2,
+      ipCount: 4,
+      skipBuild: true,
+      agent: false,
+      print: () => {},
+    });
+    assert.equal(up.lines.at(-1), "PASS: 8/8 checks", up.lines.join("\n"));
+    const served = up.results.filter((c) => c.kind === "served");
+    assert.ok(served.length === 2 && served.every((c) => c.ok));
+    assert.ok(served.every((c) => c.target === "in-process"));
+    assert.deepEqual(up.record.agents, []);
+    const node = up.record.nodes[0];
+    assert.ok(node !== undefined);
+    await assert.rejects(
+      Deno.lstat(`${node.stateDir}/azure-vnet-agent.sock`),
+      { name: "NotFound" },
+    );
+    assert.deepEqual(await readServed(node.logDir), []);
+  } finally {
+    const lines = await sandboxDown(dir).catch((e) => [String(e)]);
+    assert.match(lines.at(-1) ?? "", /nothing left behind/, lines.join("\n"));
+  }
+  assert.deepEqual(await listSandboxNetns(prefix), []);
 });

@@ -8,13 +8,18 @@ import { install, type InstallOptions, uninstall } from "./installer.ts";
 
 const USAGE = `usage: deno task install [options]
 
-Installs dist/azure-vnet and dist/azure-vnet-ipam (compiled binaries, or
-launchers with their .js bundles) and writes 10-azure.conflist, then runs
-VERSION against each installed plugin.
+Installs dist/azure-vnet, dist/azure-vnet-ipam and the node agent
+dist/azure-vnet-agent (compiled binaries, or launchers with their .js
+bundles) and writes 10-azure.conflist, then runs VERSION against each
+installed plugin and --version against the agent. It never starts the agent.
 
 options:
   --bin-dir DIR        plugin directory (default /opt/cni/bin)
   --conf-dir DIR       conflist directory (default /etc/cni/net.d)
+  --agent-dir DIR      where the agent goes (default: the bin dir)
+  --systemd-dir DIR    also write azure-vnet-agent.service there (such as
+                       /etc/systemd/system); then run systemctl daemon-reload
+                       and systemctl enable --now azure-vnet-agent
   --dist DIR           build output to install (default <repo>/dist)
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
@@ -26,6 +31,8 @@ options:
 const OPTIONS = {
   "bin-dir": { type: "string" },
   "conf-dir": { type: "string" },
+  "agent-dir": { type: "string" },
+  "systemd-dir": { type: "string" },
   dist: { type: "string" },
   master: { type: "string" },
   "cni-version": { type: "string" },
@@ -79,6 +86,10 @@ export async function runInstallerCli(
   const options: InstallOptions = {};
   if (v["bin-dir"] !== undefined) options.binDir = absolute(v["bin-dir"]);
   if (v["conf-dir"] !== undefined) options.confDir = absolute(v["conf-dir"]);
+  if (v["agent-dir"] !== undefined) options.agentDir = absolute(v["agent-dir"]);
+  if (v["systemd-dir"] !== undefined) {
+    options.systemdDir = absolute(v["systemd-dir"]);
+  }
   if (v.dist !== undefined) options.distDir = absolute(v.dist);
   if (v.master !== undefined) options.master = v.master;
   if (v["cni-version"] !== undefined) options.cniVersion = v["cni-version"];
@@ -95,6 +106,9 @@ export async function runInstallerCli(
     }
     const r = await install(options);
     for (const f of r.files) write("out", `installed ${f}\n`);
+    for (const f of r.removed) {
+      write("out", `removed ${f} (no longer installed)\n`);
+    }
     write("out", `conflist ${r.conflist}\n`);
     for (const p of r.plugins) {
       write(
@@ -102,6 +116,16 @@ export async function runInstallerCli(
         `verified ${p.name} (${p.kind}): VERSION ${
           p.supportedVersions.join(",")
         }\n`,
+      );
+    }
+    write(
+      "out",
+      `verified ${r.agent.path} (${r.agent.kind}): ${r.agent.version}\n`,
+    );
+    if (r.unit !== undefined) {
+      write(
+        "out",
+        `unit ${r.unit} written; start it with: systemctl daemon-reload && systemctl enable --now azure-vnet-agent\n`,
       );
     }
     return 0;

@@ -1,5 +1,6 @@
 /**
- * Installs the built plugins and the `10-azure.conflist` onto a host, and
+ * Installs the built plugins, the node agent (#14) and the
+ * `10-azure.conflist` onto a host, optionally the agent's systemd unit, and
  * removes exactly what it installed (a manifest in the bin dir records it).
  *
  * @module
@@ -11,6 +12,15 @@ const log = getLogger(["vnet", "installer"]);
 
 /** The plugins installed, by name (`dist/<name>`). */
 export const PLUGINS: readonly string[] = ["azure-vnet", "azure-vnet-ipam"];
+/**
+ * The node agent (#14), installed next to the plugins by default: the
+ * launcher finds its bundle and the pinned deno the same way, the
+ * DaemonSet already mounts the bin dir, and a runtime only executes the
+ * `type`s a conflist names, so one more executable there is inert.
+ */
+export const AGENT = "azure-vnet-agent";
+/** Name of the agent's systemd unit (`deploy/azure-vnet-agent.service`). */
+export const AGENT_UNIT_NAME = "azure-vnet-agent.service";
 /** Name of the conflist written into the conf dir. */
 export const CONFLIST_NAME = "10-azure.conflist";
 /** Name of the manifest written into the bin dir. */
@@ -32,6 +42,14 @@ export interface InstallOptions extends ConflistOptions {
   distDir?: string;
   /** Where plugins go (default /opt/cni/bin). */
   binDir?: string;
+  /** Where the agent goes (default: the bin dir). */
+  agentDir?: string;
+  /**
+   * Where to write the agent's systemd unit (such as
+   * `/etc/systemd/system`); default: no unit. The installer never runs
+   * `systemctl`.
+   */
+  systemdDir?: string;
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
   /** Overwrite a different existing conflist. */
@@ -52,10 +70,16 @@ export interface InstallManifest {
 export interface InstallReport {
   /** Files written (absolute). */
   files: string[];
+  /** Files an earlier install wrote that this one no longer does. */
+  removed: string[];
   /** "written", "unchanged" or "replaced". */
   conflist: "written" | "unchanged" | "replaced";
   /** Per plugin: "compiled" or "launcher", and the VERSION answer. */
   plugins: { name: string; kind: string; supportedVersions: string[] }[];
+  /** The agent: where, "compiled" or "launcher", its `--version` line. */
+  agent: { path: string; kind: string; version: string };
+  /** The systemd unit written, if any. */
+  unit: string | undefined;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
@@ -117,6 +141,74 @@ export function renderConflist(options: ConflistOptions = {}): string {
   plugin.ipam = ipam;
   const doc = { cniVersion, name: "azure", plugins: [plugin] };
   return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+/**
+ * Renders the agent's systemd unit; `deploy/azure-vnet-agent.service` is
+ * this text for `/opt/cni/bin/azure-vnet-agent` (a test keeps them equal).
+ *
+ * The agent runs as root in the host's namespaces: it needs
+ * CAP_NET_ADMIN and CAP_SYS_ADMIN (`setns()` into pod namespaces) and
+ * must see the pod namespaces' bind mounts under `/run/netns`, so the
+ * unit has no `PrivateMounts=`, `ProtectSystem=` or capability bounding.
+ * Its state and log dirs are the plugins' defaults, which is where the
+ * plugins look for the socket; the stop timeout covers the requests in
+ * flight (a state-lock wait is at most 30 s).
+ *
+ * @param options `agentPath`: the installed agent.
+ * @returns The unit text (trailing newline).
+ * @throws {SyntaxError} When the path is not absolute or has characters
+ *   systemd would treat specially (whitespace, quotes, `%`, `$`, `\\`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { renderAgentUnit } from "./installer.ts";
+ * const unit = renderAgentUnit({ agentPath: "/opt/cni/bin/azure-vnet-agent" });
+ * assert.match(unit, /^ExecStart=\/opt\/cni\/bin\/azure-vnet-agent serve$/m);
+ * assert.match(unit, /^Restart=on-failure$/m);
+ * ```
+ */
+export function renderAgentUnit(options: { agentPath: string }): string {
+  const path = options.agentPath;
+  if (!path.startsWith("/") || /[\s"'%$\\;]/.test(path)) {
+    throw new SyntaxError(
+      `Cannot write a unit for agent path "${path}": want an absolute path without whitespace, quotes, %, $, ; or \\`,
+    );
+  }
+  return [
+    "# azure-vnet node agent (#14): a warm azure-vnet process behind the thin",
+    "# plugins. They forward each CNI call to <state dir>/azure-vnet-agent.sock",
+    "# when the agent listens there, and run it in process when it does not,",
+    "# so stopping this unit never breaks pod networking, only slows it.",
+    "# Written by `deno task install --systemd-dir DIR`; see the README.",
+    "[Unit]",
+    "Description=azure-vnet CNI node agent",
+    "After=local-fs.target",
+    "Before=containerd.service crio.service kubelet.service",
+    "",
+    "[Service]",
+    "Type=simple",
+    "User=root",
+    "# The plugins' defaults: the socket is <state dir>/azure-vnet-agent.sock,",
+    "# so the agent must use the state dir the plugins see (leave both unset",
+    "# in the runtime's environment, as on any node).",
+    "Environment=AZURE_VNET_STATE_DIR=/var/run",
+    "Environment=AZURE_VNET_LOG_DIR=/var/log",
+    "# The launcher's Deno cache (DENO_DIR=/var/lib/azure-vnet/deno).",
+    "StateDirectory=azure-vnet",
+    "UMask=0077",
+    `ExecStart=${path} serve`,
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=45",
+    "Restart=on-failure",
+    "RestartSec=2",
+    "LimitNOFILE=65536",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
 }
 
 async function sha256(text: string | Uint8Array): Promise<string> {
@@ -265,10 +357,47 @@ export async function verifyPlugin(
 }
 
 /**
+ * Runs `azure-vnet-agent --version` with an empty environment (which also
+ * warms a launcher's code cache) and returns the line it printed.
+ *
+ * @param path The installed agent.
+ * @returns Its version line.
+ * @throws {Error} When it exits non-zero or prints nothing.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { verifyAgent } from "./installer.ts";
+ * await verifyAgent("/opt/cni/bin/azure-vnet-agent");
+ * ```
+ */
+export async function verifyAgent(path: string): Promise<string> {
+  const res = await new Deno.Command(path, {
+    args: ["--version"],
+    clearEnv: true,
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(res.stdout).trim();
+  if (!res.success || stdout === "") {
+    const stderr = new TextDecoder().decode(res.stderr).trim();
+    throw new Error(
+      `Cannot verify "${path}": --version exited ${res.code}: ${
+        stdout || stderr
+      }`,
+    );
+  }
+  return stdout;
+}
+
+/**
  * Installs the plugins from `dist/` and the conflist, then verifies them.
  *
  * Compiled binaries are copied when present, otherwise the launchers with
  * their `.js` bundles next to them. Binaries are 0755 root, bundles 0644.
+ * The agent goes to `agentDir` (default: the bin dir) and, with
+ * `systemdDir`, its unit (0644) too; the agent is not started.
  * Every file is written atomically. A different existing conflist stops the
  * install before anything is written, unless `force`; an identical one is
  * left alone. The manifest is written before verification, so
@@ -295,10 +424,16 @@ export async function install(
   const confDir = options.confDir ?? "/etc/cni/net.d";
   const conflistText = renderConflist(options);
   const cniVersion = options.cniVersion ?? "1.0.0";
+  const agentDir = options.agentDir ?? binDir;
   const artifacts = [];
-  for (const name of PLUGINS) {
-    artifacts.push({ name, ...await artifactOf(distDir, name) });
+  for (const name of [...PLUGINS, AGENT]) {
+    const dir = name === AGENT ? agentDir : binDir;
+    artifacts.push({ name, dir, ...await artifactOf(distDir, name) });
   }
+  const agentPath = `${agentDir}/${AGENT}`;
+  const unitText = options.systemdDir === undefined
+    ? undefined
+    : renderAgentUnit({ agentPath });
   const conflistPath = `${confDir}/${CONFLIST_NAME}`;
   const existing = await readTextOrUndefined(conflistPath);
   let conflist: InstallReport["conflist"] = "written";
@@ -312,16 +447,25 @@ export async function install(
     }
   }
   await Deno.mkdir(binDir, { recursive: true });
+  await Deno.mkdir(agentDir, { recursive: true });
   await Deno.mkdir(confDir, { recursive: true });
   const files: string[] = [];
   for (const a of artifacts) {
     for (const src of a.files) {
-      const dst = `${binDir}/${src.slice(src.lastIndexOf("/") + 1)}`;
+      const dst = `${a.dir}/${src.slice(src.lastIndexOf("/") + 1)}`;
       const mode = src.endsWith(".js") ? 0o644 : 0o755;
       await writeAtomic(dst, await Deno.readFile(src), mode);
       files.push(dst);
       log.info("Installed {dst}", { dst });
     }
+  }
+  let unit: string | undefined;
+  if (options.systemdDir !== undefined && unitText !== undefined) {
+    unit = `${options.systemdDir}/${AGENT_UNIT_NAME}`;
+    await Deno.mkdir(options.systemdDir, { recursive: true });
+    await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
+    files.push(unit);
+    log.info("Installed {unit}", { unit });
   }
   if (conflist !== "unchanged") {
     await writeAtomic(
@@ -335,17 +479,56 @@ export async function install(
     files,
     conflist: { path: conflistPath, sha256: await sha256(conflistText) },
   };
+  // Files an earlier install wrote elsewhere (another --agent-dir, a unit
+  // no longer asked for) go, so the manifest still names all we left.
+  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
+    .catch(() => undefined);
+  const removed: string[] = [];
+  for (const f of earlier?.files ?? []) {
+    if (files.includes(f)) continue;
+    await Deno.remove(f).then(() => removed.push(f), (err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
   await writeAtomic(
     `${binDir}/${MANIFEST_NAME}`,
     new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
     0o644,
   );
   const plugins = [];
+  let agent: InstallReport["agent"] | undefined;
   for (const a of artifacts) {
+    if (a.name === AGENT) {
+      const version = await verifyAgent(agentPath);
+      agent = { path: agentPath, kind: a.kind, version };
+      continue;
+    }
     const versions = await verifyPlugin(`${binDir}/${a.name}`, cniVersion);
     plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
   }
-  return { files, conflist, plugins };
+  if (agent === undefined) throw new Error("Cannot verify the agent");
+  return { files, removed, conflist, plugins, agent, unit };
+}
+
+/** Reads an install manifest; NotFound when there is none. */
+async function readManifest(manifestPath: string): Promise<InstallManifest> {
+  const text = await readTextOrUndefined(manifestPath);
+  if (text === undefined) {
+    throw new Deno.errors.NotFound(
+      `Cannot uninstall: no manifest "${manifestPath}"`,
+    );
+  }
+  try {
+    const manifest = JSON.parse(text) as InstallManifest;
+    if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
+      throw new TypeError("unknown format");
+    }
+    return manifest;
+  } catch (err) {
+    throw new SyntaxError(`Cannot read manifest "${manifestPath}"`, {
+      cause: err,
+    });
+  }
 }
 
 /** What {@link uninstall} did. */
@@ -378,23 +561,7 @@ export async function uninstall(
 ): Promise<UninstallReport> {
   const binDir = options.binDir ?? "/opt/cni/bin";
   const manifestPath = `${binDir}/${MANIFEST_NAME}`;
-  const text = await readTextOrUndefined(manifestPath);
-  if (text === undefined) {
-    throw new Deno.errors.NotFound(
-      `Cannot uninstall: no manifest "${manifestPath}"`,
-    );
-  }
-  let manifest: InstallManifest;
-  try {
-    manifest = JSON.parse(text) as InstallManifest;
-    if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
-      throw new TypeError("unknown format");
-    }
-  } catch (err) {
-    throw new SyntaxError(`Cannot read manifest "${manifestPath}"`, {
-      cause: err,
-    });
-  }
+  const manifest = await readManifest(manifestPath);
   const removed: string[] = [];
   const kept: string[] = [];
   async function remove(path: string): Promise<void> {

@@ -8,6 +8,9 @@
  */
 import { kernelMac } from "@vnet/address";
 import { execIn } from "./_run.ts";
+import { processAlive, stopProcess } from "../testbed/mod.ts";
+
+export { processAlive };
 import { addVm, emptyState, type EmulatorState } from "./emulator/state.ts";
 
 /** A NIC from the ARM state, as the fabric needs it. */
@@ -151,46 +154,11 @@ export async function readArmNics(stateFile: string): Promise<ArmNic[]> {
 }
 
 /**
- * True while a process with this pid exists.
- *
- * @param pid The pid.
- * @returns Whether `/proc/<pid>` exists.
- */
-export function processAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(
-      stat.lastIndexOf(")") + 2,
-      stat.lastIndexOf(")") + 3,
-    );
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Stops the emulator (SIGTERM, then SIGKILL after 3 s) and waits for it.
  *
  * @param pid The emulator pid.
  * @returns True when it is gone.
  */
-export async function stopEmulator(pid: number): Promise<boolean> {
-  if (!processAlive(pid)) return true;
-  try {
-    Deno.kill(pid, "SIGTERM");
-  } catch {
-    return !processAlive(pid);
-  }
-  for (let i = 0; i < 60 && processAlive(pid); i++) {
-    if (i === 30) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return !processAlive(pid);
+export function stopEmulator(pid: number): Promise<boolean> {
+  return stopProcess(pid, { graceMs: 3000 });
 }

@@ -18,14 +18,17 @@ import {
 
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
+     [--no-agent]
       build the fabric and N nodes (default 2), give each NIC K ipconfigs
-      (default 8, primary included), create M pods per node (default 2)
-      through the real azure-vnet, print the table
+      (default 8, primary included), start azure-vnet-agent in each node
+      (--no-agent: none, the plugins run in process), create M pods per
+      node (default 2) through the real azure-vnet, print the table
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
   negative [--node I] [--prefix P] [--dir D]
       remove node I's egress MAC SNAT rule and show cross-node traffic fail
-  down [--prefix P] [--dir D]           remove everything up created, verify
+  down [--prefix P] [--dir D]           stop the agents, remove everything up
+                                        created, verify
 `;
 
 const OPTIONS = {
@@ -36,6 +39,7 @@ const OPTIONS = {
   dir: { type: "string" },
   node: { type: "string" },
   "skip-build": { type: "boolean" },
+  "no-agent": { type: "boolean" },
 } as const;
 
 function write(lines: readonly string[]): void {
@@ -85,6 +89,7 @@ export async function main(args: string[]): Promise<number> {
           pods: count(v.pods, 2, "pods"),
           ipCount: count(v["ip-count"], 8, "ip-count"),
           skipBuild: v["skip-build"] ?? false,
+          agent: v["no-agent"] !== true,
           print: (l) => write([l]),
         });
         return up.results.every((r) => r.ok) ? 0 : 1;

@@ -65,6 +65,13 @@ export interface SandboxRecord {
   confDir: string;
   /** Nodes. */
   nodes: NodeRecord[];
+  /**
+   * Whether the nodes run `azure-vnet-agent` (#14); absent in records
+   * written before it (no agents).
+   */
+  agent?: boolean;
+  /** The running agents, by node index. */
+  agents?: { node: number; pid: number }[];
   /** Pods. */
   pods: PodRecord[];
 }

@@ -12,18 +12,22 @@ export const CHECK_KINDS = [
   "cross-node",
   "node",
   "gateway",
+  "served",
 ] as const;
 
 /** One check kind. */
 export type CheckKind = (typeof CHECK_KINDS)[number];
 
-/** One planned ping. */
+/** Who ran a pod's ADD: the node's agent, or the plugin process itself. */
+export type ServedBy = "agent" | "in-process";
+
+/** One planned check: a ping, or (`served`) who ran the pod's ADD. */
 export interface Check {
   /** The pod pinging. */
   readonly pod: PodRecord;
   /** What it checks. */
   readonly kind: CheckKind;
-  /** The target address. */
+  /** The target address; for `served`, the expected {@link ServedBy}. */
   readonly target: string;
   /** A label for the target (pod or node name, "gateway"). */
   readonly targetName: string;
@@ -38,10 +42,11 @@ export interface CheckResult extends Check {
 /**
  * Plans the checks: for each pod, the next pod on its node, the pod with the
  * same index on the next node, its own node, and the gateway. Checks that
- * have no target (one pod per node, one node) are left out.
+ * have no target (one pod per node, one node) are left out. With
+ * `servedBy`, each pod also gets a `served` check: its ADD ran there.
  *
  * @param pods The pods.
- * @param options The nodes and the gateway.
+ * @param options The nodes, the gateway, and who should have run the ADDs.
  * @returns The checks, grouped by pod.
  *
  * @example Usage
@@ -63,7 +68,11 @@ export interface CheckResult extends Check {
  */
 export function planChecks(
   pods: readonly PodRecord[],
-  options: { nodes: readonly NodeRecord[]; gateway: string },
+  options: {
+    nodes: readonly NodeRecord[];
+    gateway: string;
+    servedBy?: ServedBy;
+  },
 ): Check[] {
   const byNode = new Map<number, PodRecord[]>();
   for (const p of pods) {
@@ -113,21 +122,31 @@ export function planChecks(
       target: options.gateway,
       targetName: "gateway",
     });
+    if (options.servedBy !== undefined) {
+      checks.push({
+        pod,
+        kind: "served",
+        target: options.servedBy,
+        targetName: `node${pod.node}`,
+      });
+    }
   }
   return checks;
 }
 
 /**
- * Runs the checks with at most `parallel` pings in flight.
+ * Runs the checks with at most `parallel` in flight.
  *
  * @param checks The checks.
- * @param options The ping function (`netns`, `target`) and the concurrency.
+ * @param options The ping function (`netns`, `target`), who ran a pod's
+ *   ADD (for `served` checks; without it they fail) and the concurrency.
  * @returns The results, in the order of `checks`.
  */
 export async function runChecks(
   checks: readonly Check[],
   options: {
     ping: (netns: string, target: string) => Promise<boolean>;
+    servedBy?: (pod: PodRecord) => Promise<ServedBy>;
     parallel?: number;
   },
 ): Promise<CheckResult[]> {
@@ -138,10 +157,10 @@ export async function runChecks(
       const i = next++;
       const c = checks[i];
       if (c === undefined) continue;
-      out[i] = {
-        ...c,
-        ok: await options.ping(c.pod.netns ?? c.pod.name, c.target),
-      };
+      const ok = c.kind === "served"
+        ? await options.servedBy?.(c.pod) === c.target
+        : await options.ping(c.pod.netns ?? c.pod.name, c.target);
+      out[i] = { ...c, ok };
     }
   }
   const n = Math.max(1, options.parallel ?? 4);
@@ -160,7 +179,8 @@ function pad(cols: string[][]): string[] {
 
 /**
  * Renders the table: one row per pod with its node, IP, MAC and the outcome
- * of each check (`ok`, `FAIL`, or `-` when not planned), then the summary
+ * of each check (`ok`, `FAIL`, or `-` when not planned; the SERVED column
+ * when any `served` check was planned), then the summary
  * line `PASS: n/n checks` or `FAIL: k of n checks failed`.
  *
  * @param pods The pods, in row order.
@@ -172,18 +192,19 @@ export function renderTable(
   results: readonly CheckResult[],
 ): string[] {
   const nodeName = (p: PodRecord) => `node${p.node}`;
-  const rows = [[
-    "POD",
-    "NODE",
-    "IP",
-    "MAC",
-    "POD(SAME)",
-    "POD(CROSS)",
-    "NODE",
-    "GATEWAY",
-  ]];
+  const kinds = CHECK_KINDS.filter((k) =>
+    k !== "served" || results.some((r) => r.kind === "served")
+  );
+  const heads: Record<CheckKind, string> = {
+    "same-node": "POD(SAME)",
+    "cross-node": "POD(CROSS)",
+    node: "NODE",
+    gateway: "GATEWAY",
+    served: "SERVED",
+  };
+  const rows = [["POD", "NODE", "IP", "MAC", ...kinds.map((k) => heads[k])]];
   for (const pod of pods) {
-    const cells = CHECK_KINDS.map((k) => {
+    const cells = kinds.map((k) => {
       const r = results.find((x) => x.pod.name === pod.name && x.kind === k);
       return r === undefined ? "-" : `${r.ok ? "ok" : "FAIL"} ${r.target}`;
     });

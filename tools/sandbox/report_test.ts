@@ -57,3 +57,32 @@ Deno.test("runChecks() and renderTable() report every failure in the summary", a
   const all = results.map((r) => ({ ...r, ok: true }));
   assert.equal(summaryLine(all), "PASS: 16/16 checks");
 });
+
+const ANSWERED = true;
+
+function answered(): Promise<boolean> {
+  return Promise.resolve(ANSWERED);
+}
+
+Deno.test("planChecks() with servedBy adds a served check per pod; runChecks() compares who ran the ADD", async () => {
+  const checks = planChecks(PODS, {
+    nodes: NODES,
+    gateway: "10.240.0.1",
+    servedBy: "agent",
+  });
+  assert.equal(checks.length, 20);
+  const results = await runChecks(checks, {
+    ping: answered,
+    servedBy: (p) =>
+      Promise.resolve(p.name === "vsb-n1-pod1" ? "in-process" : "agent"),
+  });
+  const lines = renderTable(PODS, results);
+  assert.match(lines[0] ?? "", /GATEWAY\s+SERVED$/);
+  assert.match(lines[1] ?? "", /ok agent$/);
+  assert.match(lines[4] ?? "", /FAIL agent$/);
+  assert.equal(lines.at(-1), "FAIL: 1 of 20 checks failed");
+  const unplanned = await runChecks(checks.slice(4, 5), {
+    ping: answered,
+  });
+  assert.ok(unplanned[0]?.ok === false, "no servedBy: a served check fails");
+});

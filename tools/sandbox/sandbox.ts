@@ -1,13 +1,20 @@
 /**
  * The sandbox lifecycle: `up` builds the fabric and nodes, starts the
- * emulator, provisions ipconfigs through `tools/nic`, installs the plugins
- * and creates pods through the real `azure-vnet`; `status`, `exec` and
- * `down` act on exactly what the record says `up` created.
+ * emulator, provisions ipconfigs through `tools/nic`, installs the plugins,
+ * starts `azure-vnet-agent` in each node (unless `agent: false`) and
+ * creates pods through the real `azure-vnet`; `status`, `exec` and `down`
+ * act on exactly what the record says `up` created.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { execIn, ipIn, pingFrom, run } from "./_run.ts";
+import {
+  agentSocket,
+  readServed,
+  startAgent,
+  stopAgent,
+} from "../testbed/mod.ts";
 import {
   processAlive,
   readArmNics,
@@ -44,6 +51,7 @@ import {
   planChecks,
   renderTable,
   runChecks,
+  type ServedBy,
 } from "./report.ts";
 
 const log = getLogger(["vnet", "sandbox"]);
@@ -84,6 +92,11 @@ export interface UpOptions {
   ipCount?: number;
   /** Skip `deno task build` (reuse `dist/`). */
   skipBuild?: boolean;
+  /**
+   * Run `azure-vnet-agent` in each node (default true); false exercises
+   * the plugins' in-process fallback.
+   */
+  agent?: boolean;
   /** Receives progress and table lines (default: the logger). */
   print?: (line: string) => void;
 }
@@ -177,6 +190,84 @@ export async function provisionNode(
     node.stateDir,
   ]);
   await syncFabric(rec);
+}
+
+/**
+ * Starts the installed agent in a node's netns with the node's state and
+ * log dirs, and records its pid.
+ *
+ * @param rec The sandbox record (the agent is recorded and saved).
+ * @param node The node index.
+ * @returns The agent's pid.
+ * @throws {Error} When it does not start listening.
+ */
+export async function startNodeAgent(
+  rec: SandboxRecord,
+  node: number,
+): Promise<number> {
+  const n = rec.nodes[node];
+  if (n === undefined) throw new RangeError(`Cannot find node ${node}`);
+  const pid = await startAgent({
+    agent: `${rec.binDir}/azure-vnet-agent`,
+    netns: n.netns,
+    cniPath: rec.binDir,
+    stateDir: n.stateDir,
+    logDir: n.logDir,
+  });
+  rec.agents = [...(rec.agents ?? []).filter((a) => a.node !== node), {
+    node,
+    pid,
+  }];
+  await saveRecord(recordPath(rec.dir), rec);
+  return pid;
+}
+
+/**
+ * Stops a node's agent (SIGTERM: it finishes what is in flight and removes
+ * its socket) and forgets it.
+ *
+ * @param rec The sandbox record (saved).
+ * @param node The node index.
+ * @returns The pid stopped and whether it and its socket are gone, or
+ *   undefined when the node runs no agent.
+ */
+export async function stopNodeAgent(
+  rec: SandboxRecord,
+  node: number,
+): Promise<{ pid: number; gone: boolean } | undefined> {
+  const agent = rec.agents?.find((a) => a.node === node);
+  const n = rec.nodes[node];
+  if (agent === undefined || n === undefined) return undefined;
+  let gone = await stopAgent(agent.pid);
+  const socket = await Deno.lstat(agentSocket(n.stateDir)).then(
+    () => true,
+    () => false,
+  );
+  gone &&= !socket;
+  if (gone) {
+    rec.agents = (rec.agents ?? []).filter((a) => a.node !== node);
+    await saveRecord(recordPath(rec.dir), rec);
+  }
+  return { pid: agent.pid, gone };
+}
+
+/**
+ * Who ran a pod's ADD, from its node agent's log: the agent when the log
+ * records a served ADD of the pod's container with code 0.
+ *
+ * @param rec The sandbox record.
+ * @param pod The pod.
+ * @returns `agent` or `in-process`.
+ */
+export async function podServedBy(
+  rec: SandboxRecord,
+  pod: PodRecord,
+): Promise<ServedBy> {
+  const node = rec.nodes[pod.node];
+  if (node === undefined) return "in-process";
+  const served = await readServed(node.logDir);
+  const want = `azure-vnet ADD ${pod.containerId} ${pod.ifName} 0`;
+  return served.includes(want) ? "agent" : "in-process";
 }
 
 /**
@@ -310,7 +401,10 @@ export async function podConfig(
 }
 
 /**
- * Runs the connectivity checks of every pod and renders the table.
+ * Runs the connectivity checks of every pod and renders the table. In a
+ * sandbox that `up` made (with or without agents), each pod's ADD must also
+ * have run where the sandbox says: by its node's agent (the agent's log
+ * records it), or in the plugin process (no record).
  *
  * @param rec The sandbox record.
  * @returns The results and the lines (summary last).
@@ -318,11 +412,21 @@ export async function podConfig(
 export async function checkSandbox(
   rec: SandboxRecord,
 ): Promise<{ results: CheckResult[]; lines: string[] }> {
+  const servedBy: ServedBy | undefined = rec.agent === undefined
+    ? undefined
+    : rec.agent
+    ? "agent"
+    : "in-process";
   const checks = planChecks(rec.pods, {
     nodes: rec.nodes,
     gateway: subnetLayout(rec.subnet).gateway,
+    ...(servedBy === undefined ? {} : { servedBy }),
   });
-  const results = await runChecks(checks, { ping: pingFrom, parallel: 4 });
+  const results = await runChecks(checks, {
+    ping: pingFrom,
+    servedBy: (pod) => podServedBy(rec, pod),
+    parallel: 4,
+  });
   return { results, lines: renderTable(rec.pods, results) };
 }
 
@@ -341,6 +445,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const nodeCount = options.nodes ?? 2;
   const podCount = options.pods ?? 2;
   const ipCount = options.ipCount ?? 8;
+  const agent = options.agent ?? true;
   const subnet = subnetLayout(DEFAULT_SUBNET);
   try {
     await Deno.stat(recordPath(dir));
@@ -364,6 +469,8 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     confDir: `${dir}/net.d`,
     nodes: [],
     pods: [],
+    agent,
+    agents: [],
   };
   const save = () => saveRecord(recordPath(dir), rec);
   await save();
@@ -425,6 +532,14 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     rec.confDir,
   ]);
   print(`plugins: installed in ${rec.binDir}, conflist in ${rec.confDir}`);
+  for (const node of rec.nodes) {
+    if (!agent) break;
+    const pid = await startNodeAgent(rec, node.index);
+    print(
+      `agent: pid ${pid} in ${node.netns} on ${agentSocket(node.stateDir)}`,
+    );
+  }
+  if (!agent) print("agent: none (--no-agent): the plugins run in process");
 
   for (const node of rec.nodes) {
     for (let j = 0; j < podCount; j++) {
@@ -457,6 +572,13 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
         }`
     }`,
   ];
+  for (const a of rec.agents ?? []) {
+    lines.push(
+      `agent: node${a.node} pid ${a.pid} ${
+        processAlive(a.pid) ? "running" : "GONE"
+      }`,
+    );
+  }
   const nics = rec.emulator === undefined
     ? []
     : await readArmNics(rec.emulator.stateFile).catch(() => []);
@@ -534,6 +656,16 @@ export async function sandboxDown(dir: string): Promise<string[]> {
       (e: unknown) => lines.push(`pod: ${p.name} DEL failed: ${String(e)}`),
     );
   }
+  const agents = [...(rec.agents ?? [])];
+  for (const a of agents) {
+    const served = (await readServed(rec.nodes[a.node]?.logDir ?? "")).length;
+    const stopped = await stopNodeAgent(rec, a.node);
+    lines.push(
+      `agent: node${a.node} pid ${a.pid} ${
+        stopped?.gone === true ? "stopped" : "STILL RUNNING"
+      } after serving ${served} requests`,
+    );
+  }
   if (rec.emulator !== undefined) {
     const gone = await stopEmulator(rec.emulator.pid);
     lines.push(
@@ -554,6 +686,9 @@ export async function sandboxDown(dir: string): Promise<string[]> {
   for (const ns of rec.netns) if (liveNetns.has(ns)) left.push(`netns ${ns}`);
   if (rec.emulator !== undefined && processAlive(rec.emulator.pid)) {
     left.push(`emulator pid ${rec.emulator.pid}`);
+  }
+  for (const a of agents) {
+    if (processAlive(a.pid)) left.push(`agent pid ${a.pid}`);
   }
   try {
     await Deno.stat(rec.dir);
@@ -626,6 +761,12 @@ export async function rebootNode(
   if (n === undefined) throw new RangeError(`Cannot reboot node ${node}`);
   const names = new SandboxNames(rec.prefix);
   const dead = rec.pods.filter((p) => p.node === node);
+  // The VM's processes die with it: the agent would otherwise keep the old
+  // node netns alive and serve the new node's calls there.
+  const agent = await stopNodeAgent(rec, node);
+  if (agent !== undefined && !agent.gone) {
+    throw new Error(`Cannot reboot node ${node}: agent ${agent.pid} remains`);
+  }
   for (const p of dead) {
     await ipIn("", ["netns", "del", p.netns ?? p.name]).catch(() => "");
   }
@@ -638,6 +779,7 @@ export async function rebootNode(
     subnet: subnetLayout(rec.subnet),
   });
   await syncFabric(rec);
+  if (agent !== undefined) await startNodeAgent(rec, node);
   return dead.map((p) => p.name);
 }
 

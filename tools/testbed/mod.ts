@@ -19,6 +19,7 @@
  *
  * @module
  */
+export * from "./agent.ts";
 export * from "./cni.ts";
 export * from "./netns.ts";
 export * from "./node.ts";

@@ -270,7 +270,15 @@ export class AzureNode implements AsyncDisposable {
    * @returns The pod.
    */
   async pod(): Promise<Netns> {
-    return this.stack.use(await Netns.create(randomName(this.#tag)));
+    // Names are random and short (5 hex digits): with a thousand pods (the
+    // benchmark) one is taken now and then, so take another.
+    for (let attempt = 1;; attempt++) {
+      try {
+        return this.stack.use(await Netns.create(randomName(this.#tag)));
+      } catch (err) {
+        if (attempt >= 5 || !/File exists/.test(String(err))) throw err;
+      }
+    }
   }
 
   /**

@@ -119,3 +119,54 @@ export async function run(
   }
   return r.stdout;
 }
+
+/**
+ * True while a process with this pid exists.
+ *
+ * @param pid The pid.
+ * @returns Whether `/proc/<pid>` exists.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(
+      stat.lastIndexOf(")") + 2,
+      stat.lastIndexOf(")") + 3,
+    );
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a process: SIGTERM, then SIGKILL once `graceMs` has passed, and
+ * waits (at most `graceMs` + 3 s) until it is gone.
+ *
+ * @param pid The pid.
+ * @param options `graceMs`: how long SIGTERM may take (default 3000).
+ * @returns True when it is gone.
+ */
+export async function stopProcess(
+  pid: number,
+  options: { graceMs?: number } = {},
+): Promise<boolean> {
+  if (!processAlive(pid)) return true;
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return !processAlive(pid);
+  }
+  const killAt = Math.ceil((options.graceMs ?? 3000) / 100);
+  for (let i = 0; i < killAt + 30 && processAlive(pid); i++) {
+    if (i === killAt) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return !processAlive(pid);
+}

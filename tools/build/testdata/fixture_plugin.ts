@@ -1,6 +1,6 @@
 /**
  * A stand-in plugin entry for build and installer tests: answers VERSION
- * like a CNI plugin and, for PROBE, reports which accesses its permissions
+ * like a CNI plugin, `--version` like the agent (#14), and, for PROBE, reports which accesses its permissions
  * allow (paths from FIXTURE_READ, FIXTURE_WRITE, FIXTURE_RUN, colon-separated).
  *
  * @module
@@ -21,6 +21,10 @@ function list(name: string): string[] {
 }
 
 function main(): number {
+  if (Deno.args[0] === "--version") {
+    Deno.stdout.writeSync(new TextEncoder().encode("fixture-plugin 0.0.0\n"));
+    return 0;
+  }
   const cmd = Deno.env.get("CNI_COMMAND");
   const out: Record<string, unknown> = { cniVersion: "1.0.0" };
   if (cmd === "VERSION") {

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import {
+  AGENT_UNIT_NAME,
+  install,
+  MANIFEST_NAME,
+  renderAgentUnit,
+  uninstall,
+} from "./installer.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** A shell launcher that answers VERSION and `--version` like ours. */
+const FAKE = `#!/bin/sh
+if [ "\${1:-}" = --version ]; then echo "\${0##*/} 9.9.9"; exit 0; fi
+cat >/dev/null
+echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}'
+`;
+
+async function fakeDist(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const name of ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"]) {
+    await Deno.writeTextFile(`${dir}/${name}`, FAKE, { mode: 0o755 });
+    await Deno.writeTextFile(`${dir}/${name}.js`, "// bundle\n");
+  }
+}
+
+/** Runs `fn` with a temp dir holding a fake `dist/`, removed afterwards. */
+async function withFakeDist(fn: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "vnet-inst-" });
+  try {
+    await fakeDist(`${tmp}/dist`);
+    await fn(tmp);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+Deno.test("renderAgentUnit() is deploy/azure-vnet-agent.service for /opt/cni/bin", () => {
+  const shipped = Deno.readTextFileSync(
+    new URL("deploy/azure-vnet-agent.service", ROOT),
+  );
+  assert.equal(
+    renderAgentUnit({ agentPath: "/opt/cni/bin/azure-vnet-agent" }),
+    shipped,
+  );
+  for (
+    const line of [
+      "ExecStart=/opt/cni/bin/azure-vnet-agent serve",
+      "User=root",
+      "Restart=on-failure",
+      "Environment=AZURE_VNET_STATE_DIR=/var/run",
+      "Environment=AZURE_VNET_LOG_DIR=/var/log",
+      "KillSignal=SIGTERM",
+      "WantedBy=multi-user.target",
+    ]
+  ) {
+    assert.ok(shipped.split("\n").includes(line), line);
+  }
+  // The agent must see pod namespaces mounted after it started.
+  assert.doesNotMatch(shipped, /PrivateMounts|ProtectSystem|PrivateNetwork/);
+});
+
+Deno.test("renderAgentUnit() refuses a path systemd would split or expand", async (t) => {
+  for (
+    const bad of ["azure-vnet-agent", "/opt/my bin/a", "/opt/%h/a", "/a;b"]
+  ) {
+    await t.step(bad, () => {
+      assert.throws(() => renderAgentUnit({ agentPath: bad }), {
+        name: "SyntaxError",
+        message: /Cannot write a unit for agent path/,
+      });
+    });
+  }
+});
+
+Deno.test("install() puts the agent in agentDir and the unit in systemdDir; uninstall() removes them", async () => {
+  await withFakeDist(async (tmp) => {
+    const report = await install({
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      agentDir: `${tmp}/libexec`,
+      confDir: `${tmp}/net.d`,
+      systemdDir: `${tmp}/systemd`,
+    });
+    assert.deepEqual(report.agent, {
+      path: `${tmp}/libexec/azure-vnet-agent`,
+      kind: "launcher",
+      version: "azure-vnet-agent 9.9.9",
+    });
+    assert.equal(report.unit, `${tmp}/systemd/${AGENT_UNIT_NAME}`);
+    assert.deepEqual(names(`${tmp}/libexec`), [
+      "azure-vnet-agent",
+      "azure-vnet-agent.js",
+    ]);
+    assert.deepEqual(names(`${tmp}/bin`), [
+      MANIFEST_NAME,
+      "azure-vnet",
+      "azure-vnet-ipam",
+      "azure-vnet-ipam.js",
+      "azure-vnet.js",
+    ]);
+    const unit = await Deno.readTextFile(report.unit);
+    assert.match(
+      unit,
+      new RegExp(`^ExecStart=${tmp}/libexec/azure-vnet-agent serve$`, "m"),
+    );
+    assert.equal(((await Deno.stat(report.unit)).mode ?? 0) & 0o777, 0o644);
+    assert.equal(
+      ((await Deno.stat(`${tmp}/libexec/azure-vnet-agent`)).mode ?? 0) & 0o777,
+      0o755,
+    );
+    const removed = await uninstall({ binDir: `${tmp}/bin` });
+    assert.ok(removed.removed.includes(report.unit));
+    assert.deepEqual(names(`${tmp}/libexec`), []);
+    assert.deepEqual(names(`${tmp}/systemd`), []);
+    assert.deepEqual(names(`${tmp}/bin`), []);
+  });
+});
+
+Deno.test("install() without agentDir or systemdDir puts the agent next to the plugins and writes no unit", async () => {
+  await withFakeDist(async (tmp) => {
+    const report = await install({
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    });
+    assert.equal(report.unit, undefined);
+    assert.equal(report.agent.path, `${tmp}/bin/azure-vnet-agent`);
+    assert.ok(names(`${tmp}/bin`).includes("azure-vnet-agent.js"));
+  });
+});
