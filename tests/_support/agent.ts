@@ -103,13 +103,26 @@ export async function logLines(n: AzureNode, file: string): Promise<string[]> {
 }
 
 /**
- * The lines of the agent's log that record a served request.
+ * The lines of the agent's log that record a served request. The agent logs
+ * a request after its reply, so a caller that has just got a reply waits
+ * for `atLeast` lines (up to 2 s) before reading.
  *
  * @param n The node.
+ * @param options `atLeast`: lines to wait for (default 0: read at once).
  * @returns Those lines.
  */
-export async function servedLines(n: AzureNode): Promise<string[]> {
-  return (await logLines(n, "azure-vnet-agent.log")).filter((l) =>
-    l.includes("served ")
-  );
+export async function servedLines(
+  n: AzureNode,
+  options: { atLeast?: number } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const lines = (await logLines(n, "azure-vnet-agent.log")).filter((l) =>
+      l.includes("served ")
+    );
+    if (lines.length >= (options.atLeast ?? 0) || Date.now() > deadline) {
+      return lines;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

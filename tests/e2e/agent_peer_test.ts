@@ -31,7 +31,10 @@ Deno.test("a non-root peer cannot reach the agent; the plugin run as nobody fail
   await using _agent = await startAgent(n);
   const root = await n.run("ADD", conf, n.env("root0", p0));
   assert.equal(root.code, 0, root.stdout);
-  const served = (await servedLines(n)).length;
+  // The agent logs after its reply: wait for the root ADD's line, so that
+  // a late write is not counted as the nobody call's.
+  const served = (await servedLines(n, { atLeast: 1 })).length;
+  assert.equal(served, 1, "the root ADD was served by the agent");
   const state = await Deno.readTextFile(n.statePath);
 
   await t.step("connect() as nobody is refused with EACCES", async () => {
