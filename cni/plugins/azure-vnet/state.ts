@@ -182,6 +182,15 @@ export function parseState(raw: unknown, path: string): AzureVnetState {
       }, expected ${STATE_VERSION}; ${recovery}`,
     );
   }
+  if (
+    typeof raw === "object" && raw !== null &&
+    typeof (raw as { Network?: unknown }).Network === "object"
+  ) {
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `State file "${path}" was written by the Go azure-vnet; azure-vnet adopts it on its next call, or run \`deno task state adopt\``,
+    );
+  }
   const parsed = stateSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
