@@ -22,6 +22,7 @@ import {
   Netns,
   randomName,
   resultIp,
+  routes,
   runCni,
   spawnProcess,
   v4addrs,
@@ -481,6 +482,23 @@ Deno.test("azure-vnet adopts a node set up by the Go azure-vnet v0.91: DEL, ADD,
     }
   });
 
+  await t.step(
+    "a repeated ADD of an old pod returns its result and changes nothing",
+    async () => {
+      const before = [await n.linkNames(), await n.rules(), await n.ipam()];
+      const add = await n.run("ADD", goConf, {
+        containerId: p1.pod.containerId,
+        netns: p1.netns,
+      });
+      assert.equal(add.code, 0, `${add.stdout}${add.stderr}`);
+      assert.equal(resultIp(add), p1.pod.ip);
+      assert.deepEqual(
+        [await n.linkNames(), await n.rules(), await n.ipam()],
+        before,
+      );
+    },
+  );
+
   const listed = () =>
     [p1, p2].map((p) => p.pod.containerId).concat(
       fresh.map((f) => f.containerId),
@@ -567,6 +585,26 @@ Deno.test("azure-vnet adopts a node set up by the Go azure-vnet v0.91: DEL, ADD,
         r.containerId !== undefined
       );
       assert.deepEqual(held, []);
+    },
+  );
+
+  await t.step(
+    "state teardown gives eth0 back the node's address and default route",
+    async () => {
+      const r = await spawnProcess(
+        [Deno.execPath(), "run", "-A", STATE_TOOL, "teardown"]
+          .concat(["--state-dir", n.dir]),
+        { netns: n.node.name },
+      ).done;
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+      assert.deepEqual(await n.linkNames(), ["eth0", "lo"]);
+      assert.deepEqual(await v4addrs(n.node.name, "eth0"), ["10.99.0.4/24"]);
+      const def = (await routes(n.node.name)).find((x) => x.dst === "default");
+      assert.equal(def?.gateway, "10.99.0.1");
+      assert.equal(def?.dev, "eth0");
+      assert.deepEqual(await n.rules(), []);
+      // The Go layout broke the node's own on-link traffic; now it works.
+      assert.ok(await n.node.ping("10.99.0.1"), "node -> gw");
     },
   );
 });
