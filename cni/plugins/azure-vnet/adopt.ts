@@ -48,6 +48,11 @@ export interface AdoptOptions {
   links?: () => readonly AcnLinkFact[];
   /** Bound of each state-lock wait, in ms. */
   lockTimeoutMs?: number;
+  /**
+   * How long to wait for a Go plugin's lock file to go, in ms (default
+   * 5000; v0.91 itself gives up after about 2 s).
+   */
+  goLockWaitMs?: number;
 }
 
 /** What {@link adoptAcnState} did. */
@@ -141,9 +146,45 @@ async function keepBackup(path: string, bytes: Uint8Array): Promise<string> {
 }
 
 /**
+ * Waits until no Go plugin holds the lock of `path`: v0.91 creates
+ * `<file>.lock` exclusively, writes its PID and deletes it when done (our
+ * lock file is the same path, flocked, empty and never deleted). A Go call
+ * still running when the binaries were replaced must finish before the
+ * conversion, or its save would put the Go format back. A lock file whose
+ * holder died (v0.91 never cleans up) stops waiting after `ms`.
+ *
+ * @returns True when the Go lock went (or never was), false on timeout.
+ */
+async function waitForGoLock(path: string, ms: number): Promise<boolean> {
+  const lockPath = `${path}.lock`;
+  const until = Date.now() + ms;
+  for (;;) {
+    let text = "";
+    try {
+      text = await withDeadline(Deno.readTextFile(lockPath), {
+        ms: OP_TIMEOUT_MS,
+        what: `read "${lockPath}"`,
+      });
+    } catch {
+      return true;
+    }
+    if (!/^\d+$/.test(text.trim())) return true;
+    if (Date.now() >= until) {
+      log.warn(
+        "Lock file {lock} still names PID {pid} after {ms} ms: taken as left by a dead Go azure-vnet",
+        { lock: lockPath, pid: text.trim(), ms },
+      );
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
  * Converts the Go plugin's state files in `stateDir` to ours, under both
  * state locks (`azure-vnet.json`'s, then `azure-vnet-ipam.json`'s; nothing
- * else takes both). The Go files are copied to `<file>.acn-backup` first;
+ * else takes both), once no Go plugin call holds its own lock file (see
+ * `waitForGoLock`). The Go files are copied to `<file>.acn-backup` first;
  * then the IPAM file is written, then the network file (an interruption
  * leaves the network file in the Go format, so the next call finishes the
  * work). A file already in our format is kept.
@@ -175,6 +216,11 @@ export async function adoptAcnState(
   const lock = options.lockTimeoutMs === undefined
     ? {}
     : { lockTimeoutMs: options.lockTimeoutMs };
+  if (options.dryRun !== true) {
+    for (const path of [netPath, ipamPath]) {
+      await waitForGoLock(path, options.goLockWaitMs ?? 5000);
+    }
+  }
   return await withStateLock(
     netPath,
     (netFile) =>
