@@ -222,38 +222,77 @@ class StateFile implements LockedStateFile {
     const data = new TextEncoder().encode(
       JSON.stringify(value, null, 2) + "\n",
     );
-    const tmp = tempName(this.path);
-    const step = <T>(op: Promise<T>, what: string) =>
-      withDeadline(op, { ms: this.#ms, what });
     try {
-      await step(
+      await withDeadline(
         Deno.mkdir(dir, { recursive: true, mode: 0o755 }),
-        `create "${dir}"`,
+        { ms: this.#ms, what: `create "${dir}"` },
       );
-      const file = await step(
-        Deno.open(tmp, { write: true, createNew: true, mode: 0o600 }),
-        `create "${tmp}"`,
-      );
-      try {
-        let off = 0;
-        while (off < data.length) {
-          off += await step(file.write(data.subarray(off)), `write "${tmp}"`);
-        }
-        await step(file.sync(), `fsync "${tmp}"`);
-      } finally {
-        file.close();
-      }
-      await step(Deno.rename(tmp, this.path), `rename "${tmp}"`);
+      await writeFileAtomic(this.path, data, { opTimeoutMs: this.#ms });
       this.#written = true;
     } catch (err) {
-      // Best effort; the next locked call sweeps what is left.
-      Deno.remove(tmp).catch(() => {});
       throw new CniError(
         CODES.ioFailure,
         `Cannot write state file "${this.path}"`,
         { cause: err },
       );
     }
+  }
+}
+
+/**
+ * Replaces the file at `path` with `bytes` atomically: a temp file in the
+ * same directory (created new with `mode`), written, fsynced and renamed
+ * over `path`. A reader sees the old or the new content, never a torn one.
+ * On failure the temp file is removed, best effort (under a state lock the
+ * next locked call sweeps a state file's leftovers).
+ *
+ * @param path The file to replace (its directory must exist).
+ * @param bytes The new content.
+ * @param options The mode (default 0600) and each step's deadline.
+ * @throws {CniError} Code 5 when a step passes its deadline; otherwise the
+ * failing step's own error.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeFileAtomic } from "./state_file.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/f`, new TextEncoder().encode("x"));
+ * assert.equal(await Deno.readTextFile(`${dir}/f`), "x");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array,
+  options: { mode?: number; opTimeoutMs?: number } = {},
+): Promise<void> {
+  const ms = options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
+  const tmp = tempName(path);
+  const step = <T>(op: Promise<T>, what: string) =>
+    withDeadline(op, { ms, what });
+  try {
+    const file = await step(
+      Deno.open(tmp, {
+        write: true,
+        createNew: true,
+        mode: options.mode ?? 0o600,
+      }),
+      `create "${tmp}"`,
+    );
+    try {
+      let off = 0;
+      while (off < bytes.length) {
+        off += await step(file.write(bytes.subarray(off)), `write "${tmp}"`);
+      }
+      await step(file.sync(), `fsync "${tmp}"`);
+    } finally {
+      file.close();
+    }
+    await step(Deno.rename(tmp, path), `rename "${tmp}"`);
+  } catch (err) {
+    Deno.remove(tmp).catch(() => {});
+    throw err;
   }
 }
 

@@ -118,6 +118,12 @@ export function parseIpamState(
 ): IpamState | undefined {
   if (value === undefined) return undefined;
   if (!isObject(value)) throw corrupt(path, "not a JSON object");
+  if (isObject(value.IPAM) && value.version === undefined) {
+    throw corrupt(
+      path,
+      "it was written by the Go azure-vnet-ipam; azure-vnet adopts it on its next call, or run `deno task state adopt`",
+    );
+  }
   if (value.version !== IPAM_STATE_VERSION) {
     throw corrupt(
       path,

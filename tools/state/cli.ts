@@ -12,6 +12,10 @@
  * - `repair [--state-dir D] [--file azure-vnet.json|azure-vnet-ipam.json]
  *   [--network NAME] [--bridge NAME] [--json]` rebuilds a corrupt state file
  *   (see `repair.ts`).
+ * - `adopt [--state-dir D] [--dry-run] [--json]` converts the state files
+ *   of the Go azure-vnet to ours (what the plugin does on its first call on
+ *   such a node), keeping the Go files as `<file>.acn-backup`; with
+ *   `--dry-run` it only shows what it would convert (#17).
  *
  * @module
  */
@@ -20,7 +24,13 @@ import { flattenCause } from "@vnet/cni";
 import { IPAM_STATE_FILE, readIpamState } from "@vnet/ipam";
 // Deviation (reported to the lead): the plugin's teardown logic is reached
 // through the plugin folder's own mod.ts, since `cni/mod.ts` stays pure.
-import { readState, teardown } from "@vnet/azure-vnet";
+import {
+  adoptAcnState,
+  type AdoptOutcome,
+  netlinkKernel,
+  readState,
+  teardown,
+} from "@vnet/azure-vnet";
 import { parseCli } from "../_cli.ts";
 import { type GcReport, gcState } from "./gc.ts";
 import {
@@ -38,9 +48,10 @@ const USAGE = `usage:
   deno task state repair [--state-dir DIR]
       [--file azure-vnet.json|azure-vnet-ipam.json] [--network NAME]
       [--bridge NAME] [--json]
+  deno task state adopt [--state-dir DIR] [--dry-run] [--json]
 `;
 
-const VERBS = ["teardown", "show", "gc", "repair"];
+const VERBS = ["teardown", "show", "gc", "repair", "adopt"];
 const FILES: readonly string[] = ["azure-vnet.json", "azure-vnet-ipam.json"];
 
 const SPEC = {
@@ -126,6 +137,18 @@ export async function runStateCli(
           : formatGc(report),
       );
       return report.failed ? 1 : 0;
+    }
+    if (verb === "adopt") {
+      const outcome = await adoptAcnState(stateDir, {
+        dryRun: v["dry-run"] === true,
+        links: hostLinks,
+      });
+      out(
+        v.json === true
+          ? `${JSON.stringify(outcome ?? null, null, 2)}\n`
+          : formatAdopt(outcome),
+      );
+      return 0;
     }
     if (verb === "repair") {
       const report = await repairState(stateDir, {
@@ -229,6 +252,73 @@ function formatGc(report: GcReport): string {
     ]);
   }
   return table(rows);
+}
+
+/** The host's links for adoption (veth MACs, MTUs); none when unreadable. */
+function hostLinks(): { name: string; mac: string; mtu: number }[] {
+  try {
+    using host = netlinkKernel().host();
+    return host.links().map((l) => ({ name: l.name, mac: l.mac, mtu: l.mtu }));
+  } catch (e) {
+    log.warn("Cannot list the host's links: {err}", { err: flattenCause(e) });
+    return [];
+  }
+}
+
+function formatAdopt(outcome: AdoptOutcome | undefined): string {
+  if (outcome === undefined) {
+    return "nothing to adopt: no state file in the Go azure-vnet's format\n";
+  }
+  const r = outcome.report;
+  const verb = outcome.dryRun ? "would convert" : "converted";
+  const lines: string[] = [];
+  for (
+    const [file, go] of [
+      ["azure-vnet.json", r.converted.network],
+      ["azure-vnet-ipam.json", r.converted.ipam],
+    ] as const
+  ) {
+    lines.push(
+      go
+        ? `${file}: Go azure-vnet ${r.version}: ${verb}`
+        : `${file}: ours already (held addresses reconciled)`,
+    );
+  }
+  lines.push("");
+  const nets: string[][] = [[
+    "NETWORK",
+    "BRIDGE",
+    "MASTER",
+    "SUBNET",
+    "GATEWAY",
+  ]];
+  for (const n of r.networks) {
+    nets.push([n.name, n.bridge, n.master, n.subnet, n.gateway]);
+  }
+  const eps: string[][] = [[
+    "ENDPOINT",
+    "GO ENDPOINT ID",
+    "HOST VETH",
+    "POD MAC",
+    "ADDRESSES",
+  ]];
+  for (const e of r.endpoints) {
+    eps.push([
+      e.key,
+      e.endpointId,
+      e.hostVeth,
+      e.podMac,
+      e.addresses.join(","),
+    ]);
+  }
+  const holds: string[][] = [["HELD", "BY"]];
+  for (const h of r.reservations) holds.push([h.ip, h.holder]);
+  let text = `${lines.join("\n")}\n${table(nets)}\n${table(eps)}\n${
+    table(holds)
+  }`;
+  for (const n of r.notes) text += `! ${n}\n`;
+  for (const b of outcome.backups) text += `kept the Go file at ${b}\n`;
+  return text;
 }
 
 function formatRepair(report: RepairReport): string {

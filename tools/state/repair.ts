@@ -33,6 +33,7 @@ import {
   readIpamState,
 } from "@vnet/ipam";
 import {
+  acnStatePresent,
   type AzureVnetState,
   Ebtables,
   emptyState,
@@ -154,6 +155,14 @@ export async function repairState(
   stateDir: string,
   options: RepairOptions = {},
 ): Promise<RepairReport> {
+  // The Go azure-vnet's files are no damage: rebuilding them would lose
+  // its endpoints' records (#17).
+  if (await acnStatePresent(stateDir)) {
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `The state files in "${stateDir}" were written by the Go azure-vnet: convert them with \`deno task state adopt\`, not repair`,
+    );
+  }
   const files: StateFileName[] = options.file === undefined
     ? [STATE_FILE_NAME, IPAM_STATE_FILE]
     : [options.file];

@@ -197,3 +197,82 @@ Deno.test("runStateCli() rejects unknown verbs, files and grace values with code
     assert.match(err, /usage:/);
   }
 });
+
+/** The Go azure-vnet v0.91's node (tests/testdata/acn-v0.91-node). */
+const ACN_FIXTURE = new URL(
+  "../../tests/testdata/acn-v0.91-node/",
+  import.meta.url,
+);
+
+Deno.test("state adopt --dry-run shows the Go state's conversion; adopt does it, keeping the Go files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = ["azure-vnet.json", "azure-vnet-ipam.json"];
+    const go = new Map<string, Uint8Array>();
+    for (const f of files) {
+      const bytes = await Deno.readFile(new URL(f, ACN_FIXTURE));
+      go.set(f, bytes);
+      await Deno.writeFile(`${dir}/${f}`, bytes);
+    }
+    const run = async (...argv: string[]) => {
+      let out = "";
+      let err = "";
+      const code = await runStateCli([...argv, "--state-dir", dir], {
+        out: (t) => out += t,
+        err: (t) => err += t,
+      });
+      return { code, out, err };
+    };
+    const refused = await run("repair");
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /written by the Go azure-vnet.*state adopt/);
+
+    const dry = await run("adopt", "--dry-run");
+    assert.equal(dry.code, 0, dry.err);
+    assert.match(
+      dry.out,
+      /azure-vnet\.json: Go azure-vnet v0\.91: would convert/,
+    );
+    assert.match(
+      dry.out,
+      /acn:acnpod14-eth0\/eth0\s+acnpod14-eth0\s+azvethacnpod1\s+c6:26:a9:28:a9:43\s+10\.99\.0\.12\/24/,
+    );
+    assert.match(dry.out, /10\.99\.0\.8\s+acn:acnpod2d-eth0\/eth0/);
+    for (const f of files) {
+      assert.deepEqual(await Deno.readFile(`${dir}/${f}`), go.get(f));
+    }
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names.filter((n) => n.includes("acn-backup")), []);
+
+    const done = await run("adopt");
+    assert.equal(done.code, 0, done.err);
+    assert.match(
+      done.out,
+      /azure-vnet-ipam\.json: Go azure-vnet v0\.91: converted/,
+    );
+    for (const f of files) {
+      assert.deepEqual(
+        await Deno.readFile(`${dir}/${f}.acn-backup`),
+        go.get(f),
+      );
+    }
+    const show = await run("show", "--json");
+    assert.equal(show.code, 0, show.err);
+    const shown = JSON.parse(show.out);
+    assert.deepEqual(Object.keys(shown.network.endpoints).sort(), [
+      "acn:acnpod14-eth0/eth0",
+      "acn:acnpod2d-eth0/eth0",
+      "acn:acnpod3c-eth0/eth0",
+    ]);
+    assert.equal(
+      shown.ipam.pools["10.99.0.0/24"].addresses["10.99.0.10"].containerId,
+      "acn:acnpod3c-eth0",
+    );
+    const again = await run("adopt");
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, /nothing to adopt/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -23,6 +23,7 @@ import { createNetwork } from "./network.ts";
 import { checkPodNetns, podEnd } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
+import { adoptedAttachedHere } from "./adopt.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -196,6 +197,15 @@ export async function cmdAdd(
     );
   }
   using host = ctx.kernel().host();
+  // A repeated ADD of a pod the Go azure-vnet attached (#17).
+  const adopted = recorded ?? adoptedAttachedHere(ctx.kernel(), host, {
+    args,
+    state: snapshot,
+    network: cfg.name,
+  });
+  if (adopted !== recorded && adopted !== undefined) {
+    return withDns(adopted.result, cfg.dns ?? adopted.result.dns);
+  }
   if (recorded !== undefined) {
     const again = await reuseOrRelease(ctx, {
       args,

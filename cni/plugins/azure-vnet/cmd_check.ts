@@ -18,6 +18,8 @@ import { podRules } from "./endpoint.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { hostRules } from "./network.ts";
 import { checkPodNetns } from "./pod_end.ts";
+import { findAttachment } from "./acn_state.ts";
+import { ipamArgsOf } from "./adopt.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState } from "./state.ts";
 
@@ -68,7 +70,9 @@ async function checkEndpoint(
       }
       if (!veth.up) problems.push(`host veth "${ep.hostVeth}" is down`);
     }
-    for (const cidr of ep.addresses) {
+    // The Go azure-vnet (v0.91) set no bridge neighbour for its pods: an
+    // adopted endpoint has none to check (#17).
+    for (const cidr of ep.acn === undefined ? ep.addresses : []) {
       const ip = stripPrefix(cidr);
       const mac = host.neighMac(net.bridge, ip);
       if (mac !== ep.podMac) {
@@ -141,8 +145,7 @@ export async function cmdCheck(
   const { cfg, stateDir, ipam, key } = inv;
   checkPodNetns(ctx.kernel(), args.netns);
   const snapshot = await readState(stateDir);
-  const recorded = snapshot.endpoints[key];
-  const ep = recorded?.network === cfg.name ? recorded : undefined;
+  const ep = findAttachment(snapshot, { ...args, network: cfg.name })?.record;
   const net = snapshot.networks[cfg.name];
   if (ep === undefined || net === undefined) {
     throw new CniError(
@@ -164,5 +167,5 @@ export async function cmdCheck(
       `CHECK failed for "${key}": ${problems.join("; ")}`,
     );
   }
-  await ipam.check(args);
+  await ipam.check(ipamArgsOf(args, ep));
 }

@@ -13,6 +13,7 @@ import {
 import { deleteEndpoint, type EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import { findAttachment } from "./acn_state.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
@@ -101,8 +102,10 @@ export async function cmdDel(
   const { cfg, stateDir, ipam, key } = inv;
   const snapshot = await readState(stateDir);
   const recorded = snapshot.endpoints[key];
-  // Another network's endpoint is not this DEL's to touch.
-  const ep = recorded?.network === cfg.name ? recorded : undefined;
+  // Another network's endpoint is not this DEL's to touch. An endpoint the
+  // Go azure-vnet made is found by its Go endpoint ID (#17).
+  const found = findAttachment(snapshot, { ...args, network: cfg.name });
+  const ep = found?.record;
   if (recorded !== undefined && ep === undefined) {
     log.info("DEL {key}: attached by network {other}, not {name}", {
       key,
@@ -132,16 +135,22 @@ export async function cmdDel(
     );
   }
   try {
-    await ipam.release(args);
+    // An adopted endpoint's address is held under its record's key.
+    await ipam.release(
+      args,
+      ep?.acn === undefined
+        ? undefined
+        : { containerId: ep.containerId, ifName: ep.ifName },
+    );
   } catch (err) {
     errors.push(err);
   }
   if (errors.length > 0) {
     throw combineErrors(errors, `Cannot fully delete endpoint "${key}"`);
   }
-  if (ep !== undefined) {
+  if (found !== undefined) {
     await withState(stateDir, async (s) => {
-      delete s.state.endpoints[key];
+      delete s.state.endpoints[found.key];
       await s.save();
     }, ctx.lock);
   }

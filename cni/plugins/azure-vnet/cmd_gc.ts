@@ -11,6 +11,7 @@ import { combineErrors } from "./errors.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
 import { endpointKey } from "./names.ts";
 import { readState, withState } from "./state.ts";
+import { listedAdopted, withAdoptedAttachments } from "./adopt.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -31,14 +32,16 @@ export async function cmdGc(
 ): Promise<void> {
   const inv = await beginInvocation(ctx, args);
   const { cfg, stateDir, ipam } = inv;
-  const keep = new Set(
-    gcAttachments(args.config, { required: true }).map((a) =>
-      endpointKey(a.containerID, a.ifname)
-    ),
-  );
+  const listed = gcAttachments(args.config, { required: true });
+  const keep = new Set(listed.map((a) => endpointKey(a.containerID, a.ifname)));
   const snapshot = await readState(stateDir);
+  // Endpoints the Go azure-vnet made are listed by their Go endpoint ID.
+  const adopted = listedAdopted(snapshot, {
+    network: cfg.name,
+    attachments: listed,
+  });
   const stale = Object.entries(snapshot.endpoints).filter(([k, e]) =>
-    e.network === cfg.name && !keep.has(k)
+    e.network === cfg.name && !keep.has(k) && !adopted.has(k)
   );
   const net = snapshot.networks[cfg.name];
   const errors: unknown[] = [];
@@ -92,7 +95,14 @@ export async function cmdGc(
     }
   }
   try {
-    await ipam.collect(args);
+    await ipam.collect(
+      withAdoptedAttachments(
+        args,
+        [...adopted].map((k) => snapshot.endpoints[k]).filter((e) =>
+          e !== undefined
+        ),
+      ),
+    );
   } catch (err) {
     errors.push(err);
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { CmdArgs } from "@vnet/cni";
+import { adoptIfPresent } from "./adopt.ts";
 import { type AzureVnetConfig, parseConfig } from "./config.ts";
 import { Ebtables } from "./ebtables.ts";
 import { type IpamRoute, selectIpamRoute } from "./ipam_route.ts";
@@ -78,6 +79,14 @@ export function createContext(
   };
 }
 
+/** The host's links, as adoption reads them (host veth MACs and MTUs). */
+function hostLinks(
+  ctx: AzureVnetContext,
+): { name: string; mac: string; mtu: number }[] {
+  using host = ctx.kernel().host();
+  return host.links().map((l) => ({ name: l.name, mac: l.mac, mtu: l.mtu }));
+}
+
 /** One CNI call, resolved: config, state dir, IPAM route and names. */
 export interface Invocation {
   /** The validated config. */
@@ -93,12 +102,14 @@ export interface Invocation {
 }
 
 /**
- * Validates the config and resolves the invocation of `args`.
+ * Validates the config and resolves the invocation of `args`. State files
+ * the Go azure-vnet wrote are adopted first (`adopt.ts`).
  *
  * @param ctx The context.
  * @param args The CNI call.
  * @returns The invocation.
- * @throws {CniError} Code 7 on an invalid config.
+ * @throws {CniError} Code 7 on an invalid config; 102 when Go state
+ * cannot be adopted.
  */
 export async function beginInvocation(
   ctx: AzureVnetContext,
@@ -108,6 +119,8 @@ export async function beginInvocation(
   await ctx.options.onConfig?.(cfg);
   const stateDir = ctx.options.stateDir ?? args.env.AZURE_VNET_STATE_DIR ??
     DEFAULT_STATE_DIR;
+  // A node the Go azure-vnet set up: convert its state first (#17).
+  await adoptIfPresent(stateDir, { ...ctx.lock, links: () => hostLinks(ctx) });
   return {
     cfg,
     stateDir,

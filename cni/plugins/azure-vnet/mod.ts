@@ -17,6 +17,17 @@
  * @module
  */
 export { createAzureVnetHandlers } from "./azure_vnet.ts";
+export {
+  acnStatePresent,
+  adoptAcnState,
+  type AdoptOptions,
+  type AdoptOutcome,
+} from "./adopt.ts";
+export {
+  ACN_BACKUP_SUFFIX,
+  type AcnLinkFact,
+  type AdoptionReport,
+} from "./acn_state.ts";
 export { cmdAdd } from "./cmd_add.ts";
 export { cmdCheck } from "./cmd_check.ts";
 export { cmdDel } from "./cmd_del.ts";

@@ -53,6 +53,18 @@ export interface NetworkRecord {
   createdAt: string;
 }
 
+/**
+ * Where an endpoint adopted from the Go azure-vnet came from
+ * (`acn_state.ts`, #17). The Go plugin kept only the first 8 characters of
+ * the container ID, so such a record is matched by this ID, not by its key.
+ */
+export interface AcnOrigin {
+  /** The Go endpoint ID: container ID[:8], `-`, the ifname. */
+  endpointId: string;
+  /** The Go state file's `Version`, such as `v0.91`. */
+  version: string;
+}
+
 /** One attachment (container ID + ifname). */
 export interface EndpointRecord {
   /** The network name. */
@@ -77,6 +89,11 @@ export interface EndpointRecord {
   ipamRoute: "in-process" | "exec";
   /** The ADD result in the internal (1.1.0) shape. */
   result: Result;
+  /**
+   * Set on an endpoint the Go azure-vnet made (adopted): `containerId` is
+   * then `acn:<Go endpoint ID>`, unless the Go file kept the full ID.
+   */
+  acn?: AcnOrigin;
 }
 
 /** The whole file. */
@@ -163,6 +180,15 @@ export function parseState(raw: unknown, path: string): AzureVnetState {
       `State file "${path}" has format version ${
         (raw as { version: number }).version
       }, expected ${STATE_VERSION}; ${recovery}`,
+    );
+  }
+  if (
+    typeof raw === "object" && raw !== null &&
+    typeof (raw as { Network?: unknown }).Network === "object"
+  ) {
+    throw new CniError(
+      PLUGIN_CODES.corruptState,
+      `State file "${path}" was written by the Go azure-vnet; azure-vnet adopts it on its next call, or run \`deno task state adopt\``,
     );
   }
   const parsed = stateSchema.safeParse(raw);

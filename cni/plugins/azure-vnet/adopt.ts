@@ -1,0 +1,419 @@
+/**
+ * Adoption of a node the Go azure-vnet set up (#17): on the first call
+ * that finds a state file in the Go format, both state files are converted
+ * (`acn_state.ts`) under both state locks, the Go files are kept as
+ * `<file>.acn-backup`, and the verbs go on with our state. Also the
+ * helpers the verbs use to treat an adopted endpoint as its own: the IPAM
+ * key it is held by, and the attachments GC must keep.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  type CmdArgs,
+  CniError,
+  CODES,
+  gcAttachments,
+  withDeadline,
+  withStateLock,
+  writeFileAtomic,
+} from "@vnet/cni";
+import { IPAM_STATE_FILE } from "@vnet/ipam";
+import {
+  ACN_BACKUP_SUFFIX,
+  type AcnLinkFact,
+  type AdoptionReport,
+  convertAcnState,
+  findAttachment,
+  isAcnIpamDocument,
+  isAcnNetworkDocument,
+  legacyEndpointId,
+  looksLikeAcnText,
+} from "./acn_state.ts";
+import type { Kernel, KernelNs } from "./kernel.ts";
+import { podEnd } from "./pod_end.ts";
+import type { AzureVnetState, EndpointRecord } from "./state.ts";
+import { statePath } from "./state.ts";
+
+const log = getLogger(["azure-vnet", "adopt"]);
+
+/** The deadline of each file operation of adoption, in ms. */
+const OP_TIMEOUT_MS = 10_000;
+
+/** Options of {@link adoptAcnState}. */
+export interface AdoptOptions {
+  /** Report what would be converted; write nothing. */
+  dryRun?: boolean;
+  /** The host's links (host veth MACs and MTUs); default none. */
+  links?: () => readonly AcnLinkFact[];
+  /** Bound of each state-lock wait, in ms. */
+  lockTimeoutMs?: number;
+  /**
+   * How long to wait for a Go plugin's lock file to go, in ms (default
+   * 5000; v0.91 itself gives up after about 2 s).
+   */
+  goLockWaitMs?: number;
+}
+
+/** What {@link adoptAcnState} did. */
+export interface AdoptOutcome {
+  /** The conversion. */
+  readonly report: AdoptionReport;
+  /** The copies of the Go files kept (none on a dry run). */
+  readonly backups: string[];
+  /** True when nothing was written. */
+  readonly dryRun: boolean;
+}
+
+function ipamPathOf(stateDir: string): string {
+  return `${stateDir.replace(/\/+$/, "")}/${IPAM_STATE_FILE}`;
+}
+
+/** True when the file at `path` is a regular file opening like a Go one. */
+async function sniff(path: string): Promise<boolean> {
+  const look = async () => {
+    const st = await Deno.stat(path);
+    if (!st.isFile) return false;
+    using f = await Deno.open(path, { read: true });
+    const buf = new Uint8Array(64);
+    const n = await f.read(buf);
+    return looksLikeAcnText(new TextDecoder().decode(buf.subarray(0, n ?? 0)));
+  };
+  try {
+    return await withDeadline(look(), {
+      ms: OP_TIMEOUT_MS,
+      what: `read "${path}"`,
+    });
+  } catch {
+    // Missing or unreadable: the verbs' own reads report it.
+    return false;
+  }
+}
+
+/**
+ * Tells cheaply (a stat and 64 bytes per file, no lock) whether either
+ * state file in `stateDir` was written by the Go plugin.
+ *
+ * @param stateDir The state directory.
+ * @returns True when adoption is due.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acnStatePresent } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await acnStatePresent(dir), false);
+ * await Deno.writeTextFile(`${dir}/azure-vnet.json`, '{\n\t"Network": {}}');
+ * assert.equal(await acnStatePresent(dir), true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function acnStatePresent(stateDir: string): Promise<boolean> {
+  const [a, b] = await Promise.all([
+    sniff(statePath(stateDir)),
+    sniff(ipamPathOf(stateDir)),
+  ]);
+  return a || b;
+}
+
+/**
+ * Keeps `bytes` (a Go state file) at `<path>.acn-backup`, or at
+ * `<path>.acn-backup.N` when an older, different copy is there (written
+ * atomically).
+ */
+async function keepBackup(path: string, bytes: Uint8Array): Promise<string> {
+  const step = <T>(op: Promise<T>, what: string) =>
+    withDeadline(op, { ms: OP_TIMEOUT_MS, what });
+  for (let n = 0;; n++) {
+    const name = `${path}${ACN_BACKUP_SUFFIX}${n === 0 ? "" : `.${n}`}`;
+    let have: Uint8Array | undefined;
+    try {
+      have = await step(Deno.readFile(name), `read "${name}"`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    if (have !== undefined) {
+      if (
+        have.length === bytes.length && have.every((b, i) => b === bytes[i])
+      ) {
+        return name;
+      }
+      continue;
+    }
+    await writeFileAtomic(name, bytes, { opTimeoutMs: OP_TIMEOUT_MS });
+    return name;
+  }
+}
+
+/**
+ * Waits until no Go plugin holds the lock of `path`: v0.91 creates
+ * `<file>.lock` exclusively, writes its PID and deletes it when done (our
+ * lock file is the same path, flocked, empty and never deleted). A Go call
+ * still running when the binaries were replaced must finish before the
+ * conversion, or its save would put the Go format back. A lock file whose
+ * holder died (v0.91 never cleans up) stops waiting after `ms`.
+ *
+ * @returns True when the Go lock went (or never was), false on timeout.
+ */
+async function waitForGoLock(path: string, ms: number): Promise<boolean> {
+  const lockPath = `${path}.lock`;
+  const until = Date.now() + ms;
+  for (;;) {
+    let text = "";
+    try {
+      text = await withDeadline(Deno.readTextFile(lockPath), {
+        ms: OP_TIMEOUT_MS,
+        what: `read "${lockPath}"`,
+      });
+    } catch {
+      return true;
+    }
+    if (!/^\d+$/.test(text.trim())) return true;
+    if (Date.now() >= until) {
+      log.warn(
+        "Lock file {lock} still names PID {pid} after {ms} ms: taken as left by a dead Go azure-vnet",
+        { lock: lockPath, pid: text.trim(), ms },
+      );
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Converts the Go plugin's state files in `stateDir` to ours, under both
+ * state locks (`azure-vnet.json`'s, then `azure-vnet-ipam.json`'s; nothing
+ * else takes both), once no Go plugin call holds its own lock file (see
+ * `waitForGoLock`). The Go files are copied to `<file>.acn-backup` first;
+ * then the IPAM file is written, then the network file (an interruption
+ * leaves the network file in the Go format, so the next call finishes the
+ * work). A file already in our format is kept.
+ *
+ * Requires read and write access to the state directory.
+ *
+ * @param stateDir The state directory (`/var/run`).
+ * @param options Dry run, the host's links, the lock timeout.
+ * @returns What was converted, or undefined when neither file is the Go
+ * plugin's.
+ * @throws {CniError} 102 when a file cannot be adopted (damaged, or a mode
+ * other than bridge), 11 on a lock timeout, 5 on I/O.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { adoptAcnState } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await adoptAcnState(dir), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function adoptAcnState(
+  stateDir: string,
+  options: AdoptOptions = {},
+): Promise<AdoptOutcome | undefined> {
+  const netPath = statePath(stateDir);
+  const ipamPath = ipamPathOf(stateDir);
+  const lock = options.lockTimeoutMs === undefined
+    ? {}
+    : { lockTimeoutMs: options.lockTimeoutMs };
+  if (options.dryRun !== true) {
+    for (const path of [netPath, ipamPath]) {
+      await waitForGoLock(path, options.goLockWaitMs ?? 5000);
+    }
+  }
+  return await withStateLock(
+    netPath,
+    (netFile) =>
+      withStateLock(ipamPath, async (ipamFile) => {
+        const network = await netFile.read();
+        const ipam = await ipamFile.read();
+        const goNetwork = isAcnNetworkDocument(network);
+        const goIpam = isAcnIpamDocument(ipam);
+        if (!goNetwork && !goIpam) return undefined;
+        const conv = convertAcnState({
+          network,
+          ipam,
+          links: options.links?.() ?? [],
+          paths: { network: netPath, ipam: ipamPath },
+        });
+        if (options.dryRun === true) {
+          return { report: conv.report, backups: [], dryRun: true };
+        }
+        const backups: string[] = [];
+        try {
+          for (
+            const [go, path] of [[goNetwork, netPath], [
+              goIpam,
+              ipamPath,
+            ]] as const
+          ) {
+            if (!go) continue;
+            const bytes = await withDeadline(Deno.readFile(path), {
+              ms: OP_TIMEOUT_MS,
+              what: `read "${path}"`,
+            });
+            backups.push(await keepBackup(path, bytes));
+          }
+        } catch (err) {
+          if (err instanceof CniError) throw err;
+          throw new CniError(
+            CODES.ioFailure,
+            `Cannot keep a copy of the Go azure-vnet's state in "${stateDir}"`,
+            { cause: err },
+          );
+        }
+        if (conv.ipam !== undefined && conv.ipamChanged) {
+          await ipamFile.write(conv.ipam);
+        }
+        if (goNetwork) await netFile.write(conv.state);
+        return { report: conv.report, backups, dryRun: false };
+      }, lock),
+    lock,
+  );
+}
+
+/**
+ * Adopts the Go plugin's state when {@link acnStatePresent} says it is
+ * there: the hook every verb runs before it reads state. Costs two stats
+ * and two 64-byte reads when there is nothing to adopt.
+ *
+ * @param stateDir The state directory.
+ * @param options The host's links and the lock timeout.
+ * @throws {CniError} As {@link adoptAcnState}.
+ */
+export async function adoptIfPresent(
+  stateDir: string,
+  options: Omit<AdoptOptions, "dryRun"> = {},
+): Promise<void> {
+  if (!(await acnStatePresent(stateDir))) return;
+  const out = await adoptAcnState(stateDir, options);
+  if (out === undefined) return;
+  const r = out.report;
+  log.warn(
+    "Adopted the Go azure-vnet {version} state in {stateDir}: networks {networks}, endpoints {endpoints}; Go files kept at {backups}",
+    {
+      version: r.version,
+      stateDir,
+      networks: r.networks.map((n) => n.name),
+      endpoints: r.endpoints.map((e) => `${e.endpointId} ${e.hostVeth}`),
+      backups: out.backups,
+    },
+  );
+  for (const note of r.notes) log.warn("Adoption: {note}", { note });
+}
+
+/**
+ * The call to give the IPAM for an endpoint: `args` itself, or for an
+ * adopted endpoint (held under `acn:<Go endpoint ID>`) `args` with that
+ * container ID, so that CHECK and DEL find its reservation.
+ *
+ * @param args The CNI call.
+ * @param record The endpoint found for it.
+ * @returns The call for the IPAM route.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await ipam.check(ipamArgsOf(args, record));
+ * ```
+ */
+export function ipamArgsOf(args: CmdArgs, record: EndpointRecord): CmdArgs {
+  if (record.containerId === args.containerId) return args;
+  return {
+    ...args,
+    containerId: record.containerId,
+    env: { ...args.env, CNI_CONTAINERID: record.containerId },
+  };
+}
+
+/**
+ * The adopted endpoints of `network` that the runtime's
+ * `cni.dev/valid-attachments` lists (by their Go endpoint ID).
+ *
+ * @param state The state.
+ * @param spec The network and the listed attachments.
+ * @returns Their keys.
+ */
+export function listedAdopted(
+  state: AzureVnetState,
+  spec: {
+    network: string;
+    attachments: readonly { containerID: unknown; ifname: unknown }[];
+  },
+): Set<string> {
+  const ids = new Set(
+    spec.attachments.map((a) =>
+      legacyEndpointId(String(a.containerID), String(a.ifname ?? ""))
+    ),
+  );
+  const out = new Set<string>();
+  for (const [k, e] of Object.entries(state.endpoints)) {
+    if (
+      e.network === spec.network && e.acn !== undefined &&
+      ids.has(e.acn.endpointId)
+    ) out.add(k);
+  }
+  return out;
+}
+
+/**
+ * `args` (a GC call) with the listed adopted endpoints added to
+ * `cni.dev/valid-attachments` under the key their reservations have, in
+ * the parsed config and in the stdin an exec'd IPAM reads, so that the
+ * IPAM's GC keeps their addresses.
+ *
+ * @param args The GC call.
+ * @param keep The adopted endpoints to keep.
+ * @returns The call for the IPAM route.
+ */
+export function withAdoptedAttachments(
+  args: CmdArgs,
+  keep: readonly EndpointRecord[],
+): CmdArgs {
+  if (keep.length === 0) return args;
+  const listed = gcAttachments(args.config, { required: true });
+  const list = [
+    ...listed,
+    ...keep.map((e) => ({ containerID: e.containerId, ifname: e.ifName })),
+  ];
+  const key = "cni.dev/valid-attachments";
+  const sent: unknown = JSON.parse(new TextDecoder().decode(args.stdin));
+  const stdin = typeof sent === "object" && sent !== null
+    ? new TextEncoder().encode(JSON.stringify({ ...sent, [key]: list }))
+    : args.stdin;
+  return { ...args, config: { ...args.config, [key]: list }, stdin };
+}
+
+/**
+ * The adopted endpoint of an ADD's attachment when it is attached in the
+ * netns asked for (a repeated ADD of a pod the Go plugin made): found by
+ * its Go endpoint ID, and its pod end in `CNI_NETNS` is the peer of its
+ * host veth with its MAC. Another pod whose container ID merely shares the
+ * first 8 characters gets undefined, and a new attachment of its own.
+ *
+ * @param kernel Opens the pod's netns.
+ * @param host The node's netns.
+ * @param spec The ADD, the state, the calling network.
+ * @returns The adopted record, or undefined.
+ */
+export function adoptedAttachedHere(
+  kernel: Kernel,
+  host: KernelNs,
+  spec: { args: CmdArgs; state: AzureVnetState; network: string },
+): EndpointRecord | undefined {
+  const { args } = spec;
+  const found = findAttachment(spec.state, { ...args, network: spec.network });
+  if (found?.record.acn === undefined) return undefined;
+  const pod = podEnd(kernel, host, {
+    netns: args.netns,
+    ifName: args.ifName,
+    hostVeth: found.record.hostVeth,
+  });
+  if (pod === undefined || pod.link.mac !== found.record.podMac) {
+    return undefined;
+  }
+  log.info("ADD {key}: attached by the Go azure-vnet as {id}", {
+    key: found.key,
+    id: found.record.acn.endpointId,
+  });
+  return found.record;
+}
