@@ -8,8 +8,11 @@
  * `azure-vnet-agent serve` first reconciles the state with the kernel (GC
  * of leftovers: `reconcileState` of `@vnet/azure-vnet`), then serves until
  * SIGTERM or SIGINT: then it stops accepting, answers the requests in
- * flight and exits 0. Without `serve` it prints its usage (so a build's
- * warm-up run never starts a server).
+ * flight and exits 0. `azure-vnet-agent probe` asks a running agent for a
+ * CNI VERSION on that socket and exits 0 when it answers, 1 when not (the
+ * DaemonSet's liveness and readiness check, `probe.ts`). Without `serve`
+ * or `probe` it prints its usage (so a build's warm-up run never starts a
+ * server).
  *
  * @module
  */
@@ -19,6 +22,7 @@ import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
 import { startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
+import { probeAgent } from "./probe.ts";
 import { AgentServer } from "./server.ts";
 
 const NAME = "azure-vnet-agent";
@@ -33,6 +37,7 @@ const USAGE = [
   `${NAME} ${denoJson.version}: the azure-vnet node agent`,
   "",
   `Usage: ${NAME} serve        listen on $AZURE_VNET_STATE_DIR/${NAME}.sock`,
+  `       ${NAME} probe        exit 0 when the agent there answers, else 1`,
   `       ${NAME} --version | --help`,
   "",
 ].join("\n");
@@ -46,13 +51,18 @@ if (args.includes("--help") || args.includes("-h")) {
   write(Deno.stderr, USAGE);
   Deno.exit(0);
 }
-if (args.length !== 1 || args[0] !== "serve") {
+if (args.length !== 1 || (args[0] !== "serve" && args[0] !== "probe")) {
   write(Deno.stderr, USAGE);
   Deno.exit(2);
 }
 
 const env = Deno.env.toObject();
 const socketPath = agentSocketPath(env);
+if (args[0] === "probe") {
+  const r = await probeAgent(socketPath);
+  write(r.ok ? Deno.stdout : Deno.stderr, `${NAME}: ${r.message}\n`);
+  Deno.exit(r.ok ? 0 : 1);
+}
 const stateDir = socketPath.slice(0, socketPath.lastIndexOf("/"));
 const logs = await startPluginLogging(`${NAME}.log`, {
   env,

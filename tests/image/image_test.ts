@@ -12,6 +12,11 @@
  * launchers' absolute paths (/opt/azure-vnet/deno, the DENO_DIR) reach the
  * node's files, as on a real node. The node's /var/run/netns is this
  * machine's (the wrapper's private tmpfs), where the node and pod netns are.
+ *
+ * The long-running container is the node agent (`azure-vnet-agent serve`):
+ * the plugins on the node forward to it through the node's
+ * /var/run/azure-vnet-agent.sock (here the root's var/run, the same file
+ * inside and out), and run in process once it is stopped.
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
@@ -27,6 +32,7 @@ import {
   directoriesToCreate,
   localImage,
   podmanRunArgs,
+  probeCommand,
   readPodSpec,
 } from "../../tools/image/daemonset.ts";
 import { NODE_DENO_PATH } from "../../tools/image/image.ts";
@@ -81,7 +87,23 @@ async function bind(
   stack.defer(async () => void await cmd("umount", ["-l", dst]));
 }
 
-Deno.test("the DaemonSet image installs onto a node, pods get addresses, and they survive the container", async (t) => {
+/** The lines of the agent's log that record a served `ADD`. */
+async function servedAdds(logDir: string): Promise<string[]> {
+  const text = await Deno.readTextFile(`${logDir}/azure-vnet-agent.log`)
+    .catch(() => "");
+  return text.split("\n").filter((l) =>
+    l.includes('served "azure-vnet" "ADD"')
+  );
+}
+
+function exists(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, (err) => {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  });
+}
+
+Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, and they survive the container", async (t) => {
   requireRoot();
   assert.equal(
     Deno.env.get("VNET_IN_TEST_NETNS"),
@@ -158,7 +180,7 @@ Deno.test("the DaemonSet image installs onto a node, pods get addresses, and the
         assert.match(out, /verified azure-vnet \(launcher\)/);
         assert.match(out, /verified azure-vnet-ipam \(launcher\)/);
       }
-      for (const f of ["azure-vnet", "azure-vnet-ipam"]) {
+      for (const f of ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"]) {
         assert.equal(
           ((await Deno.stat(`/opt/cni/bin/${f}`)).mode ?? 0) & 0o777,
           0o755,
@@ -202,13 +224,19 @@ Deno.test("the DaemonSet image installs onto a node, pods get addresses, and the
   const gateway = n.addr(1);
   const main = pod.containers[0]?.name ?? "";
   const agent = `${prefix}-${main}`;
+  const socket = `${root}/var/run/azure-vnet-agent.sock`;
+  const readiness = probeCommand(pod, {
+    container: main,
+    probe: "readinessProbe",
+  });
+  assert.ok(readiness !== undefined, "a readiness probe");
+  const inside = (sh: string) =>
+    must("podman", ["exec", agent, "sh", "-c", sh]);
 
   await t.step(
     "the agent container runs in the node's network, PID and mounts",
     async () => {
       await must("podman", podmanRun(main, ["-d"]));
-      const inside = (sh: string) =>
-        must("podman", ["exec", agent, "sh", "-c", sh]);
       assert.match(await inside("cat /proc/net/dev"), / eth0:/, "node netns");
       await inside(`test -d /proc/${Deno.pid}`); // host PID namespace
       await inside("ebtables -t nat -L >/dev/null"); // privileged, nft backend
@@ -225,13 +253,37 @@ Deno.test("the DaemonSet image installs onto a node, pods get addresses, and the
   );
 
   await t.step(
-    "pods on the node get addresses from the installed plugin and ping",
+    "the agent gets ready: the readiness probe, then the liveness healthcheck, pass",
+    async () => {
+      // As the kubelet does: the readiness command in the container until
+      // it passes (the agent reconciles the state before it listens).
+      const deadline = Date.now() + 20_000;
+      let last: ProcessRun | undefined;
+      while (Date.now() < deadline) {
+        last = await cmd("podman", ["exec", agent, ...readiness]);
+        if (last.code === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(last?.code, 0, `not ready: ${last?.stdout}${last?.stderr}`);
+      assert.match(last?.stdout ?? "", /azure-vnet-agent\.sock answers/);
+      assert.ok(await exists(socket), "the socket in the node's /var/run");
+      // The liveness probe is podman's healthcheck (translated flags).
+      await must("podman", ["healthcheck", "run", agent]);
+    },
+  );
+
+  await t.step(
+    "pods on the node get addresses from the agent through the installed plugin, and ping",
     async () => {
       for (const [i, p] of [p1, p2].entries()) {
         const add = await n.run("ADD", conf, env(`c${i}`, p));
         assert.equal(add.code, 0, add.stdout + add.stderr);
         assert.match(resultIp(add) ?? "", /^10\.93\.1\.\d+\/16$/);
       }
+      const served = await servedAdds(`${root}/var/log`);
+      assert.equal(served.length, 2, "the agent served both ADDs");
+      assert.match(served[0] ?? "", /"c0" "eth0": code 0/);
+      assert.match(served[1] ?? "", /"c1" "eth0": code 0/);
       assert.ok(await p1.ping(gateway), "pod1 -> gateway");
       assert.ok(await p2.ping(gateway), "pod2 -> gateway");
       const state = JSON.parse(
@@ -246,18 +298,37 @@ Deno.test("the DaemonSet image installs onto a node, pods get addresses, and the
   );
 
   await t.step(
-    "stopping the container leaves pods working and new ADDs working",
+    "stopping the container stops the agent; pods keep working and new ADDs fall back",
     async () => {
-      await must("podman", ["stop", "-t", "10", agent]);
+      // The manifest's grace period is podman's stop timeout: `podman stop`
+      // sends SIGTERM and waits that long before SIGKILL.
       assert.equal(
         (await must("podman", [
           "inspect",
           "--format",
-          "{{.State.Running}}",
+          "{{.Config.StopTimeout}}",
           agent,
         ])).trim(),
-        "false",
+        String(pod.terminationGracePeriodSeconds),
       );
+      await must("podman", ["stop", agent]);
+      // Stopped by SIGTERM (code 0: drained), not killed after the grace.
+      assert.equal(
+        (await must("podman", [
+          "inspect",
+          "--format",
+          "{{.State.Running}} {{.State.ExitCode}}",
+          agent,
+        ])).trim(),
+        "false 0",
+      );
+      assert.ok(!await exists(socket), "the agent removed its socket");
+      // The probe, run on the node against the node's socket, now fails.
+      const probe = await spawnProcess(readiness, {
+        env: { AZURE_VNET_STATE_DIR: `${root}/var/run` },
+      }).done;
+      assert.equal(probe.code, 1, probe.stdout + probe.stderr);
+      assert.match(probe.stderr, /no socket at /);
       assert.ok(await p1.ping(gateway), "pod1 -> gateway after stop");
       assert.ok(await p2.ping(gateway), "pod2 -> gateway after stop");
       assert.ok(p3 !== undefined);
@@ -271,6 +342,11 @@ Deno.test("the DaemonSet image installs onto a node, pods get addresses, and the
       const del = await n.run("DEL", conf, env("c1", p2));
       assert.equal(del.code, 0, del.stdout + del.stderr);
       assert.ok(await p1.ping(gateway), "pod1 -> gateway after DEL of pod2");
+      assert.equal(
+        (await servedAdds(`${root}/var/log`)).length,
+        2,
+        "the ADDs after the stop ran in process (the fallback)",
+      );
     },
   );
 });

@@ -5,11 +5,14 @@
  * (written once, in the manifest).
  *
  * The translation is strict: a pod or container key it does not know, a
- * volume that is not a `hostPath`, an `env` with `valueFrom` or a
- * `securityContext` key other than `privileged` is an error, so a privilege
- * added to the manifest cannot be silently left out of the test. Keys that
- * only steer scheduling (tolerations, node selector, priority, DNS policy,
- * requests, pull policy) have no podman counterpart and are accepted.
+ * volume that is not a `hostPath`, an `env` with `valueFrom`, a
+ * `securityContext` key other than `privileged` or a probe other than an
+ * `exec` one is an error, so a privilege added to the manifest cannot be
+ * silently left out of the test. Keys that only steer scheduling
+ * (tolerations, node selector, priority, DNS policy, requests, pull policy)
+ * have no podman counterpart and are accepted. The liveness probe becomes
+ * podman's healthcheck; the readiness probe has no podman counterpart, so
+ * a test runs its command ({@link probeCommand}) as the kubelet would.
  *
  * @module
  */
@@ -33,6 +36,22 @@ export interface VolumeMount {
   mountPropagation?: string;
 }
 
+/** A probe: only `exec` ones (a command run in the container). */
+export interface ExecProbe {
+  /** The command; exit code 0 passes. */
+  exec: { command: string[] };
+  /** Seconds after the start before the first probe (default 0). */
+  initialDelaySeconds?: number;
+  /** Seconds between probes (default 10). */
+  periodSeconds?: number;
+  /** Seconds a probe may take (default 1). */
+  timeoutSeconds?: number;
+  /** Failures in a row that count (default 3). */
+  failureThreshold?: number;
+  /** Successes in a row that count (default 1). */
+  successThreshold?: number;
+}
+
 /** One container (or init container) of the pod. */
 export interface ContainerSpec {
   /** Its name. */
@@ -54,6 +73,10 @@ export interface ContainerSpec {
   };
   /** The mounts. */
   volumeMounts?: VolumeMount[];
+  /** Restarts the container when it fails: podman's healthcheck. */
+  livenessProbe?: ExecProbe;
+  /** Marks the pod ready: no podman counterpart (see {@link probeCommand}). */
+  readinessProbe?: ExecProbe;
 }
 
 /** One `hostPath` volume. */
@@ -108,6 +131,16 @@ const CONTAINER_KEYS = [
   "securityContext",
   "resources",
   "volumeMounts",
+  "livenessProbe",
+  "readinessProbe",
+];
+const PROBE_KEYS = [
+  "exec",
+  "initialDelaySeconds",
+  "periodSeconds",
+  "timeoutSeconds",
+  "failureThreshold",
+  "successThreshold",
 ];
 const PROPAGATION: Readonly<Record<string, string>> = {
   None: "rprivate",
@@ -132,6 +165,27 @@ function checkKeys(
         unknown.map((k) => `"${k}"`).join(", ")
       }`,
     );
+  }
+}
+
+function checkProbe(probe: unknown, where: string): void {
+  if (!isObject(probe)) throw new RangeError(`Cannot translate the ${where}`);
+  checkKeys(probe, PROBE_KEYS, `the ${where}`);
+  const command = isObject(probe.exec) ? probe.exec.command : undefined;
+  if (
+    !isObject(probe.exec) || !Array.isArray(command) || command.length === 0 ||
+    !command.every((a) => typeof a === "string")
+  ) {
+    throw new RangeError(
+      `Cannot translate the ${where}: want exec.command, a list of strings`,
+    );
+  }
+  checkKeys(probe.exec, ["command"], `the exec of the ${where}`);
+  for (const k of PROBE_KEYS.slice(1)) {
+    const v = probe[k];
+    if (v !== undefined && !(Number.isInteger(v) && Number(v) >= 0)) {
+      throw new RangeError(`Cannot translate the ${where}: ${k} "${v}"`);
+    }
   }
 }
 
@@ -192,6 +246,9 @@ export function readPodSpec(text: string): PodSpec {
     for (const e of Array.isArray(c.env) ? c.env : []) {
       if (isObject(e)) checkKeys(e, ["name", "value"], `an env of ${c.name}`);
     }
+    for (const key of ["livenessProbe", "readinessProbe"]) {
+      if (c[key] !== undefined) checkProbe(c[key], `${key} of "${c.name}"`);
+    }
   }
   for (const v of Array.isArray(pod.volumes) ? pod.volumes : []) {
     if (!isObject(v) || !isObject(v.hostPath)) {
@@ -231,6 +288,16 @@ export interface PodmanRunOptions {
   hostNetwork: string;
 }
 
+function findContainer(pod: PodSpec, name: string): ContainerSpec {
+  const c = [...(pod.initContainers ?? []), ...pod.containers].find((x) =>
+    x.name === name
+  );
+  if (c === undefined) {
+    throw new RangeError(`Cannot translate container "${name}": none`);
+  }
+  return c;
+}
+
 function volumeSource(pod: PodSpec, name: string): HostPathVolume {
   const v = pod.volumes?.find((x) => x.name === name);
   if (v === undefined) {
@@ -258,7 +325,15 @@ function checkPath(path: string, what: string): string {
  *   with `ro` and the propagation (`HostToContainer` → `rslave`,
  *   `Bidirectional` → `rshared`, `None` → `rprivate`);
  * - `limits.memory`/`limits.cpu` → `--memory`/`--cpus` (requests only
- *   steer scheduling); `terminationGracePeriodSeconds` → `--stop-timeout`;
+ *   steer scheduling); `terminationGracePeriodSeconds` → `--stop-timeout`
+ *   (so `podman stop` waits that long between SIGTERM and SIGKILL);
+ * - `livenessProbe` → `--health-cmd` (JSON) with `--health-interval`
+ *   (`periodSeconds`), `--health-timeout` (`timeoutSeconds`),
+ *   `--health-retries` (`failureThreshold`), `--health-start-period`
+ *   (`initialDelaySeconds`; podman runs checks in it but does not count
+ *   their failures) and `--health-on-failure restart`, each with the
+ *   Kubernetes default when absent; `readinessProbe` has no counterpart
+ *   ({@link probeCommand});
  * - `command` → `--entrypoint` (JSON), then the image, then `args`.
  *
  * Always `--pull never`: only local images run.
@@ -305,12 +380,7 @@ export function podmanRunArgs(
   container: string,
   options: PodmanRunOptions,
 ): string[] {
-  const c = [...(pod.initContainers ?? []), ...pod.containers].find((x) =>
-    x.name === container
-  );
-  if (c === undefined) {
-    throw new RangeError(`Cannot translate container "${container}": none`);
-  }
+  const c = findContainer(pod, container);
   const args = ["--pull", "never", "--name", options.name];
   args.push("--network", pod.hostNetwork ? options.hostNetwork : "none");
   if (pod.hostPID) args.push("--pid", "host");
@@ -336,11 +406,61 @@ export function podmanRunArgs(
     args.push("--volume", `${src}:${checkPath(m.mountPath, "path")}:${opts}`);
   }
   for (const e of c.env ?? []) args.push("--env", `${e.name}=${e.value ?? ""}`);
+  const live = c.livenessProbe;
+  if (live !== undefined) {
+    args.push(
+      ...["--health-cmd", JSON.stringify(live.exec.command)],
+      ...["--health-interval", `${live.periodSeconds ?? 10}s`],
+      ...["--health-timeout", `${live.timeoutSeconds ?? 1}s`],
+      ...["--health-retries", String(live.failureThreshold ?? 3)],
+      ...["--health-start-period", `${live.initialDelaySeconds ?? 0}s`],
+      ...["--health-on-failure", "restart"],
+    );
+  }
   if (c.command !== undefined) {
     args.push("--entrypoint", JSON.stringify(c.command));
   }
   args.push(options.image, ...(c.args ?? []));
   return args;
+}
+
+/**
+ * The command of a container's exec probe, to run in the container (`podman
+ * exec`) as the kubelet would: the readiness probe has no podman
+ * counterpart, and the liveness one is podman's healthcheck.
+ *
+ * @param pod The pod spec.
+ * @param options `container`, its name in the manifest, and `probe`,
+ *   `livenessProbe` or `readinessProbe`.
+ * @returns The command, or undefined when the container has no such probe.
+ * @throws {RangeError} For an unknown container.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { probeCommand } from "./daemonset.ts";
+ * const pod = {
+ *   containers: [{
+ *     name: "a",
+ *     image: "x/y:1",
+ *     readinessProbe: { exec: { command: ["test", "-S", "/s"] } },
+ *   }],
+ * };
+ * assert.deepEqual(
+ *   probeCommand(pod, { container: "a", probe: "readinessProbe" }),
+ *   ["test", "-S", "/s"],
+ * );
+ * assert.equal(
+ *   probeCommand(pod, { container: "a", probe: "livenessProbe" }),
+ *   undefined,
+ * );
+ * ```
+ */
+export function probeCommand(
+  pod: PodSpec,
+  options: { container: string; probe: "livenessProbe" | "readinessProbe" },
+): string[] | undefined {
+  return findContainer(pod, options.container)[options.probe]?.exec.command;
 }
 
 /**

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { cpus, memoryBytes, podmanRunArgs, readPodSpec } from "./daemonset.ts";
+import {
+  cpus,
+  memoryBytes,
+  podmanRunArgs,
+  probeCommand,
+  readPodSpec,
+} from "./daemonset.ts";
 
 const POD = `
 kind: DaemonSet
@@ -35,6 +41,18 @@ spec:
       containers:
         - name: main
           image: REPLACE_ME/x:1
+          livenessProbe:
+            exec:
+              command:
+                - /a
+                - probe
+            initialDelaySeconds: 30
+            periodSeconds: 20
+            timeoutSeconds: 5
+          readinessProbe:
+            exec:
+              command:
+                - /r
           volumeMounts:
             - name: netns
               mountPath: /var/run/netns
@@ -67,16 +85,38 @@ Deno.test("podmanRunArgs() translates every privilege, mount and limit", () => {
   ]);
   const main = podmanRunArgs(pod, "main", { ...OPTS, name: "t-main" });
   assert.ok(!main.includes("--privileged"));
+  const health = main.slice(main.indexOf("--health-cmd"));
+  assert.deepEqual(health.slice(0, 12), [
+    ...["--health-cmd", '["/a","probe"]', "--health-interval", "20s"],
+    ...["--health-timeout", "5s", "--health-retries", "3"],
+    ...["--health-start-period", "30s", "--health-on-failure", "restart"],
+  ]);
   assert.ok(main.includes("/r/var/run/netns:/var/run/netns:rslave"));
   assert.ok(!main.includes("--entrypoint"));
+});
+
+Deno.test("probeCommand() gives an exec probe's command, undefined without one", () => {
+  const pod = readPodSpec(POD);
+  assert.deepEqual(
+    probeCommand(pod, { container: "main", probe: "readinessProbe" }),
+    ["/r"],
+  );
+  assert.equal(
+    probeCommand(pod, { container: "init", probe: "livenessProbe" }),
+    undefined,
+  );
+  assert.throws(
+    () => probeCommand(pod, { container: "x", probe: "livenessProbe" }),
+    { name: "RangeError" },
+  );
 });
 
 Deno.test("readPodSpec() refuses what it cannot translate", async (t) => {
   const cases: [string, string, RegExp][] = [
     [
-      "a probe",
-      "          image: REPLACE_ME/x:1\n          livenessProbe:\n            exec:\n              command:\n                - x",
-      /"livenessProbe"/,
+      "a startup probe",
+      "          image: REPLACE_ME/x:1\n          startupProbe:\n            exec:\n              command:\n                - x",
+      /"startupProbe"/,
     ],
     [
       "a capability",
@@ -100,6 +140,36 @@ Deno.test("readPodSpec() refuses what it cannot translate", async (t) => {
         }${insert}`,
       );
       assert.throws(() => readPodSpec(text), { name: "RangeError", message });
+    });
+  }
+  for (
+    const [what, from, to, message] of [
+      [
+        "an httpGet probe",
+        "          readinessProbe:\n            exec:\n              command:\n                - /r\n",
+        "          readinessProbe:\n            httpGet:\n              port: 80\n",
+        /readinessProbe of "main".*"httpGet"/,
+      ],
+      [
+        "a probe key",
+        "            timeoutSeconds: 5\n",
+        "            timeoutSeconds: 5\n            terminationGracePeriodSeconds: 5\n",
+        /"terminationGracePeriodSeconds"/,
+      ],
+      [
+        "a probe period that is no count",
+        "            periodSeconds: 20\n",
+        "            periodSeconds: 20s\n",
+        /periodSeconds "20s"/,
+      ],
+    ] as const
+  ) {
+    await t.step(what, () => {
+      assert.ok(POD.includes(from), what);
+      assert.throws(() => readPodSpec(POD.replace(from, to)), {
+        name: "RangeError",
+        message,
+      });
     });
   }
   await t.step("an unknown pod key", () => {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { type Document, LineCounter, parseDocument, visit } from "yaml";
-import { localImage, podmanRunArgs, readPodSpec } from "../image/daemonset.ts";
+import {
+  localImage,
+  memoryBytes,
+  podmanRunArgs,
+  readPodSpec,
+} from "../image/daemonset.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -28,7 +33,7 @@ function at(obj: unknown, path: string): unknown {
   return cur;
 }
 
-Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init installer, agent slot, privileges and mounts", async (t) => {
+Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init installer, the agent with its probes, privileges and mounts", async (t) => {
   const { doc, lines, text } = loadManifest();
   const ds = doc.toJS() as Record<string, unknown>;
   await t.step("every mapping and sequence is in block style", () => {
@@ -56,6 +61,9 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     image: string;
     command: string[];
     securityContext?: { privileged?: boolean };
+    env?: { name: string; value?: string }[];
+    livenessProbe?: Record<string, unknown>;
+    readinessProbe?: Record<string, unknown>;
     resources?: {
       requests?: Record<string, string>;
       limits?: Record<string, string>;
@@ -64,6 +72,7 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       name: string;
       mountPath: string;
       mountPropagation?: string;
+      readOnly?: boolean;
     }[];
   };
   const init = (pod.initContainers ?? []) as Container[];
@@ -82,7 +91,7 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     );
   });
   await t.step(
-    "an init container installs, one container holds the agent slot",
+    "an init container installs, one container runs the agent",
     () => {
       assert.deepEqual(init.map((c) => c.name), ["install-cni"]);
       assert.deepEqual(main.map((c) => c.name), ["azure-vnet"]);
@@ -93,9 +102,33 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
         assert.ok(c.securityContext?.privileged === true, c.name);
         assert.ok(c.resources?.requests?.memory !== undefined, c.name);
         assert.ok(c.resources?.limits?.memory !== undefined, c.name);
-        // No agent endpoint yet (#14): no probe may pretend to check one.
-        assert.ok(!("livenessProbe" in c) && !("readinessProbe" in c), c.name);
+        // Agent and plugins find the socket and logs by the same defaults.
+        for (const e of c.env ?? []) {
+          assert.ok(!/^AZURE_VNET_(STATE|LOG)_DIR$/.test(e.name), e.name);
+        }
       }
+      // The installer exits: a probe of it would prove nothing.
+      assert.equal(init[0]?.livenessProbe, undefined);
+      assert.equal(init[0]?.readinessProbe, undefined);
+    },
+  );
+  await t.step(
+    "the agent: probes that ask it, a grace period for its drain, memory for a burst",
+    () => {
+      const c = main[0];
+      for (const probe of [c?.livenessProbe, c?.readinessProbe]) {
+        assert.deepEqual(at(probe, "exec.command"), [
+          "/opt/cni/bin/azure-vnet-agent",
+          "probe",
+        ]);
+        // The probe's own answer wait is 4 s (cni/agent/probe.ts).
+        assert.ok(Number(at(probe, "timeoutSeconds")) >= 5);
+      }
+      // SIGTERM drains the requests in flight; a state-lock wait is <= 30 s.
+      assert.ok(Number(pod.terminationGracePeriodSeconds) >= 45);
+      // 308 MB RSS measured after a 250-burst (BENCHMARKS.md).
+      const limit = Number(memoryBytes(c?.resources?.limits?.memory ?? "0"));
+      assert.ok(limit >= 512 * 1024 ** 2, c?.resources?.limits?.memory);
     },
   );
   await t.step("the image tag is the plugins' version", async () => {
@@ -117,11 +150,20 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     ]);
     assert.deepEqual(paths(main[0]), [
       "/etc/cni/net.d",
+      "/opt/azure-vnet",
       "/opt/cni/bin",
+      "/var/lib/azure-vnet",
       "/var/log",
       "/var/run",
       "/var/run/netns",
     ]);
+    // The agent writes only its state, socket, logs and Deno cache.
+    assert.deepEqual(
+      (main[0]?.volumeMounts ?? []).filter((m) => m.readOnly !== true).map((
+        m,
+      ) => m.mountPath).sort(),
+      ["/var/lib/azure-vnet", "/var/log", "/var/run", "/var/run/netns"],
+    );
     for (const m of [...init, ...main].flatMap((c) => c.volumeMounts)) {
       const v = vols.find((x) => x.name === m.name);
       assert.equal(v?.hostPath?.path, m.mountPath, m.name);
@@ -145,11 +187,15 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
         "--privileged",
         "/var/run/netns:/var/run/netns:rslave",
         "/var/run:/var/run:rprivate",
+        "/opt/azure-vnet:/opt/azure-vnet:ro,rprivate",
         "localhost/azure-vnet-deno:0.1.0",
+        '["/opt/cni/bin/azure-vnet-agent","probe"]',
       ]
     ) {
       assert.ok(args.includes(a), a);
     }
+    assert.equal(args[args.indexOf("--stop-timeout") + 1], "45");
+    assert.equal(args[args.indexOf("--memory") + 1], String(512 * 1024 ** 2));
   });
   await t.step(
     "the entrypoint exists, is executable and installs into the mounts",
@@ -163,6 +209,10 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
         /--bin-dir \/opt\/cni\/bin --conf-dir \/etc\/cni\/net\.d/,
       );
       assert.match(sh, /\/opt\/azure-vnet\/deno/);
+      // The agent goes to /opt/cni/bin (no --agent-dir), run() execs it.
+      assert.doesNotMatch(sh, /--agent-dir/);
+      assert.match(sh, /^ {2}agent=\/opt\/cni\/bin\/azure-vnet-agent$/m);
+      assert.match(sh, /^ {2}exec "\$agent" serve$/m);
       assert.match(sh, /^ {2}install\) install ;;$/m);
       assert.match(sh, /^ {2}run\) run ;;$/m);
     },

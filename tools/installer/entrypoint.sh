@@ -12,8 +12,10 @@
 #            10-azure.conflist into /etc/cni/net.d, and exits with the
 #            installer's code (env AZURE_VNET_MASTER, AZURE_VNET_CNI_VERSION,
 #            AZURE_VNET_FORCE).
-#   run      (container azure-vnet) the node agent's slot (#14): until the
-#            agent exists it idles until SIGTERM, so the pod stays Running.
+#   run      (container azure-vnet) execs the node agent (#14) that install
+#            put into /opt/cni/bin: `azure-vnet-agent serve`, the container's
+#            main process, so SIGTERM reaches it (it drains and removes its
+#            socket; the plugins then run in process).
 set -eu
 APP="${APP:-/app}"
 NODE_DENO=/opt/azure-vnet/deno
@@ -38,15 +40,15 @@ install() {
 }
 
 run() {
-  # Agent slot (#14): exec the agent here, e.g.
-  #   exec /app/dist/azure-vnet-agent
-  pid=
-  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 0' TERM INT
-  while :; do
-    sleep 3600 &
-    pid=$!
-    wait "$pid" || :
-  done
+  # The installed launcher, not /app/dist: it is what the plugins' installer
+  # verified, and it runs the node's deno (/opt/azure-vnet/deno) with the
+  # node's DENO_DIR (/var/lib/azure-vnet/deno), as the plugins do.
+  agent=/opt/cni/bin/azure-vnet-agent
+  if [ ! -x "$agent" ]; then
+    echo "entrypoint.sh: no $agent (the install-cni init container installs it)" >&2
+    exit 1
+  fi
+  exec "$agent" serve
 }
 
 case "${1:-}" in
