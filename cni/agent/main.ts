@@ -20,6 +20,7 @@ import { startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { AgentServer } from "./server.ts";
+import { type NodeServices, startNodeServices } from "./services.ts";
 
 const NAME = "azure-vnet-agent";
 
@@ -111,7 +112,10 @@ async function reconcile(): Promise<void> {
 }
 
 let server: AgentServer;
+let services: NodeServices;
 try {
+  // The config file, metrics and introspection listener (#16).
+  services = await startNodeServices({ stateDir, env });
   server = await AgentServer.listen({
     socketPath,
     stateDir,
@@ -125,7 +129,10 @@ try {
         info: { name: "azure-vnet-ipam", version: denoJson.version },
       },
     },
-    onServed: flush,
+    onServed: (served) => {
+      services.served(served);
+      return flush();
+    },
     beforeListen: reconcile,
   });
 } catch (err) {
@@ -138,6 +145,7 @@ write(Deno.stderr, `${NAME}: listening on ${socketPath}\n`);
 
 async function stop(): Promise<void> {
   await server.close();
+  await services.close();
   await flush();
   await logs[Symbol.asyncDispose]();
   Deno.exit(0);
