@@ -239,6 +239,49 @@ class StateFile implements LockedStateFile {
   }
 }
 
+/** One completed atomic write, as {@link observeStateWrites} reports it. */
+export interface StateWriteEvent {
+  /** The file replaced. */
+  readonly path: string;
+  /** Bytes written. */
+  readonly bytes: number;
+  /** Wall time of create, write, fsync and rename, in seconds. */
+  readonly seconds: number;
+}
+
+const writeObservers = new Set<(event: StateWriteEvent) => void>();
+
+/**
+ * Calls `observer` after each successful {@link writeFileAtomic} in this
+ * process (the agent's `azure_vnet_state_write_duration_seconds`, #16). An
+ * observer that throws is ignored. A plugin process registers none, so it
+ * pays one empty `Set` check per write.
+ *
+ * @param observer Receives each write.
+ * @returns A function that removes the observer.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { observeStateWrites, writeFileAtomic } from "./state_file.ts";
+ * const seen: string[] = [];
+ * const stop = observeStateWrites((e) => seen.push(e.path));
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/f`, new TextEncoder().encode("x"));
+ * stop();
+ * assert.deepEqual(seen, [`${dir}/f`]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function observeStateWrites(
+  observer: (event: StateWriteEvent) => void,
+): () => void {
+  writeObservers.add(observer);
+  return () => {
+    writeObservers.delete(observer);
+  };
+}
+
 /**
  * Replaces the file at `path` with `bytes` atomically: a temp file in the
  * same directory (created new with `mode`), written, fsynced and renamed
@@ -269,6 +312,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const ms = options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
   const tmp = tempName(path);
+  const t0 = performance.now();
   const step = <T>(op: Promise<T>, what: string) =>
     withDeadline(op, { ms, what });
   try {
@@ -293,6 +337,19 @@ export async function writeFileAtomic(
   } catch (err) {
     Deno.remove(tmp).catch(() => {});
     throw err;
+  }
+  if (writeObservers.size === 0) return;
+  const event = {
+    path,
+    bytes: bytes.length,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  for (const observer of writeObservers) {
+    try {
+      observer(event);
+    } catch {
+      // An observer's failure is not the write's.
+    }
   }
 }
 

@@ -17,7 +17,7 @@ import {
   stripPrefix,
 } from "@vnet/address";
 import { poolUsage } from "./pool.ts";
-import type { IpamState, PoolState } from "./state.ts";
+import type { AddressRecord, IpamState, PoolState } from "./state.ts";
 
 /** The key of a reservation. */
 export interface AttachmentKey {
@@ -43,6 +43,18 @@ export interface AllocationRequest extends AttachmentKey {
   readonly subnet?: string | undefined;
   /** The network name recorded with the reservation (config `name`). */
   readonly network?: string | undefined;
+  /** The pod, `namespace/name`; used and recorded only when `sticky`. */
+  readonly pod?: string | undefined;
+  /** Sticky addresses (#16): the cooldown and the current time. */
+  readonly sticky?: StickyClock | undefined;
+}
+
+/** What a sticky allocation needs: the cooldown and the time now. */
+export interface StickyClock {
+  /** How long a released address stays remembered for its pod, in ms. */
+  readonly cooldownMs: number;
+  /** The current time, epoch ms. */
+  readonly now: number;
 }
 
 /**
@@ -130,6 +142,12 @@ function allocatable(pool: PoolState, ip: string): boolean {
  * one. The NIC's primary addresses, network, broadcast and gateway are never
  * handed out.
  *
+ * With `sticky` (#16) the reservation records the pod, and a pod gets the
+ * address it released last (within the cooldown) again. An address that
+ * another pod released within the cooldown is handed out only when nothing
+ * else is free: the one whose cooldown ends first. A requested address is
+ * honoured even when remembered for another pod.
+ *
  * @param state The state (mutated).
  * @param request Key, requested address and subnet.
  * @returns The allocation.
@@ -154,9 +172,11 @@ export function allocate(
   request: AllocationRequest,
 ): Allocation {
   const key = { containerId: request.containerId, ifName: request.ifName };
-  const record = request.network === undefined
+  const pod = request.sticky === undefined ? undefined : request.pod;
+  const record: AddressRecord = request.network === undefined
     ? { ...key }
     : { ...key, network: request.network };
+  if (pod !== undefined) record.pod = pod;
   const existing = findReservation(state, key);
   const wanted = request.requestedIp === undefined
     ? undefined
@@ -199,10 +219,22 @@ export function allocate(
     pool.addresses[wanted] = record;
     return { pool, ip: wanted };
   }
+  const sticky = request.sticky;
+  if (sticky !== undefined && pod !== undefined) {
+    const mine = pickRemembered(pools, sticky, (owner) => owner === pod);
+    if (mine !== undefined) {
+      mine.pool.addresses[mine.ip] = record;
+      return mine;
+    }
+  }
   for (const pool of pools) {
     let best: number | undefined;
     for (const ip of Object.keys(pool.addresses)) {
       if (!allocatable(pool, ip)) continue;
+      if (
+        sticky !== undefined &&
+        rememberedFor(pool.addresses[ip], sticky) !== undefined
+      ) continue;
       const n = parseIpv4(ip);
       if (best === undefined || n < best) best = n;
     }
@@ -212,7 +244,61 @@ export function allocate(
       return { pool, ip };
     }
   }
+  if (sticky !== undefined) {
+    // Nothing else is free: another pod's remembered address, the one
+    // whose cooldown ends first.
+    const other = pickRemembered(pools, sticky, () => true, { oldest: true });
+    if (other !== undefined) {
+      other.pool.addresses[other.ip] = record;
+      return other;
+    }
+  }
   throw exhausted(pools);
+}
+
+/**
+ * The pod a free address is remembered for, while its cooldown runs
+ * (#16); undefined when it is remembered for nobody.
+ */
+function rememberedFor(
+  rec: AddressRecord | undefined,
+  sticky: StickyClock,
+): string | undefined {
+  if (
+    rec === undefined || typeof rec.lastPod !== "string" ||
+    typeof rec.releasedAt !== "number"
+  ) return undefined;
+  return sticky.now - rec.releasedAt < sticky.cooldownMs
+    ? rec.lastPod
+    : undefined;
+}
+
+/**
+ * The allocatable address remembered for a pod that `match` accepts: the
+ * most recently released one (or, with `oldest`, the one released first),
+ * then the lowest address, then the first pool.
+ */
+function pickRemembered(
+  pools: readonly PoolState[],
+  sticky: StickyClock,
+  match: (pod: string) => boolean,
+  options: { oldest?: boolean } = {},
+): Allocation | undefined {
+  let best: { pool: PoolState; ip: string; at: number; n: number } | undefined;
+  for (const pool of pools) {
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      const owner = rememberedFor(rec, sticky);
+      if (owner === undefined || !match(owner) || !allocatable(pool, ip)) {
+        continue;
+      }
+      const at = (rec.releasedAt ?? 0) * (options.oldest === true ? -1 : 1);
+      const n = parseIpv4(ip);
+      if (
+        best === undefined || at > best.at || (at === best.at && n < best.n)
+      ) best = { pool, ip, at, n };
+    }
+  }
+  return best === undefined ? undefined : { pool: best.pool, ip: best.ip };
 }
 
 function exhausted(pools: readonly PoolState[]): CniError {
@@ -240,6 +326,11 @@ export interface ReleaseOptions {
    * without a network match any caller.
    */
   readonly network?: string | undefined;
+  /**
+   * The time of the release, epoch ms, recorded on a sticky address (one
+   * whose record names its pod). Default `Date.now()`.
+   */
+  readonly now?: number | undefined;
 }
 
 function ownedBy(
@@ -309,7 +400,13 @@ export function release(
       if (!holds(rec, key) || !ownedBy(rec, options)) continue;
       out.push(ip);
       if (rec.stale) delete pool.addresses[ip];
-      else pool.addresses[ip] = {};
+      else if (rec.pod === undefined) pool.addresses[ip] = {};
+      else {
+        pool.addresses[ip] = {
+          lastPod: rec.pod,
+          releasedAt: options.now ?? Date.now(),
+        };
+      }
     }
     if (Object.keys(pool.addresses).length === 0 && out.length > 0) {
       delete state.pools[subnet];

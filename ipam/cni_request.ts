@@ -63,6 +63,30 @@ export function networkNameOf(
 }
 
 /**
+ * The pod a CNI invocation is for, `namespace/name`, from `CNI_ARGS`
+ * (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`): the identity sticky addresses are
+ * remembered for (#16).
+ *
+ * @param args The invocation.
+ * @returns `namespace/name`, or undefined without `K8S_POD_NAME`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCniArgs } from "@vnet/cni";
+ * import { podOf } from "./cni_request.ts";
+ * const args = parseCniArgs("K8S_POD_NAMESPACE=db;K8S_POD_NAME=pg-0");
+ * assert.equal(podOf({ args }), "db/pg-0");
+ * assert.equal(podOf({ args: parseCniArgs("") }), undefined);
+ * ```
+ */
+export function podOf(args: Pick<CmdArgs, "args">): string | undefined {
+  const name = args.args.podName;
+  if (name === undefined || name === "") return undefined;
+  return `${args.args.podNamespace ?? ""}/${name}`;
+}
+
+/**
  * The first IPv4 address requested by `CNI_ARGS` (`IP=`), `runtimeConfig.ips`,
  * `args.cni.ips` or `ipam.ipAddress`, in that order.
  *

@@ -24,6 +24,9 @@ export const AZURE_DNS = "168.63.129.16";
 /** The default refresh interval in seconds. */
 export const DEFAULT_QUERY_INTERVAL_S = 10;
 
+/** The default sticky cooldown in seconds (`ipam.stickyCooldown`, #16). */
+export const DEFAULT_STICKY_COOLDOWN_S = 300;
+
 /** Where the addresses come from. */
 export type IpamEnvironment = "azure" | "imds" | "static";
 
@@ -50,6 +53,11 @@ export interface IpamConfig {
   readonly interfaces: readonly HostInterface[];
   /** static shorthand (`addresses` without `interfaces`): skip MAC matching. */
   readonly unbound: boolean;
+  /**
+   * `ipam.sticky` (#16): a released address is remembered for its pod for
+   * `cooldownMs` (`ipam.stickyCooldown`, seconds). Absent when off.
+   */
+  readonly sticky?: { readonly cooldownMs: number };
 }
 
 const interfaceSchema = z.object({
@@ -78,6 +86,8 @@ const ipamSchema = z.object({
   primaryIp: z.optional(z.string()),
   addresses: z.optional(z.array(z.string())),
   interfaces: z.optional(z.array(interfaceSchema)),
+  sticky: z.optional(z.boolean()),
+  stickyCooldown: z.optional(z.union([z.string(), z.number()])),
 });
 
 /** The `ipam` section inside the whole config, so issue paths start with `ipam`. */
@@ -132,14 +142,16 @@ function ipamProblems(ipam: IpamInput): string[] {
       problems.push(`${quoted(`ipam.${k}`, v)} ${problem}`);
     }
   }
-  if (ipam.queryInterval !== undefined) {
-    const s = seconds(ipam.queryInterval);
+  for (
+    const [k, v] of [
+      ["queryInterval", ipam.queryInterval],
+      ["stickyCooldown", ipam.stickyCooldown],
+    ] as const
+  ) {
+    if (v === undefined) continue;
+    const s = seconds(v);
     if (!Number.isFinite(s) || s < 0) {
-      problems.push(
-        `${
-          quoted("ipam.queryInterval", ipam.queryInterval)
-        } must be seconds >= 0`,
-      );
+      problems.push(`${quoted(`ipam.${k}`, v)} must be seconds >= 0`);
     }
   }
   if (ipam.queryTimeout !== undefined) {
@@ -304,6 +316,14 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
     ...(dns === undefined ? {} : { dns }),
     interfaces,
     unbound: environment === "static" && ipam.interfaces === undefined,
+    ...(ipam.sticky === true
+      ? {
+        sticky: {
+          cooldownMs:
+            seconds(ipam.stickyCooldown ?? DEFAULT_STICKY_COOLDOWN_S) * 1000,
+        },
+      }
+      : {}),
   };
 }
 

@@ -150,6 +150,11 @@ export interface ReserveRequest {
   readonly subnet?: string | undefined;
   /** A specific address to hand out. */
   readonly requestedIp?: string | undefined;
+  /**
+   * The pod, `namespace/name` ({@link podOf}); recorded and matched when
+   * `config.sticky` is set (#16).
+   */
+  readonly pod?: string | undefined;
 }
 
 /** Usage of one pool, as {@link IpamEngine.status} reports it. */
@@ -228,7 +233,8 @@ export class IpamEngine {
 
   /**
    * Reserves an address for `key` (or returns the one it holds): the
-   * requested address, else the lowest free one of the subnet's pool.
+   * requested address, else (sticky, #16) the address the pod released
+   * last, else the lowest free one of the subnet's pool.
    * Refreshes the pools from the source first when the interval has passed.
    *
    * @param key The attachment (container id, ifname).
@@ -248,6 +254,10 @@ export class IpamEngine {
       requestedIp: request.requestedIp,
       subnet: request.subnet ?? config.subnet,
       network: request.network,
+      pod: request.pod,
+      sticky: config.sticky === undefined
+        ? undefined
+        : { cooldownMs: config.sticky.cooldownMs, now: this.#now() },
     };
     const staticSpecs = config.environment === "static"
       ? poolSpecsFor(config, config.interfaces, this.#source)
@@ -321,7 +331,10 @@ export class IpamEngine {
   async release(key: AttachmentKey, scope: NetworkScope): Promise<string[]> {
     const released = await this.#store.update((state) => {
       if (state === undefined) return { value: [] as string[] };
-      const ips = release(state, key, { network: scope.network });
+      const ips = release(state, key, {
+        network: scope.network,
+        now: this.#now(),
+      });
       return ips.length === 0 ? { value: ips } : { value: ips, next: state };
     });
     log.info("Released {ips} of {containerId} {ifName}", {
@@ -360,7 +373,10 @@ export class IpamEngine {
   ): Promise<AttachmentKey[]> {
     const dropped = await this.#store.update((state) => {
       if (state === undefined) return { value: [] as AttachmentKey[] };
-      const out = gcReservations(state, keep, { network: scope.network });
+      const out = gcReservations(state, keep, {
+        network: scope.network,
+        now: this.#now(),
+      });
       return out.length === 0 ? { value: out } : { value: out, next: state };
     });
     for (const k of dropped) {

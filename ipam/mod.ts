@@ -27,6 +27,7 @@ export {
   attachmentKeyOf,
   ipamResult,
   networkNameOf,
+  podOf,
   requestedIpOf,
   requireFreeAddress,
   requireHeld,
@@ -44,6 +45,7 @@ export {
 export {
   AZURE_DNS,
   DEFAULT_QUERY_INTERVAL_S,
+  DEFAULT_STICKY_COOLDOWN_S,
   type IpamConfig,
   type IpamEnvironment,
   parseIpamConfig,

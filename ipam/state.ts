@@ -15,7 +15,14 @@
  * name (the config's `name`); records written before it existed lack it.
  * `stale: true` marks an address that
  * the source no longer reports but that is still held; it is dropped when
- * released. `lastRefresh` is the epoch time (ms) of the last successful
+ * released.
+ *
+ * Sticky addresses (`ipam.sticky`, #16) add three optional fields, so a
+ * file written without them still parses and the version stays 1: `pod`
+ * (`namespace/name` from `CNI_ARGS`) on a held address, and `lastPod` with
+ * `releasedAt` (epoch ms) on a free address that a pod released. An older
+ * reader keeps them as unknown fields and drops them on its next release;
+ * that only forgets the memory. `lastRefresh` is the epoch time (ms) of the last successful
  * source refresh, 0 when never; `bootId` is the kernel boot id at that time.
  *
  * @module
@@ -42,6 +49,15 @@ export interface AddressRecord {
   network?: string;
   /** Set when the source no longer reports the address. */
   stale?: true;
+  /**
+   * The holder's pod, `namespace/name` (`K8S_POD_NAMESPACE`,
+   * `K8S_POD_NAME`), recorded only when the reserve was sticky (#16).
+   */
+  pod?: string;
+  /** On a free address: the pod that released it last (sticky, #16). */
+  lastPod?: string;
+  /** On a free address: when `lastPod` released it, epoch ms. */
+  releasedAt?: number;
 }
 
 /** One pool: a subnet on a host NIC. */

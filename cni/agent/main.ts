@@ -24,6 +24,7 @@ import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { probeAgent } from "./probe.ts";
 import { AgentServer } from "./server.ts";
+import { type NodeServices, startNodeServices } from "./services.ts";
 
 const NAME = "azure-vnet-agent";
 
@@ -121,7 +122,10 @@ async function reconcile(): Promise<void> {
 }
 
 let server: AgentServer;
+let services: NodeServices;
 try {
+  // The config file, metrics and introspection listener (#16).
+  services = await startNodeServices({ stateDir, env });
   server = await AgentServer.listen({
     socketPath,
     stateDir,
@@ -135,7 +139,10 @@ try {
         info: { name: "azure-vnet-ipam", version: denoJson.version },
       },
     },
-    onServed: flush,
+    onServed: (served) => {
+      services.served(served);
+      return flush();
+    },
     beforeListen: reconcile,
   });
 } catch (err) {
@@ -148,6 +155,7 @@ write(Deno.stderr, `${NAME}: listening on ${socketPath}\n`);
 
 async function stop(): Promise<void> {
   await server.close();
+  await services.close();
   await flush();
   await logs[Symbol.asyncDispose]();
   Deno.exit(0);

@@ -17,4 +17,20 @@ export {
   AgentServer,
   type AgentServerOptions,
   type ServedPlugin,
+  type ServedRequest,
 } from "./server.ts";
+export {
+  type AgentConfig,
+  AgentConfigError,
+  DEFAULT_AGENT_CONFIG_PATH,
+  DEFAULT_METRICS_ADDRESS,
+  loadAgentConfig,
+  parseAgentConfig,
+  type WarmPoolSettings,
+} from "./config.ts";
+export { AgentMetrics, countAddresses } from "./metrics.ts";
+export {
+  type NodeServices,
+  type NodeServicesOptions,
+  startNodeServices,
+} from "./services.ts";

@@ -38,6 +38,22 @@ export interface ServedPlugin {
   info: PluginInfo;
 }
 
+/** One answered request, as {@link AgentServerOptions.onServed} gets it. */
+export interface ServedRequest {
+  /** The plugin, or `-` for a request that did not parse. */
+  readonly plugin: string;
+  /** `CNI_COMMAND`, or `-`. */
+  readonly command: string;
+  /** `CNI_CONTAINERID`, or empty. */
+  readonly containerId: string;
+  /** `CNI_IFNAME`, or empty. */
+  readonly ifName: string;
+  /** The exit code replied. */
+  readonly code: number;
+  /** From the connection's accept to the reply sent, in seconds. */
+  readonly seconds: number;
+}
+
 /** Options of {@link AgentServer.listen}. */
 export interface AgentServerOptions {
   /** The socket path (`<state dir>/azure-vnet-agent.sock`). */
@@ -48,8 +64,11 @@ export interface AgentServerOptions {
   plugins: Readonly<Record<AgentPlugin, ServedPlugin>>;
   /** The largest request body; default 1 MiB. */
   maxRequestBytes?: number;
-  /** Called after each reply is sent (the entry point flushes its logs). */
-  onServed?: () => Promise<void> | void;
+  /**
+   * Called after each reply is sent (the entry point flushes its logs and
+   * counts the request, #16).
+   */
+  onServed?: (served: ServedRequest) => Promise<void> | void;
   /**
    * Runs once no other agent listens (a stale socket is gone) and before
    * this one listens: the entry point reconciles the state with the kernel
@@ -268,18 +287,27 @@ export class AgentServer implements AsyncDisposable {
       }
     }
     this.#served++;
+    const ms = performance.now() - start;
+    const served: ServedRequest = {
+      plugin: request?.plugin ?? "-",
+      command: request?.env.CNI_COMMAND ?? "-",
+      containerId: request?.env.CNI_CONTAINERID ?? "",
+      ifName: request?.env.CNI_IFNAME ?? "",
+      code: reply.code,
+      seconds: ms / 1000,
+    };
     log.info(
       "served {plugin} {command} {containerId} {ifName}: code {code} in {ms} ms",
       {
-        plugin: request?.plugin ?? "-",
-        command: request?.env.CNI_COMMAND ?? "-",
-        containerId: request?.env.CNI_CONTAINERID ?? "",
-        ifName: request?.env.CNI_IFNAME ?? "",
-        code: reply.code,
-        ms: (performance.now() - start).toFixed(1),
+        plugin: served.plugin,
+        command: served.command,
+        containerId: served.containerId,
+        ifName: served.ifName,
+        code: served.code,
+        ms: ms.toFixed(1),
       },
     );
-    await this.#options.onServed?.();
+    await this.#options.onServed?.(served);
   }
 
   async #run(request: AgentRequest): Promise<AgentReply> {

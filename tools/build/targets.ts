@@ -145,6 +145,10 @@ export const TARGETS: readonly BuildTarget[] = [
   {
     name: "azure-vnet-agent",
     entry: "cni/agent/main.ts",
-    permissions: AZURE_VNET_PERMISSIONS,
+    // Its config file lives in /etc/azure-vnet (#16).
+    permissions: {
+      ...AZURE_VNET_PERMISSIONS,
+      read: [...AZURE_VNET_PERMISSIONS.read, "/etc/azure-vnet"],
+    },
   },
 ];

@@ -69,7 +69,14 @@ const MEMBERS: readonly Member[] = [
   {
     folder: "cni/agent",
     name: "azure-vnet-agent",
-    imports: ["cni", "forward", "azure-vnet", "azure-vnet-ipam"],
+    imports: [
+      "cni",
+      "forward",
+      "azure-vnet",
+      "azure-vnet-ipam",
+      "ipam",
+      "address",
+    ],
   },
   {
     folder: "tools",

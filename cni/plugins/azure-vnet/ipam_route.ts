@@ -22,6 +22,7 @@ import {
   type IpamConfig,
   IpamEngine,
   ipamResult,
+  podOf,
   readIpamState,
   requestedIpOf,
   requireFreeAddress,
@@ -172,6 +173,7 @@ function inProcessRoute(
         ...network,
         subnet: request.subnet ?? config.subnet,
         requestedIp: requestedIpOf(args, config),
+        pod: podOf(args),
       });
       return ipamResult(r, {
         cniVersion: args.config.cniVersion,

@@ -28,6 +28,7 @@ import {
   ipamResult,
   networkNameOf,
   parseIpamConfig,
+  podOf,
   requestedIpOf,
   requireFreeAddress,
   requireHeld,
@@ -63,6 +64,7 @@ export async function cmdAdd(ctx: IpamContext, args: CmdArgs): Promise<Result> {
       config,
       network: networkNameOf(args),
       requestedIp: requestedIpOf(args, config),
+      pod: podOf(args),
     },
   );
   return ipamResult(reservation, {

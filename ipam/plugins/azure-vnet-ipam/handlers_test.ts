@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { CmdArgs } from "@vnet/cni";
-import { redactUrl } from "@vnet/cni";
+import { parseCniArgs, redactUrl } from "@vnet/cni";
 import { FakeStore } from "../../_fake_store.ts";
 import {
   FakeWireserver,
@@ -653,4 +653,42 @@ Deno.test("cmdDel() of another network leaves the reservation held (#12)", async
   assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
     "10.1.0.5": {},
   });
+});
+
+Deno.test("cmdAdd() with ipam.sticky gives a pod back its address by CNI_ARGS (#16)", async () => {
+  const clock = { t: 1_000 };
+  const dir = await Deno.makeTempDir();
+  try {
+    const h = createIpamHandlers(testOptions(clock, { stateDir: dir }));
+    const conf = {
+      ipam: {
+        type: "azure-vnet-ipam",
+        environment: "static",
+        subnet: "10.1.0.0/24",
+        addresses: ["10.1.0.5", "10.1.0.6"],
+        sticky: true,
+        stickyCooldown: 30,
+      },
+    };
+    const podArgs = (command: "ADD" | "DEL", id: string, pod: string) => {
+      const base = makeArgs(command, conf, { containerId: id });
+      const rawArgs = `K8S_POD_NAMESPACE=db;K8S_POD_NAME=${pod}`;
+      return { ...base, rawArgs, args: parseCniArgs(rawArgs) };
+    };
+    const first = await add(h, podArgs("ADD", "c1", "pg-0"));
+    assert.equal(first.ips?.[0]?.address, "10.1.0.5/24");
+    clock.t = 2_000;
+    await h.cmdDel(podArgs("DEL", "c1", "pg-0"));
+    const state = await readIpamState(`${dir}/azure-vnet-ipam.json`);
+    assert.deepEqual(state?.pools["10.1.0.0/24"]?.addresses["10.1.0.5"], {
+      lastPod: "db/pg-0",
+      releasedAt: 2_000,
+    });
+    const other = await add(h, podArgs("ADD", "c2", "web"));
+    assert.equal(other.ips?.[0]?.address, "10.1.0.6/24");
+    const back = await add(h, podArgs("ADD", "c3", "pg-0"));
+    assert.equal(back.ips?.[0]?.address, "10.1.0.5/24");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
