@@ -115,7 +115,9 @@ function orphanHolds(
   inKernel: boolean;
 }[] {
   const keys = new Set(Object.keys(snap.state.endpoints));
-  const bridges = Object.values(snap.state.networks).map((n) => n.bridge);
+  const bridges = Object.values(snap.state.networks).flatMap((n) =>
+    n.mode === "bridge" ? [n.bridge] : []
+  );
   const out = [];
   for (const pool of Object.values(snap.ipam?.pools ?? {})) {
     for (const [ip, rec] of Object.entries(pool.addresses)) {

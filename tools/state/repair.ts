@@ -309,7 +309,9 @@ async function repairNetworkFile(
     rep.status = "rebuilt";
     rep.items.push(
       ...Object.values(state.networks).map((n) =>
-        `network ${n.name} (bridge ${n.bridge}, master ${n.master}, ${n.subnet})`
+        `network ${n.name} (${
+          n.mode === "bridge" ? `bridge ${n.bridge}` : n.mode
+        }, master ${n.master}, ${n.subnet})`
       ),
       ...Object.entries(state.endpoints).map(([k, e]) =>
         `endpoint ${k} ${e.hostVeth} ${e.addresses.join(",") || "-"} ${
