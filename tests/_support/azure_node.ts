@@ -29,6 +29,37 @@ export async function sourceNode(subnet: string): Promise<AzureNode> {
   });
 }
 
+/**
+ * A static azure-vnet-ipam config over `.4` to `.7` of the node's subnet
+ * (`.4` is the node's own).
+ *
+ * @param n The node.
+ * @returns The `ipam` object.
+ */
+export function staticIpam(n: AzureNode): Record<string, unknown> {
+  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
+}
+
+/**
+ * The `interfaces` of a CNI result.
+ *
+ * @param out The parsed result.
+ * @returns Its interfaces (none when absent).
+ */
+export function ifaces(out: Record<string, unknown> | undefined): {
+  name: string;
+  mac: string;
+  sandbox?: string;
+  mtu?: number;
+}[] {
+  return (out?.interfaces ?? []) as {
+    name: string;
+    mac: string;
+    sandbox?: string;
+    mtu?: number;
+  }[];
+}
+
 interface StateEndpoint {
   containerId: string;
   ifName: string;

@@ -5,7 +5,7 @@
  * subprocess inside the node netns with CNI_* env and the config on stdin.
  */
 import { assert } from "../_support/assert.ts";
-import { sourceNode } from "../_support/azure_node.ts";
+import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
 import {
   type AzureNode,
   ip,
@@ -16,11 +16,6 @@ import {
   routes,
   v4addrs,
 } from "../../tools/testbed/mod.ts";
-
-/** Static IPAM over .4 to .7 (.4 is the node's own). */
-function staticIpam(n: AzureNode): Record<string, unknown> {
-  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
-}
 
 function hostLocal(n: AzureNode, dataDir: string): Record<string, unknown> {
   return {
@@ -33,15 +28,6 @@ function hostLocal(n: AzureNode, dataDir: string): Record<string, unknown> {
       gateway: n.addr(1),
     }]],
   };
-}
-
-function ifaces(out: Record<string, unknown> | undefined) {
-  return (out?.interfaces ?? []) as {
-    name: string;
-    mac: string;
-    sandbox?: string;
-    mtu?: number;
-  }[];
 }
 
 Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, DEL, teardown", async (t) => {

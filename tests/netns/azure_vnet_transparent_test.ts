@@ -6,7 +6,7 @@
  * pointing at the node's eth0 MAC (the fabric never ARPs for them).
  */
 import { assert } from "../_support/assert.ts";
-import { sourceNode } from "../_support/azure_node.ts";
+import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import {
   AzureNode,
@@ -18,11 +18,6 @@ import {
   v4addrs,
 } from "../../tools/testbed/mod.ts";
 
-/** Static IPAM over .4 to .7 (.4 is the node's own). */
-function staticIpam(n: AzureNode): Record<string, unknown> {
-  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
-}
-
 /** A transparent-mode config of network `name` (default `azure`). */
 function transparent(
   n: AzureNode,
@@ -33,10 +28,6 @@ function transparent(
     mode: "transparent",
     ...extra,
   });
-}
-
-function ifaces(out: Record<string, unknown> | undefined) {
-  return (out?.interfaces ?? []) as { name: string; mac: string }[];
 }
 
 /** The fabric delivers the NIC's ipconfigs to the NIC's MAC. */
