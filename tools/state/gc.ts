@@ -32,6 +32,7 @@ import {
   endpointKey,
   type EndpointRecord,
   findLeftovers,
+  HOST_VETH_PREFIX,
   type Kernel,
   type KernelNs,
   netlinkKernel,
@@ -118,15 +119,23 @@ function orphanHolds(
   const bridges = Object.values(snap.state.networks).flatMap((n) =>
     n.mode === "bridge" ? [n.bridge] : []
   );
+  // Transparent mode: a pod address is in use while a host veth routes it.
+  const routed = new Set(
+    Object.values(snap.state.networks).some((n) => n.mode === "transparent")
+      ? host.links().filter((l) => l.name.startsWith(HOST_VETH_PREFIX))
+        .flatMap((l) => host.routes(l.name).map((r) => r.dst))
+      : [],
+  );
   const out = [];
   for (const pool of Object.values(snap.ipam?.pools ?? {})) {
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (rec.containerId === undefined) continue;
       const ifName = rec.ifName ?? "";
       if (keys.has(endpointKey(rec.containerId, ifName))) continue;
-      const inKernel = bridges.some((b) =>
-        host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
-      );
+      const inKernel = routed.has(`${ip}/32`) ||
+        bridges.some((b) =>
+          host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
+        );
       out.push({
         ip,
         containerId: rec.containerId,
