@@ -7,7 +7,7 @@
  */
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import type { CmdArgs, Dns, Result } from "@vnet/cni";
-import { isIpv4, parseIpv4Cidr, stripPrefix } from "@vnet/address";
+import { isIpv4, parseCidr, parseIpv4Cidr, stripPrefix } from "@vnet/address";
 import type { AttachmentKey } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
 import type { PoolStatus, Reservation } from "./engine.ts";
@@ -100,7 +100,8 @@ export function requestedIpOf(
 
 /**
  * The IPAM result of a reservation: its address with the subnet's prefix,
- * the gateway, a default route, and the configured DNS.
+ * the gateway, a default route, and the configured DNS; with an IPv6
+ * reservation (dual-stack) also that address, its gateway and `::/0`.
  *
  * @param reservation What the engine reserved.
  * @param options The `cniVersion` to stamp and the DNS to copy.
@@ -115,6 +116,12 @@ export function requestedIpOf(
  *   { cniVersion: "1.1.0" },
  * );
  * assert.equal(r.ips?.[0]?.address, "10.0.0.5/24");
+ * const dual = ipamResult({
+ *   ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1",
+ *   ipv6: { ip: "fd00::5", subnet: "fd00::/64", gateway: "fd00::1" },
+ * }, { cniVersion: "1.1.0" });
+ * assert.deepEqual(dual.ips?.[1], { address: "fd00::5/64", gateway: "fd00::1" });
+ * assert.deepEqual(dual.routes?.[1], { dst: "::/0", gw: "fd00::1" });
  * ```
  */
 export function ipamResult(
@@ -130,6 +137,14 @@ export function ipamResult(
     }],
     routes: [{ dst: "0.0.0.0/0", gw: reservation.gateway }],
   };
+  const v6 = reservation.ipv6;
+  if (v6 !== undefined) {
+    result.ips?.push({
+      address: `${v6.ip}/${parseCidr(v6.subnet).prefix}`,
+      gateway: v6.gateway,
+    });
+    result.routes?.push({ dst: "::/0", gw: v6.gateway });
+  }
   if (options.dns !== undefined) result.dns = structuredClone(options.dns);
   return result;
 }
