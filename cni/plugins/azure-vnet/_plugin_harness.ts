@@ -31,6 +31,8 @@ export class FakeIpam implements IpamRoute {
   subnets: (string | undefined)[] = [];
   /** Hand out addresses of 10.9.0.0/24 (gateway 10.9.0.1) instead. */
   otherSubnet = false;
+  /** Hand out an IPv6 address too (fd00::<n>/64), as a dual-stack IPAM. */
+  dualStack = false;
   add(args: CmdArgs, request: { subnet?: string }): Promise<Result> {
     this.calls.push(`ADD ${args.containerId}`);
     this.subnets.push(request.subnet);
@@ -38,11 +40,19 @@ export class FakeIpam implements IpamRoute {
     const key = `${args.containerId}/${args.ifName}`;
     const ip = this.held.get(key) ?? `${net}.${5 + this.held.size}`;
     this.held.set(key, ip);
-    return Promise.resolve({
+    const result: Result = {
       cniVersion: "1.1.0",
       ips: [{ address: `${ip}/24`, gateway: `${net}.1` }],
       routes: [{ dst: "0.0.0.0/0", gw: `${net}.1` }],
-    });
+    };
+    if (this.dualStack) {
+      result.ips?.push({
+        address: `fd00::${ip.split(".")[3]}/64`,
+        gateway: "fd00::1",
+      });
+      result.routes?.push({ dst: "::/0", gw: "fd00::1" });
+    }
+    return Promise.resolve(result);
   }
   release(
     args: CmdArgs,

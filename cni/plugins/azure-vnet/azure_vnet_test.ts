@@ -400,3 +400,20 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
     );
   });
 });
+
+Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {
+  await using env = await setup();
+  env.ipam.dualStack = true;
+  await assert.rejects(env.handlers.cmdAdd(makeArgs("ADD", "c1")), {
+    name: "CniError",
+    code: 7,
+    message:
+      /Cannot attach IPv6 address "fd00::5\/64" in bridge mode: .*"mode": "transparent"/,
+  });
+  assert.equal(env.kernel.hostNs.link("azure0"), undefined);
+  assert.deepEqual(env.kernel.hostNs.addrs("eth0").map((a) => a.cidr), [
+    "10.0.0.4/24",
+  ]);
+  assert.equal(env.ipam.held.size, 0);
+  assert.deepEqual(env.rules.rules, []);
+});

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { stripPrefix } from "@vnet/address";
+import { CniError, CODES } from "@vnet/cni";
+import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import {
   createBridgeEndpoint,
   deleteBridgeEndpoint,
@@ -47,6 +48,19 @@ export function asBridge(net: NetworkRecord): BridgeNetworkRecord {
 /** The driver of bridge mode. */
 export const BRIDGE_MODE: ModeDriver = {
   mode: "bridge",
+
+  refuseAddresses(ips) {
+    const v6 = ips.find((ip) => looksLikeIpv6(ip.address));
+    if (v6 === undefined) return;
+    throw new CniError(
+      CODES.invalidConfig,
+      `Cannot attach IPv6 address "${v6.address}" in bridge mode: bridge mode is IPv4 only; use "mode": "transparent" for IPv6 (dual-stack)`,
+      {
+        details:
+          "The IPAM has an IPv6 pool (the NIC has IPv6 ip configurations, or ipam.ipv6Subnet is set)",
+      },
+    );
+  },
 
   lost(host, net) {
     const { bridge } = asBridge(net);

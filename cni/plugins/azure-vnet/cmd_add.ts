@@ -237,6 +237,7 @@ export async function cmdAdd(
     : {};
   const ipamResult = await ipam.add(args, subnet);
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
+  driver.refuseAddresses(ipamResult.ips ?? []);
   const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));
   if (v4 === undefined) {
     throw new CniError(

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { CniError, CODES } from "@vnet/cni";
+import { CniError, CODES, type IpConfig } from "@vnet/cni";
 import { BRIDGE_MODE } from "./bridge_mode.ts";
 import type { Ebtables } from "./ebtables.ts";
 import type {
@@ -56,6 +56,13 @@ export interface AttachmentTraces {
 export interface ModeDriver {
   /** The mode. */
   readonly mode: NetworkMode;
+  /**
+   * Refuses, before anything changes, addresses the mode cannot plumb (an
+   * IPv6 address from a dual-stack IPAM).
+   *
+   * @throws {CniError} Code 7 naming the address and the way out.
+   */
+  refuseAddresses(ips: readonly IpConfig[]): void;
   /**
    * Why the recorded network's host side cannot serve an ADD as it is (the
    * kernel lost it: a reboot), or undefined when it can.

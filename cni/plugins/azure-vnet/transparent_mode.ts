@@ -135,6 +135,15 @@ function gatewayNeighbourProblems(
 export const TRANSPARENT_MODE: ModeDriver = {
   mode: "transparent",
 
+  refuseAddresses(ips) {
+    const v6 = ips.find((ip) => looksLikeIpv6(ip.address));
+    if (v6 === undefined) return;
+    throw new CniError(
+      CODES.invalidConfig,
+      `Cannot attach IPv6 address "${v6.address}": transparent mode plumbs IPv4 only so far (#15)`,
+    );
+  },
+
   lost(host, record) {
     const net = asTransparent(record);
     if (host.link(net.master) === undefined) {
@@ -245,13 +254,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
     const { host } = ctx;
     asTransparent(spec.network);
     const ips = endpointIps(spec);
-    const v6 = ips.find((ip) => looksLikeIpv6(ip.address));
-    if (v6 !== undefined) {
-      throw new CniError(
-        CODES.invalidConfig,
-        `Cannot attach IPv6 address "${v6.address}": transparent mode takes IPv4 only for now`,
-      );
-    }
+    TRANSPARENT_MODE.refuseAddresses(ips);
     await using stack = new AsyncDisposableStack();
     const undo = endpointUndo(stack, spec);
     try {

@@ -302,3 +302,16 @@ Deno.test("teardown() removes a transparent network and turns forwarding off aga
     assert.deepEqual(st.networks, {});
   });
 });
+
+Deno.test("cmdAdd() in transparent mode refuses an IPv6 address for now, changing nothing", async () => {
+  await using env = await setupPlugin();
+  env.ipam.dualStack = true;
+  await assert.rejects(env.handlers.cmdAdd(args("ADD", "c1")), {
+    name: "CniError",
+    code: 7,
+    message: /IPv6 address "fd00::5\/64": transparent mode plumbs IPv4 only/,
+  });
+  assert.deepEqual(hostVeths(env.kernel), []);
+  assert.equal(env.kernel.hostNs.sysctl("net.ipv4.ip_forward"), "0");
+  assert.equal(env.ipam.held.size, 0);
+});
