@@ -3,17 +3,24 @@ import { FakeStore } from "./_fake_store.ts";
 import { parseIpamConfig } from "./config.ts";
 import { IpamEngine } from "./engine.ts";
 
-const config = parseIpamConfig({
-  cniVersion: "1.1.0",
-  name: "azure",
-  type: "azure-vnet",
-  ipam: {
-    type: "azure-vnet-ipam",
-    environment: "static",
-    subnet: "10.0.0.0/24",
-    primaryIp: "10.0.0.4",
-    addresses: ["10.0.0.4", "10.0.0.5", "10.0.0.6"],
-  },
+/** A static config on 10.0.0.0/24 with these `ipam` keys. */
+function staticConfig(ipam: Record<string, unknown>) {
+  return parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: {
+      type: "azure-vnet-ipam",
+      environment: "static",
+      subnet: "10.0.0.0/24",
+      ...ipam,
+    },
+  });
+}
+
+const config = staticConfig({
+  primaryIp: "10.0.0.4",
+  addresses: ["10.0.0.4", "10.0.0.5", "10.0.0.6"],
 });
 const c1 = { containerId: "c1", ifName: "eth0" };
 const c2 = { containerId: "c2", ifName: "eth0" };
@@ -80,25 +87,17 @@ Deno.test("IpamEngine.status() counts free, used and total (primary excluded) pe
   ]);
 });
 
-const dualConfig = parseIpamConfig({
-  cniVersion: "1.1.0",
-  name: "azure",
-  type: "azure-vnet",
-  ipam: {
-    type: "azure-vnet-ipam",
-    environment: "static",
-    subnet: "10.0.0.0/24",
-    primaryIp: "10.0.0.4",
-    addresses: ["10.0.0.5", "10.0.0.6"],
-    ipv6Subnet: "fd00:db8::/64",
-    // Out of order, one in long form, the network and gateway among them.
-    ipv6Addresses: [
-      "fd00:db8::10",
-      "fd00:db8:0:0::9",
-      "fd00:db8::",
-      "fd00:db8::1",
-    ],
-  },
+const dualConfig = staticConfig({
+  primaryIp: "10.0.0.4",
+  addresses: ["10.0.0.5", "10.0.0.6"],
+  ipv6Subnet: "fd00:db8::/64",
+  // Out of order, one in long form, the network and gateway among them.
+  ipv6Addresses: [
+    "fd00:db8::10",
+    "fd00:db8:0:0::9",
+    "fd00:db8::",
+    "fd00:db8::1",
+  ],
 });
 
 Deno.test("IpamEngine.reserve() gives one address of each family, the lowest free, deterministically (dual-stack)", async (t) => {
@@ -138,18 +137,10 @@ Deno.test("IpamEngine.reserve() gives one address of each family, the lowest fre
 
 Deno.test("IpamEngine.reserve() takes neither family when one is exhausted", async () => {
   const e = engine();
-  const tight = parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: {
-      type: "azure-vnet-ipam",
-      environment: "static",
-      subnet: "10.0.0.0/24",
-      addresses: ["10.0.0.5", "10.0.0.6"],
-      ipv6Subnet: "fd00:db8::/64",
-      ipv6Addresses: ["fd00:db8::9"],
-    },
+  const tight = staticConfig({
+    addresses: ["10.0.0.5", "10.0.0.6"],
+    ipv6Subnet: "fd00:db8::/64",
+    ipv6Addresses: ["fd00:db8::9"],
   });
   await e.reserve(c1, { config: tight });
   await assert.rejects(e.reserve(c2, { config: tight }), {
