@@ -7,10 +7,13 @@
  */
 import { assert } from "../_support/assert.ts";
 import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
+import { AZURE_VNET_SRC } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import {
   AzureNode,
   ip,
+  ipJson,
+  type IpRoute,
   links,
   neighbours,
   type Netns,
@@ -30,7 +33,7 @@ function transparent(
   });
 }
 
-/** The fabric delivers the NIC's ipconfigs to the NIC's MAC. */
+/** The fabric delivers the NIC's ipconfigs (either family) to its MAC. */
 async function fabricDelivers(n: AzureNode, ips: string[]): Promise<void> {
   const mac = (await links(n.node.name)).find((l) => l.ifname === "eth0")
     ?.address ?? "";
@@ -40,6 +43,14 @@ async function fabricDelivers(n: AzureNode, ips: string[]): Promise<void> {
       n.azure.name,
     );
   }
+}
+
+/** `ip -6 route` of a netns, as `dst[ via gw] dev`. */
+async function routes6(ns: string): Promise<string[]> {
+  const rs = await ipJson<IpRoute[]>(["-6", "route", "show"], ns);
+  return rs.map((r) =>
+    `${r.dst}${r.gateway ? ` via ${r.gateway}` : ""} ${r.dev}`
+  );
 }
 
 async function sysctl(ns: Netns, key: string): Promise<string> {
@@ -297,4 +308,124 @@ Deno.test("azure-vnet transparent mode: kill -9 mid-ADD, then DEL (or GC) leaves
   assert.ok(killed > 0, "some ADDs were killed");
   await fabricDelivers(n, [n.addr(256)]);
   assert.ok(await pods[0]?.ping(n.addr(1)), "the kept pod still works");
+});
+
+Deno.test("azure-vnet transparent mode, dual-stack: both families routed, pinged, checked and removed", async (t) => {
+  requireRoot();
+  const v6 = "fd00:100::/64";
+  await using n = await AzureNode.create("10.103.0.0/24", {
+    argv: AZURE_VNET_SRC,
+    baseEnv: { CNI_PATH: "/usr/lib/cni" },
+    ipv6Subnet: v6,
+  });
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = transparent(n, {
+    ipam: {
+      ...staticIpam(n),
+      ipv6Subnet: v6,
+      ipv6Addresses: ["fd00:100::5", "fd00:100::6", "fd00:100::7"],
+    },
+  });
+  await fabricDelivers(n, [n.addr(5), n.addr(6), "fd00:100::5", "fd00:100::6"]);
+  const r1 = await n.run("ADD", c, n.env("d1", p1));
+  const r2 = await n.run("ADD", c, n.env("d2", p2));
+  const [veth1] = ifaces(r1.json);
+
+  await t.step(
+    "ADD returns both addresses and a default route per family",
+    () => {
+      assert.equal(r1.code, 0, JSON.stringify(r1));
+      assert.equal(r2.code, 0, JSON.stringify(r2));
+      assert.deepEqual(r1.json?.ips, [
+        { address: "10.103.0.5/24", gateway: "169.254.1.1", interface: 1 },
+        {
+          address: "fd00:100::5/64",
+          gateway: "fe80::1234:5678:9abc",
+          interface: 1,
+        },
+      ]);
+      assert.deepEqual(r1.json?.routes, [
+        { dst: "169.254.1.1/32" },
+        { dst: "0.0.0.0/0", gw: "169.254.1.1" },
+        { dst: "::/0", gw: "fe80::1234:5678:9abc" },
+      ]);
+    },
+  );
+
+  await t.step(
+    "the node: /128 routes, proxy NDP, IPv6 forwarding",
+    async () => {
+      const rs = await routes6(n.node.name);
+      assert.ok(rs.includes(`fd00:100::5 ${veth1?.name}`), rs.join("; "));
+      assert.equal(
+        await sysctl(n.node, `net.ipv6.conf.${veth1?.name}.proxy_ndp`),
+        "1",
+      );
+      assert.equal(await sysctl(n.node, "net.ipv6.conf.all.forwarding"), "1");
+      assert.match(
+        await Deno.readTextFile(`${n.dir}/azure-vnet.log`),
+        /IPv6 forwarding was "0" on the node; set/,
+      );
+    },
+  );
+
+  await t.step(
+    "the pod: default via the link-local gateway, its permanent neighbour",
+    async () => {
+      const rs = await routes6(p1.name);
+      assert.ok(
+        rs.includes("default via fe80::1234:5678:9abc eth0"),
+        rs.join("; "),
+      );
+      assert.ok(!rs.some((r) => r.startsWith("fd00:100::/64")), "no /64 route");
+      const gw = (await neighbours(p1.name, "eth0")).find((x) =>
+        x.dst === "fe80::1234:5678:9abc"
+      );
+      assert.equal(gw?.lladdr, veth1?.mac);
+      assert.ok(gw?.state.includes("PERMANENT"), JSON.stringify(gw));
+    },
+  );
+
+  await t.step(
+    "pods reach each other, the node and the gateway over IPv6 and IPv4",
+    async () => {
+      assert.ok(await p1.ping("fd00:100::6"), "pod1 -> pod2 (6)");
+      assert.ok(await p2.ping("fd00:100::5"), "pod2 -> pod1 (6)");
+      assert.ok(await p1.ping("fd00:100::4"), "pod1 -> node (6)");
+      assert.ok(await p1.ping("fd00:100::1"), "pod1 -> gateway (6)");
+      assert.ok(await n.azure.ping("fd00:100::6"), "gateway -> pod2 (6)");
+      assert.ok(await p1.ping("10.103.0.6"), "pod1 -> pod2 (4)");
+      assert.ok(await p2.ping("10.103.0.1"), "pod2 -> gateway (4)");
+    },
+  );
+
+  await t.step("CHECK passes, and fails without the /128 route", async () => {
+    const withPrev = { ...c, prevResult: r1.json };
+    const ok = await n.run("CHECK", withPrev, n.env("d1", p1));
+    assert.equal(ok.code, 0, JSON.stringify(ok.json));
+    await ip(
+      ["-6", "route", "del", "fd00:100::5/128", "dev", veth1?.name ?? ""],
+      n.node.name,
+    );
+    const bad = await n.run("CHECK", withPrev, n.env("d1", p1));
+    assert.equal(bad.json?.code, 106, JSON.stringify(bad.json));
+    assert.match(
+      String(bad.json?.msg),
+      /route "fd00:100::5\/128" to host veth/,
+    );
+  });
+
+  await t.step(
+    "DEL removes both routes and releases both addresses",
+    async () => {
+      for (const [id, pod] of [["d1", p1], ["d2", p2]] as const) {
+        const d = await n.run("DEL", c, n.env(id, pod));
+        assert.equal(d.code, 0, JSON.stringify(d.json));
+      }
+      assert.deepEqual(await hostVeths(n), []);
+      assert.ok(!(await routes6(n.node.name)).some((r) => r.includes("azv")));
+      assert.doesNotMatch(await n.ipamState(), /"d[12]"/);
+    },
+  );
 });

@@ -47,10 +47,13 @@ export class FakeNs implements KernelNs {
   /** Neighbours `link/ip` -> MAC. */
   readonly neigh = new Map<string, string>();
   /**
-   * Sysctls by key (`net.ipv4.ip_forward` starts at "0"); the per-link
+   * Sysctls by key (both forwarding switches start at "0"); the per-link
    * `net.ipv4.conf.<link>.*` keys exist only while the link does.
    */
-  readonly sysctls = new Map<string, string>([["net.ipv4.ip_forward", "0"]]);
+  readonly sysctls = new Map<string, string>([
+    ["net.ipv4.ip_forward", "0"],
+    ["net.ipv6.conf.all.forwarding", "0"],
+  ]);
   #kernel: FakeKernel;
 
   constructor(kernel: FakeKernel) {

@@ -11,6 +11,14 @@
  *   proxy ARP on the host veth, and IPv4 forwarding on (checked, set and
  *   logged when it was off).
  *
+ * An IPv6 address (dual-stack) gets the same: in the pod a permanent
+ * neighbour for the link-local gateway `fe80::1234:5678:9abc` (Azure's) and
+ * `default via` it in place of the /64 route; on the node a `/128` route,
+ * proxy NDP on the host veth and IPv6 forwarding (set and logged when off,
+ * never turned off again). DAD is off on both veth ends: a point-to-point
+ * link has no duplicates, and a tentative address would stall the first
+ * packets.
+ *
  * Every per-pod object on the node hangs off the host veth, so deleting the
  * veth removes them all.
  *
@@ -41,11 +49,61 @@ const log = getLogger(["azure-vnet", "transparent"]);
 /** The pods' virtual IPv4 gateway (link-local, never on the wire). */
 export const VIRTUAL_GATEWAY_V4 = "169.254.1.1";
 
-/** The pod's route to the virtual gateway. */
+/** The pods' virtual IPv6 gateway: a link-local address, Azure's. */
+export const VIRTUAL_GATEWAY_V6 = "fe80::1234:5678:9abc";
+
+/** The pod's route to the virtual IPv4 gateway. */
 const GATEWAY_ROUTE = `${VIRTUAL_GATEWAY_V4}/32`;
 
 /** The node's IPv4 forwarding switch. */
 export const IPV4_FORWARDING = "net.ipv4.ip_forward";
+
+/** The node's IPv6 forwarding switch. */
+export const IPV6_FORWARDING = "net.ipv6.conf.all.forwarding";
+
+/** What transparent mode plumbs per address family. */
+interface Family {
+  /** The virtual gateway the pod routes through. */
+  readonly gateway: string;
+  /** The default route's destination. */
+  readonly defaultDst: string;
+  /** The prefix length of the node's route to a pod address. */
+  readonly hostPrefix: number;
+  /** The node's forwarding switch. */
+  readonly forwarding: string;
+  /** The host veth's proxy switch (ARP, NDP), and its name for messages. */
+  readonly proxy: { key: (link: string) => string; name: string };
+}
+
+const V4: Family = {
+  gateway: VIRTUAL_GATEWAY_V4,
+  defaultDst: "0.0.0.0/0",
+  hostPrefix: 32,
+  forwarding: IPV4_FORWARDING,
+  proxy: { key: (l) => proxyArpKey(l), name: "proxy ARP" },
+};
+
+const V6: Family = {
+  gateway: VIRTUAL_GATEWAY_V6,
+  defaultDst: "::/0",
+  hostPrefix: 128,
+  forwarding: IPV6_FORWARDING,
+  proxy: { key: (l) => `net.ipv6.conf.${l}.proxy_ndp`, name: "proxy NDP" },
+};
+
+function familyOf(address: string): Family {
+  return looksLikeIpv6(address) ? V6 : V4;
+}
+
+/** The families of some addresses, IPv4 first, each once. */
+function familiesOf(addresses: readonly string[]): Family[] {
+  return [V4, V6].filter((f) => addresses.some((a) => familyOf(a) === f));
+}
+
+/** The node's route to a pod address. */
+function hostRouteDst(address: string): string {
+  return `${stripPrefix(address)}/${familyOf(address).hostPrefix}`;
+}
 
 /**
  * The proxy-ARP sysctl of a link.
@@ -81,67 +139,88 @@ function asTransparent(net: NetworkRecord): TransparentNetworkRecord {
 }
 
 /**
- * Turns IPv4 forwarding on in the node's namespace when it is off, and logs
- * that it did.
+ * Turns a family's forwarding on in the node's namespace when it is off,
+ * and logs that it did.
  *
  * @param host The node's netns.
- * @param network The network that needs it (for the log).
+ * @param spec The network that needs it (for the log), the switch.
  * @returns True when it was off and is now on.
  */
-function ensureForwarding(host: KernelNs, network: string): boolean {
-  const was = host.sysctl(IPV4_FORWARDING);
+function ensureForwarding(
+  host: KernelNs,
+  spec: { network: string; key: string },
+): boolean {
+  const was = host.sysctl(spec.key);
   if (was === "1") return false;
-  host.setSysctl(IPV4_FORWARDING, "1");
-  log.info(
-    "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1",
-    { name: network, was: was ?? "unknown", key: IPV4_FORWARDING },
-  );
+  host.setSysctl(spec.key, "1");
+  const fields = { name: spec.network, was: was ?? "unknown", key: spec.key };
+  if (spec.key === IPV4_FORWARDING) {
+    log.info(
+      "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1",
+      fields,
+    );
+  } else {
+    log.info(
+      "Network {name}: IPv6 forwarding was {was} on the node; set {key}=1",
+      fields,
+    );
+  }
   return true;
 }
 
 /**
- * The pod's routes: the virtual gateway's `/32` first, then the IPAM's
- * IPv4 routes (a default route when it gave none) through that gateway.
+ * The pod's routes: the virtual IPv4 gateway's `/32` first, then the IPAM's
+ * routes of each family the pod has (a default route when it gave none)
+ * through that family's virtual gateway.
  */
-function podRoutes(ipamRoutes: readonly Route[] | undefined): Route[] {
-  const v4 = (ipamRoutes ?? []).filter((r) => !looksLikeIpv6(r.dst));
-  const through = v4.length > 0 ? v4 : [{ dst: "0.0.0.0/0" }];
-  return [
-    { dst: GATEWAY_ROUTE },
-    ...through.map((r) => ({ ...r, gw: VIRTUAL_GATEWAY_V4 })),
-  ];
+function podRoutes(
+  ipamRoutes: readonly Route[] | undefined,
+  families: readonly Family[],
+): Route[] {
+  const out: Route[] = families.includes(V4) ? [{ dst: GATEWAY_ROUTE }] : [];
+  for (const f of families) {
+    const own = (ipamRoutes ?? []).filter((r) => familyOf(r.dst) === f);
+    const through = own.length > 0 ? own : [{ dst: f.defaultDst }];
+    out.push(...through.map((r) => ({ ...r, gw: f.gateway })));
+  }
+  return out;
 }
 
-/** What is wrong with the pod's neighbour entry for the virtual gateway. */
+/** What is wrong with the pod's neighbour entries for the virtual gateways. */
 function gatewayNeighbourProblems(
   pod: KernelNs,
-  spec: { ifName: string; hostMac: string },
+  spec: { ifName: string; hostMac: string; families: readonly Family[] },
 ): string[] {
-  const n = pod.neighs(spec.ifName).find((x) => x.ip === VIRTUAL_GATEWAY_V4);
-  if (n === undefined) {
-    return [`neighbour "${VIRTUAL_GATEWAY_V4}" on "${spec.ifName}" missing`];
+  const problems: string[] = [];
+  const neighs = pod.neighs(spec.ifName);
+  for (const { gateway } of spec.families) {
+    const n = neighs.find((x) => x.ip === gateway);
+    if (n === undefined) {
+      problems.push(`neighbour "${gateway}" on "${spec.ifName}" missing`);
+    } else if (n.mac !== spec.hostMac || !n.permanent) {
+      problems.push(
+        `neighbour "${gateway}" on "${spec.ifName}" is ${
+          n.mac ?? "incomplete"
+        }${n.permanent ? "" : " (not permanent)"}, not ${spec.hostMac}`,
+      );
+    }
   }
-  if (n.mac !== spec.hostMac || !n.permanent) {
-    return [
-      `neighbour "${VIRTUAL_GATEWAY_V4}" on "${spec.ifName}" is ${
-        n.mac ?? "incomplete"
-      }${n.permanent ? "" : " (not permanent)"}, not ${spec.hostMac}`,
-    ];
-  }
-  return [];
+  return problems;
+}
+
+/** A per-link IPv6 sysctl; the slash form keeps dots in a link name. */
+function ipv6LinkKey(link: string, leaf: string): string {
+  return link.includes(".")
+    ? `net/ipv6/conf/${link}/${leaf}`
+    : `net.ipv6.conf.${link}.${leaf}`;
 }
 
 /** The driver of transparent mode. */
 export const TRANSPARENT_MODE: ModeDriver = {
   mode: "transparent",
 
-  refuseAddresses(ips) {
-    const v6 = ips.find((ip) => looksLikeIpv6(ip.address));
-    if (v6 === undefined) return;
-    throw new CniError(
-      CODES.invalidConfig,
-      `Cannot attach IPv6 address "${v6.address}": transparent mode plumbs IPv4 only so far (#15)`,
-    );
+  refuseAddresses() {
+    // Both families are plumbed.
   },
 
   lost(host, record) {
@@ -188,7 +267,10 @@ export const TRANSPARENT_MODE: ModeDriver = {
     );
     await using stack = new AsyncDisposableStack();
     try {
-      const forwardingSet = ensureForwarding(kernel, spec.name);
+      const forwardingSet = ensureForwarding(kernel, {
+        network: spec.name,
+        key: IPV4_FORWARDING,
+      });
       if (forwardingSet) {
         deferUndo(stack, {
           what: `turn IPv4 forwarding off again (network "${spec.name}")`,
@@ -254,14 +336,25 @@ export const TRANSPARENT_MODE: ModeDriver = {
     const { host } = ctx;
     asTransparent(spec.network);
     const ips = endpointIps(spec);
-    TRANSPARENT_MODE.refuseAddresses(ips);
+    const families = familiesOf(ips.map((ip) => ip.address));
     await using stack = new AsyncDisposableStack();
     const undo = endpointUndo(stack, spec);
     try {
+      if (families.includes(V6)) {
+        ensureForwarding(host, {
+          network: spec.network.name,
+          key: IPV6_FORWARDING,
+        });
+      }
       addEndpointVeth(host, spec, { undo });
+      if (families.includes(V6)) {
+        // A point-to-point link: no duplicates to detect, and a tentative
+        // link-local address could not source the node's solicitations.
+        host.setSysctl(ipv6LinkKey(spec.hostVeth, "accept_dad"), "0");
+      }
       host.setUp(spec.hostVeth);
       const hostLink = endpointEnd(host, spec);
-      host.setSysctl(proxyArpKey(spec.hostVeth), "1");
+      for (const f of families) host.setSysctl(f.proxy.key(spec.hostVeth), "1");
       let routes: Route[];
       let podMac: string;
       {
@@ -269,19 +362,22 @@ export const TRANSPARENT_MODE: ModeDriver = {
         podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
         routes = withoutTakenDefaults(pod, {
           ...spec,
-          routes: podRoutes(spec.ipam.routes),
+          routes: podRoutes(spec.ipam.routes, families),
           shared: [GATEWAY_ROUTE],
         });
         pod.setUp("lo");
+        if (families.includes(V6)) {
+          pod.setSysctl(ipv6LinkKey(spec.ifName, "accept_dad"), "0");
+        }
         for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
         pod.setUp(spec.ifName);
-        pod.neighSet(spec.ifName, {
-          ip: VIRTUAL_GATEWAY_V4,
-          mac: hostLink.mac,
-        });
-        if (routes.some((r) => r.dst === GATEWAY_ROUTE)) {
-          // Everything leaves through the virtual gateway, the subnet too.
-          for (const ip of ips) {
+        for (const f of families) {
+          pod.neighSet(spec.ifName, { ip: f.gateway, mac: hostLink.mac });
+        }
+        for (const ip of ips) {
+          const f = familyOf(ip.address);
+          if (routes.some((r) => r.gw === f.gateway)) {
+            // Everything leaves through the virtual gateway, the subnet too.
             pod.routeDel({ dst: networkOf(ip.address), link: spec.ifName });
           }
         }
@@ -295,19 +391,19 @@ export const TRANSPARENT_MODE: ModeDriver = {
       }
       for (const ip of ips) {
         host.routeReplace({
-          dst: `${stripPrefix(ip.address)}/32`,
+          dst: hostRouteDst(ip.address),
           link: spec.hostVeth,
           scope: "link",
         });
       }
       stack.move();
-      const routed = routes.some((r) => r.gw !== undefined);
       return createdEndpoint(spec, {
         hostMac: hostLink.mac,
         podMac,
-        ips: routed
-          ? ips.map((ip) => ({ ...ip, gateway: VIRTUAL_GATEWAY_V4 }))
-          : ips,
+        ips: ips.map((ip) => {
+          const { gateway } = familyOf(ip.address);
+          return routes.some((r) => r.gw === gateway) ? { ...ip, gateway } : ip;
+        }),
         routes,
       });
     } catch (err) {
@@ -333,6 +429,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
   checkEndpoint(ctx, spec) {
     const { ep } = spec;
     asTransparent(spec.net);
+    const families = familiesOf(ep.addresses);
     const problems: string[] = [];
     {
       using host = ctx.kernel.host();
@@ -349,12 +446,16 @@ export const TRANSPARENT_MODE: ModeDriver = {
             `host veth "${ep.hostVeth}" has MAC ${veth.mac}, not ${ep.hostMac}`,
           );
         }
-        if (host.sysctl(proxyArpKey(ep.hostVeth)) !== "1") {
-          problems.push(`proxy ARP is off on host veth "${ep.hostVeth}"`);
+        for (const f of families) {
+          if (host.sysctl(f.proxy.key(ep.hostVeth)) !== "1") {
+            problems.push(
+              `${f.proxy.name} is off on host veth "${ep.hostVeth}"`,
+            );
+          }
         }
         const routes = host.routes(ep.hostVeth);
         for (const cidr of ep.addresses) {
-          const dst = `${stripPrefix(cidr)}/32`;
+          const dst = hostRouteDst(cidr);
           if (!routes.some((r) => r.dst === dst && r.gw === undefined)) {
             problems.push(
               `route "${dst}" to host veth "${ep.hostVeth}" missing`,
@@ -362,8 +463,12 @@ export const TRANSPARENT_MODE: ModeDriver = {
           }
         }
       }
-      if (host.sysctl(IPV4_FORWARDING) !== "1") {
-        problems.push("IPv4 forwarding is off on the node");
+      for (const f of families) {
+        if (host.sysctl(f.forwarding) !== "1") {
+          problems.push(
+            `${f === V4 ? "IPv4" : "IPv6"} forwarding is off on the node`,
+          );
+        }
       }
     }
     problems.push(...checkPodEnd(ctx.kernel, {
@@ -373,6 +478,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
         gatewayNeighbourProblems(pod, {
           ifName: ep.ifName,
           hostMac: ep.hostMac,
+          families,
         }),
     }));
     return Promise.resolve(problems);

@@ -303,15 +303,73 @@ Deno.test("teardown() removes a transparent network and turns forwarding off aga
   });
 });
 
-Deno.test("cmdAdd() in transparent mode refuses an IPv6 address for now, changing nothing", async () => {
+Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK and DEL cover it", async (t) => {
   await using env = await setupPlugin();
   env.ipam.dualStack = true;
-  await assert.rejects(env.handlers.cmdAdd(args("ADD", "c1")), {
-    name: "CniError",
-    code: 7,
-    message: /IPv6 address "fd00::5\/64": transparent mode plumbs IPv4 only/,
+  const { handlers, kernel, pod } = env;
+  const result = await handlers.cmdAdd(args("ADD", "c1"));
+  const veth = onlyVeth(kernel);
+  const host = kernel.hostNs;
+  const hostMac = host.link(veth)?.mac;
+  await t.step(
+    "the result: both addresses behind their virtual gateways",
+    () => {
+      assert.deepEqual(result.ips, [
+        { address: "10.0.0.5/24", gateway: "169.254.1.1", interface: 1 },
+        {
+          address: "fd00::5/64",
+          gateway: "fe80::1234:5678:9abc",
+          interface: 1,
+        },
+      ]);
+      assert.deepEqual(result.routes, [
+        { dst: "169.254.1.1/32" },
+        { dst: "0.0.0.0/0", gw: "169.254.1.1" },
+        { dst: "::/0", gw: "fe80::1234:5678:9abc" },
+      ]);
+    },
+  );
+  await t.step("the node: /128 route, proxy NDP, IPv6 forwarding", () => {
+    assert.deepEqual(routesOf(host, veth), ["10.0.0.5/32", "fd00::5/128"]);
+    assert.equal(host.sysctl(`net.ipv6.conf.${veth}.proxy_ndp`), "1");
+    assert.equal(host.sysctl(`net.ipv6.conf.${veth}.accept_dad`), "0");
+    assert.equal(host.sysctl("net.ipv6.conf.all.forwarding"), "1");
   });
-  assert.deepEqual(hostVeths(env.kernel), []);
-  assert.equal(env.kernel.hostNs.sysctl("net.ipv4.ip_forward"), "0");
-  assert.equal(env.ipam.held.size, 0);
+  await t.step(
+    "the pod: both gateways' permanent neighbours and routes",
+    () => {
+      assert.deepEqual(
+        pod.neighs("eth0").map((n) => [n.ip, n.mac, n.permanent]),
+        [
+          ["169.254.1.1", hostMac, true],
+          ["fe80::1234:5678:9abc", hostMac, true],
+        ],
+      );
+      assert.deepEqual(routesOf(pod, "eth0"), [
+        "169.254.1.1/32",
+        "0.0.0.0/0 via 169.254.1.1",
+        "::/0 via fe80::1234:5678:9abc",
+      ]);
+      assert.equal(pod.sysctl("net.ipv6.conf.eth0.accept_dad"), "0");
+    },
+  );
+  await t.step("CHECK names the missing /128 route and proxy NDP", async () => {
+    await handlers.cmdCheck?.(args("CHECK", "c1"));
+    host.routeDel({ dst: "fd00::5/128", link: veth });
+    host.setSysctl(`net.ipv6.conf.${veth}.proxy_ndp`, "0");
+    await assert.rejects(
+      handlers.cmdCheck?.(args("CHECK", "c1")) ?? Promise.resolve(),
+      {
+        name: "CniError",
+        code: 106,
+        message: /proxy NDP is off .*route "fd00::5\/128" to host veth/,
+      },
+    );
+  });
+  await t.step("DEL removes it all", async () => {
+    await handlers.cmdDel(args("DEL", "c1"));
+    assert.deepEqual(hostVeths(kernel), []);
+    assert.deepEqual(host.routeList.filter((r) => r.link !== "eth0"), []);
+    assert.equal(env.ipam.held.size, 0);
+  });
 });
