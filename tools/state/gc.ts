@@ -132,7 +132,7 @@ function orphanHolds(
       if (rec.containerId === undefined) continue;
       const ifName = rec.ifName ?? "";
       if (keys.has(endpointKey(rec.containerId, ifName))) continue;
-      const inKernel = routed.has(`${ip}/32`) ||
+      const inKernel = routed.has(`${ip}/32`) || routed.has(`${ip}/128`) ||
         bridges.some((b) =>
           host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
         );

@@ -373,3 +373,29 @@ Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK 
     assert.equal(env.ipam.held.size, 0);
   });
 });
+
+Deno.test("cmdAdd() in transparent mode gives a second interface no gateway routes, keeping the first one's", async () => {
+  await using env = await setupPlugin();
+  const { handlers, pod } = env;
+  await handlers.cmdAdd(args("ADD", "m1"));
+  const eth1 = { ...args("ADD", "m1"), ifName: "eth1" };
+  const r1 = await handlers.cmdAdd(eth1);
+  assert.deepEqual(r1.routes, []);
+  assert.deepEqual(r1.ips, [{
+    address: "10.0.0.6/24",
+    gateway: "10.0.0.1",
+    interface: 1,
+  }]);
+  assert.deepEqual(routesOf(pod, "eth0"), [
+    "169.254.1.1/32",
+    "0.0.0.0/0 via 169.254.1.1",
+  ]);
+  assert.deepEqual(routesOf(pod, "eth1"), []);
+  await handlers.cmdCheck?.({ ...eth1, command: "CHECK" });
+  await handlers.cmdDel({ ...eth1, command: "DEL" });
+  assert.deepEqual(routesOf(pod, "eth0"), [
+    "169.254.1.1/32",
+    "0.0.0.0/0 via 169.254.1.1",
+  ]);
+  await handlers.cmdCheck?.(args("CHECK", "m1"));
+});
