@@ -429,3 +429,62 @@ Deno.test("azure-vnet transparent mode, dual-stack: both families routed, pinged
     },
   );
 });
+
+Deno.test("state repair rebuilds a corrupt azure-vnet.json of a transparent node from the kernel; CHECK, DEL and teardown then work", async (t) => {
+  await using n = await sourceNode("10.105.0.0/24");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = transparent(n);
+  const r1 = await n.run("ADD", c, n.env("rp1", p1));
+  const r2 = await n.run("ADD", c, n.env("rp2", p2));
+  assert.equal(r1.code + r2.code, 0, JSON.stringify([r1.json, r2.json]));
+  const before = await n.state();
+  await Deno.writeTextFile(n.statePath, "{ not json");
+
+  await t.step("repair rebuilds the network and both endpoints", async () => {
+    const r = await n.stateTool(["repair", "--network", "azure"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /azure-vnet\.json: rebuilt/);
+    const after = await n.state();
+    const net = after.networks.azure;
+    assert.ok(net?.mode === "transparent", JSON.stringify(net));
+    assert.deepEqual(
+      [net.master, net.subnet, net.gateway, net.primaryIp],
+      ["eth0", "10.105.0.0/24", "10.105.0.1", "10.105.0.4"],
+    );
+    assert.ok(net.forwardingSet === false, "forwarding not ours to undo");
+    assert.deepEqual(
+      Object.keys(after.endpoints).sort(),
+      Object.keys(before.endpoints).sort(),
+    );
+    for (const [k, e] of Object.entries(before.endpoints)) {
+      const got = after.endpoints[k];
+      assert.deepEqual(
+        [got?.hostVeth, got?.hostMac, got?.podMac, got?.netns, got?.addresses],
+        [e.hostVeth, e.hostMac, e.podMac, e.netns, e.addresses],
+        k,
+      );
+    }
+  });
+
+  await t.step(
+    "CHECK passes on the rebuilt records, DEL and teardown clean up",
+    async () => {
+      const ok = await n.run(
+        "CHECK",
+        { ...c, prevResult: r1.json },
+        n.env("rp1", p1),
+      );
+      assert.equal(ok.code, 0, JSON.stringify(ok.json));
+      for (const [id, pod] of [["rp1", p1], ["rp2", p2]] as const) {
+        const d = await n.run("DEL", c, n.env(id, pod));
+        assert.equal(d.code, 0, JSON.stringify(d.json));
+      }
+      assert.deepEqual(await hostVeths(n), []);
+      const done = await n.stateTool(["teardown"]);
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.deepEqual((await n.state()).networks, {});
+      assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "1");
+    },
+  );
+});

@@ -76,6 +76,11 @@ export type {
 export { netlinkKernel } from "./netlink_kernel.ts";
 export { networkFromKernel, type NetworkFromKernelSpec } from "./network.ts";
 export {
+  transparentNetworkFromKernel,
+  transparentRoutes,
+  type TransparentVeth,
+} from "./transparent_mode.ts";
+export {
   readState,
   teardown,
   type TeardownOptions,

@@ -25,8 +25,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { CniError, CODES, type Route } from "@vnet/cni";
-import { looksLikeIpv6, networkOf, stripPrefix } from "@vnet/address";
+import { CniError, CODES, type IpConfig, type Route } from "@vnet/cni";
+import { contains, looksLikeIpv6, networkOf, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import {
   addEndpointVeth,
@@ -37,9 +37,10 @@ import {
   withoutTakenDefaults,
 } from "./endpoint.ts";
 import { wrapKernel } from "./errors.ts";
-import type { KernelNs } from "./kernel.ts";
+import type { KernelNs, LinkState } from "./kernel.ts";
 import { findLeftovers } from "./leftovers.ts";
 import type { ModeDriver } from "./mode.ts";
+import { HOST_VETH_PREFIX } from "./names.ts";
 import { findMaster, refuseSharedMaster } from "./network.ts";
 import { checkPodEnd } from "./pod_end.ts";
 import type { NetworkRecord, TransparentNetworkRecord } from "./state.ts";
@@ -496,3 +497,132 @@ export const TRANSPARENT_MODE: ModeDriver = {
     });
   },
 };
+
+/** A host veth of a transparent network, as the kernel shows it. */
+export interface TransparentVeth {
+  /** The host veth. */
+  readonly link: LinkState;
+  /** The pod addresses it routes, with their pools' prefixes. */
+  readonly addresses: string[];
+}
+
+/**
+ * The transparent network a node runs, read back from the kernel (for
+ * state repair): the `azv*` veths on no bridge that route addresses of the
+ * IPAM's pools (`/32`, `/128`), the subnet of the IPv4 pool they use, and
+ * the master holding an address in it. Whether the plugin turned
+ * forwarding on cannot be known: the record says it did not, so teardown
+ * leaves forwarding as it is.
+ *
+ * @param kernel The host namespace.
+ * @param spec The name to record, the IPAM's pools.
+ * @returns The record and the veths, or why there is none.
+ *
+ * @example Usage
+ * ```ts ignore
+ * using host = netlinkKernel().host();
+ * const found = transparentNetworkFromKernel(host, { name: "azure", pools });
+ * ```
+ */
+export function transparentNetworkFromKernel(
+  kernel: KernelNs,
+  spec: {
+    name: string;
+    pools: readonly { subnet: string; gateway: string }[];
+  },
+): {
+  network: TransparentNetworkRecord;
+  veths: TransparentVeth[];
+  problem?: undefined;
+} | { network?: undefined; veths?: undefined; problem: string } {
+  const poolOf = (ip: string) =>
+    spec.pools.find((p) =>
+      looksLikeIpv6(ip) === looksLikeIpv6(p.subnet) && contains(p.subnet, ip)
+    );
+  const veths: TransparentVeth[] = [];
+  for (const link of kernel.links()) {
+    if (
+      !link.name.startsWith(HOST_VETH_PREFIX) || link.masterIndex !== undefined
+    ) continue;
+    const addresses = kernel.routes(link.name).flatMap((r) => {
+      const [ip, len] = r.dst.split("/");
+      const pool = ip === undefined ? undefined : poolOf(ip);
+      const hostRoute = len === (looksLikeIpv6(r.dst) ? "128" : "32");
+      return pool === undefined || !hostRoute || r.gw !== undefined
+        ? []
+        : [`${ip}/${pool.subnet.split("/")[1]}`];
+    });
+    if (addresses.length > 0) veths.push({ link, addresses });
+  }
+  const v4 = veths.flatMap((v) => v.addresses).find((a) => !looksLikeIpv6(a));
+  const pool = v4 === undefined ? undefined : poolOf(stripPrefix(v4));
+  if (pool === undefined) {
+    return {
+      problem:
+        "no azv* veth on no bridge routes an IPv4 address of the IPAM's pools: no transparent network recorded",
+    };
+  }
+  let master: LinkState;
+  try {
+    master = findMaster(kernel, {
+      master: undefined,
+      subnet: pool.subnet,
+      bridge: "",
+    });
+  } catch (err) {
+    return {
+      problem: `transparent veths found, but ${
+        err instanceof Error ? err.message : String(err)
+      }: network not recorded`,
+    };
+  }
+  const primary = kernel.addrs(master.name).find((a) =>
+    a.family === 4 && a.scope === 0
+  );
+  return {
+    network: {
+      name: spec.name,
+      mode: "transparent",
+      master: master.name,
+      masterMac: master.mac,
+      masterMtu: master.mtu,
+      subnet: pool.subnet,
+      gateway: pool.gateway,
+      ...(primary === undefined
+        ? {}
+        : { primaryIp: stripPrefix(primary.cidr) }),
+      forwardingSet: false,
+      createdAt: new Date().toISOString(),
+    },
+    veths,
+  };
+}
+
+/**
+ * The CNI result transparent mode gives a pod with these addresses (state
+ * repair).
+ *
+ * @param addresses The pod's addresses (CIDR).
+ * @returns The addresses behind their virtual gateways and the routes.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { transparentRoutes } from "./transparent_mode.ts";
+ * assert.deepEqual(transparentRoutes(["10.0.0.5/24"]).routes, [
+ *   { dst: "169.254.1.1/32" },
+ *   { dst: "0.0.0.0/0", gw: "169.254.1.1" },
+ * ]);
+ * ```
+ */
+export function transparentRoutes(
+  addresses: readonly string[],
+): { ips: IpConfig[]; routes: Route[] } {
+  return {
+    ips: addresses.map((address) => ({
+      address,
+      gateway: familyOf(address).gateway,
+    })),
+    routes: podRoutes(undefined, familiesOf(addresses)),
+  };
+}
