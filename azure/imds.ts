@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { azureMac, inSubnet } from "@vnet/address";
+import {
+  azureMac,
+  contains,
+  inSubnet,
+  looksLikeIpv6,
+  networkOf,
+} from "@vnet/address";
 import { fetchText, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
@@ -56,6 +62,76 @@ function str(node: Record<string, unknown>, key: string, what: string): string {
   return value;
 }
 
+/** Azure gives every IPv6 subnet of a VNET a /64. */
+const AZURE_IPV6_PREFIX = 64;
+
+/**
+ * The subnets of one family of an IMDS interface (`ipv4` or `ipv6`): each
+ * address goes to the listed subnet holding it. IMDS lists the primary
+ * address first. It lists no IPv6 subnet, so an IPv6 address without one
+ * goes to its /64.
+ */
+function familySubnets(
+  node: Record<string, unknown>,
+  spec: { key: "ipv4" | "ipv6"; what: string },
+): HostIpSubnet[] {
+  const { key, what } = spec;
+  const fam = node[key] ?? {};
+  if (!isRecord(fam)) throw malformed(`${what}.${key}: not an object`);
+  const rawSubnets = fam.subnet ?? [];
+  const rawAddresses = fam.ipAddress ?? [];
+  if (!Array.isArray(rawSubnets) || !Array.isArray(rawAddresses)) {
+    throw malformed(`${what}.${key}: subnet or ipAddress is not an array`);
+  }
+  const prefixes = rawSubnets.map((s, i) => {
+    if (!isRecord(s)) throw malformed(`${what}.${key}.subnet[${i}]`);
+    const where = `${what}.${key}.subnet[${i}]`;
+    return `${str(s, "address", where)}/${str(s, "prefix", where)}`;
+  });
+  const buckets = prefixes.map((): HostIpAddress[] => []);
+  rawAddresses.forEach((a, i) => {
+    const where = `${what}.${key}.ipAddress[${i}]`;
+    if (!isRecord(a)) throw malformed(where);
+    const address = str(a, "privateIpAddress", where);
+    const holds = key === "ipv4" ? inSubnet : inSubnet6;
+    let k = prefixes.findIndex((p) => holds(address, p));
+    if (k === -1 && key === "ipv6") {
+      k = prefixes.push(ipv6Subnet(address, where)) - 1;
+      buckets.push([]);
+    }
+    const bucket = buckets[k === -1 ? 0 : k];
+    if (bucket === undefined) {
+      throw malformed(`${where}: address "${address}" has no subnet`);
+    }
+    bucket.push({ address, isPrimary: i === 0 });
+  });
+  return prefixes.map((prefix, i): HostIpSubnet => ({
+    prefix,
+    addresses: buckets[i] ?? [],
+  }));
+}
+
+/** True when the IPv6 `subnet` holds `address` (false for bad text). */
+function inSubnet6(address: string, subnet: string): boolean {
+  try {
+    return looksLikeIpv6(subnet) && contains(subnet, address);
+  } catch {
+    return false;
+  }
+}
+
+/** The /64 of an IPv6 address. */
+function ipv6Subnet(address: string, where: string): string {
+  if (!looksLikeIpv6(address)) {
+    throw malformed(`${where}: "${address}" is no IPv6 address`);
+  }
+  try {
+    return networkOf(`${address}/${AZURE_IPV6_PREFIX}`);
+  } catch (cause) {
+    throw new SyntaxError(`Cannot parse IMDS ${where}`, { cause });
+  }
+}
+
 function parseInterface(node: unknown, index: number): HostInterface {
   const what = `interface[${index}]`;
   if (!isRecord(node)) throw malformed(`${what}: not an object`);
@@ -65,34 +141,10 @@ function parseInterface(node: unknown, index: number): HostInterface {
   } catch (cause) {
     throw new SyntaxError(`Cannot parse IMDS ${what}.macAddress`, { cause });
   }
-  const ipv4 = node.ipv4 ?? {};
-  if (!isRecord(ipv4)) throw malformed(`${what}.ipv4: not an object`);
-  const rawSubnets = ipv4.subnet ?? [];
-  const rawAddresses = ipv4.ipAddress ?? [];
-  if (!Array.isArray(rawSubnets) || !Array.isArray(rawAddresses)) {
-    throw malformed(`${what}.ipv4: subnet or ipAddress is not an array`);
-  }
-  const prefixes = rawSubnets.map((s, i) => {
-    if (!isRecord(s)) throw malformed(`${what}.ipv4.subnet[${i}]`);
-    const where = `${what}.ipv4.subnet[${i}]`;
-    return `${str(s, "address", where)}/${str(s, "prefix", where)}`;
-  });
-  const buckets = prefixes.map((): HostIpAddress[] => []);
-  rawAddresses.forEach((a, i) => {
-    const where = `${what}.ipv4.ipAddress[${i}]`;
-    if (!isRecord(a)) throw malformed(where);
-    const address = str(a, "privateIpAddress", where);
-    const k = prefixes.findIndex((p) => inSubnet(address, p));
-    const bucket = buckets[k === -1 ? 0 : k];
-    if (bucket === undefined) {
-      throw malformed(`${where}: address "${address}" has no subnet`);
-    }
-    bucket.push({ address, isPrimary: i === 0 });
-  });
-  const subnets = prefixes.map((prefix, i): HostIpSubnet => ({
-    prefix,
-    addresses: buckets[i] ?? [],
-  }));
+  const subnets = [
+    ...familySubnets(node, { key: "ipv4", what }),
+    ...familySubnets(node, { key: "ipv6", what }),
+  ];
   return { macAddress, isPrimary: index === 0, subnets };
 }
 

@@ -83,6 +83,47 @@ Deno.test("getImdsInterfaces() maps IMDS NICs to HostInterface", async () => {
   assert.equal(srv.requests[0]?.headers.get("metadata"), "true");
 });
 
+Deno.test("getImdsInterfaces() reads ipv6.ipAddress[] into the /64 of each address, primary first", async () => {
+  const dual = [{
+    ...NETWORK[0],
+    ipv6: {
+      ipAddress: [
+        { privateIpAddress: "fd00:db8:deca:deed::4" },
+        { privateIpAddress: "fd00:db8:deca:deed::5" },
+        { privateIpAddress: "fd00:db8:deca:deed:0:0:0:6" },
+      ],
+    },
+  }];
+  await using srv = startTestServer(() => Response.json(dual));
+  const [nic] = await getImdsInterfaces({ baseUrl: srv.url });
+  assert.deepEqual(nic?.subnets[1], {
+    prefix: "fd00:db8:deca:deed::/64",
+    addresses: [
+      { address: "fd00:db8:deca:deed::4", isPrimary: true },
+      { address: "fd00:db8:deca:deed::5", isPrimary: false },
+      { address: "fd00:db8:deca:deed:0:0:0:6", isPrimary: false },
+    ],
+  });
+  assert.equal(nic?.subnets[0]?.prefix, "10.240.0.0/16");
+  assert.equal(nic?.subnets.length, 2);
+});
+
+Deno.test("getImdsInterfaces() takes an ipv6.subnet[] when one is listed", async () => {
+  const dual = [{
+    macAddress: "000D3AF9DCA6",
+    ipv6: {
+      ipAddress: [{ privateIpAddress: "fd00:1::4" }],
+      subnet: [{ address: "fd00:1::", prefix: "80" }],
+    },
+  }];
+  await using srv = startTestServer(() => Response.json(dual));
+  const [nic] = await getImdsInterfaces({ baseUrl: srv.url });
+  assert.deepEqual(nic?.subnets, [{
+    prefix: "fd00:1::/80",
+    addresses: [{ address: "fd00:1::4", isPrimary: true }],
+  }]);
+});
+
 Deno.test("getImdsInstance() returns compute fields and NICs", async () => {
   await using srv = startTestServer(imds);
   const inst = await getImdsInstance({
@@ -133,6 +174,11 @@ Deno.test("getImdsInterfaces() throws SyntaxError on malformed bodies", async (t
       "number field",
       '[{"macAddress":"000D3AF9DCA6","ipv4":{"subnet":[{"address":10,"prefix":"8"}]}}]',
       /not a string/,
+    ],
+    [
+      "IPv4 text in ipv6",
+      '[{"macAddress":"000D3AF9DCA6","ipv6":{"ipAddress":[{"privateIpAddress":"10.0.0.4"}]}}]',
+      /"10\.0\.0\.4" is no IPv6 address/,
     ],
     [
       "address without subnet",

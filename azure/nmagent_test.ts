@@ -69,6 +69,27 @@ Deno.test("getInterfaceInfo() parses the document served over HTTP", async () =>
   );
 });
 
+Deno.test("parseInterfaceInfo() reads an IPSubnet with an IPv6 Prefix like an IPv4 one", () => {
+  const xml = `<Interfaces>
+  <Interface MacAddress="000D3AF9DCA6" IsPrimary="true">
+    <IPSubnet Prefix="10.240.0.0/16">
+      <IPAddress Address="10.240.0.4" IsPrimary="true"/>
+    </IPSubnet>
+    <IPSubnet Prefix="fd00:db8:deca:deed::/64">
+      <IPAddress Address="fd00:db8:deca:deed::4" IsPrimary="true"/>
+      <IPAddress Address="fd00:db8:deca:deed::5" IsPrimary="false"/>
+    </IPSubnet>
+  </Interface>
+</Interfaces>`;
+  assert.deepEqual(parseInterfaceInfo(xml)[0]?.subnets[1], {
+    prefix: "fd00:db8:deca:deed::/64",
+    addresses: [
+      { address: "fd00:db8:deca:deed::4", isPrimary: true },
+      { address: "fd00:db8:deca:deed::5", isPrimary: false },
+    ],
+  });
+});
+
 Deno.test("parseInterfaceInfo() returns an empty list for <Interfaces/>", async (t) => {
   for (
     const xml of [

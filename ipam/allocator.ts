@@ -7,11 +7,16 @@
  */
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import {
+  compareIps,
   formatIpv4,
   formatIpv4Cidr,
+  host,
   ipv4Broadcast,
   ipv4Gateway,
   isIpv4,
+  looksLikeIpv6,
+  network,
+  networkOf,
   parseIpv4,
   parseIpv4Cidr,
   stripPrefix,
@@ -35,6 +40,27 @@ export interface Allocation {
   readonly ip: string;
 }
 
+/** An address family: 4 or 6. */
+export type Family = 4 | 6;
+
+/**
+ * The family of a pool (or any CIDR or address): 6 when written as IPv6.
+ *
+ * @param subnet A pool's subnet.
+ * @returns 4 or 6.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { familyOf } from "./allocator.ts";
+ * assert.equal(familyOf("fd00::/64"), 6);
+ * assert.equal(familyOf("10.0.0.0/24"), 4);
+ * ```
+ */
+export function familyOf(subnet: string): Family {
+  return looksLikeIpv6(subnet) ? 6 : 4;
+}
+
 /** What to allocate. */
 export interface AllocationRequest extends AttachmentKey {
   /** A specific address (an optional `/prefix` is ignored). */
@@ -43,6 +69,11 @@ export interface AllocationRequest extends AttachmentKey {
   readonly subnet?: string | undefined;
   /** The network name recorded with the reservation (config `name`). */
   readonly network?: string | undefined;
+  /**
+   * The family to allocate (default 4). `requestedIp` and `subnet` apply
+   * to their own family only.
+   */
+  readonly family?: Family | undefined;
   /** The pod, `namespace/name`; used and recorded only when `sticky`. */
   readonly pod?: string | undefined;
   /** Sticky addresses (#16): the cooldown and the current time. */
@@ -73,17 +104,21 @@ function holds(
 }
 
 /**
- * Finds the address an attachment holds.
+ * Finds the address of a family that an attachment holds.
  *
  * @param state The state.
  * @param key Container id and ifname.
+ * @param options `family` (default 4).
  * @returns The allocation, or `undefined`.
  */
 export function findReservation(
   state: IpamState | undefined,
   key: AttachmentKey,
+  options: { family?: Family } = {},
 ): Allocation | undefined {
+  const family = options.family ?? 4;
   for (const pool of Object.values(state?.pools ?? {})) {
+    if (familyOf(pool.subnet) !== family) continue;
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (holds(rec, key)) return { pool, ip };
     }
@@ -92,9 +127,18 @@ export function findReservation(
 }
 
 /** Pools in preference order: priority first (secondary NICs), then subnet. */
-function orderedPools(state: IpamState, subnet?: string): PoolState[] {
-  let pools = Object.values(state.pools);
-  if (subnet !== undefined) {
+function orderedPools(
+  state: IpamState,
+  spec: { subnet: string | undefined; family: Family },
+): PoolState[] {
+  const { subnet, family } = spec;
+  if (family === 6) {
+    return orderedIpv6Pools(state, subnet);
+  }
+  let pools = Object.values(state.pools).filter((p) =>
+    familyOf(p.subnet) === 4
+  );
+  if (subnet !== undefined && familyOf(subnet) === 4) {
     let want: string;
     try {
       want = formatIpv4Cidr(parseIpv4Cidr(subnet));
@@ -121,11 +165,39 @@ function orderedPools(state: IpamState, subnet?: string): PoolState[] {
   );
 }
 
+/** The IPv6 pools in preference order; `subnet` only when it is IPv6. */
+function orderedIpv6Pools(
+  state: IpamState,
+  subnet: string | undefined,
+): PoolState[] {
+  let want: string | undefined;
+  if (subnet !== undefined && familyOf(subnet) === 6) {
+    try {
+      want = networkOf(subnet);
+    } catch (err) {
+      throw new CniError(
+        CODES.invalidConfig,
+        `Invalid IPv6 subnet "${subnet}"`,
+        { cause: err },
+      );
+    }
+  }
+  return Object.values(state.pools).filter((p) =>
+    familyOf(p.subnet) === 6 && (want === undefined || p.subnet === want)
+  ).sort((a, b) =>
+    b.priority - a.priority || compareIps(network(a.subnet), network(b.subnet))
+  );
+}
+
 /** True when `ip` may be handed out from `pool`. */
 function allocatable(pool: PoolState, ip: string): boolean {
   const rec = pool.addresses[ip];
   if (rec === undefined || rec.containerId !== undefined || rec.stale) {
     return false;
+  }
+  if (familyOf(pool.subnet) === 6) {
+    return ip !== network(pool.subnet) && ip !== host(pool.subnet, 1) &&
+      !pool.primaryIps.includes(ip);
   }
   const cidr = parseIpv4Cidr(pool.subnet);
   const n = parseIpv4(ip);
@@ -177,8 +249,11 @@ export function allocate(
     ? { ...key }
     : { ...key, network: request.network };
   if (pod !== undefined) record.pod = pod;
+  const family = request.family ?? 4;
+  if (family === 6) return allocateIpv6(state, { key, record, request });
   const existing = findReservation(state, key);
-  const wanted = request.requestedIp === undefined
+  const wanted = request.requestedIp === undefined ||
+      familyOf(request.requestedIp) === 6
     ? undefined
     : stripPrefix(request.requestedIp);
   if (wanted !== undefined && !isIpv4(wanted)) {
@@ -196,7 +271,7 @@ export function allocate(
     }
     return existing;
   }
-  const pools = orderedPools(state, request.subnet);
+  const pools = orderedPools(state, { subnet: request.subnet, family });
   if (wanted !== undefined) {
     const pool = pools.find((p) => p.addresses[wanted] !== undefined);
     if (pool === undefined) {
@@ -299,6 +374,48 @@ function pickRemembered(
     }
   }
   return best === undefined ? undefined : { pool: best.pool, ip: best.ip };
+}
+
+/**
+ * IPv6: the attachment's address again, else the lowest free address of
+ * the first IPv6 pool that has one.
+ */
+function allocateIpv6(
+  state: IpamState,
+  spec: {
+    key: AttachmentKey;
+    record: AddressRecord;
+    request: AllocationRequest;
+  },
+): Allocation {
+  const existing = findReservation(state, spec.key, { family: 6 });
+  if (existing !== undefined) return existing;
+  const pools = orderedPools(state, {
+    subnet: spec.request.subnet,
+    family: 6,
+  });
+  for (const pool of pools) {
+    const free = Object.keys(pool.addresses).filter((ip) =>
+      allocatable(pool, ip)
+    ).sort(compareIps);
+    const ip = free[0];
+    if (ip !== undefined) {
+      pool.addresses[ip] = { ...spec.record };
+      return { pool, ip };
+    }
+  }
+  throw exhausted(pools);
+}
+
+/**
+ * Whether the state has a pool of a family.
+ *
+ * @param state The state.
+ * @param family 4 or 6.
+ * @returns True when some pool's subnet is of that family.
+ */
+export function hasFamily(state: IpamState, family: Family): boolean {
+  return Object.values(state.pools).some((p) => familyOf(p.subnet) === family);
 }
 
 function exhausted(pools: readonly PoolState[]): CniError {

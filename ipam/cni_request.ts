@@ -7,7 +7,13 @@
  */
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import type { CmdArgs, Dns, Result } from "@vnet/cni";
-import { isIpv4, parseIpv4Cidr, stripPrefix } from "@vnet/address";
+import {
+  isIpv4,
+  looksLikeIpv6,
+  parseCidr,
+  parseIpv4Cidr,
+  stripPrefix,
+} from "@vnet/address";
 import type { AttachmentKey } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
 import type { PoolStatus, Reservation } from "./engine.ts";
@@ -124,7 +130,8 @@ export function requestedIpOf(
 
 /**
  * The IPAM result of a reservation: its address with the subnet's prefix,
- * the gateway, a default route, and the configured DNS.
+ * the gateway, a default route, and the configured DNS; with an IPv6
+ * reservation (dual-stack) also that address, its gateway and `::/0`.
  *
  * @param reservation What the engine reserved.
  * @param options The `cniVersion` to stamp and the DNS to copy.
@@ -139,6 +146,12 @@ export function requestedIpOf(
  *   { cniVersion: "1.1.0" },
  * );
  * assert.equal(r.ips?.[0]?.address, "10.0.0.5/24");
+ * const dual = ipamResult({
+ *   ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1",
+ *   ipv6: { ip: "fd00::5", subnet: "fd00::/64", gateway: "fd00::1" },
+ * }, { cniVersion: "1.1.0" });
+ * assert.deepEqual(dual.ips?.[1], { address: "fd00::5/64", gateway: "fd00::1" });
+ * assert.deepEqual(dual.routes?.[1], { dst: "::/0", gw: "fd00::1" });
  * ```
  */
 export function ipamResult(
@@ -154,6 +167,14 @@ export function ipamResult(
     }],
     routes: [{ dst: "0.0.0.0/0", gw: reservation.gateway }],
   };
+  const v6 = reservation.ipv6;
+  if (v6 !== undefined) {
+    result.ips?.push({
+      address: `${v6.ip}/${parseCidr(v6.subnet).prefix}`,
+      gateway: v6.gateway,
+    });
+    result.routes?.push({ dst: "::/0", gw: v6.gateway });
+  }
   if (options.dns !== undefined) result.dns = structuredClone(options.dns);
   return result;
 }
@@ -171,10 +192,19 @@ export function ipamResult(
  * import { requireFreeAddress } from "./cni_request.ts";
  * assert.throws(() => requireFreeAddress([]), { code: 50 });
  * requireFreeAddress([{ subnet: "10.0.0.0/24", total: 4, used: 1, free: 2 }]);
+ * assert.throws(() => requireFreeAddress([
+ *   { subnet: "10.0.0.0/24", total: 4, used: 1, free: 2 },
+ *   { subnet: "fd00::/64", total: 1, used: 1, free: 0 },
+ * ]), { code: 50 });
  * ```
  */
 export function requireFreeAddress(pools: readonly PoolStatus[]): void {
-  if (pools.some((p) => p.free > 0)) return;
+  // An ADD takes one address of each family the pools have.
+  const families = new Set(pools.map((p) => looksLikeIpv6(p.subnet)));
+  const served = [...families].every((six) =>
+    pools.some((p) => looksLikeIpv6(p.subnet) === six && p.free > 0)
+  );
+  if (pools.length > 0 && served) return;
   throw new CniError(
     CODES.notAvailable,
     `No free address in ${
@@ -187,10 +217,10 @@ export function requireFreeAddress(pools: readonly PoolStatus[]): void {
 }
 
 /**
- * Refuses a CHECK whose attachment holds no address, or one that
- * `prevResult` does not list.
+ * Refuses a CHECK whose attachment holds no address, or one (of either
+ * family) that `prevResult` does not list.
  *
- * @param heldIp The address the attachment holds, or undefined.
+ * @param held What the attachment holds, or undefined.
  * @param check The attachment and the runtime's `prevResult`.
  * @throws {CniError} Code 106.
  *
@@ -200,16 +230,22 @@ export function requireFreeAddress(pools: readonly PoolStatus[]): void {
  * import { requireHeld } from "./cni_request.ts";
  * const key = { containerId: "c1", ifName: "eth0" };
  * const prevResult = { ips: [{ address: "10.0.0.5/24" }] };
- * requireHeld("10.0.0.5", { key, prevResult });
+ * const held = { ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1" };
+ * requireHeld(held, { key, prevResult });
  * assert.throws(() => requireHeld(undefined, { key, prevResult }), { code: 106 });
+ * const ipv6 = { ip: "fd00::5", subnet: "fd00::/64", gateway: "fd00::1" };
+ * assert.throws(
+ *   () => requireHeld({ ...held, ipv6 }, { key, prevResult }),
+ *   { code: 106, message: /"fd00::5" .* is not in prevResult/ },
+ * );
  * ```
  */
 export function requireHeld(
-  heldIp: string | undefined,
+  held: Reservation | undefined,
   check: { key: AttachmentKey; prevResult: unknown },
 ): void {
   const { key } = check;
-  if (heldIp === undefined) {
+  if (held === undefined) {
     throw new CniError(
       PLUGIN_CODES.checkFailed,
       `No address reserved for container "${key.containerId}" interface "${key.ifName}"`,
@@ -217,14 +253,18 @@ export function requireHeld(
   }
   const prev = check.prevResult as { ips?: unknown } | undefined;
   if (!Array.isArray(prev?.ips)) return;
-  const listed = prev.ips.some((e: unknown) => {
-    const address = (e as { address?: unknown } | null)?.address;
-    return typeof address === "string" && stripPrefix(address) === heldIp;
-  });
-  if (!listed) {
-    throw new CniError(
-      PLUGIN_CODES.checkFailed,
-      `Reserved address "${heldIp}" of container "${key.containerId}" is not in prevResult`,
-    );
+  const ips = prev.ips;
+  for (const heldIp of [held.ip, held.ipv6?.ip]) {
+    if (heldIp === undefined) continue;
+    const listed = ips.some((e: unknown) => {
+      const address = (e as { address?: unknown } | null)?.address;
+      return typeof address === "string" && stripPrefix(address) === heldIp;
+    });
+    if (!listed) {
+      throw new CniError(
+        PLUGIN_CODES.checkFailed,
+        `Reserved address "${heldIp}" of container "${key.containerId}" is not in prevResult`,
+      );
+    }
   }
 }

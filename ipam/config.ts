@@ -16,7 +16,14 @@ import {
 import type { Dns, NetConf } from "@vnet/cni";
 import { IMDS_URL, NMAGENT_URL } from "@vnet/azure";
 import type { HostInterface } from "@vnet/azure";
-import { azureMac, isIpv4, parseIpv4Cidr } from "@vnet/address";
+import {
+  azureMac,
+  ipFamily,
+  isIpv4,
+  looksLikeIpv6,
+  parseCidr,
+  parseIpv4Cidr,
+} from "@vnet/address";
 
 /** Azure's DNS, the default nameserver for the azure and imds sources. */
 export const AZURE_DNS = "168.63.129.16";
@@ -85,6 +92,8 @@ const ipamSchema = z.object({
   dns: z.optional(DnsSchema),
   primaryIp: z.optional(z.string()),
   addresses: z.optional(z.array(z.string())),
+  ipv6Subnet: z.optional(z.string()),
+  ipv6Addresses: z.optional(z.array(z.string())),
   interfaces: z.optional(z.array(interfaceSchema)),
   sticky: z.optional(z.boolean()),
   stickyCooldown: z.optional(z.union([z.string(), z.number()])),
@@ -186,20 +195,24 @@ function ipamProblems(ipam: IpamInput): string[] {
       problems.push(`${quoted(`ipam.addresses.${i}`, a)} is no IPv4 address`);
     }
   });
+  problems.push(...ipv6Problems(ipam));
   (ipam.interfaces ?? []).forEach((nic, i) =>
     nic.subnets.forEach((sub, j) => {
       const at = `ipam.interfaces.${i}.subnets.${j}`;
-      try {
-        parseIpv4Cidr(sub.prefix);
-      } catch {
-        problems.push(`${quoted(`${at}.prefix`, sub.prefix)} is no IPv4 CIDR`);
+      // An IPv6 prefix makes an IPv6 subnet, whose addresses are IPv6.
+      const six = looksLikeIpv6(sub.prefix);
+      const family = six ? "IPv6" : "IPv4";
+      if (six ? !isIpv6Cidr(sub.prefix) : !isIpv4Cidr(sub.prefix)) {
+        problems.push(
+          `${quoted(`${at}.prefix`, sub.prefix)} is no ${family} CIDR`,
+        );
       }
       sub.addresses.forEach((a, k) => {
-        if (!isIpv4(a.address)) {
+        if (six ? ipFamily(a.address) !== 6 : !isIpv4(a.address)) {
           problems.push(
             `${
               quoted(`${at}.addresses.${k}.address`, a.address)
-            } is no IPv4 address`,
+            } is no ${family} address`,
           );
         }
       });
@@ -228,6 +241,46 @@ function ipamProblems(ipam: IpamInput): string[] {
 }
 
 /** The DNS object without empty fields, or undefined when nothing is left. */
+function isIpv4Cidr(text: string): boolean {
+  try {
+    parseIpv4Cidr(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isIpv6Cidr(text: string): boolean {
+  try {
+    return text.includes("/") && parseCidr(text).family === 6;
+  } catch {
+    return false;
+  }
+}
+
+/** The static shorthand's IPv6 range: `ipv6Subnet` with `ipv6Addresses`. */
+function ipv6Problems(ipam: IpamInput): string[] {
+  const problems: string[] = [];
+  const subnet = ipam.ipv6Subnet;
+  if (subnet !== undefined && subnet !== "" && !isIpv6Cidr(subnet)) {
+    problems.push(`${quoted("ipam.ipv6Subnet", subnet)} is no IPv6 CIDR`);
+  }
+  (ipam.ipv6Addresses ?? []).forEach((a, i) => {
+    if (ipFamily(a) !== 6) {
+      problems.push(
+        `${quoted(`ipam.ipv6Addresses.${i}`, a)} is no IPv6 address`,
+      );
+    }
+  });
+  if (
+    (subnet === undefined || subnet === "") !==
+      (ipam.ipv6Addresses === undefined)
+  ) {
+    problems.push(`"ipam.ipv6Subnet" and "ipam.ipv6Addresses" go together`);
+  }
+  return problems;
+}
+
 function cleanDns(dns: object | undefined): Dns | undefined {
   if (dns === undefined || typeof dns !== "object") return undefined;
   const out: Record<string, unknown> = {};
@@ -381,9 +434,15 @@ function staticInterfaces(
   if (ipam.primaryIp) {
     addresses.push({ address: ipam.primaryIp, isPrimary: true });
   }
-  return [{
-    macAddress: "*",
-    isPrimary: true,
-    subnets: [{ prefix: subnet, addresses }],
-  }];
+  const subnets = [{ prefix: subnet, addresses }];
+  if (ipam.ipv6Subnet && ipam.ipv6Addresses !== undefined) {
+    subnets.push({
+      prefix: ipam.ipv6Subnet,
+      addresses: ipam.ipv6Addresses.map((address) => ({
+        address,
+        isPrimary: false,
+      })),
+    });
+  }
+  return [{ macAddress: "*", isPrimary: true, subnets }];
 }

@@ -19,11 +19,17 @@ import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
 import { formatIpv4Cidr, parseIpv4Cidr } from "@vnet/address";
 import {
   allocate,
+  familyOf,
   findReservation,
   gcReservations,
+  hasFamily,
   release,
 } from "./allocator.ts";
-import type { Allocation, AttachmentKey } from "./allocator.ts";
+import type {
+  Allocation,
+  AllocationRequest,
+  AttachmentKey,
+} from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
 import { FileStore } from "./file_store.ts";
 import { mergePools, poolUsage } from "./pool.ts";
@@ -97,17 +103,40 @@ function sourceFailure(config: IpamConfig, cause: unknown): CniError {
 }
 
 type AllocOutcome =
-  | { kind: "done"; ip: string; subnet: string; gateway: string }
+  | ({ kind: "done" } & Reservation)
   | { kind: "refresh"; hadState: boolean }
   | { kind: "failed"; error: unknown };
 
-function done(a: Allocation): AllocOutcome {
+function reservationOf(a: Allocation): AddressReservation {
+  return { ip: a.ip, subnet: a.pool.subnet, gateway: a.pool.gateway };
+}
+
+function done(a: Allocation, v6?: Allocation): AllocOutcome {
   return {
     kind: "done",
-    ip: a.ip,
-    subnet: a.pool.subnet,
-    gateway: a.pool.gateway,
+    ...reservationOf(a),
+    ...(v6 === undefined ? {} : { ipv6: reservationOf(v6) }),
   };
+}
+
+/**
+ * One address of each family the state has pools of: IPv4 (requested
+ * address and subnet honoured), then IPv6 when there is an IPv6 pool. A
+ * failed IPv6 allocation gives back a fresh IPv4 one: both or neither.
+ */
+function allocateFamilies(
+  state: IpamState,
+  wanted: AllocationRequest,
+): AllocOutcome {
+  const had = findReservation(state, wanted) !== undefined;
+  const v4 = allocate(state, wanted);
+  if (!hasFamily(state, 6)) return done(v4);
+  try {
+    return done(v4, allocate(state, { ...wanted, family: 6 }));
+  } catch (err) {
+    if (!had) v4.pool.addresses[v4.ip] = {};
+    throw err;
+  }
 }
 
 /** Adds what was examined to a "no pool at all" exhaustion error. */
@@ -131,13 +160,22 @@ function explainNoPools(
 }
 
 /** An address an attachment holds: the dotted quad, its pool's subnet and gateway. */
-export interface Reservation {
-  /** The dotted quad. */
+export interface AddressReservation {
+  /** The address (a dotted quad, or canonical IPv6 text). */
   readonly ip: string;
   /** The pool's subnet CIDR. */
   readonly subnet: string;
   /** The pool's gateway. */
   readonly gateway: string;
+}
+
+/**
+ * What an attachment holds: its IPv4 address, and its IPv6 address when the
+ * node has IPv6 pools (dual-stack).
+ */
+export interface Reservation extends AddressReservation {
+  /** The IPv6 address, when the node has an IPv6 pool. */
+  readonly ipv6?: AddressReservation;
 }
 
 /** What {@link IpamEngine.reserve} is asked for. */
@@ -269,7 +307,9 @@ export class IpamEngine {
         (wanted.requestedIp === undefined ||
           wanted.requestedIp === existing.ip)
       ) {
-        return { value: done(existing) };
+        return {
+          value: done(existing, findReservation(state, key, { family: 6 })),
+        };
       }
       let next = state;
       if (staticSpecs !== undefined) {
@@ -281,7 +321,7 @@ export class IpamEngine {
         return { value: { kind: "refresh", hadState: false } };
       }
       try {
-        return { value: done(allocate(next, wanted)), next };
+        return { value: allocateFamilies(next, wanted), next };
       } catch (error) {
         return staticSpecs === undefined
           ? { value: { kind: "failed", error } }
@@ -297,7 +337,7 @@ export class IpamEngine {
           : this.#applyRefresh(state, fetched.specs);
         if (next === undefined) throw sourceFailure(config, fetched.error);
         try {
-          return { value: done(allocate(next, wanted)), next };
+          return { value: allocateFamilies(next, wanted), next };
         } catch (error) {
           const value: AllocOutcome = {
             kind: "failed",
@@ -316,7 +356,15 @@ export class IpamEngine {
       ip: outcome.ip,
       subnet: outcome.subnet,
     });
-    return { ip: outcome.ip, subnet: outcome.subnet, gateway: outcome.gateway };
+    const { kind: _kind, ...reservation } = outcome;
+    if (reservation.ipv6 !== undefined) {
+      log.info("Reserved {ip} from {subnet} for {containerId} {ifName}", {
+        ...key,
+        ip: reservation.ipv6.ip,
+        subnet: reservation.ipv6.subnet,
+      });
+    }
+    return reservation;
   }
 
   /**
@@ -351,12 +399,18 @@ export class IpamEngine {
    * @returns The reservation, or undefined.
    */
   async held(key: AttachmentKey): Promise<Reservation | undefined> {
-    const a = await this.#store.update((state) => ({
-      value: findReservation(state, key),
+    const held = await this.#store.update((state) => ({
+      value: [
+        findReservation(state, key),
+        findReservation(state, key, { family: 6 }),
+      ] as const,
     }));
-    return a === undefined
-      ? undefined
-      : { ip: a.ip, subnet: a.pool.subnet, gateway: a.pool.gateway };
+    const [a, v6] = held;
+    if (a === undefined) return undefined;
+    return {
+      ...reservationOf(a),
+      ...(v6 === undefined ? {} : { ipv6: reservationOf(v6) }),
+    };
   }
 
   /**
@@ -424,7 +478,10 @@ export class IpamEngine {
       ? undefined
       : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
     return Object.values(state.pools)
-      .filter((p) => want === undefined || p.subnet === want)
+      // `subnet` picks the pool of its own family (IPv4).
+      .filter((p) =>
+        want === undefined || p.subnet === want || familyOf(p.subnet) === 6
+      )
       .map((p) => ({
         subnet: p.subnet,
         ...poolUsage(p),

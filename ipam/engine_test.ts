@@ -3,17 +3,24 @@ import { FakeStore } from "./_fake_store.ts";
 import { parseIpamConfig } from "./config.ts";
 import { IpamEngine } from "./engine.ts";
 
-const config = parseIpamConfig({
-  cniVersion: "1.1.0",
-  name: "azure",
-  type: "azure-vnet",
-  ipam: {
-    type: "azure-vnet-ipam",
-    environment: "static",
-    subnet: "10.0.0.0/24",
-    primaryIp: "10.0.0.4",
-    addresses: ["10.0.0.4", "10.0.0.5", "10.0.0.6"],
-  },
+/** A static config on 10.0.0.0/24 with these `ipam` keys. */
+function staticConfig(ipam: Record<string, unknown>) {
+  return parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: {
+      type: "azure-vnet-ipam",
+      environment: "static",
+      subnet: "10.0.0.0/24",
+      ...ipam,
+    },
+  });
+}
+
+const config = staticConfig({
+  primaryIp: "10.0.0.4",
+  addresses: ["10.0.0.4", "10.0.0.5", "10.0.0.6"],
 });
 const c1 = { containerId: "c1", ifName: "eth0" };
 const c2 = { containerId: "c2", ifName: "eth0" };
@@ -77,5 +84,73 @@ Deno.test("IpamEngine.status() counts free, used and total (primary excluded) pe
   await e.reserve(c1, { config, network: "azure" });
   assert.deepEqual(await e.status(config), [
     { subnet: "10.0.0.0/24", total: 2, used: 1, free: 1 },
+  ]);
+});
+
+const dualConfig = staticConfig({
+  primaryIp: "10.0.0.4",
+  addresses: ["10.0.0.5", "10.0.0.6"],
+  ipv6Subnet: "fd00:db8::/64",
+  // Out of order, one in long form, the network and gateway among them.
+  ipv6Addresses: [
+    "fd00:db8::10",
+    "fd00:db8:0:0::9",
+    "fd00:db8::",
+    "fd00:db8::1",
+  ],
+});
+
+Deno.test("IpamEngine.reserve() gives one address of each family, the lowest free, deterministically (dual-stack)", async (t) => {
+  const e = engine();
+  const a = await e.reserve(c1, { config: dualConfig, network: "azure" });
+  await t.step("both families, IPv6 in canonical text", () => {
+    assert.deepEqual(a, {
+      ip: "10.0.0.5",
+      subnet: "10.0.0.0/24",
+      gateway: "10.0.0.1",
+      ipv6: {
+        ip: "fd00:db8::9",
+        subnet: "fd00:db8::/64",
+        gateway: "fd00:db8::1",
+      },
+    });
+  });
+  await t.step("a repeated reserve and held() give the same pair", async () => {
+    assert.deepEqual(await e.reserve(c1, { config: dualConfig }), a);
+    assert.deepEqual(await e.held(c1), a);
+  });
+  await t.step("the next attachment gets the next of each", async () => {
+    const b = await e.reserve(c2, { config: dualConfig, network: "azure" });
+    assert.deepEqual([b.ip, b.ipv6?.ip], ["10.0.0.6", "fd00:db8::10"]);
+  });
+  await t.step("release gives back both", async () => {
+    assert.deepEqual(
+      (await e.release(c1, { network: "azure" })).sort(),
+      ["10.0.0.5", "fd00:db8::9"],
+    );
+    const again = await e.reserve({ containerId: "c3", ifName: "eth0" }, {
+      config: dualConfig,
+    });
+    assert.deepEqual([again.ip, again.ipv6?.ip], ["10.0.0.5", "fd00:db8::9"]);
+  });
+});
+
+Deno.test("IpamEngine.reserve() takes neither family when one is exhausted", async () => {
+  const e = engine();
+  const tight = staticConfig({
+    addresses: ["10.0.0.5", "10.0.0.6"],
+    ipv6Subnet: "fd00:db8::/64",
+    ipv6Addresses: ["fd00:db8::9"],
+  });
+  await e.reserve(c1, { config: tight });
+  await assert.rejects(e.reserve(c2, { config: tight }), {
+    name: "CniError",
+    code: 100,
+    message: /fd00:db8::\/64: 1 of 1 in use/,
+  });
+  assert.equal(await e.held(c2), undefined);
+  assert.deepEqual(await e.status(tight), [
+    { subnet: "10.0.0.0/24", total: 2, used: 1, free: 1 },
+    { subnet: "fd00:db8::/64", total: 1, used: 1, free: 0 },
   ]);
 });

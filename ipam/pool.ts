@@ -8,12 +8,20 @@ import { getLogger } from "@logtape/logtape";
 import type { HostInterface } from "@vnet/azure";
 import {
   azureMac,
+  compareIps,
+  contains,
   formatIpv4,
   formatIpv4Cidr,
+  host,
+  ipFamily,
   ipv4Broadcast,
   ipv4CidrContains,
   ipv4Gateway,
   isIpv4,
+  looksLikeIpv6,
+  network,
+  networkOf,
+  normalizeIp,
   parseIpv4,
   parseIpv4Cidr,
 } from "@vnet/address";
@@ -145,6 +153,7 @@ function subnetSpec(
   addresses: readonly { address: string; isPrimary: boolean }[],
   nic: { mac: string; ifName: string | undefined; priority: number },
 ): PoolSpec | undefined {
+  if (looksLikeIpv6(prefix)) return ipv6SubnetSpec(prefix, addresses, nic);
   let cidr;
   try {
     cidr = parseIpv4Cidr(prefix);
@@ -180,6 +189,52 @@ function subnetSpec(
     priority: nic.priority,
     primaryIps,
     addresses: [...free].sort((a, b) => a - b).map(formatIpv4),
+  };
+  return nic.ifName === undefined ? spec : { ...spec, ifName: nic.ifName };
+}
+
+/**
+ * An IPv6 subnet's pool: its network address and host 1 (the gateway) are
+ * never handed out, and there is no broadcast; addresses are kept in
+ * canonical text (RFC 5952), lowest first.
+ */
+function ipv6SubnetSpec(
+  prefix: string,
+  addresses: readonly { address: string; isPrimary: boolean }[],
+  nic: { mac: string; ifName: string | undefined; priority: number },
+): PoolSpec | undefined {
+  let subnet: string;
+  try {
+    subnet = networkOf(prefix);
+  } catch {
+    log.warn("Skipping subnet with bad prefix {prefix}", { prefix });
+    return undefined;
+  }
+  const gateway = host(subnet, 1);
+  const reserved = new Set([network(subnet), gateway]);
+  const primaryIps: string[] = [];
+  const free = new Set<string>();
+  for (const a of addresses) {
+    if (ipFamily(a.address) !== 6) continue;
+    const ip = normalizeIp(a.address);
+    if (!contains(subnet, ip)) {
+      log.warn("Skipping address {address} outside {prefix}", {
+        address: a.address,
+        prefix,
+      });
+      continue;
+    }
+    if (a.isPrimary) primaryIps.push(ip);
+    else if (!reserved.has(ip)) free.add(ip);
+  }
+  for (const p of primaryIps) free.delete(p);
+  const spec: PoolSpec = {
+    subnet,
+    gateway,
+    macAddress: nic.mac,
+    priority: nic.priority,
+    primaryIps,
+    addresses: [...free].sort(compareIps),
   };
   return nic.ifName === undefined ? spec : { ...spec, ifName: nic.ifName };
 }
@@ -252,9 +307,7 @@ function sortAddresses(
   addresses: PoolState["addresses"],
 ): PoolState["addresses"] {
   const out: PoolState["addresses"] = {};
-  const keys = Object.keys(addresses).sort((a, b) =>
-    parseIpv4(a) - parseIpv4(b)
-  );
+  const keys = Object.keys(addresses).sort(compareIps);
   for (const k of keys) {
     const rec = addresses[k];
     if (rec !== undefined) out[k] = rec;

@@ -153,3 +153,30 @@ export function stripPrefix(text: string): string {
   const slash = text.indexOf("/");
   return slash < 0 ? text : text.slice(0, slash);
 }
+
+/**
+ * Orders two addresses by value: IPv4 before IPv6, then numerically (for
+ * sorting, and for "the lowest free address" of either family).
+ *
+ * @param a An address.
+ * @param b Another address.
+ * @returns Negative, zero or positive, as `Array.prototype.sort` wants.
+ * @throws {SyntaxError} When either is no address.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compareIps } from "@vnet/address";
+ *
+ * assert.deepEqual(
+ *   ["fd00::10", "10.0.0.9", "fd00::9", "10.0.0.10"].sort(compareIps),
+ *   ["10.0.0.9", "10.0.0.10", "fd00::9", "fd00::10"],
+ * );
+ * ```
+ */
+export function compareIps(a: string, b: string): number {
+  const x = parseIpValue(a);
+  const y = parseIpValue(b);
+  if (x.family !== y.family) return x.family - y.family;
+  return x.value < y.value ? -1 : x.value > y.value ? 1 : 0;
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  compareIps,
   formatIpv4,
   ipFamily,
   isIpv4,
@@ -76,4 +77,12 @@ Deno.test("stripPrefix() and looksLikeIpv6() read address text", () => {
   assert.ok(looksLikeIpv6("fd00::5/64"));
   assert.ok(looksLikeIpv6("::"));
   assert.ok(!looksLikeIpv6("10.0.0.5/24"));
+});
+
+Deno.test("compareIps() orders by family, then by value", () => {
+  assert.ok(compareIps("10.0.0.2", "10.0.0.10") < 0);
+  assert.ok(compareIps("fd00::1:0", "fd00::ffff") > 0);
+  assert.equal(compareIps("fd00::1", "fd00:0::1"), 0);
+  assert.ok(compareIps("255.255.255.255", "::") < 0);
+  assert.throws(() => compareIps("x", "10.0.0.1"), SyntaxError);
 });

@@ -11,6 +11,7 @@ import {
   AzureNode,
   links,
   neighbours,
+  routes,
 } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "./privilege.ts";
 
@@ -27,6 +28,37 @@ export async function sourceNode(subnet: string): Promise<AzureNode> {
     argv: AZURE_VNET_SRC,
     baseEnv: { CNI_PATH: "/usr/lib/cni" },
   });
+}
+
+/**
+ * A static azure-vnet-ipam config over `.4` to `.7` of the node's subnet
+ * (`.4` is the node's own).
+ *
+ * @param n The node.
+ * @returns The `ipam` object.
+ */
+export function staticIpam(n: AzureNode): Record<string, unknown> {
+  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
+}
+
+/**
+ * The `interfaces` of a CNI result.
+ *
+ * @param out The parsed result.
+ * @returns Its interfaces (none when absent).
+ */
+export function ifaces(out: Record<string, unknown> | undefined): {
+  name: string;
+  mac: string;
+  sandbox?: string;
+  mtu?: number;
+}[] {
+  return (out?.interfaces ?? []) as {
+    name: string;
+    mac: string;
+    sandbox?: string;
+    mtu?: number;
+  }[];
 }
 
 interface StateEndpoint {
@@ -47,13 +79,16 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
 
 /**
  * Asserts that both state files parse and match the kernel of `n`: host
- * veths, permanent neighbours on the bridge, ebtables rules per pod IP, and
- * IPAM reservations are exactly the state's endpoints.
+ * veths, IPAM reservations and, per mode, the bridge's permanent
+ * neighbours and the ebtables rules per pod IP (bridge) or the node's
+ * routes to its pods and no ebtables rule (transparent) are exactly the
+ * state's endpoints.
  *
  * @returns The endpoints' addresses (bare IPs) by `containerId/ifName`.
  */
 export async function assertStateMatchesKernel(
   n: AzureNode,
+  options: { mode?: "bridge" | "transparent" } = {},
 ): Promise<Map<string, string>> {
   const state = await readJson(n.statePath);
   const eps = Object.values(
@@ -71,6 +106,15 @@ export async function assertStateMatchesKernel(
   const veths = ls.map((l) => l.ifname).filter((x) => x.startsWith("azv"))
     .sort();
   assert.deepEqual(veths, eps.map((e) => e.hostVeth).sort(), "host veths");
+  if (options.mode === "transparent") {
+    const routed = (await routes(n.node.name)).filter((r) =>
+      r.dev.startsWith("azv")
+    ).map((r) => r.dst).sort();
+    assert.deepEqual(routed, ips, "routes to the pods");
+    assert.doesNotMatch(await n.ebtables(), /-j (snat|dnat|arpreply)/);
+    assertIpamHolds(await readJson(n.ipamPath), { byKey, ips });
+    return byKey;
+  }
   const neigh = ls.some((l) => l.ifname === "azure0")
     ? await neighbours(n.node.name, "azure0", { nud: "permanent" })
     : [];
@@ -95,7 +139,16 @@ export async function assertStateMatchesKernel(
     ips,
     "no ebtables rule for an IP outside state",
   );
-  const ipam = await readJson(n.ipamPath);
+  assertIpamHolds(await readJson(n.ipamPath), { byKey, ips });
+  return byKey;
+}
+
+/** The IPAM file holds exactly `ips`, each for its endpoint. */
+function assertIpamHolds(
+  ipam: Record<string, unknown>,
+  state: { byKey: Map<string, string>; ips: string[] },
+): void {
+  const { byKey, ips } = state;
   const held: string[] = [];
   const pools = (ipam.pools ?? {}) as Record<
     string,
@@ -114,5 +167,4 @@ export async function assertStateMatchesKernel(
     }
   }
   assert.deepEqual(held.sort(), ips, "IPAM reservations");
-  return byKey;
 }

@@ -1,9 +1,10 @@
 /**
- * Reliability: kill -9 of the dist launcher at random moments during ADD and
- * DEL (120 trials). Afterwards ADD and DEL work again and, even before any GC,
- * the state matches the kernel: a DEL removes what an interrupted ADD of its
- * attachment left. After GC with the valid list the state parses and nothing
- * leaked: no IP, veth, ebtables rule or neighbour outside the state.
+ * Reliability, in bridge and in transparent mode: kill -9 of the dist
+ * launcher at random moments during ADD and DEL (120 trials). Afterwards ADD
+ * and DEL work again and, even before any GC, the state matches the kernel: a
+ * DEL removes what an interrupted ADD of its attachment left. After GC with
+ * the valid list the state parses and nothing leaked: no IP, veth, ebtables
+ * rule, neighbour or route outside the state.
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
@@ -14,10 +15,24 @@ const TRIALS = 120;
 const PARALLEL = 4;
 const PODS = 16;
 
-Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leaves state == kernel", async (t) => {
+for (
+  const [mode, subnet] of [
+    ["bridge", "10.92.0.0/16"],
+    ["transparent", "10.104.0.0/16"],
+  ] as const
+) {
+  Deno.test(`azure-vnet in ${mode} mode survives kill -9 at random moments of ADD and DEL; GC leaves state == kernel`, async (t) => {
+    await survivesKills(t, { mode, subnet });
+  });
+}
+
+async function survivesKills(
+  t: Deno.TestContext,
+  spec: { mode: "bridge" | "transparent"; subnet: string },
+): Promise<void> {
   requireRoot();
-  await using n = await AzureNode.create("10.92.0.0/16");
-  const conf = n.conf(64);
+  await using n = await AzureNode.create(spec.subnet);
+  const conf = n.conf(64, { mode: spec.mode });
   const pods = await n.pods(PODS);
   // The network exists before the trials (its creation is covered elsewhere).
   const first = await n.run("ADD", conf, n.env("kill0", pods[0]));
@@ -70,7 +85,7 @@ Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leav
   await t.step(
     "before any GC, those ADDs and DELs left state == kernel (#12)",
     async () => {
-      const live = await assertStateMatchesKernel(n);
+      const live = await assertStateMatchesKernel(n, { mode: spec.mode });
       assert.deepEqual(
         [...live.keys()].sort(),
         Array.from({ length: PODS / 2 }, (_, i) => `kill${i}/eth0`).sort(),
@@ -91,7 +106,7 @@ Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leav
         { AZURE_VNET_STATE_DIR: n.dir, AZURE_VNET_LOG_DIR: n.dir },
       );
       assert.equal(gc.code, 0, gc.stdout);
-      const live = await assertStateMatchesKernel(n);
+      const live = await assertStateMatchesKernel(n, { mode: spec.mode });
       assert.deepEqual(
         [...live.keys()].sort(),
         valid.map((v) => `${v.containerID}/eth0`).sort(),
@@ -105,4 +120,4 @@ Deno.test("azure-vnet survives kill -9 at random moments of ADD and DEL; GC leav
     },
   );
   assert.ok(finished + killed === TRIALS);
-});
+}

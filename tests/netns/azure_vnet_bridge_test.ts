@@ -5,7 +5,7 @@
  * subprocess inside the node netns with CNI_* env and the config on stdin.
  */
 import { assert } from "../_support/assert.ts";
-import { sourceNode } from "../_support/azure_node.ts";
+import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
 import {
   type AzureNode,
   ip,
@@ -16,11 +16,6 @@ import {
   routes,
   v4addrs,
 } from "../../tools/testbed/mod.ts";
-
-/** Static IPAM over .4 to .7 (.4 is the node's own). */
-function staticIpam(n: AzureNode): Record<string, unknown> {
-  return n.staticIpam([4, 5, 6, 7].map((i) => n.addr(i)));
-}
 
 function hostLocal(n: AzureNode, dataDir: string): Record<string, unknown> {
   return {
@@ -33,15 +28,6 @@ function hostLocal(n: AzureNode, dataDir: string): Record<string, unknown> {
       gateway: n.addr(1),
     }]],
   };
-}
-
-function ifaces(out: Record<string, unknown> | undefined) {
-  return (out?.interfaces ?? []) as {
-    name: string;
-    mac: string;
-    sandbox?: string;
-    mtu?: number;
-  }[];
 }
 
 Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, DEL, teardown", async (t) => {
@@ -538,7 +524,9 @@ Deno.test("azure-vnet concurrent first ADDs create the network once", async () =
   assert.deepEqual(addrs, ["10.83.0.5/24", "10.83.0.6/24", "10.83.0.7/24"]);
   const st = await n.state();
   assert.deepEqual(Object.keys(st.networks), ["azure"]);
-  assert.deepEqual(st.networks.azure?.savedAddrs, ["10.83.0.4/24"]);
+  const azure = st.networks.azure;
+  assert.ok(azure?.mode === "bridge");
+  assert.deepEqual(azure.savedAddrs, ["10.83.0.4/24"]);
   const eb = (await n.ebtables()).split("\n");
   assert.equal(eb.filter((l) => l.includes("--snat-arp")).length, 1);
   assert.equal(eb.filter((l) => l.includes("--arp-op Reply")).length, 1);

@@ -207,12 +207,12 @@ function formatShow(
     lines.push(
       [
         n.name,
-        n.bridge,
+        n.mode === "bridge" ? n.bridge : `(${n.mode})`,
         n.master,
         n.masterMac,
         n.subnet,
         n.gateway,
-        n.savedAddrs.join(","),
+        n.mode === "bridge" ? n.savedAddrs.join(",") : "-",
       ].join("\t"),
     );
   }

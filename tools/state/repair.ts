@@ -22,8 +22,10 @@
  */
 import {
   CniError,
+  type IpConfig,
   keepCorruptCopy,
   PLUGIN_CODES,
+  type Route,
   withStateLock,
 } from "@vnet/cni";
 import {
@@ -43,11 +45,16 @@ import {
   hostVethName,
   type Kernel,
   type KernelNs,
+  type LinkState,
   netlinkKernel,
   networkFromKernel,
   parseState,
   STATE_FILE_NAME,
   statePath,
+  transparentNetworkFromKernel,
+  type TransparentNetworkRecord,
+  transparentRoutes,
+  type TransparentVeth,
 } from "@vnet/azure-vnet";
 import {
   type ExtraHold,
@@ -318,7 +325,9 @@ async function repairNetworkFile(
     rep.status = "rebuilt";
     rep.items.push(
       ...Object.values(state.networks).map((n) =>
-        `network ${n.name} (bridge ${n.bridge}, master ${n.master}, ${n.subnet})`
+        `network ${n.name} (${
+          n.mode === "bridge" ? `bridge ${n.bridge}` : n.mode
+        }, master ${n.master}, ${n.subnet})`
       ),
       ...Object.entries(state.endpoints).map(([k, e]) =>
         `endpoint ${k} ${e.hostVeth} ${e.addresses.join(",") || "-"} ${
@@ -337,13 +346,20 @@ interface PodLink {
   readonly mac: string;
 }
 
-function scanPods(
+/**
+ * The links of the namespaces mounted in `dirs` that `match` picks (the
+ * node's own namespace skipped with `skipHost`).
+ */
+function podLinks(
   kernel: Kernel,
-  dirs: readonly string[],
-  macs: ReadonlySet<string>,
+  spec: {
+    dirs: readonly string[];
+    match: (l: LinkState) => boolean;
+    skipHost?: boolean;
+  },
 ): PodLink[] {
   const out: PodLink[] = [];
-  for (const dir of dirs) {
+  for (const dir of spec.dirs) {
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(dir)];
@@ -354,19 +370,154 @@ function scanPods(
       const path = `${dir}/${e.name}`;
       let ns: KernelNs;
       try {
+        if (spec.skipHost === true && kernel.isHostNetns(path)) continue;
         ns = kernel.netns(path);
       } catch {
         continue;
       }
       using h = ns;
       for (const l of h.links()) {
-        if (macs.has(l.mac)) {
+        if (spec.match(l)) {
           out.push({ netns: path, ifName: l.name, index: l.index, mac: l.mac });
         }
       }
     }
   }
   return out;
+}
+
+function scanPods(
+  kernel: Kernel,
+  dirs: readonly string[],
+  macs: ReadonlySet<string>,
+): PodLink[] {
+  return podLinks(kernel, { dirs, match: (l) => macs.has(l.mac) });
+}
+
+/** An endpoint record rebuilt from its host veth and what was found. */
+function recoveredEndpoint(spec: {
+  network: string;
+  containerId: string;
+  ifName: string;
+  netns: string;
+  veth: LinkState;
+  podMac: string;
+  addresses: string[];
+  ips: IpConfig[];
+  routes: Route[];
+}): EndpointRecord {
+  const { veth: v, ifName, netns, podMac } = spec;
+  return {
+    network: spec.network,
+    containerId: spec.containerId,
+    ifName,
+    netns,
+    hostVeth: v.name,
+    hostMac: v.mac,
+    podMac,
+    mtu: v.mtu,
+    addresses: spec.addresses,
+    ipamRoute: "in-process",
+    result: {
+      cniVersion: "1.1.0",
+      interfaces: [
+        { name: v.name, mac: v.mac },
+        { name: ifName, mac: podMac, sandbox: netns, mtu: v.mtu },
+      ],
+      ips: spec.ips.map((ip) => ({ ...ip, interface: 1 })),
+      routes: spec.routes,
+    },
+  };
+}
+
+/**
+ * The pod end of a host veth: a link in one of `dirs`' namespaces that is
+ * its veth peer (each names the other's ifindex).
+ */
+function podOfVeth(
+  kernel: Kernel,
+  spec: { dirs: readonly string[]; veth: LinkState },
+): PodLink | undefined {
+  const { veth } = spec;
+  return podLinks(kernel, {
+    dirs: spec.dirs,
+    match: (l) => l.peerIndex === veth.index && veth.peerIndex === l.index,
+    skipHost: true,
+  })[0];
+}
+
+/**
+ * `azure-vnet.json` of a transparent network, from what
+ * `transparentNetworkFromKernel()` found: an endpoint per routed host
+ * veth, keyed by the IPAM hold of its addresses (checked against the veth
+ * name), its pod end found by veth peering.
+ */
+async function transparentState(
+  kernel: Kernel,
+  spec: {
+    network: TransparentNetworkRecord;
+    veths: TransparentVeth[];
+    ipam: IpamState | undefined;
+    options: RepairOptions & { notes: string[] };
+    defaultName: boolean;
+  },
+): Promise<AzureVnetState> {
+  const { network: net, options } = spec;
+  const notes = options.notes;
+  const state = emptyState();
+  state.networks[net.name] = net;
+  notes.push(
+    `network ${net.name}: transparent mode (no bridge); forwarding recorded as not set by the plugin, so teardown leaves it on`,
+  );
+  if (spec.defaultName) {
+    notes.push(`network name "${net.name}" assumed (pass --network otherwise)`);
+  }
+  const holds = new Map<string, { containerId: string; ifName: string }>();
+  for (const p of Object.values(spec.ipam?.pools ?? {})) {
+    for (const [ip, rec] of Object.entries(p.addresses)) {
+      if (rec.containerId === undefined) continue;
+      holds.set(ip, { containerId: rec.containerId, ifName: rec.ifName ?? "" });
+    }
+  }
+  const dirs = options.netnsDirs ?? ["/var/run/netns"];
+  for (const { link: v, addresses } of spec.veths) {
+    let key = addresses.map((a) => holds.get(a.split("/")[0] ?? ""))
+      .find((k) => k !== undefined);
+    if (key !== undefined && (await hostVethName(net.name, key)) !== v.name) {
+      notes.push(
+        `veth ${v.name}: the IPAM holds its address for ${key.containerId}, whose veth would have another name`,
+      );
+      key = undefined;
+    }
+    const pod = podOfVeth(kernel, { dirs, veth: v });
+    const ifName = key?.ifName ?? pod?.ifName ?? "eth0";
+    const containerId = key?.containerId ?? `recovered-${v.name}`;
+    if (key === undefined) {
+      notes.push(
+        `veth ${v.name}: container id unknown: recorded as ${containerId}; gc removes it once the veth is gone`,
+      );
+    }
+    if (pod === undefined) {
+      notes.push(
+        `veth ${v.name}: pod netns not found under ${
+          dirs.join(", ")
+        }; netns left empty`,
+      );
+    }
+    const netns = pod?.netns ?? "";
+    const podMac = pod?.mac ?? "";
+    state.endpoints[endpointKey(containerId, ifName)] = recoveredEndpoint({
+      network: net.name,
+      containerId,
+      ifName,
+      netns,
+      veth: v,
+      podMac,
+      addresses,
+      ...transparentRoutes(addresses),
+    });
+  }
+  return state;
 }
 
 /** Rebuilds `azure-vnet.json` from the kernel (best effort). */
@@ -387,8 +538,20 @@ async function stateFromKernel(
     pools: Object.values(ipam?.pools ?? {}),
   });
   if (found.network === undefined) {
-    notes.push(found.problem);
-    return state;
+    const routed = transparentNetworkFromKernel(host, {
+      name,
+      pools: Object.values(ipam?.pools ?? {}),
+    });
+    if (routed.network === undefined) {
+      notes.push(found.problem);
+      return state;
+    }
+    return await transparentState(kernel, {
+      ...routed,
+      ipam,
+      options,
+      defaultName: options.network === undefined,
+    });
   }
   const net = found.network;
   const { subnet, gateway } = net;
@@ -488,33 +651,17 @@ async function stateFromKernel(
     for (const ip of ips) used.add(ip);
     const addresses = [...ips].map((ip) => `${ip}/${prefix}`);
     const netns = pod?.netns ?? "";
-    const record: EndpointRecord = {
+    state.endpoints[endpointKey(containerId, ifName)] = recoveredEndpoint({
       network: name,
       containerId,
       ifName,
       netns,
-      hostVeth: v.name,
-      hostMac: v.mac,
+      veth: v,
       podMac: podMac ?? "",
-      mtu: v.mtu,
       addresses,
-      ipamRoute: "in-process",
-      result: {
-        cniVersion: "1.1.0",
-        interfaces: [
-          { name: v.name, mac: v.mac },
-          {
-            name: ifName,
-            mac: podMac ?? "",
-            sandbox: netns,
-            mtu: v.mtu,
-          },
-        ],
-        ips: addresses.map((address) => ({ address, gateway, interface: 1 })),
-        routes: [{ dst: "0.0.0.0/0", gw: gateway }],
-      },
-    };
-    state.endpoints[endpointKey(containerId, ifName)] = record;
+      ips: addresses.map((address) => ({ address, gateway })),
+      routes: [{ dst: "0.0.0.0/0", gw: gateway }],
+    });
   }
   for (const [ip, mac] of macOf) {
     if (!used.has(ip)) {

@@ -13,6 +13,7 @@
  */
 import type { AzureVnetState } from "@vnet/azure-vnet";
 import { AZURE_VNET_DIST, type CniRun, spawnCni } from "./cni.ts";
+import { host } from "@vnet/address";
 import { ip, Netns, randomName } from "./netns.ts";
 import { type ProcessRun, spawnProcess } from "./process.ts";
 
@@ -86,6 +87,16 @@ export async function mapLimit<T>(
   return results;
 }
 
+/** Waits (up to 5 s) until no IPv6 address of `netns` is tentative. */
+async function untilNoTentative(netns: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const out = await ip(["-6", "addr", "show", "tentative"], netns);
+    if (out.trim() === "") return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`IPv6 addresses of netns "${netns}" stay tentative`);
+}
+
 /** How to build an {@link AzureNode}. */
 export interface AzureNodeOptions {
   /** Name prefix of the netns and the directory (default `cnitest`). */
@@ -101,6 +112,12 @@ export interface AzureNodeOptions {
    * own (`unshare --net`): `eth0` and the bridge are made there.
    */
   attachCurrent?: boolean;
+  /**
+   * An IPv6 subnet too (dual-stack), such as `fd00:100::/64`: the azure
+   * host gets host 1, `eth0` host 4 and a default route via host 1 (no DAD,
+   * so they work at once).
+   */
+  ipv6Subnet?: string;
 }
 
 /**
@@ -193,6 +210,26 @@ export class AzureNode implements AsyncDisposable {
           .concat(["proto", "dhcp", "metric", "100"]),
         node.name,
       );
+      if (options.ipv6Subnet !== undefined) {
+        const v6 = options.ipv6Subnet;
+        const [gw6, node6] = [host(v6, 1), host(v6, 4)];
+        const len6 = v6.split("/")[1] ?? "64";
+        await ip(
+          ["-6", "addr", "add", `${gw6}/${len6}`, "dev", "ah0", "nodad"],
+          azure.name,
+        );
+        await ip(
+          ["-6", "addr", "add", `${node6}/${len6}`, "dev", "eth0", "nodad"],
+          node.name,
+        );
+        await ip(
+          ["-6", "route", "add", "default", "via", gw6, "dev", "eth0"],
+          node.name,
+        );
+        // The link-local addresses run DAD for about a second; until then
+        // neighbour discovery on the link stalls the first packets.
+        for (const ns of [node.name, azure.name]) await untilNoTentative(ns);
+      }
       const n = new AzureNode({ node, azure, dir, subnet, options });
       n.stack.use(stack.move());
       return n;

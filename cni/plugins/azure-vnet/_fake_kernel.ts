@@ -46,6 +46,14 @@ export class FakeNs implements KernelNs {
   routeList: RouteState[] = [];
   /** Neighbours `link/ip` -> MAC. */
   readonly neigh = new Map<string, string>();
+  /**
+   * Sysctls by key (both forwarding switches start at "0"); the per-link
+   * `net.ipv4.conf.<link>.*` keys exist only while the link does.
+   */
+  readonly sysctls = new Map<string, string>([
+    ["net.ipv4.ip_forward", "0"],
+    ["net.ipv6.conf.all.forwarding", "0"],
+  ]);
   #kernel: FakeKernel;
 
   constructor(kernel: FakeKernel) {
@@ -135,9 +143,21 @@ export class FakeNs implements KernelNs {
   delLink(name: string): void {
     const l = this.linksByName.get(name);
     if (l === undefined) return;
+    this.#forget(name);
+    if (l.peer !== undefined) l.peer.ns.#forget(l.peer.name);
+  }
+
+  /** What the kernel drops with a link: it, its addresses, routes, neighbours, sysctls. */
+  #forget(name: string): void {
     this.linksByName.delete(name);
     this.addrMap.delete(name);
-    if (l.peer !== undefined) l.peer.ns.linksByName.delete(l.peer.name);
+    this.routeList = this.routeList.filter((r) => r.link !== name);
+    for (const k of [...this.neigh.keys()]) {
+      if (k.startsWith(`${name}/`)) this.neigh.delete(k);
+    }
+    for (const k of [...this.sysctls.keys()]) {
+      if (k.includes(`.conf.${name}.`)) this.sysctls.delete(k);
+    }
   }
 
   setUp(name: string): void {
@@ -206,6 +226,27 @@ export class FakeNs implements KernelNs {
         ? [{ ip, mac, permanent: true }]
         : [];
     });
+  }
+
+  #linkOfKey(key: string): string | undefined {
+    return /^net\.ipv[46]\.conf\.([^.]+)\./.exec(key)?.[1];
+  }
+
+  sysctl(key: string): string | undefined {
+    const link = this.#linkOfKey(key);
+    if (link !== undefined && link !== "all" && link !== "default") {
+      if (!this.linksByName.has(link)) return undefined;
+      return this.sysctls.get(key) ?? "0";
+    }
+    return this.sysctls.get(key);
+  }
+
+  setSysctl(key: string, value: string): void {
+    this.#kernel.calls.push(`sysctl ${key}=${value}`);
+    if (this.sysctl(key) === undefined) {
+      throw new Deno.errors.NotFound(`No sysctl "${key}"`);
+    }
+    this.sysctls.set(key, value);
   }
 
   [Symbol.dispose](): void {}

@@ -592,8 +592,8 @@ function convertIpamDoc(
         }
         const ifName = str(pool.IfName) ?? "";
         const master = spec.masters.get(ifName) ??
-          [...Object.values(spec.state.networks)].filter((n) =>
-            n.master === ifName
+          [...Object.values(spec.state.networks)].flatMap((n) =>
+            n.mode === "bridge" && n.master === ifName ? [n] : []
           ).map((n) => ({
             mac: n.masterMac.replaceAll(":", ""),
             addrs: n.savedAddrs,
@@ -805,7 +805,7 @@ export function convertAcnState(input: AcnConvertInput): AcnConversion {
       version,
       networks: Object.values(state.networks).map((n) => ({
         name: n.name,
-        bridge: n.bridge,
+        bridge: n.mode === "bridge" ? n.bridge : "",
         master: n.master,
         subnet: n.subnet,
         gateway: n.gateway,

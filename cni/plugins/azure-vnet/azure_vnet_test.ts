@@ -1,137 +1,33 @@
 import assert from "node:assert/strict";
-import {
-  type CmdArgs,
-  type CniCommand,
-  CniError,
-  parseCniArgs,
-  type Result,
-} from "@vnet/cni";
+import { type CmdArgs, type CniCommand, CniError } from "@vnet/cni";
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
-import type { IpamRoute } from "./ipam_route.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
-import { FakeKernel } from "./_fake_kernel.ts";
 import { NetlinkError, NLE } from "@vnet/netlink";
-import { statePath, withState } from "./state.ts";
-
-const NETNS = "/run/netns/pod";
-
-/** An IPAM route holding one address per attachment. */
-class FakeIpam implements IpamRoute {
-  readonly name = "in-process";
-  held = new Map<string, string>();
-  calls: string[] = [];
-  failDel = false;
-  /** The subnet each ADD asked for. */
-  subnets: (string | undefined)[] = [];
-  /** Hand out addresses of 10.9.0.0/24 (gateway 10.9.0.1) instead. */
-  otherSubnet = false;
-  add(args: CmdArgs, request: { subnet?: string }): Promise<Result> {
-    this.calls.push(`ADD ${args.containerId}`);
-    this.subnets.push(request.subnet);
-    const net = this.otherSubnet ? "10.9.0" : "10.0.0";
-    const key = `${args.containerId}/${args.ifName}`;
-    const ip = this.held.get(key) ?? `${net}.${5 + this.held.size}`;
-    this.held.set(key, ip);
-    return Promise.resolve({
-      cniVersion: "1.1.0",
-      ips: [{ address: `${ip}/24`, gateway: `${net}.1` }],
-      routes: [{ dst: "0.0.0.0/0", gw: `${net}.1` }],
-    });
-  }
-  release(
-    args: CmdArgs,
-    key?: { containerId: string; ifName: string },
-  ): Promise<void> {
-    const k = key ?? args;
-    this.calls.push(`DEL ${k.containerId}`);
-    if (this.failDel) {
-      return Promise.reject(new CniError(11, "IPAM store busy"));
-    }
-    this.held.delete(`${k.containerId}/${k.ifName}`);
-    return Promise.resolve();
-  }
-  reserved(): Promise<string[] | undefined> {
-    // As the in-process route before any IPAM state file exists.
-    return Promise.resolve([]);
-  }
-  check(): Promise<void> {
-    return Promise.resolve();
-  }
-  status(): Promise<void> {
-    return Promise.resolve();
-  }
-  collect(args: CmdArgs): Promise<void> {
-    const valid = new Set(
-      (args.config["cni.dev/valid-attachments"] ?? []).map((a) =>
-        `${a.containerID}/${a.ifname}`
-      ),
-    );
-    for (const k of [...this.held.keys()]) {
-      if (!valid.has(k)) this.held.delete(k);
-    }
-    return Promise.resolve();
-  }
-}
+import { statePath } from "./state.ts";
+import {
+  fakeNode,
+  forget,
+  NETNS,
+  pluginArgs,
+  pluginGcArgs,
+  setupPlugin,
+} from "./_plugin_harness.ts";
 
 function makeArgs(
   command: CniCommand,
   containerId: string,
   netns = NETNS,
 ): CmdArgs {
-  const config = {
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: { type: "azure-vnet-ipam" },
-  };
-  return {
-    command,
-    containerId,
-    netns,
-    ifName: "eth0",
-    args: parseCniArgs(""),
-    rawArgs: "",
-    path: [],
-    stdin: new TextEncoder().encode(JSON.stringify(config)),
-    config,
-    env: {},
-  };
+  return pluginArgs(command, containerId, { netns });
 }
 
-async function setup() {
-  const dir = await Deno.makeTempDir();
-  const kernel = new FakeKernel();
-  kernel.hostNs.addLink("eth0", { mac: "12:34:56:78:9a:bc" });
-  kernel.hostNs.addrAdd("eth0", "10.0.0.4/24");
-  kernel.hostNs.routeReplace({
-    dst: "0.0.0.0/0",
-    gw: "10.0.0.1",
-    link: "eth0",
-    protocol: "dhcp",
-  });
-  const pod = kernel.addNetns(NETNS);
-  const rules = new FakeEbtables();
-  const ipam = new FakeIpam();
-  const handlers = createAzureVnetHandlers({
-    stateDir: dir,
-    kernel,
-    ebtables: new Ebtables({ run: rules.run, restore: rules.restore }),
-    ipam,
-  });
-  return {
-    dir,
-    kernel,
-    pod,
-    rules,
-    ipam,
-    handlers,
-    async endpoints(): Promise<string[]> {
-      const st = JSON.parse(await Deno.readTextFile(statePath(dir)));
-      return Object.keys(st.endpoints);
-    },
-    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
-  };
+function setup() {
+  return setupPlugin();
+}
+
+function gcArgs(valid: string[]): CmdArgs {
+  return pluginGcArgs(valid);
 }
 
 Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry releases it", async () => {
@@ -327,15 +223,7 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
   await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
   // Reboot: a fresh kernel (eth0 with its DHCP address and route, no bridge,
   // no rules) under the same state directory.
-  const kernel = new FakeKernel();
-  kernel.hostNs.addLink("eth0", { mac: "12:34:56:78:9a:bc" });
-  kernel.hostNs.addrAdd("eth0", "10.0.0.4/24");
-  kernel.hostNs.routeReplace({
-    dst: "0.0.0.0/0",
-    gw: "10.0.0.1",
-    link: "eth0",
-    protocol: "dhcp",
-  });
+  const kernel = fakeNode();
   kernel.addNetns("/run/netns/pod2");
   const rules = new FakeEbtables();
   const handlers = createAzureVnetHandlers({
@@ -353,25 +241,6 @@ Deno.test("cmdAdd() rebuilds a recorded network whose bridge the kernel lost (re
 });
 
 /** Forgets an endpoint record, as a kill -9 before the record leaves it. */
-async function forget(dir: string, key: string): Promise<void> {
-  await withState(dir, async (s) => {
-    delete s.state.endpoints[key];
-    await s.save();
-  });
-}
-
-function gcArgs(valid: string[]): CmdArgs {
-  const args = makeArgs("GC", "", "");
-  const config = {
-    ...args.config,
-    "cni.dev/valid-attachments": valid.map((c) => ({
-      containerID: c,
-      ifname: "eth0",
-    })),
-  };
-  return { ...args, containerId: "", ifName: "", config };
-}
-
 Deno.test("cmdAdd() recovers from an ADD killed before its record", async (t) => {
   await using env = await setup();
   const { handlers, kernel, pod, rules } = env;
@@ -530,4 +399,21 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
       ["10.0.0.5", "10.0.0.6"],
     );
   });
+});
+
+Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {
+  await using env = await setup();
+  env.ipam.dualStack = true;
+  await assert.rejects(env.handlers.cmdAdd(makeArgs("ADD", "c1")), {
+    name: "CniError",
+    code: 7,
+    message:
+      /Cannot attach IPv6 address "fd00::5\/64" in bridge mode: .*"mode": "transparent"/,
+  });
+  assert.equal(env.kernel.hostNs.link("azure0"), undefined);
+  assert.deepEqual(env.kernel.hostNs.addrs("eth0").map((a) => a.cidr), [
+    "10.0.0.4/24",
+  ]);
+  assert.equal(env.ipam.held.size, 0);
+  assert.deepEqual(env.rules.rules, []);
 });

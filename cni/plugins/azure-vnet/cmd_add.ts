@@ -14,12 +14,12 @@ import {
   beginInvocation,
   type Invocation,
 } from "./context.ts";
-import { createEndpoint, deleteEndpoint, podLinkExists } from "./endpoint.ts";
+import { podLinkExists } from "./endpoint.ts";
 import type { CreatedEndpoint } from "./endpoint.ts";
 
 import type { KernelNs } from "./kernel.ts";
 import { combineErrors, wrapKernel } from "./errors.ts";
-import { createNetwork } from "./network.ts";
+import { deleteEndpoint, modeDriver, refuseModeChange } from "./mode.ts";
 import { checkPodNetns, podEnd } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
@@ -74,29 +74,37 @@ async function ensureNetwork(
   spec: { inv: Invocation; subnet: string; gateway: string },
 ): Promise<NetworkRecord> {
   const { cfg, stateDir } = spec.inv;
+  const driver = modeDriver(cfg.mode);
   return await withState(stateDir, async (s) => {
     const have = s.state.networks[cfg.name];
-    if (have !== undefined && host.link(have.bridge) !== undefined) {
-      return have;
-    }
+    refuseModeChange(cfg, have);
+    const lost = have === undefined ? undefined : driver.lost(host, have);
+    if (have !== undefined && lost === undefined) return have;
     if (have !== undefined) {
       // The kernel lost the network (a reboot): build it again.
-      log.info("Network {name}: bridge {bridge} is gone, recreating it", {
+      log.info("Network {name}: {lost}, recreating it", {
         name: cfg.name,
-        bridge: have.bridge,
+        lost,
       });
     }
-    return await createNetwork({ kernel: host, ebtables: ctx.ebtables }, {
-      name: cfg.name,
-      bridge: cfg.bridge,
-      master: cfg.master,
-      subnet: spec.subnet,
-      gateway: spec.gateway,
-      commit: async (rec) => {
-        s.state.networks[cfg.name] = rec;
-        await s.save();
+    const others = Object.values(s.state.networks).filter((n) =>
+      n.name !== cfg.name
+    );
+    return await driver.createNetwork(
+      { kernel: host, ebtables: ctx.ebtables },
+      {
+        name: cfg.name,
+        bridge: cfg.bridge,
+        master: cfg.master,
+        subnet: spec.subnet,
+        gateway: spec.gateway,
+        others,
+        commit: async (rec) => {
+          s.state.networks[cfg.name] = rec;
+          await s.save();
+        },
       },
-    });
+    );
   }, ctx.lock);
 }
 
@@ -225,9 +233,11 @@ export async function cmdAdd(
       `Interface "${args.ifName}" already exists in netns "${args.netns}"`,
     );
   }
-  await using stack = new AsyncDisposableStack();
+  const driver = modeDriver(cfg.mode);
   const seen = snapshot.networks[cfg.name];
-  const live = seen !== undefined && host.link(seen.bridge) !== undefined
+  refuseModeChange(cfg, seen);
+  await using stack = new AsyncDisposableStack();
+  const live = seen !== undefined && driver.lost(host, seen) === undefined
     ? seen
     : undefined;
   // Our IPAM serves several subnets: ask for the live network's own.
@@ -237,6 +247,7 @@ export async function cmdAdd(
     : {};
   const ipamResult = await ipam.add(args, subnet);
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
+  driver.refuseAddresses(ipamResult.ips ?? []);
   const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));
   if (v4 === undefined) {
     throw new CniError(
@@ -268,7 +279,7 @@ export async function cmdAdd(
     );
   }
   const endpoints = { kernel: ctx.kernel(), host, ebtables: ctx.ebtables };
-  const ep = await createEndpoint(endpoints, {
+  const ep = await driver.createEndpoint(endpoints, {
     network: net,
     containerId: args.containerId,
     ifName: args.ifName,

@@ -10,10 +10,10 @@ import {
   beginInvocation,
   type Invocation,
 } from "./context.ts";
-import { deleteEndpoint, type EndpointContext } from "./endpoint.ts";
+import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
-import { findLeftovers, removeLeftovers } from "./leftovers.ts";
 import { findAttachment } from "./acn_state.ts";
+import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
 import { readState, withState } from "./state.ts";
@@ -25,8 +25,9 @@ const log = getLogger(["azure-vnet"]);
  * before its record was written, a repeated DEL, or a DEL for a network
  * that never attached it. Whatever that ADD may have made is found from
  * the kernel and the IPAM reservation: its own veth (the name derives
- * from the attachment), and the neighbours and per-pod rules of the
- * addresses IPAM holds for it, of the prevResult, and of its pod end.
+ * from the attachment), and what its network's mode left beyond it (in
+ * bridge mode the neighbours and per-pod rules of the addresses IPAM holds
+ * for it, of the prevResult, and of its pod end).
  */
 async function deleteUnrecorded(
   ctx: AzureVnetContext,
@@ -56,24 +57,17 @@ async function deleteUnrecorded(
     network: undefined,
     pod: undefined,
   });
-  if (net === undefined || (ips.length === 0 && macs.length === 0)) {
-    return errors;
-  }
-  // Listing the rules costs an exec: only when something says they may
-  // exist (a veth or a reservation of this attachment, or a neighbour).
-  const search = { state: spec.state, network: net.name, only: { ips, macs } };
-  const evidence = pod !== undefined || (held?.length ?? 0) > 0 ||
-    findLeftovers(host, search).neighbours.length > 0;
-  if (!evidence) return errors;
-  try {
-    const found = findLeftovers(host, {
-      ...search,
-      prerouting: await ebtables.list("PREROUTING"),
-    });
-    errors.push(...await removeLeftovers({ host, ebtables }, found));
-  } catch (err) {
-    errors.push(err);
-  }
+  if (net === undefined) return errors;
+  const traces = await modeDriver(net.mode).removeTraces({ host, ebtables }, {
+    state: spec.state,
+    net,
+    ips,
+    macs,
+    podAttached: pod !== undefined,
+    held: held?.length ?? 0,
+  });
+  errors.push(...traces.errors);
+  if (!traces.evidence) return errors;
   try {
     // An ADD killed while writing its record leaves a temp file next to
     // the state file: taking the lock sweeps it.

@@ -6,9 +6,9 @@
 import { getLogger } from "@logtape/logtape";
 import { type CmdArgs, flattenCause, gcAttachments } from "@vnet/cni";
 import { type AzureVnetContext, beginInvocation } from "./context.ts";
-import { deleteEndpoint } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
-import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import { removeLeftovers } from "./leftovers.ts";
+import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { endpointKey } from "./names.ts";
 import { readState, withState } from "./state.ts";
 import { listedAdopted, withAdoptedAttachments } from "./adopt.ts";
@@ -80,13 +80,13 @@ export async function cmdGc(
   );
   // Leftovers of interrupted ADDs (no record): the runtime never runs GC
   // alongside ADD or DEL, so whatever no record accounts for is garbage.
-  if (after.networks[cfg.name] !== undefined) {
+  const live = after.networks[cfg.name];
+  if (live !== undefined) {
     try {
-      const found = findLeftovers(host, {
-        state: after,
-        network: cfg.name,
-        prerouting: await ctx.ebtables.list("PREROUTING"),
-      });
+      const found = await modeDriver(live.mode).leftovers(
+        { host, ebtables: ctx.ebtables },
+        { state: after, network: cfg.name },
+      );
       errors.push(
         ...await removeLeftovers({ host, ebtables: ctx.ebtables }, found),
       );

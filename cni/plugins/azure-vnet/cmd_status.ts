@@ -5,11 +5,14 @@
  */
 import { type CmdArgs, CniError, CODES } from "@vnet/cni";
 import { type AzureVnetContext, beginInvocation } from "./context.ts";
+import { modeDriver, refuseModeChange } from "./mode.ts";
 import { readState } from "./state.ts";
 
 /**
- * STATUS: the recorded network's bridge holds its master, and the IPAM has
- * a free address.
+ * STATUS: the recorded network is of the config's mode and its host side
+ * can serve ADDs (bridge mode: the bridge holds its master; transparent
+ * mode: the master is there, on no bridge), and the IPAM has a free
+ * address.
  *
  * @param ctx The context.
  * @param args The CNI call.
@@ -22,17 +25,13 @@ export async function cmdStatus(
   const inv = await beginInvocation(ctx, args);
   const net = (await readState(inv.stateDir)).networks[inv.cfg.name];
   if (net !== undefined) {
+    refuseModeChange(inv.cfg, net, { code: CODES.notAvailable });
     using host = ctx.kernel().host();
-    const bridge = host.link(net.bridge);
-    const master = host.link(net.master);
-    if (bridge === undefined || master?.masterIndex !== bridge.index) {
+    const problem = modeDriver(net.mode).statusProblem(host, net);
+    if (problem !== undefined) {
       throw new CniError(
         CODES.notAvailable,
-        `Network "${net.name}" cannot serve ADD: bridge "${net.bridge}" ${
-          bridge === undefined
-            ? "is missing"
-            : `does not hold master "${net.master}"`
-        }`,
+        `Network "${net.name}" cannot serve ADD: ${problem}`,
       );
     }
   }

@@ -17,6 +17,7 @@ import {
 } from "@vnet/cni";
 import type { NetConf } from "@vnet/cni";
 import { type IpamConfig, parseIpamConfig } from "@vnet/ipam";
+import type { NetworkMode } from "./state.ts";
 
 /** One of the levels `logLevel` accepts (`debug`, `info`, `warning`, `error`). */
 export type LogLevel = LogLevelName;
@@ -33,9 +34,9 @@ export interface AzureVnetConfig {
   readonly name: string;
   /** The requested `cniVersion`. */
   readonly cniVersion: string;
-  /** Always `"bridge"` (an empty `mode` means bridge). */
-  readonly mode: "bridge";
-  /** The bridge name, at most 15 bytes. */
+  /** `"bridge"` (the default; an empty `mode` means bridge) or `"transparent"`. */
+  readonly mode: NetworkMode;
+  /** The bridge name, at most 15 bytes (bridge mode only). */
   readonly bridge: string;
   /** The master interface, or undefined to detect it from the IPAM subnet. */
   readonly master: string | undefined;
@@ -127,8 +128,9 @@ function ipamProblems(conf: NetConf): {
 /**
  * Validates the network configuration `azure-vnet` received.
  *
- * `mode` may be absent, empty or `"bridge"`; any other mode fails. `bridge`
- * defaults to `azure0`. Interface names are checked to be at most 15 bytes.
+ * `mode` may be absent, empty or `"bridge"` (bridge mode), or
+ * `"transparent"`; any other mode fails. `bridge` defaults to `azure0` (and
+ * is unused in transparent mode). Interface names are checked to be at most 15 bytes.
  * `logLevel` is `debug`, `info`, `warning` or `error` (case-insensitive, `warn` is
  * accepted for `warning`).
  *
@@ -172,8 +174,10 @@ export function parseConfig(conf: NetConf): AzureVnetConfig {
   // reported above, and every other field is still checked.
   const rawMode = conf.mode;
   const mode = typeof rawMode === "string" ? rawMode : "";
-  if (mode !== "" && mode !== "bridge") {
-    problems.push(`mode "${mode}" is not supported; use "bridge"`);
+  if (mode !== "" && mode !== "bridge" && mode !== "transparent") {
+    problems.push(
+      `mode "${mode}" is not supported; use "bridge" or "transparent"`,
+    );
   }
   const rawLevel = conf.logLevel;
   let level = (typeof rawLevel === "string" ? rawLevel : "info")
@@ -204,7 +208,7 @@ export function parseConfig(conf: NetConf): AzureVnetConfig {
   return {
     name: conf.name,
     cniVersion: conf.cniVersion,
-    mode: "bridge",
+    mode: mode === "transparent" ? "transparent" : "bridge",
     bridge,
     master: c.master === undefined || c.master === "" ? undefined : c.master,
     mtu: c.mtu,

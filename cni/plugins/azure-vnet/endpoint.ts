@@ -1,7 +1,8 @@
 /**
- * The pod side: a veth whose peer is created inside the pod's netns under
- * `CNI_IFNAME`, its addresses and routes, the static neighbour on the bridge
- * and the per-pod ebtables rules; and their removal.
+ * The pod side in bridge mode: a veth whose peer is created inside the pod's
+ * netns under `CNI_IFNAME`, its addresses and routes, the static neighbour on
+ * the bridge and the per-pod ebtables rules; and their removal. The veth
+ * helpers shared with transparent mode live here too.
  *
  * @module
  */
@@ -24,16 +25,20 @@ import {
   podDnatRule,
   podRuleOf,
 } from "./ebtables_rules.ts";
-import type { Kernel, KernelNs } from "./kernel.ts";
+import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
 import { wrapKernel } from "./errors.ts";
-import type { EndpointRecord, NetworkRecord } from "./state.ts";
+import type {
+  BridgeNetworkRecord,
+  EndpointRecord,
+  NetworkRecord,
+} from "./state.ts";
 
 const log = getLogger(["azure-vnet", "endpoint"]);
 
-/** What {@link createEndpoint} needs. */
-export interface CreateEndpointSpec {
+/** What a mode's endpoint creation needs. */
+export interface CreateEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   /** The network. */
-  readonly network: NetworkRecord;
+  readonly network: N;
   /** `CNI_CONTAINERID`. */
   readonly containerId: string;
   /** `CNI_IFNAME`. */
@@ -89,21 +94,35 @@ function isDefaultDst(dst: string): boolean {
  * family whose default already leaves through another interface: a second
  * interface (`eth1`) must not take the pod's default route from the first,
  * whose DEL would otherwise leave the pod without one. It still gets its
- * address, and with it the subnet route.
+ * address, and with it the subnet route. `shared` names more destinations
+ * that only one interface may route (transparent mode's virtual gateway).
+ *
+ * @param pod The pod's netns.
+ * @param spec The netns path, the interface, its routes, the shared ones.
+ * @returns The routes this interface may take.
  */
-function withoutTakenDefaults(
+export function withoutTakenDefaults(
   pod: KernelNs,
-  spec: { netns: string; ifName: string; routes: Route[] },
+  spec: {
+    netns: string;
+    ifName: string;
+    routes: Route[];
+    shared?: readonly string[];
+  },
 ): Route[] {
+  const shared = new Set(spec.shared ?? []);
+  function single(dst: string): boolean {
+    return isDefaultDst(dst) || shared.has(dst);
+  }
   const taken = new Set<string>();
   for (const l of pod.links()) {
     if (l.name === spec.ifName) continue;
     for (const r of pod.routes(l.name)) {
-      if (isDefaultDst(r.dst) && (r.table ?? 254) === 254) taken.add(r.dst);
+      if (single(r.dst) && (r.table ?? 254) === 254) taken.add(r.dst);
     }
   }
   return spec.routes.filter((r) => {
-    if (!isDefaultDst(r.dst) || !taken.has(r.dst)) return true;
+    if (!single(r.dst) || !taken.has(r.dst)) return true;
     log.info(
       "Pod {netns}: {ifName} gets no {dst} route, another interface has it",
       { netns: spec.netns, ifName: spec.ifName, dst: r.dst },
@@ -144,20 +163,13 @@ export type CreatedEndpoint =
   & { ips: IpConfig[]; routes: Route[] };
 
 /**
- * Creates the endpoint; every step is rolled back if a later one fails. The
- * host veth must not exist (cmdAdd removes a leftover one first).
+ * The IPAM result's addresses, copied; at least one.
  *
- * @param ctx Kernel, host handle, ebtables.
  * @param spec The endpoint.
- * @returns What was made.
- * @throws {CniError} 105 when `ifName` exists in the pod, 103, 104.
+ * @returns The addresses.
+ * @throws {CniError} 109 when the IPAM returned none.
  */
-export async function createEndpoint(
-  ctx: EndpointContext,
-  spec: CreateEndpointSpec,
-): Promise<CreatedEndpoint> {
-  const { host, ebtables } = ctx;
-  const net = spec.network;
+export function endpointIps(spec: CreateEndpointSpec): IpConfig[] {
   const ips = (spec.ipam.ips ?? []).map((ip) => ({ ...ip }));
   if (ips.length === 0) {
     throw new CniError(
@@ -165,39 +177,134 @@ export async function createEndpoint(
       `IPAM returned no address for "${spec.containerId}"`,
     );
   }
-  await using stack = new AsyncDisposableStack();
-  function undo(what: string, run: () => Promise<unknown> | unknown): void {
+  return ips;
+}
+
+/**
+ * Pushes the undo of an endpoint step, named after the endpoint.
+ *
+ * @param stack The endpoint's undo stack.
+ * @param spec The endpoint.
+ * @returns `undo(what, run)`.
+ */
+export function endpointUndo(
+  stack: AsyncDisposableStack,
+  spec: CreateEndpointSpec,
+): (what: string, run: () => Promise<unknown> | unknown) => void {
+  return (what, run) =>
     deferUndo(stack, {
       what: `${what} (endpoint "${spec.containerId}/${spec.ifName}")`,
       run,
     });
-  }
+}
+
+/**
+ * The endpoint's two ends, which it has just made: the host veth and the
+ * pod interface (with `pod`, a handle on the pod's netns).
+ *
+ * @param ns The node's (or the pod's) netns.
+ * @param spec The endpoint; `pod: true` for the pod end.
+ * @returns The link.
+ * @throws {Deno.errors.NotFound} When it vanished.
+ */
+export function endpointEnd(
+  ns: KernelNs,
+  spec: CreateEndpointSpec & { pod?: boolean },
+): LinkState {
+  const name = spec.pod === true ? spec.ifName : spec.hostVeth;
+  const link = ns.link(name);
+  if (link !== undefined) return link;
+  throw new Deno.errors.NotFound(
+    spec.pod === true
+      ? `Pod interface "${name}" vanished from "${spec.netns}"`
+      : `Host veth "${name}" vanished`,
+  );
+}
+
+/**
+ * What an endpoint creation made, from its spec and what the kernel gave.
+ *
+ * @param spec The endpoint.
+ * @param made The MACs of both ends, the pod's addresses and routes.
+ * @returns The endpoint's facts.
+ */
+export function createdEndpoint(
+  spec: CreateEndpointSpec,
+  made: { hostMac: string; podMac: string; ips: IpConfig[]; routes: Route[] },
+): CreatedEndpoint {
+  return {
+    network: spec.network.name,
+    containerId: spec.containerId,
+    ifName: spec.ifName,
+    netns: spec.netns,
+    hostVeth: spec.hostVeth,
+    hostMac: made.hostMac,
+    podMac: made.podMac,
+    mtu: spec.mtu,
+    addresses: made.ips.map((ip) => ip.address),
+    ips: made.ips,
+    routes: made.routes,
+  };
+}
+
+/**
+ * Creates the veth: the host end in the node, the peer directly in the pod
+ * under `CNI_IFNAME`; its deletion is pushed on the undo stack.
+ *
+ * @param host The node's netns.
+ * @param spec The endpoint.
+ * @param options `undo`: pushes an undo step.
+ * @throws {CniError} 105 when `ifName` exists in the pod.
+ */
+export function addEndpointVeth(
+  host: KernelNs,
+  spec: CreateEndpointSpec,
+  { undo }: { undo: (what: string, run: () => unknown) => void },
+): void {
   try {
-    try {
-      host.addVeth({
-        name: spec.hostVeth,
-        peerName: spec.ifName,
-        peerNetns: spec.netns,
-        mtu: spec.mtu,
-      });
-    } catch (err) {
-      if (err instanceof Deno.errors.AlreadyExists) {
-        throw new CniError(
-          PLUGIN_CODES.interfaceExists,
-          `Interface "${spec.ifName}" already exists in netns "${spec.netns}"`,
-          { cause: err },
-        );
-      }
-      throw err;
+    host.addVeth({
+      name: spec.hostVeth,
+      peerName: spec.ifName,
+      peerNetns: spec.netns,
+      mtu: spec.mtu,
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new CniError(
+        PLUGIN_CODES.interfaceExists,
+        `Interface "${spec.ifName}" already exists in netns "${spec.netns}"`,
+        { cause: err },
+      );
     }
-    undo(`delete veth "${spec.hostVeth}"`, () => host.delLink(spec.hostVeth));
+    throw err;
+  }
+  undo(`delete veth "${spec.hostVeth}"`, () => host.delLink(spec.hostVeth));
+}
+
+/**
+ * Creates a bridge-mode endpoint; every step is rolled back if a later one
+ * fails. The host veth must not exist (cmdAdd removes a leftover one first).
+ *
+ * @param ctx Kernel, host handle, ebtables.
+ * @param spec The endpoint.
+ * @returns What was made.
+ * @throws {CniError} 105 when `ifName` exists in the pod, 103, 104.
+ */
+export async function createBridgeEndpoint(
+  ctx: EndpointContext,
+  spec: CreateEndpointSpec<BridgeNetworkRecord>,
+): Promise<CreatedEndpoint> {
+  const { host, ebtables } = ctx;
+  const net = spec.network;
+  const ips = endpointIps(spec);
+  await using stack = new AsyncDisposableStack();
+  const undo = endpointUndo(stack, spec);
+  try {
+    addEndpointVeth(host, spec, { undo });
     host.setMaster(spec.hostVeth, net.bridge);
     host.setHairpin(spec.hostVeth, { on: true });
     host.setUp(spec.hostVeth);
-    const hostLink = host.link(spec.hostVeth);
-    if (hostLink === undefined) {
-      throw new Deno.errors.NotFound(`Host veth "${spec.hostVeth}" vanished`);
-    }
+    const hostLink = endpointEnd(host, spec);
     let routes: Route[] = spec.ipam.routes !== undefined &&
         spec.ipam.routes.length > 0
       ? spec.ipam.routes.map((r) => ({ ...r }))
@@ -205,13 +312,7 @@ export async function createEndpoint(
     let podMac: string;
     {
       using pod = ctx.kernel.netns(spec.netns);
-      const podLink = pod.link(spec.ifName);
-      if (podLink === undefined) {
-        throw new Deno.errors.NotFound(
-          `Pod interface "${spec.ifName}" vanished from "${spec.netns}"`,
-        );
-      }
-      podMac = podLink.mac;
+      podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
       routes = withoutTakenDefaults(pod, { ...spec, routes });
       pod.setUp("lo");
       for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
@@ -258,19 +359,12 @@ export async function createEndpoint(
       undo("remove pod ebtables rules", () => ebtables.removeAll(added));
     }
     stack.move();
-    return {
-      network: net.name,
-      containerId: spec.containerId,
-      ifName: spec.ifName,
-      netns: spec.netns,
-      hostVeth: spec.hostVeth,
+    return createdEndpoint(spec, {
       hostMac: hostLink.mac,
       podMac,
-      mtu: spec.mtu,
-      addresses,
       ips,
       routes,
-    };
+    });
   } catch (err) {
     throw wrapKernel(
       `Cannot create endpoint "${spec.containerId}/${spec.ifName}"`,
@@ -279,28 +373,28 @@ export async function createEndpoint(
   }
 }
 
-/** What {@link deleteEndpoint} removes. */
-export interface DeleteEndpointSpec {
+/** What an endpoint's removal removes. */
+export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   /** The host veth name (derived, so known without state). */
   readonly hostVeth: string;
   /** The network, when recorded. */
-  readonly network: NetworkRecord | undefined;
+  readonly network: N | undefined;
   /** The pod MAC and addresses, when known (record or prevResult). */
   readonly pod: { podMac: string; addresses: string[] } | undefined;
 }
 
 /**
- * Removes an endpoint's host side: veth (which takes the pod end along),
- * neighbours, per-pod rules. Absent objects are fine; independent failures
- * are collected.
+ * Removes a bridge-mode endpoint's host side: veth (which takes the pod end
+ * along), neighbours, per-pod rules. Without a network only the veth goes.
+ * Absent objects are fine; independent failures are collected.
  *
  * @param ctx Kernel, host handle, ebtables.
  * @param spec What to remove.
  * @returns The failures (empty on success).
  */
-export async function deleteEndpoint(
+export async function deleteBridgeEndpoint(
   ctx: EndpointContext,
-  spec: DeleteEndpointSpec,
+  spec: DeleteEndpointSpec<BridgeNetworkRecord>,
 ): Promise<unknown[]> {
   const { host, ebtables } = ctx;
   const errors: unknown[] = [];

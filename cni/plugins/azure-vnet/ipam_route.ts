@@ -194,7 +194,7 @@ function inProcessRoute(
     async check(args) {
       const key = attachmentKeyOf(args);
       const held = await engine().held(key);
-      requireHeld(held?.ip, { key, prevResult: args.config.prevResult });
+      requireHeld(held, { key, prevResult: args.config.prevResult });
     },
     async status() {
       requireFreeAddress(await engine().status(config));

@@ -132,6 +132,13 @@ export interface KernelNs extends Disposable {
   neighMac(link: string, ip: string): string | undefined;
   /** The neighbours of a link (both families); none when it is absent. */
   neighs(link: string): NeighState[];
+  /**
+   * Reads a sysctl of this namespace (`net.ipv4.ip_forward`), or undefined
+   * when the key does not exist (a per-link key of an absent link).
+   */
+  sysctl(key: string): string | undefined;
+  /** Writes a sysctl of this namespace. */
+  setSysctl(key: string, value: string): void;
 }
 
 /** Opens kernel handles: the current netns, or another by path. */

@@ -24,7 +24,10 @@ const log = getLogger(["azure-vnet", "leftovers"]);
 
 /** What {@link findLeftovers} found. */
 export interface Leftovers {
-  /** `azv*` host veths on a recorded bridge with no endpoint record. */
+  /**
+   * `azv*` host veths with no endpoint record: on a recorded bridge, or
+   * (transparent mode) on no bridge, routing nothing outside the subnet.
+   */
   readonly veths: string[];
   /** Per-pod rules (ARP reply, IPv4 DNAT) for an address of no record. */
   readonly rules: EbtablesRule[];
@@ -58,14 +61,17 @@ export interface FindLeftoversSpec {
  * accounts for:
  *
  * - host veths named `azv*` enslaved to the network's bridge that are no
- *   endpoint's `hostVeth`;
+ *   endpoint's `hostVeth`; for a transparent-mode network, those on no
+ *   bridge whose routes (the pod's `/32`, if it got that far) all lie in
+ *   its subnet;
  * - per-pod ebtables rules (ARP reply; IPv4 DNAT on the network's master)
  *   whose address lies in the network's subnet and belongs to no recorded
  *   endpoint. Host rules never qualify: the SNAT and the ARP-reply redirect
  *   have another shape, and the node's primary IP is excluded;
  * - permanent IPv4 neighbours on the bridge, in the subnet, for an address
  *   of no recorded endpoint (the node's primary IP and the gateway
- *   excluded).
+ *   excluded). Transparent mode has neither: its per-pod objects (the
+ *   `/32` route, proxy ARP) go with the veth.
  *
  * Pure over its inputs: it only reads the kernel.
  *
@@ -106,6 +112,19 @@ export function findLeftovers(
   const found: Leftovers = { veths: [], rules: [], neighbours: [] };
   const links = host.links();
   for (const net of nets) {
+    if (net.mode === "transparent") {
+      if (only !== undefined) continue;
+      for (const l of links) {
+        if (
+          l.name.startsWith(HOST_VETH_PREFIX) && !veths.has(l.name) &&
+          l.masterIndex === undefined &&
+          host.routes(l.name).every((r) =>
+            looksLikeIpv6(r.dst) || inSubnet(r.dst, net.subnet)
+          )
+        ) found.veths.push(l.name);
+      }
+      continue;
+    }
     const bridge = links.find((l) => l.name === net.bridge);
     const foreign = (ip: string, mac: string | undefined): boolean =>
       !looksLikeIpv6(ip) && ip !== net.primaryIp && ip !== net.gateway &&

@@ -43,21 +43,21 @@ export type { IpamRoute } from "./ipam_route.ts";
 export type { AzureVnetConfig } from "./config.ts";
 export {
   type AzureVnetState,
+  type BridgeNetworkRecord,
   emptyState,
   type EndpointRecord,
   type LockedState,
+  type NetworkMode,
   type NetworkRecord,
   parseState,
   STATE_FILE_NAME,
   statePath,
+  type TransparentNetworkRecord,
   withState,
 } from "./state.ts";
 export { endpointKey, HOST_VETH_PREFIX, hostVethName } from "./names.ts";
-export {
-  deleteEndpoint,
-  type DeleteEndpointSpec,
-  type EndpointContext,
-} from "./endpoint.ts";
+export type { DeleteEndpointSpec, EndpointContext } from "./endpoint.ts";
+export { deleteEndpoint, type ModeDriver, modeDriver } from "./mode.ts";
 export {
   Ebtables,
   EBTABLES_DIRS,
@@ -92,6 +92,11 @@ export {
   type ReconcileReport,
   reconcileState,
 } from "./reconcile.ts";
+export {
+  transparentNetworkFromKernel,
+  transparentRoutes,
+  type TransparentVeth,
+} from "./transparent_mode.ts";
 export {
   readState,
   teardown,

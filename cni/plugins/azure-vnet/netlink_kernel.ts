@@ -12,6 +12,8 @@ import {
   type RouteInfo,
   type RouteSpec,
   type Scope,
+  sysctlGet,
+  sysctlSet,
 } from "@vnet/netlink";
 import type {
   AddrState,
@@ -94,9 +96,12 @@ function toSpec(r: RouteState): RouteSpec {
 
 class NetlinkKernelNs implements KernelNs {
   #h: NetlinkHandle;
+  /** The netns path, undefined for the namespace the process runs in. */
+  #path: string | undefined;
 
-  constructor(h: NetlinkHandle) {
+  constructor(h: NetlinkHandle, path: string | undefined) {
     this.#h = h;
+    this.#path = path;
   }
 
   link(name: string): LinkState | undefined {
@@ -213,6 +218,19 @@ class NetlinkKernelNs implements KernelNs {
     }
   }
 
+  sysctl(key: string): string | undefined {
+    try {
+      return sysctlGet(this.#path, key);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  setSysctl(key: string, value: string): void {
+    sysctlSet(this.#path, key, value);
+  }
+
   [Symbol.dispose](): void {
     this.#h.close();
   }
@@ -236,8 +254,8 @@ class NetlinkKernelNs implements KernelNs {
  */
 export function netlinkKernel(): Kernel {
   return {
-    host: () => new NetlinkKernelNs(NetlinkHandle.open()),
-    netns: (path) => new NetlinkKernelNs(NetlinkHandle.openNetns(path)),
+    host: () => new NetlinkKernelNs(NetlinkHandle.open(), undefined),
+    netns: (path) => new NetlinkKernelNs(NetlinkHandle.openNetns(path), path),
     isHostNetns: isCurrentNetns,
   };
 }

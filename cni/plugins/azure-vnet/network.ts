@@ -7,7 +7,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { CniError, PLUGIN_CODES } from "@vnet/cni";
+import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import {
   formatIpv4,
   formatIpv4Cidr,
@@ -33,7 +33,11 @@ import type {
   SavedRoute,
 } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
-import type { NetworkRecord } from "./state.ts";
+import type {
+  BridgeNetworkRecord,
+  NetworkMode,
+  NetworkRecord,
+} from "./state.ts";
 
 const log = getLogger(["azure-vnet", "network"]);
 
@@ -77,6 +81,11 @@ export interface CreateNetworkSpec {
    * host setup back too.
    */
   readonly commit: (net: NetworkRecord) => Promise<void> | void;
+  /**
+   * The other recorded networks: one of another mode on the same master
+   * refuses the creation (one mode per master NIC).
+   */
+  readonly others?: readonly NetworkRecord[];
 }
 
 /** The host network's kernel and ebtables access. */
@@ -130,6 +139,54 @@ export function findMaster(
   );
 }
 
+/**
+ * Refuses a master that a recorded network of another mode uses (a master
+ * NIC carries one mode), before anything is changed.
+ *
+ * @param master The master found for the new network.
+ * @param spec The new network's name and mode, the other networks.
+ * @throws {CniError} Code 7 naming the network that holds the master.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { refuseSharedMaster } from "./network.ts";
+ * const eth0 = { name: "eth0", index: 2, mac: "", mtu: 1500, up: true,
+ *   masterIndex: undefined, kind: undefined, peerIndex: undefined };
+ * const azure = { name: "azure", mode: "bridge" as const, bridge: "azure0",
+ *   master: "eth0", masterMac: "", masterMtu: 1500, subnet: "10.0.0.0/24",
+ *   gateway: "10.0.0.1", savedAddrs: [], savedRoutes: [], createdAt: "" };
+ * assert.throws(
+ *   () => refuseSharedMaster(eth0,
+ *     { name: "t", mode: "transparent", others: [azure] }),
+ *   { name: "CniError", code: 7, message: /"azure" uses it in bridge mode/ },
+ * );
+ * ```
+ */
+export function refuseSharedMaster(
+  master: LinkState,
+  spec: {
+    name: string;
+    mode: NetworkMode;
+    others: readonly NetworkRecord[] | undefined;
+  },
+): void {
+  const holder = (spec.others ?? []).find((o) =>
+    o.name !== spec.name && o.mode !== spec.mode &&
+    (o.master === master.name ||
+      (o.mode === "bridge" && o.bridge === master.name))
+  );
+  if (holder === undefined) return;
+  throw new CniError(
+    CODES.invalidConfig,
+    `Cannot create network "${spec.name}" in ${spec.mode} mode on master "${holder.master}": network "${holder.name}" uses it in ${holder.mode} mode, and a master NIC carries one mode`,
+    {
+      details:
+        `Give network "${spec.name}" mode "${holder.mode}", or another master; or remove network "${holder.name}" first (deno task state teardown --network ${holder.name})`,
+    },
+  );
+}
+
 function onLink(route: SavedRoute, link: string): RouteState {
   return { ...route, link };
 }
@@ -139,8 +196,8 @@ function stripLink(r: RouteState): SavedRoute {
   return rest;
 }
 
-/** The host rules of a network. */
-export function hostRules(net: NetworkRecord): EbtablesRule[] {
+/** The host rules of a bridge-mode network. */
+export function hostRules(net: BridgeNetworkRecord): EbtablesRule[] {
   const rules = [masterSnatRule(net.master, net.masterMac)];
   if (net.primaryIp !== undefined) {
     rules.push(arpReplyRule({ ip: net.primaryIp, mac: net.masterMac }));
@@ -150,7 +207,8 @@ export function hostRules(net: NetworkRecord): EbtablesRule[] {
 }
 
 /**
- * Creates the host side of a network, rolling every step back on failure so
+ * Creates the host side of a bridge-mode network, rolling every step back on
+ * failure so
  * the node keeps its addresses and routes. Call it with the network-state
  * lock held; `spec.commit` runs last (record and save the state) and a failure in
  * it rolls back too.
@@ -162,17 +220,23 @@ export function hostRules(net: NetworkRecord): EbtablesRule[] {
  * @param ctx The host kernel and ebtables.
  * @param spec Name, bridge, master, subnet, gateway, commit.
  * @returns The network record.
- * @throws {CniError} 108 (no master), 103 (netlink), 104 (ebtables).
+ * @throws {CniError} 108 (no master), 7 (the master carries another mode),
+ * 103 (netlink), 104 (ebtables).
  */
 export async function createNetwork(
   ctx: HostContext,
   spec: CreateNetworkSpec,
-): Promise<NetworkRecord> {
+): Promise<BridgeNetworkRecord> {
   const { kernel, ebtables } = ctx;
   const master = findMaster(kernel, spec);
+  refuseSharedMaster(master, {
+    name: spec.name,
+    mode: "bridge",
+    others: spec.others,
+  });
   const { addrs, routes: savedRoutes } = linkLayout(kernel, master.name);
   const primary = addrs.find((a) => a.family === 4);
-  const net: NetworkRecord = {
+  const net: BridgeNetworkRecord = {
     name: spec.name,
     mode: "bridge",
     bridge: spec.bridge,
@@ -293,7 +357,7 @@ function restoreRoutes(
  */
 export async function teardownNetwork(
   ctx: HostContext,
-  net: NetworkRecord,
+  net: BridgeNetworkRecord,
 ): Promise<void> {
   const { kernel, ebtables } = ctx;
   const errors: unknown[] = [];
@@ -411,7 +475,7 @@ function firstHostOf(subnet: string): string | undefined {
 export function networkFromKernel(
   kernel: KernelNs,
   spec: NetworkFromKernelSpec,
-): { network: NetworkRecord; problem?: undefined } | {
+): { network: BridgeNetworkRecord; problem?: undefined } | {
   network?: undefined;
   problem: string;
 } {

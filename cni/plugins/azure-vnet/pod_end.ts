@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { CniError, CODES, parseResult } from "@vnet/cni";
+import { CniError, CODES, flattenCause, parseResult } from "@vnet/cni";
 import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
+import type { EndpointRecord } from "./state.ts";
 
 /**
  * Refuses a `CNI_NETNS` that cannot be a pod's: missing, no network
@@ -112,4 +113,59 @@ export function podFromPrevResult(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Compares the pod end with the record: the interface, its MAC, link state,
+ * addresses and the routes of the recorded result. `more` checks further
+ * inside the pod's netns while it is open.
+ *
+ * @param kernel The kernel port.
+ * @param spec The endpoint record, its netns path, more checks.
+ * @returns One line per problem (empty when all is in place).
+ */
+export function checkPodEnd(
+  kernel: Kernel,
+  spec: {
+    ep: EndpointRecord;
+    netns: string;
+    more?: (pod: KernelNs) => string[];
+  },
+): string[] {
+  const { ep } = spec;
+  const problems: string[] = [];
+  let pod: KernelNs;
+  try {
+    pod = kernel.netns(spec.netns);
+  } catch (err) {
+    problems.push(
+      `netns "${spec.netns}" cannot be opened (${flattenCause(err)})`,
+    );
+    return problems;
+  }
+  using ns = pod;
+  const link = ns.link(ep.ifName);
+  if (link === undefined) {
+    problems.push(`interface "${ep.ifName}" missing in "${spec.netns}"`);
+    return problems;
+  }
+  if (link.mac !== ep.podMac) {
+    problems.push(
+      `interface "${ep.ifName}" has MAC ${link.mac}, not ${ep.podMac}`,
+    );
+  }
+  if (!link.up) problems.push(`interface "${ep.ifName}" is down`);
+  const have = new Set(ns.addrs(ep.ifName).map((a) => a.cidr));
+  for (const a of ep.addresses) {
+    if (!have.has(a)) problems.push(`address "${a}" missing on "${ep.ifName}"`);
+  }
+  const routes = ns.routes(ep.ifName);
+  for (const r of ep.result.routes ?? []) {
+    const hit = routes.some((x) =>
+      x.dst === r.dst && (r.gw === undefined || x.gw === r.gw)
+    );
+    if (!hit) problems.push(`route "${r.dst}" via ${r.gw ?? "link"} missing`);
+  }
+  problems.push(...spec.more?.(ns) ?? []);
+  return problems;
 }

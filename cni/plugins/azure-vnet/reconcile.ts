@@ -33,10 +33,10 @@ import {
 } from "@vnet/ipam";
 import { Ebtables } from "./ebtables.ts";
 import type { EbtablesRule } from "./ebtables_rules.ts";
-import { deleteEndpoint } from "./endpoint.ts";
+import { deleteEndpoint } from "./mode.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { findLeftovers, type Leftovers } from "./leftovers.ts";
-import { endpointKey } from "./names.ts";
+import { endpointKey, HOST_VETH_PREFIX } from "./names.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import { wrapKernel } from "./errors.ts";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
@@ -130,16 +130,26 @@ interface OrphanHold {
 /** Reservations (`ip`, key) with no endpoint record, and whether seen. */
 function orphanHolds(snap: Snapshot, host: KernelNs): OrphanHold[] {
   const keys = new Set(Object.keys(snap.state.endpoints));
-  const bridges = Object.values(snap.state.networks).map((n) => n.bridge);
+  const bridges = Object.values(snap.state.networks).flatMap((n) =>
+    n.mode === "bridge" ? [n.bridge] : []
+  );
+  // Transparent mode: a pod address is in use while a host veth routes it.
+  const routed = new Set(
+    Object.values(snap.state.networks).some((n) => n.mode === "transparent")
+      ? host.links().filter((l) => l.name.startsWith(HOST_VETH_PREFIX))
+        .flatMap((l) => host.routes(l.name).map((r) => r.dst))
+      : [],
+  );
   const out = [];
   for (const pool of Object.values(snap.ipam?.pools ?? {})) {
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (rec.containerId === undefined) continue;
       const ifName = rec.ifName ?? "";
       if (keys.has(endpointKey(rec.containerId, ifName))) continue;
-      const inKernel = bridges.some((b) =>
-        host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
-      );
+      const inKernel = routed.has(`${ip}/32`) || routed.has(`${ip}/128`) ||
+        bridges.some((b) =>
+          host.link(b) !== undefined && host.neighMac(b, ip) !== undefined
+        );
       out.push({
         ip,
         containerId: rec.containerId,

@@ -25,17 +25,18 @@ export const STATE_VERSION = 1;
 /** The state file name inside the state directory. */
 export const STATE_FILE_NAME = "azure-vnet.json";
 
-/** The host side of a network: what the first ADD set up. */
-export interface NetworkRecord {
+/** The modes of a network: how pods reach the VNET (README, azure-vnet). */
+export type NetworkMode = "bridge" | "transparent";
+
+/** What every network records, whatever its mode. */
+export interface NetworkRecordBase {
   /** The network name (config `name`). */
   name: string;
-  /** Always `bridge`. */
-  mode: "bridge";
-  /** The bridge name. */
-  bridge: string;
+  /** The mode. */
+  mode: NetworkMode;
   /** The master (NIC) name. */
   master: string;
-  /** The master's MAC (the bridge's MAC is pinned to it). */
+  /** The master's MAC. */
   masterMac: string;
   /** The master's MTU when the network was created. */
   masterMtu: number;
@@ -43,15 +44,40 @@ export interface NetworkRecord {
   subnet: string;
   /** The subnet gateway. */
   gateway: string;
-  /** The node's primary IP (first saved global IPv4 address), if any. */
+  /** The node's primary IP (first global IPv4 address of the master), if any. */
   primaryIp?: string;
+  /** ISO time of creation. */
+  createdAt: string;
+}
+
+/** The host side of a bridge-mode network: what the first ADD set up. */
+export interface BridgeNetworkRecord extends NetworkRecordBase {
+  /** Bridge mode. */
+  mode: "bridge";
+  /** The bridge name. */
+  bridge: string;
   /** Global addresses moved from the master to the bridge (CIDRs). */
   savedAddrs: string[];
   /** Routes moved from the master to the bridge. */
   savedRoutes: SavedRoute[];
-  /** ISO time of creation. */
-  createdAt: string;
 }
+
+/**
+ * The host side of a transparent-mode network: only facts, since the master
+ * keeps its addresses and routes; the node routes for its pods.
+ */
+export interface TransparentNetworkRecord extends NetworkRecordBase {
+  /** Transparent (routed) mode. */
+  mode: "transparent";
+  /**
+   * True when this network turned IPv4 forwarding on (it was off), so that
+   * teardown of the last such network turns it off again.
+   */
+  forwardingSet: boolean;
+}
+
+/** The host side of a network, in either mode. */
+export type NetworkRecord = BridgeNetworkRecord | TransparentNetworkRecord;
 
 /**
  * Where an endpoint adopted from the Go azure-vnet came from
@@ -107,18 +133,28 @@ export interface AzureVnetState {
 }
 
 const routeSchema = z.looseObject({ dst: z.string() });
-const networkSchema = z.looseObject({
+const networkBase = {
   name: z.string(),
-  mode: z.literal("bridge"),
-  bridge: z.string(),
   master: z.string(),
   masterMac: z.string(),
   masterMtu: z.number(),
   subnet: z.string(),
   gateway: z.string(),
-  savedAddrs: z.array(z.string()),
-  savedRoutes: z.array(routeSchema),
-});
+};
+const networkSchema = z.discriminatedUnion("mode", [
+  z.looseObject({
+    ...networkBase,
+    mode: z.literal("bridge"),
+    bridge: z.string(),
+    savedAddrs: z.array(z.string()),
+    savedRoutes: z.array(routeSchema),
+  }),
+  z.looseObject({
+    ...networkBase,
+    mode: z.literal("transparent"),
+    forwardingSet: z.boolean(),
+  }),
+]);
 const endpointSchema = z.looseObject({
   network: z.string(),
   containerId: z.string(),

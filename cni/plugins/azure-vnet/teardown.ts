@@ -1,16 +1,17 @@
 /**
- * Removing a whole network (the teardown tool's logic): per-pod host
- * objects, host rules, the bridge; the master gets its addresses and routes
- * back. Also a read-only view of the state for `show`.
+ * Removing a whole network (the teardown tool's logic), in either mode:
+ * per-pod host objects, then the host side (bridge mode: host rules, the
+ * bridge, and the master gets its addresses and routes back; transparent
+ * mode: IPv4 forwarding off again when the plugin turned it on). Also a
+ * read-only view of the state for `show`.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { flattenCause } from "@vnet/cni";
 import { Ebtables } from "./ebtables.ts";
-import { deleteEndpoint } from "./endpoint.ts";
 import type { Kernel } from "./kernel.ts";
-import { teardownNetwork } from "./network.ts";
+import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import { type AzureVnetState, withState } from "./state.ts";
 
@@ -95,7 +96,15 @@ export async function teardown(
         }
       }
       try {
-        await teardownNetwork({ kernel: host, ebtables }, net);
+        await modeDriver(net.mode).teardownNetwork(
+          { kernel: host, ebtables },
+          {
+            net,
+            others: Object.values(s.state.networks).filter((o) =>
+              o.name !== net.name
+            ),
+          },
+        );
       } catch (err) {
         failed = true;
         errors.push(err);

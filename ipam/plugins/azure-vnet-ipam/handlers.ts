@@ -100,7 +100,7 @@ export async function cmdCheck(
   parseIpamConfig(args.config);
   const key = attachmentKeyOf(args);
   const held = await engineFor(ctx, args).held(key);
-  requireHeld(held?.ip, { key, prevResult: args.config.prevResult });
+  requireHeld(held, { key, prevResult: args.config.prevResult });
 }
 
 /**

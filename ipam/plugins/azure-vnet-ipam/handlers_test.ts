@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { CmdArgs } from "@vnet/cni";
-import { parseCniArgs, redactUrl } from "@vnet/cni";
+import { convertResult, parseCniArgs, redactUrl } from "@vnet/cni";
 import { FakeStore } from "../../_fake_store.ts";
 import {
   FakeWireserver,
@@ -72,6 +72,53 @@ Deno.test("cmdAdd() returns the abbreviated result from the wireserver", async (
   });
   assert.equal(store.state?.lastRefresh, 1000);
   assert.equal(store.state?.bootId, "boot-1");
+});
+
+Deno.test("cmdAdd() returns both families from a dual-stack wireserver, and they convert down to 0.2.0", async (t) => {
+  await using ws = new FakeWireserver(() =>
+    xmlResponse(nmagentXml([{
+      mac: "000D3AF9DCA6",
+      subnets: [
+        {
+          prefix: "10.240.0.0/16",
+          primary: "10.240.0.4",
+          addresses: ["10.240.0.5"],
+        },
+        {
+          prefix: "fd00:db8:deca:deed::/64",
+          primary: "fd00:db8:deca:deed::4",
+          addresses: ["fd00:db8:deca:deed::6", "fd00:db8:deca:deed::5"],
+        },
+      ],
+    }]))
+  );
+  const h = createIpamHandlers(
+    testOptions({ t: 1000 }, { store: new FakeStore() }),
+  );
+  const r = await add(h, makeArgs("ADD", azureConf(ws.queryUrl)));
+  await t.step("the result carries both", () => {
+    assert.deepEqual(r.ips, [
+      { address: "10.240.0.5/16", gateway: "10.240.0.1" },
+      { address: "fd00:db8:deca:deed::5/64", gateway: "fd00:db8:deca:deed::1" },
+    ]);
+    assert.deepEqual(r.routes, [
+      { dst: "0.0.0.0/0", gw: "10.240.0.1" },
+      { dst: "::/0", gw: "fd00:db8:deca:deed::1" },
+    ]);
+  });
+  await t.step("0.3.1 tags each with its version", () => {
+    const wire = convertResult(r, "0.3.1") as { ips: { version: string }[] };
+    assert.deepEqual(wire.ips.map((ip) => ip.version), ["4", "6"]);
+  });
+  await t.step("0.2.0 splits them into ip4 and ip6 with their routes", () => {
+    const wire = convertResult(r, "0.2.0");
+    assert.deepEqual(wire.ip6, {
+      ip: "fd00:db8:deca:deed::5/64",
+      gateway: "fd00:db8:deca:deed::1",
+      routes: [{ dst: "::/0", gw: "fd00:db8:deca:deed::1" }],
+    });
+    assert.equal((wire.ip4 as { ip: string }).ip, "10.240.0.5/16");
+  });
 });
 
 Deno.test("cmdAdd() uses config dns over the Azure default", async () => {
