@@ -65,7 +65,7 @@ Deno.test("planWarmPool() respects maxIpConfigs and says it is at the limit", as
       inUse: used(5, 6, 7),
     });
     assert.deepEqual(plan.add, ["ipconfig5"]);
-    assert.equal(plan.atLimit, true);
+    assert.ok(plan.atLimit);
   });
   await t.step("no room", () => {
     const plan = planWarmPool({
@@ -93,7 +93,7 @@ Deno.test("planWarmPool() respects maxIpConfigs and says it is at the limit", as
     ];
     const plan = planWarmPool({ ...band, ipConfigs, inUse });
     assert.deepEqual(plan.add, ["ipconfig256"]);
-    assert.equal(plan.atLimit, true);
+    assert.ok(plan.atLimit);
   });
 });
 
