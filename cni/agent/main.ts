@@ -19,12 +19,13 @@
 import { getLogger } from "@logtape/logtape";
 import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
 import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
-import { startPluginLogging } from "@vnet/cni";
+import { type PluginHandlers, startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { probeAgent } from "./probe.ts";
 import { AgentServer } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
+import { withScaleUpWait } from "./warm_pool.ts";
 
 const NAME = "azure-vnet-agent";
 
@@ -126,16 +127,23 @@ let services: NodeServices;
 try {
   // The config file, metrics and introspection listener (#16).
   services = await startNodeServices({ stateDir, env });
+  // With a warm pool, an ADD short of addresses waits for its growth (#16).
+  const pool = services.warmPool;
+  const wait = (h: PluginHandlers) =>
+    pool === undefined ? h : withScaleUpWait(h, {
+      pool,
+      waitMs: services.config.warmPool?.scaleUpWaitMs ?? 0,
+    });
   server = await AgentServer.listen({
     socketPath,
     stateDir,
     plugins: {
       "azure-vnet": {
-        handlers: createAzureVnetHandlers({ stateDir }),
+        handlers: wait(createAzureVnetHandlers({ stateDir })),
         info: { name: "azure-vnet", version: denoJson.version },
       },
       "azure-vnet-ipam": {
-        handlers: createIpamHandlers({ stateDir }),
+        handlers: wait(createIpamHandlers({ stateDir })),
         info: { name: "azure-vnet-ipam", version: denoJson.version },
       },
     },
