@@ -169,6 +169,8 @@ export const TARGETS: readonly BuildTarget[] = [
       ...AZURE_VNET_PERMISSIONS,
       read: [...AZURE_VNET_PERMISSIONS.read, "/etc/azure-vnet"],
       netHosts: ARM_HOSTS,
+      // The Azure SDK's User-Agent reads os.release().
+      sys: [...AZURE_VNET_PERMISSIONS.sys, "osRelease"],
     },
   },
 ];

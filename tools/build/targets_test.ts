@@ -6,5 +6,7 @@ Deno.test("TARGETS grant ARM only to the agent, never to the plugins", () => {
   assert.deepEqual(byName.get("azure-vnet-agent")?.netHosts, ARM_HOSTS);
   assert.equal(byName.get("azure-vnet")?.netHosts, undefined);
   assert.equal(byName.get("azure-vnet-ipam")?.netHosts, undefined);
+  assert.ok(byName.get("azure-vnet-agent")?.sys.includes("osRelease"));
+  assert.ok(!byName.get("azure-vnet")?.sys.includes("osRelease"));
   assert.ok(ARM_HOSTS.every((h) => /^management\.[a-z.]+:443$/.test(h)));
 });
