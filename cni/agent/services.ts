@@ -1,8 +1,8 @@
 /**
  * What the agent runs beside its socket (#16): the config file, the
  * Prometheus metrics, the HTTP listener with `/metrics`, `/v1/endpoints`
- * and `/v1/pool`, and the warm pool when the config turns it on. `main.ts` starts it, feeds it each
- * answered request and closes it on SIGTERM.
+ * and `/v1/pool`, and the warm pool when the config turns it on. `main.ts`
+ * starts it, feeds it each answered request and closes it on SIGTERM.
  *
  * A listener that cannot bind (the port is taken) is logged and the agent
  * serves CNI calls anyway: metrics never cost a pod its network.
