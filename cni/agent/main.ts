@@ -126,7 +126,7 @@ let server: AgentServer;
 let services: NodeServices;
 try {
   // The config file, metrics and introspection listener (#16).
-  services = await startNodeServices({ stateDir, env });
+  services = await startNodeServices({ stateDir, env, flushLogs: flush });
   // With a warm pool, an ADD short of addresses waits for its growth (#16).
   const pool = services.warmPool;
   const wait = (h: PluginHandlers) =>

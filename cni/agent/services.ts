@@ -38,6 +38,8 @@ export interface NodeServicesOptions {
   readonly now?: () => number;
   /** LRO poll interval of the warm pool's NIC updates (tests). */
   readonly armPollIntervalMs?: number;
+  /** Writes the buffered log lines (after each warm pool pass). */
+  readonly flushLogs?: () => Promise<void>;
 }
 
 /** The running services. */
@@ -96,6 +98,7 @@ export async function startNodeServices(
       ...(options.armPollIntervalMs === undefined
         ? {}
         : { pollIntervalMs: options.armPollIntervalMs }),
+      ...(options.flushLogs === undefined ? {} : { onPass: options.flushLogs }),
     });
     warmPool.start();
     log.info(

@@ -59,6 +59,8 @@ export interface WarmPoolOptions {
   readonly now?: () => number;
   /** LRO poll interval of the NIC update in ms (default 1000). */
   readonly pollIntervalMs?: number;
+  /** Called after each pass (the agent writes its buffered log lines). */
+  readonly onPass?: (pass: WarmPass) => void | Promise<void>;
 }
 
 /** What one pass did. */
@@ -118,6 +120,7 @@ export class WarmPool {
   #cloud: AgentConfig["cloud"];
   #metrics: ArmObserver;
   #openNic: () => Promise<ArmNic>;
+  #onPass: ((pass: WarmPass) => void | Promise<void>) | undefined;
   #engine: IpamEngine;
   #statePath: string;
   #now: () => number;
@@ -147,6 +150,7 @@ export class WarmPool {
     this.#engine = options.engine ??
       new IpamEngine({ stateDir: options.stateDir });
     this.#now = options.now ?? Date.now;
+    this.#onPass = options.onPass;
     const pollIntervalMs = options.pollIntervalMs;
     this.#openNic = options.openNic ?? (async () => {
       const { openNic } = await import("@vnet/arm");
@@ -216,6 +220,9 @@ export class WarmPool {
         err: err instanceof Error ? err.message : String(err),
       });
       return { outcome: "failed" as const, added: [], removed: [] };
+    }).then(async (pass: WarmPass) => {
+      await Promise.resolve(this.#onPass?.(pass)).catch(() => {});
+      return pass;
     }).finally(() => {
       this.#running = undefined;
       if (this.#closed) return;
