@@ -46,7 +46,12 @@ interface Rig extends AsyncDisposable {
 }
 
 async function rig(
-  options: { ipConfigCount: number; warm?: Partial<WarmPoolSettings> },
+  options: {
+    ipConfigCount: number;
+    warm?: Partial<WarmPoolSettings>;
+    /** The pool's IPAM engine, given the state dir (default: its own). */
+    engine?: (dir: string) => IpamEngine;
+  },
 ): Promise<Rig> {
   const state = emptyState();
   const vm = addVm(state, {
@@ -99,6 +104,7 @@ async function rig(
     stateDir: dir,
     metrics,
     pollIntervalMs: 10,
+    ...(options.engine === undefined ? {} : { engine: options.engine(dir) }),
   });
   const key = (n: number) => ({ containerId: `pod${n}`, ifName: "eth0" });
   return {
@@ -372,5 +378,60 @@ Deno.test({
         assert.ok(Date.now() - t0 < 1000, "no wait at the limit");
       },
     );
+  },
+});
+
+/** An engine that lets a pod take `ip` right before the pool withdraws. */
+class RacingEngine extends IpamEngine {
+  #race: (() => Promise<void>) | undefined;
+  arm(race: () => Promise<void>): void {
+    this.#race = race;
+  }
+  override async syncNic(
+    nic: { macAddress: string; addresses: readonly string[] },
+  ): ReturnType<IpamEngine["syncNic"]> {
+    const race = this.#race;
+    this.#race = undefined;
+    await race?.();
+    return await super.syncNic(nic);
+  }
+}
+
+Deno.test({
+  name:
+    "WarmPool never removes an address a pod took between the plan and the withdrawal",
+  ...SDK_TEST,
+  async fn() {
+    let engine: RacingEngine | undefined;
+    await using r = await rig({
+      ipConfigCount: 12,
+      engine: (dir) => (engine = new RacingEngine({ stateDir: dir })),
+    });
+    await r.reserve(0);
+    // 10 free: the plan removes the highest free ones, down to 4 free.
+    const highest = [...r.nic().values()].at(-1) ?? "";
+    const ipam = parseIpamConfig({
+      cniVersion: "1.1.0",
+      name: "azure",
+      type: "azure-vnet",
+      ipam: {
+        type: "azure-vnet-ipam",
+        queryUrl:
+          `${r.emu.httpUrl}/machine/plugins?comp=nmagent&type=getinterfaceinfov1`,
+        queryInterval: "3600",
+      },
+    });
+    engine?.arm(async () => {
+      await r.pods.reserve({ containerId: "racer", ifName: "eth0" }, {
+        config: ipam,
+        network: "azure",
+        requestedIp: highest,
+      });
+    });
+    const pass = await r.pool.runOnce();
+    assert.equal(pass.outcome, "updated");
+    assert.ok([...r.nic().values()].includes(highest), `${highest} stays`);
+    assert.ok((await r.held()).includes(highest));
+    assert.equal(pass.removed.length, 5, "the other 5 planned removals ran");
   },
 });
