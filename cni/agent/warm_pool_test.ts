@@ -38,6 +38,8 @@ interface Rig extends AsyncDisposable {
   pods: IpamEngine;
   metrics: AgentMetrics;
   pool: WarmPool;
+  /** The pods' IPAM config (source: the emulator's wireserver). */
+  ipam: ReturnType<typeof parseIpamConfig>;
   reserve(n: number): Promise<string>;
   release(n: number): Promise<void>;
   /** The emulator's ipconfigs: name -> address. */
@@ -114,6 +116,7 @@ async function rig(
     pods,
     metrics,
     pool,
+    ipam,
     async reserve(n) {
       return (await pods.reserve(key(n), { config: ipam, network: "azure" }))
         .ip;
@@ -410,20 +413,9 @@ Deno.test({
     await r.reserve(0);
     // 10 free: the plan removes the highest free ones, down to 4 free.
     const highest = [...r.nic().values()].at(-1) ?? "";
-    const ipam = parseIpamConfig({
-      cniVersion: "1.1.0",
-      name: "azure",
-      type: "azure-vnet",
-      ipam: {
-        type: "azure-vnet-ipam",
-        queryUrl:
-          `${r.emu.httpUrl}/machine/plugins?comp=nmagent&type=getinterfaceinfov1`,
-        queryInterval: "3600",
-      },
-    });
     engine?.arm(async () => {
       await r.pods.reserve({ containerId: "racer", ifName: "eth0" }, {
-        config: ipam,
+        config: r.ipam,
         network: "azure",
         requestedIp: highest,
       });
