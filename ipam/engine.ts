@@ -32,8 +32,8 @@ import type {
 } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
 import { FileStore } from "./file_store.ts";
-import { mergePools, poolUsage } from "./pool.ts";
-import type { HostLink, PoolSpec, PoolUsage } from "./pool.ts";
+import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
+import type { HostLink, NicSync, PoolSpec, PoolUsage } from "./pool.ts";
 import {
   describeSource,
   fetchInterfaces,
@@ -491,6 +491,40 @@ export class IpamEngine {
             !p.primaryIps.includes(ip)
           ).length,
       }));
+  }
+
+  /**
+   * Makes the pools of a NIC carry exactly its secondary addresses, as ARM
+   * reports them (the warm pool, #16): new addresses are free at once,
+   * without waiting for the next refresh; free addresses the NIC lost (or
+   * is about to lose) are dropped, so no reserve hands them out. Held
+   * addresses are never dropped. Without a state file nothing changes (the
+   * first reserve's refresh finds the addresses).
+   *
+   * @param nic The NIC's MAC (any form) and secondary addresses.
+   * @returns The addresses added and removed.
+   * @throws {CniError} 11 on a lock timeout, 102 on a corrupt state file.
+   */
+  async syncNic(
+    nic: { macAddress: string; addresses: readonly string[] },
+  ): Promise<NicSync> {
+    const out = await this.#store.update((state) => {
+      if (state === undefined) {
+        return { value: { added: [], removed: [] } as NicSync };
+      }
+      const value = syncNicAddresses(state, nic);
+      return value.added.length + value.removed.length === 0
+        ? { value }
+        : { value, next: state };
+    });
+    if (out.added.length + out.removed.length > 0) {
+      log.info("NIC {mac}: added {added}, removed {removed}", {
+        mac: nic.macAddress,
+        added: out.added.join(", ") || "nothing",
+        removed: out.removed.join(", ") || "nothing",
+      });
+    }
+    return out;
   }
 
   #refreshDue(state: IpamState | undefined, config: IpamConfig): boolean {

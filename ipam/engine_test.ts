@@ -154,3 +154,54 @@ Deno.test("IpamEngine.reserve() takes neither family when one is exhausted", asy
     { subnet: "fd00:db8::/64", total: 1, used: 1, free: 0 },
   ]);
 });
+
+Deno.test("IpamEngine.syncNic() makes new addresses reservable at once and withdraws lost free ones", async () => {
+  const store = new FakeStore();
+  const e = new IpamEngine({
+    store,
+    hostMacs: () => [],
+    now: () => 1,
+    bootId: () => "b",
+  });
+  assert.deepEqual(
+    await e.syncNic({ macAddress: "000d3af9dca6", addresses: ["10.0.0.9"] }),
+    { added: [], removed: [] },
+    "no state: nothing to merge into",
+  );
+  // A dynamic pool with its first address held.
+  await store.update(() => ({
+    value: undefined,
+    next: {
+      version: 1 as const,
+      lastRefresh: 1,
+      bootId: "b",
+      pools: {
+        "10.0.0.0/24": {
+          subnet: "10.0.0.0/24",
+          gateway: "10.0.0.1",
+          macAddress: "000d3af9dca6",
+          priority: 0,
+          primaryIps: ["10.0.0.4"],
+          addresses: { "10.0.0.5": { containerId: "c0", ifName: "eth0" } },
+        },
+      },
+    },
+  }));
+  assert.deepEqual(
+    await e.syncNic({
+      macAddress: "00-0D-3A-F9-DC-A6",
+      addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7"],
+    }),
+    { added: ["10.0.0.6", "10.0.0.7"], removed: [] },
+  );
+  assert.deepEqual(
+    await e.syncNic({ macAddress: "000d3af9dca6", addresses: ["10.0.0.6"] }),
+    { added: [], removed: ["10.0.0.7"] },
+    "the held 10.0.0.5 stays although the NIC list lacks it",
+  );
+  const held = await store.update((s) => ({ value: s }));
+  assert.deepEqual(Object.keys(held?.pools["10.0.0.0/24"]?.addresses ?? {}), [
+    "10.0.0.5",
+    "10.0.0.6",
+  ]);
+});

@@ -50,7 +50,7 @@ export {
   type IpamEnvironment,
   parseIpamConfig,
 } from "./config.ts";
-export type { HostLink } from "./pool.ts";
+export type { HostLink, NicSync } from "./pool.ts";
 export {
   type Allocation,
   type AttachmentKey,

@@ -338,3 +338,75 @@ export function poolUsage(pool: PoolState): PoolUsage {
   }
   return { total, used };
 }
+
+/** What {@link syncNicAddresses} changed. */
+export interface NicSync {
+  /** Addresses now free in a pool that were not there. */
+  readonly added: string[];
+  /** Free addresses dropped because the NIC no longer carries them. */
+  readonly removed: string[];
+}
+
+/**
+ * Makes the pools of one NIC (by MAC) carry exactly the NIC's secondary
+ * addresses that fall in their subnet, as ARM reports them after a warm
+ * pool update (#16): new ones become free records; free records the NIC no
+ * longer has are dropped. Held, stale and primary addresses, and the
+ * network, gateway and broadcast addresses, are never touched. Pure; the
+ * caller saves.
+ *
+ * @param state The state, changed in place.
+ * @param nic The NIC's MAC (any form) and its secondary addresses.
+ * @returns The addresses added and removed.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { syncNicAddresses } from "./pool.ts";
+ * const state = { version: 1 as const, lastRefresh: 1, bootId: "b", pools: {
+ *   "10.0.0.0/24": { subnet: "10.0.0.0/24", gateway: "10.0.0.1",
+ *     macAddress: "000d3af9dca6", priority: 0, primaryIps: ["10.0.0.4"],
+ *     addresses: { "10.0.0.5": { containerId: "c" }, "10.0.0.6": {} } } } };
+ * const out = syncNicAddresses(state,
+ *   { macAddress: "00-0D-3A-F9-DC-A6", addresses: ["10.0.0.5", "10.0.0.7"] });
+ * assert.deepEqual(out, { added: ["10.0.0.7"], removed: ["10.0.0.6"] });
+ * ```
+ */
+export function syncNicAddresses(
+  state: IpamState,
+  nic: { macAddress: string; addresses: readonly string[] },
+): NicSync {
+  const mac = azureMac(nic.macAddress);
+  const added: string[] = [];
+  const removed: string[] = [];
+  for (const pool of Object.values(state.pools)) {
+    if (pool.macAddress !== mac) continue;
+    const cidr = parseIpv4Cidr(pool.subnet);
+    const skip = new Set([
+      cidr.network,
+      ipv4Broadcast(cidr),
+      ipv4Gateway(cidr),
+      ...pool.primaryIps.map(parseIpv4),
+    ]);
+    const want = new Set(
+      nic.addresses.filter((ip) => {
+        if (!isIpv4(ip)) return false;
+        const n = parseIpv4(ip);
+        return ipv4CidrContains(cidr, n) && !skip.has(n);
+      }),
+    );
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (want.has(ip) || rec.containerId !== undefined) continue;
+      delete pool.addresses[ip];
+      removed.push(ip);
+    }
+    for (const ip of want) {
+      if (pool.addresses[ip] !== undefined) continue;
+      pool.addresses[ip] = {};
+      added.push(ip);
+    }
+    pool.addresses = sortAddresses(pool.addresses);
+  }
+  const byIp = (a: string, b: string) => parseIpv4(a) - parseIpv4(b);
+  return { added: added.sort(byIp), removed: removed.sort(byIp) };
+}

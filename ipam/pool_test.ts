@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { HostInterface } from "@vnet/azure";
 import { allocate, release } from "./allocator.ts";
-import { mergePools, poolSpecsFromInterfaces, poolUsage } from "./pool.ts";
+import {
+  mergePools,
+  poolSpecsFromInterfaces,
+  poolUsage,
+  syncNicAddresses,
+} from "./pool.ts";
 import type { HostLink } from "./pool.ts";
 import { emptyIpamState } from "./state.ts";
 
@@ -159,5 +164,73 @@ Deno.test("mergePools() follows the NIC gaining and losing addresses", async (t)
     });
     release(state, { containerId: "a", ifName: "eth0" });
     assert.equal(pool(), undefined);
+  });
+});
+
+Deno.test("syncNicAddresses() adds new and drops lost free addresses of one NIC only", async (t) => {
+  function state() {
+    return {
+      version: 1 as const,
+      lastRefresh: 1,
+      bootId: "b",
+      pools: {
+        "10.0.0.0/24": {
+          subnet: "10.0.0.0/24",
+          gateway: "10.0.0.1",
+          macAddress: "000d3af9dca6",
+          priority: 0,
+          primaryIps: ["10.0.0.4"],
+          addresses: {
+            "10.0.0.5": { containerId: "c1", ifName: "eth0" },
+            "10.0.0.6": {},
+            "10.0.0.7": { lastPod: "ns/p", releasedAt: 5 },
+          },
+        },
+        "10.1.0.0/24": {
+          subnet: "10.1.0.0/24",
+          gateway: "10.1.0.1",
+          macAddress: "000d3af9dc11",
+          priority: 1,
+          primaryIps: [],
+          addresses: { "10.1.0.9": {} },
+        },
+      },
+    };
+  }
+  await t.step("growth: new addresses are free at once", () => {
+    const s = state();
+    const out = syncNicAddresses(s, {
+      macAddress: "00:0d:3a:f9:dc:a6",
+      addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.9", "10.0.0.8"],
+    });
+    assert.deepEqual(out, { added: ["10.0.0.8", "10.0.0.9"], removed: [] });
+    assert.deepEqual(Object.keys(s.pools["10.0.0.0/24"].addresses), [
+      "10.0.0.5",
+      "10.0.0.6",
+      "10.0.0.7",
+      "10.0.0.8",
+      "10.0.0.9",
+    ]);
+    assert.deepEqual(s.pools["10.1.0.0/24"].addresses, { "10.1.0.9": {} });
+  });
+  await t.step("shrink: held, primary, gateway and other subnets stay", () => {
+    const s = state();
+    const out = syncNicAddresses(s, {
+      macAddress: "000d3af9dca6",
+      addresses: ["10.0.0.1", "10.0.0.4", "10.2.0.5"],
+    });
+    assert.deepEqual(out, { added: [], removed: ["10.0.0.6", "10.0.0.7"] });
+    assert.deepEqual(s.pools["10.0.0.0/24"].addresses, {
+      "10.0.0.5": { containerId: "c1", ifName: "eth0" },
+    });
+  });
+  await t.step("another MAC changes nothing", () => {
+    const s = state();
+    const out = syncNicAddresses(s, {
+      macAddress: "000d3a000000",
+      addresses: [],
+    });
+    assert.deepEqual(out, { added: [], removed: [] });
+    assert.deepEqual(s, state());
   });
 });

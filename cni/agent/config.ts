@@ -25,6 +25,12 @@ export const DEFAULT_AGENT_CONFIG_PATH = "/etc/azure-vnet/agent.json";
 /** Where the metrics and introspection listener binds by default. */
 export const DEFAULT_METRICS_ADDRESS = "127.0.0.1:10091";
 
+/** IMDS, also the managed identity's token endpoint. */
+export const DEFAULT_IMDS_URL = "http://169.254.169.254";
+
+/** Azure Resource Manager of the public cloud. */
+export const DEFAULT_ARM_ENDPOINT = "https://management.azure.com";
+
 /** The most IP configurations Azure allows on one NIC. */
 export const MAX_IPCONFIGS_PER_NIC = 256;
 
@@ -207,8 +213,8 @@ export function parseAgentConfig(
     ...(metrics === undefined ? {} : { metrics }),
     ...(warmPool === undefined ? {} : { warmPool }),
     cloud: {
-      armEndpoint: c.cloud?.armEndpoint ?? "https://management.azure.com",
-      imdsUrl: c.cloud?.imdsUrl ?? "http://169.254.169.254",
+      armEndpoint: c.cloud?.armEndpoint ?? DEFAULT_ARM_ENDPOINT,
+      imdsUrl: c.cloud?.imdsUrl ?? DEFAULT_IMDS_URL,
       ...(c.cloud?.caFile === undefined ? {} : { caFile: c.cloud.caFile }),
     },
   };

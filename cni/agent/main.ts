@@ -19,12 +19,13 @@
 import { getLogger } from "@logtape/logtape";
 import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
 import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
-import { startPluginLogging } from "@vnet/cni";
+import { type PluginHandlers, startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { probeAgent } from "./probe.ts";
 import { AgentServer } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
+import { withScaleUpWait } from "./warm_pool.ts";
 
 const NAME = "azure-vnet-agent";
 
@@ -82,6 +83,20 @@ function flush(): Promise<void> {
 
 const log = getLogger(["azure-vnet-agent"]);
 
+// A promise that a library (the Azure SDK of the warm pool) rejects without
+// anyone awaiting it must not kill the agent, and with it every request in
+// flight: log it and go on. The plugins fall back while an agent restarts,
+// but a crash loop would make every ADD pay the fallback.
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  log.error("Unhandled rejection (the agent goes on): {reason}", {
+    reason: e.reason instanceof Error
+      ? `${e.reason.name}: ${e.reason.message}`
+      : String(e.reason),
+  });
+  void flush();
+});
+
 /**
  * GC of leftovers before listening: records whose veth is gone, kernel
  * objects of interrupted ADDs (a killed agent's or plugin's) and
@@ -125,17 +140,24 @@ let server: AgentServer;
 let services: NodeServices;
 try {
   // The config file, metrics and introspection listener (#16).
-  services = await startNodeServices({ stateDir, env });
+  services = await startNodeServices({ stateDir, env, flushLogs: flush });
+  // With a warm pool, an ADD short of addresses waits for its growth (#16).
+  const pool = services.warmPool;
+  const wait = (h: PluginHandlers) =>
+    pool === undefined ? h : withScaleUpWait(h, {
+      pool,
+      waitMs: services.config.warmPool?.scaleUpWaitMs ?? 0,
+    });
   server = await AgentServer.listen({
     socketPath,
     stateDir,
     plugins: {
       "azure-vnet": {
-        handlers: createAzureVnetHandlers({ stateDir }),
+        handlers: wait(createAzureVnetHandlers({ stateDir })),
         info: { name: "azure-vnet", version: denoJson.version },
       },
       "azure-vnet-ipam": {
-        handlers: createIpamHandlers({ stateDir }),
+        handlers: wait(createIpamHandlers({ stateDir })),
         info: { name: "azure-vnet-ipam", version: denoJson.version },
       },
     },

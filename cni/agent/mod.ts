@@ -23,6 +23,8 @@ export {
   type AgentConfig,
   AgentConfigError,
   DEFAULT_AGENT_CONFIG_PATH,
+  DEFAULT_ARM_ENDPOINT,
+  DEFAULT_IMDS_URL,
   DEFAULT_METRICS_ADDRESS,
   loadAgentConfig,
   parseAgentConfig,
@@ -34,3 +36,10 @@ export {
   type NodeServicesOptions,
   startNodeServices,
 } from "./services.ts";
+export {
+  type ArmObserver,
+  type WarmPass,
+  WarmPool,
+  type WarmPoolOptions,
+  withScaleUpWait,
+} from "./warm_pool.ts";

@@ -1,8 +1,8 @@
 /**
  * What the agent runs beside its socket (#16): the config file, the
- * Prometheus metrics, and the HTTP listener with `/metrics`,
- * `/v1/endpoints` and `/v1/pool`. `main.ts` starts it, feeds it each
- * answered request and closes it on SIGTERM.
+ * Prometheus metrics, the HTTP listener with `/metrics`, `/v1/endpoints`
+ * and `/v1/pool`, and the warm pool when the config turns it on. `main.ts`
+ * starts it, feeds it each answered request and closes it on SIGTERM.
  *
  * A listener that cannot bind (the port is taken) is logged and the agent
  * serves CNI calls anyway: metrics never cost a pod its network.
@@ -13,11 +13,16 @@ import { getLogger } from "@logtape/logtape";
 import { readState } from "@vnet/azure-vnet";
 import { observeStateWrites } from "@vnet/cni";
 import { IPAM_STATE_FILE, readIpamState } from "@vnet/ipam";
-import { type AgentConfig, loadAgentConfig } from "./config.ts";
+import {
+  type AgentConfig,
+  DEFAULT_IMDS_URL,
+  loadAgentConfig,
+} from "./config.ts";
 import { endpointsDocument, poolDocument } from "./introspect.ts";
 import { AgentMetrics } from "./metrics.ts";
 import type { ServedRequest } from "./server.ts";
 import { StatusServer } from "./status_server.ts";
+import { WarmPool } from "./warm_pool.ts";
 
 const log = getLogger(["azure-vnet-agent"]);
 
@@ -31,6 +36,10 @@ export interface NodeServicesOptions {
   readonly config?: AgentConfig;
   /** Clock in epoch ms; default `Date.now`. */
   readonly now?: () => number;
+  /** LRO poll interval of the warm pool's NIC updates (tests). */
+  readonly armPollIntervalMs?: number;
+  /** Writes the buffered log lines (after each warm pool pass). */
+  readonly flushLogs?: () => Promise<void>;
 }
 
 /** The running services. */
@@ -41,6 +50,8 @@ export interface NodeServices extends AsyncDisposable {
   readonly metrics: AgentMetrics;
   /** The listener's `host:port`, or undefined when off or not bound. */
   readonly address: string | undefined;
+  /** The warm pool controller, or undefined when off (the default). */
+  readonly warmPool: WarmPool | undefined;
   /** Counts an answered request (the server's `onServed`). */
   served(request: ServedRequest): void;
   /** Marks the agent down, stops the listener and the observers. */
@@ -70,10 +81,29 @@ export async function startNodeServices(
   );
   // When this agent answered each endpoint's ADD: its age in /v1/endpoints.
   const added = new Map<string, number>();
+  let warmPool: WarmPool | undefined;
   if (config.warmPool !== undefined) {
-    log.warning(
-      "{path} configures a warm pool, which this agent does not run yet (#16); the NIC keeps its ipconfigs",
-      { path: config.path ?? "The config" },
+    // @azure/identity takes IMDS (its token endpoint) from this variable.
+    if (
+      config.cloud.imdsUrl !== DEFAULT_IMDS_URL &&
+      (options.env.AZURE_POD_IDENTITY_AUTHORITY_HOST ?? "") === ""
+    ) {
+      Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", config.cloud.imdsUrl);
+    }
+    warmPool = new WarmPool({
+      settings: config.warmPool,
+      cloud: config.cloud,
+      stateDir,
+      metrics,
+      ...(options.armPollIntervalMs === undefined
+        ? {}
+        : { pollIntervalMs: options.armPollIntervalMs }),
+      ...(options.flushLogs === undefined ? {} : { onPass: options.flushLogs }),
+    });
+    warmPool.start();
+    log.info(
+      "Warm pool on: {warmMin}..{warmMax} free addresses, at most {maxIpConfigs} ipconfigs",
+      { ...config.warmPool },
     );
   }
   let server: StatusServer | undefined;
@@ -105,6 +135,7 @@ export async function startNodeServices(
   function close(): Promise<void> {
     closed ??= (async () => {
       metrics.markDown();
+      await warmPool?.close();
       stopObserving();
       await server?.close();
     })();
@@ -114,8 +145,12 @@ export async function startNodeServices(
     config,
     metrics,
     address: server?.address,
+    warmPool,
     served(request) {
       metrics.observeRequest(request);
+      if (request.command === "ADD" || request.command === "DEL") {
+        warmPool?.kick();
+      }
       if (request.plugin !== "azure-vnet" || request.code !== 0) return;
       const key = `${request.containerId}/${request.ifName}`;
       if (request.command === "ADD" && !added.has(key)) added.set(key, now());

@@ -3,7 +3,7 @@
  * IP configurations and the addresses in use, which ipconfigs one batched
  * NIC update adds or removes so the free addresses come back between
  * `warmMin` and `warmMax`. The controller that reads ARM and applies the
- * plan is not built yet; this is its core.
+ * plan is `WarmPool` (`warm_pool.ts`); this is its core.
  *
  * Rules:
  * - below `warmMin` free, grow to the middle of the band (rounded up), so

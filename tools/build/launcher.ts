@@ -147,6 +147,7 @@ function scopedLauncherFlags(p: TargetPermissions): string[] {
 function netGrants(p: TargetPermissions, stateDir: string): string[] {
   return [
     ...(p.net ? NET_ALLOW : []),
+    ...(p.net ? p.netHosts ?? [] : []),
     ...(p.agentSocket === true
       ? [`unix:${stateDir}/${AGENT_SOCKET_NAME}`]
       : []),

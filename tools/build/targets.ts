@@ -19,6 +19,19 @@ export const NET_ALLOW: readonly string[] = [
 ];
 
 /**
+ * The ARM endpoints of Azure's clouds, on 443: the agent's warm pool (#16)
+ * updates the NIC there (`cloud.armEndpoint` of its config). Its managed
+ * identity token comes from IMDS, already in {@link NET_ALLOW}; the
+ * sandbox's ARM emulator listens on 168.63.129.16:443, also granted. An
+ * ARM endpoint elsewhere needs its host added here and a rebuild.
+ */
+export const ARM_HOSTS: readonly string[] = [
+  "management.azure.com:443",
+  "management.usgovcloudapi.net:443",
+  "management.chinacloudapi.cn:443",
+];
+
+/**
  * The directories azure-vnet runs `ebtables` and `ebtables-restore` from,
  * in order (`EBTABLES_DIRS` of `cni/plugins/azure-vnet/ebtables.ts`, exported
  * by `@vnet/azure-vnet`; a test keeps the two equal). Never `PATH`.
@@ -53,6 +66,11 @@ export interface TargetPermissions {
   ffi: boolean;
   /** `--allow-net` scoped to {@link NET_ALLOW}. */
   net: boolean;
+  /**
+   * Hosts granted besides {@link NET_ALLOW} (with `net`): the agent's ARM
+   * endpoints ({@link ARM_HOSTS}); the plugins get none.
+   */
+  netHosts?: readonly string[];
   /** Extra read paths besides the state and log dirs. */
   read: readonly string[];
   /** Extra write paths besides the state and log dirs. */
@@ -145,10 +163,14 @@ export const TARGETS: readonly BuildTarget[] = [
   {
     name: "azure-vnet-agent",
     entry: "cni/agent/main.ts",
-    // Its config file lives in /etc/azure-vnet (#16).
+    // Its config file lives in /etc/azure-vnet; its warm pool talks to ARM
+    // (#16). The plugins never reach ARM.
     permissions: {
       ...AZURE_VNET_PERMISSIONS,
       read: [...AZURE_VNET_PERMISSIONS.read, "/etc/azure-vnet"],
+      netHosts: ARM_HOSTS,
+      // The Azure SDK's User-Agent reads os.release().
+      sys: [...AZURE_VNET_PERMISSIONS.sys, "osRelease"],
     },
   },
 ];

@@ -53,6 +53,7 @@ const MEMBERS: readonly Member[] = [
   { folder: "netlink/address", name: "address", imports: [] },
   { folder: "netlink", name: "netlink", imports: ["address"] },
   { folder: "azure", name: "azure", imports: ["address"] },
+  { folder: "azure/arm", name: "arm", imports: ["azure", "address"] },
   { folder: "cni", name: "cni", imports: ["address"] },
   { folder: "cni/forward", name: "forward", imports: [] },
   { folder: "ipam", name: "ipam", imports: ["cni", "azure", "address"] },
@@ -76,6 +77,7 @@ const MEMBERS: readonly Member[] = [
       "azure-vnet-ipam",
       "ipam",
       "address",
+      "arm",
     ],
   },
   {
@@ -89,6 +91,7 @@ const MEMBERS: readonly Member[] = [
       "azure-vnet",
       "azure-vnet-ipam",
       "address",
+      "arm",
     ],
   },
 ];

@@ -1,12 +1,13 @@
 /**
  * Grows or shrinks the node's NIC to exactly N IP configurations through
- * ARM (`@azure/arm-network`, loaded with a dynamic `import()` so nothing
- * else pays for the SDK).
+ * ARM, with the SDK code path of `@vnet/arm` (which loads `@azure/arm-network`
+ * with a dynamic `import()`, so nothing else pays for the SDK).
  *
  * @module
  */
-import { getImdsInstance, getImdsInterfaces } from "@vnet/azure";
+import { getImdsInterfaces } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
+import { type IpConfigModel, openNic } from "@vnet/arm";
 
 /** Smallest and largest `--count` (IP configurations per NIC, primary included). */
 export const MIN_COUNT = 1;
@@ -54,15 +55,6 @@ export interface ProvisionResult {
   ipConfigurations: ProvisionedIpConfig[];
 }
 
-/** Minimal view of the SDK's flattened ipconfig model. */
-interface IpConfigModel {
-  name?: string;
-  privateIPAddress?: string;
-  primary?: boolean;
-  subnet?: { id?: string };
-  [key: string]: unknown;
-}
-
 /**
  * Validates a `--count` value.
  *
@@ -88,29 +80,6 @@ export function parseCount(text: string | number): number {
     );
   }
   return n;
-}
-
-const VMSS_RE = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\//i;
-
-function vmssError(what: string, id: string): Error {
-  const ss = VMSS_RE.exec(id)?.[1] ?? "?";
-  return new Error(
-    `Cannot provision ${what} "${id}": it belongs to VM scale set "${ss}"; ` +
-      "NICs of uniform scale-set instances are read-only through " +
-      "Microsoft.Network, so change ipConfigurations in the scale set model " +
-      "(Microsoft.Compute virtualMachineScaleSets networkProfile) instead",
-  );
-}
-
-function parseNicId(id: string): { sub: string; rg: string; name: string } {
-  if (VMSS_RE.test(id)) throw vmssError("NIC", id);
-  const m =
-    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/networkInterfaces\/([^/]+)$/i
-      .exec(id);
-  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined) {
-    throw new SyntaxError(`Cannot parse NIC id "${id}"`);
-  }
-  return { sub: m[1], rg: m[2], name: m[3] };
 }
 
 /**
@@ -186,76 +155,16 @@ export async function provision(
 ): Promise<ProvisionResult> {
   const count = parseCount(options.count);
   const progress = options.progress ?? (() => {});
-  const imdsOptions = { baseUrl: options.imdsUrl };
-  progress("Reading instance metadata");
-  const inst = await getImdsInstance(imdsOptions);
-  if (
-    options.nicId === undefined &&
-    (inst.compute.vmScaleSetName !== "" ||
-      VMSS_RE.test(inst.compute.resourceId))
-  ) {
-    throw vmssError("the NIC of VM", inst.compute.resourceId);
-  }
-  const target = options.nicId === undefined ? undefined : parseNicId(
-    options.nicId,
-  );
-  const subscriptionId = target?.sub ?? inst.compute.subscriptionId;
-
-  progress("Loading the Azure SDK");
-  const { NetworkManagementClient } = await import("@azure/arm-network");
-  const { ManagedIdentityCredential } = await import("@azure/identity");
-  const clientOptions: { endpoint?: string; tlsOptions?: { ca: string } } = {};
-  if (options.armEndpoint !== undefined) {
-    clientOptions.endpoint = options.armEndpoint;
-  }
-  if (options.caFile !== undefined) {
-    clientOptions.tlsOptions = { ca: await Deno.readTextFile(options.caFile) };
-  }
-  const client = new NetworkManagementClient(
-    new ManagedIdentityCredential(),
-    subscriptionId,
-    clientOptions,
-  );
-  const nics = client.networkInterfaces;
-
-  let rg: string;
-  let nicName: string;
-  if (target !== undefined) {
-    rg = target.rg;
-    nicName = target.name;
-  } else {
-    rg = inst.compute.resourceGroupName;
-    const mac = inst.network[0]?.macAddress;
-    if (mac === undefined) {
-      throw new Error("Cannot find the VM's NIC: IMDS lists no interface");
-    }
-    progress(`Finding the NIC of ${inst.compute.name} (MAC ${mac}) in ${rg}`);
-    let found: string | undefined;
-    for await (const nic of nics.list(rg)) {
-      const vmId = nic.virtualMachine?.id ?? "";
-      let nicMac = "";
-      try {
-        nicMac = azureMac(nic.macAddress ?? "");
-      } catch {
-        continue;
-      }
-      if (
-        vmId.toLowerCase() === inst.compute.resourceId.toLowerCase() &&
-        nicMac === mac && nic.name !== undefined
-      ) {
-        found = nic.name;
-        break;
-      }
-    }
-    if (found === undefined) {
-      throw new Error(
-        `Cannot find the NIC of VM "${inst.compute.resourceId}" with MAC ${mac} in resource group "${rg}"`,
-      );
-    }
-    nicName = found;
-  }
-
-  const nic = await nics.get(rg, nicName);
+  const arm = await openNic({
+    nicId: options.nicId,
+    imdsUrl: options.imdsUrl,
+    armEndpoint: options.armEndpoint,
+    caFile: options.caFile,
+    pollIntervalMs: options.pollIntervalMs,
+    progress,
+  });
+  const nicName = arm.ref.name;
+  const nic = await arm.get();
   const nicId = nic.id ?? nicName;
   const configs = (nic.ipConfigurations ?? []) as IpConfigModel[];
   const primary = configs.find((c) => c.primary === true);
@@ -321,32 +230,11 @@ export async function provision(
       ipConfigurations: report(configs),
     };
   }
-  const subnetId = primary.subnet.id;
-  const body = {
-    ...nic,
-    ipConfigurations: [
-      ...keep,
-      ...added.map((name) => ({
-        name,
-        privateIPAllocationMethod: "Dynamic",
-        privateIPAddressVersion: "IPv4",
-        subnet: { id: subnetId },
-        primary: false,
-      })),
-    ].sort((a, b) => order(a.name) - order(b.name)),
-  };
   progress(`Updating NIC ${nicName} (long-running operation)`);
-  const updated = await nics.createOrUpdate(rg, nicName, body, {
-    updateIntervalInMs: options.pollIntervalMs ?? 1000,
-  });
+  const updated = await arm.update(nic, { add: added, remove: removed });
   const result = report((updated.ipConfigurations ?? []) as IpConfigModel[]);
   await waitForImds(result, nic.macAddress, options, progress);
   return { nicId, changed: true, added, removed, ipConfigurations: result };
-}
-
-function order(name: string | undefined): number {
-  const m = /^ipconfig(\d+)$/.exec(name ?? "");
-  return m?.[1] === undefined ? 0 : Number(m[1]);
 }
 
 async function waitForImds(

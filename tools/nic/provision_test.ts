@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { useEmulatorIdentity } from "../../tests/_support/identity.ts";
 import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
 import {
   addVm,
@@ -14,16 +15,7 @@ const tls = await generateTls();
 
 // ManagedIdentityCredential must use the emulator's IMDS token endpoint,
 // never a stray App Service / Cloud Shell / Arc source.
-for (
-  const name of [
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-  ]
-) Deno.env.delete(name);
+useEmulatorIdentity();
 
 interface Run {
   code: number;

@@ -12,17 +12,22 @@ import {
   removeSnatRule,
   sandboxDown,
   sandboxExec,
+  sandboxMetrics,
   sandboxStatus,
   sandboxUp,
 } from "./sandbox.ts";
 
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
-     [--no-agent]
+     [--no-agent] [--warm MIN:MAX [--arm-faults]]
       build the fabric and N nodes (default 2), give each NIC K ipconfigs
       (default 8, primary included), start azure-vnet-agent in each node
       (--no-agent: none, the plugins run in process), create M pods per
-      node (default 2) through the real azure-vnet, print the table
+      node (default 2) through the real azure-vnet, print the table;
+      --warm: the agents keep MIN..MAX free addresses, growing the NICs
+      through the ARM emulator (#16); --arm-faults: ARM answers 429 with
+      Retry-After and 500 during the run
+  metrics [--prefix P] [--dir D]        each node agent's /metrics
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
   negative [--node I] [--prefix P] [--dir D]
@@ -40,6 +45,8 @@ const OPTIONS = {
   node: { type: "string" },
   "skip-build": { type: "boolean" },
   "no-agent": { type: "boolean" },
+  warm: { type: "string" },
+  "arm-faults": { type: "boolean" },
 } as const;
 
 function write(lines: readonly string[]): void {
@@ -48,6 +55,21 @@ function write(lines: readonly string[]): void {
 
 function writeErr(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(text));
+}
+
+function warmBand(
+  v: string | undefined,
+): { min: number; max: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+):(\d+)$/.exec(v);
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (m === null || max < 1 || min > max || max > 255) {
+    throw new RangeError(
+      `Cannot use --warm "${v}": want MIN:MAX with 0 <= MIN <= MAX <= 255, MAX >= 1`,
+    );
+  }
+  return { min, max };
 }
 
 function count(v: string | undefined, dflt: number, name: string): number {
@@ -90,10 +112,17 @@ export async function main(args: string[]): Promise<number> {
           ipCount: count(v["ip-count"], 8, "ip-count"),
           skipBuild: v["skip-build"] ?? false,
           agent: v["no-agent"] !== true,
+          ...(v.warm === undefined ? {} : { warm: warmBand(v.warm) }),
+          armFaults: v["arm-faults"] ?? false,
           print: (l) => write([l]),
         });
         return up.results.every((r) => r.ok) ? 0 : 1;
       }
+      case "metrics":
+        for (const m of await sandboxMetrics(dir)) {
+          write([`# ${m.node}`, m.text.trimEnd()]);
+        }
+        return 0;
       case "status":
         write(await sandboxStatus(dir));
         return 0;

@@ -72,6 +72,11 @@ export interface SandboxRecord {
   agent?: boolean;
   /** The running agents, by node index. */
   agents?: { node: number; pid: number }[];
+  /**
+   * The agents' warm pool (#16): free addresses kept between `min` and
+   * `max`; absent when off.
+   */
+  warm?: { min: number; max: number };
   /** Pods. */
   pods: PodRecord[];
 }

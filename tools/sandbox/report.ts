@@ -13,6 +13,7 @@ export const CHECK_KINDS = [
   "node",
   "gateway",
   "served",
+  "nic",
 ] as const;
 
 /** One check kind. */
@@ -21,7 +22,11 @@ export type CheckKind = (typeof CHECK_KINDS)[number];
 /** Who ran a pod's ADD: the node's agent, or the plugin process itself. */
 export type ServedBy = "agent" | "in-process";
 
-/** One planned check: a ping, or (`served`) who ran the pod's ADD. */
+/**
+ * One planned check: a ping, (`served`) who ran the pod's ADD, or (`nic`)
+ * the pod's address is an ipconfig of its node's NIC in ARM (the warm pool
+ * put it there, #16).
+ */
 export interface Check {
   /** The pod pinging. */
   readonly pod: PodRecord;
@@ -72,6 +77,8 @@ export function planChecks(
     nodes: readonly NodeRecord[];
     gateway: string;
     servedBy?: ServedBy;
+    /** Plan a `nic` check per pod (the sandbox's warm pool, #16). */
+    armNic?: boolean;
   },
 ): Check[] {
   const byNode = new Map<number, PodRecord[]>();
@@ -130,6 +137,14 @@ export function planChecks(
         targetName: `node${pod.node}`,
       });
     }
+    if (options.armNic === true && node !== undefined) {
+      checks.push({
+        pod,
+        kind: "nic",
+        target: node.nicName,
+        targetName: node.nicName,
+      });
+    }
   }
   return checks;
 }
@@ -147,6 +162,8 @@ export async function runChecks(
   options: {
     ping: (netns: string, target: string) => Promise<boolean>;
     servedBy?: (pod: PodRecord) => Promise<ServedBy>;
+    /** For `nic` checks: the pod's address is on that NIC in ARM. */
+    onNic?: (pod: PodRecord, nicName: string) => Promise<boolean>;
     parallel?: number;
   },
 ): Promise<CheckResult[]> {
@@ -159,6 +176,8 @@ export async function runChecks(
       if (c === undefined) continue;
       const ok = c.kind === "served"
         ? await options.servedBy?.(c.pod) === c.target
+        : c.kind === "nic"
+        ? await options.onNic?.(c.pod, c.target) === true
         : await options.ping(c.pod.netns ?? c.pod.name, c.target);
       out[i] = { ...c, ok };
     }
@@ -193,7 +212,7 @@ export function renderTable(
 ): string[] {
   const nodeName = (p: PodRecord) => `node${p.node}`;
   const kinds = CHECK_KINDS.filter((k) =>
-    k !== "served" || results.some((r) => r.kind === "served")
+    (k !== "served" && k !== "nic") || results.some((r) => r.kind === k)
   );
   const heads: Record<CheckKind, string> = {
     "same-node": "POD(SAME)",
@@ -201,6 +220,7 @@ export function renderTable(
     node: "NODE",
     gateway: "GATEWAY",
     served: "SERVED",
+    nic: "ARM NIC",
   };
   const rows = [["POD", "NODE", "IP", "MAC", ...kinds.map((k) => heads[k])]];
   for (const pod of pods) {

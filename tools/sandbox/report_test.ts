@@ -86,3 +86,22 @@ Deno.test("planChecks() with servedBy adds a served check per pod; runChecks() c
   });
   assert.ok(unplanned[0]?.ok === false, "no servedBy: a served check fails");
 });
+
+Deno.test("planChecks() with armNic adds a nic check per pod; runChecks() asks whether the NIC in ARM has the pod's address", async () => {
+  const checks = planChecks(PODS, {
+    nodes: NODES,
+    gateway: "10.240.0.1",
+    armNic: true,
+  });
+  assert.equal(checks.filter((c) => c.kind === "nic").length, PODS.length);
+  const results = await runChecks(checks, {
+    ping: answered,
+    onNic: (p, nic) =>
+      Promise.resolve(p.name !== "vsb-n1-pod1" && nic === `nic${p.node}`),
+  });
+  const lines = renderTable(PODS, results);
+  assert.match(lines[0] ?? "", /GATEWAY\s+ARM NIC$/);
+  assert.match(lines[1] ?? "", /ok nic0$/);
+  assert.match(lines[4] ?? "", /FAIL nic1$/);
+  assert.equal(lines.at(-1), `FAIL: 1 of ${checks.length} checks failed`);
+});

@@ -97,6 +97,13 @@ export interface UpOptions {
    * the plugins' in-process fallback.
    */
   agent?: boolean;
+  /**
+   * The agents run a warm pool (#16) keeping `min`..`max` free addresses:
+   * they grow the NICs from `ipCount` through the ARM emulator.
+   */
+  warm?: { min: number; max: number } | undefined;
+  /** Inject 429 (with Retry-After) and 500 replies into ARM while pods come up. */
+  armFaults?: boolean;
   /** Receives progress and table lines (default: the logger). */
   print?: (line: string) => void;
 }
@@ -192,6 +199,119 @@ export async function provisionNode(
   await syncFabric(rec);
 }
 
+/** The `code` of a CNI error document, or undefined. */
+function cniCode(stdout: string): number | undefined {
+  try {
+    const code = (JSON.parse(stdout) as { code?: unknown }).code;
+    return typeof code === "number" ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes a node's agent config for the warm pool (#16) into its state dir
+ * (which the built agent may read), with the emulator's CA beside it: ARM
+ * is the emulator on 168.63.129.16:443, IMDS (and the managed identity's
+ * token) 169.254.169.254, both inside the fabric. Short intervals so a
+ * burst of pods is served within seconds.
+ *
+ * @param rec The sandbox record (with `warm` and a running emulator).
+ * @param node The node.
+ * @returns The config file's path.
+ */
+async function writeAgentConfig(
+  rec: SandboxRecord,
+  node: NodeRecord,
+): Promise<string> {
+  if (rec.warm === undefined || rec.emulator === undefined) {
+    throw new Error("Cannot configure a warm pool without the emulator");
+  }
+  const ca = `${node.stateDir}/arm-ca.pem`;
+  await Deno.copyFile(rec.emulator.caFile, ca);
+  const file = `${node.stateDir}/agent.json`;
+  const config = {
+    warmPool: {
+      warmMin: rec.warm.min,
+      warmMax: rec.warm.max,
+      intervalSeconds: 2,
+      minUpdateIntervalSeconds: 0.5,
+      maxBackoffSeconds: 4,
+      scaleUpWaitSeconds: 20,
+    },
+    cloud: {
+      armEndpoint: rec.emulator.armEndpoint,
+      imdsUrl: `http://${IMDS_IP}`,
+      caFile: ca,
+    },
+  };
+  await Deno.writeTextFile(file, JSON.stringify(config, null, 2) + "\n");
+  return file;
+}
+
+/**
+ * The metrics of each node's agent, fetched inside the node's netns from
+ * its listener (`127.0.0.1:10091`, #16).
+ *
+ * @param dir The sandbox directory.
+ * @returns Per running agent, its node and the exposition text (or why it
+ *   could not be read).
+ * @throws {Deno.errors.NotFound} When there is no sandbox there.
+ */
+export async function sandboxMetrics(
+  dir: string,
+): Promise<{ node: string; text: string }[]> {
+  const rec = await loadRecord(recordPath(dir));
+  const out: { node: string; text: string }[] = [];
+  for (const a of rec.agents ?? []) {
+    const n = rec.nodes[a.node];
+    if (n === undefined) continue;
+    out.push({ node: n.netns, text: await agentMetrics(n) });
+  }
+  return out;
+}
+
+/** GET /metrics of a node's agent, inside its netns. */
+async function agentMetrics(node: NodeRecord): Promise<string> {
+  const r = await execIn(node.netns, [
+    Deno.execPath(),
+    "eval",
+    "const r = await fetch('http://127.0.0.1:10091/metrics');" +
+    "await Deno.stdout.write(new TextEncoder().encode(await r.text()));",
+  ], { check: false });
+  return r.code === 0 ? r.stdout : `# cannot read: ${r.stderr.trim()}`;
+}
+
+/** The value of one sample line of an exposition, 0 when absent. */
+function sample(text: string, line: RegExp): number {
+  let sum = 0;
+  for (const l of text.split("\n")) {
+    if (line.test(l)) sum += Number(l.slice(l.lastIndexOf(" ") + 1)) || 0;
+  }
+  return sum;
+}
+
+/**
+ * Sets (or clears) an emulator fault on ARM, through its admin endpoint
+ * inside the fabric netns.
+ */
+async function setArmFault(
+  rec: SandboxRecord,
+  fault: Record<string, number> | undefined,
+): Promise<void> {
+  const fabric = new SandboxNames(rec.prefix).fabric;
+  const body = JSON.stringify({ endpoint: "arm", ...fault });
+  await execIn(fabric, [
+    Deno.execPath(),
+    "eval",
+    fault === undefined
+      ? `await (await fetch('http://${WIRESERVER_IP}/_emulator/faults', { method: 'DELETE' })).body?.cancel();`
+      : `const r = await fetch('http://${WIRESERVER_IP}/_emulator/faults', { method: 'POST', body: ${
+        JSON.stringify(body)
+      } }); if (!r.ok) throw new Error(String(r.status)); await r.body?.cancel();`,
+  ]);
+}
+
 /**
  * Starts the installed agent in a node's netns with the node's state and
  * log dirs, and records its pid.
@@ -213,6 +333,9 @@ export async function startNodeAgent(
     cniPath: rec.binDir,
     stateDir: n.stateDir,
     logDir: n.logDir,
+    ...(rec.warm === undefined ? {} : {
+      configFile: await writeAgentConfig(rec, n),
+    }),
   });
   rec.agents = [...(rec.agents ?? []).filter((a) => a.node !== node), {
     node,
@@ -290,6 +413,8 @@ export async function addPod(
     name: string;
     netns?: string;
     config?: Record<string, unknown>;
+    /** Repeat an ADD that answers 11 (try again later) for up to this long. */
+    retryTryAgainMs?: number;
   },
 ): Promise<PodRecord> {
   const node = rec.nodes[options.node];
@@ -307,13 +432,27 @@ export async function addPod(
     await ipIn(ns, ["link", "set", "lo", "up"]);
   }
   const containerId = crypto.randomUUID().replaceAll("-", "");
-  const out = await runCni(nodeEnv(rec, node), {
+  const config = options.config ?? await podConfig(rec);
+  const deadline = Date.now() + (options.retryTryAgainMs ?? 0);
+  let out = await runCni(nodeEnv(rec, node), {
     command: "ADD",
     containerId,
     netnsPath: `/var/run/netns/${ns}`,
     ifName: "eth0",
-    config: options.config ?? await podConfig(rec),
+    config,
   });
+  while (
+    out.code !== 0 && cniCode(out.stdout) === 11 && Date.now() < deadline
+  ) {
+    await new Promise((r) => setTimeout(r, 500));
+    out = await runCni(nodeEnv(rec, node), {
+      command: "ADD",
+      containerId,
+      netnsPath: `/var/run/netns/${ns}`,
+      ifName: "eth0",
+      config,
+    });
+  }
   if (out.code !== 0 || out.result === undefined) {
     if (owned) {
       await ipIn("", ["netns", "del", ns]).catch(() => "");
@@ -421,10 +560,17 @@ export async function checkSandbox(
     nodes: rec.nodes,
     gateway: subnetLayout(rec.subnet).gateway,
     ...(servedBy === undefined ? {} : { servedBy }),
+    ...(rec.warm === undefined ? {} : { armNic: true }),
   });
   const results = await runChecks(checks, {
     ping: pingFrom,
     servedBy: (pod) => podServedBy(rec, pod),
+    onNic: async (pod, nicName) => {
+      if (rec.emulator === undefined) return false;
+      const nics = await readArmNics(rec.emulator.stateFile);
+      return nics.find((c) => c.name === nicName)?.ips.includes(pod.ip) ??
+        false;
+    },
     parallel: 4,
   });
   return { results, lines: renderTable(rec.pods, results) };
@@ -471,6 +617,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     pods: [],
     agent,
     agents: [],
+    ...(options.warm === undefined ? {} : { warm: options.warm }),
   };
   const save = () => saveRecord(recordPath(dir), rec);
   await save();
@@ -540,10 +687,56 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     );
   }
   if (!agent) print("agent: none (--no-agent): the plugins run in process");
+  if (options.warm !== undefined && agent) {
+    print(
+      `warm pool: ${options.warm.min}..${options.warm.max} free addresses per node, the agents grow the NICs through ARM`,
+    );
+  }
+  const faults = options.armFaults === true && options.warm !== undefined;
+  if (faults) {
+    await setArmFault(rec, {
+      errorCount: 2,
+      errorStatus: 429,
+      retryAfterSeconds: 1,
+    });
+    print("arm faults: the next 2 ARM requests get 429 with Retry-After: 1");
+  }
 
   for (const node of rec.nodes) {
     for (let j = 0; j < podCount; j++) {
-      await addPod(rec, { node: node.index, name: names.pod(node.index, j) });
+      if (faults && node.index === 0 && j === Math.floor(podCount / 2)) {
+        await setArmFault(rec, { errorCount: 2, errorStatus: 500 });
+        print("arm faults: the next 2 ARM requests get 500");
+      }
+      await addPod(rec, {
+        node: node.index,
+        name: names.pod(node.index, j),
+        // A runtime retries an ADD that answered 11 (try again later).
+        ...(options.warm === undefined ? {} : { retryTryAgainMs: 60_000 }),
+      });
+    }
+  }
+  if (options.warm !== undefined) {
+    // The fabric learns the ipconfigs the agents added.
+    await syncFabric(rec);
+    const nics = await readArmNics(emu.stateFile);
+    for (const node of rec.nodes) {
+      const nic = nics.find((c) => c.name === node.nicName);
+      const text = agent ? await agentMetrics(node) : "";
+      const arm = (result: string) =>
+        sample(
+          text,
+          new RegExp(
+            `^azure_vnet_arm_requests_total\\{.*result="${result}".*\\} `,
+          ),
+        );
+      print(
+        `warm pool: ${node.nicName} grew from ${ipCount} to ${
+          nic?.ips.length ?? 0
+        } ipconfigs; ARM requests ok ${arm("ok")}, throttled ${
+          arm("throttled")
+        }, server_error ${arm("server_error")}`,
+      );
     }
   }
   const { results, lines } = await checkSandbox(rec);

@@ -5,7 +5,9 @@
  *   bridge and host rules and gives the master its addresses and routes back.
  *   A network with endpoints is kept unless `--force` (then the endpoints'
  *   veths, neighbours and rules go too; IPAM reservations stay).
- * - `show [--state-dir D] [--json]` prints networks, endpoints and the IPAM
+ * - `show [--state-dir D] [--json] [--files] [--agent-url U]` prints, when
+ *   the state dir's agent runs, its `/v1/endpoints` and `/v1/pool` (#16);
+ *   otherwise (or with `--files`) networks, endpoints and the IPAM
  *   allocations.
  * - `gc [--state-dir D] [--dry-run] [--grace-ms N] [--json]` reconciles the
  *   state files with the kernel (see `gc.ts`).
@@ -32,6 +34,7 @@ import {
   teardown,
 } from "@vnet/azure-vnet";
 import { parseCli } from "../_cli.ts";
+import { formatAgentView, readAgentView } from "./agent_view.ts";
 import { type GcReport, gcState } from "./gc.ts";
 import {
   type RepairReport,
@@ -43,7 +46,7 @@ const log = getLogger(["tools", "state"]);
 
 const USAGE = `usage:
   deno task state teardown [--state-dir DIR] [--network NAME] [--force]
-  deno task state show [--state-dir DIR] [--json]
+  deno task state show [--state-dir DIR] [--json] [--files] [--agent-url URL]
   deno task state gc [--state-dir DIR] [--dry-run] [--grace-ms N] [--json]
   deno task state repair [--state-dir DIR]
       [--file azure-vnet.json|azure-vnet-ipam.json] [--network NAME]
@@ -66,6 +69,8 @@ const SPEC = {
     "grace-ms": { type: "string" },
     file: { type: "string" },
     bridge: { type: "string" },
+    files: { type: "boolean" },
+    "agent-url": { type: "string" },
   },
 } as const;
 
@@ -180,6 +185,18 @@ export async function runStateCli(
         );
       }
       return report.busy.length > 0 ? 1 : 0;
+    }
+    // With the agent of this state dir running, its /v1 documents (#16).
+    const view = v.files === true ? undefined : await readAgentView(stateDir, {
+      ...(v["agent-url"] === undefined ? {} : { url: v["agent-url"] }),
+    });
+    if (view !== undefined) {
+      out(
+        v.json === true
+          ? `${JSON.stringify({ source: "agent", ...view }, null, 2)}\n`
+          : formatAgentView(view),
+      );
+      return 0;
     }
     const state = await readState(stateDir);
     const ipam = await readIpamState(`${stateDir}/${IPAM_STATE_FILE}`)

@@ -20,6 +20,8 @@ export interface AgentPlace {
   readonly stateDir: string;
   /** AZURE_VNET_LOG_DIR: the agent logs to `azure-vnet-agent.log` there. */
   readonly logDir: string;
+  /** AZURE_VNET_AGENT_CONFIG: the agent's config file (#16). */
+  readonly configFile?: string;
 }
 
 /**
@@ -54,6 +56,9 @@ export async function startAgent(place: AgentPlace): Promise<number> {
       CNI_PATH: place.cniPath,
       AZURE_VNET_STATE_DIR: place.stateDir,
       AZURE_VNET_LOG_DIR: place.logDir,
+      ...(place.configFile === undefined
+        ? {}
+        : { AZURE_VNET_AGENT_CONFIG: place.configFile }),
     },
     stdin: "null",
     stdout: "null",

@@ -1,0 +1,29 @@
+/**
+ * @vnet/arm: a NIC's IP configurations through Azure Resource Manager with
+ * the Azure SDK (`@azure/arm-network`, `@azure/identity`), loaded lazily.
+ * Shared by the NIC tool and the agent's warm pool (#16); the plugins never
+ * import it (docs/STYLE.md section 2).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classifyArmError } from "@vnet/arm";
+ * assert.equal(classifyArmError(new TypeError("fetch failed")).result, "network_error");
+ * ```
+ *
+ * @module
+ */
+export {
+  type ArmFailure,
+  type ArmNic,
+  type ArmResult,
+  classifyArmError,
+  type IpConfigChange,
+  type IpConfigModel,
+  ipConfigUpdateBody,
+  type NicModel,
+  type NicRef,
+  openNic,
+  type OpenNicOptions,
+  parseNicId,
+} from "./nic.ts";

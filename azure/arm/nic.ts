@@ -1,0 +1,368 @@
+/**
+ * A NIC's IP configurations through Azure Resource Manager with the Azure
+ * SDK (`@azure/arm-network`, `@azure/identity`: managed identity on a VM),
+ * the one SDK code path of the repository: the NIC tool (`tools/nic/`) and
+ * the agent's warm pool (#16) both use it. The SDK is loaded with a dynamic
+ * `import()` inside {@link openNic}, so importing this module costs nothing
+ * (docs/STYLE.md section 2); the plugins never import this member.
+ *
+ * @module
+ */
+import { getImdsInstance, parseRetryAfter } from "@vnet/azure";
+import { azureMac } from "@vnet/address";
+
+/** A NIC's place in ARM. */
+export interface NicRef {
+  readonly subscriptionId: string;
+  readonly resourceGroup: string;
+  readonly name: string;
+}
+
+/** Minimal view of the SDK's flattened ipconfig model. */
+export interface IpConfigModel {
+  name?: string;
+  privateIPAddress?: string;
+  primary?: boolean;
+  subnet?: { id?: string };
+  [key: string]: unknown;
+}
+
+/** Minimal view of the SDK's NIC model. */
+export interface NicModel {
+  id?: string;
+  name?: string;
+  macAddress?: string;
+  ipConfigurations?: IpConfigModel[];
+  [key: string]: unknown;
+}
+
+/** One batched change of a NIC's secondary ipconfigs. */
+export interface IpConfigChange {
+  /** Names of new Dynamic IPv4 ipconfigs in the primary's subnet. */
+  readonly add: readonly string[];
+  /** Names of ipconfigs to drop (never the primary). */
+  readonly remove: readonly string[];
+}
+
+/** Options of {@link openNic}. */
+export interface OpenNicOptions {
+  /** ARM id of the NIC; default: found through IMDS. */
+  readonly nicId?: string | undefined;
+  /** IMDS base URL (default `http://169.254.169.254`). */
+  readonly imdsUrl?: string | undefined;
+  /** ARM endpoint (default `https://management.azure.com`). */
+  readonly armEndpoint?: string | undefined;
+  /** PEM file of a CA to trust for ARM (tests, sandbox). */
+  readonly caFile?: string | undefined;
+  /**
+   * Retries inside the SDK (default: the SDK's own policy); 0 leaves
+   * throttling and server errors to the caller (the warm pool's backoff).
+   */
+  readonly maxRetries?: number | undefined;
+  /** LRO poll interval when ARM sends no Retry-After (default 1000 ms). */
+  readonly pollIntervalMs?: number | undefined;
+  /** Receives progress lines (default: none). */
+  readonly progress?: ((line: string) => void) | undefined;
+}
+
+/** A NIC bound to an ARM client. */
+export interface ArmNic {
+  /** Where the NIC is. */
+  readonly ref: NicRef;
+  /** Reads the NIC (one GET). */
+  get(): Promise<NicModel>;
+  /**
+   * Applies one batched change to `current` (one PUT, a long-running
+   * operation) and returns the NIC as ARM left it.
+   */
+  update(current: NicModel, change: IpConfigChange): Promise<NicModel>;
+}
+
+const VMSS_RE = /\/virtualMachineScaleSets\/([^/]+)\/virtualMachines\//i;
+
+function vmssError(what: string, id: string): Error {
+  const ss = VMSS_RE.exec(id)?.[1] ?? "?";
+  return new Error(
+    `Cannot provision ${what} "${id}": it belongs to VM scale set "${ss}"; ` +
+      "NICs of uniform scale-set instances are read-only through " +
+      "Microsoft.Network, so change ipConfigurations in the scale set model " +
+      "(Microsoft.Compute virtualMachineScaleSets networkProfile) instead",
+  );
+}
+
+/**
+ * Parses a NIC's ARM id.
+ *
+ * @param id `/subscriptions/S/resourceGroups/G/providers/Microsoft.Network/networkInterfaces/N`.
+ * @returns Its parts.
+ * @throws {SyntaxError} For anything else.
+ * @throws {Error} For a scale-set instance's NIC (read-only through
+ *   Microsoft.Network).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseNicId } from "./nic.ts";
+ * assert.deepEqual(
+ *   parseNicId("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/n"),
+ *   { subscriptionId: "s", resourceGroup: "g", name: "n" },
+ * );
+ * ```
+ */
+export function parseNicId(id: string): NicRef {
+  if (VMSS_RE.test(id)) throw vmssError("NIC", id);
+  const m =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/networkInterfaces\/([^/]+)$/i
+      .exec(id);
+  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined) {
+    throw new SyntaxError(`Cannot parse NIC id "${id}"`);
+  }
+  return { subscriptionId: m[1], resourceGroup: m[2], name: m[3] };
+}
+
+/** The numeric suffix of `ipconfig<N>`, for ordering (0 for others). */
+function order(name: string | undefined): number {
+  const m = /^ipconfig(\d+)$/.exec(name ?? "");
+  return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
+/**
+ * The PUT body of one batched change: the NIC with `remove` dropped and
+ * `add` appended as Dynamic IPv4 ipconfigs in the primary's subnet, sorted
+ * by their `ipconfig<N>` number.
+ *
+ * @param nic The NIC as read.
+ * @param change What to add and remove.
+ * @returns The body.
+ * @throws {Error} When the NIC has no primary ipconfig with a subnet, or
+ *   `remove` names the primary.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipConfigUpdateBody } from "./nic.ts";
+ * const body = ipConfigUpdateBody({ ipConfigurations: [
+ *   { name: "ipconfig1", primary: true, subnet: { id: "s" } },
+ *   { name: "ipconfig2", primary: false, subnet: { id: "s" } },
+ * ] }, { add: ["ipconfig3"], remove: ["ipconfig2"] });
+ * assert.deepEqual(body.ipConfigurations?.map((c) => c.name), ["ipconfig1", "ipconfig3"]);
+ * ```
+ */
+export function ipConfigUpdateBody(
+  nic: NicModel,
+  change: IpConfigChange,
+): NicModel {
+  const configs = nic.ipConfigurations ?? [];
+  const primary = configs.find((c) => c.primary === true);
+  if (primary?.name === undefined || primary.subnet?.id === undefined) {
+    throw new Error(
+      `Cannot update NIC "${nic.id ?? nic.name ?? "?"}": no primary ipconfig`,
+    );
+  }
+  if (change.remove.includes(primary.name)) {
+    throw new Error(
+      `Cannot remove the primary ipconfig "${primary.name}" of NIC "${
+        nic.id ?? nic.name ?? "?"
+      }"`,
+    );
+  }
+  const drop = new Set(change.remove);
+  const subnetId = primary.subnet.id;
+  return {
+    ...nic,
+    ipConfigurations: [
+      ...configs.filter((c) => c.name === undefined || !drop.has(c.name)),
+      ...change.add.map((name) => ({
+        name,
+        privateIPAllocationMethod: "Dynamic",
+        privateIPAddressVersion: "IPv4",
+        subnet: { id: subnetId },
+        primary: false,
+      })),
+    ].sort((a, b) => order(a.name) - order(b.name)),
+  };
+}
+
+/**
+ * Connects to ARM with managed identity and binds the node's NIC: the one
+ * named by `nicId`, else the VM's first NIC found through IMDS (list the
+ * resource group's NICs, match `virtualMachine.id` and the MAC). Loads the
+ * SDK on first use.
+ *
+ * The managed identity's token comes from IMDS (`169.254.169.254`, or
+ * `AZURE_POD_IDENTITY_AUTHORITY_HOST` as `@azure/identity` reads it).
+ *
+ * @param options The NIC id, endpoints, CA, retries, progress.
+ * @returns The NIC.
+ * @throws {Error} For a scale-set instance NIC or a NIC that cannot be found.
+ * @throws {AzureHttpError} When IMDS fails.
+ *
+ * @tags allow-net, allow-env, allow-read
+ *
+ * @example Usage
+ * ```ts ignore
+ * const nic = await openNic({});
+ * const model = await nic.get();
+ * ```
+ */
+export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
+  const progress = options.progress ?? (() => {});
+  let ref: NicRef | undefined = options.nicId === undefined
+    ? undefined
+    : parseNicId(options.nicId);
+  let discover: { vmId: string; mac: string; rg: string } | undefined;
+  if (ref === undefined) {
+    progress("Reading instance metadata");
+    const inst = await getImdsInstance({ baseUrl: options.imdsUrl });
+    if (
+      inst.compute.vmScaleSetName !== "" ||
+      VMSS_RE.test(inst.compute.resourceId)
+    ) {
+      throw vmssError("the NIC of VM", inst.compute.resourceId);
+    }
+    const mac = inst.network[0]?.macAddress;
+    if (mac === undefined) {
+      throw new Error("Cannot find the VM's NIC: IMDS lists no interface");
+    }
+    discover = {
+      vmId: inst.compute.resourceId,
+      mac,
+      rg: inst.compute.resourceGroupName,
+    };
+    ref = {
+      subscriptionId: inst.compute.subscriptionId,
+      resourceGroup: discover.rg,
+      name: "",
+    };
+  }
+
+  progress("Loading the Azure SDK");
+  const { NetworkManagementClient } = await import("@azure/arm-network");
+  const { ManagedIdentityCredential } = await import("@azure/identity");
+  const clientOptions: {
+    endpoint?: string;
+    tlsOptions?: { ca: string };
+    retryOptions?: { maxRetries: number };
+  } = {};
+  if (options.armEndpoint !== undefined) {
+    clientOptions.endpoint = options.armEndpoint;
+  }
+  if (options.caFile !== undefined) {
+    clientOptions.tlsOptions = { ca: await Deno.readTextFile(options.caFile) };
+  }
+  if (options.maxRetries !== undefined) {
+    clientOptions.retryOptions = { maxRetries: options.maxRetries };
+  }
+  const client = new NetworkManagementClient(
+    new ManagedIdentityCredential(
+      options.maxRetries === undefined
+        ? {}
+        : { retryOptions: { maxRetries: options.maxRetries } },
+    ),
+    ref.subscriptionId,
+    clientOptions,
+  );
+  const nics = client.networkInterfaces;
+
+  if (discover !== undefined) {
+    const { vmId, mac, rg } = discover;
+    progress(`Finding the NIC of ${vmId} (MAC ${mac}) in ${rg}`);
+    let found: string | undefined;
+    for await (const nic of nics.list(rg)) {
+      let nicMac = "";
+      try {
+        nicMac = azureMac(nic.macAddress ?? "");
+      } catch {
+        continue;
+      }
+      if (
+        (nic.virtualMachine?.id ?? "").toLowerCase() === vmId.toLowerCase() &&
+        nicMac === mac && nic.name !== undefined
+      ) {
+        found = nic.name;
+        break;
+      }
+    }
+    if (found === undefined) {
+      throw new Error(
+        `Cannot find the NIC of VM "${vmId}" with MAC ${mac} in resource group "${rg}"`,
+      );
+    }
+    ref = { ...ref, name: found };
+  }
+  const bound = ref;
+  return {
+    ref: bound,
+    async get() {
+      return await nics.get(bound.resourceGroup, bound.name) as NicModel;
+    },
+    async update(current, change) {
+      const body = ipConfigUpdateBody(current, change);
+      const updated = await nics.createOrUpdate(
+        bound.resourceGroup,
+        bound.name,
+        body as Parameters<typeof nics.createOrUpdate>[2],
+        { updateIntervalInMs: options.pollIntervalMs ?? 1000 },
+      );
+      return updated as NicModel;
+    },
+  };
+}
+
+/** How an ARM request ended, as `azure_vnet_arm_requests_total` counts it. */
+export type ArmResult =
+  | "ok"
+  | "throttled"
+  | "server_error"
+  | "client_error"
+  | "network_error";
+
+/** What {@link classifyArmError} makes of a failure. */
+export interface ArmFailure {
+  /** The metric's result label. */
+  readonly result: Exclude<ArmResult, "ok">;
+  /** The HTTP status, when ARM answered. */
+  readonly status?: number;
+  /** ARM's `Retry-After`, in ms, when it sent one. */
+  readonly retryAfterMs?: number;
+  /** 429, 5xx and no answer may heal; other 4xx will not by waiting. */
+  readonly transient: boolean;
+}
+
+/**
+ * Classifies an SDK error (`RestError`: `statusCode`, `response.headers`).
+ *
+ * @param err What the SDK threw.
+ * @returns The result label, status, `Retry-After` and transience.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classifyArmError } from "./nic.ts";
+ * const err = Object.assign(new Error("busy"), {
+ *   statusCode: 429,
+ *   response: { headers: new Headers({ "retry-after": "2" }) },
+ * });
+ * assert.deepEqual(classifyArmError(err),
+ *   { result: "throttled", status: 429, retryAfterMs: 2000, transient: true });
+ * ```
+ */
+export function classifyArmError(err: unknown): ArmFailure {
+  const e = err as {
+    statusCode?: unknown;
+    response?: { headers?: { get?(name: string): string | null | undefined } };
+  } | null;
+  const status = typeof e?.statusCode === "number" ? e.statusCode : undefined;
+  if (status === undefined) return { result: "network_error", transient: true };
+  const header = e?.response?.headers?.get?.("retry-after") ?? null;
+  const retryAfterMs = parseRetryAfter(header, Date.now());
+  const base = {
+    status,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+  if (status === 429) return { result: "throttled", ...base, transient: true };
+  if (status >= 500) {
+    return { result: "server_error", ...base, transient: true };
+  }
+  return { result: "client_error", ...base, transient: false };
+}

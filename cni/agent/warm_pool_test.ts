@@ -1,0 +1,429 @@
+/**
+ * The warm pool against the ARM emulator over real HTTP(S) on loopback:
+ * the SDK code path of `@vnet/arm`, managed identity from the emulator's
+ * IMDS, the IPAM state on disk.
+ */
+import assert from "node:assert/strict";
+import { useEmulatorIdentity } from "../../tests/_support/identity.ts";
+import parsePrometheus from "parse-prometheus-text-format";
+import { type CmdArgs, CniError, type PluginHandlers } from "@vnet/cni";
+import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
+import {
+  addVm,
+  emptyState,
+  type Emulator,
+  type EmulatorVm,
+  generateTls,
+  startEmulator,
+} from "../../tools/sandbox/emulator/mod.ts";
+import { parseAgentConfig, type WarmPoolSettings } from "./config.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { WarmPool, withScaleUpWait } from "./warm_pool.ts";
+
+const tls = await generateTls();
+
+// ManagedIdentityCredential must use the emulator's IMDS token endpoint.
+useEmulatorIdentity();
+
+// The Azure SDK's node:https client keeps keep-alive sockets open after the
+// calls finish, so the resource and op sanitizers are off for SDK tests.
+const SDK_TEST = { sanitizeResources: false, sanitizeOps: false } as const;
+
+const MAC = "00:0d:3a:f9:dc:a6";
+
+interface Rig extends AsyncDisposable {
+  emu: Emulator;
+  vm: EmulatorVm;
+  dir: string;
+  pods: IpamEngine;
+  metrics: AgentMetrics;
+  pool: WarmPool;
+  /** The pods' IPAM config (source: the emulator's wireserver). */
+  ipam: ReturnType<typeof parseIpamConfig>;
+  reserve(n: number): Promise<string>;
+  release(n: number): Promise<void>;
+  /** The emulator's ipconfigs: name -> address. */
+  nic(): Map<string, string>;
+  held(): Promise<string[]>;
+}
+
+async function rig(
+  options: {
+    ipConfigCount: number;
+    warm?: Partial<WarmPoolSettings>;
+    /** The pool's IPAM engine, given the state dir (default: its own). */
+    engine?: (dir: string) => IpamEngine;
+  },
+): Promise<Rig> {
+  const state = emptyState();
+  const vm = addVm(state, {
+    name: "vm0",
+    macAddress: MAC,
+    ipConfigCount: options.ipConfigCount,
+  });
+  const emu = await startEmulator({ state, tls });
+  Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
+  const dir = await Deno.makeTempDir({ prefix: "warm-pool-" });
+  const config = parseAgentConfig({
+    warmPool: {
+      warmMin: 2,
+      warmMax: 6,
+      nicId:
+        `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroupName}/providers/Microsoft.Network/networkInterfaces/${vm.nic.name}`,
+      intervalSeconds: 3600,
+      minUpdateIntervalSeconds: 0,
+      maxBackoffSeconds: 4,
+    },
+    cloud: {
+      armEndpoint: emu.httpsUrl,
+      imdsUrl: emu.httpUrl,
+      caFile: tls.caFile,
+    },
+  });
+  const settings = { ...config.warmPool, ...options.warm } as WarmPoolSettings;
+  const ipam = parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: {
+      type: "azure-vnet-ipam",
+      queryUrl:
+        `${emu.httpUrl}/machine/plugins?comp=nmagent&type=getinterfaceinfov1`,
+      // No refresh during the test: the IPAM learns only through the pool.
+      queryInterval: "3600",
+    },
+  });
+  const pods = new IpamEngine({
+    stateDir: dir,
+    hostMacs: () => [{ name: "eth0", mac: "000d3af9dca6" }],
+  });
+  const metrics = new AgentMetrics({
+    ipamStatePath: `${dir}/azure-vnet-ipam.json`,
+  });
+  const pool = new WarmPool({
+    settings,
+    cloud: config.cloud,
+    stateDir: dir,
+    metrics,
+    pollIntervalMs: 10,
+    ...(options.engine === undefined ? {} : { engine: options.engine(dir) }),
+  });
+  const key = (n: number) => ({ containerId: `pod${n}`, ifName: "eth0" });
+  return {
+    emu,
+    vm,
+    dir,
+    pods,
+    metrics,
+    pool,
+    ipam,
+    async reserve(n) {
+      return (await pods.reserve(key(n), { config: ipam, network: "azure" }))
+        .ip;
+    },
+    async release(n) {
+      await pods.release(key(n), { network: "azure" });
+    },
+    nic() {
+      const v = emu.state.vms[0];
+      return new Map(
+        (v?.nic.ipConfigurations ?? []).map((
+          c,
+        ) => [c.name, c.privateIPAddress ?? ""]),
+      );
+    },
+    async held() {
+      const s = JSON.parse(
+        await Deno.readTextFile(`${dir}/azure-vnet-ipam.json`),
+      ) as {
+        pools: Record<
+          string,
+          { addresses: Record<string, { containerId?: string }> }
+        >;
+      };
+      return Object.values(s.pools).flatMap((p) =>
+        Object.entries(p.addresses).filter(([, r]) => r.containerId).map((
+          [ip],
+        ) => ip)
+      );
+    },
+    async [Symbol.asyncDispose]() {
+      await pool.close();
+      await emu[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Reserves pod `n`, running passes while the pool is exhausted. */
+async function reserveGrowing(r: Rig, n: number): Promise<string> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      return await r.reserve(n);
+    } catch (err) {
+      if (!(err instanceof CniError) || err.code !== 100) throw err;
+      await r.pool.runOnce();
+    }
+  }
+  throw new Error(`pod${n} got no address`);
+}
+
+/** Runs passes (the pool's own timer runs too) until `done`, 10 s at most. */
+async function converge(r: Rig, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    assert.ok(Date.now() < deadline, "the pool converges within 10 s");
+    await r.pool.runOnce();
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  // The update that did it has also reached the IPAM.
+  await r.pool.runOnce();
+}
+
+async function armCounts(m: AgentMetrics): Promise<Map<string, number>> {
+  const fams = parsePrometheus(await m.render()) as {
+    name: string;
+    metrics: { labels?: Record<string, string>; value?: string }[];
+  }[];
+  const arm = fams.find((f) => f.name === "azure_vnet_arm_requests_total");
+  return new Map(
+    (arm?.metrics ?? []).map((x) => [
+      `${x.labels?.operation}/${x.labels?.result}`,
+      Number(x.value),
+    ]),
+  );
+}
+
+Deno.test({
+  name:
+    "WarmPool grows the NIC from 4 ipconfigs to cover 12 pods and shrinks back above warmMax",
+  ...SDK_TEST,
+  async fn(t) {
+    await using r = await rig({ ipConfigCount: 4 });
+    const primary = r.vm.nic.ipConfigurations[0]?.privateIPAddress;
+    await t.step(
+      "growth: each pass is one NIC update, new addresses usable at once",
+      async () => {
+        const ips = [];
+        for (let n = 0; n < 12; n++) ips.push(await reserveGrowing(r, n));
+        assert.equal(new Set(ips).size, 12);
+        const onNic = new Set(r.nic().values());
+        assert.ok(
+          ips.every((ip) => onNic.has(ip)),
+          "every pod's address is on the NIC",
+        );
+        assert.ok(!ips.includes(primary ?? ""));
+        // Settle: the pool refills to the band's middle.
+        const pass = await r.pool.runOnce();
+        assert.ok(pass.outcome === "updated" || pass.outcome === "idle");
+        await r.pool.runOnce();
+        const free = r.nic().size - 1 - 12;
+        assert.ok(free >= 2 && free <= 6, `free ${free} within 2..6`);
+        const counts = await armCounts(r.metrics);
+        assert.ok((counts.get("update/ok") ?? 0) >= 2);
+        assert.ok((counts.get("get/ok") ?? 0) >= 2);
+      },
+    );
+    await t.step(
+      "shrink: above warmMax it removes free ipconfigs only, never in use or primary",
+      async () => {
+        for (let n = 0; n < 10; n++) await r.release(n);
+        const held = await r.held();
+        assert.equal(held.length, 2);
+        const pass = await r.pool.runOnce();
+        assert.equal(pass.outcome, "updated");
+        assert.ok(pass.removed.length > 0);
+        const nic = r.nic();
+        assert.equal(nic.get("ipconfig1"), primary);
+        for (const ip of held) {
+          assert.ok([...nic.values()].includes(ip), `${ip} in use stays`);
+        }
+        assert.equal(
+          nic.size - 1 - held.length,
+          4,
+          "back to the band's middle",
+        );
+        // The IPAM dropped the removed addresses at once.
+        const s = JSON.parse(
+          await Deno.readTextFile(`${r.dir}/azure-vnet-ipam.json`),
+        ) as { pools: Record<string, { addresses: Record<string, unknown> }> };
+        const inIpam = Object.values(s.pools).flatMap((p) =>
+          Object.keys(p.addresses)
+        ).sort();
+        const onNic = [...nic.values()].filter((ip) => ip !== primary).sort();
+        assert.deepEqual(inIpam, onNic);
+        assert.equal((await r.pool.runOnce()).outcome, "idle");
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "WarmPool backs off on 429 (Retry-After) and 500 and still converges",
+  ...SDK_TEST,
+  async fn(t) {
+    await using r = await rig({ ipConfigCount: 4 });
+    for (let n = 0; n < 3; n++) await r.reserve(n);
+    await t.step(
+      "429 with Retry-After: 2 waits at least that long",
+      async () => {
+        r.emu.setFault("arm", {
+          errorCount: 1,
+          errorStatus: 429,
+          retryAfterSeconds: 2,
+        });
+        const t0 = Date.now();
+        assert.equal((await r.pool.runOnce()).outcome, "failed");
+        assert.equal((await r.pool.runOnce()).outcome, "backoff");
+        await converge(r, () => r.nic().size === 8);
+        assert.ok(Date.now() - t0 >= 2000, "Retry-After honoured");
+      },
+    );
+    await t.step(
+      "500s: exponential backoff, then the update lands",
+      async () => {
+        for (let n = 3; n < 7; n++) await r.reserve(n);
+        r.emu.setFault("arm", { errorCount: 2, errorStatus: 500 });
+        await converge(r, () => r.nic().size - 1 - 7 === 4);
+        // Pods reserve the new addresses without any refresh.
+        for (let n = 7; n < 11; n++) await r.reserve(n);
+      },
+    );
+    const counts = await armCounts(r.metrics);
+    assert.equal(counts.get("get/throttled"), 1);
+    assert.equal(
+      (counts.get("get/server_error") ?? 0) +
+        (counts.get("update/server_error") ?? 0),
+      2,
+    );
+    assert.equal(counts.get("update/ok"), 2);
+  },
+});
+
+function ipamHandlers(r: Rig): PluginHandlers {
+  return {
+    async cmdAdd(args: CmdArgs) {
+      const ip = await r.reserve(Number(args.containerId.slice(3)));
+      return { cniVersion: "1.1.0", ips: [{ address: `${ip}/16` }] };
+    },
+    async cmdDel(args: CmdArgs) {
+      await r.release(Number(args.containerId.slice(3)));
+    },
+  };
+}
+
+function addArgs(n: number): CmdArgs {
+  return { containerId: `pod${n}` } as CmdArgs;
+}
+
+Deno.test({
+  name:
+    "withScaleUpWait() waits for the growth, returns 11 during an outage and 100 at 256 ipconfigs",
+  ...SDK_TEST,
+  async fn(t) {
+    await t.step(
+      "an exhausted ADD waits for the scale-up and succeeds",
+      async () => {
+        await using r = await rig({ ipConfigCount: 2 });
+        await r.reserve(0);
+        r.pool.start();
+        const h = withScaleUpWait(ipamHandlers(r), {
+          pool: r.pool,
+          waitMs: 5000,
+        });
+        const res = await h.cmdAdd(addArgs(1)) as {
+          ips: { address: string }[];
+        };
+        assert.match(res.ips[0]?.address ?? "", /^10\.240\./);
+      },
+    );
+    await t.step(
+      "an ARM outage: the ADD gets 11 after scaleUpWaitSeconds",
+      async () => {
+        await using r = await rig({ ipConfigCount: 2 });
+        await r.reserve(0);
+        r.emu.setFault("arm", { errorCount: 1000, errorStatus: 503 });
+        const h = withScaleUpWait(ipamHandlers(r), {
+          pool: r.pool,
+          waitMs: 400,
+        });
+        const t0 = Date.now();
+        await assert.rejects(h.cmdAdd(addArgs(1)), {
+          name: "CniError",
+          code: 11,
+          message: /warm pool is growing/,
+        });
+        assert.ok(Date.now() - t0 >= 400);
+      },
+    );
+    await t.step(
+      "never more than 256 ipconfigs; at the limit ADD keeps 100",
+      async () => {
+        await using r = await rig({ ipConfigCount: 254 });
+        for (let n = 0; n < 253; n++) await r.reserve(n);
+        const pass = await r.pool.runOnce();
+        assert.deepEqual(pass.added, ["ipconfig255", "ipconfig256"]);
+        assert.equal(r.nic().size, 256);
+        await r.reserve(253);
+        await r.reserve(254);
+        assert.equal((await r.pool.runOnce()).outcome, "idle");
+        assert.ok(r.pool.atLimit);
+        assert.equal(r.nic().size, 256);
+        const h = withScaleUpWait(ipamHandlers(r), {
+          pool: r.pool,
+          waitMs: 5000,
+        });
+        const t0 = Date.now();
+        await assert.rejects(h.cmdAdd(addArgs(255)), {
+          name: "CniError",
+          code: 100,
+        });
+        assert.ok(Date.now() - t0 < 1000, "no wait at the limit");
+      },
+    );
+  },
+});
+
+/** An engine that lets a pod take `ip` right before the pool withdraws. */
+class RacingEngine extends IpamEngine {
+  #race: (() => Promise<void>) | undefined;
+  arm(race: () => Promise<void>): void {
+    this.#race = race;
+  }
+  override async syncNic(
+    nic: { macAddress: string; addresses: readonly string[] },
+  ): ReturnType<IpamEngine["syncNic"]> {
+    const race = this.#race;
+    this.#race = undefined;
+    await race?.();
+    return await super.syncNic(nic);
+  }
+}
+
+Deno.test({
+  name:
+    "WarmPool never removes an address a pod took between the plan and the withdrawal",
+  ...SDK_TEST,
+  async fn() {
+    let engine: RacingEngine | undefined;
+    await using r = await rig({
+      ipConfigCount: 12,
+      engine: (dir) => (engine = new RacingEngine({ stateDir: dir })),
+    });
+    await r.reserve(0);
+    // 10 free: the plan removes the highest free ones, down to 4 free.
+    const highest = [...r.nic().values()].at(-1) ?? "";
+    engine?.arm(async () => {
+      await r.pods.reserve({ containerId: "racer", ifName: "eth0" }, {
+        config: r.ipam,
+        network: "azure",
+        requestedIp: highest,
+      });
+    });
+    const pass = await r.pool.runOnce();
+    assert.equal(pass.outcome, "updated");
+    assert.ok([...r.nic().values()].includes(highest), `${highest} stays`);
+    assert.ok((await r.held()).includes(highest));
+    assert.equal(pass.removed.length, 5, "the other 5 planned removals ran");
+  },
+});
