@@ -113,3 +113,128 @@ export function latencySvg(
   out.push("</svg>", "");
   return out.join("\n");
 }
+
+/** One reading of the warm pool: the NIC's addresses and the free ones. */
+export interface PoolSample {
+  /** Ms since the phase started. */
+  ms: number;
+  /** Addresses in the pool (the NIC's secondary ipconfigs the IPAM holds). */
+  total: number;
+  /** Of those, free ones. */
+  free: number;
+}
+
+/** A moment to mark on the time axis, such as the start of a burst. */
+export interface PoolMark {
+  /** Ms since the phase started. */
+  ms: number;
+  /** Its label. */
+  label: string;
+}
+
+/**
+ * Renders the warm pool over time as an SVG document: pool size and free
+ * addresses as step lines on a shared count axis, with `marks` as dashed
+ * vertical lines.
+ *
+ * @param samples The readings, in time order.
+ * @param options The title and the marks.
+ * @returns The SVG text.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { poolSvg } from "./svg.ts";
+ * const svg = poolSvg([
+ *   { ms: 0, total: 2, free: 2 },
+ *   { ms: 100, total: 6, free: 1 },
+ * ], { title: "warm pool", marks: [{ ms: 50, label: "ADD burst" }] });
+ * assert.match(svg, /^<svg /);
+ * assert.equal(svg.match(/<polyline /g)?.length, 2);
+ * ```
+ */
+export function poolSvg(
+  samples: readonly PoolSample[],
+  options: { title: string; marks?: readonly PoolMark[] },
+): string {
+  const left = 60;
+  const plot = 640;
+  const top = 50;
+  const height = 260;
+  const bottom = top + height;
+  const marks = options.marks ?? [];
+  const xAxis = axis(
+    Math.max(...samples.map((s) => s.ms), ...marks.map((m) => m.ms), 1),
+  );
+  const yAxis = axis(Math.max(...samples.map((s) => s.total), 1));
+  const x = (ms: number) => (left + (ms / xAxis.end) * plot).toFixed(1);
+  const y = (n: number) => (bottom - (n / yAxis.end) * height).toFixed(1);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${
+      left + plot + 30
+    }" height="${bottom + 50}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="20" font-size="14">${esc(options.title)}</text>`,
+  ];
+  for (let t = 0; t <= xAxis.end + 1e-9; t += xAxis.step) {
+    out.push(
+      `<line x1="${x(t)}" y1="${top}" x2="${
+        x(t)
+      }" y2="${bottom}" stroke="#ddd"/>`,
+      `<text x="${x(t)}" y="${bottom + 16}" text-anchor="middle">${+(t / 1000)
+        .toFixed(3)}</text>`,
+    );
+  }
+  for (let n = 0; n <= yAxis.end + 1e-9; n += yAxis.step) {
+    out.push(
+      `<line x1="${left}" y1="${y(n)}" x2="${left + plot}" y2="${
+        y(n)
+      }" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${+y(n) + 4}" text-anchor="end">${+n.toFixed(
+        3,
+      )}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${left + plot / 2}" y="${
+      bottom + 34
+    }" text-anchor="middle">seconds; addresses on the y axis</text>`,
+  );
+  for (const [i, m] of marks.entries()) {
+    out.push(
+      `<line x1="${x(m.ms)}" y1="${top - 4}" x2="${
+        x(m.ms)
+      }" y2="${bottom}" stroke="#888" stroke-dasharray="4,3"/>`,
+      `<text x="${+x(m.ms) + 3}" y="${top + 12 + 14 * i}">${
+        esc(m.label)
+      }</text>`,
+    );
+  }
+  const series = [
+    { label: "pool size", color: "#1f77b4", value: (s: PoolSample) => s.total },
+    { label: "free", color: "#2ca02c", value: (s: PoolSample) => s.free },
+  ];
+  for (const [i, s] of series.entries()) {
+    // A step line: a reading holds until the next one.
+    const points = samples.flatMap((p, j) => {
+      const prev = samples[j - 1];
+      const here = `${x(p.ms)},${y(s.value(p))}`;
+      return prev === undefined
+        ? [here]
+        : [`${x(p.ms)},${y(s.value(prev))}`, here];
+    });
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${
+        points.join(" ")
+      }"><title>${esc(s.label)}</title></polyline>`,
+      `<line x1="${left + plot - 150}" y1="${top - 20 + 14 * i}" x2="${
+        left + plot - 130
+      }" y2="${top - 20 + 14 * i}" stroke="${s.color}" stroke-width="2"/>`,
+      `<text x="${left + plot - 125}" y="${top - 16 + 14 * i}">${
+        esc(s.label)
+      }</text>`,
+    );
+  }
+  out.push("</svg>", "");
+  return out.join("\n");
+}
