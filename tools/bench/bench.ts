@@ -18,7 +18,10 @@
  * Measured: ADD and DEL latency (p50/p95, interleaved runs), bursts of N
  * concurrent ADDs (wall time, successes, duplicate IPs, peak RSS per plugin
  * process by `/usr/bin/time -f %M`, and the agent's RSS after each burst),
- * ADD p50 with few and with many pods present, and start-up. The report
+ * ADD p50 with few and with many pods present, and start-up. Last, the
+ * warm pool (#16, `warm_chart.ts`): a one-node sandbox with the ARM
+ * emulator, a burst of ADDs and DELs, the agent's pool charted over time to
+ * the output path with `-warm.svg`. The report
  * goes to stdout and to `BENCHMARKS.md` (`--out`), the latency chart to
  * the same path with `.svg`.
  *
@@ -41,15 +44,29 @@ import {
 } from "../testbed/mod.ts";
 import { duplicates, quantile, ratioLine } from "./stats.ts";
 import type { ProbeTimes } from "./startup_probe.ts";
-import { latencySvg } from "./svg.ts";
+import { latencySvg, poolSvg } from "./svg.ts";
+import { type WarmChart, warmChart } from "./warm_chart.ts";
+
+/** The warm pool phase's pool bounds and the NIC's ipconfigs at its start. */
+const WARM = { min: 2, max: 6 };
+const WARM_IPCOUNT = 3;
+/** Its sampling interval of `GET /v1/pool`, ms. */
+const WARM_INTERVAL_MS = 100;
 
 const USAGE = `usage: deno task bench [--quick] [--runs N] [--bursts 30,110,250]
-       [--load 10,250] [--load-runs N] [--startup-rounds N] [--out FILE]
+       [--load 10,250] [--load-runs N] [--startup-rounds N] [--warm-pods N]
+       [--warm-chart-only] [--out FILE]
   Runs as root. Compares dist/azure-vnet with its agent and without (the
   fallback) against /usr/lib/cni bridge+host-local. Defaults come from
-  VNET_BENCH_RUNS, VNET_BENCH_BURSTS, VNET_BENCH_LOAD, VNET_BENCH_LOAD_RUNS
-  and VNET_BENCH_STARTUP_ROUNDS when set; --quick is a small run (5 runs,
-  a burst of 10, 5 and 20 pods present, 5 load runs, 3 start-up rounds).`;
+  VNET_BENCH_RUNS, VNET_BENCH_BURSTS, VNET_BENCH_LOAD, VNET_BENCH_LOAD_RUNS,
+  VNET_BENCH_STARTUP_ROUNDS and VNET_BENCH_WARM_PODS when set; --quick is a
+  small run (5 runs, a burst of 10, 5 and 20 pods present, 5 load runs, 3
+  start-up rounds, a warm pool burst of 8).
+  The warm pool phase (#16) charts the agent's pool (warm ${WARM.min}..${WARM.max}, NIC
+  starting with ${WARM_IPCOUNT} ipconfigs) during a burst of --warm-pods ADDs and
+  their DELs, in a sandbox with the ARM emulator (tools/sandbox), to FILE
+  with -warm.svg; --warm-pods 0 skips it; --warm-chart-only runs only it
+  (BENCHMARKS.md is left alone).`;
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SELF = new URL("./bench.ts", import.meta.url).pathname;
@@ -504,6 +521,8 @@ export interface BenchPlan {
   loadRuns: number;
   /** Rounds of the start-up timings. */
   startupRounds: number;
+  /** Concurrent ADDs of the warm pool phase; 0 skips it. */
+  warmPods: number;
 }
 
 /** Ratio `a / b`, two decimals, `x` suffix. */
@@ -519,6 +538,74 @@ function targetRow(
   met: boolean,
 ): string {
   return `| ${measure} | ${target} | ${measured} | ${met ? "yes" : "**no**"} |`;
+}
+
+/** The warm pool chart's file: `FILE` without `.md`, plus `-warm.svg`. */
+function warmSvgFile(outFile: string): string {
+  return outFile.replace(/\.md$/, "") + "-warm.svg";
+}
+
+/**
+ * The warm pool phase (#16): runs it (see `warm_chart.ts`) and writes its
+ * chart next to `outFile`.
+ *
+ * @returns The chart's file and what the phase measured.
+ */
+async function warmPhase(
+  plan: BenchPlan,
+  outFile: string,
+): Promise<{ file: string; chart: WarmChart }> {
+  out(
+    `Warm pool: ${plan.warmPods} concurrent ADDs, then DELs, warm ${WARM.min}..${WARM.max}\n`,
+  );
+  const dir = await Deno.makeTempDir({ prefix: "cnibench-warm-" });
+  const chart = await warmChart({
+    pods: plan.warmPods,
+    warm: WARM,
+    ipCount: WARM_IPCOUNT,
+    intervalMs: WARM_INTERVAL_MS,
+  }, { dir, print: (l) => out(`  ${l}\n`) });
+  const file = warmSvgFile(outFile);
+  await Deno.writeTextFile(
+    file,
+    poolSvg(chart.samples, {
+      title:
+        `Warm pool ${WARM.min}..${WARM.max} during ${plan.warmPods} ADDs and their DELs, ${chart.samples.length} readings of /v1/pool (${
+          new Date().toISOString().slice(0, 10)
+        })`,
+      marks: chart.marks,
+    }),
+  );
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", file],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return { file, chart };
+}
+
+/** The `BENCHMARKS.md` section of the warm pool phase. */
+function warmSection(
+  plan: BenchPlan,
+  warm: { file: string; chart: WarmChart },
+): string[] {
+  const name = warm.file.slice(warm.file.lastIndexOf("/") + 1);
+  return [
+    "## Warm pool (#16)",
+    "",
+    "A one-node sandbox (`tools/sandbox/`: the ARM/IMDS emulator in a fabric",
+    `netns, the agent with a warm pool of ${WARM.min}..${WARM.max} free addresses, its NIC`,
+    `starting with ${WARM_IPCOUNT} ipconfigs), then ${plan.warmPods} concurrent ADDs (an ADD`,
+    "answering 11, try again later, is retried like a runtime does) and their",
+    `DELs. The agent's \`GET /v1/pool\` is read every ${WARM_INTERVAL_MS} ms inside the node;`,
+    "readings start with the agent's IPAM state (the first ADD).",
+    `${warm.chart.ok}/${plan.warmPods} ADDs succeeded in ${
+      fmt(warm.chart.addWallMs)
+    } ms: [${name}](${name}).`,
+    "",
+    `![Warm pool size and free addresses over time](${name})`,
+    "",
+  ];
 }
 
 async function inner(plan: BenchPlan, outFile: string): Promise<number> {
@@ -672,6 +759,15 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     theirs: st.goVersion,
     unit: "ms",
   }));
+  let warm: { file: string; chart: WarmChart } | undefined;
+  if (plan.warmPods > 0) warm = await warmPhase(plan, outFile);
+  if (warm !== undefined) {
+    lines.push(
+      `warm pool ${WARM.min}..${WARM.max}: ${warm.chart.ok}/${plan.warmPods} ADDs in ${
+        fmt(warm.chart.addWallMs)
+      } ms`,
+    );
+  }
   const svgFile = outFile.replace(/\.md$/, "") + ".svg";
   const svgName = svgFile.slice(svgFile.lastIndexOf("/") + 1);
   await Deno.writeTextFile(
@@ -871,6 +967,7 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     } |`,
     `| probe: one \`ebtables -t nat -L\` exec | ${fmt(p.ebtables)} |`,
     "",
+    ...(warm === undefined ? [] : warmSection(plan, warm)),
   ].join("\n");
   await Deno.writeTextFile(outFile, md);
   // Keep the committed files `deno fmt` clean (it formats SVG too).
@@ -882,7 +979,9 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   out(
     `${lines.join("\n")}\n${
       targets.join("\n")
-    }\nWrote ${outFile} and ${svgFile}\n`,
+    }\nWrote ${outFile} and ${svgFile}${
+      warm === undefined ? "" : ` and ${warm.file}`
+    }\n`,
   );
   return 0;
 }
@@ -907,6 +1006,7 @@ function positiveInts(text: string): number[] | undefined {
  * assert.equal(plan?.runs, 7);
  * assert.deepEqual(plan?.bursts, [10, 20]);
  * assert.deepEqual(benchPlan({ quick: true }, {})?.bursts, [10]);
+ * assert.equal(benchPlan({ "warm-pods": "0" }, {})?.warmPods, 0);
  * assert.equal(benchPlan({ runs: "0" }, {}), undefined);
  * ```
  */
@@ -930,10 +1030,12 @@ export function benchPlan(
   const startupRounds = positiveInts(
     pick("startup-rounds", "VNET_BENCH_STARTUP_ROUNDS", "10", "3"),
   );
+  const warmPods = Number(pick("warm-pods", "VNET_BENCH_WARM_PODS", "30", "8"));
   if (
     runs?.length !== 1 || bursts === undefined || bursts.length === 0 ||
     load === undefined || loadRuns?.length !== 1 ||
-    startupRounds?.length !== 1
+    startupRounds?.length !== 1 || !Number.isInteger(warmPods) ||
+    warmPods < 0
   ) return undefined;
   return {
     runs: runs[0] ?? 1,
@@ -941,6 +1043,7 @@ export function benchPlan(
     load: [...load].sort((a, b) => a - b),
     loadRuns: loadRuns[0] ?? 1,
     startupRounds: startupRounds[0] ?? 1,
+    warmPods,
   };
 }
 
@@ -950,8 +1053,9 @@ export function benchPlan(
  *
  * @param argv See the usage: `--quick`, `--runs N` (default 30),
  * `--bursts 30,110,250`, `--load 10,250`, `--load-runs N` (20),
- * `--startup-rounds N` (10), `--out FILE` (default `BENCHMARKS.md` at the
- * repository root; the chart goes next to it as `.svg`).
+ * `--startup-rounds N` (10), `--warm-pods N` (30; 0 skips the warm pool
+ * phase), `--warm-chart-only`, `--out FILE` (default `BENCHMARKS.md` at the
+ * repository root; the charts go next to it as `.svg` and `-warm.svg`).
  * @returns The exit code: 0, 1 on failure, 2 on a bad command line.
  */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -964,6 +1068,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       load: { type: "string" },
       "load-runs": { type: "string" },
       "startup-rounds": { type: "string" },
+      "warm-pods": { type: "string" },
+      "warm-chart-only": { type: "boolean" },
       out: { type: "string", default: `${ROOT}BENCHMARKS.md` },
     },
   });
@@ -1003,7 +1109,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     }).spawn();
     return (await child.status).code;
   }
-  return await inner(plan, String(parsed.values.out));
+  const outFile = String(parsed.values.out);
+  if (parsed.values["warm-chart-only"] === true) {
+    await privateNetnsDir();
+    const { file, chart } = await warmPhase(plan, outFile);
+    out(
+      `${chart.ok}/${plan.warmPods} ADDs in ${
+        fmt(chart.addWallMs)
+      } ms; wrote ${file}\n`,
+    );
+    return 0;
+  }
+  return await inner(plan, outFile);
 }
 
 if (import.meta.main) {
