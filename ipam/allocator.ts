@@ -109,16 +109,27 @@ function orderedPools(state: IpamState, subnet?: string): PoolState[] {
   );
 }
 
-/** True when `ip` may be handed out from `pool`. */
-function allocatable(pool: PoolState, ip: string): boolean {
-  const rec = pool.addresses[ip];
-  if (rec === undefined || rec.containerId !== undefined || rec.stale) {
-    return false;
-  }
+/**
+ * Tells which addresses `pool` may hand out (free, not stale, not its
+ * network, broadcast, gateway or a primary IP); the subnet is parsed once
+ * per pool, not once per address.
+ */
+function allocatableIn(pool: PoolState): (ip: string) => number | undefined {
   const cidr = parseIpv4Cidr(pool.subnet);
-  const n = parseIpv4(ip);
-  return n !== cidr.network && n !== ipv4Broadcast(cidr) &&
-    n !== ipv4Gateway(cidr) && !pool.primaryIps.includes(ip);
+  const never = new Set([
+    cidr.network,
+    ipv4Broadcast(cidr),
+    ipv4Gateway(cidr),
+  ]);
+  const primary = new Set(pool.primaryIps);
+  return (ip) => {
+    const rec = pool.addresses[ip];
+    if (rec === undefined || rec.containerId !== undefined || rec.stale) {
+      return undefined;
+    }
+    const n = parseIpv4(ip);
+    return never.has(n) || primary.has(ip) ? undefined : n;
+  };
 }
 
 /**
@@ -185,7 +196,7 @@ export function allocate(
         `Cannot reserve requested address "${wanted}": not in any address pool`,
       );
     }
-    if (!allocatable(pool, wanted)) {
+    if (allocatableIn(pool)(wanted) === undefined) {
       const rec = pool.addresses[wanted];
       throw new CniError(
         PLUGIN_CODES.addressUnavailable,
@@ -200,11 +211,11 @@ export function allocate(
     return { pool, ip: wanted };
   }
   for (const pool of pools) {
+    const allocatable = allocatableIn(pool);
     let best: number | undefined;
     for (const ip of Object.keys(pool.addresses)) {
-      if (!allocatable(pool, ip)) continue;
-      const n = parseIpv4(ip);
-      if (best === undefined || n < best) best = n;
+      const n = allocatable(ip);
+      if (n !== undefined && (best === undefined || n < best)) best = n;
     }
     if (best !== undefined) {
       const ip = formatIpv4(best);

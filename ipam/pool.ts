@@ -252,10 +252,10 @@ function sortAddresses(
   addresses: PoolState["addresses"],
 ): PoolState["addresses"] {
   const out: PoolState["addresses"] = {};
-  const keys = Object.keys(addresses).sort((a, b) =>
-    parseIpv4(a) - parseIpv4(b)
-  );
-  for (const k of keys) {
+  // Each address parsed once, not once per comparison.
+  const keys = Object.keys(addresses).map((k) => ({ k, n: parseIpv4(k) }))
+    .sort((a, b) => a.n - b.n);
+  for (const { k } of keys) {
     const rec = addresses[k];
     if (rec !== undefined) out[k] = rec;
   }
