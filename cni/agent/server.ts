@@ -48,6 +48,12 @@ export interface AgentServerOptions {
   plugins: Readonly<Record<AgentPlugin, ServedPlugin>>;
   /** The largest request body; default 1 MiB. */
   maxRequestBytes?: number;
+  /**
+   * The most requests run at once (default {@link DEFAULT_MAX_CONCURRENT}).
+   * Later connections wait their turn, their requests still unread in the
+   * socket, in the order they were accepted.
+   */
+  maxConcurrent?: number;
   /** Called after each reply is sent (the entry point flushes its logs). */
   onServed?: () => Promise<void> | void;
   /**
@@ -57,6 +63,16 @@ export interface AgentServerOptions {
    */
   beforeListen?: () => Promise<void> | void;
 }
+
+/**
+ * The default bound of requests run at once. The work of one request
+ * serialises on the state locks, the CPU and ebtables' own lock, so more
+ * in flight only adds waiting: 250 at once held a few hundred MB of
+ * garbage and native buffers, and as many lock waiters, for no faster
+ * burst. A few more than the cores keep the kernel and ebtables waits of
+ * some requests overlapping with the work of others.
+ */
+export const DEFAULT_MAX_CONCURRENT = 8;
 
 /**
  * Removes a socket left by a dead agent. A path that is not a socket, or a
@@ -150,6 +166,8 @@ export class AgentServer implements AsyncDisposable {
   #listener: Deno.UnixListener;
   #inode: number | null;
   #inFlight = new Set<Promise<void>>();
+  #running = 0;
+  #queued: (() => void)[] = [];
   #served = 0;
   #accepting: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -226,7 +244,37 @@ export class AgentServer implements AsyncDisposable {
     }
   }
 
+  /** Waits for a free slot of `maxConcurrent`; FIFO. */
+  async #slot(): Promise<void> {
+    const max = this.#options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT;
+    if (this.#running < max) {
+      this.#running++;
+      return;
+    }
+    // The slot is handed over by #release, so the count stays the same.
+    await new Promise<void>((resolve) => this.#queued.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#queued.shift();
+    if (next !== undefined) next();
+    else this.#running--;
+  }
+
   async #serve(conn: Deno.Conn): Promise<void> {
+    await this.#slot();
+    let served: boolean;
+    try {
+      served = await this.#serveConn(conn);
+    } finally {
+      this.#release();
+    }
+    // After the slot is free: a log flush holds up no other request.
+    if (served) await this.#options.onServed?.();
+  }
+
+  /** Answers one connection; false when it went away unanswered. */
+  async #serveConn(conn: Deno.Conn): Promise<boolean> {
     const start = performance.now();
     let reply: AgentReply;
     let request: AgentRequest | undefined;
@@ -238,7 +286,7 @@ export class AgentServer implements AsyncDisposable {
       );
       if (body === undefined) {
         conn.close();
-        return;
+        return false;
       }
       request = decodeRequest(body);
       reply = await this.#run(request);
@@ -247,7 +295,7 @@ export class AgentServer implements AsyncDisposable {
         // The peer went away before its request was complete.
         log.warning("Dropped a connection: {err}", { err: String(err) });
         conn.close();
-        return;
+        return false;
       }
       oversize = err.oversize;
       log.warning("Refused a request: {msg}", { msg: err.message });
@@ -279,7 +327,7 @@ export class AgentServer implements AsyncDisposable {
         ms: (performance.now() - start).toFixed(1),
       },
     );
-    await this.#options.onServed?.();
+    return true;
   }
 
   async #run(request: AgentRequest): Promise<AgentReply> {
