@@ -161,7 +161,7 @@ function removeLeftoverVeth(host: KernelNs, inv: Invocation): void {
     veth: inv.hostVeth,
   });
   try {
-    host.delLink(inv.hostVeth);
+    host.delLinkSync(inv.hostVeth);
   } catch (err) {
     throw wrapKernel(`Cannot delete leftover veth "${inv.hostVeth}"`, err);
   }
