@@ -225,6 +225,8 @@ export async function cmdAdd(
       cfg.ipam.subnet === undefined
     ? { subnet: live.subnet }
     : {};
+  // The rules' listing exec runs while IPAM reserves the address.
+  const listing = ctx.ebtables.prefetch();
   const ipamResult = await ipam.add(args, subnet);
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
   const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));
@@ -266,6 +268,7 @@ export async function cmdAdd(
     hostVeth: inv.hostVeth,
     mtu: cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu,
     ipam: ipamResult,
+    listing,
   });
   deferUndo(stack, {
     what: "endpoint removal",

@@ -15,7 +15,7 @@ import {
 } from "@vnet/cni";
 import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
-import type { Ebtables } from "./ebtables.ts";
+import type { Ebtables, PrefetchedListing } from "./ebtables.ts";
 import {
   arpReplyRule,
   canonicalMac,
@@ -46,6 +46,8 @@ export interface CreateEndpointSpec {
   readonly mtu: number;
   /** The IPAM result (abbreviated). */
   readonly ipam: Result;
+  /** The ebtables `nat` table, listed while IPAM ran. */
+  readonly listing?: PrefetchedListing;
 }
 
 /** Kernel, host handle and ebtables. */
@@ -252,6 +254,7 @@ export async function createEndpoint(
             ? podRuleOf(r)
             : undefined;
         },
+        ...(spec.listing === undefined ? {} : { prefetched: spec.listing }),
       },
     );
     if (added.length > 0) {
