@@ -22,7 +22,7 @@ import { combineErrors, wrapKernel } from "./errors.ts";
 import { createNetwork } from "./network.ts";
 import { checkPodNetns, podEnd } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
-import { readState, withState } from "./state.ts";
+import { readState, updateState, withState } from "./state.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -286,9 +286,8 @@ export async function cmdAdd(
   const result = endpointResult(cfg, { ep, ipamDns: ipamResult.dns });
   const { ips: _ips, routes: _routes, ...facts } = ep;
   const record: EndpointRecord = { ...facts, ipamRoute: ipam.name, result };
-  await withState(stateDir, async (s) => {
-    s.state.endpoints[key] = record;
-    await s.save();
+  await updateState(stateDir, (s) => {
+    s.endpoints[key] = record;
   }, ctx.lock);
   stack.move();
   return result;

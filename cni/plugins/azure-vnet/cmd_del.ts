@@ -15,7 +15,7 @@ import { combineErrors } from "./errors.ts";
 import { findLeftovers, removeLeftovers } from "./leftovers.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
-import { readState, withState } from "./state.ts";
+import { readState, updateState, withState } from "./state.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -140,9 +140,8 @@ export async function cmdDel(
     throw combineErrors(errors, `Cannot fully delete endpoint "${key}"`);
   }
   if (ep !== undefined) {
-    await withState(stateDir, async (s) => {
-      delete s.state.endpoints[key];
-      await s.save();
+    await updateState(stateDir, (s) => {
+      delete s.endpoints[key];
     }, ctx.lock);
   }
 }
