@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { withStateLock } from "@vnet/cni";
+import { updateStateFile } from "@vnet/cni";
 import { parseIpamState } from "./state.ts";
 import type { IpamState } from "./state.ts";
 import type { IpamStore, StoreUpdate } from "./store.ts";
@@ -46,24 +46,22 @@ export class FileStore implements IpamStore {
   }
 
   /**
-   * Locks, reads, runs `fn`, saves `next` when given, unlocks.
+   * Locks, reads, runs `fn`, saves `next` when given, unlocks. Updates of
+   * one process that wait for the file together are written together
+   * (`updateStateFile` of `@vnet/cni`: one lock, one read, one write, each
+   * `fn` on a private copy, in arrival order).
    *
    * @param fn The synchronous update.
    * @returns `fn`'s value.
    * @throws {CniError} 11 on lock timeout, 102 on a corrupt file, 5 on I/O.
    */
   update<T>(fn: (state: IpamState | undefined) => StoreUpdate<T>): Promise<T> {
-    return withStateLock(
+    return updateStateFile(
       this.path,
-      async (file) => {
-        const state = parseIpamState(await file.read(), this.path);
-        const out = fn(state);
-        if (out.next !== undefined) await file.write(out.next);
-        return out.value;
-      },
-      this.#lockTimeoutMs === undefined ? {} : {
-        lockTimeoutMs: this.#lockTimeoutMs,
-      },
+      { parse: (raw) => parseIpamState(raw, this.path), fn },
+      this.#lockTimeoutMs === undefined
+        ? {}
+        : { lockTimeoutMs: this.#lockTimeoutMs },
     );
   }
 }

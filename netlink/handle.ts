@@ -12,6 +12,7 @@ import {
   linkByIndex,
   linkByName,
   linkDel,
+  linkDelSync,
   linkList,
   linkSetHairpin,
   linkSetMac,
@@ -186,8 +187,22 @@ export class NetlinkHandle implements Disposable {
    * @param name The link name.
    * @throws {Deno.errors.NotFound} When there is no such link.
    */
-  linkDel(name: string): void {
-    linkDel(this.#sock(), name);
+  linkDelSync(name: string): void {
+    linkDelSync(this.#sock(), name);
+  }
+
+  /**
+   * Deletes a link like {@link NetlinkHandle.linkDelSync}, while the JS
+   * thread serves other work: the kernel's wait (about 20 ms for a veth)
+   * happens on a thread of Deno's blocking pool. Do not use this handle
+   * until the promise settles.
+   *
+   * @param name The link name.
+   * @returns When the link is gone.
+   * @throws {Deno.errors.NotFound} When there is no such link.
+   */
+  async linkDel(name: string): Promise<void> {
+    await linkDel(this.#sock(), name);
   }
 
   /**

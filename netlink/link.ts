@@ -331,7 +331,7 @@ export function linkAddBridge(sock: NlSock, spec: BridgeSpec): void {
 }
 
 /** `ip link del NAME`. */
-export function linkDel(sock: NlSock, name: string): void {
+export function linkDelSync(sock: NlSock, name: string): void {
   validateIfName(name);
   const r = libnlRoute.need(
     "rtnl_link_alloc",
@@ -343,6 +343,29 @@ export function linkDel(sock: NlSock, name: string): void {
   const link = stack.adopt(nonNull(r.rtnl_link_alloc()), r.rtnl_link_put);
   r.rtnl_link_set_name(link, cstr(name));
   nlCheck(r.rtnl_link_delete(sock, link), { op: "delete link", object: name });
+}
+
+/**
+ * `ip link del NAME`, the kernel's wait (a veth's deletion takes about
+ * 20 ms of RCU grace periods) off the JS thread: `rtnl_link_delete` runs
+ * on a thread of the blocking pool. The socket must not be used until it
+ * settles.
+ */
+export async function linkDel(sock: NlSock, name: string): Promise<void> {
+  validateIfName(name);
+  const r = libnlRoute.need(
+    "rtnl_link_alloc",
+    "rtnl_link_put",
+    "rtnl_link_set_name",
+  );
+  const { rtnl_link_delete: del } = libnlRoute.needNonblocking(
+    "rtnl_link_delete",
+  );
+  using stack = new DisposableStack();
+  const link = stack.adopt(nonNull(r.rtnl_link_alloc()), r.rtnl_link_put);
+  const nameBuf = cstr(name);
+  r.rtnl_link_set_name(link, nameBuf);
+  nlCheck(await del(sock, link), { op: "delete link", object: name });
 }
 
 /** What a link change does to the `changes` object. */

@@ -74,11 +74,20 @@ const logs = await startPluginLogging(`${NAME}.log`, {
     "azure-vnet-ipam": "azure-vnet-ipam.log",
   },
 });
-// One flush at a time: each writes the lines buffered so far.
-let flushing: Promise<void> = Promise.resolve();
+// One flush at a time, each writing the lines buffered so far. A call
+// while one is queued and not started yet shares it (that one writes its
+// lines too): a burst's replies cost a few flushes, not one each.
+let lastFlush: Promise<void> = Promise.resolve();
+let queuedFlush: Promise<void> | undefined;
 function flush(): Promise<void> {
-  flushing = flushing.then(() => logs.flush());
-  return flushing;
+  if (queuedFlush !== undefined) return queuedFlush;
+  const next = lastFlush.then(() => {
+    queuedFlush = undefined;
+    return logs.flush();
+  });
+  queuedFlush = next;
+  lastFlush = next;
+  return next;
 }
 
 const log = getLogger(["azure-vnet-agent"]);

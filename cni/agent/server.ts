@@ -65,8 +65,14 @@ export interface AgentServerOptions {
   /** The largest request body; default 1 MiB. */
   maxRequestBytes?: number;
   /**
-   * Called after each reply is sent (the entry point flushes its logs and
-   * counts the request, #16).
+   * The most requests run at once (default {@link DEFAULT_MAX_CONCURRENT}).
+   * Later connections wait their turn, their requests still unread in the
+   * socket, in the order they were accepted.
+   */
+  maxConcurrent?: number;
+  /**
+   * Called after each reply is sent, once the request's slot is free (the
+   * entry point flushes its logs and counts the request, #16).
    */
   onServed?: (served: ServedRequest) => Promise<void> | void;
   /**
@@ -76,6 +82,16 @@ export interface AgentServerOptions {
    */
   beforeListen?: () => Promise<void> | void;
 }
+
+/**
+ * The default bound of requests run at once. The work of one request
+ * serialises on the state locks, the CPU and ebtables' own lock, so more
+ * in flight only adds waiting: 250 at once held a few hundred MB of
+ * garbage and native buffers, and as many lock waiters, for no faster
+ * burst. A few more than the cores keep the kernel and ebtables waits of
+ * some requests overlapping with the work of others.
+ */
+export const DEFAULT_MAX_CONCURRENT = 8;
 
 /**
  * Removes a socket left by a dead agent. A path that is not a socket, or a
@@ -169,6 +185,8 @@ export class AgentServer implements AsyncDisposable {
   #listener: Deno.UnixListener;
   #inode: number | null;
   #inFlight = new Set<Promise<void>>();
+  #running = 0;
+  #queued: (() => void)[] = [];
   #served = 0;
   #accepting: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -245,7 +263,37 @@ export class AgentServer implements AsyncDisposable {
     }
   }
 
+  /** Waits for a free slot of `maxConcurrent`; FIFO. */
+  async #slot(): Promise<void> {
+    const max = this.#options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT;
+    if (this.#running < max) {
+      this.#running++;
+      return;
+    }
+    // The slot is handed over by #release, so the count stays the same.
+    await new Promise<void>((resolve) => this.#queued.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#queued.shift();
+    if (next !== undefined) next();
+    else this.#running--;
+  }
+
   async #serve(conn: Deno.Conn): Promise<void> {
+    await this.#slot();
+    let served: ServedRequest | undefined;
+    try {
+      served = await this.#serveConn(conn);
+    } finally {
+      this.#release();
+    }
+    // After the slot is free: a log flush holds up no other request.
+    if (served !== undefined) await this.#options.onServed?.(served);
+  }
+
+  /** Answers one connection; undefined when it went away unanswered. */
+  async #serveConn(conn: Deno.Conn): Promise<ServedRequest | undefined> {
     const start = performance.now();
     let reply: AgentReply;
     let request: AgentRequest | undefined;
@@ -257,7 +305,7 @@ export class AgentServer implements AsyncDisposable {
       );
       if (body === undefined) {
         conn.close();
-        return;
+        return undefined;
       }
       request = decodeRequest(body);
       reply = await this.#run(request);
@@ -266,7 +314,7 @@ export class AgentServer implements AsyncDisposable {
         // The peer went away before its request was complete.
         log.warning("Dropped a connection: {err}", { err: String(err) });
         conn.close();
-        return;
+        return undefined;
       }
       oversize = err.oversize;
       log.warning("Refused a request: {msg}", { msg: err.message });
@@ -307,7 +355,7 @@ export class AgentServer implements AsyncDisposable {
         ms: ms.toFixed(1),
       },
     );
-    await this.#options.onServed?.(served);
+    return served;
   }
 
   async #run(request: AgentRequest): Promise<AgentReply> {

@@ -30,6 +30,7 @@ function plugin(handlers: Partial<PluginHandlers> = {}): ServedPlugin {
 async function withServer(
   plugins: { vnet: ServedPlugin; ipam?: ServedPlugin },
   body: (server: AgentServer, dir: string) => Promise<void>,
+  options: { maxConcurrent?: number } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   const server = await AgentServer.listen({
@@ -39,6 +40,7 @@ async function withServer(
       "azure-vnet": plugins.vnet,
       "azure-vnet-ipam": plugins.ipam ?? plugins.vnet,
     },
+    ...options,
   });
   try {
     await body(server, dir);
@@ -187,4 +189,48 @@ Deno.test("AgentServer.close() stops accepting and answers the request in flight
     assert.equal(out, "");
     assert.equal(server.served, 1);
   });
+});
+
+Deno.test("AgentServer runs at most maxConcurrent requests at once; the others wait their turn", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  let active = 0;
+  let most = 0;
+  let started = 0;
+  const vnet = plugin({
+    cmdDel: async () => {
+      started++;
+      most = Math.max(most, ++active);
+      await gate;
+      active--;
+    },
+  });
+  await withServer({ vnet }, async (server, dir) => {
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      forwardOrRun({
+        plugin: "azure-vnet",
+        env: {
+          CNI_COMMAND: "DEL",
+          CNI_CONTAINERID: `c${i}`,
+          CNI_IFNAME: "eth0",
+          CNI_PATH: "/opt/cni/bin",
+          AZURE_VNET_STATE_DIR: dir,
+        },
+        args: [],
+        stdin: stdinOf(CONF),
+        stdout: () => {},
+        load: () => Promise.reject(new Error("must not fall back")),
+      }));
+    while (server.inFlight < 5 || started < 2) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(started, 2);
+    release();
+    assert.deepEqual(await Promise.all(calls), [0, 0, 0, 0, 0]);
+    assert.equal(started, 5);
+    assert.equal(most, 2);
+    await server.close();
+    assert.equal(server.served, 5);
+  }, { maxConcurrent: 2 });
 });

@@ -12,12 +12,21 @@
 export type Symbols<S extends Deno.ForeignLibraryInterface> =
   Deno.StaticForeignLibraryInterface<S>;
 
+/** The symbols `K` of `S` bound `nonblocking`: each returns a Promise. */
+export type NonblockingSymbols<
+  S extends Deno.ForeignLibraryInterface,
+  K extends keyof S,
+> = Deno.StaticForeignLibraryInterface<
+  { [N in K]: S[N] & { nonblocking: true } }
+>;
+
 /** A library whose symbols are bound on demand, a few at a time. */
 export class LazyLibrary<S extends Deno.ForeignLibraryInterface> {
   readonly #soname: string;
   readonly #envVar: string | undefined;
   readonly #table: S;
   readonly #bound: Record<string, unknown> = {};
+  readonly #boundNonblocking: Record<string, unknown> = {};
 
   /**
    * Describes a library without loading it.
@@ -50,23 +59,53 @@ export class LazyLibrary<S extends Deno.ForeignLibraryInterface> {
       missing ??= {};
       missing[name] = this.#table[name] as Deno.ForeignFunction;
     }
-    if (missing !== undefined) {
-      const path = this.#path();
-      let lib: Deno.DynamicLibrary<Record<string, Deno.ForeignFunction>>;
-      try {
-        lib = Deno.dlopen(path, missing);
-      } catch (e) {
-        if (
-          e instanceof Deno.errors.PermissionDenied ||
-          e instanceof Deno.errors.NotCapable
-        ) {
-          throw e;
-        }
-        throw new Error(`Cannot load library "${path}"`, { cause: e });
-      }
-      Object.assign(this.#bound, lib.symbols);
-    }
+    if (missing !== undefined) Object.assign(this.#bound, this.#open(missing));
     return this.#bound as Pick<Symbols<S>, K>;
+  }
+
+  /**
+   * Like {@link LazyLibrary.need}, but each symbol is bound `nonblocking`:
+   * the call runs on a thread of Deno's blocking pool and returns a
+   * Promise, so the JS thread serves other work while the kernel waits.
+   * The caller must not use the same libnl socket in the meantime.
+   *
+   * @param names The symbol names.
+   * @returns An object with (at least) those symbols, each async.
+   * @throws {Deno.errors.PermissionDenied} Without `--allow-ffi`.
+   * @throws {Error} When the library or a symbol cannot be loaded.
+   */
+  needNonblocking<K extends keyof S & string>(
+    ...names: K[]
+  ): NonblockingSymbols<S, K> {
+    let missing: Record<string, Deno.ForeignFunction> | undefined;
+    for (const name of names) {
+      if (name in this.#boundNonblocking) continue;
+      missing ??= {};
+      missing[name] = {
+        ...this.#table[name] as Deno.ForeignFunction,
+        nonblocking: true,
+      };
+    }
+    if (missing !== undefined) {
+      Object.assign(this.#boundNonblocking, this.#open(missing));
+    }
+    return this.#boundNonblocking as NonblockingSymbols<S, K>;
+  }
+
+  /** One `dlopen` of the library for `symbols`. */
+  #open(symbols: Record<string, Deno.ForeignFunction>): object {
+    const path = this.#path();
+    try {
+      return Deno.dlopen(path, symbols).symbols;
+    } catch (e) {
+      if (
+        e instanceof Deno.errors.PermissionDenied ||
+        e instanceof Deno.errors.NotCapable
+      ) {
+        throw e;
+      }
+      throw new Error(`Cannot load library "${path}"`, { cause: e });
+    }
   }
 
   #path(): string {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   compareIps,
   formatIpv4,
@@ -85,4 +86,56 @@ Deno.test("compareIps() orders by family, then by value", () => {
   assert.equal(compareIps("fd00::1", "fd00:0::1"), 0);
   assert.ok(compareIps("255.255.255.255", "::") < 0);
   assert.throws(() => compareIps("x", "10.0.0.1"), SyntaxError);
+});
+
+/** The dotted-quad grammar as a regular expression, to check the parser. */
+const DOTTED_QUAD =
+  /^(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})$/;
+
+function referenceParse(text: string): number | undefined {
+  if (!DOTTED_QUAD.test(text)) return undefined;
+  const parts = text.split(".").map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return parts.reduce((n, p) => n * 256 + p, 0);
+}
+
+Deno.test("isIpv4() and parseIpv4() agree with the dotted-quad grammar on any text", () => {
+  const edges = [
+    "0.0.0.0",
+    "255.255.255.255",
+    "256.1.1.1",
+    "1.2.3.4.",
+    ".1.2.3.4",
+    "1..2.3",
+    "1.2.3.4.5",
+    "00.1.2.3",
+    "1.2.3.04",
+    "1.2.3.1000",
+    "1.2.3.+4",
+    "1.2.3.4 ",
+    "\u0661.2.3.4",
+    "1.2.3",
+    "",
+    ".",
+    "9.99.199.249",
+  ];
+  const chars = fc.constantFrom(..."0123456789.0123456789.a -".split(""));
+  const text = fc.oneof(
+    fc.string({ unit: chars, maxLength: 17 }),
+    fc.tuple(
+      fc.nat(300),
+      fc.nat(300),
+      fc.nat(300),
+      fc.nat(300),
+    ).map((p) => p.join(".")),
+    fc.constantFrom(...edges),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      const want = referenceParse(t);
+      assert.equal(isIpv4(t), want !== undefined, t);
+      if (want !== undefined) assert.equal(parseIpv4(t), want, t);
+    }),
+    { numRuns: 5000 },
+  );
 });

@@ -72,13 +72,36 @@ Deno.test("NetlinkHandle.linkAddVeth() creates the peer in another netns under i
     "lo",
   ]);
 
-  nl.linkDel("cnitest-v0");
+  nl.linkDelSync("cnitest-v0");
   assert.deepEqual(await linkNames(host), ["lo"]);
   assert.deepEqual(
     await linkNames(ctr),
     ["lo"],
     "peer went with the host side",
   );
+});
+
+Deno.test("NetlinkHandle.linkDel() (async, off the JS thread) deletes a veth and its peer; an absent link is NotFound", async () => {
+  requireRoot();
+  await using host = await TestNetns.create();
+  await using ctr = await TestNetns.create();
+  using nl = NetlinkHandle.openNetns(host.path);
+  nl.linkAddVeth({ name: "cnitest-v1", peerName: "eth0", peerNetns: ctr.path });
+  const deleting = nl.linkDel("cnitest-v1");
+  assert.ok(deleting instanceof Promise);
+  await deleting;
+  assert.deepEqual(await linkNames(host), ["lo"]);
+  assert.deepEqual(
+    await linkNames(ctr),
+    ["lo"],
+    "peer went with the host side",
+  );
+  await assert.rejects(nl.linkDel("cnitest-v1"), {
+    name: "NotFound",
+    message: /Cannot delete link "cnitest-v1"/,
+  });
+  // The handle serves other calls once the deletion settled.
+  assert.deepEqual(nl.linkList().map((l) => l.name), ["lo"]);
 });
 
 Deno.test("NetlinkHandle link setters change bridge, master, state, mtu, mac, name and hairpin", async (t) => {
@@ -137,7 +160,7 @@ Deno.test("NetlinkHandle link setters change bridge, master, state, mtu, mac, na
     assert.ok(!(nl.linkByName("cnitest-c").up));
   });
   await t.step("delete bridge releases its port", async () => {
-    nl.linkDel("cnitest-br");
+    nl.linkDelSync("cnitest-br");
     assert.equal((await showLink("cnitest-a", host)).master, undefined);
   });
 });
@@ -177,7 +200,7 @@ Deno.test("NetlinkHandle maps absent and existing objects to Deno error classes"
         return true;
       },
     );
-    assert.throws(() => nl.linkDel("cnitest-none"), {
+    assert.throws(() => nl.linkDelSync("cnitest-none"), {
       name: "NotFound",
       message: /Cannot delete link "cnitest-none"/,
     });

@@ -85,7 +85,7 @@ export function benchNetlink(options: { runs: number }): string {
           })
         ),
       );
-      del.ours.push(timed(() => nl.linkDel("bench0")));
+      del.ours.push(timed(() => nl.linkDelSync("bench0")));
       // ip
       const n = ["-n", hostName];
       veth.ip.push(

@@ -6,7 +6,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { compileFlags, renderLauncher } from "./launcher.ts";
+import { compileFlags, renderLauncher, v8FlagArgs } from "./launcher.ts";
 import { lazyNodeUtil } from "./lazy_node_util.ts";
 import { type BuildTarget, DEFAULT_DENO_DIR, TARGETS } from "./targets.ts";
 
@@ -162,6 +162,7 @@ async function tryCompile(
     DENORT_TARGET,
     "--no-prompt",
     ...compileFlags(target.permissions),
+    ...v8FlagArgs(target.v8Flags),
     "--output",
     out,
     target.entry,
@@ -222,6 +223,7 @@ async function buildLauncher(
       denoPath: ctx.launcherDeno,
       denoDir: ctx.denoDir,
       permissions: target.permissions,
+      ...(target.v8Flags === undefined ? {} : { v8Flags: target.v8Flags }),
     }),
   );
   await Deno.chmod(sh, 0o755);

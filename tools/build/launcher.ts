@@ -73,6 +73,8 @@ export interface LauncherSpec {
   denoDir: string;
   /** The permissions to grant. */
   permissions: TargetPermissions;
+  /** V8 flags, passed as one `--v8-flags=` (none by default). */
+  v8Flags?: readonly string[];
 }
 
 /**
@@ -206,10 +208,31 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
     `exec ${
       shQuote(spec.denoPath)
     } run --no-config --cached-only --no-prompt \\`,
+    ...v8FlagArgs(spec.v8Flags).map((f) => `  ${shQuote(f)} \\`),
     ...flags.map((f) => `  ${f} \\`),
     `  "$here"/${shQuote(spec.bundleName)} "$@"`,
     "",
   ].join("\n");
+}
+
+/**
+ * The `--v8-flags=` argument of a target's V8 flags, if any.
+ *
+ * @param flags The V8 flags.
+ * @returns `[]`, or one `--v8-flags=a,b` argument.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { v8FlagArgs } from "./launcher.ts";
+ * assert.deepEqual(v8FlagArgs(["--a=1", "--b"]), ["--v8-flags=--a=1,--b"]);
+ * assert.deepEqual(v8FlagArgs(undefined), []);
+ * ```
+ */
+export function v8FlagArgs(flags: readonly string[] | undefined): string[] {
+  return flags === undefined || flags.length === 0
+    ? []
+    : [`--v8-flags=${flags.join(",")}`];
 }
 
 /**

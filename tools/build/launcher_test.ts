@@ -10,6 +10,17 @@ import {
 
 const AZURE_VNET = TARGETS.find((t) => t.name === "azure-vnet");
 
+/** A stand-in deno in `dir` that prints its arguments (`ARG a`) and env. */
+async function writeFakeDeno(dir: string): Promise<string> {
+  const path = `${dir}/deno`;
+  await Deno.writeTextFile(
+    path,
+    '#!/bin/sh\nfor a in "$@"; do echo "ARG $a"; done\n/usr/bin/env\n',
+    { mode: 0o755 },
+  );
+  return path;
+}
+
 Deno.test("TARGETS grant azure-vnet exactly the ebtables paths the plugin runs", () => {
   assert.deepEqual(EBTABLES_DIRS, PLUGIN_EBTABLES_DIRS);
   assert.deepEqual(AZURE_VNET?.permissions.run, EBTABLES_RUN);
@@ -63,13 +74,7 @@ Deno.test("renderLauncher() and compileFlags() refuse a program given by name", 
 Deno.test("the azure-vnet launcher unsets LD_* and grants ebtables by absolute path whatever PATH says", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
   try {
-    // A stand-in deno that prints its arguments and environment.
-    const fakeDeno = `${tmp}/deno`;
-    await Deno.writeTextFile(
-      fakeDeno,
-      '#!/bin/sh\nfor a in "$@"; do echo "ARG $a"; done\n/usr/bin/env\n',
-      { mode: 0o755 },
-    );
+    const fakeDeno = await writeFakeDeno(tmp);
     const permissions = AZURE_VNET?.permissions;
     assert.ok(permissions !== undefined);
     const launcher = `${tmp}/azure-vnet`;
@@ -117,6 +122,47 @@ Deno.test("the azure-vnet launcher unsets LD_* and grants ebtables by absolute p
     );
     for (const name of LOADER_VARIABLES) {
       assert.match(name, /^LD_[A-Z0-9_]+$/);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the agent's launcher passes its V8 flags to deno run before the bundle; the plugins' pass none", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
+  try {
+    const fakeDeno = await writeFakeDeno(tmp);
+    for (const t of TARGETS) {
+      const launcher = `${tmp}/${t.name}`;
+      await Deno.writeTextFile(
+        launcher,
+        renderLauncher({
+          bundleName: `${t.name}.js`,
+          denoPath: fakeDeno,
+          denoDir: `${tmp}/deno-dir`,
+          permissions: t.permissions,
+          ...(t.v8Flags === undefined ? {} : { v8Flags: t.v8Flags }),
+        }),
+        { mode: 0o755 },
+      );
+      const out = await new Deno.Command("/bin/sh", {
+        args: [launcher, "serve"],
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin" },
+        stdout: "piped",
+      }).output();
+      const args = new TextDecoder().decode(out.stdout).split("\n")
+        .filter((l) => l.startsWith("ARG ")).map((l) => l.slice(4));
+      const v8 = args.filter((a) => a.startsWith("--v8-flags"));
+      assert.deepEqual(
+        v8,
+        t.name === "azure-vnet-agent"
+          ? ["--v8-flags=--max-semi-space-size=1"]
+          : [],
+        t.name,
+      );
+      assert.equal(args.at(-2), `${tmp}/${t.name}.js`, t.name);
+      assert.equal(args.at(-1), "serve", t.name);
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });

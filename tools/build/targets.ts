@@ -119,6 +119,11 @@ export interface BuildTarget {
   entry: string;
   /** What it may do. */
   permissions: TargetPermissions;
+  /**
+   * V8 flags (`--v8-flags=...`), in the launcher and baked into a compiled
+   * binary.
+   */
+  v8Flags?: readonly string[];
 }
 
 /** The socket's file name in the state dir (`AGENT_SOCKET_NAME` of @vnet/forward). */
@@ -138,6 +143,9 @@ const AZURE_VNET_PERMISSIONS: TargetPermissions = {
   delegates: true,
   agentSocket: true,
 };
+
+/** The agent's V8 flags; `deno task agent` passes the same. */
+export const AGENT_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
 
 /** The plugins and the agent `deno task build` builds. */
 export const TARGETS: readonly BuildTarget[] = [
@@ -172,5 +180,10 @@ export const TARGETS: readonly BuildTarget[] = [
       // The Azure SDK's User-Agent reads os.release().
       sys: [...AZURE_VNET_PERMISSIONS.sys, "osRelease"],
     },
+    // V8 grows the young generation to 16 MB semi-spaces under a burst and
+    // keeps it: a 1 MB one held the agent's RSS after 250-bursts at about
+    // 130 MB instead of 215-225 MB (its live heap is about 15 MB), with no
+    // slower burst.
+    v8Flags: AGENT_V8_FLAGS,
   },
 ];

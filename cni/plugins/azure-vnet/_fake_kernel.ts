@@ -140,7 +140,12 @@ export class FakeNs implements KernelNs {
     });
   }
 
-  delLink(name: string): void {
+  delLink(name: string): Promise<void> {
+    this.delLinkSync(name);
+    return Promise.resolve();
+  }
+
+  delLinkSync(name: string): void {
     const l = this.linksByName.get(name);
     if (l === undefined) return;
     this.#forget(name);

@@ -22,7 +22,7 @@ import { combineErrors, wrapKernel } from "./errors.ts";
 import { deleteEndpoint, modeDriver, refuseModeChange } from "./mode.ts";
 import { checkPodNetns, podEnd } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
-import { readState, withState } from "./state.ts";
+import { readState, updateState, withState } from "./state.ts";
 import { adoptedAttachedHere } from "./adopt.ts";
 
 const log = getLogger(["azure-vnet"]);
@@ -170,7 +170,7 @@ function removeLeftoverVeth(host: KernelNs, inv: Invocation): void {
     veth: inv.hostVeth,
   });
   try {
-    host.delLink(inv.hostVeth);
+    host.delLinkSync(inv.hostVeth);
   } catch (err) {
     throw wrapKernel(`Cannot delete leftover veth "${inv.hostVeth}"`, err);
   }
@@ -245,6 +245,9 @@ export async function cmdAdd(
       cfg.ipam.subnet === undefined
     ? { subnet: live.subnet }
     : {};
+  // Bridge mode: the rules' listing exec runs while IPAM reserves the
+  // address (transparent mode has no ebtables work).
+  const listing = cfg.mode === "bridge" ? ctx.ebtables.prefetch() : undefined;
   const ipamResult = await ipam.add(args, subnet);
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
   driver.refuseAddresses(ipamResult.ips ?? []);
@@ -287,6 +290,7 @@ export async function cmdAdd(
     hostVeth: inv.hostVeth,
     mtu: cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu,
     ipam: ipamResult,
+    ...(listing === undefined ? {} : { listing }),
   });
   deferUndo(stack, {
     what: "endpoint removal",
@@ -304,9 +308,8 @@ export async function cmdAdd(
   const result = endpointResult(cfg, { ep, ipamDns: ipamResult.dns });
   const { ips: _ips, routes: _routes, ...facts } = ep;
   const record: EndpointRecord = { ...facts, ipamRoute: ipam.name, result };
-  await withState(stateDir, async (s) => {
-    s.state.endpoints[key] = record;
-    await s.save();
+  await updateState(stateDir, (s) => {
+    s.endpoints[key] = record;
   }, ctx.lock);
   stack.move();
   return result;

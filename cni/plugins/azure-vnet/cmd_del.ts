@@ -16,7 +16,7 @@ import { findAttachment } from "./acn_state.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
-import { readState, withState } from "./state.ts";
+import { readState, updateState, withState } from "./state.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -143,9 +143,8 @@ export async function cmdDel(
     throw combineErrors(errors, `Cannot fully delete endpoint "${key}"`);
   }
   if (found !== undefined) {
-    await withState(stateDir, async (s) => {
-      delete s.state.endpoints[found.key];
-      await s.save();
+    await updateState(stateDir, (s) => {
+      delete s.endpoints[found.key];
     }, ctx.lock);
   }
 }

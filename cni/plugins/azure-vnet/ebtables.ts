@@ -112,11 +112,20 @@ export interface EbtablesOptions {
 }
 
 /** One listing of the table. */
-interface Listing {
+export interface Listing {
   /** `CHAIN key` ({@link ruleKey}) to count. */
   readonly keys: Map<string, number>;
   /** The rules of PREROUTING and POSTROUTING as listed. */
   readonly rules: EbtablesRule[];
+}
+
+/**
+ * A listing of the `nat` table started ahead of its use by
+ * {@link Ebtables.prefetch}.
+ */
+export interface PrefetchedListing {
+  /** The listing; undefined when it failed (it is then taken again). */
+  readonly listed: Promise<Listing | undefined>;
 }
 
 /**
@@ -487,6 +496,21 @@ export class Ebtables {
   }
 
   /**
+   * Starts listing the `nat` table now, for a {@link Ebtables.replaceAll}
+   * later (an ADD lists while its IPAM reservation runs, so the exec costs
+   * it no time). Never rejects. Without a restore runner (tests' one-by-one
+   * mode) nothing is listed ahead.
+   *
+   * @returns The listing under way.
+   */
+  prefetch(): PrefetchedListing {
+    if (this.#restore === undefined) {
+      return { listed: Promise.resolve(undefined) };
+    }
+    return { listed: this.#listTable().catch(() => undefined) };
+  }
+
+  /**
    * Like {@link Ebtables.ensureAll}, and in the same single listing and
    * transaction also deletes the listed rules `obsolete` maps to a rule (the
    * rule to delete, in our canonical form), unless that rule is one of
@@ -494,7 +518,11 @@ export class Ebtables {
    *
    * @param rules The rules to have (duplicates among them count once).
    * @param options `obsolete`: for a listed rule (chain and arguments as
-   * listed), the canonical rule to delete, or undefined to keep it.
+   * listed), the canonical rule to delete, or undefined to keep it;
+   * `prefetched`: a listing taken earlier ({@link Ebtables.prefetch}). When
+   * the transaction built on it fails (the table changed since: another
+   * process removed a stale rule), the table is listed again and the
+   * transaction retried once, as without it.
    * @returns The rules that were added and those that were removed.
    * @throws {CniError} Code 104 when ebtables fails (the transaction then
    * changed nothing).
@@ -503,6 +531,7 @@ export class Ebtables {
     rules: readonly EbtablesRule[],
     options: {
       obsolete: (listed: EbtablesRule) => EbtablesRule | undefined;
+      prefetched?: PrefetchedListing;
     },
   ): Promise<{ added: EbtablesRule[]; removed: EbtablesRule[] }> {
     const distinct = dedupe(rules);
@@ -528,7 +557,8 @@ export class Ebtables {
       const removed = await this.#removeEach(pick(listed));
       return { added: await this.ensureAll(distinct), removed };
     }
-    const { keys, rules: listed } = await this.#listTable();
+    const early = await options.prefetched?.listed;
+    const { keys, rules: listed } = early ?? await this.#listTable();
     const stale = pick(listed);
     const absent = distinct.filter((r) =>
       !keys.has(`${r.chain} ${ruleKey(r.args)}`)
@@ -544,6 +574,12 @@ export class Ebtables {
       "",
     ].join("\n");
     const out = await this.#restoreBatch(restore, input);
+    if (out.code !== 0 && early !== undefined) {
+      log.debug("Batch on an early listing failed ({stderr}): listing again", {
+        stderr: out.stderr,
+      });
+      return await this.replaceAll(rules, { obsolete: options.obsolete });
+    }
     if (out.code !== 0) {
       throw new CniError(
         PLUGIN_CODES.ebtablesFailed,

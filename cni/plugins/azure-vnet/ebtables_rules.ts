@@ -54,12 +54,18 @@ export interface MacIp {
  * ```
  */
 export function canonicalMac(mac: string): string {
+  // Most values are no MAC (addresses, targets, names): skip the parse and
+  // its exception, which cost the agent seconds of listings in a burst.
+  if (!MAC_LIKE.test(mac)) return mac.toLowerCase();
   try {
     return kernelMac(mac, { shortOctets: true });
   } catch {
     return mac.toLowerCase();
   }
 }
+
+/** Every form `kernelMac()` may accept, and more: a cheap first filter. */
+const MAC_LIKE = /^(?:[0-9a-f]{1,2}(?:[:-][0-9a-f]{1,2}){5}|[0-9a-f]{12})$/i;
 
 /**
  * The comparison key of a rule's match and target arguments: option groups

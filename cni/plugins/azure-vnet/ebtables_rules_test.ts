@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { kernelMac } from "@vnet/address";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
+  canonicalMac,
   masterSnatRule,
   parsePodRule,
   podDnatRule,
@@ -95,5 +98,35 @@ Deno.test("ruleKey() matches each of our rules with its ebtables 1.8.9 listing",
   assert.notEqual(
     ruleKey(["!", "-i", "eth9"]),
     ruleKey(["-i", "eth9"]),
+  );
+});
+
+Deno.test("canonicalMac() gives kernelMac() of a MAC in any form and lower-cases anything else", () => {
+  function reference(text: string): string {
+    try {
+      return kernelMac(text, { shortOctets: true });
+    } catch {
+      return text.toLowerCase();
+    }
+  }
+  const hex = fc.constantFrom(..."0123456789abcdefABCDEF:-xG. ".split(""));
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.string({ unit: hex, maxLength: 20 }),
+        fc.constantFrom(
+          "2:A:0:0:0:5",
+          "02-0A-00-00-00-05",
+          "020a00000005",
+          "02:0a-00:00:00:05",
+          "ACCEPT",
+          "10.0.0.5",
+          "--arpreply-mac",
+          "",
+        ),
+      ),
+      (t) => assert.equal(canonicalMac(t), reference(t), t),
+    ),
+    { numRuns: 3000 },
   );
 });

@@ -281,6 +281,53 @@ Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transa
   assert.equal(fake.restores.length - before.restores, 1);
 });
 
+Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when the table changed since", async (t) => {
+  const obsolete = (listed: { args: readonly string[] }) => {
+    const r = parsePodRule(listed.args);
+    return r !== undefined && r.mac !== POD.mac ? podRuleOf(r) : undefined;
+  };
+  const want = [arpReplyRule(POD), podDnatRule("eth9", POD)];
+  const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
+  await t.step("a current listing: no listing of its own", async () => {
+    const fake = new FakeNatTable();
+    const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+    await eb.ensureAll([arpReplyRule(stale), podDnatRule("eth9", stale)]);
+    const before = { lists: fake.lists, restores: fake.restores.length };
+    const prefetched = eb.prefetch();
+    await prefetched.listed;
+    assert.equal(fake.lists - before.lists, 1);
+    const out = await eb.replaceAll(want, { obsolete, prefetched });
+    assert.equal(fake.lists - before.lists, 1);
+    assert.equal(fake.restores.length - before.restores, 1);
+    assert.deepEqual(out.removed.length, 2);
+    assert.deepEqual(
+      fake.rules.map((r) => r.args),
+      want.map((r) => r.args.join(" ")),
+    );
+  });
+  await t.step(
+    "a stale rule gone since the listing: listed again, added",
+    async () => {
+      const fake = new FakeNatTable();
+      const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+      await eb.ensureAll([arpReplyRule(stale), podDnatRule("eth9", stale)]);
+      const prefetched = eb.prefetch();
+      await prefetched.listed;
+      // Another process (a DEL of the address's last holder) removes them.
+      await eb.removeAll([arpReplyRule(stale), podDnatRule("eth9", stale)]);
+      const before = { lists: fake.lists, restores: fake.restores.length };
+      const out = await eb.replaceAll(want, { obsolete, prefetched });
+      assert.deepEqual(out, { added: want, removed: [] });
+      assert.equal(fake.lists - before.lists, 1);
+      assert.equal(fake.restores.length - before.restores, 2);
+      assert.deepEqual(
+        fake.rules.map((r) => r.args),
+        want.map((r) => r.args.join(" ")),
+      );
+    },
+  );
+});
+
 Deno.test("EBTABLES_DIRS are the fixed system directories, in order", () => {
   assert.deepEqual(EBTABLES_DIRS, ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
 });

@@ -16,7 +16,7 @@ import {
 } from "@vnet/cni";
 import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
-import type { Ebtables } from "./ebtables.ts";
+import type { Ebtables, PrefetchedListing } from "./ebtables.ts";
 import {
   arpReplyRule,
   canonicalMac,
@@ -51,6 +51,8 @@ export interface CreateEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   readonly mtu: number;
   /** The IPAM result (abbreviated). */
   readonly ipam: Result;
+  /** The ebtables `nat` table, listed while IPAM ran. */
+  readonly listing?: PrefetchedListing;
 }
 
 /** Kernel, host handle and ebtables. */
@@ -353,6 +355,7 @@ export async function createBridgeEndpoint(
             ? podRuleOf(r)
             : undefined;
         },
+        ...(spec.listing === undefined ? {} : { prefetched: spec.listing }),
       },
     );
     if (added.length > 0) {
@@ -398,25 +401,32 @@ export async function deleteBridgeEndpoint(
 ): Promise<unknown[]> {
   const { host, ebtables } = ctx;
   const errors: unknown[] = [];
+  const { network, pod } = spec;
+  // The rules go while the kernel deletes the veth: the ebtables-restore
+  // exec and the veth's wait overlap. The errors keep their order: veth,
+  // neighbours, rules.
+  const rules = network === undefined || pod === undefined
+    ? undefined
+    : ebtables.removeAll(podRules(network.master, pod)).then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
   try {
-    host.delLink(spec.hostVeth);
+    await host.delLink(spec.hostVeth);
   } catch (err) {
     errors.push(wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err));
   }
-  if (spec.network !== undefined && spec.pod !== undefined) {
-    for (const cidr of spec.pod.addresses) {
+  if (network !== undefined && pod !== undefined) {
+    for (const cidr of pod.addresses) {
       const ip = stripPrefix(cidr);
       try {
-        host.neighDel(spec.network.bridge, ip);
+        host.neighDel(network.bridge, ip);
       } catch (err) {
         errors.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
       }
     }
-    try {
-      await ebtables.removeAll(podRules(spec.network.master, spec.pod));
-    } catch (err) {
-      errors.push(err);
-    }
   }
+  const failed = await rules;
+  if (failed !== undefined) errors.push(failed.err);
   return errors;
 }

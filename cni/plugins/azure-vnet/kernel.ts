@@ -107,7 +107,13 @@ export interface KernelNs extends Disposable {
   /** Creates a veth whose peer lives in another netns. */
   addVeth(spec: VethSpec): void;
   /** Deletes a link; absent is fine. */
-  delLink(name: string): void;
+  delLinkSync(name: string): void;
+  /**
+   * Deletes a link; absent is fine. The kernel's wait (a veth takes about
+   * 20 ms) does not hold up the JS thread; use no other method of this
+   * handle until it settles.
+   */
+  delLink(name: string): Promise<void>;
   /** Brings a link up. */
   setUp(name: string): void;
   /** Brings a link down. */

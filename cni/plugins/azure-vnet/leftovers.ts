@@ -178,7 +178,7 @@ export async function removeLeftovers(
   const errors: unknown[] = [];
   for (const v of leftovers.veths) {
     try {
-      host.delLink(v);
+      host.delLinkSync(v);
     } catch (err) {
       errors.push(wrapKernel(`Cannot delete veth "${v}"`, err));
     }

@@ -145,8 +145,16 @@ class NetlinkKernelNs implements KernelNs {
     });
   }
 
-  delLink(name: string): void {
-    absentOk(() => this.#h.linkDel(name));
+  delLinkSync(name: string): void {
+    absentOk(() => this.#h.linkDelSync(name));
+  }
+
+  async delLink(name: string): Promise<void> {
+    try {
+      await this.#h.linkDel(name);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
   }
 
   setUp(name: string): void {

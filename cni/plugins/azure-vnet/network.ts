@@ -384,7 +384,7 @@ export async function teardownNetwork(
   if (kernel.link(net.master) !== undefined) {
     step(() => kernel.setMaster(net.master, undefined));
   }
-  step(() => kernel.delLink(net.bridge));
+  step(() => kernel.delLinkSync(net.bridge));
   if (kernel.link(net.master) !== undefined) {
     step(() => kernel.setUp(net.master));
     for (const cidr of net.savedAddrs) {

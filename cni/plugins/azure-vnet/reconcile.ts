@@ -362,7 +362,7 @@ async function removeFound(
     const errs: unknown[] = [];
     if (!dry) {
       try {
-        host.delLink(v);
+        host.delLinkSync(v);
       } catch (err) {
         errs.push(wrapKernel(`Cannot delete veth "${v}"`, err));
       }

@@ -15,6 +15,7 @@ import {
   PLUGIN_CODES,
   readStateFile,
   type Result,
+  updateStateFile,
   withStateLock,
 } from "@vnet/cni";
 import type { SavedRoute } from "./kernel.ts";
@@ -284,6 +285,51 @@ export function withState<T>(
     async (file: LockedStateFile) => {
       const state = parseState(await file.read(), path);
       return fn({ state, save: () => file.write(state) });
+    },
+    options.lockTimeoutMs === undefined ? {} : {
+      lockTimeoutMs: options.lockTimeoutMs,
+    },
+  );
+}
+
+/**
+ * Changes `<stateDir>/azure-vnet.json` with a synchronous `change` of the
+ * locked, parsed state, and writes it. Concurrent calls of one process (the
+ * agent) are written together: one lock and one write for all
+ * (`updateStateFile` of `@vnet/cni`), each `change` on its own copy, in
+ * arrival order. For a plain record edit; work that must hold the lock
+ * across kernel calls uses {@link withState}.
+ *
+ * @param stateDir The state directory.
+ * @param change Edits the state in place.
+ * @param options The lock timeout.
+ * @returns When written.
+ * @throws {CniError} 11 on lock timeout, 102 on a corrupt file, 5 on I/O.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readState, updateState } from "./state.ts";
+ * const dir = await Deno.makeTempDir();
+ * await updateState(dir, (s) => { s.networks = {}; });
+ * assert.deepEqual((await readState(dir)).endpoints, {});
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function updateState(
+  stateDir: string,
+  change: (state: AzureVnetState) => void,
+  options: WithStateOptions = {},
+): Promise<void> {
+  const path = statePath(stateDir);
+  return updateStateFile(
+    path,
+    {
+      parse: (raw) => parseState(raw, path),
+      fn: (state) => {
+        change(state);
+        return { value: undefined, next: state };
+      },
     },
     options.lockTimeoutMs === undefined ? {} : {
       lockTimeoutMs: options.lockTimeoutMs,
