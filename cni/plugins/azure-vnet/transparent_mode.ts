@@ -415,15 +415,13 @@ export const TRANSPARENT_MODE: ModeDriver = {
     }
   },
 
-  deleteEndpoint(ctx, spec) {
+  async deleteEndpoint(ctx, spec) {
     // The /32 route and proxy ARP go with the veth, the pod end too.
     try {
-      ctx.host.delLink(spec.hostVeth);
-      return Promise.resolve([]);
+      await ctx.host.delLink(spec.hostVeth);
+      return [];
     } catch (err) {
-      return Promise.resolve([
-        wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err),
-      ]);
+      return [wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err)];
     }
   },
 
