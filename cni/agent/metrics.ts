@@ -15,6 +15,7 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ipFamily } from "@vnet/address";
 import { readIpamState } from "@vnet/ipam";
 import type { IpamState } from "@vnet/ipam";
 import { addressStateOf } from "./introspect.ts";
@@ -57,7 +58,9 @@ export type AddressState = ReturnType<typeof addressStateOf>;
  * NIC), `in_use` (held) and `free`.
  *
  * @param state The IPAM state, or undefined when none exists.
- * @returns The three counts (IPv4: the IPAM hands out IPv4 only).
+ * @param options `family`: count only the pools of that family (default:
+ * every pool).
+ * @returns The three counts.
  *
  * @example Usage
  * ```ts
@@ -68,9 +71,12 @@ export type AddressState = ReturnType<typeof addressStateOf>;
  */
 export function countAddresses(
   state: IpamState | undefined,
+  options: { family?: 4 | 6 } = {},
 ): Record<AddressState, number> {
   const out = { "in_use": 0, free: 0, stale: 0 };
   for (const pool of Object.values(state?.pools ?? {})) {
+    const family = ipFamily(pool.subnet.split("/")[0] ?? "");
+    if (options.family !== undefined && family !== options.family) continue;
     for (const rec of Object.values(pool.addresses)) out[addressStateOf(rec)]++;
   }
   return out;
@@ -138,16 +144,23 @@ export class AgentMetrics {
       labelNames: ["family", "state"],
       registers: [registry],
       async collect() {
-        let counts: Record<AddressState, number>;
+        let state: IpamState | undefined;
         try {
-          counts = countAddresses(await read(options.ipamStatePath));
+          state = await read(options.ipamStatePath);
         } catch {
           // A corrupt file: report nothing rather than a wrong number.
           this.reset();
           return;
         }
-        for (const [state, n] of Object.entries(counts)) {
-          this.set({ family: "ipv4", state }, n);
+        // IPv4 always; IPv6 once the node has an IPv6 pool (dual-stack).
+        const v6 = Object.values(state?.pools ?? {}).some((p) =>
+          ipFamily(p.subnet.split("/")[0] ?? "") === 6
+        );
+        for (const family of v6 ? [4, 6] as const : [4] as const) {
+          const counts = countAddresses(state, { family });
+          for (const [s, n] of Object.entries(counts)) {
+            this.set({ family: `ipv${family}`, state: s }, n);
+          }
         }
       },
     });
