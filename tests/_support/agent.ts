@@ -5,13 +5,14 @@
  *
  * @module
  */
-import type { AzureNode } from "../../tools/testbed/mod.ts";
+import {
+  agentSocket as socketIn,
+  AZURE_VNET_AGENT_DIST,
+  type AzureNode,
+} from "../../tools/testbed/mod.ts";
 
 /** The repository's built launcher of the agent (`deno task build`). */
-export const AGENT_DIST: string = new URL(
-  "../../dist/azure-vnet-agent",
-  import.meta.url,
-).pathname;
+export const AGENT_DIST: string = AZURE_VNET_AGENT_DIST;
 
 /** A running agent. */
 export interface RunningAgent extends AsyncDisposable {
@@ -25,7 +26,7 @@ export interface RunningAgent extends AsyncDisposable {
 
 /** `<dir>/azure-vnet-agent.sock` of a node. */
 export function agentSocket(n: AzureNode): string {
-  return `${n.dir}/azure-vnet-agent.sock`;
+  return socketIn(n.dir);
 }
 
 async function isSocket(path: string): Promise<boolean> {

@@ -29,6 +29,7 @@
  */
 import { parseCli } from "../_cli.ts";
 import {
+  AZURE_VNET_AGENT_DIST,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
@@ -72,7 +73,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const SELF = new URL("./bench.ts", import.meta.url).pathname;
 const PROBE = new URL("./startup_probe.ts", import.meta.url).pathname;
 const OURS = AZURE_VNET_DIST;
-const AGENT = new URL("../../dist/azure-vnet-agent", import.meta.url).pathname;
+const AGENT = AZURE_VNET_AGENT_DIST;
 const GO_BRIDGE = "/usr/lib/cni/bridge";
 const CNI_PATH = "/usr/lib/cni";
 const TIME = "/usr/bin/time";

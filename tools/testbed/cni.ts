@@ -51,6 +51,12 @@ export const AZURE_VNET_DIST: string = new URL(
   import.meta.url,
 ).pathname;
 
+/** The repository's built launcher of the node agent (`deno task build`). */
+export const AZURE_VNET_AGENT_DIST: string = new URL(
+  "../../dist/azure-vnet-agent",
+  import.meta.url,
+).pathname;
+
 /** azure-vnet from source through `deno run`. */
 export const AZURE_VNET_SRC: readonly string[] = [
   Deno.execPath(),
