@@ -271,7 +271,7 @@ export async function provision(
     );
     if (busy.length > 0) {
       throw new Error(
-        `Cannot scale NIC "${nicName}" down to ${count}: ${
+        `Cannot scale NIC "${nicName}" down to ${wantText}: ${
           busy.map((c) => `${c.name} (${c.privateIPAddress})`).join(", ")
         } in use per ${statePath}; release those pods first or choose a larger count`,
       );

@@ -352,7 +352,7 @@ Deno.test({
         assert.equal(r.code, 1);
         assert.match(
           r.err.at(-1) ?? "",
-          /^error: Cannot scale NIC "vm0-nic" down to 3: ipv6config3 \(fd00:10:240::7\) in use/,
+          /^error: Cannot scale NIC "vm0-nic" down to 3 IPv4 and 1 IPv6: ipv6config3 \(fd00:10:240::7\) in use/,
         );
         assert.equal(emu.state.vms[0]?.nic.ipConfigurations.length, 6);
       });
