@@ -4,34 +4,36 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
-import { loadRecord } from "./record.ts";
+import type { SandboxMode } from "./record.ts";
 import {
-  checkSandbox,
   defaultDir,
-  recordPath,
-  removeSnatRule,
   sandboxDown,
   sandboxExec,
   sandboxMetrics,
+  sandboxNegative,
   sandboxStatus,
   sandboxUp,
 } from "./sandbox.ts";
 
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
-     [--no-agent] [--warm MIN:MAX [--arm-faults]]
+     [--no-agent] [--warm MIN:MAX [--arm-faults]] [--mode bridge|transparent]
       build the fabric and N nodes (default 2), give each NIC K ipconfigs
       (default 8, primary included), start azure-vnet-agent in each node
       (--no-agent: none, the plugins run in process), create M pods per
       node (default 2) through the real azure-vnet, print the table;
       --warm: the agents keep MIN..MAX free addresses, growing the NICs
       through the ARM emulator (#16); --arm-faults: ARM answers 429 with
-      Retry-After and 500 during the run
+      Retry-After and 500 during the run; --mode: the conflist's mode
+      (default bridge; transparent: the node routes, eth0 keeps its
+      addresses)
   metrics [--prefix P] [--dir D]        each node agent's /metrics
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
   negative [--node I] [--prefix P] [--dir D]
-      remove node I's egress MAC SNAT rule and show cross-node traffic fail
+      bridge mode: remove node I's egress MAC SNAT rule; transparent mode:
+      turn node I's forwarding off (then on again); show cross-node
+      traffic touching node I fail
   down [--prefix P] [--dir D]           stop the agents, remove everything up
                                         created, verify
 `;
@@ -47,6 +49,7 @@ const OPTIONS = {
   "no-agent": { type: "boolean" },
   warm: { type: "string" },
   "arm-faults": { type: "boolean" },
+  mode: { type: "string" },
 } as const;
 
 function write(lines: readonly string[]): void {
@@ -70,6 +73,13 @@ function warmBand(
     );
   }
   return { min, max };
+}
+
+function modeOf(v: string | undefined): SandboxMode {
+  if (v === undefined || v === "bridge" || v === "transparent") {
+    return v ?? "bridge";
+  }
+  throw new RangeError(`Cannot use --mode "${v}": want bridge or transparent`);
 }
 
 function count(v: string | undefined, dflt: number, name: string): number {
@@ -114,6 +124,7 @@ export async function main(args: string[]): Promise<number> {
           agent: v["no-agent"] !== true,
           ...(v.warm === undefined ? {} : { warm: warmBand(v.warm) }),
           armFaults: v["arm-faults"] ?? false,
+          mode: modeOf(v.mode),
           print: (l) => write([l]),
         });
         return up.results.every((r) => r.ok) ? 0 : 1;
@@ -127,23 +138,9 @@ export async function main(args: string[]): Promise<number> {
         write(await sandboxStatus(dir));
         return 0;
       case "negative": {
-        const rec = await loadRecord(recordPath(dir));
-        const node = Number(v.node ?? "0");
-        write([`removed on node${node}: ${await removeSnatRule(rec, node)}`]);
-        const { results, lines } = await checkSandbox(rec);
-        write(lines);
-        const cross = results.filter((r) =>
-          r.kind === "cross-node" &&
-          (r.pod.node === node ||
-            rec.pods.find((p) => p.ip === r.target)?.node === node)
-        );
-        const proven = cross.length > 0 && cross.every((r) => !r.ok);
-        write([
-          proven
-            ? `NEGATIVE PROOF: all ${cross.length} cross-node checks touching node${node} fail without its SNAT rule`
-            : "NEGATIVE PROOF FAILED: cross-node traffic still passes",
-        ]);
-        return proven ? 0 : 1;
+        const neg = await sandboxNegative(dir, { node: Number(v.node ?? "0") });
+        write(neg.lines);
+        return neg.proven ? 0 : 1;
       }
       case "down":
         write(await sandboxDown(dir));

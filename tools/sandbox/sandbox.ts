@@ -43,6 +43,7 @@ import {
   loadRecord,
   type NodeRecord,
   type PodRecord,
+  type SandboxMode,
   type SandboxRecord,
   saveRecord,
 } from "./record.ts";
@@ -90,6 +91,11 @@ export interface UpOptions {
   pods?: number;
   /** IP configurations per NIC, primary included (default 8). */
   ipCount?: number;
+  /**
+   * The plugin's mode (default `bridge`): `transparent` routes through the
+   * node, whose `eth0` keeps its addresses (#15).
+   */
+  mode?: SandboxMode;
   /** Skip `deno task build` (reuse `dist/`). */
   skipBuild?: boolean;
   /**
@@ -524,19 +530,47 @@ export async function deletePod(
 export async function podConfig(
   rec: SandboxRecord,
 ): Promise<Record<string, unknown>> {
+  const conflist = JSON.parse(
+    await Deno.readTextFile(await conflistFile(rec.confDir)),
+  ) as Record<string, unknown>;
+  return pluginConfig(conflist);
+}
+
+/** The conflist a runtime reads: the first `*.conflist` by name. */
+async function conflistFile(confDir: string): Promise<string> {
   const entries: string[] = [];
-  for await (const e of Deno.readDir(rec.confDir)) {
+  for await (const e of Deno.readDir(confDir)) {
     if (e.name.endsWith(".conflist")) entries.push(e.name);
   }
   entries.sort();
   const first = entries[0];
   if (first === undefined) {
-    throw new Error(`Cannot find a conflist in "${rec.confDir}"`);
+    throw new Error(`Cannot find a conflist in "${confDir}"`);
   }
-  const conflist = JSON.parse(
-    await Deno.readTextFile(`${rec.confDir}/${first}`),
-  ) as Record<string, unknown>;
-  return pluginConfig(conflist);
+  return `${confDir}/${first}`;
+}
+
+/**
+ * Sets the installed conflist's azure-vnet `mode` (the installer writes
+ * bridge mode). A transparent network has no bridge, so `bridge` goes.
+ *
+ * @param confDir The conflist directory.
+ * @param mode The mode.
+ */
+async function setConflistMode(
+  confDir: string,
+  mode: SandboxMode,
+): Promise<void> {
+  const file = await conflistFile(confDir);
+  const conflist = JSON.parse(await Deno.readTextFile(file)) as {
+    plugins?: Record<string, unknown>[];
+  };
+  for (const p of conflist.plugins ?? []) {
+    if (p.type !== "azure-vnet") continue;
+    p.mode = mode;
+    if (mode === "transparent") delete p.bridge;
+  }
+  await Deno.writeTextFile(file, JSON.stringify(conflist, null, 2) + "\n");
 }
 
 /**
@@ -592,6 +626,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const podCount = options.pods ?? 2;
   const ipCount = options.ipCount ?? 8;
   const agent = options.agent ?? true;
+  const mode = options.mode ?? "bridge";
   const subnet = subnetLayout(DEFAULT_SUBNET);
   try {
     await Deno.stat(recordPath(dir));
@@ -609,6 +644,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     prefix: names.prefix,
     dir,
     subnet: subnet.cidr,
+    mode,
     netns: [],
     emulator: undefined,
     binDir: `${dir}/bin`,
@@ -678,7 +714,10 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     "--conf-dir",
     rec.confDir,
   ]);
-  print(`plugins: installed in ${rec.binDir}, conflist in ${rec.confDir}`);
+  if (mode !== "bridge") await setConflistMode(rec.confDir, mode);
+  print(
+    `plugins: installed in ${rec.binDir}, conflist (mode ${mode}) in ${rec.confDir}`,
+  );
   for (const node of rec.nodes) {
     if (!agent) break;
     const pid = await startNodeAgent(rec, node.index);
@@ -756,7 +795,9 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
   const rec = await loadRecord(recordPath(dir));
   const live = new Set(await listSandboxNetns(rec.prefix));
   const lines = [
-    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet})`,
+    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet}, mode ${
+      rec.mode ?? "bridge"
+    })`,
     `emulator: ${
       rec.emulator === undefined
         ? "not started"
@@ -931,6 +972,102 @@ export async function removeSnatRule(
   }
   await execIn(n.netns, ["ebtables", "-t", "nat", "-D", "POSTROUTING", num]);
   return line.trim();
+}
+
+/**
+ * The forwarding switches transparent mode needs on a node: IPv4, and IPv6
+ * too in a dual-stack sandbox.
+ *
+ * @param rec The sandbox record.
+ * @returns The sysctl keys.
+ */
+export function forwardingKeys(rec: SandboxRecord): string[] {
+  return rec.ipv6Subnet === undefined
+    ? ["net.ipv4.ip_forward"]
+    : ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"];
+}
+
+/**
+ * Turns a node's forwarding switches ({@linkcode forwardingKeys}) off or
+ * on, for transparent mode's negative proof.
+ *
+ * @param rec The sandbox record.
+ * @param options The node index and the wanted setting.
+ * @returns The settings written, as `key=value`.
+ * @throws {Error} When `sysctl` fails.
+ */
+export async function setNodeForwarding(
+  rec: SandboxRecord,
+  options: { node: number; on: boolean },
+): Promise<string[]> {
+  const n = rec.nodes[options.node];
+  if (n === undefined) {
+    throw new RangeError(`Cannot find node ${options.node}`);
+  }
+  const set = forwardingKeys(rec).map((k) => `${k}=${options.on ? 1 : 0}`);
+  for (const kv of set) await execIn(n.netns, ["sysctl", "-q", "-w", kv]);
+  return set;
+}
+
+/** What {@linkcode sandboxNegative} found. */
+export interface NegativeResult {
+  /** True when every cross-node check touching the node failed. */
+  readonly proven: boolean;
+  /** What was done and the table, the verdict last but one or last. */
+  readonly lines: string[];
+}
+
+/**
+ * The negative proof: breaks one thing the plugin set up on a node and
+ * shows that every cross-node check touching that node fails. Bridge mode
+ * removes the node's egress MAC SNAT rule (and leaves it removed);
+ * transparent mode turns the node's forwarding off (IPv6 too when
+ * dual-stack), then turns it on again and checks again.
+ *
+ * @param dir The sandbox directory.
+ * @param options The node index.
+ * @returns Whether it is proven, and the lines.
+ * @throws {Deno.errors.NotFound} When there is no sandbox there.
+ */
+export async function sandboxNegative(
+  dir: string,
+  options: { node: number },
+): Promise<NegativeResult> {
+  const rec = await loadRecord(recordPath(dir));
+  const node = options.node;
+  const transparent = rec.mode === "transparent";
+  const lines: string[] = [];
+  const what = transparent
+    ? `with forwarding off (${forwardingKeys(rec).join(", ")})`
+    : "without its SNAT rule";
+  if (transparent) {
+    const off = await setNodeForwarding(rec, { node, on: false });
+    lines.push(`set on node${node}: ${off.join(" ")}`);
+  } else {
+    lines.push(`removed on node${node}: ${await removeSnatRule(rec, node)}`);
+  }
+  const { results, lines: table } = await checkSandbox(rec);
+  lines.push(...table);
+  const cross = results.filter((r) =>
+    r.kind === "cross-node" &&
+    (r.pod.node === node ||
+      rec.pods.find((p) => p.ip === r.target || p.ipv6 === r.target)
+          ?.node === node)
+  );
+  const proven = cross.length > 0 && cross.every((r) => !r.ok);
+  lines.push(
+    proven
+      ? `NEGATIVE PROOF: all ${cross.length} cross-node checks touching node${node} fail ${what}`
+      : "NEGATIVE PROOF FAILED: cross-node traffic still passes",
+  );
+  if (transparent) {
+    const on = await setNodeForwarding(rec, { node, on: true });
+    const again = await checkSandbox(rec);
+    lines.push(
+      `restored on node${node}: ${on.join(" ")}; ${again.lines.at(-1) ?? ""}`,
+    );
+  }
+  return { proven, lines };
 }
 
 /**
