@@ -11,7 +11,12 @@ import { execIn } from "./_run.ts";
 import { processAlive, stopProcess } from "../testbed/mod.ts";
 
 export { processAlive };
-import { addVm, emptyState, type EmulatorState } from "./emulator/state.ts";
+import {
+  addVm,
+  emptyState,
+  type EmulatorState,
+  ipVersionOf,
+} from "./emulator/state.ts";
 
 /** A NIC from the ARM state, as the fabric needs it. */
 export interface ArmNic {
@@ -21,6 +26,11 @@ export interface ArmNic {
   readonly mac: string;
   /** IPv4 ipconfig addresses, primary first. */
   readonly ips: readonly string[];
+  /**
+   * IPv6 ipconfig addresses in the NIC's order (the first is the node's
+   * own, as IMDS lists it first); empty for an IPv4-only NIC.
+   */
+  readonly ipv6s: readonly string[];
 }
 
 /** A running emulator. */
@@ -49,34 +59,63 @@ export interface SeededVm {
   readonly mac: string;
   /** The primary address ARM assigned. */
   readonly primaryIp: string;
+  /**
+   * The node's IPv6 address (its NIC's one IPv6 ipconfig), when seeded with
+   * an `ipv6Subnet`.
+   */
+  readonly primaryIpv6?: string;
+}
+
+/** What {@linkcode seedEmulatorState} seeds. */
+export interface SeedOptions {
+  /** The subnet's IPv4 prefix, such as `10.240.0.0/16`. */
+  readonly subnet: string;
+  /**
+   * The subnet's IPv6 prefix (dual-stack), such as `fd00:10:240::/64`:
+   * every NIC then gets one IPv6 ipconfig too.
+   */
+  readonly ipv6Subnet?: string | undefined;
+  /** One VM per node. */
+  readonly vmNames: readonly string[];
 }
 
 /**
  * Writes the emulator's initial state: one VM per node, each with one NIC
- * holding its primary ipconfig only (ARM assigns the address).
+ * holding its primary ipconfig only (ARM assigns the address), plus one
+ * IPv6 ipconfig when `ipv6Subnet` is given.
  *
  * @param stateFile The emulator state file.
- * @param options The subnet and the VM names.
+ * @param options The subnet, the IPv6 subnet (dual-stack) and the VM names.
  * @returns The VMs with their MACs and primary addresses.
+ * @throws {RangeError} When a subnet is too small or `ipv6Subnet` is not an
+ *   IPv6 /64../124.
  */
 export async function seedEmulatorState(
   stateFile: string,
-  options: { subnet: string; vmNames: readonly string[] },
+  options: SeedOptions,
 ): Promise<SeededVm[]> {
   const state = emptyState();
   const out: SeededVm[] = [];
+  const v6 = options.ipv6Subnet;
   for (const name of options.vmNames) {
     const vm = addVm(state, {
       name,
-      subnet: { prefix: options.subnet },
+      subnet: { prefix: options.subnet, ipv6Prefix: v6 },
       ipConfigCount: 1,
+      ipv6ConfigCount: v6 === undefined ? 0 : 1,
     });
-    out.push({
+    const [primary, ipv6] = vm.nic.ipConfigurations;
+    const seeded: SeededVm = {
       name,
       nicName: vm.nic.name,
       mac: kernelMac(vm.nic.macAddress),
-      primaryIp: vm.nic.ipConfigurations[0]?.privateIPAddress ?? "",
-    });
+      primaryIp: primary?.privateIPAddress ?? "",
+    };
+    out.push(
+      ipv6?.privateIPAddress === undefined
+        ? seeded
+        : { ...seeded, primaryIpv6: ipv6.privateIPAddress },
+    );
   }
   await Deno.writeTextFile(stateFile, JSON.stringify(state, null, 2) + "\n");
   return out;
@@ -142,15 +181,22 @@ export async function readArmNics(stateFile: string): Promise<ArmNic[]> {
   const state = JSON.parse(
     await Deno.readTextFile(stateFile),
   ) as EmulatorState;
-  return state.vms.map((vm) => ({
-    name: vm.nic.name,
-    mac: kernelMac(vm.nic.macAddress),
-    ips: [...vm.nic.ipConfigurations]
-      .sort((a, b) => Number(b.primary) - Number(a.primary))
-      .flatMap((c) =>
-        c.privateIPAddress === undefined ? [] : [c.privateIPAddress]
-      ),
-  }));
+  return state.vms.map((vm) => {
+    const addresses = (version: "IPv4" | "IPv6") =>
+      [...vm.nic.ipConfigurations]
+        .sort((a, b) => Number(b.primary) - Number(a.primary))
+        .flatMap((c) =>
+          c.privateIPAddress === undefined || ipVersionOf(c) !== version
+            ? []
+            : [c.privateIPAddress]
+        );
+    return {
+      name: vm.nic.name,
+      mac: kernelMac(vm.nic.macAddress),
+      ips: addresses("IPv4"),
+      ipv6s: addresses("IPv6"),
+    };
+  });
 }
 
 /**

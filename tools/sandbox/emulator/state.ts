@@ -3,17 +3,42 @@
  * with one NIC in one subnet. Plain JSON, so another process can read it
  * from the state file.
  *
+ * A subnet may have an IPv6 prefix besides its IPv4 one (dual-stack, #15):
+ * then the NIC may hold IPv6 ipconfigs too. A world without IPv6 writes
+ * exactly the JSON it wrote before IPv6 existed.
+ *
  * @module
  */
-import { azureMac, formatIpv4, parseIpv4 } from "@vnet/address";
+import {
+  azureMac,
+  formatIpv4,
+  host,
+  parseCidr,
+  parseIpv4,
+} from "@vnet/address";
+
+/** ARM's `privateIPAddressVersion` of an ipconfig. */
+export type IpVersion = "IPv4" | "IPv6";
 
 /** One IP configuration of an emulated NIC. */
 export interface EmulatorIpConfig {
   name: string;
   /** Absent while a dynamic address is pending. */
   privateIPAddress?: string | undefined;
+  /** Absent for IPv4 (as in every state written before IPv6). */
+  privateIPAddressVersion?: IpVersion | undefined;
+  /** Only ever true for one IPv4 ipconfig (ARM's rule). */
   primary: boolean;
   allocation: "Dynamic" | "Static";
+}
+
+/** A NIC's subnet: its IPv4 prefix and, for dual-stack, its IPv6 prefix. */
+export interface EmulatorSubnet {
+  id: string;
+  /** The IPv4 prefix, such as `10.240.0.0/16`. */
+  prefix: string;
+  /** The IPv6 prefix (Azure gives a subnet a /64), such as `fd00:10:240::/64`. */
+  ipv6Prefix?: string | undefined;
 }
 
 /** The single NIC of an emulated VM. */
@@ -21,7 +46,7 @@ export interface EmulatorNic {
   name: string;
   /** 12 upper-case hex digits, as the wireserver writes it. */
   macAddress: string;
-  subnet: { id: string; prefix: string };
+  subnet: EmulatorSubnet;
   ipConfigurations: EmulatorIpConfig[];
   etag: string;
   provisioningState: "Succeeded" | "Updating" | "Failed";
@@ -54,10 +79,24 @@ export interface AddVmSpec {
   nicName?: string | undefined;
   /** Any MAC form; default random `000D3A…`. */
   macAddress?: string | undefined;
-  /** Default `10.240.0.0/16` with a derived subnet id. */
-  subnet?: { prefix: string; id?: string | undefined } | undefined;
-  /** IP configurations to create (default 1: the primary). */
+  /**
+   * Default `10.240.0.0/16` with a derived subnet id; `ipv6Prefix` makes it
+   * dual-stack.
+   */
+  subnet?:
+    | {
+      prefix: string;
+      ipv6Prefix?: string | undefined;
+      id?: string | undefined;
+    }
+    | undefined;
+  /** IPv4 IP configurations to create (default 1: the primary). */
   ipConfigCount?: number | undefined;
+  /**
+   * IPv6 IP configurations to create (`ipv6config1..K`, after the IPv4 ones;
+   * default 0). Needs `subnet.ipv6Prefix`.
+   */
+  ipv6ConfigCount?: number | undefined;
 }
 
 /** Default subscription of emulated VMs. */
@@ -153,26 +192,106 @@ export function usedAddresses(
   return used;
 }
 
+/** The host number of the first address Azure hands out (0-3 are its own). */
+const FIRST_HOST = 4;
+
 /**
- * Picks the lowest free address of a subnet, Azure-style.
+ * The usable host numbers of an IPv6 subnet as Azure sees it: host 0 (the
+ * subnet-router anycast address), 1 (gateway), 2 and 3 (reserved like the
+ * IPv4 .2 and .3) and the last address are never handed out.
  *
- * @param prefix The subnet CIDR.
+ * @param prefix IPv6 CIDR such as `fd00:10:240::/64`.
+ * @returns First and last assignable host numbers (capped at 2^53-1).
+ * @throws {SyntaxError} When the CIDR does not parse or is not IPv6.
+ * @throws {RangeError} When the prefix is shorter than /64 or longer than
+ *   /124 (Azure uses /64; longer ones let tests fill a subnet).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { usableRange6 } from "./state.ts";
+ *
+ * assert.deepEqual(usableRange6("fd00::/120"), { first: 4, last: 254 });
+ * ```
+ */
+export function usableRange6(prefix: string): { first: number; last: number } {
+  const cidr = parseCidr(prefix);
+  if (cidr.family !== 6) {
+    throw new SyntaxError(`Cannot use "${prefix}" as an IPv6 subnet`);
+  }
+  if (cidr.prefix < 64 || cidr.prefix > 124) {
+    throw new RangeError(
+      `Cannot use IPv6 subnet "${prefix}": length must be 64..124`,
+    );
+  }
+  const size = 2 ** (128 - cidr.prefix);
+  return {
+    first: FIRST_HOST,
+    last: Math.min(size - 2, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/**
+ * Picks the lowest free address of a subnet, Azure-style, in the subnet's
+ * family (IPv6 addresses in canonical text).
+ *
+ * @param prefix The subnet CIDR, IPv4 or IPv6.
  * @param used Addresses already taken (the pick is added to it).
  * @returns The address, or undefined when the subnet is full.
+ * @throws {SyntaxError} When the CIDR does not parse.
+ * @throws {RangeError} When the prefix length is out of range.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocateAddress } from "./state.ts";
+ *
+ * assert.equal(allocateAddress("fd00:10:240::/64", new Set(["fd00:10:240::4"])), "fd00:10:240::5");
+ * ```
  */
 export function allocateAddress(
   prefix: string,
   used: Set<string>,
 ): string | undefined {
-  const { first, last } = usableRange(prefix);
+  const v6 = parseCidr(prefix).family === 6;
+  const { first, last } = v6 ? usableRange6(prefix) : usableRange(prefix);
   for (let n = first; n <= last; n++) {
-    const ip = formatIpv4(n);
+    const ip = v6 ? host(prefix, n) : formatIpv4(n);
     if (!used.has(ip)) {
       used.add(ip);
       return ip;
     }
   }
   return undefined;
+}
+
+/**
+ * The version of an ipconfig (absent means IPv4).
+ *
+ * @param config The ipconfig.
+ * @returns `"IPv4"` or `"IPv6"`.
+ */
+export function ipVersionOf(config: EmulatorIpConfig): IpVersion {
+  return config.privateIPAddressVersion === "IPv6" ? "IPv6" : "IPv4";
+}
+
+/**
+ * The prefix a NIC's ipconfigs of one version take addresses from.
+ *
+ * @param subnet The NIC's subnet.
+ * @param version The ipconfig version.
+ * @returns The prefix, or undefined for IPv6 in a subnet without one.
+ */
+export function prefixOf(
+  subnet: EmulatorSubnet,
+  version: IpVersion,
+): string | undefined {
+  return version === "IPv6" ? subnet.ipv6Prefix : subnet.prefix;
+}
+
+function normalizeCidr(prefix: string): string {
+  const c = parseCidr(prefix);
+  return `${c.ip}/${c.prefix}`;
 }
 
 function randomMac(): string {
@@ -207,23 +326,47 @@ export function addVm(state: EmulatorState, spec: AddVmSpec): EmulatorVm {
     );
   }
   const prefix = spec.subnet?.prefix ?? "10.240.0.0/16";
+  const ipv6Prefix = spec.subnet?.ipv6Prefix;
   const subnetId = spec.subnet?.id ??
     `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/subnet`;
   const mac = azureMac(spec.macAddress ?? randomMac()).toUpperCase();
   const count = spec.ipConfigCount ?? 1;
+  const count6 = spec.ipv6ConfigCount ?? 0;
+  if (ipv6Prefix !== undefined) usableRange6(ipv6Prefix);
+  if (count6 > 0 && ipv6Prefix === undefined) {
+    throw new RangeError(
+      `Cannot add VM "${spec.name}": IPv6 ipconfigs need subnet.ipv6Prefix`,
+    );
+  }
   const used = usedAddresses(state, subnetId);
   const ipConfigurations: EmulatorIpConfig[] = [];
-  for (let k = 1; k <= count; k++) {
-    const ip = allocateAddress(prefix, used);
-    if (ip === undefined) {
-      throw new RangeError(`Cannot add VM "${spec.name}": subnet is full`);
+  const families: [string, number, IpVersion][] = [
+    [prefix, count, "IPv4"],
+    [ipv6Prefix ?? "", count6, "IPv6"],
+  ];
+  for (const [from, n, version] of families) {
+    for (let k = 1; k <= n; k++) {
+      const ip = allocateAddress(from, used);
+      if (ip === undefined) {
+        throw new RangeError(`Cannot add VM "${spec.name}": subnet is full`);
+      }
+      ipConfigurations.push(
+        version === "IPv4"
+          ? {
+            name: `ipconfig${k}`,
+            privateIPAddress: ip,
+            primary: k === 1,
+            allocation: "Dynamic",
+          }
+          : {
+            name: `ipv6config${k}`,
+            privateIPAddress: ip,
+            privateIPAddressVersion: "IPv6",
+            primary: false,
+            allocation: "Dynamic",
+          },
+      );
     }
-    ipConfigurations.push({
-      name: `ipconfig${k}`,
-      privateIPAddress: ip,
-      primary: k === 1,
-      allocation: "Dynamic",
-    });
   }
   const vm: EmulatorVm = {
     name: spec.name,
@@ -234,7 +377,9 @@ export function addVm(state: EmulatorState, spec: AddVmSpec): EmulatorVm {
     nic: {
       name: spec.nicName ?? `${spec.name}-nic`,
       macAddress: mac,
-      subnet: { id: subnetId, prefix },
+      subnet: ipv6Prefix === undefined
+        ? { id: subnetId, prefix }
+        : { id: subnetId, prefix, ipv6Prefix: normalizeCidr(ipv6Prefix) },
       ipConfigurations,
       etag: `W/"${crypto.randomUUID()}"`,
       provisioningState: "Succeeded",
