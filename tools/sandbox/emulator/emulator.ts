@@ -9,7 +9,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { armMac, contains } from "@vnet/address";
+import { armMac, contains, normalizeIp, parseCidr } from "@vnet/address";
 import {
   addVm,
   type AddVmSpec,
@@ -18,7 +18,10 @@ import {
   type EmulatorIpConfig,
   type EmulatorState,
   type EmulatorVm,
+  type IpVersion,
+  ipVersionOf,
   nicResourceId,
+  prefixOf,
   usedAddresses,
   vmResourceId,
 } from "./state.ts";
@@ -146,22 +149,41 @@ function hasDuplicateParams(url: URL): boolean {
   return new Set(keys).size !== keys.length;
 }
 
+/**
+ * A NIC's assigned ipconfigs of one version: IPv4 with the primary first,
+ * IPv6 in the NIC's order (its first is the node's own IPv6 address).
+ */
+function assigned(
+  vm: EmulatorVm,
+  version: IpVersion,
+): (EmulatorIpConfig & { privateIPAddress: string })[] {
+  const configs = vm.nic.ipConfigurations.filter((
+    c,
+  ): c is EmulatorIpConfig & { privateIPAddress: string } =>
+    c.privateIPAddress !== undefined && ipVersionOf(c) === version
+  );
+  return version === "IPv4"
+    ? configs.sort((a, b) => Number(b.primary) - Number(a.primary))
+    : configs;
+}
+
 function imdsNetwork(vm: EmulatorVm): Record<string, unknown> {
   const nic = vm.nic;
   const [address, prefix] = nic.subnet.prefix.split("/");
-  const configs = [...nic.ipConfigurations]
-    .sort((a, b) => Number(b.primary) - Number(a.primary))
-    .filter((c) => c.privateIPAddress !== undefined);
+  const addresses = (version: IpVersion) =>
+    assigned(vm, version).map((c) => ({
+      privateIpAddress: c.privateIPAddress,
+      publicIpAddress: "",
+    }));
+  const v6 = addresses("IPv6");
+  const v6Prefix = nic.subnet.ipv6Prefix;
+  const [address6, prefix6] = (v6Prefix ?? "").split("/");
   return {
     interface: [{
-      ipv4: {
-        ipAddress: configs.map((c) => ({
-          privateIpAddress: c.privateIPAddress,
-          publicIpAddress: "",
-        })),
-        subnet: [{ address, prefix }],
-      },
-      ipv6: { ipAddress: [] },
+      ipv4: { ipAddress: addresses("IPv4"), subnet: [{ address, prefix }] },
+      ipv6: v6.length === 0 || v6Prefix === undefined
+        ? { ipAddress: [] }
+        : { ipAddress: v6, subnet: [{ address: address6, prefix: prefix6 }] },
       macAddress: nic.macAddress,
     }],
   };
@@ -192,20 +214,39 @@ function imdsInstance(vm: EmulatorVm): Record<string, unknown> {
   };
 }
 
+function ipSubnetXml(
+  prefix: string,
+  ips: { address: string; primary: boolean }[],
+): string[] {
+  return [
+    `    <IPSubnet Prefix="${prefix}">`,
+    ...ips.map((ip) =>
+      `      <IPAddress Address="${ip.address}" IsPrimary="${ip.primary}"/>`
+    ),
+    "    </IPSubnet>",
+  ];
+}
+
 function interfaceXml(vm: EmulatorVm): string {
   const nic = vm.nic;
-  const ips = nic.ipConfigurations
-    .filter((c) => c.privateIPAddress !== undefined)
-    .map((c) =>
-      `      <IPAddress Address="${c.privateIPAddress}" IsPrimary="${c.primary}"/>`
-    );
+  const v4 = nic.ipConfigurations
+    .filter((c) =>
+      c.privateIPAddress !== undefined && ipVersionOf(c) === "IPv4"
+    )
+    .map((c) => ({ address: c.privateIPAddress ?? "", primary: c.primary }));
+  const v6 = assigned(vm, "IPv6").map((c, i) => ({
+    address: c.privateIPAddress,
+    primary: i === 0,
+  }));
+  const v6Prefix = nic.subnet.ipv6Prefix;
   return [
     '<?xml version="1.0" encoding="utf-8"?>',
     "<Interfaces>",
     `  <Interface MacAddress="${nic.macAddress}" IsPrimary="true">`,
-    `    <IPSubnet Prefix="${nic.subnet.prefix}">`,
-    ...ips,
-    "    </IPSubnet>",
+    ...ipSubnetXml(nic.subnet.prefix, v4),
+    ...(v6.length === 0 || v6Prefix === undefined
+      ? []
+      : ipSubnetXml(v6Prefix, v6)),
     "  </Interface>",
     "</Interfaces>",
     "",
@@ -238,7 +279,7 @@ function nicWire(vm: EmulatorVm): Record<string, unknown> {
           privateIPAllocationMethod: c.allocation,
           subnet: { id: nic.subnet.id },
           primary: c.primary,
-          privateIPAddressVersion: "IPv4",
+          privateIPAddressVersion: ipVersionOf(c),
         },
       })),
       dnsSettings: { dnsServers: [], appliedDnsServers: [] },
@@ -250,6 +291,75 @@ function nicWire(vm: EmulatorVm): Record<string, unknown> {
       nicType: "Standard",
     },
   };
+}
+
+/**
+ * One ipconfig of a PUT body as the NIC will hold it (the address still
+ * pending for a new Dynamic one), or ARM's 400 for it.
+ */
+function ipConfigOf(
+  vm: EmulatorVm,
+  name: string,
+  props: Record<string, unknown>,
+): EmulatorIpConfig | Response {
+  const versionText = props.privateIPAddressVersion ?? "IPv4";
+  if (versionText !== "IPv4" && versionText !== "IPv6") {
+    return armError(
+      400,
+      "InvalidRequestContent",
+      `privateIPAddressVersion of ${name} must be IPv4 or IPv6`,
+    );
+  }
+  const version: IpVersion = versionText;
+  const prefix = prefixOf(vm.nic.subnet, version);
+  if (prefix === undefined) {
+    return armError(
+      400,
+      "SubnetHasNoIPv6AddressPrefix",
+      `ipConfiguration ${name} is IPv6, but subnet ${vm.nic.subnet.id} has no IPv6 address prefix`,
+    );
+  }
+  const allocation = props.privateIPAllocationMethod === "Static"
+    ? "Static"
+    : "Dynamic";
+  const old = vm.nic.ipConfigurations.find((c) =>
+    c.name.toLowerCase() === name.toLowerCase() && ipVersionOf(c) === version
+  );
+  let address: string | undefined;
+  if (allocation === "Static") {
+    address = addressIn(prefix, props.privateIPAddress);
+    if (address === undefined) {
+      return armError(
+        400,
+        "PrivateIPAddressNotInSubnet",
+        `Static address of ${name} is not in the subnet`,
+      );
+    }
+  } else {
+    address = old?.privateIPAddress;
+  }
+  const config: EmulatorIpConfig = {
+    name,
+    privateIPAddress: address,
+    primary: props.primary === true,
+    allocation,
+  };
+  return version === "IPv4"
+    ? config
+    : { ...config, privateIPAddressVersion: "IPv6" };
+}
+
+/** The canonical text of `text` when it is an address inside `prefix`. */
+function addressIn(prefix: string, text: unknown): string | undefined {
+  if (typeof text !== "string") return undefined;
+  try {
+    if (parseCidr(prefix).family === 4) {
+      return contains(prefix, text) ? text : undefined;
+    }
+    return contains(prefix, text) ? normalizeIp(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -741,40 +851,23 @@ class EmulatorImpl implements Emulator {
           `ipConfiguration ${item.name} must use subnet ${vm.nic.subnet.id}`,
         );
       }
-      const allocation = props.privateIPAllocationMethod === "Static"
-        ? "Static"
-        : "Dynamic";
-      const old = vm.nic.ipConfigurations.find((c) =>
-        c.name.toLowerCase() === itemName.toLowerCase()
-      );
-      let address: string | undefined;
-      if (allocation === "Static") {
-        if (
-          typeof props.privateIPAddress !== "string" ||
-          !contains(vm.nic.subnet.prefix, props.privateIPAddress)
-        ) {
-          return armError(
-            400,
-            "PrivateIPAddressNotInSubnet",
-            `Static address of ${item.name} is not in the subnet`,
-          );
-        }
-        address = props.privateIPAddress;
-      } else {
-        address = old?.privateIPAddress;
-      }
-      next.push({
-        name: item.name,
-        privateIPAddress: address,
-        primary: props.primary === true,
-        allocation,
-      });
+      const config = ipConfigOf(vm, itemName, props);
+      if (config instanceof Response) return config;
+      next.push(config);
     }
     if (next.filter((c) => c.primary).length !== 1) {
       return armError(
         400,
         "NicMustHaveOnePrimaryIpConfiguration",
         "Exactly one ipConfiguration must be primary",
+      );
+    }
+    const primary6 = next.find((c) => c.primary && ipVersionOf(c) === "IPv6");
+    if (primary6 !== undefined) {
+      return armError(
+        400,
+        "PrimaryIpConfigurationMustBeIPv4",
+        `ipConfiguration ${primary6.name} is IPv6; the primary ipConfiguration of a network interface must be IPv4`,
       );
     }
     const own = new Set(vm.nic.ipConfigurations.map((c) => c.privateIPAddress));
@@ -846,13 +939,14 @@ class EmulatorImpl implements Emulator {
       const used = usedAddresses(state, vm.nic.subnet.id);
       for (const c of vm.nic.ipConfigurations) {
         if (c.privateIPAddress !== undefined) continue;
-        const ip = allocateAddress(vm.nic.subnet.prefix, used);
+        const prefix = prefixOf(vm.nic.subnet, ipVersionOf(c)) ?? "";
+        const ip = allocateAddress(prefix, used);
         if (ip === undefined) {
           op.status = "Failed";
           op.error = {
             code: "SubnetIsFull",
             message:
-              `Subnet ${vm.nic.subnet.id} with address prefix ${vm.nic.subnet.prefix} does not have enough capacity`,
+              `Subnet ${vm.nic.subnet.id} with address prefix ${prefix} does not have enough capacity`,
           };
           vm.nic.ipConfigurations = op.previous;
           vm.nic.provisioningState = "Failed";
