@@ -21,6 +21,7 @@ export {
   type IpConfigChange,
   type IpConfigModel,
   ipConfigUpdateBody,
+  isIpv6Config,
   type NicModel,
   type NicRef,
   openNic,

@@ -22,6 +22,8 @@ export interface NicRef {
 export interface IpConfigModel {
   name?: string;
   privateIPAddress?: string;
+  /** `"IPv4"` (ARM's default when absent) or `"IPv6"`. */
+  privateIPAddressVersion?: string;
   primary?: boolean;
   subnet?: { id?: string };
   [key: string]: unknown;
@@ -40,7 +42,12 @@ export interface NicModel {
 export interface IpConfigChange {
   /** Names of new Dynamic IPv4 ipconfigs in the primary's subnet. */
   readonly add: readonly string[];
-  /** Names of ipconfigs to drop (never the primary). */
+  /**
+   * Names of new Dynamic IPv6 ipconfigs in the primary's subnet, which must
+   * have an IPv6 address prefix (dual-stack, #15). Default none.
+   */
+  readonly addIpv6?: readonly string[] | undefined;
+  /** Names of ipconfigs to drop (never the primary), of either version. */
   readonly remove: readonly string[];
 }
 
@@ -127,9 +134,29 @@ function order(name: string | undefined): number {
 }
 
 /**
- * The PUT body of one batched change: the NIC with `remove` dropped and
- * `add` appended as Dynamic IPv4 ipconfigs in the primary's subnet, sorted
- * by their `ipconfig<N>` number.
+ * Tells whether an ipconfig is IPv6 (ARM's `privateIPAddressVersion`,
+ * IPv4 when absent).
+ *
+ * @param config The ipconfig as ARM or the SDK gives it.
+ * @returns True for IPv6.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isIpv6Config } from "./nic.ts";
+ * assert.equal(isIpv6Config({ privateIPAddressVersion: "IPv6" }), true);
+ * assert.equal(isIpv6Config({ name: "ipconfig1" }), false);
+ * ```
+ */
+export function isIpv6Config(config: IpConfigModel): boolean {
+  return config.privateIPAddressVersion === "IPv6";
+}
+
+/**
+ * The PUT body of one batched change: the NIC with `remove` dropped, `add`
+ * appended as Dynamic IPv4 ipconfigs in the primary's subnet, the IPv4 ones
+ * sorted by their `ipconfig<N>` number, then the IPv6 ones in the NIC's
+ * order followed by `addIpv6` as Dynamic IPv6 ipconfigs in the same subnet.
  *
  * @param nic The NIC as read.
  * @param change What to add and remove.
@@ -168,18 +195,25 @@ export function ipConfigUpdateBody(
   }
   const drop = new Set(change.remove);
   const subnetId = primary.subnet.id;
+  const kept = configs.filter((c) => c.name === undefined || !drop.has(c.name));
+  const added = (names: readonly string[], version: "IPv4" | "IPv6") =>
+    names.map((name) => ({
+      name,
+      privateIPAllocationMethod: "Dynamic",
+      privateIPAddressVersion: version,
+      subnet: { id: subnetId },
+      primary: false,
+    }));
   return {
     ...nic,
     ipConfigurations: [
-      ...configs.filter((c) => c.name === undefined || !drop.has(c.name)),
-      ...change.add.map((name) => ({
-        name,
-        privateIPAllocationMethod: "Dynamic",
-        privateIPAddressVersion: "IPv4",
-        subnet: { id: subnetId },
-        primary: false,
-      })),
-    ].sort((a, b) => order(a.name) - order(b.name)),
+      ...[
+        ...kept.filter((c) => !isIpv6Config(c)),
+        ...added(change.add, "IPv4"),
+      ].sort((a, b) => order(a.name) - order(b.name)),
+      ...kept.filter(isIpv6Config),
+      ...added(change.addIpv6 ?? [], "IPv6"),
+    ],
   };
 }
 

@@ -4,10 +4,16 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
-import { DEFAULT_COUNT, parseCount, provision } from "./provision.ts";
+import {
+  DEFAULT_COUNT,
+  parseCount,
+  parseIpv6Count,
+  provision,
+} from "./provision.ts";
 
 const USAGE =
   `usage: deno run -A tools/nic/main.ts provision [--count N (1-256, default ${DEFAULT_COUNT})]
+  [--ipv6-count K (0-255, N+K at most 256; default: IPv6 ipconfigs unchanged)]
   [--nic-id ID] [--dry-run] [--state-dir DIR] [--imds-url URL]
   [--arm-endpoint URL] [--ca-file PEM]`;
 
@@ -16,6 +22,7 @@ const SPEC = {
   allowPositionals: true,
   options: {
     count: { type: "string", default: String(DEFAULT_COUNT) },
+    "ipv6-count": { type: "string" },
     "nic-id": { type: "string" },
     "dry-run": { type: "boolean", default: false },
     "state-dir": { type: "string", default: "/var/run" },
@@ -68,8 +75,11 @@ export async function main(
   }
   const v = parsed.values;
   let count: number;
+  let ipv6Count: number | undefined;
   try {
     count = parseCount(v.count);
+    const k = v["ipv6-count"];
+    ipv6Count = k === undefined ? undefined : parseIpv6Count(k, count);
   } catch (e) {
     err(`error: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
@@ -77,6 +87,7 @@ export async function main(
   try {
     const result = await provision({
       count,
+      ipv6Count,
       nicId: v["nic-id"],
       dryRun: v["dry-run"],
       stateDir: v["state-dir"],

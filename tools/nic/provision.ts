@@ -1,13 +1,14 @@
 /**
  * Grows or shrinks the node's NIC to exactly N IP configurations through
  * ARM, with the SDK code path of `@vnet/arm` (which loads `@azure/arm-network`
- * with a dynamic `import()`, so nothing else pays for the SDK).
+ * with a dynamic `import()`, so nothing else pays for the SDK); on request
+ * also to exactly K IPv6 ones (dual-stack, #15).
  *
  * @module
  */
 import { getImdsInterfaces } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
-import { type IpConfigModel, openNic } from "@vnet/arm";
+import { type IpConfigModel, isIpv6Config, openNic } from "@vnet/arm";
 
 /** Smallest and largest `--count` (IP configurations per NIC, primary included). */
 export const MIN_COUNT = 1;
@@ -18,8 +19,15 @@ export const DEFAULT_COUNT = 128;
 
 /** Options of {@linkcode provision}. */
 export interface ProvisionOptions {
-  /** Wanted IP configurations, primary included (1..256). */
+  /** Wanted IPv4 IP configurations, primary included (1..256). */
   count: number;
+  /**
+   * Wanted IPv6 IP configurations (0..255, at most 256 with `count`), in
+   * the primary's subnet, which needs an IPv6 prefix. The NIC's first IPv6
+   * ipconfig (the node's own address) is the last one removed. Default:
+   * the IPv6 ipconfigs stay as they are.
+   */
+  ipv6Count?: number | undefined;
   /** ARM id of the NIC; default: found through IMDS. */
   nicId?: string | undefined;
   /** Plan only; change nothing. */
@@ -83,6 +91,36 @@ export function parseCount(text: string | number): number {
 }
 
 /**
+ * Validates an `--ipv6-count` value against the `--count` beside it: the
+ * two together stay within Azure's 256 per NIC.
+ *
+ * @param text The option text (or a number).
+ * @param count The IPv4 count, already valid.
+ * @returns The IPv6 count.
+ * @throws {RangeError} When not an integer in 0..(256 - count).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseIpv6Count } from "./provision.ts";
+ *
+ * assert.equal(parseIpv6Count("8", 8), 8);
+ * assert.throws(() => parseIpv6Count("250", 8), RangeError);
+ * ```
+ */
+export function parseIpv6Count(text: string | number, count: number): number {
+  const s = String(text).trim();
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  const max = MAX_COUNT - count;
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    throw new RangeError(
+      `Cannot provision: ipv6-count must be an integer in 0..${max} (at most ${MAX_COUNT} ipconfigs with count ${count}), got "${text}"`,
+    );
+  }
+  return n;
+}
+
+/**
  * Reads the addresses in use from the IPAM state file: an address with a
  * non-empty `containerId`. A missing file means nothing is in use.
  *
@@ -129,8 +167,29 @@ function wantedSecondaryNames(primaryName: string, count: number): string[] {
 }
 
 /**
- * Makes the node's NIC carry exactly `count` IP configurations:
- * the primary plus `ipconfig2..N` (Dynamic, in the primary's subnet).
+ * The IPv6 side of the plan: keep the NIC's first `want` IPv6 ipconfigs
+ * (its first is the node's own address), remove the rest, or add
+ * `ipv6config<k>` names no ipconfig has yet.
+ */
+function planIpv6(
+  configs: IpConfigModel[],
+  want: number | undefined,
+  taken: Set<string>,
+): { keep: IpConfigModel[]; remove: IpConfigModel[]; add: string[] } {
+  const v6 = configs.filter(isIpv6Config);
+  if (want === undefined) return { keep: v6, remove: [], add: [] };
+  const add: string[] = [];
+  for (let k = 1; v6.length + add.length < want; k++) {
+    if (!taken.has(`ipv6config${k}`)) add.push(`ipv6config${k}`);
+  }
+  return { keep: v6.slice(0, want), remove: v6.slice(want), add };
+}
+
+/**
+ * Makes the node's NIC carry exactly `count` IPv4 IP configurations:
+ * the primary plus `ipconfig2..N` (Dynamic, in the primary's subnet), and
+ * with `ipv6Count` exactly that many IPv6 ones (new ones are Dynamic
+ * `ipv6config<k>` in the same subnet).
  *
  * Finds the NIC through IMDS (list the resource group's NICs, match
  * `virtualMachine.id` and the MAC) unless `nicId` is given. Idempotent: a
@@ -138,9 +197,11 @@ function wantedSecondaryNames(primaryName: string, count: number): string[] {
  * configurations whose address the IPAM state does not show in use, and
  * otherwise refuses without changing anything.
  *
- * @param options Count, NIC id, dry run, state dir, endpoints, CA, progress.
+ * @param options Counts, NIC id, dry run, state dir, endpoints, CA,
+ *   progress.
  * @returns What changed and the resulting configurations.
- * @throws {RangeError} When `count` is out of 1..256.
+ * @throws {RangeError} When `count` is out of 1..256 or `ipv6Count` out of
+ *   0..(256 - count).
  * @throws {Error} For a scale-set instance NIC, a NIC that cannot be found,
  *   or a scale-down that would remove addresses in use.
  * @throws {AzureHttpError} When IMDS fails.
@@ -154,6 +215,9 @@ export async function provision(
   options: ProvisionOptions,
 ): Promise<ProvisionResult> {
   const count = parseCount(options.count);
+  const ipv6Count = options.ipv6Count === undefined
+    ? undefined
+    : parseIpv6Count(options.ipv6Count, count);
   const progress = options.progress ?? (() => {});
   const arm = await openNic({
     nicId: options.nicId,
@@ -172,15 +236,31 @@ export async function provision(
     throw new Error(`Cannot provision NIC "${nicId}": no primary ipconfig`);
   }
   const wanted = new Set(wantedSecondaryNames(primary.name, count));
-  const keep = configs.filter((c) =>
+  const v4 = configs.filter((c) => !isIpv6Config(c));
+  const v4Keep = v4.filter((c) =>
     c === primary || (c.name !== undefined && wanted.has(c.name))
   );
-  const removeList = configs.filter((c) => !keep.includes(c));
-  const present = new Set(keep.map((c) => c.name));
+  const present = new Set(v4Keep.map((c) => c.name));
   const added = [...wanted].filter((n) => !present.has(n));
+  const v6 = planIpv6(
+    configs,
+    ipv6Count,
+    new Set([...configs.map((c) => c.name ?? ""), ...wanted]),
+  );
+  const keep = configs.filter((c) => v4Keep.includes(c) || v6.keep.includes(c));
+  const removeList = configs.filter((c) => !keep.includes(c));
   const removed = removeList.map((c) => c.name ?? "?");
+  const addedAll = [...added, ...v6.add];
+  const dualStack = v6.keep.length + v6.remove.length + v6.add.length > 0;
+  const wantText = dualStack
+    ? `${count} IPv4 and ${v6.keep.length + v6.add.length} IPv6`
+    : `${count}`;
   progress(
-    `NIC ${nicName} has ${configs.length} ipconfigs; want ${count}: add ${added.length}, remove ${removed.length}`,
+    dualStack
+      ? `NIC ${nicName} has ${v4.length} IPv4 and ${
+        v6.keep.length + v6.remove.length
+      } IPv6 ipconfigs; want ${wantText}: add ${addedAll.length}, remove ${removed.length}`
+      : `NIC ${nicName} has ${configs.length} ipconfigs; want ${count}: add ${added.length}, remove ${removed.length}`,
   );
 
   if (removeList.length > 0) {
@@ -206,35 +286,45 @@ export async function provision(
     }));
   }
 
-  if (added.length === 0 && removed.length === 0) {
-    progress(`NIC ${nicName} already has ${count} ipconfigs; nothing to do`);
+  if (addedAll.length === 0 && removed.length === 0) {
+    progress(`NIC ${nicName} already has ${wantText} ipconfigs; nothing to do`);
     return {
       nicId,
       changed: false,
-      added,
+      added: addedAll,
       removed,
       ipConfigurations: report(keep),
     };
   }
   if (options.dryRun === true) {
     progress(
-      `Dry run: would add [${added.join(", ")}] and remove [${
+      `Dry run: would add [${addedAll.join(", ")}] and remove [${
         removed.join(", ")
       }]`,
     );
     return {
       nicId,
       changed: false,
-      added,
+      added: addedAll,
       removed,
       ipConfigurations: report(configs),
     };
   }
   progress(`Updating NIC ${nicName} (long-running operation)`);
-  const updated = await arm.update(nic, { add: added, remove: removed });
+  const updated = await arm.update(nic, {
+    add: added,
+    addIpv6: v6.add,
+    remove: removed,
+  });
   const result = report((updated.ipConfigurations ?? []) as IpConfigModel[]);
   await waitForImds(result, nic.macAddress, options, progress);
-  return { nicId, changed: true, added, removed, ipConfigurations: result };
+  return {
+    nicId,
+    changed: true,
+    added: addedAll,
+    removed,
+    ipConfigurations: result,
+  };
 }
 
 async function waitForImds(
