@@ -17,7 +17,8 @@ import {
 
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
-     [--no-agent] [--warm MIN:MAX [--arm-faults]] [--mode bridge|transparent]
+     [--no-agent] [--warm MIN:MAX [--arm-faults]]
+     [--mode bridge|transparent [--dual-stack]]
       build the fabric and N nodes (default 2), give each NIC K ipconfigs
       (default 8, primary included), start azure-vnet-agent in each node
       (--no-agent: none, the plugins run in process), create M pods per
@@ -26,7 +27,8 @@ const USAGE = `usage: deno task sandbox <command> [options]
       through the ARM emulator (#16); --arm-faults: ARM answers 429 with
       Retry-After and 500 during the run; --mode: the conflist's mode
       (default bridge; transparent: the node routes, eth0 keeps its
-      addresses)
+      addresses); --dual-stack (transparent mode only): IPv6 too, every
+      pod gets an address of each family and the checks run in both
   metrics [--prefix P] [--dir D]        each node agent's /metrics
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
@@ -50,6 +52,7 @@ const OPTIONS = {
   warm: { type: "string" },
   "arm-faults": { type: "boolean" },
   mode: { type: "string" },
+  "dual-stack": { type: "boolean" },
 } as const;
 
 function write(lines: readonly string[]): void {
@@ -114,6 +117,14 @@ export async function main(args: string[]): Promise<number> {
     const dir = v.dir ?? defaultDir(prefix);
     switch (cmd) {
       case "up": {
+        const mode = modeOf(v.mode);
+        const dualStack = v["dual-stack"] ?? false;
+        if (dualStack && mode !== "transparent") {
+          writeErr(
+            "sandbox up: --dual-stack needs --mode transparent: bridge mode is IPv4 only (the plugin refuses IPv6 in bridge mode with code 7)\n",
+          );
+          return 2;
+        }
         const up = await sandboxUp({
           prefix,
           dir,
@@ -124,7 +135,8 @@ export async function main(args: string[]): Promise<number> {
           agent: v["no-agent"] !== true,
           ...(v.warm === undefined ? {} : { warm: warmBand(v.warm) }),
           armFaults: v["arm-faults"] ?? false,
-          mode: modeOf(v.mode),
+          mode,
+          dualStack,
           print: (l) => write([l]),
         });
         return up.results.every((r) => r.ok) ? 0 : 1;

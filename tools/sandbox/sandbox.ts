@@ -32,7 +32,7 @@ import {
   subnetLayout,
   WIRESERVER_IP,
 } from "./fabric.ts";
-import type { FabricView } from "./fabric_rules.ts";
+import { AZURE_GATEWAY_IPV6, type FabricView } from "./fabric_rules.ts";
 import {
   type NodeCniEnv,
   pluginConfig,
@@ -69,6 +69,9 @@ export const SANDBOX_ROOT = "/var/run/azure-vnet-sandbox";
 /** The default subnet of the emulated VNET. */
 export const DEFAULT_SUBNET = "10.240.0.0/16";
 
+/** The IPv6 subnet of a dual-stack sandbox (Azure gives IPv6 subnets a /64). */
+export const DEFAULT_IPV6_SUBNET = "fd00:10:240::/64";
+
 /**
  * The record file of a sandbox directory.
  *
@@ -96,6 +99,12 @@ export interface UpOptions {
    * node, whose `eth0` keeps its addresses (#15).
    */
   mode?: SandboxMode;
+  /**
+   * Dual-stack (transparent mode only; bridge mode is IPv4 only): the
+   * subnet gets an IPv6 /64, every NIC as many IPv6 ipconfigs as IPv4 ones,
+   * every pod an address of each family, and the checks run in both.
+   */
+  dualStack?: boolean;
   /** Skip `deno task build` (reuse `dist/`). */
   skipBuild?: boolean;
   /**
@@ -157,11 +166,18 @@ export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
   const nics = await readArmNics(rec.emulator.stateFile);
   const view: FabricView = {
     subnet: rec.subnet,
-    ports: rec.nodes.map((n) => ({
-      port: n.port,
-      mac: n.mac,
-      ips: nics.find((c) => c.name === n.nicName)?.ips ?? [n.primaryIp],
-    })),
+    ports: rec.nodes.map((n) => {
+      const nic = nics.find((c) => c.name === n.nicName);
+      return {
+        port: n.port,
+        mac: n.mac,
+        ips: nic?.ips ?? [n.primaryIp],
+        ...(rec.ipv6Subnet === undefined ? {} : {
+          ipv6s: nic?.ipv6s ??
+            (n.primaryIpv6 === undefined ? [] : [n.primaryIpv6]),
+        }),
+      };
+    }),
   };
   await applyFabricRules(new SandboxNames(rec.prefix), view);
   return view;
@@ -170,7 +186,8 @@ export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
 /**
  * Makes a node's NIC carry `count` ipconfigs (primary included) through
  * `tools/nic`, run inside the node netns so IMDS sees the node, then
- * regenerates the fabric. The tool reads the node's IPAM state, so a
+ * regenerates the fabric. In a dual-stack sandbox it carries as many IPv6
+ * ipconfigs (the node's own included). The tool reads the node's IPAM state, so a
  * scale-down never removes an address in use.
  *
  * @param rec The sandbox record.
@@ -201,6 +218,9 @@ export async function provisionNode(
     rec.emulator.caFile,
     "--state-dir",
     node.stateDir,
+    ...(rec.ipv6Subnet === undefined
+      ? []
+      : ["--ipv6-count", String(options.count)]),
   ]);
   await syncFabric(rec);
 }
@@ -590,9 +610,11 @@ export async function checkSandbox(
     : rec.agent
     ? "agent"
     : "in-process";
+  const layout = subnetLayout(rec.subnet, { ipv6: rec.ipv6Subnet });
   const checks = planChecks(rec.pods, {
     nodes: rec.nodes,
-    gateway: subnetLayout(rec.subnet).gateway,
+    gateway: layout.gateway,
+    ...(layout.ipv6 === undefined ? {} : { gateway6: layout.ipv6.gateway }),
     ...(servedBy === undefined ? {} : { servedBy }),
     ...(rec.warm === undefined ? {} : { armNic: true }),
   });
@@ -627,7 +649,14 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const ipCount = options.ipCount ?? 8;
   const agent = options.agent ?? true;
   const mode = options.mode ?? "bridge";
-  const subnet = subnetLayout(DEFAULT_SUBNET);
+  if (options.dualStack === true && mode !== "transparent") {
+    throw new RangeError(
+      `Cannot bring up a dual-stack sandbox in ${mode} mode: bridge mode is IPv4 only; use transparent mode`,
+    );
+  }
+  const subnet = subnetLayout(DEFAULT_SUBNET, {
+    ipv6: options.dualStack === true ? DEFAULT_IPV6_SUBNET : undefined,
+  });
   try {
     await Deno.stat(recordPath(dir));
     throw new Deno.errors.AlreadyExists(
@@ -644,6 +673,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     prefix: names.prefix,
     dir,
     subnet: subnet.cidr,
+    ...(subnet.ipv6 === undefined ? {} : { ipv6Subnet: subnet.ipv6.cidr }),
     mode,
     netns: [],
     emulator: undefined,
@@ -659,7 +689,11 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   await save();
 
   print(
-    `fabric: ${names.fabric} (gateway ${subnet.gateway}, ${WIRESERVER_IP}, ${IMDS_IP})`,
+    `fabric: ${names.fabric} (gateway ${subnet.gateway}${
+      subnet.ipv6 === undefined
+        ? ""
+        : `, IPv6 router ${AZURE_GATEWAY_IPV6} and ${subnet.ipv6.gateway}`
+    }, ${WIRESERVER_IP}, ${IMDS_IP})`,
   );
   rec.netns.push(names.fabric);
   await save();
@@ -668,6 +702,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const stateFile = `${dir}/emulator.json`;
   const vms = await seedEmulatorState(stateFile, {
     subnet: subnet.cidr,
+    ipv6Subnet: subnet.ipv6?.cidr,
     vmNames: Array.from({ length: nodeCount }, (_, i) => names.node(i)),
   });
   for (const [i, vm] of vms.entries()) {
@@ -678,6 +713,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
       nicName: vm.nicName,
       mac: vm.mac,
       primaryIp: vm.primaryIp,
+      ...(vm.primaryIpv6 === undefined ? {} : { primaryIpv6: vm.primaryIpv6 }),
       stateDir: `${dir}/node${i}/run`,
       logDir: `${dir}/node${i}/log`,
     };
@@ -688,7 +724,9 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     await save();
     await createNode(names, i, { nic: vm, subnet });
     print(
-      `node: ${node.netns} eth0 ${vm.mac} ${vm.primaryIp}/${subnet.prefixLength}`,
+      `node: ${node.netns} eth0 ${vm.mac} ${vm.primaryIp}/${subnet.prefixLength}${
+        vm.primaryIpv6 === undefined ? "" : ` ${vm.primaryIpv6}/64`
+      }`,
     );
   }
   const emu = await startEmulator(names.fabric, { stateFile, dir });
@@ -716,7 +754,9 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   ]);
   if (mode !== "bridge") await setConflistMode(rec.confDir, mode);
   print(
-    `plugins: installed in ${rec.binDir}, conflist (mode ${mode}) in ${rec.confDir}`,
+    `plugins: installed in ${rec.binDir}, conflist ${
+      mode === "bridge" ? "" : `(mode ${mode}) `
+    }in ${rec.confDir}`,
   );
   for (const node of rec.nodes) {
     if (!agent) break;
@@ -795,9 +835,9 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
   const rec = await loadRecord(recordPath(dir));
   const live = new Set(await listSandboxNetns(rec.prefix));
   const lines = [
-    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet}, mode ${
-      rec.mode ?? "bridge"
-    })`,
+    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet}${
+      rec.ipv6Subnet === undefined ? "" : ` and ${rec.ipv6Subnet}`
+    }, mode ${rec.mode ?? "bridge"})`,
     `emulator: ${
       rec.emulator === undefined
         ? "not started"
@@ -817,18 +857,21 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
     ? []
     : await readArmNics(rec.emulator.stateFile).catch(() => []);
   for (const n of rec.nodes) {
-    const ips = nics.find((c) => c.name === n.nicName)?.ips ?? [];
+    const nic = nics.find((c) => c.name === n.nicName);
+    const v6 = n.primaryIpv6 === undefined
+      ? ""
+      : ` ${n.primaryIpv6} ipv6 ipconfigs=${nic?.ipv6s.length ?? 0}`;
     lines.push(
       `node${n.index}: ${n.netns} ${
         live.has(n.netns) ? "up" : "MISSING"
-      } ${n.mac} ${n.primaryIp} ipconfigs=${ips.length}`,
+      } ${n.mac} ${n.primaryIp} ipconfigs=${nic?.ips.length ?? 0}${v6}`,
     );
   }
   for (const p of rec.pods) {
     lines.push(
-      `pod: ${p.name} node${p.node} ${p.ip} ${p.mac} ${
-        live.has(p.netns ?? p.name) ? "up" : "MISSING"
-      }`,
+      `pod: ${p.name} node${p.node} ${p.ip}${
+        p.ipv6 === undefined ? "" : ` ${p.ipv6}`
+      } ${p.mac} ${live.has(p.netns ?? p.name) ? "up" : "MISSING"}`,
     );
   }
   return lines;
@@ -1049,7 +1092,7 @@ export async function sandboxNegative(
   const { results, lines: table } = await checkSandbox(rec);
   lines.push(...table);
   const cross = results.filter((r) =>
-    r.kind === "cross-node" &&
+    (r.kind === "cross-node" || r.kind === "cross-node6") &&
     (r.pod.node === node ||
       rec.pods.find((p) => p.ip === r.target || p.ipv6 === r.target)
           ?.node === node)
@@ -1105,8 +1148,8 @@ export async function rebootNode(
   await ipIn(names.fabric, ["link", "del", n.port]);
   await ipIn("", ["netns", "del", n.netns]);
   await createNode(names, node, {
-    nic: { mac: n.mac, primaryIp: n.primaryIp },
-    subnet: subnetLayout(rec.subnet),
+    nic: { mac: n.mac, primaryIp: n.primaryIp, primaryIpv6: n.primaryIpv6 },
+    subnet: subnetLayout(rec.subnet, { ipv6: rec.ipv6Subnet }),
   });
   await syncFabric(rec);
   if (agent !== undefined) await startNodeAgent(rec, node);
