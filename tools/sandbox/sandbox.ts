@@ -737,7 +737,11 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
 
   for (const node of rec.nodes) {
     await provisionNode(rec, { node: node.index, count: ipCount });
-    print(`provisioned: ${node.nicName} has ${ipCount} ipconfigs`);
+    print(
+      `provisioned: ${node.nicName} has ${ipCount} ${
+        subnet.ipv6 === undefined ? "" : `IPv4 and ${ipCount} IPv6 `
+      }ipconfigs`,
+    );
   }
 
   if (options.skipBuild !== true) {
