@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
 import { ipJson, run } from "../_support/netns.ts";
+import { withSandbox } from "../_support/sandbox.ts";
 import {
   addPod,
   checkSandbox,
@@ -15,15 +16,10 @@ import {
   gcNode,
   provisionNode,
   rebootNode,
-  recordPath,
   removeSnatRule,
-  sandboxDown,
-  sandboxUp,
 } from "../../tools/sandbox/sandbox.ts";
-import { listSandboxNetns } from "../../tools/sandbox/fabric.ts";
 import { processAlive, readArmNics } from "../../tools/sandbox/_emulator.ts";
 import { readServed } from "../../tools/testbed/mod.ts";
-import type { SandboxRecord } from "../../tools/sandbox/record.ts";
 
 async function ebtablesNat(netns: string): Promise<string[]> {
   const out = await run("ip", [
@@ -75,21 +71,9 @@ async function cniEndpoints(stateDir: string): Promise<string[]> {
 
 Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t) => {
   requireRoot();
-  const prefix = `vsb-${crypto.randomUUID().slice(0, 5)}`;
-  const dir = await Deno.makeTempDir({ prefix: "vsb-up-" });
-  await Deno.remove(dir);
-  let rec: SandboxRecord | undefined;
-  try {
-    const up = await sandboxUp({
-      prefix,
-      dir,
-      nodes: 2,
-      pods: 2,
-      ipCount: 8,
-      print: () => {},
-    });
-    rec = up.record;
-    const r = rec;
+  await withSandbox({ nodes: 2, pods: 2, ipCount: 8 }, async (up) => {
+    const r = up.record;
+    const prefix = r.prefix;
 
     await t.step("multi-node connectivity: every check passes", () => {
       assert.equal(up.results.length, 20, up.lines.join("\n"));
@@ -268,47 +252,27 @@ Deno.test("sandbox up runs the plugins end to end under Azure's rules", async (t
         assert.ok(results.every((c) => c.ok), lines.join("\n"));
       },
     );
-  } finally {
-    const lines = await sandboxDown(dir).catch((e) => [String(e)]);
-    assert.match(lines.at(-1) ?? "", /nothing left behind/, lines.join("\n"));
-  }
-  assert.deepEqual(await listSandboxNetns(prefix), []);
-  assert.ok(rec?.emulator === undefined || !processAlive(rec.emulator.pid));
-  for (const a of rec?.agents ?? []) assert.ok(!processAlive(a.pid));
-  await assert.rejects(Deno.stat(recordPath(dir)), { name: "NotFound" });
+  });
 });
 
 Deno.test("sandbox up with agent: false runs the plugins in process (the fallback)", async () => {
   requireRoot();
-  const prefix = `vsb-${crypto.randomUUID().slice(0, 5)}`;
-  const dir = await Deno.makeTempDir({ prefix: "vsb-up-" });
-  await Deno.remove(dir);
-  try {
-    const up = await sandboxUp({
-      prefix,
-      dir,
-      nodes: 1,
-      pods: 2,
-      ipCount: 4,
-      skipBuild: true,
-      agent: false,
-      print: () => {},
-    });
-    assert.equal(up.lines.at(-1), "PASS: 8/8 checks", up.lines.join("\n"));
-    const served = up.results.filter((c) => c.kind === "served");
-    assert.ok(served.length === 2 && served.every((c) => c.ok));
-    assert.ok(served.every((c) => c.target === "in-process"));
-    assert.deepEqual(up.record.agents, []);
-    const node = up.record.nodes[0];
-    assert.ok(node !== undefined);
-    await assert.rejects(
-      Deno.lstat(`${node.stateDir}/azure-vnet-agent.sock`),
-      { name: "NotFound" },
-    );
-    assert.deepEqual(await readServed(node.logDir), []);
-  } finally {
-    const lines = await sandboxDown(dir).catch((e) => [String(e)]);
-    assert.match(lines.at(-1) ?? "", /nothing left behind/, lines.join("\n"));
-  }
-  assert.deepEqual(await listSandboxNetns(prefix), []);
+  const options = { skipBuild: true, agent: false } as const;
+  await withSandbox(
+    { ...options, nodes: 1, pods: 2, ipCount: 4 },
+    async (up) => {
+      assert.equal(up.lines.at(-1), "PASS: 8/8 checks", up.lines.join("\n"));
+      const served = up.results.filter((c) => c.kind === "served");
+      assert.ok(served.length === 2 && served.every((c) => c.ok));
+      assert.ok(served.every((c) => c.target === "in-process"));
+      assert.deepEqual(up.record.agents, []);
+      const node = up.record.nodes[0];
+      assert.ok(node !== undefined);
+      await assert.rejects(
+        Deno.lstat(`${node.stateDir}/azure-vnet-agent.sock`),
+        { name: "NotFound" },
+      );
+      assert.deepEqual(await readServed(node.logDir), []);
+    },
+  );
 });

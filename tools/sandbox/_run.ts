@@ -104,18 +104,28 @@ export function execIn(
 
 /**
  * True when `ping -c1 -W1 target` from inside `netns` is answered, trying
- * twice (the first echo may wait on ARP).
+ * twice (the first echo may wait on ARP or neighbour discovery).
  *
  * @param netns The namespace to ping from.
- * @param target The IPv4 address.
+ * @param target The IPv4 or IPv6 address.
+ * @param options `from`: the source address (`ping -I`).
  * @returns Whether a reply came back.
  */
 export async function pingFrom(
   netns: string,
   target: string,
+  options: { from?: string } = {},
 ): Promise<boolean> {
+  const from = options.from === undefined ? [] : ["-I", options.from];
   for (let attempt = 0; attempt < 2; attempt++) {
-    const res = await execIn(netns, ["ping", "-c1", "-W1", "-q", target], {
+    const res = await execIn(netns, [
+      "ping",
+      "-c1",
+      "-W1",
+      "-q",
+      ...from,
+      target,
+    ], {
       check: false,
     });
     if (res.code === 0) return true;

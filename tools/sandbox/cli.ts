@@ -4,15 +4,13 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
-import { loadRecord } from "./record.ts";
+import type { SandboxMode } from "./record.ts";
 import {
-  checkSandbox,
   defaultDir,
-  recordPath,
-  removeSnatRule,
   sandboxDown,
   sandboxExec,
   sandboxMetrics,
+  sandboxNegative,
   sandboxStatus,
   sandboxUp,
 } from "./sandbox.ts";
@@ -20,18 +18,24 @@ import {
 const USAGE = `usage: deno task sandbox <command> [options]
   up [--nodes N] [--pods M] [--ip-count K] [--prefix P] [--dir D] [--skip-build]
      [--no-agent] [--warm MIN:MAX [--arm-faults]]
+     [--mode bridge|transparent [--dual-stack]]
       build the fabric and N nodes (default 2), give each NIC K ipconfigs
       (default 8, primary included), start azure-vnet-agent in each node
       (--no-agent: none, the plugins run in process), create M pods per
       node (default 2) through the real azure-vnet, print the table;
       --warm: the agents keep MIN..MAX free addresses, growing the NICs
       through the ARM emulator (#16); --arm-faults: ARM answers 429 with
-      Retry-After and 500 during the run
+      Retry-After and 500 during the run; --mode: the conflist's mode
+      (default bridge; transparent: the node routes, eth0 keeps its
+      addresses); --dual-stack (transparent mode only): IPv6 too, every
+      pod gets an address of each family and the checks run in both
   metrics [--prefix P] [--dir D]        each node agent's /metrics
   status [--prefix P] [--dir D]         what is running
   exec [--prefix P] POD|nodeN|fabric CMD...   run CMD in that netns
   negative [--node I] [--prefix P] [--dir D]
-      remove node I's egress MAC SNAT rule and show cross-node traffic fail
+      bridge mode: remove node I's egress MAC SNAT rule; transparent mode:
+      turn node I's forwarding off (then on again); show cross-node
+      traffic touching node I fail
   down [--prefix P] [--dir D]           stop the agents, remove everything up
                                         created, verify
 `;
@@ -47,6 +51,8 @@ const OPTIONS = {
   "no-agent": { type: "boolean" },
   warm: { type: "string" },
   "arm-faults": { type: "boolean" },
+  mode: { type: "string" },
+  "dual-stack": { type: "boolean" },
 } as const;
 
 function write(lines: readonly string[]): void {
@@ -70,6 +76,13 @@ function warmBand(
     );
   }
   return { min, max };
+}
+
+function modeOf(v: string | undefined): SandboxMode {
+  if (v === undefined || v === "bridge" || v === "transparent") {
+    return v ?? "bridge";
+  }
+  throw new RangeError(`Cannot use --mode "${v}": want bridge or transparent`);
 }
 
 function count(v: string | undefined, dflt: number, name: string): number {
@@ -104,6 +117,14 @@ export async function main(args: string[]): Promise<number> {
     const dir = v.dir ?? defaultDir(prefix);
     switch (cmd) {
       case "up": {
+        const mode = modeOf(v.mode);
+        const dualStack = v["dual-stack"] ?? false;
+        if (dualStack && mode !== "transparent") {
+          writeErr(
+            "sandbox up: --dual-stack needs --mode transparent: bridge mode is IPv4 only (the plugin refuses IPv6 in bridge mode with code 7)\n",
+          );
+          return 2;
+        }
         const up = await sandboxUp({
           prefix,
           dir,
@@ -114,6 +135,8 @@ export async function main(args: string[]): Promise<number> {
           agent: v["no-agent"] !== true,
           ...(v.warm === undefined ? {} : { warm: warmBand(v.warm) }),
           armFaults: v["arm-faults"] ?? false,
+          mode,
+          dualStack,
           print: (l) => write([l]),
         });
         return up.results.every((r) => r.ok) ? 0 : 1;
@@ -127,23 +150,9 @@ export async function main(args: string[]): Promise<number> {
         write(await sandboxStatus(dir));
         return 0;
       case "negative": {
-        const rec = await loadRecord(recordPath(dir));
-        const node = Number(v.node ?? "0");
-        write([`removed on node${node}: ${await removeSnatRule(rec, node)}`]);
-        const { results, lines } = await checkSandbox(rec);
-        write(lines);
-        const cross = results.filter((r) =>
-          r.kind === "cross-node" &&
-          (r.pod.node === node ||
-            rec.pods.find((p) => p.ip === r.target)?.node === node)
-        );
-        const proven = cross.length > 0 && cross.every((r) => !r.ok);
-        write([
-          proven
-            ? `NEGATIVE PROOF: all ${cross.length} cross-node checks touching node${node} fail without its SNAT rule`
-            : "NEGATIVE PROOF FAILED: cross-node traffic still passes",
-        ]);
-        return proven ? 0 : 1;
+        const neg = await sandboxNegative(dir, { node: Number(v.node ?? "0") });
+        write(neg.lines);
+        return neg.proven ? 0 : 1;
       }
       case "down":
         write(await sandboxDown(dir));

@@ -122,15 +122,29 @@ export function pluginConfig(
 }
 
 /**
- * Reads the pod address and MAC out of an ADD result (any 0.3+ version).
+ * Reads the pod addresses and MAC out of an ADD result (any 0.3+ version).
  *
  * @param result The ADD result.
- * @returns The IPv4 address without prefix and the container-side MAC.
+ * @returns The IPv4 address without prefix, the IPv6 one when the result
+ *   has one, and the container-side MAC.
  * @throws {TypeError} When the result has no IPv4 address.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { podAddress } from "./cni_runner.ts";
+ * assert.deepEqual(podAddress({
+ *   interfaces: [{ name: "azv1" }, { mac: "aa:bb:cc:00:00:01", sandbox: "/x" }],
+ *   ips: [
+ *     { address: "10.0.0.5/24", interface: 1 },
+ *     { address: "fd00::5/64", interface: 1 },
+ *   ],
+ * }), { ip: "10.0.0.5", ipv6: "fd00::5", mac: "aa:bb:cc:00:00:01" });
+ * ```
  */
 export function podAddress(
   result: Record<string, unknown>,
-): { ip: string; mac: string } {
+): { ip: string; ipv6?: string; mac: string } {
   const ips = result.ips as
     | { address?: string; interface?: number }[]
     | undefined;
@@ -146,5 +160,10 @@ export function podAddress(
   const iface = ip4.interface !== undefined
     ? ifaces?.[ip4.interface]
     : ifaces?.find((i) => (i.sandbox ?? "") !== "");
-  return { ip: ip4.address.split("/")[0] ?? "", mac: iface?.mac ?? "" };
+  const ip6 = ips?.find((i) => i.address?.includes(":") ?? false)?.address;
+  return {
+    ip: ip4.address.split("/")[0] ?? "",
+    ...(ip6 === undefined ? {} : { ipv6: ip6.split("/")[0] ?? "" }),
+    mac: iface?.mac ?? "",
+  };
 }

@@ -10,14 +10,18 @@
  */
 import {
   formatIpv4,
+  host,
   type Ipv4Cidr,
   kernelMac,
+  parseCidr,
   parseIpv4Cidr,
 } from "@vnet/address";
 import { execIn, ipIn, run } from "./_run.ts";
 import {
+  AZURE_GATEWAY_IPV6,
   AZURE_GATEWAY_MAC,
   fabricNeighbours,
+  fabricProxies,
   fabricRules,
   type FabricView,
 } from "./fabric_rules.ts";
@@ -95,6 +99,15 @@ export interface SubnetLayout {
   readonly prefixLength: number;
   /** The gateway (host number 1). */
   readonly gateway: string;
+  /**
+   * The IPv6 subnet (dual-stack): its CIDR, prefix length and host 1,
+   * which the fabric holds beside {@linkcode AZURE_GATEWAY_IPV6}.
+   */
+  readonly ipv6?: {
+    readonly cidr: string;
+    readonly prefixLength: number;
+    readonly gateway: string;
+  };
 }
 
 /**
@@ -111,7 +124,10 @@ export interface SubnetLayout {
  * assert.equal(subnetLayout("10.240.0.0/16").gateway, "10.240.0.1");
  * ```
  */
-export function subnetLayout(cidr: string): SubnetLayout {
+export function subnetLayout(
+  cidr: string,
+  options: { ipv6?: string | undefined } = {},
+): SubnetLayout {
   let parsed: Ipv4Cidr;
   try {
     parsed = parseIpv4Cidr(cidr);
@@ -122,7 +138,17 @@ export function subnetLayout(cidr: string): SubnetLayout {
     throw new SyntaxError(`Cannot parse CIDR "${cidr}"`);
   }
   const gateway = formatIpv4(parsed.network + 1);
-  return { cidr, prefixLength: parsed.prefixLength, gateway };
+  const layout = { cidr, prefixLength: parsed.prefixLength, gateway };
+  const v6 = options.ipv6;
+  if (v6 === undefined) return layout;
+  const p6 = parseCidr(v6);
+  if (p6.family !== 6 || p6.prefix !== 64) {
+    throw new SyntaxError(`Cannot use IPv6 subnet "${v6}": want an IPv6 /64`);
+  }
+  return {
+    ...layout,
+    ipv6: { cidr: v6, prefixLength: 64, gateway: host(v6, 1) },
+  };
 }
 
 /**
@@ -159,6 +185,24 @@ export async function createFabric(
     names.bridge,
   ]);
   await ipIn(ns, ["link", "set", names.bridge, "up"]);
+  const v6 = subnet.ipv6;
+  if (v6 === undefined) return;
+  // The fabric's stack answers neighbour solicitations for the NICs'
+  // IPv6 ipconfigs (proxy entries, applyFabricRules()) as ebtables answers
+  // ARP; Linux proxies only on a forwarding interface, and answers a
+  // multicast solicitation at once only with proxy_delay 0.
+  for (
+    const kv of [
+      "net.ipv6.conf.all.forwarding=1",
+      "net.ipv6.conf.all.proxy_ndp=1",
+      `net.ipv6.neigh.${names.bridge}.proxy_delay=0`,
+    ]
+  ) {
+    await execIn(ns, ["sysctl", "-q", "-w", kv]);
+  }
+  for (const a of [`${AZURE_GATEWAY_IPV6}/64`, `${v6.gateway}/64`]) {
+    await ipIn(ns, ["-6", "addr", "add", a, "dev", names.bridge, "nodad"]);
+  }
 }
 
 /** A node's NIC as the kernel gets it. */
@@ -167,6 +211,8 @@ export interface NodeNic {
   readonly mac: string;
   /** The primary IPv4 address. */
   readonly primaryIp: string;
+  /** The node's IPv6 address (dual-stack). */
+  readonly primaryIpv6?: string | undefined;
 }
 
 /**
@@ -246,6 +292,39 @@ export async function createNode(
     "proto",
     "dhcp",
   ]);
+  const v6 = options.subnet.ipv6;
+  const ip6 = options.nic.primaryIpv6;
+  if (v6 === undefined || ip6 === undefined) return;
+  // As DHCPv6 and the router advertisement set it up on a dual-stack VM:
+  // the address with its /64, the default route via Azure's router.
+  await ipIn(node, ["-6", "addr", "add", `${ip6}/64`, "dev", "eth0"]);
+  await ipIn(node, [
+    "-6",
+    "route",
+    "add",
+    "default",
+    "via",
+    AZURE_GATEWAY_IPV6,
+    "dev",
+    "eth0",
+    "proto",
+    "ra",
+  ]);
+  await untilNoTentative(node);
+}
+
+/**
+ * Waits (up to 5 s) until duplicate address detection has finished on
+ * every IPv6 address of a netns: until then the kernel neither sends from
+ * them nor answers for them.
+ */
+async function untilNoTentative(netns: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const out = await ipIn(netns, ["-6", "addr", "show", "tentative"]);
+    if (out.trim() === "") return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`IPv6 addresses of netns "${netns}" stay tentative`);
 }
 
 /**
@@ -267,6 +346,10 @@ export async function applyFabricRules(
     `neigh flush dev ${names.bridge} nud permanent`,
     ...fabricNeighbours(view).map((n) =>
       `neigh replace ${n.ip} lladdr ${n.mac} dev ${names.bridge} nud permanent`
+    ),
+    `neigh flush proxy dev ${names.bridge}`,
+    ...fabricProxies(view).map((ip) =>
+      `neigh replace proxy ${ip} dev ${names.bridge}`
     ),
   ];
   await run("ip", ["-n", fab, "-batch", "-"], {

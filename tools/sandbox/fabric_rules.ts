@@ -7,10 +7,16 @@
  *
  * @module
  */
-import { kernelMac } from "@vnet/address";
+import { kernelMac, normalizeIp, parseMac } from "@vnet/address";
 
 /** Azure's virtual gateway MAC: every subnet ARP is answered with it. */
 export const AZURE_GATEWAY_MAC = "12:34:56:78:9a:bc";
+
+/**
+ * Azure's IPv6 router: the link-local address the fabric answers on (with
+ * {@linkcode AZURE_GATEWAY_MAC}) and the nodes' IPv6 default route uses.
+ */
+export const AZURE_GATEWAY_IPV6 = "fe80::1234:5678:9abc";
 
 /** One node NIC as the fabric sees it. */
 export interface FabricPort {
@@ -20,6 +26,8 @@ export interface FabricPort {
   readonly mac: string;
   /** Every IPv4 address of the NIC's ipconfigs, primary first. */
   readonly ips: readonly string[];
+  /** Every IPv6 address of the NIC's ipconfigs (dual-stack), node's first. */
+  readonly ipv6s?: readonly string[];
 }
 
 /** What the rules are generated from. */
@@ -41,15 +49,43 @@ export function portChain(port: string): string {
 }
 
 /**
+ * The EUI-64 link-local address a NIC's kernel gives itself from its MAC
+ * (the source of its neighbour discovery).
+ *
+ * @param mac The MAC (any form).
+ * @returns `fe80::…` in canonical text.
+ * @throws {SyntaxError} When the MAC does not parse.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linkLocalOf } from "./fabric_rules.ts";
+ * assert.equal(linkLocalOf("00:0d:3a:00:00:01"), "fe80::20d:3aff:fe00:1");
+ * ```
+ */
+export function linkLocalOf(mac: string): string {
+  const b = parseMac(mac);
+  const hex = (x: number | undefined) => (x ?? 0).toString(16).padStart(2, "0");
+  const eui = [(b[0] ?? 0) ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]];
+  const groups = [0, 2, 4, 6].map((i) => hex(eui[i]) + hex(eui[i + 1]));
+  return normalizeIp(`fe80::${groups.join(":")}`);
+}
+
+/**
  * Renders the fabric's `nat` and `filter` tables for `ebtables-restore`.
  *
  * - nat PREROUTING: frames from a port whose source MAC is not its NIC's MAC
  *   are dropped before anything answers them; every ARP request for a subnet
- *   address is answered with {@linkcode AZURE_GATEWAY_MAC}; each IPv4 frame
- *   is delivered by destination IP (destination MAC rewritten to the owning
- *   NIC's MAC); every other broadcast or multicast frame is dropped.
+ *   address is answered with {@linkcode AZURE_GATEWAY_MAC}; IPv6 neighbour
+ *   solicitations go to the fabric's stack, which answers them (its proxy
+ *   entries: each IPv6 ipconfig, and its own addresses) with that MAC too;
+ *   each IPv4 and IPv6 frame is delivered by destination IP (destination MAC
+ *   rewritten to the owning NIC's MAC); every other broadcast or multicast
+ *   frame is dropped.
  * - filter INPUT and FORWARD: a chain per port lets through only the NIC's
- *   MAC with one of its ipconfigs as IPv4/ARP source, and drops the rest.
+ *   MAC with one of its ipconfigs as IPv4/ARP/IPv6 source (or, with IPv6,
+ *   the NIC's own link-local address), and drops the rest: spoofed sources
+ *   and duplicate address detection (source `::`), which nothing answers.
  *
  * @param view The ports and their ipconfigs.
  * @returns The restore document.
@@ -87,13 +123,21 @@ export function fabricRules(view: FabricView): string {
   nat.push(
     `-A PREROUTING -p ARP --arp-op Request --arp-ip-dst ${view.subnet} -j arpreply --arpreply-mac ${AZURE_GATEWAY_MAC} --arpreply-target DROP`,
   );
+  const ipv6 = view.ports.some((p) => (p.ipv6s ?? []).length > 0);
+  if (ipv6) {
+    // Before the delivery rules: a unicast probe for a pod address is for
+    // the fabric to answer, not for the NIC that owns the address.
+    nat.push(
+      "-A PREROUTING -p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type neighbour-solicitation -j ACCEPT",
+    );
+  }
   for (const p of view.ports) {
+    const to = `-j dnat --to-dst ${kernelMac(p.mac)} --dnat-target ACCEPT`;
     for (const ip of p.ips) {
-      nat.push(
-        `-A PREROUTING -p IPv4 --ip-dst ${ip} -j dnat --to-dst ${
-          kernelMac(p.mac)
-        } --dnat-target ACCEPT`,
-      );
+      nat.push(`-A PREROUTING -p IPv4 --ip-dst ${ip} ${to}`);
+    }
+    for (const ip of p.ipv6s ?? []) {
+      nat.push(`-A PREROUTING -p IPv6 --ip6-dst ${ip} ${to}`);
     }
   }
   // Azure VNETs carry no broadcast or multicast: what arpreply did not
@@ -107,6 +151,10 @@ export function fabricRules(view: FabricView): string {
     for (const ip of p.ips) {
       filter.push(`-A ${chain} -p IPv4 --ip-src ${ip} -j RETURN`);
       filter.push(`-A ${chain} -p ARP --arp-ip-src ${ip} -j RETURN`);
+    }
+    const v6 = p.ipv6s ?? [];
+    for (const ip of v6.length > 0 ? [...v6, linkLocalOf(p.mac)] : []) {
+      filter.push(`-A ${chain} -p IPv6 --ip6-src ${ip} -j RETURN`);
     }
     filter.push(`-A ${chain} -j DROP`);
   }
@@ -122,14 +170,26 @@ export interface FabricNeighbour {
 }
 
 /**
- * Lists the fabric stack's neighbours: every ipconfig → its NIC's MAC, so
- * the gateway never needs to ARP into a node.
+ * Lists the fabric stack's neighbours: every ipconfig (IPv4, then IPv6) →
+ * its NIC's MAC, so the gateway never needs to ARP or solicit into a node.
  *
  * @param view The ports and their ipconfigs.
  * @returns One entry per ipconfig.
  */
 export function fabricNeighbours(view: FabricView): FabricNeighbour[] {
   return view.ports.flatMap((p) =>
-    p.ips.map((ip) => ({ ip, mac: kernelMac(p.mac) }))
+    [...p.ips, ...p.ipv6s ?? []].map((ip) => ({ ip, mac: kernelMac(p.mac) }))
   );
+}
+
+/**
+ * Lists the addresses the fabric's stack answers neighbour solicitations
+ * for on the NICs' behalf (proxy NDP, with the gateway MAC, as it answers
+ * ARP): every IPv6 ipconfig.
+ *
+ * @param view The ports and their ipconfigs.
+ * @returns The IPv6 addresses.
+ */
+export function fabricProxies(view: FabricView): string[] {
+  return view.ports.flatMap((p) => [...p.ipv6s ?? []]);
 }

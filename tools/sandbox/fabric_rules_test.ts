@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { fabricNeighbours, fabricRules } from "./fabric_rules.ts";
+import {
+  fabricNeighbours,
+  fabricProxies,
+  fabricRules,
+  linkLocalOf,
+} from "./fabric_rules.ts";
 
 const VIEW = {
   subnet: "10.240.0.0/16",
@@ -50,4 +55,71 @@ Deno.test("fabricNeighbours() maps every ipconfig to its NIC MAC", () => {
     { ip: "10.240.0.6", mac: "00:0d:3a:00:00:01" },
     { ip: "10.240.0.5", mac: "00:0d:3a:00:00:02" },
   ]);
+});
+
+const VIEW6 = {
+  subnet: "10.240.0.0/16",
+  ports: [
+    {
+      port: "p0",
+      mac: "00:0d:3a:00:00:01",
+      ips: ["10.240.0.4"],
+      ipv6s: ["fd00::4", "fd00::6"],
+    },
+    {
+      port: "p1",
+      mac: "00:0d:3a:00:00:02",
+      ips: ["10.240.0.5"],
+      ipv6s: ["fd00::5"],
+    },
+  ],
+};
+
+Deno.test("fabricRules() with IPv6 ipconfigs: solicitations to the fabric, delivery by IPv6 destination, only the NIC's IPv6 sources", () => {
+  const lines = fabricRules(VIEW6).split("\n");
+  const nat = lines.filter((l) => l.startsWith("-A PREROUTING"));
+  const ns = nat.indexOf(
+    "-A PREROUTING -p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type neighbour-solicitation -j ACCEPT",
+  );
+  const dnat6 = nat.indexOf(
+    "-A PREROUTING -p IPv6 --ip6-dst fd00::6 -j dnat --to-dst 00:0d:3a:00:00:01 --dnat-target ACCEPT",
+  );
+  // Solicitations (unicast probes too) reach the fabric before delivery;
+  // spoofed source MACs are dropped before both; multicast after.
+  assert.ok(
+    nat.indexOf("-A PREROUTING -i p0 -s ! 00:0d:3a:00:00:01 -j DROP") < ns,
+  );
+  assert.ok(ns >= 0 && ns < dnat6, nat.join("\n"));
+  assert.ok(dnat6 < nat.indexOf("-A PREROUTING -d Multicast -j DROP"));
+  assert.ok(nat.includes(
+    "-A PREROUTING -p IPv6 --ip6-dst fd00::5 -j dnat --to-dst 00:0d:3a:00:00:02 --dnat-target ACCEPT",
+  ));
+  const p0 = lines.filter((l) => l.startsWith("-A p0-src"));
+  assert.deepEqual(p0.filter((l) => l.includes("IPv6")), [
+    "-A p0-src -p IPv6 --ip6-src fd00::4 -j RETURN",
+    "-A p0-src -p IPv6 --ip6-src fd00::6 -j RETURN",
+    "-A p0-src -p IPv6 --ip6-src fe80::20d:3aff:fe00:1 -j RETURN",
+  ]);
+  assert.equal(p0.at(-1), "-A p0-src -j DROP");
+});
+
+Deno.test("fabricRules() without IPv6 ipconfigs writes no IPv6 rule", () => {
+  assert.doesNotMatch(fabricRules(VIEW), /IPv6/);
+});
+
+Deno.test("fabricNeighbours() and fabricProxies() cover the IPv6 ipconfigs", () => {
+  assert.deepEqual(fabricNeighbours(VIEW6).map((n) => n.ip), [
+    "10.240.0.4",
+    "fd00::4",
+    "fd00::6",
+    "10.240.0.5",
+    "fd00::5",
+  ]);
+  assert.deepEqual(fabricProxies(VIEW6), ["fd00::4", "fd00::6", "fd00::5"]);
+  assert.deepEqual(fabricProxies(VIEW), []);
+});
+
+Deno.test("linkLocalOf() derives the EUI-64 link-local address from a MAC", () => {
+  assert.equal(linkLocalOf("000D3A5C44A1"), "fe80::20d:3aff:fe5c:44a1");
+  assert.equal(linkLocalOf("02:00:00:00:00:01"), "fe80::ff:fe00:1");
 });

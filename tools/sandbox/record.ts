@@ -19,6 +19,8 @@ export interface NodeRecord {
   readonly mac: string;
   /** The primary IPv4 address. */
   readonly primaryIp: string;
+  /** The primary IPv6 address (dual-stack sandboxes only). */
+  readonly primaryIpv6?: string;
   /** AZURE_VNET_STATE_DIR for this node's plugins. */
   readonly stateDir: string;
   /** AZURE_VNET_LOG_DIR for this node's plugins. */
@@ -39,9 +41,14 @@ export interface PodRecord {
   readonly ifName: string;
   /** The pod IPv4 address (no prefix). */
   readonly ip: string;
+  /** The pod IPv6 address (no prefix; dual-stack sandboxes only). */
+  readonly ipv6?: string;
   /** The pod interface MAC. */
   readonly mac: string;
 }
+
+/** The plugin's mode in a sandbox (`mode` of the conflist). */
+export type SandboxMode = "bridge" | "transparent";
 
 /** The whole record. */
 export interface SandboxRecord {
@@ -53,6 +60,16 @@ export interface SandboxRecord {
   dir: string;
   /** The subnet CIDR. */
   subnet: string;
+  /**
+   * The IPv6 subnet (a /64) of a dual-stack sandbox; absent when IPv4
+   * only.
+   */
+  ipv6Subnet?: string;
+  /**
+   * The plugin's mode (#15); absent in records written before it (bridge
+   * mode).
+   */
+  mode?: SandboxMode;
   /** Every netns created, in creation order. */
   netns: string[];
   /** The emulator process, once started. */

@@ -6,12 +6,16 @@
  */
 import type { NodeRecord, PodRecord } from "./record.ts";
 
-/** The check kinds, in column order. */
+/** The check kinds, in column order (IPv6's end in 6). */
 export const CHECK_KINDS = [
   "same-node",
   "cross-node",
   "node",
   "gateway",
+  "same-node6",
+  "cross-node6",
+  "node6",
+  "gateway6",
   "served",
   "nic",
 ] as const;
@@ -44,14 +48,22 @@ export interface CheckResult extends Check {
   readonly ok: boolean;
 }
 
+/** The ping kinds of one family, in column order. */
+const PINGS = {
+  4: ["same-node", "cross-node", "node", "gateway"],
+  6: ["same-node6", "cross-node6", "node6", "gateway6"],
+} as const;
+
 /**
  * Plans the checks: for each pod, the next pod on its node, the pod with the
  * same index on the next node, its own node, and the gateway. Checks that
  * have no target (one pod per node, one node) are left out. With
- * `servedBy`, each pod also gets a `served` check: its ADD ran there.
+ * `gateway6`, pods with an IPv6 address get the same four checks in IPv6
+ * (`same-node6` ...) to the pods' and node's IPv6 addresses and `gateway6`.
+ * With `servedBy`, each pod also gets a `served` check: its ADD ran there.
  *
  * @param pods The pods.
- * @param options The nodes, the gateway, and who should have run the ADDs.
+ * @param options The nodes, the gateways, and who should have run the ADDs.
  * @returns The checks, grouped by pod.
  *
  * @example Usage
@@ -76,6 +88,8 @@ export function planChecks(
   options: {
     nodes: readonly NodeRecord[];
     gateway: string;
+    /** The IPv6 gateway (dual-stack): plan the IPv6 checks too. */
+    gateway6?: string;
     servedBy?: ServedBy;
     /** Plan a `nic` check per pod (the sandbox's warm pool, #16). */
     armNic?: boolean;
@@ -90,45 +104,38 @@ export function planChecks(
   for (const pod of pods) {
     const mates = byNode.get(pod.node) ?? [];
     const i = mates.indexOf(pod);
-    if (mates.length > 1) {
-      const mate = mates[(i + 1) % mates.length];
-      if (mate !== undefined) {
-        checks.push({
-          pod,
-          kind: "same-node",
-          target: mate.ip,
-          targetName: mate.name,
-        });
-      }
-    }
-    if (nodeIdx.length > 1) {
-      const next = nodeIdx[(nodeIdx.indexOf(pod.node) + 1) % nodeIdx.length];
-      const others = byNode.get(next ?? -1) ?? [];
-      const peer = others[i % others.length];
-      if (peer !== undefined) {
-        checks.push({
-          pod,
-          kind: "cross-node",
-          target: peer.ip,
-          targetName: peer.name,
-        });
-      }
-    }
+    const mate = mates.length > 1 ? mates[(i + 1) % mates.length] : undefined;
+    const next = nodeIdx.length > 1
+      ? nodeIdx[(nodeIdx.indexOf(pod.node) + 1) % nodeIdx.length]
+      : undefined;
+    const others = byNode.get(next ?? -1) ?? [];
+    const peer = others[i % Math.max(1, others.length)];
     const node = options.nodes.find((n) => n.index === pod.node);
-    if (node !== undefined) {
-      checks.push({
-        pod,
-        kind: "node",
-        target: node.primaryIp,
-        targetName: node.netns,
-      });
+    const families = [
+      { kinds: PINGS[4], gateway: options.gateway, of: (x?: HasIps) => x?.ip },
+      ...(options.gateway6 === undefined || pod.ipv6 === undefined ? [] : [{
+        kinds: PINGS[6],
+        gateway: options.gateway6,
+        of: (x?: HasIps) => x?.ipv6,
+      }]),
+    ];
+    for (const f of families) {
+      const [same, cross, toNode, toGateway] = f.kinds;
+      const targets: [CheckKind, string | undefined, string | undefined][] = [
+        [same, f.of(mate), mate?.name],
+        [cross, f.of(peer), peer?.name],
+        [
+          toNode,
+          f.of(node && { ip: node.primaryIp, ipv6: node.primaryIpv6 }),
+          node?.netns,
+        ],
+        [toGateway, f.gateway, "gateway"],
+      ];
+      for (const [kind, target, targetName] of targets) {
+        if (target === undefined || targetName === undefined) continue;
+        checks.push({ pod, kind, target, targetName });
+      }
     }
-    checks.push({
-      pod,
-      kind: "gateway",
-      target: options.gateway,
-      targetName: "gateway",
-    });
     if (options.servedBy !== undefined) {
       checks.push({
         pod,
@@ -147,6 +154,12 @@ export function planChecks(
     }
   }
   return checks;
+}
+
+/** What holds an address of either family: a pod, or a node's primaries. */
+interface HasIps {
+  readonly ip: string;
+  readonly ipv6?: string | undefined;
 }
 
 /**
@@ -198,8 +211,9 @@ function pad(cols: string[][]): string[] {
 
 /**
  * Renders the table: one row per pod with its node, IP, MAC and the outcome
- * of each check (`ok`, `FAIL`, or `-` when not planned; the SERVED column
- * when any `served` check was planned), then the summary
+ * of each check (`ok`, `FAIL`, or `-` when not planned; the IPv6, SERVED
+ * and ARM NIC columns when any such check was planned, and an IPV6 column
+ * when any pod has an IPv6 address), then the summary
  * line `PASS: n/n checks` or `FAIL: k of n checks failed`.
  *
  * @param pods The pods, in row order.
@@ -211,24 +225,38 @@ export function renderTable(
   results: readonly CheckResult[],
 ): string[] {
   const nodeName = (p: PodRecord) => `node${p.node}`;
+  const always: readonly CheckKind[] = PINGS[4];
   const kinds = CHECK_KINDS.filter((k) =>
-    (k !== "served" && k !== "nic") || results.some((r) => r.kind === k)
+    always.includes(k) || results.some((r) => r.kind === k)
   );
   const heads: Record<CheckKind, string> = {
     "same-node": "POD(SAME)",
     "cross-node": "POD(CROSS)",
     node: "NODE",
     gateway: "GATEWAY",
+    "same-node6": "POD6(SAME)",
+    "cross-node6": "POD6(CROSS)",
+    node6: "NODE6",
+    gateway6: "GATEWAY6",
     served: "SERVED",
     nic: "ARM NIC",
   };
-  const rows = [["POD", "NODE", "IP", "MAC", ...kinds.map((k) => heads[k])]];
+  const v6 = pods.some((p) => p.ipv6 !== undefined);
+  const rows = [[
+    "POD",
+    "NODE",
+    "IP",
+    ...(v6 ? ["IPV6"] : []),
+    "MAC",
+    ...kinds.map((k) => heads[k]),
+  ]];
   for (const pod of pods) {
     const cells = kinds.map((k) => {
       const r = results.find((x) => x.pod.name === pod.name && x.kind === k);
       return r === undefined ? "-" : `${r.ok ? "ok" : "FAIL"} ${r.target}`;
     });
-    rows.push([pod.name, nodeName(pod), pod.ip, pod.mac, ...cells]);
+    const ip6 = v6 ? [pod.ipv6 ?? "-"] : [];
+    rows.push([pod.name, nodeName(pod), pod.ip, ...ip6, pod.mac, ...cells]);
   }
   const lines = pad(rows);
   lines.push(summaryLine(results));

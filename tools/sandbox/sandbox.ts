@@ -32,7 +32,7 @@ import {
   subnetLayout,
   WIRESERVER_IP,
 } from "./fabric.ts";
-import type { FabricView } from "./fabric_rules.ts";
+import { AZURE_GATEWAY_IPV6, type FabricView } from "./fabric_rules.ts";
 import {
   type NodeCniEnv,
   pluginConfig,
@@ -43,6 +43,7 @@ import {
   loadRecord,
   type NodeRecord,
   type PodRecord,
+  type SandboxMode,
   type SandboxRecord,
   saveRecord,
 } from "./record.ts";
@@ -68,6 +69,9 @@ export const SANDBOX_ROOT = "/var/run/azure-vnet-sandbox";
 /** The default subnet of the emulated VNET. */
 export const DEFAULT_SUBNET = "10.240.0.0/16";
 
+/** The IPv6 subnet of a dual-stack sandbox (Azure gives IPv6 subnets a /64). */
+export const DEFAULT_IPV6_SUBNET = "fd00:10:240::/64";
+
 /**
  * The record file of a sandbox directory.
  *
@@ -90,6 +94,17 @@ export interface UpOptions {
   pods?: number;
   /** IP configurations per NIC, primary included (default 8). */
   ipCount?: number;
+  /**
+   * The plugin's mode (default `bridge`): `transparent` routes through the
+   * node, whose `eth0` keeps its addresses (#15).
+   */
+  mode?: SandboxMode;
+  /**
+   * Dual-stack (transparent mode only; bridge mode is IPv4 only): the
+   * subnet gets an IPv6 /64, every NIC as many IPv6 ipconfigs as IPv4 ones,
+   * every pod an address of each family, and the checks run in both.
+   */
+  dualStack?: boolean;
   /** Skip `deno task build` (reuse `dist/`). */
   skipBuild?: boolean;
   /**
@@ -151,11 +166,18 @@ export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
   const nics = await readArmNics(rec.emulator.stateFile);
   const view: FabricView = {
     subnet: rec.subnet,
-    ports: rec.nodes.map((n) => ({
-      port: n.port,
-      mac: n.mac,
-      ips: nics.find((c) => c.name === n.nicName)?.ips ?? [n.primaryIp],
-    })),
+    ports: rec.nodes.map((n) => {
+      const nic = nics.find((c) => c.name === n.nicName);
+      return {
+        port: n.port,
+        mac: n.mac,
+        ips: nic?.ips ?? [n.primaryIp],
+        ...(rec.ipv6Subnet === undefined ? {} : {
+          ipv6s: nic?.ipv6s ??
+            (n.primaryIpv6 === undefined ? [] : [n.primaryIpv6]),
+        }),
+      };
+    }),
   };
   await applyFabricRules(new SandboxNames(rec.prefix), view);
   return view;
@@ -164,7 +186,8 @@ export async function syncFabric(rec: SandboxRecord): Promise<FabricView> {
 /**
  * Makes a node's NIC carry `count` ipconfigs (primary included) through
  * `tools/nic`, run inside the node netns so IMDS sees the node, then
- * regenerates the fabric. The tool reads the node's IPAM state, so a
+ * regenerates the fabric. In a dual-stack sandbox it carries as many IPv6
+ * ipconfigs (the node's own included). The tool reads the node's IPAM state, so a
  * scale-down never removes an address in use.
  *
  * @param rec The sandbox record.
@@ -195,6 +218,9 @@ export async function provisionNode(
     rec.emulator.caFile,
     "--state-dir",
     node.stateDir,
+    ...(rec.ipv6Subnet === undefined
+      ? []
+      : ["--ipv6-count", String(options.count)]),
   ]);
   await syncFabric(rec);
 }
@@ -524,19 +550,47 @@ export async function deletePod(
 export async function podConfig(
   rec: SandboxRecord,
 ): Promise<Record<string, unknown>> {
+  const conflist = JSON.parse(
+    await Deno.readTextFile(await conflistFile(rec.confDir)),
+  ) as Record<string, unknown>;
+  return pluginConfig(conflist);
+}
+
+/** The conflist a runtime reads: the first `*.conflist` by name. */
+async function conflistFile(confDir: string): Promise<string> {
   const entries: string[] = [];
-  for await (const e of Deno.readDir(rec.confDir)) {
+  for await (const e of Deno.readDir(confDir)) {
     if (e.name.endsWith(".conflist")) entries.push(e.name);
   }
   entries.sort();
   const first = entries[0];
   if (first === undefined) {
-    throw new Error(`Cannot find a conflist in "${rec.confDir}"`);
+    throw new Error(`Cannot find a conflist in "${confDir}"`);
   }
-  const conflist = JSON.parse(
-    await Deno.readTextFile(`${rec.confDir}/${first}`),
-  ) as Record<string, unknown>;
-  return pluginConfig(conflist);
+  return `${confDir}/${first}`;
+}
+
+/**
+ * Sets the installed conflist's azure-vnet `mode` (the installer writes
+ * bridge mode). A transparent network has no bridge, so `bridge` goes.
+ *
+ * @param confDir The conflist directory.
+ * @param mode The mode.
+ */
+async function setConflistMode(
+  confDir: string,
+  mode: SandboxMode,
+): Promise<void> {
+  const file = await conflistFile(confDir);
+  const conflist = JSON.parse(await Deno.readTextFile(file)) as {
+    plugins?: Record<string, unknown>[];
+  };
+  for (const p of conflist.plugins ?? []) {
+    if (p.type !== "azure-vnet") continue;
+    p.mode = mode;
+    if (mode === "transparent") delete p.bridge;
+  }
+  await Deno.writeTextFile(file, JSON.stringify(conflist, null, 2) + "\n");
 }
 
 /**
@@ -556,9 +610,11 @@ export async function checkSandbox(
     : rec.agent
     ? "agent"
     : "in-process";
+  const layout = subnetLayout(rec.subnet, { ipv6: rec.ipv6Subnet });
   const checks = planChecks(rec.pods, {
     nodes: rec.nodes,
-    gateway: subnetLayout(rec.subnet).gateway,
+    gateway: layout.gateway,
+    ...(layout.ipv6 === undefined ? {} : { gateway6: layout.ipv6.gateway }),
     ...(servedBy === undefined ? {} : { servedBy }),
     ...(rec.warm === undefined ? {} : { armNic: true }),
   });
@@ -592,7 +648,15 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const podCount = options.pods ?? 2;
   const ipCount = options.ipCount ?? 8;
   const agent = options.agent ?? true;
-  const subnet = subnetLayout(DEFAULT_SUBNET);
+  const mode = options.mode ?? "bridge";
+  if (options.dualStack === true && mode !== "transparent") {
+    throw new RangeError(
+      `Cannot bring up a dual-stack sandbox in ${mode} mode: bridge mode is IPv4 only; use transparent mode`,
+    );
+  }
+  const subnet = subnetLayout(DEFAULT_SUBNET, {
+    ipv6: options.dualStack === true ? DEFAULT_IPV6_SUBNET : undefined,
+  });
   try {
     await Deno.stat(recordPath(dir));
     throw new Deno.errors.AlreadyExists(
@@ -609,6 +673,8 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     prefix: names.prefix,
     dir,
     subnet: subnet.cidr,
+    ...(subnet.ipv6 === undefined ? {} : { ipv6Subnet: subnet.ipv6.cidr }),
+    mode,
     netns: [],
     emulator: undefined,
     binDir: `${dir}/bin`,
@@ -623,7 +689,11 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   await save();
 
   print(
-    `fabric: ${names.fabric} (gateway ${subnet.gateway}, ${WIRESERVER_IP}, ${IMDS_IP})`,
+    `fabric: ${names.fabric} (gateway ${subnet.gateway}${
+      subnet.ipv6 === undefined
+        ? ""
+        : `, IPv6 router ${AZURE_GATEWAY_IPV6} and ${subnet.ipv6.gateway}`
+    }, ${WIRESERVER_IP}, ${IMDS_IP})`,
   );
   rec.netns.push(names.fabric);
   await save();
@@ -632,6 +702,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
   const stateFile = `${dir}/emulator.json`;
   const vms = await seedEmulatorState(stateFile, {
     subnet: subnet.cidr,
+    ipv6Subnet: subnet.ipv6?.cidr,
     vmNames: Array.from({ length: nodeCount }, (_, i) => names.node(i)),
   });
   for (const [i, vm] of vms.entries()) {
@@ -642,6 +713,7 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
       nicName: vm.nicName,
       mac: vm.mac,
       primaryIp: vm.primaryIp,
+      ...(vm.primaryIpv6 === undefined ? {} : { primaryIpv6: vm.primaryIpv6 }),
       stateDir: `${dir}/node${i}/run`,
       logDir: `${dir}/node${i}/log`,
     };
@@ -652,7 +724,9 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     await save();
     await createNode(names, i, { nic: vm, subnet });
     print(
-      `node: ${node.netns} eth0 ${vm.mac} ${vm.primaryIp}/${subnet.prefixLength}`,
+      `node: ${node.netns} eth0 ${vm.mac} ${vm.primaryIp}/${subnet.prefixLength}${
+        vm.primaryIpv6 === undefined ? "" : ` ${vm.primaryIpv6}/64`
+      }`,
     );
   }
   const emu = await startEmulator(names.fabric, { stateFile, dir });
@@ -663,7 +737,11 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
 
   for (const node of rec.nodes) {
     await provisionNode(rec, { node: node.index, count: ipCount });
-    print(`provisioned: ${node.nicName} has ${ipCount} ipconfigs`);
+    print(
+      `provisioned: ${node.nicName} has ${ipCount} ${
+        subnet.ipv6 === undefined ? "" : `IPv4 and ${ipCount} IPv6 `
+      }ipconfigs`,
+    );
   }
 
   if (options.skipBuild !== true) {
@@ -678,7 +756,12 @@ export async function sandboxUp(options: UpOptions = {}): Promise<UpResult> {
     "--conf-dir",
     rec.confDir,
   ]);
-  print(`plugins: installed in ${rec.binDir}, conflist in ${rec.confDir}`);
+  if (mode !== "bridge") await setConflistMode(rec.confDir, mode);
+  print(
+    `plugins: installed in ${rec.binDir}, conflist ${
+      mode === "bridge" ? "" : `(mode ${mode}) `
+    }in ${rec.confDir}`,
+  );
   for (const node of rec.nodes) {
     if (!agent) break;
     const pid = await startNodeAgent(rec, node.index);
@@ -756,7 +839,9 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
   const rec = await loadRecord(recordPath(dir));
   const live = new Set(await listSandboxNetns(rec.prefix));
   const lines = [
-    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet})`,
+    `sandbox ${rec.prefix} in ${rec.dir} (subnet ${rec.subnet}${
+      rec.ipv6Subnet === undefined ? "" : ` and ${rec.ipv6Subnet}`
+    }, mode ${rec.mode ?? "bridge"})`,
     `emulator: ${
       rec.emulator === undefined
         ? "not started"
@@ -776,18 +861,21 @@ export async function sandboxStatus(dir: string): Promise<string[]> {
     ? []
     : await readArmNics(rec.emulator.stateFile).catch(() => []);
   for (const n of rec.nodes) {
-    const ips = nics.find((c) => c.name === n.nicName)?.ips ?? [];
+    const nic = nics.find((c) => c.name === n.nicName);
+    const v6 = n.primaryIpv6 === undefined
+      ? ""
+      : ` ${n.primaryIpv6} ipv6 ipconfigs=${nic?.ipv6s.length ?? 0}`;
     lines.push(
       `node${n.index}: ${n.netns} ${
         live.has(n.netns) ? "up" : "MISSING"
-      } ${n.mac} ${n.primaryIp} ipconfigs=${ips.length}`,
+      } ${n.mac} ${n.primaryIp} ipconfigs=${nic?.ips.length ?? 0}${v6}`,
     );
   }
   for (const p of rec.pods) {
     lines.push(
-      `pod: ${p.name} node${p.node} ${p.ip} ${p.mac} ${
-        live.has(p.netns ?? p.name) ? "up" : "MISSING"
-      }`,
+      `pod: ${p.name} node${p.node} ${p.ip}${
+        p.ipv6 === undefined ? "" : ` ${p.ipv6}`
+      } ${p.mac} ${live.has(p.netns ?? p.name) ? "up" : "MISSING"}`,
     );
   }
   return lines;
@@ -934,6 +1022,102 @@ export async function removeSnatRule(
 }
 
 /**
+ * The forwarding switches transparent mode needs on a node: IPv4, and IPv6
+ * too in a dual-stack sandbox.
+ *
+ * @param rec The sandbox record.
+ * @returns The sysctl keys.
+ */
+export function forwardingKeys(rec: SandboxRecord): string[] {
+  return rec.ipv6Subnet === undefined
+    ? ["net.ipv4.ip_forward"]
+    : ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"];
+}
+
+/**
+ * Turns a node's forwarding switches ({@linkcode forwardingKeys}) off or
+ * on, for transparent mode's negative proof.
+ *
+ * @param rec The sandbox record.
+ * @param options The node index and the wanted setting.
+ * @returns The settings written, as `key=value`.
+ * @throws {Error} When `sysctl` fails.
+ */
+export async function setNodeForwarding(
+  rec: SandboxRecord,
+  options: { node: number; on: boolean },
+): Promise<string[]> {
+  const n = rec.nodes[options.node];
+  if (n === undefined) {
+    throw new RangeError(`Cannot find node ${options.node}`);
+  }
+  const set = forwardingKeys(rec).map((k) => `${k}=${options.on ? 1 : 0}`);
+  for (const kv of set) await execIn(n.netns, ["sysctl", "-q", "-w", kv]);
+  return set;
+}
+
+/** What {@linkcode sandboxNegative} found. */
+export interface NegativeResult {
+  /** True when every cross-node check touching the node failed. */
+  readonly proven: boolean;
+  /** What was done and the table, the verdict last but one or last. */
+  readonly lines: string[];
+}
+
+/**
+ * The negative proof: breaks one thing the plugin set up on a node and
+ * shows that every cross-node check touching that node fails. Bridge mode
+ * removes the node's egress MAC SNAT rule (and leaves it removed);
+ * transparent mode turns the node's forwarding off (IPv6 too when
+ * dual-stack), then turns it on again and checks again.
+ *
+ * @param dir The sandbox directory.
+ * @param options The node index.
+ * @returns Whether it is proven, and the lines.
+ * @throws {Deno.errors.NotFound} When there is no sandbox there.
+ */
+export async function sandboxNegative(
+  dir: string,
+  options: { node: number },
+): Promise<NegativeResult> {
+  const rec = await loadRecord(recordPath(dir));
+  const node = options.node;
+  const transparent = rec.mode === "transparent";
+  const lines: string[] = [];
+  const what = transparent
+    ? `with forwarding off (${forwardingKeys(rec).join(", ")})`
+    : "without its SNAT rule";
+  if (transparent) {
+    const off = await setNodeForwarding(rec, { node, on: false });
+    lines.push(`set on node${node}: ${off.join(" ")}`);
+  } else {
+    lines.push(`removed on node${node}: ${await removeSnatRule(rec, node)}`);
+  }
+  const { results, lines: table } = await checkSandbox(rec);
+  lines.push(...table);
+  const cross = results.filter((r) =>
+    (r.kind === "cross-node" || r.kind === "cross-node6") &&
+    (r.pod.node === node ||
+      rec.pods.find((p) => p.ip === r.target || p.ipv6 === r.target)
+          ?.node === node)
+  );
+  const proven = cross.length > 0 && cross.every((r) => !r.ok);
+  lines.push(
+    proven
+      ? `NEGATIVE PROOF: all ${cross.length} cross-node checks touching node${node} fail ${what}`
+      : "NEGATIVE PROOF FAILED: cross-node traffic still passes",
+  );
+  if (transparent) {
+    const on = await setNodeForwarding(rec, { node, on: true });
+    const again = await checkSandbox(rec);
+    lines.push(
+      `restored on node${node}: ${on.join(" ")}; ${again.lines.at(-1) ?? ""}`,
+    );
+  }
+  return { proven, lines };
+}
+
+/**
  * "Reboots" a node: its pods' netns vanish behind the plugin's back and the
  * node netns is replaced by a fresh one, like the VM after a reboot and
  * DHCP (`eth0` with the NIC's MAC, primary address and default route; no
@@ -968,8 +1152,8 @@ export async function rebootNode(
   await ipIn(names.fabric, ["link", "del", n.port]);
   await ipIn("", ["netns", "del", n.netns]);
   await createNode(names, node, {
-    nic: { mac: n.mac, primaryIp: n.primaryIp },
-    subnet: subnetLayout(rec.subnet),
+    nic: { mac: n.mac, primaryIp: n.primaryIp, primaryIpv6: n.primaryIpv6 },
+    subnet: subnetLayout(rec.subnet, { ipv6: rec.ipv6Subnet }),
   });
   await syncFabric(rec);
   if (agent !== undefined) await startNodeAgent(rec, node);
