@@ -526,7 +526,19 @@ async function startup(
   };
 }
 
-async function machine(): Promise<string[]> {
+/** The machine's load when the run started, and when. */
+interface RunStart {
+  /** `Deno.loadavg()`: 1, 5 and 15 minutes. */
+  load: number[];
+  /** `performance.now()`. */
+  at: number;
+}
+
+function runStart(): RunStart {
+  return { load: Deno.loadavg(), at: performance.now() };
+}
+
+async function machine(start: RunStart): Promise<string[]> {
   const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(
     /model name\s*:\s*(.*)/,
   )?.[1] ?? "unknown";
@@ -547,6 +559,15 @@ async function machine(): Promise<string[]> {
     `- deno: ${Deno.version.deno} (V8 ${Deno.version.v8})`,
     `- azure-vnet: dist/azure-vnet and dist/azure-vnet-agent launchers (minified bundles)`,
     `- reference: Debian containernetworking-plugins ${go.trim()} (bridge + host-local)`,
+    // Other work on the machine shifts every system; the interleaved
+    // latency runs share it, the bursts (one system after another) less.
+    `- load average (1, 5, 15 min): ${
+      start.load.map((x) => x.toFixed(1)).join(", ")
+    } at the start, ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(", ")
+    } at the end; the run took ${
+      ((performance.now() - start.at) / 60_000).toFixed(1)
+    } min`,
   ];
 }
 
@@ -667,6 +688,7 @@ function memoryCells(m: AgentMemory | undefined): string {
 }
 
 async function inner(plan: BenchPlan, outFile: string): Promise<number> {
+  const start = runStart();
   await privateNetnsDir();
   await using n = await AzureNode.create(SUBNET, {
     tag: "cnibench",
@@ -735,12 +757,14 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const agentRssRows: string[] = [];
   for (const size of plan.bursts) {
     out(`Burst of ${size} concurrent ADDs\n`);
+    // Transparent right after bridge mode, so the pair #15 compares runs
+    // under the most similar load.
     const a = await burst(agent, size);
     const agentAfter = await agentRss(agentPid);
-    const f = await burst(fallback, size);
     const runT = plan.transparentBursts.includes(size);
     const t = runT ? await burst(transparent, size) : undefined;
     const transparentAfter = runT ? await agentRss(transparentPid) : undefined;
+    const f = await burst(fallback, size);
     const r = await burst(ref, size);
     bursts.set(size, { a, f, t, r, agentAfter, transparentAfter });
     const measured: Of<Burst>[] = [
@@ -936,7 +960,7 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "",
     "## Machine",
     "",
-    ...(await machine()),
+    ...(await machine(start)),
     "",
     "## Targets (#14, #15)",
     "",
@@ -991,7 +1015,7 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "process (`/usr/bin/time -f %M`; with the agent that is the thin plugin,",
     "the work's memory is the agent's). Children such as ebtables or",
     "host-local count only as their own maximum, not summed. The systems run",
-    "one after another: agent, fallback, transparent, reference.",
+    "one after another: agent, transparent, fallback, reference.",
     ...(plan.transparentBursts.length === plan.bursts.length ? [] : [
       plan.transparentBursts.length === 0
         ? "Transparent mode ran no burst (`--transparent-bursts`)."
