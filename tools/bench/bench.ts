@@ -1,8 +1,9 @@
 /**
- * `deno task bench`: three systems in one run, in namespaces the benchmark
+ * `deno task bench`: four systems in one run, in namespaces the benchmark
  * creates: azure-vnet with its node agent (#14; the thin `dist/azure-vnet`
  * forwards to `dist/azure-vnet-agent`), azure-vnet without an agent (the
- * in-process fallback), and Debian's Go `bridge` + `host-local`.
+ * in-process fallback), azure-vnet in transparent mode (#15) with an agent
+ * of its own, and Debian's Go `bridge` + `host-local`.
  *
  * The process re-executes itself under `unshare --net --mount` with a
  * private tmpfs on `/run/netns`. That private network namespace is the
@@ -10,8 +11,10 @@
  * the privileged tests): its `eth0` is a veth to an "azure host" namespace
  * (the gateway), and every pod is a namespace of its own. The fallback's
  * network gets a NIC of its own (`eth1`, another veth to the azure host),
- * state dir and bridge, so the three run side by side, interleaved. The
- * agent runs in the node too. Plugins run in the node directly, so no
+ * state dir and bridge, and the transparent network likewise (`eth2`, a
+ * state dir and so an agent of its own; a NIC runs one mode), so the four
+ * run side by side, interleaved. The agents run in the node too. Plugins
+ * run in the node directly, so no
  * `ip netns exec` is timed. Nothing outside is touched, and everything
  * disappears with the process.
  *
@@ -43,6 +46,19 @@ import {
   startAgent,
   stopAgent,
 } from "../testbed/mod.ts";
+import {
+  type Burst,
+  burstLines,
+  burstRow,
+  fmt,
+  type Latency,
+  latencyLines,
+  latencyRow,
+  latencySeries,
+  type Of,
+  ratioTargetRow,
+  targetRow,
+} from "./report.ts";
 import { duplicates, quantile, ratioLine } from "./stats.ts";
 import type { ProbeTimes } from "./startup_probe.ts";
 import { latencySvg, poolSvg } from "./svg.ts";
@@ -55,11 +71,14 @@ const WARM_IPCOUNT = 3;
 const WARM_INTERVAL_MS = 100;
 
 const USAGE = `usage: deno task bench [--quick] [--runs N] [--bursts 30,110,250]
-       [--load 10,250] [--load-runs N] [--startup-rounds N] [--warm-pods N]
-       [--warm-chart-only] [--out FILE]
-  Runs as root. Compares dist/azure-vnet with its agent and without (the
-  fallback) against /usr/lib/cni bridge+host-local. Defaults come from
-  VNET_BENCH_RUNS, VNET_BENCH_BURSTS, VNET_BENCH_LOAD, VNET_BENCH_LOAD_RUNS,
+       [--transparent-bursts LIST] [--load 10,250] [--load-runs N]
+       [--startup-rounds N] [--warm-pods N] [--warm-chart-only] [--out FILE]
+  Runs as root. Compares dist/azure-vnet with its agent, without (the
+  fallback) and in transparent mode (with an agent of its own) against
+  /usr/lib/cni bridge+host-local. --transparent-bursts picks the burst sizes
+  transparent mode runs too, a subset of --bursts (default all of them; an
+  empty list none). Defaults come from VNET_BENCH_RUNS, VNET_BENCH_BURSTS,
+  VNET_BENCH_TRANSPARENT_BURSTS, VNET_BENCH_LOAD, VNET_BENCH_LOAD_RUNS,
   VNET_BENCH_STARTUP_ROUNDS and VNET_BENCH_WARM_PODS when set; --quick is a
   small run (5 runs, a burst of 10, 5 and 20 pods present, 5 load runs, 3
   start-up rounds, a warm pool burst of 8).
@@ -80,9 +99,13 @@ const TIME = "/usr/bin/time";
 const RSS_MARK = "cnibench-rss=";
 /** Untimed ADD+DEL pairs per plugin before the latency runs (pods 0..2). */
 const WARMUP = 3;
-/** Subnets: agent's (eth0), fallback's (eth1), the reference's (bridge). */
+/**
+ * Subnets: agent's (eth0), fallback's (eth1), transparent mode's (eth2),
+ * the reference's (bridge).
+ */
 const SUBNET = "10.200.0.0/16";
 const FALLBACK_SUBNET = "10.202.0.0/16";
+const TRANSPARENT_SUBNET = "10.203.0.0/16";
 const REF_SUBNET = "10.201.0.0/16";
 /** The runtime's environment of every plugin run. */
 const BASE_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", CNI_PATH };
@@ -162,78 +185,114 @@ async function privateNetnsDir(): Promise<void> {
 }
 
 /**
- * The fallback's NIC: `eth1` in the node (`.4` of its subnet), a veth to
- * `ah1` (`.1`) in the azure host, so its network has a master of its own.
+ * Another NIC of the node, so a network has a master of its own:
+ * `eth<index>` in the node (`.4` of `subnet`), a veth to `ah<index>`
+ * (`.1`) in the azure host.
  */
-async function fallbackNic(n: AzureNode): Promise<void> {
-  const len = FALLBACK_SUBNET.split("/")[1] ?? "";
+async function extraNic(
+  n: AzureNode,
+  nic: { index: number; subnet: string },
+): Promise<void> {
+  const len = nic.subnet.split("/")[1] ?? "";
+  const [eth, ah] = [`eth${nic.index}`, `ah${nic.index}`];
   await ip(
-    ["link", "add", "eth1", "type", "veth", "peer", "name", "ah1"]
+    ["link", "add", eth, "type", "veth", "peer", "name", ah]
       .concat(["netns", n.azure.name]),
     n.node.name,
   );
   await ip(
-    ["addr", "add", `${hostAddress(FALLBACK_SUBNET, 1)}/${len}`, "dev", "ah1"],
+    ["addr", "add", `${hostAddress(nic.subnet, 1)}/${len}`, "dev", ah],
     n.azure.name,
   );
-  await ip(["link", "set", "ah1", "up"], n.azure.name);
+  await ip(["link", "set", ah, "up"], n.azure.name);
   await ip(
-    ["addr", "add", `${hostAddress(FALLBACK_SUBNET, 4)}/${len}`, "dev", "eth1"],
+    ["addr", "add", `${hostAddress(nic.subnet, 4)}/${len}`, "dev", eth],
     n.node.name,
   );
-  await ip(["link", "set", "eth1", "up"], n.node.name);
+  await ip(["link", "set", eth, "up"], n.node.name);
+}
+
+/** The subjects of ours with a NIC (and state dir) of their own. */
+const OWN_NICS = {
+  fallback: { index: 1, subnet: FALLBACK_SUBNET },
+  transparent: { index: 2, subnet: TRANSPARENT_SUBNET },
+} as const;
+
+/**
+ * A subject of ours on a NIC ({@link OWN_NICS}, {@link extraNic}), state
+ * dir and network of its own: `conf` with a static pool of `poolSize`
+ * addresses of the NIC's subnet as its `ipam`.
+ */
+async function ownNetwork(
+  n: AzureNode,
+  label: keyof typeof OWN_NICS,
+  own: { poolSize: number; conf: Record<string, unknown> },
+): Promise<Subject> {
+  const nic = OWN_NICS[label];
+  await extraNic(n, nic);
+  const dir = await Deno.makeTempDir({ dir: n.dir, prefix: `${label}-` });
+  return {
+    label,
+    binary: OURS,
+    idPrefix: `cnibench-${label[0]}`,
+    env: (id, pod) => ({
+      ...n.env(id, pod),
+      AZURE_VNET_STATE_DIR: dir,
+      AZURE_VNET_LOG_DIR: dir,
+    }),
+    node: n,
+    pods: [],
+    conf: {
+      ...own.conf,
+      ipam: {
+        type: "azure-vnet-ipam",
+        environment: "static",
+        subnet: nic.subnet,
+        primaryIp: hostAddress(nic.subnet, 4),
+        addresses: Array.from(
+          { length: own.poolSize },
+          (_, i) => hostAddress(nic.subnet, 256 + i),
+        ),
+      },
+    },
+  };
+}
+
+/** The state (and log) dir of a subject. */
+function stateDirOf(s: Subject): string {
+  return s.env("x", undefined).AZURE_VNET_STATE_DIR ?? "";
 }
 
 async function subjects(
   n: AzureNode,
   poolSize: number,
-): Promise<{ agent: Subject; fallback: Subject; ref: Subject }> {
-  const agent: Subject = {
-    label: "agent",
-    binary: OURS,
-    idPrefix: "cnibench-a",
-    env: (id, pod) => n.env(id, pod),
+): Promise<
+  { agent: Subject; fallback: Subject; transparent: Subject; ref: Subject }
+> {
+  // On the node's own NIC and state dir; `CNI_CONTAINERID`s start with
+  // `cnibench-` and the label's first letter.
+  const onNode = (label: string, run: Pick<Subject, "binary" | "conf">) => ({
+    label,
+    ...run,
+    idPrefix: `cnibench-${label[0]}`,
+    env: (id: string, pod: Netns | undefined) => n.env(id, pod),
     node: n,
     pods: [],
-    conf: n.conf(poolSize),
-  };
-  await fallbackNic(n);
-  const fdir = await Deno.makeTempDir({ dir: n.dir, prefix: "fallback-" });
-  const fallback: Subject = {
-    label: "fallback",
-    binary: OURS,
-    idPrefix: "cnibench-f",
-    env: (id, pod) => ({
-      ...n.env(id, pod),
-      AZURE_VNET_STATE_DIR: fdir,
-      AZURE_VNET_LOG_DIR: fdir,
-    }),
-    node: n,
-    pods: [],
-    conf: {
-      ...n.conf(poolSize),
-      name: "azfallback",
-      bridge: "azure1",
-      ipam: {
-        type: "azure-vnet-ipam",
-        environment: "static",
-        subnet: FALLBACK_SUBNET,
-        primaryIp: hostAddress(FALLBACK_SUBNET, 4),
-        addresses: Array.from(
-          { length: poolSize },
-          (_, i) => hostAddress(FALLBACK_SUBNET, 256 + i),
-        ),
-      },
-    },
-  };
+  });
+  const agent = onNode("agent", { binary: OURS, conf: n.conf(poolSize) });
+  const fallback = await ownNetwork(n, "fallback", {
+    poolSize,
+    conf: { ...n.conf(0), name: "azfallback", bridge: "azure1" },
+  });
+  // No bridge in transparent mode: the key is left out, not just unused.
+  const { bridge: _bridge, ...routed } = n.conf(0);
+  const transparent = await ownNetwork(n, "transparent", {
+    poolSize,
+    conf: { ...routed, name: "aztransparent", mode: "transparent" },
+  });
   await Deno.mkdir(`${n.dir}/host-local`, { recursive: true });
-  const ref: Subject = {
-    label: "bridge+host-local",
+  const ref = onNode("bridge+host-local", {
     binary: GO_BRIDGE,
-    idPrefix: "cnibench-b",
-    env: (id, pod) => n.env(id, pod),
-    node: n,
-    pods: [],
     conf: {
       cniVersion: "1.0.0",
       name: "gobench",
@@ -246,8 +305,8 @@ async function subjects(
         ranges: [[{ subnet: REF_SUBNET, gateway: hostAddress(REF_SUBNET, 1) }]],
       },
     },
-  };
-  return { agent, fallback, ref };
+  });
+  return { agent, fallback, transparent, ref };
 }
 
 function must(r: Invocation, what: string): Invocation {
@@ -257,11 +316,6 @@ function must(r: Invocation, what: string): Invocation {
     );
   }
   return r;
-}
-
-interface Latency {
-  add: number[];
-  del: number[];
 }
 
 /** One timed ADD and DEL of `pod` (a fresh netns). */
@@ -328,16 +382,6 @@ async function loadedAddP50(
     for (const ns of made) await ns[Symbol.asyncDispose]();
   }
   return p50s;
-}
-
-interface Burst {
-  n: number;
-  wallMs: number;
-  ok: number;
-  dups: number;
-  rssMax: number;
-  rssP50: number;
-  failures: string[];
 }
 
 async function burst(s: Subject, n: number): Promise<Burst> {
@@ -482,7 +526,19 @@ async function startup(
   };
 }
 
-async function machine(): Promise<string[]> {
+/** The machine's load when the run started, and when. */
+interface RunStart {
+  /** `Deno.loadavg()`: 1, 5 and 15 minutes. */
+  load: number[];
+  /** `performance.now()`. */
+  at: number;
+}
+
+function runStart(): RunStart {
+  return { load: Deno.loadavg(), at: performance.now() };
+}
+
+async function machine(start: RunStart): Promise<string[]> {
   const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(
     /model name\s*:\s*(.*)/,
   )?.[1] ?? "unknown";
@@ -503,11 +559,16 @@ async function machine(): Promise<string[]> {
     `- deno: ${Deno.version.deno} (V8 ${Deno.version.v8})`,
     `- azure-vnet: dist/azure-vnet and dist/azure-vnet-agent launchers (minified bundles)`,
     `- reference: Debian containernetworking-plugins ${go.trim()} (bridge + host-local)`,
+    // Other work on the machine shifts every system; the interleaved
+    // latency runs share it, the bursts (one system after another) less.
+    `- load average (1, 5, 15 min): ${
+      start.load.map((x) => x.toFixed(1)).join(", ")
+    } at the start, ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(", ")
+    } at the end; the run took ${
+      ((performance.now() - start.at) / 60_000).toFixed(1)
+    } min`,
   ];
-}
-
-function fmt(x: number): string {
-  return x.toFixed(1);
 }
 
 /** The bounds of one run. */
@@ -516,6 +577,8 @@ export interface BenchPlan {
   runs: number;
   /** Burst sizes. */
   bursts: number[];
+  /** The burst sizes transparent mode runs too, a subset of `bursts`. */
+  transparentBursts: number[];
   /** Pods present for the loaded ADD p50 (ascending). */
   load: number[];
   /** Timed ADD+DEL pairs per load level. */
@@ -524,21 +587,6 @@ export interface BenchPlan {
   startupRounds: number;
   /** Concurrent ADDs of the warm pool phase; 0 skips it. */
   warmPods: number;
-}
-
-/** Ratio `a / b`, two decimals, `x` suffix. */
-function ratio(a: number, b: number): string {
-  return `${(a / b).toFixed(2)}x`;
-}
-
-/** A row of the target table: measure, target, measured, met. */
-function targetRow(
-  measure: string,
-  target: string,
-  measured: string,
-  met: boolean,
-): string {
-  return `| ${measure} | ${target} | ${measured} | ${met ? "yes" : "**no**"} |`;
 }
 
 /** The warm pool chart's file: `FILE` without `.md`, plus `-warm.svg`. */
@@ -609,7 +657,38 @@ function warmSection(
   ];
 }
 
+/** The direct comparison of ours the issue asks for (#15). */
+const VERSUS = [{ who: "transparent", base: "agent" }] as const;
+
+/** Colours of the latency chart, per system. */
+const COLORS = {
+  agent: "#1f77b4",
+  transparent: "#9467bd",
+  fallback: "#ff7f0e",
+  ref: "#2ca02c",
+};
+
+/** An agent's memory after a burst, KB (VmRSS, VmHWM). */
+type AgentMemory = { rss: number; hwm: number };
+
+/** What one burst size gave each system; `t` absent when it was skipped. */
+interface BurstSet {
+  a: Burst;
+  f: Burst;
+  t: Burst | undefined;
+  r: Burst;
+  /** The agents' memory right after their bursts. */
+  agentAfter: AgentMemory;
+  transparentAfter: AgentMemory | undefined;
+}
+
+/** `| a | b |` of an agent's memory, `| - | - |` when not measured. */
+function memoryCells(m: AgentMemory | undefined): string {
+  return m === undefined ? "- | -" : `${m.rss} | ${m.hwm}`;
+}
+
 async function inner(plan: BenchPlan, outFile: string): Promise<number> {
+  const start = runStart();
   await privateNetnsDir();
   await using n = await AzureNode.create(SUBNET, {
     tag: "cnibench",
@@ -618,25 +697,31 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const maxLoad = Math.max(0, ...plan.load);
   const poolSize = Math.max(WARMUP, plan.runs, ...plan.bursts, maxLoad) +
     plan.loadRuns + 50;
-  const { agent, fallback, ref } = await subjects(n, poolSize);
-  const all = [agent, fallback, ref];
-  const fallbackDir = fallback.env("x", undefined).AZURE_VNET_STATE_DIR ?? "";
-  const agentPid = await startAgent({
-    agent: AGENT,
-    cniPath: CNI_PATH,
-    stateDir: n.dir,
-    logDir: n.dir,
-  });
-  await using _agent = {
-    async [Symbol.asyncDispose]() {
-      await stopAgent(agentPid);
-    },
+  const { agent, fallback, transparent, ref } = await subjects(n, poolSize);
+  const all = [agent, fallback, transparent, ref];
+  const ours = [agent, fallback, transparent];
+  const fallbackDir = stateDirOf(fallback);
+  // Both agents start before any ADD: each reconciles its state with the
+  // kernel on start, and none of the other networks' links exist yet.
+  await using agents = new AsyncDisposableStack();
+  const serve = async (dir: string) => {
+    const pid = await startAgent({
+      agent: AGENT,
+      cniPath: CNI_PATH,
+      stateDir: dir,
+      logDir: dir,
+    });
+    agents.defer(async () => {
+      await stopAgent(pid);
+    });
+    out(`Agent: pid ${pid} on ${dir}/azure-vnet-agent.sock\n`);
+    return pid;
   };
-  out(`Agent: pid ${agentPid} on ${n.dir}/azure-vnet-agent.sock\n`);
-  await podsUpTo(agent, WARMUP);
-  await podsUpTo(fallback, WARMUP);
-  await podsUpTo(ref, WARMUP);
-  // Warm-up: the first azure-vnet ADD creates the network (bridge, rules).
+  const agentPid = await serve(n.dir);
+  const transparentPid = await serve(stateDirOf(transparent));
+  for (const s of all) await podsUpTo(s, WARMUP);
+  // Warm-up: the first azure-vnet ADD creates the network (bridge, rules;
+  // in transparent mode it turns IPv4 forwarding on).
   for (const s of all) {
     for (let i = 0; i < WARMUP; i++) await latency(s, i, { add: [], del: [] });
   }
@@ -656,65 +741,52 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   for (let i = 0; i < plan.runs; i++) {
     for (const s of all) await latency(s, i, lat.get(s) as Latency);
   }
-  const la = lat.get(agent) as Latency;
-  const lf = lat.get(fallback) as Latency;
-  const lr = lat.get(ref) as Latency;
-  const lines: string[] = [];
-  for (const [name, q] of [["p50", 0.5], ["p95", 0.95]] as const) {
-    for (const verb of ["add", "del"] as const) {
-      for (const [who, l] of [["agent", la], ["fallback", lf]] as const) {
-        lines.push(ratioLine(`${verb.toUpperCase()} ${name} (${who})`, {
-          ours: quantile(l[verb], q),
-          theirs: quantile(lr[verb], q),
-          unit: "ms",
-        }));
-      }
-    }
-  }
+  const latOf = (s: Subject) => lat.get(s) as Latency;
+  const [la, lf, lt, lr] = [agent, fallback, transparent, ref].map(latOf) as [
+    Latency,
+    Latency,
+    Latency,
+    Latency,
+  ];
+  const lines = latencyLines(
+    ours.map((s) => ({ who: s.label, value: latOf(s) })),
+    { reference: lr, versus: VERSUS },
+  );
   const burstRows: string[] = [];
-  const bursts = new Map<number, { a: Burst; f: Burst; r: Burst }>();
+  const bursts = new Map<number, BurstSet>();
   const agentRssRows: string[] = [];
-  let agentAfter = { rss: NaN, hwm: NaN };
   for (const size of plan.bursts) {
     out(`Burst of ${size} concurrent ADDs\n`);
-    const ba = await burst(agent, size);
-    agentAfter = await agentRss(agentPid);
-    const bf = await burst(fallback, size);
-    const br = await burst(ref, size);
-    bursts.set(size, { a: ba, f: bf, r: br });
-    for (const [who, b] of [["agent", ba], ["fallback", bf]] as const) {
-      lines.push(ratioLine(`burst ${size} wall (${who})`, {
-        ours: b.wallMs,
-        theirs: br.wallMs,
-        unit: "ms",
-      }));
-    }
-    lines.push(
-      `burst ${size} successes: agent ${ba.ok}/${size}, fallback ${bf.ok}/${size} vs ${br.ok}/${size}; duplicate IPs: agent ${ba.dups}, fallback ${bf.dups} vs ${br.dups}`,
-    );
-    for (const [who, b] of [["agent", ba], ["fallback", bf]] as const) {
-      lines.push(ratioLine(`burst ${size} plugin peak RSS max (${who})`, {
-        ours: b.rssMax,
-        theirs: br.rssMax,
-        unit: "KB",
-      }));
-    }
-    lines.push(
-      `agent RSS after burst ${size}: ${agentAfter.rss} KB (peak ${agentAfter.hwm} KB)`,
-    );
-    agentRssRows.push(
-      `| ${size} | ${agentAfter.rss} | ${agentAfter.hwm} |`,
-    );
-    for (const [who, b] of [["agent", ba], ["fallback", bf], [ref.label, br]]) {
-      const x = b as Burst;
-      burstRows.push(
-        `| ${size} | ${who} | ${
-          fmt(x.wallMs)
-        } | ${x.ok}/${size} | ${x.dups} | ${x.rssP50} | ${x.rssMax} | ${
-          x.failures.join("; ").replaceAll("|", "/") || "-"
-        } |`,
+    // Transparent right after bridge mode, so the pair #15 compares runs
+    // under the most similar load.
+    const a = await burst(agent, size);
+    const agentAfter = await agentRss(agentPid);
+    const runT = plan.transparentBursts.includes(size);
+    const t = runT ? await burst(transparent, size) : undefined;
+    const transparentAfter = runT ? await agentRss(transparentPid) : undefined;
+    const f = await burst(fallback, size);
+    const r = await burst(ref, size);
+    bursts.set(size, { a, f, t, r, agentAfter, transparentAfter });
+    const measured: Of<Burst>[] = [
+      { who: agent.label, value: a },
+      { who: fallback.label, value: f },
+      ...(t === undefined ? [] : [{ who: transparent.label, value: t }]),
+    ];
+    lines.push(...burstLines(measured, { reference: r, versus: VERSUS }));
+    const memory = { agent: agentAfter, "transparent agent": transparentAfter };
+    for (const [who, m] of Object.entries(memory)) {
+      if (m === undefined) continue;
+      lines.push(
+        `${who} RSS after burst ${size}: ${m.rss} KB (peak ${m.hwm} KB)`,
       );
     }
+    agentRssRows.push(
+      `| ${size} | ${memoryCells(agentAfter)} | ${
+        memoryCells(transparentAfter)
+      } |`,
+    );
+    for (const m of measured) burstRows.push(burstRow(m.who, m.value));
+    burstRows.push(burstRow(ref.label, r));
   }
   const lo = plan.load[0];
   const hi = plan.load.at(-1);
@@ -773,118 +845,136 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const svgName = svgFile.slice(svgFile.lastIndexOf("/") + 1);
   await Deno.writeTextFile(
     svgFile,
-    latencySvg([
-      { label: "ADD agent", samples: la.add, color: "#1f77b4" },
-      { label: "ADD fallback", samples: lf.add, color: "#ff7f0e" },
-      { label: "ADD bridge+host-local", samples: lr.add, color: "#2ca02c" },
-      { label: "DEL agent", samples: la.del, color: "#1f77b4" },
-      { label: "DEL fallback", samples: lf.del, color: "#ff7f0e" },
-      { label: "DEL bridge+host-local", samples: lr.del, color: "#2ca02c" },
-    ], {
-      title: `ADD and DEL latency, ${plan.runs} runs each (${
-        new Date().toISOString().slice(0, 10)
-      })`,
-    }),
+    latencySvg(
+      latencySeries([
+        { label: "agent", latency: la, color: COLORS.agent },
+        { label: "transparent", latency: lt, color: COLORS.transparent },
+        { label: "fallback", latency: lf, color: COLORS.fallback },
+        { label: ref.label, latency: lr, color: COLORS.ref },
+      ]),
+      {
+        title: `ADD and DEL latency, ${plan.runs} runs each (${
+          new Date().toISOString().slice(0, 10)
+        })`,
+      },
+    ),
   );
-  // The issue's targets (#14), next to what this run measured.
+  // The issues' targets (#14; #15 expects transparent mode to beat bridge
+  // mode), next to what this run measured.
   const p50 = (l: Latency, v: "add" | "del") => quantile(l[v], 0.5);
   const big = Math.max(...plan.bursts);
   const bb = bursts.get(big);
   const pluginRss = Math.max(...[...bursts.values()].map((b) => b.a.rssMax));
   const pa = loaded.get(agent) ?? [];
+  const agentAfter = bb?.agentAfter ?? { rss: NaN, hwm: NaN };
+  const allOk = (b: Burst) => ({ text: `, ${b.ok}/${big}`, met: b.ok === big });
   const targets = [
     "| measure | target | measured | met |",
     "|---|---|---|---|",
-    targetRow(
-      "ADD p50 with the agent",
-      "≤ 2× bridge + host-local",
-      `${fmt(p50(la, "add"))} ms vs ${fmt(p50(lr, "add"))} ms = ${
-        ratio(p50(la, "add"), p50(lr, "add"))
-      }`,
-      p50(la, "add") <= 2 * p50(lr, "add"),
-    ),
-    targetRow(
-      "DEL p50 with the agent",
-      "≤ 1.2×",
-      `${fmt(p50(la, "del"))} ms vs ${fmt(p50(lr, "del"))} ms = ${
-        ratio(p50(la, "del"), p50(lr, "del"))
-      }`,
-      p50(la, "del") <= 1.2 * p50(lr, "del"),
-    ),
+    ratioTargetRow("ADD p50 with the agent", {
+      target: "≤ 2× bridge + host-local",
+      ours: p50(la, "add"),
+      theirs: p50(lr, "add"),
+      atMost: 2,
+    }),
+    ratioTargetRow("DEL p50 with the agent", {
+      target: "≤ 1.2×",
+      ours: p50(la, "del"),
+      theirs: p50(lr, "del"),
+      atMost: 1.2,
+    }),
     ...(bb === undefined ? [] : [
-      targetRow(
-        `${big}-burst wall with the agent`,
-        `≤ 2×, ${big}/${big}`,
-        `${fmt(bb.a.wallMs)} ms vs ${fmt(bb.r.wallMs)} ms = ${
-          ratio(bb.a.wallMs, bb.r.wallMs)
-        }, ${bb.a.ok}/${big}`,
-        bb.a.wallMs <= 2 * bb.r.wallMs && bb.a.ok === big,
-      ),
+      ratioTargetRow(`${big}-burst wall with the agent`, {
+        target: `≤ 2×, ${big}/${big}`,
+        ours: bb.a.wallMs,
+        theirs: bb.r.wallMs,
+        atMost: 2,
+        extra: allOk(bb.a),
+      }),
     ]),
-    targetRow(
-      "plugin peak RSS (with the agent, max over the bursts)",
-      "≤ 35 MB",
-      `${(pluginRss / 1024).toFixed(1)} MB`,
-      pluginRss <= 35 * 1024,
-    ),
-    targetRow(
-      `agent RSS after the ${big}-burst`,
-      "≤ 150 MB",
-      `${(agentAfter.rss / 1024).toFixed(1)} MB (peak ${
+    targetRow("plugin peak RSS (with the agent, max over the bursts)", {
+      target: "≤ 35 MB",
+      measured: `${(pluginRss / 1024).toFixed(1)} MB`,
+      met: pluginRss <= 35 * 1024,
+    }),
+    targetRow(`agent RSS after the ${big}-burst`, {
+      target: "≤ 150 MB",
+      measured: `${(agentAfter.rss / 1024).toFixed(1)} MB (peak ${
         (agentAfter.hwm / 1024).toFixed(1)
       } MB)`,
-      agentAfter.rss <= 150 * 1024,
-    ),
+      met: agentAfter.rss <= 150 * 1024,
+    }),
     ...(pa.length > 1 && lo !== undefined && hi !== undefined
       ? [
-        targetRow(
-          `ADD p50 with ${hi} pods present (agent)`,
-          `≤ 1.15× ADD p50 with ${lo} present`,
-          `${fmt(pa.at(-1) ?? NaN)} ms vs ${fmt(pa[0] ?? NaN)} ms = ${
-            ratio(pa.at(-1) ?? NaN, pa[0] ?? NaN)
-          }`,
-          (pa.at(-1) ?? Infinity) <= 1.15 * (pa[0] ?? 0),
-        ),
+        ratioTargetRow(`ADD p50 with ${hi} pods present (agent)`, {
+          target: `≤ 1.15× ADD p50 with ${lo} present`,
+          ours: pa.at(-1) ?? NaN,
+          theirs: pa[0] ?? NaN,
+          atMost: 1.15,
+        }),
       ]
       : []),
-    targetRow(
-      "fallback ADD p50",
-      "≤ 4×",
-      `${fmt(p50(lf, "add"))} ms vs ${fmt(p50(lr, "add"))} ms = ${
-        ratio(p50(lf, "add"), p50(lr, "add"))
-      }`,
-      p50(lf, "add") <= 4 * p50(lr, "add"),
-    ),
+    ratioTargetRow("fallback ADD p50", {
+      target: "≤ 4×",
+      ours: p50(lf, "add"),
+      theirs: p50(lr, "add"),
+      atMost: 4,
+    }),
+    ratioTargetRow("transparent ADD p50 (#15)", {
+      target: "< 1× ADD p50 with the agent (bridge mode)",
+      ours: p50(lt, "add"),
+      theirs: p50(la, "add"),
+      below: 1,
+    }),
+    ratioTargetRow("transparent DEL p50 (#15)", {
+      target: "< 1× DEL p50 with the agent (bridge mode)",
+      ours: p50(lt, "del"),
+      theirs: p50(la, "del"),
+      below: 1,
+    }),
+    ...(bb?.t === undefined ? [] : [
+      ratioTargetRow(`${big}-burst wall, transparent (#15)`, {
+        target: `< 1× with the agent (bridge mode), ${big}/${big}`,
+        ours: bb.t.wallMs,
+        theirs: bb.a.wallMs,
+        below: 1,
+        extra: allOk(bb.t),
+      }),
+    ]),
   ];
   const p = st.probe;
-  const latRow = (label: string, l: Latency) =>
-    `| ${label} | ${fmt(quantile(l.add, 0.5))} | ${
-      fmt(quantile(l.add, 0.95))
-    } | ${fmt(quantile(l.del, 0.5))} | ${fmt(quantile(l.del, 0.95))} |`;
   const md = [
     "# Benchmarks",
     "",
     "Generated by `deno task bench` (`tools/bench/bench.ts`); rerun to refresh.",
-    "Three systems in one run, in the same node namespace, interleaved:",
+    "Four systems in one run, in the same node namespace, interleaved:",
     "**agent** is the `dist/azure-vnet` launcher forwarding each call to",
-    "`dist/azure-vnet-agent` (#14); **fallback** is the same launcher with no",
-    "agent listening (the full plugin in process, on a NIC, bridge and state",
-    "dir of its own); the reference is Debian's Go `bridge` + `host-local`.",
-    "All use `cniVersion` 1.0.0. Each gets a fresh pod namespace per ADD; DEL",
-    "gets the ADD's `prevResult`. Run `deno task build` first.",
+    "`dist/azure-vnet-agent` (#14), in bridge mode; **transparent** is the",
+    'same in `"mode": "transparent"` (#15: routed, no bridge, no ebtables),',
+    "on a NIC, state dir and so an agent of its own; **fallback** is the same",
+    "launcher with no agent listening (the full plugin in process, bridge",
+    "mode, on a NIC, bridge and state dir of its own); the reference is",
+    "Debian's Go `bridge` + `host-local`. All use `cniVersion` 1.0.0. Each",
+    "gets a fresh pod namespace per ADD; DEL gets the ADD's `prevResult`. Run",
+    "`deno task build` first.",
     "",
     "## Machine",
     "",
-    ...(await machine()),
+    ...(await machine(start)),
     "",
-    "## Targets (#14)",
+    "## Targets (#14, #15)",
     "",
     "Measured, never timed tests. Ratios are against bridge + host-local in",
-    "the same run.",
+    "the same run; the transparent rows (#15 expects transparent mode to beat",
+    "bridge mode, as it has no ebtables work) against bridge mode with the",
+    "agent.",
     "",
     ...targets,
     "",
     "## Summary (ours vs reference = ratio)",
+    "",
+    "`(who)` is against bridge + host-local; `(transparent vs agent)` is",
+    "transparent mode against bridge mode, both with their agent.",
     "",
     "```text",
     ...lines,
@@ -892,8 +982,9 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "",
     "## Latency",
     "",
-    `${plan.runs} runs each, interleaved (agent, fallback, reference, ...), after`,
-    `${WARMUP} warm-up ADD+DEL pairs each (ours create their bridges on the first).`,
+    `${plan.runs} runs each, interleaved (agent, fallback, transparent, reference,`,
+    `...), after ${WARMUP} warm-up ADD+DEL pairs each (ours create their networks on the`,
+    "first).",
     "Times are process spawn to exit as seen by the caller, in ms.",
     `The distributions: [${svgName}](${svgName}).`,
     "",
@@ -901,9 +992,10 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "",
     "| system | ADD p50 | ADD p95 | DEL p50 | DEL p95 |",
     "|---|---|---|---|---|",
-    latRow("azure-vnet + agent", la),
-    latRow("azure-vnet fallback", lf),
-    latRow("bridge+host-local", lr),
+    latencyRow("azure-vnet + agent", la),
+    latencyRow("azure-vnet transparent + agent", lt),
+    latencyRow("azure-vnet fallback", lf),
+    latencyRow("bridge+host-local", lr),
     "",
     "## ADD p50 with pods present",
     "",
@@ -922,16 +1014,26 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "/16 pool. Peak RSS per process is the kernel's maxrss of each plugin",
     "process (`/usr/bin/time -f %M`; with the agent that is the thin plugin,",
     "the work's memory is the agent's). Children such as ebtables or",
-    "host-local count only as their own maximum, not summed.",
+    "host-local count only as their own maximum, not summed. The systems run",
+    "one after another: agent, transparent, fallback, reference.",
+    ...(plan.transparentBursts.length === plan.bursts.length ? [] : [
+      plan.transparentBursts.length === 0
+        ? "Transparent mode ran no burst (`--transparent-bursts`)."
+        : `Transparent mode ran the bursts of ${
+          plan.transparentBursts.join(", ")
+        } only (\`--transparent-bursts\`).`,
+    ]),
     "",
     "| N | system | wall ms | successes | duplicate IPs | RSS p50 KB | RSS max KB | failures |",
     "|---|---|---|---|---|---|---|---|",
     ...burstRows,
     "",
-    "The agent's memory (`/proc/<pid>/status`) right after its burst:",
+    "Each agent's memory (`/proc/<pid>/status`) right after its burst: the",
+    "bridge-mode agent's and the transparent-mode agent's (a process of its",
+    "own, serving its own state dir):",
     "",
-    "| after burst | VmRSS KB | VmHWM (peak) KB |",
-    "|---|---|---|",
+    "| after burst | agent VmRSS KB | agent VmHWM (peak) KB | transparent agent VmRSS KB | transparent agent VmHWM (peak) KB |",
+    "|---|---|---|---|---|",
     ...agentRssRows,
     "",
     "## Start-up",
@@ -1006,6 +1108,7 @@ function positiveInts(text: string): number[] | undefined {
  * const plan = benchPlan({ runs: "7" }, { VNET_BENCH_BURSTS: "10,20" });
  * assert.equal(plan?.runs, 7);
  * assert.deepEqual(plan?.bursts, [10, 20]);
+ * assert.deepEqual(plan?.transparentBursts, [10, 20]);
  * assert.deepEqual(benchPlan({ quick: true }, {})?.bursts, [10]);
  * assert.equal(benchPlan({ "warm-pods": "0" }, {})?.warmPods, 0);
  * assert.equal(benchPlan({ runs: "0" }, {}), undefined);
@@ -1024,6 +1127,12 @@ export function benchPlan(
   const bursts = positiveInts(
     pick("bursts", "VNET_BENCH_BURSTS", "30,110,250", "10"),
   );
+  // Unset: every burst size; a subset only (an empty list: none).
+  const tbOpt = values["transparent-bursts"];
+  const tb = typeof tbOpt === "string"
+    ? tbOpt
+    : env.VNET_BENCH_TRANSPARENT_BURSTS;
+  const transparentBursts = tb === undefined ? bursts : positiveInts(tb);
   const load = positiveInts(pick("load", "VNET_BENCH_LOAD", "10,250", "5,20"));
   const loadRuns = positiveInts(
     pick("load-runs", "VNET_BENCH_LOAD_RUNS", "20", "5"),
@@ -1034,6 +1143,7 @@ export function benchPlan(
   const warmPods = Number(pick("warm-pods", "VNET_BENCH_WARM_PODS", "30", "8"));
   if (
     runs?.length !== 1 || bursts === undefined || bursts.length === 0 ||
+    transparentBursts?.every((b) => bursts.includes(b)) !== true ||
     load === undefined || loadRuns?.length !== 1 ||
     startupRounds?.length !== 1 || !Number.isInteger(warmPods) ||
     warmPods < 0
@@ -1041,6 +1151,7 @@ export function benchPlan(
   return {
     runs: runs[0] ?? 1,
     bursts,
+    transparentBursts,
     load: [...load].sort((a, b) => a - b),
     loadRuns: loadRuns[0] ?? 1,
     startupRounds: startupRounds[0] ?? 1,
@@ -1053,7 +1164,8 @@ export function benchPlan(
  * a private network and mount namespace (re-executing itself there).
  *
  * @param argv See the usage: `--quick`, `--runs N` (default 30),
- * `--bursts 30,110,250`, `--load 10,250`, `--load-runs N` (20),
+ * `--bursts 30,110,250`, `--transparent-bursts LIST` (default the bursts;
+ * a subset of them, empty for none), `--load 10,250`, `--load-runs N` (20),
  * `--startup-rounds N` (10), `--warm-pods N` (30; 0 skips the warm pool
  * phase), `--warm-chart-only`, `--out FILE` (default `BENCHMARKS.md` at the
  * repository root; the charts go next to it as `.svg` and `-warm.svg`).
@@ -1066,6 +1178,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       quick: { type: "boolean" },
       runs: { type: "string" },
       bursts: { type: "string" },
+      "transparent-bursts": { type: "string" },
       load: { type: "string" },
       "load-runs": { type: "string" },
       "startup-rounds": { type: "string" },
