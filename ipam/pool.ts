@@ -380,7 +380,8 @@ export function syncNicAddresses(
   const added: string[] = [];
   const removed: string[] = [];
   for (const pool of Object.values(state.pools)) {
-    if (pool.macAddress !== mac) continue;
+    // The warm pool syncs IPv4 only; IPv6 pools follow the source.
+    if (pool.macAddress !== mac || looksLikeIpv6(pool.subnet)) continue;
     const cidr = parseIpv4Cidr(pool.subnet);
     const skip = new Set([
       cidr.network,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { PoolState } from "./state.ts";
 import type { HostInterface } from "@vnet/azure";
 import { allocate, release } from "./allocator.ts";
 import {
@@ -223,6 +224,25 @@ Deno.test("syncNicAddresses() adds new and drops lost free addresses of one NIC 
     assert.deepEqual(s.pools["10.0.0.0/24"].addresses, {
       "10.0.0.5": { containerId: "c1", ifName: "eth0" },
     });
+  });
+  await t.step("an IPv6 pool of the NIC is left to the source (#15)", () => {
+    const s = state();
+    const v6: PoolState = {
+      subnet: "fd00:10:240::/64",
+      gateway: "fd00:10:240::1",
+      macAddress: "000d3af9dca6",
+      priority: 0,
+      primaryIps: ["fd00:10:240::4"],
+      addresses: { "fd00:10:240::5": {}, "fd00:10:240::6": {} },
+    };
+    const pools: Record<string, PoolState> = s.pools;
+    pools["fd00:10:240::/64"] = structuredClone(v6);
+    const out = syncNicAddresses(s, {
+      macAddress: "000d3af9dca6",
+      addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "fd00:10:240::7"],
+    });
+    assert.deepEqual(out, { added: [], removed: [] });
+    assert.deepEqual(pools["fd00:10:240::/64"], v6);
   });
   await t.step("another MAC changes nothing", () => {
     const s = state();

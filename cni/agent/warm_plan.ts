@@ -28,6 +28,11 @@ export interface NicIpConfig {
   readonly address?: string | undefined;
   /** The NIC's primary ipconfig. */
   readonly primary: boolean;
+  /**
+   * An IPv6 ipconfig: it takes room on the NIC but the warm pool, which
+   * keeps IPv4 addresses, neither counts nor removes it.
+   */
+  readonly ipv6?: boolean;
 }
 
 /** What {@link planWarmPool} decides from. */
@@ -80,7 +85,7 @@ export interface WarmPlan {
  * ```
  */
 export function planWarmPool(input: WarmPlanInput): WarmPlan {
-  const secondaries = input.ipConfigs.filter((c) => !c.primary);
+  const secondaries = input.ipConfigs.filter((c) => !c.primary && !c.ipv6);
   const isFree = (c: NicIpConfig) =>
     c.address === undefined || !input.inUse.has(c.address);
   const free = secondaries.filter(isFree).length;

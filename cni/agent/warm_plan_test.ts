@@ -131,3 +131,31 @@ Deno.test("planWarmPool() removes sticky addresses last", () => {
     "ipconfig4",
   ]);
 });
+
+Deno.test("planWarmPool() neither counts nor removes IPv6 ipconfigs, but they take room (#15)", () => {
+  const v6 = (k: number): NicIpConfig => ({
+    name: `ipv6config${k}`,
+    address: `fd00::${k + 3}`,
+    primary: false,
+    ipv6: true,
+  });
+  const grow = planWarmPool({
+    ...band,
+    maxIpConfigs: 6,
+    ipConfigs: [...nic(2), v6(1), v6(2)],
+    inUse: used(5, 6),
+  });
+  assert.deepEqual(grow, {
+    free: 0,
+    add: ["ipconfig4"],
+    remove: [],
+    atLimit: true,
+  });
+  const shrink = planWarmPool({
+    ...band,
+    ipConfigs: [...nic(7), ...[1, 2, 3, 4, 5, 6, 7, 8].map(v6)],
+    inUse: used(),
+  });
+  assert.equal(shrink.free, 7);
+  assert.deepEqual(shrink.remove, ["ipconfig8", "ipconfig7", "ipconfig6"]);
+});

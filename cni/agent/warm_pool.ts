@@ -79,12 +79,14 @@ function ipConfigsOf(model: NicModel): NicIpConfig[] {
     name: c.name ?? "",
     address: c.privateIPAddress,
     primary: c.primary === true,
+    ipv6: c.privateIPAddressVersion === "IPv6",
   }));
 }
 
+/** The IPv4 secondaries: what the warm pool keeps and the IPAM syncs. */
 function secondaryAddresses(configs: readonly NicIpConfig[]): string[] {
   return configs.flatMap((c) =>
-    !c.primary && c.address !== undefined ? [c.address] : []
+    !c.primary && !c.ipv6 && c.address !== undefined ? [c.address] : []
   );
 }
 
