@@ -119,6 +119,12 @@ export interface Listing {
   readonly rules: EbtablesRule[];
 }
 
+/** A listed line: its arguments and its `CHAIN key`. */
+interface ListedLine {
+  readonly key: string;
+  readonly args: readonly string[];
+}
+
 /**
  * A listing of the `nat` table started ahead of its use by
  * {@link Ebtables.prefetch}.
@@ -277,6 +283,10 @@ function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
 export class Ebtables {
   #run: EbtablesRunner;
   #restore: EbtablesRestoreRunner | undefined;
+  /** The listing under way that {@link Ebtables.prefetch} calls share. */
+  #listingNow: Promise<Listing | undefined> | undefined;
+  /** Listed lines, parsed (see #parsed), by `CHAIN line`. */
+  #lines = new Map<string, ListedLine>();
 
   /**
    * Creates the driver.
@@ -402,14 +412,31 @@ export class Ebtables {
         continue;
       }
       if (!line.startsWith("-")) continue;
-      const args = line.split(/\s+/);
-      const k = `${chain} ${ruleKey(args)}`;
-      keys.set(k, (keys.get(k) ?? 0) + 1);
+      const { key, args } = this.#parsed(chain, line);
+      keys.set(key, (keys.get(key) ?? 0) + 1);
       if (chain === "PREROUTING" || chain === "POSTROUTING") {
         rules.push({ chain, args });
       }
     }
     return { keys, rules };
+  }
+
+  /**
+   * A listed line split on blanks, and its `CHAIN key` ({@link ruleKey}).
+   * A table lists the same lines again and again (a pair per pod), so both
+   * are kept: a listing costs a map lookup per line, not a parse. Bounded:
+   * cleared past 16384 lines.
+   */
+  #parsed(chain: string, line: string): ListedLine {
+    const id = `${chain} ${line}`;
+    let p = this.#lines.get(id);
+    if (p === undefined) {
+      if (this.#lines.size >= 16384) this.#lines.clear();
+      const args: readonly string[] = line.split(/\s+/);
+      p = { key: `${chain} ${ruleKey(args)}`, args };
+      this.#lines.set(id, p);
+    }
+    return p;
   }
 
   async #restoreBatch(
@@ -501,13 +528,26 @@ export class Ebtables {
    * it no time). Never rejects. Without a restore runner (tests' one-by-one
    * mode) nothing is listed ahead.
    *
+   * Calls while a listing is under way share it (the agent's concurrent
+   * ADDs: one exec and one parse for several). Such a listing is at most
+   * one exec older than the call, as an ADD's own listing is older than
+   * its address anyway; a transaction it misleads fails and is retried on
+   * a listing of its own ({@link Ebtables.replaceAll}).
+   *
    * @returns The listing under way.
    */
   prefetch(): PrefetchedListing {
     if (this.#restore === undefined) {
       return { listed: Promise.resolve(undefined) };
     }
-    return { listed: this.#listTable().catch(() => undefined) };
+    if (this.#listingNow === undefined) {
+      const listed = this.#listTable().catch(() => undefined);
+      this.#listingNow = listed;
+      listed.finally(() => {
+        if (this.#listingNow === listed) this.#listingNow = undefined;
+      });
+    }
+    return { listed: this.#listingNow };
   }
 
   /**

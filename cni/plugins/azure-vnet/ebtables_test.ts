@@ -328,6 +328,23 @@ Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when
   );
 });
 
+Deno.test("Ebtables.prefetch() shares the listing under way, and lists anew once it is done", async () => {
+  const fake = new FakeNatTable();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
+  await eb.ensureAll([arpReplyRule(stale)]);
+  const before = fake.lists;
+  const [a, b] = [eb.prefetch(), eb.prefetch()];
+  const [la, lb] = [await a.listed, await b.listed];
+  assert.equal(fake.lists - before, 1);
+  assert.equal(la, lb);
+  assert.equal(la?.rules.length, 1);
+  await eb.removeAll([arpReplyRule(stale)]);
+  const after = fake.lists;
+  assert.equal((await eb.prefetch().listed)?.rules.length, 0);
+  assert.equal(fake.lists - after, 1);
+});
+
 Deno.test("EBTABLES_DIRS are the fixed system directories, in order", () => {
   assert.deepEqual(EBTABLES_DIRS, ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
 });

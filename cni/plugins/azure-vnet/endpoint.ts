@@ -348,7 +348,14 @@ export async function createBridgeEndpoint(
       podRules(net.master, { podMac, addresses }),
       {
         obsolete: (listed) => {
-          if (listed.chain !== "PREROUTING") return undefined;
+          // Only a rule that names one of these addresses (a listing may
+          // print `/32`) can be stale: no parse for the other pods' rules.
+          if (
+            listed.chain !== "PREROUTING" ||
+            !listed.args.some((a) =>
+              v4.has(a) || (a.endsWith("/32") && v4.has(a.slice(0, -3)))
+            )
+          ) return undefined;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
               r.mac !== canonicalMac(podMac)
