@@ -249,9 +249,19 @@ function restoreLine(op: "-A" | "-D", rule: EbtablesRule): string {
 }
 
 function restoreInput(op: "-A" | "-D", rules: readonly EbtablesRule[]): string {
-  return ["*nat", ...rules.map((r) => restoreLine(op, r)), "COMMIT", ""].join(
-    "\n",
-  );
+  return transaction(rules.map((r) => restoreLine(op, r)));
+}
+
+/** The `ebtables-restore` input of one `nat` transaction of `lines`. */
+function transaction(lines: readonly string[]): string {
+  return ["*nat", ...lines, "COMMIT", ""].join("\n");
+}
+
+/** A transaction waiting for the next group commit. */
+interface QueuedCommit {
+  readonly lines: readonly string[];
+  readonly resolve: (out: EbtablesOutput) => void;
+  readonly reject: (err: unknown) => void;
 }
 
 function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
@@ -285,6 +295,8 @@ export class Ebtables {
   #restore: EbtablesRestoreRunner | undefined;
   /** The listing under way that {@link Ebtables.prefetch} calls share. */
   #listingNow: Promise<Listing | undefined> | undefined;
+  /** Transactions waiting for the one under way (see #commit). */
+  #commits: QueuedCommit[] | undefined;
   /** Listed lines, parsed (see #parsed), by `CHAIN line`. */
   #lines = new Map<string, ListedLine>();
 
@@ -437,6 +449,62 @@ export class Ebtables {
       this.#lines.set(id, p);
     }
     return p;
+  }
+
+  /**
+   * One `ebtables-restore --noflush` transaction of `lines` for
+   * {@link Ebtables.replaceAll} (group commit, as the state files do).
+   * While one runs, the next ones wait and then run as one transaction:
+   * the agent's concurrent ADDs (each with addresses of its own, so no
+   * line of one touches a rule of another) pay one exec for several. When
+   * that transaction fails it changed nothing, and each runs alone, so
+   * each sees the outcome it would have had by itself.
+   */
+  async #commit(
+    restore: EbtablesRestoreRunner,
+    lines: readonly string[],
+  ): Promise<EbtablesOutput> {
+    const queue = this.#commits;
+    if (queue !== undefined) {
+      return await new Promise((resolve, reject) => {
+        queue.push({ lines, resolve, reject });
+      });
+    }
+    this.#commits = [];
+    try {
+      return await this.#restoreBatch(restore, transaction(lines));
+    } finally {
+      this.#drainCommits(restore);
+    }
+  }
+
+  /** Runs the commits that waited, a batch at a time. Never rejects. */
+  async #drainCommits(restore: EbtablesRestoreRunner): Promise<void> {
+    for (;;) {
+      const batch = this.#commits ?? [];
+      if (batch.length === 0) {
+        this.#commits = undefined;
+        return;
+      }
+      this.#commits = [];
+      if (batch.length > 1) {
+        const together = await this.#restoreBatch(
+          restore,
+          transaction(batch.flatMap((c) => c.lines)),
+        ).catch(() => undefined);
+        if (together?.code === 0) {
+          for (const c of batch) c.resolve(together);
+          continue;
+        }
+      }
+      await Promise.all(batch.map(async (c) => {
+        try {
+          c.resolve(await this.#restoreBatch(restore, transaction(c.lines)));
+        } catch (err) {
+          c.reject(err);
+        }
+      }));
+    }
   }
 
   async #restoreBatch(
@@ -606,14 +674,10 @@ export class Ebtables {
     if (stale.length === 0 && absent.length === 0) {
       return { added: [], removed: [] };
     }
-    const input = [
-      "*nat",
+    const out = await this.#commit(restore, [
       ...stale.map((r) => restoreLine("-D", r)),
       ...absent.map((r) => restoreLine("-A", r)),
-      "COMMIT",
-      "",
-    ].join("\n");
-    const out = await this.#restoreBatch(restore, input);
+    ]);
     if (out.code !== 0 && early !== undefined) {
       log.debug("Batch on an early listing failed ({stderr}): listing again", {
         stderr: out.stderr,
