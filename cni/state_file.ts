@@ -596,16 +596,23 @@ export async function withStateLock<T>(
   const lockPath = `${path}.lock`;
   let lockFile: Deno.FsFile;
   try {
-    await withDeadline(
-      Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 }),
-      {
-        ms,
-        what: `create "${dirOf(path)}"`,
-      },
-    );
     // A FIFO would block the open below forever: refuse anything but a
-    // regular file first.
-    await statRegular(lockPath, { ms, role: "lock file" });
+    // regular file first. The lock file is never deleted, so once it is
+    // there, so is its directory: only without it is the directory made
+    // (and the lock file looked at again, as before).
+    const lockRole = { ms, role: "lock file" };
+    if (
+      await statRegular(lockPath, lockRole).catch(() => undefined) === undefined
+    ) {
+      await withDeadline(
+        Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 }),
+        {
+          ms,
+          what: `create "${dirOf(path)}"`,
+        },
+      );
+      await statRegular(lockPath, lockRole);
+    }
     lockFile = await withDeadline(
       Deno.open(lockPath, {
         read: true,

@@ -100,8 +100,12 @@ export function formatMac(bytes: Uint8Array): string {
  * ```
  */
 export function kernelMac(text: string, options: MacOptions = {}): string {
+  // Already the kernel form (most MACs the plugin reads): no round trip.
+  if (typeof text === "string" && KERNEL_FORM.test(text)) return text;
   return formatMac(parseMac(text, options));
 }
+
+const KERNEL_FORM = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 /** Options of {@link azureMac}. */
 export interface AzureMacOptions {

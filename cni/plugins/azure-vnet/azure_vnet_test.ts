@@ -53,6 +53,40 @@ Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry 
   assert.equal(env.rules.matching(/10\.0\.0\.5/).length, 0);
 });
 
+Deno.test("cmdDel() releases while the veth goes, and reports a failed veth before a failed release", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  const host = kernel.hostNs;
+  const delLink = host.delLink.bind(host);
+  // The kernel's wait for the veth ends only after the release ran.
+  let releasedBefore: boolean | undefined;
+  host.delLink = async (name) => {
+    await new Promise((r) => setTimeout(r, 5));
+    releasedBefore = ipam.calls.includes("DEL c1");
+    throw new Deno.errors.Busy(`veth "${name}" busy`);
+  };
+  ipam.failDel = true;
+  const err = await handlers.cmdDel(makeArgs("DEL", "c1", "")).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof CniError);
+  // The code of the first failure: the veth's (103), not the release's.
+  assert.equal(err.code, 103);
+  assert.match(err.message, /Cannot fully delete endpoint "c1\/eth0"/);
+  assert.match(err.details ?? "", /delete veth[\s\S]*IPAM store busy/);
+  assert.ok(releasedBefore);
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+  // The neighbour and rules went anyway; a retry finishes the work.
+  assert.equal(env.rules.matching(/10\.0\.0\.5/).length, 0);
+  host.delLink = delLink;
+  ipam.failDel = false;
+  await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+  assert.deepEqual(await env.endpoints(), []);
+  assert.ok(!ipam.held.has("c1/eth0"));
+});
+
 Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel, rules } = env;

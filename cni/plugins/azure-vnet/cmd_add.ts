@@ -246,9 +246,11 @@ export async function cmdAdd(
     ? { subnet: live.subnet }
     : {};
   // Bridge mode: the rules' listing exec runs while IPAM reserves the
-  // address (transparent mode has no ebtables work).
+  // address (transparent mode has no ebtables work). The reservation's
+  // first file operation is under way before the spawn holds the thread.
+  const reserving = ipam.add(args, subnet);
   const listing = cfg.mode === "bridge" ? ctx.ebtables.prefetch() : undefined;
-  const ipamResult = await ipam.add(args, subnet);
+  const ipamResult = await reserving;
   deferUndo(stack, { what: "IPAM release", run: () => ipam.release(args) });
   driver.refuseAddresses(ipamResult.ips ?? []);
   const v4 = (ipamResult.ips ?? []).find((ip) => !looksLikeIpv6(ip.address));

@@ -109,35 +109,45 @@ export async function cmdDel(
   }
   const net = snapshot.networks[cfg.name];
   const errors: unknown[] = [];
+  async function release(): Promise<unknown[]> {
+    try {
+      // An adopted endpoint's address is held under its record's key.
+      await ipam.release(
+        args,
+        ep?.acn === undefined
+          ? undefined
+          : { containerId: ep.containerId, ifName: ep.ifName },
+      );
+      return [];
+    } catch (err) {
+      return [err];
+    }
+  }
   {
     using host = ctx.kernel().host();
     const endpoints = { kernel: ctx.kernel(), host, ebtables: ctx.ebtables };
     errors.push(
       ...ep !== undefined
+        // A recorded endpoint's address is released while the kernel
+        // deletes its veth; without a record, the reservation is what
+        // finds the leftovers, so it goes last.
         ? await deleteEndpoint(endpoints, {
           hostVeth: ep.hostVeth,
           network: net,
           pod: ep,
+          alongside: release,
         })
-        : await deleteUnrecorded(ctx, {
-          endpoints,
-          args,
-          inv,
-          net,
-          state: snapshot,
-        }),
+        : [
+          ...await deleteUnrecorded(ctx, {
+            endpoints,
+            args,
+            inv,
+            net,
+            state: snapshot,
+          }),
+          ...await release(),
+        ],
     );
-  }
-  try {
-    // An adopted endpoint's address is held under its record's key.
-    await ipam.release(
-      args,
-      ep?.acn === undefined
-        ? undefined
-        : { containerId: ep.containerId, ifName: ep.ifName },
-    );
-  } catch (err) {
-    errors.push(err);
   }
   if (errors.length > 0) {
     throw combineErrors(errors, `Cannot fully delete endpoint "${key}"`);

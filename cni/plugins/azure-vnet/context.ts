@@ -119,8 +119,15 @@ export async function beginInvocation(
   await ctx.options.onConfig?.(cfg);
   const stateDir = ctx.options.stateDir ?? args.env.AZURE_VNET_STATE_DIR ??
     DEFAULT_STATE_DIR;
-  // A node the Go azure-vnet set up: convert its state first (#17).
-  await adoptIfPresent(stateDir, { ...ctx.lock, links: () => hostLinks(ctx) });
+  // A node the Go azure-vnet set up: convert its state first (#17). The
+  // veth's name (a digest) is computed meanwhile.
+  const [, hostVeth] = await Promise.all([
+    adoptIfPresent(stateDir, { ...ctx.lock, links: () => hostLinks(ctx) }),
+    hostVethName(cfg.name, {
+      containerId: args.containerId,
+      ifName: args.ifName,
+    }),
+  ]);
   return {
     cfg,
     stateDir,
@@ -129,9 +136,6 @@ export async function beginInvocation(
       ...(ctx.options.ipam === undefined ? {} : { route: ctx.options.ipam }),
     }),
     key: endpointKey(args.containerId, args.ifName),
-    hostVeth: await hostVethName(cfg.name, {
-      containerId: args.containerId,
-      ifName: args.ifName,
-    }),
+    hostVeth,
   };
 }

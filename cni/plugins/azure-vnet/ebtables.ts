@@ -119,6 +119,12 @@ export interface Listing {
   readonly rules: EbtablesRule[];
 }
 
+/** A listed line: its arguments and its `CHAIN key`. */
+interface ListedLine {
+  readonly key: string;
+  readonly args: readonly string[];
+}
+
 /**
  * A listing of the `nat` table started ahead of its use by
  * {@link Ebtables.prefetch}.
@@ -243,9 +249,19 @@ function restoreLine(op: "-A" | "-D", rule: EbtablesRule): string {
 }
 
 function restoreInput(op: "-A" | "-D", rules: readonly EbtablesRule[]): string {
-  return ["*nat", ...rules.map((r) => restoreLine(op, r)), "COMMIT", ""].join(
-    "\n",
-  );
+  return transaction(rules.map((r) => restoreLine(op, r)));
+}
+
+/** The `ebtables-restore` input of one `nat` transaction of `lines`. */
+function transaction(lines: readonly string[]): string {
+  return ["*nat", ...lines, "COMMIT", ""].join("\n");
+}
+
+/** A transaction waiting for the next group commit. */
+interface QueuedCommit {
+  readonly lines: readonly string[];
+  readonly resolve: (out: EbtablesOutput) => void;
+  readonly reject: (err: unknown) => void;
 }
 
 function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
@@ -277,6 +293,12 @@ function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
 export class Ebtables {
   #run: EbtablesRunner;
   #restore: EbtablesRestoreRunner | undefined;
+  /** The listing under way that {@link Ebtables.prefetch} calls share. */
+  #listingNow: Promise<Listing | undefined> | undefined;
+  /** Transactions waiting for the one under way (see #commit). */
+  #commits: QueuedCommit[] | undefined;
+  /** Listed lines, parsed (see #parsed), by `CHAIN line`. */
+  #lines = new Map<string, ListedLine>();
 
   /**
    * Creates the driver.
@@ -402,14 +424,87 @@ export class Ebtables {
         continue;
       }
       if (!line.startsWith("-")) continue;
-      const args = line.split(/\s+/);
-      const k = `${chain} ${ruleKey(args)}`;
-      keys.set(k, (keys.get(k) ?? 0) + 1);
+      const { key, args } = this.#parsed(chain, line);
+      keys.set(key, (keys.get(key) ?? 0) + 1);
       if (chain === "PREROUTING" || chain === "POSTROUTING") {
         rules.push({ chain, args });
       }
     }
     return { keys, rules };
+  }
+
+  /**
+   * A listed line split on blanks, and its `CHAIN key` ({@link ruleKey}).
+   * A table lists the same lines again and again (a pair per pod), so both
+   * are kept: a listing costs a map lookup per line, not a parse. Bounded:
+   * cleared past 16384 lines.
+   */
+  #parsed(chain: string, line: string): ListedLine {
+    const id = `${chain} ${line}`;
+    let p = this.#lines.get(id);
+    if (p === undefined) {
+      if (this.#lines.size >= 16384) this.#lines.clear();
+      const args: readonly string[] = line.split(/\s+/);
+      p = { key: `${chain} ${ruleKey(args)}`, args };
+      this.#lines.set(id, p);
+    }
+    return p;
+  }
+
+  /**
+   * One `ebtables-restore --noflush` transaction of `lines` for
+   * {@link Ebtables.replaceAll} (group commit, as the state files do).
+   * While one runs, the next ones wait and then run as one transaction:
+   * the agent's concurrent ADDs (each with addresses of its own, so no
+   * line of one touches a rule of another) pay one exec for several. When
+   * that transaction fails it changed nothing, and each runs alone, so
+   * each sees the outcome it would have had by itself.
+   */
+  async #commit(
+    restore: EbtablesRestoreRunner,
+    lines: readonly string[],
+  ): Promise<EbtablesOutput> {
+    const queue = this.#commits;
+    if (queue !== undefined) {
+      return await new Promise((resolve, reject) => {
+        queue.push({ lines, resolve, reject });
+      });
+    }
+    this.#commits = [];
+    try {
+      return await this.#restoreBatch(restore, transaction(lines));
+    } finally {
+      this.#drainCommits(restore);
+    }
+  }
+
+  /** Runs the commits that waited, a batch at a time. Never rejects. */
+  async #drainCommits(restore: EbtablesRestoreRunner): Promise<void> {
+    for (;;) {
+      const batch = this.#commits ?? [];
+      if (batch.length === 0) {
+        this.#commits = undefined;
+        return;
+      }
+      this.#commits = [];
+      if (batch.length > 1) {
+        const together = await this.#restoreBatch(
+          restore,
+          transaction(batch.flatMap((c) => c.lines)),
+        ).catch(() => undefined);
+        if (together?.code === 0) {
+          for (const c of batch) c.resolve(together);
+          continue;
+        }
+      }
+      await Promise.all(batch.map(async (c) => {
+        try {
+          c.resolve(await this.#restoreBatch(restore, transaction(c.lines)));
+        } catch (err) {
+          c.reject(err);
+        }
+      }));
+    }
   }
 
   async #restoreBatch(
@@ -501,13 +596,26 @@ export class Ebtables {
    * it no time). Never rejects. Without a restore runner (tests' one-by-one
    * mode) nothing is listed ahead.
    *
+   * Calls while a listing is under way share it (the agent's concurrent
+   * ADDs: one exec and one parse for several). Such a listing is at most
+   * one exec older than the call, as an ADD's own listing is older than
+   * its address anyway; a transaction it misleads fails and is retried on
+   * a listing of its own ({@link Ebtables.replaceAll}).
+   *
    * @returns The listing under way.
    */
   prefetch(): PrefetchedListing {
     if (this.#restore === undefined) {
       return { listed: Promise.resolve(undefined) };
     }
-    return { listed: this.#listTable().catch(() => undefined) };
+    if (this.#listingNow === undefined) {
+      const listed = this.#listTable().catch(() => undefined);
+      this.#listingNow = listed;
+      listed.finally(() => {
+        if (this.#listingNow === listed) this.#listingNow = undefined;
+      });
+    }
+    return { listed: this.#listingNow };
   }
 
   /**
@@ -566,14 +674,10 @@ export class Ebtables {
     if (stale.length === 0 && absent.length === 0) {
       return { added: [], removed: [] };
     }
-    const input = [
-      "*nat",
+    const out = await this.#commit(restore, [
       ...stale.map((r) => restoreLine("-D", r)),
       ...absent.map((r) => restoreLine("-A", r)),
-      "COMMIT",
-      "",
-    ].join("\n");
-    const out = await this.#restoreBatch(restore, input);
+    ]);
     if (out.code !== 0 && early !== undefined) {
       log.debug("Batch on an early listing failed ({stderr}): listing again", {
         stderr: out.stderr,

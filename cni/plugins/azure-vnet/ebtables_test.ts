@@ -328,6 +328,109 @@ Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when
   );
 });
 
+Deno.test("Ebtables.prefetch() shares the listing under way, and lists anew once it is done", async () => {
+  const fake = new FakeNatTable();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
+  await eb.ensureAll([arpReplyRule(stale)]);
+  const before = fake.lists;
+  const [a, b] = [eb.prefetch(), eb.prefetch()];
+  const [la, lb] = [await a.listed, await b.listed];
+  assert.equal(fake.lists - before, 1);
+  assert.equal(la, lb);
+  assert.equal(la?.rules.length, 1);
+  await eb.removeAll([arpReplyRule(stale)]);
+  const after = fake.lists;
+  assert.equal((await eb.prefetch().listed)?.rules.length, 0);
+  assert.equal(fake.lists - after, 1);
+});
+
+Deno.test("Ebtables.replaceAll() of concurrent calls: one transaction for those that waited, each alone when it fails", async (t) => {
+  const obsolete = (listed: { args: readonly string[] }) => {
+    const r = parsePodRule(listed.args);
+    return r !== undefined && !r.mac.endsWith(":05") ? podRuleOf(r) : undefined;
+  };
+  const pods = [1, 2, 3].map((i) => ({
+    ip: `10.0.0.${i}`,
+    mac: `02:00:00:00:0${i}:05`,
+  }));
+  const want = (p: { ip: string; mac: string }) => [
+    arpReplyRule(p),
+    podDnatRule("eth9", p),
+  ];
+  await t.step(
+    "all succeed: the lead alone, the two waiting together",
+    async () => {
+      const fake = new FakeNatTable();
+      const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+      const outs = await Promise.all(
+        pods.map((p) => eb.replaceAll(want(p), { obsolete })),
+      );
+      assert.deepEqual(
+        outs,
+        pods.map((p) => ({ added: want(p), removed: [] })),
+      );
+      assert.equal(fake.restores.length, 2);
+      assert.deepEqual(
+        fake.rules.map((r) => r.args).sort(),
+        pods.flatMap((p) => want(p).map((r) => r.args.join(" "))).sort(),
+      );
+    },
+  );
+  await t.step(
+    "a stale rule gone since its listing: the batch fails, each runs alone, that one lists again",
+    async () => {
+      const fake = new FakeNatTable();
+      // The first transaction waits until let go: the others queue.
+      const gate = Promise.withResolvers<void>();
+      let calls = 0;
+      const restore = async (input: string) => {
+        if (calls++ === 0) await gate.promise;
+        return await fake.restore(input);
+      };
+      const eb = new Ebtables({ run: fake.run, restore });
+      const [p1, p2, p3] = pods as [typeof POD, typeof POD, typeof POD];
+      const stale = { ip: p3.ip, mac: "02:00:00:00:00:99" };
+      await fake.restore(
+        `*nat\n-A ${formatLine(arpReplyRule(stale))}\nCOMMIT\n`,
+      );
+      const prefetched = eb.prefetch();
+      await prefetched.listed;
+      await fake.restore(
+        `*nat\n-D ${formatLine(arpReplyRule(stale))}\nCOMMIT\n`,
+      );
+      const before = fake.restores.length;
+      const lead = eb.replaceAll(want(p1), { obsolete });
+      while (calls === 0) await new Promise((r) => setTimeout(r, 1));
+      const others = [
+        eb.replaceAll(want(p2), { obsolete }),
+        eb.replaceAll(want(p3), { obsolete, prefetched }),
+      ];
+      await new Promise((r) => setTimeout(r, 5));
+      gate.resolve();
+      const outs = await Promise.all([lead, ...others]);
+      assert.deepEqual(
+        outs,
+        pods.map((p) => ({ added: want(p), removed: [] })),
+      );
+      // The lead; the batch of the two (fails); each alone; p3 again.
+      const inputs = fake.restores.slice(before);
+      assert.equal(inputs.length, 5);
+      assert.ok(inputs[1]?.includes(p2.ip) && inputs[1].includes(p3.ip));
+      assert.equal(fake.matching(/02:00:00:00:00:99/).length, 0);
+      assert.deepEqual(
+        fake.rules.map((r) => r.args).sort(),
+        pods.flatMap((p) => want(p).map((r) => r.args.join(" "))).sort(),
+      );
+    },
+  );
+});
+
+/** A rule as an `ebtables-restore` line after the operation. */
+function formatLine(rule: { chain: string; args: readonly string[] }): string {
+  return [rule.chain, ...rule.args].join(" ");
+}
+
 Deno.test("EBTABLES_DIRS are the fixed system directories, in order", () => {
   assert.deepEqual(EBTABLES_DIRS, ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
 });

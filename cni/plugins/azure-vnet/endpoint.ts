@@ -348,7 +348,14 @@ export async function createBridgeEndpoint(
       podRules(net.master, { podMac, addresses }),
       {
         obsolete: (listed) => {
-          if (listed.chain !== "PREROUTING") return undefined;
+          // Only a rule that names one of these addresses (a listing may
+          // print `/32`) can be stale: no parse for the other pods' rules.
+          if (
+            listed.chain !== "PREROUTING" ||
+            !listed.args.some((a) =>
+              v4.has(a) || (a.endsWith("/32") && v4.has(a.slice(0, -3)))
+            )
+          ) return undefined;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
               r.mac !== canonicalMac(podMac)
@@ -384,6 +391,14 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   readonly network: N | undefined;
   /** The pod MAC and addresses, when known (record or prevResult). */
   readonly pod: { podMac: string; addresses: string[] } | undefined;
+  /**
+   * Work to overlap with the kernel's wait for the veth's deletion (DEL:
+   * the IPAM release), started once nothing keyed by the pod's addresses
+   * is left to remove; its failures follow the removal's. A driver that
+   * does not start it leaves it to {@link deleteEndpoint} of `mode.ts`,
+   * which runs it after the removal.
+   */
+  readonly alongside?: () => Promise<unknown[]>;
 }
 
 /**
@@ -391,42 +406,49 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
  * along), neighbours, per-pod rules. Without a network only the veth goes.
  * Absent objects are fine; independent failures are collected.
  *
+ * The kernel's wait for the veth (RCU grace periods, about 20 ms) is the
+ * long pole: the neighbours go first (the handle's socket is busy while
+ * the veth goes), then the veth's deletion starts on a blocking thread,
+ * then `alongside` and the rules' exec run while the kernel waits.
+ *
  * @param ctx Kernel, host handle, ebtables.
- * @param spec What to remove.
- * @returns The failures (empty on success).
+ * @param spec What to remove, and what to run alongside.
+ * @returns The failures (empty on success), in the order veth, neighbours,
+ * rules, then `alongside`'s.
  */
 export async function deleteBridgeEndpoint(
   ctx: EndpointContext,
   spec: DeleteEndpointSpec<BridgeNetworkRecord>,
 ): Promise<unknown[]> {
   const { host, ebtables } = ctx;
-  const errors: unknown[] = [];
   const { network, pod } = spec;
-  // The rules go while the kernel deletes the veth: the ebtables-restore
-  // exec and the veth's wait overlap. The errors keep their order: veth,
-  // neighbours, rules.
-  const rules = network === undefined || pod === undefined
-    ? undefined
-    : ebtables.removeAll(podRules(network.master, pod)).then(
-      () => undefined,
-      (err: unknown) => ({ err }),
-    );
-  try {
-    await host.delLink(spec.hostVeth);
-  } catch (err) {
-    errors.push(wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err));
-  }
+  const neighbours: unknown[] = [];
   if (network !== undefined && pod !== undefined) {
     for (const cidr of pod.addresses) {
       const ip = stripPrefix(cidr);
       try {
         host.neighDel(network.bridge, ip);
       } catch (err) {
-        errors.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
+        neighbours.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
       }
     }
   }
-  const failed = await rules;
-  if (failed !== undefined) errors.push(failed.err);
-  return errors;
+  const veth = (async (): Promise<unknown[]> => {
+    try {
+      await host.delLink(spec.hostVeth);
+      return [];
+    } catch (err) {
+      return [wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err)];
+    }
+  })();
+  // Started before the exec, whose spawn holds the thread for a while.
+  const alongside = spec.alongside?.() ?? Promise.resolve([]);
+  const rules = network === undefined || pod === undefined
+    ? Promise.resolve([])
+    : ebtables.removeAll(podRules(network.master, pod)).then(
+      () => [],
+      (err: unknown) => [err],
+    );
+  const [v, r, a] = await Promise.all([veth, rules, alongside]);
+  return [...v, ...neighbours, ...r, ...a];
 }

@@ -175,11 +175,14 @@ export function refuseModeChange(
 /**
  * Removes an endpoint's host side with the driver of its network; without
  * a network record, only the host veth (its name derives from the
- * attachment) goes. Absent objects are fine.
+ * attachment) goes. Absent objects are fine. `spec.alongside` runs exactly
+ * once: while the kernel deletes the veth when the driver starts it (bridge
+ * mode), else after the removal.
  *
  * @param ctx Kernel, host handle, ebtables.
- * @param spec The host veth, the network, the pod's MAC and addresses.
- * @returns The failures (empty on success).
+ * @param spec The host veth, the network, the pod's MAC and addresses,
+ * and what to run alongside.
+ * @returns The failures (empty on success), the removal's first.
  *
  * @example Usage
  * ```ts ignore
@@ -188,9 +191,15 @@ export function refuseModeChange(
  * });
  * ```
  */
-export function deleteEndpoint(
+export async function deleteEndpoint(
   ctx: EndpointContext,
   spec: DeleteEndpointSpec,
 ): Promise<unknown[]> {
-  return modeDriver(spec.network?.mode ?? "bridge").deleteEndpoint(ctx, spec);
+  const driver = modeDriver(spec.network?.mode ?? "bridge");
+  const work = spec.alongside;
+  if (work === undefined) return await driver.deleteEndpoint(ctx, spec);
+  let started: Promise<unknown[]> | undefined;
+  const alongside = () => started ??= work();
+  const errors = await driver.deleteEndpoint(ctx, { ...spec, alongside });
+  return started === undefined ? [...errors, ...await alongside()] : errors;
 }
