@@ -35,6 +35,12 @@ export interface HostLink {
   readonly name: string;
   /** 12 lower-case hex digits. */
   readonly mac: string;
+  /**
+   * The addresses the host holds on it. No pool hands one out, whether or
+   * not the source marks it primary (the wireserver's `IsPrimary` is
+   * documented for IPv4 only).
+   */
+  readonly addresses?: readonly string[];
 }
 
 /** What a source says one pool should contain. */
@@ -58,6 +64,23 @@ export interface PoolSpecOptions {
    * pools, bound to `master` when given.
    */
   unbound?: boolean;
+}
+
+/** The canonical text of an address, or undefined when it is none. */
+function canonical(address: string): string | undefined {
+  try {
+    return normalizeIp(address);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every address the host holds, on any link, in canonical text. */
+function hostAddresses(links: readonly HostLink[]): Set<string> {
+  return new Set(
+    links.flatMap((l) => (l.addresses ?? []).map(canonical))
+      .filter((a) => a !== undefined),
+  );
 }
 
 /** True for a MAC that no real NIC has (loopback, tunnels). */
@@ -101,6 +124,7 @@ export function poolSpecsFromInterfaces(
   const candidates = links.filter((l) =>
     master === undefined ? !isNullMac(l.mac) : l.name === master
   );
+  const held = hostAddresses(links);
   const specs = new Map<string, PoolSpec>();
   for (const nic of interfaces) {
     let mac: string;
@@ -135,7 +159,10 @@ export function poolSpecsFromInterfaces(
       }
     }
     for (const subnet of nic.subnets) {
-      const spec = subnetSpec(subnet.prefix, subnet.addresses, {
+      const free = subnet.addresses.filter((a) =>
+        !held.has(canonical(a.address) ?? "")
+      );
+      const spec = subnetSpec(subnet.prefix, free, {
         mac: link?.mac ?? mac,
         ifName: link?.name,
         priority: nic.isPrimary ? 0 : 1,

@@ -43,6 +43,36 @@ const SECONDARY = nic("00:0D:3A:F9:DC:11", "10.241.0.0/16", [
   ["10.241.0.5", false],
 ], { secondary: true });
 
+Deno.test("poolSpecsFromInterfaces() never hands out an address the host holds, marked primary or not (#15)", () => {
+  const dual: HostInterface = {
+    macAddress: "000d3af9dca6",
+    isPrimary: true,
+    subnets: [
+      ...PRIMARY.subnets,
+      {
+        prefix: "fd00:10:240::/64",
+        addresses: [
+          { address: "fd00:10:240::4", isPrimary: false },
+          { address: "fd00:10:240::5", isPrimary: false },
+        ],
+      },
+    ],
+  };
+  const links: HostLink[] = [
+    { name: "lo", mac: "000000000000", addresses: ["127.0.0.1", "::1"] },
+    {
+      name: "eth0",
+      mac: "000d3af9dca6",
+      addresses: ["10.240.0.4", "10.240.0.6", "fd00:10:240:0::4"],
+    },
+  ];
+  const specs = poolSpecsFromInterfaces([dual], links);
+  assert.deepEqual(specs.map((s) => [s.subnet, s.addresses]), [
+    ["10.240.0.0/16", ["10.240.0.5"]],
+    ["fd00:10:240::/64", ["fd00:10:240::5"]],
+  ]);
+});
+
 Deno.test("poolSpecsFromInterfaces() matches NICs to host links by MAC", () => {
   const specs = poolSpecsFromInterfaces([PRIMARY, SECONDARY], LINKS);
   assert.deepEqual(specs, [

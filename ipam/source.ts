@@ -38,19 +38,23 @@ export interface SourceOptions {
  * the primary address) and, once the network exists, the bridge, whose MAC is
  * pinned to the NIC's.
  *
- * @returns Every addressed link with its normalised MAC, sorted by name.
+ * @returns Every addressed link with its normalised MAC and its addresses,
+ *   sorted by name.
  */
 export function readHostLinks(): HostLink[] {
-  const byName = new Map<string, string>();
+  const byName = new Map<string, { mac: string; addresses: string[] }>();
   for (const nif of Deno.networkInterfaces()) {
     if (nif.mac === "") continue;
     try {
-      byName.set(nif.name, azureMac(nif.mac));
+      const link = byName.get(nif.name) ??
+        { mac: azureMac(nif.mac), addresses: [] };
+      link.addresses.push(nif.address);
+      byName.set(nif.name, link);
     } catch {
       // Not an Ethernet-style address: not a NIC candidate.
     }
   }
-  return [...byName].map(([name, mac]) => ({ name, mac }))
+  return [...byName].map(([name, link]) => ({ name, ...link }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
