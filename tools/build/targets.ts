@@ -147,17 +147,22 @@ const AZURE_VNET_PERMISSIONS: TargetPermissions = {
 /**
  * The agent's V8 flags; `deno task agent` passes the same.
  *
- * `--max-semi-space-size=1`: V8 grows the young generation to 16 MB
- * semi-spaces under a burst and keeps them.
- *
- * `--optimize-for-size`: V8 lets the old generation grow to a few times
- * the live heap before a full GC. In the agent that growth is garbage (a
- * request's documents, promoted early by the small young generation) and
- * the native buffers it holds: after the benchmark's 250-burst the heap
- * held 64 MB of which 18 MB live, and the malloc heap 33-43 MB. With the
- * flag V8 collects near the live size (heap about 27 MB, malloc heap about
- * 10 MB, RSS about 105 MB instead of 165-205 MB in the same run), for no
- * slower requests (#14).
+ * V8 lets the old generation grow to a few times the live heap before a
+ * full GC, and grows the young generation to 16 MB semi-spaces under a
+ * burst and keeps them. In the agent that growth is garbage: after the
+ * benchmark's phases (250 pods present, the 250-burst and its DELs) the
+ * heap held 57-64 MB, 18 MB of it live (a forced GC showed it), and the
+ * malloc heap 33-43 MB of native buffers the garbage still held.
+ * `--max-semi-space-size=1` keeps the young generation small;
+ * `--optimize-for-size` makes V8 collect the old generation near its live
+ * size. `deno task bench`, agent RSS after the 250-burst (two runs each,
+ * the machine loaded by other work): semi-space 1 MB alone 180 MB (and
+ * 309 MB in `BENCHMARKS.md`); with `--optimize-for-size` 110 and 133 MB;
+ * `--heap-growing-percent=50` with 4 MB semi-spaces 118 and 166 MB, 30 %
+ * with 2 MB 153 MB. The rest of the spread is glibc's malloc arenas (13 to
+ * 57 MB; `arena_max=2` did not change it). The price: 31-36 % more CPU in
+ * the agent over the benchmark's agent phases (`--heap-growing-percent`
+ * costs 2-7 %), which the benchmark's latencies did not show (#14).
  */
 export const AGENT_V8_FLAGS: readonly string[] = [
   "--max-semi-space-size=1",
