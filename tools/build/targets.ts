@@ -155,9 +155,10 @@ const AZURE_VNET_PERMISSIONS: TargetPermissions = {
  * malloc heap 33-43 MB of native buffers the garbage still held.
  * `--max-semi-space-size=1` keeps the young generation small;
  * `--optimize-for-size` makes V8 collect the old generation near its live
- * size. `deno task bench`, agent RSS after the 250-burst (two runs each,
- * the machine loaded by other work): semi-space 1 MB alone 180 MB (and
- * 309 MB in `BENCHMARKS.md`); with `--optimize-for-size` 110 and 133 MB;
+ * size. `deno task bench`, agent RSS after the 250-burst (one to three runs,
+ * the machine more or less loaded by other work; the least loaded run gave
+ * the most): semi-space 1 MB alone 180 MB (and
+ * 309 MB in `BENCHMARKS.md`); with `--optimize-for-size` 110, 133 and 144 MB;
  * `--heap-growing-percent=50` with 4 MB semi-spaces 118 and 166 MB, 30 %
  * with 2 MB 153 MB. The rest of the spread is glibc's malloc arenas (13 to
  * 57 MB; `arena_max=2` did not change it). The price: 31-36 % more CPU in
