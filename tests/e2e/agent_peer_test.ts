@@ -10,9 +10,14 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import { agentSocket, servedLines, startAgent } from "../_support/agent.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
-import { AZURE_VNET_DIST, AzureNode } from "../../tools/testbed/mod.ts";
+import {
+  agentSocket,
+  AZURE_VNET_DIST,
+  AzureNode,
+  servedLines,
+  startNodeAgent,
+} from "../../tools/testbed/mod.ts";
 
 const AS_NOBODY = [
   "setpriv",
@@ -28,17 +33,17 @@ Deno.test("a non-root peer cannot reach the agent; the plugin run as nobody fail
   await Deno.chmod(n.dir, 0o755);
   const [p0, p1] = await n.pods(2);
   const conf = n.conf(8);
-  await using _agent = await startAgent(n);
+  await using _agent = await startNodeAgent(n);
   const root = await n.run("ADD", conf, n.env("root0", p0));
   assert.equal(root.code, 0, root.stdout);
   // The agent logs after its reply: wait for the root ADD's line, so that
   // a late write is not counted as the nobody call's.
-  const served = (await servedLines(n, { atLeast: 1 })).length;
+  const served = (await servedLines(n.dir, { atLeast: 1 })).length;
   assert.equal(served, 1, "the root ADD was served by the agent");
   const state = await Deno.readTextFile(n.statePath);
 
   await t.step("connect() as nobody is refused with EACCES", async () => {
-    const st = await Deno.lstat(agentSocket(n));
+    const st = await Deno.lstat(agentSocket(n.dir));
     assert.equal(st.uid, 0);
     assert.equal((st.mode ?? 0) & 0o777, 0o600);
     const script = [
@@ -56,7 +61,7 @@ Deno.test("a non-root peer cannot reach the agent; the plugin run as nobody fail
         "/usr/bin/python3",
         "-c",
         script,
-        agentSocket(n),
+        agentSocket(n.dir),
       ],
     }).output();
     const text = new TextDecoder().decode(out.stdout).trim();
@@ -73,7 +78,7 @@ Deno.test("a non-root peer cannot reach the agent; the plugin run as nobody fail
       assert.equal(typeof r.json?.code, "number", r.stdout);
       assert.equal(typeof r.json?.msg, "string", r.stdout);
       assert.equal(
-        (await servedLines(n)).length,
+        (await servedLines(n.dir)).length,
         served,
         "the agent served it",
       );

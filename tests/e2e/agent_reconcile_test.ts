@@ -8,14 +8,15 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import { logLines, startAgent } from "../_support/agent.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
   AZURE_VNET_DIST,
   AzureNode,
   ip,
   links,
+  logLines,
   resultIp,
+  startNodeAgent,
 } from "../../tools/testbed/mod.ts";
 
 Deno.test("dist/azure-vnet-agent removes leftovers on start and keeps the recorded pods", async () => {
@@ -25,7 +26,7 @@ Deno.test("dist/azure-vnet-agent removes leftovers on start and keeps the record
   const [live, gone, unrecorded, killed] = await n.pods(4);
   const conf = n.conf(8);
   {
-    await using agent = await startAgent(n);
+    await using agent = await startNodeAgent(n);
     for (
       const [id, pod] of [["live", live], ["gone", gone], [
         "lost",
@@ -69,7 +70,7 @@ Deno.test("dist/azure-vnet-agent removes leftovers on start and keeps the record
   await add.done.catch(() => undefined);
   await assert.rejects(assertStateMatchesKernel(n), "leftovers are there");
 
-  await using _agent = await startAgent(n);
+  await using _agent = await startNodeAgent(n);
   const eps = await assertStateMatchesKernel(n);
   const names = (await links(n.node.name)).map((l) => l.ifname);
   for (const v of [lostVeth, goneVeth, "azv00000000abc"]) {
@@ -78,14 +79,14 @@ Deno.test("dist/azure-vnet-agent removes leftovers on start and keeps the record
   assert.ok(eps.has("live/eth0"), "the live pod's record is kept");
   assert.ok(!eps.has("gone/eth0") && !eps.has("lost/eth0"));
   assert.ok(await live?.ping(n.addr(1)), "the live pod reaches the gateway");
-  const reconciled = (await logLines(n, "azure-vnet-agent.log")).filter((l) =>
-    l.includes("Reconciled")
-  );
+  const reconciled = (await logLines(n.dir, "azure-vnet-agent.log")).filter((
+    l,
+  ) => l.includes("Reconciled"));
   assert.equal(reconciled.length, 2, reconciled.join("\n"));
   assert.match(reconciled[0] ?? "", /nothing to remove/);
   assert.match(reconciled[1] ?? "", /veth azv00000000abc: deleted/);
   assert.match(reconciled[1] ?? "", /endpoint gone\/eth0: removed/);
-  const removed = (await logLines(n, "azure-vnet.log")).filter((l) =>
+  const removed = (await logLines(n.dir, "azure-vnet.log")).filter((l) =>
     l.includes("Reconcile:")
   );
   assert.ok(

@@ -16,13 +16,9 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import {
-  agentSocket,
-  type RunningAgent,
-  startAgent,
-} from "../_support/agent.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
+  agentSocket,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
@@ -30,6 +26,8 @@ import {
   mapLimit,
   type Netns,
   resultIp,
+  type RunningAgent,
+  startNodeAgent,
 } from "../../tools/testbed/mod.ts";
 
 const TRIALS = Number(Deno.env.get("VNET_AGENT_TRIALS") ?? "2");
@@ -143,7 +141,7 @@ Deno.test("agent killed (kill -9) at a random moment of a burst: every call answ
   const { n, conf, pods } = await node("10.100.0.0/16");
   await using _n = n;
   for (let trial = 0; trial < TRIALS; trial++) {
-    const agent = await startAgent(n);
+    const agent = await startNodeAgent(n);
     const b = burst(n, { conf, pods, tag: `kill${trial}` });
     await sleep(Math.random() * 600);
     await agent.kill();
@@ -152,7 +150,7 @@ Deno.test("agent killed (kill -9) at a random moment of a burst: every call answ
     // Every other trial the agent comes back (and reconciles); otherwise
     // the fallback path serves the DELs.
     const back: RunningAgent | undefined = trial % 2 === 0
-      ? await startAgent(n)
+      ? await startNodeAgent(n)
       : undefined;
     await settle(n, { conf, pods, ids: b.ids, runs });
     await cleanUp(n, { conf, pods, ids: b.ids });
@@ -164,13 +162,13 @@ Deno.test("agent restarted (SIGTERM, new agent) during a burst: every ADD succee
   requireRoot();
   const { n, conf, pods } = await node("10.101.0.0/16");
   await using _n = n;
-  let agent = await startAgent(n);
+  let agent = await startNodeAgent(n);
   for (let trial = 0; trial < TRIALS; trial++) {
     const b = burst(n, { conf, pods, tag: `restart${trial}` });
     await sleep(Math.random() * 400);
     const stopped = await agent.stop();
     assert.equal(stopped.code, 0, stopped.stderr);
-    agent = await startAgent(n);
+    agent = await startNodeAgent(n);
     const runs = await b.runs;
     runs.forEach((r, i) => {
       assertCniOutcome(r, `ADD ${b.ids[i]}`);
@@ -194,7 +192,10 @@ Deno.test("a hung agent: the call ends when the runtime kills it, and DEL or the
 
   await t.step("a listener that accepts and never answers", async () => {
     const held: Deno.Conn[] = [];
-    const listener = Deno.listen({ transport: "unix", path: agentSocket(n) });
+    const listener = Deno.listen({
+      transport: "unix",
+      path: agentSocket(n.dir),
+    });
     const accepting = (async () => {
       for await (const c of listener) held.push(c);
     })();
@@ -207,7 +208,7 @@ Deno.test("a hung agent: the call ends when the runtime kills it, and DEL or the
     listener.close();
     await accepting.catch(() => {});
     for (const c of held) c.close();
-    await Deno.remove(agentSocket(n)).catch(() => {});
+    await Deno.remove(agentSocket(n.dir)).catch(() => {});
     const del = await n.run("DEL", conf, n.env("hung0", p0));
     assert.equal(del.code, 0, del.stdout);
     assert.equal((await assertStateMatchesKernel(n)).size, 0);
@@ -216,7 +217,7 @@ Deno.test("a hung agent: the call ends when the runtime kills it, and DEL or the
   await t.step(
     "a real agent frozen (SIGSTOP) in the middle of ADDs",
     async () => {
-      const agent = await startAgent(n);
+      const agent = await startNodeAgent(n);
       const calls = [p1, p2].map((pod, i) =>
         n.spawn("ADD", conf, n.env(`frozen${i}`, pod))
       );
@@ -236,7 +237,7 @@ Deno.test("a hung agent: the call ends when the runtime kills it, and DEL or the
       });
       await agent.kill();
       // The next agent reconciles; the runtime DELs what it gave up on.
-      await using _next = await startAgent(n);
+      await using _next = await startNodeAgent(n);
       for (const [i, pod] of [p1, p2].entries()) {
         if (runs[i]?.code === 0) continue;
         const del = await n.run("DEL", conf, n.env(`frozen${i}`, pod));

@@ -7,13 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
-import { agentSocket, servedLines, startAgent } from "../_support/agent.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
+  agentSocket,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
   resultIp,
+  servedLines,
+  startNodeAgent,
 } from "../../tools/testbed/mod.ts";
 
 function ok(run: CniRun, what: string): void {
@@ -40,11 +42,11 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
   n.argv = [AZURE_VNET_DIST];
   const [p0, p1] = await n.pods(2);
   const conf = n.conf(8);
-  await using agent = await startAgent(n);
+  await using agent = await startNodeAgent(n);
   let viaAgent: CniRun | undefined;
 
   await t.step("the socket is mode 0600", async () => {
-    const st = await Deno.lstat(agentSocket(n));
+    const st = await Deno.lstat(agentSocket(n.dir));
     assert.ok(st.isSocket);
     assert.equal((st.mode ?? 0) & 0o777, 0o600);
   });
@@ -60,7 +62,7 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
     ok(await n.run("CHECK", conf, env), "CHECK");
     ok(await n.run("DEL", conf, env), "DEL");
     assert.equal((await assertStateMatchesKernel(n)).size, 0);
-    const served = await servedLines(n, { atLeast: 3 });
+    const served = await servedLines(n.dir, { atLeast: 3 });
     for (const command of ["ADD", "CHECK", "DEL"]) {
       assert.ok(
         served.some((l) =>
@@ -85,7 +87,7 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
     async () => {
       const out = await agent.stop();
       assert.equal(out.code, 0, out.stderr);
-      await assert.rejects(Deno.lstat(agentSocket(n)), {
+      await assert.rejects(Deno.lstat(agentSocket(n.dir)), {
         name: "NotFound",
       });
     },
@@ -94,7 +96,7 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
   await t.step(
     "the fallback runs in process with the same result shape",
     async () => {
-      const before = (await servedLines(n)).length;
+      const before = (await servedLines(n.dir)).length;
       const env = n.env("fallback0", p1);
       const add = await n.run("ADD", conf, env);
       ok(add, "ADD");
@@ -104,7 +106,7 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
       ok(await n.run("CHECK", conf, env), "CHECK");
       ok(await n.run("DEL", conf, env), "DEL");
       assert.equal((await assertStateMatchesKernel(n)).size, 0);
-      assert.equal((await servedLines(n)).length, before, "nothing served");
+      assert.equal((await servedLines(n.dir)).length, before, "nothing served");
     },
   );
 });

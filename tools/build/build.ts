@@ -6,7 +6,13 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { compileFlags, renderLauncher, v8FlagArgs } from "./launcher.ts";
+import {
+  bundleChunks,
+  chunkName,
+  compileFlags,
+  renderLauncher,
+  v8FlagArgs,
+} from "./launcher.ts";
 import { lazyNodeUtil } from "./lazy_node_util.ts";
 import { type BuildTarget, DEFAULT_DENO_DIR, TARGETS } from "./targets.ts";
 
@@ -182,6 +188,88 @@ async function tryCompile(
   }
 }
 
+/**
+ * Bundles a target with code splitting (#14): `<name>.js` holds what its
+ * entry imports statically, each dynamic `import()` becomes a chunk of its
+ * own (`<name>.<chunk>.js`) that is read and compiled only when that import
+ * runs. A thin plugin's start thus loads only the forwarder, its fallback
+ * the full plugin, and an agent without a warm pool never the Azure SDK.
+ * The bundler's chunk names are renamed to {@link chunkName} and the
+ * imports between them rewritten; stale chunks of an earlier build go.
+ *
+ * @returns The bundle files written, entry first.
+ */
+async function bundleSplit(
+  target: BuildTarget,
+  ctx: { root: string; outDir: string; denoPath: string },
+): Promise<string[]> {
+  const tmp = await Deno.makeTempDir({
+    dir: ctx.outDir,
+    prefix: `.${target.name}-bundle-`,
+  });
+  try {
+    const res = await runDeno(ctx.denoPath, [
+      "bundle",
+      "--platform",
+      "deno",
+      "--minify",
+      "--code-splitting",
+      "--outdir",
+      tmp,
+      target.entry,
+    ], { cwd: ctx.root });
+    if (!res.ok) {
+      throw new Error(
+        `Cannot bundle "${target.entry}": ${lastLine(res.stderr)}`,
+      );
+    }
+    const base = target.entry.slice(target.entry.lastIndexOf("/") + 1);
+    const entry = base.replace(/\.[cm]?[jt]sx?$/, ".js");
+    const names = new Map<string, string>();
+    for await (const e of Deno.readDir(tmp)) {
+      if (!e.isFile || !e.name.endsWith(".js")) {
+        throw new Error(
+          `Cannot bundle "${target.entry}": unexpected output "${e.name}"`,
+        );
+      }
+      names.set(
+        e.name,
+        e.name === entry ? `${target.name}.js` : chunkName(target.name, e.name),
+      );
+    }
+    if (!names.has(entry)) {
+      throw new Error(`Cannot bundle "${target.entry}": no "${entry}" written`);
+    }
+    for (const stale of bundleChunks(ctx.outDir, target.name)) {
+      removeIfExists(`${ctx.outDir}/${stale}`);
+    }
+    const files: string[] = [];
+    for (const [from, to] of names) {
+      let text = await Deno.readTextFile(`${tmp}/${from}`);
+      for (const [chunk, renamed] of names) {
+        for (const q of ['"', "'"]) {
+          text = text.replaceAll(`${q}./${chunk}${q}`, `${q}./${renamed}${q}`);
+        }
+      }
+      const lazy = lazyNodeUtil(text);
+      if (lazy.names.length > 0) {
+        log.info("{name}: node:util made lazy ({count} import)", {
+          name: to,
+          count: lazy.names.length,
+        });
+      }
+      const path = `${ctx.outDir}/${to}`;
+      await Deno.writeTextFile(path, lazy.text);
+      await Deno.chmod(path, 0o644);
+      files.push(path);
+    }
+    const main = `${ctx.outDir}/${target.name}.js`;
+    return [main, ...files.filter((f) => f !== main)];
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 async function buildLauncher(
   target: BuildTarget,
   ctx: {
@@ -192,29 +280,7 @@ async function buildLauncher(
     launcherDeno: string;
   },
 ): Promise<string[]> {
-  const js = `${ctx.outDir}/${target.name}.js`;
-  const res = await runDeno(ctx.denoPath, [
-    "bundle",
-    "--platform",
-    "deno",
-    "--minify",
-    "--output",
-    js,
-    target.entry,
-  ], { cwd: ctx.root });
-  if (!res.ok) {
-    throw new Error(
-      `Cannot bundle "${target.entry}": ${lastLine(res.stderr)}`,
-    );
-  }
-  const lazy = lazyNodeUtil(await Deno.readTextFile(js));
-  if (lazy.names.length > 0) {
-    await Deno.writeTextFile(js, lazy.text);
-    log.info("{name}: node:util made lazy ({count} import)", {
-      name: target.name,
-      count: lazy.names.length,
-    });
-  }
+  const bundle = await bundleSplit(target, ctx);
   const sh = `${ctx.outDir}/${target.name}`;
   await Deno.writeTextFile(
     sh,
@@ -227,8 +293,7 @@ async function buildLauncher(
     }),
   );
   await Deno.chmod(sh, 0o755);
-  await Deno.chmod(js, 0o644);
-  return [sh, js];
+  return [sh, ...bundle];
 }
 
 /**
@@ -265,10 +330,10 @@ function removeIfExists(path: string): void {
  * For each target: when a local `denort` exists (see {@link probeDenort}),
  * or always with `compileOnly`, run `deno compile --target
  * x86_64-unknown-linux-gnu` with the target's fixed permissions. Otherwise,
- * or when the compile fails, write `<name>.js` (`deno bundle --platform deno
- * --minify`, with its `node:util` default import made lazy by
- * {@link lazyNodeUtil}) and the `<name>` launcher, create the `DENO_DIR` and
- * pre-warm it.
+ * or when the compile fails, write `<name>.js` and its chunks (`deno bundle
+ * --platform deno --minify --code-splitting`, see {@link bundleSplit}, with
+ * `node:util` default imports made lazy by {@link lazyNodeUtil}) and the
+ * `<name>` launcher, create the `DENO_DIR` and pre-warm it.
  *
  * @param options Output and `DENO_DIR` paths, mode flags, targets.
  * @returns One artifact record per target.
@@ -326,6 +391,9 @@ export async function build(
       skipped = await tryCompile(t, ctx);
       if (skipped === undefined) {
         removeIfExists(`${outDir}/${t.name}.js`);
+        for (const chunk of bundleChunks(outDir, t.name)) {
+          removeIfExists(`${outDir}/${chunk}`);
+        }
         built.push({
           name: t.name,
           kind: "compiled",

@@ -270,3 +270,54 @@ export function compileFlags(p: TargetPermissions): string[] {
   if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
   return flags;
 }
+
+/**
+ * The file name a bundle chunk gets next to the launcher: the target's
+ * name, a dot, and the bundler's own name (`azure-vnet.in_process-X1Y2.js`),
+ * so the installer finds a target's chunks by its name.
+ *
+ * @param target The target's name.
+ * @param chunk The bundler's name of the chunk.
+ * @returns The chunk's file name.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chunkName } from "./launcher.ts";
+ * assert.equal(chunkName("a", "x-1.js"), "a.x-1.js");
+ * ```
+ */
+export function chunkName(target: string, chunk: string): string {
+  return `${target}.${chunk}`;
+}
+
+/**
+ * The chunks of a target in a directory: `<name>.*.js` (see
+ * {@link chunkName}), sorted; not `<name>.js` itself.
+ *
+ * @param dir The directory (`dist/`, or where the installer copies from).
+ * @param name The target's name.
+ * @returns The chunks' file names.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bundleChunks } from "./launcher.ts";
+ * const dir = await Deno.makeTempDir();
+ * for (const f of ["a.js", "a.x-1.js", "a-b.js", "a-b.y-2.js"]) {
+ *   await Deno.writeTextFile(`${dir}/${f}`, "");
+ * }
+ * assert.deepEqual(bundleChunks(dir, "a"), ["a.x-1.js"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function bundleChunks(dir: string, name: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    if (
+      e.isFile && e.name.startsWith(`${name}.`) && e.name.endsWith(".js") &&
+      e.name !== `${name}.js`
+    ) out.push(e.name);
+  }
+  return out.sort();
+}

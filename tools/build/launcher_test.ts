@@ -157,7 +157,7 @@ Deno.test("the agent's launcher passes its V8 flags to deno run before the bundl
       assert.deepEqual(
         v8,
         t.name === "azure-vnet-agent"
-          ? ["--v8-flags=--max-semi-space-size=1"]
+          ? ["--v8-flags=--max-semi-space-size=1,--optimize-for-size"]
           : [],
         t.name,
       );

@@ -144,8 +144,31 @@ const AZURE_VNET_PERMISSIONS: TargetPermissions = {
   agentSocket: true,
 };
 
-/** The agent's V8 flags; `deno task agent` passes the same. */
-export const AGENT_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
+/**
+ * The agent's V8 flags; `deno task agent` passes the same.
+ *
+ * V8 lets the old generation grow to a few times the live heap before a
+ * full GC, and grows the young generation to 16 MB semi-spaces under a
+ * burst and keeps them. In the agent that growth is garbage: after the
+ * benchmark's phases (250 pods present, the 250-burst and its DELs) the
+ * heap held 57-64 MB, 18 MB of it live (a forced GC showed it), and the
+ * malloc heap 33-43 MB of native buffers the garbage still held.
+ * `--max-semi-space-size=1` keeps the young generation small;
+ * `--optimize-for-size` makes V8 collect the old generation near its live
+ * size. `deno task bench`, agent RSS after the 250-burst (one to three runs,
+ * the machine more or less loaded by other work; the least loaded run gave
+ * the most): semi-space 1 MB alone 180 MB (and
+ * 309 MB in `BENCHMARKS.md`); with `--optimize-for-size` 110, 133 and 144 MB;
+ * `--heap-growing-percent=50` with 4 MB semi-spaces 118 and 166 MB, 30 %
+ * with 2 MB 153 MB. The rest of the spread is glibc's malloc arenas (13 to
+ * 57 MB; `arena_max=2` did not change it). The price: 31-36 % more CPU in
+ * the agent over the benchmark's agent phases (`--heap-growing-percent`
+ * costs 2-7 %), which the benchmark's latencies did not show (#14).
+ */
+export const AGENT_V8_FLAGS: readonly string[] = [
+  "--max-semi-space-size=1",
+  "--optimize-for-size",
+];
 
 /** The plugins and the agent `deno task build` builds. */
 export const TARGETS: readonly BuildTarget[] = [
@@ -180,10 +203,7 @@ export const TARGETS: readonly BuildTarget[] = [
       // The Azure SDK's User-Agent reads os.release().
       sys: [...AZURE_VNET_PERMISSIONS.sys, "osRelease"],
     },
-    // V8 grows the young generation to 16 MB semi-spaces under a burst and
-    // keeps it: a 1 MB one held the agent's RSS after 250-bursts at about
-    // 130 MB instead of 215-225 MB (its live heap is about 15 MB), with no
-    // slower burst.
+    // Its RSS stays near its live heap (see AGENT_V8_FLAGS).
     v8Flags: AGENT_V8_FLAGS,
   },
 ];

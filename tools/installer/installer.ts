@@ -7,6 +7,7 @@
  */
 import { SUPPORTED_VERSIONS } from "@vnet/cni";
 import { getLogger } from "@logtape/logtape";
+import { bundleChunks } from "../build/launcher.ts";
 
 const log = getLogger(["vnet", "installer"]);
 
@@ -256,7 +257,10 @@ function defaultDist(): string {
   return decodeURIComponent(new URL("../../dist", import.meta.url).pathname);
 }
 
-/** Finds a plugin's build output: compiled binary, or launcher + bundle. */
+/**
+ * Finds a plugin's build output: compiled binary, or launcher + bundle and
+ * the bundle's chunks (`<name>.*.js`, loaded by its dynamic imports).
+ */
 async function artifactOf(
   distDir: string,
   name: string,
@@ -286,7 +290,14 @@ async function artifactOf(
       { cause: err },
     );
   }
-  return { kind: "launcher", files: [bin, js] };
+  return {
+    kind: "launcher",
+    files: [
+      bin,
+      js,
+      ...bundleChunks(distDir, name).map((c) => `${distDir}/${c}`),
+    ],
+  };
 }
 
 /**
@@ -395,7 +406,7 @@ export async function verifyAgent(path: string): Promise<string> {
  * Installs the plugins from `dist/` and the conflist, then verifies them.
  *
  * Compiled binaries are copied when present, otherwise the launchers with
- * their `.js` bundles next to them. Binaries are 0755 root, bundles 0644.
+ * their `.js` bundles (and the bundles' chunks) next to them. Binaries are 0755 root, bundles 0644.
  * The agent goes to `agentDir` (default: the bin dir) and, with
  * `systemdDir`, its unit (0644) too; the agent is not started.
  * Every file is written atomically. A different existing conflist stops the

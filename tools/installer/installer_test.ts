@@ -21,6 +21,7 @@ async function fakeDist(dir: string): Promise<void> {
   for (const name of ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"]) {
     await Deno.writeTextFile(`${dir}/${name}`, FAKE, { mode: 0o755 });
     await Deno.writeTextFile(`${dir}/${name}.js`, "// bundle\n");
+    await Deno.writeTextFile(`${dir}/${name}.in_process-T3ST.js`, "// chunk\n");
   }
 }
 
@@ -94,15 +95,23 @@ Deno.test("install() puts the agent in agentDir and the unit in systemdDir; unin
     assert.equal(report.unit, `${tmp}/systemd/${AGENT_UNIT_NAME}`);
     assert.deepEqual(names(`${tmp}/libexec`), [
       "azure-vnet-agent",
+      "azure-vnet-agent.in_process-T3ST.js",
       "azure-vnet-agent.js",
     ]);
     assert.deepEqual(names(`${tmp}/bin`), [
       MANIFEST_NAME,
       "azure-vnet",
       "azure-vnet-ipam",
+      "azure-vnet-ipam.in_process-T3ST.js",
       "azure-vnet-ipam.js",
+      "azure-vnet.in_process-T3ST.js",
       "azure-vnet.js",
     ]);
+    assert.equal(
+      ((await Deno.stat(`${tmp}/bin/azure-vnet.in_process-T3ST.js`)).mode ??
+        0) & 0o777,
+      0o644,
+    );
     const unit = await Deno.readTextFile(report.unit);
     assert.match(
       unit,

@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { processAlive, stopProcess } from "./process.ts";
+import { AZURE_VNET_AGENT_DIST } from "./cni.ts";
+import type { AzureNode } from "./node.ts";
+import { stopProcess } from "./process.ts";
 
 /** Where one node's agent runs. */
 export interface AgentPlace {
@@ -34,16 +36,42 @@ export function agentSocket(stateDir: string): string {
   return `${stateDir}/azure-vnet-agent.sock`;
 }
 
+/** A running agent, as {@link spawnAgent} and {@link startNodeAgent} give it. */
+export interface RunningAgent extends AsyncDisposable {
+  /** The agent process (`ip netns exec` execs it: the same pid). */
+  readonly child: Deno.ChildProcess;
+  /** Sends SIGTERM and waits: the exit code and all it wrote to stderr. */
+  stop(): Promise<{ code: number; stderr: string }>;
+  /** kill -9 and waits. */
+  kill(): Promise<void>;
+}
+
+/** Options of {@link spawnAgent}. */
+export interface SpawnAgentOptions {
+  /** How long to wait for it to listen (default 20000 ms). */
+  readonly timeoutMs?: number;
+  /**
+   * Let the agent outlive this process (the sandbox's `up`): its stderr is
+   * read only up to the line that it listens, and the child is unref'd.
+   */
+  readonly detach?: boolean;
+}
+
 /**
  * Starts `<agent> serve`, in the node netns when given (through
  * `ip netns exec`, which execs it, as the launcher execs deno: the pid is
- * the agent's), and waits until it says it listens.
+ * the agent's), and waits until it says it listens (one line on stderr,
+ * written once its socket exists, after its reconcile).
  *
  * @param place The agent, its netns and its dirs.
- * @returns The agent's pid.
- * @throws {Error} When it exits or does not listen within 20 s.
+ * @param options The wait, and whether it outlives this process.
+ * @returns The running agent; disposing kills it.
+ * @throws {Error} When it exits or does not listen in time (it is killed).
  */
-export async function startAgent(place: AgentPlace): Promise<number> {
+export async function spawnAgent(
+  place: AgentPlace,
+  options: SpawnAgentOptions = {},
+): Promise<RunningAgent> {
   const argv = place.netns === undefined
     ? [place.agent, "serve"]
     : ["ip", "netns", "exec", place.netns, place.agent, "serve"];
@@ -64,31 +92,99 @@ export async function startAgent(place: AgentPlace): Promise<number> {
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  child.unref();
-  // It writes one line to stderr once it listens (or why it cannot), and
-  // nothing afterwards: read up to that line, then let the pipe go.
+  const detach = options.detach ?? false;
+  if (detach) child.unref();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), 20_000);
-  try {
-    while (!/listening on/.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
+  let listening = false;
+  // Read stderr to its end (or, detached, up to the line that it listens,
+  // then let the pipe go: it writes nothing afterwards).
+  const stderrDone = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        listening ||= /listening on/.test(text);
+        if (listening && detach) break;
+      }
+    } catch {
+      // Cancelled.
     }
-  } finally {
-    clearTimeout(timer);
     await reader.cancel().catch(() => {});
+  })();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const result = async () => {
+    const s = await status;
+    await stderrDone;
+    return { code: s.code, stderr: text };
+  };
+  const agent: RunningAgent = {
+    child,
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      return await result();
+    },
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      await result();
+    },
+    async [Symbol.asyncDispose]() {
+      await agent.kill();
+    },
+  };
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  while (!listening && !exited && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
   }
-  if (!/listening on/.test(text)) {
-    if (processAlive(child.pid)) Deno.kill(child.pid, "SIGKILL");
+  if (!listening) {
+    await agent.kill();
     throw new Error(
       `Cannot start the agent in "${place.netns ?? "this netns"}": ${
-        text.trim() || "no answer within 20 s"
+        text.trim() || "no answer in time"
       }`,
     );
   }
-  return child.pid;
+  return agent;
+}
+
+/**
+ * Starts `<agent> serve` as {@link spawnAgent} does, detached: it keeps
+ * running after this process exits (stop it with {@link stopAgent}).
+ *
+ * @param place The agent, its netns and its dirs.
+ * @returns The agent's pid.
+ * @throws {Error} When it exits or does not listen within 20 s.
+ */
+export async function startAgent(place: AgentPlace): Promise<number> {
+  return (await spawnAgent(place, { detach: true })).child.pid;
+}
+
+/**
+ * The built agent ({@link AZURE_VNET_AGENT_DIST}) for a testbed node:
+ * started in the node's netns with the node's dir as state and log dir and
+ * `/usr/lib/cni` as `CNI_PATH`, as the privileged tests run it.
+ *
+ * @param n The node.
+ * @param options The wait for it to listen (default 20000 ms).
+ * @returns The running agent; disposing kills it.
+ * @throws {Error} When it exits or does not listen in time.
+ */
+export function startNodeAgent(
+  n: AzureNode,
+  options: { timeoutMs?: number } = {},
+): Promise<RunningAgent> {
+  return spawnAgent({
+    agent: AZURE_VNET_AGENT_DIST,
+    netns: n.node.name,
+    cniPath: "/usr/lib/cni",
+    stateDir: n.dir,
+    logDir: n.dir,
+  }, options);
 }
 
 /**
@@ -135,4 +231,44 @@ export async function readServed(logDir: string): Promise<string[]> {
   const text = await Deno.readTextFile(`${logDir}/azure-vnet-agent.log`)
     .catch(() => "");
   return servedRequests(text);
+}
+
+/**
+ * The lines of a log file in a log dir, empty when there is none.
+ *
+ * @param logDir The log dir (a testbed node's `dir`).
+ * @param file Such as `azure-vnet-agent.log`.
+ * @returns Its lines.
+ */
+export async function logLines(
+  logDir: string,
+  file: string,
+): Promise<string[]> {
+  const text = await Deno.readTextFile(`${logDir}/${file}`).catch(() => "");
+  return text.split("\n").filter((l) => l !== "");
+}
+
+/**
+ * The lines of an agent's log that record a served request. The agent logs
+ * a request after its reply, so a caller that has just got a reply waits
+ * for `atLeast` lines (up to 2 s) before reading.
+ *
+ * @param logDir The agent's log dir.
+ * @param options `atLeast`: lines to wait for (default 0: read at once).
+ * @returns Those lines.
+ */
+export async function servedLines(
+  logDir: string,
+  options: { atLeast?: number } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const lines = (await logLines(logDir, "azure-vnet-agent.log")).filter((
+      l,
+    ) => l.includes("served "));
+    if (lines.length >= (options.atLeast ?? 0) || Date.now() > deadline) {
+      return lines;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

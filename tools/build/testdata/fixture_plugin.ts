@@ -2,10 +2,12 @@
  * A stand-in plugin entry for build and installer tests: answers VERSION
  * like a CNI plugin, `--version` like the agent (#14), and, for PROBE, reports which accesses its permissions
  * allow (paths from FIXTURE_READ, FIXTURE_WRITE, FIXTURE_RUN, colon-separated).
+ * Its VERSION answer comes through a dynamic `import()`, as a thin plugin's
+ * fallback does, so the build splits a chunk off and the installer must
+ * copy it (#14).
  *
  * @module
  */
-import meta from "./fixture_meta.json" with { type: "json" };
 
 function attempt(fn: () => void): string {
   try {
@@ -20,7 +22,7 @@ function list(name: string): string[] {
   return (Deno.env.get(name) ?? "").split(":").filter((x) => x !== "");
 }
 
-function main(): number {
+async function main(): Promise<number> {
   if (Deno.args[0] === "--version") {
     Deno.stdout.writeSync(new TextEncoder().encode("fixture-plugin 0.0.0\n"));
     return 0;
@@ -28,7 +30,7 @@ function main(): number {
   const cmd = Deno.env.get("CNI_COMMAND");
   const out: Record<string, unknown> = { cniVersion: "1.0.0" };
   if (cmd === "VERSION") {
-    out.supportedVersions = meta.supportedVersions;
+    out.supportedVersions = (await import("./fixture_versions.ts")).VERSIONS;
   } else if (cmd === "PROBE") {
     out.read = list("FIXTURE_READ").map((p) =>
       attempt(() => Deno.readDirSync(p))
@@ -50,4 +52,4 @@ function main(): number {
   return 0;
 }
 
-Deno.exit(main());
+Deno.exit(await main());
