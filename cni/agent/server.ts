@@ -344,7 +344,10 @@ export class AgentServer implements AsyncDisposable {
       code: reply.code,
       seconds: ms / 1000,
     };
-    log.info(
+    // VERSION is what the DaemonSet's probes send every 10 and 20 s: debug,
+    // so that the log keeps the pods' requests, not the probes'.
+    const level = served.command === "VERSION" ? "debug" : "info";
+    log[level](
       "served {plugin} {command} {containerId} {ifName}: code {code} in {ms} ms",
       {
         plugin: served.plugin,

@@ -10,6 +10,7 @@ import { requireRoot } from "../_support/privilege.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
   agentSocket,
+  AZURE_VNET_AGENT_DIST,
   AZURE_VNET_DIST,
   AzureNode,
   type CniRun,
@@ -71,6 +72,25 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
         `the agent served ${command}:\n${served.join("\n")}`,
       );
     }
+  });
+
+  await t.step("probes answer and leave no served line (#14)", async () => {
+    const before = await servedLines(n.dir);
+    for (let i = 0; i < 3; i++) {
+      const probe = await new Deno.Command("ip", {
+        args: ["netns", "exec", n.node.name, AZURE_VNET_AGENT_DIST, "probe"],
+        env: { AZURE_VNET_STATE_DIR: n.dir },
+      }).output();
+      assert.equal(probe.code, 0, new TextDecoder().decode(probe.stderr));
+    }
+    ok(await n.run("VERSION", conf, n.env("agent-v", p1)), "VERSION");
+    // The agent logs after its reply: a DEL of nothing, logged at info,
+    // marks the point by which a VERSION line would have been written.
+    ok(await n.run("DEL", conf, n.env("agent-v", p1)), "DEL");
+    const after = await servedLines(n.dir, { atLeast: before.length + 1 });
+    assert.deepEqual(after.slice(0, before.length), before);
+    assert.equal(after.length, before.length + 1, after.join("\n"));
+    assert.match(after.at(-1) ?? "", /"DEL" "agent-v"/);
   });
 
   await t.step("an oversize request is refused with a CNI error", async () => {
