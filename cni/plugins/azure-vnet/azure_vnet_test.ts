@@ -53,6 +53,28 @@ Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry 
   assert.equal(env.rules.matching(/10\.0\.0\.5/).length, 0);
 });
 
+Deno.test("cmdDel() releases the address only once its ebtables rules are gone", async () => {
+  await using env = await setup();
+  const { handlers, ipam, rules } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  assert.ok(rules.matching(/10\.0\.0\.5/).length > 0);
+  // The rules' exec is slow; the release looks at what is left of them.
+  const run = rules.run;
+  rules.run = async (argv) => {
+    await new Promise((r) => setTimeout(r, 5));
+    return await run(argv);
+  };
+  let leftAtRelease: string[] | undefined;
+  const release = ipam.release.bind(ipam);
+  ipam.release = (args, key) => {
+    leftAtRelease = rules.matching(/10\.0\.0\.5/);
+    return release(args, key);
+  };
+  await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+  assert.deepEqual(leftAtRelease, []);
+  assert.deepEqual(await env.endpoints(), []);
+});
+
 Deno.test("cmdDel() releases while the veth goes, and reports a failed veth before a failed release", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel } = env;

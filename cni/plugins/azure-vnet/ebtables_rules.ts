@@ -240,7 +240,13 @@ function valueOf(tokens: readonly string[], flag: string): string | undefined {
   return i < 0 ? undefined : tokens[i + 1];
 }
 
-function ipOf(value: string): string {
+/**
+ * An address as a listing prints it, without the `/32` it may carry.
+ *
+ * @param value A listed `--ip-src`/`--ip-dst`/`--arp-ip-dst` value.
+ * @returns The address.
+ */
+export function ipOf(value: string): string {
   return value.replace(/\/32$/, "");
 }
 

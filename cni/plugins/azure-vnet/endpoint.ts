@@ -21,6 +21,7 @@ import {
   arpReplyRule,
   canonicalMac,
   type EbtablesRule,
+  ipOf,
   parsePodRule,
   podDnatRule,
   podRuleOf,
@@ -352,9 +353,7 @@ export async function createBridgeEndpoint(
           // print `/32`) can be stale: no parse for the other pods' rules.
           if (
             listed.chain !== "PREROUTING" ||
-            !listed.args.some((a) =>
-              v4.has(a) || (a.endsWith("/32") && v4.has(a.slice(0, -3)))
-            )
+            !listed.args.some((a) => v4.has(ipOf(a)))
           ) return undefined;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
@@ -394,7 +393,7 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   /**
    * Work to overlap with the kernel's wait for the veth's deletion (DEL:
    * the IPAM release), started once nothing keyed by the pod's addresses
-   * is left to remove; its failures follow the removal's. A driver that
+   * (neighbours, rules) is left; its failures follow the removal's. A driver that
    * does not start it leaves it to {@link deleteEndpoint} of `mode.ts`,
    * which runs it after the removal.
    */
@@ -409,7 +408,8 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
  * The kernel's wait for the veth (RCU grace periods, about 20 ms) is the
  * long pole: the neighbours go first (the handle's socket is busy while
  * the veth goes), then the veth's deletion starts on a blocking thread,
- * then `alongside` and the rules' exec run while the kernel waits.
+ * then the rules' exec and, once the rules are gone, `alongside` run while
+ * the kernel waits.
  *
  * @param ctx Kernel, host handle, ebtables.
  * @param spec What to remove, and what to run alongside.
@@ -441,14 +441,15 @@ export async function deleteBridgeEndpoint(
       return [wrapKernel(`Cannot delete veth "${spec.hostVeth}"`, err)];
     }
   })();
-  // Started before the exec, whose spawn holds the thread for a while.
-  const alongside = spec.alongside?.() ?? Promise.resolve([]);
-  const rules = network === undefined || pod === undefined
+  const rules: Promise<unknown[]> = network === undefined || pod === undefined
     ? Promise.resolve([])
     : ebtables.removeAll(podRules(network.master, pod)).then(
       () => [],
       (err: unknown) => [err],
     );
+  // The address goes back only once its rules are gone: a concurrent ADD
+  // that got it would otherwise race this DEL's removal of them.
+  const alongside = rules.then(() => spec.alongside?.() ?? []);
   const [v, r, a] = await Promise.all([veth, rules, alongside]);
   return [...v, ...neighbours, ...r, ...a];
 }
