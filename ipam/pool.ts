@@ -159,10 +159,12 @@ export function poolSpecsFromInterfaces(
       }
     }
     for (const subnet of nic.subnets) {
-      const free = subnet.addresses.filter((a) =>
-        !held.has(canonical(a.address) ?? "")
+      // The node's own addresses count as primary, so that the allocator,
+      // the merge and the warm pool's NIC sync all leave them out.
+      const addresses = subnet.addresses.map((a) =>
+        held.has(canonical(a.address) ?? "") ? { ...a, isPrimary: true } : a
       );
-      const spec = subnetSpec(subnet.prefix, free, {
+      const spec = subnetSpec(subnet.prefix, addresses, {
         mac: link?.mac ?? mac,
         ifName: link?.name,
         priority: nic.isPrimary ? 0 : 1,

@@ -71,6 +71,18 @@ Deno.test("poolSpecsFromInterfaces() never hands out an address the host holds, 
     ["10.240.0.0/16", ["10.240.0.5"]],
     ["fd00:10:240::/64", ["fd00:10:240::5"]],
   ]);
+  assert.deepEqual(specs.map((s) => s.primaryIps), [
+    ["10.240.0.4", "10.240.0.6"],
+    ["fd00:10:240::4"],
+  ]);
+  // The warm pool's NIC sync passes every IPv4 secondary: .6 stays out.
+  const state = emptyIpamState("b");
+  mergePools(state, specs);
+  const sync = syncNicAddresses(state, {
+    macAddress: "000d3af9dca6",
+    addresses: ["10.240.0.5", "10.240.0.6"],
+  });
+  assert.deepEqual(sync, { added: [], removed: [] });
 });
 
 Deno.test("poolSpecsFromInterfaces() matches NICs to host links by MAC", () => {

@@ -72,7 +72,10 @@ export interface PoolState {
   macAddress: string;
   /** 1 for a secondary NIC (preferred), 0 for the primary NIC. */
   priority: number;
-  /** The NIC's primary addresses in this subnet: never handed out. */
+  /**
+   * The NIC's primary addresses in this subnet, and any other address the
+   * node holds on a link: never handed out.
+   */
   primaryIps: string[];
   /** Allocatable addresses, keyed by dotted quad. */
   addresses: Record<string, AddressRecord>;
