@@ -64,6 +64,16 @@ export interface WarmPlan {
 }
 
 /**
+ * An ipconfig the warm pool keeps: an IPv4 secondary.
+ *
+ * @param c The ipconfig.
+ * @returns True when it counts towards the band and may be removed.
+ */
+export function isPoolSecondary(c: NicIpConfig): boolean {
+  return !c.primary && c.ipv6 !== true;
+}
+
+/**
  * Plans one NIC update.
  *
  * @param input The NIC, the addresses in use and the band.
@@ -85,7 +95,7 @@ export interface WarmPlan {
  * ```
  */
 export function planWarmPool(input: WarmPlanInput): WarmPlan {
-  const secondaries = input.ipConfigs.filter((c) => !c.primary && !c.ipv6);
+  const secondaries = input.ipConfigs.filter(isPoolSecondary);
   const isFree = (c: NicIpConfig) =>
     c.address === undefined || !input.inUse.has(c.address);
   const free = secondaries.filter(isFree).length;

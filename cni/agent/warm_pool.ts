@@ -26,7 +26,11 @@ import type { PluginHandlers } from "@vnet/cni";
 import { IPAM_STATE_FILE, IpamEngine, readIpamState } from "@vnet/ipam";
 import type { IpamState } from "@vnet/ipam";
 import type { AgentConfig, WarmPoolSettings } from "./config.ts";
-import { type NicIpConfig, planWarmPool } from "./warm_plan.ts";
+import {
+  isPoolSecondary,
+  type NicIpConfig,
+  planWarmPool,
+} from "./warm_plan.ts";
 
 const log = getLogger(["azure-vnet-agent", "warm-pool"]);
 
@@ -86,7 +90,7 @@ function ipConfigsOf(model: NicModel): NicIpConfig[] {
 /** The IPv4 secondaries: what the warm pool keeps and the IPAM syncs. */
 function secondaryAddresses(configs: readonly NicIpConfig[]): string[] {
   return configs.flatMap((c) =>
-    !c.primary && !c.ipv6 && c.address !== undefined ? [c.address] : []
+    isPoolSecondary(c) && c.address !== undefined ? [c.address] : []
   );
 }
 

@@ -228,9 +228,9 @@ export function servedRequests(text: string): string[] {
  * @returns As {@link servedRequests}.
  */
 export async function readServed(logDir: string): Promise<string[]> {
-  const text = await Deno.readTextFile(`${logDir}/azure-vnet-agent.log`)
-    .catch(() => "");
-  return servedRequests(text);
+  return servedRequests(
+    (await logLines(logDir, "azure-vnet-agent.log")).join("\n"),
+  );
 }
 
 /**
@@ -249,13 +249,13 @@ export async function logLines(
 }
 
 /**
- * The lines of an agent's log that record a served request. The agent logs
- * a request after its reply, so a caller that has just got a reply waits
- * for `atLeast` lines (up to 2 s) before reading.
+ * {@link readServed}, waiting for requests to be logged: the agent logs a
+ * request after its reply, so a caller that has just got a reply waits for
+ * `atLeast` of them (up to 2 s) before reading.
  *
  * @param logDir The agent's log dir.
- * @param options `atLeast`: lines to wait for (default 0: read at once).
- * @returns Those lines.
+ * @param options `atLeast`: requests to wait for (default 0: read at once).
+ * @returns As {@link servedRequests}.
  */
 export async function servedLines(
   logDir: string,
@@ -263,9 +263,7 @@ export async function servedLines(
 ): Promise<string[]> {
   const deadline = Date.now() + 2000;
   for (;;) {
-    const lines = (await logLines(logDir, "azure-vnet-agent.log")).filter((
-      l,
-    ) => l.includes("served "));
+    const lines = await readServed(logDir);
     if (lines.length >= (options.atLeast ?? 0) || Date.now() > deadline) {
       return lines;
     }

@@ -27,6 +27,29 @@ export function ip(args: readonly string[], netns?: string): Promise<string> {
 }
 
 /**
+ * Waits (up to 5 s) until duplicate address detection has finished on every
+ * IPv6 address of a netns: until then the kernel neither sends from them nor
+ * answers for them.
+ *
+ * @param netns The netns name.
+ * @throws {Error} When an address is still tentative after 5 s.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { untilNoTentative } from "./netns.ts";
+ * await untilNoTentative("cnitest-k3j9a");
+ * ```
+ */
+export async function untilNoTentative(netns: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const out = await ip(["-6", "addr", "show", "tentative"], netns);
+    if (out.trim() === "") return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`IPv6 addresses of netns "${netns}" stay tentative`);
+}
+
+/**
  * Runs `ip -j ...` (inside a netns when given) and parses the JSON; empty
  * output is `[]`.
  *

@@ -14,7 +14,7 @@
 import type { AzureVnetState } from "@vnet/azure-vnet";
 import { AZURE_VNET_DIST, type CniRun, spawnCni } from "./cni.ts";
 import { host } from "@vnet/address";
-import { ip, Netns, randomName } from "./netns.ts";
+import { ip, Netns, randomName, untilNoTentative } from "./netns.ts";
 import { type ProcessRun, spawnProcess } from "./process.ts";
 
 const STATE_TOOL = new URL("../state/main.ts", import.meta.url).pathname;
@@ -85,16 +85,6 @@ export async function mapLimit<T>(
   const workers = Math.min(options.limit ?? 8, count);
   await Promise.all(Array.from({ length: workers }, worker));
   return results;
-}
-
-/** Waits (up to 5 s) until no IPv6 address of `netns` is tentative. */
-async function untilNoTentative(netns: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const out = await ip(["-6", "addr", "show", "tentative"], netns);
-    if (out.trim() === "") return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`IPv6 addresses of netns "${netns}" stay tentative`);
 }
 
 /** How to build an {@link AzureNode}. */
