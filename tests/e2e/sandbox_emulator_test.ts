@@ -25,7 +25,7 @@ import {
   startEmulator,
   stopEmulator,
 } from "../../tools/sandbox/_emulator.ts";
-import { execIn } from "../../tools/sandbox/_run.ts";
+import { execIn, pingFrom } from "../../tools/sandbox/_run.ts";
 import { REPO_ROOT, syncFabric } from "../../tools/sandbox/sandbox.ts";
 import type { SandboxRecord } from "../../tools/sandbox/record.ts";
 import type { EmulatorState } from "../../tools/sandbox/emulator/state.ts";
@@ -121,15 +121,6 @@ async function inNs(ns: string, argv: string[]): Promise<string> {
   return await run("ip", ["netns", "exec", ns, ...argv]);
 }
 
-async function ping(ns: string, target: string, from: string) {
-  const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "ping", "-c1", "-W1", "-q", "-I", from, target],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return out.success;
-}
-
 Deno.test("sandbox emulator serves each node its view and drives the fabric", async (t) => {
   requireRoot();
   await using vnet = await emulatedVnet({ nodes: 2 });
@@ -194,7 +185,9 @@ Deno.test("sandbox emulator serves each node its view and drives the fabric", as
         "dev",
         "eth0",
       ]);
-      assert.ok(!await ping(names.node(0), vm1.primaryIp, extra));
+      assert.ok(
+        !await pingFrom(names.node(0), vm1.primaryIp, { from: extra }),
+      );
       const state = JSON.parse(
         await Deno.readTextFile(stateFile),
       ) as EmulatorState;
@@ -207,7 +200,9 @@ Deno.test("sandbox emulator serves each node its view and drives the fabric", as
       await Deno.writeTextFile(stateFile, JSON.stringify(state));
       const view = await syncFabric(rec);
       assert.deepEqual(view.ports[0]?.ips, [vm0.primaryIp, extra]);
-      assert.ok(await ping(names.node(0), vm1.primaryIp, extra));
+      assert.ok(
+        await pingFrom(names.node(0), vm1.primaryIp, { from: extra }),
+      );
       const x0 = await inNs(names.node(0), ["curl", "-sf", WIRESERVER]);
       assert.match(x0, /Address="10\.240\.0\.77" IsPrimary="false"/);
     },

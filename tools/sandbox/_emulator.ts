@@ -13,9 +13,9 @@ import { processAlive, stopProcess } from "../testbed/mod.ts";
 export { processAlive };
 import {
   addVm,
+  assigned,
   emptyState,
   type EmulatorState,
-  ipVersionOf,
 } from "./emulator/state.ts";
 
 /** A NIC from the ARM state, as the fabric needs it. */
@@ -181,22 +181,12 @@ export async function readArmNics(stateFile: string): Promise<ArmNic[]> {
   const state = JSON.parse(
     await Deno.readTextFile(stateFile),
   ) as EmulatorState;
-  return state.vms.map((vm) => {
-    const addresses = (version: "IPv4" | "IPv6") =>
-      [...vm.nic.ipConfigurations]
-        .sort((a, b) => Number(b.primary) - Number(a.primary))
-        .flatMap((c) =>
-          c.privateIPAddress === undefined || ipVersionOf(c) !== version
-            ? []
-            : [c.privateIPAddress]
-        );
-    return {
-      name: vm.nic.name,
-      mac: kernelMac(vm.nic.macAddress),
-      ips: addresses("IPv4"),
-      ipv6s: addresses("IPv6"),
-    };
-  });
+  return state.vms.map((vm) => ({
+    name: vm.nic.name,
+    mac: kernelMac(vm.nic.macAddress),
+    ips: assigned(vm, "IPv4").map((c) => c.privateIPAddress),
+    ipv6s: assigned(vm, "IPv6").map((c) => c.privateIPAddress),
+  }));
 }
 
 /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { looksLikeIpv6, stripPrefix } from "@vnet/address";
 import { execIn, type RunResult } from "./_run.ts";
 
 /** Where a node's plugins live and keep state. */
@@ -160,10 +161,10 @@ export function podAddress(
   const iface = ip4.interface !== undefined
     ? ifaces?.[ip4.interface]
     : ifaces?.find((i) => (i.sandbox ?? "") !== "");
-  const ip6 = ips?.find((i) => i.address?.includes(":") ?? false)?.address;
+  const ip6 = ips?.find((i) => looksLikeIpv6(i.address ?? ""))?.address;
   return {
-    ip: ip4.address.split("/")[0] ?? "",
-    ...(ip6 === undefined ? {} : { ipv6: ip6.split("/")[0] ?? "" }),
+    ip: stripPrefix(ip4.address),
+    ...(ip6 === undefined ? {} : { ipv6: stripPrefix(ip6) }),
     mac: iface?.mac ?? "",
   };
 }

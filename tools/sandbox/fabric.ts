@@ -17,6 +17,7 @@ import {
   parseIpv4Cidr,
 } from "@vnet/address";
 import { execIn, ipIn, run } from "./_run.ts";
+import { untilNoTentative } from "../testbed/mod.ts";
 import {
   AZURE_GATEWAY_IPV6,
   AZURE_GATEWAY_MAC,
@@ -311,20 +312,6 @@ export async function createNode(
     "ra",
   ]);
   await untilNoTentative(node);
-}
-
-/**
- * Waits (up to 5 s) until duplicate address detection has finished on
- * every IPv6 address of a netns: until then the kernel neither sends from
- * them nor answers for them.
- */
-async function untilNoTentative(netns: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const out = await ipIn(netns, ["-6", "addr", "show", "tentative"]);
-    if (out.trim() === "") return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`IPv6 addresses of netns "${netns}" stay tentative`);
 }
 
 /**

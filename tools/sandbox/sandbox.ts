@@ -1028,7 +1028,7 @@ export async function removeSnatRule(
  * @param rec The sandbox record.
  * @returns The sysctl keys.
  */
-export function forwardingKeys(rec: SandboxRecord): string[] {
+function forwardingKeys(rec: SandboxRecord): string[] {
   return rec.ipv6Subnet === undefined
     ? ["net.ipv4.ip_forward"]
     : ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"];
@@ -1043,7 +1043,7 @@ export function forwardingKeys(rec: SandboxRecord): string[] {
  * @returns The settings written, as `key=value`.
  * @throws {Error} When `sysctl` fails.
  */
-export async function setNodeForwarding(
+async function setNodeForwarding(
   rec: SandboxRecord,
   options: { node: number; on: boolean },
 ): Promise<string[]> {
@@ -1098,8 +1098,7 @@ export async function sandboxNegative(
   const cross = results.filter((r) =>
     (r.kind === "cross-node" || r.kind === "cross-node6") &&
     (r.pod.node === node ||
-      rec.pods.find((p) => p.ip === r.target || p.ipv6 === r.target)
-          ?.node === node)
+      rec.pods.find((p) => p.name === r.targetName)?.node === node)
   );
   const proven = cross.length > 0 && cross.every((r) => !r.ok);
   lines.push(

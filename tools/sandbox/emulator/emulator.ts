@@ -9,11 +9,12 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { armMac, contains, normalizeIp, parseCidr } from "@vnet/address";
+import { armMac, contains, normalizeIp } from "@vnet/address";
 import {
   addVm,
   type AddVmSpec,
   allocateAddress,
+  assigned,
   emptyState,
   type EmulatorIpConfig,
   type EmulatorState,
@@ -147,24 +148,6 @@ function tokenValid(header: string | null): boolean {
 function hasDuplicateParams(url: URL): boolean {
   const keys = [...url.searchParams.keys()];
   return new Set(keys).size !== keys.length;
-}
-
-/**
- * A NIC's assigned ipconfigs of one version: IPv4 with the primary first,
- * IPv6 in the NIC's order (its first is the node's own IPv6 address).
- */
-function assigned(
-  vm: EmulatorVm,
-  version: IpVersion,
-): (EmulatorIpConfig & { privateIPAddress: string })[] {
-  const configs = vm.nic.ipConfigurations.filter((
-    c,
-  ): c is EmulatorIpConfig & { privateIPAddress: string } =>
-    c.privateIPAddress !== undefined && ipVersionOf(c) === version
-  );
-  return version === "IPv4"
-    ? configs.sort((a, b) => Number(b.primary) - Number(a.primary))
-    : configs;
 }
 
 function imdsNetwork(vm: EmulatorVm): Record<string, unknown> {
@@ -353,9 +336,6 @@ function ipConfigOf(
 function addressIn(prefix: string, text: unknown): string | undefined {
   if (typeof text !== "string") return undefined;
   try {
-    if (parseCidr(prefix).family === 4) {
-      return contains(prefix, text) ? text : undefined;
-    }
     return contains(prefix, text) ? normalizeIp(text) : undefined;
   } catch {
     return undefined;

@@ -276,6 +276,29 @@ export function ipVersionOf(config: EmulatorIpConfig): IpVersion {
 }
 
 /**
+ * A NIC's assigned ipconfigs of one version: IPv4 with the primary first,
+ * IPv6 in the NIC's order (its first is the node's own IPv6 address). What
+ * IMDS, the wireserver and the sandbox's fabric all list.
+ *
+ * @param vm The VM.
+ * @param version The ipconfig version.
+ * @returns The ipconfigs that have an address.
+ */
+export function assigned(
+  vm: EmulatorVm,
+  version: IpVersion,
+): (EmulatorIpConfig & { privateIPAddress: string })[] {
+  const configs = vm.nic.ipConfigurations.filter((
+    c,
+  ): c is EmulatorIpConfig & { privateIPAddress: string } =>
+    c.privateIPAddress !== undefined && ipVersionOf(c) === version
+  );
+  return version === "IPv4"
+    ? configs.sort((a, b) => Number(b.primary) - Number(a.primary))
+    : configs;
+}
+
+/**
  * The prefix a NIC's ipconfigs of one version take addresses from.
  *
  * @param subnet The NIC's subnet.
