@@ -42,9 +42,8 @@ import {
   type Netns,
   resultIp,
   run,
+  spawnAgent,
   spawnCni,
-  startAgent,
-  stopAgent,
 } from "../testbed/mod.ts";
 import {
   type Burst,
@@ -132,6 +131,8 @@ interface Subject {
   env: (id: string, pod: Netns | undefined) => Record<string, string>;
   node: AzureNode;
   pods: Netns[];
+  /** Its own state (and log) dir; the node's for the agent subject. */
+  stateDir: string;
 }
 
 async function invoke(
@@ -242,6 +243,7 @@ async function ownNetwork(
     }),
     node: n,
     pods: [],
+    stateDir: dir,
     conf: {
       ...own.conf,
       ipam: {
@@ -256,11 +258,6 @@ async function ownNetwork(
       },
     },
   };
-}
-
-/** The state (and log) dir of a subject. */
-function stateDirOf(s: Subject): string {
-  return s.env("x", undefined).AZURE_VNET_STATE_DIR ?? "";
 }
 
 async function subjects(
@@ -278,6 +275,7 @@ async function subjects(
     env: (id: string, pod: Netns | undefined) => n.env(id, pod),
     node: n,
     pods: [],
+    stateDir: n.dir,
   });
   const agent = onNode("agent", { binary: OURS, conf: n.conf(poolSize) });
   const fallback = await ownNetwork(n, "fallback", {
@@ -700,25 +698,26 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const { agent, fallback, transparent, ref } = await subjects(n, poolSize);
   const all = [agent, fallback, transparent, ref];
   const ours = [agent, fallback, transparent];
-  const fallbackDir = stateDirOf(fallback);
+  const fallbackDir = fallback.stateDir;
   // Both agents start before any ADD: each reconciles its state with the
   // kernel on start, and none of the other networks' links exist yet.
   await using agents = new AsyncDisposableStack();
   const serve = async (dir: string) => {
-    const pid = await startAgent({
+    const agent = await spawnAgent({
       agent: AGENT,
       cniPath: CNI_PATH,
       stateDir: dir,
       logDir: dir,
     });
     agents.defer(async () => {
-      await stopAgent(pid);
+      await agent.stop();
     });
+    const pid = agent.child.pid;
     out(`Agent: pid ${pid} on ${dir}/azure-vnet-agent.sock\n`);
     return pid;
   };
   const agentPid = await serve(n.dir);
-  const transparentPid = await serve(stateDirOf(transparent));
+  const transparentPid = await serve(transparent.stateDir);
   for (const s of all) await podsUpTo(s, WARMUP);
   // Warm-up: the first azure-vnet ADD creates the network (bridge, rules;
   // in transparent mode it turns IPv4 forwarding on).

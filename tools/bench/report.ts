@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { quantile, ratioLine } from "./stats.ts";
+import { quantile, ratioLine, ratioText } from "./stats.ts";
 import type { Series } from "./svg.ts";
 
 /** ADD and DEL latencies of one system, in ms. */
@@ -349,9 +349,7 @@ export function ratioTargetRow(
   const bounded = "atMost" in values ? r <= values.atMost : r < values.below;
   return targetRow(measure, {
     target: values.target,
-    measured: `${fmt(ours)} ms vs ${fmt(theirs)} ms = ${r.toFixed(2)}x${
-      extra?.text ?? ""
-    }`,
+    measured: `${ratioText({ ours, theirs, unit: "ms" })}${extra?.text ?? ""}`,
     met: bounded && (extra?.met ?? true),
   });
 }
