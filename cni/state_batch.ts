@@ -8,7 +8,13 @@
  * @module
  */
 import { CniError, CODES } from "./errors.ts";
-import { DEFAULT_LOCK_TIMEOUT_MS, withStateLock } from "./state_file.ts";
+import { deepFreeze } from "./frozen_json.ts";
+import {
+  DEFAULT_LOCK_TIMEOUT_MS,
+  type LockedStateFile,
+  type StateParser,
+  withStateLock,
+} from "./state_file.ts";
 
 /** What an update returns: its caller's value, and the state to save. */
 export interface StateUpdate<S, T> {
@@ -24,7 +30,17 @@ export interface StateUpdateSpec<S, T> {
    * Turns the file's JSON (undefined when missing) into the state; throws
    * on a bad document. A batch uses its first update's.
    */
-  parse: (raw: unknown) => S;
+  parse: StateParser<S>;
+  /**
+   * With `copy`, the state is read deep-frozen and shared between reads of
+   * the same text (`readParsed` of {@link LockedStateFile}: no parse while
+   * the file holds what this process last wrote), and each `fn` gets
+   * `copy(state)`: a copy deep enough for what `fn` changes, sharing the
+   * rest (frozen, so a change there throws). The state saved is frozen in
+   * turn, and printed reusing the text of what it shares. Without it, the
+   * file is parsed on every batch and `fn` may change anything.
+   */
+  copy?: (state: S) => S;
   /** The synchronous update, on a private copy of the state. */
   fn: (state: S) => StateUpdate<S, T>;
 }
@@ -141,12 +157,19 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
   const outcomes: ({ value: unknown } | { error: unknown })[] = [];
   try {
     await withStateLock(path, async (file) => {
-      let state = first.spec.parse(await file.read());
+      const { parse, copy } = first.spec;
+      let state = copy === undefined
+        ? parse(await file.read(), path)
+        : await file.readParsed(parse);
       let dirty = false;
       for (const p of live) {
         // Alone, fn may have the parsed state itself; in a batch, a copy,
         // so that what it drops is not written with the others' changes.
-        const mine = live.length > 1 ? structuredClone(state) : state;
+        const mine = copy !== undefined
+          ? copy(state)
+          : live.length > 1
+          ? structuredClone(state)
+          : state;
         try {
           const out = p.spec.fn(mine);
           outcomes.push({ value: out.value });
@@ -158,7 +181,7 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
           outcomes.push({ error });
         }
       }
-      if (dirty) await file.write(state);
+      if (dirty) await save(file, { state, parse, copy });
     }, { lockTimeoutMs: waitMs });
   } catch (err) {
     // A lock timeout is reported with each caller's own bound.
@@ -174,4 +197,13 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
     if (o !== undefined && "value" in o) p.resolve(o.value);
     else p.reject(o?.error);
   });
+}
+
+/** Writes a batch's state; frozen and remembered when the spec copies. */
+function save(
+  file: LockedStateFile,
+  batch: { state: unknown; parse: StateParser<unknown>; copy?: unknown },
+): Promise<void> {
+  if (batch.copy === undefined) return file.write(batch.state);
+  return file.write(deepFreeze(batch.state), batch.parse);
 }

@@ -35,6 +35,7 @@
  * @module
  */
 import { CniError, CODES, PLUGIN_CODES } from "./errors.ts";
+import { deepFreeze, isDeepFrozen, stringifyJson } from "./frozen_json.ts";
 
 /** Options of {@link withStateLock}. */
 export interface StateFileOptions {
@@ -67,12 +68,27 @@ export interface LockedStateFile {
    */
   read(): Promise<unknown | undefined>;
   /**
-   * Atomically replaces the file with `JSON.stringify(value)` (mode 0600).
+   * Reads the file as `parse` validates it, deep-frozen: see
+   * {@link readParsedStateFile}.
+   *
+   * @param parse The file's parser.
+   * @returns The state, frozen, perhaps shared with earlier reads.
+   * @throws {CniError} As {@link LockedStateFile.read}, and what `parse`
+   * throws.
+   */
+  readParsed<S>(parse: StateParser<S>): Promise<S>;
+  /**
+   * Atomically replaces the file with `JSON.stringify(value, null, 2)`
+   * (mode 0600). With `parsedBy`, `value` must be deep-frozen
+   * (`deepFreeze`) and valid for that parser: the next
+   * {@link LockedStateFile.readParsed} with it returns `value` itself while
+   * the file still holds what was written.
    *
    * @param value Any JSON-serialisable value.
+   * @param parsedBy The parser that accepts `value`.
    * @throws {CniError} Code 5 when a step fails or passes its deadline.
    */
-  write(value: unknown): Promise<void>;
+  write(value: unknown, parsedBy?: StateParser<unknown>): Promise<void>;
 }
 
 /** The default lock timeout in ms. */
@@ -211,17 +227,29 @@ class StateFile implements LockedStateFile {
     return readDocument(this.path, this.#ms);
   }
 
+  readParsed<S>(parse: StateParser<S>): Promise<S> {
+    this.#assertOpen();
+    return readParsed(this.path, parse, this.#ms);
+  }
+
   /** True once {@link StateFile.write} replaced the file. */
   get written(): boolean {
     return this.#written;
   }
 
-  async write(value: unknown): Promise<void> {
+  async write(
+    value: unknown,
+    parsedBy?: StateParser<unknown>,
+  ): Promise<void> {
     this.#assertOpen();
+    if (parsedBy !== undefined && !isDeepFrozen(value)) {
+      throw new TypeError(
+        `Cannot remember state file "${this.path}": the state is not deep-frozen`,
+      );
+    }
     const dir = dirOf(this.path);
-    const data = new TextEncoder().encode(
-      JSON.stringify(value, null, 2) + "\n",
-    );
+    const text = `${stringifyJson(value)}\n`;
+    const data = new TextEncoder().encode(text);
     try {
       await withDeadline(
         Deno.mkdir(dir, { recursive: true, mode: 0o755 }),
@@ -229,6 +257,9 @@ class StateFile implements LockedStateFile {
       );
       await writeFileAtomic(this.path, data, { opTimeoutMs: this.#ms });
       this.#written = true;
+      if (parsedBy !== undefined) {
+        rememberParsed(this.path, { text, parse: parsedBy, state: value });
+      }
     } catch (err) {
       throw new CniError(
         CODES.ioFailure,
@@ -399,10 +430,17 @@ async function sweepTempFiles(path: string, ms: number): Promise<void> {
   }
 }
 
-async function readDocument(
+/** A state file's bytes and their text. */
+interface StateText {
+  bytes: Uint8Array;
+  text: string;
+}
+
+/** Reads the state file's text; undefined when it is missing. */
+async function readText(
   path: string,
   ms: number,
-): Promise<unknown | undefined> {
+): Promise<StateText | undefined> {
   let bytes: Uint8Array;
   try {
     if (await statRegular(path, { ms, role: "state file" }) === undefined) {
@@ -421,7 +459,16 @@ async function readDocument(
       { cause: err },
     );
   }
-  const text = new TextDecoder().decode(bytes);
+  return { bytes, text: new TextDecoder().decode(bytes) };
+}
+
+/** Parses a state file's text: code 102, with a copy kept, when damaged. */
+async function parseJson(
+  path: string,
+  doc: StateText,
+  ms: number,
+): Promise<unknown> {
+  const { bytes, text } = doc;
   // We only ever write complete documents (temp file, fsync, rename), so an
   // empty file is damage, not "no state": treating it as empty state would
   // hand out addresses that live pods hold.
@@ -451,6 +498,62 @@ async function readDocument(
     `State file "${path}" is corrupt (${what}); a copy is kept at "${aside}"; recover with \`deno task state repair\` or delete it`,
     { cause: problem },
   );
+}
+
+async function readDocument(
+  path: string,
+  ms: number,
+): Promise<unknown | undefined> {
+  const doc = await readText(path, ms);
+  return doc === undefined ? undefined : await parseJson(path, doc, ms);
+}
+
+/**
+ * Validates a state file's JSON (undefined when the file is missing) into
+ * its state, or throws (code 102). The same function for every read of one
+ * file, so that its parses can be shared ({@link readParsedStateFile}).
+ */
+export type StateParser<S> = (raw: unknown, path: string) => S;
+
+/** The last parse of each file, by path (a few files per process). */
+const PARSED = new Map<
+  string,
+  { text: string; parse: StateParser<unknown>; state: unknown }
+>();
+
+/** How many files {@link PARSED} remembers (oldest forgotten first). */
+const PARSED_FILES = 8;
+
+function rememberParsed(
+  path: string,
+  entry: { text: string; parse: StateParser<unknown>; state: unknown },
+): void {
+  PARSED.delete(path);
+  PARSED.set(path, entry);
+  if (PARSED.size > PARSED_FILES) {
+    const oldest = PARSED.keys().next().value;
+    if (oldest !== undefined) PARSED.delete(oldest);
+  }
+}
+
+async function readParsed<S>(
+  path: string,
+  parse: StateParser<S>,
+  ms: number,
+): Promise<S> {
+  const doc = await readText(path, ms);
+  if (doc === undefined) return deepFreeze(parse(undefined, path));
+  const last = PARSED.get(path);
+  if (last !== undefined && last.parse === parse && last.text === doc.text) {
+    return last.state as S;
+  }
+  const state = deepFreeze(parse(await parseJson(path, doc, ms), path));
+  rememberParsed(path, {
+    text: doc.text,
+    parse: parse as StateParser<unknown>,
+    state,
+  });
+  return state;
 }
 
 /**
@@ -545,6 +648,41 @@ export function readStateFile(
   options: Pick<StateFileOptions, "opTimeoutMs"> = {},
 ): Promise<unknown | undefined> {
   return readDocument(path, options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS);
+}
+
+/**
+ * Reads the state file at `path` WITHOUT its lock, as {@link readStateFile}
+ * does, and returns it as `parse` validates it, deep-frozen (`deepFreeze`):
+ * mutating it throws. While the file holds the text this process last read
+ * or wrote with the same parser, the state from then is returned, neither
+ * parsed nor validated again (the agent's reads of a large azure-vnet.json,
+ * #14). Another process's write changes the text, so it is read afresh.
+ *
+ * @param path The state file path.
+ * @param parse The file's parser (the same function on every read).
+ * @param options The deadline of each file operation.
+ * @returns The state, frozen.
+ * @throws {CniError} As {@link readStateFile}, and what `parse` throws.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readParsedStateFile } from "./state_file.ts";
+ * const dir = await Deno.makeTempDir();
+ * const parse = (raw: unknown) => (raw ?? { n: 0 }) as { n: number };
+ * await Deno.writeTextFile(`${dir}/s.json`, `{"n":1}`);
+ * const a = await readParsedStateFile(`${dir}/s.json`, parse);
+ * assert.equal(a, await readParsedStateFile(`${dir}/s.json`, parse));
+ * assert.ok(Object.isFrozen(a));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function readParsedStateFile<S>(
+  path: string,
+  parse: StateParser<S>,
+  options: Pick<StateFileOptions, "opTimeoutMs"> = {},
+): Promise<S> {
+  return readParsed(path, parse, options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS);
 }
 
 /**

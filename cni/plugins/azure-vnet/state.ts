@@ -13,7 +13,7 @@ import {
   CniError,
   type LockedStateFile,
   PLUGIN_CODES,
-  readStateFile,
+  readParsedStateFile,
   type Result,
   updateStateFile,
   withStateLock,
@@ -300,8 +300,14 @@ export function withState<T>(
  * arrival order. For a plain record edit; work that must hold the lock
  * across kernel calls uses {@link withState}.
  *
+ * The state is shared and frozen between reads of the same text (#14: the
+ * agent neither parses nor prints all endpoints again for each ADD):
+ * `change` gets the document and its `networks` and `endpoints` maps as
+ * copies, and puts, replaces or deletes records in them; the records
+ * themselves are frozen, and editing one throws.
+ *
  * @param stateDir The state directory.
- * @param change Edits the state in place.
+ * @param change Edits the maps in place.
  * @param options The lock timeout.
  * @returns When written.
  * @throws {CniError} 11 on lock timeout, 102 on a corrupt file, 5 on I/O.
@@ -325,7 +331,8 @@ export function updateState(
   return updateStateFile(
     path,
     {
-      parse: (raw) => parseState(raw, path),
+      parse: parseState,
+      copy: copyState,
       fn: (state) => {
         change(state);
         return { value: undefined, next: state };
@@ -342,10 +349,11 @@ export function updateState(
  * snapshot (writes are atomic renames), possibly stale by the time it is
  * used. For read-only decisions (is the endpoint recorded, does the network
  * exist); every change goes through {@link withState}, which re-reads under
- * the lock.
+ * the lock. The state is deep-frozen, and shared with earlier reads of the
+ * same text (`readParsedStateFile` of `@vnet/cni`).
  *
  * @param stateDir The state directory.
- * @returns The state (empty when the file is missing).
+ * @returns The state (empty when the file is missing), frozen.
  * @throws {CniError} 102 on a corrupt file, 5 on I/O.
  *
  * @example Usage
@@ -357,9 +365,20 @@ export function updateState(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readState(stateDir: string): Promise<AzureVnetState> {
-  const path = statePath(stateDir);
-  return parseState(await readStateFile(path), path);
+export function readState(stateDir: string): Promise<AzureVnetState> {
+  return readParsedStateFile(statePath(stateDir), parseState);
+}
+
+/**
+ * What an {@link updateState} change may edit: the document and its two
+ * maps, copied; the records stay shared (and frozen).
+ */
+function copyState(state: AzureVnetState): AzureVnetState {
+  return {
+    ...state,
+    networks: { ...state.networks },
+    endpoints: { ...state.endpoints },
+  };
 }
 
 /**

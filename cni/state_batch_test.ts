@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { updateStateFile } from "./state_batch.ts";
+import { readParsedStateFile, withStateLock } from "./state_file.ts";
+
+interface Doc {
+  version: number;
+  items: Record<string, { n: number; tags: string[] }>;
+}
+
+/** A parser that counts its calls, and the copy an update may edit. */
+function counted() {
+  const calls = { n: 0 };
+  const parse = (raw: unknown): Doc => {
+    calls.n++;
+    if (raw === undefined) return { version: 1, items: {} };
+    if ((raw as Doc).version !== 1) throw new Error("bad version");
+    return raw as Doc;
+  };
+  const copy = (d: Doc): Doc => ({ ...d, items: { ...d.items } });
+  return { calls, parse, copy };
+}
+
+/** Runs `test` on a state file in a fresh directory, with a counted parser. */
+async function onFile(
+  test: (path: string, doc: ReturnType<typeof counted>) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "cnitest-batch-" });
+  try {
+    await test(`${dir}/s.json`, counted());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function put(key: string, n: number) {
+  return (d: Doc) => {
+    d.items[key] = { n, tags: [key] };
+    return { value: n, next: d };
+  };
+}
+
+Deno.test("updateStateFile() with copy parses a file once while it holds what this process wrote", () =>
+  onFile(async (path, { calls, parse, copy }) => {
+    await updateStateFile(path, { parse, copy, fn: put("a", 1) });
+    await updateStateFile(path, { parse, copy, fn: put("b", 2) });
+    const seen = await readParsedStateFile(path, parse);
+    // The missing file's parse only: the second update and the read reused
+    // what the updates wrote.
+    assert.equal(calls.n, 1);
+    assert.deepEqual(seen.items, {
+      a: { n: 1, tags: ["a"] },
+      b: { n: 2, tags: ["b"] },
+    });
+    assert.ok(Object.isFrozen(seen.items.a?.tags));
+    assert.equal(
+      await Deno.readTextFile(path),
+      `${JSON.stringify(seen, null, 2)}\n`,
+    );
+    // Another writer changes the text: it is parsed again, and its content is
+    // what the next update starts from.
+    await withStateLock(path, async (f) => {
+      const raw = await f.read() as Doc;
+      raw.items.c = { n: 3, tags: [] };
+      await f.write(raw);
+    });
+    await updateStateFile(path, { parse, copy, fn: put("d", 4) });
+    assert.equal(calls.n, 2);
+    const last = await readParsedStateFile(path, parse);
+    assert.deepEqual(Object.keys(last.items), ["a", "b", "c", "d"]);
+    assert.equal(calls.n, 2);
+    // A different parser never gets another's state.
+    const other = counted();
+    await readParsedStateFile(path, other.parse);
+    assert.equal(other.calls.n, 1);
+  }));
+
+Deno.test("updateStateFile() with copy: an update that edits a shared record throws alone", () =>
+  onFile(async (path, { parse, copy }) => {
+    await updateStateFile(path, { parse, copy, fn: put("a", 1) });
+    const results = await Promise.allSettled([
+      updateStateFile(path, { parse, copy, fn: put("b", 2) }),
+      updateStateFile(path, {
+        parse,
+        copy,
+        fn: (d) => {
+          d.items.x = { n: 9, tags: [] };
+          (d.items.a as { n: number }).n = 5;
+          return { value: 0, next: d };
+        },
+      }),
+      updateStateFile(path, { parse, copy, fn: put("c", 3) }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    assert.ok(
+      results[1]?.status === "rejected" &&
+        results[1].reason instanceof TypeError,
+    );
+    const doc = JSON.parse(await Deno.readTextFile(path)) as Doc;
+    assert.deepEqual(Object.keys(doc.items), ["a", "b", "c"]);
+    assert.equal(doc.items.a?.n, 1);
+  }));
+
+Deno.test("readParsedStateFile() still reports damage done after a remembered write", () =>
+  onFile(async (path, { parse, copy }) => {
+    await updateStateFile(path, { parse, copy, fn: put("a", 1) });
+    await Deno.writeTextFile(path, `{"version": 1, "items": {`);
+    await assert.rejects(readParsedStateFile(path, parse), { code: 102 });
+    await Deno.writeTextFile(path, `{"version": 2}`);
+    await assert.rejects(readParsedStateFile(path, parse), /bad version/);
+  }));
