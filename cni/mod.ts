@@ -20,6 +20,7 @@ export * from "./errors.ts";
 export * from "./spec.ts";
 export * from "./state_file.ts";
 export * from "./state_batch.ts";
+export * from "./frozen_json.ts";
 export * from "./version.ts";
 export * from "./args.ts";
 export * from "./config.ts";

@@ -1,10 +1,13 @@
 /**
  * An in-memory {@link IpamStore} for unit tests: serialised updates, copies
- * in and out (as a file would), and counters.
+ * in and out (as a file would), and counters. Like `FileStore`, an update
+ * gets {@link copyIpamState} of a deep-frozen state, so that editing an
+ * address record instead of replacing it throws here too.
  *
  * @module
  */
-import type { IpamState } from "./state.ts";
+import { deepFreeze } from "@vnet/cni";
+import { copyIpamState, type IpamState } from "./state.ts";
 import type { IpamStore, StoreUpdate } from "./store.ts";
 
 /** In-memory store with read/write counters. */
@@ -34,7 +37,7 @@ export class FakeStore implements IpamStore {
   update<T>(fn: (state: IpamState | undefined) => StoreUpdate<T>): Promise<T> {
     const run = this.#queue.then(() => {
       this.reads++;
-      const out = fn(this.state);
+      const out = fn(copyIpamState(deepFreeze(this.state)));
       if (out.next !== undefined) {
         this.writes++;
         this.#json = JSON.stringify(out.next);

@@ -5,7 +5,7 @@
  * @module
  */
 import { updateStateFile } from "@vnet/cni";
-import { parseIpamState } from "./state.ts";
+import { copyIpamState, parseIpamState } from "./state.ts";
 import type { IpamState } from "./state.ts";
 import type { IpamStore, StoreUpdate } from "./store.ts";
 
@@ -49,7 +49,11 @@ export class FileStore implements IpamStore {
    * Locks, reads, runs `fn`, saves `next` when given, unlocks. Updates of
    * one process that wait for the file together are written together
    * (`updateStateFile` of `@vnet/cni`: one lock, one read, one write, each
-   * `fn` on a private copy, in arrival order).
+   * `fn` on a private copy, in arrival order). The state is shared and
+   * frozen while the file holds what this process last read or wrote: `fn`
+   * gets copies of the document, its pools and their address maps
+   * ({@link copyIpamState}), and replaces address records rather than
+   * editing them.
    *
    * @param fn The synchronous update.
    * @returns `fn`'s value.
@@ -58,7 +62,7 @@ export class FileStore implements IpamStore {
   update<T>(fn: (state: IpamState | undefined) => StoreUpdate<T>): Promise<T> {
     return updateStateFile(
       this.path,
-      { parse: (raw) => parseIpamState(raw, this.path), fn },
+      { parse: parseIpamState, copy: copyIpamState, fn },
       this.#lockTimeoutMs === undefined
         ? {}
         : { lockTimeoutMs: this.#lockTimeoutMs },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FileStore } from "./file_store.ts";
-import { emptyIpamState, type IpamState } from "./state.ts";
+import { emptyIpamState, type IpamState, readIpamState } from "./state.ts";
 
 Deno.test("FileStore.update() runs concurrent updates in order, each on a private copy, and keeps only what each returned", async () => {
   const dir = await Deno.makeTempDir();
@@ -65,6 +65,56 @@ Deno.test("FileStore.update() fails every update of a batch with a corrupt file'
       JSON.stringify({ ...emptyIpamState("boot"), lastRefresh: 7 }),
     );
     assert.equal(await store.update((s) => ({ value: s?.lastRefresh })), 7);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("FileStore.update() and readIpamState() share one frozen state while the file holds what was written (#14)", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/azure-vnet-ipam.json`;
+  try {
+    const store = new FileStore(path);
+    const pool = {
+      subnet: "10.0.0.0/24",
+      gateway: "10.0.0.1",
+      macAddress: "*",
+      priority: 0,
+      primaryIps: ["10.0.0.4"],
+      addresses: { "10.0.0.5": {}, "10.0.0.6": {} },
+    };
+    await store.update(() => ({
+      value: undefined,
+      next: { ...emptyIpamState("boot"), pools: { [pool.subnet]: pool } },
+    }));
+    const first = await readIpamState(path);
+    await store.update((s) => {
+      assert.ok(s !== undefined);
+      const p = s.pools[pool.subnet];
+      assert.ok(p !== undefined);
+      p.addresses["10.0.0.5"] = { containerId: "c", ifName: "eth0" };
+      return { value: undefined, next: s };
+    });
+    const second = await readIpamState(path);
+    assert.equal(await readIpamState(path), second);
+    assert.equal(
+      second?.pools[pool.subnet]?.addresses["10.0.0.6"],
+      first?.pools[pool.subnet]?.addresses["10.0.0.6"],
+    );
+    assert.deepEqual(
+      JSON.parse(await Deno.readTextFile(path)),
+      JSON.parse(JSON.stringify(second)),
+    );
+    // Editing a shared record instead of replacing it throws.
+    await assert.rejects(
+      store.update((s) => {
+        assert.ok(s !== undefined);
+        const rec = s.pools[pool.subnet]?.addresses["10.0.0.6"];
+        if (rec !== undefined) rec.containerId = "d";
+        return { value: undefined, next: s };
+      }),
+      TypeError,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

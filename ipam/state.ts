@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { CniError, PLUGIN_CODES, readStateFile } from "@vnet/cni";
+import { CniError, PLUGIN_CODES, readParsedStateFile } from "@vnet/cni";
 
 /** The state file's format version. */
 export const IPAM_STATE_VERSION = 1;
@@ -173,10 +173,11 @@ export function parseIpamState(
 /**
  * Reads and validates an IPAM state file without locking (for tools and
  * DEL's evidence). Writes are atomic renames, so an unlocked read sees a
- * whole document.
+ * whole document. The state is deep-frozen, and shared with earlier reads of
+ * the same text (`readParsedStateFile` of `@vnet/cni`).
  *
  * @param path The state file.
- * @returns The state, or `undefined` when the file is missing.
+ * @returns The state, frozen, or `undefined` when the file is missing.
  * @throws {CniError} Code 102 when the file is empty or cannot be parsed (a
  * copy is kept aside); code 5 when it is not a regular file or cannot be
  * read in time.
@@ -187,11 +188,49 @@ export function parseIpamState(
  * const state = await readIpamState("/var/run/azure-vnet-ipam.json");
  * ```
  */
-export async function readIpamState(
+export function readIpamState(
   path: string,
 ): Promise<IpamState | undefined> {
   // The same reader as the locked path: a FIFO or directory is code 5, an
   // empty or unparsable file is code 102 with a copy kept aside, and every
   // file operation has a deadline.
-  return parseIpamState(await readStateFile(path), path);
+  return readParsedStateFile(path, parseIpamState);
+}
+
+/**
+ * What an update of the IPAM state may edit, copied: the document, its
+ * `pools` map, each pool, and each pool's `primaryIps` and `addresses`.
+ * The address records stay shared (and frozen): an update replaces a
+ * record, never edits one (`FileStore`).
+ *
+ * @param state The state (undefined: none yet).
+ * @returns The copy.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { copyIpamState } from "./state.ts";
+ * const rec = Object.freeze({ containerId: "c" });
+ * const s = { version: 1 as const, lastRefresh: 0, bootId: "b", pools: {
+ *   "10.0.0.0/24": { subnet: "10.0.0.0/24", gateway: "10.0.0.1",
+ *     macAddress: "*", priority: 0, primaryIps: [], addresses: { "10.0.0.4": rec } },
+ * } };
+ * const c = copyIpamState(s);
+ * assert.notEqual(c?.pools["10.0.0.0/24"]?.addresses, s.pools["10.0.0.0/24"].addresses);
+ * assert.equal(c?.pools["10.0.0.0/24"]?.addresses["10.0.0.4"], rec);
+ * ```
+ */
+export function copyIpamState(
+  state: IpamState | undefined,
+): IpamState | undefined {
+  if (state === undefined) return undefined;
+  const pools: Record<string, PoolState> = {};
+  for (const [key, pool] of Object.entries(state.pools)) {
+    pools[key] = {
+      ...pool,
+      primaryIps: [...pool.primaryIps],
+      addresses: { ...pool.addresses },
+    };
+  }
+  return { ...state, pools };
 }
