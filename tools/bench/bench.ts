@@ -38,6 +38,7 @@ import {
   type CniRun,
   hostAddress,
   ip,
+  logLines,
   mapLimit,
   type Netns,
   resultIp,
@@ -336,25 +337,74 @@ async function latency(s: Subject, i: number, lat: Latency): Promise<void> {
   await addDel(s, { ns: s.pods[i], key: String(i) }, lat);
 }
 
+/** How long the node settles after pods were attached or removed. */
+const SETTLE_MS = 3000;
+
+/** ADD p50 per pods-present level, end to end and in the agent. */
+interface Loaded {
+  /** The plugin call's wall time, per level. */
+  p50: number[];
+  /** The agent's own time (its log), per level; empty without an agent. */
+  agentP50: number[];
+}
+
+/**
+ * The levels in the order they are measured: up, then back down (10, 250,
+ * 10), so that what drifts during the phase (the kernel still freeing what
+ * an earlier phase removed) weighs on the low level as on the high one.
+ */
+function loadPath(levels: readonly number[]): number[] {
+  return [...levels, ...levels.slice(0, -1).reverse()];
+}
+
+/**
+ * The agent's own time per request of `containerIds` (the `in N ms` of its
+ * `served` log lines), from the agent log in `logDir`; empty when there is
+ * no agent.
+ */
+async function agentMs(
+  logDir: string,
+  containerIds: ReadonlySet<string>,
+): Promise<number[]> {
+  const re =
+    /served "azure-vnet" "ADD" "([^"]*)" "[^"]*": code 0 in "?([\d.]+)"? ms/;
+  return (await logLines(logDir, "azure-vnet-agent.log")).flatMap((line) => {
+    const m = re.exec(line);
+    return m !== null && containerIds.has(m[1] ?? "") ? [Number(m[2])] : [];
+  });
+}
+
 /**
  * ADD p50 with `present` of this subject's pods attached on the node (in
- * namespaces of their own): `runs` timed ADD+DEL pairs on fresh pods,
- * after attaching the pods; everything made is removed again.
+ * namespaces of their own): at each level of {@link loadPath}, the pods
+ * attached or removed, {@link SETTLE_MS} of rest, then `runs` timed
+ * ADD+DEL pairs on fresh pods; a level's p50 takes the pairs of both its
+ * passes. Everything made is removed again.
  */
 async function loadedAddP50(
   s: Subject,
   present: readonly number[],
   runs: number,
-): Promise<number[]> {
-  const made: Netns[] = [];
+): Promise<Loaded> {
   const attached: { ns: Netns; json: unknown; key: string }[] = [];
-  const p50s: number[] = [];
+  const samples = new Map<number, { add: number[]; ids: Set<string> }>();
+  // Pods beyond `keep` go: their DEL, then their namespace.
+  const detach = async (keep: number) => {
+    const gone = attached.splice(keep);
+    await mapLimit(gone.length, async (i) => {
+      const a = gone[i];
+      if (a === undefined) return;
+      await invoke(s, "DEL", { pod: a.ns, key: a.key, prevResult: a.json });
+      await a.ns[Symbol.asyncDispose]();
+    }, { limit: 16 });
+  };
+  const probes: Netns[] = [];
   try {
-    for (const count of present) {
+    for (const [pass, count] of loadPath(present).entries()) {
       const more = count - attached.length;
       const ns = await s.node.pods(Math.max(0, more) + runs);
-      made.push(...ns);
       const fresh = ns.slice(0, Math.max(0, more));
+      probes.push(...ns.slice(fresh.length));
       const base = attached.length;
       const adds = await mapLimit(fresh.length, async (i) => {
         const key = `load${base + i}`;
@@ -365,21 +415,33 @@ async function loadedAddP50(
         return { ns: fresh[i] as Netns, json: r.json, key };
       }, { limit: 16 });
       attached.push(...adds);
+      if (more < 0) await detach(count);
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const level = samples.get(count) ?? { add: [], ids: new Set() };
+      samples.set(count, level);
       const lat: Latency = { add: [], del: [] };
       for (const [i, pod] of ns.slice(fresh.length).entries()) {
-        await addDel(s, { ns: pod, key: `probe${count}-${i}` }, lat);
+        const key = `probe${pass}-${count}-${i}`;
+        level.ids.add(`${s.idPrefix}${key}`);
+        await addDel(s, { ns: pod, key }, lat);
       }
-      p50s.push(quantile(lat.add, 0.5));
+      level.add.push(...lat.add);
+      for (const p of probes.splice(0)) await p[Symbol.asyncDispose]();
     }
   } finally {
-    await mapLimit(attached.length, async (i) => {
-      const a = attached[i];
-      if (a === undefined) return;
-      await invoke(s, "DEL", { pod: a.ns, key: a.key, prevResult: a.json });
-    }, { limit: 16 });
-    for (const ns of made) await ns[Symbol.asyncDispose]();
+    await detach(0);
+    for (const p of probes) await p[Symbol.asyncDispose]();
   }
-  return p50s;
+  const p50: number[] = [];
+  const agentP50: number[] = [];
+  for (const count of present) {
+    const level = samples.get(count);
+    if (level === undefined) continue;
+    p50.push(quantile(level.add, 0.5));
+    const inAgent = await agentMs(s.stateDir, level.ids);
+    if (inAgent.length > 0) agentP50.push(quantile(inAgent, 0.5));
+  }
+  return { p50, agentP50 };
 }
 
 async function burst(s: Subject, n: number): Promise<Burst> {
@@ -725,7 +787,7 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     for (let i = 0; i < WARMUP; i++) await latency(s, i, { add: [], del: [] });
   }
   // Loaded ADD p50 first, while the node holds few other namespaces.
-  const loaded = new Map<Subject, number[]>();
+  const loaded = new Map<Subject, Loaded>();
   if (plan.load.length > 0) {
     out(`ADD p50 with ${plan.load.join(", ")} pods present\n`);
     for (const s of all) {
@@ -791,14 +853,25 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const hi = plan.load.at(-1);
   const loadRows: string[] = [];
   for (const s of all) {
-    const p = loaded.get(s) ?? [];
-    if (lo !== undefined && hi !== undefined && p.length > 1) {
-      lines.push(ratioLine(
-        `ADD p50 with ${hi} vs ${lo} pods present (${s.label})`,
-        { ours: p.at(-1) ?? NaN, theirs: p[0] ?? NaN, unit: "ms" },
-      ));
+    const { p50, agentP50 } = loaded.get(s) ?? { p50: [], agentP50: [] };
+    const rows = [
+      { what: "ADD p50", of: s.label, p: p50 },
+      {
+        what: "agent time per ADD",
+        of: `${s.label}, in the agent`,
+        p: agentP50,
+      },
+    ];
+    for (const { what, of, p } of rows) {
+      if (p.length === 0) continue;
+      if (lo !== undefined && hi !== undefined && p.length > 1) {
+        lines.push(ratioLine(
+          `${what} with ${hi} vs ${lo} pods present (${s.label})`,
+          { ours: p.at(-1) ?? NaN, theirs: p[0] ?? NaN, unit: "ms" },
+        ));
+      }
+      loadRows.push(`| ${of} | ${p.map(fmt).join(" | ")} |`);
     }
-    loadRows.push(`| ${s.label} | ${p.map(fmt).join(" | ")} |`);
   }
   out("Start-up\n");
   const st = await startup(n.dir, {
@@ -864,7 +937,7 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
   const big = Math.max(...plan.bursts);
   const bb = bursts.get(big);
   const pluginRss = Math.max(...[...bursts.values()].map((b) => b.a.rssMax));
-  const pa = loaded.get(agent) ?? [];
+  const pa = loaded.get(agent)?.p50 ?? [];
   const agentAfter = bb?.agentAfter ?? { rss: NaN, hwm: NaN };
   const allOk = (b: Burst) => ({ text: `, ${b.ok}/${big}`, met: b.ok === big });
   const targets = [
@@ -998,10 +1071,16 @@ async function inner(plan: BenchPlan, outFile: string): Promise<number> {
     "",
     "## ADD p50 with pods present",
     "",
-    `Each system in turn: its pods attached (each in a namespace of its own),`,
-    `then ${plan.loadRuns} timed ADD+DEL pairs on fresh pods; run before the`,
-    "latency and burst runs, and removed again, so the node holds few other",
-    "namespaces.",
+    "Each system in turn, at each level up and back down",
+    `(${loadPath(plan.load).join(", ")}): its pods attached or removed (each`,
+    `in a namespace of its own), ${
+      SETTLE_MS / 1000
+    } s of rest, then ${plan.loadRuns} timed`,
+    "ADD+DEL pairs on fresh pods; a level's p50 takes both its passes. Run",
+    "before the latency and burst runs, and removed again, so the node holds",
+    "few other namespaces. The agent's own time per ADD (from accepting the",
+    "call to its reply, as its log gives it) leaves out the plugin process and",
+    "shows what the agent's work does as pods are added.",
     "",
     `| system | ${plan.load.map((c) => `${c} present`).join(" | ")} |`,
     `|---|${plan.load.map(() => "---").join("|")}|`,
