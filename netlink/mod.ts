@@ -6,7 +6,9 @@
  * with iproute2-like verbs (`linkAddVeth`, `addrAdd`, `routeAdd`,
  * `neighSet`, ...). {@link withNetns}, {@link netnsAdd} and
  * {@link netnsDel} manage namespaces; {@link sysctlGet}/{@link sysctlSet}
- * reach per-namespace sysctls. Address and MAC text is parsed and checked
+ * reach per-namespace sysctls. {@link NftGeneration} reads nf_tables'
+ * ruleset generation, which tells whether a table listing is still current.
+ * Address and MAC text is parsed and checked
  * by `@vnet/address` (`netlink/address/`, pure, its own member).
  *
  * libnl is loaded lazily on first use (`libnl-3.so.200`,
@@ -34,6 +36,7 @@ export {
   netnsDel,
   withNetns,
 } from "./netns.ts";
+export { NftGeneration } from "./nftables.ts";
 export { sysctlGet, sysctlSet } from "./sysctl.ts";
 export { validateIfName, validateMtu } from "./link.ts";
 export type {

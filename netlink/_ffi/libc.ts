@@ -48,6 +48,8 @@ export const LIBC_SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** `ssize_t write(int fd, const void *buf, size_t count)`. */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** `int socket(int domain, int type, int protocol)`. */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** `int fstat(int fd, struct stat *buf)`. */
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   /** `int ioctl(int fd, unsigned long request)` (no third argument). */

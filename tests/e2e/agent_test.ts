@@ -15,6 +15,7 @@ import {
   AzureNode,
   type CniRun,
   resultIp,
+  run,
   servedLines,
   spawnProcess,
   startNodeAgent,
@@ -72,6 +73,45 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
       );
     }
   });
+
+  await t.step(
+    "a rule another process added after the agent listed the table is seen: the stale rule of the next pod's address goes (#14)",
+    async () => {
+      const nat = (...args: string[]) =>
+        run("ip", [
+          "netns",
+          "exec",
+          n.node.name,
+          "ebtables",
+          "-t",
+          "nat",
+          ...args,
+        ]);
+      const e0 = n.env("agent-view0", p0);
+      ok(await n.run("ADD", conf, e0), "ADD (the agent lists the table)");
+      const next = n.addr(257);
+      const bogus = "02:00:00:00:00:99";
+      await nat(
+        "-A",
+        "PREROUTING",
+        ...`-p ARP --arp-op Request --arp-ip-dst ${next} -j arpreply --arpreply-mac ${bogus} --arpreply-target DROP`
+          .split(" "),
+      );
+      const e1 = n.env("agent-view1", p1);
+      const add = await n.run("ADD", conf, e1);
+      ok(add, "ADD of the next address");
+      assert.equal(resultIp(add)?.split("/")[0], next);
+      const listed = await nat("-L", "PREROUTING");
+      assert.doesNotMatch(listed, /0?2:0?0:0?0:0?0:0?0:99/, listed);
+      assert.match(
+        listed,
+        new RegExp(`--arp-ip-dst ${next.replaceAll(".", "\\.")} `),
+      );
+      ok(await n.run("DEL", conf, e1), "DEL");
+      ok(await n.run("DEL", conf, e0), "DEL");
+      assert.equal((await assertStateMatchesKernel(n)).size, 0);
+    },
+  );
 
   await t.step("probes answer and leave no served line (#14)", async () => {
     const before = await servedLines(n.dir);

@@ -3,7 +3,8 @@
  * `-L [CHAIN]` (printed as ebtables 1.8.9 does: `-s Unicast` moved first,
  * the default `--arpreply-target DROP` omitted; optionally MACs without
  * leading zeros, as some ebtables builds print them) and an all-or-nothing
- * `ebtables-restore --noflush`.
+ * `ebtables-restore --noflush`, with nf_tables' generation (one step per
+ * change that commits, as the kernel counts).
  *
  * @module
  */
@@ -36,6 +37,11 @@ export class FakeEbtables {
   lists = 0;
   /** Restore inputs, in order. */
   restores: string[] = [];
+  /** The ruleset generation. */
+  gen = 1;
+
+  /** The generation reader (`EbtablesOptions.generation`). */
+  generation = (): number => this.gen;
 
   /** The rules of a chain whose arguments match `re`. */
   matching(re: RegExp, chain = "PREROUTING"): string[] {
@@ -91,10 +97,12 @@ export class FakeEbtables {
         return Promise.resolve({ code: 4, stdout: "", stderr: "injected" });
       }
       this.rules.push({ chain, args });
+      this.gen++;
       return Promise.resolve(OK);
     }
     if (i < 0) return Promise.resolve(ABSENT);
     this.rules.splice(i, 1);
+    this.gen++;
     return Promise.resolve(OK);
   };
 
@@ -131,6 +139,7 @@ export class FakeEbtables {
       next.splice(at, 1);
     }
     this.rules = next;
+    this.gen++;
     return Promise.resolve(OK);
   };
 }

@@ -18,6 +18,10 @@
  * lines, `COMMIT`; a `-D` of an absent rule fails the whole batch ("line N
  * failed: Bad rule (does a matching rule exist in that chain?)").
  *
+ * A long-lived process lists the table once: the listing is kept, and
+ * follows the process's own transactions, while nf_tables' ruleset
+ * generation says nothing else changed the table (`ebtables_view.ts`, #14).
+ *
  * A listed rule is compared with ours by {@link ruleKey}. The rules
  * themselves, how each is written and read back, are in `ebtables_rules.ts`;
  * this module only runs the programs.
@@ -40,6 +44,15 @@ import {
   formatRule,
   ruleKey,
 } from "./ebtables_rules.ts";
+import {
+  type GenerationReader,
+  type Listing,
+  listingKey,
+  listsRulesOf,
+  ownGeneration,
+  type RestoreOp,
+  TableView,
+} from "./ebtables_view.ts";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
 
@@ -109,14 +122,13 @@ export interface EbtablesOptions {
    * not, batches fall back to one `--check`/`-A`/`-D` per rule.
    */
   restore?: EbtablesRestoreRunner;
-}
-
-/** One listing of the table. */
-export interface Listing {
-  /** `CHAIN key` ({@link ruleKey}) to count. */
-  readonly keys: Map<string, number>;
-  /** The rules of PREROUTING and POSTROUTING as listed. */
-  readonly rules: EbtablesRule[];
+  /**
+   * Reads nf_tables' generation in the namespace ebtables runs in, so that
+   * a listing is reused while nothing changed the table (`TableView`,
+   * #14). Default: a socket of this process's namespace, unless `run` is
+   * replaced; `null`: list every time.
+   */
+  generation?: GenerationReader | null;
 }
 
 /** A listed line: its arguments and its `CHAIN key`. */
@@ -248,18 +260,37 @@ function restoreLine(op: "-A" | "-D", rule: EbtablesRule): string {
   return [op, rule.chain, ...rule.args].join(" ");
 }
 
-function restoreInput(op: "-A" | "-D", rules: readonly EbtablesRule[]): string {
-  return transaction(rules.map((r) => restoreLine(op, r)));
+/** Transaction lines, each checked ({@link restoreLine}) as it is made. */
+function restoreOps(
+  op: "-A" | "-D",
+  rules: readonly EbtablesRule[],
+): RestoreOp[] {
+  return rules.map((rule) => {
+    restoreLine(op, rule);
+    return { op, rule };
+  });
 }
 
-/** The `ebtables-restore` input of one `nat` transaction of `lines`. */
-function transaction(lines: readonly string[]): string {
-  return ["*nat", ...lines, "COMMIT", ""].join("\n");
+/** The `ebtables-restore` input of one `nat` transaction of `ops`. */
+function transaction(ops: readonly RestoreOp[]): string {
+  return ["*nat", ...ops.map((o) => restoreLine(o.op, o.rule)), "COMMIT", ""]
+    .join("\n");
+}
+
+/** Options of {@link Ebtables.replaceAll}. */
+export interface ReplaceOptions {
+  /**
+   * For a listed rule (chain and arguments as listed), the canonical rule
+   * to delete, or undefined to keep it.
+   */
+  readonly obsolete: (listed: EbtablesRule) => EbtablesRule | undefined;
+  /** A listing taken earlier ({@link Ebtables.prefetch}). */
+  readonly prefetched?: PrefetchedListing;
 }
 
 /** A transaction waiting for the next group commit. */
 interface QueuedCommit {
-  readonly lines: readonly string[];
+  readonly ops: readonly RestoreOp[];
   readonly resolve: (out: EbtablesOutput) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -299,6 +330,8 @@ export class Ebtables {
   #commits: QueuedCommit[] | undefined;
   /** Listed lines, parsed (see #parsed), by `CHAIN line`. */
   #lines = new Map<string, ListedLine>();
+  /** The table as last listed, while nothing changed it. */
+  #view: TableView;
 
   /**
    * Creates the driver.
@@ -315,6 +348,11 @@ export class Ebtables {
           new FixedProgram(options.restoreBinary ?? "ebtables-restore", dirs),
         )
         : undefined);
+    this.#view = new TableView(
+      options.generation === undefined
+        ? (options.run === undefined ? ownGeneration() : undefined)
+        : options.generation ?? undefined,
+    );
   }
 
   async #exec(op: string, rule: EbtablesRule): Promise<EbtablesOutput> {
@@ -405,10 +443,24 @@ export class Ebtables {
   }
 
   /**
+   * The whole `nat` table: the listing kept while nothing changed the
+   * table (`TableView`), else a fresh one, which is then kept. `fresh`
+   * lists in any case.
+   */
+  async #listTable(options: { fresh?: boolean } = {}): Promise<Listing> {
+    const before = this.#view.generation();
+    const kept = options.fresh ? undefined : this.#view.at(before);
+    if (kept !== undefined) return kept;
+    const listing = await this.#listFresh();
+    this.#view.listed(listing, { before, after: this.#view.generation() });
+    return listing;
+  }
+
+  /**
    * Lists the whole `nat` table once: each chain's rules as listed (split on
    * blanks) and their comparison keys ({@link ruleKey}) with counts.
    */
-  async #listTable(): Promise<Listing> {
+  async #listFresh(): Promise<Listing> {
     const out = await this.#listing(
       ["-t", "nat", "-L"],
       "Cannot list the ebtables nat table",
@@ -426,9 +478,7 @@ export class Ebtables {
       if (!line.startsWith("-")) continue;
       const { key, args } = this.#parsed(chain, line);
       keys.set(key, (keys.get(key) ?? 0) + 1);
-      if (chain === "PREROUTING" || chain === "POSTROUTING") {
-        rules.push({ chain, args });
-      }
+      if (listsRulesOf(chain)) rules.push({ chain, args });
     }
     return { keys, rules };
   }
@@ -462,17 +512,17 @@ export class Ebtables {
    */
   async #commit(
     restore: EbtablesRestoreRunner,
-    lines: readonly string[],
+    ops: readonly RestoreOp[],
   ): Promise<EbtablesOutput> {
     const queue = this.#commits;
     if (queue !== undefined) {
       return await new Promise((resolve, reject) => {
-        queue.push({ lines, resolve, reject });
+        queue.push({ ops, resolve, reject });
       });
     }
     this.#commits = [];
     try {
-      return await this.#restoreBatch(restore, transaction(lines));
+      return await this.#restoreBatch(restore, ops);
     } finally {
       this.#drainCommits(restore);
     }
@@ -490,7 +540,7 @@ export class Ebtables {
       if (batch.length > 1) {
         const together = await this.#restoreBatch(
           restore,
-          transaction(batch.flatMap((c) => c.lines)),
+          batch.flatMap((c) => c.ops),
         ).catch(() => undefined);
         if (together?.code === 0) {
           for (const c of batch) c.resolve(together);
@@ -499,7 +549,7 @@ export class Ebtables {
       }
       await Promise.all(batch.map(async (c) => {
         try {
-          c.resolve(await this.#restoreBatch(restore, transaction(c.lines)));
+          c.resolve(await this.#restoreBatch(restore, c.ops));
         } catch (err) {
           c.reject(err);
         }
@@ -507,16 +557,25 @@ export class Ebtables {
     }
   }
 
+  /**
+   * Runs one transaction; when it commits, the table's view follows it
+   * (`TableView.committed`).
+   */
   async #restoreBatch(
     restore: EbtablesRestoreRunner,
-    input: string,
+    ops: readonly RestoreOp[],
   ): Promise<EbtablesOutput> {
+    const input = transaction(ops);
     try {
+      const before = this.#view.generation();
       const out = await restore(input);
       log.debug("ebtables-restore --noflush exited {code}: {stderr}", {
         code: out.code,
         stderr: out.stderr,
       });
+      if (out.code === 0) {
+        this.#view.committed(ops, { before, after: this.#view.generation() });
+      }
       return out;
     } catch (err) {
       throw new CniError(
@@ -574,8 +633,7 @@ export class Ebtables {
     }
     const absent = await this.missing(distinct);
     if (absent.length === 0) return [];
-    const input = restoreInput("-A", absent);
-    const out = await this.#restoreBatch(restore, input);
+    const out = await this.#restoreBatch(restore, restoreOps("-A", absent));
     if (out.code !== 0) {
       throw new CniError(
         PLUGIN_CODES.ebtablesFailed,
@@ -628,30 +686,32 @@ export class Ebtables {
    * @param options `obsolete`: for a listed rule (chain and arguments as
    * listed), the canonical rule to delete, or undefined to keep it;
    * `prefetched`: a listing taken earlier ({@link Ebtables.prefetch}). When
-   * the transaction built on it fails (the table changed since: another
-   * process removed a stale rule), the table is listed again and the
-   * transaction retried once, as without it.
+   * the transaction built on it, or on the listing kept since the last one
+   * (`TableView`), fails (the table changed since: another process removed
+   * a stale rule), the table is listed afresh and the transaction retried
+   * once.
    * @returns The rules that were added and those that were removed.
    * @throws {CniError} Code 104 when ebtables fails (the transaction then
    * changed nothing).
    */
   async replaceAll(
     rules: readonly EbtablesRule[],
-    options: {
-      obsolete: (listed: EbtablesRule) => EbtablesRule | undefined;
-      prefetched?: PrefetchedListing;
-    },
+    options: ReplaceOptions,
+  ): Promise<{ added: EbtablesRule[]; removed: EbtablesRule[] }> {
+    return await this.#replace(rules, options, { fresh: false });
+  }
+
+  async #replace(
+    rules: readonly EbtablesRule[],
+    options: ReplaceOptions,
+    { fresh }: { fresh: boolean },
   ): Promise<{ added: EbtablesRule[]; removed: EbtablesRule[] }> {
     const distinct = dedupe(rules);
-    const wanted = new Set(
-      distinct.map((r) => `${r.chain} ${ruleKey(r.args)}`),
-    );
+    const wanted = new Set(distinct.map(listingKey));
     function pick(listed: readonly EbtablesRule[]): EbtablesRule[] {
       return dedupe(listed.flatMap((l) => {
         const r = options.obsolete(l);
-        return r === undefined || wanted.has(`${r.chain} ${ruleKey(r.args)}`)
-          ? []
-          : [r];
+        return r === undefined || wanted.has(listingKey(r)) ? [] : [r];
       }));
     }
     const restore = this.#restore;
@@ -665,24 +725,26 @@ export class Ebtables {
       const removed = await this.#removeEach(pick(listed));
       return { added: await this.ensureAll(distinct), removed };
     }
-    const early = await options.prefetched?.listed;
-    const { keys, rules: listed } = early ?? await this.#listTable();
+    const early = fresh ? undefined : await options.prefetched?.listed;
+    const { keys, rules: listed } = early ??
+      await this.#listTable({ fresh });
     const stale = pick(listed);
-    const absent = distinct.filter((r) =>
-      !keys.has(`${r.chain} ${ruleKey(r.args)}`)
-    );
+    const absent = distinct.filter((r) => !keys.has(listingKey(r)));
     if (stale.length === 0 && absent.length === 0) {
       return { added: [], removed: [] };
     }
     const out = await this.#commit(restore, [
-      ...stale.map((r) => restoreLine("-D", r)),
-      ...absent.map((r) => restoreLine("-A", r)),
+      ...restoreOps("-D", stale),
+      ...restoreOps("-A", absent),
     ]);
-    if (out.code !== 0 && early !== undefined) {
-      log.debug("Batch on an early listing failed ({stderr}): listing again", {
-        stderr: out.stderr,
-      });
-      return await this.replaceAll(rules, { obsolete: options.obsolete });
+    if (out.code !== 0 && !fresh) {
+      log.debug(
+        "Batch on an earlier listing failed ({stderr}): listing again",
+        {
+          stderr: out.stderr,
+        },
+      );
+      return await this.#replace(rules, options, { fresh: true });
     }
     if (out.code !== 0) {
       throw new CniError(
@@ -721,7 +783,7 @@ export class Ebtables {
     }
     const first = await this.#restoreBatch(
       restore,
-      restoreInput("-D", distinct),
+      restoreOps("-D", distinct),
     );
     if (first.code === 0) return distinct;
     const absent = new Set(await this.missing(distinct));
@@ -729,7 +791,7 @@ export class Ebtables {
     if (present.length === 0) return [];
     const second = await this.#restoreBatch(
       restore,
-      restoreInput("-D", present),
+      restoreOps("-D", present),
     );
     if (second.code === 0) return present;
     // The table changed under us or the listing misled us: one by one.

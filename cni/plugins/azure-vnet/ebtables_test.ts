@@ -345,35 +345,41 @@ Deno.test("Ebtables.prefetch() shares the listing under way, and lists anew once
   assert.equal(fake.lists - after, 1);
 });
 
+/** Three pods whose MACs end in `:05`; rules with another MAC are stale. */
+const PODS = [1, 2, 3].map((i) => ({
+  ip: `10.0.0.${i}`,
+  mac: `02:00:00:00:0${i}:05`,
+}));
+const [P1, P2, P3] = PODS as [typeof POD, typeof POD, typeof POD];
+
+/** A pod's rules. */
+function podWants(p: { ip: string; mac: string }) {
+  return [arpReplyRule(p), podDnatRule("eth9", p)];
+}
+
+/** `obsolete` of replaceAll(): a pod rule whose MAC is not one of PODS'. */
+function notOurMac(listed: { args: readonly string[] }) {
+  const r = parsePodRule(listed.args);
+  return r !== undefined && !r.mac.endsWith(":05") ? podRuleOf(r) : undefined;
+}
+
 Deno.test("Ebtables.replaceAll() of concurrent calls: one transaction for those that waited, each alone when it fails", async (t) => {
-  const obsolete = (listed: { args: readonly string[] }) => {
-    const r = parsePodRule(listed.args);
-    return r !== undefined && !r.mac.endsWith(":05") ? podRuleOf(r) : undefined;
-  };
-  const pods = [1, 2, 3].map((i) => ({
-    ip: `10.0.0.${i}`,
-    mac: `02:00:00:00:0${i}:05`,
-  }));
-  const want = (p: { ip: string; mac: string }) => [
-    arpReplyRule(p),
-    podDnatRule("eth9", p),
-  ];
   await t.step(
     "all succeed: the lead alone, the two waiting together",
     async () => {
       const fake = new FakeNatTable();
       const eb = new Ebtables({ run: fake.run, restore: fake.restore });
       const outs = await Promise.all(
-        pods.map((p) => eb.replaceAll(want(p), { obsolete })),
+        PODS.map((p) => eb.replaceAll(podWants(p), { obsolete: notOurMac })),
       );
       assert.deepEqual(
         outs,
-        pods.map((p) => ({ added: want(p), removed: [] })),
+        PODS.map((p) => ({ added: podWants(p), removed: [] })),
       );
       assert.equal(fake.restores.length, 2);
       assert.deepEqual(
         fake.rules.map((r) => r.args).sort(),
-        pods.flatMap((p) => want(p).map((r) => r.args.join(" "))).sort(),
+        PODS.flatMap((p) => podWants(p).map((r) => r.args.join(" "))).sort(),
       );
     },
   );
@@ -389,8 +395,7 @@ Deno.test("Ebtables.replaceAll() of concurrent calls: one transaction for those 
         return await fake.restore(input);
       };
       const eb = new Ebtables({ run: fake.run, restore });
-      const [p1, p2, p3] = pods as [typeof POD, typeof POD, typeof POD];
-      const stale = { ip: p3.ip, mac: "02:00:00:00:00:99" };
+      const stale = { ip: P3.ip, mac: "02:00:00:00:00:99" };
       await fake.restore(
         `*nat\n-A ${formatLine(arpReplyRule(stale))}\nCOMMIT\n`,
       );
@@ -400,28 +405,133 @@ Deno.test("Ebtables.replaceAll() of concurrent calls: one transaction for those 
         `*nat\n-D ${formatLine(arpReplyRule(stale))}\nCOMMIT\n`,
       );
       const before = fake.restores.length;
-      const lead = eb.replaceAll(want(p1), { obsolete });
+      const lead = eb.replaceAll(podWants(P1), { obsolete: notOurMac });
       while (calls === 0) await new Promise((r) => setTimeout(r, 1));
       const others = [
-        eb.replaceAll(want(p2), { obsolete }),
-        eb.replaceAll(want(p3), { obsolete, prefetched }),
+        eb.replaceAll(podWants(P2), { obsolete: notOurMac }),
+        eb.replaceAll(podWants(P3), { obsolete: notOurMac, prefetched }),
       ];
       await new Promise((r) => setTimeout(r, 5));
       gate.resolve();
       const outs = await Promise.all([lead, ...others]);
       assert.deepEqual(
         outs,
-        pods.map((p) => ({ added: want(p), removed: [] })),
+        PODS.map((p) => ({ added: podWants(p), removed: [] })),
       );
-      // The lead; the batch of the two (fails); each alone; p3 again.
+      // The lead; the batch of the two (fails); each alone; P3 again.
       const inputs = fake.restores.slice(before);
       assert.equal(inputs.length, 5);
-      assert.ok(inputs[1]?.includes(p2.ip) && inputs[1].includes(p3.ip));
+      assert.ok(inputs[1]?.includes(P2.ip) && inputs[1].includes(P3.ip));
       assert.equal(fake.matching(/02:00:00:00:00:99/).length, 0);
       assert.deepEqual(
         fake.rules.map((r) => r.args).sort(),
-        pods.flatMap((p) => want(p).map((r) => r.args.join(" "))).sort(),
+        PODS.flatMap((p) => podWants(p).map((r) => r.args.join(" "))).sort(),
       );
+    },
+  );
+});
+
+Deno.test("Ebtables keeps its listing while nf_tables' generation stays, and follows its own transactions (#14)", async (t) => {
+  const fake = new FakeNatTable();
+  const eb = new Ebtables({
+    run: fake.run,
+    restore: fake.restore,
+    generation: fake.generation,
+  });
+  const table = () => fake.rules.map((r) => r.args).sort();
+  await t.step("one listing for a run of its own changes", async () => {
+    await eb.replaceAll(podWants(P1), { obsolete: notOurMac });
+    await eb.replaceAll(podWants(P2), { obsolete: notOurMac });
+    await eb.removeAll(podWants(P2));
+    assert.equal(fake.lists, 1);
+    // The view holds P1's rules (nothing to do) and not P2's (added again).
+    assert.deepEqual(
+      await eb.replaceAll(podWants(P1), { obsolete: notOurMac }),
+      {
+        added: [],
+        removed: [],
+      },
+    );
+    assert.deepEqual(
+      await eb.replaceAll(podWants(P2), { obsolete: notOurMac }),
+      {
+        added: podWants(P2),
+        removed: [],
+      },
+    );
+    assert.equal(fake.lists, 1);
+    assert.deepEqual(
+      await eb.missing([...podWants(P1), ...podWants(P3)]),
+      podWants(P3),
+    );
+    assert.equal(fake.lists, 1);
+  });
+  await t.step("another process's change: listed again", async () => {
+    const stale = { ip: P3.ip, mac: "02:00:00:00:00:99" };
+    await fake.run([
+      "-t",
+      "nat",
+      "-A",
+      "PREROUTING",
+      ...arpReplyRule(stale).args,
+    ]);
+    const out = await eb.replaceAll(podWants(P3), { obsolete: notOurMac });
+    assert.equal(fake.lists, 2);
+    assert.deepEqual(out, {
+      added: podWants(P3),
+      removed: [arpReplyRule(stale)],
+    });
+    assert.deepEqual(
+      table(),
+      PODS.flatMap((p) => podWants(p).map((r) => r.args.join(" "))).sort(),
+    );
+  });
+  await t.step(
+    "two of its own transactions at once: listed again",
+    async () => {
+      await Promise.all([
+        eb.removeAll(podWants(P1)),
+        eb.removeAll(podWants(P2)),
+      ]);
+      const lists = fake.lists;
+      await eb.replaceAll(podWants(P1), { obsolete: notOurMac });
+      assert.equal(fake.lists, lists + 1);
+      assert.deepEqual(
+        table(),
+        [...podWants(P1), ...podWants(P3)].map((r) => r.args.join(" ")).sort(),
+      );
+    },
+  );
+  await t.step("a failed transaction keeps the view", async () => {
+    fake.failAdd = /10\.0\.0\.2/;
+    await assert.rejects(eb.replaceAll(podWants(P2), { obsolete: notOurMac }), {
+      code: 104,
+    });
+    fake.failAdd = undefined;
+    const lists = fake.lists;
+    assert.deepEqual(
+      await eb.replaceAll(podWants(P2), { obsolete: notOurMac }),
+      {
+        added: podWants(P2),
+        removed: [],
+      },
+    );
+    assert.equal(fake.lists, lists);
+  });
+  await t.step(
+    "a generation that cannot be read: a listing every time",
+    async () => {
+      const other = new FakeNatTable();
+      const blind = new Ebtables({
+        run: other.run,
+        restore: other.restore,
+        generation: () => {
+          throw new Error("EPERM");
+        },
+      });
+      await blind.replaceAll(podWants(P1), { obsolete: notOurMac });
+      await blind.replaceAll(podWants(P2), { obsolete: notOurMac });
+      assert.equal(other.lists, 2);
     },
   );
 });
