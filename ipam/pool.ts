@@ -25,7 +25,7 @@ import {
   parseIpv4,
   parseIpv4Cidr,
 } from "@vnet/address";
-import type { IpamState, PoolState } from "./state.ts";
+import type { AddressRecord, IpamState, PoolState } from "./state.ts";
 
 const log = getLogger(["azure-vnet-ipam", "pool"]);
 
@@ -307,14 +307,18 @@ export function mergePools(state: IpamState, specs: readonly PoolSpec[]): void {
     for (const ip of spec.addresses) {
       const rec = old?.addresses[ip];
       if (rec === undefined) pool.addresses[ip] = {};
-      else {
+      else if (rec.stale === undefined) {
+        // The same record, not a copy: a frozen record's printed text is
+        // reused when the state is written (#14).
+        pool.addresses[ip] = rec;
+      } else {
         const { stale: _stale, ...kept } = rec;
         pool.addresses[ip] = kept;
       }
     }
     for (const [ip, rec] of Object.entries(old?.addresses ?? {})) {
       if (!fresh.has(ip) && rec.containerId !== undefined) {
-        pool.addresses[ip] = { ...rec, stale: true };
+        pool.addresses[ip] = staleRecord(rec);
       }
     }
     pool.addresses = sortAddresses(pool.addresses);
@@ -324,11 +328,16 @@ export function mergePools(state: IpamState, specs: readonly PoolSpec[]): void {
     if (seen.has(key)) continue;
     const held: PoolState["addresses"] = {};
     for (const [ip, rec] of Object.entries(pool.addresses)) {
-      if (rec.containerId !== undefined) held[ip] = { ...rec, stale: true };
+      if (rec.containerId !== undefined) held[ip] = staleRecord(rec);
     }
     if (Object.keys(held).length === 0) delete state.pools[key];
     else pool.addresses = held;
   }
+}
+
+/** The record marked stale (itself when it is already). */
+function staleRecord(rec: AddressRecord): AddressRecord {
+  return rec.stale === true ? rec : { ...rec, stale: true };
 }
 
 /** Returns the records ordered by address (stable, readable state files). */

@@ -53,8 +53,16 @@ export type GenerationReader = () => number;
  * @returns `CHAIN key`.
  */
 export function listingKey(rule: EbtablesRule): string {
-  return `${rule.chain} ${ruleKey(rule.args)}`;
+  let key = KEYS.get(rule);
+  if (key === undefined) {
+    key = `${rule.chain} ${ruleKey(rule.args)}`;
+    KEYS.set(rule, key);
+  }
+  return key;
 }
+
+/** Each rule object's key, made once (a `-D` looks through the listing). */
+const KEYS = new WeakMap<EbtablesRule, string>();
 
 /**
  * Whether a listing keeps this chain's rules (the chains pod rules live in).
