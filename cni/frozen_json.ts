@@ -3,19 +3,29 @@
  * long-lived process (the agent) reads and rewrites many times (#14).
  *
  * A document frozen by {@link deepFreeze} cannot change, so what it parses
- * to and what it prints as can be shared: {@link stringifyJson} prints each
- * deep-frozen object once and reuses that text in every later document that
- * holds the same object. Rewriting a state file after one endpoint changed
- * then prints that endpoint, not all of them.
+ * to and what it encodes as can be shared: {@link encodeJson} encodes each
+ * deep-frozen object once and reuses those bytes in every later document
+ * that holds the same object. Rewriting a state file after one endpoint
+ * changed then encodes that endpoint, not all of them.
  *
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** Objects frozen with everything they hold (by {@link deepFreeze}). */
 const DEEP = new WeakSet<object>();
 
-/** The printed text of deep-frozen objects, with the indent it was made at. */
-const PRINTED = new WeakMap<object, { indent: string; text: string }>();
+/**
+ * The encoded text of deep-frozen objects, as the chunks it was assembled
+ * from (no copy), with the indent it was made at.
+ */
+const ENCODED = new WeakMap<
+  object,
+  { indent: string; chunks: readonly Uint8Array[] }
+>();
+
+const ENCODER = new TextEncoder();
 
 /**
  * Freezes `value` and everything it holds. Objects already deep-frozen are
@@ -62,63 +72,128 @@ export function isDeepFrozen(value: unknown): boolean {
 }
 
 /**
- * `JSON.stringify(value, null, 2)`, the same text, reusing the text of
- * deep-frozen objects printed before at the same depth.
+ * The UTF-8 bytes of `JSON.stringify(value, null, 2)` followed by `end`,
+ * reusing the bytes of deep-frozen objects encoded before at the same
+ * depth: a state file that changed in one record encodes that record, and
+ * copies the others' bytes once, into the result.
  *
- * @param value A JSON-serialisable value.
- * @returns Its indented JSON text (undefined for a lone `undefined` or
- * function, as `JSON.stringify` returns).
- * @throws {TypeError} Like `JSON.stringify` (a BigInt, a cycle).
+ * @param value A JSON-serialisable value (not a lone `undefined`).
+ * @param end Text after the document, such as a file's final newline.
+ * @returns The bytes.
+ * @throws {TypeError} Like `JSON.stringify` (a BigInt, a cycle), and for a
+ * value with no JSON text.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { deepFreeze, stringifyJson } from "./frozen_json.ts";
+ * import { deepFreeze, encodeJson } from "./frozen_json.ts";
  * const doc = { version: 1, endpoints: deepFreeze({ a: { ip: "10.0.0.4" } }) };
- * assert.equal(stringifyJson(doc), JSON.stringify(doc, null, 2));
+ * assert.equal(
+ *   new TextDecoder().decode(encodeJson(doc, "\n")),
+ *   `${JSON.stringify(doc, null, 2)}\n`,
+ * );
  * ```
  */
-export function stringifyJson(value: unknown): string | undefined {
-  return print(value, "", new Set());
+export function encodeJson(value: unknown, end = ""): Uint8Array {
+  const out = new Chunks();
+  if (!encodeInto(value, { indent: "", path: new Set(), out })) {
+    throw new TypeError(`Cannot encode ${typeof value} as JSON`);
+  }
+  out.text(end);
+  return concatBytes(out.done());
 }
 
-function print(
+/** Text and bytes collected in order; runs of text are encoded together. */
+class Chunks {
+  #chunks: Uint8Array[] = [];
+  #text = "";
+
+  text(s: string): void {
+    this.#text += s;
+  }
+
+  bytes(chunks: readonly Uint8Array[]): void {
+    this.#flush();
+    for (const c of chunks) this.#chunks.push(c);
+  }
+
+  done(): Uint8Array[] {
+    this.#flush();
+    return this.#chunks;
+  }
+
+  #flush(): void {
+    if (this.#text === "") return;
+    this.#chunks.push(ENCODER.encode(this.#text));
+    this.#text = "";
+  }
+}
+
+/** What `JSON.stringify` leaves out of an object (and prints as `null` in an array). */
+function skipped(value: unknown): boolean {
+  return value === undefined || typeof value === "function" ||
+    typeof value === "symbol";
+}
+
+/**
+ * Appends `value`'s indented JSON to `at.out`; false when it has none (a
+ * lone `undefined`, function or symbol).
+ */
+function encodeInto(
   value: unknown,
-  indent: string,
-  path: Set<object>,
-): string | undefined {
+  at: { indent: string; path: Set<object>; out: Chunks },
+): boolean {
+  const { indent, path, out } = at;
   if (typeof value !== "object" || value === null) {
-    return JSON.stringify(value);
+    const text = JSON.stringify(value);
+    if (text === undefined) return false;
+    out.text(text);
+    return true;
   }
   if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
     // Rare in state (a Date): JSON.stringify's own rules, re-indented.
-    return JSON.stringify(value, null, 2)?.replaceAll("\n", `\n${indent}`);
+    const text = JSON.stringify(value, null, 2);
+    if (text === undefined) return false;
+    out.text(text.replaceAll("\n", `\n${indent}`));
+    return true;
   }
-  const printed = PRINTED.get(value);
-  if (printed !== undefined && printed.indent === indent) return printed.text;
+  const kept = ENCODED.get(value);
+  if (kept !== undefined && kept.indent === indent) {
+    out.bytes(kept.chunks);
+    return true;
+  }
   if (path.has(value)) {
     throw new TypeError("Converting circular structure to JSON");
   }
   path.add(value);
+  // A deep-frozen object (below the top, which is new with each document)
+  // is encoded into chunks of its own, kept for the next document.
+  const own = DEEP.has(value) && indent !== "" ? new Chunks() : out;
   const inner = `${indent}  `;
-  const parts: string[] = [];
-  if (Array.isArray(value)) {
+  const next = { indent: inner, path, out: own };
+  const array = Array.isArray(value);
+  own.text(array ? "[" : "{");
+  let first = true;
+  if (array) {
     for (let i = 0; i < value.length; i++) {
-      parts.push(inner + (print(value[i], inner, path) ?? "null"));
+      own.text(`${first ? "" : ","}\n${inner}`);
+      first = false;
+      if (!encodeInto(value[i], next)) own.text("null");
     }
   } else {
     for (const [key, item] of Object.entries(value)) {
-      const text = print(item, inner, path);
-      if (text !== undefined) {
-        parts.push(`${inner}${JSON.stringify(key)}: ${text}`);
-      }
+      if (skipped(item)) continue;
+      own.text(`${first ? "" : ","}\n${inner}${JSON.stringify(key)}: `);
+      first = false;
+      if (!encodeInto(item, next)) own.text("null");
     }
   }
+  own.text(first ? (array ? "]" : "}") : `\n${indent}${array ? "]" : "}"}`);
   path.delete(value);
-  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
-  const text = parts.length === 0
-    ? open + close
-    : `${open}\n${parts.join(",\n")}\n${indent}${close}`;
-  if (DEEP.has(value)) PRINTED.set(value, { indent, text });
-  return text;
+  if (own !== out) {
+    const chunks = own.done();
+    ENCODED.set(value, { indent, chunks });
+    out.bytes(chunks);
+  }
+  return true;
 }

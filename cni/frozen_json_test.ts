@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { deepFreeze, isDeepFrozen, stringifyJson } from "./frozen_json.ts";
+import { deepFreeze, encodeJson, isDeepFrozen } from "./frozen_json.ts";
+
+/** What encodeJson() encodes, as text. */
+function asText(value: unknown): string {
+  return new TextDecoder().decode(encodeJson(value));
+}
 
 /** A small deterministic generator of JSON-like values. */
 function randomValue(seed: { n: number }, depth: number): unknown {
@@ -35,16 +40,16 @@ function randomValue(seed: { n: number }, depth: number): unknown {
   }
 }
 
-Deno.test("stringifyJson() prints what JSON.stringify(value, null, 2) prints", () => {
+Deno.test("encodeJson() encodes what JSON.stringify(value, null, 2) prints", () => {
   const seed = { n: 7 };
   for (let i = 0; i < 500; i++) {
     const value = { doc: randomValue(seed, 0), list: [randomValue(seed, 1)] };
     const want = JSON.stringify(value, null, 2);
-    assert.equal(stringifyJson(value), want);
+    assert.equal(asText(value), want);
     // Frozen, and printed a second time from what the first print kept.
     deepFreeze(value);
-    assert.equal(stringifyJson(value), want);
-    assert.equal(stringifyJson(value), want);
+    assert.equal(asText(value), want);
+    assert.equal(asText(value), want);
   }
   const holes: unknown[] = [1];
   holes[2] = 3;
@@ -56,32 +61,36 @@ Deno.test("stringifyJson() prints what JSON.stringify(value, null, 2) prints", (
     holes,
     nested: { date: new Date(1000), empty: {}, none: [] },
   };
-  assert.equal(stringifyJson(special), JSON.stringify(special, null, 2));
-  assert.equal(stringifyJson(undefined), undefined);
-  assert.equal(stringifyJson("x"), '"x"');
+  assert.equal(asText(special), JSON.stringify(special, null, 2));
+  assert.throws(() => encodeJson(undefined), TypeError);
+  assert.equal(asText("x"), '"x"');
+  assert.equal(
+    new TextDecoder().decode(encodeJson({ a: "é" }, "\n")),
+    `${JSON.stringify({ a: "é" }, null, 2)}\n`,
+  );
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;
-  assert.throws(() => stringifyJson(cycle), TypeError);
-  assert.throws(() => stringifyJson({ n: 1n }), TypeError);
+  assert.throws(() => asText(cycle), TypeError);
+  assert.throws(() => asText({ n: 1n }), TypeError);
 });
 
-Deno.test("stringifyJson() reuses a frozen record's text at its depth, and only there", () => {
+Deno.test("encodeJson() reuses a frozen record's bytes at its depth, and only there", () => {
   const record = deepFreeze({ ip: "10.0.0.4", tags: ["a"] });
   const doc = { endpoints: { a: record } };
-  assert.equal(stringifyJson(doc), JSON.stringify(doc, null, 2));
+  assert.equal(asText(doc), JSON.stringify(doc, null, 2));
   // The same record at another depth is printed with that depth's indent.
   const deeper = { x: { y: { z: record } } };
-  assert.equal(stringifyJson(deeper), JSON.stringify(deeper, null, 2));
-  assert.equal(stringifyJson(record), JSON.stringify(record, null, 2));
-  assert.equal(stringifyJson(doc), JSON.stringify(doc, null, 2));
+  assert.equal(asText(deeper), JSON.stringify(deeper, null, 2));
+  assert.equal(asText(record), JSON.stringify(record, null, 2));
+  assert.equal(asText(doc), JSON.stringify(doc, null, 2));
 });
 
-Deno.test("stringifyJson() never reuses the text of an object that can still change", () => {
+Deno.test("encodeJson() never reuses the bytes of an object that can still change", () => {
   const inner = { n: 1 };
   const shallow = Object.freeze({ inner });
-  assert.equal(stringifyJson(shallow), JSON.stringify(shallow, null, 2));
+  assert.equal(asText(shallow), JSON.stringify(shallow, null, 2));
   inner.n = 2;
-  assert.equal(stringifyJson(shallow), JSON.stringify(shallow, null, 2));
+  assert.equal(asText(shallow), JSON.stringify(shallow, null, 2));
   assert.ok(!isDeepFrozen(shallow));
 });
 

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import { getLogger } from "@logtape/logtape";
 import { parseCniArgs } from "./args.ts";
 import { decodeConfig, ID_PATTERN, parseNetConf } from "./config.ts";
@@ -103,22 +104,13 @@ async function readReader(
   reader: Pick<Deno.FsFile, "read">,
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  let total = 0;
   const buf = new Uint8Array(64 * 1024);
   for (;;) {
     const n = await reader.read(buf);
     if (n === null) break;
     chunks.push(buf.slice(0, n));
-    total += n;
   }
-  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 async function readAll(stdin: StdinSource): Promise<Uint8Array> {

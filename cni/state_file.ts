@@ -35,7 +35,7 @@
  * @module
  */
 import { CniError, CODES, PLUGIN_CODES } from "./errors.ts";
-import { deepFreeze, isDeepFrozen, stringifyJson } from "./frozen_json.ts";
+import { deepFreeze, encodeJson, isDeepFrozen } from "./frozen_json.ts";
 
 /** Options of {@link withStateLock}. */
 export interface StateFileOptions {
@@ -248,8 +248,7 @@ class StateFile implements LockedStateFile {
       );
     }
     const dir = dirOf(this.path);
-    const text = `${stringifyJson(value)}\n`;
-    const data = new TextEncoder().encode(text);
+    const data = encodeJson(value, "\n");
     try {
       await withDeadline(
         Deno.mkdir(dir, { recursive: true, mode: 0o755 }),
@@ -258,7 +257,11 @@ class StateFile implements LockedStateFile {
       await writeFileAtomic(this.path, data, { opTimeoutMs: this.#ms });
       this.#written = true;
       if (parsedBy !== undefined) {
-        rememberParsed(this.path, { text, parse: parsedBy, state: value });
+        rememberParsed(this.path, {
+          bytes: data,
+          parse: parsedBy,
+          state: value,
+        });
       }
     } catch (err) {
       throw new CniError(
@@ -430,17 +433,11 @@ async function sweepTempFiles(path: string, ms: number): Promise<void> {
   }
 }
 
-/** A state file's bytes and their text. */
-interface StateText {
-  bytes: Uint8Array;
-  text: string;
-}
-
-/** Reads the state file's text; undefined when it is missing. */
-async function readText(
+/** Reads the state file's bytes; undefined when it is missing. */
+async function readBytes(
   path: string,
   ms: number,
-): Promise<StateText | undefined> {
+): Promise<Uint8Array | undefined> {
   let bytes: Uint8Array;
   try {
     if (await statRegular(path, { ms, role: "state file" }) === undefined) {
@@ -459,16 +456,16 @@ async function readText(
       { cause: err },
     );
   }
-  return { bytes, text: new TextDecoder().decode(bytes) };
+  return bytes;
 }
 
-/** Parses a state file's text: code 102, with a copy kept, when damaged. */
+/** Parses a state file's bytes: code 102, with a copy kept, when damaged. */
 async function parseJson(
   path: string,
-  doc: StateText,
+  bytes: Uint8Array,
   ms: number,
 ): Promise<unknown> {
-  const { bytes, text } = doc;
+  const text = new TextDecoder().decode(bytes);
   // We only ever write complete documents (temp file, fsync, rename), so an
   // empty file is damage, not "no state": treating it as empty state would
   // hand out addresses that live pods hold.
@@ -504,8 +501,8 @@ async function readDocument(
   path: string,
   ms: number,
 ): Promise<unknown | undefined> {
-  const doc = await readText(path, ms);
-  return doc === undefined ? undefined : await parseJson(path, doc, ms);
+  const bytes = await readBytes(path, ms);
+  return bytes === undefined ? undefined : await parseJson(path, bytes, ms);
 }
 
 /**
@@ -515,19 +512,23 @@ async function readDocument(
  */
 export type StateParser<S> = (raw: unknown, path: string) => S;
 
+/** A file's content and its parse. */
+interface Parsed {
+  /** The bytes read or written. */
+  bytes: Uint8Array;
+  /** The parser. */
+  parse: StateParser<unknown>;
+  /** What it made of them, deep-frozen. */
+  state: unknown;
+}
+
 /** The last parse of each file, by path (a few files per process). */
-const PARSED = new Map<
-  string,
-  { text: string; parse: StateParser<unknown>; state: unknown }
->();
+const PARSED = new Map<string, Parsed>();
 
 /** How many files {@link PARSED} remembers (oldest forgotten first). */
 const PARSED_FILES = 8;
 
-function rememberParsed(
-  path: string,
-  entry: { text: string; parse: StateParser<unknown>; state: unknown },
-): void {
+function rememberParsed(path: string, entry: Parsed): void {
   PARSED.delete(path);
   PARSED.set(path, entry);
   if (PARSED.size > PARSED_FILES) {
@@ -541,19 +542,33 @@ async function readParsed<S>(
   parse: StateParser<S>,
   ms: number,
 ): Promise<S> {
-  const doc = await readText(path, ms);
-  if (doc === undefined) return deepFreeze(parse(undefined, path));
+  const bytes = await readBytes(path, ms);
+  if (bytes === undefined) return deepFreeze(parse(undefined, path));
   const last = PARSED.get(path);
-  if (last !== undefined && last.parse === parse && last.text === doc.text) {
+  if (
+    last !== undefined && last.parse === parse && sameBytes(last.bytes, bytes)
+  ) {
     return last.state as S;
   }
-  const state = deepFreeze(parse(await parseJson(path, doc, ms), path));
+  const state = deepFreeze(parse(await parseJson(path, bytes, ms), path));
   rememberParsed(path, {
-    text: doc.text,
+    bytes,
     parse: parse as StateParser<unknown>,
     state,
   });
   return state;
+}
+
+/** Byte equality, a word at a time (a state file is read on every call). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  const aligned = a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0;
+  const words = aligned ? a.length >>> 2 : 0;
+  const wa = new Uint32Array(a.buffer, a.byteOffset, words);
+  const wb = new Uint32Array(b.buffer, b.byteOffset, words);
+  for (let i = 0; i < words; i++) if (wa[i] !== wb[i]) return false;
+  for (let i = words * 4; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
