@@ -96,9 +96,11 @@ export function isDeepFrozen(value: unknown): boolean {
  */
 export function encodeJson(value: unknown, end = ""): Uint8Array {
   const out = new Chunks();
-  if (!encodeInto(value, { indent: "", path: new Set(), out })) {
+  const top = jsonValue(value, "");
+  if (skipped(top)) {
     throw new TypeError(`Cannot encode ${typeof value} as JSON`);
   }
+  encodeInto(top, { indent: "", path: new Set(), out });
   out.text(end);
   return concatBytes(out.done());
 }
@@ -129,38 +131,37 @@ class Chunks {
   }
 }
 
-/** What `JSON.stringify` leaves out of an object (and prints as `null` in an array). */
+/**
+ * What `JSON.stringify` leaves out of an object (and prints as `null` in an
+ * array).
+ */
 function skipped(value: unknown): boolean {
   return value === undefined || typeof value === "function" ||
     typeof value === "symbol";
 }
 
-/**
- * Appends `value`'s indented JSON to `at.out`; false when it has none (a
- * lone `undefined`, function or symbol).
- */
+/** The value JSON.stringify serialises for `value` under `key` (toJSON). */
+function jsonValue(value: unknown, key: string): unknown {
+  return typeof value === "object" && value !== null &&
+      typeof (value as { toJSON?: unknown }).toJSON === "function"
+    ? (value as { toJSON: (key: string) => unknown }).toJSON(key)
+    : value;
+}
+
+/** Appends the indented JSON of `value` (not {@link skipped}) to `at.out`. */
 function encodeInto(
   value: unknown,
   at: { indent: string; path: Set<object>; out: Chunks },
-): boolean {
+): void {
   const { indent, path, out } = at;
   if (typeof value !== "object" || value === null) {
-    const text = JSON.stringify(value);
-    if (text === undefined) return false;
-    out.text(text);
-    return true;
-  }
-  if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
-    // Rare in state (a Date): JSON.stringify's own rules, re-indented.
-    const text = JSON.stringify(value, null, 2);
-    if (text === undefined) return false;
-    out.text(text.replaceAll("\n", `\n${indent}`));
-    return true;
+    out.text(JSON.stringify(value) ?? "null");
+    return;
   }
   const kept = ENCODED.get(value);
   if (kept !== undefined && kept.indent === indent) {
     out.bytes(kept.chunks);
-    return true;
+    return;
   }
   if (path.has(value)) {
     throw new TypeError("Converting circular structure to JSON");
@@ -178,14 +179,17 @@ function encodeInto(
     for (let i = 0; i < value.length; i++) {
       own.text(`${first ? "" : ","}\n${inner}`);
       first = false;
-      if (!encodeInto(value[i], next)) own.text("null");
+      const item = jsonValue(value[i], String(i));
+      if (skipped(item)) own.text("null");
+      else encodeInto(item, next);
     }
   } else {
-    for (const [key, item] of Object.entries(value)) {
+    for (const [key, raw] of Object.entries(value)) {
+      const item = jsonValue(raw, key);
       if (skipped(item)) continue;
       own.text(`${first ? "" : ","}\n${inner}${JSON.stringify(key)}: `);
       first = false;
-      if (!encodeInto(item, next)) own.text("null");
+      encodeInto(item, next);
     }
   }
   own.text(first ? (array ? "]" : "}") : `\n${indent}${array ? "]" : "}"}`);
@@ -195,5 +199,4 @@ function encodeInto(
     ENCODED.set(value, { indent, chunks });
     out.bytes(chunks);
   }
-  return true;
 }

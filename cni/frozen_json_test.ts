@@ -60,6 +60,8 @@ Deno.test("encodeJson() encodes what JSON.stringify(value, null, 2) prints", () 
     date: new Date(0),
     holes,
     nested: { date: new Date(1000), empty: {}, none: [] },
+    gone: { toJSON: () => undefined },
+    listed: [{ toJSON: () => undefined }, { toJSON: (k: string) => `at ${k}` }],
   };
   assert.equal(asText(special), JSON.stringify(special, null, 2));
   assert.throws(() => encodeJson(undefined), TypeError);
@@ -83,6 +85,24 @@ Deno.test("encodeJson() reuses a frozen record's bytes at its depth, and only th
   assert.equal(asText(deeper), JSON.stringify(deeper, null, 2));
   assert.equal(asText(record), JSON.stringify(record, null, 2));
   assert.equal(asText(doc), JSON.stringify(doc, null, 2));
+});
+
+Deno.test("encodeJson() encodes a frozen record once, however many documents hold it", () => {
+  const record = deepFreeze({ ip: "10.0.0.4", tags: ["a", "b"] });
+  const encode = TextEncoder.prototype.encode;
+  const seen: string[] = [];
+  TextEncoder.prototype.encode = function (input?: string) {
+    seen.push(input ?? "");
+    return encode.call(this, input);
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      asText({ version: i, endpoints: deepFreeze({ a: record }) });
+    }
+  } finally {
+    TextEncoder.prototype.encode = encode;
+  }
+  assert.equal(seen.filter((t) => t.includes("10.0.0.4")).length, 1);
 });
 
 Deno.test("encodeJson() never reuses the bytes of an object that can still change", () => {

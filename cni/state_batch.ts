@@ -174,7 +174,9 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
           const out = p.spec.fn(mine);
           outcomes.push({ value: out.value });
           if (out.next !== undefined) {
-            state = out.next;
+            // With copy, frozen at once: what this update made is shared
+            // with the next one's copy, which must not edit it.
+            state = copy === undefined ? out.next : deepFreeze(out.next);
             dirty = true;
           }
         } catch (error) {
@@ -199,11 +201,11 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
   });
 }
 
-/** Writes a batch's state; frozen and remembered when the spec copies. */
+/** Writes a batch's state; remembered (it is frozen) when the spec copies. */
 function save(
   file: LockedStateFile,
   batch: { state: unknown; parse: StateParser<unknown>; copy?: unknown },
 ): Promise<void> {
   if (batch.copy === undefined) return file.write(batch.state);
-  return file.write(deepFreeze(batch.state), batch.parse);
+  return file.write(batch.state, batch.parse);
 }

@@ -112,3 +112,27 @@ Deno.test("readParsedStateFile() still reports damage done after a remembered wr
     await Deno.writeTextFile(path, `{"version": 2}`);
     await assert.rejects(readParsedStateFile(path, parse), /bad version/);
   }));
+
+Deno.test("updateStateFile() with copy: a record an earlier update of the batch made is frozen for the next one", () =>
+  onFile(async (path, { parse, copy }) => {
+    await updateStateFile(path, { parse, copy, fn: put("a", 1) });
+    const results = await Promise.allSettled([
+      updateStateFile(path, { parse, copy, fn: put("b", 2) }),
+      updateStateFile(path, { parse, copy, fn: put("c", 3) }),
+      updateStateFile(path, {
+        parse,
+        copy,
+        fn: (d) => {
+          (d.items.c as { n: number }).n = 99;
+          return { value: 0, next: d };
+        },
+      }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+    ]);
+    const doc = JSON.parse(await Deno.readTextFile(path)) as Doc;
+    assert.equal(doc.items.c?.n, 3);
+  }));

@@ -542,6 +542,7 @@ async function readParsed<S>(
   parse: StateParser<S>,
   ms: number,
 ): Promise<S> {
+  const before = PARSED.get(path);
   const bytes = await readBytes(path, ms);
   if (bytes === undefined) return deepFreeze(parse(undefined, path));
   const last = PARSED.get(path);
@@ -551,11 +552,14 @@ async function readParsed<S>(
     return last.state as S;
   }
   const state = deepFreeze(parse(await parseJson(path, bytes, ms), path));
-  rememberParsed(path, {
-    bytes,
-    parse: parse as StateParser<unknown>,
-    state,
-  });
+  // A write remembered while this read ran is newer than what was read.
+  if (PARSED.get(path) === before) {
+    rememberParsed(path, {
+      bytes,
+      parse: parse as StateParser<unknown>,
+      state,
+    });
+  }
   return state;
 }
 

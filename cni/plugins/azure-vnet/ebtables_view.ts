@@ -15,9 +15,16 @@
  * - after one of its own transactions, when the generation went from the
  *   view's G to G + 1 (so that nothing else committed in between), it
  *   applies the transaction to the view, which is then the table at G + 1;
- * - anything else (another process's rule, `iptables-nft` on the node, two
- *   of its own transactions at once) leaves the view at an old generation,
- *   and the next use lists again.
+ * - anything else (another process's rule, `iptables-nft` in the namespace,
+ *   two of its own transactions at once) leaves the view at an old
+ *   generation, and the next use lists again.
+ *
+ * The view is trusted only once one of the process's own transactions has
+ * been seen to raise the generation by one: a legacy (not nf_tables)
+ * `ebtables` changes the table without touching the generation, so a view
+ * kept under it could miss another process's rules. When a committed
+ * transaction leaves the generation as it was, the view is given up for
+ * good and every use lists, as before #14.
  *
  * @module
  */
@@ -91,6 +98,8 @@ export function ownGeneration(): GenerationReader {
 export class TableView {
   #read: GenerationReader | undefined;
   #kept: { gen: number; listing: Listing } | undefined;
+  /** Whether an own transaction was seen to raise the generation by one. */
+  #proven = false;
 
   /**
    * Creates an empty view.
@@ -112,16 +121,15 @@ export class TableView {
     try {
       return this.#read();
     } catch (err) {
-      log.warn(
-        "Cannot read the nf_tables generation ({err}): listing every time",
-        {
-          err: String(err),
-        },
-      );
-      this.#read = undefined;
-      this.#kept = undefined;
+      this.#giveUp(`cannot read the nf_tables generation (${err})`);
       return undefined;
     }
+  }
+
+  #giveUp(why: string): void {
+    log.warn("Keeping no ebtables listing: {why}; listing every time", { why });
+    this.#read = undefined;
+    this.#kept = undefined;
   }
 
   /**
@@ -131,7 +139,7 @@ export class TableView {
    * @returns The listing, or undefined.
    */
   at(gen: number | undefined): Listing | undefined {
-    return gen !== undefined && this.#kept?.gen === gen
+    return this.#proven && gen !== undefined && this.#kept?.gen === gen
       ? this.#kept.listing
       : undefined;
   }
@@ -163,13 +171,23 @@ export class TableView {
     ops: readonly RestoreOp[],
     gens: { before: number | undefined; after: number | undefined },
   ): void {
+    const { before, after } = gens;
+    if (before === undefined || after === undefined || ops.length === 0) {
+      return;
+    }
+    if (after === before) {
+      this.#giveUp(
+        "a committed ebtables transaction left nf_tables' generation as it was (a legacy ebtables?)",
+      );
+      return;
+    }
+    // The kernel's counter skips 0 when it wraps: a wrap only lists again.
+    if (after !== before + 1) return;
+    this.#proven = true;
     const kept = this.#kept;
-    if (
-      kept === undefined || gens.before !== kept.gen ||
-      gens.after !== ((kept.gen + 1) >>> 0)
-    ) return;
+    if (kept === undefined || kept.gen !== before) return;
     for (const { op, rule } of ops) apply(kept.listing, op, rule);
-    kept.gen = gens.after;
+    kept.gen = after;
   }
 }
 
