@@ -9,6 +9,18 @@
  * @module
  */
 import type { EbtablesOutput } from "./ebtables.ts";
+import { ruleKey } from "./ebtables_rules.ts";
+
+/**
+ * Where `args` (as added, or as a listing prints them) is in `rules`:
+ * ebtables matches a rule by what it means, not by how it is written.
+ */
+function indexOf(rules: readonly FakeRule[], chain: string, args: string) {
+  const key = ruleKey(args.split(" "));
+  return rules.findIndex((r) =>
+    r.chain === chain && ruleKey(r.args.split(" ")) === key
+  );
+}
 
 /** One stored rule. */
 export interface FakeRule {
@@ -90,7 +102,7 @@ export class FakeEbtables {
       );
     }
     const args = rest.join(" ");
-    const i = this.rules.findIndex((r) => r.chain === chain && r.args === args);
+    const i = indexOf(this.rules, chain, args);
     if (op === "--check") return Promise.resolve(i >= 0 ? OK : ABSENT);
     if (op === "-A") {
       if (this.failAdd?.test(args)) {
@@ -128,7 +140,7 @@ export class FakeEbtables {
         next.push({ chain, args });
         continue;
       }
-      const at = next.findIndex((r) => r.chain === chain && r.args === args);
+      const at = indexOf(next, chain, args);
       if (at < 0) {
         return Promise.resolve({
           code: 1,

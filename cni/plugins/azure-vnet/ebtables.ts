@@ -6,7 +6,11 @@
  * present, 1: absent; verified with ebtables 1.8.9 (nf_tables)). Note that
  * `-C` means "change counters" in ebtables, not "check". A rule is appended
  * only when absent, and deleted with `-D` using the very same arguments, so
- * no duplicates are created and only our rules are removed.
+ * no duplicates are created and only our rules are removed. A stale rule
+ * for a pod's new address ({@link Ebtables.replaceAll}) is deleted as the
+ * listing prints it, whatever its form: ebtables-restore takes the listed
+ * form back (verified with ebtables 1.8.9, nf_tables, a foreign
+ * `--arpreply-target ACCEPT` included).
  *
  * Batches (one ADD or DEL touches several rules, and every exec costs about
  * 10 ms): {@link Ebtables.ensureAll} lists the table once (`ebtables -t nat
@@ -280,10 +284,11 @@ function transaction(ops: readonly RestoreOp[]): string {
 /** Options of {@link Ebtables.replaceAll}. */
 export interface ReplaceOptions {
   /**
-   * For a listed rule (chain and arguments as listed), the canonical rule
-   * to delete, or undefined to keep it.
+   * True for a listed rule (chain and arguments as listed) that is stale:
+   * it is deleted as listed, so that a rule in another form than ours (a
+   * foreign target or option) goes too instead of failing the transaction.
    */
-  readonly obsolete: (listed: EbtablesRule) => EbtablesRule | undefined;
+  readonly obsolete: (listed: EbtablesRule) => boolean;
   /** A listing taken earlier ({@link Ebtables.prefetch}). */
   readonly prefetched?: PrefetchedListing;
 }
@@ -678,13 +683,13 @@ export class Ebtables {
 
   /**
    * Like {@link Ebtables.ensureAll}, and in the same single listing and
-   * transaction also deletes the listed rules `obsolete` maps to a rule (the
-   * rule to delete, in our canonical form), unless that rule is one of
-   * `rules`. Used to replace stale rules for the same addresses.
+   * transaction also deletes the listed rules `obsolete` calls stale, as
+   * listed, unless such a rule is one of `rules`. Used to replace stale
+   * rules for the same addresses.
    *
    * @param rules The rules to have (duplicates among them count once).
-   * @param options `obsolete`: for a listed rule (chain and arguments as
-   * listed), the canonical rule to delete, or undefined to keep it;
+   * @param options `obsolete`: whether a listed rule (chain and arguments
+   * as listed) is stale;
    * `prefetched`: a listing taken earlier ({@link Ebtables.prefetch}). When
    * the transaction built on it, or on the listing kept since the last one
    * (`TableView`), fails (the table changed since: another process removed
@@ -709,10 +714,9 @@ export class Ebtables {
     const distinct = dedupe(rules);
     const wanted = new Set(distinct.map(listingKey));
     function pick(listed: readonly EbtablesRule[]): EbtablesRule[] {
-      return dedupe(listed.flatMap((l) => {
-        const r = options.obsolete(l);
-        return r === undefined || wanted.has(listingKey(r)) ? [] : [r];
-      }));
+      return dedupe(
+        listed.filter((l) => options.obsolete(l) && !wanted.has(listingKey(l))),
+      );
     }
     const restore = this.#restore;
     if (restore === undefined) {

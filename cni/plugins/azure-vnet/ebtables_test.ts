@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { FakeEbtables as FakeNatTable } from "./_fake_ebtables.ts";
 import { Ebtables, EBTABLES_DIRS, type EbtablesOutput } from "./ebtables.ts";
+import { listingKey } from "./ebtables_view.ts";
 import {
   arpReplyRedirectRule,
   arpReplyRule,
   masterSnatRule,
   parsePodRule,
   podDnatRule,
-  podRuleOf,
 } from "./ebtables_rules.ts";
 
 /** A fake ebtables holding rules in memory, recording every argv. */
@@ -256,27 +256,36 @@ Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transa
   const eb = new Ebtables({ run: fake.run, restore: fake.restore });
   const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
   await eb.ensureAll([arpReplyRule(stale), podDnatRule("eth9", stale)]);
+  // One in a form of someone else's (another target): deleted as listed.
+  const foreign = {
+    chain: "PREROUTING" as const,
+    args: [
+      ...arpReplyRule({ ...stale, mac: "02:00:00:00:00:98" }).args.slice(0, -1),
+      "ACCEPT",
+    ],
+  };
+  await fake.run(["-t", "nat", "-A", foreign.chain, ...foreign.args]);
   const before = { lists: fake.lists, restores: fake.restores.length };
   const want = [arpReplyRule(POD), podDnatRule("eth9", POD)];
   const out = await eb.replaceAll(want, {
     obsolete: (listed) => {
       const r = parsePodRule(listed.args);
-      return r !== undefined && r.mac !== POD.mac ? podRuleOf(r) : undefined;
+      return r !== undefined && r.mac !== POD.mac;
     },
   });
   assert.equal(fake.lists - before.lists, 1);
   assert.equal(fake.restores.length - before.restores, 1);
   assert.deepEqual(out.added, want);
-  assert.deepEqual(out.removed, [
-    arpReplyRule(stale),
-    podDnatRule("eth9", stale),
-  ]);
+  assert.deepEqual(
+    out.removed.map(listingKey),
+    [arpReplyRule(stale), podDnatRule("eth9", stale), foreign].map(listingKey),
+  );
   assert.deepEqual(
     fake.rules.map((r) => r.args),
     want.map((r) => r.args.join(" ")),
   );
   // Nothing stale, nothing missing: one listing, no transaction.
-  const again = await eb.replaceAll(want, { obsolete: () => undefined });
+  const again = await eb.replaceAll(want, { obsolete: () => false });
   assert.deepEqual(again, { added: [], removed: [] });
   assert.equal(fake.restores.length - before.restores, 1);
 });
@@ -284,7 +293,7 @@ Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transa
 Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when the table changed since", async (t) => {
   const obsolete = (listed: { args: readonly string[] }) => {
     const r = parsePodRule(listed.args);
-    return r !== undefined && r.mac !== POD.mac ? podRuleOf(r) : undefined;
+    return r !== undefined && r.mac !== POD.mac;
   };
   const want = [arpReplyRule(POD), podDnatRule("eth9", POD)];
   const stale = { ip: POD.ip, mac: "02:00:00:00:00:99" };
@@ -358,9 +367,9 @@ function podWants(p: { ip: string; mac: string }) {
 }
 
 /** `obsolete` of replaceAll(): a pod rule whose MAC is not one of PODS'. */
-function notOurMac(listed: { args: readonly string[] }) {
+function notOurMac(listed: { args: readonly string[] }): boolean {
   const r = parsePodRule(listed.args);
-  return r !== undefined && !r.mac.endsWith(":05") ? podRuleOf(r) : undefined;
+  return r !== undefined && !r.mac.endsWith(":05");
 }
 
 Deno.test("Ebtables.replaceAll() of concurrent calls: one transaction for those that waited, each alone when it fails", async (t) => {
@@ -477,10 +486,10 @@ Deno.test("Ebtables keeps its listing while nf_tables' generation stays, and fol
     ]);
     const out = await eb.replaceAll(podWants(P3), { obsolete: notOurMac });
     assert.equal(fake.lists, 2);
-    assert.deepEqual(out, {
-      added: podWants(P3),
-      removed: [arpReplyRule(stale)],
-    });
+    assert.deepEqual(out.added, podWants(P3));
+    assert.deepEqual(out.removed.map(listingKey), [
+      listingKey(arpReplyRule(stale)),
+    ]);
     assert.deepEqual(
       table(),
       PODS.flatMap((p) => podWants(p).map((r) => r.args.join(" "))).sort(),

@@ -24,7 +24,6 @@ import {
   ipOf,
   parsePodRule,
   podDnatRule,
-  podRuleOf,
 } from "./ebtables_rules.ts";
 import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
 import { wrapKernel } from "./errors.ts";
@@ -354,12 +353,10 @@ export async function createBridgeEndpoint(
           if (
             listed.chain !== "PREROUTING" ||
             !listed.args.some((a) => v4.has(ipOf(a)))
-          ) return undefined;
+          ) return false;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
-              r.mac !== canonicalMac(podMac)
-            ? podRuleOf(r)
-            : undefined;
+            r.mac !== canonicalMac(podMac);
         },
         ...(spec.listing === undefined ? {} : { prefetched: spec.listing }),
       },
