@@ -20,7 +20,7 @@ import { parseAgentConfig, type WarmPoolSettings } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { WarmPool, withScaleUpWait } from "./warm_pool.ts";
 
-const tls = await generateTls();
+const tls = await generateTls({ removeOnUnload: true });
 
 // ManagedIdentityCredential must use the emulator's IMDS token endpoint.
 useEmulatorIdentity();

@@ -12,7 +12,7 @@ import { main } from "./cli.ts";
 import { parseCount, parseIpv6Count } from "./provision.ts";
 
 const WIRE = "/machine/plugins?comp=nmagent&type=getinterfaceinfov1";
-const tls = await generateTls();
+const tls = await generateTls({ removeOnUnload: true });
 
 // ManagedIdentityCredential must use the emulator's IMDS token endpoint,
 // never a stray App Service / Cloud Shell / Arc source.

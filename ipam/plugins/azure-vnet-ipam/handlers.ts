@@ -144,8 +144,10 @@ export async function cmdGc(ctx: IpamContext, args: CmdArgs): Promise<void> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { createIpamHandlers } from "./handlers.ts";
- * const handlers = createIpamHandlers({ stateDir: await Deno.makeTempDir() });
+ * const stateDir = await Deno.makeTempDir();
+ * const handlers = createIpamHandlers({ stateDir });
  * assert.equal(typeof handlers.cmdAdd, "function");
+ * await Deno.remove(stateDir, { recursive: true });
  * ```
  */
 export function createIpamHandlers(ctx: IpamContext = {}): PluginHandlers {

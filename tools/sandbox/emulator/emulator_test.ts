@@ -9,7 +9,7 @@ import { addVm, emptyState, type EmulatorState } from "./state.ts";
 import { generateTls } from "./tls.ts";
 
 const WIRE = "/machine/plugins?comp=nmagent&type=getinterfaceinfov1";
-const tls = await generateTls();
+const tls = await generateTls({ removeOnUnload: true });
 
 /** vm0's IPv4 subnet as the clients parse it: 3 ipconfigs from .4. */
 const VM0_IPV4 = {

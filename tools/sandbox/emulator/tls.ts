@@ -27,6 +27,11 @@ export interface GenerateTlsOptions {
   ips?: readonly string[] | undefined;
   /** DNS names besides localhost. */
   dnsNames?: readonly string[] | undefined;
+  /**
+   * Remove the directory when the program unloads (a test module's
+   * material; the directory must be one of its own).
+   */
+  removeOnUnload?: boolean | undefined;
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -73,6 +78,11 @@ export async function generateTls(
 ): Promise<TlsMaterial> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "vnet-tls-" });
   await Deno.mkdir(dir, { recursive: true });
+  if (options.removeOnUnload) {
+    globalThis.addEventListener("unload", () => {
+      Deno.removeSync(dir, { recursive: true });
+    });
+  }
   const caFile = `${dir}/ca.pem`;
   const existing = await Promise.all(
     ["ca.pem", "leaf.pem", "leaf.key"].map((f) => readIfExists(`${dir}/${f}`)),
