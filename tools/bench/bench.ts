@@ -38,9 +38,9 @@ import {
   type CniRun,
   hostAddress,
   ip,
-  logLines,
   mapLimit,
   type Netns,
+  readServedEntries,
   resultIp,
   run,
   spawnAgent,
@@ -358,20 +358,19 @@ function loadPath(levels: readonly number[]): number[] {
 }
 
 /**
- * The agent's own time per request of `containerIds` (the `in N ms` of its
- * `served` log lines), from the agent log in `logDir`; empty when there is
- * no agent.
+ * The agent's own time per ADD of `containerIds` (its `served` log lines),
+ * from the agent log in `logDir`; empty when there is no agent.
  */
 async function agentMs(
   logDir: string,
   containerIds: ReadonlySet<string>,
 ): Promise<number[]> {
-  const re =
-    /served "azure-vnet" "ADD" "([^"]*)" "[^"]*": code 0 in "?([\d.]+)"? ms/;
-  return (await logLines(logDir, "azure-vnet-agent.log")).flatMap((line) => {
-    const m = re.exec(line);
-    return m !== null && containerIds.has(m[1] ?? "") ? [Number(m[2])] : [];
-  });
+  return (await readServedEntries(logDir)).flatMap((e) =>
+    e.plugin === "azure-vnet" && e.command === "ADD" && e.code === 0 &&
+      containerIds.has(e.containerId)
+      ? [e.ms]
+      : []
+  );
 }
 
 /**

@@ -198,6 +198,55 @@ export function stopAgent(pid: number): Promise<boolean> {
   return stopProcess(pid, { graceMs: 10_000 });
 }
 
+/** One request an agent's log records as served. */
+export interface ServedEntry {
+  /** The plugin. */
+  plugin: string;
+  /** `CNI_COMMAND`. */
+  command: string;
+  /** `CNI_CONTAINERID`. */
+  containerId: string;
+  /** `CNI_IFNAME`. */
+  ifName: string;
+  /** The exit code replied. */
+  code: number;
+  /** The agent's own time, from accepting the call to its reply. */
+  ms: number;
+}
+
+/**
+ * The requests an agent's log records as served (the one parser of its
+ * `served` lines).
+ *
+ * @param text The text of `azure-vnet-agent.log`.
+ * @returns The requests, in log order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { servedEntries } from "./agent.ts";
+ * const log = 'x INFO served "azure-vnet" "ADD" "c1" "eth0": code 0 in "9.1" ms';
+ * assert.equal(servedEntries(log)[0]?.ms, 9.1);
+ * ```
+ */
+export function servedEntries(text: string): ServedEntry[] {
+  const re =
+    /served "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)": code (\d+) in "?([\d.]+)"? ms/;
+  return text.split("\n").flatMap((line) => {
+    const m = re.exec(line);
+    if (m === null) return [];
+    const [, plugin = "", command = "", containerId = "", ifName = ""] = m;
+    return [{
+      plugin,
+      command,
+      containerId,
+      ifName,
+      code: Number(m[5]),
+      ms: Number(m[6]),
+    }];
+  });
+}
+
 /**
  * The requests an agent's log records as served, one string per request:
  * `<plugin> <command> <containerId> <ifName> <code>`.
@@ -214,11 +263,26 @@ export function stopAgent(pid: number): Promise<boolean> {
  * ```
  */
 export function servedRequests(text: string): string[] {
-  const re = /served "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)": code (\d+)/;
-  return text.split("\n").flatMap((line) => {
-    const m = re.exec(line);
-    return m === null ? [] : [m.slice(1, 6).join(" ")];
-  });
+  return servedEntries(text).map(requestText);
+}
+
+/** `<plugin> <command> <containerId> <ifName> <code>`. */
+function requestText(e: ServedEntry): string {
+  return `${e.plugin} ${e.command} ${e.containerId} ${e.ifName} ${e.code}`;
+}
+
+/**
+ * Reads what a node's agent served (nothing when it never logged).
+ *
+ * @param logDir The node's log dir.
+ * @returns As {@link servedEntries}.
+ */
+export async function readServedEntries(
+  logDir: string,
+): Promise<ServedEntry[]> {
+  return servedEntries(
+    (await logLines(logDir, "azure-vnet-agent.log")).join("\n"),
+  );
 }
 
 /**
@@ -228,9 +292,7 @@ export function servedRequests(text: string): string[] {
  * @returns As {@link servedRequests}.
  */
 export async function readServed(logDir: string): Promise<string[]> {
-  return servedRequests(
-    (await logLines(logDir, "azure-vnet-agent.log")).join("\n"),
-  );
+  return (await readServedEntries(logDir)).map(requestText);
 }
 
 /**

@@ -303,7 +303,7 @@ interface QueuedCommit {
 function dedupe(rules: readonly EbtablesRule[]): EbtablesRule[] {
   const seen = new Set<string>();
   return rules.filter((r) => {
-    const k = `${r.chain} ${ruleKey(r.args)}`;
+    const k = listingKey(r);
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
@@ -606,7 +606,7 @@ export class Ebtables {
       return out;
     }
     const { keys } = await this.#listTable();
-    return rules.filter((r) => !keys.has(`${r.chain} ${ruleKey(r.args)}`));
+    return rules.filter((r) => !keys.has(listingKey(r)));
   }
 
   /**
