@@ -439,8 +439,26 @@ Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS repor
     assert.equal(s.code, 0, JSON.stringify(s.json));
   });
   await t.step(
-    "GC keeps gc2 and removes gc1 with its rules and IP",
+    "GC keeps gc2 and removes gc1 with its rules and IP, and rules in another form for an address of no record",
     async () => {
+      // Written by someone else: the ARP reply's target and the DNAT's
+      // target differ from ours, so only a deletion as listed removes them.
+      for (
+        const rule of [
+          "-p ARP --arp-op Request --arp-ip-dst 10.81.0.50 -j arpreply --arpreply-mac 02:00:00:00:00:50 --arpreply-target ACCEPT",
+          "-p IPv4 -i eth0 --ip-dst 10.81.0.50 -j dnat --to-dst 02:00:00:00:00:50 --dnat-target CONTINUE",
+        ]
+      ) {
+        await n.node.exec("ebtables", [
+          "-t",
+          "nat",
+          "-A",
+          "PREROUTING",
+          ...rule.split(" "),
+        ]);
+      }
+      assert.match(await n.ebtables(), /10\.81\.0\.50 .*ACCEPT/);
+      assert.match(await n.ebtables(), /10\.81\.0\.50 .*CONTINUE/);
       const gc = await n.run("GC", {
         ...c,
         "cni.dev/valid-attachments": [{ containerID: "gc2", ifname: "eth0" }],
@@ -450,6 +468,7 @@ Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS repor
       const hostVeth = ifaces(r1.json)[0]?.name ?? "";
       assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
       assert.doesNotMatch(await n.ebtables(), /10\.81\.0\.5 /);
+      assert.doesNotMatch(await n.ebtables(), /10\.81\.0\.50\b/);
       assert.doesNotMatch(await n.ipamState(), /gc1/);
       assert.match(await n.ipamState(), /gc2/);
       assert.ok(await p2.ping("10.81.0.1"));

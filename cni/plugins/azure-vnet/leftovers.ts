@@ -13,7 +13,6 @@ import {
   canonicalMac,
   type EbtablesRule,
   parsePodRule,
-  podRuleOf,
 } from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
@@ -29,7 +28,12 @@ export interface Leftovers {
    * (transparent mode) on no bridge, routing nothing outside the subnet.
    */
   readonly veths: string[];
-  /** Per-pod rules (ARP reply, IPv4 DNAT) for an address of no record. */
+  /**
+   * Per-pod rules (ARP reply, IPv4 DNAT) for an address of no record, as
+   * listed: one written in another form than ours (a foreign target or
+   * option) is deleted in the form the listing prints, which ebtables
+   * takes back.
+   */
   readonly rules: EbtablesRule[];
   /** Permanent IPv4 neighbours on a bridge for an address of no record. */
   readonly neighbours: { readonly bridge: string; readonly ip: string }[];
@@ -145,10 +149,11 @@ export function findLeftovers(
       }
     }
     for (const line of spec.prerouting ?? []) {
-      const r = parsePodRule(line.trim().split(/\s+/));
+      const args = line.trim().split(/\s+/);
+      const r = parsePodRule(args);
       if (r === undefined || !foreign(r.ip, r.mac)) continue;
       if (r.kind === "dnat" && r.master !== net.master) continue;
-      found.rules.push(podRuleOf(r));
+      found.rules.push({ chain: "PREROUTING", args });
     }
   }
   return found;

@@ -52,6 +52,13 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
   const kept = { ip: "10.0.0.5", mac: "02:00:00:00:00:05" };
   const left = { ip: "10.0.0.7", mac: "02:00:00:00:00:07" };
   const host4 = { ip: "10.0.0.4", mac: NET.masterMac };
+  // Someone else's form (its target) for an address of no record.
+  const foreignArpReply = {
+    chain: "PREROUTING" as const,
+    args:
+      "-p ARP --arp-op Request --arp-ip-dst 10.0.0.8 -j arpreply --arpreply-mac 02:00:00:00:00:08 --arpreply-target ACCEPT"
+        .split(" "),
+  };
   await eb.ensureAll([
     masterSnatRule("eth0", NET.masterMac),
     arpReplyRule(host4),
@@ -61,6 +68,7 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
     arpReplyRule(left),
     podDnatRule("eth0", left),
     podDnatRule("eth1", left),
+    foreignArpReply,
   ]);
   const found = findLeftovers(host, {
     state,
@@ -68,9 +76,20 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
     prerouting: await eb.list("PREROUTING"),
   });
   assert.deepEqual(found.veths, ["azvleft"]);
-  assert.deepEqual(found.rules, [
-    arpReplyRule(left),
-    podDnatRule("eth0", left),
+  // As listed (short MACs, the default target omitted), each form as is.
+  assert.deepEqual(found.rules.map((r) => [r.chain, r.args.join(" ")]), [
+    [
+      "PREROUTING",
+      "-p ARP --arp-op Request --arp-ip-dst 10.0.0.7 -j arpreply --arpreply-mac 2:0:0:0:0:7",
+    ],
+    [
+      "PREROUTING",
+      "-p IPv4 -i eth0 --ip-dst 10.0.0.7 -j dnat --to-dst 2:0:0:0:0:7 --dnat-target ACCEPT",
+    ],
+    [
+      "PREROUTING",
+      "-p ARP --arp-op Request --arp-ip-dst 10.0.0.8 -j arpreply --arpreply-mac 2:0:0:0:0:8 --arpreply-target ACCEPT",
+    ],
   ]);
   assert.deepEqual(found.neighbours, [{ bridge: "azure0", ip: "10.0.0.7" }]);
 
