@@ -24,7 +24,9 @@
  * `ebtables` changes the table without touching the generation, so a view
  * kept under it could miss another process's rules. When a committed
  * transaction leaves the generation as it was, the view is given up for
- * good and every use lists, as before #14.
+ * good and every use lists, as before #14. A generation that cannot be
+ * read (a socket refused under load) turns the view off for a while
+ * ({@link GENERATION_RETRY_MS}); then the reader is tried again.
  *
  * @module
  */
@@ -91,7 +93,26 @@ export function listsRulesOf(
  */
 export function ownGeneration(): GenerationReader {
   let socket: NftGeneration | undefined;
-  return () => (socket ??= NftGeneration.open()).read();
+  return () => {
+    socket ??= NftGeneration.open();
+    try {
+      return socket.read();
+    } catch (err) {
+      // The next read opens a new socket.
+      socket.close();
+      socket = undefined;
+      throw err;
+    }
+  };
+}
+
+/** How long a failed generation read turns the view off. */
+export const GENERATION_RETRY_MS = 30_000;
+
+/** Options of {@link TableView}. */
+export interface TableViewOptions {
+  /** The clock, in milliseconds (default `performance.now`). */
+  readonly now?: () => number;
 }
 
 /** The last listing and the generation it describes; see the module notes. */
@@ -100,28 +121,44 @@ export class TableView {
   #kept: { gen: number; listing: Listing } | undefined;
   /** Whether an own transaction was seen to raise the generation by one. */
   #proven = false;
+  #now: () => number;
+  /** Until when (clock time) a failed read keeps the view off. */
+  #offUntil = -Infinity;
 
   /**
    * Creates an empty view.
    *
    * @param read The generation reader; without one, nothing is kept.
+   * @param options The clock.
    */
-  constructor(read: GenerationReader | undefined) {
+  constructor(
+    read: GenerationReader | undefined,
+    options: TableViewOptions = {},
+  ) {
     this.#read = read;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /**
    * The generation now; undefined without a reader, or when it fails (then
-   * the view is given up for good, and every use lists).
+   * the view is dropped and off for {@link GENERATION_RETRY_MS}, and every
+   * use lists until a read works again).
    *
    * @returns The generation.
    */
   generation(): number | undefined {
-    if (this.#read === undefined) return undefined;
+    if (this.#read === undefined || this.#now() < this.#offUntil) {
+      return undefined;
+    }
     try {
       return this.#read();
     } catch (err) {
-      this.#giveUp(`cannot read the nf_tables generation (${err})`);
+      log.warn(
+        "Cannot read the nf_tables generation ({err}): listing every time for {seconds} s",
+        { err: String(err), seconds: GENERATION_RETRY_MS / 1000 },
+      );
+      this.#kept = undefined;
+      this.#offUntil = this.#now() + GENERATION_RETRY_MS;
       return undefined;
     }
   }
