@@ -23,6 +23,7 @@ import { type PluginHandlers, startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { probeAgent } from "./probe.ts";
+import { handBackReason } from "./hand_back.ts";
 import { AgentServer } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
 import { withScaleUpWait } from "./warm_pool.ts";
@@ -175,6 +176,7 @@ try {
       return flush();
     },
     beforeListen: reconcile,
+    handBack: handBackReason,
   });
 } catch (err) {
   write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);

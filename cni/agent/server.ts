@@ -25,6 +25,7 @@ import {
   errorDocument,
   FrameError,
   MAX_REQUEST_BYTES,
+  PROGRESS,
   readFrame,
 } from "@vnet/forward";
 
@@ -66,8 +67,10 @@ export interface AgentServerOptions {
   maxRequestBytes?: number;
   /**
    * The most requests run at once (default {@link DEFAULT_MAX_CONCURRENT}).
-   * Later connections wait their turn, their requests still unread in the
-   * socket, in the order they were accepted.
+   * Later ones wait their turn, in the order they were read; VERSION (the
+   * probes' call) never waits. Requests of one attachment (plugin,
+   * container ID, ifname) run one after another, and one whose caller hung
+   * up while it waited is dropped unrun.
    */
   maxConcurrent?: number;
   /**
@@ -81,7 +84,25 @@ export interface AgentServerOptions {
    * here, while no forwarded request can be in flight.
    */
   beforeListen?: () => Promise<void> | void;
+  /**
+   * Why a request must run in the plugin's own process instead (a delegate
+   * this process may not exec), or undefined to serve it. Asked before the
+   * request waits for anything; such a request is handed back unrun
+   * (`inProcess`).
+   */
+  handBack?: (request: AgentRequest, stdin: Uint8Array) => string | undefined;
+  /**
+   * How long a connection may take to send its whole request; default
+   * {@link REQUEST_READ_TIMEOUT_MS}.
+   */
+  readTimeoutMs?: number;
 }
+
+/**
+ * How long a connection may take to send its request. The forwarder sends
+ * it at once; a peer stopped mid-frame is dropped.
+ */
+export const REQUEST_READ_TIMEOUT_MS = 10_000;
 
 /**
  * The default bound of requests run at once. The work of one request
@@ -156,6 +177,50 @@ function frameErrorReply(err: FrameError): AgentReply {
   };
 }
 
+/** What a progress frame that need not be sent counts as. */
+const SENT = true;
+
+/** The commands that act on one attachment: serialised per attachment. */
+const ATTACHMENT_COMMANDS: ReadonlySet<string> = new Set([
+  "ADD",
+  "DEL",
+  "CHECK",
+]);
+
+/**
+ * The reply that hands a request back unrun. Its code and stdout are what a
+ * forwarder that predates `inProcess` prints: try again later.
+ */
+function handBackReply(why: string): AgentReply {
+  return {
+    code: 1,
+    stdout: errorDocument(
+      11,
+      "The azure-vnet agent hands this call back to the plugin, which is older than the agent",
+      { details: why },
+    ),
+    inProcess: true,
+  };
+}
+
+/**
+ * Watches a connection whose request was read for its peer hanging up (the
+ * forwarder sends nothing more, and closes only when it is killed).
+ *
+ * @returns Whether the peer has closed its end by now.
+ */
+function watchHangUp(conn: Deno.Conn): () => boolean {
+  let gone = false;
+  conn.read(new Uint8Array(1)).then(
+    (n) => {
+      if (n === null) gone = true;
+    },
+    // Our own close after the reply, or a reset: either way nobody listens.
+    () => gone = true,
+  );
+  return () => gone;
+}
+
 /**
  * The agent's listener: accepts connections on a unix socket (mode 0600)
  * and serves them concurrently until {@link AgentServer.close}.
@@ -187,6 +252,8 @@ export class AgentServer implements AsyncDisposable {
   #inFlight = new Set<Promise<void>>();
   #running = 0;
   #queued: (() => void)[] = [];
+  /** The last request waiting or running per attachment (#attachment). */
+  #attachments = new Map<string, Promise<void>>();
   #served = 0;
   #accepting: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -280,24 +347,88 @@ export class AgentServer implements AsyncDisposable {
     else this.#running--;
   }
 
-  async #serve(conn: Deno.Conn): Promise<void> {
-    await this.#slot();
-    let served: ServedRequest | undefined;
-    try {
-      served = await this.#serveConn(conn);
-    } finally {
-      this.#release();
-    }
-    // After the slot is free: a log flush holds up no other request.
-    if (served !== undefined) await this.#options.onServed?.(served);
+  /**
+   * Waits until no other request of the same attachment (plugin, container
+   * ID, ifname) runs: a runtime's DEL then never overtakes the ADD it
+   * cleans up after, even when the runtime gave up on that ADD. FIFO.
+   *
+   * @returns The release.
+   */
+  async #attachment(key: string): Promise<() => void> {
+    const before = this.#attachments.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => release = resolve);
+    const tail = (before ?? Promise.resolve()).then(() => mine);
+    this.#attachments.set(key, tail);
+    await before;
+    return () => {
+      release();
+      if (this.#attachments.get(key) === tail) this.#attachments.delete(key);
+    };
   }
 
-  /** Answers one connection; undefined when it went away unanswered. */
-  async #serveConn(conn: Deno.Conn): Promise<ServedRequest | undefined> {
+  async #serve(conn: Deno.Conn): Promise<void> {
     const start = performance.now();
-    let reply: AgentReply;
-    let request: AgentRequest | undefined;
-    let oversize = false;
+    const read = await this.#readRequest(conn);
+    if (read === undefined) return;
+    const { request, stdin } = read;
+    let reply = read.reply;
+    const held: (() => void)[] = [];
+    try {
+      if (request !== undefined && stdin !== undefined) {
+        reply = await this.#answer({ request, stdin }, conn, held).catch(
+          (err: unknown) => {
+            // runPlugin() answers every CNI failure itself: this is a bug.
+            log.error("Failed to serve a request: {err}", {
+              err: err instanceof Error ? err.stack ?? err.message : err,
+            });
+            return {
+              code: 1,
+              stdout: errorDocument(999, "The azure-vnet agent failed", {
+                details: err instanceof Error ? err.message : String(err),
+                stdin,
+              }),
+            };
+          },
+        );
+      }
+      if (reply !== undefined) await this.#reply(conn, reply, read.oversize);
+    } finally {
+      for (const release of held.reverse()) release();
+      try {
+        conn.close();
+      } catch {
+        // Closed by drain().
+      }
+    }
+    // Nothing ran: not served (a hand-back is logged at debug).
+    if (reply === undefined || reply.inProcess === true) return;
+    const served = this.#logServed(request, reply, start);
+    // After the slot is free: a log flush holds up no other request.
+    await this.#options.onServed?.(served);
+  }
+
+  /**
+   * Reads one request, within the read timeout and before any slot is
+   * taken (so that VERSION, the probes' call, never waits behind ADDs).
+   * Undefined when the peer went away without a complete frame; a reply
+   * for a frame that breaks the protocol.
+   */
+  async #readRequest(conn: Deno.Conn): Promise<
+    | {
+      request?: AgentRequest;
+      stdin?: Uint8Array;
+      reply?: AgentReply;
+      oversize: boolean;
+    }
+    | undefined
+  > {
+    const timeoutMs = this.#options.readTimeoutMs ?? REQUEST_READ_TIMEOUT_MS;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      conn.close();
+    }, timeoutMs);
     try {
       const body = await readFrame(
         conn,
@@ -307,19 +438,96 @@ export class AgentServer implements AsyncDisposable {
         conn.close();
         return undefined;
       }
-      request = decodeRequest(body);
-      reply = await this.#run(request);
+      const request = decodeRequest(body);
+      let stdin: Uint8Array;
+      try {
+        stdin = Uint8Array.fromBase64(request.stdin);
+      } catch {
+        throw new FrameError("Malformed request: stdin is not base64");
+      }
+      return { request, stdin, oversize: false };
     } catch (err) {
       if (!(err instanceof FrameError)) {
-        // The peer went away before its request was complete.
-        log.warning("Dropped a connection: {err}", { err: String(err) });
-        conn.close();
+        // The peer went away (or stalled) before its request was complete.
+        log.warning("Dropped a connection: {err}", {
+          err: timedOut
+            ? `no complete request within ${timeoutMs} ms`
+            : String(err),
+        });
+        if (!timedOut) conn.close();
         return undefined;
       }
-      oversize = err.oversize;
       log.warning("Refused a request: {msg}", { msg: err.message });
-      reply = frameErrorReply(err);
+      return { reply: frameErrorReply(err), oversize: err.oversize };
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /**
+   * Runs a request, or hands it back: VERSION at once; any other after the
+   * earlier requests of its attachment and in a slot, unless its caller
+   * hung up meanwhile (undefined: nothing ran). `held` gets the releases.
+   */
+  async #answer(
+    incoming: { request: AgentRequest; stdin: Uint8Array },
+    conn: Deno.Conn,
+    held: (() => void)[],
+  ): Promise<AgentReply | undefined> {
+    const { request, stdin } = incoming;
+    const { env } = request;
+    const command = env.CNI_COMMAND ?? "";
+    if (command === "VERSION") return await this.#run(request, stdin);
+    const why = this.#options.handBack?.(request, stdin);
+    if (why !== undefined) {
+      log.debug("Handed back {plugin} {command} {containerId}: {why}", {
+        plugin: request.plugin,
+        command,
+        containerId: env.CNI_CONTAINERID ?? "",
+        why,
+      });
+      return handBackReply(why);
+    }
+    // Progress frames, when asked for: a forwarder whose connection ends
+    // between the two knows the request never ran, and runs it itself.
+    const progress = request.progress === true
+      ? () => writeAll(conn, PROGRESS).then(() => true, () => false)
+      : () => Promise.resolve(SENT);
+    if (!await progress()) return undefined;
+    const hungUp = watchHangUp(conn);
+    const id = env.CNI_CONTAINERID ?? "";
+    if (id !== "" && ATTACHMENT_COMMANDS.has(command)) {
+      held.push(
+        await this.#attachment(
+          `${request.plugin}\0${id}\0${env.CNI_IFNAME ?? ""}`,
+        ),
+      );
+    }
+    await this.#slot();
+    held.push(() => this.#release());
+    if (hungUp() || !await progress()) {
+      // The runtime gave up (killed its plugin): running it now would only
+      // race the runtime's next call for the same pod.
+      log.warning(
+        "Dropped {plugin} {command} {containerId} {ifName}: its caller hung up before it ran",
+        {
+          plugin: request.plugin,
+          command,
+          containerId: id,
+          ifName: env.CNI_IFNAME ?? "",
+        },
+      );
+      return undefined;
+    }
+    return await this.#run(request, stdin);
+  }
+
+  /** Sends the reply; a refused frame's body is read away first. */
+  async #reply(
+    conn: Deno.Conn,
+    reply: AgentReply,
+    oversize: boolean,
+  ): Promise<void> {
     try {
       await writeAll(conn, encodeFrame(reply));
       // A refused frame's body is still coming: read it away so the peer
@@ -327,13 +535,15 @@ export class AgentServer implements AsyncDisposable {
       if (oversize) await drain(conn, 2000);
     } catch (err) {
       log.warning("Could not send the reply: {err}", { err: String(err) });
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // Closed by drain().
-      }
     }
+  }
+
+  /** Counts and logs an answered request. */
+  #logServed(
+    request: AgentRequest | undefined,
+    reply: AgentReply,
+    start: number,
+  ): ServedRequest {
     this.#served++;
     const ms = performance.now() - start;
     const served: ServedRequest = {
@@ -361,13 +571,7 @@ export class AgentServer implements AsyncDisposable {
     return served;
   }
 
-  async #run(request: AgentRequest): Promise<AgentReply> {
-    let stdin: Uint8Array;
-    try {
-      stdin = Uint8Array.fromBase64(request.stdin);
-    } catch {
-      throw new FrameError("Malformed request: stdin is not base64");
-    }
+  async #run(request: AgentRequest, stdin: Uint8Array): Promise<AgentReply> {
     const plugin = this.#options.plugins[request.plugin];
     let stdout = "";
     const code = await runPlugin(plugin.handlers, plugin.info, {

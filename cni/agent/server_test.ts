@@ -234,3 +234,289 @@ Deno.test("AgentServer runs at most maxConcurrent requests at once; the others w
     assert.equal(server.served, 5);
   }, { maxConcurrent: 2 });
 });
+
+/** Reads one reply frame. */
+async function replyOf(conn: Deno.Conn) {
+  const body = await readFrame(conn, 1 << 20);
+  assert.ok(body !== undefined, "a reply");
+  return decodeReply(body);
+}
+
+/** A raw client: sends one request frame, returns the open connection. */
+async function send(
+  dir: string,
+  env: Record<string, string>,
+): Promise<Deno.Conn> {
+  const conn = await Deno.connect({
+    transport: "unix",
+    path: `${dir}/azure-vnet-agent.sock`,
+  });
+  const frame = encodeFrame({
+    plugin: "azure-vnet",
+    env: { CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin", ...env },
+    stdin: new TextEncoder().encode(CONF).toBase64(),
+  });
+  let off = 0;
+  while (off < frame.length) off += await conn.write(frame.subarray(off));
+  return conn;
+}
+
+/** A plugin whose DELs wait for `release()`; `started()` counts them. */
+function gatedDel(): {
+  vnet: ServedPlugin;
+  release: () => void;
+  started: () => number;
+} {
+  let open = () => {};
+  const gate = new Promise<void>((r) => open = r);
+  let started = 0;
+  const vnet = plugin({
+    cmdDel: async () => {
+      started++;
+      await gate;
+    },
+  });
+  return { vnet, release: () => open(), started: () => started };
+}
+
+/** Polls until `ok()` or fails after `ms`. */
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("AgentServer answers VERSION (the probes' call) while every slot is busy", async () => {
+  const { vnet, release, started } = gatedDel();
+  await withServer({ vnet }, async (_server, dir) => {
+    const busy = await Promise.all(
+      ["b0", "b1", "b2"].map((id) =>
+        send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: id })
+      ),
+    );
+    await until(() => started() === 2);
+    const version = await send(dir, { CNI_COMMAND: "VERSION" });
+    const reply = await replyOf(version);
+    assert.equal(reply.code, 0);
+    assert.match(reply.stdout, /supportedVersions/);
+    version.close();
+    release();
+    for (const c of busy) {
+      assert.equal((await replyOf(c)).code, 0);
+      c.close();
+    }
+  }, { maxConcurrent: 2 });
+});
+
+Deno.test("AgentServer drops a queued request whose caller hung up, and never runs it", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  const ran: string[] = [];
+  const vnet = plugin({
+    cmdDel: async (args) => {
+      ran.push(args.containerId);
+      if (args.containerId === "first") await gate;
+    },
+  });
+  await withServer({ vnet }, async (server, dir) => {
+    const first = await send(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "first",
+    });
+    await until(() => ran.length === 1);
+    // Queued behind the one slot, then given up on (the runtime's kill).
+    const gone = await send(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "gone",
+    });
+    await until(() => server.inFlight === 2);
+    gone.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const later = await send(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "later",
+    });
+    release();
+    for (const c of [first, later]) {
+      assert.equal((await replyOf(c)).code, 0);
+      c.close();
+    }
+    await until(() => server.inFlight === 0);
+    assert.deepEqual(ran, ["first", "later"]);
+    assert.equal(server.served, 2);
+  }, { maxConcurrent: 1 });
+});
+
+Deno.test("AgentServer runs the requests of one attachment one after another, in order; other attachments pass", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  const events: string[] = [];
+  const vnet = plugin({
+    cmdAdd: async (args) => {
+      events.push(`ADD ${args.containerId} start`);
+      if (args.containerId === "pod") await gate;
+      events.push(`ADD ${args.containerId} end`);
+      return { cniVersion: "1.0.0", ips: [{ address: "10.0.0.5/24" }] };
+    },
+    cmdDel: (args) => {
+      events.push(`DEL ${args.containerId}`);
+      return Promise.resolve();
+    },
+  });
+  await withServer({ vnet }, async (_server, dir) => {
+    const add = await send(dir, {
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "pod",
+      CNI_NETNS: "/var/run/netns/x",
+    });
+    await until(() => events.length === 1);
+    // The runtime gave up on the ADD and cleans up: the DEL waits for it.
+    const del = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "pod" });
+    const other = await send(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "other",
+    });
+    assert.equal((await replyOf(other)).code, 0);
+    other.close();
+    assert.deepEqual(events, ["ADD pod start", "DEL other"]);
+    release();
+    for (const c of [add, del]) {
+      assert.equal((await replyOf(c)).code, 0);
+      c.close();
+    }
+    assert.deepEqual(events, [
+      "ADD pod start",
+      "DEL other",
+      "ADD pod end",
+      "DEL pod",
+    ]);
+  });
+});
+
+Deno.test("AgentServer hands a request back unrun when told to; the forwarder runs it in its own process", async () => {
+  let ran = 0;
+  const vnet = plugin({
+    cmdAdd: () => {
+      ran++;
+      return Promise.reject(new Error("must not run in the agent"));
+    },
+  });
+  const dir = await Deno.makeTempDir();
+  const seen: string[] = [];
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    handBack: (request, stdin) => {
+      seen.push(new TextDecoder().decode(stdin));
+      return request.env.CNI_COMMAND === "ADD" ? "a delegate" : undefined;
+    },
+  });
+  try {
+    let got: Uint8Array | undefined;
+    let out = "";
+    const code = await forwardOrRun({
+      plugin: "azure-vnet",
+      env: {
+        CNI_COMMAND: "ADD",
+        CNI_CONTAINERID: "c",
+        CNI_IFNAME: "eth0",
+        CNI_NETNS: "/n",
+        CNI_PATH: "/opt/cni/bin",
+        AZURE_VNET_STATE_DIR: dir,
+      },
+      args: [],
+      stdin: stdinOf(CONF),
+      stdout: (t) => out += t,
+      load: () =>
+        Promise.resolve((io) => {
+          got = io.stdin;
+          return Promise.resolve(42);
+        }),
+    });
+    assert.equal(code, 42);
+    assert.equal(out, "");
+    assert.equal(new TextDecoder().decode(got), CONF);
+    assert.deepEqual(seen, [CONF]);
+    assert.equal(ran, 0);
+    // A forwarder that predates the hand-back prints "try again later".
+    const conn = await send(dir, {
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "c",
+      CNI_NETNS: "/n",
+    });
+    const raw = await replyOf(conn);
+    conn.close();
+    assert.ok(raw.inProcess === true, "handed back");
+    assert.equal(raw.code, 1);
+    assert.equal(JSON.parse(raw.stdout).code, 11);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("AgentServer drops a connection that stalls mid-request after the read timeout, holding no slot", async () => {
+  const vnet = plugin();
+  const dir = await Deno.makeTempDir();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    maxConcurrent: 1,
+    readTimeoutMs: 100,
+  });
+  try {
+    const stalled = await Deno.connect({
+      transport: "unix",
+      path: `${dir}/azure-vnet-agent.sock`,
+    });
+    await stalled.write(new Uint8Array([0, 0, 1, 0, 123]));
+    const ok = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c" });
+    assert.equal((await replyOf(ok)).code, 0);
+    ok.close();
+    // The stalled one is closed by the agent.
+    assert.equal(await stalled.read(new Uint8Array(8)), null);
+    stalled.close();
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("AgentServer sends the progress frames a forwarder asks for: one when it holds the request, one when it runs it", async () => {
+  const { vnet, release, started } = gatedDel();
+  await withServer({ vnet }, async (_server, dir) => {
+    const path = `${dir}/azure-vnet-agent.sock`;
+    const open = async (id: string) => {
+      const conn = await Deno.connect({ transport: "unix", path });
+      await conn.write(encodeFrame({
+        plugin: "azure-vnet",
+        env: {
+          CNI_COMMAND: "DEL",
+          CNI_CONTAINERID: id,
+          CNI_IFNAME: "eth0",
+          CNI_PATH: "/opt/cni/bin",
+        },
+        stdin: new TextEncoder().encode(CONF).toBase64(),
+        progress: true,
+      }));
+      return conn;
+    };
+    const running = await open("a");
+    await until(() => started() === 1);
+    const waiting = await open("b");
+    // Held, not run: one frame only (the one slot is busy).
+    assert.equal((await readFrame(waiting, 1 << 20))?.length, 0);
+    assert.equal((await readFrame(running, 1 << 20))?.length, 0);
+    assert.equal((await readFrame(running, 1 << 20))?.length, 0);
+    release();
+    assert.equal((await replyOf(running)).code, 0);
+    assert.equal((await readFrame(waiting, 1 << 20))?.length, 0);
+    assert.equal((await replyOf(waiting)).code, 0);
+    running.close();
+    waiting.close();
+  }, { maxConcurrent: 1 });
+});

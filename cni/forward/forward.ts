@@ -119,11 +119,14 @@ function neverReceived(err: unknown): boolean {
  * yet), it loads the full plugin with `load()` and runs the invocation
  * here, exactly as without an agent. Once connected, it sends the whole
  * environment and stdin as one frame, waits for the reply, prints its
- * stdout and returns its code. It never runs a request the agent may have
+ * stdout and returns its code; a reply that hands the request back unrun
+ * (`inProcess`) runs it here. It never runs a request the agent may have
  * run: when the agent cannot have received the whole request (the write
  * failed, or the kernel reset the connection, as for a connection still in
- * the backlog of an agent stopping), it runs it here; any other failure
- * after connecting prints a CNI error with code 11 ("try again later") and
+ * the backlog of an agent stopping), or said it holds the request but never
+ * said it runs it ({@link AgentRequest.progress}: an agent killed while the
+ * request waited its turn), it runs it here; any other failure after
+ * connecting prints a CNI error with code 11 ("try again later") and
  * returns 1.
  *
  * @param options The plugin, its loader and injectable I/O.
@@ -155,21 +158,37 @@ export async function forwardOrRun(options: ForwardOptions): Promise<number> {
   }
   const stdout = options.stdout ?? defaultStdout;
   let stdin: Uint8Array | undefined;
+  let handedBack = false;
+  // Progress frames read: 1 once the agent holds the request, 2 once it
+  // runs it.
+  let progress = 0;
   try {
     stdin = await readAll(options.stdin ?? Deno.stdin);
     await writeAll(
       conn,
-      encodeFrame({ plugin: options.plugin, env, stdin: stdin.toBase64() }),
+      encodeFrame({
+        plugin: options.plugin,
+        env,
+        stdin: stdin.toBase64(),
+        progress: true,
+      }),
     );
-    const body = await readFrame(conn, MAX_REPLY_BYTES);
+    let body: Uint8Array | undefined;
+    while ((body = await readFrame(conn, MAX_REPLY_BYTES))?.length === 0) {
+      progress++;
+    }
     if (body === undefined) {
       throw new Error("The agent closed the connection without a reply");
     }
     const reply = decodeReply(body);
-    stdout(reply.stdout);
-    return reply.code;
+    handedBack = reply.inProcess === true;
+    if (!handedBack) {
+      stdout(reply.stdout);
+      return reply.code;
+    }
   } catch (err) {
-    if (stdin !== undefined && neverReceived(err)) {
+    const unrun = progress === 1 || (progress === 0 && neverReceived(err));
+    if (stdin !== undefined && unrun) {
       conn.close();
       return await (await options.load())({ env, stdin });
     }
@@ -185,4 +204,6 @@ export async function forwardOrRun(options: ForwardOptions): Promise<number> {
       // Already closed.
     }
   }
+  // The agent handed the request back unrun: it runs here.
+  return await (await options.load())({ env, stdin });
 }

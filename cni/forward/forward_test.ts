@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import { stdinOf } from "./_test_io.ts";
 import { forwardOrRun } from "./forward.ts";
-import { decodeRequest, encodeFrame, readFrame } from "./frame.ts";
+import { decodeRequest, encodeFrame, PROGRESS, readFrame } from "./frame.ts";
 
 const STDIN = '{"cniVersion":"0.4.0","name":"n"}';
+
+/** Reads one request frame. */
+async function requestOf(conn: Deno.Conn) {
+  const body = await readFrame(conn, 1 << 20);
+  assert.ok(body !== undefined, "a request");
+  return decodeRequest(body);
+}
 
 /** Serves one connection on a socket in a temp dir with `answer`. */
 async function withAgent(
@@ -153,4 +160,54 @@ Deno.test("forwardOrRun() answers --version in process without connecting", asyn
     load: () => Promise.resolve(() => Promise.resolve(0)),
   });
   assert.equal(code, 0);
+});
+
+Deno.test("forwardOrRun() runs in process when the agent held the request but ended before running it; never once it ran", async (t) => {
+  const cases = [
+    { frames: 1, code: 5, loads: 1 },
+    { frames: 2, code: 1, loads: 0 },
+  ];
+  for (const c of cases) {
+    await t.step(`${c.frames} progress frame(s), then the end`, async () => {
+      let loaded = 0;
+      let got = "";
+      let out = "";
+      await withAgent(async (conn) => {
+        const request = await requestOf(conn);
+        assert.ok(request.progress === true, "asks for progress");
+        for (let i = 0; i < c.frames; i++) await conn.write(PROGRESS);
+      }, async (dir) => {
+        const code = await forwardOrRun({
+          plugin: "azure-vnet",
+          env: { CNI_COMMAND: "ADD", AZURE_VNET_STATE_DIR: dir },
+          args: [],
+          stdin: stdinOf(STDIN),
+          stdout: (text) => out += text,
+          load: () => {
+            loaded++;
+            return Promise.resolve((io) => {
+              got = new TextDecoder().decode(io.stdin);
+              return Promise.resolve(5);
+            });
+          },
+        });
+        assert.equal(code, c.code);
+      });
+      assert.equal(loaded, c.loads);
+      if (c.loads === 1) {
+        assert.equal(got, STDIN);
+        assert.equal(out, "");
+      } else assert.equal(JSON.parse(out).code, 11);
+    });
+  }
+  await t.step("progress frames, then the reply", async () => {
+    await withAgent(async (conn) => {
+      await readFrame(conn, 1 << 20);
+      await conn.write(PROGRESS);
+      await conn.write(PROGRESS);
+      await conn.write(encodeFrame({ code: 0, stdout: "done\n" }));
+    }, async (dir) => {
+      assert.deepEqual(await forwardAdd(dir), { code: 0, out: "done\n" });
+    });
+  });
 });

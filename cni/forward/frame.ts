@@ -35,7 +35,20 @@ export interface AgentRequest {
   env: Record<string, string>;
   /** Its stdin, in base64. */
   stdin: string;
+  /**
+   * True when the forwarder reads {@link PROGRESS} frames ahead of the
+   * reply: the first once the agent holds the request, the second just
+   * before it runs it. A connection that ends between the two means that
+   * the request never ran.
+   */
+  progress?: true;
 }
+
+/**
+ * A progress frame: empty (a reply never is). See
+ * {@link AgentRequest.progress}.
+ */
+export const PROGRESS: Uint8Array = new Uint8Array(4);
 
 /** The agent's answer: what the plugin process prints and exits with. */
 export interface AgentReply {
@@ -43,6 +56,13 @@ export interface AgentReply {
   code: number;
   /** stdout, byte for byte. */
   stdout: string;
+  /**
+   * True when the agent did not run the request and hands it back: the
+   * plugin runs it in its own process (a delegate IPAM plugin the agent may
+   * not exec). `code` and `stdout` are then an error for a forwarder that
+   * predates the field.
+   */
+  inProcess?: true;
 }
 
 /** A frame that breaks the protocol: too large, truncated or malformed. */
@@ -224,11 +244,13 @@ export function decodeRequest(body: Uint8Array): AgentRequest {
   if (typeof stdin !== "string") {
     throw new FrameError("Malformed request: stdin must be base64 text");
   }
-  return {
+  const request: AgentRequest = {
     plugin: plugin as AgentPlugin,
     env: env as Record<string, string>,
     stdin,
   };
+  if (v.progress === true) request.progress = true;
+  return request;
 }
 
 /**
@@ -253,7 +275,9 @@ export function decodeReply(body: Uint8Array): AgentReply {
   ) {
     throw new FrameError("Malformed reply: expected {code, stdout}");
   }
-  return { code: v.code as number, stdout: v.stdout };
+  const reply: AgentReply = { code: v.code as number, stdout: v.stdout };
+  if (v.inProcess === true) reply.inProcess = true;
+  return reply;
 }
 
 /**

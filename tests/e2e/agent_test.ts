@@ -149,6 +149,58 @@ Deno.test("dist/azure-vnet forwards ADD, CHECK and DEL to dist/azure-vnet-agent 
   });
 
   await t.step(
+    "a delegate IPAM the agent may not run, and azure-vnet-ipam run as a plugin, are handed back: the plugin runs them in its own process",
+    async () => {
+      // Installed after the agent started, in a directory it was not given.
+      const late = `${n.dir}/late-cni`;
+      await Deno.mkdir(late);
+      await Deno.copyFile("/usr/lib/cni/host-local", `${late}/host-local`);
+      await Deno.chmod(`${late}/host-local`, 0o755);
+      const hostLocal = {
+        ...conf,
+        ipam: {
+          type: "host-local",
+          dataDir: `${n.dir}/host-local`,
+          ranges: [[{
+            subnet: n.subnet,
+            rangeStart: n.addr(300),
+            rangeEnd: n.addr(310),
+            gateway: n.addr(1),
+          }]],
+        },
+      };
+      const env = { ...n.env("agent-late", p1), CNI_PATH: late };
+      const add = await n.run("ADD", hostLocal, env);
+      ok(add, "ADD");
+      assert.equal(resultIp(add)?.split("/")[0], n.addr(300));
+      assert.ok(await p1?.ping(n.addr(1)), "pod -> gateway");
+      ok(await n.run("DEL", hostLocal, env), "DEL");
+      const dist = AZURE_VNET_DIST.slice(0, AZURE_VNET_DIST.lastIndexOf("/"));
+      const exec = { ...conf, ipamExec: true };
+      const envExec = { ...n.env("agent-exec", p1), CNI_PATH: dist };
+      ok(await n.run("ADD", exec, envExec), "ADD (ipamExec)");
+      ok(await n.run("DEL", exec, envExec), "DEL (ipamExec)");
+      assert.equal((await assertStateMatchesKernel(n)).size, 0);
+      const served = await servedLines(n.dir, { atLeast: 2 });
+      assert.ok(
+        !served.some((l) => / agent-late /.test(l)),
+        `host-local ran in the plugin's process:\n${served.join("\n")}`,
+      );
+      // The exec'd azure-vnet-ipam forwards to the agent in turn.
+      for (const command of ["ADD", "DEL"]) {
+        assert.ok(
+          served.includes(`azure-vnet-ipam ${command} agent-exec eth0 0`),
+          served.join("\n"),
+        );
+        assert.ok(
+          !served.includes(`azure-vnet ${command} agent-exec eth0 0`),
+          served.join("\n"),
+        );
+      }
+    },
+  );
+
+  await t.step(
     "after SIGTERM the agent exits 0 and the socket is gone",
     async () => {
       const out = await agent.stop();

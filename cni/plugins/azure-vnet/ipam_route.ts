@@ -210,6 +210,37 @@ function inProcessRoute(
 }
 
 /**
+ * The IPAM plugin `azure-vnet` would exec for a network config as it comes
+ * on stdin, before validation: `ipam.type` when the route is exec
+ * ({@link selectIpamRoute}), undefined for the in-process route or a config
+ * that names no IPAM (its validation error is the answer).
+ *
+ * @param config The parsed stdin.
+ * @returns The delegate's type, or undefined.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipamDelegateOf } from "./ipam_route.ts";
+ * assert.equal(ipamDelegateOf({ ipam: { type: "azure-vnet-ipam" } }), undefined);
+ * assert.equal(
+ *   ipamDelegateOf({ ipam: { type: "azure-vnet-ipam" }, ipamExec: true }),
+ *   "azure-vnet-ipam",
+ * );
+ * assert.equal(ipamDelegateOf({ ipam: { type: "host-local" } }), "host-local");
+ * ```
+ */
+export function ipamDelegateOf(config: unknown): string | undefined {
+  if (typeof config !== "object" || config === null) return undefined;
+  const { ipam, ipamExec } = config as { ipam?: unknown; ipamExec?: unknown };
+  const type = typeof ipam === "object" && ipam !== null
+    ? (ipam as { type?: unknown }).type
+    : undefined;
+  if (typeof type !== "string" || type === "") return undefined;
+  return type === AZURE_IPAM_TYPE && ipamExec !== true ? undefined : type;
+}
+
+/**
  * Chooses the IPAM route for a config.
  *
  * @param config The validated config.

@@ -40,6 +40,7 @@ export {
   DEFAULT_STATE_DIR,
 } from "./context.ts";
 export type { IpamRoute } from "./ipam_route.ts";
+export { ipamDelegateOf } from "./ipam_route.ts";
 export type { AzureVnetConfig } from "./config.ts";
 export {
   type AzureVnetState,

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import type { AgentRequest } from "@vnet/forward";
+import { handBackReason } from "./hand_back.ts";
+
+const ENCODER = new TextEncoder();
+
+function ask(
+  config: unknown,
+  env: Record<string, string>,
+  plugin: AgentRequest["plugin"] = "azure-vnet",
+): string | undefined {
+  return handBackReason(
+    { plugin, env: { CNI_COMMAND: "ADD", ...env }, stdin: "" },
+    ENCODER.encode(JSON.stringify(config)),
+  );
+}
+
+Deno.test("handBackReason() serves the in-process IPAM and hands back azure-vnet-ipam run as a plugin", () => {
+  const ours = { ipam: { type: "azure-vnet-ipam" } };
+  assert.equal(ask(ours, { CNI_PATH: "/opt/cni/bin" }), undefined);
+  assert.match(
+    ask({ ...ours, ipamExec: true }, { CNI_PATH: "/opt/cni/bin" }) ?? "",
+    /azure-vnet-ipam forwards to this agent/,
+  );
+  // The IPAM plugin's own calls, and configs the agent answers as invalid.
+  assert.equal(ask(ours, {}, "azure-vnet-ipam"), undefined);
+  assert.equal(ask({ ipam: { type: "a/b" } }, {}), undefined);
+  assert.equal(ask("not an object", {}), undefined);
+});
+
+Deno.test("handBackReason() serves a delegate this process may find and run, else hands it back", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/host-local`, "#!/bin/sh\n", {
+      mode: 0o755,
+    });
+    const conf = { ipam: { type: "host-local" } };
+    // The unit tests run with -A: everything is granted.
+    assert.equal(ask(conf, { CNI_PATH: `/nonexistent:${dir}` }), undefined);
+    assert.equal(
+      ask({ ipam: { type: "absent" } }, { CNI_PATH: dir }),
+      undefined,
+    );
+    // Without the grants, in a process with scoped permissions.
+    const script = `
+      import { handBackReason } from "${import.meta.resolve("./hand_back.ts")}";
+      const stdin = new TextEncoder().encode(${
+      JSON.stringify(JSON.stringify(conf))
+    });
+      const env = { CNI_COMMAND: "ADD", CNI_PATH: ${JSON.stringify(dir)} };
+      console.log(JSON.stringify(handBackReason({ plugin: "azure-vnet", env, stdin: "" }, stdin) ?? null));
+    `;
+    await Deno.writeTextFile(`${dir}/ask.ts`, script);
+    const run = async (flags: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+          ...flags,
+          `${dir}/ask.ts`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout).trim();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      return JSON.parse(text) as string | null;
+    };
+    assert.match(
+      (await run([`--allow-read=${Deno.cwd()}`])) ?? "",
+      /may not look for ".*host-local"/,
+    );
+    assert.match(
+      (await run([`--allow-read`])) ?? "",
+      /may not run ".*host-local"/,
+    );
+    assert.equal(
+      await run([`--allow-read`, `--allow-run=${dir}/host-local`]),
+      null,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
