@@ -24,7 +24,7 @@ import { agentSocketPath } from "@vnet/forward";
 import denoJson from "./deno.json" with { type: "json" };
 import { probeAgent } from "./probe.ts";
 import { handBackReason } from "./hand_back.ts";
-import { AgentServer } from "./server.ts";
+import { AgentServer, type RequestContext } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
 import { withScaleUpWait } from "./warm_pool.ts";
 
@@ -153,11 +153,15 @@ try {
   services = await startNodeServices({ stateDir, env, flushLogs: flush });
   // With a warm pool, an ADD short of addresses waits for its growth (#16).
   const pool = services.warmPool;
+  // The handlers are made once; a request gets a cheap wrapper whose wait
+  // frees its slot.
   const wait = (h: PluginHandlers) =>
-    pool === undefined ? h : withScaleUpWait(h, {
-      pool,
-      waitMs: services.config.warmPool?.scaleUpWaitMs ?? 0,
-    });
+    pool === undefined ? h : (request: RequestContext) =>
+      withScaleUpWait(h, {
+        pool,
+        waitMs: services.config.warmPool?.scaleUpWaitMs ?? 0,
+        idle: request.idle,
+      });
   server = await AgentServer.listen({
     socketPath,
     stateDir,

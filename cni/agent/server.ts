@@ -31,10 +31,27 @@ import {
 
 const log = getLogger(["azure-vnet-agent"]);
 
+/** What a request's handlers may ask of the server while they run. */
+export interface RequestContext {
+  /**
+   * Waits for `wait` without holding the request's slot, so that other
+   * requests run meanwhile (an ADD waiting for the warm pool's growth must
+   * not hold up the DELs that free addresses), then takes a slot again.
+   *
+   * @param wait What to wait for.
+   * @returns Its value.
+   */
+  idle<T>(wait: Promise<T>): Promise<T>;
+}
+
 /** A plugin the agent runs: its handlers (made once) and its name. */
 export interface ServedPlugin {
-  /** The handlers, bound once to one context for the process. */
-  handlers: PluginHandlers;
+  /**
+   * The handlers, bound once to one context for the process; or, given a
+   * request's context, the handlers for that request (a cheap wrapper of
+   * handlers made once).
+   */
+  handlers: PluginHandlers | ((request: RequestContext) => PluginHandlers);
   /** Name and version, as the plugin reports them. */
   info: PluginInfo;
 }
@@ -477,7 +494,9 @@ export class AgentServer implements AsyncDisposable {
     const { request, stdin } = incoming;
     const { env } = request;
     const command = env.CNI_COMMAND ?? "";
-    if (command === "VERSION") return await this.#run(request, stdin);
+    if (command === "VERSION") {
+      return await this.#run(request, stdin, { idle: (wait) => wait });
+    }
     const why = this.#options.handBack?.(request, stdin);
     if (why !== undefined) {
       log.debug("Handed back {plugin} {command} {containerId}: {why}", {
@@ -504,7 +523,22 @@ export class AgentServer implements AsyncDisposable {
       );
     }
     await this.#slot();
-    held.push(() => this.#release());
+    let slotted = true;
+    held.push(() => {
+      if (slotted) this.#release();
+    });
+    const context: RequestContext = {
+      idle: async (wait) => {
+        this.#release();
+        slotted = false;
+        try {
+          return await wait;
+        } finally {
+          await this.#slot();
+          slotted = true;
+        }
+      },
+    };
     if (hungUp() || !await progress()) {
       // The runtime gave up (killed its plugin): running it now would only
       // race the runtime's next call for the same pod.
@@ -519,7 +553,7 @@ export class AgentServer implements AsyncDisposable {
       );
       return undefined;
     }
-    return await this.#run(request, stdin);
+    return await this.#run(request, stdin, context);
   }
 
   /** Sends the reply; a refused frame's body is read away first. */
@@ -571,10 +605,17 @@ export class AgentServer implements AsyncDisposable {
     return served;
   }
 
-  async #run(request: AgentRequest, stdin: Uint8Array): Promise<AgentReply> {
+  async #run(
+    request: AgentRequest,
+    stdin: Uint8Array,
+    context: RequestContext,
+  ): Promise<AgentReply> {
     const plugin = this.#options.plugins[request.plugin];
+    const handlers = typeof plugin.handlers === "function"
+      ? plugin.handlers(context)
+      : plugin.handlers;
     let stdout = "";
-    const code = await runPlugin(plugin.handlers, plugin.info, {
+    const code = await runPlugin(handlers, plugin.info, {
       env: { ...request.env, AZURE_VNET_STATE_DIR: this.#options.stateDir },
       stdin,
       stdout: (text) => {

@@ -12,7 +12,9 @@ import { AgentServer, type ServedPlugin } from "./server.ts";
 
 const CONF = '{"cniVersion":"1.0.0","name":"n","type":"azure-vnet"}';
 
-function plugin(handlers: Partial<PluginHandlers> = {}): ServedPlugin {
+function plugin(
+  handlers: Partial<PluginHandlers> = {},
+): ServedPlugin & { handlers: PluginHandlers } {
   return {
     handlers: {
       cmdAdd: () =>
@@ -518,5 +520,49 @@ Deno.test("AgentServer sends the progress frames a forwarder asks for: one when 
     assert.equal((await replyOf(waiting)).code, 0);
     running.close();
     waiting.close();
+  }, { maxConcurrent: 1 });
+});
+
+Deno.test("AgentServer frees a request's slot while its handler waits idle, and takes one again after", async () => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  const events: string[] = [];
+  const base = plugin({
+    cmdDel: (args) => {
+      events.push(`DEL ${args.containerId}`);
+      return Promise.resolve();
+    },
+  });
+  const vnet: ServedPlugin = {
+    info: base.info,
+    handlers: (request) => ({
+      ...base.handlers,
+      cmdAdd: async (args) => {
+        events.push(`ADD ${args.containerId} waits`);
+        await request.idle(gate);
+        events.push(`ADD ${args.containerId} done`);
+        return { cniVersion: "1.0.0", ips: [{ address: "10.0.0.5/24" }] };
+      },
+    }),
+  };
+  await withServer({ vnet }, async (_server, dir) => {
+    const add = await send(dir, {
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "waiting",
+      CNI_NETNS: "/var/run/netns/x",
+    });
+    await until(() => events.length === 1);
+    // The one slot is free while the ADD waits: a DEL of another pod runs.
+    const del = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "d" });
+    assert.equal((await replyOf(del)).code, 0);
+    del.close();
+    release();
+    assert.equal((await replyOf(add)).code, 0);
+    add.close();
+    assert.deepEqual(events, [
+      "ADD waiting waits",
+      "DEL d",
+      "ADD waiting done",
+    ]);
   }, { maxConcurrent: 1 });
 });

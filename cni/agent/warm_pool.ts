@@ -430,13 +430,19 @@ export class WarmPool {
  * (try again later). A NIC at its limit keeps 100.
  *
  * @param handlers The plugin's handlers.
- * @param pool The warm pool and how long an ADD may wait.
+ * @param pool The warm pool, how long an ADD may wait, and how it waits
+ * (`idle`: the request's slot is free meanwhile; default a plain await).
  * @returns Handlers with that ADD.
  */
 export function withScaleUpWait(
   handlers: PluginHandlers,
-  pool: { pool: WarmPool; waitMs: number },
+  pool: {
+    pool: WarmPool;
+    waitMs: number;
+    idle?: <T>(wait: Promise<T>) => Promise<T>;
+  },
 ): PluginHandlers {
+  const idle = pool.idle ?? (<T>(wait: Promise<T>) => wait);
   return {
     ...handlers,
     async cmdAdd(args) {
@@ -452,7 +458,7 @@ export function withScaleUpWait(
           const left = deadline - Date.now();
           const grown = left > 0 ? pool.pool.waitForGrowth(left) : false;
           pool.pool.kick();
-          if (!await grown) {
+          if (!await idle(Promise.resolve(grown))) {
             if (pool.pool.atLimit) throw err;
             throw new CniError(
               CODES.tryAgainLater,

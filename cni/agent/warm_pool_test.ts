@@ -327,14 +327,18 @@ Deno.test({
         await using r = await rig({ ipConfigCount: 2 });
         await r.reserve(0);
         r.pool.start();
+        let idled = 0;
         const h = withScaleUpWait(ipamHandlers(r), {
           pool: r.pool,
           waitMs: 5000,
+          // The agent's slot is free while the ADD waits.
+          idle: (wait) => (idled++, wait),
         });
         const res = await h.cmdAdd(addArgs(1)) as {
           ips: { address: string }[];
         };
         assert.match(res.ips[0]?.address ?? "", /^10\.240\./);
+        assert.equal(idled, 1);
       },
     );
     await t.step(
