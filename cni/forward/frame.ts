@@ -3,9 +3,18 @@
  * request and one reply per unix-socket connection, each a frame of a
  * 4-byte big-endian length and that many bytes of UTF-8 JSON.
  *
- * - request `{plugin, env, stdin}`: the plugin's name (`azure-vnet` or
- *   `azure-vnet-ipam`), its whole environment and its stdin in base64;
- * - reply `{code, stdout}`: the exit code and the exact stdout text.
+ * - request `{plugin, env, stdin, progress?}`: the plugin's name
+ *   (`azure-vnet` or `azure-vnet-ipam`), its whole environment and its
+ *   stdin in base64;
+ * - with `progress`, up to two empty frames ({@link PROGRESS}): the agent
+ *   holds the request; it runs it now;
+ * - reply `{code, stdout, inProcess?}`: the exit code and the exact stdout
+ *   text, or the request handed back unrun.
+ *
+ * The client sends nothing after its request and keeps its end open until
+ * it has the reply: the agent takes the end of the connection for the
+ * caller's death (its runtime killed it) and drops the request if it has
+ * not started it.
  *
  * No imports at all: the plugins' entry points load this on every call.
  *
