@@ -108,14 +108,24 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
     );
 
     await t.step(
-      "identical conflist is a no-op, a different one needs --force",
+      "identical conflist is a no-op, its own earlier one is replaced, a foreign one needs --force",
       async () => {
         let r = await installer([...base, "--master", "eth0"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist unchanged/);
+        // Changed options: the manifest records the file as ours.
         r = await installer(base);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /conflist replaced/);
+        const foreign = '{"cniVersion":"1.0.0","name":"other","plugins":[]}\n';
+        await Deno.writeTextFile(`${conf}/10-azure.conflist`, foreign);
+        r = await installer([...base, "--master", "eth0"]);
         assert.equal(r.code, 1);
         assert.match(r.stderr, /a different conflist exists; use --force/);
+        assert.equal(
+          await Deno.readTextFile(`${conf}/10-azure.conflist`),
+          foreign,
+        );
         r = await installer([...base, "--force", "--cni-version", "0.4.0"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist replaced/);

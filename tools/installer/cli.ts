@@ -24,7 +24,8 @@ options:
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
   --ipam-env ENV       ipam.environment: azure or imds
-  --force              replace a different existing conflist
+  --force              replace a different conflist that this installer did
+                       not write (its own earlier one is replaced anyway)
   --uninstall          remove exactly what the last install wrote
   -h, --help           this text`;
 

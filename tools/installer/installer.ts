@@ -53,7 +53,10 @@ export interface InstallOptions extends ConflistOptions {
   systemdDir?: string;
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
-  /** Overwrite a different existing conflist. */
+  /**
+   * Overwrite an existing conflist that differs and that the earlier
+   * install did not write (its own is replaced without this).
+   */
   force?: boolean;
 }
 
@@ -409,15 +412,17 @@ export async function verifyAgent(path: string): Promise<string> {
  * their `.js` bundles (and the bundles' chunks) next to them. Binaries are 0755 root, bundles 0644.
  * The agent goes to `agentDir` (default: the bin dir) and, with
  * `systemdDir`, its unit (0644) too; the agent is not started.
- * Every file is written atomically. A different existing conflist stops the
- * install before anything is written, unless `force`; an identical one is
- * left alone. The manifest is written before verification, so
+ * Every file is written atomically. An existing conflist that differs from
+ * the one to write is replaced when it is the one the earlier install wrote
+ * (the manifest records its hash); any other stops the install before
+ * anything is written, unless `force`. An identical one is left alone. The manifest is written before verification, so
  * `--uninstall` can clean up after a failed verification.
  *
  * @param options Dirs, conflist options and `force`.
  * @returns What was written and each plugin's VERSION answer.
  * @throws {Deno.errors.NotFound} When a build output is missing.
- * @throws {Deno.errors.AlreadyExists} When a different conflist exists.
+ * @throws {Deno.errors.AlreadyExists} When a different conflist exists that
+ *   the earlier install did not write.
  * @throws {RangeError} For invalid conflist options.
  * @throws {Error} When a plugin fails verification.
  *
@@ -446,11 +451,16 @@ export async function install(
     ? undefined
     : renderAgentUnit({ agentPath });
   const conflistPath = `${confDir}/${CONFLIST_NAME}`;
+  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
+    .catch(() => undefined);
   const existing = await readTextOrUndefined(conflistPath);
   let conflist: InstallReport["conflist"] = "written";
   if (existing !== undefined) {
     if (existing === conflistText) conflist = "unchanged";
-    else if (options.force === true) conflist = "replaced";
+    else if (
+      options.force === true ||
+      await isOurConflist(existing, conflistPath, earlier)
+    ) conflist = "replaced";
     else {
       throw new Deno.errors.AlreadyExists(
         `Cannot write "${conflistPath}": a different conflist exists; use --force to replace it`,
@@ -492,8 +502,6 @@ export async function install(
   };
   // Files an earlier install wrote elsewhere (another --agent-dir, a unit
   // no longer asked for) go, so the manifest still names all we left.
-  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
-    .catch(() => undefined);
   const removed: string[] = [];
   for (const f of earlier?.files ?? []) {
     if (files.includes(f)) continue;
@@ -519,6 +527,21 @@ export async function install(
   }
   if (agent === undefined) throw new Error("Cannot verify the agent");
   return { files, removed, conflist, plugins, agent, unit };
+}
+
+/**
+ * Whether the conflist at `path` is the one the earlier install wrote: the
+ * earlier manifest records this path and the text's hash. Such a file is
+ * ours to replace (new options, a new version's rendering); anything else
+ * is foreign and needs `force`.
+ */
+async function isOurConflist(
+  text: string,
+  path: string,
+  earlier: InstallManifest | undefined,
+): Promise<boolean> {
+  return earlier?.conflist?.path === path &&
+    earlier.conflist.sha256 === await sha256(text);
 }
 
 /** Reads an install manifest; NotFound when there is none. */

@@ -142,3 +142,46 @@ Deno.test("install() without agentDir or systemdDir puts the agent next to the p
     assert.ok(names(`${tmp}/bin`).includes("azure-vnet-agent.js"));
   });
 });
+
+Deno.test("install() replaces its own earlier conflist without force, a foreign one only with force", async () => {
+  await withFakeDist(async (tmp) => {
+    const conflistPath = `${tmp}/net.d/10-azure.conflist`;
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const first = await install({ ...base, master: "eth0" });
+    assert.equal(first.conflist, "written");
+    // New options (the DaemonSet's AZURE_VNET_MASTER, its CNI version):
+    // the file is the one the manifest records, so it is replaced.
+    const second = await install({
+      ...base,
+      master: "eth1",
+      cniVersion: "0.4.0",
+    });
+    assert.equal(second.conflist, "replaced");
+    const doc = JSON.parse(await Deno.readTextFile(conflistPath));
+    assert.equal(doc.plugins[0].master, "eth1");
+    assert.equal(doc.cniVersion, "0.4.0");
+    // Someone else's conflist under our name: refused, left as it is.
+    const foreign = `${JSON.stringify({ ...doc, name: "theirs" })}\n`;
+    await Deno.writeTextFile(conflistPath, foreign);
+    await assert.rejects(install(base), {
+      name: "AlreadyExists",
+      message: /a different conflist exists; use --force/,
+    });
+    assert.equal(await Deno.readTextFile(conflistPath), foreign);
+    const forced = await install({ ...base, force: true });
+    assert.equal(forced.conflist, "replaced");
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(conflistPath)).name,
+      "azure",
+    );
+    // The forced file is ours now: a later change needs no force.
+    assert.equal(
+      (await install({ ...base, master: "eth0" })).conflist,
+      "replaced",
+    );
+  });
+});
