@@ -212,9 +212,57 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
       },
     );
 
+    await t.step(
+      "a repeat install keeps the unit; --no-systemd removes it and prints the systemctl steps",
+      async () => {
+        const unit = `${tmp}/systemd/azure-vnet-agent.service`;
+        const agentDir = ["--agent-dir", `${tmp}/libexec`];
+        let r = await installer([...base, ...agentDir]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /unit .*azure-vnet-agent\.service kept/);
+        assert.doesNotMatch(r.stdout, /removed/);
+        assert.ok(
+          (await Deno.readTextFile(unit)).includes(
+            `\nExecStart=${tmp}/libexec/azure-vnet-agent serve\n`,
+          ),
+        );
+        r = await installer([
+          ...base,
+          ...agentDir,
+          "--no-systemd",
+          "--systemd-dir",
+          `${tmp}/systemd`,
+        ]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /exclude each other/);
+        r = await installer([...base, ...agentDir, "--no-systemd"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(
+          r.stdout.includes(`removed ${unit} (no longer installed)\n`),
+          r.stdout,
+        );
+        assert.ok(
+          r.stdout.includes(
+            "run: systemctl disable --now azure-vnet-agent && systemctl daemon-reload\n",
+          ),
+          r.stdout,
+        );
+        assert.deepEqual(names(`${tmp}/systemd`), []);
+        r = await installer([
+          ...base,
+          ...agentDir,
+          "--systemd-dir",
+          `${tmp}/systemd`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /unit .*azure-vnet-agent\.service written/);
+      },
+    );
+
     await t.step("--uninstall removes exactly what was installed", async () => {
       const r = await installer(["--bin-dir", bin, "--uninstall"]);
       assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /run: systemctl disable --now azure-vnet-agent/);
       assert.deepEqual(names(bin), ["portmap"]);
       assert.deepEqual(names(conf), []);
       assert.deepEqual(names(`${tmp}/libexec`), []);

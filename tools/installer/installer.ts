@@ -47,10 +47,16 @@ export interface InstallOptions extends ConflistOptions {
   agentDir?: string;
   /**
    * Where to write the agent's systemd unit (such as
-   * `/etc/systemd/system`); default: no unit. The installer never runs
-   * `systemctl`.
+   * `/etc/systemd/system`); default: where the earlier install wrote it,
+   * else no unit. The installer never runs `systemctl`.
    */
   systemdDir?: string;
+  /**
+   * Write no unit, and remove the one an earlier install wrote (the
+   * operator then disables it: see {@link UNIT_REMOVAL_STEPS}). Excludes
+   * `systemdDir`.
+   */
+  noSystemd?: boolean;
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
   /**
@@ -84,6 +90,36 @@ export interface InstallReport {
   agent: { path: string; kind: string; version: string };
   /** The systemd unit written, if any. */
   unit: string | undefined;
+  /**
+   * True when `unit` was written because an earlier install wrote it there
+   * (no `systemdDir` given), false when `systemdDir` asked for it.
+   */
+  unitKept: boolean;
+}
+
+/**
+ * What the operator runs once the agent's unit file has been removed: the
+ * installer never runs `systemctl`, and a unit that was enabled or running
+ * stays so until then.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UNIT_REMOVAL_STEPS } from "./installer.ts";
+ * assert.equal(UNIT_REMOVAL_STEPS[0], "systemctl disable --now azure-vnet-agent");
+ * ```
+ */
+export const UNIT_REMOVAL_STEPS: readonly string[] = [
+  "systemctl disable --now azure-vnet-agent",
+  "systemctl daemon-reload",
+];
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function dirName(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
@@ -411,7 +447,9 @@ export async function verifyAgent(path: string): Promise<string> {
  * Compiled binaries are copied when present, otherwise the launchers with
  * their `.js` bundles (and the bundles' chunks) next to them. Binaries are 0755 root, bundles 0644.
  * The agent goes to `agentDir` (default: the bin dir) and, with
- * `systemdDir`, its unit (0644) too; the agent is not started.
+ * `systemdDir`, its unit (0644) too; the agent is not started. Without
+ * `systemdDir` a unit that the earlier install wrote is written again where
+ * it was (for this agent path), unless `noSystemd` removes it.
  * Every file is written atomically. An existing conflist that differs from
  * the one to write is replaced when it is the one the earlier install wrote
  * (the manifest records its hash); any other stops the install before
@@ -424,6 +462,7 @@ export async function verifyAgent(path: string): Promise<string> {
  * @throws {Deno.errors.AlreadyExists} When a different conflist exists that
  *   the earlier install did not write.
  * @throws {RangeError} For invalid conflist options.
+ * @throws {TypeError} When both `systemdDir` and `noSystemd` are given.
  * @throws {Error} When a plugin fails verification.
  *
  * @example Usage
@@ -447,12 +486,27 @@ export async function install(
     artifacts.push({ name, dir, ...await artifactOf(distDir, name) });
   }
   const agentPath = `${agentDir}/${AGENT}`;
-  const unitText = options.systemdDir === undefined
+  if (options.systemdDir !== undefined && options.noSystemd === true) {
+    throw new TypeError(
+      "Cannot install: systemdDir and noSystemd exclude each other",
+    );
+  }
+  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
+    .catch(() => undefined);
+  // A unit an earlier install wrote stays (rewritten for this agent path)
+  // unless asked otherwise: removing an enabled unit's file behind
+  // systemd's back leaves a dangling enablement and no agent after reboot.
+  const earlierUnit = earlier?.files.find((f) =>
+    baseName(f) === AGENT_UNIT_NAME
+  );
+  const systemdDir = options.systemdDir ??
+    (options.noSystemd === true || earlierUnit === undefined
+      ? undefined
+      : dirName(earlierUnit));
+  const unitText = systemdDir === undefined
     ? undefined
     : renderAgentUnit({ agentPath });
   const conflistPath = `${confDir}/${CONFLIST_NAME}`;
-  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
-    .catch(() => undefined);
   const existing = await readTextOrUndefined(conflistPath);
   let conflist: InstallReport["conflist"] = "written";
   if (existing !== undefined) {
@@ -473,7 +527,7 @@ export async function install(
   const files: string[] = [];
   for (const a of artifacts) {
     for (const src of a.files) {
-      const dst = `${a.dir}/${src.slice(src.lastIndexOf("/") + 1)}`;
+      const dst = `${a.dir}/${baseName(src)}`;
       const mode = src.endsWith(".js") ? 0o644 : 0o755;
       await writeAtomic(dst, await Deno.readFile(src), mode);
       files.push(dst);
@@ -481,9 +535,9 @@ export async function install(
     }
   }
   let unit: string | undefined;
-  if (options.systemdDir !== undefined && unitText !== undefined) {
-    unit = `${options.systemdDir}/${AGENT_UNIT_NAME}`;
-    await Deno.mkdir(options.systemdDir, { recursive: true });
+  if (systemdDir !== undefined && unitText !== undefined) {
+    unit = `${systemdDir}/${AGENT_UNIT_NAME}`;
+    await Deno.mkdir(systemdDir, { recursive: true });
     await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
     files.push(unit);
     log.info("Installed {unit}", { unit });
@@ -526,7 +580,15 @@ export async function install(
     plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
   }
   if (agent === undefined) throw new Error("Cannot verify the agent");
-  return { files, removed, conflist, plugins, agent, unit };
+  return {
+    files,
+    removed,
+    conflist,
+    plugins,
+    agent,
+    unit,
+    unitKept: unit !== undefined && options.systemdDir === undefined,
+  };
 }
 
 /**

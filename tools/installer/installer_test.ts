@@ -185,3 +185,53 @@ Deno.test("install() replaces its own earlier conflist without force, a foreign 
     );
   });
 });
+
+Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes it", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const unit = `${tmp}/systemd/${AGENT_UNIT_NAME}`;
+    const manifestFiles = async () =>
+      JSON.parse(await Deno.readTextFile(`${tmp}/bin/${MANIFEST_NAME}`))
+        .files as string[];
+    await install({ ...base, systemdDir: `${tmp}/systemd` });
+    await t.step("a repeat install without systemdDir keeps it", async () => {
+      const r = await install(base);
+      assert.equal(r.unit, unit);
+      assert.ok(r.unitKept);
+      assert.deepEqual(r.removed, []);
+      assert.match(
+        await Deno.readTextFile(unit),
+        new RegExp(`^ExecStart=${tmp}/bin/azure-vnet-agent serve$`, "m"),
+      );
+      assert.ok((await manifestFiles()).includes(unit));
+    });
+    await t.step("for another agent dir it names the new path", async () => {
+      const r = await install({ ...base, agentDir: `${tmp}/libexec` });
+      assert.equal(r.unit, unit);
+      assert.match(
+        await Deno.readTextFile(unit),
+        new RegExp(`^ExecStart=${tmp}/libexec/azure-vnet-agent serve$`, "m"),
+      );
+    });
+    await t.step("systemdDir and noSystemd exclude each other", async () => {
+      await assert.rejects(
+        install({ ...base, systemdDir: `${tmp}/systemd`, noSystemd: true }),
+        { name: "TypeError", message: /exclude each other/ },
+      );
+      assert.ok((await Deno.stat(unit)).isFile);
+    });
+    await t.step("noSystemd removes it", async () => {
+      const r = await install({ ...base, noSystemd: true });
+      assert.equal(r.unit, undefined);
+      assert.ok(r.removed.includes(unit), r.removed.join(" "));
+      assert.deepEqual(names(`${tmp}/systemd`), []);
+      assert.ok(!(await manifestFiles()).includes(unit));
+      // And it stays away.
+      assert.equal((await install(base)).unit, undefined);
+    });
+  });
+});
