@@ -87,8 +87,10 @@ export interface LauncherSpec {
  * `${AZURE_VNET_LOG_DIR:-/var/log}` and the target's fixed paths, grants
  * `--allow-run` on the target's programs by absolute path (never through
  * `PATH`) and, for a plugin that execs IPAM delegates, on exactly the
- * executables in the `CNI_PATH` directories, with read access to those
- * directories. The bundle is found next to the launcher (`${0%/*}`).
+ * executables in the `CNI_PATH` directories, with read access to every
+ * `CNI_PATH` entry (a missing directory too, so that the plugin's lookup
+ * sees "not found" there rather than a refusal). The bundle is found next
+ * to the launcher (`${0%/*}`).
  *
  * @param spec The bundle name, deno path, `DENO_DIR` and permissions.
  * @returns The script text.
@@ -172,12 +174,14 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
   const p = spec.permissions;
   const delegates = p.delegates
     ? [
-      "# Delegates: every executable in the CNI_PATH directories.",
+      "# Delegates: every executable in the CNI_PATH directories. Read on every",
+      '# entry, present or not, so that a missing one is "not found" to the',
+      "# plugin's lookup, not a permission refusal.",
       "IFS=:",
       "for d in ${CNI_PATH:-}; do",
-      '  [ -d "$d" ] || continue',
-      "  case $d in *,*) continue ;; esac",
+      '  case $d in "" | *,*) continue ;; esac',
       '  cni_read="$cni_read,$d"',
+      '  [ -d "$d" ] || continue',
       '  for f in "$d"/*; do',
       "    case $f in *,*) continue ;; esac",
       '    [ -f "$f" ] && [ -x "$f" ] && run="$run,$f"',

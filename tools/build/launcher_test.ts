@@ -21,6 +21,25 @@ async function writeFakeDeno(dir: string): Promise<string> {
   return path;
 }
 
+/** azure-vnet's launcher in `dir`, over the stand-in deno. */
+async function writeAzureVnetLauncher(dir: string): Promise<string> {
+  const fakeDeno = await writeFakeDeno(dir);
+  const permissions = AZURE_VNET?.permissions;
+  assert.ok(permissions !== undefined);
+  const launcher = `${dir}/azure-vnet`;
+  await Deno.writeTextFile(
+    launcher,
+    renderLauncher({
+      bundleName: "azure-vnet.js",
+      denoPath: fakeDeno,
+      denoDir: `${dir}/deno-dir`,
+      permissions,
+    }),
+    { mode: 0o755 },
+  );
+  return launcher;
+}
+
 Deno.test("TARGETS grant azure-vnet exactly the ebtables paths the plugin runs", () => {
   assert.deepEqual(EBTABLES_DIRS, PLUGIN_EBTABLES_DIRS);
   assert.deepEqual(AZURE_VNET?.permissions.run, EBTABLES_RUN);
@@ -74,20 +93,7 @@ Deno.test("renderLauncher() and compileFlags() refuse a program given by name", 
 Deno.test("the azure-vnet launcher unsets LD_* and grants ebtables by absolute path whatever PATH says", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
   try {
-    const fakeDeno = await writeFakeDeno(tmp);
-    const permissions = AZURE_VNET?.permissions;
-    assert.ok(permissions !== undefined);
-    const launcher = `${tmp}/azure-vnet`;
-    await Deno.writeTextFile(
-      launcher,
-      renderLauncher({
-        bundleName: "azure-vnet.js",
-        denoPath: fakeDeno,
-        denoDir: `${tmp}/deno-dir`,
-        permissions,
-      }),
-      { mode: 0o755 },
-    );
+    const launcher = await writeAzureVnetLauncher(tmp);
     for (const dir of ["evil", "cni"]) await Deno.mkdir(`${tmp}/${dir}`);
     for (const f of ["evil/ebtables", "evil/ebtables-restore", "cni/ipam"]) {
       await Deno.writeTextFile(`${tmp}/${f}`, "#!/bin/sh\n", { mode: 0o755 });
@@ -164,6 +170,39 @@ Deno.test("the agent's launcher passes its V8 flags to deno run before the bundl
       assert.equal(args.at(-2), `${tmp}/${t.name}.js`, t.name);
       assert.equal(args.at(-1), "serve", t.name);
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the azure-vnet launcher grants read on every CNI_PATH entry, a missing one too, and run on the executables found", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
+  try {
+    const launcher = await writeAzureVnetLauncher(tmp);
+    await Deno.mkdir(`${tmp}/cni`);
+    await Deno.writeTextFile(`${tmp}/cni/ipam`, "#!/bin/sh\n", { mode: 0o755 });
+    const out = await new Deno.Command("/bin/sh", {
+      args: [launcher],
+      clearEnv: true,
+      env: {
+        CNI_PATH: `${tmp}/missing::${tmp}/cni:${tmp}/a,b`,
+        CNI_COMMAND: "VERSION",
+      },
+      stdout: "piped",
+    }).output();
+    const args = new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => l.startsWith("ARG ")).map((l) => l.slice(4));
+    const read = args.find((a) => a.startsWith("--allow-read="));
+    assert.ok(
+      read?.endsWith(`,${tmp}/missing,${tmp}/cni`),
+      `${read} ends with the CNI_PATH entries, without the empty one or the one with a comma`,
+    );
+    assert.ok(
+      args.includes(
+        `--allow-run=${[...EBTABLES_RUN, `${tmp}/cni/ipam`].join(",")}`,
+      ),
+      args.join("\n"),
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
