@@ -6,6 +6,7 @@
  */
 import {
   AGENT_SOCKET_NAME,
+  CNI_PLUGIN_DIRS,
   DEFAULT_LOG_DIR,
   DEFAULT_STATE_DIR,
   NET_ALLOW,
@@ -242,6 +243,10 @@ export function v8FlagArgs(flags: readonly string[] | undefined): string[] {
 /**
  * The `deno compile` permission flags of a target (fixed at build time).
  *
+ * A target that execs delegates gets `--allow-run` unrestricted (their
+ * paths come from `CNI_PATH` at run time) and read on the standard plugin
+ * dirs ({@link CNI_PLUGIN_DIRS}), where its delegate lookup looks.
+ *
  * @param p The target's permissions.
  * @returns The flags, with the default state and log directories.
  * @throws {TypeError} When a program to run is not an absolute path.
@@ -265,7 +270,8 @@ export function compileFlags(p: TargetPermissions): string[] {
   const flags: string[] = [];
   if (p.ffi) flags.push("--allow-ffi");
   flags.push("--allow-env");
-  flags.push(`--allow-read=${[...base, ...p.read].join(",")}`);
+  const cniRead = p.delegates ? CNI_PLUGIN_DIRS : [];
+  flags.push(`--allow-read=${[...base, ...p.read, ...cniRead].join(",")}`);
   flags.push(`--allow-write=${[...base, ...p.write].join(",")}`);
   if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.delegates) flags.push("--allow-run");

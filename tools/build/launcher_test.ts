@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EBTABLES_DIRS as PLUGIN_EBTABLES_DIRS } from "@vnet/azure-vnet";
 import { compileFlags, LOADER_VARIABLES, renderLauncher } from "./launcher.ts";
 import {
+  CNI_PLUGIN_DIRS,
   EBTABLES_DIRS,
   EBTABLES_RUN,
   type TargetPermissions,
@@ -205,5 +206,41 @@ Deno.test("the azure-vnet launcher grants read on every CNI_PATH entry, a missin
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("compileFlags() lets a compiled azure-vnet and agent read the standard CNI plugin dirs, where delegate IPAM plugins are", async (t) => {
+  const fixture = new URL("testdata/fixture_plugin.ts", import.meta.url)
+    .pathname;
+  for (const target of TARGETS) {
+    await t.step(target.name, async () => {
+      const flags = compileFlags(target.permissions);
+      // The process a compiled binary would be, probing read access.
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, fixture],
+        clearEnv: true,
+        env: {
+          CNI_COMMAND: "PROBE",
+          FIXTURE_READ: [...CNI_PLUGIN_DIRS, "/etc"].join(":"),
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const read: string[] = JSON.parse(new TextDecoder().decode(out.stdout))
+        .read;
+      assert.equal(read.at(-1), "NotCapable", "/etc stays refused");
+      const dirs = read.slice(0, -1);
+      if (target.permissions.delegates) {
+        // Present ("ok") or not ("NotFound"), never refused.
+        assert.deepEqual(
+          dirs.filter((r) => r !== "ok" && r !== "NotFound"),
+          [],
+          `${CNI_PLUGIN_DIRS.join(" ")}: ${dirs.join(" ")}`,
+        );
+      } else {
+        assert.deepEqual(dirs, CNI_PLUGIN_DIRS.map(() => "NotCapable"));
+      }
+    });
   }
 });
