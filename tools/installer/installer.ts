@@ -192,8 +192,10 @@ export function renderConflist(options: ConflistOptions = {}): string {
  * must see the pod namespaces' bind mounts under `/run/netns`, so the
  * unit has no `PrivateMounts=`, `ProtectSystem=` or capability bounding.
  * Its state and log dirs are the plugins' defaults, which is where the
- * plugins look for the socket; the stop timeout covers the requests in
- * flight (a state-lock wait is at most 30 s).
+ * plugins look for the socket; `CNI_PATH=/opt/cni/bin` is where the
+ * launcher finds the delegate IPAM plugins it grants the agent at start;
+ * the stop timeout covers the requests in flight (a state-lock wait is at
+ * most 30 s).
  *
  * @param options `agentPath`: the installed agent.
  * @returns The unit text (trailing newline).
@@ -235,6 +237,9 @@ export function renderAgentUnit(options: { agentPath: string }): string {
     "# in the runtime's environment, as on any node).",
     "Environment=AZURE_VNET_STATE_DIR=/var/run",
     "Environment=AZURE_VNET_LOG_DIR=/var/log",
+    "# The launcher grants the agent its delegate IPAM plugins (read, run)",
+    "# from the CNI_PATH it starts with: the runtimes' plugin dir.",
+    "Environment=CNI_PATH=/opt/cni/bin",
     "# The launcher's Deno cache (DENO_DIR=/var/lib/azure-vnet/deno).",
     "StateDirectory=azure-vnet",
     "UMask=0077",

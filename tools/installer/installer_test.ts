@@ -55,6 +55,7 @@ Deno.test("renderAgentUnit() is deploy/azure-vnet-agent.service for /opt/cni/bin
       "Restart=on-failure",
       "Environment=AZURE_VNET_STATE_DIR=/var/run",
       "Environment=AZURE_VNET_LOG_DIR=/var/log",
+      "Environment=CNI_PATH=/opt/cni/bin",
       "KillSignal=SIGTERM",
       "WantedBy=multi-user.target",
     ]
