@@ -14,8 +14,13 @@ import {
 const USAGE =
   `usage: deno run -A tools/nic/main.ts provision [--count N (1-256, default ${DEFAULT_COUNT})]
   [--ipv6-count K (0-255, N+K at most 256; default: IPv6 ipconfigs unchanged)]
-  [--nic-id ID] [--dry-run] [--state-dir DIR] [--imds-url URL]
-  [--arm-endpoint URL] [--ca-file PEM]`;
+  [--nic-id ID] [--dry-run] [--state-dir DIR] [--force] [--imds-url URL]
+  [--arm-endpoint URL] [--ca-file PEM]
+
+--state-dir DIR  where azure-vnet-ipam.json is (default: AZURE_VNET_STATE_DIR,
+                 else /var/run); a scale-down removes only ipconfigs whose
+                 address it does not show in use
+--force          scale down even without a readable IPAM state file`;
 
 const SPEC = {
   usage: USAGE,
@@ -25,7 +30,8 @@ const SPEC = {
     "ipv6-count": { type: "string" },
     "nic-id": { type: "string" },
     "dry-run": { type: "boolean", default: false },
-    "state-dir": { type: "string", default: "/var/run" },
+    "state-dir": { type: "string" },
+    force: { type: "boolean", default: false },
     "imds-url": { type: "string" },
     "arm-endpoint": { type: "string" },
     "ca-file": { type: "string" },
@@ -53,7 +59,9 @@ function writer(file: { writeSync(p: Uint8Array): number }) {
  * Runs the NIC tool.
  *
  * Exit codes: 0 success, 1 failure (refused scale-down, scale-set NIC,
- * Azure error), 2 bad command line or count.
+ * Azure error), 2 bad command line or count. The IPAM state dir is
+ * `--state-dir`, else `AZURE_VNET_STATE_DIR`, else `/var/run`, as for the
+ * state tool.
  *
  * @param args Command-line arguments.
  * @param options Output sinks and the LRO poll interval.
@@ -90,7 +98,9 @@ export async function main(
       ipv6Count,
       nicId: v["nic-id"],
       dryRun: v["dry-run"],
-      stateDir: v["state-dir"],
+      stateDir: v["state-dir"] ?? Deno.env.get("AZURE_VNET_STATE_DIR") ??
+        "/var/run",
+      force: v.force,
       imdsUrl: v["imds-url"],
       armEndpoint: v["arm-endpoint"],
       caFile: v["ca-file"],
