@@ -234,6 +234,21 @@ Deno.test("main() provision rejects a bad --count with exit 2", async (t) => {
   });
 });
 
+Deno.test("main() -h and --help print the usage on stdout and exit 0", async (t) => {
+  for (const args of [["--help"], ["-h"], ["provision", "--help"]]) {
+    await t.step(args.join(" "), async () => {
+      const r = await run(args);
+      assert.equal(r.code, 0, r.err.join("\n"));
+      assert.deepEqual(r.err, []);
+      assert.match(
+        r.out.join("\n"),
+        /^usage: deno run -A tools\/nic\/main\.ts provision /,
+      );
+      assert.match(r.out.join("\n"), /--force/);
+    });
+  }
+});
+
 Deno.test("main() rejects unknown options and commands with exit 2", async () => {
   assert.equal((await run(["provision", "--nope"])).code, 2);
   assert.equal((await run(["grow"])).code, 2);
