@@ -195,6 +195,12 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
           /removed .*\/bin\/azure-vnet-agent \(no longer installed\)/,
         );
         assert.ok(!names(bin).includes("azure-vnet-agent"));
+        // Its chunk stays there for one install: an agent of the previous
+        // install may still import it.
+        assert.match(
+          r.stdout,
+          /kept .*\/bin\/azure-vnet-agent\.[^ ]+\.js \(previous version's chunk/,
+        );
         // The launcher, its bundle and the bundle's chunk (the fixture's
         // dynamic import).
         const agentFiles = names(dist).filter((f) =>
@@ -220,7 +226,13 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
         let r = await installer([...base, ...agentDir]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /unit .*azure-vnet-agent\.service kept/);
-        assert.doesNotMatch(r.stdout, /removed/);
+        assert.doesNotMatch(r.stdout, /removed .*\.service/);
+        // The agent's chunk left in the bin dir by the --agent-dir change
+        // was kept for one install (superseded), and goes now.
+        assert.match(
+          r.stdout,
+          /removed .*\/bin\/azure-vnet-agent\.[^ ]+\.js \(no longer installed\)/,
+        );
         assert.ok(
           (await Deno.readTextFile(unit)).includes(
             `\nExecStart=${tmp}/libexec/azure-vnet-agent serve\n`,

@@ -143,6 +143,12 @@ export async function runInstallerCli(
       write("out", `removed ${f} (no longer installed)\n`);
     }
     writeUnitRemovalSteps(r.removed);
+    for (const f of r.superseded) {
+      write(
+        "out",
+        `kept ${f} (previous version's chunk; the next install removes it)\n`,
+      );
+    }
     write("out", `conflist ${r.conflist}\n`);
     for (const p of r.plugins) {
       write(

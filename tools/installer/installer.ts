@@ -74,6 +74,14 @@ export interface InstallManifest {
   files: string[];
   /** The conflist path and its content hash (removed only if unchanged). */
   conflist: { path: string; sha256: string };
+  /**
+   * Bundle chunks of the previous install that this one no longer writes,
+   * absolute: kept on disk for one more install, so that a plugin or agent
+   * process of the previous version that already loaded its `<name>.js` can
+   * still import them; the next install (or `--uninstall`) removes them.
+   * Absent in manifests of older installers.
+   */
+  superseded?: string[];
 }
 
 /** What {@link install} did. */
@@ -82,6 +90,11 @@ export interface InstallReport {
   files: string[];
   /** Files an earlier install wrote that this one no longer does. */
   removed: string[];
+  /**
+   * Chunks of the previous install kept for one more install (see
+   * {@link InstallManifest.superseded}).
+   */
+  superseded: string[];
   /** "written", "unchanged" or "replaced". */
   conflist: "written" | "unchanged" | "replaced";
   /** Per plugin: "compiled" or "launcher", and the VERSION answer. */
@@ -116,6 +129,15 @@ export const UNIT_REMOVAL_STEPS: readonly string[] = [
 
 function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Whether `path` is a bundle chunk of a target (`<name>.<chunk>.js`). */
+function isChunk(path: string): boolean {
+  const base = baseName(path);
+  return base.endsWith(".js") &&
+    [...PLUGINS, AGENT].some((name) =>
+      base.startsWith(`${name}.`) && base !== `${name}.js`
+    );
 }
 
 function dirName(path: string): string {
@@ -334,12 +356,14 @@ async function artifactOf(
       { cause: err },
     );
   }
+  // Written in this order: a plugin started meanwhile never finds a new
+  // launcher without its bundle, nor a new bundle without its chunks.
   return {
     kind: "launcher",
     files: [
-      bin,
-      js,
       ...bundleChunks(distDir, name).map((c) => `${distDir}/${c}`),
+      js,
+      bin,
     ],
   };
 }
@@ -450,7 +474,11 @@ export async function verifyAgent(path: string): Promise<string> {
  * Installs the plugins from `dist/` and the conflist, then verifies them.
  *
  * Compiled binaries are copied when present, otherwise the launchers with
- * their `.js` bundles (and the bundles' chunks) next to them. Binaries are 0755 root, bundles 0644.
+ * their `.js` bundles (and the bundles' chunks) next to them, chunks first
+ * and launcher last. Binaries are 0755 root, bundles 0644. The previous
+ * install's chunks that this one does not write stay until the next
+ * install (the manifest's `superseded`), for the processes of the previous
+ * version still running.
  * The agent goes to `agentDir` (default: the bin dir) and, with
  * `systemdDir`, its unit (0644) too; the agent is not started. Without
  * `systemdDir` a unit that the earlier install wrote is written again where
@@ -554,20 +582,26 @@ export async function install(
       0o644,
     );
   }
-  const manifest: InstallManifest = {
-    version: 1,
-    files,
-    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
-  };
-  // Files an earlier install wrote elsewhere (another --agent-dir, a unit
-  // no longer asked for) go, so the manifest still names all we left.
+  // Files an earlier install wrote that this one does not (another
+  // --agent-dir, a unit no longer asked for) go, so the manifest still
+  // names all we left; but its chunks stay for one more install, since a
+  // process of that version may still import them, and those it kept go.
+  const superseded = (earlier?.files ?? []).filter((f) =>
+    !files.includes(f) && isChunk(f)
+  );
   const removed: string[] = [];
-  for (const f of earlier?.files ?? []) {
-    if (files.includes(f)) continue;
+  for (const f of [...earlier?.files ?? [], ...earlier?.superseded ?? []]) {
+    if (files.includes(f) || superseded.includes(f)) continue;
     await Deno.remove(f).then(() => removed.push(f), (err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
+  const manifest: InstallManifest = {
+    version: 1,
+    files,
+    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
+    superseded,
+  };
   await writeAtomic(
     `${binDir}/${MANIFEST_NAME}`,
     new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
@@ -588,6 +622,7 @@ export async function install(
   return {
     files,
     removed,
+    superseded,
     conflist,
     plugins,
     agent,
@@ -621,7 +656,11 @@ async function readManifest(manifestPath: string): Promise<InstallManifest> {
   }
   try {
     const manifest = JSON.parse(text) as InstallManifest;
-    if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
+    if (
+      manifest.version !== 1 || !Array.isArray(manifest.files) ||
+      !(manifest.superseded === undefined ||
+        Array.isArray(manifest.superseded))
+    ) {
       throw new TypeError("unknown format");
     }
     return manifest;
@@ -673,7 +712,9 @@ export async function uninstall(
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
   }
-  for (const f of manifest.files) await remove(f);
+  for (const f of [...manifest.files, ...manifest.superseded ?? []]) {
+    await remove(f);
+  }
   const conf = await readTextOrUndefined(manifest.conflist.path);
   if (conf !== undefined) {
     if (await sha256(conf) === manifest.conflist.sha256) {

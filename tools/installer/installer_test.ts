@@ -236,3 +236,61 @@ Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes 
     });
   });
 });
+
+Deno.test("install() keeps the previous version's chunks for one more install and writes chunks before bundle before launcher", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const dist = `${tmp}/dist`;
+    const bin = `${tmp}/bin`;
+    const base = { distDir: dist, binDir: bin, confDir: `${tmp}/net.d` };
+    const names2 = ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"];
+    /** The next version: other chunk hashes, as a rebuild gives. */
+    async function rebuild(from: string, to: string): Promise<void> {
+      for (const name of names2) {
+        await Deno.rename(
+          `${dist}/${name}.in_process-${from}.js`,
+          `${dist}/${name}.in_process-${to}.js`,
+        );
+        await Deno.writeTextFile(
+          `${dist}/${name}.js`,
+          `import("./${name}.in_process-${to}.js");\n`,
+        );
+      }
+    }
+    const chunks = (hash: string) =>
+      names2.map((n) => `${bin}/${n}.in_process-${hash}.js`);
+    const v1 = await install(base);
+    await t.step("chunks, then the bundle, then the launcher", () => {
+      for (const name of names2) {
+        const at = (f: string) => v1.files.indexOf(`${bin}/${f}`);
+        assert.ok(at(`${name}.in_process-T3ST.js`) >= 0);
+        assert.ok(at(`${name}.in_process-T3ST.js`) < at(`${name}.js`), name);
+        assert.ok(at(`${name}.js`) < at(name), name);
+      }
+    });
+    await t.step("an upgrade keeps the old chunks", async () => {
+      await rebuild("T3ST", "N3W1");
+      const r = await install(base);
+      assert.deepEqual(r.superseded, chunks("T3ST"));
+      assert.deepEqual(r.removed, []);
+      for (const f of [...chunks("T3ST"), ...chunks("N3W1")]) {
+        assert.ok((await Deno.stat(f)).isFile, f);
+      }
+      const manifest = JSON.parse(
+        await Deno.readTextFile(`${bin}/${MANIFEST_NAME}`),
+      );
+      assert.deepEqual(manifest.superseded, chunks("T3ST"));
+    });
+    await t.step("the next install removes them", async () => {
+      await rebuild("N3W1", "N3W2");
+      const r = await install(base);
+      assert.deepEqual(r.removed, chunks("T3ST"));
+      assert.deepEqual(r.superseded, chunks("N3W1"));
+      assert.ok(!names(bin).some((f) => f.includes("T3ST")), names(bin).join());
+    });
+    await t.step("uninstall removes the kept ones too", async () => {
+      const r = await uninstall({ binDir: bin });
+      for (const f of chunks("N3W1")) assert.ok(r.removed.includes(f), f);
+      assert.deepEqual(names(bin), []);
+    });
+  });
+});
