@@ -138,6 +138,27 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
     );
 
     await t.step(
+      "a conf file sorting first is named on stderr, exit 0",
+      async () => {
+        const other = `${conf}/05-other.conflist`;
+        await Deno.writeTextFile(other, "{}\n");
+        try {
+          const r = await installer([...base, "--cni-version", "0.4.0"]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.ok(
+            r.stderr.includes(
+              `warning: ${other} sorts before 10-azure.conflist: the container runtime uses the first conf file of the directory, so it will use ${other} instead`,
+            ),
+            r.stderr,
+          );
+          assert.doesNotMatch(r.stdout, /warning/);
+        } finally {
+          await Deno.remove(other);
+        }
+      },
+    );
+
+    await t.step(
       "bad options: usage exit 2, invalid values exit 1",
       async () => {
         let r = await installer([...base, "--nope"]);

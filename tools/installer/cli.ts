@@ -6,6 +6,7 @@
 import { parseCli } from "../_cli.ts";
 import {
   AGENT_UNIT_NAME,
+  CONFLIST_NAME,
   install,
   type InstallOptions,
   uninstall,
@@ -162,6 +163,12 @@ export async function runInstallerCli(
       "out",
       `verified ${r.agent.path} (${r.agent.kind}): ${r.agent.version}\n`,
     );
+    for (const f of r.shadowedBy) {
+      write(
+        "err",
+        `warning: ${f} sorts before ${CONFLIST_NAME}: the container runtime uses the first conf file of the directory, so it will use ${f} instead (move it away to use azure-vnet)\n`,
+      );
+    }
     if (r.unit !== undefined && r.unitKept) {
       write(
         "out",

@@ -97,6 +97,11 @@ export interface InstallReport {
   superseded: string[];
   /** "written", "unchanged" or "replaced". */
   conflist: "written" | "unchanged" | "replaced";
+  /**
+   * Conf files in the conf dir that sort before the conflist (absolute,
+   * sorted): a runtime loads the first one, so it uses them instead.
+   */
+  shadowedBy: string[];
   /** Per plugin: "compiled" or "launcher", and the VERSION answer. */
   plugins: { name: string; kind: string; supportedVersions: string[] }[];
   /** The agent: where, "compiled" or "launcher", its `--version` line. */
@@ -478,7 +483,8 @@ export async function verifyAgent(path: string): Promise<string> {
  * and launcher last. Binaries are 0755 root, bundles 0644. The previous
  * install's chunks that this one does not write stay until the next
  * install (the manifest's `superseded`), for the processes of the previous
- * version still running.
+ * version still running. Conf files that sort before the conflist in the
+ * conf dir, which a runtime would use instead, are reported (`shadowedBy`).
  * The agent goes to `agentDir` (default: the bin dir) and, with
  * `systemdDir`, its unit (0644) too; the agent is not started. Without
  * `systemdDir` a unit that the earlier install wrote is written again where
@@ -619,11 +625,19 @@ export async function install(
     plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
   }
   if (agent === undefined) throw new Error("Cannot verify the agent");
+  const shadowedBy = await confFilesBefore(confDir, CONFLIST_NAME);
+  for (const f of shadowedBy) {
+    log.warn("{f} sorts before {conflist}: the runtime uses it instead", {
+      f,
+      conflist: conflistPath,
+    });
+  }
   return {
     files,
     removed,
     superseded,
     conflist,
+    shadowedBy,
     plugins,
     agent,
     unit,
@@ -644,6 +658,28 @@ async function isOurConflist(
 ): Promise<boolean> {
   return earlier?.conflist?.path === path &&
     earlier.conflist.sha256 === await sha256(text);
+}
+
+/** The extensions of the conf files a runtime loads (libcni's ConfFiles). */
+const CONF_EXTENSIONS = [".conf", ".conflist", ".json"];
+
+/**
+ * The conf files that a runtime would take before `name` in `dir`: libcni
+ * lists every entry but directories with a conf extension, sorted by
+ * name, and containerd and CRI-O use the first.
+ */
+async function confFilesBefore(dir: string, name: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory || e.name >= name) continue;
+    if (!CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+    if (e.isSymlink) {
+      const st = await Deno.stat(`${dir}/${e.name}`).catch(() => undefined);
+      if (st?.isDirectory === true) continue;
+    }
+    out.push(`${dir}/${e.name}`);
+  }
+  return out.sort();
 }
 
 /** Reads an install manifest; NotFound when there is none. */

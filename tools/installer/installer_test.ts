@@ -294,3 +294,29 @@ Deno.test("install() keeps the previous version's chunks for one more install an
     });
   });
 });
+
+Deno.test("install() reports the conf files that sort before its conflist, which a runtime uses instead", async () => {
+  await withFakeDist(async (tmp) => {
+    const conf = `${tmp}/net.d`;
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: conf,
+    };
+    assert.deepEqual((await install(base)).shadowedBy, []);
+    // Another CNI's conflist, the Go plugin's .conf; not a conf file, a
+    // directory, and a later file do not count.
+    for (
+      const f of ["05-x.conflist", "10-azure.conf", "00-notes.txt", "99-z.json"]
+    ) {
+      await Deno.writeTextFile(`${conf}/${f}`, "{}\n");
+    }
+    await Deno.mkdir(`${conf}/01-dir.conf`);
+    const r = await install(base);
+    assert.deepEqual(r.shadowedBy, [
+      `${conf}/05-x.conflist`,
+      `${conf}/10-azure.conf`,
+    ]);
+    assert.equal(r.conflist, "unchanged");
+  });
+});
