@@ -106,12 +106,30 @@ function makeDefaultExec(stderrSink: (chunk: Uint8Array) => void): PluginExec {
   };
 }
 
-async function isExecutable(file: string): Promise<boolean> {
+/**
+ * Whether `file` is an executable regular file. Only "not there" is false:
+ * a refusal (Deno's permissions, the OS) is an error of its own, since the
+ * file may well be there.
+ */
+async function isExecutable(file: string, type: string): Promise<boolean> {
   try {
     const st = await Deno.stat(file);
     return st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
+  } catch (err) {
+    if (
+      err instanceof Deno.errors.NotFound ||
+      err instanceof Deno.errors.NotADirectory
+    ) return false;
+    const why = err instanceof Deno.errors.NotCapable
+      ? `this process has no read permission (--allow-read) on "${file}"`
+      : err instanceof Deno.errors.PermissionDenied
+      ? `permission denied on "${file}"`
+      : `cannot stat "${file}"`;
+    throw new CniError(
+      CODES.ioFailure,
+      `Cannot look for plugin "${type}" in CNI_PATH: ${why}`,
+      { cause: err },
+    );
   }
 }
 
@@ -122,7 +140,11 @@ async function isExecutable(file: string): Promise<boolean> {
  * @param path The directories to search, in order.
  * @returns The full path of the first executable match.
  * @throws {CniError} Code 7 when the type is invalid or nothing is found;
- * the message names the type and the path.
+ * the message names the type and the path. Code 5 when a candidate cannot
+ * be looked at (no read permission for this process, a refusal of the
+ * OS): it may be there, so the search stops rather than report "not
+ * found" or run a later match; the message names the permission and the
+ * path.
  *
  * @example Usage
  * ```ts ignore
@@ -142,7 +164,7 @@ export async function findPlugin(
   for (const dir of path) {
     if (dir === "") continue;
     const file = `${dir.replace(/\/+$/, "")}/${type}`;
-    if (await isExecutable(file)) return file;
+    if (await isExecutable(file, type)) return file;
   }
   throw new CniError(
     CODES.invalidConfig,
@@ -188,7 +210,8 @@ function decodeJson(bytes: Uint8Array): unknown {
  * empty (DEL, CHECK, GC, STATUS).
  * @throws {CniError} The delegate's own code and message when it printed an
  * error object; code 109 when it failed without a parsable one, or printed
- * unparsable JSON on success; code 7 when the binary is not found.
+ * unparsable JSON on success; code 7 when the binary is not found, 5 when
+ * the lookup was refused (see {@link findPlugin}).
  *
  * @example Usage
  * ```ts ignore

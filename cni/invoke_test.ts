@@ -238,3 +238,85 @@ Deno.test({
     });
   },
 });
+
+/**
+ * Runs `findPlugin(type, path)` in a deno process granted read on `read`
+ * only (and env), as a scoped plugin is; returns the path found or the
+ * error's name, code and message.
+ */
+async function findPluginScoped(
+  type: string,
+  path: string[],
+  read: string[],
+): Promise<{ found?: string; name?: string; code?: number; message?: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "cnitest-invoke-" });
+  try {
+    const script = `${dir}/find.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { findPlugin } from ${
+        JSON.stringify(new URL("./invoke.ts", import.meta.url).href)
+      };
+let out;
+try {
+  out = { found: await findPlugin(Deno.args[0], Deno.args.slice(1)) };
+} catch (err) {
+  out = { name: err.name, code: err.code, message: err.message };
+}
+Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(out)));
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
+        "--no-prompt",
+        `--allow-read=${read.join(",")}`,
+        script,
+        type,
+        ...path,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.ok(out.success, new TextDecoder().decode(out.stderr) + text);
+    return JSON.parse(text);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("findPlugin() reports a lookup its permissions refuse, never 'not found' or a later match", async (t) => {
+  const refused = await pluginDir("exit 0");
+  const granted = await pluginDir("exit 0");
+  try {
+    await t.step("a refused directory first: code 5 naming it", async () => {
+      const r = await findPluginScoped("fake", [refused, granted], [granted]);
+      assert.equal(r.found, undefined);
+      assert.equal(r.name, "CniError");
+      assert.equal(r.code, 5);
+      assert.equal(
+        r.message,
+        `Cannot look for plugin "fake" in CNI_PATH: this process has no read permission (--allow-read) on "${refused}/fake"`,
+      );
+    });
+    await t.step("a granted match first is found", async () => {
+      const r = await findPluginScoped("fake", [granted, refused], [granted]);
+      assert.deepEqual(r, { found: `${granted}/fake` });
+    });
+    await t.step("missing in granted directories: code 7", async () => {
+      const r = await findPluginScoped(
+        "nope",
+        [`${granted}/missing`, granted],
+        [granted],
+      );
+      assert.equal(r.code, 7);
+      assert.match(r.message ?? "", /^Cannot find plugin "nope" in CNI_PATH/);
+    });
+  } finally {
+    await Deno.remove(refused, { recursive: true });
+    await Deno.remove(granted, { recursive: true });
+  }
+});

@@ -108,14 +108,24 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
     );
 
     await t.step(
-      "identical conflist is a no-op, a different one needs --force",
+      "identical conflist is a no-op, its own earlier one is replaced, a foreign one needs --force",
       async () => {
         let r = await installer([...base, "--master", "eth0"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist unchanged/);
+        // Changed options: the manifest records the file as ours.
         r = await installer(base);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /conflist replaced/);
+        const foreign = '{"cniVersion":"1.0.0","name":"other","plugins":[]}\n';
+        await Deno.writeTextFile(`${conf}/10-azure.conflist`, foreign);
+        r = await installer([...base, "--master", "eth0"]);
         assert.equal(r.code, 1);
         assert.match(r.stderr, /a different conflist exists; use --force/);
+        assert.equal(
+          await Deno.readTextFile(`${conf}/10-azure.conflist`),
+          foreign,
+        );
         r = await installer([...base, "--force", "--cni-version", "0.4.0"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist replaced/);
@@ -124,6 +134,27 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
         );
         assert.equal(doc.cniVersion, "0.4.0");
         assert.equal(doc.plugins[0].master, undefined);
+      },
+    );
+
+    await t.step(
+      "a conf file sorting first is named on stderr, exit 0",
+      async () => {
+        const other = `${conf}/05-other.conflist`;
+        await Deno.writeTextFile(other, "{}\n");
+        try {
+          const r = await installer([...base, "--cni-version", "0.4.0"]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.ok(
+            r.stderr.includes(
+              `warning: ${other} sorts before 10-azure.conflist: the container runtime uses the first conf file of the directory, so it will use ${other} instead`,
+            ),
+            r.stderr,
+          );
+          assert.doesNotMatch(r.stdout, /warning/);
+        } finally {
+          await Deno.remove(other);
+        }
       },
     );
 
@@ -185,6 +216,12 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
           /removed .*\/bin\/azure-vnet-agent \(no longer installed\)/,
         );
         assert.ok(!names(bin).includes("azure-vnet-agent"));
+        // Its chunk stays there for one install: an agent of the previous
+        // install may still import it.
+        assert.match(
+          r.stdout,
+          /kept .*\/bin\/azure-vnet-agent\.[^ ]+\.js \(previous version's chunk/,
+        );
         // The launcher, its bundle and the bundle's chunk (the fixture's
         // dynamic import).
         const agentFiles = names(dist).filter((f) =>
@@ -202,9 +239,63 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
       },
     );
 
+    await t.step(
+      "a repeat install keeps the unit; --no-systemd removes it and prints the systemctl steps",
+      async () => {
+        const unit = `${tmp}/systemd/azure-vnet-agent.service`;
+        const agentDir = ["--agent-dir", `${tmp}/libexec`];
+        let r = await installer([...base, ...agentDir]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /unit .*azure-vnet-agent\.service kept/);
+        assert.doesNotMatch(r.stdout, /removed .*\.service/);
+        // The agent's chunk left in the bin dir by the --agent-dir change
+        // was kept for one install (superseded), and goes now.
+        assert.match(
+          r.stdout,
+          /removed .*\/bin\/azure-vnet-agent\.[^ ]+\.js \(no longer installed\)/,
+        );
+        assert.ok(
+          (await Deno.readTextFile(unit)).includes(
+            `\nExecStart=${tmp}/libexec/azure-vnet-agent serve\n`,
+          ),
+        );
+        r = await installer([
+          ...base,
+          ...agentDir,
+          "--no-systemd",
+          "--systemd-dir",
+          `${tmp}/systemd`,
+        ]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /exclude each other/);
+        r = await installer([...base, ...agentDir, "--no-systemd"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(
+          r.stdout.includes(`removed ${unit} (no longer installed)\n`),
+          r.stdout,
+        );
+        assert.ok(
+          r.stdout.includes(
+            "run: systemctl disable --now azure-vnet-agent && systemctl daemon-reload\n",
+          ),
+          r.stdout,
+        );
+        assert.deepEqual(names(`${tmp}/systemd`), []);
+        r = await installer([
+          ...base,
+          ...agentDir,
+          "--systemd-dir",
+          `${tmp}/systemd`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /unit .*azure-vnet-agent\.service written/);
+      },
+    );
+
     await t.step("--uninstall removes exactly what was installed", async () => {
       const r = await installer(["--bin-dir", bin, "--uninstall"]);
       assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /run: systemctl disable --now azure-vnet-agent/);
       assert.deepEqual(names(bin), ["portmap"]);
       assert.deepEqual(names(conf), []);
       assert.deepEqual(names(`${tmp}/libexec`), []);

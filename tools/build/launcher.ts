@@ -6,6 +6,7 @@
  */
 import {
   AGENT_SOCKET_NAME,
+  CNI_PLUGIN_DIRS,
   DEFAULT_LOG_DIR,
   DEFAULT_STATE_DIR,
   NET_ALLOW,
@@ -87,8 +88,10 @@ export interface LauncherSpec {
  * `${AZURE_VNET_LOG_DIR:-/var/log}` and the target's fixed paths, grants
  * `--allow-run` on the target's programs by absolute path (never through
  * `PATH`) and, for a plugin that execs IPAM delegates, on exactly the
- * executables in the `CNI_PATH` directories, with read access to those
- * directories. The bundle is found next to the launcher (`${0%/*}`).
+ * executables in the `CNI_PATH` directories, with read access to every
+ * `CNI_PATH` entry (a missing directory too, so that the plugin's lookup
+ * sees "not found" there rather than a refusal). The bundle is found next
+ * to the launcher (`${0%/*}`).
  *
  * @param spec The bundle name, deno path, `DENO_DIR` and permissions.
  * @returns The script text.
@@ -172,12 +175,14 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
   const p = spec.permissions;
   const delegates = p.delegates
     ? [
-      "# Delegates: every executable in the CNI_PATH directories.",
+      "# Delegates: every executable in the CNI_PATH directories. Read on every",
+      '# entry, present or not, so that a missing one is "not found" to the',
+      "# plugin's lookup, not a permission refusal.",
       "IFS=:",
       "for d in ${CNI_PATH:-}; do",
-      '  [ -d "$d" ] || continue',
-      "  case $d in *,*) continue ;; esac",
+      '  case $d in "" | *,*) continue ;; esac',
       '  cni_read="$cni_read,$d"',
+      '  [ -d "$d" ] || continue',
       '  for f in "$d"/*; do',
       "    case $f in *,*) continue ;; esac",
       '    [ -f "$f" ] && [ -x "$f" ] && run="$run,$f"',
@@ -238,6 +243,10 @@ export function v8FlagArgs(flags: readonly string[] | undefined): string[] {
 /**
  * The `deno compile` permission flags of a target (fixed at build time).
  *
+ * A target that execs delegates gets `--allow-run` unrestricted (their
+ * paths come from `CNI_PATH` at run time) and read on the standard plugin
+ * dirs ({@link CNI_PLUGIN_DIRS}), where its delegate lookup looks.
+ *
  * @param p The target's permissions.
  * @returns The flags, with the default state and log directories.
  * @throws {TypeError} When a program to run is not an absolute path.
@@ -261,7 +270,8 @@ export function compileFlags(p: TargetPermissions): string[] {
   const flags: string[] = [];
   if (p.ffi) flags.push("--allow-ffi");
   flags.push("--allow-env");
-  flags.push(`--allow-read=${[...base, ...p.read].join(",")}`);
+  const cniRead = p.delegates ? CNI_PLUGIN_DIRS : [];
+  flags.push(`--allow-read=${[...base, ...p.read, ...cniRead].join(",")}`);
   flags.push(`--allow-write=${[...base, ...p.write].join(",")}`);
   if (p.sys.length > 0) flags.push(`--allow-sys=${p.sys.join(",")}`);
   if (p.delegates) flags.push("--allow-run");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EBTABLES_DIRS as PLUGIN_EBTABLES_DIRS } from "@vnet/azure-vnet";
 import { compileFlags, LOADER_VARIABLES, renderLauncher } from "./launcher.ts";
 import {
+  CNI_PLUGIN_DIRS,
   EBTABLES_DIRS,
   EBTABLES_RUN,
   type TargetPermissions,
@@ -19,6 +20,25 @@ async function writeFakeDeno(dir: string): Promise<string> {
     { mode: 0o755 },
   );
   return path;
+}
+
+/** azure-vnet's launcher in `dir`, over the stand-in deno. */
+async function writeAzureVnetLauncher(dir: string): Promise<string> {
+  const fakeDeno = await writeFakeDeno(dir);
+  const permissions = AZURE_VNET?.permissions;
+  assert.ok(permissions !== undefined);
+  const launcher = `${dir}/azure-vnet`;
+  await Deno.writeTextFile(
+    launcher,
+    renderLauncher({
+      bundleName: "azure-vnet.js",
+      denoPath: fakeDeno,
+      denoDir: `${dir}/deno-dir`,
+      permissions,
+    }),
+    { mode: 0o755 },
+  );
+  return launcher;
 }
 
 Deno.test("TARGETS grant azure-vnet exactly the ebtables paths the plugin runs", () => {
@@ -74,20 +94,7 @@ Deno.test("renderLauncher() and compileFlags() refuse a program given by name", 
 Deno.test("the azure-vnet launcher unsets LD_* and grants ebtables by absolute path whatever PATH says", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
   try {
-    const fakeDeno = await writeFakeDeno(tmp);
-    const permissions = AZURE_VNET?.permissions;
-    assert.ok(permissions !== undefined);
-    const launcher = `${tmp}/azure-vnet`;
-    await Deno.writeTextFile(
-      launcher,
-      renderLauncher({
-        bundleName: "azure-vnet.js",
-        denoPath: fakeDeno,
-        denoDir: `${tmp}/deno-dir`,
-        permissions,
-      }),
-      { mode: 0o755 },
-    );
+    const launcher = await writeAzureVnetLauncher(tmp);
     for (const dir of ["evil", "cni"]) await Deno.mkdir(`${tmp}/${dir}`);
     for (const f of ["evil/ebtables", "evil/ebtables-restore", "cni/ipam"]) {
       await Deno.writeTextFile(`${tmp}/${f}`, "#!/bin/sh\n", { mode: 0o755 });
@@ -166,5 +173,74 @@ Deno.test("the agent's launcher passes its V8 flags to deno run before the bundl
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the azure-vnet launcher grants read on every CNI_PATH entry, a missing one too, and run on the executables found", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
+  try {
+    const launcher = await writeAzureVnetLauncher(tmp);
+    await Deno.mkdir(`${tmp}/cni`);
+    await Deno.writeTextFile(`${tmp}/cni/ipam`, "#!/bin/sh\n", { mode: 0o755 });
+    const out = await new Deno.Command("/bin/sh", {
+      args: [launcher],
+      clearEnv: true,
+      env: {
+        CNI_PATH: `${tmp}/missing::${tmp}/cni:${tmp}/a,b`,
+        CNI_COMMAND: "VERSION",
+      },
+      stdout: "piped",
+    }).output();
+    const args = new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => l.startsWith("ARG ")).map((l) => l.slice(4));
+    const read = args.find((a) => a.startsWith("--allow-read="));
+    assert.ok(
+      read?.endsWith(`,${tmp}/missing,${tmp}/cni`),
+      `${read} ends with the CNI_PATH entries, without the empty one or the one with a comma`,
+    );
+    assert.ok(
+      args.includes(
+        `--allow-run=${[...EBTABLES_RUN, `${tmp}/cni/ipam`].join(",")}`,
+      ),
+      args.join("\n"),
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("compileFlags() lets a compiled azure-vnet and agent read the standard CNI plugin dirs, where delegate IPAM plugins are", async (t) => {
+  const fixture = new URL("testdata/fixture_plugin.ts", import.meta.url)
+    .pathname;
+  for (const target of TARGETS) {
+    await t.step(target.name, async () => {
+      const flags = compileFlags(target.permissions);
+      // The process a compiled binary would be, probing read access.
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, fixture],
+        clearEnv: true,
+        env: {
+          CNI_COMMAND: "PROBE",
+          FIXTURE_READ: [...CNI_PLUGIN_DIRS, "/etc"].join(":"),
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const read: string[] = JSON.parse(new TextDecoder().decode(out.stdout))
+        .read;
+      assert.equal(read.at(-1), "NotCapable", "/etc stays refused");
+      const dirs = read.slice(0, -1);
+      if (target.permissions.delegates) {
+        // Present ("ok") or not ("NotFound"), never refused.
+        assert.deepEqual(
+          dirs.filter((r) => r !== "ok" && r !== "NotFound"),
+          [],
+          `${CNI_PLUGIN_DIRS.join(" ")}: ${dirs.join(" ")}`,
+        );
+      } else {
+        assert.deepEqual(dirs, CNI_PLUGIN_DIRS.map(() => "NotCapable"));
+      }
+    });
   }
 });

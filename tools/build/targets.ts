@@ -60,6 +60,29 @@ export const EBTABLES_RUN: readonly string[] = EBTABLES_DIRS.flatMap((d) =>
   ["ebtables", "ebtables-restore"].map((name) => `${d}/${name}`)
 );
 
+/**
+ * The directories runtimes install CNI plugins into (containerd and
+ * kubelet: `/opt/cni/bin`; CRI-O: `/usr/libexec/cni`; Debian's
+ * containernetworking-plugins: `/usr/lib/cni`; podman's defaults add the
+ * `/usr/local` ones). A compiled binary, whose permissions are fixed at
+ * build time, may read these to find a delegate IPAM plugin; the launcher
+ * grants read on the `CNI_PATH` entries it is started with instead.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CNI_PLUGIN_DIRS } from "./targets.ts";
+ * assert.ok(CNI_PLUGIN_DIRS.includes("/opt/cni/bin"));
+ * ```
+ */
+export const CNI_PLUGIN_DIRS: readonly string[] = [
+  "/opt/cni/bin",
+  "/usr/libexec/cni",
+  "/usr/lib/cni",
+  "/usr/local/libexec/cni",
+  "/usr/local/lib/cni",
+];
+
 /** The permissions one binary is granted. */
 export interface TargetPermissions {
   /** `--allow-ffi` (libnl). */
@@ -89,8 +112,10 @@ export interface TargetPermissions {
   /**
    * May exec delegate plugins found in `CNI_PATH`. The launcher lists the
    * executables of every `CNI_PATH` directory at start (and grants read on
-   * those directories); a compiled binary, whose permissions are fixed at
-   * build time, gets `--allow-run` unrestricted instead.
+   * those entries); a compiled binary, whose permissions are fixed at
+   * build time, gets `--allow-run` unrestricted and read on
+   * {@link CNI_PLUGIN_DIRS} instead (a delegate elsewhere is a code-5
+   * "no read permission" error of the lookup, naming the path).
    */
   delegates: boolean;
   /**

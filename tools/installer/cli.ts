@@ -4,7 +4,14 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
-import { install, type InstallOptions, uninstall } from "./installer.ts";
+import {
+  AGENT_UNIT_NAME,
+  CONFLIST_NAME,
+  install,
+  type InstallOptions,
+  uninstall,
+  UNIT_REMOVAL_STEPS,
+} from "./installer.ts";
 
 const USAGE = `usage: deno task install [options]
 
@@ -19,12 +26,16 @@ options:
   --agent-dir DIR      where the agent goes (default: the bin dir)
   --systemd-dir DIR    also write azure-vnet-agent.service there (such as
                        /etc/systemd/system); then run systemctl daemon-reload
-                       and systemctl enable --now azure-vnet-agent
+                       and systemctl enable --now azure-vnet-agent. Without
+                       it, a unit an earlier install wrote is kept
+  --no-systemd         remove the unit an earlier install wrote (prints the
+                       systemctl steps to run; it never runs systemctl)
   --dist DIR           build output to install (default <repo>/dist)
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
   --ipam-env ENV       ipam.environment: azure or imds
-  --force              replace a different existing conflist
+  --force              replace a different conflist that this installer did
+                       not write (its own earlier one is replaced anyway)
   --uninstall          remove exactly what the last install wrote
   -h, --help           this text`;
 
@@ -33,6 +44,7 @@ const OPTIONS = {
   "conf-dir": { type: "string" },
   "agent-dir": { type: "string" },
   "systemd-dir": { type: "string" },
+  "no-systemd": { type: "boolean" },
   dist: { type: "string" },
   master: { type: "string" },
   "cni-version": { type: "string" },
@@ -61,6 +73,19 @@ function messageOf(err: unknown): string {
   return `${err.message}${cause}`;
 }
 
+/** After a unit file was removed: what the operator must run. */
+function writeUnitRemovalSteps(removed: readonly string[]): void {
+  for (const f of removed) {
+    if (!f.endsWith(`/${AGENT_UNIT_NAME}`)) continue;
+    write(
+      "out",
+      `unit ${f} removed; if it was enabled, run: ${
+        UNIT_REMOVAL_STEPS.join(" && ")
+      }\n`,
+    );
+  }
+}
+
 /**
  * Runs the installer command line.
  *
@@ -83,6 +108,13 @@ export async function runInstallerCli(
     write("out", `${USAGE}\n`);
     return 0;
   }
+  if (v["systemd-dir"] !== undefined && v["no-systemd"] === true) {
+    write(
+      "err",
+      `--systemd-dir and --no-systemd exclude each other\n${USAGE}\n`,
+    );
+    return 2;
+  }
   const options: InstallOptions = {};
   if (v["bin-dir"] !== undefined) options.binDir = absolute(v["bin-dir"]);
   if (v["conf-dir"] !== undefined) options.confDir = absolute(v["conf-dir"]);
@@ -94,6 +126,7 @@ export async function runInstallerCli(
   if (v.master !== undefined) options.master = v.master;
   if (v["cni-version"] !== undefined) options.cniVersion = v["cni-version"];
   if (v["ipam-env"] !== undefined) options.ipamEnv = v["ipam-env"];
+  if (v["no-systemd"] === true) options.noSystemd = true;
   if (v.force === true) options.force = true;
   try {
     if (v.uninstall === true) {
@@ -102,12 +135,20 @@ export async function runInstallerCli(
       for (const f of r.kept) {
         write("out", `kept ${f} (changed since install)\n`);
       }
+      writeUnitRemovalSteps(r.removed);
       return 0;
     }
     const r = await install(options);
     for (const f of r.files) write("out", `installed ${f}\n`);
     for (const f of r.removed) {
       write("out", `removed ${f} (no longer installed)\n`);
+    }
+    writeUnitRemovalSteps(r.removed);
+    for (const f of r.superseded) {
+      write(
+        "out",
+        `kept ${f} (previous version's chunk; the next install removes it)\n`,
+      );
     }
     write("out", `conflist ${r.conflist}\n`);
     for (const p of r.plugins) {
@@ -122,7 +163,18 @@ export async function runInstallerCli(
       "out",
       `verified ${r.agent.path} (${r.agent.kind}): ${r.agent.version}\n`,
     );
-    if (r.unit !== undefined) {
+    for (const f of r.shadowedBy) {
+      write(
+        "err",
+        `warning: ${f} sorts before ${CONFLIST_NAME}: the container runtime uses the first conf file of the directory, so it will use ${f} instead (move it away to use azure-vnet)\n`,
+      );
+    }
+    if (r.unit !== undefined && r.unitKept) {
+      write(
+        "out",
+        `unit ${r.unit} kept from the earlier install (--no-systemd removes it); apply it with: systemctl daemon-reload && systemctl restart azure-vnet-agent\n`,
+      );
+    } else if (r.unit !== undefined) {
       write(
         "out",
         `unit ${r.unit} written; start it with: systemctl daemon-reload && systemctl enable --now azure-vnet-agent\n`,

@@ -107,6 +107,10 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
           assert.ok(!/^AZURE_VNET_(STATE|LOG)_DIR$/.test(e.name), e.name);
         }
       }
+      // The agent's launcher grants the delegates of CNI_PATH at start.
+      assert.deepEqual(main[0]?.env, [
+        { name: "CNI_PATH", value: "/opt/cni/bin" },
+      ]);
       // The installer exits: a probe of it would prove nothing.
       assert.equal(init[0]?.livenessProbe, undefined);
       assert.equal(init[0]?.readinessProbe, undefined);

@@ -47,13 +47,22 @@ export interface InstallOptions extends ConflistOptions {
   agentDir?: string;
   /**
    * Where to write the agent's systemd unit (such as
-   * `/etc/systemd/system`); default: no unit. The installer never runs
-   * `systemctl`.
+   * `/etc/systemd/system`); default: where the earlier install wrote it,
+   * else no unit. The installer never runs `systemctl`.
    */
   systemdDir?: string;
+  /**
+   * Write no unit, and remove the one an earlier install wrote (the
+   * operator then disables it: see {@link UNIT_REMOVAL_STEPS}). Excludes
+   * `systemdDir`.
+   */
+  noSystemd?: boolean;
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
-  /** Overwrite a different existing conflist. */
+  /**
+   * Overwrite an existing conflist that differs and that the earlier
+   * install did not write (its own is replaced without this).
+   */
   force?: boolean;
 }
 
@@ -65,6 +74,14 @@ export interface InstallManifest {
   files: string[];
   /** The conflist path and its content hash (removed only if unchanged). */
   conflist: { path: string; sha256: string };
+  /**
+   * Bundle chunks of the previous install that this one no longer writes,
+   * absolute: kept on disk for one more install, so that a plugin or agent
+   * process of the previous version that already loaded its `<name>.js` can
+   * still import them; the next install (or `--uninstall`) removes them.
+   * Absent in manifests of older installers.
+   */
+  superseded?: string[];
 }
 
 /** What {@link install} did. */
@@ -73,14 +90,63 @@ export interface InstallReport {
   files: string[];
   /** Files an earlier install wrote that this one no longer does. */
   removed: string[];
+  /**
+   * Chunks of the previous install kept for one more install (see
+   * {@link InstallManifest.superseded}).
+   */
+  superseded: string[];
   /** "written", "unchanged" or "replaced". */
   conflist: "written" | "unchanged" | "replaced";
+  /**
+   * Conf files in the conf dir that sort before the conflist (absolute,
+   * sorted): a runtime loads the first one, so it uses them instead.
+   */
+  shadowedBy: string[];
   /** Per plugin: "compiled" or "launcher", and the VERSION answer. */
   plugins: { name: string; kind: string; supportedVersions: string[] }[];
   /** The agent: where, "compiled" or "launcher", its `--version` line. */
   agent: { path: string; kind: string; version: string };
   /** The systemd unit written, if any. */
   unit: string | undefined;
+  /**
+   * True when `unit` was written because an earlier install wrote it there
+   * (no `systemdDir` given), false when `systemdDir` asked for it.
+   */
+  unitKept: boolean;
+}
+
+/**
+ * What the operator runs once the agent's unit file has been removed: the
+ * installer never runs `systemctl`, and a unit that was enabled or running
+ * stays so until then.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UNIT_REMOVAL_STEPS } from "./installer.ts";
+ * assert.equal(UNIT_REMOVAL_STEPS[0], "systemctl disable --now azure-vnet-agent");
+ * ```
+ */
+export const UNIT_REMOVAL_STEPS: readonly string[] = [
+  "systemctl disable --now azure-vnet-agent",
+  "systemctl daemon-reload",
+];
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Whether `path` is a bundle chunk of a target (`<name>.<chunk>.js`). */
+function isChunk(path: string): boolean {
+  const base = baseName(path);
+  return base.endsWith(".js") &&
+    [...PLUGINS, AGENT].some((name) =>
+      base.startsWith(`${name}.`) && base !== `${name}.js`
+    );
+}
+
+function dirName(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
@@ -153,8 +219,10 @@ export function renderConflist(options: ConflistOptions = {}): string {
  * must see the pod namespaces' bind mounts under `/run/netns`, so the
  * unit has no `PrivateMounts=`, `ProtectSystem=` or capability bounding.
  * Its state and log dirs are the plugins' defaults, which is where the
- * plugins look for the socket; the stop timeout covers the requests in
- * flight (a state-lock wait is at most 30 s).
+ * plugins look for the socket; `CNI_PATH=/opt/cni/bin` is where the
+ * launcher finds the delegate IPAM plugins it grants the agent at start;
+ * the stop timeout covers the requests in flight (a state-lock wait is at
+ * most 30 s).
  *
  * @param options `agentPath`: the installed agent.
  * @returns The unit text (trailing newline).
@@ -196,6 +264,9 @@ export function renderAgentUnit(options: { agentPath: string }): string {
     "# in the runtime's environment, as on any node).",
     "Environment=AZURE_VNET_STATE_DIR=/var/run",
     "Environment=AZURE_VNET_LOG_DIR=/var/log",
+    "# The launcher grants the agent its delegate IPAM plugins (read, run)",
+    "# from the CNI_PATH it starts with: the runtimes' plugin dir.",
+    "Environment=CNI_PATH=/opt/cni/bin",
     "# The launcher's Deno cache (DENO_DIR=/var/lib/azure-vnet/deno).",
     "StateDirectory=azure-vnet",
     "UMask=0077",
@@ -290,12 +361,14 @@ async function artifactOf(
       { cause: err },
     );
   }
+  // Written in this order: a plugin started meanwhile never finds a new
+  // launcher without its bundle, nor a new bundle without its chunks.
   return {
     kind: "launcher",
     files: [
-      bin,
-      js,
       ...bundleChunks(distDir, name).map((c) => `${distDir}/${c}`),
+      js,
+      bin,
     ],
   };
 }
@@ -406,19 +479,29 @@ export async function verifyAgent(path: string): Promise<string> {
  * Installs the plugins from `dist/` and the conflist, then verifies them.
  *
  * Compiled binaries are copied when present, otherwise the launchers with
- * their `.js` bundles (and the bundles' chunks) next to them. Binaries are 0755 root, bundles 0644.
+ * their `.js` bundles (and the bundles' chunks) next to them, chunks first
+ * and launcher last. Binaries are 0755 root, bundles 0644. The previous
+ * install's chunks that this one does not write stay until the next
+ * install (the manifest's `superseded`), for the processes of the previous
+ * version still running. Conf files that sort before the conflist in the
+ * conf dir, which a runtime would use instead, are reported (`shadowedBy`).
  * The agent goes to `agentDir` (default: the bin dir) and, with
- * `systemdDir`, its unit (0644) too; the agent is not started.
- * Every file is written atomically. A different existing conflist stops the
- * install before anything is written, unless `force`; an identical one is
- * left alone. The manifest is written before verification, so
+ * `systemdDir`, its unit (0644) too; the agent is not started. Without
+ * `systemdDir` a unit that the earlier install wrote is written again where
+ * it was (for this agent path), unless `noSystemd` removes it.
+ * Every file is written atomically. An existing conflist that differs from
+ * the one to write is replaced when it is the one the earlier install wrote
+ * (the manifest records its hash); any other stops the install before
+ * anything is written, unless `force`. An identical one is left alone. The manifest is written before verification, so
  * `--uninstall` can clean up after a failed verification.
  *
  * @param options Dirs, conflist options and `force`.
  * @returns What was written and each plugin's VERSION answer.
  * @throws {Deno.errors.NotFound} When a build output is missing.
- * @throws {Deno.errors.AlreadyExists} When a different conflist exists.
+ * @throws {Deno.errors.AlreadyExists} When a different conflist exists that
+ *   the earlier install did not write.
  * @throws {RangeError} For invalid conflist options.
+ * @throws {TypeError} When both `systemdDir` and `noSystemd` are given.
  * @throws {Error} When a plugin fails verification.
  *
  * @example Usage
@@ -442,7 +525,24 @@ export async function install(
     artifacts.push({ name, dir, ...await artifactOf(distDir, name) });
   }
   const agentPath = `${agentDir}/${AGENT}`;
-  const unitText = options.systemdDir === undefined
+  if (options.systemdDir !== undefined && options.noSystemd === true) {
+    throw new TypeError(
+      "Cannot install: systemdDir and noSystemd exclude each other",
+    );
+  }
+  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
+    .catch(() => undefined);
+  // A unit an earlier install wrote stays (rewritten for this agent path)
+  // unless asked otherwise: removing an enabled unit's file behind
+  // systemd's back leaves a dangling enablement and no agent after reboot.
+  const earlierUnit = earlier?.files.find((f) =>
+    baseName(f) === AGENT_UNIT_NAME
+  );
+  const systemdDir = options.systemdDir ??
+    (options.noSystemd === true || earlierUnit === undefined
+      ? undefined
+      : dirName(earlierUnit));
+  const unitText = systemdDir === undefined
     ? undefined
     : renderAgentUnit({ agentPath });
   const conflistPath = `${confDir}/${CONFLIST_NAME}`;
@@ -450,7 +550,10 @@ export async function install(
   let conflist: InstallReport["conflist"] = "written";
   if (existing !== undefined) {
     if (existing === conflistText) conflist = "unchanged";
-    else if (options.force === true) conflist = "replaced";
+    else if (
+      options.force === true ||
+      await isOurConflist(existing, conflistPath, earlier)
+    ) conflist = "replaced";
     else {
       throw new Deno.errors.AlreadyExists(
         `Cannot write "${conflistPath}": a different conflist exists; use --force to replace it`,
@@ -463,7 +566,7 @@ export async function install(
   const files: string[] = [];
   for (const a of artifacts) {
     for (const src of a.files) {
-      const dst = `${a.dir}/${src.slice(src.lastIndexOf("/") + 1)}`;
+      const dst = `${a.dir}/${baseName(src)}`;
       const mode = src.endsWith(".js") ? 0o644 : 0o755;
       await writeAtomic(dst, await Deno.readFile(src), mode);
       files.push(dst);
@@ -471,9 +574,9 @@ export async function install(
     }
   }
   let unit: string | undefined;
-  if (options.systemdDir !== undefined && unitText !== undefined) {
-    unit = `${options.systemdDir}/${AGENT_UNIT_NAME}`;
-    await Deno.mkdir(options.systemdDir, { recursive: true });
+  if (systemdDir !== undefined && unitText !== undefined) {
+    unit = `${systemdDir}/${AGENT_UNIT_NAME}`;
+    await Deno.mkdir(systemdDir, { recursive: true });
     await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
     files.push(unit);
     log.info("Installed {unit}", { unit });
@@ -485,22 +588,26 @@ export async function install(
       0o644,
     );
   }
-  const manifest: InstallManifest = {
-    version: 1,
-    files,
-    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
-  };
-  // Files an earlier install wrote elsewhere (another --agent-dir, a unit
-  // no longer asked for) go, so the manifest still names all we left.
-  const earlier = await readManifest(`${binDir}/${MANIFEST_NAME}`)
-    .catch(() => undefined);
+  // Files an earlier install wrote that this one does not (another
+  // --agent-dir, a unit no longer asked for) go, so the manifest still
+  // names all we left; but its chunks stay for one more install, since a
+  // process of that version may still import them, and those it kept go.
+  const superseded = (earlier?.files ?? []).filter((f) =>
+    !files.includes(f) && isChunk(f)
+  );
   const removed: string[] = [];
-  for (const f of earlier?.files ?? []) {
-    if (files.includes(f)) continue;
+  for (const f of [...earlier?.files ?? [], ...earlier?.superseded ?? []]) {
+    if (files.includes(f) || superseded.includes(f)) continue;
     await Deno.remove(f).then(() => removed.push(f), (err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
+  const manifest: InstallManifest = {
+    version: 1,
+    files,
+    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
+    superseded,
+  };
   await writeAtomic(
     `${binDir}/${MANIFEST_NAME}`,
     new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
@@ -518,7 +625,61 @@ export async function install(
     plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
   }
   if (agent === undefined) throw new Error("Cannot verify the agent");
-  return { files, removed, conflist, plugins, agent, unit };
+  const shadowedBy = await confFilesBefore(confDir, CONFLIST_NAME);
+  for (const f of shadowedBy) {
+    log.warn("{f} sorts before {conflist}: the runtime uses it instead", {
+      f,
+      conflist: conflistPath,
+    });
+  }
+  return {
+    files,
+    removed,
+    superseded,
+    conflist,
+    shadowedBy,
+    plugins,
+    agent,
+    unit,
+    unitKept: unit !== undefined && options.systemdDir === undefined,
+  };
+}
+
+/**
+ * Whether the conflist at `path` is the one the earlier install wrote: the
+ * earlier manifest records this path and the text's hash. Such a file is
+ * ours to replace (new options, a new version's rendering); anything else
+ * is foreign and needs `force`.
+ */
+async function isOurConflist(
+  text: string,
+  path: string,
+  earlier: InstallManifest | undefined,
+): Promise<boolean> {
+  return earlier?.conflist?.path === path &&
+    earlier.conflist.sha256 === await sha256(text);
+}
+
+/** The extensions of the conf files a runtime loads (libcni's ConfFiles). */
+const CONF_EXTENSIONS = [".conf", ".conflist", ".json"];
+
+/**
+ * The conf files that a runtime would take before `name` in `dir`: libcni
+ * lists every entry but directories with a conf extension, sorted by
+ * name, and containerd and CRI-O use the first.
+ */
+async function confFilesBefore(dir: string, name: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory || e.name >= name) continue;
+    if (!CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+    if (e.isSymlink) {
+      const st = await Deno.stat(`${dir}/${e.name}`).catch(() => undefined);
+      if (st?.isDirectory === true) continue;
+    }
+    out.push(`${dir}/${e.name}`);
+  }
+  return out.sort();
 }
 
 /** Reads an install manifest; NotFound when there is none. */
@@ -531,7 +692,11 @@ async function readManifest(manifestPath: string): Promise<InstallManifest> {
   }
   try {
     const manifest = JSON.parse(text) as InstallManifest;
-    if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
+    if (
+      manifest.version !== 1 || !Array.isArray(manifest.files) ||
+      !(manifest.superseded === undefined ||
+        Array.isArray(manifest.superseded))
+    ) {
       throw new TypeError("unknown format");
     }
     return manifest;
@@ -583,7 +748,9 @@ export async function uninstall(
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
   }
-  for (const f of manifest.files) await remove(f);
+  for (const f of [...manifest.files, ...manifest.superseded ?? []]) {
+    await remove(f);
+  }
   const conf = await readTextOrUndefined(manifest.conflist.path);
   if (conf !== undefined) {
     if (await sha256(conf) === manifest.conflist.sha256) {

@@ -55,6 +55,7 @@ Deno.test("renderAgentUnit() is deploy/azure-vnet-agent.service for /opt/cni/bin
       "Restart=on-failure",
       "Environment=AZURE_VNET_STATE_DIR=/var/run",
       "Environment=AZURE_VNET_LOG_DIR=/var/log",
+      "Environment=CNI_PATH=/opt/cni/bin",
       "KillSignal=SIGTERM",
       "WantedBy=multi-user.target",
     ]
@@ -140,5 +141,182 @@ Deno.test("install() without agentDir or systemdDir puts the agent next to the p
     assert.equal(report.unit, undefined);
     assert.equal(report.agent.path, `${tmp}/bin/azure-vnet-agent`);
     assert.ok(names(`${tmp}/bin`).includes("azure-vnet-agent.js"));
+  });
+});
+
+Deno.test("install() replaces its own earlier conflist without force, a foreign one only with force", async () => {
+  await withFakeDist(async (tmp) => {
+    const conflistPath = `${tmp}/net.d/10-azure.conflist`;
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const first = await install({ ...base, master: "eth0" });
+    assert.equal(first.conflist, "written");
+    // New options (the DaemonSet's AZURE_VNET_MASTER, its CNI version):
+    // the file is the one the manifest records, so it is replaced.
+    const second = await install({
+      ...base,
+      master: "eth1",
+      cniVersion: "0.4.0",
+    });
+    assert.equal(second.conflist, "replaced");
+    const doc = JSON.parse(await Deno.readTextFile(conflistPath));
+    assert.equal(doc.plugins[0].master, "eth1");
+    assert.equal(doc.cniVersion, "0.4.0");
+    // Someone else's conflist under our name: refused, left as it is.
+    const foreign = `${JSON.stringify({ ...doc, name: "theirs" })}\n`;
+    await Deno.writeTextFile(conflistPath, foreign);
+    await assert.rejects(install(base), {
+      name: "AlreadyExists",
+      message: /a different conflist exists; use --force/,
+    });
+    assert.equal(await Deno.readTextFile(conflistPath), foreign);
+    const forced = await install({ ...base, force: true });
+    assert.equal(forced.conflist, "replaced");
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(conflistPath)).name,
+      "azure",
+    );
+    // The forced file is ours now: a later change needs no force.
+    assert.equal(
+      (await install({ ...base, master: "eth0" })).conflist,
+      "replaced",
+    );
+  });
+});
+
+Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes it", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const unit = `${tmp}/systemd/${AGENT_UNIT_NAME}`;
+    const manifestFiles = async () =>
+      JSON.parse(await Deno.readTextFile(`${tmp}/bin/${MANIFEST_NAME}`))
+        .files as string[];
+    await install({ ...base, systemdDir: `${tmp}/systemd` });
+    await t.step("a repeat install without systemdDir keeps it", async () => {
+      const r = await install(base);
+      assert.equal(r.unit, unit);
+      assert.ok(r.unitKept);
+      assert.deepEqual(r.removed, []);
+      assert.match(
+        await Deno.readTextFile(unit),
+        new RegExp(`^ExecStart=${tmp}/bin/azure-vnet-agent serve$`, "m"),
+      );
+      assert.ok((await manifestFiles()).includes(unit));
+    });
+    await t.step("for another agent dir it names the new path", async () => {
+      const r = await install({ ...base, agentDir: `${tmp}/libexec` });
+      assert.equal(r.unit, unit);
+      assert.match(
+        await Deno.readTextFile(unit),
+        new RegExp(`^ExecStart=${tmp}/libexec/azure-vnet-agent serve$`, "m"),
+      );
+    });
+    await t.step("systemdDir and noSystemd exclude each other", async () => {
+      await assert.rejects(
+        install({ ...base, systemdDir: `${tmp}/systemd`, noSystemd: true }),
+        { name: "TypeError", message: /exclude each other/ },
+      );
+      assert.ok((await Deno.stat(unit)).isFile);
+    });
+    await t.step("noSystemd removes it", async () => {
+      const r = await install({ ...base, noSystemd: true });
+      assert.equal(r.unit, undefined);
+      assert.ok(r.removed.includes(unit), r.removed.join(" "));
+      assert.deepEqual(names(`${tmp}/systemd`), []);
+      assert.ok(!(await manifestFiles()).includes(unit));
+      // And it stays away.
+      assert.equal((await install(base)).unit, undefined);
+    });
+  });
+});
+
+Deno.test("install() keeps the previous version's chunks for one more install and writes chunks before bundle before launcher", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const dist = `${tmp}/dist`;
+    const bin = `${tmp}/bin`;
+    const base = { distDir: dist, binDir: bin, confDir: `${tmp}/net.d` };
+    const names2 = ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"];
+    /** The next version: other chunk hashes, as a rebuild gives. */
+    async function rebuild(from: string, to: string): Promise<void> {
+      for (const name of names2) {
+        await Deno.rename(
+          `${dist}/${name}.in_process-${from}.js`,
+          `${dist}/${name}.in_process-${to}.js`,
+        );
+        await Deno.writeTextFile(
+          `${dist}/${name}.js`,
+          `import("./${name}.in_process-${to}.js");\n`,
+        );
+      }
+    }
+    const chunks = (hash: string) =>
+      names2.map((n) => `${bin}/${n}.in_process-${hash}.js`);
+    const v1 = await install(base);
+    await t.step("chunks, then the bundle, then the launcher", () => {
+      for (const name of names2) {
+        const at = (f: string) => v1.files.indexOf(`${bin}/${f}`);
+        assert.ok(at(`${name}.in_process-T3ST.js`) >= 0);
+        assert.ok(at(`${name}.in_process-T3ST.js`) < at(`${name}.js`), name);
+        assert.ok(at(`${name}.js`) < at(name), name);
+      }
+    });
+    await t.step("an upgrade keeps the old chunks", async () => {
+      await rebuild("T3ST", "N3W1");
+      const r = await install(base);
+      assert.deepEqual(r.superseded, chunks("T3ST"));
+      assert.deepEqual(r.removed, []);
+      for (const f of [...chunks("T3ST"), ...chunks("N3W1")]) {
+        assert.ok((await Deno.stat(f)).isFile, f);
+      }
+      const manifest = JSON.parse(
+        await Deno.readTextFile(`${bin}/${MANIFEST_NAME}`),
+      );
+      assert.deepEqual(manifest.superseded, chunks("T3ST"));
+    });
+    await t.step("the next install removes them", async () => {
+      await rebuild("N3W1", "N3W2");
+      const r = await install(base);
+      assert.deepEqual(r.removed, chunks("T3ST"));
+      assert.deepEqual(r.superseded, chunks("N3W1"));
+      assert.ok(!names(bin).some((f) => f.includes("T3ST")), names(bin).join());
+    });
+    await t.step("uninstall removes the kept ones too", async () => {
+      const r = await uninstall({ binDir: bin });
+      for (const f of chunks("N3W1")) assert.ok(r.removed.includes(f), f);
+      assert.deepEqual(names(bin), []);
+    });
+  });
+});
+
+Deno.test("install() reports the conf files that sort before its conflist, which a runtime uses instead", async () => {
+  await withFakeDist(async (tmp) => {
+    const conf = `${tmp}/net.d`;
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: conf,
+    };
+    assert.deepEqual((await install(base)).shadowedBy, []);
+    // Another CNI's conflist, the Go plugin's .conf; not a conf file, a
+    // directory, and a later file do not count.
+    for (
+      const f of ["05-x.conflist", "10-azure.conf", "00-notes.txt", "99-z.json"]
+    ) {
+      await Deno.writeTextFile(`${conf}/${f}`, "{}\n");
+    }
+    await Deno.mkdir(`${conf}/01-dir.conf`);
+    const r = await install(base);
+    assert.deepEqual(r.shadowedBy, [
+      `${conf}/05-x.conflist`,
+      `${conf}/10-azure.conf`,
+    ]);
+    assert.equal(r.conflist, "unchanged");
   });
 });

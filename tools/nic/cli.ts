@@ -14,8 +14,14 @@ import {
 const USAGE =
   `usage: deno run -A tools/nic/main.ts provision [--count N (1-256, default ${DEFAULT_COUNT})]
   [--ipv6-count K (0-255, N+K at most 256; default: IPv6 ipconfigs unchanged)]
-  [--nic-id ID] [--dry-run] [--state-dir DIR] [--imds-url URL]
-  [--arm-endpoint URL] [--ca-file PEM]`;
+  [--nic-id ID] [--dry-run] [--state-dir DIR] [--force] [--imds-url URL]
+  [--arm-endpoint URL] [--ca-file PEM]
+       deno run -A tools/nic/main.ts -h|--help
+
+--state-dir DIR  where azure-vnet-ipam.json is (default: AZURE_VNET_STATE_DIR,
+                 else /var/run); a scale-down removes only ipconfigs whose
+                 address it does not show in use
+--force          scale down even without a readable IPAM state file`;
 
 const SPEC = {
   usage: USAGE,
@@ -25,7 +31,9 @@ const SPEC = {
     "ipv6-count": { type: "string" },
     "nic-id": { type: "string" },
     "dry-run": { type: "boolean", default: false },
-    "state-dir": { type: "string", default: "/var/run" },
+    "state-dir": { type: "string" },
+    force: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
     "imds-url": { type: "string" },
     "arm-endpoint": { type: "string" },
     "ca-file": { type: "string" },
@@ -52,8 +60,11 @@ function writer(file: { writeSync(p: Uint8Array): number }) {
 /**
  * Runs the NIC tool.
  *
- * Exit codes: 0 success, 1 failure (refused scale-down, scale-set NIC,
- * Azure error), 2 bad command line or count.
+ * Exit codes: 0 success (`-h`/`--help` too, which prints the usage on
+ * stdout), 1 failure (refused scale-down, scale-set NIC, Azure error), 2
+ * bad command line or count. The IPAM state dir is
+ * `--state-dir`, else `AZURE_VNET_STATE_DIR`, else `/var/run`, as for the
+ * state tool.
  *
  * @param args Command-line arguments.
  * @param options Output sinks and the LRO poll interval.
@@ -67,6 +78,10 @@ export async function main(
   const err = options.stderr ?? writer(Deno.stderr);
   const parsed = parseCli(args, SPEC, { writeErr: (t) => err(t.trimEnd()) });
   if ("exitCode" in parsed) return parsed.exitCode;
+  if (parsed.values.help) {
+    out(USAGE);
+    return 0;
+  }
   if (
     parsed.positionals.length !== 1 || parsed.positionals[0] !== "provision"
   ) {
@@ -90,7 +105,9 @@ export async function main(
       ipv6Count,
       nicId: v["nic-id"],
       dryRun: v["dry-run"],
-      stateDir: v["state-dir"],
+      stateDir: v["state-dir"] ?? Deno.env.get("AZURE_VNET_STATE_DIR") ??
+        "/var/run",
+      force: v.force,
       imdsUrl: v["imds-url"],
       armEndpoint: v["arm-endpoint"],
       caFile: v["ca-file"],

@@ -34,6 +34,12 @@ export interface ProvisionOptions {
   dryRun?: boolean | undefined;
   /** Directory of `azure-vnet-ipam.json` (default `/var/run`). */
   stateDir?: string | undefined;
+  /**
+   * Scale down even when the IPAM state file cannot be read (missing,
+   * unreadable, not the expected JSON), so nothing tells which addresses
+   * are in use. Default: such a scale-down is refused.
+   */
+  force?: boolean | undefined;
   /** IMDS base URL (default `http://169.254.169.254`). */
   imdsUrl?: string | undefined;
   /** ARM endpoint (default `https://management.azure.com`). */
@@ -122,20 +128,34 @@ export function parseIpv6Count(text: string | number, count: number): number {
 
 /**
  * Reads the addresses in use from the IPAM state file: an address with a
- * non-empty `containerId`. A missing file means nothing is in use.
+ * non-empty `containerId`. A missing file is an error, not "nothing in
+ * use": the tool may run with the wrong `--state-dir`, or off the node.
  *
  * @param path Path of `azure-vnet-ipam.json`.
  * @returns The addresses in use.
+ * @throws {Deno.errors.NotFound} When there is no such file.
  * @throws {SyntaxError} When the file is not the expected JSON.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addressesInUse } from "./provision.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/azure-vnet-ipam.json`,
+ *   '{"pools":{"p":{"addresses":{"10.0.0.5":{"containerId":"c1"},"10.0.0.6":{}}}}}',
+ * );
+ * assert.deepEqual(await addressesInUse(`${dir}/azure-vnet-ipam.json`), new Set(["10.0.0.5"]));
+ * await assert.rejects(addressesInUse(`${dir}/none.json`), {
+ *   name: "NotFound",
+ *   message: /No such file/,
+ * });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function addressesInUse(path: string): Promise<Set<string>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return new Set();
-    throw err;
-  }
+  const text = await Deno.readTextFile(path);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -156,6 +176,40 @@ export async function addressesInUse(path: string): Promise<Set<string>> {
     }
   }
   return used;
+}
+
+/**
+ * {@link addressesInUse}, or, when the file cannot be read: with `force`
+ * nothing in use (after a warning), without it an error that says why and
+ * what to do.
+ */
+async function readInUse(
+  statePath: string,
+  options: {
+    force: boolean;
+    progress: (line: string) => void;
+    refusal: string;
+  },
+): Promise<Set<string>> {
+  try {
+    return await addressesInUse(statePath);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? `no IPAM state file "${statePath}"`
+      : `cannot read IPAM state file "${statePath}" (${
+        err instanceof Error ? err.message : String(err)
+      })`;
+    if (options.force) {
+      options.progress(
+        `Warning: ${why}; --force: removing ipconfigs without knowing which addresses are in use`,
+      );
+      return new Set();
+    }
+    throw new Error(
+      `${options.refusal}: ${why} to tell which addresses are in use; run it on the node with --state-dir (or AZURE_VNET_STATE_DIR) naming the plugins' state dir, or pass --force to remove ipconfigs anyway`,
+      { cause: err },
+    );
+  }
 }
 
 function wantedSecondaryNames(primaryName: string, count: number): string[] {
@@ -195,7 +249,8 @@ function planIpv6(
  * `virtualMachine.id` and the MAC) unless `nicId` is given. Idempotent: a
  * NIC that already matches is not touched. A scale-down removes only
  * configurations whose address the IPAM state does not show in use, and
- * otherwise refuses without changing anything.
+ * otherwise refuses without changing anything; without a readable IPAM
+ * state file it refuses too, unless `force`.
  *
  * @param options Counts, NIC id, dry run, state dir, endpoints, CA,
  *   progress.
@@ -203,7 +258,8 @@ function planIpv6(
  * @throws {RangeError} When `count` is out of 1..256 or `ipv6Count` out of
  *   0..(256 - count).
  * @throws {Error} For a scale-set instance NIC, a NIC that cannot be found,
- *   or a scale-down that would remove addresses in use.
+ *   a scale-down that would remove addresses in use, or one without a
+ *   readable IPAM state file (and no `force`).
  * @throws {AzureHttpError} When IMDS fails.
  *
  * @example Usage
@@ -265,7 +321,11 @@ export async function provision(
 
   if (removeList.length > 0) {
     const statePath = `${options.stateDir ?? "/var/run"}/azure-vnet-ipam.json`;
-    const inUse = await addressesInUse(statePath);
+    const inUse = await readInUse(statePath, {
+      force: options.force === true,
+      progress,
+      refusal: `Cannot scale NIC "${nicName}" down to ${wantText}`,
+    });
     const busy = removeList.filter((c) =>
       c.privateIPAddress !== undefined && inUse.has(c.privateIPAddress)
     );

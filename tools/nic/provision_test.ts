@@ -234,10 +234,37 @@ Deno.test("main() provision rejects a bad --count with exit 2", async (t) => {
   });
 });
 
+Deno.test("main() -h and --help print the usage on stdout and exit 0", async (t) => {
+  for (const args of [["--help"], ["-h"], ["provision", "--help"]]) {
+    await t.step(args.join(" "), async () => {
+      const r = await run(args);
+      assert.equal(r.code, 0, r.err.join("\n"));
+      assert.deepEqual(r.err, []);
+      assert.match(
+        r.out.join("\n"),
+        /^usage: deno run -A tools\/nic\/main\.ts provision /,
+      );
+      assert.match(r.out.join("\n"), /--force/);
+    });
+  }
+});
+
 Deno.test("main() rejects unknown options and commands with exit 2", async () => {
   assert.equal((await run(["provision", "--nope"])).code, 2);
   assert.equal((await run(["grow"])).code, 2);
 });
+
+/** Writes `<dir>/azure-vnet-ipam.json` with one pool of these addresses. */
+async function writeIpamState(
+  dir: string,
+  pool: string,
+  addresses: Record<string, { containerId?: string; ifName?: string }>,
+): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/azure-vnet-ipam.json`,
+    JSON.stringify({ version: 1, pools: { [pool]: { addresses } } }),
+  );
+}
 
 /** The emulator's IMDS and ARM for the tool, and an IPAM state dir. */
 function endpoints(emu: { httpUrl: string; httpsUrl: string }, dir: string) {
@@ -332,17 +359,9 @@ Deno.test({
         );
       });
       await t.step("an IPv6 scale-down is refused while in use", async () => {
-        await Deno.writeTextFile(
-          `${dir}/azure-vnet-ipam.json`,
-          JSON.stringify({
-            version: 1,
-            pools: {
-              "fd00:10:240::/64": {
-                addresses: { "fd00:10:240::7": { containerId: "c0ffee" } },
-              },
-            },
-          }),
-        );
+        await writeIpamState(dir, "fd00:10:240::/64", {
+          "fd00:10:240::7": { containerId: "c0ffee" },
+        });
         const r = await run([
           "provision",
           "--count=3",
@@ -357,7 +376,9 @@ Deno.test({
         assert.equal(emu.state.vms[0]?.nic.ipConfigurations.length, 6);
       });
       await t.step("and keeps the node's own IPv6 once free", async () => {
-        await Deno.remove(`${dir}/azure-vnet-ipam.json`);
+        await writeIpamState(dir, "fd00:10:240::/64", {
+          "fd00:10:240::7": { containerId: "" },
+        });
         const r = await run([
           "provision",
           "--count=3",
@@ -433,4 +454,96 @@ Deno.test("main() provision rejects a bad --ipv6-count with exit 2", async (t) =
     name: "RangeError",
     message: /0\.\.0/,
   });
+});
+
+Deno.test({
+  name:
+    "main() provision refuses a scale-down without a readable IPAM state file unless --force, and finds it through AZURE_VNET_STATE_DIR",
+  ...SDK_TEST,
+  async fn(t) {
+    const state = emptyState();
+    addVm(state, { name: "vm0", ipConfigCount: 4 });
+    await using emu = await startEmulator({ state, tls });
+    Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
+    const dir = await Deno.makeTempDir();
+    const common = endpoints(emu, dir);
+    const ipconfigs = () => emu.state.vms[0]?.nic.ipConfigurations.length;
+    try {
+      await t.step("no state file: refused, NIC unchanged", async () => {
+        const r = await run(["provision", "--count", "2", ...common]);
+        assert.equal(r.code, 1);
+        assert.match(
+          r.err.at(-1) ?? "",
+          new RegExp(
+            `^error: Cannot scale NIC "vm0-nic" down to 2: no IPAM state file "${dir}/azure-vnet-ipam\\.json" to tell which addresses are in use; .*--state-dir \\(or AZURE_VNET_STATE_DIR\\).*--force`,
+          ),
+        );
+        assert.equal(ipconfigs(), 4);
+      });
+      await t.step("a state file that does not parse: refused", async () => {
+        await Deno.writeTextFile(`${dir}/azure-vnet-ipam.json`, "{");
+        const r = await run(["provision", "--count", "2", ...common]);
+        assert.equal(r.code, 1);
+        assert.match(
+          r.err.at(-1) ?? "",
+          /^error: Cannot scale NIC "vm0-nic" down to 2: cannot read IPAM state file ".*" \(Cannot parse IPAM state/,
+        );
+        assert.equal(ipconfigs(), 4);
+        await Deno.remove(`${dir}/azure-vnet-ipam.json`);
+      });
+      await t.step(
+        "without --state-dir the state is AZURE_VNET_STATE_DIR's",
+        async () => {
+          const ipconfig2 = emu.state.vms[0]?.nic.ipConfigurations.find((c) =>
+            c.name === "ipconfig2"
+          );
+          const busy = ipconfig2?.privateIPAddress ?? "";
+          await writeIpamState(dir, "10.240.0.0/16", {
+            [busy]: { containerId: "c0ffee" },
+          });
+          Deno.env.set("AZURE_VNET_STATE_DIR", dir);
+          try {
+            const r = await run([
+              "provision",
+              "--count",
+              "1",
+              ...common.slice(0, -2),
+            ]);
+            assert.equal(r.code, 1);
+            assert.match(
+              r.err.at(-1) ?? "",
+              new RegExp(
+                `ipconfig2 \\(${
+                  busy.replaceAll(".", "\\.")
+                }\\) in use per ${dir}/azure-vnet-ipam\\.json`,
+              ),
+            );
+          } finally {
+            Deno.env.delete("AZURE_VNET_STATE_DIR");
+          }
+          assert.equal(ipconfigs(), 4);
+          await Deno.remove(`${dir}/azure-vnet-ipam.json`);
+        },
+      );
+      await t.step("--force scales down anyway, with a warning", async () => {
+        const r = await run([
+          "provision",
+          "--count",
+          "2",
+          "--force",
+          ...common,
+        ]);
+        assert.equal(r.code, 0, r.err.join("\n"));
+        assert.ok(
+          r.err.some((l) => /^Warning: no IPAM state file .*--force/.test(l)),
+          r.err.join("\n"),
+        );
+        assert.equal(r.out.length, 2);
+        assert.equal(ipconfigs(), 2);
+      });
+    } finally {
+      Deno.env.delete("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
