@@ -546,6 +546,34 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
   });
 });
 
+Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  for (const [i, c] of ["c1", "c2"].entries()) {
+    const ns = `/run/netns/gc${i}`;
+    kernel.addNetns(ns);
+    await handlers.cmdAdd(makeArgs("ADD", c, ns));
+  }
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
+  assert.ok(handlers.cmdGc !== undefined);
+  rules.failDel = /10\.0\.0\.6\b/;
+  await assert.rejects(handlers.cmdGc(gcArgs(["c1"])), {
+    name: "CniError",
+    code: 104,
+    message: /Cannot delete ebtables rule/,
+  });
+  assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
+  // Neither its release nor the IPAM's GC gave the address back.
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
+  assert.ok(!ipam.calls.includes("DEL c2"), ipam.calls.join(", "));
+  rules.failDel = undefined;
+  await handlers.cmdGc(gcArgs(["c1"]));
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+  assert.ok(!ipam.held.has("c2/eth0"));
+  assert.equal(rules.matching(/10\.0\.0\.6\b/).length, 0);
+  assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+});
+
 Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {
   await using env = await setup();
   env.ipam.dualStack = true;

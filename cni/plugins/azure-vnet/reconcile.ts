@@ -5,8 +5,8 @@
  * - An endpoint whose host veth is gone (or, unless told otherwise, whose
  *   pod netns path is gone) is removed as DEL removes it: the plugin's own
  *   `deleteEndpoint` (host veth, bridge neighbours, per-pod ebtables rules),
- *   then the IPAM release by container id and ifname through the
- *   `@vnet/ipam` engine, then the record.
+ *   then, only when all of that went, the IPAM release by container id and
+ *   ifname through the `@vnet/ipam` engine, then the record.
  * - Kernel leftovers of interrupted ADDs that no record accounts for
  *   ({@link findLeftovers}): host veths `azv*` enslaved to a recorded bridge,
  *   per-pod ebtables rules and permanent bridge neighbours of an address of
@@ -262,10 +262,14 @@ export async function reconcileState(
       network: first.state.networks[ep.network],
       pod: ep,
     });
-    try {
-      await ipam.release(ep, { network: ep.network });
-    } catch (err) {
-      errs.push(err);
+    // Its address goes back only once nothing of it is left in the kernel;
+    // the record stays too, so the next run tries again.
+    if (errs.length === 0) {
+      try {
+        await ipam.release(ep, { network: ep.network });
+      } catch (err) {
+        errs.push(err);
+      }
     }
     if (errs.length > 0) {
       fail(a, errs);

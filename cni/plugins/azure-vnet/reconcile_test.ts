@@ -169,6 +169,49 @@ Deno.test("reconcileState() leaves an ADD that records its endpoint within the g
   }
 });
 
+Deno.test("reconcileState() keeps the record and address of a stale endpoint whose rules it could not remove", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, fake, ebtables, engine } = await fixture(dir);
+    fake.failDel = /10\.0\.0\.6\b/;
+    const report = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 0,
+      netnsPathGoneIsStale: false,
+    });
+    assert.ok(report.failed);
+    const gone = report.actions.find((a) => a.target === "gone/eth0");
+    assert.equal(gone?.outcome, "failed");
+    assert.match(gone?.error ?? "", /Cannot delete ebtables rule/);
+    assert.deepEqual(
+      await engine.held({ containerId: "gone", ifName: "eth0" }),
+      { ip: "10.0.0.6", subnet: "10.0.0.0/24", gateway: "10.0.0.1" },
+    );
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/azure-vnet.json`));
+    assert.ok("gone/eth0" in state.endpoints);
+    fake.failDel = undefined;
+    const again = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 0,
+      netnsPathGoneIsStale: false,
+    });
+    assert.ok(!again.failed, JSON.stringify(again));
+    assert.deepEqual(
+      again.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
+      ["endpoint gone/eth0: removed (10.0.0.6/24)"],
+    );
+    assert.equal(
+      await engine.held({ containerId: "gone", ifName: "eth0" }),
+      undefined,
+    );
+    assert.equal(fake.matching(/10\.0\.0\.6\b/).length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("reconcileState() with dryRun changes nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {
