@@ -198,6 +198,31 @@ Deno.test("cmdDel() retried after its release leaves the neighbour of the addres
   await handlers.cmdCheck?.(makeArgs("CHECK", "c2", "/run/netns/c2"));
 });
 
+Deno.test("cmdDel() without a record keeps the reservation while a rule it found is left", async () => {
+  await using env = await setup();
+  const { handlers, ipam, rules } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  // As the in-process route: the reservation names the address.
+  ipam.reserved = () => {
+    const ip = ipam.held.get("c1/eth0");
+    return Promise.resolve(ip === undefined ? [] : [`${ip}/24`]);
+  };
+  await forget(env.dir, "c1/eth0");
+  rules.failDel = /10\.0\.0\.5\b/;
+  await assert.rejects(handlers.cmdDel(makeArgs("DEL", "c1")), {
+    name: "CniError",
+    code: 104,
+    message: /Cannot delete ebtables rule/,
+  });
+  assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+  assert.ok(!ipam.calls.includes("DEL c1"), ipam.calls.join(", "));
+  // The retry finds the rules by the reservation, and only then releases.
+  rules.failDel = undefined;
+  await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+  assert.equal(rules.matching(/10\.0\.0\.5\b/).length, 0);
+  assert.ok(!ipam.held.has("c1/eth0"));
+});
+
 Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel, rules } = env;
