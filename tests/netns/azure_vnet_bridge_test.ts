@@ -784,3 +784,60 @@ Deno.test("azure-vnet repeated ADD with an invalid ipam body fails with 7, not 0
   const d = await n.run("DEL", c, n.env("v1", pod));
   assert.equal(d.code, 0, JSON.stringify(d.json));
 });
+
+Deno.test("azure-vnet DEL retried after its address went to a new owner leaves the new owner's neighbour and rules", async () => {
+  await using n = await sourceNode("10.90.0.0/24");
+  const pod = await n.pod();
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r = await n.run("ADD", c, n.env("old", pod));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
+  const ip = n.addr(5);
+  const [hostEnd, podEnd] = ifaces(r.json);
+  const oldMac = podEnd?.mac ?? "";
+  // As after a first DEL that released the address and then failed (its
+  // veth's deletion): the record stays, and the address's new owner has
+  // set its neighbour and rules for the address with its own MAC.
+  const newMac = "02:42:0a:5a:00:05";
+  assert.notEqual(newMac, oldMac);
+  await n.node.exec("ip", [
+    "neigh",
+    "replace",
+    ip,
+    "lladdr",
+    newMac,
+    "nud",
+    "permanent",
+    "dev",
+    "azure0",
+  ]);
+  const newRules = [
+    `-p ARP --arp-op Request --arp-ip-dst ${ip} -j arpreply --arpreply-mac ${newMac}`,
+    `-p IPv4 -i eth0 --ip-dst ${ip} -j dnat --to-dst ${newMac} --dnat-target ACCEPT`,
+  ];
+  for (const rule of newRules) {
+    await n.node.exec("ebtables", [
+      "-t",
+      "nat",
+      "-A",
+      "PREROUTING",
+      ...rule.split(" "),
+    ]);
+  }
+  const d = await n.run("DEL", c, n.env("old", pod));
+  assert.equal(d.code, 0, JSON.stringify(d.json));
+  assert.deepEqual(Object.keys((await n.state()).endpoints), []);
+  assert.ok(
+    !(await links(n.node.name)).some((l) => l.ifname === hostEnd?.name),
+    "the old veth is gone",
+  );
+  const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+    x.dst === ip
+  );
+  assert.equal(neigh?.lladdr, newMac, "the new owner's neighbour stays");
+  assert.ok(neigh?.state.includes("PERMANENT"));
+  const eb = (await n.ebtables()).split("\n");
+  for (const rule of newRules) {
+    assert.equal(eb.filter((l) => l === rule).length, 1, rule);
+  }
+  assert.ok(!eb.some((l) => l.includes(oldMac)), "the old pod's rules went");
+});

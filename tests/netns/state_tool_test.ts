@@ -11,8 +11,12 @@ import {
   links,
   neighbours,
   type Netns,
+  spawnProcess,
   v4addrs,
 } from "../../tools/testbed/mod.ts";
+
+const STATE_TOOL = new URL("../../tools/state/main.ts", import.meta.url)
+  .pathname;
 
 /** A 1.1.0 config with a static pool of .4 to .8 (.4 is the node's own). */
 function conf(n: AzureNode): Record<string, unknown> {
@@ -69,7 +73,7 @@ Deno.test("state gc cleans up after a pod netns deleted behind the plugin's back
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /endpoint\s+gone\/eth0\s+netns \S+ gone, veth azv\w+ gone\s+would remove/,
+      /endpoint\s+gone\/eth0\s+veth azv\w+ gone\s+would remove/,
     );
     assert.match(r.stdout, /veth\s+azv0000000000f\s+.*would delete/);
     assert.match(
@@ -121,6 +125,86 @@ Deno.test("state gc cleans up after a pod netns deleted behind the plugin's back
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "nothing to collect\n");
   });
+});
+
+Deno.test("state gc keeps a live pod whose netns path it cannot see, and refuses outside the node's netns", async (t) => {
+  await using n = await sourceNode("10.93.0.0/24");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const r1 = await plugin(n, "ADD", { id: "hidden", netns: p1 });
+  await plugin(n, "ADD", { id: "seen", netns: p2 });
+  const ip1 = ipOf(r1);
+  const ifs = r1.interfaces as { name: string; mac: string }[];
+  const hostVeth = ifs[0]?.name ?? "";
+  const podMac = ifs[1]?.mac ?? "";
+  // The record's netns path is out of sight, as in a debug container with
+  // the node's network but not its /run/netns; the pod's netns lives on.
+  const st = await n.state();
+  const ep = st.endpoints["hidden/eth0"];
+  assert.equal(ep?.netns, p1.path);
+  if (ep !== undefined) {
+    st.endpoints["hidden/eth0"] = {
+      ...ep,
+      netns: `${n.dir}/not-mounted-here/${p1.name}`,
+    };
+  }
+  await Deno.writeTextFile(n.statePath, JSON.stringify(st));
+  const ip1Rule = new RegExp(` ${ip1.replaceAll(".", "\\.")} .*${podMac}`);
+  const snapshot = async () => [
+    await Deno.readTextFile(n.statePath),
+    await n.ipamState(),
+    await n.ebtables(),
+    JSON.stringify(await neighbours(n.node.name, "azure0")),
+  ];
+
+  await t.step(
+    "gc keeps its veth, neighbour, rules and reservation",
+    async () => {
+      const before = await snapshot();
+      const r = await n.stateTool(["gc", "--grace-ms", "0", "--json"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).actions, []);
+      assert.deepEqual(await snapshot(), before);
+      assert.deepEqual(Object.keys((await n.state()).endpoints).sort(), [
+        "hidden/eth0",
+        "seen/eth0",
+      ]);
+      assert.ok((await links(n.node.name)).some((l) => l.ifname === hostVeth));
+      const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+        x.dst === ip1
+      );
+      assert.equal(neigh?.lladdr, podMac);
+      assert.equal(
+        (await n.ebtables()).split("\n").filter((l) => ip1Rule.test(l)).length,
+        2,
+      );
+      assert.match(await n.ipamState(), /"hidden"/);
+      assert.ok(await p1.ping(n.addr(1)), "the pod still reaches the gateway");
+    },
+  );
+
+  await t.step(
+    "gc in a netns without the bridge refuses and changes nothing",
+    async () => {
+      const before = await snapshot();
+      for (const dry of [["--dry-run"], []]) {
+        const r = await spawnProcess(
+          [Deno.execPath(), "run", "-A", STATE_TOOL, "gc", ...dry]
+            .concat(["--grace-ms", "0", "--state-dir", n.dir]),
+          { clearEnv: true, netns: p2.name },
+        ).done;
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          /bridge "azure0" of network "azure" does not exist in this network namespace/,
+        );
+        assert.equal(r.stdout, "");
+      }
+      assert.deepEqual(await snapshot(), before);
+      assert.ok(await p1.ping(n.addr(1)));
+      assert.ok(await p2.ping(n.addr(1)));
+    },
+  );
 });
 
 Deno.test("state repair rebuilds a corrupt IPAM file, then a corrupt azure-vnet.json from the kernel", async (t) => {

@@ -5,6 +5,7 @@
  *   bridge and host rules and gives the master its addresses and routes back.
  *   A network with endpoints is kept unless `--force` (then the endpoints'
  *   veths, neighbours and rules go too; IPAM reservations stay).
+ * - `-h`, `--help` prints the usage to stdout.
  * - `show [--state-dir D] [--json] [--files] [--agent-url U]` prints, when
  *   the state dir's agent runs, its `/v1/endpoints` and `/v1/pool` (#16);
  *   otherwise (or with `--files`) networks, endpoints and the IPAM
@@ -18,6 +19,9 @@
  *   of the Go azure-vnet to ours (what the plugin does on its first call on
  *   such a node), keeping the Go files as `<file>.acn-backup`; with
  *   `--dry-run` it only shows what it would convert (#17).
+ *
+ * The verbs that only look (`show`, `gc --dry-run`, `adopt --dry-run`)
+ * refuse a state dir that does not exist, and create nothing.
  *
  * @module
  */
@@ -45,6 +49,7 @@ import {
 const log = getLogger(["tools", "state"]);
 
 const USAGE = `usage:
+  deno task state -h|--help
   deno task state teardown [--state-dir DIR] [--network NAME] [--force]
   deno task state show [--state-dir DIR] [--json] [--files] [--agent-url URL]
   deno task state gc [--state-dir DIR] [--dry-run] [--grace-ms N] [--json]
@@ -71,6 +76,7 @@ const SPEC = {
     bridge: { type: "string" },
     files: { type: "boolean" },
     "agent-url": { type: "string" },
+    help: { type: "boolean", short: "h" },
   },
 } as const;
 
@@ -110,6 +116,10 @@ export async function runStateCli(
   const err = io.err ?? write(Deno.stderr);
   const parsed = parseCli(argv, SPEC, { writeErr: err });
   if ("exitCode" in parsed) return parsed.exitCode;
+  if (parsed.values.help === true) {
+    out(USAGE);
+    return 0;
+  }
   const [verb, ...rest] = parsed.positionals;
   if (rest.length > 0 || verb === undefined || !VERBS.includes(verb)) {
     err(`Unknown command "${[verb, ...rest].join(" ")}"\n${USAGE}`);
@@ -130,7 +140,16 @@ export async function runStateCli(
     err(`Invalid --grace-ms "${v["grace-ms"]}"\n${USAGE}`);
     return 2;
   }
+  // A verb that only looks must not create what it looks at: a mistyped
+  // --state-dir would otherwise get a lock file and report empty state.
+  const looksOnly = verb === "show" ||
+    (v["dry-run"] === true && (verb === "gc" || verb === "adopt"));
   try {
+    const problem = looksOnly ? await stateDirProblem(stateDir) : undefined;
+    if (problem !== undefined) {
+      err(`Cannot ${verb}: ${problem}\n`);
+      return 1;
+    }
     if (verb === "gc") {
       const report = await gcState(stateDir, {
         dryRun: v["dry-run"] === true,
@@ -211,6 +230,17 @@ export async function runStateCli(
     log.error("state {verb} failed: {err}", { verb, err: flattenCause(e) });
     err(`${flattenCause(e)}\n`);
     return 1;
+  }
+}
+
+/** Why `dir` is no state dir (missing, or no directory), or undefined. */
+async function stateDirProblem(dir: string): Promise<string | undefined> {
+  try {
+    const st = await Deno.stat(dir);
+    return st.isDirectory ? undefined : `state dir "${dir}" is no directory`;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return `no such state dir "${dir}"`;
+    throw e;
   }
 }
 

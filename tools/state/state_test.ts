@@ -198,6 +198,57 @@ Deno.test("runStateCli() rejects unknown verbs, files and grace values with code
   }
 });
 
+Deno.test("runStateCli() prints the usage to stdout for -h and --help, code 0", async () => {
+  for (const argv of [["--help"], ["-h"], ["gc", "--help"]]) {
+    let out = "";
+    let err = "";
+    const code = await runStateCli(argv, {
+      out: (s) => out += s,
+      err: (s) => err += s,
+    });
+    assert.equal(code, 0, argv.join(" "));
+    assert.match(out, /^usage:\n[\s\S]*deno task state gc /);
+    assert.equal(err, "");
+  }
+});
+
+Deno.test("runStateCli() refuses the read-only verbs on a missing state dir, creating nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = `${dir}/run-typo`;
+    for (
+      const argv of [
+        ["show"],
+        ["show", "--files", "--json"],
+        ["gc", "--dry-run"],
+        ["adopt", "--dry-run"],
+      ]
+    ) {
+      let out = "";
+      let err = "";
+      const code = await runStateCli([...argv, "--state-dir", missing], {
+        out: (s) => out += s,
+        err: (s) => err += s,
+      });
+      assert.equal(code, 1, argv.join(" "));
+      assert.match(err, /no such state dir ".*\/run-typo"/);
+      assert.equal(out, "");
+      await assert.rejects(Deno.stat(missing), Deno.errors.NotFound);
+    }
+    // A file where the directory should be is no state dir either.
+    await Deno.writeTextFile(missing, "");
+    let err = "";
+    const code = await runStateCli(["show", "--state-dir", missing], {
+      out() {},
+      err: (s) => err += s,
+    });
+    assert.equal(code, 1);
+    assert.match(err, /state dir ".*\/run-typo" is no directory/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** The Go azure-vnet v0.91's node (tests/testdata/acn-v0.91-node). */
 const ACN_FIXTURE = new URL(
   "../../tests/testdata/acn-v0.91-node/",

@@ -43,6 +43,11 @@ export class FakeEbtables {
   rules: FakeRule[] = [];
   /** `-A` (alone or in a batch) of a rule matching this fails. */
   failAdd: RegExp | undefined;
+  /**
+   * `-D` (alone or in a batch) of a rule matching this fails with exit 4,
+   * as when the xtables lock cannot be had.
+   */
+  failDel: RegExp | undefined;
   /** Print MACs without leading zeros in listings. */
   shortMacs = false;
   /** Number of listings. */
@@ -112,6 +117,9 @@ export class FakeEbtables {
       this.gen++;
       return Promise.resolve(OK);
     }
+    if (op === "-D" && this.failDel?.test(args)) {
+      return Promise.resolve({ code: 4, stdout: "", stderr: "injected" });
+    }
     if (i < 0) return Promise.resolve(ABSENT);
     this.rules.splice(i, 1);
     this.gen++;
@@ -139,6 +147,13 @@ export class FakeEbtables {
         }
         next.push({ chain, args });
         continue;
+      }
+      if (op === "-D" && this.failDel?.test(args)) {
+        return Promise.resolve({
+          code: 4,
+          stdout: "",
+          stderr: `ebtables-restore: line ${i + 2} failed: injected`,
+        });
       }
       const at = indexOf(next, chain, args);
       if (at < 0) {

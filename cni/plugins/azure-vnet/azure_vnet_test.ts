@@ -109,6 +109,120 @@ Deno.test("cmdDel() releases while the veth goes, and reports a failed veth befo
   assert.ok(!ipam.held.has("c1/eth0"));
 });
 
+Deno.test("cmdDel() keeps the address while the pod's rules or neighbours are left", async (t) => {
+  const cases = [
+    {
+      name: "a pod rule's removal fails (ebtables exit 4)",
+      code: 104,
+      message: /Cannot delete ebtables rule/,
+      fail(env: Awaited<ReturnType<typeof setup>>) {
+        env.rules.failDel = /10\.0\.0\.5\b/;
+        return () => env.rules.failDel = undefined;
+      },
+    },
+    {
+      name: "a neighbour's removal fails",
+      code: 103,
+      message: /Cannot delete neighbour "10\.0\.0\.5"/,
+      fail(env: Awaited<ReturnType<typeof setup>>) {
+        const host = env.kernel.hostNs;
+        const neighDel = host.neighDel.bind(host);
+        host.neighDel = (link) => {
+          throw new Error(`neighbour table of "${link}" unreadable`);
+        };
+        return () => host.neighDel = neighDel;
+      },
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      await using env = await setup();
+      const { handlers, ipam, kernel } = env;
+      await handlers.cmdAdd(makeArgs("ADD", "c1"));
+      const restore = c.fail(env);
+      await assert.rejects(handlers.cmdDel(makeArgs("DEL", "c1", "")), {
+        name: "CniError",
+        code: c.code,
+        message: c.message,
+      });
+      assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+      assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+      assert.ok(!ipam.calls.includes("DEL c1"), ipam.calls.join(", "));
+      // The address is not handed out again while c1's traces are left.
+      kernel.addNetns("/run/netns/c2");
+      await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/c2"));
+      assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
+      restore();
+      await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+      assert.deepEqual(await env.endpoints(), ["c2/eth0"]);
+      assert.ok(!ipam.held.has("c1/eth0"));
+      assert.equal(env.rules.matching(/10\.0\.0\.5\b/).length, 0);
+      assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), undefined);
+      await handlers.cmdCheck?.(makeArgs("CHECK", "c2", "/run/netns/c2"));
+    });
+  }
+});
+
+Deno.test("cmdDel() retried after its release leaves the neighbour of the address's new owner", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  const c1Mac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  const host = kernel.hostNs;
+  const delLink = host.delLink.bind(host);
+  // The veth's deletion fails after the neighbours and rules went: the
+  // release ran alongside, the record stays for the retry.
+  host.delLink = (name) =>
+    Promise.reject(new Deno.errors.Busy(`veth "${name}" busy`));
+  await assert.rejects(handlers.cmdDel(makeArgs("DEL", "c1", "")), {
+    name: "CniError",
+    code: 103,
+    message: /Cannot delete veth "azv/,
+  });
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+  assert.ok(!ipam.held.has("c1/eth0"));
+  host.delLink = delLink;
+  // c2 gets the address, with its own neighbour and rules.
+  kernel.addNetns("/run/netns/c2");
+  await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/c2"));
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.5");
+  const c2Mac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  assert.ok(c2Mac !== undefined && c2Mac !== c1Mac);
+  const c2Rules = env.rules.matching(/10\.0\.0\.5\b/);
+  assert.equal(c2Rules.length, 2);
+  await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+  assert.deepEqual(await env.endpoints(), ["c2/eth0"]);
+  assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), c2Mac);
+  assert.deepEqual(env.rules.matching(/10\.0\.0\.5\b/), c2Rules);
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.5");
+  await handlers.cmdCheck?.(makeArgs("CHECK", "c2", "/run/netns/c2"));
+});
+
+Deno.test("cmdDel() without a record keeps the reservation while a rule it found is left", async () => {
+  await using env = await setup();
+  const { handlers, ipam, rules } = env;
+  await handlers.cmdAdd(makeArgs("ADD", "c1"));
+  // As the in-process route: the reservation names the address.
+  ipam.reserved = () => {
+    const ip = ipam.held.get("c1/eth0");
+    return Promise.resolve(ip === undefined ? [] : [`${ip}/24`]);
+  };
+  await forget(env.dir, "c1/eth0");
+  rules.failDel = /10\.0\.0\.5\b/;
+  await assert.rejects(handlers.cmdDel(makeArgs("DEL", "c1")), {
+    name: "CniError",
+    code: 104,
+    message: /Cannot delete ebtables rule/,
+  });
+  assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+  assert.ok(!ipam.calls.includes("DEL c1"), ipam.calls.join(", "));
+  // The retry finds the rules by the reservation, and only then releases.
+  rules.failDel = undefined;
+  await handlers.cmdDel(makeArgs("DEL", "c1", ""));
+  assert.equal(rules.matching(/10\.0\.0\.5\b/).length, 0);
+  assert.ok(!ipam.held.has("c1/eth0"));
+});
+
 Deno.test("cmdAdd() undoes everything, IPAM included, when a pod rule fails", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel, rules } = env;
@@ -455,6 +569,34 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
       ["10.0.0.5", "10.0.0.6"],
     );
   });
+});
+
+Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  for (const [i, c] of ["c1", "c2"].entries()) {
+    const ns = `/run/netns/gc${i}`;
+    kernel.addNetns(ns);
+    await handlers.cmdAdd(makeArgs("ADD", c, ns));
+  }
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
+  assert.ok(handlers.cmdGc !== undefined);
+  rules.failDel = /10\.0\.0\.6\b/;
+  await assert.rejects(handlers.cmdGc(gcArgs(["c1"])), {
+    name: "CniError",
+    code: 104,
+    message: /Cannot delete ebtables rule/,
+  });
+  assert.deepEqual((await env.endpoints()).sort(), ["c1/eth0", "c2/eth0"]);
+  // Neither its release nor the IPAM's GC gave the address back.
+  assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
+  assert.ok(!ipam.calls.includes("DEL c2"), ipam.calls.join(", "));
+  rules.failDel = undefined;
+  await handlers.cmdGc(gcArgs(["c1"]));
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+  assert.ok(!ipam.held.has("c2/eth0"));
+  assert.equal(rules.matching(/10\.0\.0\.6\b/).length, 0);
+  assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
 });
 
 Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {

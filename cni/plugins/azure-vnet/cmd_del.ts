@@ -82,6 +82,10 @@ async function deleteUnrecorded(
  * DEL: removes the endpoint (veth, neighbour, rules), releases the IPAM
  * reservation, then forgets the record. Succeeds when nothing is there; a
  * DEL whose config names another network touches nothing of the first.
+ * The address goes back only once what is keyed by it is gone (a recorded
+ * bridge endpoint's neighbours and rules, a transparent one's veth, all
+ * that was found without a record), so that the retry finds what is left
+ * and the address's next owner meets none of it.
  *
  * @param ctx The context.
  * @param args The CNI call.
@@ -130,23 +134,21 @@ export async function cmdDel(
       ...ep !== undefined
         // A recorded endpoint's address is released while the kernel
         // deletes its veth; without a record, the reservation is what
-        // finds the leftovers, so it goes last.
+        // finds the leftovers, so it goes last. Either way, only once the
+        // kernel objects keyed by the address are gone.
         ? await deleteEndpoint(endpoints, {
           hostVeth: ep.hostVeth,
           network: net,
           pod: ep,
           alongside: release,
         })
-        : [
-          ...await deleteUnrecorded(ctx, {
-            endpoints,
-            args,
-            inv,
-            net,
-            state: snapshot,
-          }),
-          ...await release(),
-        ],
+        : await deleteUnrecorded(ctx, {
+          endpoints,
+          args,
+          inv,
+          net,
+          state: snapshot,
+        }).then((errs) => errs.length > 0 ? errs : release()),
     );
   }
   if (errors.length > 0) {

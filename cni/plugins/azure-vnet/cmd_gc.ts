@@ -10,7 +10,7 @@ import { combineErrors } from "./errors.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { endpointKey } from "./names.ts";
-import { readState, withState } from "./state.ts";
+import { type EndpointRecord, readState, withState } from "./state.ts";
 import { listedAdopted, withAdoptedAttachments } from "./adopt.ts";
 
 const log = getLogger(["azure-vnet"]);
@@ -18,8 +18,9 @@ const log = getLogger(["azure-vnet"]);
 /**
  * GC: removes this network's endpoints that `cni.dev/valid-attachments`
  * does not list (as DEL would), then the leftovers of interrupted ADDs that
- * no record accounts for, then the IPAM's unlisted reservations. Other
- * networks are left alone.
+ * no record accounts for, then the IPAM's unlisted reservations. An
+ * endpoint whose kernel objects could not all be removed keeps its record
+ * and its reservation. Other networks are left alone.
  *
  * @param ctx The context.
  * @param args The CNI call.
@@ -46,6 +47,9 @@ export async function cmdGc(
   const net = snapshot.networks[cfg.name];
   const errors: unknown[] = [];
   const removed: string[] = [];
+  // Endpoints whose kernel objects are left keep their address (and their
+  // record) for the next GC or DEL: given out again, it would meet them.
+  const left: EndpointRecord[] = [];
   using host = ctx.kernel().host();
   const endpoints = { kernel: ctx.kernel(), host, ebtables: ctx.ebtables };
   for (const [k, e] of stale) {
@@ -54,13 +58,17 @@ export async function cmdGc(
       network: net,
       pod: e,
     });
-    try {
-      await ipam.release(args, {
-        containerId: e.containerId,
-        ifName: e.ifName,
-      });
-    } catch (err) {
-      errs.push(err);
+    if (errs.length > 0) {
+      left.push(e);
+    } else {
+      try {
+        await ipam.release(args, {
+          containerId: e.containerId,
+          ifName: e.ifName,
+        });
+      } catch (err) {
+        errs.push(err);
+      }
     }
     if (errs.length === 0) removed.push(k);
     errors.push(...errs);
@@ -95,13 +103,15 @@ export async function cmdGc(
     }
   }
   try {
+    // The IPAM's GC keeps what the runtime lists, the listed adopted
+    // endpoints (by their reservations' key) and the endpoints left above.
     await ipam.collect(
-      withAdoptedAttachments(
-        args,
-        [...adopted].map((k) => snapshot.endpoints[k]).filter((e) =>
+      withAdoptedAttachments(args, [
+        ...[...adopted].map((k) => snapshot.endpoints[k]).filter((e) =>
           e !== undefined
         ),
-      ),
+        ...left,
+      ]),
     );
   } catch (err) {
     errors.push(err);

@@ -390,23 +390,56 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   /**
    * Work to overlap with the kernel's wait for the veth's deletion (DEL:
    * the IPAM release), started once nothing keyed by the pod's addresses
-   * (neighbours, rules) is left; its failures follow the removal's. A driver that
-   * does not start it leaves it to {@link deleteEndpoint} of `mode.ts`,
-   * which runs it after the removal.
+   * (neighbours, rules) is left, and never when their removal failed (the
+   * address stays held for the retry); its failures follow the removal's.
+   * A driver that does not start it leaves it to {@link deleteEndpoint} of
+   * `mode.ts`, which runs it after a removal that succeeded.
    */
   readonly alongside?: () => Promise<unknown[]>;
 }
 
 /**
+ * Deletes the bridge neighbour of a pod's address when it still names the
+ * pod's MAC; absent is fine. A neighbour with another MAC belongs to the
+ * address's new owner (the address went back to the IPAM before a DEL that
+ * failed later was retried), and stays. The kernel deletes a neighbour by
+ * address only, so a new owner's `neighSet` between the look and the
+ * deletion would still lose it; its window is microseconds, and it needs
+ * the address handed out while this DEL runs.
+ *
+ * @param host The node's netns.
+ * @param spec The bridge, the address (no prefix), the pod's MAC.
+ * @returns True when deleted, false when absent or another pod's.
+ */
+function deletePodNeighbour(
+  host: KernelNs,
+  spec: { bridge: string; ip: string; podMac: string },
+): boolean {
+  const mac = host.neighMac(spec.bridge, spec.ip);
+  if (mac === undefined) return false;
+  if (canonicalMac(mac) !== canonicalMac(spec.podMac)) {
+    log.info(
+      "Neighbour {ip} on {bridge} is {mac}, not {podMac}: another pod's, kept",
+      { ...spec, mac },
+    );
+    return false;
+  }
+  host.neighDel(spec.bridge, spec.ip);
+  return true;
+}
+
+/**
  * Removes a bridge-mode endpoint's host side: veth (which takes the pod end
- * along), neighbours, per-pod rules. Without a network only the veth goes.
- * Absent objects are fine; independent failures are collected.
+ * along), neighbours that still name the pod's MAC, per-pod rules. Without
+ * a network only the veth goes. Absent objects are fine; independent
+ * failures are collected.
  *
  * The kernel's wait for the veth (RCU grace periods, about 20 ms) is the
  * long pole: the neighbours go first (the handle's socket is busy while
  * the veth goes), then the veth's deletion starts on a blocking thread,
- * then the rules' exec and, once the rules are gone, `alongside` run while
- * the kernel waits.
+ * then the rules' exec and, once the neighbours and rules are gone,
+ * `alongside` run while the kernel waits. When either removal failed,
+ * `alongside` does not run.
  *
  * @param ctx Kernel, host handle, ebtables.
  * @param spec What to remove, and what to run alongside.
@@ -424,7 +457,11 @@ export async function deleteBridgeEndpoint(
     for (const cidr of pod.addresses) {
       const ip = stripPrefix(cidr);
       try {
-        host.neighDel(network.bridge, ip);
+        deletePodNeighbour(host, {
+          bridge: network.bridge,
+          ip,
+          podMac: pod.podMac,
+        });
       } catch (err) {
         neighbours.push(wrapKernel(`Cannot delete neighbour "${ip}"`, err));
       }
@@ -444,9 +481,14 @@ export async function deleteBridgeEndpoint(
       () => [],
       (err: unknown) => [err],
     );
-  // The address goes back only once its rules are gone: a concurrent ADD
-  // that got it would otherwise race this DEL's removal of them.
-  const alongside = rules.then(() => spec.alongside?.() ?? []);
+  // The address goes back only once its neighbours and rules are gone: a
+  // concurrent ADD that got it would otherwise race this DEL's removal of
+  // them, and after a failed one the retry would find them the new owner's.
+  // The veth's deletion may still fail after the release: the retry then
+  // deletes the veth and leaves what the new owner made (see above).
+  const alongside = rules.then((r) =>
+    r.length === 0 && neighbours.length === 0 ? spec.alongside?.() ?? [] : []
+  );
   const [v, r, a] = await Promise.all([veth, rules, alongside]);
   return [...v, ...neighbours, ...r, ...a];
 }

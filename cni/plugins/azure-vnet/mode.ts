@@ -175,9 +175,11 @@ export function refuseModeChange(
 /**
  * Removes an endpoint's host side with the driver of its network; without
  * a network record, only the host veth (its name derives from the
- * attachment) goes. Absent objects are fine. `spec.alongside` runs exactly
+ * attachment) goes. Absent objects are fine. `spec.alongside` runs at most
  * once: while the kernel deletes the veth when the driver starts it (bridge
- * mode), else after the removal.
+ * mode, once the neighbours and rules are gone), else after the removal,
+ * and only when that removal succeeded: the address of a pod whose kernel
+ * objects are left stays held for the retry.
  *
  * @param ctx Kernel, host handle, ebtables.
  * @param spec The host veth, the network, the pod's MAC and addresses,
@@ -201,5 +203,7 @@ export async function deleteEndpoint(
   let started: Promise<unknown[]> | undefined;
   const alongside = () => started ??= work();
   const errors = await driver.deleteEndpoint(ctx, { ...spec, alongside });
-  return started === undefined ? [...errors, ...await alongside()] : errors;
+  return started === undefined && errors.length === 0
+    ? await alongside()
+    : errors;
 }

@@ -2,11 +2,12 @@
  * Reconciling the state files with the kernel: the state tool's `gc` and
  * the agent's start (#14).
  *
- * - An endpoint whose host veth is gone (or, unless told otherwise, whose
- *   pod netns path is gone) is removed as DEL removes it: the plugin's own
+ * - An endpoint whose host veth is gone (its pod netns path is no evidence:
+ *   a netns may outlive its path, or be out of sight in another mount
+ *   namespace) is removed as DEL removes it: the plugin's own
  *   `deleteEndpoint` (host veth, bridge neighbours, per-pod ebtables rules),
- *   then the IPAM release by container id and ifname through the
- *   `@vnet/ipam` engine, then the record.
+ *   then, only when all of that went, the IPAM release by container id and
+ *   ifname through the `@vnet/ipam` engine, then the record.
  * - Kernel leftovers of interrupted ADDs that no record accounts for
  *   ({@link findLeftovers}): host veths `azv*` enslaved to a recorded bridge,
  *   per-pod ebtables rules and permanent bridge neighbours of an address of
@@ -16,7 +17,9 @@
  *   recorded bridge).
  *
  * Nothing a recorded endpoint uses is an orphan: its veth, its addresses'
- * neighbours and rules, and its reservation are kept. Orphans are confirmed
+ * neighbours and rules, and its reservation are kept. In a netns without a
+ * recorded network's bridge (not the node's), it refuses and changes
+ * nothing. Orphans are confirmed
  * twice, `graceMs` apart, so an ADD in flight (reserved, veth made, record
  * not yet written) is left alone. The state locks are held for each
  * read-modify-write only.
@@ -56,14 +59,13 @@ export interface ReconcileOptions {
   /** The ebtables driver. */
   ebtables?: Ebtables;
   /**
-   * Whether an endpoint whose pod netns path is gone is stale (default
-   * true). The agent says false: a pod netns can outlive its path (a
-   * process still holds it), and its veth pair, which dies with the netns,
-   * is the kernel's own answer.
+   * Ignored: an endpoint is stale only when its host veth is gone, whatever
+   * its netns path says.
+   *
+   * @deprecated The path rule is gone; `false` is what every run does.
+   * Kept only so that callers that turned it off still compile.
    */
-  netnsPathGoneIsStale?: boolean;
-  /** Whether a netns path exists (default: `Deno.stat`). */
-  netnsExists?: (path: string) => Promise<boolean>;
+  netnsPathGoneIsStale?: false;
   /** Sleep (tests). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -91,16 +93,6 @@ export interface ReconcileReport {
   readonly actions: ReconcileAction[];
   /** True when some step failed. */
   readonly failed: boolean;
-}
-
-async function statExists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 function defaultSleep(ms: number): Promise<void> {
@@ -200,11 +192,12 @@ function confirmed(first: Leftovers, again: Leftovers): Leftovers {
  * write access to the state directory.
  *
  * @param stateDir The state directory (`/var/run`).
- * @param options Dry run, grace, stale rule, injectable kernel, ebtables,
- * clock.
+ * @param options Dry run, grace, injectable kernel, ebtables, clock.
  * @returns What was found and done.
  * @throws {CniError} 102 when a state file is corrupt (run `repair`), 11 on
  * a lock timeout.
+ * @throws {Deno.errors.NotFound} When a recorded bridge-mode network's
+ * bridge does not exist in the current netns (nothing is changed).
  *
  * @tags allow-ffi, allow-run, allow-read, allow-write
  *
@@ -219,10 +212,8 @@ export async function reconcileState(
 ): Promise<ReconcileReport> {
   const kernel = options.kernel ?? netlinkKernel();
   const ebtables = options.ebtables ?? new Ebtables();
-  const exists = options.netnsExists ?? statExists;
   const sleep = options.sleep ?? defaultSleep;
   const dry = options.dryRun === true;
-  const pathRule = options.netnsPathGoneIsStale ?? true;
   const ipam = new IpamEngine({ stateDir });
   const actions: ReconcileAction[] = [];
   let failed = false;
@@ -238,21 +229,18 @@ export async function reconcileState(
 
   using host = kernel.host();
   const first = await snapshot(stateDir);
+  refuseElsewhere(host, { stateDir, state: first.state });
 
-  // 1. Stale endpoints: removed as DEL removes them.
+  // 1. Stale endpoints: removed as DEL removes them. The host veth is the
+  //    kernel's answer: the pair dies with the pod's netns, which may
+  //    outlive its path, or have a path this process cannot see (another
+  //    mount namespace), so a path is no evidence either way.
   for (const [key, ep] of Object.entries(first.state.endpoints)) {
-    const reasons: string[] = [];
-    if (pathRule && ep.netns !== "" && !(await exists(ep.netns))) {
-      reasons.push(`netns ${ep.netns} gone`);
-    }
-    if (host.link(ep.hostVeth) === undefined) {
-      reasons.push(`veth ${ep.hostVeth} gone`);
-    }
-    if (reasons.length === 0) continue;
+    if (host.link(ep.hostVeth) !== undefined) continue;
     const a: ReconcileAction = {
       kind: "endpoint",
       target: key,
-      reason: reasons.join(", "),
+      reason: `veth ${ep.hostVeth} gone`,
       outcome: dry ? "would remove" : "removed",
     };
     actions.push(a);
@@ -262,10 +250,14 @@ export async function reconcileState(
       network: first.state.networks[ep.network],
       pod: ep,
     });
-    try {
-      await ipam.release(ep, { network: ep.network });
-    } catch (err) {
-      errs.push(err);
+    // Its address goes back only once nothing of it is left in the kernel;
+    // the record stays too, so the next run tries again.
+    if (errs.length === 0) {
+      try {
+        await ipam.release(ep, { network: ep.network });
+      } catch (err) {
+        errs.push(err);
+      }
     }
     if (errs.length > 0) {
       fail(a, errs);
@@ -338,6 +330,23 @@ export async function reconcileState(
     done(a);
   }
   return { actions, failed };
+}
+
+/**
+ * Refuses a netns that lacks a recorded bridge: run anywhere but the
+ * node's netns (a container without the host's network), the reconcile
+ * would see every endpoint's veth as gone and remove them all.
+ */
+function refuseElsewhere(
+  host: KernelNs,
+  spec: { stateDir: string; state: AzureVnetState },
+): void {
+  for (const net of Object.values(spec.state.networks)) {
+    if (net.mode !== "bridge" || host.link(net.bridge) !== undefined) continue;
+    throw new Deno.errors.NotFound(
+      `Cannot reconcile "${spec.stateDir}": bridge "${net.bridge}" of network "${net.name}" does not exist in this network namespace, where every endpoint's veth would look gone; run it in the node's network namespace, or, on a node that lost the bridge (a reboot), once the next ADD has rebuilt it`,
+    );
+  }
 }
 
 /** Removes (or, dry, reports) each leftover, one action each. */

@@ -86,7 +86,6 @@ Deno.test("reconcileState() removes stale records and leftovers, never what a li
       ebtables,
       graceMs: 10,
       sleep: (ms) => Promise.resolve(void slept.push(ms)),
-      netnsPathGoneIsStale: false,
     });
     assert.ok(!report.failed, JSON.stringify(report));
     assert.deepEqual(slept, [10], "orphans are confirmed after the grace");
@@ -124,7 +123,6 @@ Deno.test("reconcileState() removes stale records and leftovers, never what a li
       kernel,
       ebtables,
       graceMs: 0,
-      netnsExists: (path) => Promise.resolve(path.endsWith("/live")),
     });
     assert.deepEqual(again.actions, [], "a second run finds nothing");
   } finally {
@@ -140,7 +138,6 @@ Deno.test("reconcileState() leaves an ADD that records its endpoint within the g
       kernel,
       ebtables,
       graceMs: 10,
-      netnsPathGoneIsStale: false,
       // The ADD of "left" writes its record during the grace.
       sleep: () =>
         withState(dir, async (s) => {
@@ -169,6 +166,111 @@ Deno.test("reconcileState() leaves an ADD that records its endpoint within the g
   }
 });
 
+Deno.test("reconcileState() keeps the record and address of a stale endpoint whose rules it could not remove", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, fake, ebtables, engine } = await fixture(dir);
+    fake.failDel = /10\.0\.0\.6\b/;
+    const report = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 0,
+    });
+    assert.ok(report.failed);
+    const gone = report.actions.find((a) => a.target === "gone/eth0");
+    assert.equal(gone?.outcome, "failed");
+    assert.match(gone?.error ?? "", /Cannot delete ebtables rule/);
+    assert.deepEqual(
+      await engine.held({ containerId: "gone", ifName: "eth0" }),
+      { ip: "10.0.0.6", subnet: "10.0.0.0/24", gateway: "10.0.0.1" },
+    );
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/azure-vnet.json`));
+    assert.ok("gone/eth0" in state.endpoints);
+    fake.failDel = undefined;
+    const again = await reconcileState(dir, {
+      kernel,
+      ebtables,
+      graceMs: 0,
+    });
+    assert.ok(!again.failed, JSON.stringify(again));
+    assert.deepEqual(
+      again.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
+      ["endpoint gone/eth0: removed (10.0.0.6/24)"],
+    );
+    assert.equal(
+      await engine.held({ containerId: "gone", ifName: "eth0" }),
+      undefined,
+    );
+    assert.equal(fake.matching(/10\.0\.0\.6\b/).length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() keeps a live endpoint whose netns path it cannot see", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The records' netns paths (/run/netns/<id>) do not exist here, as in
+    // a debug container with the host's network but not its mounts.
+    const { kernel, host, fake, ebtables, engine } = await fixture(dir);
+    const report = await reconcileState(dir, { kernel, ebtables, graceMs: 0 });
+    assert.ok(!report.failed, JSON.stringify(report));
+    assert.deepEqual(
+      report.actions.filter((a) => a.kind === "endpoint").map((a) =>
+        `${a.target} (${a.reason}): ${a.outcome}`
+      ),
+      ["gone/eth0 (veth azvgone gone): removed (10.0.0.6/24)"],
+    );
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/azure-vnet.json`));
+    assert.deepEqual(Object.keys(state.endpoints), ["live/eth0"]);
+    assert.ok(host.link("azvlive") !== undefined);
+    assert.equal(host.neighMac("azure0", "10.0.0.5"), "02:00:00:00:00:05");
+    assert.equal(fake.matching(/10\.0\.0\.5\b/).length, 2);
+    assert.deepEqual(
+      await engine.held({ containerId: "live", ifName: "eth0" }),
+      { ip: "10.0.0.5", subnet: "10.0.0.0/24", gateway: "10.0.0.1" },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() refuses, changing nothing, where a recorded bridge does not exist (another netns)", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { fake, ebtables } = await fixture(dir);
+    // Another netns: none of the node's links, so every veth looks gone.
+    const elsewhere = new FakeKernel();
+    elsewhere.hostNs.addLink("eth0");
+    const files = async () => [
+      await Deno.readTextFile(`${dir}/azure-vnet.json`),
+      await Deno.readTextFile(`${dir}/azure-vnet-ipam.json`),
+      JSON.stringify(fake.rules),
+    ];
+    const before = await files();
+    for (const dryRun of [true, false]) {
+      await t.step(dryRun ? "dry run" : "gc", async () => {
+        await assert.rejects(
+          reconcileState(dir, {
+            kernel: elsewhere,
+            ebtables,
+            graceMs: 0,
+            dryRun,
+          }),
+          {
+            name: "NotFound",
+            message:
+              /Cannot reconcile ".*": bridge "azure0" of network "azure" does not exist in this network namespace/,
+          },
+        );
+        assert.deepEqual(await files(), before);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("reconcileState() with dryRun changes nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -179,7 +281,6 @@ Deno.test("reconcileState() with dryRun changes nothing", async () => {
       kernel,
       ebtables,
       dryRun: true,
-      netnsPathGoneIsStale: false,
     });
     assert.ok(report.actions.every((a) => a.outcome.startsWith("would")));
     assert.equal(report.actions.length, 7);

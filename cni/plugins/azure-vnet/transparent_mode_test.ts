@@ -256,6 +256,32 @@ Deno.test("cmdAdd() in transparent mode rolls the endpoint back when a step fail
   assert.deepEqual(await env.endpoints(), []);
 });
 
+Deno.test("cmdDel() in transparent mode keeps the address while its veth is left", async () => {
+  await using env = await setupPlugin();
+  const { handlers, kernel, ipam } = env;
+  await handlers.cmdAdd(args("ADD", "c1"));
+  const veth = onlyVeth(kernel);
+  const host = kernel.hostNs;
+  const delLink = host.delLink.bind(host);
+  host.delLink = (name) =>
+    Promise.reject(new Deno.errors.Busy(`veth "${name}" busy`));
+  await assert.rejects(handlers.cmdDel(args("DEL", "c1", "")), {
+    name: "CniError",
+    code: 103,
+    message: /Cannot delete veth "azv/,
+  });
+  // The veth still routes the address: it is not handed out again.
+  assert.deepEqual(routesOf(host, veth), ["10.0.0.5/32"]);
+  assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+  assert.ok(!ipam.calls.includes("DEL c1"), ipam.calls.join(", "));
+  assert.deepEqual(await env.endpoints(), ["c1/eth0"]);
+  host.delLink = delLink;
+  await handlers.cmdDel(args("DEL", "c1", ""));
+  assert.deepEqual(hostVeths(kernel), []);
+  assert.ok(!ipam.held.has("c1/eth0"));
+  assert.deepEqual(await env.endpoints(), []);
+});
+
 Deno.test("cmdDel() and cmdGc() in transparent mode remove what killed ADDs left", async () => {
   await using env = await setupPlugin();
   const { handlers, kernel } = env;
