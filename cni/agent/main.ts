@@ -116,9 +116,7 @@ globalThis.addEventListener("unhandledrejection", (e) => {
 async function reconcile(): Promise<void> {
   const t0 = performance.now();
   try {
-    const report = await reconcileState(stateDir, {
-      netnsPathGoneIsStale: false,
-    });
+    const report = await reconcileState(stateDir);
     const ms = Math.round(performance.now() - t0);
     if (report.actions.length === 0) {
       log.info("Reconciled {stateDir} in {ms} ms: nothing to remove", {

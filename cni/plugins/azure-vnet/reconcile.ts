@@ -58,14 +58,6 @@ export interface ReconcileOptions {
   kernel?: Kernel;
   /** The ebtables driver. */
   ebtables?: Ebtables;
-  /**
-   * Ignored: an endpoint is stale only when its host veth is gone, whatever
-   * its netns path says.
-   *
-   * @deprecated The path rule is gone; `false` is what every run does.
-   * Kept only so that callers that turned it off still compile.
-   */
-  netnsPathGoneIsStale?: false;
   /** Sleep (tests). */
   sleep?: (ms: number) => Promise<void>;
 }
