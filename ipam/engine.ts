@@ -34,6 +34,7 @@ import type {
   AttachmentKey,
 } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
+import { readBootId } from "./boot_id.ts";
 import { FileStore } from "./file_store.ts";
 import { RefreshGate } from "./refresh_gate.ts";
 import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
@@ -66,7 +67,10 @@ export interface IpamEngineOptions {
   hostMacs?: () => HostLink[];
   /** Clock in epoch ms. Default `Date.now`. */
   now?: () => number;
-  /** An id of the current boot. Default: the boot time from `osUptime`. */
+  /**
+   * An id of the current boot, compared with `sameBoot()` of
+   * `boot_id.ts`. Default: the boot time from `osUptime` (`readBootId()`).
+   */
   bootId?: () => string;
   /** Bounded lock wait in ms (timeout: code 11). */
   lockTimeoutMs?: number;
@@ -76,21 +80,6 @@ export interface IpamEngineOptions {
   sourceRetries?: number;
   /** Sleep between source retries. */
   sleep?: (ms: number) => Promise<void>;
-}
-
-/**
- * The boot time in minutes since the epoch, from `Deno.osUptime()`
- * (`--allow-sys=osUptime`). Deno refuses `/proc/sys/kernel/random/boot_id`
- * to anything short of `--allow-all`. A reboot changes the value; a rare
- * minute-boundary wobble only costs one extra source refresh.
- */
-function readBootId(): string {
-  try {
-    const bootSec = Date.now() / 1000 - Deno.osUptime();
-    return `boot-minute-${Math.round(bootSec / 60)}`;
-  } catch {
-    return "";
-  }
 }
 
 /**
@@ -278,7 +267,7 @@ export class IpamEngine {
         : { lockTimeoutMs: options.lockTimeoutMs },
     );
     this.#now = options.now ?? Date.now;
-    this.#bootId = options.bootId ?? readBootId;
+    this.#bootId = options.bootId ?? (() => readBootId());
     this.#source = {
       fetch: options.fetch,
       hostMacs: options.hostMacs,

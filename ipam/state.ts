@@ -23,7 +23,8 @@
  * `releasedAt` (epoch ms) on a free address that a pod released. An older
  * reader keeps them as unknown fields and drops them on its next release;
  * that only forgets the memory. `lastRefresh` is the epoch time (ms) of the last successful
- * source refresh, 0 when never; `bootId` is the kernel boot id at that time.
+ * source refresh, 0 when never; `bootId` names the boot at that time
+ * (`boot-minute-<N>`, `boot_id.ts`; any string parses).
  *
  * @module
  */
@@ -86,7 +87,7 @@ export interface IpamState {
   version: typeof IPAM_STATE_VERSION;
   /** Epoch ms of the last successful refresh; 0 when never. */
   lastRefresh: number;
-  /** `/proc/sys/kernel/random/boot_id` at the last refresh. */
+  /** The boot at the last refresh (`readBootId()` of `boot_id.ts`). */
   bootId: string;
   /** Pools keyed by subnet CIDR. */
   pools: Record<string, PoolState>;
