@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeStore } from "./_fake_store.ts";
-import { nmagentXml, xmlResponse } from "./_testing.ts";
+import { fakeSource, SOURCE_MAC, wireserverConfig } from "./_testing.ts";
 import { readBootId, sameBoot } from "./boot_id.ts";
-import { parseIpamConfig } from "./config.ts";
 import { IpamEngine } from "./engine.ts";
 
 /**
@@ -50,37 +49,26 @@ Deno.test("sameBoot() tells a reboot, and other forms only by equality", async (
 });
 
 Deno.test("IpamEngine.reserve() does not refresh when the boot id wobbles within one boot", async () => {
-  let requests = 0;
-  const fetch = () => {
-    requests++;
-    return Promise.resolve(xmlResponse(nmagentXml([{
-      mac: "000D3AF9DCA6",
-      subnets: [{
-        prefix: "10.240.0.0/16",
-        primary: "10.240.0.4",
-        addresses: ["10.240.0.5", "10.240.0.6", "10.240.0.7", "10.240.0.8"],
-      }],
-    }])));
-  };
+  const { source, fetch } = fakeSource([
+    "10.240.0.5",
+    "10.240.0.6",
+    "10.240.0.7",
+    "10.240.0.8",
+  ]);
   const clock = { sinceBootMs: 100_200 };
   const e = new IpamEngine({
     store: new FakeStore(),
     fetch,
-    hostMacs: () => [{ name: "eth0", mac: "000d3af9dca6" }],
+    hostMacs: () => [{ name: "eth0", mac: SOURCE_MAC }],
     now: () => BOOT_SEC * 1000 + clock.sinceBootMs,
     bootId: () => bootIdAt(clock.sinceBootMs),
     sourceRetries: 0,
   });
-  const config = parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: { type: "azure-vnet-ipam", queryUrl: "http://127.0.0.1:1/x" },
-  });
+  const config = wireserverConfig();
   // Within the 10 s interval, the id alternating between two minutes.
   for (const [i, at] of [100_200, 100_900, 101_100, 101_950].entries()) {
     clock.sinceBootMs = at;
     await e.reserve({ containerId: `c${i}`, ifName: "eth0" }, { config });
   }
-  assert.equal(requests, 1);
+  assert.equal(source.requests, 1);
 });

@@ -1,49 +1,15 @@
 import assert from "node:assert/strict";
 import { FakeStore } from "./_fake_store.ts";
-import { nmagentXml, xmlResponse } from "./_testing.ts";
-import { parseIpamConfig } from "./config.ts";
+import { fakeSource, SOURCE_MAC, wireserverConfig } from "./_testing.ts";
 import { IpamEngine } from "./engine.ts";
 import type { IpamEngineOptions } from "./engine.ts";
 import { RefreshGate } from "./refresh_gate.ts";
 
-const MAC = "000d3af9dca6";
-const LINKS = [{ name: "eth0", mac: MAC }];
-const QUERY_URL = "http://127.0.0.1:1/machine/plugins?comp=nmagent";
+const LINKS = [{ name: "eth0", mac: SOURCE_MAC }];
 
 /** 10.240.0.5 ... 10.240.0.(4+n). */
 function secondaries(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `10.240.0.${i + 5}`);
-}
-
-function wireserverConfig(extra: Record<string, unknown> = {}) {
-  return parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: { type: "azure-vnet-ipam", queryUrl: QUERY_URL, ...extra },
-  });
-}
-
-/**
- * A wireserver as an injected `fetch`: counts requests, answers with the
- * NIC's addresses (or fails while `fail` is set) after `delayMs`.
- */
-function fakeSource(addresses: string[], delayMs = 0) {
-  const source = { requests: 0, fail: false, addresses };
-  const fetch = async (): Promise<Response> => {
-    source.requests++;
-    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-    if (source.fail) return xmlResponse("<Error/>", 500);
-    return xmlResponse(nmagentXml([{
-      mac: "000D3AF9DCA6",
-      subnets: [{
-        prefix: "10.240.0.0/16",
-        primary: "10.240.0.4",
-        addresses: source.addresses,
-      }],
-    }]));
-  };
-  return { source, fetch };
 }
 
 function engineOn(
