@@ -528,7 +528,7 @@ export class IpamEngine {
       if (state === undefined) {
         return { value: { added: [], removed: [] } as NicSync };
       }
-      const value = syncNicAddresses(state, nic);
+      const value = syncNicAddresses(state, nic, { now: this.#now() });
       return value.added.length + value.removed.length === 0
         ? { value }
         : { value, next: state };
@@ -593,7 +593,7 @@ export class IpamEngine {
 
   #applyRefresh(state: IpamState | undefined, specs: PoolSpec[]): IpamState {
     const next = state ?? emptyIpamState(this.#bootId());
-    mergePools(next, specs);
+    mergePools(next, specs, { now: this.#now() });
     next.lastRefresh = this.#now();
     next.bootId = this.#bootId();
     return next;
