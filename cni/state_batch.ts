@@ -58,6 +58,10 @@ interface Pending {
   timeoutMs: number;
   /** When its wait for the lock ends (`performance.now()` ms). */
   deadline: number;
+  /** Rejects it at its deadline unless a batch took it under the lock. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Rejected at its deadline, or taken by a batch that holds the lock. */
+  settled: boolean;
 }
 
 /** Per file: the updates waiting for the next batch (a batch is running). */
@@ -80,7 +84,9 @@ function lockTimeout(path: string, ms: number): CniError {
  * Each `fn` works on a private copy: what it changed without returning it
  * as `next`, or before throwing, is dropped. A caller's promise settles
  * once its batch is written; its wait for the lock, in the process and on
- * the flock, is bounded by its `lockTimeoutMs`.
+ * the flock, is bounded by its `lockTimeoutMs`. A batch waits for the flock
+ * until the latest deadline of its members: one whose bound passes first
+ * is rejected then (code 11), alone, and the others keep waiting.
  *
  * @param path The state file.
  * @param spec The parser and the update.
@@ -116,7 +122,12 @@ export function updateStateFile<S, T>(
       reject,
       timeoutMs,
       deadline: performance.now() + timeoutMs,
+      timer: undefined,
+      settled: false,
     };
+    // Its own bound holds wherever it waits: behind a batch, or in one
+    // that waits for the flock on behalf of members with more time.
+    pending.timer = setTimeout(() => expire(path, pending), timeoutMs);
     const waiting = WAITING.get(path);
     if (waiting !== undefined) {
       waiting.push(pending);
@@ -141,22 +152,42 @@ async function drain(path: string): Promise<void> {
   }
 }
 
+/** Rejects `p` with a lock timeout, unless it is settled or running. */
+function expire(path: string, p: Pending): void {
+  if (p.settled) return;
+  p.settled = true;
+  p.reject(lockTimeout(path, p.timeoutMs));
+}
+
+/**
+ * Runs one batch: waits for the flock up to the latest deadline of its
+ * members (each is rejected at its own by its timer), then runs the
+ * members still waiting, in arrival order.
+ */
 async function runBatch(path: string, batch: Pending[]): Promise<void> {
   const now = performance.now();
-  const live = batch.filter((p) => {
-    if (p.deadline > now) return true;
-    p.reject(lockTimeout(path, p.timeoutMs));
-    return false;
+  const waiting = batch.filter((p) => {
+    if (p.deadline <= now) expire(path, p);
+    return !p.settled;
   });
-  const first = live[0];
-  if (first === undefined) return;
+  if (waiting.length === 0) return;
   const waitMs = Math.max(
     1,
-    Math.round(Math.min(...live.map((p) => p.deadline)) - now),
+    Math.round(Math.max(...waiting.map((p) => p.deadline)) - now),
   );
   const outcomes: ({ value: unknown } | { error: unknown })[] = [];
+  let live: Pending[] = [];
   try {
     await withStateLock(path, async (file) => {
+      // Under the lock: the members not yet past their deadline are
+      // taken; their timers no longer fire.
+      live = waiting.filter((p) => !p.settled);
+      for (const p of live) {
+        p.settled = true;
+        clearTimeout(p.timer);
+      }
+      const first = live[0];
+      if (first === undefined) return;
       const { parse, copy } = first.spec;
       let state = copy === undefined
         ? parse(await file.read(), path)
@@ -186,10 +217,16 @@ async function runBatch(path: string, batch: Pending[]): Promise<void> {
       if (dirty) await save(file, { state, parse, copy });
     }, { lockTimeoutMs: waitMs });
   } catch (err) {
-    // A lock timeout is reported with each caller's own bound.
+    // Those taken under the lock get its error; the others waited for the
+    // lock until the last deadline, so a lock timeout is theirs too, with
+    // each caller's own bound.
     const timedOut = err instanceof CniError &&
       err.code === CODES.tryAgainLater;
-    for (const p of live) {
+    for (const p of live) p.reject(err);
+    for (const p of waiting) {
+      if (p.settled) continue;
+      p.settled = true;
+      clearTimeout(p.timer);
       p.reject(timedOut ? lockTimeout(path, p.timeoutMs) : err);
     }
     return;

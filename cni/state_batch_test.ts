@@ -136,3 +136,75 @@ Deno.test("updateStateFile() with copy: a record an earlier update of the batch 
     const doc = JSON.parse(await Deno.readTextFile(path)) as Doc;
     assert.equal(doc.items.c?.n, 3);
   }));
+
+/**
+ * Another process holding the state file's flock (`flock(1)`) until
+ * released; resolves once it holds it.
+ */
+async function foreignHolder(path: string) {
+  const child = new Deno.Command("flock", {
+    args: ["--exclusive", `${path}.lock`, "sh", "-c", "echo locked; cat"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const first = await reader.read();
+  assert.equal(new TextDecoder().decode(first.value).trim(), "locked");
+  reader.releaseLock();
+  const writer = child.stdin.getWriter();
+  return {
+    async release(): Promise<void> {
+      await writer.close();
+      await child.stdout.cancel();
+      assert.ok((await child.status).success);
+    },
+  };
+}
+
+Deno.test("updateStateFile() on a lock timeout rejects only the updates past their own deadline", () =>
+  onFile(async (path, { parse, copy }) => {
+    const holder = await foreignHolder(path);
+    const t0 = performance.now();
+    const settledAt: Record<string, number> = {};
+    // Settled outcomes at once: a rejection is handled when it happens.
+    const update = (key: string, n: number, lockTimeoutMs: number) =>
+      Promise.allSettled([
+        updateStateFile(path, { parse, copy, fn: put(key, n) }, {
+          lockTimeoutMs,
+        }).finally(() => settledAt[key] = performance.now() - t0),
+      ]).then(([r]) => r);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // The first batch gives up after 50 ms; the next one, a short bound
+    // and two long ones, then waits for the lock.
+    const first = update("p", 0, 50);
+    const batch = [update("a", 1, 400), update("b", 2, 5000)];
+    const sameBatch = update("c", 3, 5000);
+    // Arrives while that batch waits: it waits for the one after, but its
+    // own bound still holds.
+    await sleep(100);
+    const late = update("d", 4, 100);
+    await sleep(600);
+    const releasedAt = performance.now() - t0;
+    await holder.release();
+    const results = await Promise.all([first, ...batch, sameBatch, late]);
+    assert.deepEqual(results.map((r) => r?.status), [
+      "rejected",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+    ]);
+    for (const [i, ms] of [[0, 50], [1, 400], [4, 100]] as const) {
+      const r = results[i];
+      assert.ok(r?.status === "rejected");
+      assert.equal((r.reason as { code?: number }).code, 11);
+      assert.match(String(r.reason), new RegExp(`timed out after ${ms} ms`));
+    }
+    const a = settledAt.a ?? 0;
+    assert.ok(a >= 400 && a < releasedAt, `a settled at ${a} ms`);
+    const d = settledAt.d ?? 0;
+    assert.ok(d >= 200 && d < 380, `d settled at ${d} ms`);
+    const doc = JSON.parse(await Deno.readTextFile(path)) as Doc;
+    assert.deepEqual(Object.keys(doc.items), ["b", "c"]);
+  }));

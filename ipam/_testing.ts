@@ -5,6 +5,8 @@
  * @module
  */
 import type { CmdArgs, CniCommand, NetConf } from "@vnet/cni";
+import { parseIpamConfig } from "./config.ts";
+import type { IpamConfig } from "./config.ts";
 
 /** Options of {@link makeArgs}. */
 export interface MakeArgsOptions {
@@ -119,4 +121,63 @@ export function xmlResponse(body: string, status = 200): Response {
     status,
     headers: { "content-type": "text/xml" },
   });
+}
+
+/** The MAC of the NIC of {@link fakeSource}, as the IPAM state keeps it. */
+export const SOURCE_MAC = "000d3af9dca6";
+
+/** The parsed config of network "azure" with these `ipam` keys. */
+export function ipamConfig(ipam: Record<string, unknown>): IpamConfig {
+  return parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: { type: "azure-vnet-ipam", ...ipam },
+  });
+}
+
+/** A wireserver config on a loopback URL that nothing listens on. */
+export function wireserverConfig(
+  extra: Record<string, unknown> = {},
+): IpamConfig {
+  return ipamConfig({
+    queryUrl: "http://127.0.0.1:1/machine/plugins?comp=nmagent",
+    ...extra,
+  });
+}
+
+/** What {@link fakeSource} reports and has served. */
+export interface FakeSourceState {
+  /** Requests served. */
+  requests: number;
+  /** Answer HTTP 500 while set. */
+  fail: boolean;
+  /** The NIC's secondary addresses in 10.240.0.0/16 (primary .4). */
+  addresses: string[];
+}
+
+/**
+ * A wireserver as an injected `fetch`: one NIC ({@link SOURCE_MAC}),
+ * counting requests, answering with `source.addresses` (or HTTP 500 while
+ * `source.fail` is set) after `delayMs`.
+ */
+export function fakeSource(
+  addresses: string[],
+  delayMs = 0,
+): { source: FakeSourceState; fetch: () => Promise<Response> } {
+  const source: FakeSourceState = { requests: 0, fail: false, addresses };
+  const fetch = async (): Promise<Response> => {
+    source.requests++;
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    if (source.fail) return xmlResponse("<Error/>", 500);
+    return xmlResponse(nmagentXml([{
+      mac: "000D3AF9DCA6",
+      subnets: [{
+        prefix: "10.240.0.0/16",
+        primary: "10.240.0.4",
+        addresses: source.addresses,
+      }],
+    }]));
+  };
+  return { source, fetch };
 }

@@ -8,13 +8,16 @@
  * refresh interval has not passed does no network I/O: one locked
  * transaction reads the state, reserves the lowest free address and saves.
  * When a refresh is due, the source is queried with the lock released, and
- * a second transaction merges, reserves and saves.
+ * a second transaction merges, reserves and saves. Concurrent calls of one
+ * engine (the agent's) share one query of a source, and after a failed
+ * query, calls with state to fall back on leave the source alone for a few
+ * seconds (`refresh_gate.ts`).
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { AzureHttpError } from "@vnet/azure";
-import type { FetchFn } from "@vnet/azure";
+import type { FetchFn, HostInterface } from "@vnet/azure";
 import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
 import { formatIpv4Cidr, parseIpv4Cidr } from "@vnet/address";
 import {
@@ -31,7 +34,9 @@ import type {
   AttachmentKey,
 } from "./allocator.ts";
 import type { IpamConfig } from "./config.ts";
+import { readBootId } from "./boot_id.ts";
 import { FileStore } from "./file_store.ts";
+import { RefreshGate } from "./refresh_gate.ts";
 import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
 import type { HostLink, NicSync, PoolSpec, PoolUsage } from "./pool.ts";
 import {
@@ -62,7 +67,10 @@ export interface IpamEngineOptions {
   hostMacs?: () => HostLink[];
   /** Clock in epoch ms. Default `Date.now`. */
   now?: () => number;
-  /** An id of the current boot. Default: the boot time from `osUptime`. */
+  /**
+   * An id of the current boot, compared with `sameBoot()` of
+   * `boot_id.ts`. Default: the boot time from `osUptime` (`readBootId()`).
+   */
   bootId?: () => string;
   /** Bounded lock wait in ms (timeout: code 11). */
   lockTimeoutMs?: number;
@@ -75,18 +83,13 @@ export interface IpamEngineOptions {
 }
 
 /**
- * The boot time in minutes since the epoch, from `Deno.osUptime()`
- * (`--allow-sys=osUptime`). Deno refuses `/proc/sys/kernel/random/boot_id`
- * to anything short of `--allow-all`. A reboot changes the value; a rare
- * minute-boundary wobble only costs one extra source refresh.
+ * The gate key of a source: concurrent calls that ask the same source
+ * share one query, whatever their retries (a caller without state joining
+ * a query without retries fails with 11 when it fails, and is retried).
  */
-function readBootId(): string {
-  try {
-    const bootSec = Date.now() / 1000 - Deno.osUptime();
-    return `boot-minute-${Math.round(bootSec / 60)}`;
-  } catch {
-    return "";
-  }
+function sourceKey(config: IpamConfig): string {
+  const url = config.environment === "imds" ? config.imdsUrl : config.queryUrl;
+  return `${config.environment} ${url}`;
 }
 
 function sourceFailure(config: IpamConfig, cause: unknown): CniError {
@@ -243,6 +246,11 @@ export class IpamEngine {
   #now: () => number;
   #bootId: () => string;
   #source: SourceOptions;
+  /**
+   * One source query at a time, shared by the concurrent calls of this
+   * engine (the agent's bursts), and a back-off after a failure.
+   */
+  #gate: RefreshGate<HostInterface[]>;
 
   /**
    * Creates the engine on `<stateDir>/azure-vnet-ipam.json` (nothing is
@@ -259,7 +267,7 @@ export class IpamEngine {
         : { lockTimeoutMs: options.lockTimeoutMs },
     );
     this.#now = options.now ?? Date.now;
-    this.#bootId = options.bootId ?? readBootId;
+    this.#bootId = options.bootId ?? (() => readBootId());
     this.#source = {
       fetch: options.fetch,
       hostMacs: options.hostMacs,
@@ -267,6 +275,7 @@ export class IpamEngine {
       retries: options.sourceRetries,
       sleep: options.sleep,
     };
+    this.#gate = new RefreshGate({ now: this.#now });
   }
 
   /**
@@ -300,6 +309,7 @@ export class IpamEngine {
     const staticSpecs = config.environment === "static"
       ? poolSpecsFor(config, config.interfaces, this.#source)
       : undefined;
+    const ticket = this.#gate.ticket();
     const first = await this.#store.update<AllocOutcome>((state) => {
       const existing = findReservation(state, key);
       if (
@@ -330,7 +340,10 @@ export class IpamEngine {
     });
     let outcome = first;
     if (first.kind === "refresh") {
-      const fetched = await this.#fetchSpecs(config, first.hadState);
+      const fetched = await this.#fetchSpecs(config, {
+        hadState: first.hadState,
+        ticket,
+      });
       outcome = await this.#store.update<AllocOutcome>((state) => {
         const next = fetched.specs === undefined
           ? state
@@ -452,13 +465,16 @@ export class IpamEngine {
     const staticSpecs = config.environment === "static"
       ? poolSpecsFor(config, config.interfaces, this.#source)
       : undefined;
+    const ticket = this.#gate.ticket();
     const due = await this.#store.update((state) => ({
       value: {
         due: staticSpecs === undefined && this.#refreshDue(state, config),
         hadState: state !== undefined,
       },
     }));
-    const fetched = due.due ? await this.#fetchSpecs(config, due.hadState) : {};
+    const fetched = due.due
+      ? await this.#fetchSpecs(config, { hadState: due.hadState, ticket })
+      : {};
     const specs = staticSpecs ?? fetched.specs;
     const state = await this.#store.update((cur) => {
       if (specs === undefined) return { value: cur };
@@ -512,7 +528,7 @@ export class IpamEngine {
       if (state === undefined) {
         return { value: { added: [], removed: [] } as NicSync };
       }
-      const value = syncNicAddresses(state, nic);
+      const value = syncNicAddresses(state, nic, { now: this.#now() });
       return value.added.length + value.removed.length === 0
         ? { value }
         : { value, next: state };
@@ -527,39 +543,57 @@ export class IpamEngine {
     return out;
   }
 
+  /**
+   * Whether to query the source: the interval passed or the boot changed,
+   * and, with state to fall back on, no query failed in the last few
+   * seconds (the back-off of {@link RefreshGate}).
+   */
   #refreshDue(state: IpamState | undefined, config: IpamConfig): boolean {
     return refreshDue(state, {
       intervalMs: config.queryIntervalMs,
       now: this.#now(),
       bootId: this.#bootId(),
-    });
+    }) && !(state !== undefined && this.#gate.backingOff(sourceKey(config)));
   }
 
-  /** Queries the source outside the lock; the error (logged) on failure. */
+  /**
+   * Queries the source outside the lock, one query at a time for all the
+   * calls of this engine ({@link RefreshGate}); the error (logged once per
+   * query) on failure.
+   */
   async #fetchSpecs(
     config: IpamConfig,
-    hadState: boolean,
+    caller: { hadState: boolean; ticket: number },
   ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
+    const options = {
+      ...this.#source,
+      timeoutMs: this.#source.timeoutMs ?? config.queryTimeoutMs,
+      // With state to fall back on, do not stall the reserve on retries.
+      retries: caller.hadState ? 0 : this.#source.retries,
+    };
+    const key = sourceKey(config);
+    const fetched = await this.#gate.query(key, async () => {
+      try {
+        return await fetchInterfaces(config, options);
+      } catch (error) {
+        log.warn("Refresh from {source} failed: {error}", {
+          source: describeSource(config),
+          error: flattenCause(error),
+        });
+        throw error;
+      }
+    }, { ticket: caller.ticket, fallback: caller.hadState });
+    if (!fetched.ok) return { error: fetched.error };
     try {
-      const nics = await fetchInterfaces(config, {
-        ...this.#source,
-        timeoutMs: this.#source.timeoutMs ?? config.queryTimeoutMs,
-        // With state to fall back on, do not stall the reserve on retries.
-        retries: hadState ? 0 : this.#source.retries,
-      });
-      return { specs: poolSpecsFor(config, nics, this.#source) };
+      return { specs: poolSpecsFor(config, fetched.value, this.#source) };
     } catch (error) {
-      log.warn("Refresh from {source} failed: {error}", {
-        source: describeSource(config),
-        error: flattenCause(error),
-      });
       return { error };
     }
   }
 
   #applyRefresh(state: IpamState | undefined, specs: PoolSpec[]): IpamState {
     const next = state ?? emptyIpamState(this.#bootId());
-    mergePools(next, specs);
+    mergePools(next, specs, { now: this.#now() });
     next.lastRefresh = this.#now();
     next.bootId = this.#bootId();
     return next;

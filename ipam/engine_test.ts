@@ -1,21 +1,11 @@
 import assert from "node:assert/strict";
 import { FakeStore } from "./_fake_store.ts";
-import { parseIpamConfig } from "./config.ts";
+import { ipamConfig } from "./_testing.ts";
 import { IpamEngine } from "./engine.ts";
 
 /** A static config on 10.0.0.0/24 with these `ipam` keys. */
 function staticConfig(ipam: Record<string, unknown>) {
-  return parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: {
-      type: "azure-vnet-ipam",
-      environment: "static",
-      subnet: "10.0.0.0/24",
-      ...ipam,
-    },
-  });
+  return ipamConfig({ environment: "static", subnet: "10.0.0.0/24", ...ipam });
 }
 
 const config = staticConfig({

@@ -25,6 +25,7 @@ import {
   parseIpv4,
   parseIpv4Cidr,
 } from "@vnet/address";
+import { followNicChanges, recordNicChanges } from "./nic_changes.ts";
 import type { AddressRecord, IpamState, PoolState } from "./state.ts";
 
 const log = getLogger(["azure-vnet-ipam", "pool"]);
@@ -274,9 +275,14 @@ function ipv6SubnetSpec(
  * deleted when free, or kept and marked `stale` while held; an address seen
  * again loses `stale`; a pool left with no addresses is deleted. Pool
  * gateway, interface, MAC, priority and primary IPs follow the source.
+ * What the warm pool withdrew from or added to a NIC and the source does
+ * not show yet (`nicChanges`, `nic_changes.ts`) stays withdrawn or added
+ * until the source agrees or the memory expires.
  *
  * @param state The state to update.
  * @param specs The fresh view.
+ * @param options The current time (epoch ms, default `Date.now()`), for
+ * the memory of NIC changes.
  *
  * @example Usage
  * ```ts
@@ -289,9 +295,16 @@ function ipv6SubnetSpec(
  * assert.deepEqual(state.pools["10.1.0.0/24"]?.addresses, { "10.1.0.5": {} });
  * ```
  */
-export function mergePools(state: IpamState, specs: readonly PoolSpec[]): void {
+export function mergePools(
+  state: IpamState,
+  specs: readonly PoolSpec[],
+  options: { now?: number } = {},
+): void {
   const seen = new Set<string>();
-  for (const spec of specs) {
+  const taken = followNicChanges(state, specs, {
+    now: options.now ?? Date.now(),
+  });
+  for (const [i, spec] of specs.entries()) {
     seen.add(spec.subnet);
     const old = state.pools[spec.subnet];
     const pool: PoolState = {
@@ -303,8 +316,9 @@ export function mergePools(state: IpamState, specs: readonly PoolSpec[]): void {
       addresses: {},
     };
     if (spec.ifName !== undefined) pool.ifName = spec.ifName;
-    const fresh = new Set(spec.addresses);
-    for (const ip of spec.addresses) {
+    const addresses = taken[i] ?? spec.addresses;
+    const fresh = new Set(addresses);
+    for (const ip of addresses) {
       const rec = old?.addresses[ip];
       if (rec === undefined) pool.addresses[ip] = {};
       else if (rec.stale === undefined) {
@@ -390,11 +404,14 @@ export interface NicSync {
  * addresses that fall in their subnet, as ARM reports them after a warm
  * pool update (#16): new ones become free records; free records the NIC no
  * longer has are dropped. Held, stale and primary addresses, and the
- * network, gateway and broadcast addresses, are never touched. Pure; the
- * caller saves.
+ * network, gateway and broadcast addresses, are never touched. What it
+ * adds and removes is remembered in the state for a few minutes
+ * (`recordNicChanges()`), so that a refresh from a source that lags ARM
+ * does not undo it. Pure; the caller saves.
  *
  * @param state The state, changed in place.
  * @param nic The NIC's MAC (any form) and its secondary addresses.
+ * @param options The current time (epoch ms, default `Date.now()`).
  * @returns The addresses added and removed.
  *
  * @example Usage
@@ -413,6 +430,7 @@ export interface NicSync {
 export function syncNicAddresses(
   state: IpamState,
   nic: { macAddress: string; addresses: readonly string[] },
+  options: { now?: number } = {},
 ): NicSync {
   const mac = azureMac(nic.macAddress);
   const added: string[] = [];
@@ -447,5 +465,10 @@ export function syncNicAddresses(
     pool.addresses = sortAddresses(pool.addresses);
   }
   const byIp = (a: string, b: string) => parseIpv4(a) - parseIpv4(b);
+  if (added.length + removed.length > 0) {
+    recordNicChanges(state, { macAddress: mac, added, removed }, {
+      now: options.now ?? Date.now(),
+    });
+  }
   return { added: added.sort(byIp), removed: removed.sort(byIp) };
 }

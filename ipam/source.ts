@@ -9,6 +9,7 @@ import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
 import type { FetchFn, HostInterface } from "@vnet/azure";
 import { redactUrl } from "@vnet/cni";
 import { azureMac } from "@vnet/address";
+import { sameBoot } from "./boot_id.ts";
 import type { IpamConfig } from "./config.ts";
 import { poolSpecsFromInterfaces } from "./pool.ts";
 import type { HostLink, PoolSpec } from "./pool.ts";
@@ -91,7 +92,8 @@ export function describeSource(config: IpamConfig): string {
 
 /**
  * Whether a (network) refresh is due: no state yet, never refreshed, the
- * interval passed, the clock went backwards, or the host rebooted.
+ * interval passed, the clock went backwards, or the host rebooted (the boot
+ * id changed beyond the wobble that `sameBoot()` allows).
  *
  * @param state The persisted state.
  * @param options Interval, current time and boot id.
@@ -102,7 +104,7 @@ export function refreshDue(
   options: { intervalMs: number; now: number; bootId: string },
 ): boolean {
   if (state === undefined || state.lastRefresh <= 0) return true;
-  if (state.bootId !== options.bootId) return true;
+  if (!sameBoot(state.bootId, options.bootId)) return true;
   const age = options.now - state.lastRefresh;
   return age < 0 || age >= options.intervalMs;
 }

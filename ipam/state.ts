@@ -22,8 +22,12 @@
  * (`namespace/name` from `CNI_ARGS`) on a held address, and `lastPod` with
  * `releasedAt` (epoch ms) on a free address that a pod released. An older
  * reader keeps them as unknown fields and drops them on its next release;
- * that only forgets the memory. `lastRefresh` is the epoch time (ms) of the last successful
- * source refresh, 0 when never; `bootId` is the kernel boot id at that time.
+ * that only forgets the memory. The warm pool's NIC changes that the source
+ * does not show yet (`nicChanges`, per MAC: `removed` and `added`, address
+ * to expiry in epoch ms) are optional too, and an older reader keeps them
+ * as an unknown field. `lastRefresh` is the epoch time (ms) of the last successful
+ * source refresh, 0 when never; `bootId` names the boot at that time
+ * (`boot-minute-<N>`, `boot_id.ts`; any string parses).
  *
  * @module
  */
@@ -81,15 +85,39 @@ export interface PoolState {
   addresses: Record<string, AddressRecord>;
 }
 
+/**
+ * What the warm pool changed on one NIC through ARM that the source (the
+ * wireserver or IMDS, which lag ARM) may not show yet: address to expiry,
+ * epoch ms (`nic_changes.ts`).
+ */
+export interface NicChanges {
+  /**
+   * Withdrawn from the pools (ARM is removing them): a refresh that still
+   * lists one does not bring it back.
+   */
+  readonly removed?: Readonly<Record<string, number>>;
+  /**
+   * Added to the pools (ARM added them): a refresh that does not list one
+   * yet does not drop it.
+   */
+  readonly added?: Readonly<Record<string, number>>;
+}
+
 /** The whole state document. */
 export interface IpamState {
   version: typeof IPAM_STATE_VERSION;
   /** Epoch ms of the last successful refresh; 0 when never. */
   lastRefresh: number;
-  /** `/proc/sys/kernel/random/boot_id` at the last refresh. */
+  /** The boot at the last refresh (`readBootId()` of `boot_id.ts`). */
   bootId: string;
   /** Pools keyed by subnet CIDR. */
   pools: Record<string, PoolState>;
+  /**
+   * The warm pool's NIC changes the source may not show yet, by MAC;
+   * absent when there are none (older files lack it). Replaced, never
+   * edited, by an update.
+   */
+  nicChanges?: Readonly<Record<string, NicChanges>>;
 }
 
 /** A new, empty state. */
@@ -99,6 +127,20 @@ export function emptyIpamState(bootId: string): IpamState {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** An address-to-expiry map, or absent. */
+function validExpiries(v: unknown): boolean {
+  return v === undefined ||
+    (isObject(v) && Object.values(v).every((t) => typeof t === "number"));
+}
+
+/** `nicChanges`: per MAC, optional `removed` and `added` expiry maps. */
+function validNicChanges(v: unknown): boolean {
+  return isObject(v) &&
+    Object.values(v).every((nic) =>
+      isObject(nic) && validExpiries(nic.removed) && validExpiries(nic.added)
+    );
 }
 
 function corrupt(path: string, why: string): CniError {
@@ -163,6 +205,9 @@ export function parseIpamState(
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (!isObject(rec)) throw corrupt(path, `address "${ip}" is malformed`);
     }
+  }
+  if (value.nicChanges !== undefined && !validNicChanges(value.nicChanges)) {
+    throw corrupt(path, `"nicChanges" is malformed`);
   }
   return {
     ...value,

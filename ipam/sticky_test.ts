@@ -3,23 +3,17 @@ import { parseCniArgs } from "@vnet/cni";
 import { FakeStore } from "./_fake_store.ts";
 import { allocate, release } from "./allocator.ts";
 import { podOf } from "./cni_request.ts";
-import { parseIpamConfig } from "./config.ts";
+import { ipamConfig } from "./_testing.ts";
 import { IpamEngine } from "./engine.ts";
 import { parseIpamState } from "./state.ts";
 import type { IpamState } from "./state.ts";
 
 function conf(ipam: Record<string, unknown>) {
-  return parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: {
-      type: "azure-vnet-ipam",
-      environment: "static",
-      subnet: "10.0.0.0/24",
-      addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7"],
-      ...ipam,
-    },
+  return ipamConfig({
+    environment: "static",
+    subnet: "10.0.0.0/24",
+    addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7"],
+    ...ipam,
   });
 }
 
