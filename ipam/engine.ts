@@ -241,14 +241,28 @@ export interface NetworkScope {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
+/** The process's gates, one per `fetch` (the real one in production). */
+const GATES = new WeakMap<object, RefreshGate<HostInterface[]>>();
+
+/** The gate that the engines on `fetch` share. */
+function processGate(fetch: object): RefreshGate<HostInterface[]> {
+  let gate = GATES.get(fetch);
+  if (gate === undefined) {
+    gate = new RefreshGate();
+    GATES.set(fetch, gate);
+  }
+  return gate;
+}
+
 export class IpamEngine {
   #store: IpamStore;
   #now: () => number;
   #bootId: () => string;
   #source: SourceOptions;
   /**
-   * One source query at a time, shared by the concurrent calls of this
-   * engine (the agent's bursts), and a back-off after a failure.
+   * One source query at a time, shared by the concurrent calls of every
+   * engine of the process on the same `fetch` (the agent makes an engine
+   * per call), and a back-off after a failure.
    */
   #gate: RefreshGate<HostInterface[]>;
 
@@ -275,7 +289,10 @@ export class IpamEngine {
       retries: options.sourceRetries,
       sleep: options.sleep,
     };
-    this.#gate = new RefreshGate({ now: this.#now });
+    // An injected clock gets a gate of its own (tests).
+    this.#gate = options.now === undefined
+      ? processGate(options.fetch ?? globalThis.fetch)
+      : new RefreshGate({ now: this.#now });
   }
 
   /**

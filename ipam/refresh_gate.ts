@@ -1,9 +1,9 @@
 /**
- * Source queries shared by the concurrent callers of one engine (single
- * flight), with a short back-off after a failure. In the agent, one engine
- * serves many ADDs at once: without this, every ADD that found a refresh
- * due queried the wireserver or IMDS itself (50 concurrent ADDs made 50
- * requests; IMDS allows 5 a second).
+ * Source queries shared by concurrent callers (single flight), with a
+ * short back-off after a failure. The engines of one process share a gate
+ * (`IpamEngine`): in the agent, many ADDs run at once, and without it every
+ * ADD that found a refresh due queried the wireserver or IMDS itself (50
+ * concurrent ADDs made 50 requests; IMDS allows 5 a second).
  *
  * @module
  */

@@ -49,6 +49,29 @@ Deno.test("IpamEngine.reserve() makes one source request for concurrent reserves
       assert.equal(source.requests, 1);
     });
   }
+  await t.step(
+    "an engine per call on the state file, as the agent makes them",
+    async () => {
+      const { source, fetch } = fakeSource(secondaries(60), 5);
+      const stateDir = await Deno.makeTempDir({ prefix: "cnitest-ipam-" });
+      try {
+        const config = wireserverConfig();
+        const got = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            new IpamEngine({
+              stateDir,
+              fetch,
+              hostMacs: () => LINKS,
+              bootId: () => "b",
+            }).reserve({ containerId: `c${i}`, ifName: "eth0" }, { config })),
+        );
+        assert.equal(new Set(got.map((r) => r.ip)).size, 50);
+        assert.equal(source.requests, 1);
+      } finally {
+        await Deno.remove(stateDir, { recursive: true });
+      }
+    },
+  );
   await t.step("on the state file, a fresh node", async () => {
     const { source, fetch } = fakeSource(secondaries(60), 5);
     const stateDir = await Deno.makeTempDir({ prefix: "cnitest-ipam-" });
