@@ -182,10 +182,24 @@ Deno.test("azure-vnet transparent mode: ADD two pods, pings, node and pod state,
     assert.match(String(noNeigh.json?.msg), /neighbour "169\.254\.1\.1"/);
   });
 
-  await t.step("a repeated ADD returns the recorded result", async () => {
-    const again = await n.run("ADD", c, n.env("pod2", p2));
-    assert.deepEqual(again.json, r2.json);
-  });
+  await t.step(
+    "a repeated ADD of the attachment CHECK found broken attaches it again, whole, with its address",
+    async () => {
+      const again = await n.run("ADD", c, n.env("pod2", p2));
+      assert.equal(again.code, 0, JSON.stringify(again.json));
+      assert.deepEqual(again.json?.ips, r2.json?.ips);
+      const check = await n.run(
+        "CHECK",
+        { ...c, prevResult: again.json },
+        n.env("pod2", p2),
+      );
+      assert.equal(check.code, 0, JSON.stringify(check.json));
+      assert.ok(await p2.ping("10.100.0.1"), "pod2 -> gateway");
+      // Whole now: the next repeated ADD returns the same result.
+      const same = await n.run("ADD", c, n.env("pod2", p2));
+      assert.deepEqual(same.json, again.json);
+    },
+  );
 
   await t.step(
     "DEL removes the veth and its /32 route and releases the IP; DEL again succeeds",

@@ -66,9 +66,15 @@ export class FakeIpam implements IpamRoute {
     this.held.delete(`${k.containerId}/${k.ifName}`);
     return Promise.resolve();
   }
-  reserved(): Promise<string[] | undefined> {
-    // As the in-process route before any IPAM state file exists.
-    return Promise.resolve([]);
+  reserved(args: CmdArgs): Promise<string[] | undefined> {
+    // As the in-process route: what the attachment holds.
+    const ip = this.held.get(`${args.containerId}/${args.ifName}`);
+    if (ip === undefined) return Promise.resolve([]);
+    return Promise.resolve(
+      this.dualStack ? [`${ip}/24`, `fd00::${ip.split(".")[3]}/64`] : [
+        `${ip}/24`,
+      ],
+    );
   }
   check(): Promise<void> {
     return Promise.resolve();

@@ -373,6 +373,36 @@ Deno.test("cmdAdd() is idempotent for the same container and ifname", async () =
   assert.equal(env.kernel.calls.length, 1);
 });
 
+Deno.test("cmdAdd() repeated after a DEL killed halfway attaches the pod again, whole", async (t) => {
+  await t.step("the neighbour and the rules were gone", async () => {
+    await using env = await setup();
+    const { handlers, kernel, rules } = env;
+    const a = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+    // What a DEL killed after its first steps leaves: the pod end is there.
+    kernel.hostNs.neighDel("azure0", "10.0.0.5");
+    for (const r of rules.matching(/10\.0\.0\.5/)) {
+      await rules.run(["-t", "nat", "-D", "PREROUTING", ...r.split(" ")]);
+    }
+    const b = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+    assert.deepEqual(b.ips, a.ips);
+    assert.ok(
+      kernel.hostNs.neighs("azure0").some((n) => n.ip === "10.0.0.5"),
+      "the neighbour is back",
+    );
+    assert.equal(rules.matching(/10\.0\.0\.5/).length, 2);
+    await handlers.cmdCheck?.(makeArgs("CHECK", "c1"));
+  });
+  await t.step("the IPAM had released the address", async () => {
+    await using env = await setup();
+    const { handlers, ipam } = env;
+    await handlers.cmdAdd(makeArgs("ADD", "c1"));
+    ipam.held.delete("c1/eth0");
+    await handlers.cmdAdd(makeArgs("ADD", "c1"));
+    assert.deepEqual(ipam.calls, ["ADD c1", "ADD c1"]);
+    assert.ok(ipam.held.has("c1/eth0"), "held again");
+  });
+});
+
 Deno.test("cmdAdd() moves the master's address and routes to the bridge with its MAC", async () => {
   await using env = await setup();
   await env.handlers.cmdAdd(makeArgs("ADD", "c1"));

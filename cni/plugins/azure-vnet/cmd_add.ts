@@ -109,10 +109,50 @@ async function ensureNetwork(
 }
 
 /**
- * Returns the recorded result when the attachment is already in place in
- * the netns asked for; otherwise releases its old host side (another
- * netns, or the pod end is gone) and forgets the record, so that ADD
- * attaches it again. IPAM hands back the same reservation.
+ * What keeps a recorded attachment from being returned as it is: its pod
+ * end is not in the netns asked for, CHECK finds a part of it missing (a
+ * DEL killed halfway left the pod end but took its neighbour, say), or the
+ * IPAM no longer holds its addresses (that DEL released them).
+ */
+async function brokenAttachment(
+  ctx: AzureVnetContext,
+  spec: {
+    args: CmdArgs;
+    inv: Invocation;
+    host: KernelNs;
+    recorded: EndpointRecord;
+    network: NetworkRecord | undefined;
+  },
+): Promise<string | undefined> {
+  const { args, inv, host, recorded, network } = spec;
+  const pod = podEnd(ctx.kernel(), host, {
+    netns: args.netns,
+    ifName: args.ifName,
+    hostVeth: recorded.hostVeth,
+  });
+  if (pod === undefined || pod.link.mac !== recorded.podMac) {
+    return `recorded in netns "${recorded.netns}", not attached in "${args.netns}"`;
+  }
+  if (network === undefined) return "its network is not recorded";
+  const problems = await modeDriver(network.mode).checkEndpoint(
+    { kernel: ctx.kernel(), ebtables: ctx.ebtables },
+    { ep: recorded, net: network, netns: args.netns },
+  );
+  if (problems.length > 0) return problems.join("; ");
+  const held = await inv.ipam.reserved(args);
+  const lost = held === undefined
+    ? []
+    : recorded.addresses.filter((a) => !held.includes(a));
+  return lost.length > 0
+    ? `the IPAM no longer holds ${lost.join(", ")}`
+    : undefined;
+}
+
+/**
+ * Returns the recorded result when the attachment is whole in the netns
+ * asked for; otherwise releases its old host side and forgets the record,
+ * so that ADD attaches it again. IPAM hands back the same reservation
+ * when it still holds it.
  */
 async function reuseOrRelease(
   ctx: AzureVnetContext,
@@ -124,23 +164,16 @@ async function reuseOrRelease(
     network: NetworkRecord | undefined;
   },
 ): Promise<Result | undefined> {
-  const { args, inv, host, recorded } = spec;
+  const { inv, host, recorded } = spec;
   const { cfg, key } = inv;
-  const pod = podEnd(ctx.kernel(), host, {
-    netns: args.netns,
-    ifName: args.ifName,
-    hostVeth: recorded.hostVeth,
-  });
-  if (pod !== undefined && pod.link.mac === recorded.podMac) {
+  const broken = await brokenAttachment(ctx, spec);
+  if (broken === undefined) {
     log.info("ADD {key}: already attached, returning the recorded result", {
       key,
     });
     return withDns(recorded.result, cfg.dns ?? recorded.result.dns);
   }
-  log.warn(
-    "ADD {key}: recorded in netns {old}, not attached in {netns}: re-attaching",
-    { key, old: recorded.netns, netns: args.netns },
-  );
+  log.warn("ADD {key}: {broken}: re-attaching", { key, broken });
   const errors = await deleteEndpoint(
     { kernel: ctx.kernel(), host, ebtables: ctx.ebtables },
     { hostVeth: recorded.hostVeth, network: spec.network, pod: recorded },
