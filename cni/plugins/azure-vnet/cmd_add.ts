@@ -108,6 +108,15 @@ async function ensureNetwork(
   }, ctx.lock);
 }
 
+/** A repeated ADD's call, and the attachment recorded for it. */
+interface RecordedAttachment {
+  readonly args: CmdArgs;
+  readonly inv: Invocation;
+  readonly host: KernelNs;
+  readonly recorded: EndpointRecord;
+  readonly network: NetworkRecord | undefined;
+}
+
 /**
  * What keeps a recorded attachment from being returned as it is: its pod
  * end is not in the netns asked for, CHECK finds a part of it missing (a
@@ -116,13 +125,7 @@ async function ensureNetwork(
  */
 async function brokenAttachment(
   ctx: AzureVnetContext,
-  spec: {
-    args: CmdArgs;
-    inv: Invocation;
-    host: KernelNs;
-    recorded: EndpointRecord;
-    network: NetworkRecord | undefined;
-  },
+  spec: RecordedAttachment,
 ): Promise<string | undefined> {
   const { args, inv, host, recorded, network } = spec;
   const pod = podEnd(ctx.kernel(), host, {
@@ -156,13 +159,7 @@ async function brokenAttachment(
  */
 async function reuseOrRelease(
   ctx: AzureVnetContext,
-  spec: {
-    args: CmdArgs;
-    inv: Invocation;
-    host: KernelNs;
-    recorded: EndpointRecord;
-    network: NetworkRecord | undefined;
-  },
+  spec: RecordedAttachment,
 ): Promise<Result | undefined> {
   const { inv, host, recorded } = spec;
   const { cfg, key } = inv;
