@@ -104,8 +104,9 @@ export interface AgentServerOptions {
   /**
    * Why a request must run in the plugin's own process instead (a delegate
    * this process may not exec), or undefined to serve it. Asked before the
-   * request waits for anything; such a request is handed back unrun
-   * (`inProcess`).
+   * request waits for anything, and only for a forwarder that asks for
+   * progress frames (one that knows `inProcess`); such a request is handed
+   * back unrun.
    */
   handBack?: (request: AgentRequest, stdin: Uint8Array) => string | undefined;
   /**
@@ -113,7 +114,19 @@ export interface AgentServerOptions {
    * {@link REQUEST_READ_TIMEOUT_MS}.
    */
   readTimeoutMs?: number;
+  /**
+   * How long a call waits for the earlier calls of its attachment; default
+   * {@link ATTACHMENT_WAIT_MS}. Past it, it gets code 11 and the runtime
+   * retries.
+   */
+  attachmentWaitMs?: number;
 }
+
+/**
+ * How long a call waits behind an earlier call of the same attachment (one
+ * stuck in the kernel, say) before it gets code 11 instead.
+ */
+export const ATTACHMENT_WAIT_MS = 60_000;
 
 /**
  * How long a connection may take to send its request. The forwarder sends
@@ -371,17 +384,30 @@ export class AgentServer implements AsyncDisposable {
    *
    * @returns The release.
    */
-  async #attachment(key: string): Promise<() => void> {
+  async #attachment(key: string): Promise<(() => void) | undefined> {
     const before = this.#attachments.get(key);
     let release!: () => void;
     const mine = new Promise<void>((resolve) => release = resolve);
     const tail = (before ?? Promise.resolve()).then(() => mine);
     this.#attachments.set(key, tail);
-    await before;
-    return () => {
+    const done = () => {
       release();
       if (this.#attachments.get(key) === tail) this.#attachments.delete(key);
     };
+    if (before === undefined) return done;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waitMs = this.#options.attachmentWaitMs ?? ATTACHMENT_WAIT_MS;
+    const outcome = await Promise.race([
+      before.then(() => "turn" as const),
+      new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), waitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome === "turn") return done;
+    // Gave up: the next in line still waits for the one before this.
+    done();
+    return undefined;
   }
 
   async #serve(conn: Deno.Conn): Promise<void> {
@@ -497,7 +523,11 @@ export class AgentServer implements AsyncDisposable {
     if (command === "VERSION") {
       return await this.#run(request, stdin, { idle: (wait) => wait });
     }
-    const why = this.#options.handBack?.(request, stdin);
+    // Only a forwarder that knows the hand-back (it asks for progress
+    // frames) gets one; an older one is served as before.
+    const why = request.progress === true
+      ? this.#options.handBack?.(request, stdin)
+      : undefined;
     if (why !== undefined) {
       log.debug("Handed back {plugin} {command} {containerId}: {why}", {
         plugin: request.plugin,
@@ -516,11 +546,31 @@ export class AgentServer implements AsyncDisposable {
     const hungUp = watchHangUp(conn);
     const id = env.CNI_CONTAINERID ?? "";
     if (id !== "" && ATTACHMENT_COMMANDS.has(command)) {
-      held.push(
-        await this.#attachment(
-          `${request.plugin}\0${id}\0${env.CNI_IFNAME ?? ""}`,
-        ),
+      const turn = await this.#attachment(
+        `${request.plugin}\0${id}\0${env.CNI_IFNAME ?? ""}`,
       );
+      if (turn === undefined) {
+        log.warning(
+          "{plugin} {command} {containerId} {ifName}: an earlier call for it still runs after {seconds} s",
+          {
+            plugin: request.plugin,
+            command,
+            containerId: id,
+            ifName: env.CNI_IFNAME ?? "",
+            seconds: (this.#options.attachmentWaitMs ?? ATTACHMENT_WAIT_MS) /
+              1000,
+          },
+        );
+        return {
+          code: 1,
+          stdout: errorDocument(
+            11,
+            `An earlier call for container "${id}" still runs in the azure-vnet agent`,
+            { stdin },
+          ),
+        };
+      }
+      held.push(turn);
     }
     await this.#slot();
     let slotted = true;

@@ -443,7 +443,8 @@ Deno.test("AgentServer hands a request back unrun when told to; the forwarder ru
     assert.equal(new TextDecoder().decode(got), CONF);
     assert.deepEqual(seen, [CONF]);
     assert.equal(ran, 0);
-    // A forwarder that predates the hand-back prints "try again later".
+    // A forwarder that predates the hand-back (no progress frames asked
+    // for) would print the hand-back as an error: the agent serves it.
     const conn = await send(dir, {
       CNI_COMMAND: "ADD",
       CNI_CONTAINERID: "c",
@@ -451,9 +452,9 @@ Deno.test("AgentServer hands a request back unrun when told to; the forwarder ru
     });
     const raw = await replyOf(conn);
     conn.close();
-    assert.ok(raw.inProcess === true, "handed back");
+    assert.ok(raw.inProcess === undefined, "not handed back");
+    assert.equal(ran, 1, "served by the agent");
     assert.equal(raw.code, 1);
-    assert.equal(JSON.parse(raw.stdout).code, 11);
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
@@ -565,4 +566,36 @@ Deno.test("AgentServer frees a request's slot while its handler waits idle, and 
       "ADD waiting done",
     ]);
   }, { maxConcurrent: 1 });
+});
+
+Deno.test("AgentServer gives a call code 11 when an earlier call of its attachment runs past the wait; the line moves on", async () => {
+  const { vnet, release, started } = gatedDel();
+  const dir = await Deno.makeTempDir();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    attachmentWaitMs: 100,
+  });
+  try {
+    const stuck = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "p" });
+    await until(() => started() === 1);
+    const late = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "p" });
+    const reply = await replyOf(late);
+    late.close();
+    assert.equal(reply.code, 1);
+    assert.equal(JSON.parse(reply.stdout).code, 11);
+    assert.match(JSON.parse(reply.stdout).msg, /earlier call .* still runs/);
+    assert.equal(started(), 1, "the late one never ran");
+    release();
+    assert.equal((await replyOf(stuck)).code, 0);
+    stuck.close();
+    const next = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "p" });
+    assert.equal((await replyOf(next)).code, 0);
+    next.close();
+    assert.equal(started(), 2);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -456,9 +456,9 @@ export function withScaleUpWait(
             err.code !== PLUGIN_CODES.poolExhausted || pool.pool.atLimit
           ) throw err;
           const left = deadline - Date.now();
-          const grown = left > 0 ? pool.pool.waitForGrowth(left) : false;
+          const grown = left > 0 ? idle(pool.pool.waitForGrowth(left)) : false;
           pool.pool.kick();
-          if (!await idle(Promise.resolve(grown))) {
+          if (!await grown) {
             if (pool.pool.atLimit) throw err;
             throw new CniError(
               CODES.tryAgainLater,
