@@ -184,7 +184,7 @@ Deno.test("state gc keeps a live pod whose netns path it cannot see, and refuses
   );
 
   await t.step(
-    "gc in a netns without the bridge refuses and changes nothing",
+    "gc in a netns without the node's NIC (a pod's) refuses and changes nothing",
     async () => {
       const before = await snapshot();
       for (const dry of [["--dry-run"], []]) {
@@ -196,7 +196,7 @@ Deno.test("state gc keeps a live pod whose netns path it cannot see, and refuses
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.match(
           r.stderr,
-          /bridge "azure0" of network "azure" does not exist in this network namespace/,
+          /master "eth0" \(MAC .*\) of network "azure" is not in this network namespace/,
         );
         assert.equal(r.stdout, "");
       }

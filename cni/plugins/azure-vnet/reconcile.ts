@@ -35,7 +35,7 @@ import {
   readIpamState,
 } from "@vnet/ipam";
 import { Ebtables } from "./ebtables.ts";
-import type { EbtablesRule } from "./ebtables_rules.ts";
+import { canonicalMac, type EbtablesRule } from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { findLeftovers, type Leftovers } from "./leftovers.ts";
@@ -325,18 +325,27 @@ export async function reconcileState(
 }
 
 /**
- * Refuses a netns that lacks a recorded bridge: run anywhere but the
- * node's netns (a container without the host's network), the reconcile
- * would see every endpoint's veth as gone and remove them all.
+ * Refuses a netns that lacks a recorded network's master NIC with its MAC:
+ * run anywhere but the node's netns (a container without the host's
+ * network), the reconcile would see every endpoint's veth as gone and
+ * remove them all. A node that lost its bridge (a reboot) still has its
+ * NIC: there the pods are gone, and so go their records.
  */
 function refuseElsewhere(
   host: KernelNs,
   spec: { stateDir: string; state: AzureVnetState },
 ): void {
   for (const net of Object.values(spec.state.networks)) {
-    if (net.mode !== "bridge" || host.link(net.bridge) !== undefined) continue;
+    // The node's NIC keeps its MAC, bridged or not, across reboots; another
+    // namespace (a pod's, a debug container's) may have an `eth0`, not it.
+    const mac = host.link(net.master)?.mac;
+    if (
+      mac !== undefined && canonicalMac(mac) === canonicalMac(net.masterMac)
+    ) {
+      continue;
+    }
     throw new Deno.errors.NotFound(
-      `Cannot reconcile "${spec.stateDir}": bridge "${net.bridge}" of network "${net.name}" does not exist in this network namespace, where every endpoint's veth would look gone; run it in the node's network namespace, or, on a node that lost the bridge (a reboot), once the next ADD has rebuilt it`,
+      `Cannot reconcile "${spec.stateDir}": master "${net.master}" (MAC ${net.masterMac}) of network "${net.name}" is not in this network namespace, where every endpoint's veth would look gone; run it in the node's network namespace`,
     );
   }
 }

@@ -5,7 +5,7 @@ import { FakeKernel } from "./_fake_kernel.ts";
 import { Ebtables } from "./ebtables.ts";
 import { arpReplyRule, podDnatRule } from "./ebtables_rules.ts";
 import { reconcileState } from "./reconcile.ts";
-import type { EndpointRecord } from "./state.ts";
+import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
 import { withState } from "./state.ts";
 
@@ -31,7 +31,7 @@ async function fixture(dir: string) {
   const kernel = new FakeKernel();
   const host = kernel.hostNs;
   host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
-  host.addLink("eth0");
+  host.addLink("eth0", { mac: NET.masterMac });
   host.setMaster("eth0", "azure0");
   for (const v of ["azvlive", "azvleft"]) {
     host.addLink(v, { kind: "veth" });
@@ -235,7 +235,7 @@ Deno.test("reconcileState() keeps a live endpoint whose netns path it cannot see
   }
 });
 
-Deno.test("reconcileState() refuses, changing nothing, where a recorded bridge does not exist (another netns)", async (t) => {
+Deno.test("reconcileState() refuses, changing nothing, where a recorded network's master NIC is not (another netns)", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
     const { fake, ebtables } = await fixture(dir);
@@ -260,7 +260,7 @@ Deno.test("reconcileState() refuses, changing nothing, where a recorded bridge d
           {
             name: "NotFound",
             message:
-              /Cannot reconcile ".*": bridge "azure0" of network "azure" does not exist in this network namespace/,
+              /Cannot reconcile ".*": master "eth0" \(MAC .*\) of network "azure" is not in this network namespace/,
           },
         );
         assert.deepEqual(await files(), before);
@@ -287,6 +287,69 @@ Deno.test("reconcileState() with dryRun changes nothing", async () => {
     assert.equal(await Deno.readTextFile(`${dir}/azure-vnet.json`), before);
     assert.ok(host.link("azvleft") !== undefined);
     assert.equal(fake.rules.length, rules);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() refuses a transparent network's state where its master NIC is not, changing nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const transparent: NetworkRecord = {
+      name: "azure",
+      mode: "transparent",
+      master: "eth0",
+      masterMac: NET.masterMac,
+      masterMtu: 1500,
+      subnet: "10.0.0.0/24",
+      gateway: "10.0.0.1",
+      createdAt: "",
+      forwardingSet: false,
+    };
+    await withState(dir, async (s) => {
+      s.state.networks.azure = transparent;
+      s.state.endpoints["live/eth0"] = ep(
+        "live",
+        "10.0.0.5",
+        "02:00:00:00:00:05",
+      );
+      await s.save();
+    });
+    const before = await Deno.readTextFile(`${dir}/azure-vnet.json`);
+    // A debug container: an eth0 of its own, none of the node's veths.
+    const elsewhere = new FakeKernel();
+    elsewhere.hostNs.addLink("eth0");
+    const fake = new FakeEbtables();
+    await assert.rejects(
+      reconcileState(dir, {
+        kernel: elsewhere,
+        ebtables: new Ebtables({ run: fake.run, restore: fake.restore }),
+        graceMs: 0,
+      }),
+      { name: "NotFound", message: /is not in this network namespace/ },
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/azure-vnet.json`), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() on a node that lost its bridge (a reboot) removes the records of the pods that went with it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { fake, ebtables } = await fixture(dir);
+    // After the reboot: the NIC, with its MAC; no bridge, no veth, no rule.
+    const rebooted = new FakeKernel();
+    rebooted.hostNs.addLink("eth0", { mac: NET.masterMac });
+    fake.rules = [];
+    const report = await reconcileState(dir, {
+      kernel: rebooted,
+      ebtables,
+      graceMs: 0,
+    });
+    assert.ok(!report.failed, JSON.stringify(report));
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/azure-vnet.json`));
+    assert.deepEqual(Object.keys(state.endpoints), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
