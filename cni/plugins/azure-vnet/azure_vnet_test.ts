@@ -392,6 +392,21 @@ Deno.test("cmdAdd() repeated after a DEL killed halfway attaches the pod again, 
     assert.equal(rules.matching(/10\.0\.0\.5/).length, 2);
     await handlers.cmdCheck?.(makeArgs("CHECK", "c1"));
   });
+  await t.step(
+    "not over the node's own rules, which attaching again cannot mend",
+    async () => {
+      await using env = await setup();
+      const { handlers, rules, kernel } = env;
+      const a = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+      for (const r of rules.matching(/snat/, "POSTROUTING")) {
+        await rules.run(["-t", "nat", "-D", "POSTROUTING", ...r.split(" ")]);
+      }
+      const calls = kernel.calls.length;
+      const b = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+      assert.deepEqual(b, a, "the recorded result, nothing re-made");
+      assert.equal(kernel.calls.length, calls);
+    },
+  );
   await t.step("the IPAM had released the address", async () => {
     await using env = await setup();
     const { handlers, ipam } = env;

@@ -135,7 +135,10 @@ export const BRIDGE_MODE: ModeDriver = {
       }
     }
     problems.push(...checkPodEnd(ctx.kernel, { ep, netns: spec.netns }));
-    const rules = [...hostRules(net), ...podRules(net.master, ep)];
+    const rules = [
+      ...spec.scope === "endpoint" ? [] : hostRules(net),
+      ...podRules(net.master, ep),
+    ];
     for (const rule of await ctx.ebtables.missing(rules)) {
       problems.push(
         `ebtables rule missing: ${rule.chain} ${rule.args.join(" ")}`,

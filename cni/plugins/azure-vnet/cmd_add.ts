@@ -139,7 +139,7 @@ async function brokenAttachment(
   if (network === undefined) return "its network is not recorded";
   const problems = await modeDriver(network.mode).checkEndpoint(
     { kernel: ctx.kernel(), ebtables: ctx.ebtables },
-    { ep: recorded, net: network, netns: args.netns },
+    { ep: recorded, net: network, netns: args.netns, scope: "endpoint" },
   );
   if (problems.length > 0) return problems.join("; ");
   const held = await inv.ipam.reserved(args);

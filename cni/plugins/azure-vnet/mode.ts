@@ -34,6 +34,12 @@ export interface ModeCheckSpec {
   readonly net: NetworkRecord;
   /** `CNI_NETNS`. */
   readonly netns: string;
+  /**
+   * `"endpoint"`: only what belongs to this attachment (a repeated ADD
+   * re-attaches what it finds broken, which cannot mend the node's own
+   * rules or forwarding); default everything CHECK checks.
+   */
+  readonly scope?: "endpoint" | "all";
 }
 
 /** What one attachment without a record may have left (DEL). */

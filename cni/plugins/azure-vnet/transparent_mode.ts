@@ -462,7 +462,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
           }
         }
       }
-      for (const f of families) {
+      for (const f of spec.scope === "endpoint" ? [] : families) {
         if (host.sysctl(f.forwarding) !== "1") {
           problems.push(
             `${f === V4 ? "IPv4" : "IPv6"} forwarding is off on the node`,
