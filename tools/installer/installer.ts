@@ -48,7 +48,8 @@ export interface InstallOptions extends ConflistOptions {
   /**
    * Where to write the agent's systemd unit (such as
    * `/etc/systemd/system`); default: where the earlier install wrote it,
-   * else no unit. The installer never runs `systemctl`.
+   * if that file is still there, else no unit. The installer never runs
+   * `systemctl`.
    */
   systemdDir?: string;
   /**
@@ -299,6 +300,17 @@ async function readTextOrUndefined(path: string): Promise<string | undefined> {
   }
 }
 
+/** Whether anything (a dangling symlink too) is at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
 /** Writes a file atomically (temp in the same dir, fsync, rename). */
 async function writeAtomic(
   path: string,
@@ -535,9 +547,14 @@ export async function install(
   // A unit an earlier install wrote stays (rewritten for this agent path)
   // unless asked otherwise: removing an enabled unit's file behind
   // systemd's back leaves a dangling enablement and no agent after reboot.
-  const earlierUnit = earlier?.files.find((f) =>
+  // But only while its file is there: one the operator removed (say, for
+  // the DaemonSet's agent) is not brought back as a second agent.
+  const recordedUnit = earlier?.files.find((f) =>
     baseName(f) === AGENT_UNIT_NAME
   );
+  const earlierUnit = recordedUnit !== undefined && await exists(recordedUnit)
+    ? recordedUnit
+    : undefined;
   const systemdDir = options.systemdDir ??
     (options.noSystemd === true || earlierUnit === undefined
       ? undefined

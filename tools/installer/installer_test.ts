@@ -225,6 +225,23 @@ Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes 
       );
       assert.ok((await Deno.stat(unit)).isFile);
     });
+    await t.step(
+      "a unit the operator removed by hand is not brought back",
+      async () => {
+        // The operator disabled it and removed the file (the DaemonSet's
+        // agent runs now): a second agent must not come back.
+        await Deno.remove(unit);
+        const r = await install({ ...base, agentDir: `${tmp}/libexec` });
+        assert.equal(r.unit, undefined);
+        assert.ok(!r.unitKept);
+        assert.deepEqual(names(`${tmp}/systemd`), []);
+        assert.ok(!(await manifestFiles()).includes(unit));
+        assert.equal((await install(base)).unit, undefined);
+        // Asked for again, it is written again.
+        const again = await install({ ...base, systemdDir: `${tmp}/systemd` });
+        assert.equal(again.unit, unit);
+      },
+    );
     await t.step("noSystemd removes it", async () => {
       const r = await install({ ...base, noSystemd: true });
       assert.equal(r.unit, undefined);
