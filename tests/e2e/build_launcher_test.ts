@@ -155,6 +155,20 @@ Deno.test("build produces scoped, pre-warmed launchers when denort is unavailabl
     );
 
     await t.step(
+      "azure-vnet may read a CNI_PATH entry only as written, not what a wildcard in it matches",
+      async () => {
+        const etc = `${tmp}/wild-etc`;
+        await Deno.mkdir(etc);
+        await Deno.writeTextFile(`${etc}/shadow`, "secret\n");
+        const p = await probe(`${dist}/azure-vnet`, {
+          CNI_PATH: `${etc}/*:${tmp}/wild-e?c`,
+          FIXTURE_READ: `${etc}/shadow:${etc}`,
+        });
+        assert.deepEqual(p.read, ["NotCapable", "NotCapable"]);
+      },
+    );
+
+    await t.step(
       "with containerd's env and a hostile PATH, azure-vnet starts without LD_* and may run only the system ebtables",
       async () => {
         // containerd 1.6 (opt plugin) passes LD_LIBRARY_PATH and puts

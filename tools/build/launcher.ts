@@ -177,10 +177,15 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
     ? [
       "# Delegates: every executable in the CNI_PATH directories. Read on every",
       '# entry, present or not, so that a missing one is "not found" to the',
-      "# plugin's lookup, not a permission refusal.",
+      "# plugin's lookup, not a permission refusal. An entry is granted only",
+      "# literally (set -f: no wildcard expansion) and only when absolute (a",
+      "# relative one would name a path under the runtime's working dir).",
       "IFS=:",
+      "set -f",
       "for d in ${CNI_PATH:-}; do",
-      '  case $d in "" | *,*) continue ;; esac',
+      "  set +f",
+      "  case $d in /*) ;; *) continue ;; esac",
+      "  case $d in *,*) continue ;; esac",
       '  cni_read="$cni_read,$d"',
       '  [ -d "$d" ] || continue',
       '  for f in "$d"/*; do',
@@ -188,6 +193,7 @@ function renderScript(spec: LauncherSpec, flags: string[]): string {
       '    [ -f "$f" ] && [ -x "$f" ] && run="$run,$f"',
       "  done",
       "done",
+      "set +f",
       "unset IFS",
     ]
     : [];

@@ -209,6 +209,49 @@ Deno.test("the azure-vnet launcher grants read on every CNI_PATH entry, a missin
   }
 });
 
+Deno.test("the azure-vnet launcher grants a CNI_PATH entry only literally, as an absolute path: no wildcard expansion, no relative entry", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "cnitest-launcher-" });
+  try {
+    const launcher = await writeAzureVnetLauncher(tmp);
+    // A wildcard would match these: a plain file and a directory of
+    // executables.
+    await Deno.mkdir(`${tmp}/etc/sub`, { recursive: true });
+    await Deno.writeTextFile(`${tmp}/etc/shadow`, "secret\n");
+    await Deno.writeTextFile(`${tmp}/etc/sub/tool`, "#!/bin/sh\n", {
+      mode: 0o755,
+    });
+    // Relative entries would resolve against the runtime's working dir.
+    const cwd = `${tmp}/cwd`;
+    await Deno.mkdir(`${cwd}/bin`, { recursive: true });
+    await Deno.writeTextFile(`${cwd}/bin/tool`, "#!/bin/sh\n", { mode: 0o755 });
+    const out = await new Deno.Command("/bin/sh", {
+      args: [launcher],
+      cwd,
+      clearEnv: true,
+      env: {
+        CNI_PATH: `${tmp}/etc/*:.:bin:missing:${tmp}/e?c:${tmp}/missing`,
+        CNI_COMMAND: "VERSION",
+      },
+      stdout: "piped",
+    }).output();
+    const args = new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => l.startsWith("ARG ")).map((l) => l.slice(4));
+    const read = args.find((a) => a.startsWith("--allow-read=")) ?? "";
+    assert.ok(
+      read.endsWith(`,${tmp}/etc/*,${tmp}/e?c,${tmp}/missing`),
+      `${read} ends with the absolute entries, literally`,
+    );
+    assert.ok(!read.includes("shadow"), read);
+    assert.ok(!read.split(",").includes("bin"), read);
+    assert.ok(
+      args.includes(`--allow-run=${EBTABLES_RUN.join(",")}`),
+      args.join("\n"),
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("compileFlags() lets a compiled azure-vnet and agent read the standard CNI plugin dirs, where delegate IPAM plugins are", async (t) => {
   const fixture = new URL("testdata/fixture_plugin.ts", import.meta.url)
     .pathname;

@@ -28,6 +28,7 @@ options:
                        /etc/systemd/system); then run systemctl daemon-reload
                        and systemctl enable --now azure-vnet-agent. Without
                        it, a unit an earlier install wrote is kept
+                       while its file is there
   --no-systemd         remove the unit an earlier install wrote (prints the
                        systemctl steps to run; it never runs systemctl)
   --dist DIR           build output to install (default <repo>/dist)

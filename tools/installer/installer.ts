@@ -48,7 +48,8 @@ export interface InstallOptions extends ConflistOptions {
   /**
    * Where to write the agent's systemd unit (such as
    * `/etc/systemd/system`); default: where the earlier install wrote it,
-   * else no unit. The installer never runs `systemctl`.
+   * if that file is still there, else no unit. The installer never runs
+   * `systemctl`.
    */
   systemdDir?: string;
   /**
@@ -82,6 +83,20 @@ export interface InstallManifest {
    * Absent in manifests of older installers.
    */
   superseded?: string[];
+  /**
+   * Files an earlier install wrote that this one removes once this manifest
+   * is written, absolute: present while those removals run, and kept when
+   * one of them failed; the next install (or `--uninstall`) removes those
+   * still there. Absent in manifests of older installers.
+   */
+  removing?: string[];
+  /**
+   * Other contents of the conflist at `conflist.path` that are ours too:
+   * written by an install that had not completed (the manifest written
+   * before it replaced any file names the conflist it was about to write
+   * and the one it replaced). Absent once an install completes.
+   */
+  earlierConflists?: { path: string; sha256: string }[];
 }
 
 /** What {@link install} did. */
@@ -295,6 +310,17 @@ async function readTextOrUndefined(path: string): Promise<string | undefined> {
     return await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Whether anything (a dangling symlink too) is at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
 }
@@ -535,9 +561,14 @@ export async function install(
   // A unit an earlier install wrote stays (rewritten for this agent path)
   // unless asked otherwise: removing an enabled unit's file behind
   // systemd's back leaves a dangling enablement and no agent after reboot.
-  const earlierUnit = earlier?.files.find((f) =>
-    baseName(f) === AGENT_UNIT_NAME
-  );
+  // But only while its file is there: one the operator removed (say, for
+  // the DaemonSet's agent) is not brought back as a second agent.
+  let earlierUnit: string | undefined;
+  for (const f of earlier?.files ?? []) {
+    if (baseName(f) !== AGENT_UNIT_NAME || !await exists(f)) continue;
+    earlierUnit = f;
+    break;
+  }
   const systemdDir = options.systemdDir ??
     (options.noSystemd === true || earlierUnit === undefined
       ? undefined
@@ -563,22 +594,52 @@ export async function install(
   await Deno.mkdir(binDir, { recursive: true });
   await Deno.mkdir(agentDir, { recursive: true });
   await Deno.mkdir(confDir, { recursive: true });
-  const files: string[] = [];
-  for (const a of artifacts) {
-    for (const src of a.files) {
-      const dst = `${a.dir}/${baseName(src)}`;
-      const mode = src.endsWith(".js") ? 0o644 : 0o755;
-      await writeAtomic(dst, await Deno.readFile(src), mode);
-      files.push(dst);
-      log.info("Installed {dst}", { dst });
-    }
+  const manifestPath = `${binDir}/${MANIFEST_NAME}`;
+  const written = artifacts.flatMap((a) =>
+    a.files.map((src) => ({ src, dst: `${a.dir}/${baseName(src)}` }))
+  );
+  const unit = systemdDir === undefined
+    ? undefined
+    : `${systemdDir}/${AGENT_UNIT_NAME}`;
+  const files = [...written.map((w) => w.dst), ...unit ? [unit] : []];
+  const ours = { path: conflistPath, sha256: await sha256(conflistText) };
+  // Files an earlier install wrote that this one does not (another
+  // --agent-dir, a unit no longer asked for) go, so the manifest still
+  // names all we left; but its chunks stay for one more install, since a
+  // process of that version may still import them, and those it kept go.
+  const earlierFiles = earlier?.files ?? [];
+  const superseded = earlierFiles.filter((f) =>
+    !files.includes(f) && isChunk(f)
+  );
+  const removing = unique([
+    ...earlierFiles,
+    ...earlier?.superseded ?? [],
+    ...earlier?.removing ?? [],
+  ]).filter((f) => !files.includes(f) && !superseded.includes(f));
+  // Crash consistency: before any file is replaced, the manifest names
+  // every file of the earlier install and of this one, and both conflists,
+  // so that whatever a failed or killed install leaves is ours to the next.
+  await writeManifest(manifestPath, {
+    version: 1,
+    files: unique([...files, ...earlierFiles]),
+    conflist: ours,
+    superseded: earlier?.superseded ?? [],
+    removing: earlier?.removing ?? [],
+    earlierConflists: [
+      ...earlier?.conflist === undefined ? [] : [earlier.conflist],
+      ...earlier?.earlierConflists ?? [],
+    ].filter((c) => c.path === conflistPath && c.sha256 !== ours.sha256),
+  });
+  for (const { src, dst } of written) {
+    const mode = src.endsWith(".js") ? 0o644 : 0o755;
+    await writeAtomic(dst, await Deno.readFile(src), mode);
+    log.info("Installed {dst}", { dst });
   }
-  let unit: string | undefined;
-  if (systemdDir !== undefined && unitText !== undefined) {
-    unit = `${systemdDir}/${AGENT_UNIT_NAME}`;
+  if (
+    systemdDir !== undefined && unit !== undefined && unitText !== undefined
+  ) {
     await Deno.mkdir(systemdDir, { recursive: true });
     await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
-    files.push(unit);
     log.info("Installed {unit}", { unit });
   }
   if (conflist !== "unchanged") {
@@ -588,31 +649,22 @@ export async function install(
       0o644,
     );
   }
-  // Files an earlier install wrote that this one does not (another
-  // --agent-dir, a unit no longer asked for) go, so the manifest still
-  // names all we left; but its chunks stay for one more install, since a
-  // process of that version may still import them, and those it kept go.
-  const superseded = (earlier?.files ?? []).filter((f) =>
-    !files.includes(f) && isChunk(f)
-  );
+  // This install's manifest, with what it still removes; then the removals,
+  // and the manifest without them once they are all done.
+  const manifest: InstallManifest = {
+    version: 1,
+    files,
+    conflist: ours,
+    superseded,
+  };
+  await writeManifest(manifestPath, { ...manifest, removing });
   const removed: string[] = [];
-  for (const f of [...earlier?.files ?? [], ...earlier?.superseded ?? []]) {
-    if (files.includes(f) || superseded.includes(f)) continue;
+  for (const f of removing) {
     await Deno.remove(f).then(() => removed.push(f), (err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
-  const manifest: InstallManifest = {
-    version: 1,
-    files,
-    conflist: { path: conflistPath, sha256: await sha256(conflistText) },
-    superseded,
-  };
-  await writeAtomic(
-    `${binDir}/${MANIFEST_NAME}`,
-    new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
-    0o644,
-  );
+  if (removing.length > 0) await writeManifest(manifestPath, manifest);
   const plugins = [];
   let agent: InstallReport["agent"] | undefined;
   for (const a of artifacts) {
@@ -656,8 +708,28 @@ async function isOurConflist(
   path: string,
   earlier: InstallManifest | undefined,
 ): Promise<boolean> {
-  return earlier?.conflist?.path === path &&
-    earlier.conflist.sha256 === await sha256(text);
+  const hash = await sha256(text);
+  return [
+    ...earlier?.conflist === undefined ? [] : [earlier.conflist],
+    ...earlier?.earlierConflists ?? [],
+  ].some((c) => c.path === path && c.sha256 === hash);
+}
+
+/** `items` without repeats, in first-seen order. */
+function unique(items: readonly string[]): string[] {
+  return [...new Set(items)];
+}
+
+/** Writes an install manifest atomically. */
+async function writeManifest(
+  manifestPath: string,
+  manifest: InstallManifest,
+): Promise<void> {
+  await writeAtomic(
+    manifestPath,
+    new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
+    0o644,
+  );
 }
 
 /** The extensions of the conf files a runtime loads (libcni's ConfFiles). */
@@ -692,10 +764,14 @@ async function readManifest(manifestPath: string): Promise<InstallManifest> {
   }
   try {
     const manifest = JSON.parse(text) as InstallManifest;
+    const optionalLists = [
+      manifest.superseded,
+      manifest.removing,
+      manifest.earlierConflists,
+    ];
     if (
       manifest.version !== 1 || !Array.isArray(manifest.files) ||
-      !(manifest.superseded === undefined ||
-        Array.isArray(manifest.superseded))
+      !optionalLists.every((l) => l === undefined || Array.isArray(l))
     ) {
       throw new TypeError("unknown format");
     }
@@ -748,12 +824,18 @@ export async function uninstall(
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
   }
-  for (const f of [...manifest.files, ...manifest.superseded ?? []]) {
+  for (
+    const f of unique([
+      ...manifest.files,
+      ...manifest.superseded ?? [],
+      ...manifest.removing ?? [],
+    ])
+  ) {
     await remove(f);
   }
   const conf = await readTextOrUndefined(manifest.conflist.path);
   if (conf !== undefined) {
-    if (await sha256(conf) === manifest.conflist.sha256) {
+    if (await isOurConflist(conf, manifest.conflist.path, manifest)) {
       await remove(manifest.conflist.path);
     } else kept.push(manifest.conflist.path);
   }

@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import {
   AGENT_UNIT_NAME,
   install,
+  type InstallOptions,
+  type InstallReport,
   MANIFEST_NAME,
   renderAgentUnit,
+  renderConflist,
   uninstall,
 } from "./installer.ts";
 
@@ -187,6 +190,96 @@ Deno.test("install() replaces its own earlier conflist without force, a foreign 
   });
 });
 
+/**
+ * In a temp dir with a fake dist: installs (master eth0), lets `interrupt`
+ * stop a second install (master eth1, agent in `<tmp>/libexec`) part way,
+ * then checks that the next install (master eth2, without force, as the
+ * DaemonSet's) replaces the conflist that one left, and that uninstall then
+ * removes all that any of them wrote. Returns the next install's report.
+ */
+async function installAfterInterrupted(
+  interrupt: (second: InstallOptions, tmp: string) => Promise<void>,
+): Promise<{ report: InstallReport; libexec: string }> {
+  let out: { report: InstallReport; libexec: string } | undefined;
+  await withFakeDist(async (tmp) => {
+    const conflistPath = `${tmp}/net.d/10-azure.conflist`;
+    const master = async () =>
+      JSON.parse(await Deno.readTextFile(conflistPath)).plugins[0].master;
+    const base = {
+      distDir: `${tmp}/dist`,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const libexec = `${tmp}/libexec`;
+    await install({ ...base, master: "eth0" });
+    await interrupt({ ...base, agentDir: libexec, master: "eth1" }, tmp);
+    assert.equal(await master(), "eth1");
+    const report = await install({ ...base, master: "eth2" });
+    assert.equal(report.conflist, "replaced");
+    assert.equal(await master(), "eth2");
+    out = { report, libexec };
+    await uninstall(base);
+    assert.deepEqual(names(`${tmp}/bin`), []);
+    assert.deepEqual(names(libexec), []);
+    assert.deepEqual(names(`${tmp}/net.d`), []);
+  });
+  assert.ok(out !== undefined);
+  return out;
+}
+
+Deno.test("install() after a failed install recognises the conflist and the files that install wrote", async () => {
+  const { report, libexec } = await installAfterInterrupted(
+    async (second, tmp) => {
+      // The first install's agent cannot be removed (a directory with
+      // something in it where it was): the second install, to another
+      // agent dir, fails in its removals after it wrote the new conflist.
+      const agent = `${tmp}/bin/azure-vnet-agent`;
+      await Deno.remove(agent);
+      await Deno.mkdir(agent);
+      await Deno.writeTextFile(`${agent}/x`, "");
+      await assert.rejects(install(second), /Directory not empty/);
+      await Deno.remove(agent, { recursive: true });
+    },
+  );
+  // The agent the failed install wrote elsewhere is removed.
+  assert.ok(
+    report.removed.includes(`${libexec}/azure-vnet-agent`),
+    report.removed.join(" "),
+  );
+});
+
+Deno.test("install() after an install killed while it wrote its files recognises the conflist and the files it left", async () => {
+  const { report, libexec } = await installAfterInterrupted(
+    async (second) => {
+      // The second install stops after it wrote the agent's chunk (a
+      // directory with something in it where the bundle goes); the
+      // conflist it would have written next is put there by hand, as a
+      // kill between that write and its manifest's leaves it.
+      const bundle = `${second.agentDir}/azure-vnet-agent.js`;
+      await Deno.mkdir(bundle, { recursive: true });
+      await Deno.writeTextFile(`${bundle}/x`, "");
+      await assert.rejects(install(second));
+      assert.deepEqual(names(`${second.agentDir}`), [
+        "azure-vnet-agent.in_process-T3ST.js",
+        "azure-vnet-agent.js",
+      ]);
+      await Deno.writeTextFile(
+        `${second.confDir}/10-azure.conflist`,
+        renderConflist(second),
+      );
+      await Deno.remove(bundle, { recursive: true });
+    },
+  );
+  // The chunk the killed install left is recorded: kept for one more
+  // install (then uninstall removed it).
+  assert.ok(
+    report.superseded.includes(
+      `${libexec}/azure-vnet-agent.in_process-T3ST.js`,
+    ),
+    report.superseded.join(" "),
+  );
+});
+
 Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes it", async (t) => {
   await withFakeDist(async (tmp) => {
     const base = {
@@ -225,6 +318,23 @@ Deno.test("install() keeps the unit an earlier install wrote; noSystemd removes 
       );
       assert.ok((await Deno.stat(unit)).isFile);
     });
+    await t.step(
+      "a unit the operator removed by hand is not brought back",
+      async () => {
+        // The operator disabled it and removed the file (the DaemonSet's
+        // agent runs now): a second agent must not come back.
+        await Deno.remove(unit);
+        const r = await install({ ...base, agentDir: `${tmp}/libexec` });
+        assert.equal(r.unit, undefined);
+        assert.ok(!r.unitKept);
+        assert.deepEqual(names(`${tmp}/systemd`), []);
+        assert.ok(!(await manifestFiles()).includes(unit));
+        assert.equal((await install(base)).unit, undefined);
+        // Asked for again, it is written again.
+        const again = await install({ ...base, systemdDir: `${tmp}/systemd` });
+        assert.equal(again.unit, unit);
+      },
+    );
     await t.step("noSystemd removes it", async () => {
       const r = await install({ ...base, noSystemd: true });
       assert.equal(r.unit, undefined);
