@@ -7,7 +7,8 @@
  * added. So `syncNic` remembers what it withdrew and added, per NIC, in
  * the state (a plugin process without the agent honours it too), and a
  * refresh follows the memory for each address until the source agrees or
- * {@link NIC_CHANGE_TTL_MS} passes. Pure: no I/O.
+ * {@link NIC_CHANGE_TTL_MS} passes (an expiry more than that ahead, after
+ * the clock went back, counts as passed). Pure: no I/O.
  *
  * @module
  */
@@ -39,14 +40,19 @@ export interface ReportedPool {
 
 type Expiries = Record<string, number>;
 
-/** The entries of `map` that have not expired, or undefined when none. */
+/**
+ * The entries of `map` that have not expired, or undefined when none. An
+ * entry whose expiry lies more than {@link NIC_CHANGE_TTL_MS} ahead counts
+ * as expired: the wall clock went back (NTP step, VM restore), and without
+ * the bound the memory would last that step plus the TTL.
+ */
 function live(
   map: Readonly<Expiries> | undefined,
   now: number,
 ): Expiries | undefined {
   const out: Expiries = {};
   for (const [ip, until] of Object.entries(map ?? {})) {
-    if (until > now) out[ip] = until;
+    if (until > now && until - now <= NIC_CHANGE_TTL_MS) out[ip] = until;
   }
   return Object.keys(out).length === 0 ? undefined : out;
 }

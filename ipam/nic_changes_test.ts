@@ -200,3 +200,44 @@ Deno.test("followNicChanges() applies a NIC's memory to its own IPv4 pools only"
   ]);
   assert.equal(state.nicChanges, undefined, "all expired");
 });
+
+Deno.test("followNicChanges() forgets a change whose expiry lies more than the TTL ahead (the clock went back)", () => {
+  const state = emptyIpamState("b");
+  recordNicChanges(state, {
+    macAddress: MAC,
+    added: ["10.0.0.9"],
+    removed: ["10.0.0.6"],
+  }, { now: 1_000_000 });
+  const pools = [
+    { subnet: "10.0.0.0/24", macAddress: MAC, addresses: ["10.0.0.6"] },
+  ];
+  // At the time of the change, the memory holds (expiry exactly one TTL on).
+  assert.deepEqual(
+    followNicChanges(structuredClone(state), pools, {
+      now: 1_000_000,
+    }),
+    [["10.0.0.9"]],
+  );
+  // The wall clock is stepped back an hour: without an upper bound the
+  // memory would last that hour plus the TTL.
+  assert.deepEqual(
+    followNicChanges(state, pools, { now: 1_000_000 - 3_600_000 }),
+    [["10.0.0.6"]],
+  );
+  assert.equal(state.nicChanges, undefined, "forgotten");
+  // recordNicChanges() drops such entries of other NICs too.
+  const other = emptyIpamState("b");
+  recordNicChanges(
+    other,
+    { macAddress: MAC, added: [], removed: ["10.0.0.6"] },
+    {
+      now: 1_000_000,
+    },
+  );
+  recordNicChanges(other, {
+    macAddress: "000d3a000000",
+    added: [],
+    removed: ["10.0.0.7"],
+  }, { now: 1_000_000 - 3_600_000 });
+  assert.deepEqual(Object.keys(other.nicChanges ?? {}), ["000d3a000000"]);
+});
