@@ -8,10 +8,10 @@
  * refresh interval has not passed does no network I/O: one locked
  * transaction reads the state, reserves the lowest free address and saves.
  * When a refresh is due, the source is queried with the lock released, and
- * a second transaction merges, reserves and saves. Concurrent calls of one
- * engine (the agent's) share one query of a source, and after a failed
- * query, calls with state to fall back on leave the source alone for a few
- * seconds (`refresh_gate.ts`).
+ * a second transaction merges, reserves and saves. Concurrent calls of the
+ * engines of one process share one query of a source asked the same way
+ * (timeout and retries), and after a failed query, calls with state to fall
+ * back on leave the source alone for a few seconds (`refresh_gate.ts`).
  *
  * @module
  */
@@ -83,13 +83,25 @@ export interface IpamEngineOptions {
 }
 
 /**
- * The gate key of a source: concurrent calls that ask the same source
- * share one query, whatever their retries (a caller without state joining
- * a query without retries fails with 11 when it fails, and is retried).
+ * The gate key of a query: the source and how it is asked (the effective
+ * per-attempt timeout and retries). Callers share a query only when they
+ * would have made the same one: a caller without state (2 retries) that
+ * joined the query of a caller with state (no retry, perhaps a shorter
+ * timeout) would fail with 11 where its own query would have succeeded.
+ * The host's MACs and `master` are applied by each caller to the shared
+ * answer ({@link poolSpecsFor}), so they are not part of the key.
  */
-function sourceKey(config: IpamConfig): string {
+function sourceKey(
+  config: IpamConfig,
+  options: Pick<SourceOptions, "timeoutMs" | "retries">,
+): string {
   const url = config.environment === "imds" ? config.imdsUrl : config.queryUrl;
-  return `${config.environment} ${url}`;
+  return [
+    config.environment,
+    url,
+    `timeout=${options.timeoutMs ?? "default"}`,
+    `retries=${options.retries ?? "default"}`,
+  ].join(" ");
 }
 
 function sourceFailure(config: IpamConfig, cause: unknown): CniError {
@@ -570,25 +582,41 @@ export class IpamEngine {
       intervalMs: config.queryIntervalMs,
       now: this.#now(),
       bootId: this.#bootId(),
-    }) && !(state !== undefined && this.#gate.backingOff(sourceKey(config)));
+    }) &&
+      !(state !== undefined &&
+        this.#gate.backingOff(
+          this.#sourceQuery(config, { hadState: true }).key,
+        ));
   }
 
   /**
-   * Queries the source outside the lock, one query at a time for all the
-   * calls of this engine ({@link RefreshGate}); the error (logged once per
-   * query) on failure.
+   * How this engine asks the source for a caller: the options of
+   * {@link fetchInterfaces} and the gate key they make.
    */
-  async #fetchSpecs(
+  #sourceQuery(
     config: IpamConfig,
-    caller: { hadState: boolean; ticket: number },
-  ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
+    caller: { hadState: boolean },
+  ): { options: SourceOptions; key: string } {
     const options = {
       ...this.#source,
       timeoutMs: this.#source.timeoutMs ?? config.queryTimeoutMs,
       // With state to fall back on, do not stall the reserve on retries.
       retries: caller.hadState ? 0 : this.#source.retries,
     };
-    const key = sourceKey(config);
+    return { options, key: sourceKey(config, options) };
+  }
+
+  /**
+   * Queries the source outside the lock, one query at a time for all the
+   * calls of the process's engines that ask it the same way
+   * ({@link RefreshGate}, {@link sourceKey}); the error (logged once per
+   * query) on failure.
+   */
+  async #fetchSpecs(
+    config: IpamConfig,
+    caller: { hadState: boolean; ticket: number },
+  ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
+    const { options, key } = this.#sourceQuery(config, caller);
     const fetched = await this.#gate.query(key, async () => {
       try {
         return await fetchInterfaces(config, options);

@@ -6,8 +6,10 @@
  * could get an address the NIC loses), or drop one the warm pool just
  * added. So `syncNic` remembers what it withdrew and added, per NIC, in
  * the state (a plugin process without the agent honours it too), and a
- * refresh follows the memory for each address until the source agrees or
- * {@link NIC_CHANGE_TTL_MS} passes. Pure: no I/O.
+ * refresh follows the memory for each address until
+ * {@link NIC_CHANGE_TTL_MS} passes (an expiry more than that ahead, after
+ * the clock went back, counts as passed); an addition is also forgotten
+ * once the source lists it. Pure: no I/O.
  *
  * @module
  */
@@ -39,14 +41,19 @@ export interface ReportedPool {
 
 type Expiries = Record<string, number>;
 
-/** The entries of `map` that have not expired, or undefined when none. */
+/**
+ * The entries of `map` that have not expired, or undefined when none. An
+ * entry whose expiry lies more than {@link NIC_CHANGE_TTL_MS} ahead counts
+ * as expired: the wall clock went back (NTP step, VM restore), and without
+ * the bound the memory would last that step plus the TTL.
+ */
 function live(
   map: Readonly<Expiries> | undefined,
   now: number,
 ): Expiries | undefined {
   const out: Expiries = {};
   for (const [ip, until] of Object.entries(map ?? {})) {
-    if (until > now) out[ip] = until;
+    if (until > now && until - now <= NIC_CHANGE_TTL_MS) out[ip] = until;
   }
   return Object.keys(out).length === 0 ? undefined : out;
 }
@@ -130,8 +137,10 @@ export function recordNicChanges(
 /**
  * What a refresh should take for each pool: the source's addresses without
  * those the warm pool withdrew and with those it added, while remembered
- * (IPv4 pools, matched by MAC and subnet). Forgets what the source now
- * agrees with and what expired, in `state.nicChanges` (replaced).
+ * (IPv4 pools, matched by MAC and subnet). Forgets what expired and the
+ * additions the source now lists, in `state.nicChanges` (replaced);
+ * withdrawals stay until they expire, so that an older snapshot merged
+ * after a newer one does not free a withdrawn address again.
  *
  * @param state The state, whose memory is updated in place.
  * @param pools What the source reports.
@@ -174,11 +183,14 @@ export function followNicChanges(
     const inPool = (ip: string) =>
       isIpv4(ip) && ipv4CidrContains(cidr, parseIpv4(ip));
     const reported = new Set(pool.addresses);
+    // A withdrawal is kept until it expires, even once the source agrees:
+    // a slower, older snapshot (another process's query) merged after a
+    // newer one may still list the address, and must not free it again.
     const take = pool.addresses.filter((ip) => nic.removed[ip] === undefined);
-    for (const ip of Object.keys(nic.removed)) {
-      // The source no longer lists it: it agrees, nothing to remember.
-      if (inPool(ip) && !reported.has(ip)) delete nic.removed[ip];
-    }
+    // An addition is forgotten once the source lists it: kept, it would
+    // hand out as free an address that left the NIC some other way (not
+    // through `syncNic`), while an older snapshot that does not list it yet
+    // only drops a free address until the next refresh.
     for (const ip of Object.keys(nic.added)) {
       if (!inPool(ip)) continue;
       if (reported.has(ip)) delete nic.added[ip];

@@ -60,13 +60,28 @@ Deno.test("IpamEngine: a refresh that lags ARM does not bring back what syncNic 
     assert.equal(n.source.requests, 2);
     assert.deepEqual(n.free(), []);
   });
-  await t.step("once the source agrees, the memory goes", async () => {
-    n.source.addresses = ["10.240.0.5", "10.240.0.7"];
-    n.clock.t += 11_000;
-    await assert.rejects(n.reserve("c2"), { name: "CniError", code: 100 });
-    assert.equal(n.source.requests, 3);
-    assert.equal(n.store.state?.nicChanges, undefined);
-  });
+  await t.step(
+    "once the source agrees, the withdrawal is still remembered",
+    async () => {
+      n.source.addresses = ["10.240.0.5", "10.240.0.7"];
+      n.clock.t += 11_000;
+      await assert.rejects(n.reserve("c2"), { name: "CniError", code: 100 });
+      assert.equal(n.source.requests, 3);
+      assert.deepEqual(n.store.state?.nicChanges, {
+        [MAC]: { removed: { "10.240.0.6": 1_300_000 } },
+      });
+    },
+  );
+  await t.step(
+    "an older snapshot that lists it again leaves it out",
+    async () => {
+      n.source.addresses = ["10.240.0.5", "10.240.0.6", "10.240.0.7"];
+      n.clock.t += 11_000;
+      await assert.rejects(n.reserve("c2"), { name: "CniError", code: 100 });
+      assert.equal(n.source.requests, 4);
+      assert.deepEqual(n.free(), []);
+    },
+  );
 });
 
 Deno.test("IpamEngine: a withdrawn address comes back when the source still lists it after 5 minutes", async () => {
@@ -186,10 +201,11 @@ Deno.test("followNicChanges() applies a NIC's memory to its own IPv4 pools only"
     ["10.0.0.6"],
     ["fd00::6"],
   ]);
-  // 10.0.0.9 is not listed: the source agrees. 10.9.0.9 is in no pool.
+  // 10.0.0.9 is not listed: the source agrees, and the withdrawal is still
+  // remembered until it expires. 10.9.0.9 is in no pool.
   assert.deepEqual(state.nicChanges, {
     [MAC]: {
-      removed: { "10.0.0.6": 300_000 },
+      removed: { "10.0.0.6": 300_000, "10.0.0.9": 300_010 },
       added: { "10.9.0.9": 300_000 },
     },
   });
@@ -198,5 +214,84 @@ Deno.test("followNicChanges() applies a NIC's memory to its own IPv4 pools only"
     ["10.0.0.6"],
     ["fd00::6"],
   ]);
+  assert.deepEqual(state.nicChanges, {
+    [MAC]: { removed: { "10.0.0.9": 300_010 } },
+  });
+  followNicChanges(state, pools, { now: 300_010 });
   assert.equal(state.nicChanges, undefined, "all expired");
+});
+
+Deno.test("followNicChanges() forgets a change whose expiry lies more than the TTL ahead (the clock went back)", () => {
+  const state = emptyIpamState("b");
+  recordNicChanges(state, {
+    macAddress: MAC,
+    added: ["10.0.0.9"],
+    removed: ["10.0.0.6"],
+  }, { now: 1_000_000 });
+  const pools = [
+    { subnet: "10.0.0.0/24", macAddress: MAC, addresses: ["10.0.0.6"] },
+  ];
+  // At the time of the change, the memory holds (expiry exactly one TTL on).
+  assert.deepEqual(
+    followNicChanges(structuredClone(state), pools, {
+      now: 1_000_000,
+    }),
+    [["10.0.0.9"]],
+  );
+  // The wall clock is stepped back an hour: without an upper bound the
+  // memory would last that hour plus the TTL.
+  assert.deepEqual(
+    followNicChanges(state, pools, { now: 1_000_000 - 3_600_000 }),
+    [["10.0.0.6"]],
+  );
+  assert.equal(state.nicChanges, undefined, "forgotten");
+  // recordNicChanges() drops such entries of other NICs too.
+  const other = emptyIpamState("b");
+  recordNicChanges(
+    other,
+    { macAddress: MAC, added: [], removed: ["10.0.0.6"] },
+    {
+      now: 1_000_000,
+    },
+  );
+  recordNicChanges(other, {
+    macAddress: "000d3a000000",
+    added: [],
+    removed: ["10.0.0.7"],
+  }, { now: 1_000_000 - 3_600_000 });
+  assert.deepEqual(Object.keys(other.nicChanges ?? {}), ["000d3a000000"]);
+});
+
+Deno.test("followNicChanges() keeps a withdrawal until it expires, so an older snapshot merged after a newer one does not bring the address back", () => {
+  const state = emptyIpamState("b");
+  recordNicChanges(
+    state,
+    { macAddress: MAC, added: [], removed: ["10.0.0.6"] },
+    { now: 0 },
+  );
+  const snapshot = (addresses: string[]) => [
+    { subnet: "10.0.0.0/24", macAddress: MAC, addresses },
+  ];
+  // With the agent down, two plugin processes query the source apart: the
+  // newer answer (.6 gone) is merged first, the older (.6 listed) after.
+  assert.deepEqual(
+    followNicChanges(state, snapshot(["10.0.0.5"]), { now: 10 }),
+    [["10.0.0.5"]],
+  );
+  assert.deepEqual(
+    followNicChanges(state, snapshot(["10.0.0.5", "10.0.0.6"]), { now: 20 }),
+    [["10.0.0.5"]],
+    "the older snapshot does not give .6 back",
+  );
+  assert.deepEqual(state.nicChanges, {
+    [MAC]: { removed: { "10.0.0.6": 300_000 } },
+  });
+  // It expires as before.
+  assert.deepEqual(
+    followNicChanges(state, snapshot(["10.0.0.5", "10.0.0.6"]), {
+      now: 300_000,
+    }),
+    [["10.0.0.5", "10.0.0.6"]],
+  );
+  assert.equal(state.nicChanges, undefined);
 });

@@ -276,8 +276,8 @@ function ipv6SubnetSpec(
  * again loses `stale`; a pool left with no addresses is deleted. Pool
  * gateway, interface, MAC, priority and primary IPs follow the source.
  * What the warm pool withdrew from or added to a NIC and the source does
- * not show yet (`nicChanges`, `nic_changes.ts`) stays withdrawn or added
- * until the source agrees or the memory expires.
+ * not show yet (`nicChanges`, `nic_changes.ts`) stays withdrawn until the
+ * memory expires, or added until the source lists it or the memory expires.
  *
  * @param state The state to update.
  * @param specs The fresh view.

@@ -190,3 +190,63 @@ Deno.test("RefreshGate.query() shares a query with the callers that asked before
     assert.ok(!gate.backingOff("k"), "a clock gone back ends it");
   });
 });
+
+/**
+ * A source answering after `delayMs` that honours the caller's abort
+ * signal (the per-attempt timeout), as the real `fetch` does.
+ */
+function slowSource(delayMs: number) {
+  const source = { requests: 0, delayMs };
+  const { fetch: answer } = fakeSource(secondaries(10));
+  const fetch = (_url: string | URL | Request, init?: RequestInit) => {
+    source.requests++;
+    return new Promise<Response>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(answer()), source.delayMs);
+      init?.signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(init.signal?.reason);
+      });
+    });
+  };
+  return { source, fetch };
+}
+
+Deno.test("IpamEngine.reserve() does not share a query with a caller that asks with another timeout or retries", async () => {
+  const { source, fetch } = slowSource(0);
+  // Two engines on one fetch share the process's gate (no injected clock).
+  const common = {
+    fetch,
+    hostMacs: () => LINKS,
+    sleep: () => Promise.resolve(),
+  };
+  const stateA = new FakeStore();
+  await new IpamEngine({ ...common, store: stateA, bootId: () => "b1" })
+    .reserve({ containerId: "a0", ifName: "eth0" }, {
+      config: wireserverConfig(),
+    });
+  assert.equal(source.requests, 1);
+  source.delayMs = 300;
+  // A has state and asks with a 0.1 s timeout and no retry (its refresh is
+  // due: the boot changed); B has no state and asks with 1 s and 2 retries.
+  const a = new IpamEngine({ ...common, store: stateA, bootId: () => "b2" })
+    .reserve({ containerId: "a1", ifName: "eth0" }, {
+      config: wireserverConfig({ queryTimeout: "0.1" }),
+    });
+  await new Promise((r) => setTimeout(r, 10));
+  const b = new IpamEngine({
+    ...common,
+    store: new FakeStore(),
+    bootId: () => "b2",
+    sourceRetries: 2,
+  }).reserve({ containerId: "b1", ifName: "eth0" }, {
+    config: wireserverConfig({ queryTimeout: "1" }),
+  });
+  const [gotA, gotB] = await Promise.allSettled([a, b]);
+  assert.equal(gotA.status, "fulfilled", "A falls back on its state");
+  assert.deepEqual(
+    gotB.status === "fulfilled" ? gotB.value.ip : gotB.reason,
+    "10.240.0.5",
+    "B's own query succeeds",
+  );
+  assert.equal(source.requests, 3);
+});
