@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { ipFamily, parseCidr } from "@vnet/address";
 import { CniError, PLUGIN_CODES, readParsedStateFile } from "@vnet/cni";
 
 /** The state file's format version. */
@@ -154,6 +155,15 @@ function corrupt(path: string, why: string): CniError {
   );
 }
 
+/** The family of CIDR text, else undefined. */
+function subnetFamily(cidr: string): 4 | 6 | undefined {
+  try {
+    return parseCidr(cidr).family;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Validates a parsed state document.
  *
@@ -202,8 +212,19 @@ export function parseIpamState(
     ) {
       throw corrupt(path, `pool "${key}" is malformed`);
     }
+    // The allocator parses every key: text that is no address of the
+    // pool's family would fail it later as an internal error.
+    const family = subnetFamily(pool.subnet);
+    if (key !== pool.subnet || family === undefined) {
+      throw corrupt(
+        path,
+        `pool "${key}" has subnet ${JSON.stringify(pool.subnet)}`,
+      );
+    }
     for (const [ip, rec] of Object.entries(pool.addresses)) {
-      if (!isObject(rec)) throw corrupt(path, `address "${ip}" is malformed`);
+      if (!isObject(rec) || ipFamily(ip) !== family) {
+        throw corrupt(path, `address "${ip}" of pool "${key}" is malformed`);
+      }
     }
   }
   if (value.nicChanges !== undefined && !validNicChanges(value.nicChanges)) {
