@@ -14,28 +14,15 @@
  * @module
  */
 import { ipamDelegateOf } from "@vnet/azure-vnet";
+import { CniError, CODES, findPlugin } from "@vnet/cni";
 import type { AgentRequest } from "@vnet/forward";
-
-/** Whether this process holds the permission. */
-function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
-}
-
-/** Whether `file` is an executable regular file (read is granted). */
-function executable(file: string): boolean {
-  try {
-    const st = Deno.statSync(file);
-    return st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Why a request must run in the plugin's own process, or undefined when the
  * agent serves it: an `azure-vnet` call whose IPAM delegate is
  * `azure-vnet-ipam`, or one this process may not find (read) or run in the
- * call's `CNI_PATH`.
+ * call's `CNI_PATH`. The delegate is looked up as the plugin looks it up
+ * (`findPlugin` of `@vnet/cni`).
  *
  * @param request The forwarded request.
  * @param stdin Its stdin (the network config).
@@ -50,19 +37,19 @@ function executable(file: string): boolean {
  * );
  * const env = { CNI_COMMAND: "ADD", CNI_PATH: "/opt/cni/bin" };
  * assert.match(
- *   handBackReason({ plugin: "azure-vnet", env, stdin: "" }, stdin) ?? "",
+ *   await handBackReason({ plugin: "azure-vnet", env, stdin: "" }, stdin) ?? "",
  *   /forwards to this agent/,
  * );
  * assert.equal(
- *   handBackReason({ plugin: "azure-vnet-ipam", env, stdin: "" }, stdin),
+ *   await handBackReason({ plugin: "azure-vnet-ipam", env, stdin: "" }, stdin),
  *   undefined,
  * );
  * ```
  */
-export function handBackReason(
+export async function handBackReason(
   request: AgentRequest,
   stdin: Uint8Array,
-): string | undefined {
+): Promise<string | undefined> {
   if (request.plugin !== "azure-vnet") return undefined;
   let config: unknown;
   try {
@@ -71,22 +58,23 @@ export function handBackReason(
     return undefined;
   }
   const type = ipamDelegateOf(config);
-  // An invalid type is the config's error, which the agent answers.
-  if (type === undefined || type.includes("/")) return undefined;
+  if (type === undefined) return undefined;
   if (type === "azure-vnet-ipam") {
     return "its IPAM plugin azure-vnet-ipam forwards to this agent";
   }
   const dirs = (request.env.CNI_PATH ?? "").split(":").filter((d) => d !== "");
-  for (const dir of dirs) {
-    const file = `${dir}/${type}`;
-    if (!granted({ name: "read", path: file })) {
-      return `this agent may not look for "${file}"`;
-    }
-    if (!executable(file)) continue;
-    return granted({ name: "run", command: file })
-      ? undefined
-      : `this agent may not run "${file}"`;
+  let file: string;
+  try {
+    file = await findPlugin(type, dirs);
+  } catch (err) {
+    // A lookup this process may not make: the plugin's process may. Not
+    // found, or an invalid type: the agent answers as the plugin would.
+    return err instanceof CniError && err.code === CODES.ioFailure
+      ? `this agent may not look for "${type}": ${err.message}`
+      : undefined;
   }
-  // Found nowhere: the agent answers as the plugin would (code 7).
-  return undefined;
+  return Deno.permissions.querySync({ name: "run", command: file }).state ===
+      "granted"
+    ? undefined
+    : `this agent may not run "${file}"`;
 }

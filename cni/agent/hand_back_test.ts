@@ -4,28 +4,28 @@ import { handBackReason } from "./hand_back.ts";
 
 const ENCODER = new TextEncoder();
 
-function ask(
+async function ask(
   config: unknown,
   env: Record<string, string>,
   plugin: AgentRequest["plugin"] = "azure-vnet",
-): string | undefined {
-  return handBackReason(
+): Promise<string | undefined> {
+  return await handBackReason(
     { plugin, env: { CNI_COMMAND: "ADD", ...env }, stdin: "" },
     ENCODER.encode(JSON.stringify(config)),
   );
 }
 
-Deno.test("handBackReason() serves the in-process IPAM and hands back azure-vnet-ipam run as a plugin", () => {
+Deno.test("handBackReason() serves the in-process IPAM and hands back azure-vnet-ipam run as a plugin", async () => {
   const ours = { ipam: { type: "azure-vnet-ipam" } };
-  assert.equal(ask(ours, { CNI_PATH: "/opt/cni/bin" }), undefined);
+  assert.equal(await ask(ours, { CNI_PATH: "/opt/cni/bin" }), undefined);
   assert.match(
-    ask({ ...ours, ipamExec: true }, { CNI_PATH: "/opt/cni/bin" }) ?? "",
+    await ask({ ...ours, ipamExec: true }, { CNI_PATH: "/opt/cni/bin" }) ?? "",
     /azure-vnet-ipam forwards to this agent/,
   );
   // The IPAM plugin's own calls, and configs the agent answers as invalid.
-  assert.equal(ask(ours, {}, "azure-vnet-ipam"), undefined);
-  assert.equal(ask({ ipam: { type: "a/b" } }, {}), undefined);
-  assert.equal(ask("not an object", {}), undefined);
+  assert.equal(await ask(ours, {}, "azure-vnet-ipam"), undefined);
+  assert.equal(await ask({ ipam: { type: "a/b" } }, {}), undefined);
+  assert.equal(await ask("not an object", {}), undefined);
 });
 
 Deno.test("handBackReason() serves a delegate this process may find and run, else hands it back", async () => {
@@ -36,9 +36,12 @@ Deno.test("handBackReason() serves a delegate this process may find and run, els
     });
     const conf = { ipam: { type: "host-local" } };
     // The unit tests run with -A: everything is granted.
-    assert.equal(ask(conf, { CNI_PATH: `/nonexistent:${dir}` }), undefined);
     assert.equal(
-      ask({ ipam: { type: "absent" } }, { CNI_PATH: dir }),
+      await ask(conf, { CNI_PATH: `/nonexistent:${dir}` }),
+      undefined,
+    );
+    assert.equal(
+      await ask({ ipam: { type: "absent" } }, { CNI_PATH: dir }),
       undefined,
     );
     // Without the grants, in a process with scoped permissions.
@@ -48,7 +51,7 @@ Deno.test("handBackReason() serves a delegate this process may find and run, els
       JSON.stringify(JSON.stringify(conf))
     });
       const env = { CNI_COMMAND: "ADD", CNI_PATH: ${JSON.stringify(dir)} };
-      console.log(JSON.stringify(handBackReason({ plugin: "azure-vnet", env, stdin: "" }, stdin) ?? null));
+      console.log(JSON.stringify(await handBackReason({ plugin: "azure-vnet", env, stdin: "" }, stdin) ?? null));
     `;
     await Deno.writeTextFile(`${dir}/ask.ts`, script);
     const run = async (flags: string[]) => {

@@ -108,7 +108,10 @@ export interface AgentServerOptions {
    * progress frames (one that knows `inProcess`); such a request is handed
    * back unrun.
    */
-  handBack?: (request: AgentRequest, stdin: Uint8Array) => string | undefined;
+  handBack?: (
+    request: AgentRequest,
+    stdin: Uint8Array,
+  ) => Promise<string | undefined> | string | undefined;
   /**
    * How long a connection may take to send its whole request; default
    * {@link REQUEST_READ_TIMEOUT_MS}.
@@ -207,8 +210,25 @@ function frameErrorReply(err: FrameError): AgentReply {
   };
 }
 
-/** What a progress frame that need not be sent counts as. */
-const SENT = true;
+/**
+ * Sends a progress frame when the forwarder asked for them ("held", then
+ * "running"): a forwarder whose connection ends between the two knows the
+ * request never ran, and runs it itself.
+ *
+ * @returns False when the peer is gone.
+ */
+async function sendProgress(
+  conn: Deno.Conn,
+  request: AgentRequest,
+): Promise<boolean> {
+  if (request.progress !== true) return true;
+  try {
+    await writeAll(conn, PROGRESS);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The commands that act on one attachment: serialised per attachment. */
 const ATTACHMENT_COMMANDS: ReadonlySet<string> = new Set([
@@ -526,7 +546,7 @@ export class AgentServer implements AsyncDisposable {
     // Only a forwarder that knows the hand-back (it asks for progress
     // frames) gets one; an older one is served as before.
     const why = request.progress === true
-      ? this.#options.handBack?.(request, stdin)
+      ? await this.#options.handBack?.(request, stdin)
       : undefined;
     if (why !== undefined) {
       log.debug("Handed back {plugin} {command} {containerId}: {why}", {
@@ -537,12 +557,8 @@ export class AgentServer implements AsyncDisposable {
       });
       return handBackReply(why);
     }
-    // Progress frames, when asked for: a forwarder whose connection ends
-    // between the two knows the request never ran, and runs it itself.
-    const progress = request.progress === true
-      ? () => writeAll(conn, PROGRESS).then(() => true, () => false)
-      : () => Promise.resolve(SENT);
-    if (!await progress()) return undefined;
+    // "Held".
+    if (!await sendProgress(conn, request)) return undefined;
     const hungUp = watchHangUp(conn);
     const id = env.CNI_CONTAINERID ?? "";
     if (id !== "" && ATTACHMENT_COMMANDS.has(command)) {
@@ -589,7 +605,8 @@ export class AgentServer implements AsyncDisposable {
         }
       },
     };
-    if (hungUp() || !await progress()) {
+    // "Running", unless the caller is gone.
+    if (hungUp() || !await sendProgress(conn, request)) {
       // The runtime gave up (killed its plugin): running it now would only
       // race the runtime's next call for the same pod.
       log.warning(
