@@ -24,8 +24,8 @@ import {
 import { libnlRoute } from "./_ffi/libnl_route.ts";
 import {
   linkIndex,
-  linkList,
   LIST_LINK_SYMBOLS,
+  listFilter,
   LOOKUP_SYMBOLS,
 } from "./link.ts";
 import type { AddrInfo, Scope } from "./types.ts";
@@ -136,10 +136,7 @@ export function addrList(
   options: { link?: string; family?: 4 | 6 } = {},
 ): AddrInfo[] {
   using stack = new DisposableStack();
-  const only = options.link === undefined
-    ? undefined
-    : linkIndex(sock, options.link);
-  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  const { only, names } = listFilter(sock, options.link);
   libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,

@@ -238,6 +238,32 @@ export function linkList(sock: NlSock): LinkInfo[] {
   return links;
 }
 
+/**
+ * The link filter of a list verb (`ip addr|route|neigh show dev LINK`) and
+ * the names its entries are reported with: filtered to one link, that
+ * link's name only; unfiltered, every link's from one dump. A node with a
+ * veth per pod makes that dump cost as much as the list itself, so a
+ * filtered list does without it.
+ *
+ * @param sock The socket.
+ * @param link The filter's link name, if any.
+ * @returns The filter's ifindex (undefined: all links) and the names.
+ * @throws {Deno.errors.NotFound} When the filter's link does not exist.
+ */
+export function listFilter(
+  sock: NlSock,
+  link: string | undefined,
+): { only: number | undefined; names: Map<number, string> } {
+  if (link === undefined) {
+    return {
+      only: undefined,
+      names: new Map(linkList(sock).map((l) => [l.index, l.name])),
+    };
+  }
+  const only = linkIndex(sock, link);
+  return { only, names: new Map([[only, link]]) };
+}
+
 function setMac(
   stack: DisposableStack,
   link: Deno.PointerObject,

@@ -25,8 +25,8 @@ import {
 import { libnlRoute, NUD_PERMANENT } from "./_ffi/libnl_route.ts";
 import {
   linkIndex,
-  linkList,
   LIST_LINK_SYMBOLS,
+  listFilter,
   LOOKUP_SYMBOLS,
 } from "./link.ts";
 import type { NeighInfo, NeighSpec } from "./types.ts";
@@ -139,10 +139,7 @@ export function neighList(
   options: { link?: string } = {},
 ): NeighInfo[] {
   using stack = new DisposableStack();
-  const only = options.link === undefined
-    ? undefined
-    : linkIndex(sock, options.link);
-  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
+  const { only, names } = listFilter(sock, options.link);
   libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,

@@ -27,8 +27,8 @@ import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
 import { scopeName } from "./addr.ts";
 import {
   linkIndex,
-  linkList,
   LIST_LINK_SYMBOLS,
+  listFilter,
   LOOKUP_SYMBOLS,
 } from "./link.ts";
 import type { Protocol, RouteInfo, RouteSpec, Scope } from "./types.ts";
@@ -271,11 +271,8 @@ export function routeList(
   options: { family?: 4 | 6; table?: number; link?: string } = {},
 ): RouteInfo[] {
   using stack = new DisposableStack();
-  const only = options.link === undefined
-    ? undefined
-    : linkIndex(sock, options.link);
+  const { only, names } = listFilter(sock, options.link);
   const table = options.table ?? RT_TABLE_MAIN;
-  const names = new Map(linkList(sock).map((l) => [l.index, l.name]));
   const af = options.family === undefined
     ? AF_UNSPEC
     : options.family === 4

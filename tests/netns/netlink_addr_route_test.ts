@@ -84,7 +84,7 @@ Deno.test("NetlinkHandle.addrAdd() and addrDel() manage IPv4 and IPv6 addresses"
   );
   assert.ok(
     nl.addrList({ family: 4 }).some((a) =>
-      a.cidr === "127.0.0.1/8" && a.scope === "host"
+      a.cidr === "127.0.0.1/8" && a.scope === "host" && a.link === "lo"
     ),
   );
 
@@ -167,6 +167,11 @@ Deno.test("NetlinkHandle route verbs add, replace, list and delete routes", asyn
     assert.equal(mine?.scope, "link");
     assert.equal(mine?.src, "10.50.0.2");
     assert.equal(mine?.metric, 7);
+    assert.equal(mine?.link, "cnitest-r0");
+    assert.equal(
+      nl.routeList().find((x) => x.dst === "10.70.0.9/32")?.link,
+      "cnitest-r0",
+    );
   });
   await t.step("onlink gateway outside the subnet", async () => {
     nl.routeAdd({
@@ -317,6 +322,13 @@ Deno.test("NetlinkHandle neighbour verbs manage permanent entries", async () => 
     ["10.50.0.7", "02:00:00:dd:00:08", 4],
     ["fd00:50::7", "02:00:00:dd:00:09", 6],
   ]);
+  // Filtered or not, each entry names its link.
+  const all = nl.neighList().filter((n) => n.state.includes("permanent"));
+  for (const n of [...listed, ...all]) {
+    assert.equal(n.link, "cnitest-r0");
+    assert.equal(n.index, nl.linkByName("cnitest-r0").index);
+  }
+  assert.equal(all.length, 2);
   nl.neighDel({ link: "cnitest-r0", ip: "10.50.0.7" });
   nl.neighDel({ link: "cnitest-r0", ip: "fd00:50::7" });
   assert.deepEqual(
