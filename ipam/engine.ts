@@ -36,6 +36,7 @@ import type {
 import type { IpamConfig } from "./config.ts";
 import { readBootId } from "./boot_id.ts";
 import { FileStore } from "./file_store.ts";
+import { masterNicFor, onMaster } from "./master.ts";
 import { RefreshGate } from "./refresh_gate.ts";
 import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
 import type { HostLink, NicSync, PoolSpec, PoolUsage } from "./pool.ts";
@@ -43,6 +44,7 @@ import {
   describeSource,
   fetchInterfaces,
   poolSpecsFor,
+  readHostLinks,
   refreshDue,
 } from "./source.ts";
 import type { SourceOptions } from "./source.ts";
@@ -117,6 +119,16 @@ function sourceFailure(config: IpamConfig, cause: unknown): CniError {
   );
 }
 
+/**
+ * The host's links, read on the first call only: one call of the engine
+ * reads them at most once, whether for the pools (static, refresh) or for
+ * the master's MAC.
+ */
+function linksOnce(read: () => HostLink[]): () => HostLink[] {
+  let links: HostLink[] | undefined;
+  return () => links ??= read();
+}
+
 type AllocOutcome =
   | ({ kind: "done" } & Reservation)
   | { kind: "refresh"; hadState: boolean }
@@ -135,9 +147,10 @@ function done(a: Allocation, v6?: Allocation): AllocOutcome {
 }
 
 /**
- * One address of each family the state has pools of: IPv4 (requested
- * address and subnet honoured), then IPv6 when there is an IPv6 pool. A
- * failed IPv6 allocation gives back a fresh IPv4 one: both or neither.
+ * One address of each family the state has pools of (with `master`: pools
+ * of its NIC): IPv4 (requested address and subnet honoured), then IPv6
+ * when there is an IPv6 pool. A failed IPv6 allocation gives back a fresh
+ * IPv4 one: both or neither.
  */
 function allocateFamilies(
   state: IpamState,
@@ -145,7 +158,7 @@ function allocateFamilies(
 ): AllocOutcome {
   const had = findReservation(state, wanted) !== undefined;
   const v4 = allocate(state, wanted);
-  if (!hasFamily(state, 6)) return done(v4);
+  if (!hasFamily(state, 6, { master: wanted.master })) return done(v4);
   try {
     return done(v4, allocate(state, { ...wanted, family: 6 }));
   } catch (err) {
@@ -335,8 +348,17 @@ export class IpamEngine {
         ? undefined
         : { cooldownMs: config.sticky.cooldownMs, now: this.#now() },
     };
+    const { links, source } = this.#callSource();
+    // With `master`, only its NIC's pools serve (`master.ts`).
+    const allocation = (state: IpamState): AllocationRequest => ({
+      ...wanted,
+      master: masterNicFor(config.master, {
+        pools: Object.values(state.pools),
+        links,
+      }),
+    });
     const staticSpecs = config.environment === "static"
-      ? poolSpecsFor(config, config.interfaces, this.#source)
+      ? poolSpecsFor(config, config.interfaces, source)
       : undefined;
     const ticket = this.#gate.ticket();
     const first = await this.#store.update<AllocOutcome>((state) => {
@@ -360,7 +382,7 @@ export class IpamEngine {
         return { value: { kind: "refresh", hadState: false } };
       }
       try {
-        return { value: allocateFamilies(next, wanted), next };
+        return { value: allocateFamilies(next, allocation(next)), next };
       } catch (error) {
         return staticSpecs === undefined
           ? { value: { kind: "failed", error } }
@@ -372,6 +394,7 @@ export class IpamEngine {
       const fetched = await this.#fetchSpecs(config, {
         hadState: first.hadState,
         ticket,
+        links,
       });
       outcome = await this.#store.update<AllocOutcome>((state) => {
         const next = fetched.specs === undefined
@@ -379,7 +402,7 @@ export class IpamEngine {
           : this.#applyRefresh(state, fetched.specs);
         if (next === undefined) throw sourceFailure(config, fetched.error);
         try {
-          return { value: allocateFamilies(next, wanted), next };
+          return { value: allocateFamilies(next, allocation(next)), next };
         } catch (error) {
           const value: AllocOutcome = {
             kind: "failed",
@@ -491,8 +514,9 @@ export class IpamEngine {
    * exists.
    */
   async status(config: IpamConfig): Promise<PoolStatus[]> {
+    const { links, source } = this.#callSource();
     const staticSpecs = config.environment === "static"
-      ? poolSpecsFor(config, config.interfaces, this.#source)
+      ? poolSpecsFor(config, config.interfaces, source)
       : undefined;
     const ticket = this.#gate.ticket();
     const due = await this.#store.update((state) => ({
@@ -502,7 +526,11 @@ export class IpamEngine {
       },
     }));
     const fetched = due.due
-      ? await this.#fetchSpecs(config, { hadState: due.hadState, ticket })
+      ? await this.#fetchSpecs(config, {
+        hadState: due.hadState,
+        ticket,
+        links,
+      })
       : {};
     const specs = staticSpecs ?? fetched.specs;
     const state = await this.#store.update((cur) => {
@@ -522,10 +550,14 @@ export class IpamEngine {
     const want = config.subnet === undefined
       ? undefined
       : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
-    return Object.values(state.pools)
-      // `subnet` picks the pool of its own family (IPv4).
+    const pools = Object.values(state.pools);
+    const master = masterNicFor(config.master, { pools, links });
+    return pools
+      // `subnet` picks the pool of its own family (IPv4); `master` the
+      // pools of its NIC.
       .filter((p) =>
-        want === undefined || p.subnet === want || familyOf(p.subnet) === 6
+        (want === undefined || p.subnet === want ||
+          familyOf(p.subnet) === 6) && onMaster(p, master)
       )
       .map((p) => ({
         subnet: p.subnet,
@@ -573,6 +605,15 @@ export class IpamEngine {
   }
 
   /**
+   * The host's links for one call, read at most once ({@link linksOnce}),
+   * and the source options that read them.
+   */
+  #callSource(): { links: () => HostLink[]; source: SourceOptions } {
+    const links = linksOnce(this.#source.hostMacs ?? readHostLinks);
+    return { links, source: { ...this.#source, hostMacs: links } };
+  }
+
+  /**
    * Whether to query the source: the interval passed or the boot changed,
    * and, with state to fall back on, no query failed in the last few
    * seconds (the back-off of {@link RefreshGate}).
@@ -614,7 +655,7 @@ export class IpamEngine {
    */
   async #fetchSpecs(
     config: IpamConfig,
-    caller: { hadState: boolean; ticket: number },
+    caller: { hadState: boolean; ticket: number; links: () => HostLink[] },
   ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
     const { options, key } = this.#sourceQuery(config, caller);
     const fetched = await this.#gate.query(key, async () => {
@@ -630,7 +671,12 @@ export class IpamEngine {
     }, { ticket: caller.ticket, fallback: caller.hadState });
     if (!fetched.ok) return { error: fetched.error };
     try {
-      return { specs: poolSpecsFor(config, fetched.value, this.#source) };
+      return {
+        specs: poolSpecsFor(config, fetched.value, {
+          ...this.#source,
+          hostMacs: caller.links,
+        }),
+      };
     } catch (error) {
       return { error };
     }
