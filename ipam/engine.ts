@@ -177,13 +177,13 @@ function explainNoPools(
     !(err instanceof CniError) || err.code !== PLUGIN_CODES.poolExhausted ||
     Object.keys(state.pools).length > 0
   ) return err;
-  const master = config.master === undefined
-    ? "any host link"
-    : `master "${config.master}"`;
+  const wildcard = config.master === undefined
+    ? ""
+    : ` (a NIC with the wildcard MAC binds to master "${config.master}")`;
   return new CniError(err.code, err.message, {
     details: `Source ${
       describeSource(config)
-    } reported no subnet on a NIC matching ${master} by MAC`,
+    } reported no subnet on a NIC matching any host link by MAC${wildcard}`,
   });
 }
 

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { FakeStore } from "./_fake_store.ts";
-import { ipamConfig, wireserverConfig } from "./_testing.ts";
+import {
+  ipamConfig,
+  nmagentXml,
+  wireserverConfig,
+  xmlResponse,
+} from "./_testing.ts";
 import { IpamEngine } from "./engine.ts";
 import type { HostLink } from "./pool.ts";
 import type { IpamState, PoolState } from "./state.ts";
@@ -325,4 +330,55 @@ Deno.test("IpamEngine.reserve() with master takes both families from its NIC's p
       { subnet: "10.240.0.0/24", total: 2, used: 1, free: 1 },
     ]);
   });
+});
+
+Deno.test("IpamEngine.reserve() of networks on two NICs sharing a state file: one's refresh keeps the other's pools", async () => {
+  let requests = 0;
+  const fetch = () => {
+    requests++;
+    return Promise.resolve(xmlResponse(nmagentXml([
+      {
+        mac: "000D3AF9DCA6",
+        subnets: [{
+          prefix: "10.240.0.0/24",
+          primary: "10.240.0.4",
+          addresses: ["10.240.0.5", "10.240.0.6"],
+        }],
+      },
+      {
+        mac: "000D3AF9DC11",
+        primary: false,
+        subnets: [{
+          prefix: "10.241.0.0/24",
+          primary: "10.241.0.4",
+          addresses: ["10.241.0.5"],
+        }],
+      },
+    ])));
+  };
+  const store = new FakeStore();
+  const e = new IpamEngine({
+    store,
+    fetch,
+    hostMacs: twoNicLinks().read,
+    now: () => 1,
+    bootId: () => "b",
+  });
+  const eth0 = { ...wireserverConfig(), master: "eth0" };
+  const eth1 = { ...wireserverConfig(), master: "eth1" };
+  assert.equal((await e.reserve(c1, { config: eth0 })).ip, "10.240.0.5");
+  // Within the refresh interval: served from what eth0's refresh saved.
+  assert.equal((await e.reserve(c2, { config: eth1 })).ip, "10.241.0.5");
+  assert.equal(requests, 1);
+  assert.deepEqual(
+    Object.values(store.state?.pools ?? {}).map((p) => [
+      p.subnet,
+      p.macAddress,
+      p.ifName,
+    ]),
+    [
+      ["10.240.0.0/24", NIC0, "eth0"],
+      ["10.241.0.0/24", NIC1, "eth1"],
+    ],
+  );
 });
