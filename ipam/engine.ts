@@ -36,7 +36,7 @@ import type {
 import type { IpamConfig } from "./config.ts";
 import { readBootId } from "./boot_id.ts";
 import { FileStore } from "./file_store.ts";
-import { masterNicFor, onMaster } from "./master.ts";
+import { MasterMacCache, masterNicFor, onMaster } from "./master.ts";
 import { RefreshGate } from "./refresh_gate.ts";
 import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
 import type { HostLink, NicSync, PoolSpec, PoolUsage } from "./pool.ts";
@@ -120,13 +120,27 @@ function sourceFailure(config: IpamConfig, cause: unknown): CniError {
 }
 
 /**
- * The host's links, read on the first call only: one call of the engine
- * reads them at most once, whether for the pools (static, refresh) or for
- * the master's MAC.
+ * The host's links for one call of the engine, read on first use only:
+ * at most once, whether for the pools (static, refresh) or for the
+ * master's MAC.
  */
-function linksOnce(read: () => HostLink[]): () => HostLink[] {
-  let links: HostLink[] | undefined;
-  return () => links ??= read();
+class CallLinks {
+  #read: () => HostLink[];
+  #links: HostLink[] | undefined;
+
+  constructor(read: () => HostLink[]) {
+    this.#read = read;
+  }
+
+  /** True once the links were read. */
+  get read(): boolean {
+    return this.#links !== undefined;
+  }
+
+  /** The links, read now or on an earlier use. */
+  get(): HostLink[] {
+    return this.#links ??= this.#read();
+  }
 }
 
 type AllocOutcome =
@@ -241,6 +255,35 @@ export interface NetworkScope {
 }
 
 /**
+ * The process's master MACs, one cache per reader of the host's links (the
+ * real one in production): the agent's ADDs share them.
+ */
+const MASTER_MACS = new WeakMap<object, MasterMacCache>();
+
+/** The master MACs that the engines reading links with `read` share. */
+function processMasterMacs(read: object): MasterMacCache {
+  let cache = MASTER_MACS.get(read);
+  if (cache === undefined) {
+    cache = new MasterMacCache();
+    MASTER_MACS.set(read, cache);
+  }
+  return cache;
+}
+
+/** The process's gates, one per `fetch` (the real one in production). */
+const GATES = new WeakMap<object, RefreshGate<HostInterface[]>>();
+
+/** The gate that the engines on `fetch` share. */
+function processGate(fetch: object): RefreshGate<HostInterface[]> {
+  let gate = GATES.get(fetch);
+  if (gate === undefined) {
+    gate = new RefreshGate();
+    GATES.set(fetch, gate);
+  }
+  return gate;
+}
+
+/**
  * The address pools of one state file, with typed calls.
  *
  * Reboots (boot id changed) keep every reservation: the pods are gone, but
@@ -266,19 +309,6 @@ export interface NetworkScope {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-/** The process's gates, one per `fetch` (the real one in production). */
-const GATES = new WeakMap<object, RefreshGate<HostInterface[]>>();
-
-/** The gate that the engines on `fetch` share. */
-function processGate(fetch: object): RefreshGate<HostInterface[]> {
-  let gate = GATES.get(fetch);
-  if (gate === undefined) {
-    gate = new RefreshGate();
-    GATES.set(fetch, gate);
-  }
-  return gate;
-}
-
 export class IpamEngine {
   #store: IpamStore;
   #now: () => number;
@@ -290,6 +320,10 @@ export class IpamEngine {
    * per call), and a back-off after a failure.
    */
   #gate: RefreshGate<HostInterface[]>;
+  /** The host's links, `Deno.networkInterfaces()` unless injected. */
+  #readLinks: () => HostLink[];
+  /** Master MACs read within the refresh interval ({@link MasterMacCache}). */
+  #masterMacs: MasterMacCache;
 
   /**
    * Creates the engine on `<stateDir>/azure-vnet-ipam.json` (nothing is
@@ -314,10 +348,14 @@ export class IpamEngine {
       retries: options.sourceRetries,
       sleep: options.sleep,
     };
-    // An injected clock gets a gate of its own (tests).
+    this.#readLinks = options.hostMacs ?? readHostLinks;
+    // An injected clock gets a gate and master MACs of its own (tests).
     this.#gate = options.now === undefined
       ? processGate(options.fetch ?? globalThis.fetch)
       : new RefreshGate({ now: this.#now });
+    this.#masterMacs = options.now === undefined
+      ? processMasterMacs(this.#readLinks)
+      : new MasterMacCache();
   }
 
   /**
@@ -354,7 +392,7 @@ export class IpamEngine {
       ...wanted,
       master: masterNicFor(config.master, {
         pools: Object.values(state.pools),
-        links,
+        macOf: (name) => this.#masterMac(name, { links, config }),
       }),
     });
     const staticSpecs = config.environment === "static"
@@ -551,7 +589,10 @@ export class IpamEngine {
       ? undefined
       : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
     const pools = Object.values(state.pools);
-    const master = masterNicFor(config.master, { pools, links });
+    const master = masterNicFor(config.master, {
+      pools,
+      macOf: (name) => this.#masterMac(name, { links, config }),
+    });
     return pools
       // `subnet` picks the pool of its own family (IPv4); `master` the
       // pools of its NIC.
@@ -605,12 +646,34 @@ export class IpamEngine {
   }
 
   /**
-   * The host's links for one call, read at most once ({@link linksOnce}),
+   * The host's links for one call, read at most once ({@link CallLinks}),
    * and the source options that read them.
    */
-  #callSource(): { links: () => HostLink[]; source: SourceOptions } {
-    const links = linksOnce(this.#source.hostMacs ?? readHostLinks);
-    return { links, source: { ...this.#source, hostMacs: links } };
+  #callSource(): { links: CallLinks; source: SourceOptions } {
+    const links = new CallLinks(this.#readLinks);
+    return { links, source: { ...this.#source, hostMacs: () => links.get() } };
+  }
+
+  /**
+   * The MAC of the host link `name` (config `master`): from the links this
+   * call read anyway (static pools, a refresh), else as this process read
+   * it within the refresh interval, else read now.
+   */
+  #masterMac(
+    name: string,
+    call: { links: CallLinks; config: IpamConfig },
+  ): string | undefined {
+    const now = this.#now();
+    if (!call.links.read) {
+      const mac = this.#masterMacs.get(name, {
+        now,
+        maxAgeMs: call.config.queryIntervalMs,
+      });
+      if (mac !== undefined) return mac;
+    }
+    const mac = call.links.get().find((l) => l.name === name)?.mac;
+    this.#masterMacs.set(name, { mac, now });
+    return mac;
   }
 
   /**
@@ -655,7 +718,7 @@ export class IpamEngine {
    */
   async #fetchSpecs(
     config: IpamConfig,
-    caller: { hadState: boolean; ticket: number; links: () => HostLink[] },
+    caller: { hadState: boolean; ticket: number; links: CallLinks },
   ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
     const { options, key } = this.#sourceQuery(config, caller);
     const fetched = await this.#gate.query(key, async () => {
@@ -674,7 +737,7 @@ export class IpamEngine {
       return {
         specs: poolSpecsFor(config, fetched.value, {
           ...this.#source,
-          hostMacs: caller.links,
+          hostMacs: () => caller.links.get(),
         }),
       };
     } catch (error) {

@@ -262,6 +262,40 @@ function twoNicLinks(): { read: () => HostLink[]; reads: number } {
   return out;
 }
 
+/**
+ * A wireserver (injected `fetch`) reporting the NICs of
+ * {@link twoNicState}, IPv4 only, counting its requests.
+ */
+function twoNicSource(): {
+  fetch: () => Promise<Response>;
+  requests: () => number;
+} {
+  let requests = 0;
+  const fetch = () => {
+    requests++;
+    return Promise.resolve(xmlResponse(nmagentXml([
+      {
+        mac: "000D3AF9DCA6",
+        subnets: [{
+          prefix: "10.240.0.0/24",
+          primary: "10.240.0.4",
+          addresses: ["10.240.0.5", "10.240.0.6", "10.240.0.7"],
+        }],
+      },
+      {
+        mac: "000D3AF9DC11",
+        primary: false,
+        subnets: [{
+          prefix: "10.241.0.0/24",
+          primary: "10.241.0.4",
+          addresses: ["10.241.0.5"],
+        }],
+      },
+    ])));
+  };
+  return { fetch, requests: () => requests };
+}
+
 Deno.test("IpamEngine.reserve() with master takes both families from its NIC's pools only (two NICs, one state file)", async (t) => {
   const host = twoNicLinks();
   const e = new IpamEngine({
@@ -286,7 +320,7 @@ Deno.test("IpamEngine.reserve() with master takes both families from its NIC's p
     assert.deepEqual([b.ip, b.ipv6?.ip], ["10.241.0.5", "fd00:241::5"]);
   });
   await t.step(
-    "the host's links are read once per new reservation, not on a repeated ADD",
+    "the host's links are read once per master, not on a repeated ADD",
     async () => {
       assert.equal(host.reads, 2);
       assert.deepEqual(
@@ -333,29 +367,7 @@ Deno.test("IpamEngine.reserve() with master takes both families from its NIC's p
 });
 
 Deno.test("IpamEngine.reserve() of networks on two NICs sharing a state file: one's refresh keeps the other's pools", async () => {
-  let requests = 0;
-  const fetch = () => {
-    requests++;
-    return Promise.resolve(xmlResponse(nmagentXml([
-      {
-        mac: "000D3AF9DCA6",
-        subnets: [{
-          prefix: "10.240.0.0/24",
-          primary: "10.240.0.4",
-          addresses: ["10.240.0.5", "10.240.0.6"],
-        }],
-      },
-      {
-        mac: "000D3AF9DC11",
-        primary: false,
-        subnets: [{
-          prefix: "10.241.0.0/24",
-          primary: "10.241.0.4",
-          addresses: ["10.241.0.5"],
-        }],
-      },
-    ])));
-  };
+  const { fetch, requests } = twoNicSource();
   const store = new FakeStore();
   const e = new IpamEngine({
     store,
@@ -369,7 +381,7 @@ Deno.test("IpamEngine.reserve() of networks on two NICs sharing a state file: on
   assert.equal((await e.reserve(c1, { config: eth0 })).ip, "10.240.0.5");
   // Within the refresh interval: served from what eth0's refresh saved.
   assert.equal((await e.reserve(c2, { config: eth1 })).ip, "10.241.0.5");
-  assert.equal(requests, 1);
+  assert.equal(requests(), 1);
   assert.deepEqual(
     Object.values(store.state?.pools ?? {}).map((p) => [
       p.subnet,
@@ -380,5 +392,44 @@ Deno.test("IpamEngine.reserve() of networks on two NICs sharing a state file: on
       ["10.240.0.0/24", NIC0, "eth0"],
       ["10.241.0.0/24", NIC1, "eth1"],
     ],
+  );
+});
+
+Deno.test("IpamEngine.reserve() with master reuses the master's MAC read within the refresh interval", async (t) => {
+  const host = twoNicLinks();
+  let now = 1;
+  const e = new IpamEngine({
+    store: new FakeStore(twoNicState()),
+    fetch: twoNicSource().fetch,
+    hostMacs: host.read,
+    now: () => now,
+    bootId: () => "b",
+  });
+  const eth0 = { ...wireserverConfig(), master: "eth0" };
+  const key = (id: string) => ({ containerId: id, ifName: "eth0" });
+  await t.step(
+    "the first ADD reads the links, the next ones do not",
+    async () => {
+      assert.equal(
+        (await e.reserve(key("a"), { config: eth0 })).ip,
+        "10.240.0.5",
+      );
+      assert.equal(
+        (await e.reserve(key("b"), { config: eth0 })).ip,
+        "10.240.0.6",
+      );
+      assert.equal(host.reads, 1);
+    },
+  );
+  await t.step(
+    "a refresh reads them once, for the pools and the MAC",
+    async () => {
+      now += eth0.queryIntervalMs;
+      assert.equal(
+        (await e.reserve(key("c"), { config: eth0 })).ip,
+        "10.240.0.7",
+      );
+      assert.equal(host.reads, 2);
+    },
   );
 });

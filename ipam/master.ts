@@ -12,11 +12,11 @@
  * MAC matching, and pools adopted from the Go plugin until the first
  * refresh) belongs to no NIC and serves every master.
  *
- * Pure: the host links are read by the caller.
+ * The host's links are read by the caller (`IpamEngine`), which keeps the
+ * master's MAC in a {@link MasterMacCache} per process.
  *
  * @module
  */
-import type { HostLink } from "./pool.ts";
 import type { PoolState } from "./state.ts";
 
 /** The MAC of a pool bound to no NIC (the static shorthand). */
@@ -28,44 +28,21 @@ export interface MasterNic {
   readonly name: string;
   /**
    * The link's MAC, 12 lower-case hex digits; undefined when no host link
-   * of that name was found (or none was looked for: see
+   * of that name holds an address (or none was looked for: see
    * {@link masterNicFor}).
    */
   readonly mac?: string | undefined;
 }
 
 /**
- * The master's NIC among the host's links.
- *
- * @param name Config `master`.
- * @param links The host's links (`readHostLinks()` of `source.ts`).
- * @returns The name and the link's MAC (undefined when no link has the name).
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { findMasterNic } from "./master.ts";
- * const links = [{ name: "eth0", mac: "000d3af9dca6" }];
- * assert.deepEqual(findMasterNic("eth0", links),
- *   { name: "eth0", mac: "000d3af9dca6" });
- * assert.equal(findMasterNic("eth9", links).mac, undefined);
- * ```
- */
-export function findMasterNic(
-  name: string,
-  links: readonly HostLink[],
-): MasterNic {
-  return { name, mac: links.find((l) => l.name === name)?.mac };
-}
-
-/**
  * The master's NIC for an allocation from `state`, or undefined without
- * `master` (every pool serves). The host links are read only when a pool
- * of the state is bound to a NIC: pools of the static shorthand alone need
- * no MAC.
+ * `master` (every pool serves). Its MAC is asked for (`macOf`, which may
+ * read the host's links) only when a pool of the state is bound to a NIC:
+ * pools of the static shorthand alone need no MAC.
  *
  * @param master Config `master`, or undefined.
- * @param spec The state's pools and a reader of the host links.
+ * @param spec The state's pools, and the MAC of a host link by name
+ * (undefined when no link has the name).
  * @returns The master's NIC, or undefined.
  *
  * @example Usage
@@ -74,19 +51,80 @@ export function findMasterNic(
  * import { masterNicFor } from "./master.ts";
  * const pool = { subnet: "10.0.0.0/24", gateway: "10.0.0.1",
  *   macAddress: "000d3af9dca6", priority: 0, primaryIps: [], addresses: {} };
- * const links = () => [{ name: "eth0", mac: "000d3af9dca6" }];
- * assert.equal(masterNicFor(undefined, { pools: [pool], links }), undefined);
- * assert.equal(masterNicFor("eth0", { pools: [pool], links })?.mac,
- *   "000d3af9dca6");
+ * const macOf = (name: string) => name === "eth0" ? "000d3af9dca6" : undefined;
+ * assert.equal(masterNicFor(undefined, { pools: [pool], macOf }), undefined);
+ * assert.deepEqual(masterNicFor("eth0", { pools: [pool], macOf }),
+ *   { name: "eth0", mac: "000d3af9dca6" });
  * ```
  */
 export function masterNicFor(
   master: string | undefined,
-  spec: { pools: readonly PoolState[]; links: () => readonly HostLink[] },
+  spec: {
+    pools: readonly PoolState[];
+    macOf: (name: string) => string | undefined;
+  },
 ): MasterNic | undefined {
   if (master === undefined) return undefined;
   const bound = spec.pools.some((p) => p.macAddress !== UNBOUND_MAC);
-  return bound ? findMasterNic(master, spec.links()) : { name: master };
+  return bound ? { name: master, mac: spec.macOf(master) } : { name: master };
+}
+
+/** Options of {@link MasterMacCache.get}. */
+export interface MasterMacAge {
+  /** The current time, epoch ms. */
+  readonly now: number;
+  /** How old a MAC may be, in ms. */
+  readonly maxAgeMs: number;
+}
+
+/**
+ * The MACs of master links as this process last read them. In the agent
+ * every ADD runs in one process, and reading the host's links
+ * (`Deno.networkInterfaces()`) costs about 2 ms with 250 pods' veths on
+ * the host, so an ADD reuses the master's MAC read within the refresh
+ * interval (the age its pools may have too). A link's MAC is its NIC's,
+ * which on Azure changes only with a stopped VM.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MasterMacCache } from "./master.ts";
+ * const cache = new MasterMacCache();
+ * cache.set("eth0", { mac: "000d3af9dca6", now: 1000 });
+ * assert.equal(cache.get("eth0", { now: 5000, maxAgeMs: 10_000 }), "000d3af9dca6");
+ * assert.equal(cache.get("eth0", { now: 20_000, maxAgeMs: 10_000 }), undefined);
+ * assert.equal(cache.get("eth0", { now: 999, maxAgeMs: 10_000 }), undefined);
+ * ```
+ */
+export class MasterMacCache {
+  #byName = new Map<string, { mac: string; at: number }>();
+
+  /**
+   * The MAC of link `name` as read less than `maxAgeMs` ago (a clock that
+   * went back ends it).
+   *
+   * @param name The link's name.
+   * @param age The current time and the longest age.
+   * @returns The MAC, or undefined when none was read recently.
+   */
+  get(name: string, age: MasterMacAge): string | undefined {
+    const seen = this.#byName.get(name);
+    if (seen === undefined) return undefined;
+    const elapsed = age.now - seen.at;
+    return elapsed >= 0 && elapsed < age.maxAgeMs ? seen.mac : undefined;
+  }
+
+  /**
+   * Remembers what a read of the host's links found for link `name`.
+   *
+   * @param name The link's name.
+   * @param seen Its MAC (undefined when no link had the name: forgotten)
+   * and when it was read, epoch ms.
+   */
+  set(name: string, seen: { mac: string | undefined; now: number }): void {
+    if (seen.mac === undefined) this.#byName.delete(name);
+    else this.#byName.set(name, { mac: seen.mac, at: seen.now });
+  }
 }
 
 /**
