@@ -9,8 +9,10 @@
  * (`ifName`) is not used: in bridge mode the bridge `azure0` carries eth0's
  * MAC and addresses, so either link may be the one a refresh matched. A
  * pool whose MAC is {@link UNBOUND_MAC} (the static shorthand, which skips
- * MAC matching, and pools adopted from the Go plugin until the first
- * refresh) belongs to no NIC and serves every master.
+ * MAC matching; pools that the adoption of the Go plugin's state made
+ * without a known NIC, until a refresh) belongs to no NIC and serves every
+ * master. A pool with another MAC that no host link has (a state rebuilt
+ * without one) serves no master.
  *
  * The host's links are read by the caller (`IpamEngine`), which keeps the
  * master's MAC in a {@link MasterMacCache} per process.
