@@ -21,6 +21,8 @@ import {
   parseIpv4Cidr,
   stripPrefix,
 } from "@vnet/address";
+import { describeMaster, onMaster } from "./master.ts";
+import type { MasterNic } from "./master.ts";
 import { poolUsage } from "./pool.ts";
 import type { AddressRecord, IpamState, PoolState } from "./state.ts";
 
@@ -78,6 +80,13 @@ export interface AllocationRequest extends AttachmentKey {
   readonly pod?: string | undefined;
   /** Sticky addresses (#16): the cooldown and the current time. */
   readonly sticky?: StickyClock | undefined;
+  /**
+   * Config `master` (`master.ts`): only the pools of its NIC, by MAC, and
+   * pools bound to no NIC serve, in both families. An address the
+   * attachment already holds is returned wherever it is. Default: every
+   * pool.
+   */
+  readonly master?: MasterNic | undefined;
 }
 
 /** What a sticky allocation needs: the cooldown and the time now. */
@@ -189,6 +198,49 @@ function orderedIpv6Pools(
   );
 }
 
+/** The pools an allocation may use, and those that master excluded. */
+interface Candidates {
+  /** In preference order, on master. */
+  readonly pools: PoolState[];
+  /** Of the family (and subnet) but on another NIC than master's. */
+  readonly others: PoolState[];
+  readonly master: MasterNic | undefined;
+}
+
+/**
+ * The pools of a family (and subnet) in preference order, split by
+ * master. A `subnet` whose pool is on another NIC than master's is code
+ * 100, naming both.
+ */
+function candidatePools(
+  state: IpamState,
+  spec: {
+    subnet: string | undefined;
+    family: Family;
+    master: MasterNic | undefined;
+  },
+): Candidates {
+  const { master } = spec;
+  const all = orderedPools(state, spec);
+  const pools = all.filter((p) => onMaster(p, master));
+  const others = all.filter((p) => !onMaster(p, master));
+  const bySubnet = spec.subnet !== undefined &&
+    familyOf(spec.subnet) === spec.family;
+  const other = others[0];
+  if (
+    master !== undefined && bySubnet && pools.length === 0 &&
+    other !== undefined
+  ) {
+    throw new CniError(
+      PLUGIN_CODES.poolExhausted,
+      `No address pool for subnet ${other.subnet} on ${
+        describeMaster(master)
+      }: its pool is on NIC ${other.macAddress}`,
+    );
+  }
+  return { pools, others, master };
+}
+
 /** True when `ip` may be handed out from `pool`. */
 function allocatable(pool: PoolState, ip: string): boolean {
   const rec = pool.addresses[ip];
@@ -220,12 +272,18 @@ function allocatable(pool: PoolState, ip: string): boolean {
  * else is free: the one whose cooldown ends first. A requested address is
  * honoured even when remembered for another pod.
  *
+ * With `master` (`master.ts`) only the pools of its NIC (and pools bound to
+ * no NIC) serve: a requested address or a `subnet` of another NIC's pool is
+ * refused, and exhaustion names the other NICs' pools it did not use.
+ *
  * @param state The state (mutated).
- * @param request Key, requested address and subnet.
+ * @param request Key, requested address, subnet and master.
  * @returns The allocation.
  * @throws {CniError} 100 when no pool has a free address; 107 when the
- * requested address is unknown, held by another attachment, or differs from
- * the one this attachment holds; 7 for a bad `subnet` or address.
+ * requested address is unknown, in another NIC's pool than master's, held
+ * by another attachment, or differs from the one this attachment holds; 108
+ * when master names no host link and only other NICs' pools exist; 7 for a
+ * bad `subnet` or address.
  *
  * @example Usage
  * ```ts
@@ -271,9 +329,28 @@ export function allocate(
     }
     return existing;
   }
-  const pools = orderedPools(state, { subnet: request.subnet, family });
+  const candidates = candidatePools(state, {
+    subnet: request.subnet,
+    family,
+    master: request.master,
+  });
+  const { pools } = candidates;
   if (wanted !== undefined) {
     const pool = pools.find((p) => p.addresses[wanted] !== undefined);
+    const other = candidates.others.find((p) =>
+      p.addresses[wanted] !== undefined
+    );
+    if (
+      pool === undefined && other !== undefined &&
+      request.master !== undefined
+    ) {
+      throw new CniError(
+        PLUGIN_CODES.addressUnavailable,
+        `Cannot reserve requested address "${wanted}": its pool ${other.subnet} is on NIC ${other.macAddress}, not on ${
+          describeMaster(request.master)
+        }`,
+      );
+    }
     if (pool === undefined) {
       throw new CniError(
         PLUGIN_CODES.addressUnavailable,
@@ -328,7 +405,7 @@ export function allocate(
       return other;
     }
   }
-  throw exhausted(pools);
+  throw exhausted(candidates);
 }
 
 /**
@@ -390,11 +467,12 @@ function allocateIpv6(
 ): Allocation {
   const existing = findReservation(state, spec.key, { family: 6 });
   if (existing !== undefined) return existing;
-  const pools = orderedPools(state, {
+  const candidates = candidatePools(state, {
     subnet: spec.request.subnet,
     family: 6,
+    master: spec.request.master,
   });
-  for (const pool of pools) {
+  for (const pool of candidates.pools) {
     const free = Object.keys(pool.addresses).filter((ip) =>
       allocatable(pool, ip)
     ).sort(compareIps);
@@ -404,25 +482,78 @@ function allocateIpv6(
       return { pool, ip };
     }
   }
-  throw exhausted(pools);
+  throw exhausted(candidates);
 }
 
 /**
- * Whether the state has a pool of a family.
+ * Whether the state has a pool of a family (with `master`: one that
+ * serves under it).
  *
  * @param state The state.
  * @param family 4 or 6.
+ * @param options Config `master`'s NIC.
  * @returns True when some pool's subnet is of that family.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hasFamily } from "./allocator.ts";
+ * const state = { version: 1 as const, lastRefresh: 0, bootId: "", pools: {
+ *   "fd00::/64": { subnet: "fd00::/64", gateway: "fd00::1",
+ *     macAddress: "000d3af9dc11", priority: 0, primaryIps: [],
+ *     addresses: { "fd00::5": {} } } } };
+ * assert.ok(hasFamily(state, 6));
+ * assert.ok(!hasFamily(state, 6,
+ *   { master: { name: "eth0", mac: "000d3af9dca6" } }));
+ * ```
  */
-export function hasFamily(state: IpamState, family: Family): boolean {
-  return Object.values(state.pools).some((p) => familyOf(p.subnet) === family);
+export function hasFamily(
+  state: IpamState,
+  family: Family,
+  options: { master?: MasterNic | undefined } = {},
+): boolean {
+  return Object.values(state.pools).some((p) =>
+    familyOf(p.subnet) === family && onMaster(p, options.master)
+  );
 }
 
-function exhausted(pools: readonly PoolState[]): CniError {
+/**
+ * The error of an allocation that found no free address: 100 naming the
+ * pools' usage, and the pools of other NICs that master kept it from; 108
+ * when master names no host link and only other NICs' pools exist.
+ */
+function exhausted(candidates: Candidates): CniError {
+  const { pools, others, master } = candidates;
+  const skipped = master === undefined || others.length === 0
+    ? undefined
+    : `Not used because of ${describeMaster(master)}: ${
+      others.map((p) =>
+        `subnet ${p.subnet} on NIC ${p.macAddress} (${
+          Object.keys(p.addresses).filter((ip) => allocatable(p, ip)).length
+        } free)`
+      ).join("; ")
+    }`;
+  const details = skipped === undefined ? {} : { details: skipped };
+  if (
+    master !== undefined && master.mac === undefined &&
+    skipped !== undefined
+  ) {
+    return new CniError(
+      PLUGIN_CODES.masterNotFound,
+      `Cannot find master "${master.name}": no host link of that name holds an address, so no NIC's pool serves it`,
+      details,
+    );
+  }
+  const note = master === undefined || skipped === undefined
+    ? ""
+    : `; pools of other NICs not used because of ${describeMaster(master)}`;
   if (pools.length === 0) {
     return new CniError(
       PLUGIN_CODES.poolExhausted,
-      "No free address: no address pool (no NIC of this host reported secondary addresses)",
+      skipped === undefined
+        ? "No free address: no address pool (no NIC of this host reported secondary addresses)"
+        : `No free address: no address pool${note}`,
+      details,
     );
   }
   const parts = pools.map((p) => {
@@ -431,7 +562,8 @@ function exhausted(pools: readonly PoolState[]): CniError {
   });
   return new CniError(
     PLUGIN_CODES.poolExhausted,
-    `No free address in ${parts.join("; ")}`,
+    `No free address in ${parts.join("; ")}${note}`,
+    details,
   );
 }
 

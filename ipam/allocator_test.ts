@@ -278,3 +278,154 @@ Deno.test("allocate() never hands one address to two attachments (property)", ()
     { numRuns: 100 },
   );
 });
+
+// Two NICs: eth0's pool was matched to the bridge azure0 (same MAC), eth1
+// is a secondary NIC (preferred without master).
+const NIC0 = "000d3af9dca6";
+const NIC1 = "000d3af9dc11";
+const ETH0 = { name: "eth0", mac: NIC0 };
+const ETH1 = { name: "eth1", mac: NIC1 };
+
+function twoNics(...extra: PoolSpec[]): IpamState {
+  return stateWith(
+    spec("10.240.0.0/24", ["10.240.0.5", "10.240.0.6"], {
+      macAddress: NIC0,
+      ifName: "azure0",
+    }),
+    spec("10.241.0.0/24", ["10.241.0.5"], {
+      macAddress: NIC1,
+      ifName: "eth1",
+      priority: 1,
+    }),
+    ...extra,
+  );
+}
+
+Deno.test("allocate() with master takes only the pools of its NIC, by MAC", async (t) => {
+  await t.step("without master: every pool (the secondary NIC first)", () => {
+    const s = twoNics();
+    assert.equal(
+      allocate(s, { containerId: "a", ifName: "e" }).ip,
+      "10.241.0.5",
+    );
+  });
+  await t.step("master eth0: its NIC's pool, recorded as azure0", () => {
+    const s = twoNics();
+    const a = allocate(s, { containerId: "a", ifName: "e", master: ETH0 });
+    assert.deepEqual([a.ip, a.pool.macAddress], ["10.240.0.5", NIC0]);
+    assert.equal(
+      allocate(s, { containerId: "b", ifName: "e", master: ETH0 }).ip,
+      "10.240.0.6",
+    );
+  });
+  await t.step("master eth1: its NIC's pool", () => {
+    const s = twoNics();
+    assert.equal(
+      allocate(s, { containerId: "a", ifName: "e", master: ETH1 }).ip,
+      "10.241.0.5",
+    );
+  });
+  await t.step(
+    "a pool bound to no NIC (static shorthand) serves any master",
+    () => {
+      const s = stateWith(
+        spec("10.9.0.0/24", ["10.9.0.5"], { macAddress: "*" }),
+      );
+      assert.equal(
+        allocate(s, { containerId: "a", ifName: "e", master: ETH1 }).ip,
+        "10.9.0.5",
+      );
+    },
+  );
+});
+
+Deno.test("allocate() with master refuses an address or subnet of another NIC's pool", async (t) => {
+  const s = twoNics();
+  const onEth0 = { containerId: "a", ifName: "e", master: ETH0 };
+  await t.step("a requested address: 107 naming both NICs", () => {
+    assert.throws(
+      () => allocate(s, { ...onEth0, requestedIp: "10.241.0.5" }),
+      {
+        name: "CniError",
+        code: 107,
+        message:
+          /"10\.241\.0\.5": its pool 10\.241\.0\.0\/24 is on NIC 000d3af9dc11, not on master "eth0" \(NIC 000d3af9dca6\)/,
+      },
+    );
+    assert.equal(
+      s.pools["10.241.0.0/24"]?.addresses["10.241.0.5"]?.containerId,
+      undefined,
+    );
+  });
+  await t.step("ipam.subnet: 100 naming the pool's NIC", () => {
+    assert.throws(
+      () => allocate(s, { ...onEth0, subnet: "10.241.0.0/24" }),
+      {
+        name: "CniError",
+        code: 100,
+        message: /subnet 10\.241\.0\.0\/24 on master "eth0".*NIC 000d3af9dc11/,
+      },
+    );
+  });
+});
+
+Deno.test("allocate() with master is exhausted when its NIC is, and says which pools it did not use", () => {
+  const s = twoNics();
+  allocate(s, { containerId: "a", ifName: "e", master: ETH1 });
+  assert.throws(
+    () => allocate(s, { containerId: "b", ifName: "e", master: ETH1 }),
+    {
+      name: "CniError",
+      code: 100,
+      message:
+        /^No free address in subnet 10\.241\.0\.0\/24: 1 of 1 in use; pools of other NICs not used because of master "eth1" \(NIC 000d3af9dc11\)$/,
+      details: /subnet 10\.240\.0\.0\/24 on NIC 000d3af9dca6 \(2 free\)/,
+    },
+  );
+});
+
+Deno.test("allocate() with master returns an attachment's reservation wherever it is (ADD retry)", () => {
+  const s = twoNics();
+  const key = { containerId: "a", ifName: "e" };
+  assert.equal(allocate(s, { ...key, master: ETH0 }).ip, "10.240.0.5");
+  // The same attachment under another master (a changed config) keeps it.
+  assert.equal(allocate(s, { ...key, master: ETH1 }).ip, "10.240.0.5");
+  assert.equal(
+    allocate(s, { ...key, master: ETH1, requestedIp: "10.240.0.5" }).ip,
+    "10.240.0.5",
+  );
+});
+
+Deno.test("allocate() with master takes IPv6 from its NIC too", () => {
+  const v6 = (subnet: string, ips: string[], extra: Partial<PoolSpec>) =>
+    spec(subnet, ips, { gateway: subnet.replace(/::\/64$/, "::1"), ...extra });
+  const s = twoNics(
+    v6("fd00:240::/64", ["fd00:240::5"], { macAddress: NIC0 }),
+    v6("fd00:241::/64", ["fd00:241::5"], { macAddress: NIC1, priority: 1 }),
+  );
+  const key = { containerId: "a", ifName: "e", family: 6 as const };
+  assert.equal(allocate(s, { ...key, master: ETH0 }).ip, "fd00:240::5");
+  assert.throws(
+    () => allocate(s, { ...key, containerId: "b", master: ETH0 }),
+    {
+      name: "CniError",
+      code: 100,
+      message: /fd00:240::\/64: 1 of 1 in use; pools of other NICs not used/,
+      details: /fd00:241::\/64 on NIC 000d3af9dc11 \(1 free\)/,
+    },
+  );
+});
+
+Deno.test("allocate() with a master no host link has: 108 while only other NICs' pools exist", () => {
+  const s = twoNics();
+  assert.throws(
+    () =>
+      allocate(s, { containerId: "a", ifName: "e", master: { name: "eth9" } }),
+    {
+      name: "CniError",
+      code: 108,
+      message: /Cannot find master "eth9"/,
+      details: /subnet 10\.240\.0\.0\/24 on NIC 000d3af9dca6 \(2 free\)/,
+    },
+  );
+});

@@ -36,6 +36,7 @@ import type {
 import type { IpamConfig } from "./config.ts";
 import { readBootId } from "./boot_id.ts";
 import { FileStore } from "./file_store.ts";
+import { MasterMacCache, masterNicFor, onMaster } from "./master.ts";
 import { RefreshGate } from "./refresh_gate.ts";
 import { mergePools, poolUsage, syncNicAddresses } from "./pool.ts";
 import type { HostLink, NicSync, PoolSpec, PoolUsage } from "./pool.ts";
@@ -43,6 +44,7 @@ import {
   describeSource,
   fetchInterfaces,
   poolSpecsFor,
+  readHostLinks,
   refreshDue,
 } from "./source.ts";
 import type { SourceOptions } from "./source.ts";
@@ -117,6 +119,30 @@ function sourceFailure(config: IpamConfig, cause: unknown): CniError {
   );
 }
 
+/**
+ * The host's links for one call of the engine, read on first use only:
+ * at most once, whether for the pools (static, refresh) or for the
+ * master's MAC.
+ */
+class CallLinks {
+  #read: () => HostLink[];
+  #links: HostLink[] | undefined;
+
+  constructor(read: () => HostLink[]) {
+    this.#read = read;
+  }
+
+  /** True once the links were read. */
+  get read(): boolean {
+    return this.#links !== undefined;
+  }
+
+  /** The links, read now or on an earlier use. */
+  get(): HostLink[] {
+    return this.#links ??= this.#read();
+  }
+}
+
 type AllocOutcome =
   | ({ kind: "done" } & Reservation)
   | { kind: "refresh"; hadState: boolean }
@@ -135,9 +161,10 @@ function done(a: Allocation, v6?: Allocation): AllocOutcome {
 }
 
 /**
- * One address of each family the state has pools of: IPv4 (requested
- * address and subnet honoured), then IPv6 when there is an IPv6 pool. A
- * failed IPv6 allocation gives back a fresh IPv4 one: both or neither.
+ * One address of each family the state has pools of (with `master`: pools
+ * of its NIC): IPv4 (requested address and subnet honoured), then IPv6
+ * when there is an IPv6 pool. A failed IPv6 allocation gives back a fresh
+ * IPv4 one: both or neither.
  */
 function allocateFamilies(
   state: IpamState,
@@ -145,7 +172,7 @@ function allocateFamilies(
 ): AllocOutcome {
   const had = findReservation(state, wanted) !== undefined;
   const v4 = allocate(state, wanted);
-  if (!hasFamily(state, 6)) return done(v4);
+  if (!hasFamily(state, 6, { master: wanted.master })) return done(v4);
   try {
     return done(v4, allocate(state, { ...wanted, family: 6 }));
   } catch (err) {
@@ -164,13 +191,13 @@ function explainNoPools(
     !(err instanceof CniError) || err.code !== PLUGIN_CODES.poolExhausted ||
     Object.keys(state.pools).length > 0
   ) return err;
-  const master = config.master === undefined
-    ? "any host link"
-    : `master "${config.master}"`;
+  const wildcard = config.master === undefined
+    ? ""
+    : ` (a NIC with the wildcard MAC binds to master "${config.master}")`;
   return new CniError(err.code, err.message, {
     details: `Source ${
       describeSource(config)
-    } reported no subnet on a NIC matching ${master} by MAC`,
+    } reported no subnet on a NIC matching any host link by MAC${wildcard}`,
   });
 }
 
@@ -228,6 +255,35 @@ export interface NetworkScope {
 }
 
 /**
+ * The process's master MACs, one cache per reader of the host's links (the
+ * real one in production): the agent's ADDs share them.
+ */
+const MASTER_MACS = new WeakMap<object, MasterMacCache>();
+
+/** The master MACs that the engines reading links with `read` share. */
+function processMasterMacs(read: object): MasterMacCache {
+  let cache = MASTER_MACS.get(read);
+  if (cache === undefined) {
+    cache = new MasterMacCache();
+    MASTER_MACS.set(read, cache);
+  }
+  return cache;
+}
+
+/** The process's gates, one per `fetch` (the real one in production). */
+const GATES = new WeakMap<object, RefreshGate<HostInterface[]>>();
+
+/** The gate that the engines on `fetch` share. */
+function processGate(fetch: object): RefreshGate<HostInterface[]> {
+  let gate = GATES.get(fetch);
+  if (gate === undefined) {
+    gate = new RefreshGate();
+    GATES.set(fetch, gate);
+  }
+  return gate;
+}
+
+/**
  * The address pools of one state file, with typed calls.
  *
  * Reboots (boot id changed) keep every reservation: the pods are gone, but
@@ -253,19 +309,6 @@ export interface NetworkScope {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-/** The process's gates, one per `fetch` (the real one in production). */
-const GATES = new WeakMap<object, RefreshGate<HostInterface[]>>();
-
-/** The gate that the engines on `fetch` share. */
-function processGate(fetch: object): RefreshGate<HostInterface[]> {
-  let gate = GATES.get(fetch);
-  if (gate === undefined) {
-    gate = new RefreshGate();
-    GATES.set(fetch, gate);
-  }
-  return gate;
-}
-
 export class IpamEngine {
   #store: IpamStore;
   #now: () => number;
@@ -277,6 +320,10 @@ export class IpamEngine {
    * per call), and a back-off after a failure.
    */
   #gate: RefreshGate<HostInterface[]>;
+  /** The host's links, `Deno.networkInterfaces()` unless injected. */
+  #readLinks: () => HostLink[];
+  /** Master MACs read within the refresh interval ({@link MasterMacCache}). */
+  #masterMacs: MasterMacCache;
 
   /**
    * Creates the engine on `<stateDir>/azure-vnet-ipam.json` (nothing is
@@ -301,10 +348,14 @@ export class IpamEngine {
       retries: options.sourceRetries,
       sleep: options.sleep,
     };
-    // An injected clock gets a gate of its own (tests).
+    this.#readLinks = options.hostMacs ?? readHostLinks;
+    // An injected clock gets a gate and master MACs of its own (tests).
     this.#gate = options.now === undefined
       ? processGate(options.fetch ?? globalThis.fetch)
       : new RefreshGate({ now: this.#now });
+    this.#masterMacs = options.now === undefined
+      ? processMasterMacs(this.#readLinks)
+      : new MasterMacCache();
   }
 
   /**
@@ -335,8 +386,17 @@ export class IpamEngine {
         ? undefined
         : { cooldownMs: config.sticky.cooldownMs, now: this.#now() },
     };
+    const { links, source } = this.#callSource();
+    // With `master`, only its NIC's pools serve (`master.ts`).
+    const allocation = (state: IpamState): AllocationRequest => ({
+      ...wanted,
+      master: masterNicFor(config.master, {
+        pools: Object.values(state.pools),
+        macOf: (name) => this.#masterMac(name, { links, config }),
+      }),
+    });
     const staticSpecs = config.environment === "static"
-      ? poolSpecsFor(config, config.interfaces, this.#source)
+      ? poolSpecsFor(config, config.interfaces, source)
       : undefined;
     const ticket = this.#gate.ticket();
     const first = await this.#store.update<AllocOutcome>((state) => {
@@ -360,7 +420,7 @@ export class IpamEngine {
         return { value: { kind: "refresh", hadState: false } };
       }
       try {
-        return { value: allocateFamilies(next, wanted), next };
+        return { value: allocateFamilies(next, allocation(next)), next };
       } catch (error) {
         return staticSpecs === undefined
           ? { value: { kind: "failed", error } }
@@ -372,6 +432,7 @@ export class IpamEngine {
       const fetched = await this.#fetchSpecs(config, {
         hadState: first.hadState,
         ticket,
+        links,
       });
       outcome = await this.#store.update<AllocOutcome>((state) => {
         const next = fetched.specs === undefined
@@ -379,7 +440,7 @@ export class IpamEngine {
           : this.#applyRefresh(state, fetched.specs);
         if (next === undefined) throw sourceFailure(config, fetched.error);
         try {
-          return { value: allocateFamilies(next, wanted), next };
+          return { value: allocateFamilies(next, allocation(next)), next };
         } catch (error) {
           const value: AllocOutcome = {
             kind: "failed",
@@ -491,8 +552,9 @@ export class IpamEngine {
    * exists.
    */
   async status(config: IpamConfig): Promise<PoolStatus[]> {
+    const { links, source } = this.#callSource();
     const staticSpecs = config.environment === "static"
-      ? poolSpecsFor(config, config.interfaces, this.#source)
+      ? poolSpecsFor(config, config.interfaces, source)
       : undefined;
     const ticket = this.#gate.ticket();
     const due = await this.#store.update((state) => ({
@@ -502,7 +564,11 @@ export class IpamEngine {
       },
     }));
     const fetched = due.due
-      ? await this.#fetchSpecs(config, { hadState: due.hadState, ticket })
+      ? await this.#fetchSpecs(config, {
+        hadState: due.hadState,
+        ticket,
+        links,
+      })
       : {};
     const specs = staticSpecs ?? fetched.specs;
     const state = await this.#store.update((cur) => {
@@ -522,10 +588,17 @@ export class IpamEngine {
     const want = config.subnet === undefined
       ? undefined
       : formatIpv4Cidr(parseIpv4Cidr(config.subnet));
-    return Object.values(state.pools)
-      // `subnet` picks the pool of its own family (IPv4).
+    const pools = Object.values(state.pools);
+    const master = masterNicFor(config.master, {
+      pools,
+      macOf: (name) => this.#masterMac(name, { links, config }),
+    });
+    return pools
+      // `subnet` picks the pool of its own family (IPv4); `master` the
+      // pools of its NIC.
       .filter((p) =>
-        want === undefined || p.subnet === want || familyOf(p.subnet) === 6
+        (want === undefined || p.subnet === want ||
+          familyOf(p.subnet) === 6) && onMaster(p, master)
       )
       .map((p) => ({
         subnet: p.subnet,
@@ -573,6 +646,37 @@ export class IpamEngine {
   }
 
   /**
+   * The host's links for one call, read at most once ({@link CallLinks}),
+   * and the source options that read them.
+   */
+  #callSource(): { links: CallLinks; source: SourceOptions } {
+    const links = new CallLinks(this.#readLinks);
+    return { links, source: { ...this.#source, hostMacs: () => links.get() } };
+  }
+
+  /**
+   * The MAC of the host link `name` (config `master`): from the links this
+   * call read anyway (static pools, a refresh), else as this process read
+   * it within the refresh interval, else read now.
+   */
+  #masterMac(
+    name: string,
+    call: { links: CallLinks; config: IpamConfig },
+  ): string | undefined {
+    const now = this.#now();
+    if (!call.links.read) {
+      const mac = this.#masterMacs.get(name, {
+        now,
+        maxAgeMs: call.config.queryIntervalMs,
+      });
+      if (mac !== undefined) return mac;
+    }
+    const mac = call.links.get().find((l) => l.name === name)?.mac;
+    this.#masterMacs.set(name, { mac, now });
+    return mac;
+  }
+
+  /**
    * Whether to query the source: the interval passed or the boot changed,
    * and, with state to fall back on, no query failed in the last few
    * seconds (the back-off of {@link RefreshGate}).
@@ -614,7 +718,7 @@ export class IpamEngine {
    */
   async #fetchSpecs(
     config: IpamConfig,
-    caller: { hadState: boolean; ticket: number },
+    caller: { hadState: boolean; ticket: number; links: CallLinks },
   ): Promise<{ specs?: PoolSpec[]; error?: unknown }> {
     const { options, key } = this.#sourceQuery(config, caller);
     const fetched = await this.#gate.query(key, async () => {
@@ -630,7 +734,12 @@ export class IpamEngine {
     }, { ticket: caller.ticket, fallback: caller.hadState });
     if (!fetched.ok) return { error: fetched.error };
     try {
-      return { specs: poolSpecsFor(config, fetched.value, this.#source) };
+      return {
+        specs: poolSpecsFor(config, fetched.value, {
+          ...this.#source,
+          hostMacs: () => caller.links.get(),
+        }),
+      };
     } catch (error) {
       return { error };
     }

@@ -58,7 +58,12 @@ export interface PoolSpec {
 
 /** Options of {@link poolSpecsFromInterfaces}. */
 export interface PoolSpecOptions {
-  /** Config `master`: only this host link's NIC is used. */
+  /**
+   * Config `master`: the wildcard MAC `*` binds to this link, and a NIC
+   * with this link's MAC records its name (not the bridge's). Every NIC
+   * still becomes pools: the state is shared by the networks of all NICs,
+   * and master picks among the pools at allocation (`master.ts`).
+   */
   master?: string;
   /**
    * Skip MAC matching entirely (static shorthand): every interface becomes
@@ -93,6 +98,8 @@ function isNullMac(mac: string): boolean {
  * Turns a source's interface list into pool specs, matching each NIC to a
  * host link by MAC (normalised). Unmatched NICs are logged and skipped.
  * `"*"` binds to `master`, or to the only candidate link (non-null MAC).
+ * `master` does not drop the other NICs: a refresh by one network must
+ * not take the pools of another network's NIC out of the shared state.
  *
  * @param interfaces What the wireserver, IMDS or static config reports.
  * @param links The host's links.
@@ -120,11 +127,12 @@ export function poolSpecsFromInterfaces(
   options: PoolSpecOptions = {},
 ): PoolSpec[] {
   const { master } = options;
-  // An explicit master is taken as configured; otherwise links without a
-  // real MAC (loopback, tunnels) are no candidates.
-  const candidates = links.filter((l) =>
-    master === undefined ? !isNullMac(l.mac) : l.name === master
-  );
+  // Links without a real MAC (loopback, tunnels) are no candidates, but an
+  // explicit master is taken as configured.
+  const masterLink = master === undefined
+    ? undefined
+    : links.find((l) => l.name === master);
+  const candidates = links.filter((l) => !isNullMac(l.mac));
   const held = hostAddresses(links);
   const specs = new Map<string, PoolSpec>();
   for (const nic of interfaces) {
@@ -141,21 +149,24 @@ export function poolSpecsFromInterfaces(
     if (options.unbound === true) {
       link = master === undefined ? undefined : { name: master, mac };
     } else if (mac === "*") {
-      link = candidates.length === 1 ? candidates[0] : undefined;
+      link = master === undefined
+        ? (candidates.length === 1 ? candidates[0] : undefined)
+        : masterLink;
       if (link === undefined) {
-        log.warn(
-          "Skipping wildcard interface: {count} candidate links, set master",
-          { count: candidates.length },
-        );
+        log.warn("Skipping wildcard interface: {why}", {
+          why: master === undefined
+            ? `${candidates.length} candidate links, set master`
+            : `no host link "${master}" (master)`,
+        });
         continue;
       }
     } else {
-      link = candidates.find((l) => l.mac === mac);
+      // The bridge carries its master's MAC: name the configured master.
+      link = masterLink?.mac === mac
+        ? masterLink
+        : candidates.find((l) => l.mac === mac);
       if (link === undefined) {
-        log.info("Skipping interface {mac}: no matching host link{where}", {
-          mac,
-          where: master === undefined ? "" : ` (master "${master}")`,
-        });
+        log.info("Skipping interface {mac}: no matching host link", { mac });
         continue;
       }
     }

@@ -109,7 +109,7 @@ Deno.test("poolSpecsFromInterfaces() matches NICs to host links by MAC", () => {
   ]);
 });
 
-Deno.test("poolSpecsFromInterfaces() skips NICs matching no link or not master", () => {
+Deno.test("poolSpecsFromInterfaces() skips NICs matching no link", () => {
   const stranger = nic("AABBCCDDEEFF", "10.9.0.0/24", [[
     "10.9.0.5",
     false,
@@ -118,11 +118,26 @@ Deno.test("poolSpecsFromInterfaces() skips NICs matching no link or not master",
     poolSpecsFromInterfaces([stranger], LINKS).map((s) => s.subnet),
     [],
   );
-  assert.deepEqual(
-    poolSpecsFromInterfaces([PRIMARY, SECONDARY], LINKS, { master: "eth1" })
-      .map((s) => s.subnet),
-    ["10.241.0.0/16"],
-  );
+});
+
+Deno.test("poolSpecsFromInterfaces() with master keeps every NIC, naming master for its own", () => {
+  // Bridge mode: azure0 carries eth0's MAC and sorts first.
+  const links = [{ name: "azure0", mac: "000d3af9dca6" }, ...LINKS];
+  const pools = (master?: string) =>
+    poolSpecsFromInterfaces(
+      [PRIMARY, SECONDARY],
+      links,
+      master === undefined ? {} : { master },
+    ).map((s) => [s.subnet, s.macAddress, s.ifName]);
+  assert.deepEqual(pools(), [
+    ["10.240.0.0/16", "000d3af9dca6", "azure0"],
+    ["10.241.0.0/16", "000d3af9dc11", "eth1"],
+  ]);
+  assert.deepEqual(pools("eth0"), [
+    ["10.240.0.0/16", "000d3af9dca6", "eth0"],
+    ["10.241.0.0/16", "000d3af9dc11", "eth1"],
+  ]);
+  assert.deepEqual(pools("eth1"), pools());
 });
 
 Deno.test("poolSpecsFromInterfaces() binds the wildcard MAC to master or the only link", () => {

@@ -141,7 +141,9 @@ export function fetchInterfaces(
 
 /**
  * Turns what the source reported into pool specs for this host: NICs are
- * matched to host links by MAC, restricted to `master` when configured.
+ * matched to host links by MAC. `master` binds the wildcard MAC and names
+ * its NIC's pools, but keeps no NIC out: it applies at allocation
+ * (`master.ts`).
  *
  * @param config The IPAM config.
  * @param interfaces What the source reported.
