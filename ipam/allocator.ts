@@ -8,7 +8,6 @@
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import {
   compareIps,
-  formatIpv4,
   formatIpv4Cidr,
   host,
   ipv4Broadcast,
@@ -38,8 +37,14 @@ export interface AttachmentKey {
 export interface Allocation {
   /** The pool it belongs to. */
   readonly pool: PoolState;
-  /** The dotted quad. */
+  /** The address (a dotted quad, or canonical IPv6 text). */
   readonly ip: string;
+  /**
+   * The free address's record this reservation replaced (a sticky
+   * address's memory of its last pod), for a rollback; undefined when the
+   * attachment already held the address.
+   */
+  readonly replaced?: AddressRecord;
 }
 
 /** An address family: 4 or 6. */
@@ -368,44 +373,53 @@ export function allocate(
         }`,
       );
     }
-    pool.addresses[wanted] = record;
-    return { pool, ip: wanted };
+    return take({ pool, ip: wanted }, record);
   }
-  const sticky = request.sticky;
+  const free = chooseFree(pools, request.sticky, pod);
+  if (free === undefined) throw exhausted(candidates);
+  return take(free, record);
+}
+
+/** Records the reservation of a free address, keeping what it replaced. */
+function take(free: Allocation, record: AddressRecord): Allocation {
+  const replaced = free.pool.addresses[free.ip] ?? {};
+  free.pool.addresses[free.ip] = { ...record };
+  return { pool: free.pool, ip: free.ip, replaced };
+}
+
+/**
+ * The free address a new reservation gets from `pools` (one family, in
+ * order), whatever the family: with `sticky`, the address the pod
+ * released last (within the cooldown); else the lowest free address of the
+ * first pool that has one, passing over addresses remembered for other
+ * pods; else another pod's remembered address, the one whose cooldown ends
+ * first. Undefined when nothing is free.
+ */
+function chooseFree(
+  pools: readonly PoolState[],
+  sticky: StickyClock | undefined,
+  pod: string | undefined,
+): Allocation | undefined {
   if (sticky !== undefined && pod !== undefined) {
     const mine = pickRemembered(pools, sticky, (owner) => owner === pod);
-    if (mine !== undefined) {
-      mine.pool.addresses[mine.ip] = record;
-      return mine;
-    }
+    if (mine !== undefined) return mine;
   }
   for (const pool of pools) {
-    let best: number | undefined;
+    let best: string | undefined;
     for (const ip of Object.keys(pool.addresses)) {
       if (!allocatable(pool, ip)) continue;
       if (
         sticky !== undefined &&
         rememberedFor(pool.addresses[ip], sticky) !== undefined
       ) continue;
-      const n = parseIpv4(ip);
-      if (best === undefined || n < best) best = n;
+      if (best === undefined || compareIps(ip, best) < 0) best = ip;
     }
-    if (best !== undefined) {
-      const ip = formatIpv4(best);
-      pool.addresses[ip] = record;
-      return { pool, ip };
-    }
+    if (best !== undefined) return { pool, ip: best };
   }
-  if (sticky !== undefined) {
-    // Nothing else is free: another pod's remembered address, the one
-    // whose cooldown ends first.
-    const other = pickRemembered(pools, sticky, () => true, { oldest: true });
-    if (other !== undefined) {
-      other.pool.addresses[other.ip] = record;
-      return other;
-    }
-  }
-  throw exhausted(candidates);
+  // Nothing else is free: another pod's remembered address.
+  return sticky === undefined
+    ? undefined
+    : pickRemembered(pools, sticky, () => true, { oldest: true });
 }
 
 /**
@@ -436,7 +450,7 @@ function pickRemembered(
   match: (pod: string) => boolean,
   options: { oldest?: boolean } = {},
 ): Allocation | undefined {
-  let best: { pool: PoolState; ip: string; at: number; n: number } | undefined;
+  let best: { pool: PoolState; ip: string; at: number } | undefined;
   for (const pool of pools) {
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       const owner = rememberedFor(rec, sticky);
@@ -444,18 +458,18 @@ function pickRemembered(
         continue;
       }
       const at = (rec.releasedAt ?? 0) * (options.oldest === true ? -1 : 1);
-      const n = parseIpv4(ip);
       if (
-        best === undefined || at > best.at || (at === best.at && n < best.n)
-      ) best = { pool, ip, at, n };
+        best === undefined || at > best.at ||
+        (at === best.at && compareIps(ip, best.ip) < 0)
+      ) best = { pool, ip, at };
     }
   }
   return best === undefined ? undefined : { pool: best.pool, ip: best.ip };
 }
 
 /**
- * IPv6: the attachment's address again, else the lowest free address of
- * the first IPv6 pool that has one.
+ * IPv6: the attachment's address again, else a free one as for IPv4
+ * ({@link chooseFree}: sticky addresses included).
  */
 function allocateIpv6(
   state: IpamState,
@@ -472,17 +486,11 @@ function allocateIpv6(
     family: 6,
     master: spec.request.master,
   });
-  for (const pool of candidates.pools) {
-    const free = Object.keys(pool.addresses).filter((ip) =>
-      allocatable(pool, ip)
-    ).sort(compareIps);
-    const ip = free[0];
-    if (ip !== undefined) {
-      pool.addresses[ip] = { ...spec.record };
-      return { pool, ip };
-    }
-  }
-  throw exhausted(candidates);
+  const { sticky } = spec.request;
+  const pod = sticky === undefined ? undefined : spec.request.pod;
+  const free = chooseFree(candidates.pools, sticky, pod);
+  if (free === undefined) throw exhausted(candidates);
+  return take(free, spec.record);
 }
 
 /**

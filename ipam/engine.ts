@@ -170,13 +170,14 @@ function allocateFamilies(
   state: IpamState,
   wanted: AllocationRequest,
 ): AllocOutcome {
-  const had = findReservation(state, wanted) !== undefined;
   const v4 = allocate(state, wanted);
   if (!hasFamily(state, 6, { master: wanted.master })) return done(v4);
   try {
     return done(v4, allocate(state, { ...wanted, family: 6 }));
   } catch (err) {
-    if (!had) v4.pool.addresses[v4.ip] = {};
+    // A fresh IPv4 reservation goes back as it was found (a sticky
+    // address keeps its memory of its last pod).
+    if (v4.replaced !== undefined) v4.pool.addresses[v4.ip] = v4.replaced;
     throw err;
   }
 }

@@ -253,3 +253,93 @@ Deno.test("parseIpamState() reads files with and without the sticky fields", () 
     doc,
   );
 });
+
+Deno.test("IpamEngine.reserve() with sticky keeps a dual-stack pod's IPv6 address too", async (t) => {
+  const config = conf({
+    sticky: true,
+    stickyCooldown: 60,
+    ipv6Subnet: "fd00:db8::/64",
+    ipv6Addresses: ["fd00:db8::5", "fd00:db8::6", "fd00:db8::7"],
+  });
+  const { engine, clock } = clockedEngine();
+  const network = "azure";
+  const both = (r: { ip: string; ipv6?: { ip: string } | undefined }) => [
+    r.ip,
+    r.ipv6?.ip,
+  ];
+
+  await t.step("another pod skips both remembered addresses", async () => {
+    const web = await engine.reserve(key("w1"), {
+      config,
+      network,
+      pod: "web/web-0",
+    });
+    assert.deepEqual(both(web), ["10.0.0.5", "fd00:db8::5"]);
+    clock.now += 1000;
+    await engine.release(key("w1"), { network });
+    clock.now += 1000;
+    const other = await engine.reserve(key("o1"), {
+      config,
+      network,
+      pod: "x/other",
+    });
+    assert.deepEqual(both(other), ["10.0.0.6", "fd00:db8::6"]);
+  });
+
+  await t.step("and the pod gets both back", async () => {
+    const again = await engine.reserve(key("w2"), {
+      config,
+      network,
+      pod: "web/web-0",
+    });
+    assert.deepEqual(both(again), ["10.0.0.5", "fd00:db8::5"]);
+  });
+});
+
+Deno.test("IpamEngine.reserve() rollback of a failed IPv6 keeps the IPv4 address's memory", async () => {
+  // The only free IPv4 address is remembered for web-0 and the IPv6 pool
+  // is full: a stranger's reservation fails as a whole, and the address is
+  // still remembered for web-0 afterwards (a static config saves the
+  // state of a failed reservation).
+  const config = conf({
+    sticky: true,
+    stickyCooldown: 60,
+    addresses: ["10.0.0.5"],
+    ipv6Subnet: "fd00:db8::/64",
+    ipv6Addresses: ["fd00:db8::5"],
+  });
+  const clock = { now: 1_000_000 };
+  const store = new FakeStore();
+  const engine = new IpamEngine({
+    store,
+    hostMacs: () => [],
+    now: () => clock.now,
+    bootId: () => "b",
+  });
+  const network = "azure";
+  await engine.reserve(key("h"), {
+    config,
+    network,
+    pod: "x/h",
+    requestedIp: "10.0.0.5",
+  });
+  // h holds both; its IPv4 address becomes free, remembered for web-0.
+  const held = store.state as IpamState;
+  const v4 = held.pools["10.0.0.0/24"] as IpamState["pools"][string];
+  v4.addresses["10.0.0.5"] = { lastPod: "web/web-0", releasedAt: clock.now };
+  const seeded = new FakeStore(held);
+  const again = new IpamEngine({
+    store: seeded,
+    hostMacs: () => [],
+    now: () => clock.now + 1000,
+    bootId: () => "b",
+  });
+  await assert.rejects(
+    again.reserve(key("o1"), { config, network, pod: "x/other" }),
+    { name: "CniError", code: 100 },
+  );
+  assert.deepEqual(
+    seeded.state?.pools["10.0.0.0/24"]?.addresses["10.0.0.5"],
+    { lastPod: "web/web-0", releasedAt: clock.now },
+  );
+});
