@@ -66,7 +66,8 @@ export const ACN_BACKUP_SUFFIX = ".acn-backup";
 /**
  * The container ID prefix of an adopted endpoint whose full container ID
  * is unknown. `:` never occurs in a CNI container ID, so no runtime's
- * attachment can have this key.
+ * attachment can have this key; for the same reason it is never given to
+ * an exec'd IPAM (`releaseAdopted()` in `adopt.ts` works in process).
  */
 export const ACN_CONTAINER_PREFIX = "acn:";
 

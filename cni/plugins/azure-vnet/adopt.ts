@@ -3,8 +3,9 @@
  * that finds a state file in the Go format, both state files are converted
  * (`acn_state.ts`) under both state locks, the Go files are kept as
  * `<file>.acn-backup`, and the verbs go on with our state. Also the
- * helpers the verbs use to treat an adopted endpoint as its own: the IPAM
- * key it is held by, and the attachments GC must keep.
+ * helpers the verbs use to treat an adopted endpoint as its own: its
+ * reservation, released and checked in our IPAM file whatever the IPAM
+ * route, and the attachments GC must keep.
  *
  * @module
  */
@@ -18,7 +19,12 @@ import {
   withStateLock,
   writeFileAtomic,
 } from "@vnet/cni";
-import { IPAM_STATE_FILE } from "@vnet/ipam";
+import {
+  type AttachmentKey,
+  IPAM_STATE_FILE,
+  IpamEngine,
+  requireHeld,
+} from "@vnet/ipam";
 import {
   ACN_BACKUP_SUFFIX,
   type AcnLinkFact,
@@ -302,27 +308,76 @@ export async function adoptIfPresent(
   for (const note of r.notes) log.warn("Adoption: {note}", { note });
 }
 
+/** Where {@link releaseAdopted} and {@link checkAdopted} find the IPAM. */
+export interface AdoptedIpamOptions {
+  /** The state directory (the IPAM file adoption wrote). */
+  stateDir: string;
+  /** Bound of the IPAM state-lock wait, in ms. */
+  lockTimeoutMs?: number;
+}
+
+function adoptedEngine(options: AdoptedIpamOptions): IpamEngine {
+  return new IpamEngine({
+    stateDir: options.stateDir,
+    ...(options.lockTimeoutMs === undefined
+      ? {}
+      : { lockTimeoutMs: options.lockTimeoutMs }),
+  });
+}
+
+function adoptedKey(record: EndpointRecord): AttachmentKey {
+  return { containerId: record.containerId, ifName: record.ifName };
+}
+
 /**
- * The call to give the IPAM for an endpoint: `args` itself, or for an
- * adopted endpoint (held under `acn:<Go endpoint ID>`) `args` with that
- * container ID, so that CHECK and DEL find its reservation.
+ * Releases the address of an adopted endpoint (`record.acn` set). Adoption
+ * put its reservation in the IPAM file of the state directory, under the
+ * record's key (`acn:<Go endpoint ID>` unless the Go file kept the full
+ * container ID), so it is released there, through the IPAM engine in
+ * process, whatever route the network's IPAM takes: an exec'd IPAM would
+ * get that key as `CNI_CONTAINERID`, which a CNI plugin refuses (`:`,
+ * code 4), and an IPAM of another type never held it.
  *
- * @param args The CNI call.
- * @param record The endpoint found for it.
- * @returns The call for the IPAM route.
+ * @param record The adopted endpoint.
+ * @param options The state directory and lock timeout.
+ * @throws {CniError} As the engine's release (11 on a lock timeout).
  *
  * @example Usage
  * ```ts ignore
- * await ipam.check(ipamArgsOf(args, record));
+ * await releaseAdopted(record, { stateDir: "/var/run" });
  * ```
  */
-export function ipamArgsOf(args: CmdArgs, record: EndpointRecord): CmdArgs {
-  if (record.containerId === args.containerId) return args;
-  return {
-    ...args,
-    containerId: record.containerId,
-    env: { ...args.env, CNI_CONTAINERID: record.containerId },
-  };
+export async function releaseAdopted(
+  record: EndpointRecord,
+  options: AdoptedIpamOptions,
+): Promise<void> {
+  await adoptedEngine(options).release(adoptedKey(record), {
+    network: record.network,
+  });
+}
+
+/**
+ * IPAM CHECK of an adopted endpoint: its address is still held under its
+ * record's key, and listed in `prevResult` when one is given. In process
+ * for the reasons of {@link releaseAdopted}.
+ *
+ * @param record The adopted endpoint.
+ * @param options The state directory, lock timeout and the runtime's
+ * `prevResult`.
+ * @throws {CniError} 106 when the address is not held or not listed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await checkAdopted(record, { stateDir: "/var/run", prevResult });
+ * ```
+ */
+export async function checkAdopted(
+  record: EndpointRecord,
+  options: AdoptedIpamOptions & { prevResult: unknown },
+): Promise<void> {
+  const key = adoptedKey(record);
+  const held = await adoptedEngine(options).held(key);
+  requireHeld(held, { key, prevResult: options.prevResult });
 }
 
 /**

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { acnStatePresent, adoptAcnState, adoptIfPresent } from "./adopt.ts";
 import { readState } from "./state.ts";
+import { AZURE_VNET_IPAM_SRC } from "../../../tools/testbed/cni.ts";
+import { acnNode } from "./_acn_node.ts";
+import { cmdCheck } from "./cmd_check.ts";
+import { cmdDel } from "./cmd_del.ts";
+import { cmdGc } from "./cmd_gc.ts";
 
 /** The Go azure-vnet v0.91's node (tests/testdata/acn-v0.91-node). */
 const FIXTURE = new URL(
@@ -75,5 +80,108 @@ Deno.test("adoptAcnState() waits for a Go call's lock file, and not forever", as
         await Deno.remove(dir, { recursive: true });
       }
     });
+  }
+});
+
+/** The Go ADD result of fixture pod `index` as a 1.1.0 prevResult. */
+function goPrevResult(index: number): Record<string, unknown> {
+  const r = JSON.parse(
+    Deno.readTextFileSync(new URL(`add-acn-pod-${index}.json`, FIXTURE)),
+  ) as Record<string, unknown>;
+  const ips = (r.ips as Record<string, unknown>[]).map((
+    { version: _v, ...rest },
+  ) => rest);
+  return { ...r, cniVersion: "1.1.0", ips };
+}
+
+/**
+ * A `CNI_PATH` dir holding `azure-vnet-ipam`: a wrapper running the
+ * member's `main.ts` with this deno, as an exec'd IPAM.
+ */
+async function ipamBinDir(): Promise<string> {
+  const bin = await Deno.makeTempDir({ prefix: "acn-bin-" });
+  const argv = AZURE_VNET_IPAM_SRC.map((a) => `"${a}"`).join(" ");
+  await Deno.writeTextFile(
+    `${bin}/azure-vnet-ipam`,
+    `#!/bin/sh\nexec ${argv} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
+
+/** What the exec'd deno needs of this process's environment (its cache). */
+function denoEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ["HOME", "DENO_DIR", "PATH"]) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
+}
+
+Deno.test("DEL, CHECK and GC of adopted pods free and check their addresses on both IPAM routes", async (t) => {
+  const bin = await ipamBinDir();
+  try {
+    for (const ipamExec of [false, true]) {
+      await t.step(`ipamExec ${ipamExec}`, async (t) => {
+        await using n = await acnNode({
+          raw: { ipamExec },
+          path: [bin],
+          env: denoEnv(),
+        });
+        const [p1, p2, p3] = n.pods;
+        assert.ok(p1 && p2 && p3);
+        const del = n.args("DEL", p1.containerId, { netns: p1.netns });
+        await t.step("DEL of pod 1 (the first call adopts)", async () => {
+          await cmdDel(n.ctx, del);
+          assert.ok(!n.links().includes(p1.hostVeth));
+          assert.deepEqual(n.rulesOf("10.99.0.12"), []);
+          assert.equal((await n.held())["10.99.0.12"], undefined);
+          assert.deepEqual(await n.endpoints(), [
+            "acn:acnpod2d-eth0/eth0",
+            "acn:acnpod3c-eth0/eth0",
+          ]);
+        });
+        await t.step("the runtime's retry of that DEL", async () => {
+          await cmdDel(n.ctx, del);
+          assert.equal((await n.held())["10.99.0.12"], undefined);
+        });
+        await t.step("CHECK of pod 2 against its Go result", async () => {
+          await cmdCheck(
+            n.ctx,
+            n.args("CHECK", p2.containerId, {
+              netns: p2.netns,
+              config: { prevResult: goPrevResult(2) },
+            }),
+          );
+        });
+        await t.step(
+          "GC listing pod 2 removes pod 3 as its DEL would",
+          async () => {
+            await cmdGc(
+              n.ctx,
+              n.args("GC", "", {
+                config: {
+                  "cni.dev/valid-attachments": [{
+                    containerID: p2.containerId,
+                    ifname: "eth0",
+                  }],
+                },
+              }),
+            );
+            assert.ok(!n.links().includes(p3.hostVeth));
+            assert.ok(n.links().includes(p2.hostVeth));
+            assert.deepEqual(n.rulesOf("10.99.0.10"), []);
+            assert.equal(n.rulesOf("10.99.0.8").length, 2);
+            assert.deepEqual(await n.held(), {
+              "10.99.0.8": "acn:acnpod2d-eth0",
+            });
+            assert.deepEqual(await n.endpoints(), ["acn:acnpod2d-eth0/eth0"]);
+          },
+        );
+      });
+    }
+  } finally {
+    await Deno.remove(bin, { recursive: true });
   }
 });

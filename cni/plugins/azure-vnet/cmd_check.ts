@@ -15,7 +15,7 @@ import { type AzureVnetContext, beginInvocation } from "./context.ts";
 import { modeDriver } from "./mode.ts";
 import { checkPodNetns } from "./pod_end.ts";
 import { findAttachment } from "./acn_state.ts";
-import { ipamArgsOf } from "./adopt.ts";
+import { checkAdopted } from "./adopt.ts";
 import type { EndpointRecord } from "./state.ts";
 import { readState } from "./state.ts";
 
@@ -82,5 +82,11 @@ export async function cmdCheck(
       `CHECK failed for "${key}": ${problems.join("; ")}`,
     );
   }
-  await ipam.check(ipamArgsOf(args, ep));
+  // An adopted endpoint's address is held in our IPAM file, whatever the
+  // route (#17).
+  await (ep.acn === undefined ? ipam.check(args) : checkAdopted(ep, {
+    stateDir,
+    ...ctx.lock,
+    prevResult: args.config.prevResult,
+  }));
 }

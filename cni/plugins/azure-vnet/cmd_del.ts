@@ -13,6 +13,7 @@ import {
 import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
 import { findAttachment } from "./acn_state.ts";
+import { releaseAdopted } from "./adopt.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
@@ -115,13 +116,11 @@ export async function cmdDel(
   const errors: unknown[] = [];
   async function release(): Promise<unknown[]> {
     try {
-      // An adopted endpoint's address is held under its record's key.
-      await ipam.release(
-        args,
-        ep?.acn === undefined
-          ? undefined
-          : { containerId: ep.containerId, ifName: ep.ifName },
-      );
+      // An adopted endpoint's address is held under its record's key in
+      // our IPAM file, whatever the route (#17).
+      await (ep?.acn === undefined
+        ? ipam.release(args)
+        : releaseAdopted(ep, { stateDir, ...ctx.lock }));
       return [];
     } catch (err) {
       return [err];
