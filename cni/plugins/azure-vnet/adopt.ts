@@ -19,6 +19,7 @@ import {
   withStateLock,
   writeFileAtomic,
 } from "@vnet/cni";
+import { kernelMac, stripPrefix } from "@vnet/address";
 import {
   type AttachmentKey,
   IPAM_STATE_FILE,
@@ -31,13 +32,14 @@ import {
   type AdoptionReport,
   convertAcnState,
   findAttachment,
+  type FoundAttachment,
   isAcnIpamDocument,
   isAcnNetworkDocument,
   legacyEndpointId,
   looksLikeAcnText,
 } from "./acn_state.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
-import { podEnd } from "./pod_end.ts";
+import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
 import { statePath } from "./state.ts";
 
@@ -439,6 +441,86 @@ export function withAdoptedAttachments(
 }
 
 /**
+ * True when the pod end of `record` is in the call's `CNI_NETNS`: the
+ * link named `CNI_IFNAME` there is the peer of the recorded host veth and
+ * has the recorded MAC.
+ */
+function attachedIn(
+  kernel: Kernel,
+  host: KernelNs,
+  spec: { args: CmdArgs; record: EndpointRecord },
+): boolean {
+  const pod = podEnd(kernel, host, {
+    netns: spec.args.netns,
+    ifName: spec.args.ifName,
+    hostVeth: spec.record.hostVeth,
+  });
+  return pod !== undefined && pod.link.mac === spec.record.podMac;
+}
+
+/**
+ * True when the call's `prevResult` names the pod interface with the
+ * recorded MAC and every recorded address. (The Go plugin's own results
+ * carry no MAC, so they never do.)
+ */
+function namedByPrevResult(args: CmdArgs, record: EndpointRecord): boolean {
+  const prev = podFromPrevResult(args.config.prevResult, args.ifName);
+  if (prev === undefined || record.addresses.length === 0) return false;
+  try {
+    if (kernelMac(prev.podMac) !== kernelMac(record.podMac)) return false;
+  } catch {
+    return false;
+  }
+  const ips = new Set(prev.addresses.map(stripPrefix));
+  return record.addresses.every((a) => ips.has(stripPrefix(a)));
+}
+
+/**
+ * The recorded endpoint of a DEL's or CHECK's attachment: the record under
+ * its key, or an adopted one found by its Go endpoint ID (container ID[:8]
+ * `-` ifname) when the call shows that it is about that pod: its pod end
+ * is in `CNI_NETNS` (the peer of the recorded host veth, with the recorded
+ * MAC), or its `prevResult` names the recorded MAC and addresses. Another
+ * container that shares the first 8 characters (its DEL after a failed
+ * ADD, a repeated DEL) gets undefined, and so touches nothing of the
+ * adopted pod.
+ *
+ * @param kernel Opens the node's and the pod's netns (only for a match by
+ * Go endpoint ID without a prevResult naming it).
+ * @param spec The call, the state, the calling network.
+ * @returns The key and record, or undefined.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const found = findOwnAttachment(ctx.kernel(), { args, state, network });
+ * ```
+ */
+export function findOwnAttachment(
+  kernel: Kernel,
+  spec: { args: CmdArgs; state: AzureVnetState; network: string },
+): FoundAttachment | undefined {
+  const { args } = spec;
+  const found = findAttachment(spec.state, { ...args, network: spec.network });
+  if (found === undefined || !found.byGoId) return found;
+  if (namedByPrevResult(args, found.record)) return found;
+  {
+    using host = kernel.host();
+    if (attachedIn(kernel, host, { args, record: found.record })) return found;
+  }
+  log.info(
+    "{command} {id}/{ifName}: shares the Go endpoint ID {goId} of {key}, but neither its netns nor its prevResult shows that pod: left alone",
+    {
+      command: args.command,
+      id: args.containerId,
+      ifName: args.ifName,
+      goId: found.record.acn?.endpointId,
+      key: found.key,
+    },
+  );
+  return undefined;
+}
+
+/**
  * The adopted endpoint of an ADD's attachment when it is attached in the
  * netns asked for (a repeated ADD of a pod the Go plugin made): found by
  * its Go endpoint ID, and its pod end in `CNI_NETNS` is the peer of its
@@ -458,12 +540,7 @@ export function adoptedAttachedHere(
   const { args } = spec;
   const found = findAttachment(spec.state, { ...args, network: spec.network });
   if (found?.record.acn === undefined) return undefined;
-  const pod = podEnd(kernel, host, {
-    netns: args.netns,
-    ifName: args.ifName,
-    hostVeth: found.record.hostVeth,
-  });
-  if (pod === undefined || pod.link.mac !== found.record.podMac) {
+  if (!attachedIn(kernel, host, { args, record: found.record })) {
     return undefined;
   }
   log.info("ADD {key}: attached by the Go azure-vnet as {id}", {

@@ -185,3 +185,74 @@ Deno.test("DEL, CHECK and GC of adopted pods free and check their addresses on b
     await Deno.remove(bin, { recursive: true });
   }
 });
+
+Deno.test("DEL and CHECK of a container sharing an adopted pod's first 8 characters leave that pod alone", async (t) => {
+  await using n = await acnNode();
+  const p1 = n.pods[0] ?? assert.fail("no pod 1");
+  const twin = `acnpod14${"0".repeat(56)}`;
+  n.kernel.addNetns("/run/netns/twin");
+  const ip = p1.ip.split("/")[0] ?? "";
+  async function untouched(): Promise<void> {
+    assert.ok(n.links().includes(p1.hostVeth));
+    assert.equal(n.rulesOf(ip).length, 2);
+    assert.equal((await n.held())[ip], "acn:acnpod14-eth0");
+    assert.ok((await n.endpoints()).includes("acn:acnpod14-eth0/eth0"));
+  }
+  const prev = (mac: string) => ({
+    cniVersion: "1.1.0",
+    interfaces: [{ name: "eth0", mac, sandbox: "/run/netns/twin" }],
+    ips: [{ address: p1.ip, gateway: "10.99.0.1", interface: 0 }],
+  });
+  const cases = [
+    { name: "no netns (after a failed ADD)", netns: "", config: {} },
+    { name: "its own netns", netns: "/run/netns/twin", config: {} },
+    {
+      name: "its own netns, pod 1's address with another MAC",
+      netns: "/run/netns/twin",
+      config: { prevResult: prev("02:00:00:00:00:99") },
+    },
+    {
+      name: "its own netns, pod 1's Go result (no MAC)",
+      netns: "/run/netns/twin",
+      config: { prevResult: goPrevResult(1) },
+    },
+    { name: "repeated, no netns", netns: "", config: {} },
+  ];
+  await t.step("CHECK: no endpoint of its own", async () => {
+    await assert.rejects(
+      cmdCheck(
+        n.ctx,
+        n.args("CHECK", twin, {
+          netns: "/run/netns/twin",
+          config: { prevResult: goPrevResult(1) },
+        }),
+      ),
+      { name: "CniError", code: 106, message: /no endpoint recorded/ },
+    );
+    await untouched();
+  });
+  for (const c of cases) {
+    await t.step(`DEL: ${c.name}`, async () => {
+      await cmdDel(
+        n.ctx,
+        n.args("DEL", twin, { netns: c.netns, config: c.config }),
+      );
+      await untouched();
+    });
+  }
+  await t.step(
+    "DEL of pod 1 with its MAC and address in prevResult",
+    async () => {
+      await cmdDel(
+        n.ctx,
+        n.args("DEL", p1.containerId, {
+          config: { prevResult: prev(p1.podMac) },
+        }),
+      );
+      assert.ok(!n.links().includes(p1.hostVeth));
+      assert.deepEqual(n.rulesOf(ip), []);
+      assert.equal((await n.held())[ip], undefined);
+      assert.ok(!(await n.endpoints()).includes("acn:acnpod14-eth0/eth0"));
+    },
+  );
+});

@@ -12,8 +12,7 @@ import {
 } from "./context.ts";
 import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
-import { findAttachment } from "./acn_state.ts";
-import { releaseAdopted } from "./adopt.ts";
+import { findOwnAttachment, releaseAdopted } from "./adopt.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
@@ -102,8 +101,13 @@ export async function cmdDel(
   const snapshot = await readState(stateDir);
   const recorded = snapshot.endpoints[key];
   // Another network's endpoint is not this DEL's to touch. An endpoint the
-  // Go azure-vnet made is found by its Go endpoint ID (#17).
-  const found = findAttachment(snapshot, { ...args, network: cfg.name });
+  // Go azure-vnet made is found by its Go endpoint ID, only when its netns
+  // or the prevResult shows it is this pod (#17).
+  const found = findOwnAttachment(ctx.kernel(), {
+    args,
+    state: snapshot,
+    network: cfg.name,
+  });
   const ep = found?.record;
   if (recorded !== undefined && ep === undefined) {
     log.info("DEL {key}: attached by network {other}, not {name}", {
