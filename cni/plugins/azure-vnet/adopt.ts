@@ -40,6 +40,7 @@ import {
 } from "./acn_state.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
+import { type ProcessInfo, processInfo } from "@vnet/netlink";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
 import { statePath } from "./state.ts";
 
@@ -57,8 +58,8 @@ export interface AdoptOptions {
   /** Bound of each state-lock wait, in ms. */
   lockTimeoutMs?: number;
   /**
-   * How long to wait for a Go plugin's lock file to go, in ms (default
-   * 5000; v0.91 itself gives up after about 2 s).
+   * How long to wait while a live Go plugin call holds its lock file, in
+   * ms (default 5000; v0.91 itself gives up after about 2 s); then code 11.
    */
   goLockWaitMs?: number;
 }
@@ -154,48 +155,110 @@ async function keepBackup(path: string, bytes: Uint8Array): Promise<string> {
 }
 
 /**
- * Waits until no Go plugin holds the lock of `path`: v0.91 creates
- * `<file>.lock` exclusively, writes its PID and deletes it when done (our
- * lock file is the same path, flocked, empty and never deleted). A Go call
- * still running when the binaries were replaced must finish before the
- * conversion, or its save would put the Go format back. A lock file whose
- * holder died (v0.91 never cleans up) stops waiting after `ms`.
- *
- * @returns True when the Go lock went (or never was), false on timeout.
+ * How much later than its lock file's mtime a process may seem to have
+ * started and still be its writer (the start time is read to about 10 ms,
+ * file times to the kernel's tick).
  */
-async function waitForGoLock(path: string, ms: number): Promise<boolean> {
+const START_SLACK_MS = 2000;
+
+/** `err` as code 5, unless it is a CNI error already. */
+function ioError(msg: string, err: unknown): CniError {
+  return err instanceof CniError
+    ? err
+    : new CniError(CODES.ioFailure, msg, { cause: err });
+}
+
+/** A Go plugin's name (`comm`): `azure-vnet` or `azure-vnet-ipam`. */
+const GO_PLUGIN_NAME = /^azure-vnet/;
+
+/**
+ * Who holds the Go plugin's lock of `path`, when a live Go plugin call
+ * does: v0.91 creates `<file>.lock` exclusively, writes its PID and
+ * deletes the file when done (our lock file is the same path, flocked,
+ * empty and never deleted). The PID counts only while it is a live
+ * process named `azure-vnet*` that started before the lock file was
+ * written: a dead PID, a zombie, or a PID reused by another program or by
+ * a later process holds nothing (v0.91 leaves its lock file behind when
+ * it dies). Inside our own lock (`held`), a lock file that is gone was
+ * deleted under us by a Go call that just finished: that too is reported,
+ * so that the caller takes the lock again.
+ *
+ * @returns What holds it, for messages; undefined when nothing does.
+ */
+async function goLockHolder(
+  path: string,
+  options: { held: boolean },
+): Promise<string | undefined> {
   const lockPath = `${path}.lock`;
-  const until = Date.now() + ms;
-  for (;;) {
-    let text = "";
-    try {
-      text = await withDeadline(Deno.readTextFile(lockPath), {
-        ms: OP_TIMEOUT_MS,
-        what: `read "${lockPath}"`,
-      });
-    } catch {
-      return true;
+  let text: string;
+  let mtime: Date | null;
+  try {
+    [text, mtime] = await withDeadline(
+      Promise.all([
+        Deno.readTextFile(lockPath),
+        Deno.stat(lockPath).then((st) => st.mtime),
+      ]),
+      { ms: OP_TIMEOUT_MS, what: `read "${lockPath}"` },
+    );
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      return options.held
+        ? `"${lockPath}" was deleted while this call held it`
+        : undefined;
     }
-    if (!/^\d+$/.test(text.trim())) return true;
-    if (Date.now() >= until) {
-      log.warn(
-        "Lock file {lock} still names PID {pid} after {ms} ms: taken as left by a dead Go azure-vnet",
-        { lock: lockPath, pid: text.trim(), ms },
-      );
-      return false;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    throw ioError(`Cannot read lock file "${lockPath}"`, err);
   }
+  const pid = text.trim();
+  if (!/^[1-9]\d{0,9}$/.test(pid)) return undefined;
+  let proc: ProcessInfo | undefined;
+  try {
+    proc = processInfo(Number(pid));
+  } catch (err) {
+    throw ioError(`Cannot look up PID ${pid} of "${lockPath}"`, err);
+  }
+  const alive = (p: ProcessInfo) =>
+    p.state !== "Z" && p.state !== "X" && GO_PLUGIN_NAME.test(p.name) &&
+    (mtime === null || p.startedAt <= mtime.getTime() + START_SLACK_MS);
+  if (proc === undefined || !alive(proc)) {
+    log.info(
+      "Lock file {lock} names PID {pid}, no live Go azure-vnet: {proc}",
+      {
+        lock: lockPath,
+        pid,
+        proc: proc === undefined
+          ? "no such process"
+          : `"${proc.name}" (state ${proc.state}, started ${
+            new Date(proc.startedAt).toISOString()
+          })`,
+      },
+    );
+    return undefined;
+  }
+  return `PID ${pid} ("${proc.name}") holds "${lockPath}"`;
+}
+
+/** The holder of either Go lock, as {@link goLockHolder}. */
+async function goLocksHolder(
+  paths: readonly string[],
+  options: { held: boolean },
+): Promise<string | undefined> {
+  for (const path of paths) {
+    const holder = await goLockHolder(path, options);
+    if (holder !== undefined) return holder;
+  }
+  return undefined;
 }
 
 /**
  * Converts the Go plugin's state files in `stateDir` to ours, under both
  * state locks (`azure-vnet.json`'s, then `azure-vnet-ipam.json`'s; nothing
- * else takes both), once no Go plugin call holds its own lock file (see
- * `waitForGoLock`). The Go files are copied to `<file>.acn-backup` first;
- * then the IPAM file is written, then the network file (an interruption
- * leaves the network file in the Go format, so the next call finishes the
- * work). A file already in our format is kept.
+ * else takes both), once no live Go plugin call holds its own lock file
+ * (see `goLockHolder`: a lock file naming a dead PID, or a PID now another
+ * program's, holds nothing), waiting at most `goLockWaitMs` for it. The Go
+ * files are copied to `<file>.acn-backup` first; then the IPAM file is
+ * written, then the network file (an interruption leaves the network file
+ * in the Go format, so the next call finishes the work). A file already
+ * in our format is kept.
  *
  * Requires read and write access to the state directory.
  *
@@ -204,7 +267,8 @@ async function waitForGoLock(path: string, ms: number): Promise<boolean> {
  * @returns What was converted, or undefined when neither file is the Go
  * plugin's.
  * @throws {CniError} 102 when a file cannot be adopted (damaged, or a mode
- * other than bridge), 11 on a lock timeout, 5 on I/O.
+ * other than bridge), 11 on a lock timeout or while a live Go plugin call
+ * still holds its lock after the wait (nothing converted), 5 on I/O.
  *
  * @example Usage
  * ```ts
@@ -224,28 +288,76 @@ export async function adoptAcnState(
   const lock = options.lockTimeoutMs === undefined
     ? {}
     : { lockTimeoutMs: options.lockTimeoutMs };
-  if (options.dryRun !== true) {
-    for (const path of [netPath, ipamPath]) {
-      await waitForGoLock(path, options.goLockWaitMs ?? 5000);
+  const dryRun = options.dryRun === true;
+  const paths = [netPath, ipamPath];
+  const waitMs = options.goLockWaitMs ?? 5000;
+  const until = Date.now() + waitMs;
+  for (;;) {
+    // A Go call still running when the binaries were replaced must finish
+    // first, or its save would put the Go format back and its unlock
+    // delete the lock file our flock uses. Looked at before our locks (to
+    // wait without them) and again under them (a Go call may have taken
+    // its lock just before ours).
+    let holder = dryRun
+      ? undefined
+      : await goLocksHolder(paths, { held: false });
+    if (holder === undefined) {
+      const out = await convertLocked({
+        stateDir,
+        paths,
+        dryRun,
+        lock,
+        options,
+      });
+      if (typeof out !== "string") return out.outcome;
+      holder = out;
     }
+    if (Date.now() >= until) {
+      throw new CniError(
+        CODES.tryAgainLater,
+        `The Go azure-vnet is still running (${holder}): its state in "${stateDir}" is adopted once it is done`,
+        { details: `Waited ${waitMs} ms; try again later` },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * The conversion of {@link adoptAcnState} under both state locks.
+ *
+ * @returns The outcome, or what holds a Go lock (nothing converted).
+ */
+async function convertLocked(spec: {
+  stateDir: string;
+  paths: readonly string[];
+  dryRun: boolean;
+  lock: { lockTimeoutMs?: number };
+  options: AdoptOptions;
+}): Promise<string | { outcome: AdoptOutcome | undefined }> {
+  const { stateDir, dryRun, lock, options } = spec;
+  const [netPath = "", ipamPath = ""] = spec.paths;
   return await withStateLock(
     netPath,
     (netFile) =>
       withStateLock(ipamPath, async (ipamFile) => {
+        if (!dryRun) {
+          const holder = await goLocksHolder(spec.paths, { held: true });
+          if (holder !== undefined) return holder;
+        }
         const network = await netFile.read();
         const ipam = await ipamFile.read();
         const goNetwork = isAcnNetworkDocument(network);
         const goIpam = isAcnIpamDocument(ipam);
-        if (!goNetwork && !goIpam) return undefined;
+        if (!goNetwork && !goIpam) return { outcome: undefined };
         const conv = convertAcnState({
           network,
           ipam,
           links: options.links?.() ?? [],
           paths: { network: netPath, ipam: ipamPath },
         });
-        if (options.dryRun === true) {
-          return { report: conv.report, backups: [], dryRun: true };
+        if (dryRun) {
+          return { outcome: { report: conv.report, backups: [], dryRun } };
         }
         const backups: string[] = [];
         try {
@@ -263,18 +375,16 @@ export async function adoptAcnState(
             backups.push(await keepBackup(path, bytes));
           }
         } catch (err) {
-          if (err instanceof CniError) throw err;
-          throw new CniError(
-            CODES.ioFailure,
+          throw ioError(
             `Cannot keep a copy of the Go azure-vnet's state in "${stateDir}"`,
-            { cause: err },
+            err,
           );
         }
         if (conv.ipam !== undefined && conv.ipamChanged) {
           await ipamFile.write(conv.ipam);
         }
         if (goNetwork) await netFile.write(conv.state);
-        return { report: conv.report, backups, dryRun: false };
+        return { outcome: { report: conv.report, backups, dryRun } };
       }, lock),
     lock,
   );

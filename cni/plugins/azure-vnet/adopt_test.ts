@@ -55,28 +55,153 @@ Deno.test("adoptAcnState() converts both files, keeps the Go ones, and is done o
   }
 });
 
-Deno.test("adoptAcnState() waits for a Go call's lock file, and not forever", async (t) => {
-  for (
-    const c of [{ name: "released", removeAfter: 300, waitMs: 5000 }, {
-      name: "left by a dead process",
-      removeAfter: undefined,
-      waitMs: 300,
-    }]
-  ) {
+/**
+ * A process named `name` (its `comm`, as the kernel names a process after
+ * its executable) that sleeps: a copy of `sleep` under that name in `dir`.
+ */
+async function namedProcess(
+  dir: string,
+  name: string,
+): Promise<Deno.ChildProcess> {
+  const exe = `${dir}/${name}`;
+  await Deno.copyFile("/bin/sleep", exe);
+  await Deno.chmod(exe, 0o755);
+  return new Deno.Command(exe, { args: ["60"], stdout: "null", stderr: "null" })
+    .spawn();
+}
+
+async function stop(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already gone.
+  }
+  await child.status;
+}
+
+Deno.test("adoptAcnState() waits for a live Go call's lock file, converts once it is gone, and fails with 11 while it stays", async (t) => {
+  const cases: {
+    name: string;
+    /** The holder's name (its comm); default `azure-vnet`. */
+    comm?: string;
+    /** Whose lock file names it; default `azure-vnet.json`. */
+    file?: string;
+    /** After this many ms, the holder ends ("delete": its lock file too). */
+    end?: { afterMs: number; lock: "delete" | "keep" };
+    /** The holder is dead before adoption starts. */
+    dead?: boolean;
+    /** The lock file was written an hour before the holder started. */
+    older?: boolean;
+    waitMs: number;
+    converts: boolean;
+    /** Bounds of the time adoption took, in ms. */
+    took: [number, number];
+  }[] = [
+    {
+      name: "a live Go call that finishes within the wait",
+      end: { afterMs: 300, lock: "delete" },
+      waitMs: 5000,
+      converts: true,
+      took: [250, 4000],
+    },
+    {
+      name: "a live Go call that dies within the wait, leaving its lock file",
+      end: { afterMs: 300, lock: "keep" },
+      waitMs: 5000,
+      converts: true,
+      took: [250, 4000],
+    },
+    {
+      name: "a live Go call that outlasts the wait",
+      waitMs: 400,
+      converts: false,
+      took: [350, 4000],
+    },
+    {
+      name: "a live Go IPAM call that outlasts the wait",
+      comm: "azure-vnet-ipam",
+      file: "azure-vnet-ipam.json",
+      waitMs: 400,
+      converts: false,
+      took: [350, 4000],
+    },
+    {
+      name: "a dead Go call (its lock file left behind)",
+      dead: true,
+      waitMs: 5000,
+      converts: true,
+      took: [0, 2000],
+    },
+    {
+      name: "its PID reused by another program",
+      comm: "sleep",
+      waitMs: 5000,
+      converts: true,
+      took: [0, 2000],
+    },
+    {
+      name: "its PID reused by an azure-vnet started after the lock file",
+      older: true,
+      waitMs: 5000,
+      converts: true,
+      took: [0, 2000],
+    },
+  ];
+  for (const c of cases) {
     await t.step(c.name, async () => {
       const dir = await goNode();
+      const bin = await Deno.makeTempDir({ prefix: "acn-go-" });
+      const comm = c.comm ?? "azure-vnet";
+      const holder = await namedProcess(bin, comm);
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const lock = `${dir}/azure-vnet.json.lock`;
-        await Deno.writeTextFile(lock, "4242");
-        const timer = c.removeAfter === undefined
-          ? undefined
-          : setTimeout(() => Deno.removeSync(lock), c.removeAfter);
+        if (c.dead) await stop(holder);
+        const lock = `${dir}/${c.file ?? "azure-vnet.json"}.lock`;
+        await Deno.writeTextFile(lock, String(holder.pid));
+        if (c.older) {
+          const hourAgo = new Date(Date.now() - 3_600_000);
+          await Deno.utime(lock, hourAgo, hourAgo);
+        }
+        const end = c.end;
+        if (end !== undefined) {
+          timer = setTimeout(() => {
+            holder.kill("SIGKILL");
+            if (end.lock === "delete") Deno.removeSync(lock);
+          }, end.afterMs);
+        }
         const start = Date.now();
-        const out = await adoptAcnState(dir, { goLockWaitMs: c.waitMs });
-        clearTimeout(timer);
-        assert.ok(Date.now() - start >= 250, `${Date.now() - start} ms`);
-        assert.equal(out?.report.endpoints.length, 3);
+        const run = adoptAcnState(dir, { goLockWaitMs: c.waitMs });
+        if (c.converts) {
+          const out = await run;
+          assert.equal(out?.report.endpoints.length, 3);
+          assert.ok(!(await acnStatePresent(dir)));
+        } else {
+          await assert.rejects(run, {
+            name: "CniError",
+            code: 11,
+            message: new RegExp(`PID ${holder.pid} .*${comm}`),
+          });
+          // Nothing converted, nothing kept aside, the Go lock untouched.
+          for (const f of FILES) {
+            assert.deepEqual(
+              await Deno.readFile(`${dir}/${f}`),
+              await Deno.readFile(new URL(f, FIXTURE)),
+            );
+          }
+          assert.deepEqual(
+            (await Array.fromAsync(Deno.readDir(dir))).filter((e) =>
+              e.name.includes(".acn-backup")
+            ),
+            [],
+          );
+          assert.equal(await Deno.readTextFile(lock), String(holder.pid));
+        }
+        const took = Date.now() - start;
+        assert.ok(took >= c.took[0] && took <= c.took[1], `${took} ms`);
       } finally {
+        clearTimeout(timer);
+        await stop(holder);
+        await Deno.remove(bin, { recursive: true });
         await Deno.remove(dir, { recursive: true });
       }
     });
