@@ -11,14 +11,9 @@
  * @module
  */
 import { cstr } from "./_ffi/_lazy.ts";
-import {
-  errno,
-  libc,
-  O_RDONLY_CLOEXEC,
-  O_WRONLY_CLOEXEC,
-  strerror,
-} from "./_ffi/libc.ts";
+import { errno, libc, O_WRONLY_CLOEXEC, strerror } from "./_ffi/libc.ts";
 import { mapNetlinkError, NetlinkError } from "./errors.ts";
+import { readProcText } from "./_proc.ts";
 import { withNetns } from "./netns.ts";
 
 const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$/;
@@ -46,31 +41,11 @@ function sysctlError(op: string, key: string, code: number): Error {
   return error;
 }
 
-const SYMBOLS = ["open", "close", "read", "write", "__errno_location"] as const;
+const SYMBOLS = ["open", "close", "write", "__errno_location"] as const;
 
 /** Reads a `/proc/sys` file with sync libc calls. */
 function readProc(path: string, key: string): string {
-  const f = libc.need(...SYMBOLS);
-  const fd = f.open(cstr(path), O_RDONLY_CLOEXEC);
-  if (fd < 0) throw sysctlError("read", key, errno());
-  try {
-    const buf = new Uint8Array(4096);
-    let len = 0;
-    for (;;) {
-      const n = Number(
-        f.read(fd, buf.subarray(len), BigInt(buf.length - len)),
-      );
-      if (n < 0) throw sysctlError("read", key, errno());
-      if (n === 0 || len + n >= buf.length) {
-        len += n;
-        break;
-      }
-      len += n;
-    }
-    return new TextDecoder().decode(buf.subarray(0, len)).trim();
-  } finally {
-    f.close(fd);
-  }
+  return readProcText(path, (code) => sysctlError("read", key, code));
 }
 
 /** Writes a `/proc/sys` file with sync libc calls. */

@@ -277,13 +277,18 @@ class AcnNode implements AsyncDisposable {
   run(
     command: string,
     conf: Record<string, unknown>,
-    attachment: { containerId: string; netns: Netns | undefined },
+    attachment: {
+      containerId: string;
+      netns: Netns | undefined;
+      env?: Record<string, string>;
+    },
   ): Promise<CniRun> {
     return runCni({
       argv: [AZURE_VNET_DIST],
       command,
       conf,
       env: {
+        ...attachment.env,
         CNI_CONTAINERID: attachment.containerId,
         CNI_NETNS: attachment.netns?.path ?? "",
         CNI_IFNAME: "eth0",
@@ -471,6 +476,28 @@ Deno.test("azure-vnet adopts a node set up by the Go azure-vnet v0.91: DEL, ADD,
     },
   );
 
+  await t.step(
+    "a DEL of another container sharing pod 1's first 8 characters leaves pod 1 alone",
+    async () => {
+      const before = [await n.linkNames(), await n.rules(), await n.ipam()];
+      // As a runtime sends after that container's failed ADD: no netns.
+      const del = await n.run("DEL", goConf, {
+        containerId: await containerId("acnpod14", "never added"),
+        netns: undefined,
+      });
+      assert.equal(del.code, 0, `${del.stdout}${del.stderr}`);
+      assert.deepEqual(
+        [await n.linkNames(), await n.rules(), await n.ipam()],
+        before,
+      );
+      assert.equal(
+        (await n.ipam())["10.99.0.12"]?.containerId,
+        "acn:acnpod14-eth0",
+      );
+      assert.ok(await p1.netns.ping("10.99.0.1"), "pod1 -> gw");
+    },
+  );
+
   await t.step("CHECK of the old pods passes", async () => {
     for (const p of [p1, p2]) {
       const r = await n.run(
@@ -565,12 +592,16 @@ Deno.test("azure-vnet adopts a node set up by the Go azure-vnet v0.91: DEL, ADD,
   await t.step(
     "DEL of every pod leaves the Go plugin's host network",
     async () => {
-      for (
-        const a of [
-          { containerId: p1.pod.containerId, netns: p1.netns },
-          ...fresh,
-        ]
-      ) {
+      // Pod 1 through an exec'd azure-vnet-ipam (ipamExec): its address is
+      // released in process all the same.
+      const exec = await n.run("DEL", { ...goConf, ipamExec: true }, {
+        containerId: p1.pod.containerId,
+        netns: p1.netns,
+        env: { CNI_PATH: new URL(".", `file://${AZURE_VNET_DIST}`).pathname },
+      });
+      assert.equal(exec.code, 0, `${exec.stdout}${exec.stderr}`);
+      assert.equal((await n.ipam())["10.99.0.12"]?.containerId, undefined);
+      for (const a of fresh) {
         const r = await n.run("DEL", goConf, a);
         assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
       }

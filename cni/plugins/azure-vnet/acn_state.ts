@@ -26,8 +26,10 @@
  * - each Go endpoint becomes an {@link EndpointRecord} keyed
  *   `acn:<endpoint ID>/<ifname>` (the full container ID is not in the
  *   file; a record that has one, as later Go versions write, keeps it),
- *   with the Go host veth name and `acn` set, so DEL, CHECK and GC find it
- *   through {@link findAttachment};
+ *   with the Go host veth name and `acn` set, so ADD, DEL and CHECK find
+ *   it through {@link findAttachment} (DEL and CHECK only with evidence
+ *   that the call is about that pod: `findOwnAttachment()` in `adopt.ts`)
+ *   and GC by its Go endpoint ID;
  * - each pool becomes ours, its held addresses held by the same key, and
  *   every address an endpoint uses is held even when the Go IPAM file
  *   forgot it (its repeated-ADD bug frees a live pod's address).
@@ -66,7 +68,8 @@ export const ACN_BACKUP_SUFFIX = ".acn-backup";
 /**
  * The container ID prefix of an adopted endpoint whose full container ID
  * is unknown. `:` never occurs in a CNI container ID, so no runtime's
- * attachment can have this key.
+ * attachment can have this key; for the same reason it is never given to
+ * an exec'd IPAM (`releaseAdopted()` in `adopt.ts` works in process).
  */
 export const ACN_CONTAINER_PREFIX = "acn:";
 
@@ -217,14 +220,32 @@ export function legacyEndpointId(containerId: string, ifName: string): string {
   return `${containerId.slice(0, 8)}-${ifName}`;
 }
 
+/** What {@link findAttachment} found. */
+export interface FoundAttachment {
+  /** The record's key in the state. */
+  readonly key: string;
+  /** The record. */
+  readonly record: EndpointRecord;
+  /**
+   * True when found by its Go endpoint ID only (an adopted record without
+   * the full container ID): another container sharing the first 8
+   * characters has the same ID, so the caller needs evidence that the call
+   * is about this pod before it acts on it.
+   */
+  readonly byGoId: boolean;
+}
+
 /**
  * The recorded endpoint of an attachment: the record under its key, else
- * an adopted one (`acn` set) whose Go endpoint ID is the attachment's and
- * whose ifname matches. A record of another network is not returned.
+ * an adopted one (`acn` set) without the full container ID (keyed
+ * `acn:<Go endpoint ID>`) whose Go endpoint ID is the attachment's and
+ * whose ifname matches. An adopted record that kept the full container ID
+ * is found by its key only. A record of another network is not returned.
  *
  * @param state The state.
  * @param attachment Container ID, ifname and the calling network.
- * @returns The key and record, or undefined.
+ * @returns The key and record, and whether only the Go ID matched; or
+ * undefined.
  *
  * @example Usage
  * ```ts
@@ -240,20 +261,21 @@ export function legacyEndpointId(containerId: string, ifName: string): string {
 export function findAttachment(
   state: AzureVnetState,
   attachment: { containerId: string; ifName: string; network: string },
-): { key: string; record: EndpointRecord } | undefined {
+): FoundAttachment | undefined {
   const key = endpointKey(attachment.containerId, attachment.ifName);
   const exact = state.endpoints[key];
   if (exact !== undefined) {
     return exact.network === attachment.network
-      ? { key, record: exact }
+      ? { key, record: exact, byGoId: false }
       : undefined;
   }
   const id = legacyEndpointId(attachment.containerId, attachment.ifName);
   for (const [k, e] of Object.entries(state.endpoints)) {
     if (
       e.acn?.endpointId === id && e.ifName === attachment.ifName &&
-      e.network === attachment.network
-    ) return { key: k, record: e };
+      e.network === attachment.network &&
+      e.containerId.startsWith(ACN_CONTAINER_PREFIX)
+    ) return { key: k, record: e, byGoId: true };
   }
   return undefined;
 }

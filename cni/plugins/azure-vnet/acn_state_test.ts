@@ -207,6 +207,44 @@ Deno.test("findAttachment() matches adopted records by the Go endpoint ID only",
   );
 });
 
+Deno.test("findAttachment() finds an adopted record with a full container ID by that ID only", () => {
+  const { state } = convertAcnState({
+    network: fixtureJson("azure-vnet.json"),
+    ipam: undefined,
+  });
+  // A later Go version kept the full ID: the record is keyed by it.
+  const id = "acnpod148c2cc600dd2d78bf716af8b04f5fad0ae76f74ab9d8cc8ceb524ee37";
+  const adopted = state.endpoints["acn:acnpod14-eth0/eth0"] ??
+    assert.fail("no adopted record");
+  delete state.endpoints["acn:acnpod14-eth0/eth0"];
+  state.endpoints[`${id}/eth0`] = { ...adopted, containerId: id };
+  const twin = `acnpod14${"0".repeat(56)}`;
+  assert.equal(
+    findAttachment(state, {
+      containerId: twin,
+      ifName: "eth0",
+      network: "azure",
+    }),
+    undefined,
+  );
+  assert.deepEqual(
+    findAttachment(state, {
+      containerId: id,
+      ifName: "eth0",
+      network: "azure",
+    }),
+    { key: `${id}/eth0`, record: state.endpoints[`${id}/eth0`], byGoId: false },
+  );
+  // Without the full ID, a match by the Go endpoint ID says so.
+  const byGoId = findAttachment(state, {
+    containerId: "acnpod2d65bac740cf",
+    ifName: "eth0",
+    network: "azure",
+  });
+  assert.equal(byGoId?.key, "acn:acnpod2d-eth0/eth0");
+  assert.ok(byGoId.byGoId);
+});
+
 Deno.test("convertAcnState() holds an address the Go IPAM file freed under a live pod", () => {
   // The collision run: the endpoint of pod 1 uses 10.99.0.6, but the
   // rollbacks of the failed ADDs freed it in the IPAM file.

@@ -3,8 +3,9 @@
  * that finds a state file in the Go format, both state files are converted
  * (`acn_state.ts`) under both state locks, the Go files are kept as
  * `<file>.acn-backup`, and the verbs go on with our state. Also the
- * helpers the verbs use to treat an adopted endpoint as its own: the IPAM
- * key it is held by, and the attachments GC must keep.
+ * helpers the verbs use to treat an adopted endpoint as its own: its
+ * reservation, released and checked in our IPAM file whatever the IPAM
+ * route, and the attachments GC must keep.
  *
  * @module
  */
@@ -18,20 +19,28 @@ import {
   withStateLock,
   writeFileAtomic,
 } from "@vnet/cni";
-import { IPAM_STATE_FILE } from "@vnet/ipam";
+import { kernelMac, stripPrefix } from "@vnet/address";
+import {
+  type AttachmentKey,
+  IPAM_STATE_FILE,
+  IpamEngine,
+  requireHeld,
+} from "@vnet/ipam";
 import {
   ACN_BACKUP_SUFFIX,
   type AcnLinkFact,
   type AdoptionReport,
   convertAcnState,
   findAttachment,
+  type FoundAttachment,
   isAcnIpamDocument,
   isAcnNetworkDocument,
   legacyEndpointId,
   looksLikeAcnText,
 } from "./acn_state.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
-import { podEnd } from "./pod_end.ts";
+import { podEnd, podFromPrevResult } from "./pod_end.ts";
+import { type ProcessInfo, processInfo } from "@vnet/netlink";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
 import { statePath } from "./state.ts";
 
@@ -49,8 +58,8 @@ export interface AdoptOptions {
   /** Bound of each state-lock wait, in ms. */
   lockTimeoutMs?: number;
   /**
-   * How long to wait for a Go plugin's lock file to go, in ms (default
-   * 5000; v0.91 itself gives up after about 2 s).
+   * How long to wait while a live Go plugin call holds its lock file, in
+   * ms (default 5000; v0.91 itself gives up after about 2 s); then code 11.
    */
   goLockWaitMs?: number;
 }
@@ -146,48 +155,110 @@ async function keepBackup(path: string, bytes: Uint8Array): Promise<string> {
 }
 
 /**
- * Waits until no Go plugin holds the lock of `path`: v0.91 creates
- * `<file>.lock` exclusively, writes its PID and deletes it when done (our
- * lock file is the same path, flocked, empty and never deleted). A Go call
- * still running when the binaries were replaced must finish before the
- * conversion, or its save would put the Go format back. A lock file whose
- * holder died (v0.91 never cleans up) stops waiting after `ms`.
- *
- * @returns True when the Go lock went (or never was), false on timeout.
+ * How much later than its lock file's mtime a process may seem to have
+ * started and still be its writer (the start time is read to about 10 ms,
+ * file times to the kernel's tick).
  */
-async function waitForGoLock(path: string, ms: number): Promise<boolean> {
+const START_SLACK_MS = 2000;
+
+/** `err` as code 5, unless it is a CNI error already. */
+function ioError(msg: string, err: unknown): CniError {
+  return err instanceof CniError
+    ? err
+    : new CniError(CODES.ioFailure, msg, { cause: err });
+}
+
+/** A Go plugin's name (`comm`): `azure-vnet` or `azure-vnet-ipam`. */
+const GO_PLUGIN_NAME = /^azure-vnet/;
+
+/**
+ * Who holds the Go plugin's lock of `path`, when a live Go plugin call
+ * does: v0.91 creates `<file>.lock` exclusively, writes its PID and
+ * deletes the file when done (our lock file is the same path, flocked,
+ * empty and never deleted). The PID counts only while it is a live
+ * process named `azure-vnet*` that started before the lock file was
+ * written: a dead PID, a zombie, or a PID reused by another program or by
+ * a later process holds nothing (v0.91 leaves its lock file behind when
+ * it dies). Inside our own lock (`held`), a lock file that is gone was
+ * deleted under us by a Go call that just finished: that too is reported,
+ * so that the caller takes the lock again.
+ *
+ * @returns What holds it, for messages; undefined when nothing does.
+ */
+async function goLockHolder(
+  path: string,
+  options: { held: boolean },
+): Promise<string | undefined> {
   const lockPath = `${path}.lock`;
-  const until = Date.now() + ms;
-  for (;;) {
-    let text = "";
-    try {
-      text = await withDeadline(Deno.readTextFile(lockPath), {
-        ms: OP_TIMEOUT_MS,
-        what: `read "${lockPath}"`,
-      });
-    } catch {
-      return true;
+  let text: string;
+  let mtime: Date | null;
+  try {
+    [text, mtime] = await withDeadline(
+      Promise.all([
+        Deno.readTextFile(lockPath),
+        Deno.stat(lockPath).then((st) => st.mtime),
+      ]),
+      { ms: OP_TIMEOUT_MS, what: `read "${lockPath}"` },
+    );
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      return options.held
+        ? `"${lockPath}" was deleted while this call held it`
+        : undefined;
     }
-    if (!/^\d+$/.test(text.trim())) return true;
-    if (Date.now() >= until) {
-      log.warn(
-        "Lock file {lock} still names PID {pid} after {ms} ms: taken as left by a dead Go azure-vnet",
-        { lock: lockPath, pid: text.trim(), ms },
-      );
-      return false;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    throw ioError(`Cannot read lock file "${lockPath}"`, err);
   }
+  const pid = text.trim();
+  if (!/^[1-9]\d{0,9}$/.test(pid)) return undefined;
+  let proc: ProcessInfo | undefined;
+  try {
+    proc = processInfo(Number(pid));
+  } catch (err) {
+    throw ioError(`Cannot look up PID ${pid} of "${lockPath}"`, err);
+  }
+  const alive = (p: ProcessInfo) =>
+    p.state !== "Z" && p.state !== "X" && GO_PLUGIN_NAME.test(p.name) &&
+    (mtime === null || p.startedAt <= mtime.getTime() + START_SLACK_MS);
+  if (proc === undefined || !alive(proc)) {
+    log.info(
+      "Lock file {lock} names PID {pid}, no live Go azure-vnet: {proc}",
+      {
+        lock: lockPath,
+        pid,
+        proc: proc === undefined
+          ? "no such process"
+          : `"${proc.name}" (state ${proc.state}, started ${
+            new Date(proc.startedAt).toISOString()
+          })`,
+      },
+    );
+    return undefined;
+  }
+  return `PID ${pid} ("${proc.name}") holds "${lockPath}"`;
+}
+
+/** The holder of either Go lock, as {@link goLockHolder}. */
+async function goLocksHolder(
+  paths: readonly string[],
+  options: { held: boolean },
+): Promise<string | undefined> {
+  for (const path of paths) {
+    const holder = await goLockHolder(path, options);
+    if (holder !== undefined) return holder;
+  }
+  return undefined;
 }
 
 /**
  * Converts the Go plugin's state files in `stateDir` to ours, under both
  * state locks (`azure-vnet.json`'s, then `azure-vnet-ipam.json`'s; nothing
- * else takes both), once no Go plugin call holds its own lock file (see
- * `waitForGoLock`). The Go files are copied to `<file>.acn-backup` first;
- * then the IPAM file is written, then the network file (an interruption
- * leaves the network file in the Go format, so the next call finishes the
- * work). A file already in our format is kept.
+ * else takes both), once no live Go plugin call holds its own lock file
+ * (see `goLockHolder`: a lock file naming a dead PID, or a PID now another
+ * program's, holds nothing), waiting at most `goLockWaitMs` for it. The Go
+ * files are copied to `<file>.acn-backup` first; then the IPAM file is
+ * written, then the network file (an interruption leaves the network file
+ * in the Go format, so the next call finishes the work). A file already
+ * in our format is kept.
  *
  * Requires read and write access to the state directory.
  *
@@ -196,7 +267,8 @@ async function waitForGoLock(path: string, ms: number): Promise<boolean> {
  * @returns What was converted, or undefined when neither file is the Go
  * plugin's.
  * @throws {CniError} 102 when a file cannot be adopted (damaged, or a mode
- * other than bridge), 11 on a lock timeout, 5 on I/O.
+ * other than bridge), 11 on a lock timeout or while a live Go plugin call
+ * still holds its lock after the wait (nothing converted), 5 on I/O.
  *
  * @example Usage
  * ```ts
@@ -216,28 +288,76 @@ export async function adoptAcnState(
   const lock = options.lockTimeoutMs === undefined
     ? {}
     : { lockTimeoutMs: options.lockTimeoutMs };
-  if (options.dryRun !== true) {
-    for (const path of [netPath, ipamPath]) {
-      await waitForGoLock(path, options.goLockWaitMs ?? 5000);
+  const dryRun = options.dryRun === true;
+  const paths = [netPath, ipamPath];
+  const waitMs = options.goLockWaitMs ?? 5000;
+  const until = Date.now() + waitMs;
+  for (;;) {
+    // A Go call still running when the binaries were replaced must finish
+    // first, or its save would put the Go format back and its unlock
+    // delete the lock file our flock uses. Looked at before our locks (to
+    // wait without them) and again under them (a Go call may have taken
+    // its lock just before ours).
+    let holder = dryRun
+      ? undefined
+      : await goLocksHolder(paths, { held: false });
+    if (holder === undefined) {
+      const out = await convertLocked({
+        stateDir,
+        paths,
+        dryRun,
+        lock,
+        options,
+      });
+      if (typeof out !== "string") return out.outcome;
+      holder = out;
     }
+    if (Date.now() >= until) {
+      throw new CniError(
+        CODES.tryAgainLater,
+        `The Go azure-vnet is still running (${holder}): its state in "${stateDir}" is adopted once it is done`,
+        { details: `Waited ${waitMs} ms; try again later` },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * The conversion of {@link adoptAcnState} under both state locks.
+ *
+ * @returns The outcome, or what holds a Go lock (nothing converted).
+ */
+async function convertLocked(spec: {
+  stateDir: string;
+  paths: readonly string[];
+  dryRun: boolean;
+  lock: { lockTimeoutMs?: number };
+  options: AdoptOptions;
+}): Promise<string | { outcome: AdoptOutcome | undefined }> {
+  const { stateDir, dryRun, lock, options } = spec;
+  const [netPath = "", ipamPath = ""] = spec.paths;
   return await withStateLock(
     netPath,
     (netFile) =>
       withStateLock(ipamPath, async (ipamFile) => {
+        if (!dryRun) {
+          const holder = await goLocksHolder(spec.paths, { held: true });
+          if (holder !== undefined) return holder;
+        }
         const network = await netFile.read();
         const ipam = await ipamFile.read();
         const goNetwork = isAcnNetworkDocument(network);
         const goIpam = isAcnIpamDocument(ipam);
-        if (!goNetwork && !goIpam) return undefined;
+        if (!goNetwork && !goIpam) return { outcome: undefined };
         const conv = convertAcnState({
           network,
           ipam,
           links: options.links?.() ?? [],
           paths: { network: netPath, ipam: ipamPath },
         });
-        if (options.dryRun === true) {
-          return { report: conv.report, backups: [], dryRun: true };
+        if (dryRun) {
+          return { outcome: { report: conv.report, backups: [], dryRun } };
         }
         const backups: string[] = [];
         try {
@@ -255,18 +375,16 @@ export async function adoptAcnState(
             backups.push(await keepBackup(path, bytes));
           }
         } catch (err) {
-          if (err instanceof CniError) throw err;
-          throw new CniError(
-            CODES.ioFailure,
+          throw ioError(
             `Cannot keep a copy of the Go azure-vnet's state in "${stateDir}"`,
-            { cause: err },
+            err,
           );
         }
         if (conv.ipam !== undefined && conv.ipamChanged) {
           await ipamFile.write(conv.ipam);
         }
         if (goNetwork) await netFile.write(conv.state);
-        return { report: conv.report, backups, dryRun: false };
+        return { outcome: { report: conv.report, backups, dryRun } };
       }, lock),
     lock,
   );
@@ -302,27 +420,76 @@ export async function adoptIfPresent(
   for (const note of r.notes) log.warn("Adoption: {note}", { note });
 }
 
+/** Where {@link releaseAdopted} and {@link checkAdopted} find the IPAM. */
+export interface AdoptedIpamOptions {
+  /** The state directory (the IPAM file adoption wrote). */
+  stateDir: string;
+  /** Bound of the IPAM state-lock wait, in ms. */
+  lockTimeoutMs?: number;
+}
+
+function adoptedEngine(options: AdoptedIpamOptions): IpamEngine {
+  return new IpamEngine({
+    stateDir: options.stateDir,
+    ...(options.lockTimeoutMs === undefined
+      ? {}
+      : { lockTimeoutMs: options.lockTimeoutMs }),
+  });
+}
+
+function adoptedKey(record: EndpointRecord): AttachmentKey {
+  return { containerId: record.containerId, ifName: record.ifName };
+}
+
 /**
- * The call to give the IPAM for an endpoint: `args` itself, or for an
- * adopted endpoint (held under `acn:<Go endpoint ID>`) `args` with that
- * container ID, so that CHECK and DEL find its reservation.
+ * Releases the address of an adopted endpoint (`record.acn` set). Adoption
+ * put its reservation in the IPAM file of the state directory, under the
+ * record's key (`acn:<Go endpoint ID>` unless the Go file kept the full
+ * container ID), so it is released there, through the IPAM engine in
+ * process, whatever route the network's IPAM takes: an exec'd IPAM would
+ * get that key as `CNI_CONTAINERID`, which a CNI plugin refuses (`:`,
+ * code 4), and an IPAM of another type never held it.
  *
- * @param args The CNI call.
- * @param record The endpoint found for it.
- * @returns The call for the IPAM route.
+ * @param record The adopted endpoint.
+ * @param options The state directory and lock timeout.
+ * @throws {CniError} As the engine's release (11 on a lock timeout).
  *
  * @example Usage
  * ```ts ignore
- * await ipam.check(ipamArgsOf(args, record));
+ * await releaseAdopted(record, { stateDir: "/var/run" });
  * ```
  */
-export function ipamArgsOf(args: CmdArgs, record: EndpointRecord): CmdArgs {
-  if (record.containerId === args.containerId) return args;
-  return {
-    ...args,
-    containerId: record.containerId,
-    env: { ...args.env, CNI_CONTAINERID: record.containerId },
-  };
+export async function releaseAdopted(
+  record: EndpointRecord,
+  options: AdoptedIpamOptions,
+): Promise<void> {
+  await adoptedEngine(options).release(adoptedKey(record), {
+    network: record.network,
+  });
+}
+
+/**
+ * IPAM CHECK of an adopted endpoint: its address is still held under its
+ * record's key, and listed in `prevResult` when one is given. In process
+ * for the reasons of {@link releaseAdopted}.
+ *
+ * @param record The adopted endpoint.
+ * @param options The state directory, lock timeout and the runtime's
+ * `prevResult`.
+ * @throws {CniError} 106 when the address is not held or not listed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await checkAdopted(record, { stateDir: "/var/run", prevResult });
+ * ```
+ */
+export async function checkAdopted(
+  record: EndpointRecord,
+  options: AdoptedIpamOptions & { prevResult: unknown },
+): Promise<void> {
+  const key = adoptedKey(record);
+  const held = await adoptedEngine(options).held(key);
+  requireHeld(held, { key, prevResult: options.prevResult });
 }
 
 /**
@@ -384,6 +551,86 @@ export function withAdoptedAttachments(
 }
 
 /**
+ * True when the pod end of `record` is in the call's `CNI_NETNS`: the
+ * link named `CNI_IFNAME` there is the peer of the recorded host veth and
+ * has the recorded MAC.
+ */
+function attachedIn(
+  kernel: Kernel,
+  host: KernelNs,
+  spec: { args: CmdArgs; record: EndpointRecord },
+): boolean {
+  const pod = podEnd(kernel, host, {
+    netns: spec.args.netns,
+    ifName: spec.args.ifName,
+    hostVeth: spec.record.hostVeth,
+  });
+  return pod !== undefined && pod.link.mac === spec.record.podMac;
+}
+
+/**
+ * True when the call's `prevResult` names the pod interface with the
+ * recorded MAC and every recorded address. (The Go plugin's own results
+ * carry no MAC, so they never do.)
+ */
+function namedByPrevResult(args: CmdArgs, record: EndpointRecord): boolean {
+  const prev = podFromPrevResult(args.config.prevResult, args.ifName);
+  if (prev === undefined || record.addresses.length === 0) return false;
+  try {
+    if (kernelMac(prev.podMac) !== kernelMac(record.podMac)) return false;
+  } catch {
+    return false;
+  }
+  const ips = new Set(prev.addresses.map(stripPrefix));
+  return record.addresses.every((a) => ips.has(stripPrefix(a)));
+}
+
+/**
+ * The recorded endpoint of a DEL's or CHECK's attachment: the record under
+ * its key, or an adopted one found by its Go endpoint ID (container ID[:8]
+ * `-` ifname) when the call shows that it is about that pod: its pod end
+ * is in `CNI_NETNS` (the peer of the recorded host veth, with the recorded
+ * MAC), or its `prevResult` names the recorded MAC and addresses. Another
+ * container that shares the first 8 characters (its DEL after a failed
+ * ADD, a repeated DEL) gets undefined, and so touches nothing of the
+ * adopted pod.
+ *
+ * @param kernel Opens the node's and the pod's netns (only for a match by
+ * Go endpoint ID without a prevResult naming it).
+ * @param spec The call, the state, the calling network.
+ * @returns The key and record, or undefined.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const found = findOwnAttachment(ctx.kernel(), { args, state, network });
+ * ```
+ */
+export function findOwnAttachment(
+  kernel: Kernel,
+  spec: { args: CmdArgs; state: AzureVnetState; network: string },
+): FoundAttachment | undefined {
+  const { args } = spec;
+  const found = findAttachment(spec.state, { ...args, network: spec.network });
+  if (found === undefined || !found.byGoId) return found;
+  if (namedByPrevResult(args, found.record)) return found;
+  {
+    using host = kernel.host();
+    if (attachedIn(kernel, host, { args, record: found.record })) return found;
+  }
+  log.info(
+    "{command} {id}/{ifName}: shares the Go endpoint ID {goId} of {key}, but neither its netns nor its prevResult shows that pod: left alone",
+    {
+      command: args.command,
+      id: args.containerId,
+      ifName: args.ifName,
+      goId: found.record.acn?.endpointId,
+      key: found.key,
+    },
+  );
+  return undefined;
+}
+
+/**
  * The adopted endpoint of an ADD's attachment when it is attached in the
  * netns asked for (a repeated ADD of a pod the Go plugin made): found by
  * its Go endpoint ID, and its pod end in `CNI_NETNS` is the peer of its
@@ -403,12 +650,7 @@ export function adoptedAttachedHere(
   const { args } = spec;
   const found = findAttachment(spec.state, { ...args, network: spec.network });
   if (found?.record.acn === undefined) return undefined;
-  const pod = podEnd(kernel, host, {
-    netns: args.netns,
-    ifName: args.ifName,
-    hostVeth: found.record.hostVeth,
-  });
-  if (pod === undefined || pod.link.mac !== found.record.podMac) {
+  if (!attachedIn(kernel, host, { args, record: found.record })) {
     return undefined;
   }
   log.info("ADD {key}: attached by the Go azure-vnet as {id}", {

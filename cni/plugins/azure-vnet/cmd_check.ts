@@ -14,8 +14,7 @@ import {
 import { type AzureVnetContext, beginInvocation } from "./context.ts";
 import { modeDriver } from "./mode.ts";
 import { checkPodNetns } from "./pod_end.ts";
-import { findAttachment } from "./acn_state.ts";
-import { ipamArgsOf } from "./adopt.ts";
+import { checkAdopted, findOwnAttachment } from "./adopt.ts";
 import type { EndpointRecord } from "./state.ts";
 import { readState } from "./state.ts";
 
@@ -59,7 +58,13 @@ export async function cmdCheck(
   const { cfg, stateDir, ipam, key } = inv;
   checkPodNetns(ctx.kernel(), args.netns);
   const snapshot = await readState(stateDir);
-  const ep = findAttachment(snapshot, { ...args, network: cfg.name })?.record;
+  // An adopted endpoint found by its Go endpoint ID counts only when its
+  // netns or the prevResult shows it is this pod (#17).
+  const ep = findOwnAttachment(ctx.kernel(), {
+    args,
+    state: snapshot,
+    network: cfg.name,
+  })?.record;
   const net = snapshot.networks[cfg.name];
   if (ep === undefined || net === undefined) {
     throw new CniError(
@@ -82,5 +87,11 @@ export async function cmdCheck(
       `CHECK failed for "${key}": ${problems.join("; ")}`,
     );
   }
-  await ipam.check(ipamArgsOf(args, ep));
+  // An adopted endpoint's address is held in our IPAM file, whatever the
+  // route (#17).
+  await (ep.acn === undefined ? ipam.check(args) : checkAdopted(ep, {
+    stateDir,
+    ...ctx.lock,
+    prevResult: args.config.prevResult,
+  }));
 }

@@ -12,7 +12,7 @@ import {
 } from "./context.ts";
 import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
-import { findAttachment } from "./acn_state.ts";
+import { findOwnAttachment, releaseAdopted } from "./adopt.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
 import type { AzureVnetState, NetworkRecord } from "./state.ts";
@@ -101,8 +101,13 @@ export async function cmdDel(
   const snapshot = await readState(stateDir);
   const recorded = snapshot.endpoints[key];
   // Another network's endpoint is not this DEL's to touch. An endpoint the
-  // Go azure-vnet made is found by its Go endpoint ID (#17).
-  const found = findAttachment(snapshot, { ...args, network: cfg.name });
+  // Go azure-vnet made is found by its Go endpoint ID, only when its netns
+  // or the prevResult shows it is this pod (#17).
+  const found = findOwnAttachment(ctx.kernel(), {
+    args,
+    state: snapshot,
+    network: cfg.name,
+  });
   const ep = found?.record;
   if (recorded !== undefined && ep === undefined) {
     log.info("DEL {key}: attached by network {other}, not {name}", {
@@ -115,13 +120,11 @@ export async function cmdDel(
   const errors: unknown[] = [];
   async function release(): Promise<unknown[]> {
     try {
-      // An adopted endpoint's address is held under its record's key.
-      await ipam.release(
-        args,
-        ep?.acn === undefined
-          ? undefined
-          : { containerId: ep.containerId, ifName: ep.ifName },
-      );
+      // An adopted endpoint's address is held under its record's key in
+      // our IPAM file, whatever the route (#17).
+      await (ep?.acn === undefined
+        ? ipam.release(args)
+        : releaseAdopted(ep, { stateDir, ...ctx.lock }));
       return [];
     } catch (err) {
       return [err];

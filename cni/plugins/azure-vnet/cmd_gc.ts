@@ -11,7 +11,11 @@ import { removeLeftovers } from "./leftovers.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { endpointKey } from "./names.ts";
 import { type EndpointRecord, readState, withState } from "./state.ts";
-import { listedAdopted, withAdoptedAttachments } from "./adopt.ts";
+import {
+  listedAdopted,
+  releaseAdopted,
+  withAdoptedAttachments,
+} from "./adopt.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -62,10 +66,14 @@ export async function cmdGc(
       left.push(e);
     } else {
       try {
-        await ipam.release(args, {
-          containerId: e.containerId,
-          ifName: e.ifName,
-        });
+        // An adopted endpoint's address is held in our IPAM file, whatever
+        // the route (#17).
+        await (e.acn === undefined
+          ? ipam.release(args, {
+            containerId: e.containerId,
+            ifName: e.ifName,
+          })
+          : releaseAdopted(e, { stateDir, ...ctx.lock }));
       } catch (err) {
         errs.push(err);
       }
