@@ -590,10 +590,11 @@ function namedByPrevResult(args: CmdArgs, record: EndpointRecord): boolean {
  * its key, or an adopted one found by its Go endpoint ID (container ID[:8]
  * `-` ifname) when the call shows that it is about that pod: its pod end
  * is in `CNI_NETNS` (the peer of the recorded host veth, with the recorded
- * MAC), or its `prevResult` names the recorded MAC and addresses. Another
- * container that shares the first 8 characters (its DEL after a failed
- * ADD, a repeated DEL) gets undefined, and so touches nothing of the
- * adopted pod.
+ * MAC), or its `prevResult` names the recorded MAC and addresses, or (DEL
+ * only) the recorded host veth is gone, so no live pod has the record.
+ * Another container that shares the first 8 characters (its DEL after a
+ * failed ADD, a repeated DEL) while the adopted pod lives gets undefined,
+ * and so touches nothing of it.
  *
  * @param kernel Opens the node's and the pod's netns (only for a match by
  * Go endpoint ID without a prevResult naming it).
@@ -616,6 +617,14 @@ export function findOwnAttachment(
   {
     using host = kernel.host();
     if (attachedIn(kernel, host, { args, record: found.record })) return found;
+    // A DEL after the pod's netns went (a reboot, a removed sandbox): its
+    // veth went with it, no live pod has that record, and what is left
+    // (rules, the address) is removed now, as GC would remove it.
+    if (
+      args.command === "DEL" && host.link(found.record.hostVeth) === undefined
+    ) {
+      return found;
+    }
   }
   log.info(
     "{command} {id}/{ifName}: shares the Go endpoint ID {goId} of {key}, but neither its netns nor its prevResult shows that pod: left alone",

@@ -381,3 +381,18 @@ Deno.test("DEL and CHECK of a container sharing an adopted pod's first 8 charact
     },
   );
 });
+
+Deno.test("DEL of an adopted pod whose netns and veth are gone removes what is left", async () => {
+  await using n = await acnNode();
+  const p1 = n.pods[0] ?? assert.fail("no pod 1");
+  const ip = p1.ip.split("/")[0] ?? "";
+  {
+    // The netns went (a reboot, a removed sandbox), and the veth with it.
+    using host = n.kernel.host();
+    host.delLinkSync(p1.hostVeth);
+  }
+  await cmdDel(n.ctx, n.args("DEL", p1.containerId, { netns: "" }));
+  assert.deepEqual(n.rulesOf(ip), []);
+  assert.equal((await n.held())[ip], undefined);
+  assert.ok(!(await n.endpoints()).includes("acn:acnpod14-eth0/eth0"));
+});
