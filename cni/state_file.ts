@@ -750,8 +750,33 @@ export async function withStateLock<T>(
 ): Promise<T> {
   const timeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const ms = options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
+  const lockFile = await takeLock(path, {
+    timeoutMs,
+    ms,
+    sleep: options.sleep,
+  });
+  const file = new StateFile(path, ms);
+  try {
+    await sweepTempFiles(path, ms);
+    try {
+      return await fn(file);
+    } finally {
+      file.close();
+    }
+  } finally {
+    // Closing the descriptor releases the flock (or, after a timeout,
+    // lets the orphaned lock() release it as soon as it completes).
+    lockFile.close();
+    if (file.written) await syncDir(dirOf(path), ms);
+  }
+}
+
+/**
+ * Opens `${path}.lock` (made with its directory when missing; anything but
+ * a regular file is code 5).
+ */
+async function openLockFile(path: string, ms: number): Promise<Deno.FsFile> {
   const lockPath = `${path}.lock`;
-  let lockFile: Deno.FsFile;
   try {
     // A FIFO would block the open below forever: refuse anything but a
     // regular file first. The lock file is never deleted, so once it is
@@ -770,7 +795,7 @@ export async function withStateLock<T>(
       );
       await statRegular(lockPath, lockRole);
     }
-    lockFile = await withDeadline(
+    return await withDeadline(
       Deno.open(lockPath, {
         read: true,
         write: true,
@@ -787,20 +812,70 @@ export async function withStateLock<T>(
       { cause: err },
     );
   }
-  const file = new StateFile(path, ms);
-  try {
-    await acquire(lockFile, { path, timeoutMs, sleep: options.sleep });
-    await sweepTempFiles(path, ms);
+}
+
+/**
+ * Whether the locked descriptor is still the file at the lock path: we
+ * never delete the lock file, but the Go azure-vnet (v0.91, #17) deletes
+ * its `<file>.lock` (the same path) on unlock. A flock on a deleted or
+ * replaced file excludes nobody who opens the path now.
+ */
+async function stillAtPath(
+  lockFile: Deno.FsFile,
+  path: string,
+  ms: number,
+): Promise<boolean> {
+  const lockPath = `${path}.lock`;
+  const what = { ms, what: `stat lock file "${lockPath}"` };
+  const held = await withDeadline(lockFile.stat(), what);
+  const now = await withDeadline(Deno.stat(lockPath), what).catch(
+    (err: unknown) => {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    },
+  );
+  return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+}
+
+/**
+ * Opens and flocks `${path}.lock`, within `timeoutMs` in all. When the
+ * path names another file once the lock is held (the one locked was
+ * deleted or replaced meanwhile), that lock is dropped and the file now
+ * at the path is locked instead.
+ *
+ * @throws {CniError} Code 11 on timeout; code 5 on a file error.
+ */
+async function takeLock(
+  path: string,
+  opts: {
+    timeoutMs: number;
+    ms: number;
+    sleep: ((ms: number) => Promise<void>) | undefined;
+  },
+): Promise<Deno.FsFile> {
+  const deadline = performance.now() + opts.timeoutMs;
+  for (let again = false;; again = true) {
+    const lockFile = await openLockFile(path, opts.ms);
     try {
-      return await fn(file);
-    } finally {
-      file.close();
+      await acquire(lockFile, {
+        path,
+        timeoutMs: opts.timeoutMs,
+        waitMs: again
+          ? Math.max(0, deadline - performance.now())
+          : opts.timeoutMs,
+        sleep: opts.sleep,
+      });
+      if (await stillAtPath(lockFile, path, opts.ms)) return lockFile;
+    } catch (err) {
+      lockFile.close();
+      if (err instanceof CniError) throw err;
+      throw new CniError(
+        CODES.ioFailure,
+        `Cannot lock state file "${path}"`,
+        { cause: err },
+      );
     }
-  } finally {
-    // Closing the descriptor releases the flock (or, after a timeout,
-    // lets the orphaned lock() release it as soon as it completes).
     lockFile.close();
-    if (file.written) await syncDir(dirOf(path), ms);
   }
 }
 
@@ -816,7 +891,10 @@ async function acquire(
   lockFile: Deno.FsFile,
   opts: {
     path: string;
+    /** The whole wait's limit, for the message. */
     timeoutMs: number;
+    /** What is left of it. */
+    waitMs: number;
     sleep: ((ms: number) => Promise<void>) | undefined;
   },
 ): Promise<void> {
@@ -824,9 +902,9 @@ async function acquire(
   if (await lockFile.tryLock(exclusive)) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = opts.sleep !== undefined
-    ? opts.sleep(opts.timeoutMs).then(() => TIMED_OUT)
+    ? opts.sleep(opts.waitMs).then(() => TIMED_OUT)
     : new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(() => resolve(TIMED_OUT), opts.timeoutMs);
+      timer = setTimeout(() => resolve(TIMED_OUT), opts.waitMs);
     });
   // A failure of the blocked lock() after the timeout must not surface as
   // an unhandled rejection: keep it as a value.

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readStateFile, withStateLock } from "./state_file.ts";
 
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "cnitest-state-" });
 }
@@ -328,5 +330,48 @@ Deno.test("LockedStateFile.read() keeps one corrupt copy per distinct content ac
   for (const n of names) {
     assert.equal(((await Deno.stat(`${dir}/${n}`)).mode ?? 0) & 0o777, 0o600);
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("withStateLock() holds the lock of the file at the path, not of one deleted while it waited", async () => {
+  // The Go azure-vnet (#17) deletes `<file>.lock` on unlock: a waiter
+  // blocked on that file must not run beside a caller of the new one.
+  const dir = await tempDir();
+  const path = `${dir}/state.json`;
+  const events: string[] = [];
+  const gate = () => {
+    let open = () => {};
+    const shut = new Promise<void>((resolve) => open = resolve);
+    return { shut, open };
+  };
+  const until = async (event: string) => {
+    while (!events.includes(event)) await delay(5);
+  };
+  const holdA = gate();
+  const holdC = gate();
+  const a = withStateLock(path, async () => {
+    events.push("a in");
+    await holdA.shut;
+    events.push("a out");
+  });
+  await until("a in");
+  const b = withStateLock(path, () => {
+    events.push("b in");
+  });
+  await delay(50);
+  await Deno.remove(`${path}.lock`);
+  const c = withStateLock(path, async () => {
+    events.push("c in");
+    await holdC.shut;
+    events.push("c out");
+  });
+  await until("c in");
+  holdA.open();
+  await a;
+  await delay(100);
+  assert.ok(!events.includes("b in"), events.join(", "));
+  holdC.open();
+  await Promise.all([b, c]);
+  assert.deepEqual(events, ["a in", "c in", "a out", "c out", "b in"]);
   await Deno.remove(dir, { recursive: true });
 });
