@@ -41,4 +41,5 @@ export {
   type ImdsCompute,
   type ImdsInstance,
   type ImdsOptions,
+  isTransientImdsStatus,
 } from "./imds.ts";

@@ -208,3 +208,18 @@ Deno.test("getInterfaceInfo() times out a silent server", async () => {
     for (const release of pending) release();
   }
 });
+
+Deno.test("getInterfaceInfo() fails at once on 404 and 410: only IMDS retries them", async (t) => {
+  for (const status of [404, 410]) {
+    await t.step(`HTTP ${status}`, async () => {
+      await using srv = startTestServer(() => new Response("", { status }));
+      const { sleep } = recordingSleep();
+      await assert.rejects(getInterfaceInfo({ url: srv.url, sleep }), {
+        name: "AzureHttpError",
+        status,
+        transient: false,
+      });
+      assert.equal(srv.requests.length, 1);
+    });
+  }
+});
