@@ -11,12 +11,8 @@ import {
   startEmulator,
 } from "../sandbox/emulator/mod.ts";
 import { CniError } from "@vnet/cni";
-import {
-  IPAM_STATE_FILE,
-  IpamEngine,
-  parseIpamConfig,
-  readIpamState,
-} from "@vnet/ipam";
+import { IPAM_STATE_FILE, IpamEngine, readIpamState } from "@vnet/ipam";
+import { ipamConfig } from "../../ipam/_testing.ts";
 import { main } from "./cli.ts";
 import { parseCount, parseIpv6Count, provision } from "./provision.ts";
 
@@ -625,15 +621,9 @@ async function ipamRig(ipConfigCount: number): Promise<IpamRig> {
   const emu = await startEmulator({ state, tls });
   Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
   const dir = await Deno.makeTempDir({ prefix: "nic-tool-" });
-  const config = parseIpamConfig({
-    cniVersion: "1.1.0",
-    name: "azure",
-    type: "azure-vnet",
-    ipam: {
-      type: "azure-vnet-ipam",
-      queryUrl: `${emu.httpUrl}${WIRE}`,
-      queryInterval: "10",
-    },
+  const config = ipamConfig({
+    queryUrl: `${emu.httpUrl}${WIRE}`,
+    queryInterval: "10",
   });
   const pods = new IpamEngine({
     stateDir: dir,
