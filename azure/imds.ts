@@ -11,6 +11,7 @@ import {
   looksLikeIpv6,
   networkOf,
 } from "@vnet/address";
+import { directFetch } from "./direct_fetch.ts";
 import { fetchText, isTransientStatus, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
@@ -192,6 +193,7 @@ async function getImds(
   const url = `${base}${path}?api-version=${version}${extraQuery}`;
   const { body } = await fetchText(url, {
     ...options,
+    fetch: options.fetch ?? directFetch,
     init: { method: "GET", headers: { Metadata: "true" } },
     isTransient: isTransientImdsStatus,
   });
@@ -206,7 +208,9 @@ async function getImds(
  * to the subnet containing it. IMDS marks neither the primary NIC nor the
  * primary address, so by convention the FIRST interface and, per interface,
  * the FIRST IPv4 address are marked `isPrimary` (IMDS lists the primary
- * ipconfig first in practice). MACs are normalised.
+ * ipconfig first in practice). MACs are normalised. The request goes
+ * straight to IMDS, never through a proxy ({@linkcode directFetch}), unless
+ * a `fetch` is given.
  *
  * @param options Base URL, api-version, `fetch`, `timeoutMs`, `retries`,
  *   `sleep`.
