@@ -328,16 +328,19 @@ export async function provision(
   ipam ??= await openIpam();
   const mac = nic.macAddress ?? "";
   const before = secondaryAddresses(configs);
-  if (removeList.length > 0 && ipam.readable && mac === "") {
+  // The IPAM syncs its IPv4 pools only: IPv6 addresses are checked above,
+  // not withdrawn.
+  const going = new Set(secondaryAddresses(removeList));
+  const withdrawing = going.size > 0 && ipam.readable;
+  if (withdrawing && mac === "") {
     const why =
       "ARM reports no MAC address for it, so the addresses to remove cannot be withdrawn from the IPAM first";
     if (options.force !== true) throw new Error(`${refusal}: ${why}`);
     progress(`Warning: ${why}; --force: removing ipconfigs anyway`);
-  } else if (removeList.length > 0 && ipam.readable) {
+  } else if (withdrawing) {
     // Withdraw first, under the IPAM's lock: from now on no ADD reserves an
     // address ARM is about to remove. A pod that took one since the read
     // above makes the scale-down refuse, and the rest goes back.
-    const going = new Set(addressesOf(removeList));
     progress(
       `Withdrawing ${[...going].join(", ")} from the IPAM (${statePath})`,
     );
@@ -364,7 +367,9 @@ export async function provision(
       remove: removed,
     });
   } catch (err) {
-    await recoverIpam(arm, { ipam, mac, progress });
+    if (withdrawing && mac !== "") {
+      await recoverIpam(arm, { ipam, mac, progress });
+    }
     throw err;
   }
   const after = (updated.ipConfigurations ?? []) as IpConfigModel[];
@@ -401,10 +406,10 @@ function secondaryAddresses(configs: readonly IpConfigModel[]): string[] {
 }
 
 /**
- * After a failed PUT, the IPAM takes the NIC as ARM has it now: what it
- * still carries goes back, what it lost stays out (the PUT may have been
- * applied although the call failed, e.g. while polling). If the NIC
- * cannot be read, nothing goes back.
+ * After a failed PUT of a scale-down, the IPAM takes the NIC as ARM has it
+ * now: what it still carries goes back, what it lost stays out (the PUT
+ * may have been applied although the call failed, e.g. while polling). If
+ * the NIC cannot be read, nothing goes back.
  */
 async function recoverIpam(
   arm: ArmNic,

@@ -409,6 +409,8 @@ Deno.test({
         ]);
         assert.equal(r.code, 0, r.err.join("\n"));
         assert.deepEqual(r.out.slice(3), ["ipv6config1\tfd00:10:240::4"]);
+        // The IPAM syncs IPv4 pools only: nothing to withdraw.
+        assert.deepEqual(r.err.filter((l) => l.startsWith("Withdrawing")), []);
         const wire = await getInterfaceInfo({ url: `${emu.httpUrl}${WIRE}` });
         assert.deepEqual(
           wire[0]?.subnets.map((s) => s.addresses.length),
