@@ -50,6 +50,29 @@ export function startTestServer(
   };
 }
 
+/**
+ * Starts a listener on 127.0.0.1 that records requests and answers none
+ * until it is disposed (a host that does not answer in time).
+ *
+ * @returns The server; dispose it with `await using`.
+ */
+export function startSilentServer(): TestServer {
+  const pending: Array<() => void> = [];
+  const server = startTestServer(() =>
+    new Promise<Response>((resolve) => {
+      pending.push(() => resolve(new Response("late")));
+    })
+  );
+  return {
+    url: server.url,
+    requests: server.requests,
+    async [Symbol.asyncDispose]() {
+      for (const release of pending) release();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
 /** A sleep that records its delays and returns at once. */
 export function recordingSleep(): {
   delays: number[];

@@ -15,7 +15,10 @@ export interface AzureHttpErrorOptions {
   serviceCode?: string | undefined;
   /** `x-ms-request-id` of the response, if any. */
   requestId?: string | undefined;
-  /** True when a retry may succeed (429, 5xx, network failure, timeout). */
+  /**
+   * True when a retry may succeed (429, 5xx, network failure, timeout; from
+   * IMDS also 404 and 410).
+   */
   transient: boolean;
   /** The underlying failure. */
   cause?: unknown;
@@ -51,7 +54,7 @@ export class AzureHttpError extends Error {
   readonly serviceCode: string | undefined;
   /** The response's `x-ms-request-id`, if any. */
   readonly requestId: string | undefined;
-  /** True for 429, 5xx, network failures and timeouts. */
+  /** True for 429, 5xx, network failures and timeouts (IMDS: 404, 410). */
   readonly transient: boolean;
 
   /**

@@ -11,7 +11,8 @@ import {
   looksLikeIpv6,
   networkOf,
 } from "@vnet/address";
-import { fetchText, type RetryOptions } from "./retry.ts";
+import { directFetch } from "./direct_fetch.ts";
+import { fetchText, isTransientStatus, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
 /** The documented IMDS base URL. */
@@ -161,6 +162,27 @@ function parseJson(body: string, what: string): unknown {
   }
 }
 
+/**
+ * Whether an IMDS status is worth retrying: 429 and 5xx as for every Azure
+ * endpoint, and also 404 and 410, which IMDS answers while the VM starts
+ * (Azure's guidance for IMDS clients: retry 404, 410, 429 and 5xx).
+ *
+ * @param status The HTTP status.
+ * @returns True for 404, 410, 429 and 500..599.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isTransientImdsStatus } from "./imds.ts";
+ *
+ * assert.equal(isTransientImdsStatus(410), true);
+ * assert.equal(isTransientImdsStatus(400), false);
+ * ```
+ */
+export function isTransientImdsStatus(status: number): boolean {
+  return status === 404 || status === 410 || isTransientStatus(status);
+}
+
 async function getImds(
   path: string,
   options: ImdsOptions,
@@ -171,7 +193,9 @@ async function getImds(
   const url = `${base}${path}?api-version=${version}${extraQuery}`;
   const { body } = await fetchText(url, {
     ...options,
+    fetch: options.fetch ?? directFetch,
     init: { method: "GET", headers: { Metadata: "true" } },
+    isTransient: isTransientImdsStatus,
   });
   return body;
 }
@@ -184,13 +208,16 @@ async function getImds(
  * to the subnet containing it. IMDS marks neither the primary NIC nor the
  * primary address, so by convention the FIRST interface and, per interface,
  * the FIRST IPv4 address are marked `isPrimary` (IMDS lists the primary
- * ipconfig first in practice). MACs are normalised.
+ * ipconfig first in practice). MACs are normalised. The request goes
+ * straight to IMDS, never through a proxy ({@linkcode directFetch}), unless
+ * a `fetch` is given.
  *
  * @param options Base URL, api-version, `fetch`, `timeoutMs`, `retries`,
  *   `sleep`.
  * @returns The NICs.
  * @throws {AzureHttpError} On an HTTP error (400 when the `Metadata` header
- *   is refused) or a network failure/timeout.
+ *   is refused) or a network failure/timeout; 404, 410, 429 and 5xx are
+ *   retried first and are `transient`.
  * @throws {SyntaxError} When the body is not the documented JSON shape.
  *
  * @example Usage

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { IpamEngine } from "@vnet/ipam";
+import { ipamConfig } from "../ipam/_testing.ts";
 import { getImdsInstance, getImdsInterfaces } from "./imds.ts";
 import { recordingSleep, startTestServer } from "./_test_server.ts";
 
@@ -209,4 +211,61 @@ Deno.test("getImdsInstance() retries 429 and 500", async () => {
   const inst = await getImdsInstance({ baseUrl: srv.url, sleep });
   assert.equal(inst.compute.name, "vm0");
   assert.deepEqual(delays, [2000, 500]);
+});
+
+Deno.test("getImdsInterfaces() retries 410 and 404, as IMDS answers while the VM starts", async () => {
+  await using srv = startTestServer((req, n) =>
+    n === 0
+      ? Response.json({ error: "gone" }, { status: 410 })
+      : n === 1
+      ? new Response("not found", { status: 404 })
+      : imds(req)
+  );
+  const { delays, sleep } = recordingSleep();
+  const nics = await getImdsInterfaces({ baseUrl: srv.url, sleep });
+  assert.equal(nics.length, 2);
+  assert.deepEqual(delays, [250, 500]);
+  assert.equal(srv.requests.length, 3);
+});
+
+Deno.test("getImdsInstance() reports a lasting 410 as a transient AzureHttpError", async () => {
+  await using srv = startTestServer(() =>
+    Response.json({ error: "gone" }, { status: 410 })
+  );
+  const { sleep } = recordingSleep();
+  await assert.rejects(getImdsInstance({ baseUrl: srv.url, sleep }), {
+    name: "AzureHttpError",
+    status: 410,
+    transient: true,
+    message: /HTTP 410/,
+  });
+  assert.equal(srv.requests.length, 3);
+});
+
+Deno.test("IpamEngine.reserve() on a fresh node fails with 11 (try again later), not 101, while IMDS answers 410 or 404", async (t) => {
+  for (const status of [410, 404]) {
+    await t.step(`HTTP ${status}`, async () => {
+      await using srv = startTestServer(() => new Response("", { status }));
+      const dir = await Deno.makeTempDir();
+      try {
+        const engine = new IpamEngine({
+          stateDir: dir,
+          hostMacs: () => [{ name: "eth0", mac: "000d3af9dca6" }],
+          sleep: () => Promise.resolve(),
+        });
+        const config = ipamConfig({ environment: "imds", imdsUrl: srv.url });
+        await assert.rejects(
+          engine.reserve({ containerId: "c1", ifName: "eth0" }, { config }),
+          {
+            name: "CniError",
+            code: 11,
+            message: /Cannot get the host's addresses/,
+          },
+        );
+        assert.equal(srv.requests.length, 3, "the first try and 2 retries");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  }
 });

@@ -1,6 +1,7 @@
 /**
  * @vnet/azure: fetch-based clients for the wireserver (NMAgent) and IMDS,
- * with bounded retries and one error class. No SDK: the plugins load this.
+ * with bounded retries and one error class, never through a proxy. No SDK:
+ * the plugins load this.
  * MACs come out in the Azure form of `@vnet/address` (`azureMac`,
  * `000d3af9dca6`).
  *
@@ -41,4 +42,5 @@ export {
   type ImdsCompute,
   type ImdsInstance,
   type ImdsOptions,
+  isTransientImdsStatus,
 } from "./imds.ts";

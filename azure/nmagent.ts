@@ -6,6 +6,7 @@
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { azureMac } from "@vnet/address";
+import { directFetch } from "./direct_fetch.ts";
 import { fetchText, type RetryOptions } from "./retry.ts";
 import type { HostInterface, HostIpAddress, HostIpSubnet } from "./types.ts";
 
@@ -143,6 +144,8 @@ export function parseInterfaceInfo(xml: string): HostInterface[] {
  * Fetches and parses the NMAgent interface document from the wireserver.
  *
  * Non-2xx answers are errors; 429, 5xx and timeouts are retried (bounded).
+ * The request goes straight to the URL's host, never through a proxy
+ * ({@linkcode directFetch}), unless a `fetch` is given.
  *
  * @param options URL, `fetch`, `timeoutMs` (5000), `retries` (2), `sleep`.
  * @returns The NICs the host reports.
@@ -160,6 +163,9 @@ export function parseInterfaceInfo(xml: string): HostInterface[] {
 export async function getInterfaceInfo(
   options: GetInterfaceInfoOptions = {},
 ): Promise<HostInterface[]> {
-  const { body } = await fetchText(options.url ?? NMAGENT_URL, options);
+  const { body } = await fetchText(options.url ?? NMAGENT_URL, {
+    ...options,
+    fetch: options.fetch ?? directFetch,
+  });
   return parseInterfaceInfo(body);
 }

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { getInterfaceInfo, parseInterfaceInfo } from "./nmagent.ts";
-import { recordingSleep, startTestServer } from "./_test_server.ts";
+import {
+  recordingSleep,
+  startSilentServer,
+  startTestServer,
+} from "./_test_server.ts";
 
 const GOOD = `<?xml version="1.0" encoding="utf-8"?>
 <Interfaces>
@@ -193,18 +197,24 @@ Deno.test("getInterfaceInfo() honours 429 Retry-After", async () => {
 });
 
 Deno.test("getInterfaceInfo() times out a silent server", async () => {
-  const pending: Array<() => void> = [];
-  await using srv = startTestServer(() =>
-    new Promise<Response>((resolve) => {
-      pending.push(() => resolve(xmlResponse(GOOD)));
-    })
+  await using srv = startSilentServer();
+  await assert.rejects(
+    getInterfaceInfo({ url: srv.url, timeoutMs: 40, retries: 0 }),
+    { name: "AzureHttpError", status: 0, message: /timed out/ },
   );
-  try {
-    await assert.rejects(
-      getInterfaceInfo({ url: srv.url, timeoutMs: 40, retries: 0 }),
-      { name: "AzureHttpError", status: 0, message: /timed out/ },
-    );
-  } finally {
-    for (const release of pending) release();
+});
+
+Deno.test("getInterfaceInfo() fails at once on 404 and 410: only IMDS retries them", async (t) => {
+  for (const status of [404, 410]) {
+    await t.step(`HTTP ${status}`, async () => {
+      await using srv = startTestServer(() => new Response("", { status }));
+      const { sleep } = recordingSleep();
+      await assert.rejects(getInterfaceInfo({ url: srv.url, sleep }), {
+        name: "AzureHttpError",
+        status,
+        transient: false,
+      });
+      assert.equal(srv.requests.length, 1);
+    });
   }
 });

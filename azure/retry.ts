@@ -1,6 +1,7 @@
 /**
  * Bounded retries for Azure HTTP calls: 429, 5xx, network failures and
- * timeouts are retried with exponential backoff that honours `Retry-After`.
+ * timeouts are retried with exponential backoff that honours `Retry-After`
+ * (a caller may name more transient statuses: IMDS adds 404 and 410).
  * Every attempt (including reading the body) runs under its own
  * `AbortSignal.timeout`.
  *
@@ -133,12 +134,15 @@ export function serviceCodeOf(body: string): string | undefined {
  * GETs (or sends `init`) with bounded retries and returns the body text of
  * the first 2xx response.
  *
- * Retries 429, 5xx, network failures and timeouts up to `retries` times,
- * sleeping `Retry-After` when given, else `baseDelayMs * 2^attempt`, capped
- * by `maxDelayMs`. Any other non-2xx status fails at once.
+ * Retries 429, 5xx (or what `isTransient` accepts), network failures and
+ * timeouts up to `retries` times, sleeping `Retry-After` when given, else
+ * `baseDelayMs * 2^attempt`, capped by `maxDelayMs`. Any other non-2xx
+ * status fails at once.
  *
  * @param url The URL.
- * @param options `init` for the request plus {@linkcode RetryOptions}.
+ * @param options `init` for the request, `isTransient` (which statuses are
+ *   worth retrying; default {@linkcode isTransientStatus}) plus
+ *   {@linkcode RetryOptions}.
  * @returns The response and its body text.
  * @throws {AzureHttpError} On a non-2xx status or a network failure/timeout
  *   (status 0) after the last attempt; `transient` tells which kind.
@@ -164,9 +168,13 @@ export function serviceCodeOf(body: string): string | undefined {
  */
 export async function fetchText(
   url: string,
-  options: RetryOptions & { init?: RequestInit } = {},
+  options: RetryOptions & {
+    init?: RequestInit;
+    isTransient?: (status: number) => boolean;
+  } = {},
 ): Promise<FetchedText> {
   const doFetch = options.fetch ?? fetch;
+  const isTransient = options.isTransient ?? isTransientStatus;
   const retries = options.retries ?? 2;
   const timeoutMs = options.timeoutMs ?? 5000;
   const sleep = options.sleep ?? defaultSleep;
@@ -192,7 +200,7 @@ export async function fetchText(
           url,
           serviceCode: serviceCodeOf(body),
           requestId,
-          transient: isTransientStatus(response.status),
+          transient: isTransient(response.status),
         },
       );
       retryAfter = parseRetryAfter(response.headers.get("retry-after"), now());

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { fetchText, parseRetryAfter, serviceCodeOf } from "./retry.ts";
-import { recordingSleep, startTestServer } from "./_test_server.ts";
+import {
+  recordingSleep,
+  startSilentServer,
+  startTestServer,
+} from "./_test_server.ts";
 
 Deno.test("fetchText() retries 500 then returns the 200 body", async () => {
   await using srv = startTestServer((_req, n) =>
@@ -81,27 +85,18 @@ Deno.test("fetchText() fails at once on 404 (not transient)", async () => {
 });
 
 Deno.test("fetchText() times out each attempt and reports status 0", async () => {
-  const pending: Array<() => void> = [];
-  await using srv = startTestServer(() =>
-    new Promise<Response>((resolve) => {
-      pending.push(() => resolve(new Response("late")));
-    })
+  await using srv = startSilentServer();
+  const { sleep } = recordingSleep();
+  await assert.rejects(
+    fetchText(srv.url, { sleep, timeoutMs: 50, retries: 1 }),
+    {
+      name: "AzureHttpError",
+      message: /timed out after 50 ms/,
+      status: 0,
+      transient: true,
+    },
   );
-  try {
-    const { sleep } = recordingSleep();
-    await assert.rejects(
-      fetchText(srv.url, { sleep, timeoutMs: 50, retries: 1 }),
-      {
-        name: "AzureHttpError",
-        message: /timed out after 50 ms/,
-        status: 0,
-        transient: true,
-      },
-    );
-    assert.equal(srv.requests.length, 2);
-  } finally {
-    for (const release of pending) release();
-  }
+  assert.equal(srv.requests.length, 2);
 });
 
 Deno.test("fetchText() reports a network failure as status 0", async () => {

@@ -20,7 +20,7 @@ const USAGE =
 
 --state-dir DIR  where azure-vnet-ipam.json is (default: AZURE_VNET_STATE_DIR,
                  else /var/run); a scale-down removes only ipconfigs whose
-                 address it does not show in use
+                 address it does not show in use, withdrawn from it first
 --force          scale down even without a readable IPAM state file`;
 
 const SPEC = {

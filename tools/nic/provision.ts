@@ -8,7 +8,16 @@
  */
 import { getImdsInterfaces } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
-import { type IpConfigModel, isIpv6Config, openNic } from "@vnet/arm";
+import {
+  type ArmNic,
+  type IpConfigModel,
+  isIpv6Config,
+  type NicModel,
+  openNic,
+  type OpenNicOptions,
+} from "@vnet/arm";
+import { IPAM_STATE_FILE, IpamEngine } from "@vnet/ipam";
+import { IpamGuard } from "./ipam_guard.ts";
 
 /** Smallest and largest `--count` (IP configurations per NIC, primary included). */
 export const MIN_COUNT = 1;
@@ -50,6 +59,10 @@ export interface ProvisionOptions {
   pollIntervalMs?: number | undefined;
   /** Receives progress lines (default: none). */
   progress?: ((line: string) => void) | undefined;
+  /** Binds the NIC (default `openNic` of `@vnet/arm`; tests wrap it). */
+  openNic?: ((options: OpenNicOptions) => Promise<ArmNic>) | undefined;
+  /** The IPAM engine on `stateDir` (default: a new one; tests race it). */
+  engine?: IpamEngine | undefined;
 }
 
 /** One IP configuration as reported after provisioning. */
@@ -126,92 +139,6 @@ export function parseIpv6Count(text: string | number, count: number): number {
   return n;
 }
 
-/**
- * Reads the addresses in use from the IPAM state file: an address with a
- * non-empty `containerId`. A missing file is an error, not "nothing in
- * use": the tool may run with the wrong `--state-dir`, or off the node.
- *
- * @param path Path of `azure-vnet-ipam.json`.
- * @returns The addresses in use.
- * @throws {Deno.errors.NotFound} When there is no such file.
- * @throws {SyntaxError} When the file is not the expected JSON.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { addressesInUse } from "./provision.ts";
- *
- * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(
- *   `${dir}/azure-vnet-ipam.json`,
- *   '{"pools":{"p":{"addresses":{"10.0.0.5":{"containerId":"c1"},"10.0.0.6":{}}}}}',
- * );
- * assert.deepEqual(await addressesInUse(`${dir}/azure-vnet-ipam.json`), new Set(["10.0.0.5"]));
- * await assert.rejects(addressesInUse(`${dir}/none.json`), {
- *   name: "NotFound",
- *   message: /No such file/,
- * });
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function addressesInUse(path: string): Promise<Set<string>> {
-  const text = await Deno.readTextFile(path);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (cause) {
-    throw new SyntaxError(`Cannot parse IPAM state "${path}"`, { cause });
-  }
-  const pools = (doc as { pools?: unknown } | null)?.pools;
-  if (typeof pools !== "object" || pools === null) {
-    throw new SyntaxError(`Cannot parse IPAM state "${path}": no pools`);
-  }
-  const used = new Set<string>();
-  for (const pool of Object.values(pools as Record<string, unknown>)) {
-    const addresses = (pool as { addresses?: unknown } | null)?.addresses;
-    if (typeof addresses !== "object" || addresses === null) continue;
-    for (const [ip, rec] of Object.entries(addresses)) {
-      const id = (rec as { containerId?: unknown } | null)?.containerId;
-      if (typeof id === "string" && id !== "") used.add(ip);
-    }
-  }
-  return used;
-}
-
-/**
- * {@link addressesInUse}, or, when the file cannot be read: with `force`
- * nothing in use (after a warning), without it an error that says why and
- * what to do.
- */
-async function readInUse(
-  statePath: string,
-  options: {
-    force: boolean;
-    progress: (line: string) => void;
-    refusal: string;
-  },
-): Promise<Set<string>> {
-  try {
-    return await addressesInUse(statePath);
-  } catch (err) {
-    const why = err instanceof Deno.errors.NotFound
-      ? `no IPAM state file "${statePath}"`
-      : `cannot read IPAM state file "${statePath}" (${
-        err instanceof Error ? err.message : String(err)
-      })`;
-    if (options.force) {
-      options.progress(
-        `Warning: ${why}; --force: removing ipconfigs without knowing which addresses are in use`,
-      );
-      return new Set();
-    }
-    throw new Error(
-      `${options.refusal}: ${why} to tell which addresses are in use; run it on the node with --state-dir (or AZURE_VNET_STATE_DIR) naming the plugins' state dir, or pass --force to remove ipconfigs anyway`,
-      { cause: err },
-    );
-  }
-}
-
 function wantedSecondaryNames(primaryName: string, count: number): string[] {
   const names: string[] = [];
   for (let k = 1; names.length < count - 1; k++) {
@@ -252,8 +179,17 @@ function planIpv6(
  * otherwise refuses without changing anything; without a readable IPAM
  * state file it refuses too, unless `force`.
  *
+ * The IPAM is kept in step with the NIC as the agent's warm pool keeps it
+ * ({@link IpamGuard}, `IpamEngine.syncNic`): before the PUT a scale-down
+ * withdraws the IPv4 addresses it removes from the IPAM under its lock and
+ * reads again who holds what (a pod that took one meanwhile makes it
+ * refuse and give the rest back); after the PUT the IPAM takes the NIC's
+ * addresses at once (the removed ones stay out, new ones are free); after
+ * a failed PUT it reads the NIC again and gives back only what the NIC
+ * still has. Without a state file the IPAM is left alone.
+ *
  * @param options Counts, NIC id, dry run, state dir, endpoints, CA,
- *   progress.
+ *   progress, and the NIC binding and IPAM engine (test seams).
  * @returns What changed and the resulting configurations.
  * @throws {RangeError} When `count` is out of 1..256 or `ipv6Count` out of
  *   0..(256 - count).
@@ -275,7 +211,7 @@ export async function provision(
     ? undefined
     : parseIpv6Count(options.ipv6Count, count);
   const progress = options.progress ?? (() => {});
-  const arm = await openNic({
+  const arm = await (options.openNic ?? openNic)({
     nicId: options.nicId,
     imdsUrl: options.imdsUrl,
     armEndpoint: options.armEndpoint,
@@ -319,23 +255,42 @@ export async function provision(
       : `NIC ${nicName} has ${configs.length} ipconfigs; want ${count}: add ${added.length}, remove ${removed.length}`,
   );
 
-  if (removeList.length > 0) {
-    const statePath = `${options.stateDir ?? "/var/run"}/azure-vnet-ipam.json`;
-    const inUse = await readInUse(statePath, {
-      force: options.force === true,
+  const stateDir = options.stateDir ?? "/var/run";
+  const statePath = `${stateDir}/${IPAM_STATE_FILE}`;
+  const refusal = `Cannot scale NIC "${nicName}" down to ${wantText}`;
+  const openIpam = () =>
+    IpamGuard.open({
+      statePath,
+      engine: options.engine ?? new IpamEngine({ stateDir }),
       progress,
-      refusal: `Cannot scale NIC "${nicName}" down to ${wantText}`,
     });
-    const busy = removeList.filter((c) =>
-      c.privateIPAddress !== undefined && inUse.has(c.privateIPAddress)
+  /** Refuses when the IPAM shows one of the addresses to remove in use. */
+  function refuseBusy(ipam: IpamGuard): void {
+    const busy = ipam.held(addressesOf(removeList));
+    if (busy.length === 0) return;
+    throw new Error(
+      `${refusal}: ${
+        removeList.filter((c) => busy.includes(c.privateIPAddress ?? ""))
+          .map((c) => `${c.name} (${c.privateIPAddress})`).join(", ")
+      } in use per ${statePath}; release those pods first or choose a larger count`,
     );
-    if (busy.length > 0) {
-      throw new Error(
-        `Cannot scale NIC "${nicName}" down to ${wantText}: ${
-          busy.map((c) => `${c.name} (${c.privateIPAddress})`).join(", ")
-        } in use per ${statePath}; release those pods first or choose a larger count`,
+  }
+
+  let ipam: IpamGuard | undefined;
+  if (removeList.length > 0) {
+    ipam = await openIpam();
+    const why = ipam.unreadableReason;
+    if (why !== undefined) {
+      if (options.force !== true) {
+        throw new Error(
+          `${refusal}: ${why} to tell which addresses are in use; run it on the node with --state-dir (or AZURE_VNET_STATE_DIR) naming the plugins' state dir, or pass --force to remove ipconfigs anyway`,
+        );
+      }
+      progress(
+        `Warning: ${why}; --force: removing ipconfigs without knowing which addresses are in use`,
       );
     }
+    refuseBusy(ipam);
   }
 
   function report(list: IpConfigModel[]): ProvisionedIpConfig[] {
@@ -370,13 +325,62 @@ export async function provision(
       ipConfigurations: report(configs),
     };
   }
+  ipam ??= await openIpam();
+  const mac = nic.macAddress ?? "";
+  const before = secondaryAddresses(configs);
+  // The IPAM syncs its IPv4 pools only: IPv6 addresses are checked above,
+  // not withdrawn.
+  const going = new Set(secondaryAddresses(removeList));
+  const withdrawing = going.size > 0 && ipam.readable;
+  if (withdrawing && mac === "") {
+    const why =
+      "ARM reports no MAC address for it, so the addresses to remove cannot be withdrawn from the IPAM first";
+    if (options.force !== true) throw new Error(`${refusal}: ${why}`);
+    progress(`Warning: ${why}; --force: removing ipconfigs anyway`);
+  } else if (withdrawing) {
+    // Withdraw first, under the IPAM's lock: from now on no ADD reserves an
+    // address ARM is about to remove. A pod that took one since the read
+    // above makes the scale-down refuse, and the rest goes back.
+    progress(
+      `Withdrawing ${[...going].join(", ")} from the IPAM (${statePath})`,
+    );
+    await ipam.withdraw({
+      macAddress: mac,
+      keep: before.filter((ip) => !going.has(ip)),
+    });
+    try {
+      refuseBusy(ipam);
+    } catch (err) {
+      await ipam.sync(
+        { macAddress: mac, addresses: before },
+        "give back the withdrawn addresses",
+      );
+      throw err;
+    }
+  }
   progress(`Updating NIC ${nicName} (long-running operation)`);
-  const updated = await arm.update(nic, {
-    add: added,
-    addIpv6: v6.add,
-    remove: removed,
-  });
-  const result = report((updated.ipConfigurations ?? []) as IpConfigModel[]);
+  let updated: NicModel;
+  try {
+    updated = await arm.update(nic, {
+      add: added,
+      addIpv6: v6.add,
+      remove: removed,
+    });
+  } catch (err) {
+    if (withdrawing && mac !== "") {
+      await recoverIpam(arm, { ipam, mac, progress });
+    }
+    throw err;
+  }
+  const after = (updated.ipConfigurations ?? []) as IpConfigModel[];
+  await ipam.sync(
+    {
+      macAddress: updated.macAddress ?? mac,
+      addresses: secondaryAddresses(after),
+    },
+    "record the NIC's new addresses",
+  );
+  const result = report(after);
   await waitForImds(result, nic.macAddress, options, progress);
   return {
     nicId,
@@ -385,6 +389,52 @@ export async function provision(
     removed,
     ipConfigurations: result,
   };
+}
+
+/** The addresses of some ipconfigs. */
+function addressesOf(configs: readonly IpConfigModel[]): string[] {
+  return configs.flatMap((c) =>
+    c.privateIPAddress === undefined ? [] : [c.privateIPAddress]
+  );
+}
+
+/** The NIC's secondary IPv4 addresses: what the IPAM's pools carry. */
+function secondaryAddresses(configs: readonly IpConfigModel[]): string[] {
+  return addressesOf(
+    configs.filter((c) => c.primary !== true && !isIpv6Config(c)),
+  );
+}
+
+/**
+ * After a failed PUT of a scale-down, the IPAM takes the NIC as ARM has it
+ * now: what it still carries goes back, what it lost stays out (the PUT
+ * may have been applied although the call failed, e.g. while polling). If
+ * the NIC cannot be read, nothing goes back.
+ */
+async function recoverIpam(
+  arm: ArmNic,
+  context: { ipam: IpamGuard; mac: string; progress: (line: string) => void },
+): Promise<void> {
+  let now: NicModel;
+  try {
+    now = await arm.get();
+  } catch (err) {
+    context.progress(
+      `Warning: the NIC update failed and the NIC cannot be read again (${
+        err instanceof Error ? err.message : String(err)
+      }); the withdrawn addresses stay out of the IPAM until it refreshes after they expire`,
+    );
+    return;
+  }
+  await context.ipam.sync(
+    {
+      macAddress: now.macAddress ?? context.mac,
+      addresses: secondaryAddresses(
+        (now.ipConfigurations ?? []) as IpConfigModel[],
+      ),
+    },
+    "take the NIC's addresses after the failed update",
+  );
 }
 
 async function waitForImds(

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { useEmulatorIdentity } from "../../tests/_support/identity.ts";
+import { azureMac } from "@vnet/address";
 import { getImdsInterfaces, getInterfaceInfo } from "@vnet/azure";
+import { type ArmNic, openNic, type OpenNicOptions } from "@vnet/arm";
 import {
   addVm,
   emptyState,
@@ -8,10 +10,14 @@ import {
   generateTls,
   startEmulator,
 } from "../sandbox/emulator/mod.ts";
+import { CniError } from "@vnet/cni";
+import { IPAM_STATE_FILE, IpamEngine, readIpamState } from "@vnet/ipam";
+import { ipamConfig } from "../../ipam/_testing.ts";
 import { main } from "./cli.ts";
-import { parseCount, parseIpv6Count } from "./provision.ts";
+import { parseCount, parseIpv6Count, provision } from "./provision.ts";
 
 const WIRE = "/machine/plugins?comp=nmagent&type=getinterfaceinfov1";
+const MAC = "00:0d:3a:f9:dc:a6";
 const tls = await generateTls({ removeOnUnload: true });
 
 // ManagedIdentityCredential must use the emulator's IMDS token endpoint,
@@ -126,20 +132,14 @@ Deno.test({
       await t.step(
         "scale-down is refused while an address is in use",
         async () => {
-          await Deno.writeTextFile(
-            `${dir}/azure-vnet-ipam.json`,
-            JSON.stringify({
-              version: 1,
-              pools: {
-                "10.240.0.0/16": {
-                  addresses: {
-                    "10.240.0.7": { containerId: "" },
-                    "10.240.0.9": { containerId: "c0ffee", ifName: "eth0" },
-                  },
-                },
-              },
-            }),
-          );
+          await writeIpamState(dir, {
+            mac: MAC,
+            addresses: {
+              "10.240.0.7": {},
+              "10.240.0.8": {},
+              "10.240.0.9": { containerId: "c0ffee", ifName: "eth0" },
+            },
+          });
           const r = await run(["provision", "--count", "2", ...common]);
           assert.equal(r.code, 1);
           assert.match(
@@ -152,13 +152,10 @@ Deno.test({
       await t.step(
         "scale-down proceeds once the addresses are free",
         async () => {
-          await Deno.writeTextFile(
-            `${dir}/azure-vnet-ipam.json`,
-            JSON.stringify({
-              version: 1,
-              pools: { "10.240.0.0/16": { addresses: { "10.240.0.9": {} } } },
-            }),
-          );
+          await writeIpamState(dir, {
+            mac: MAC,
+            addresses: { "10.240.0.9": {} },
+          });
           const r = await run(["provision", "--count", "2", ...common]);
           assert.equal(r.code, 0, r.err.join("\n"));
           assert.deepEqual(r.out, [
@@ -254,15 +251,36 @@ Deno.test("main() rejects unknown options and commands with exit 2", async () =>
   assert.equal((await run(["grow"])).code, 2);
 });
 
-/** Writes `<dir>/azure-vnet-ipam.json` with one pool of these addresses. */
+/**
+ * Writes `<dir>/azure-vnet-ipam.json` with one pool (default the IPv4
+ * 10.240.0.0/16) of NIC `mac` holding these addresses.
+ */
 async function writeIpamState(
   dir: string,
-  pool: string,
-  addresses: Record<string, { containerId?: string; ifName?: string }>,
+  spec: {
+    mac: string;
+    pool?: string;
+    addresses: Record<string, { containerId?: string; ifName?: string }>;
+  },
 ): Promise<void> {
+  const subnet = spec.pool ?? "10.240.0.0/16";
+  const ipv6 = subnet.includes(":");
+  const pool = {
+    subnet,
+    gateway: ipv6 ? "fd00:10:240::1" : "10.240.0.1",
+    macAddress: azureMac(spec.mac),
+    priority: 0,
+    primaryIps: [ipv6 ? "fd00:10:240::4" : "10.240.0.4"],
+    addresses: spec.addresses,
+  };
   await Deno.writeTextFile(
-    `${dir}/azure-vnet-ipam.json`,
-    JSON.stringify({ version: 1, pools: { [pool]: { addresses } } }),
+    `${dir}/${IPAM_STATE_FILE}`,
+    JSON.stringify({
+      version: 1,
+      lastRefresh: Date.now(),
+      bootId: "b",
+      pools: { [subnet]: pool },
+    }),
   );
 }
 
@@ -359,8 +377,10 @@ Deno.test({
         );
       });
       await t.step("an IPv6 scale-down is refused while in use", async () => {
-        await writeIpamState(dir, "fd00:10:240::/64", {
-          "fd00:10:240::7": { containerId: "c0ffee" },
+        await writeIpamState(dir, {
+          mac: MAC,
+          pool: "fd00:10:240::/64",
+          addresses: { "fd00:10:240::7": { containerId: "c0ffee" } },
         });
         const r = await run([
           "provision",
@@ -376,8 +396,10 @@ Deno.test({
         assert.equal(emu.state.vms[0]?.nic.ipConfigurations.length, 6);
       });
       await t.step("and keeps the node's own IPv6 once free", async () => {
-        await writeIpamState(dir, "fd00:10:240::/64", {
-          "fd00:10:240::7": { containerId: "" },
+        await writeIpamState(dir, {
+          mac: MAC,
+          pool: "fd00:10:240::/64",
+          addresses: { "fd00:10:240::7": {} },
         });
         const r = await run([
           "provision",
@@ -387,6 +409,8 @@ Deno.test({
         ]);
         assert.equal(r.code, 0, r.err.join("\n"));
         assert.deepEqual(r.out.slice(3), ["ipv6config1\tfd00:10:240::4"]);
+        // The IPAM syncs IPv4 pools only: nothing to withdraw.
+        assert.deepEqual(r.err.filter((l) => l.startsWith("Withdrawing")), []);
         const wire = await getInterfaceInfo({ url: `${emu.httpUrl}${WIRE}` });
         assert.deepEqual(
           wire[0]?.subnets.map((s) => s.addresses.length),
@@ -486,7 +510,21 @@ Deno.test({
         assert.equal(r.code, 1);
         assert.match(
           r.err.at(-1) ?? "",
-          /^error: Cannot scale NIC "vm0-nic" down to 2: cannot read IPAM state file ".*" \(Cannot parse IPAM state/,
+          /^error: Cannot scale NIC "vm0-nic" down to 2: cannot read IPAM state file ".*" \(State file ".*" is corrupt \(invalid JSON\)/,
+        );
+        assert.equal(ipconfigs(), 4);
+        await Deno.remove(`${dir}/azure-vnet-ipam.json`);
+      });
+      await t.step("a state file of another shape: refused", async () => {
+        await Deno.writeTextFile(
+          `${dir}/azure-vnet-ipam.json`,
+          '{"pools":{"p":{"addresses":{}}}}',
+        );
+        const r = await run(["provision", "--count", "2", ...common]);
+        assert.equal(r.code, 1);
+        assert.match(
+          r.err.at(-1) ?? "",
+          /^error: Cannot scale NIC "vm0-nic" down to 2: cannot read IPAM state file ".*" \(Cannot use IPAM state file ".*": unsupported format version/,
         );
         assert.equal(ipconfigs(), 4);
         await Deno.remove(`${dir}/azure-vnet-ipam.json`);
@@ -498,8 +536,9 @@ Deno.test({
             c.name === "ipconfig2"
           );
           const busy = ipconfig2?.privateIPAddress ?? "";
-          await writeIpamState(dir, "10.240.0.0/16", {
-            [busy]: { containerId: "c0ffee" },
+          await writeIpamState(dir, {
+            mac: emu.state.vms[0]?.nic.macAddress ?? "",
+            addresses: { [busy]: { containerId: "c0ffee" } },
           });
           Deno.env.set("AZURE_VNET_STATE_DIR", dir);
           try {
@@ -540,10 +579,318 @@ Deno.test({
         );
         assert.equal(r.out.length, 2);
         assert.equal(ipconfigs(), 2);
+        // Without a state file the tool leaves the IPAM alone: no file and
+        // no lock made in a directory that may not be the plugins'.
+        const names = await Array.fromAsync(Deno.readDir(dir), (e) => e.name);
+        assert.deepEqual(
+          names.filter((n) =>
+            n === IPAM_STATE_FILE || n === `${IPAM_STATE_FILE}.lock`
+          ),
+          [],
+        );
       });
     } finally {
       Deno.env.delete("AZURE_POD_IDENTITY_AUTHORITY_HOST");
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+/** vm0 with `ipConfigCount` ipconfigs, and pods reserving from its IPAM. */
+interface IpamRig extends AsyncDisposable {
+  emu: Emulator;
+  dir: string;
+  pods: IpamEngine;
+  /** The options `provision()` needs to reach the emulator and the IPAM. */
+  options: {
+    imdsUrl: string;
+    armEndpoint: string;
+    caFile: string;
+    stateDir: string;
+    pollIntervalMs: number;
+  };
+  /** Reserves an address for pod `name` (the wireserver is the source). */
+  reserve(name: string, requestedIp?: string): Promise<string>;
+  /** The addresses on vm0's NIC, as ARM has them. */
+  onNic(): Set<string>;
+  /** Free and held addresses in the IPAM state file. */
+  ipam(): Promise<{ free: string[]; held: Map<string, string> }>;
+}
+
+async function ipamRig(ipConfigCount: number): Promise<IpamRig> {
+  const state = emptyState();
+  addVm(state, { name: "vm0", macAddress: MAC, ipConfigCount });
+  const emu = await startEmulator({ state, tls });
+  Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
+  const dir = await Deno.makeTempDir({ prefix: "nic-tool-" });
+  const config = ipamConfig({
+    queryUrl: `${emu.httpUrl}${WIRE}`,
+    queryInterval: "10",
+  });
+  const pods = new IpamEngine({
+    stateDir: dir,
+    hostMacs: () => [{ name: "eth0", mac: "000d3af9dca6" }],
+  });
+  return {
+    emu,
+    dir,
+    pods,
+    options: {
+      imdsUrl: emu.httpUrl,
+      armEndpoint: emu.httpsUrl,
+      caFile: tls.caFile,
+      stateDir: dir,
+      pollIntervalMs: 20,
+    },
+    async reserve(name, requestedIp) {
+      const r = await pods.reserve({ containerId: name, ifName: "eth0" }, {
+        config,
+        network: "azure",
+        requestedIp,
+      });
+      return r.ip;
+    },
+    onNic() {
+      return new Set(
+        (emu.state.vms[0]?.nic.ipConfigurations ?? []).map((c) =>
+          c.privateIPAddress ?? ""
+        ),
+      );
+    },
+    async ipam() {
+      const s = await readIpamState(`${dir}/${IPAM_STATE_FILE}`);
+      const free: string[] = [];
+      const held = new Map<string, string>();
+      for (const pool of Object.values(s?.pools ?? {})) {
+        for (const [ip, rec] of Object.entries(pool.addresses)) {
+          if (rec.containerId === undefined) free.push(ip);
+          else held.set(rec.containerId, ip);
+        }
+      }
+      return { free, held };
+    },
+    async [Symbol.asyncDispose]() {
+      Deno.env.delete("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+      await emu[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A reserve's address, or its CniError's code (settles at once). */
+function outcome(reserve: Promise<string>): Promise<string | number> {
+  return reserve.catch((err) => {
+    if (!(err instanceof CniError)) throw err;
+    return err.code;
+  });
+}
+
+Deno.test({
+  name:
+    "provision() scale-down withdraws the addresses from the IPAM first: ADDs during and after the PUT get none of them",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    assert.equal(await r.reserve("pod-a"), "10.240.0.5");
+    const during: Promise<string | number>[] = [];
+    const result = await provision({
+      ...r.options,
+      count: 3,
+      progress(line) {
+        if (!line.startsWith("Updating NIC")) return;
+        // ADDs while ARM runs the PUT's long-running operation.
+        during.push(outcome(r.reserve("pod-b")), outcome(r.reserve("pod-c")));
+      },
+    });
+    assert.deepEqual(result.removed, ["ipconfig4", "ipconfig5", "ipconfig6"]);
+    const after = [outcome(r.reserve("pod-d")), outcome(r.reserve("pod-e"))];
+    // pod-b: b, c, d and e: 100 (no free address), none of .7, .8 or .9.
+    assert.deepEqual(await Promise.all([...during, ...after]), [
+      "10.240.0.6",
+      100,
+      100,
+      100,
+    ]);
+    assert.deepEqual([...r.onNic()].sort(), [
+      "10.240.0.4",
+      "10.240.0.5",
+      "10.240.0.6",
+    ]);
+    const ipam = await r.ipam();
+    assert.deepEqual(ipam.free, []);
+    for (const [pod, ip] of ipam.held) {
+      assert.ok(r.onNic().has(ip), `${pod} holds ${ip}, which the NIC has`);
+    }
+  },
+});
+
+/** An engine that runs `race` right before its first `syncNic`. */
+class RacingEngine extends IpamEngine {
+  race: (() => Promise<unknown>) | undefined;
+  override async syncNic(
+    nic: { macAddress: string; addresses: readonly string[] },
+  ): ReturnType<IpamEngine["syncNic"]> {
+    const race = this.race;
+    this.race = undefined;
+    await race?.();
+    return await super.syncNic(nic);
+  }
+}
+
+Deno.test({
+  name:
+    "provision() refuses and gives the rest back when a pod takes an address between the check and the withdrawal",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    await r.reserve("pod-a");
+    const engine = new RacingEngine({ stateDir: r.dir });
+    engine.race = () => r.reserve("racer", "10.240.0.9");
+    await assert.rejects(provision({ ...r.options, count: 3, engine }), {
+      name: "Error",
+      message:
+        /^Cannot scale NIC "vm0-nic" down to 3: ipconfig6 \(10\.240\.0\.9\) in use per .*azure-vnet-ipam\.json; release those pods first/,
+    });
+    assert.equal(r.onNic().size, 6, "the NIC is unchanged");
+    const ipam = await r.ipam();
+    assert.deepEqual(ipam.free, ["10.240.0.6", "10.240.0.7", "10.240.0.8"]);
+    assert.equal(ipam.held.get("racer"), "10.240.0.9");
+  },
+});
+
+Deno.test({
+  name:
+    "provision() gives the withdrawn addresses back when the NIC update fails and the NIC still has them",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    await r.reserve("pod-a");
+    await assert.rejects(
+      provision({
+        ...r.options,
+        count: 3,
+        progress(line) {
+          // ARM refuses the PUT (409 is not retried by the SDK).
+          if (line.startsWith("Updating NIC")) {
+            r.emu.setFault("arm", { errorCount: 1, errorStatus: 409 });
+          }
+        },
+      }),
+      { name: "RestError", message: /injected/ },
+    );
+    assert.equal(r.onNic().size, 6, "the NIC is unchanged");
+    assert.deepEqual((await r.ipam()).free, [
+      "10.240.0.6",
+      "10.240.0.7",
+      "10.240.0.8",
+      "10.240.0.9",
+    ]);
+  },
+});
+
+Deno.test({
+  name:
+    "provision() keeps the removed addresses out of the IPAM when the NIC update was applied but the call failed",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    await r.reserve("pod-a");
+    const lines: string[] = [];
+    await assert.rejects(
+      provision({
+        ...r.options,
+        count: 3,
+        progress: (line) => lines.push(line),
+        async openNic(o) {
+          const nic = await openNic(o);
+          return {
+            ref: nic.ref,
+            get: () => nic.get(),
+            async update(current, change) {
+              await nic.update(current, change);
+              throw new Error("Connection lost while polling");
+            },
+          };
+        },
+      }),
+      { name: "Error", message: "Connection lost while polling" },
+    );
+    assert.deepEqual([...r.onNic()].sort(), [
+      "10.240.0.4",
+      "10.240.0.5",
+      "10.240.0.6",
+    ]);
+    assert.deepEqual((await r.ipam()).free, ["10.240.0.6"]);
+    assert.deepEqual(
+      await Promise.all([
+        outcome(r.reserve("pod-b")),
+        outcome(r.reserve("pod-c")),
+      ]),
+      ["10.240.0.6", 100],
+    );
+    assert.ok(
+      lines.includes(
+        "Withdrawing 10.240.0.7, 10.240.0.8, 10.240.0.9 from the IPAM (" +
+          `${r.dir}/azure-vnet-ipam.json)`,
+      ),
+      lines.join("\n"),
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "provision() scale-up makes the new addresses free in the IPAM at once, before its next refresh",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(2);
+    assert.equal(await r.reserve("pod-a"), "10.240.0.5");
+    await assert.rejects(r.reserve("pod-b"), { name: "CniError", code: 100 });
+    await provision({ ...r.options, count: 4 });
+    assert.deepEqual((await r.ipam()).free, ["10.240.0.6", "10.240.0.7"]);
+    assert.equal(await r.reserve("pod-b"), "10.240.0.6");
+  },
+});
+
+Deno.test({
+  name:
+    "provision() refuses a scale-down of a NIC without a MAC address unless --force",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(4);
+    await r.reserve("pod-a");
+    async function macless(o: OpenNicOptions): Promise<ArmNic> {
+      const nic = await openNic(o);
+      return {
+        ref: nic.ref,
+        async get() {
+          const { macAddress: _mac, ...model } = await nic.get();
+          return model;
+        },
+        update: (current, change) => nic.update(current, change),
+      };
+    }
+    await assert.rejects(
+      provision({ ...r.options, count: 2, openNic: macless }),
+      {
+        name: "Error",
+        message:
+          /^Cannot scale NIC "vm0-nic" down to 2: ARM reports no MAC address for it/,
+      },
+    );
+    assert.equal(r.onNic().size, 4);
+    const lines: string[] = [];
+    await provision({
+      ...r.options,
+      count: 2,
+      force: true,
+      openNic: macless,
+      progress: (line) => lines.push(line),
+    });
+    assert.equal(r.onNic().size, 2);
+    assert.ok(
+      lines.some((l) => /^Warning: ARM reports no MAC address/.test(l)),
+      lines.join("\n"),
+    );
   },
 });
