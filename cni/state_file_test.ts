@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { readStateFile, withStateLock } from "./state_file.ts";
 
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "cnitest-state-" });
