@@ -13,13 +13,18 @@
  * absolute URL (`GET http://168.63.129.16/machine/plugins?... HTTP/1.1`),
  * the form a proxy gets, which HTTP/1.1 servers must accept; the `Host`
  * header is as usual. That transport speaks plain HTTP only, so `https`
- * URLs are refused (both endpoints serve plain HTTP).
+ * URLs are refused (both endpoints serve plain HTTP). It is taken only when
+ * a proxy variable is set: without one, Deno's `fetch` goes straight to the
+ * host already, with the usual request line.
  *
  * ARM calls (the Azure SDK of `@vnet/arm`) may need a proxy and keep
  * Deno's.
  *
  * @module
  */
+
+/** The variables whose proxy Deno's `fetch` takes for an `http` URL. */
+const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /** Statuses whose response has no body (a `Response` refuses one). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
@@ -60,15 +65,21 @@ export async function directFetch(
       `Cannot fetch "${target.href}" directly: only http URLs (the wireserver and IMDS serve plain HTTP)`,
     );
   }
-  using client = Deno.createHttpClient({
-    proxy: {
-      transport: "tcp",
-      // Bracketed for an IPv6 literal, as this transport wants it.
-      hostname: target.hostname,
-      port: target.port === "" ? 80 : Number(target.port),
-    },
-  });
-  const res = await fetch(input, { ...init, client });
+  const proxied = PROXY_VARIABLES.some((v) => (Deno.env.get(v) ?? "") !== "");
+  using client = proxied
+    ? Deno.createHttpClient({
+      proxy: {
+        transport: "tcp",
+        // Bracketed for an IPv6 literal, as this transport wants it.
+        hostname: target.hostname,
+        port: target.port === "" ? 80 : Number(target.port),
+      },
+    })
+    : undefined;
+  const res = await fetch(
+    input,
+    client === undefined ? init : { ...init, client },
+  );
   const body = NULL_BODY_STATUSES.has(res.status)
     ? null
     : await res.arrayBuffer();

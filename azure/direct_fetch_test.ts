@@ -69,6 +69,42 @@ Deno.test("getInterfaceInfo() and getImdsInterfaces() never go through a proxy, 
   }
 });
 
+Deno.test("directFetch() without a proxy variable sends the usual request line", async () => {
+  // The absolute URL in the request line is only for a proxied environment;
+  // otherwise the request is what a plain fetch sends.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const lines = (async () => {
+    using conn = await listener.accept();
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf) ?? 0;
+    await conn.write(
+      new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+      ),
+    );
+    return new TextDecoder().decode(buf.subarray(0, n)).split("\r\n");
+  })();
+  const env = Deno.env.toObject();
+  for (const name of PROXY_VARIABLES) delete env[name];
+  const url = `http://127.0.0.1:${listener.addr.port}/machine/plugins?comp=x`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { directFetch } from "./azure/direct_fetch.ts";
+       console.log(await (await directFetch("${url}")).text());`,
+    ],
+    cwd: REPO_ROOT,
+    clearEnv: true,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  listener.close();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "ok");
+  assert.equal((await lines)[0], "GET /machine/plugins?comp=x HTTP/1.1");
+});
+
 Deno.test("directFetch() returns the status, headers and body of the host", async () => {
   await using srv = startTestServer((req) =>
     new Response(`seen ${req.method} ${new URL(req.url).pathname}`, {
