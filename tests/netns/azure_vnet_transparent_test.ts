@@ -7,6 +7,7 @@
  */
 import { assert } from "../_support/assert.ts";
 import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
+import { host } from "@vnet/address";
 import { AZURE_VNET_SRC } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import {
@@ -325,22 +326,11 @@ Deno.test("azure-vnet transparent mode: kill -9 mid-ADD, then DEL (or GC) leaves
 });
 
 Deno.test("azure-vnet transparent mode, dual-stack: both families routed, pinged, checked and removed", async (t) => {
-  requireRoot();
   const v6 = "fd00:100::/64";
-  await using n = await AzureNode.create("10.103.0.0/24", {
-    argv: AZURE_VNET_SRC,
-    baseEnv: { CNI_PATH: "/usr/lib/cni" },
-    ipv6Subnet: v6,
-  });
+  await using n = await dualStackNode("10.103.0.0/24", v6);
   const p1 = await n.pod();
   const p2 = await n.pod();
-  const c = transparent(n, {
-    ipam: {
-      ...staticIpam(n),
-      ipv6Subnet: v6,
-      ipv6Addresses: ["fd00:100::5", "fd00:100::6", "fd00:100::7"],
-    },
-  });
+  const c = dualStack(n, v6);
   await fabricDelivers(n, [n.addr(5), n.addr(6), "fd00:100::5", "fd00:100::6"]);
   const r1 = await n.run("ADD", c, n.env("d1", p1));
   const r2 = await n.run("ADD", c, n.env("d2", p2));
@@ -501,4 +491,106 @@ Deno.test("state repair rebuilds a corrupt azure-vnet.json of a transparent node
       assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "1");
     },
   );
+});
+
+/** A dual-stack node running azure-vnet from source; fails when not root. */
+async function dualStackNode(subnet: string, v6: string): Promise<AzureNode> {
+  requireRoot();
+  return await AzureNode.create(subnet, {
+    argv: AZURE_VNET_SRC,
+    baseEnv: { CNI_PATH: "/usr/lib/cni" },
+    ipv6Subnet: v6,
+  });
+}
+
+/** A transparent config over `.4` to `.7` of both subnets. */
+function dualStack(n: AzureNode, v6: string): Record<string, unknown> {
+  return transparent(n, {
+    ipam: {
+      ...staticIpam(n),
+      ipv6Subnet: v6,
+      ipv6Addresses: [5, 6, 7].map((i) => host(v6, i)),
+    },
+  });
+}
+
+Deno.test("azure-vnet transparent mode, dual-stack: a second interface (eth1) keeps the pod's IPv6 to the subnet working", async (t) => {
+  const v6 = "fd00:107::/64";
+  await using n = await dualStackNode("10.107.0.0/24", v6);
+  const c = dualStack(n, v6);
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  await fabricDelivers(n, [
+    ...[5, 6, 7].map((i) => n.addr(i)),
+    ...[5, 6, 7].map((i) => `fd00:107::${i}`),
+  ]);
+  const r1 = await n.run("ADD", c, n.env("m1", p1));
+  const r2 = await n.run("ADD", c, n.env("m2", p2));
+  const eth1 = { ...n.env("m1", p1), CNI_IFNAME: "eth1" };
+  const r3 = await n.run("ADD", c, eth1);
+
+  await t.step(
+    "eth1's result: its IPv6 subnet via the link-local gateway, no gateway it cannot reach",
+    () => {
+      for (const r of [r1, r2, r3]) assert.equal(r.code, 0, JSON.stringify(r));
+      assert.deepEqual(r3.json?.ips, [
+        { address: "10.107.0.7/24", gateway: "10.107.0.1", interface: 1 },
+        {
+          address: "fd00:107::7/64",
+          gateway: "fe80::1234:5678:9abc",
+          interface: 1,
+        },
+      ]);
+      assert.deepEqual(r3.json?.routes, [
+        { dst: "fd00:107::/64", gw: "fe80::1234:5678:9abc" },
+      ]);
+    },
+  );
+
+  await t.step(
+    "pod1: the /64 through the gateway on eth1, no on-link /64",
+    async () => {
+      const rs = await routes6(p1.name);
+      assert.ok(
+        rs.includes("fd00:107::/64 via fe80::1234:5678:9abc eth1"),
+        rs.join("; "),
+      );
+      assert.ok(
+        rs.includes("default via fe80::1234:5678:9abc eth0"),
+        rs.join("; "),
+      );
+      assert.ok(!rs.some((r) => /^fd00:107::\/64 eth/.test(r)), rs.join("; "));
+    },
+  );
+
+  await t.step(
+    "pod1 reaches pod2 over both families, the node reaches both of pod1's addresses",
+    async () => {
+      assert.ok(await p1.ping("fd00:107::6"), "pod1 -> pod2 (6)");
+      assert.ok(await p2.ping("fd00:107::5"), "pod2 -> pod1 eth0 (6)");
+      assert.ok(await p2.ping("fd00:107::7"), "pod2 -> pod1 eth1 (6)");
+      assert.ok(await p1.ping("10.107.0.6"), "pod1 -> pod2 (4)");
+      assert.ok(await n.node.ping("fd00:107::5"), "node -> pod1 eth0 (6)");
+      assert.ok(await n.node.ping("fd00:107::7"), "node -> pod1 eth1 (6)");
+      assert.ok(await p1.ping("fd00:107::1"), "pod1 -> gateway (6)");
+    },
+  );
+
+  await t.step("CHECK of eth1 and of eth0 pass", async () => {
+    const check1 = await n.run("CHECK", { ...c, prevResult: r3.json }, eth1);
+    assert.equal(check1.code, 0, JSON.stringify(check1.json));
+    const check0 = await n.run(
+      "CHECK",
+      { ...c, prevResult: r1.json },
+      n.env("m1", p1),
+    );
+    assert.equal(check0.code, 0, JSON.stringify(check0.json));
+  });
+
+  await t.step("DEL of eth1 leaves eth0 working", async () => {
+    const d = await n.run("DEL", c, eth1);
+    assert.equal(d.code, 0, JSON.stringify(d.json));
+    assert.ok(await p1.ping("fd00:107::6"), "pod1 -> pod2 (6)");
+    assert.ok(await n.node.ping("fd00:107::5"), "node -> pod1 (6)");
+  });
 });

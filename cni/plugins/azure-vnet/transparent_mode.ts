@@ -13,7 +13,8 @@
  *
  * An IPv6 address (dual-stack) gets the same: in the pod a permanent
  * neighbour for the link-local gateway `fe80::1234:5678:9abc` (Azure's) and
- * `default via` it in place of the /64 route; on the node a `/128` route,
+ * `default via` it in place of the /64 route (an interface without the
+ * default route, `eth1`, routes its /64 via it); on the node a `/128` route,
  * proxy NDP on the host veth and IPv6 forwarding (set and logged when off,
  * never turned off again). DAD is off on both veth ends: a point-to-point
  * link has no duplicates, and a tentative address would stall the first
@@ -185,6 +186,46 @@ function podRoutes(
     out.push(...through.map((r) => ({ ...r, gw: f.gateway })));
   }
   return out;
+}
+
+/**
+ * The pod's routes to its IPv6 subnets through the virtual gateway, for an
+ * interface that does not get the IPv6 default route (a second one,
+ * `CNI_IFNAME` eth1, while eth0 has it). Its on-link /64 goes in every case
+ * ({@link viaGateway}): the host veth answers neighbour solicitations only
+ * for proxy entries, which transparent mode does not make, so the pod's
+ * solicitations for the subnet's addresses would go unanswered. A subnet
+ * route another interface of the pod already has stays with it.
+ */
+function v6SubnetRoutes(
+  pod: KernelNs,
+  spec: {
+    netns: string;
+    ifName: string;
+    routes: readonly Route[];
+    addresses: readonly string[];
+  },
+): Route[] {
+  if (spec.routes.some((r) => r.dst === V6.defaultDst)) return [];
+  const subnets = [
+    ...new Set(spec.addresses.filter(looksLikeIpv6).map(networkOf)),
+  ].filter((dst) => !spec.routes.some((r) => r.dst === dst));
+  return withoutTakenDefaults(pod, {
+    ...spec,
+    routes: subnets.map((dst) => ({ dst, gw: V6.gateway })),
+    shared: subnets,
+  });
+}
+
+/**
+ * Whether a family's traffic of this interface leaves through its virtual
+ * gateway, the subnet's included: always for IPv6 (its gateway's permanent
+ * neighbour is on every interface, and proxy NDP answers no subnet
+ * address), for IPv4 when the interface routes through 169.254.1.1 (a
+ * second interface keeps its on-link subnet, which proxy ARP serves).
+ */
+function viaGateway(f: Family, routes: readonly Route[]): boolean {
+  return f === V6 || routes.some((r) => r.gw === f.gateway);
 }
 
 /** What is wrong with the pod's neighbour entries for the virtual gateways. */
@@ -366,6 +407,11 @@ export const TRANSPARENT_MODE: ModeDriver = {
           routes: podRoutes(spec.ipam.routes, families),
           shared: [GATEWAY_ROUTE],
         });
+        routes.push(...v6SubnetRoutes(pod, {
+          ...spec,
+          routes,
+          addresses: ips.map((ip) => ip.address),
+        }));
         pod.setUp("lo");
         if (families.includes(V6)) {
           pod.setSysctl(ipv6LinkKey(spec.ifName, "accept_dad"), "0");
@@ -376,8 +422,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
           pod.neighSet(spec.ifName, { ip: f.gateway, mac: hostLink.mac });
         }
         for (const ip of ips) {
-          const f = familyOf(ip.address);
-          if (routes.some((r) => r.gw === f.gateway)) {
+          if (viaGateway(familyOf(ip.address), routes)) {
             // Everything leaves through the virtual gateway, the subnet too.
             pod.routeDel({ dst: networkOf(ip.address), link: spec.ifName });
           }
@@ -402,8 +447,8 @@ export const TRANSPARENT_MODE: ModeDriver = {
         hostMac: hostLink.mac,
         podMac,
         ips: ips.map((ip) => {
-          const { gateway } = familyOf(ip.address);
-          return routes.some((r) => r.gw === gateway) ? { ...ip, gateway } : ip;
+          const f = familyOf(ip.address);
+          return viaGateway(f, routes) ? { ...ip, gateway: f.gateway } : ip;
         }),
         routes,
       });

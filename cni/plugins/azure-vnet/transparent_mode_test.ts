@@ -425,3 +425,48 @@ Deno.test("cmdAdd() in transparent mode gives a second interface no gateway rout
   ]);
   await handlers.cmdCheck?.(args("CHECK", "m1"));
 });
+
+Deno.test("cmdAdd() in transparent mode routes a second dual-stack interface's IPv6 subnet through the link-local gateway", async () => {
+  await using env = await setupPlugin();
+  env.ipam.dualStack = true;
+  const { handlers, pod } = env;
+  await handlers.cmdAdd(args("ADD", "m1"));
+  const eth1 = { ...args("ADD", "m1"), ifName: "eth1" };
+  const eth2 = { ...args("ADD", "m1"), ifName: "eth2" };
+  const r1 = await handlers.cmdAdd(eth1);
+  const r2 = await handlers.cmdAdd(eth2);
+  // No default route (eth0 has both), yet the /64 leaves through the
+  // gateway, which answers on every interface: IPv6 reports it.
+  assert.deepEqual(r1.routes, [
+    { dst: "fd00::/64", gw: "fe80::1234:5678:9abc" },
+  ]);
+  assert.deepEqual(r1.ips, [
+    { address: "10.0.0.6/24", gateway: "10.0.0.1", interface: 1 },
+    { address: "fd00::6/64", gateway: "fe80::1234:5678:9abc", interface: 1 },
+  ]);
+  assert.deepEqual(routesOf(pod, "eth1"), [
+    "fd00::/64 via fe80::1234:5678:9abc",
+  ]);
+  // A third interface: the subnet route stays with eth1.
+  assert.deepEqual(r2.routes, []);
+  assert.equal(r2.ips?.[1]?.gateway, "fe80::1234:5678:9abc");
+  assert.deepEqual(routesOf(pod, "eth2"), []);
+  assert.deepEqual(routesOf(pod, "eth0"), [
+    "169.254.1.1/32",
+    "0.0.0.0/0 via 169.254.1.1",
+    "::/0 via fe80::1234:5678:9abc",
+  ]);
+  for (const a of [eth1, eth2]) {
+    await handlers.cmdCheck?.({ ...a, command: "CHECK" });
+  }
+  await handlers.cmdCheck?.(args("CHECK", "m1"));
+  pod.routeDel({ dst: "fd00::/64", link: "eth1" });
+  await assert.rejects(
+    handlers.cmdCheck?.({ ...eth1, command: "CHECK" }) ?? Promise.resolve(),
+    {
+      name: "CniError",
+      code: 106,
+      message: /route "fd00::\/64" via fe80::1234:5678:9abc missing/,
+    },
+  );
+});
