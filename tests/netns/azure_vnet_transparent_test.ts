@@ -514,6 +514,11 @@ function dualStack(n: AzureNode, v6: string): Record<string, unknown> {
   });
 }
 
+/** `ip -6 addr show tentative` of a netns: empty when no address waits. */
+async function tentative(ns: string): Promise<string> {
+  return (await ip(["-6", "addr", "show", "tentative"], ns)).trim();
+}
+
 Deno.test("azure-vnet transparent mode, dual-stack: a second interface (eth1) keeps the pod's IPv6 to the subnet working", async (t) => {
   const v6 = "fd00:107::/64";
   await using n = await dualStackNode("10.107.0.0/24", v6);
@@ -593,4 +598,29 @@ Deno.test("azure-vnet transparent mode, dual-stack: a second interface (eth1) ke
     assert.ok(await p1.ping("fd00:107::6"), "pod1 -> pod2 (6)");
     assert.ok(await n.node.ping("fd00:107::5"), "node -> pod1 (6)");
   });
+});
+
+Deno.test("azure-vnet transparent mode, dual-stack: with all.accept_dad=1 nothing is tentative after ADD and the first ping -6 gets through", async () => {
+  const v6 = "fd00:108::/64";
+  await using n = await dualStackNode("10.108.0.0/24", v6);
+  const c = dualStack(n, v6);
+  const p1 = await n.pod();
+  // A node (and a pod netns that inherited it) that asks every interface
+  // for DAD: the kernel skips it only when "all" and the device both say 0.
+  for (const ns of [n.node, p1]) {
+    await ns.exec("sysctl", ["-qw", "net.ipv6.conf.all.accept_dad=1"]);
+  }
+  const r = await n.run("ADD", c, n.env("dad1", p1));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
+  assert.equal(await tentative(n.node.name), "", "node: nothing tentative");
+  assert.equal(await tentative(p1.name), "", "pod: nothing tentative");
+  const [veth] = ifaces(r.json);
+  const hostLl = await ip(
+    ["-6", "addr", "show", "dev", veth?.name ?? "", "scope", "link"],
+    n.node.name,
+  );
+  assert.match(hostLl, /inet6 fe80::/, "the host veth has a link-local");
+  // ping -c1 -W1: one echo, a second to answer.
+  assert.ok(await n.node.ping("fd00:108::5"), "node -> pod (6), first try");
+  assert.ok(await p1.ping("fd00:108::4"), "pod -> node (6)");
 });

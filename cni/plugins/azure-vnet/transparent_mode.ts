@@ -16,9 +16,9 @@
  * `default via` it in place of the /64 route (an interface without the
  * default route, `eth1`, routes its /64 via it); on the node a `/128` route,
  * proxy NDP on the host veth and IPv6 forwarding (set and logged when off,
- * never turned off again). DAD is off on both veth ends: a point-to-point
- * link has no duplicates, and a tentative address would stall the first
- * packets.
+ * never turned off again). No address of either veth end runs DAD: a
+ * point-to-point link has no duplicates, and a tentative address would
+ * stall the first packets (see `addLinkLocal()`).
  *
  * Every per-pod object on the node hangs off the host veth, so deleting the
  * veth removes them all.
@@ -27,7 +27,13 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { CniError, CODES, type IpConfig, type Route } from "@vnet/cni";
-import { contains, looksLikeIpv6, networkOf, stripPrefix } from "@vnet/address";
+import {
+  contains,
+  eui64LinkLocal,
+  looksLikeIpv6,
+  networkOf,
+  stripPrefix,
+} from "@vnet/address";
 import { deferUndo } from "./_undo.ts";
 import {
   addEndpointVeth,
@@ -257,6 +263,26 @@ function ipv6LinkKey(link: string, leaf: string): string {
     : `net.ipv6.conf.${link}.${leaf}`;
 }
 
+/** Tells the kernel to make no link-local address on a link (before up). */
+function withoutAutoLinkLocal(ns: KernelNs, link: string): void {
+  ns.setSysctl(ipv6LinkKey(link, "addr_gen_mode"), "1");
+}
+
+/**
+ * Adds a veth end's link-local address (the EUI-64 one the kernel would
+ * make) without DAD. The kernel skips duplicate address detection only for
+ * an address added with nodad, or when net.ipv6.conf.all.accept_dad and the
+ * link's are both 0; a node (or a pod netns inheriting it) may set "all" to
+ * 1. A point-to-point link has no duplicates, and while the host veth's
+ * link-local is tentative the node cannot solicit the pod (the first
+ * packets stall for a second or two). So neither end gets a kernel-made
+ * link-local ({@link withoutAutoLinkLocal}): each gets this one, and the pod
+ * its addresses, with nodad.
+ */
+function addLinkLocal(ns: KernelNs, link: LinkState): void {
+  ns.addrAdd(link.name, `${eui64LinkLocal(link.mac)}/64`, { nodad: true });
+}
+
 /** The driver of transparent mode. */
 export const TRANSPARENT_MODE: ModeDriver = {
   mode: "transparent",
@@ -389,19 +415,18 @@ export const TRANSPARENT_MODE: ModeDriver = {
         });
       }
       addEndpointVeth(host, spec, { undo });
-      if (families.includes(V6)) {
-        // A point-to-point link: no duplicates to detect, and a tentative
-        // link-local address could not source the node's solicitations.
-        host.setSysctl(ipv6LinkKey(spec.hostVeth, "accept_dad"), "0");
-      }
+      const v6 = families.includes(V6);
+      if (v6) withoutAutoLinkLocal(host, spec.hostVeth);
       host.setUp(spec.hostVeth);
       const hostLink = endpointEnd(host, spec);
+      if (v6) addLinkLocal(host, hostLink);
       for (const f of families) host.setSysctl(f.proxy.key(spec.hostVeth), "1");
       let routes: Route[];
       let podMac: string;
       {
         using pod = ctx.kernel.netns(spec.netns);
-        podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
+        const podLink = endpointEnd(pod, { ...spec, pod: true });
+        podMac = podLink.mac;
         routes = withoutTakenDefaults(pod, {
           ...spec,
           routes: podRoutes(spec.ipam.routes, families),
@@ -413,11 +438,12 @@ export const TRANSPARENT_MODE: ModeDriver = {
           addresses: ips.map((ip) => ip.address),
         }));
         pod.setUp("lo");
-        if (families.includes(V6)) {
-          pod.setSysctl(ipv6LinkKey(spec.ifName, "accept_dad"), "0");
+        if (v6) withoutAutoLinkLocal(pod, spec.ifName);
+        for (const { address } of ips) {
+          pod.addrAdd(spec.ifName, address, { nodad: looksLikeIpv6(address) });
         }
-        for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
         pod.setUp(spec.ifName);
+        if (v6) addLinkLocal(pod, podLink);
         for (const f of families) {
           pod.neighSet(spec.ifName, { ip: f.gateway, mac: hostLink.mac });
         }
@@ -496,6 +522,18 @@ export const TRANSPARENT_MODE: ModeDriver = {
               `${f.proxy.name} is off on host veth "${ep.hostVeth}"`,
             );
           }
+        }
+        if (
+          families.includes(V6) &&
+          !host.addrs(ep.hostVeth).some((a) =>
+            a.family === 6 && a.scope === 253
+          )
+        ) {
+          // Without one the node cannot solicit the pod (a link down and up
+          // drops it, and addr_gen_mode 1 makes none again).
+          problems.push(
+            `host veth "${ep.hostVeth}" has no IPv6 link-local address`,
+          );
         }
         const routes = host.routes(ep.hostVeth);
         for (const cidr of ep.addresses) {

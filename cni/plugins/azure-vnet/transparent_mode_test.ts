@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eui64LinkLocal } from "@vnet/address";
 import type { CmdArgs, CniCommand } from "@vnet/cni";
 import { FakeKernel, type FakeNs } from "./_fake_kernel.ts";
 import {
@@ -358,9 +359,30 @@ Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK 
   await t.step("the node: /128 route, proxy NDP, IPv6 forwarding", () => {
     assert.deepEqual(routesOf(host, veth), ["10.0.0.5/32", "fd00::5/128"]);
     assert.equal(host.sysctl(`net.ipv6.conf.${veth}.proxy_ndp`), "1");
-    assert.equal(host.sysctl(`net.ipv6.conf.${veth}.accept_dad`), "0");
     assert.equal(host.sysctl("net.ipv6.conf.all.forwarding"), "1");
   });
+  await t.step(
+    "no DAD on either end: no kernel-made link-local, ours and the pod's IPv6 with nodad",
+    () => {
+      const podMac = pod.link("eth0")?.mac ?? "";
+      for (
+        const [ns, link, mac] of [[host, veth, hostMac], [
+          pod,
+          "eth0",
+          podMac,
+        ]] as const
+      ) {
+        assert.equal(ns.sysctl(`net.ipv6.conf.${link}.addr_gen_mode`), "1");
+        const ll = `${eui64LinkLocal(mac ?? "")}/64`;
+        assert.ok(ns.addrs(link).some((a) => a.cidr === ll && a.scope === 253));
+        assert.ok(ns.nodad.has(`${link}/${ll}`), `${link} ${ll} nodad`);
+      }
+      assert.deepEqual([...pod.nodad].sort(), [
+        "eth0/fd00::5/64",
+        `eth0/${eui64LinkLocal(podMac)}/64`,
+      ]);
+    },
+  );
   await t.step(
     "the pod: both gateways' permanent neighbours and routes",
     () => {
@@ -376,22 +398,26 @@ Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK 
         "0.0.0.0/0 via 169.254.1.1",
         "::/0 via fe80::1234:5678:9abc",
       ]);
-      assert.equal(pod.sysctl("net.ipv6.conf.eth0.accept_dad"), "0");
     },
   );
-  await t.step("CHECK names the missing /128 route and proxy NDP", async () => {
-    await handlers.cmdCheck?.(args("CHECK", "c1"));
-    host.routeDel({ dst: "fd00::5/128", link: veth });
-    host.setSysctl(`net.ipv6.conf.${veth}.proxy_ndp`, "0");
-    await assert.rejects(
-      handlers.cmdCheck?.(args("CHECK", "c1")) ?? Promise.resolve(),
-      {
-        name: "CniError",
-        code: 106,
-        message: /proxy NDP is off .*route "fd00::5\/128" to host veth/,
-      },
-    );
-  });
+  await t.step(
+    "CHECK names the missing /128 route, proxy NDP and link-local",
+    async () => {
+      await handlers.cmdCheck?.(args("CHECK", "c1"));
+      host.routeDel({ dst: "fd00::5/128", link: veth });
+      host.setSysctl(`net.ipv6.conf.${veth}.proxy_ndp`, "0");
+      host.addrDel(veth, `${eui64LinkLocal(hostMac ?? "")}/64`);
+      await assert.rejects(
+        handlers.cmdCheck?.(args("CHECK", "c1")) ?? Promise.resolve(),
+        {
+          name: "CniError",
+          code: 106,
+          message:
+            /proxy NDP is off .*no IPv6 link-local address.*route "fd00::5\/128" to host veth/,
+        },
+      );
+    },
+  );
   await t.step("DEL removes it all", async () => {
     await handlers.cmdDel(args("DEL", "c1"));
     assert.deepEqual(hostVeths(kernel), []);
