@@ -17,7 +17,7 @@ import {
   type IpRoute,
   links,
   neighbours,
-  type Netns,
+  Netns,
   routes,
   v4addrs,
 } from "../../tools/testbed/mod.ts";
@@ -222,17 +222,53 @@ Deno.test("azure-vnet transparent mode: ADD two pods, pings, node and pod state,
   );
 
   await t.step(
-    "teardown keeps the busy network, then --force removes it and turns forwarding off again",
+    "teardown keeps the busy network, then --force removes it and leaves forwarding on for what relies on it",
     async () => {
+      // A container runtime's bridge network that came up after the ADD and
+      // relies on the node forwarding: a netns behind the node's dk0.
+      await using ctr = await Netns.create();
+      await ip(
+        ["link", "add", "dk0", "type", "veth", "peer", "name", "eth0"]
+          .concat(["netns", ctr.name]),
+        n.node.name,
+      );
+      await ip(["addr", "add", "172.31.77.1/24", "dev", "dk0"], n.node.name);
+      await ip(["link", "set", "dk0", "up"], n.node.name);
+      await ip(["addr", "add", "172.31.77.2/24", "dev", "eth0"], ctr.name);
+      await ip(["link", "set", "eth0", "up"], ctr.name);
+      await ip(["route", "add", "default", "via", "172.31.77.1"], ctr.name);
+      await ip(
+        ["route", "add", "172.31.77.0/24", "via", "10.100.0.4"],
+        n.azure.name,
+      );
+      assert.ok(await ctr.ping("10.100.0.1"), "forwarded before teardown");
+      const before = await Promise.all(
+        ["all.accept_redirects", "eth0.forwarding", "dk0.forwarding"].map((k) =>
+          sysctl(n.node, `net.ipv4.conf.${k}`)
+        ),
+      );
       const busy = await n.stateTool(["teardown"]);
       assert.equal(busy.code, 1);
       const done = await n.stateTool(["teardown", "--force"]);
       assert.equal(done.code, 0, done.stdout + done.stderr);
       assert.deepEqual(await hostVeths(n), []);
       assert.deepEqual(await podRoutes(n), []);
-      assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "0");
       assert.deepEqual((await n.state()).networks, {});
+      assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "1");
+      assert.deepEqual(
+        await Promise.all(
+          ["all.accept_redirects", "eth0.forwarding", "dk0.forwarding"].map((
+            k,
+          ) => sysctl(n.node, `net.ipv4.conf.${k}`)),
+        ),
+        before,
+      );
+      assert.ok(await ctr.ping("10.100.0.1"), "still forwarded after teardown");
       assert.ok(await n.node.ping("10.100.0.1"), "node -> gateway");
+      assert.match(
+        done.stdout,
+        /^note: network azure: IPv4 forwarding \(net\.ipv4\.ip_forward\) stays on: turning it off would switch forwarding off on every interface/m,
+      );
     },
   );
 });
@@ -456,7 +492,7 @@ Deno.test("state repair rebuilds a corrupt azure-vnet.json of a transparent node
       [net.master, net.subnet, net.gateway, net.primaryIp],
       ["eth0", "10.105.0.0/24", "10.105.0.1", "10.105.0.4"],
     );
-    assert.ok(net.forwardingSet === false, "forwarding not ours to undo");
+    assert.ok(!("forwardingSet" in net), "no ownership of forwarding");
     assert.deepEqual(
       Object.keys(after.endpoints).sort(),
       Object.keys(before.endpoints).sort(),

@@ -81,11 +81,15 @@ export interface ModeDriver {
     ctx: HostContext,
     spec: CreateNetworkSpec,
   ): Promise<NetworkRecord>;
-  /** Removes the host side; `others` are the networks that stay. */
+  /**
+   * Removes the host side; `others` are the networks that stay. Returns
+   * what the operator should know of what it leaves on the node, and why
+   * (the state tool prints it).
+   */
   teardownNetwork(
     ctx: HostContext,
     spec: { net: NetworkRecord; others: readonly NetworkRecord[] },
-  ): Promise<void>;
+  ): Promise<string[]>;
   /** Creates an endpoint; rolled back on failure. */
   createEndpoint(
     ctx: EndpointContext,

@@ -9,7 +9,8 @@
  *   neighbour for 169.254.1.1 with the host veth's MAC;
  * - on the node, a `/32` route for the pod's address to its host veth,
  *   proxy ARP on the host veth, and IPv4 forwarding on (checked, set and
- *   logged when it was off).
+ *   logged when it was off, never turned off again: see
+ *   `teardownNetwork`).
  *
  * An IPv6 address (dual-stack) gets the same: in the pod a permanent
  * neighbour for the link-local gateway `fe80::1234:5678:9abc` (Azure's) and
@@ -34,7 +35,6 @@ import {
   networkOf,
   stripPrefix,
 } from "@vnet/address";
-import { deferUndo } from "./_undo.ts";
 import {
   addEndpointVeth,
   createdEndpoint,
@@ -148,32 +148,31 @@ function asTransparent(net: NetworkRecord): TransparentNetworkRecord {
 
 /**
  * Turns a family's forwarding on in the node's namespace when it is off,
- * and logs that it did.
+ * and logs that it did. Nothing turns it off again (see
+ * `teardownNetwork`).
  *
  * @param host The node's netns.
  * @param spec The network that needs it (for the log), the switch.
- * @returns True when it was off and is now on.
  */
 function ensureForwarding(
   host: KernelNs,
   spec: { network: string; key: string },
-): boolean {
+): void {
   const was = host.sysctl(spec.key);
-  if (was === "1") return false;
+  if (was === "1") return;
   host.setSysctl(spec.key, "1");
   const fields = { name: spec.network, was: was ?? "unknown", key: spec.key };
   if (spec.key === IPV4_FORWARDING) {
     log.info(
-      "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1",
+      "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1 (it stays on)",
       fields,
     );
   } else {
     log.info(
-      "Network {name}: IPv6 forwarding was {was} on the node; set {key}=1",
+      "Network {name}: IPv6 forwarding was {was} on the node; set {key}=1 (it stays on)",
       fields,
     );
   }
-  return true;
 }
 
 /**
@@ -333,18 +332,10 @@ export const TRANSPARENT_MODE: ModeDriver = {
     const primary = kernel.addrs(master.name).find((a) =>
       a.family === 4 && a.scope === 0
     );
-    await using stack = new AsyncDisposableStack();
     try {
-      const forwardingSet = ensureForwarding(kernel, {
-        network: spec.name,
-        key: IPV4_FORWARDING,
-      });
-      if (forwardingSet) {
-        deferUndo(stack, {
-          what: `turn IPv4 forwarding off again (network "${spec.name}")`,
-          run: () => kernel.setSysctl(IPV4_FORWARDING, "0"),
-        });
-      }
+      // Never turned off again, not even when this ADD fails: see
+      // teardownNetwork.
+      ensureForwarding(kernel, { network: spec.name, key: IPV4_FORWARDING });
       const net: TransparentNetworkRecord = {
         name: spec.name,
         mode: "transparent",
@@ -356,7 +347,6 @@ export const TRANSPARENT_MODE: ModeDriver = {
         ...(primary === undefined
           ? {}
           : { primaryIp: stripPrefix(primary.cidr) }),
-        forwardingSet,
         createdAt: new Date().toISOString(),
       };
       log.info(
@@ -364,7 +354,6 @@ export const TRANSPARENT_MODE: ModeDriver = {
         { name: net.name, master: net.master, subnet: net.subnet },
       );
       await spec.commit(net);
-      stack.move();
       return net;
     } catch (err) {
       log.error("Creating network {name} failed, rolling back: {err}", {
@@ -375,29 +364,21 @@ export const TRANSPARENT_MODE: ModeDriver = {
     }
   },
 
-  teardownNetwork(ctx, spec) {
+  teardownNetwork(_ctx, spec) {
+    // IPv4 forwarding stays on, as the Go azure-vnet leaves it. Turning
+    // net.ipv4.ip_forward off is no restore: the kernel then sets every
+    // interface's forwarding to 0 and all.accept_redirects to 1, and
+    // whatever started relying on forwarding since (kube-proxy, docker,
+    // another network of ours) breaks. Nor can it be known who needs it.
     const net = asTransparent(spec.net);
-    if (!net.forwardingSet) return Promise.resolve();
-    const sharer = spec.others.find((o) => o.mode === "transparent");
-    if (sharer !== undefined) {
-      log.info(
-        "Network {name}: IPv4 forwarding stays on for network {other}",
-        { name: net.name, other: sharer.name },
-      );
-      return Promise.resolve();
-    }
-    try {
-      ctx.kernel.setSysctl(IPV4_FORWARDING, "0");
-    } catch (err) {
-      return Promise.reject(
-        wrapKernel(`Cannot turn IPv4 forwarding off again`, err),
-      );
-    }
-    log.info("Network {name}: set {key}=0 again, as it was before", {
-      name: net.name,
-      key: IPV4_FORWARDING,
-    });
-    return Promise.resolve();
+    // A record of an earlier version says whether this network turned it on.
+    const was = net.forwardingSet === true
+      ? " (this network had turned it on)"
+      : "";
+    const note =
+      `network ${net.name}: IPv4 forwarding (${IPV4_FORWARDING}) stays on${was}: turning it off would switch forwarding off on every interface and accept ICMP redirects again, which others on the node may rely on; set it to 0 by hand if the node must not forward`;
+    log.info("Teardown: {note}", { note });
+    return Promise.resolve([note]);
   },
 
   async createEndpoint(ctx, spec) {
@@ -591,9 +572,7 @@ export interface TransparentVeth {
  * The transparent network a node runs, read back from the kernel (for
  * state repair): the `azv*` veths on no bridge that route addresses of the
  * IPAM's pools (`/32`, `/128`), the subnet of the IPv4 pool they use, and
- * the master holding an address in it. Whether the plugin turned
- * forwarding on cannot be known: the record says it did not, so teardown
- * leaves forwarding as it is.
+ * the master holding an address in it.
  *
  * @param kernel The host namespace.
  * @param spec The name to record, the IPAM's pools.
@@ -672,7 +651,6 @@ export function transparentNetworkFromKernel(
       ...(primary === undefined
         ? {}
         : { primaryIp: stripPrefix(primary.cidr) }),
-      forwardingSet: false,
       createdAt: new Date().toISOString(),
     },
     veths,

@@ -9,7 +9,7 @@ import {
   pluginGcArgs,
   setupPlugin,
 } from "./_plugin_harness.ts";
-import { statePath } from "./state.ts";
+import { statePath, withState } from "./state.ts";
 import { teardown } from "./teardown.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
@@ -91,11 +91,11 @@ Deno.test("cmdAdd() in transparent mode routes the pod through the node, with no
   });
 
   await t.step(
-    "the record says transparent and that forwarding was set",
+    "the record says transparent, and claims no ownership of forwarding",
     async () => {
       const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
       assert.equal(st.networks.azure.mode, "transparent");
-      assert.ok(st.networks.azure.forwardingSet === true);
+      assert.ok(!("forwardingSet" in st.networks.azure));
       assert.equal(st.networks.azure.master, "eth0");
       assert.equal(st.networks.azure.primaryIp, "10.0.0.4");
       assert.equal(st.networks.azure.bridge, undefined);
@@ -167,8 +167,7 @@ Deno.test("cmdAdd() in transparent mode logs and keeps forwarding that was alrea
   env.kernel.calls.length = 0;
   await env.handlers.cmdAdd(args("ADD", "c1"));
   assert.ok(!env.kernel.calls.includes("sysctl net.ipv4.ip_forward=1"));
-  const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
-  assert.ok(st.networks.azure.forwardingSet === false);
+  assert.equal(env.kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
 });
 
 Deno.test("cmdAdd() turns forwarding on again when it went off (a reboot)", async () => {
@@ -308,7 +307,7 @@ Deno.test("cmdDel() and cmdGc() in transparent mode remove what killed ADDs left
   assert.deepEqual([...env.ipam.held.keys()], ["c1/eth0"]);
 });
 
-Deno.test("teardown() removes a transparent network and turns forwarding off again only when it set it", async (t) => {
+Deno.test("teardown() removes a transparent network and leaves IPv4 forwarding on, whoever turned it on", async (t) => {
   await using env = await setupPlugin();
   await env.handlers.cmdAdd(args("ADD", "c1"));
   const kernel = env.kernel;
@@ -322,12 +321,50 @@ Deno.test("teardown() removes a transparent network and turns forwarding off aga
   await t.step("--force: the pod's host side and the network go", async () => {
     const r = await teardown(env.dir, { kernel, ebtables, force: true });
     assert.deepEqual(r.removed, ["azure"]);
+    assert.equal(r.notes.length, 1);
+    assert.match(
+      r.notes[0] ?? "",
+      /^network azure: IPv4 forwarding \(net\.ipv4\.ip_forward\) stays on: /,
+    );
     assert.deepEqual(hostVeths(kernel), []);
-    assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "0");
+    assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
+    assert.ok(!kernel.calls.includes("sysctl net.ipv4.ip_forward=0"));
     assert.deepEqual(rules.rules, []);
     const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
     assert.deepEqual(st.networks, {});
   });
+  await t.step(
+    "records of earlier versions (forwardingSet), torn down in either order",
+    async () => {
+      for (const order of [["a", "b"], ["b", "a"]]) {
+        kernel.hostNs.setSysctl("net.ipv4.ip_forward", "0");
+        await env.handlers.cmdAdd(args("ADD", "c2"));
+        // As an earlier version wrote them: "a" had turned forwarding on.
+        await withState(env.dir, async (s) => {
+          const net = s.state.networks.azure;
+          assert.ok(net?.mode === "transparent");
+          s.state.networks.a = { ...net, name: "a", forwardingSet: true };
+          s.state.networks.b = { ...net, name: "b", forwardingSet: false };
+          delete s.state.networks.azure;
+          delete s.state.endpoints["c2/eth0"];
+          await s.save();
+        });
+        kernel.calls.length = 0;
+        for (const network of order) {
+          const r = await teardown(env.dir, { kernel, ebtables, network });
+          assert.deepEqual(r.removed, [network]);
+          assert.match(
+            r.notes.join(),
+            network === "a"
+              ? /stays on \(this network had turned it on\)/
+              : /stays on: /,
+          );
+          assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
+        }
+        assert.ok(!kernel.calls.includes("sysctl net.ipv4.ip_forward=0"));
+      }
+    },
+  );
 });
 
 Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK and DEL cover it", async (t) => {
