@@ -8,6 +8,7 @@
 import { assert } from "../_support/assert.ts";
 import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
 import { host } from "@vnet/address";
+import { Ebtables, modeDriver, netlinkKernel } from "@vnet/azure-vnet";
 import { AZURE_VNET_SRC } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import {
@@ -550,6 +551,11 @@ function dualStack(n: AzureNode, v6: string): Record<string, unknown> {
   });
 }
 
+/** `count` random hex digits. */
+function randomHex(count: number): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, count);
+}
+
 /** `ip -6 addr show tentative` of a netns: empty when no address waits. */
 async function tentative(ns: string): Promise<string> {
   return (await ip(["-6", "addr", "show", "tentative"], ns)).trim();
@@ -659,4 +665,75 @@ Deno.test("azure-vnet transparent mode, dual-stack: with all.accept_dad=1 nothin
   // ping -c1 -W1: one echo, a second to answer.
   assert.ok(await n.node.ping("fd00:108::5"), "node -> pod (6), first try");
   assert.ok(await p1.ping("fd00:108::4"), "pod -> node (6)");
+});
+
+Deno.test("azure-vnet transparent mode: GC leaves the veth another network's ADD is still building", async (t) => {
+  await using n = await sourceNode("10.109.0.0/24");
+  const a1 = await n.pod();
+  const c = transparent(n);
+  const r = await n.run("ADD", c, n.env("a1", a1));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
+  const [own] = ifaces(r.json);
+  await fabricDelivers(n, [n.addr(5)]);
+  // Network B's ADDs, mid-way: host veths up, their pod ends in the pods'
+  // netns, no route yet (B's subnet is 10.209.0.0/24).
+  const busy = `azvb${randomHex(10)}`;
+  const stuck = `azvs${randomHex(10)}`;
+  const pods: Record<string, Netns> = {};
+  for (const v of [busy, stuck]) {
+    const pod = pods[v] = await n.pod();
+    await ip(
+      ["link", "add", v, "type", "veth", "peer", "name", "eth0", "netns"]
+        .concat([pod.name]),
+      n.node.name,
+    );
+    await ip(["link", "set", v, "up"], n.node.name);
+  }
+
+  await t.step(
+    "the search looks twice; B's ADD routes its veth meanwhile, and that one is not taken",
+    async () => {
+      using host = netlinkKernel().netns(n.node.path);
+      const found = await modeDriver("transparent").leftovers(
+        { host, ebtables: new Ebtables() },
+        {
+          state: await n.state(),
+          network: "azure",
+          graceMs: 0,
+          sleep: async () => {
+            await ip(
+              ["route", "add", "10.209.0.9/32", "dev", busy],
+              n.node.name,
+            );
+          },
+        },
+      );
+      assert.deepEqual(found.veths, [stuck]);
+    },
+  );
+
+  await t.step(
+    "GC of network A keeps B's veth and its pod end; a veth still unrouted after the grace goes",
+    async () => {
+      const gc = await n.run("GC", {
+        ...c,
+        "cni.dev/valid-attachments": [{ containerID: "a1", ifname: "eth0" }],
+      }, {});
+      assert.equal(gc.code, 0, gc.stdout);
+      assert.deepEqual(
+        (await hostVeths(n)).sort(),
+        [own?.name, busy].sort(),
+      );
+      assert.deepEqual(
+        (await links(pods[busy]?.name ?? "")).map((l) => l.ifname),
+        ["lo", "eth0"],
+      );
+      assert.deepEqual(
+        (await links(pods[stuck]?.name ?? "")).map((l) => l.ifname),
+        ["lo"],
+      );
+      assert.deepEqual(Object.keys((await n.state()).endpoints), ["a1/eth0"]);
+      assert.ok(await a1.ping(n.addr(1)), "a1 still works");
+    },
+  );
 });

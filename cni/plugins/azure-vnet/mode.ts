@@ -107,11 +107,18 @@ export interface ModeDriver {
   ): Promise<string[]>;
   /**
    * What no endpoint record of the network accounts for (GC), in the
-   * kernel and, for bridge mode, ebtables.
+   * kernel and, for bridge mode, ebtables. What may be another network's
+   * ADD in flight is taken only when a second look, `graceMs` later
+   * (default `LEFTOVER_GRACE_MS`), finds it again.
    */
   leftovers(
     ctx: { host: KernelNs; ebtables: Ebtables },
-    spec: { state: AzureVnetState; network: string },
+    spec: {
+      state: AzureVnetState;
+      network: string;
+      graceMs?: number;
+      sleep?: (ms: number) => Promise<void>;
+    },
   ): Promise<Leftovers>;
   /**
    * Removes what an unrecorded attachment may have left beyond its veth

@@ -45,7 +45,12 @@ import {
 } from "./endpoint.ts";
 import { wrapKernel } from "./errors.ts";
 import type { KernelNs, LinkState } from "./kernel.ts";
-import { findLeftovers } from "./leftovers.ts";
+import {
+  confirmLeftovers,
+  findLeftovers,
+  LEFTOVER_GRACE_MS,
+  transparentVethClaim,
+} from "./leftovers.ts";
 import type { ModeDriver } from "./mode.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import { findMaster, refuseSharedMaster } from "./network.ts";
@@ -547,8 +552,21 @@ export const TRANSPARENT_MODE: ModeDriver = {
     return Promise.resolve(problems);
   },
 
-  leftovers(ctx, spec) {
-    return Promise.resolve(findLeftovers(ctx.host, spec));
+  async leftovers(ctx, spec) {
+    const { host } = ctx;
+    const first = findLeftovers(host, spec);
+    const subnet = spec.state.networks[spec.network]?.subnet ?? "";
+    const unrouted = first.veths.filter((link) =>
+      transparentVethClaim(host, { link, subnet }) === "unrouted"
+    );
+    if (unrouted.length === 0) return first;
+    const ms = spec.graceMs ?? LEFTOVER_GRACE_MS;
+    log.info(
+      "Network {name}: veths {veths} route nothing yet (another network's ADD may be building them); looking again in {ms} ms",
+      { name: spec.network, veths: unrouted, ms },
+    );
+    await (spec.sleep ?? ((t) => new Promise((r) => setTimeout(r, t))))(ms);
+    return confirmLeftovers(first, findLeftovers(host, spec));
   },
 
   removeTraces(_ctx, traces) {

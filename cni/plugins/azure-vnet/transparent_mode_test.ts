@@ -10,6 +10,7 @@ import {
   setupPlugin,
 } from "./_plugin_harness.ts";
 import { statePath, withState } from "./state.ts";
+import { modeDriver } from "./mode.ts";
 import { teardown } from "./teardown.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
@@ -532,4 +533,51 @@ Deno.test("cmdAdd() in transparent mode routes a second dual-stack interface's I
       message: /route "fd00::\/64" via fe80::1234:5678:9abc missing/,
     },
   );
+});
+
+Deno.test("cmdGc()'s search in transparent mode takes a veth that routes nothing only when a second look finds it still so", async () => {
+  await using env = await setupPlugin();
+  const { handlers, kernel, rules } = env;
+  const ebtables = new Ebtables({ run: rules.run, restore: rules.restore });
+  await handlers.cmdAdd(args("ADD", "a1"));
+  const host = kernel.hostNs;
+  // Another network's ADDs in flight: veths, pod ends, no route yet.
+  for (const [i, v] of ["azvbusy0000000", "azvstuck000000"].entries()) {
+    kernel.addNetns(`/run/netns/b${i}`);
+    host.addVeth({
+      name: v,
+      peerName: "eth0",
+      peerNetns: `/run/netns/b${i}`,
+      mtu: 1500,
+    });
+  }
+  const slept: number[] = [];
+  const found = await modeDriver("transparent").leftovers(
+    { host, ebtables },
+    {
+      state: JSON.parse(await Deno.readTextFile(statePath(env.dir))),
+      network: "azure",
+      graceMs: 1234,
+      sleep: (ms) => {
+        slept.push(ms);
+        // Meanwhile one of them gets its pod's route, in its own subnet.
+        host.routeReplace({ dst: "10.9.0.5/32", link: "azvbusy0000000" });
+        return Promise.resolve();
+      },
+    },
+  );
+  assert.deepEqual(slept, [1234]);
+  assert.deepEqual(found.veths, ["azvstuck000000"]);
+  // Nothing to wait for: no second look.
+  slept.length = 0;
+  host.delLinkSync("azvstuck000000");
+  const none = await modeDriver("transparent").leftovers(
+    { host, ebtables },
+    {
+      state: JSON.parse(await Deno.readTextFile(statePath(env.dir))),
+      network: "azure",
+      sleep: () => Promise.reject(new Error("no second look expected")),
+    },
+  );
+  assert.deepEqual(none.veths, []);
 });
