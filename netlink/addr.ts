@@ -77,20 +77,25 @@ function buildAddr(
   return a;
 }
 
-/** `ip addr add CIDR dev LINK`. */
+/** `IFA_F_NODAD`: the kernel runs no duplicate address detection. */
+const IFA_F_NODAD = 0x02;
+
+/** `ip addr add CIDR dev LINK [nodad]`. */
 export function addrAdd(
   sock: NlSock,
-  options: { link: string; cidr: string },
+  options: { link: string; cidr: string; nodad?: boolean },
 ): void {
   const r = libnlRoute.need(
     ...LOOKUP_SYMBOLS,
     ...BUILD_SYMBOLS,
     "rtnl_addr_add",
+    ...(options.nodad === true ? ["rtnl_addr_set_flags"] as const : []),
   );
   libnl.need(...ADDR_SYMBOLS);
   using stack = new DisposableStack();
   const op = "add address";
   const a = buildAddr(stack, sock, { ...options, op });
+  if (options.nodad === true) r.rtnl_addr_set_flags(a, IFA_F_NODAD);
   nlCheck(r.rtnl_addr_add(sock, a, NLM_F_EXCL), {
     op,
     object: `${options.cidr} dev ${options.link}`,

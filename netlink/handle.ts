@@ -308,16 +308,23 @@ export class NetlinkHandle implements Disposable {
   }
 
   /**
-   * Adds an address. Equivalent to `ip addr add CIDR dev LINK`.
+   * Adds an address. Equivalent to `ip addr add CIDR dev LINK`, with
+   * `nodad` to `... nodad`: an IPv6 address the kernel never marks
+   * tentative, whatever `net.ipv6.conf.*.accept_dad` say.
    *
    * @param link The link name.
    * @param cidr `address/prefix`.
+   * @param options `nodad`: skip duplicate address detection (IPv6).
    * @throws {Deno.errors.AlreadyExists} When the address is there.
    * @throws {Deno.errors.NotFound} When there is no such link.
    * @throws {SyntaxError} When `cidr` is unparsable.
    */
-  addrAdd(link: string, cidr: string): void {
-    addrAdd(this.#sock(), { link, cidr });
+  addrAdd(
+    link: string,
+    cidr: string,
+    options: { nodad?: boolean } = {},
+  ): void {
+    addrAdd(this.#sock(), { link, cidr, ...options });
   }
 
   /**

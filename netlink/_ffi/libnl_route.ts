@@ -109,6 +109,8 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_addr_set_ifindex: { parameters: ["pointer", "i32"], result: "void" },
   /** `int rtnl_addr_set_local(struct rtnl_addr *, struct nl_addr *)`. */
   rtnl_addr_set_local: { parameters: ["pointer", "pointer"], result: "i32" },
+  /** `void rtnl_addr_set_flags(struct rtnl_addr *, unsigned int)`. */
+  rtnl_addr_set_flags: { parameters: ["pointer", "u32"], result: "void" },
   /** `int rtnl_addr_add(struct nl_sock *, struct rtnl_addr *, int flags)`. */
   rtnl_addr_add: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
   /** `int rtnl_addr_delete(struct nl_sock *, struct rtnl_addr *, int)`. */

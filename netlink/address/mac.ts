@@ -8,11 +8,15 @@
  *   `000D3AF9DCA6`).
  * - {@link armMac}: `00-0D-3A-F9-DC-A6`, as ARM writes it.
  *
+ * {@link eui64LinkLocal} derives the IPv6 link-local address the kernel
+ * gives a link of that MAC.
+ *
  * Accepted input: `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` (one separator
  * throughout) and `aabbccddeeff`, any case.
  *
  * @module
  */
+import { normalizeIp } from "./ip.ts";
 
 const BARE = /^[0-9a-fA-F]{12}$/;
 const SEPARATED =
@@ -159,4 +163,33 @@ export function azureMac(text: string, options: AzureMacOptions = {}): string {
  */
 export function armMac(text: string): string {
   return kernelMac(text.trim()).toUpperCase().replaceAll(":", "-");
+}
+
+/**
+ * Returns the IPv6 link-local address of a MAC by modified EUI-64 (RFC 4291
+ * appendix A): `fe80::` and the MAC with `ff:fe` in its middle and the
+ * universal/local bit flipped, as the kernel derives a link's own
+ * (`addr_gen_mode` 0).
+ *
+ * @param text The MAC text in any accepted form.
+ * @returns The canonical address, without a prefix length.
+ * @throws {SyntaxError} When `text` is no MAC address.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { eui64LinkLocal } from "@vnet/address";
+ *
+ * assert.equal(eui64LinkLocal("8a:3a:7c:b5:6a:a1"), "fe80::883a:7cff:feb5:6aa1");
+ * ```
+ */
+export function eui64LinkLocal(text: string): string {
+  const b = parseMac(text);
+  const word = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  const [m0 = 0, m1 = 0, m2 = 0, m3 = 0, m4 = 0, m5 = 0] = b;
+  return normalizeIp(
+    `fe80::${word(m0 ^ 2, m1)}:${word(m2, 0xff)}:${word(0xfe, m3)}:${
+      word(m4, m5)
+    }`,
+  );
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { armMac, azureMac, formatMac, kernelMac, parseMac } from "./mac.ts";
+import {
+  armMac,
+  azureMac,
+  eui64LinkLocal,
+  formatMac,
+  kernelMac,
+  parseMac,
+} from "./mac.ts";
 
 Deno.test("parseMac() accepts colon, dash and bare forms", async (t) => {
   const want = [0x00, 0x0d, 0x3a, 0xf8, 0xa1, 0xb2];
@@ -115,4 +122,23 @@ Deno.test("azureMac() passes the wildcard through when asked", () => {
 Deno.test("armMac() writes upper-case dash pairs", () => {
   assert.equal(armMac("00:0d:3a:f9:dc:a6"), "00-0D-3A-F9-DC-A6");
   assert.equal(armMac("000d3af9dca6"), "00-0D-3A-F9-DC-A6");
+});
+
+Deno.test("eui64LinkLocal() derives the kernel's link-local address of a MAC", async (t) => {
+  const cases: [string, string][] = [
+    // As the kernel derived them for veths (ip -6 addr).
+    ["8a:3a:7c:b5:6a:a1", "fe80::883a:7cff:feb5:6aa1"],
+    ["00:0d:3a:f8:a1:b2", "fe80::20d:3aff:fef8:a1b2"],
+    // The U/L bit flips back to zero: the group compresses away.
+    ["02:00:00:00:00:05", "fe80::ff:fe00:5"],
+    ["02:00:00:00:00:00", "fe80::ff:fe00:0"],
+    ["000D3AF8A1B2", "fe80::20d:3aff:fef8:a1b2"],
+  ];
+  for (const [mac, want] of cases) {
+    await t.step(mac, () => assert.equal(eui64LinkLocal(mac), want));
+  }
+  assert.throws(() => eui64LinkLocal("02:00"), {
+    name: "SyntaxError",
+    message: /Cannot parse MAC address "02:00"/,
+  });
 });

@@ -7,6 +7,8 @@
  */
 import { assert } from "../_support/assert.ts";
 import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
+import { host } from "@vnet/address";
+import { Ebtables, modeDriver, netlinkKernel } from "@vnet/azure-vnet";
 import { AZURE_VNET_SRC } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "../_support/privilege.ts";
 import {
@@ -16,7 +18,7 @@ import {
   type IpRoute,
   links,
   neighbours,
-  type Netns,
+  Netns,
   routes,
   v4addrs,
 } from "../../tools/testbed/mod.ts";
@@ -221,17 +223,53 @@ Deno.test("azure-vnet transparent mode: ADD two pods, pings, node and pod state,
   );
 
   await t.step(
-    "teardown keeps the busy network, then --force removes it and turns forwarding off again",
+    "teardown keeps the busy network, then --force removes it and leaves forwarding on for what relies on it",
     async () => {
+      // A container runtime's bridge network that came up after the ADD and
+      // relies on the node forwarding: a netns behind the node's dk0.
+      await using ctr = await Netns.create();
+      await ip(
+        ["link", "add", "dk0", "type", "veth", "peer", "name", "eth0"]
+          .concat(["netns", ctr.name]),
+        n.node.name,
+      );
+      await ip(["addr", "add", "172.31.77.1/24", "dev", "dk0"], n.node.name);
+      await ip(["link", "set", "dk0", "up"], n.node.name);
+      await ip(["addr", "add", "172.31.77.2/24", "dev", "eth0"], ctr.name);
+      await ip(["link", "set", "eth0", "up"], ctr.name);
+      await ip(["route", "add", "default", "via", "172.31.77.1"], ctr.name);
+      await ip(
+        ["route", "add", "172.31.77.0/24", "via", "10.100.0.4"],
+        n.azure.name,
+      );
+      assert.ok(await ctr.ping("10.100.0.1"), "forwarded before teardown");
+      const before = await Promise.all(
+        ["all.accept_redirects", "eth0.forwarding", "dk0.forwarding"].map((k) =>
+          sysctl(n.node, `net.ipv4.conf.${k}`)
+        ),
+      );
       const busy = await n.stateTool(["teardown"]);
       assert.equal(busy.code, 1);
       const done = await n.stateTool(["teardown", "--force"]);
       assert.equal(done.code, 0, done.stdout + done.stderr);
       assert.deepEqual(await hostVeths(n), []);
       assert.deepEqual(await podRoutes(n), []);
-      assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "0");
       assert.deepEqual((await n.state()).networks, {});
+      assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "1");
+      assert.deepEqual(
+        await Promise.all(
+          ["all.accept_redirects", "eth0.forwarding", "dk0.forwarding"].map((
+            k,
+          ) => sysctl(n.node, `net.ipv4.conf.${k}`)),
+        ),
+        before,
+      );
+      assert.ok(await ctr.ping("10.100.0.1"), "still forwarded after teardown");
       assert.ok(await n.node.ping("10.100.0.1"), "node -> gateway");
+      assert.match(
+        done.stdout,
+        /^note: network azure: IPv4 forwarding \(net\.ipv4\.ip_forward\) stays on: turning it off would switch forwarding off on every interface/m,
+      );
     },
   );
 });
@@ -325,22 +363,11 @@ Deno.test("azure-vnet transparent mode: kill -9 mid-ADD, then DEL (or GC) leaves
 });
 
 Deno.test("azure-vnet transparent mode, dual-stack: both families routed, pinged, checked and removed", async (t) => {
-  requireRoot();
   const v6 = "fd00:100::/64";
-  await using n = await AzureNode.create("10.103.0.0/24", {
-    argv: AZURE_VNET_SRC,
-    baseEnv: { CNI_PATH: "/usr/lib/cni" },
-    ipv6Subnet: v6,
-  });
+  await using n = await dualStackNode("10.103.0.0/24", v6);
   const p1 = await n.pod();
   const p2 = await n.pod();
-  const c = transparent(n, {
-    ipam: {
-      ...staticIpam(n),
-      ipv6Subnet: v6,
-      ipv6Addresses: ["fd00:100::5", "fd00:100::6", "fd00:100::7"],
-    },
-  });
+  const c = dualStack(n, v6);
   await fabricDelivers(n, [n.addr(5), n.addr(6), "fd00:100::5", "fd00:100::6"]);
   const r1 = await n.run("ADD", c, n.env("d1", p1));
   const r2 = await n.run("ADD", c, n.env("d2", p2));
@@ -466,7 +493,7 @@ Deno.test("state repair rebuilds a corrupt azure-vnet.json of a transparent node
       [net.master, net.subnet, net.gateway, net.primaryIp],
       ["eth0", "10.105.0.0/24", "10.105.0.1", "10.105.0.4"],
     );
-    assert.ok(net.forwardingSet === false, "forwarding not ours to undo");
+    assert.ok(!("forwardingSet" in net), "no ownership of forwarding");
     assert.deepEqual(
       Object.keys(after.endpoints).sort(),
       Object.keys(before.endpoints).sort(),
@@ -499,6 +526,214 @@ Deno.test("state repair rebuilds a corrupt azure-vnet.json of a transparent node
       assert.equal(done.code, 0, done.stdout + done.stderr);
       assert.deepEqual((await n.state()).networks, {});
       assert.equal(await sysctl(n.node, "net.ipv4.ip_forward"), "1");
+    },
+  );
+});
+
+/** A dual-stack node running azure-vnet from source; fails when not root. */
+async function dualStackNode(subnet: string, v6: string): Promise<AzureNode> {
+  requireRoot();
+  return await AzureNode.create(subnet, {
+    argv: AZURE_VNET_SRC,
+    baseEnv: { CNI_PATH: "/usr/lib/cni" },
+    ipv6Subnet: v6,
+  });
+}
+
+/** A transparent config over `.4` to `.7` of both subnets. */
+function dualStack(n: AzureNode, v6: string): Record<string, unknown> {
+  return transparent(n, {
+    ipam: {
+      ...staticIpam(n),
+      ipv6Subnet: v6,
+      ipv6Addresses: [5, 6, 7].map((i) => host(v6, i)),
+    },
+  });
+}
+
+/** `count` random hex digits. */
+function randomHex(count: number): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, count);
+}
+
+/** `ip -6 addr show tentative` of a netns: empty when no address waits. */
+async function tentative(ns: string): Promise<string> {
+  return (await ip(["-6", "addr", "show", "tentative"], ns)).trim();
+}
+
+Deno.test("azure-vnet transparent mode, dual-stack: a second interface (eth1) keeps the pod's IPv6 to the subnet working", async (t) => {
+  const v6 = "fd00:107::/64";
+  await using n = await dualStackNode("10.107.0.0/24", v6);
+  const c = dualStack(n, v6);
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  await fabricDelivers(n, [
+    ...[5, 6, 7].map((i) => n.addr(i)),
+    ...[5, 6, 7].map((i) => `fd00:107::${i}`),
+  ]);
+  const r1 = await n.run("ADD", c, n.env("m1", p1));
+  const r2 = await n.run("ADD", c, n.env("m2", p2));
+  const eth1 = { ...n.env("m1", p1), CNI_IFNAME: "eth1" };
+  const r3 = await n.run("ADD", c, eth1);
+
+  await t.step(
+    "eth1's result: its IPv6 subnet via the link-local gateway, no gateway it cannot reach",
+    () => {
+      for (const r of [r1, r2, r3]) assert.equal(r.code, 0, JSON.stringify(r));
+      assert.deepEqual(r3.json?.ips, [
+        { address: "10.107.0.7/24", gateway: "10.107.0.1", interface: 1 },
+        {
+          address: "fd00:107::7/64",
+          gateway: "fe80::1234:5678:9abc",
+          interface: 1,
+        },
+      ]);
+      assert.deepEqual(r3.json?.routes, [
+        { dst: "fd00:107::/64", gw: "fe80::1234:5678:9abc" },
+      ]);
+    },
+  );
+
+  await t.step(
+    "pod1: the /64 through the gateway on eth1, no on-link /64",
+    async () => {
+      const rs = await routes6(p1.name);
+      assert.ok(
+        rs.includes("fd00:107::/64 via fe80::1234:5678:9abc eth1"),
+        rs.join("; "),
+      );
+      assert.ok(
+        rs.includes("default via fe80::1234:5678:9abc eth0"),
+        rs.join("; "),
+      );
+      assert.ok(!rs.some((r) => /^fd00:107::\/64 eth/.test(r)), rs.join("; "));
+    },
+  );
+
+  await t.step(
+    "pod1 reaches pod2 over both families, the node reaches both of pod1's addresses",
+    async () => {
+      assert.ok(await p1.ping("fd00:107::6"), "pod1 -> pod2 (6)");
+      assert.ok(await p2.ping("fd00:107::5"), "pod2 -> pod1 eth0 (6)");
+      assert.ok(await p2.ping("fd00:107::7"), "pod2 -> pod1 eth1 (6)");
+      assert.ok(await p1.ping("10.107.0.6"), "pod1 -> pod2 (4)");
+      assert.ok(await n.node.ping("fd00:107::5"), "node -> pod1 eth0 (6)");
+      assert.ok(await n.node.ping("fd00:107::7"), "node -> pod1 eth1 (6)");
+      assert.ok(await p1.ping("fd00:107::1"), "pod1 -> gateway (6)");
+    },
+  );
+
+  await t.step("CHECK of eth1 and of eth0 pass", async () => {
+    const check1 = await n.run("CHECK", { ...c, prevResult: r3.json }, eth1);
+    assert.equal(check1.code, 0, JSON.stringify(check1.json));
+    const check0 = await n.run(
+      "CHECK",
+      { ...c, prevResult: r1.json },
+      n.env("m1", p1),
+    );
+    assert.equal(check0.code, 0, JSON.stringify(check0.json));
+  });
+
+  await t.step("DEL of eth1 leaves eth0 working", async () => {
+    const d = await n.run("DEL", c, eth1);
+    assert.equal(d.code, 0, JSON.stringify(d.json));
+    assert.ok(await p1.ping("fd00:107::6"), "pod1 -> pod2 (6)");
+    assert.ok(await n.node.ping("fd00:107::5"), "node -> pod1 (6)");
+  });
+});
+
+Deno.test("azure-vnet transparent mode, dual-stack: with all.accept_dad=1 nothing is tentative after ADD and the first ping -6 gets through", async () => {
+  const v6 = "fd00:108::/64";
+  await using n = await dualStackNode("10.108.0.0/24", v6);
+  const c = dualStack(n, v6);
+  const p1 = await n.pod();
+  // A node (and a pod netns that inherited it) that asks every interface
+  // for DAD: the kernel skips it only when "all" and the device both say 0.
+  for (const ns of [n.node, p1]) {
+    await ns.exec("sysctl", ["-qw", "net.ipv6.conf.all.accept_dad=1"]);
+  }
+  const r = await n.run("ADD", c, n.env("dad1", p1));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
+  assert.equal(await tentative(n.node.name), "", "node: nothing tentative");
+  assert.equal(await tentative(p1.name), "", "pod: nothing tentative");
+  const [veth] = ifaces(r.json);
+  const hostLl = await ip(
+    ["-6", "addr", "show", "dev", veth?.name ?? "", "scope", "link"],
+    n.node.name,
+  );
+  assert.match(hostLl, /inet6 fe80::/, "the host veth has a link-local");
+  // ping -c1 -W1: one echo, a second to answer.
+  assert.ok(await n.node.ping("fd00:108::5"), "node -> pod (6), first try");
+  assert.ok(await p1.ping("fd00:108::4"), "pod -> node (6)");
+});
+
+Deno.test("azure-vnet transparent mode: GC leaves the veth another network's ADD is still building", async (t) => {
+  await using n = await sourceNode("10.109.0.0/24");
+  const a1 = await n.pod();
+  const c = transparent(n);
+  const r = await n.run("ADD", c, n.env("a1", a1));
+  assert.equal(r.code, 0, JSON.stringify(r.json));
+  const [own] = ifaces(r.json);
+  await fabricDelivers(n, [n.addr(5)]);
+  // Network B's ADDs, mid-way: host veths up, their pod ends in the pods'
+  // netns, no route yet (B's subnet is 10.209.0.0/24).
+  const busy = `azvb${randomHex(10)}`;
+  const stuck = `azvs${randomHex(10)}`;
+  const pods: Record<string, Netns> = {};
+  for (const v of [busy, stuck]) {
+    const pod = pods[v] = await n.pod();
+    await ip(
+      ["link", "add", v, "type", "veth", "peer", "name", "eth0", "netns"]
+        .concat([pod.name]),
+      n.node.name,
+    );
+    await ip(["link", "set", v, "up"], n.node.name);
+  }
+
+  await t.step(
+    "the search looks twice; B's ADD routes its veth meanwhile, and that one is not taken",
+    async () => {
+      using host = netlinkKernel().netns(n.node.path);
+      const found = await modeDriver("transparent").leftovers(
+        { host, ebtables: new Ebtables() },
+        {
+          state: await n.state(),
+          network: "azure",
+          graceMs: 0,
+          sleep: async () => {
+            await ip(
+              ["route", "add", "10.209.0.9/32", "dev", busy],
+              n.node.name,
+            );
+          },
+        },
+      );
+      assert.deepEqual(found.veths, [stuck]);
+    },
+  );
+
+  await t.step(
+    "GC of network A keeps B's veth and its pod end; a veth still unrouted after the grace goes",
+    async () => {
+      const gc = await n.run("GC", {
+        ...c,
+        "cni.dev/valid-attachments": [{ containerID: "a1", ifname: "eth0" }],
+      }, {});
+      assert.equal(gc.code, 0, gc.stdout);
+      assert.deepEqual(
+        (await hostVeths(n)).sort(),
+        [own?.name, busy].sort(),
+      );
+      assert.deepEqual(
+        (await links(pods[busy]?.name ?? "")).map((l) => l.ifname),
+        ["lo", "eth0"],
+      );
+      assert.deepEqual(
+        (await links(pods[stuck]?.name ?? "")).map((l) => l.ifname),
+        ["lo"],
+      );
+      assert.deepEqual(Object.keys((await n.state()).endpoints), ["a1/eth0"]);
+      assert.ok(await a1.ping(n.addr(1)), "a1 still works");
     },
   );
 });

@@ -196,6 +196,7 @@ export async function runStateCli(
       });
       for (const name of report.removed) out(`removed network ${name}\n`);
       for (const k of report.endpoints) out(`removed endpoint ${k}\n`);
+      for (const note of report.notes) out(`note: ${note}\n`);
       for (const b of report.busy) {
         err(
           `network ${b.network} still has endpoints (${

@@ -467,7 +467,7 @@ async function transparentState(
   const state = emptyState();
   state.networks[net.name] = net;
   notes.push(
-    `network ${net.name}: transparent mode (no bridge); forwarding recorded as not set by the plugin, so teardown leaves it on`,
+    `network ${net.name}: transparent mode (no bridge); teardown leaves forwarding on`,
   );
   if (spec.defaultName) {
     notes.push(`network name "${net.name}" assumed (pass --network otherwise)`);

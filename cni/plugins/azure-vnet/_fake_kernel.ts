@@ -44,6 +44,8 @@ export class FakeNs implements KernelNs {
   readonly addrMap = new Map<string, AddrState[]>();
   /** Routes. */
   routeList: RouteState[] = [];
+  /** Addresses added with `nodad`, as `link/cidr`. */
+  readonly nodad = new Set<string>();
   /** Neighbours `link/ip` -> MAC. */
   readonly neigh = new Map<string, string>();
   /**
@@ -156,6 +158,9 @@ export class FakeNs implements KernelNs {
   #forget(name: string): void {
     this.linksByName.delete(name);
     this.addrMap.delete(name);
+    for (const k of [...this.nodad]) {
+      if (k.startsWith(`${name}/`)) this.nodad.delete(k);
+    }
     this.routeList = this.routeList.filter((r) => r.link !== name);
     for (const k of [...this.neigh.keys()]) {
       if (k.startsWith(`${name}/`)) this.neigh.delete(k);
@@ -184,11 +189,14 @@ export class FakeNs implements KernelNs {
     this.#get(name);
   }
 
-  addrAdd(link: string, cidr: string): void {
+  addrAdd(link: string, cidr: string, options?: { nodad?: boolean }): void {
     this.#get(link);
     const list = this.addrMap.get(link) ?? [];
     if (!list.some((a) => a.cidr === cidr)) {
-      list.push({ cidr, family: cidr.includes(":") ? 6 : 4, scope: 0 });
+      const family = cidr.includes(":") ? 6 : 4;
+      const scope = cidr.startsWith("fe80:") ? 253 : 0;
+      list.push({ cidr, family, scope });
+      if (options?.nodad === true) this.nodad.add(`${link}/${cidr}`);
     }
     this.addrMap.set(link, list);
   }

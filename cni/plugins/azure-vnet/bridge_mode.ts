@@ -87,8 +87,9 @@ export const BRIDGE_MODE: ModeDriver = {
     return createNetwork(ctx, spec);
   },
 
-  teardownNetwork(ctx, spec) {
-    return teardownNetwork(ctx, asBridge(spec.net));
+  async teardownNetwork(ctx, spec) {
+    await teardownNetwork(ctx, asBridge(spec.net));
+    return [];
   },
 
   createEndpoint(ctx, spec) {

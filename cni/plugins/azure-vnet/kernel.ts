@@ -122,8 +122,11 @@ export interface KernelNs extends Disposable {
   setMaster(name: string, master: string | undefined): void;
   /** Sets the bridge-port hairpin flag. */
   setHairpin(name: string, options: { on: boolean }): void;
-  /** Adds an address; an existing one is fine. */
-  addrAdd(link: string, cidr: string): void;
+  /**
+   * Adds an address; an existing one is fine. `nodad`: an IPv6 address the
+   * kernel never marks tentative (no duplicate address detection).
+   */
+  addrAdd(link: string, cidr: string, options?: { nodad?: boolean }): void;
   /** Deletes an address; absent is fine. */
   addrDel(link: string, cidr: string): void;
   /** Adds or replaces a route. */

@@ -7,12 +7,13 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { inSubnet, looksLikeIpv6, stripPrefix } from "@vnet/address";
+import { contains, inSubnet, looksLikeIpv6, stripPrefix } from "@vnet/address";
 import type { Ebtables } from "./ebtables.ts";
 import {
   canonicalMac,
   type EbtablesRule,
   parsePodRule,
+  ruleKey,
 } from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
@@ -21,11 +22,18 @@ import type { AzureVnetState } from "./state.ts";
 
 const log = getLogger(["azure-vnet", "leftovers"]);
 
+/**
+ * How long a caller waits between two looks at leftovers (ms): an ADD in
+ * flight has written its record, or its routes, by then.
+ */
+export const LEFTOVER_GRACE_MS = 2000;
+
 /** What {@link findLeftovers} found. */
 export interface Leftovers {
   /**
    * `azv*` host veths with no endpoint record: on a recorded bridge, or
-   * (transparent mode) on no bridge, routing nothing outside the subnet.
+   * (transparent mode) on no bridge, routing the subnet or nothing yet
+   * ({@link transparentVethClaim}).
    */
   readonly veths: string[];
   /**
@@ -66,8 +74,9 @@ export interface FindLeftoversSpec {
  *
  * - host veths named `azv*` enslaved to the network's bridge that are no
  *   endpoint's `hostVeth`; for a transparent-mode network, those on no
- *   bridge whose routes (the pod's `/32`, if it got that far) all lie in
- *   its subnet;
+ *   bridge that route its subnet or nothing yet
+ *   ({@link transparentVethClaim}: the caller confirms the latter with a
+ *   second look, {@link confirmLeftovers});
  * - per-pod ebtables rules (ARP reply; IPv4 DNAT on the network's master)
  *   whose address lies in the network's subnet and belongs to no recorded
  *   endpoint. Host rules never qualify: the SNAT and the ARP-reply redirect
@@ -122,9 +131,8 @@ export function findLeftovers(
         if (
           l.name.startsWith(HOST_VETH_PREFIX) && !veths.has(l.name) &&
           l.masterIndex === undefined &&
-          host.routes(l.name).every((r) =>
-            looksLikeIpv6(r.dst) || inSubnet(r.dst, net.subnet)
-          )
+          transparentVethClaim(host, { link: l.name, subnet: net.subnet }) !==
+            undefined
         ) found.veths.push(l.name);
       }
       continue;
@@ -157,6 +165,78 @@ export function findLeftovers(
     }
   }
   return found;
+}
+
+/**
+ * How an unrecorded `azv*` veth on no bridge relates to a transparent
+ * network:
+ *
+ * - `"subnet"`: it routes an address of the network's IPv4 subnet (the
+ *   pod's `/32`) and no other IPv4 address: an ADD of this network got
+ *   that far. The runtime runs no GC beside this network's ADDs.
+ * - `"unrouted"`: it routes nothing yet (link-local routes aside). It may
+ *   be an ADD of this network killed early, or one of another network
+ *   still building it, so a caller takes it only when a second look, some
+ *   seconds later ({@link LEFTOVER_GRACE_MS}), finds it again
+ *   ({@link confirmLeftovers}).
+ * - undefined: it routes something else (another network's pod); or only
+ *   IPv6 addresses, whose network cannot be told (an ADD routes IPv4 first).
+ *
+ * @param host The node's netns.
+ * @param spec The veth, the network's IPv4 subnet.
+ * @returns The claim, or undefined.
+ *
+ * @example Usage
+ * ```ts ignore
+ * transparentVethClaim(host, { link: "azv0123456789a", subnet: "10.0.0.0/24" });
+ * ```
+ */
+export function transparentVethClaim(
+  host: KernelNs,
+  spec: { link: string; subnet: string },
+): "subnet" | "unrouted" | undefined {
+  const routed = host.routes(spec.link).filter((r) =>
+    !contains("fe80::/10", stripPrefix(r.dst))
+  );
+  if (routed.length === 0) return "unrouted";
+  const v4 = routed.filter((r) => !looksLikeIpv6(r.dst));
+  return v4.length > 0 && v4.every((r) => inSubnet(r.dst, spec.subnet))
+    ? "subnet"
+    : undefined;
+}
+
+/**
+ * What two looks at leftovers, some time apart, both found: an ADD in
+ * flight has since written its record or routed its veth elsewhere.
+ *
+ * @param first The first look.
+ * @param again The second look.
+ * @returns What is in both, in the first look's order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { confirmLeftovers } from "./leftovers.ts";
+ * const first = { veths: ["azva", "azvb"], rules: [], neighbours: [] };
+ * const again = { veths: ["azvb"], rules: [], neighbours: [] };
+ * assert.deepEqual(confirmLeftovers(first, again).veths, ["azvb"]);
+ * ```
+ */
+export function confirmLeftovers(
+  first: Leftovers,
+  again: Leftovers,
+): Leftovers {
+  const text = (r: EbtablesRule) => `${r.chain} ${ruleKey(r.args)}`;
+  const veths = new Set(again.veths);
+  const rules = new Set(again.rules.map(text));
+  const neighs = new Set(again.neighbours.map((n) => `${n.bridge} ${n.ip}`));
+  return {
+    veths: first.veths.filter((v) => veths.has(v)),
+    rules: first.rules.filter((r) => rules.has(text(r))),
+    neighbours: first.neighbours.filter((n) =>
+      neighs.has(`${n.bridge} ${n.ip}`)
+    ),
+  };
 }
 
 /**

@@ -8,7 +8,11 @@ import {
 } from "./ebtables_rules.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
-import { findLeftovers, removeLeftovers } from "./leftovers.ts";
+import {
+  findLeftovers,
+  removeLeftovers,
+  transparentVethClaim,
+} from "./leftovers.ts";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
 import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
 
@@ -108,4 +112,26 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
     findLeftovers(host, { state, prerouting: await eb.list("PREROUTING") }),
     { veths: [], rules: [], neighbours: [] },
   );
+});
+
+Deno.test("transparentVethClaim() tells a transparent network's veths from another's", async (t) => {
+  const host = new FakeKernel().hostNs;
+  const subnet = "10.0.0.0/24";
+  const cases: [string, string[], "subnet" | "unrouted" | undefined][] = [
+    ["no route yet", [], "unrouted"],
+    ["only the link-local prefix", ["fe80::/64"], "unrouted"],
+    ["the pod's /32", ["10.0.0.5/32", "fe80::/64"], "subnet"],
+    ["the pod's /32 and /128", ["10.0.0.5/32", "fd00::5/128"], "subnet"],
+    ["another subnet's pod", ["10.9.0.5/32"], undefined],
+    ["one of each", ["10.0.0.5/32", "10.9.0.5/32"], undefined],
+    ["an IPv6 pod address only", ["fd00::5/128"], undefined],
+  ];
+  for (const [i, [what, dsts, want]] of cases.entries()) {
+    await t.step(what, () => {
+      const link = `azv${i}`;
+      host.addLink(link, { kind: "veth" });
+      for (const dst of dsts) host.routeReplace({ dst, link });
+      assert.equal(transparentVethClaim(host, { link, subnet }), want);
+    });
+  }
 });

@@ -81,11 +81,15 @@ export interface ModeDriver {
     ctx: HostContext,
     spec: CreateNetworkSpec,
   ): Promise<NetworkRecord>;
-  /** Removes the host side; `others` are the networks that stay. */
+  /**
+   * Removes the host side; `others` are the networks that stay. Returns
+   * what the operator should know of what it leaves on the node, and why
+   * (the state tool prints it).
+   */
   teardownNetwork(
     ctx: HostContext,
     spec: { net: NetworkRecord; others: readonly NetworkRecord[] },
-  ): Promise<void>;
+  ): Promise<string[]>;
   /** Creates an endpoint; rolled back on failure. */
   createEndpoint(
     ctx: EndpointContext,
@@ -103,11 +107,18 @@ export interface ModeDriver {
   ): Promise<string[]>;
   /**
    * What no endpoint record of the network accounts for (GC), in the
-   * kernel and, for bridge mode, ebtables.
+   * kernel and, for bridge mode, ebtables. What may be another network's
+   * ADD in flight is taken only when a second look, `graceMs` later
+   * (default `LEFTOVER_GRACE_MS`), finds it again.
    */
   leftovers(
     ctx: { host: KernelNs; ebtables: Ebtables },
-    spec: { state: AzureVnetState; network: string },
+    spec: {
+      state: AzureVnetState;
+      network: string;
+      graceMs?: number;
+      sleep?: (ms: number) => Promise<void>;
+    },
   ): Promise<Leftovers>;
   /**
    * Removes what an unrecorded attachment may have left beyond its veth

@@ -174,9 +174,9 @@ class NetlinkKernelNs implements KernelNs {
     this.#h.linkSetHairpin(name, options);
   }
 
-  addrAdd(link: string, cidr: string): void {
+  addrAdd(link: string, cidr: string, options?: { nodad?: boolean }): void {
     try {
-      this.#h.addrAdd(link, cidr);
+      this.#h.addrAdd(link, cidr, options);
     } catch (err) {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }

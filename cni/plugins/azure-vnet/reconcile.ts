@@ -38,7 +38,12 @@ import { Ebtables } from "./ebtables.ts";
 import { canonicalMac, type EbtablesRule } from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
-import { findLeftovers, type Leftovers } from "./leftovers.ts";
+import {
+  confirmLeftovers,
+  findLeftovers,
+  LEFTOVER_GRACE_MS,
+  type Leftovers,
+} from "./leftovers.ts";
 import { endpointKey, HOST_VETH_PREFIX } from "./names.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import { wrapKernel } from "./errors.ts";
@@ -162,20 +167,6 @@ async function leftoversOf(
   });
 }
 
-/** What is in both looks: an ADD in flight has written its record since. */
-function confirmed(first: Leftovers, again: Leftovers): Leftovers {
-  const veths = new Set(again.veths);
-  const rules = new Set(again.rules.map(ruleText));
-  const neighs = new Set(again.neighbours.map((n) => `${n.bridge} ${n.ip}`));
-  return {
-    veths: first.veths.filter((v) => veths.has(v)),
-    rules: first.rules.filter((r) => rules.has(ruleText(r))),
-    neighbours: first.neighbours.filter((n) =>
-      neighs.has(`${n.bridge} ${n.ip}`)
-    ),
-  };
-}
-
 /**
  * Reconciles `azure-vnet.json` and `azure-vnet-ipam.json` with the kernel,
  * and logs each change it makes.
@@ -272,12 +263,15 @@ export async function reconcileState(
   const holds = orphanHolds(after, host);
   const some = found.veths.length + found.rules.length +
       found.neighbours.length + holds.length > 0;
-  const graceMs = options.graceMs ?? 2000;
+  const graceMs = options.graceMs ?? LEFTOVER_GRACE_MS;
   let last = after;
   if (!dry && graceMs > 0 && some) {
     await sleep(graceMs);
     last = await snapshot(stateDir);
-    found = confirmed(found, await leftoversOf(last, { host, ebtables }));
+    found = confirmLeftovers(
+      found,
+      await leftoversOf(last, { host, ebtables }),
+    );
   }
   await removeFound({ host, ebtables }, {
     found,

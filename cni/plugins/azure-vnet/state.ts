@@ -71,10 +71,11 @@ export interface TransparentNetworkRecord extends NetworkRecordBase {
   /** Transparent (routed) mode. */
   mode: "transparent";
   /**
-   * True when this network turned IPv4 forwarding on (it was off), so that
-   * teardown of the last such network turns it off again.
+   * Written by earlier versions: true when this network had turned IPv4
+   * forwarding on. Read and kept, never acted on: teardown leaves
+   * forwarding on (`transparent_mode.ts`).
    */
-  forwardingSet: boolean;
+  forwardingSet?: boolean;
 }
 
 /** The host side of a network, in either mode. */
@@ -153,7 +154,7 @@ const networkSchema = z.discriminatedUnion("mode", [
   z.looseObject({
     ...networkBase,
     mode: z.literal("transparent"),
-    forwardingSet: z.boolean(),
+    forwardingSet: z.optional(z.boolean()),
   }),
 ]);
 const endpointSchema = z.looseObject({

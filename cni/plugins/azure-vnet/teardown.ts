@@ -2,7 +2,7 @@
  * Removing a whole network (the teardown tool's logic), in either mode:
  * per-pod host objects, then the host side (bridge mode: host rules, the
  * bridge, and the master gets its addresses and routes back; transparent
- * mode: IPv4 forwarding off again when the plugin turned it on). Also a
+ * mode: nothing beyond the pods, IPv4 forwarding stays on). Also a
  * read-only view of the state for `show`.
  *
  * @module
@@ -37,6 +37,8 @@ export interface TeardownReport {
   endpoints: string[];
   /** Networks skipped because they still have endpoints. */
   busy: { network: string; endpoints: string[] }[];
+  /** What the removed networks left on the node, and why. */
+  notes: string[];
 }
 
 /**
@@ -62,7 +64,12 @@ export async function teardown(
 ): Promise<TeardownReport> {
   const kernel = options.kernel ?? netlinkKernel();
   const ebtables = options.ebtables ?? new Ebtables();
-  const report: TeardownReport = { removed: [], endpoints: [], busy: [] };
+  const report: TeardownReport = {
+    removed: [],
+    endpoints: [],
+    busy: [],
+    notes: [],
+  };
   await withState(stateDir, async (s) => {
     const errors: unknown[] = [];
     using host = kernel.host();
@@ -96,14 +103,16 @@ export async function teardown(
         }
       }
       try {
-        await modeDriver(net.mode).teardownNetwork(
-          { kernel: host, ebtables },
-          {
-            net,
-            others: Object.values(s.state.networks).filter((o) =>
-              o.name !== net.name
-            ),
-          },
+        report.notes.push(
+          ...await modeDriver(net.mode).teardownNetwork(
+            { kernel: host, ebtables },
+            {
+              net,
+              others: Object.values(s.state.networks).filter((o) =>
+                o.name !== net.name
+              ),
+            },
+          ),
         );
       } catch (err) {
         failed = true;

@@ -9,15 +9,17 @@
  *   neighbour for 169.254.1.1 with the host veth's MAC;
  * - on the node, a `/32` route for the pod's address to its host veth,
  *   proxy ARP on the host veth, and IPv4 forwarding on (checked, set and
- *   logged when it was off).
+ *   logged when it was off, never turned off again: see
+ *   `teardownNetwork`).
  *
  * An IPv6 address (dual-stack) gets the same: in the pod a permanent
  * neighbour for the link-local gateway `fe80::1234:5678:9abc` (Azure's) and
- * `default via` it in place of the /64 route; on the node a `/128` route,
+ * `default via` it in place of the /64 route (an interface without the
+ * default route, `eth1`, routes its /64 via it); on the node a `/128` route,
  * proxy NDP on the host veth and IPv6 forwarding (set and logged when off,
- * never turned off again). DAD is off on both veth ends: a point-to-point
- * link has no duplicates, and a tentative address would stall the first
- * packets.
+ * never turned off again). No address of either veth end runs DAD: a
+ * point-to-point link has no duplicates, and a tentative address would
+ * stall the first packets (see `addLinkLocal()`).
  *
  * Every per-pod object on the node hangs off the host veth, so deleting the
  * veth removes them all.
@@ -26,8 +28,13 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { CniError, CODES, type IpConfig, type Route } from "@vnet/cni";
-import { contains, looksLikeIpv6, networkOf, stripPrefix } from "@vnet/address";
-import { deferUndo } from "./_undo.ts";
+import {
+  contains,
+  eui64LinkLocal,
+  looksLikeIpv6,
+  networkOf,
+  stripPrefix,
+} from "@vnet/address";
 import {
   addEndpointVeth,
   createdEndpoint,
@@ -38,7 +45,12 @@ import {
 } from "./endpoint.ts";
 import { wrapKernel } from "./errors.ts";
 import type { KernelNs, LinkState } from "./kernel.ts";
-import { findLeftovers } from "./leftovers.ts";
+import {
+  confirmLeftovers,
+  findLeftovers,
+  LEFTOVER_GRACE_MS,
+  transparentVethClaim,
+} from "./leftovers.ts";
 import type { ModeDriver } from "./mode.ts";
 import { HOST_VETH_PREFIX } from "./names.ts";
 import { findMaster, refuseSharedMaster } from "./network.ts";
@@ -141,32 +153,31 @@ function asTransparent(net: NetworkRecord): TransparentNetworkRecord {
 
 /**
  * Turns a family's forwarding on in the node's namespace when it is off,
- * and logs that it did.
+ * and logs that it did. Nothing turns it off again (see
+ * `teardownNetwork`).
  *
  * @param host The node's netns.
  * @param spec The network that needs it (for the log), the switch.
- * @returns True when it was off and is now on.
  */
 function ensureForwarding(
   host: KernelNs,
   spec: { network: string; key: string },
-): boolean {
+): void {
   const was = host.sysctl(spec.key);
-  if (was === "1") return false;
+  if (was === "1") return;
   host.setSysctl(spec.key, "1");
   const fields = { name: spec.network, was: was ?? "unknown", key: spec.key };
   if (spec.key === IPV4_FORWARDING) {
     log.info(
-      "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1",
+      "Network {name}: IPv4 forwarding was {was} on the node; set {key}=1 (it stays on)",
       fields,
     );
   } else {
     log.info(
-      "Network {name}: IPv6 forwarding was {was} on the node; set {key}=1",
+      "Network {name}: IPv6 forwarding was {was} on the node; set {key}=1 (it stays on)",
       fields,
     );
   }
-  return true;
 }
 
 /**
@@ -185,6 +196,46 @@ function podRoutes(
     out.push(...through.map((r) => ({ ...r, gw: f.gateway })));
   }
   return out;
+}
+
+/**
+ * The pod's routes to its IPv6 subnets through the virtual gateway, for an
+ * interface that does not get the IPv6 default route (a second one,
+ * `CNI_IFNAME` eth1, while eth0 has it). Its on-link /64 goes in every case
+ * ({@link viaGateway}): the host veth answers neighbour solicitations only
+ * for proxy entries, which transparent mode does not make, so the pod's
+ * solicitations for the subnet's addresses would go unanswered. A subnet
+ * route another interface of the pod already has stays with it.
+ */
+function v6SubnetRoutes(
+  pod: KernelNs,
+  spec: {
+    netns: string;
+    ifName: string;
+    routes: readonly Route[];
+    addresses: readonly string[];
+  },
+): Route[] {
+  if (spec.routes.some((r) => r.dst === V6.defaultDst)) return [];
+  const subnets = [
+    ...new Set(spec.addresses.filter(looksLikeIpv6).map(networkOf)),
+  ].filter((dst) => !spec.routes.some((r) => r.dst === dst));
+  return withoutTakenDefaults(pod, {
+    ...spec,
+    routes: subnets.map((dst) => ({ dst, gw: V6.gateway })),
+    shared: subnets,
+  });
+}
+
+/**
+ * Whether a family's traffic of this interface leaves through its virtual
+ * gateway, the subnet's included: always for IPv6 (its gateway's permanent
+ * neighbour is on every interface, and proxy NDP answers no subnet
+ * address), for IPv4 when the interface routes through 169.254.1.1 (a
+ * second interface keeps its on-link subnet, which proxy ARP serves).
+ */
+function viaGateway(f: Family, routes: readonly Route[]): boolean {
+  return f === V6 || routes.some((r) => r.gw === f.gateway);
 }
 
 /** What is wrong with the pod's neighbour entries for the virtual gateways. */
@@ -214,6 +265,26 @@ function ipv6LinkKey(link: string, leaf: string): string {
   return link.includes(".")
     ? `net/ipv6/conf/${link}/${leaf}`
     : `net.ipv6.conf.${link}.${leaf}`;
+}
+
+/** Tells the kernel to make no link-local address on a link (before up). */
+function withoutAutoLinkLocal(ns: KernelNs, link: string): void {
+  ns.setSysctl(ipv6LinkKey(link, "addr_gen_mode"), "1");
+}
+
+/**
+ * Adds a veth end's link-local address (the EUI-64 one the kernel would
+ * make) without DAD. The kernel skips duplicate address detection only for
+ * an address added with nodad, or when net.ipv6.conf.all.accept_dad and the
+ * link's are both 0; a node (or a pod netns inheriting it) may set "all" to
+ * 1. A point-to-point link has no duplicates, and while the host veth's
+ * link-local is tentative the node cannot solicit the pod (the first
+ * packets stall for a second or two). So neither end gets a kernel-made
+ * link-local ({@link withoutAutoLinkLocal}): each gets this one, and the pod
+ * its addresses, with nodad.
+ */
+function addLinkLocal(ns: KernelNs, link: LinkState): void {
+  ns.addrAdd(link.name, `${eui64LinkLocal(link.mac)}/64`, { nodad: true });
 }
 
 /** The driver of transparent mode. */
@@ -266,18 +337,10 @@ export const TRANSPARENT_MODE: ModeDriver = {
     const primary = kernel.addrs(master.name).find((a) =>
       a.family === 4 && a.scope === 0
     );
-    await using stack = new AsyncDisposableStack();
     try {
-      const forwardingSet = ensureForwarding(kernel, {
-        network: spec.name,
-        key: IPV4_FORWARDING,
-      });
-      if (forwardingSet) {
-        deferUndo(stack, {
-          what: `turn IPv4 forwarding off again (network "${spec.name}")`,
-          run: () => kernel.setSysctl(IPV4_FORWARDING, "0"),
-        });
-      }
+      // Never turned off again, not even when this ADD fails: see
+      // teardownNetwork.
+      ensureForwarding(kernel, { network: spec.name, key: IPV4_FORWARDING });
       const net: TransparentNetworkRecord = {
         name: spec.name,
         mode: "transparent",
@@ -289,7 +352,6 @@ export const TRANSPARENT_MODE: ModeDriver = {
         ...(primary === undefined
           ? {}
           : { primaryIp: stripPrefix(primary.cidr) }),
-        forwardingSet,
         createdAt: new Date().toISOString(),
       };
       log.info(
@@ -297,7 +359,6 @@ export const TRANSPARENT_MODE: ModeDriver = {
         { name: net.name, master: net.master, subnet: net.subnet },
       );
       await spec.commit(net);
-      stack.move();
       return net;
     } catch (err) {
       log.error("Creating network {name} failed, rolling back: {err}", {
@@ -308,29 +369,21 @@ export const TRANSPARENT_MODE: ModeDriver = {
     }
   },
 
-  teardownNetwork(ctx, spec) {
+  teardownNetwork(_ctx, spec) {
+    // IPv4 forwarding stays on, as the Go azure-vnet leaves it. Turning
+    // net.ipv4.ip_forward off is no restore: the kernel then sets every
+    // interface's forwarding to 0 and all.accept_redirects to 1, and
+    // whatever started relying on forwarding since (kube-proxy, docker,
+    // another network of ours) breaks. Nor can it be known who needs it.
     const net = asTransparent(spec.net);
-    if (!net.forwardingSet) return Promise.resolve();
-    const sharer = spec.others.find((o) => o.mode === "transparent");
-    if (sharer !== undefined) {
-      log.info(
-        "Network {name}: IPv4 forwarding stays on for network {other}",
-        { name: net.name, other: sharer.name },
-      );
-      return Promise.resolve();
-    }
-    try {
-      ctx.kernel.setSysctl(IPV4_FORWARDING, "0");
-    } catch (err) {
-      return Promise.reject(
-        wrapKernel(`Cannot turn IPv4 forwarding off again`, err),
-      );
-    }
-    log.info("Network {name}: set {key}=0 again, as it was before", {
-      name: net.name,
-      key: IPV4_FORWARDING,
-    });
-    return Promise.resolve();
+    // A record of an earlier version says whether this network turned it on.
+    const was = net.forwardingSet === true
+      ? " (this network had turned it on)"
+      : "";
+    const note =
+      `network ${net.name}: IPv4 forwarding (${IPV4_FORWARDING}) stays on${was}: turning it off would switch forwarding off on every interface and accept ICMP redirects again, which others on the node may rely on; set it to 0 by hand if the node must not forward`;
+    log.info("Teardown: {note}", { note });
+    return Promise.resolve([note]);
   },
 
   async createEndpoint(ctx, spec) {
@@ -348,36 +401,40 @@ export const TRANSPARENT_MODE: ModeDriver = {
         });
       }
       addEndpointVeth(host, spec, { undo });
-      if (families.includes(V6)) {
-        // A point-to-point link: no duplicates to detect, and a tentative
-        // link-local address could not source the node's solicitations.
-        host.setSysctl(ipv6LinkKey(spec.hostVeth, "accept_dad"), "0");
-      }
+      const v6 = families.includes(V6);
+      if (v6) withoutAutoLinkLocal(host, spec.hostVeth);
       host.setUp(spec.hostVeth);
       const hostLink = endpointEnd(host, spec);
+      if (v6) addLinkLocal(host, hostLink);
       for (const f of families) host.setSysctl(f.proxy.key(spec.hostVeth), "1");
       let routes: Route[];
       let podMac: string;
       {
         using pod = ctx.kernel.netns(spec.netns);
-        podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
+        const podLink = endpointEnd(pod, { ...spec, pod: true });
+        podMac = podLink.mac;
         routes = withoutTakenDefaults(pod, {
           ...spec,
           routes: podRoutes(spec.ipam.routes, families),
           shared: [GATEWAY_ROUTE],
         });
+        routes.push(...v6SubnetRoutes(pod, {
+          ...spec,
+          routes,
+          addresses: ips.map((ip) => ip.address),
+        }));
         pod.setUp("lo");
-        if (families.includes(V6)) {
-          pod.setSysctl(ipv6LinkKey(spec.ifName, "accept_dad"), "0");
+        if (v6) withoutAutoLinkLocal(pod, spec.ifName);
+        for (const { address } of ips) {
+          pod.addrAdd(spec.ifName, address, { nodad: looksLikeIpv6(address) });
         }
-        for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
         pod.setUp(spec.ifName);
+        if (v6) addLinkLocal(pod, podLink);
         for (const f of families) {
           pod.neighSet(spec.ifName, { ip: f.gateway, mac: hostLink.mac });
         }
         for (const ip of ips) {
-          const f = familyOf(ip.address);
-          if (routes.some((r) => r.gw === f.gateway)) {
+          if (viaGateway(familyOf(ip.address), routes)) {
             // Everything leaves through the virtual gateway, the subnet too.
             pod.routeDel({ dst: networkOf(ip.address), link: spec.ifName });
           }
@@ -402,8 +459,8 @@ export const TRANSPARENT_MODE: ModeDriver = {
         hostMac: hostLink.mac,
         podMac,
         ips: ips.map((ip) => {
-          const { gateway } = familyOf(ip.address);
-          return routes.some((r) => r.gw === gateway) ? { ...ip, gateway } : ip;
+          const f = familyOf(ip.address);
+          return viaGateway(f, routes) ? { ...ip, gateway: f.gateway } : ip;
         }),
         routes,
       });
@@ -452,6 +509,18 @@ export const TRANSPARENT_MODE: ModeDriver = {
             );
           }
         }
+        if (
+          families.includes(V6) &&
+          !host.addrs(ep.hostVeth).some((a) =>
+            a.family === 6 && a.scope === 253
+          )
+        ) {
+          // Without one the node cannot solicit the pod (a link down and up
+          // drops it, and addr_gen_mode 1 makes none again).
+          problems.push(
+            `host veth "${ep.hostVeth}" has no IPv6 link-local address`,
+          );
+        }
         const routes = host.routes(ep.hostVeth);
         for (const cidr of ep.addresses) {
           const dst = hostRouteDst(cidr);
@@ -483,8 +552,21 @@ export const TRANSPARENT_MODE: ModeDriver = {
     return Promise.resolve(problems);
   },
 
-  leftovers(ctx, spec) {
-    return Promise.resolve(findLeftovers(ctx.host, spec));
+  async leftovers(ctx, spec) {
+    const { host } = ctx;
+    const first = findLeftovers(host, spec);
+    const subnet = spec.state.networks[spec.network]?.subnet ?? "";
+    const unrouted = first.veths.filter((link) =>
+      transparentVethClaim(host, { link, subnet }) === "unrouted"
+    );
+    if (unrouted.length === 0) return first;
+    const ms = spec.graceMs ?? LEFTOVER_GRACE_MS;
+    log.info(
+      "Network {name}: veths {veths} route nothing yet (another network's ADD may be building them); looking again in {ms} ms",
+      { name: spec.network, veths: unrouted, ms },
+    );
+    await (spec.sleep ?? ((t) => new Promise((r) => setTimeout(r, t))))(ms);
+    return confirmLeftovers(first, findLeftovers(host, spec));
   },
 
   removeTraces(_ctx, traces) {
@@ -508,9 +590,7 @@ export interface TransparentVeth {
  * The transparent network a node runs, read back from the kernel (for
  * state repair): the `azv*` veths on no bridge that route addresses of the
  * IPAM's pools (`/32`, `/128`), the subnet of the IPv4 pool they use, and
- * the master holding an address in it. Whether the plugin turned
- * forwarding on cannot be known: the record says it did not, so teardown
- * leaves forwarding as it is.
+ * the master holding an address in it.
  *
  * @param kernel The host namespace.
  * @param spec The name to record, the IPAM's pools.
@@ -589,7 +669,6 @@ export function transparentNetworkFromKernel(
       ...(primary === undefined
         ? {}
         : { primaryIp: stripPrefix(primary.cidr) }),
-      forwardingSet: false,
       createdAt: new Date().toISOString(),
     },
     veths,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eui64LinkLocal } from "@vnet/address";
 import type { CmdArgs, CniCommand } from "@vnet/cni";
 import { FakeKernel, type FakeNs } from "./_fake_kernel.ts";
 import {
@@ -8,7 +9,8 @@ import {
   pluginGcArgs,
   setupPlugin,
 } from "./_plugin_harness.ts";
-import { statePath } from "./state.ts";
+import { statePath, withState } from "./state.ts";
+import { modeDriver } from "./mode.ts";
 import { teardown } from "./teardown.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
@@ -90,11 +92,11 @@ Deno.test("cmdAdd() in transparent mode routes the pod through the node, with no
   });
 
   await t.step(
-    "the record says transparent and that forwarding was set",
+    "the record says transparent, and claims no ownership of forwarding",
     async () => {
       const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
       assert.equal(st.networks.azure.mode, "transparent");
-      assert.ok(st.networks.azure.forwardingSet === true);
+      assert.ok(!("forwardingSet" in st.networks.azure));
       assert.equal(st.networks.azure.master, "eth0");
       assert.equal(st.networks.azure.primaryIp, "10.0.0.4");
       assert.equal(st.networks.azure.bridge, undefined);
@@ -166,8 +168,7 @@ Deno.test("cmdAdd() in transparent mode logs and keeps forwarding that was alrea
   env.kernel.calls.length = 0;
   await env.handlers.cmdAdd(args("ADD", "c1"));
   assert.ok(!env.kernel.calls.includes("sysctl net.ipv4.ip_forward=1"));
-  const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
-  assert.ok(st.networks.azure.forwardingSet === false);
+  assert.equal(env.kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
 });
 
 Deno.test("cmdAdd() turns forwarding on again when it went off (a reboot)", async () => {
@@ -307,7 +308,7 @@ Deno.test("cmdDel() and cmdGc() in transparent mode remove what killed ADDs left
   assert.deepEqual([...env.ipam.held.keys()], ["c1/eth0"]);
 });
 
-Deno.test("teardown() removes a transparent network and turns forwarding off again only when it set it", async (t) => {
+Deno.test("teardown() removes a transparent network and leaves IPv4 forwarding on, whoever turned it on", async (t) => {
   await using env = await setupPlugin();
   await env.handlers.cmdAdd(args("ADD", "c1"));
   const kernel = env.kernel;
@@ -321,12 +322,50 @@ Deno.test("teardown() removes a transparent network and turns forwarding off aga
   await t.step("--force: the pod's host side and the network go", async () => {
     const r = await teardown(env.dir, { kernel, ebtables, force: true });
     assert.deepEqual(r.removed, ["azure"]);
+    assert.equal(r.notes.length, 1);
+    assert.match(
+      r.notes[0] ?? "",
+      /^network azure: IPv4 forwarding \(net\.ipv4\.ip_forward\) stays on: /,
+    );
     assert.deepEqual(hostVeths(kernel), []);
-    assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "0");
+    assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
+    assert.ok(!kernel.calls.includes("sysctl net.ipv4.ip_forward=0"));
     assert.deepEqual(rules.rules, []);
     const st = JSON.parse(await Deno.readTextFile(statePath(env.dir)));
     assert.deepEqual(st.networks, {});
   });
+  await t.step(
+    "records of earlier versions (forwardingSet), torn down in either order",
+    async () => {
+      for (const order of [["a", "b"], ["b", "a"]]) {
+        kernel.hostNs.setSysctl("net.ipv4.ip_forward", "0");
+        await env.handlers.cmdAdd(args("ADD", "c2"));
+        // As an earlier version wrote them: "a" had turned forwarding on.
+        await withState(env.dir, async (s) => {
+          const net = s.state.networks.azure;
+          assert.ok(net?.mode === "transparent");
+          s.state.networks.a = { ...net, name: "a", forwardingSet: true };
+          s.state.networks.b = { ...net, name: "b", forwardingSet: false };
+          delete s.state.networks.azure;
+          delete s.state.endpoints["c2/eth0"];
+          await s.save();
+        });
+        kernel.calls.length = 0;
+        for (const network of order) {
+          const r = await teardown(env.dir, { kernel, ebtables, network });
+          assert.deepEqual(r.removed, [network]);
+          assert.match(
+            r.notes.join(),
+            network === "a"
+              ? /stays on \(this network had turned it on\)/
+              : /stays on: /,
+          );
+          assert.equal(kernel.hostNs.sysctl("net.ipv4.ip_forward"), "1");
+        }
+        assert.ok(!kernel.calls.includes("sysctl net.ipv4.ip_forward=0"));
+      }
+    },
+  );
 });
 
 Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK and DEL cover it", async (t) => {
@@ -358,9 +397,30 @@ Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK 
   await t.step("the node: /128 route, proxy NDP, IPv6 forwarding", () => {
     assert.deepEqual(routesOf(host, veth), ["10.0.0.5/32", "fd00::5/128"]);
     assert.equal(host.sysctl(`net.ipv6.conf.${veth}.proxy_ndp`), "1");
-    assert.equal(host.sysctl(`net.ipv6.conf.${veth}.accept_dad`), "0");
     assert.equal(host.sysctl("net.ipv6.conf.all.forwarding"), "1");
   });
+  await t.step(
+    "no DAD on either end: no kernel-made link-local, ours and the pod's IPv6 with nodad",
+    () => {
+      const podMac = pod.link("eth0")?.mac ?? "";
+      for (
+        const [ns, link, mac] of [[host, veth, hostMac], [
+          pod,
+          "eth0",
+          podMac,
+        ]] as const
+      ) {
+        assert.equal(ns.sysctl(`net.ipv6.conf.${link}.addr_gen_mode`), "1");
+        const ll = `${eui64LinkLocal(mac ?? "")}/64`;
+        assert.ok(ns.addrs(link).some((a) => a.cidr === ll && a.scope === 253));
+        assert.ok(ns.nodad.has(`${link}/${ll}`), `${link} ${ll} nodad`);
+      }
+      assert.deepEqual([...pod.nodad].sort(), [
+        "eth0/fd00::5/64",
+        `eth0/${eui64LinkLocal(podMac)}/64`,
+      ]);
+    },
+  );
   await t.step(
     "the pod: both gateways' permanent neighbours and routes",
     () => {
@@ -376,22 +436,26 @@ Deno.test("cmdAdd() in transparent mode plumbs IPv6 too (dual-stack), and CHECK 
         "0.0.0.0/0 via 169.254.1.1",
         "::/0 via fe80::1234:5678:9abc",
       ]);
-      assert.equal(pod.sysctl("net.ipv6.conf.eth0.accept_dad"), "0");
     },
   );
-  await t.step("CHECK names the missing /128 route and proxy NDP", async () => {
-    await handlers.cmdCheck?.(args("CHECK", "c1"));
-    host.routeDel({ dst: "fd00::5/128", link: veth });
-    host.setSysctl(`net.ipv6.conf.${veth}.proxy_ndp`, "0");
-    await assert.rejects(
-      handlers.cmdCheck?.(args("CHECK", "c1")) ?? Promise.resolve(),
-      {
-        name: "CniError",
-        code: 106,
-        message: /proxy NDP is off .*route "fd00::5\/128" to host veth/,
-      },
-    );
-  });
+  await t.step(
+    "CHECK names the missing /128 route, proxy NDP and link-local",
+    async () => {
+      await handlers.cmdCheck?.(args("CHECK", "c1"));
+      host.routeDel({ dst: "fd00::5/128", link: veth });
+      host.setSysctl(`net.ipv6.conf.${veth}.proxy_ndp`, "0");
+      host.addrDel(veth, `${eui64LinkLocal(hostMac ?? "")}/64`);
+      await assert.rejects(
+        handlers.cmdCheck?.(args("CHECK", "c1")) ?? Promise.resolve(),
+        {
+          name: "CniError",
+          code: 106,
+          message:
+            /proxy NDP is off .*no IPv6 link-local address.*route "fd00::5\/128" to host veth/,
+        },
+      );
+    },
+  );
   await t.step("DEL removes it all", async () => {
     await handlers.cmdDel(args("DEL", "c1"));
     assert.deepEqual(hostVeths(kernel), []);
@@ -424,4 +488,96 @@ Deno.test("cmdAdd() in transparent mode gives a second interface no gateway rout
     "0.0.0.0/0 via 169.254.1.1",
   ]);
   await handlers.cmdCheck?.(args("CHECK", "m1"));
+});
+
+Deno.test("cmdAdd() in transparent mode routes a second dual-stack interface's IPv6 subnet through the link-local gateway", async () => {
+  await using env = await setupPlugin();
+  env.ipam.dualStack = true;
+  const { handlers, pod } = env;
+  await handlers.cmdAdd(args("ADD", "m1"));
+  const eth1 = { ...args("ADD", "m1"), ifName: "eth1" };
+  const eth2 = { ...args("ADD", "m1"), ifName: "eth2" };
+  const r1 = await handlers.cmdAdd(eth1);
+  const r2 = await handlers.cmdAdd(eth2);
+  // No default route (eth0 has both), yet the /64 leaves through the
+  // gateway, which answers on every interface: IPv6 reports it.
+  assert.deepEqual(r1.routes, [
+    { dst: "fd00::/64", gw: "fe80::1234:5678:9abc" },
+  ]);
+  assert.deepEqual(r1.ips, [
+    { address: "10.0.0.6/24", gateway: "10.0.0.1", interface: 1 },
+    { address: "fd00::6/64", gateway: "fe80::1234:5678:9abc", interface: 1 },
+  ]);
+  assert.deepEqual(routesOf(pod, "eth1"), [
+    "fd00::/64 via fe80::1234:5678:9abc",
+  ]);
+  // A third interface: the subnet route stays with eth1.
+  assert.deepEqual(r2.routes, []);
+  assert.equal(r2.ips?.[1]?.gateway, "fe80::1234:5678:9abc");
+  assert.deepEqual(routesOf(pod, "eth2"), []);
+  assert.deepEqual(routesOf(pod, "eth0"), [
+    "169.254.1.1/32",
+    "0.0.0.0/0 via 169.254.1.1",
+    "::/0 via fe80::1234:5678:9abc",
+  ]);
+  for (const a of [eth1, eth2]) {
+    await handlers.cmdCheck?.({ ...a, command: "CHECK" });
+  }
+  await handlers.cmdCheck?.(args("CHECK", "m1"));
+  pod.routeDel({ dst: "fd00::/64", link: "eth1" });
+  await assert.rejects(
+    handlers.cmdCheck?.({ ...eth1, command: "CHECK" }) ?? Promise.resolve(),
+    {
+      name: "CniError",
+      code: 106,
+      message: /route "fd00::\/64" via fe80::1234:5678:9abc missing/,
+    },
+  );
+});
+
+Deno.test("cmdGc()'s search in transparent mode takes a veth that routes nothing only when a second look finds it still so", async () => {
+  await using env = await setupPlugin();
+  const { handlers, kernel, rules } = env;
+  const ebtables = new Ebtables({ run: rules.run, restore: rules.restore });
+  await handlers.cmdAdd(args("ADD", "a1"));
+  const host = kernel.hostNs;
+  // Another network's ADDs in flight: veths, pod ends, no route yet.
+  for (const [i, v] of ["azvbusy0000000", "azvstuck000000"].entries()) {
+    kernel.addNetns(`/run/netns/b${i}`);
+    host.addVeth({
+      name: v,
+      peerName: "eth0",
+      peerNetns: `/run/netns/b${i}`,
+      mtu: 1500,
+    });
+  }
+  const slept: number[] = [];
+  const found = await modeDriver("transparent").leftovers(
+    { host, ebtables },
+    {
+      state: JSON.parse(await Deno.readTextFile(statePath(env.dir))),
+      network: "azure",
+      graceMs: 1234,
+      sleep: (ms) => {
+        slept.push(ms);
+        // Meanwhile one of them gets its pod's route, in its own subnet.
+        host.routeReplace({ dst: "10.9.0.5/32", link: "azvbusy0000000" });
+        return Promise.resolve();
+      },
+    },
+  );
+  assert.deepEqual(slept, [1234]);
+  assert.deepEqual(found.veths, ["azvstuck000000"]);
+  // Nothing to wait for: no second look.
+  slept.length = 0;
+  host.delLinkSync("azvstuck000000");
+  const none = await modeDriver("transparent").leftovers(
+    { host, ebtables },
+    {
+      state: JSON.parse(await Deno.readTextFile(statePath(env.dir))),
+      network: "azure",
+      sleep: () => Promise.reject(new Error("no second look expected")),
+    },
+  );
+  assert.deepEqual(none.veths, []);
 });
