@@ -14,10 +14,13 @@
  * @module
  */
 export {
+  ArmConflictError,
   type ArmFailure,
-  type ArmNic,
   type ArmResult,
   classifyArmError,
+} from "./errors.ts";
+export {
+  type ArmNic,
   type IpConfigChange,
   type IpConfigModel,
   ipConfigUpdateBody,

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { getImdsInstance, parseRetryAfter } from "@vnet/azure";
+import { getImdsInstance } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
+import { ArmConflictError } from "./errors.ts";
 
 /** A NIC's place in ARM. */
 export interface NicRef {
@@ -80,7 +81,12 @@ export interface ArmNic {
   get(): Promise<NicModel>;
   /**
    * Applies one batched change to `current` (one PUT, a long-running
-   * operation) and returns the NIC as ARM left it.
+   * operation) and returns the NIC as ARM left it. The PUT carries
+   * `If-Match` with `current.etag`, so it replaces the ipconfig list only
+   * if nobody changed the NIC since `current` was read.
+   *
+   * @throws {ArmConflictError} When the NIC changed since (412): nothing
+   *   was applied; read it again and plan again.
    */
   update(current: NicModel, change: IpConfigChange): Promise<NicModel>;
 }
@@ -332,71 +338,28 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
     },
     async update(current, change) {
       const body = ipConfigUpdateBody(current, change);
-      const updated = await nics.createOrUpdate(
+      const etag = typeof current.etag === "string" ? current.etag : undefined;
+      const poller = nics.createOrUpdate(
         bound.resourceGroup,
         bound.name,
         body as Parameters<typeof nics.createOrUpdate>[2],
-        { updateIntervalInMs: options.pollIntervalMs ?? 1000 },
+        {
+          updateIntervalInMs: options.pollIntervalMs ?? 1000,
+          // The SDK has no ifMatch option for this operation.
+          ...(etag === undefined
+            ? {}
+            : { requestOptions: { headers: { "if-match": etag } } }),
+        },
       );
-      return updated as NicModel;
+      try {
+        return await poller.pollUntilDone() as NicModel;
+      } catch (err) {
+        const e = err as { statusCode?: unknown } | null;
+        if (e?.statusCode === 412 && etag !== undefined) {
+          throw new ArmConflictError(bound.name, { etag, cause: err });
+        }
+        throw err;
+      }
     },
   };
-}
-
-/** How an ARM request ended, as `azure_vnet_arm_requests_total` counts it. */
-export type ArmResult =
-  | "ok"
-  | "throttled"
-  | "server_error"
-  | "client_error"
-  | "network_error";
-
-/** What {@link classifyArmError} makes of a failure. */
-export interface ArmFailure {
-  /** The metric's result label. */
-  readonly result: Exclude<ArmResult, "ok">;
-  /** The HTTP status, when ARM answered. */
-  readonly status?: number;
-  /** ARM's `Retry-After`, in ms, when it sent one. */
-  readonly retryAfterMs?: number;
-  /** 429, 5xx and no answer may heal; other 4xx will not by waiting. */
-  readonly transient: boolean;
-}
-
-/**
- * Classifies an SDK error (`RestError`: `statusCode`, `response.headers`).
- *
- * @param err What the SDK threw.
- * @returns The result label, status, `Retry-After` and transience.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { classifyArmError } from "./nic.ts";
- * const err = Object.assign(new Error("busy"), {
- *   statusCode: 429,
- *   response: { headers: new Headers({ "retry-after": "2" }) },
- * });
- * assert.deepEqual(classifyArmError(err),
- *   { result: "throttled", status: 429, retryAfterMs: 2000, transient: true });
- * ```
- */
-export function classifyArmError(err: unknown): ArmFailure {
-  const e = err as {
-    statusCode?: unknown;
-    response?: { headers?: { get?(name: string): string | null | undefined } };
-  } | null;
-  const status = typeof e?.statusCode === "number" ? e.statusCode : undefined;
-  if (status === undefined) return { result: "network_error", transient: true };
-  const header = e?.response?.headers?.get?.("retry-after") ?? null;
-  const retryAfterMs = parseRetryAfter(header, Date.now());
-  const base = {
-    status,
-    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-  };
-  if (status === 429) return { result: "throttled", ...base, transient: true };
-  if (status >= 500) {
-    return { result: "server_error", ...base, transient: true };
-  }
-  return { result: "client_error", ...base, transient: false };
 }

@@ -167,7 +167,7 @@ export class AgentMetrics {
     this.#arm = new Counter({
       name: "azure_vnet_arm_requests_total",
       help:
-        "Requests to Azure Resource Manager by the warm pool, by operation and result (ok, throttled, server_error, client_error, network_error)",
+        "Requests to Azure Resource Manager by the warm pool, by operation and result (ok, throttled, server_error, client_error, conflict: a stale etag, network_error)",
       labelNames: ["operation", "result"],
       registers: [registry],
     });

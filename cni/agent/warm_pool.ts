@@ -37,6 +37,12 @@ const log = getLogger(["azure-vnet-agent", "warm-pool"]);
 /** The first backoff after a failure; it doubles up to `maxBackoffMs`. */
 const BASE_BACKOFF_MS = 1000;
 
+/**
+ * Stale-etag refusals (412) in a row that re-plan at once; after more the
+ * pool backs off as after a failure (something keeps writing the NIC).
+ */
+const MAX_CONFLICTS = 3;
+
 /** Counts ARM requests (`azure_vnet_arm_requests_total`). */
 export interface ArmObserver {
   observeArm(request: { operation: string; result: string }): void;
@@ -69,8 +75,18 @@ export interface WarmPoolOptions {
 
 /** What one pass did. */
 export interface WarmPass {
-  /** `backoff`, `rate` (too soon after an update), `idle`, `updated`, `failed`. */
-  readonly outcome: "backoff" | "rate" | "idle" | "updated" | "failed";
+  /**
+   * `backoff`, `rate` (too soon after an update), `idle`, `updated`,
+   * `conflict` (the NIC changed since the GET: planning again at once),
+   * `failed`.
+   */
+  readonly outcome:
+    | "backoff"
+    | "rate"
+    | "idle"
+    | "updated"
+    | "conflict"
+    | "failed";
   /** Names added and removed by the update. */
   readonly added: readonly string[];
   readonly removed: readonly string[];
@@ -139,6 +155,7 @@ export class WarmPool {
   #lastUpdate = -Infinity;
   #backoffUntil = 0;
   #failures = 0;
+  #conflicts = 0;
   #atLimit = false;
   #wantsGrowth = false;
   #waiters: ((outcome: { grew: boolean }) => void)[] = [];
@@ -363,6 +380,7 @@ export class WarmPool {
       // Whatever ARM has, the IPAM has (an update by someone else too).
       await this.#sync(mac, secondaries);
       this.#failures = 0;
+      this.#conflicts = 0;
       return { outcome: "idle", free: plan.free, ...none };
     }
     const wait = this.#lastUpdate + s.minUpdateIntervalMs - this.#now();
@@ -399,6 +417,19 @@ export class WarmPool {
         () => nic.update(model, { add: plan.add, remove }),
       );
     } catch (err) {
+      const { ArmConflictError } = await import("@vnet/arm");
+      if (
+        err instanceof ArmConflictError && ++this.#conflicts <= MAX_CONFLICTS
+      ) {
+        // Someone else changed the NIC since the GET; nothing was applied.
+        // The next pass, at once, reads it again, plans again, and gives
+        // back what is still withdrawn and still on the NIC.
+        log.info("NIC {name} changed since it was read; planning again", {
+          name: nic.ref.name,
+        });
+        this.#again = true;
+        return { outcome: "conflict", free: plan.free, ...none };
+      }
       if (remove.length > 0) {
         // Give back what was withdrawn: the NIC still has it.
         await this.#sync(mac, secondaries).catch(() => {});
@@ -407,6 +438,7 @@ export class WarmPool {
     }
     this.#lastUpdate = this.#now();
     this.#failures = 0;
+    this.#conflicts = 0;
     const after = secondaryAddresses(ipConfigsOf(updated));
     await this.#sync(updated.macAddress ?? mac, after);
     if (plan.add.length > 0) {

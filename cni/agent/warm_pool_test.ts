@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { useEmulatorIdentity } from "../../tests/_support/identity.ts";
 import parsePrometheus from "parse-prometheus-text-format";
+import { type ArmNic, openNic, type OpenNicOptions } from "@vnet/arm";
 import { type CmdArgs, CniError, type PluginHandlers } from "@vnet/cni";
 import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
 import {
@@ -53,6 +54,11 @@ async function rig(
     warm?: Partial<WarmPoolSettings>;
     /** The pool's IPAM engine, given the state dir (default: its own). */
     engine?: (dir: string) => IpamEngine;
+    /**
+     * Binds the pool's NIC, given the options it would use (default:
+     * `openNic` of `@vnet/arm` with them).
+     */
+    openNic?: (options: OpenNicOptions) => Promise<ArmNic>;
   },
 ): Promise<Rig> {
   const state = emptyState();
@@ -100,6 +106,7 @@ async function rig(
   const metrics = new AgentMetrics({
     ipamStatePath: `${dir}/azure-vnet-ipam.json`,
   });
+  const wrap = options.openNic;
   const pool = new WarmPool({
     settings,
     cloud: config.cloud,
@@ -107,6 +114,16 @@ async function rig(
     metrics,
     pollIntervalMs: 10,
     ...(options.engine === undefined ? {} : { engine: options.engine(dir) }),
+    ...(wrap === undefined ? {} : {
+      openNic: () =>
+        wrap({
+          nicId: settings.nicId,
+          armEndpoint: config.cloud.armEndpoint,
+          caFile: config.cloud.caFile,
+          maxRetries: 0,
+          pollIntervalMs: 10,
+        }),
+    }),
   });
   const key = (n: number) => ({ containerId: `pod${n}`, ifName: "eth0" });
   return {
@@ -429,5 +446,49 @@ Deno.test({
     assert.ok([...r.nic().values()].includes(highest), `${highest} stays`);
     assert.ok((await r.held()).includes(highest));
     assert.equal(pass.removed.length, 5, "the other 5 planned removals ran");
+  },
+});
+
+Deno.test({
+  name:
+    "WarmPool plans again at once when another writer changed the NIC between its GET and its PUT (412), and keeps that writer's ipconfig",
+  ...SDK_TEST,
+  async fn() {
+    let raced = false;
+    await using r = await rig({
+      ipConfigCount: 4,
+      async openNic(options) {
+        const mine = await openNic(options);
+        const other = await openNic(options);
+        return {
+          ref: mine.ref,
+          get: () => mine.get(),
+          async update(current, change) {
+            if (!raced) {
+              raced = true;
+              // The NIC tool adds an ipconfig after the pool's GET.
+              await other.update(await other.get(), {
+                add: ["ipconfig9"],
+                remove: [],
+              });
+            }
+            return await mine.update(current, change);
+          },
+        };
+      },
+    });
+    for (let n = 0; n < 3; n++) await r.reserve(n);
+    const first = await r.pool.runOnce();
+    assert.equal(first.outcome, "conflict");
+    const theirs = r.nic().get("ipconfig9");
+    assert.match(theirs ?? "", /^10\.240\./, "the other writer's ipconfig");
+    const second = await r.pool.runOnce();
+    assert.equal(second.outcome, "updated", "no backoff after a conflict");
+    const nic = r.nic();
+    assert.equal(nic.get("ipconfig9"), theirs, "still there after the update");
+    assert.equal(nic.size - 1 - 3, 4, "back to the band's middle");
+    const counts = await armCounts(r.metrics);
+    assert.equal(counts.get("update/conflict"), 1);
+    assert.equal(counts.get("update/ok"), 1);
   },
 });
