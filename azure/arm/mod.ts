@@ -25,6 +25,7 @@ export {
   type IpConfigModel,
   ipConfigUpdateBody,
   isIpv6Config,
+  type NicGetOptions,
   type NicModel,
   type NicRef,
   openNic,

@@ -11,6 +11,7 @@
 import { getImdsInstance } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
 import { ArmConflictError } from "./errors.ts";
+import { readRetryPolicy } from "./_read_retry.ts";
 
 /** A NIC's place in ARM. */
 export interface NicRef {
@@ -67,23 +68,43 @@ export interface OpenNicOptions {
    * throttling and server errors to the caller (the warm pool's backoff).
    */
   readonly maxRetries?: number | undefined;
+  /**
+   * Retries, on 429, 5xx and no answer, of the reads an update depends on
+   * (its long-running operation's polls and final GET) and of
+   * `get({ retry: true })`. Default 3 when `maxRetries` is set (the caller
+   * turned the SDK's retries down), else 0 (the SDK's own retries cover
+   * them).
+   */
+  readonly readRetries?: number | undefined;
   /** LRO poll interval when ARM sends no Retry-After (default 1000 ms). */
   readonly pollIntervalMs?: number | undefined;
   /** Receives progress lines (default: none). */
   readonly progress?: ((line: string) => void) | undefined;
 }
 
+/** Options of {@link ArmNic.get}. */
+export interface NicGetOptions {
+  /**
+   * Retry 429, 5xx and no answer (`readRetries` times): a read that must
+   * get through, such as the one that finds out what ARM has after an
+   * update failed. Default false: one request, the caller backs off.
+   */
+  readonly retry?: boolean;
+}
+
 /** A NIC bound to an ARM client. */
 export interface ArmNic {
   /** Where the NIC is. */
   readonly ref: NicRef;
-  /** Reads the NIC (one GET). */
-  get(): Promise<NicModel>;
+  /** Reads the NIC (one GET, or a few with `retry`). */
+  get(options?: NicGetOptions): Promise<NicModel>;
   /**
    * Applies one batched change to `current` (one PUT, a long-running
    * operation) and returns the NIC as ARM left it. The PUT carries
    * `If-Match` with `current.etag`, so it replaces the ipconfig list only
-   * if nobody changed the NIC since `current` was read.
+   * if nobody changed the NIC since `current` was read. With `readRetries`,
+   * a poll that gets 429, 5xx or no answer is retried: after the PUT, ARM
+   * may well have applied the change.
    *
    * @throws {ArmConflictError} When the NIC changed since (412): nothing
    *   was applied; read it again and plan again.
@@ -293,15 +314,30 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
   if (options.maxRetries !== undefined) {
     clientOptions.retryOptions = { maxRetries: options.maxRetries };
   }
+  const credential = new ManagedIdentityCredential(
+    options.maxRetries === undefined
+      ? {}
+      : { retryOptions: { maxRetries: options.maxRetries } },
+  );
   const client = new NetworkManagementClient(
-    new ManagedIdentityCredential(
-      options.maxRetries === undefined
-        ? {}
-        : { retryOptions: { maxRetries: options.maxRetries } },
-    ),
+    credential,
     ref.subscriptionId,
     clientOptions,
   );
+  // A second client whose GETs retry: the update's polls, `get({ retry })`.
+  const readRetries = options.readRetries ??
+    (options.maxRetries === undefined ? 0 : 3);
+  let sure = client;
+  if (readRetries > 0) {
+    sure = new NetworkManagementClient(
+      credential,
+      ref.subscriptionId,
+      clientOptions,
+    );
+    sure.pipeline.addPolicy(readRetryPolicy({ retries: readRetries }), {
+      phase: "Retry",
+    });
+  }
   const nics = client.networkInterfaces;
 
   if (discover !== undefined) {
@@ -333,13 +369,17 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
   const bound = ref;
   return {
     ref: bound,
-    async get() {
-      return await nics.get(bound.resourceGroup, bound.name) as NicModel;
+    async get(getOptions = {}) {
+      const via = getOptions.retry === true ? sure : client;
+      return await via.networkInterfaces.get(
+        bound.resourceGroup,
+        bound.name,
+      ) as NicModel;
     },
     async update(current, change) {
       const body = ipConfigUpdateBody(current, change);
       const etag = typeof current.etag === "string" ? current.etag : undefined;
-      const poller = nics.createOrUpdate(
+      const poller = sure.networkInterfaces.createOrUpdate(
         bound.resourceGroup,
         bound.name,
         body as Parameters<typeof nics.createOrUpdate>[2],

@@ -7,7 +7,12 @@ import {
   generateTls,
   startEmulator,
 } from "../../tools/sandbox/emulator/mod.ts";
-import { type ArmFront, startArmFront } from "./_arm_front.ts";
+import {
+  type ArmFront,
+  isNicGet,
+  isOperationPoll,
+  startArmFront,
+} from "./_arm_front.ts";
 import {
   type ArmNic,
   ipConfigUpdateBody,
@@ -152,5 +157,37 @@ Deno.test({
     await mine.update(await mine.get(), { add: ["ipconfig5"], remove: [] });
     assert.equal(r.nic().get("ipconfig4"), theirs);
     assert.match(r.nic().get("ipconfig5") ?? "", /^10\.240\./);
+  },
+});
+
+Deno.test({
+  name:
+    "ArmNic retries the reads an update depends on: its polls, and get({ retry: true })",
+  ...SDK_TEST,
+  async fn(t) {
+    await using r = await armRig({ ipConfigCount: 2 });
+    r.emu.setArm({ mode: "async", inProgressPolls: 2 });
+    const nic = await r.open();
+    await t.step("three failed polls after the PUT landed", async () => {
+      r.front.fail({ match: isOperationPoll, count: 3, status: 503 });
+      const updated = await nic.update(await nic.get(), {
+        add: ["ipconfig3"],
+        remove: [],
+      });
+      assert.match(
+        updated.ipConfigurations?.at(-1)?.privateIPAddress ?? "",
+        /^10\.240\./,
+      );
+      assert.equal(r.nic().get("ipconfig3"), "10.240.0.6");
+    });
+    await t.step("a GET that must get through", async () => {
+      r.front.fail({ match: isNicGet, count: 1, status: 503 });
+      await assert.rejects(nic.get(), { name: "RestError", statusCode: 503 });
+      r.front.fail({ match: isNicGet, count: 3, status: 500 });
+      assert.equal(
+        (await nic.get({ retry: true })).ipConfigurations?.length,
+        3,
+      );
+    });
   },
 });

@@ -12,7 +12,9 @@
  * ({@link WarmPool.kick}) and right after an update; two updates are at
  * least `minUpdateIntervalMs` apart. A 429, a 5xx or no answer backs off
  * exponentially up to `maxBackoffMs`, at least ARM's `Retry-After`; ADDs
- * keep using the free addresses that remain meanwhile.
+ * keep using the free addresses that remain meanwhile. A failed update may
+ * have landed all the same, so the pool reads the NIC again and the IPAM
+ * takes what ARM has: nothing withdrawn comes back unless a GET shows it.
  *
  * The Azure SDK is loaded (by `@vnet/arm`, with a dynamic `import()`) on
  * the first pass only, so an agent without a warm pool never pays for it.
@@ -24,7 +26,7 @@ import type { ArmNic, NicModel } from "@vnet/arm";
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import type { PluginHandlers } from "@vnet/cni";
 import { IPAM_STATE_FILE, IpamEngine, readIpamState } from "@vnet/ipam";
-import type { IpamState } from "@vnet/ipam";
+import type { IpamState, NicSync } from "@vnet/ipam";
 import type { AgentConfig, WarmPoolSettings } from "./config.ts";
 import {
   isPoolSecondary,
@@ -327,9 +329,49 @@ export class WarmPool {
   }
 
   /** The IPAM takes the NIC's secondary addresses (no MAC: nothing). */
-  async #sync(mac: string, addresses: readonly string[]): Promise<void> {
-    if (mac === "") return;
-    await this.#engine.syncNic({ macAddress: mac, addresses });
+  async #sync(
+    mac: string,
+    addresses: readonly string[],
+  ): Promise<NicSync | undefined> {
+    if (mac === "") return undefined;
+    return await this.#engine.syncNic({ macAddress: mac, addresses });
+  }
+
+  /**
+   * After a failed update, which ARM may have applied all the same (a poll
+   * failed after the PUT landed): reads the NIC again (retrying) and makes
+   * the IPAM carry what ARM has. Withdrawn addresses come back only when
+   * that read shows them, and not while ARM still applies an update; when
+   * the read fails too, nothing comes back (a later pass syncs).
+   */
+  async #resync(
+    nic: ArmNic,
+    what: { mac: string; withdrawn: ReadonlyMap<string, string> },
+  ): Promise<void> {
+    let model: NicModel;
+    try {
+      model = await this.#arm("get", () => nic.get({ retry: true }));
+    } catch (err) {
+      log.warning(
+        "Cannot read NIC {name} after the failed update; {count} withdrawn addresses stay out of the IPAM until a pass reads it: {err}",
+        {
+          name: nic.ref.name,
+          count: what.withdrawn.size,
+          err: err instanceof Error ? err.message : String(err),
+        },
+      );
+      return;
+    }
+    const updating = model.provisioningState === "Updating";
+    const addresses = secondaryAddresses(ipConfigsOf(model)).filter((ip) =>
+      !(updating && what.withdrawn.has(ip))
+    );
+    const out = await this.#sync(model.macAddress ?? what.mac, addresses)
+      .catch(() => undefined);
+    if ((out?.added.length ?? 0) > 0) {
+      // The update landed after all: waiting ADDs may find an address.
+      for (const w of this.#waiters.splice(0)) w({ grew: true });
+    }
   }
 
   async #pass(): Promise<WarmPass> {
@@ -389,14 +431,14 @@ export class WarmPool {
       return { outcome: "rate", free: plan.free, ...none };
     }
     let remove = plan.remove;
+    const going = new Map(
+      configs.filter((c) => remove.includes(c.name)).map((c) => [
+        c.address ?? "",
+        c.name,
+      ]),
+    );
     if (remove.length > 0) {
       // Withdraw first: only addresses free under the IPAM's lock go.
-      const going = new Map(
-        configs.filter((c) => remove.includes(c.name)).map((c) => [
-          c.address ?? "",
-          c.name,
-        ]),
-      );
       await this.#sync(mac, secondaries.filter((ip) => !going.has(ip)));
       const held = usage(await readIpamState(this.#statePath)).inUse;
       remove = [...going].filter(([ip]) => !held.has(ip)).map(([, n]) => n);
@@ -430,10 +472,7 @@ export class WarmPool {
         this.#again = true;
         return { outcome: "conflict", free: plan.free, ...none };
       }
-      if (remove.length > 0) {
-        // Give back what was withdrawn: the NIC still has it.
-        await this.#sync(mac, secondaries).catch(() => {});
-      }
+      await this.#resync(nic, { mac, withdrawn: going });
       return await this.#fail("update", err);
     }
     this.#lastUpdate = this.#now();

@@ -7,6 +7,13 @@ import assert from "node:assert/strict";
 import { useEmulatorIdentity } from "../../tests/_support/identity.ts";
 import parsePrometheus from "parse-prometheus-text-format";
 import { type ArmNic, openNic, type OpenNicOptions } from "@vnet/arm";
+import {
+  type ArmFront,
+  isNicGet,
+  isOperationPoll,
+  isPut,
+  startArmFront,
+} from "../../azure/arm/_arm_front.ts";
 import { type CmdArgs, CniError, type PluginHandlers } from "@vnet/cni";
 import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
 import {
@@ -34,6 +41,8 @@ const MAC = "00:0d:3a:f9:dc:a6";
 
 interface Rig extends AsyncDisposable {
   emu: Emulator;
+  /** The pool's way to ARM: records requests, fails those a fault picks. */
+  front: ArmFront;
   vm: EmulatorVm;
   dir: string;
   pods: IpamEngine;
@@ -69,6 +78,7 @@ async function rig(
   });
   const emu = await startEmulator({ state, tls });
   Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
+  const front = await startArmFront({ target: emu.httpsUrl, tls });
   const dir = await Deno.makeTempDir({ prefix: "warm-pool-" });
   const config = parseAgentConfig({
     warmPool: {
@@ -81,7 +91,7 @@ async function rig(
       maxBackoffSeconds: 4,
     },
     cloud: {
-      armEndpoint: emu.httpsUrl,
+      armEndpoint: front.url,
       imdsUrl: emu.httpUrl,
       caFile: tls.caFile,
     },
@@ -128,6 +138,7 @@ async function rig(
   const key = (n: number) => ({ containerId: `pod${n}`, ifName: "eth0" });
   return {
     emu,
+    front,
     vm,
     dir,
     pods,
@@ -166,6 +177,7 @@ async function rig(
     },
     async [Symbol.asyncDispose]() {
       await pool.close();
+      await front[Symbol.asyncDispose]();
       await emu[Symbol.asyncDispose]();
       await Deno.remove(dir, { recursive: true });
     },
@@ -462,7 +474,7 @@ Deno.test({
         const other = await openNic(options);
         return {
           ref: mine.ref,
-          get: () => mine.get(),
+          get: (o) => mine.get(o),
           async update(current, change) {
             if (!raced) {
               raced = true;
@@ -490,5 +502,134 @@ Deno.test({
     const counts = await armCounts(r.metrics);
     assert.equal(counts.get("update/conflict"), 1);
     assert.equal(counts.get("update/ok"), 1);
+  },
+});
+
+/** The pool's addresses handed out: reserves pods `from`.. until 100. */
+async function reserveAll(r: Rig, from: number): Promise<string[]> {
+  const got: string[] = [];
+  for (let n = from;; n++) {
+    try {
+      got.push(await r.reserve(n));
+    } catch (err) {
+      if (err instanceof CniError && err.code === 100) return got;
+      throw err;
+    }
+  }
+}
+
+/** The IPAM's free addresses (not held), sorted. */
+async function freeInIpam(r: Rig): Promise<string[]> {
+  const s = JSON.parse(
+    await Deno.readTextFile(`${r.dir}/azure-vnet-ipam.json`),
+  ) as {
+    pools: Record<
+      string,
+      { addresses: Record<string, { containerId?: string }> }
+    >;
+  };
+  return Object.values(s.pools).flatMap((p) =>
+    Object.entries(p.addresses).filter(([, a]) => !a.containerId).map((
+      [ip],
+    ) => ip)
+  ).sort();
+}
+
+/**
+ * A shrink that ARM applies while its operation stays in progress for two
+ * polls: 8 ipconfigs, pod0 holds .5, band 1..3, so .8 to .11 go.
+ */
+async function shrinkRig(): Promise<Rig> {
+  const r = await rig({ ipConfigCount: 8, warm: { warmMin: 1, warmMax: 3 } });
+  r.emu.setArm({ mode: "async", inProgressPolls: 2 });
+  assert.equal(await r.reserve(0), "10.240.0.5");
+  return r;
+}
+
+Deno.test({
+  name:
+    "WarmPool's update survives three failed polls after its PUT landed, and pods get only addresses on the NIC",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await shrinkRig();
+    r.front.fail({ match: isOperationPoll, count: 3, status: 503 });
+    const pass = await r.pool.runOnce();
+    assert.equal(pass.outcome, "updated", "the polls retried");
+    assert.deepEqual(pass.removed, [
+      "ipconfig5",
+      "ipconfig6",
+      "ipconfig7",
+      "ipconfig8",
+    ]);
+    assert.equal(
+      r.front.requests.filter((q) => isOperationPoll(q) && q.status === 503)
+        .length,
+      3,
+    );
+    const onNic = new Set(r.nic().values());
+    const got = await reserveAll(r, 1);
+    assert.deepEqual(got, ["10.240.0.6", "10.240.0.7"]);
+    for (const ip of got) assert.ok(onNic.has(ip), `${ip} is on the NIC`);
+  },
+});
+
+Deno.test({
+  name:
+    "WarmPool gives back after a failed update only what a GET shows still on the NIC",
+  ...SDK_TEST,
+  async fn(t) {
+    await t.step(
+      "the update landed but every poll failed: the withdrawn addresses stay out",
+      async () => {
+        await using r = await shrinkRig();
+        r.front.fail({ match: isOperationPoll, count: 100, status: 503 });
+        assert.equal((await r.pool.runOnce()).outcome, "failed");
+        const onNic = [...r.nic().values()];
+        assert.equal(onNic.length, 4, "ARM applied the removal");
+        assert.deepEqual(await freeInIpam(r), ["10.240.0.6", "10.240.0.7"]);
+        const got = await reserveAll(r, 1);
+        for (const ip of got) {
+          assert.ok(onNic.includes(ip), `${ip} is on the NIC`);
+        }
+      },
+    );
+    await t.step(
+      "the PUT was refused (500): the GET shows them, they come back at once",
+      async () => {
+        await using r = await shrinkRig();
+        r.front.fail({ match: isPut, count: 1, status: 500 });
+        assert.equal((await r.pool.runOnce()).outcome, "failed");
+        assert.equal(r.nic().size, 8, "nothing applied");
+        assert.deepEqual(await freeInIpam(r), [
+          "10.240.0.10",
+          "10.240.0.11",
+          "10.240.0.6",
+          "10.240.0.7",
+          "10.240.0.8",
+          "10.240.0.9",
+        ]);
+      },
+    );
+    await t.step(
+      "the PUT was refused and the GET fails too: nothing comes back until a pass reads the NIC",
+      async () => {
+        await using r = await shrinkRig();
+        r.front.fail({ match: isPut, count: 1, status: 500 });
+        // The confirming GET after the PUT, and its 3 retries.
+        r.front.fail({
+          match: (q) => isNicGet(q) && r.front.requests.some(isPut),
+          count: 4,
+          status: 503,
+        });
+        assert.equal((await r.pool.runOnce()).outcome, "failed");
+        assert.equal(r.nic().size, 8, "nothing applied");
+        assert.deepEqual(await freeInIpam(r), ["10.240.0.6", "10.240.0.7"]);
+        assert.deepEqual(await reserveAll(r, 1), ["10.240.0.6", "10.240.0.7"]);
+        // After the backoff a pass reads the NIC: .8 to .11 are free on it;
+        // it removes two and gives the other two back.
+        await converge(r, () => r.nic().size === 1 + 3 + 2);
+        assert.deepEqual(await freeInIpam(r), ["10.240.0.8", "10.240.0.9"]);
+      },
+    );
   },
 });
