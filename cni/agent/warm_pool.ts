@@ -328,13 +328,21 @@ export class WarmPool {
     return { outcome: "failed", added: [], removed: [] };
   }
 
-  /** The IPAM takes the NIC's secondary addresses (no MAC: nothing). */
+  /**
+   * The IPAM takes the NIC's secondary addresses and keeps `withdrawn` out
+   * (no MAC: nothing).
+   */
   async #sync(
     mac: string,
     addresses: readonly string[],
+    withdrawn: readonly string[] = [],
   ): Promise<NicSync | undefined> {
     if (mac === "") return undefined;
-    return await this.#engine.syncNic({ macAddress: mac, addresses });
+    return await this.#engine.syncNic({
+      macAddress: mac,
+      addresses,
+      withdrawn,
+    });
   }
 
   /**
@@ -438,8 +446,15 @@ export class WarmPool {
       ]),
     );
     if (remove.length > 0) {
-      // Withdraw first: only addresses free under the IPAM's lock go.
-      await this.#sync(mac, secondaries.filter((ip) => !going.has(ip)));
+      // Withdraw first: only addresses free under the IPAM's lock go. Each
+      // is kept out of the pools, even one no pool had yet (the NIC got it
+      // after the last refresh), so that a refresh before the PUT ends
+      // cannot hand it out.
+      await this.#sync(
+        mac,
+        secondaries.filter((ip) => !going.has(ip)),
+        [...going.keys()],
+      );
       const held = usage(await readIpamState(this.#statePath)).inUse;
       remove = [...going].filter(([ip]) => !held.has(ip)).map(([, n]) => n);
     }

@@ -417,6 +417,26 @@ Deno.test({
   },
 });
 
+/** Binds the NIC as the pool would; `race` runs before its first update. */
+async function openNicRacing(
+  options: OpenNicOptions,
+  race: () => Promise<void>,
+): Promise<ArmNic> {
+  const nic = await openNic(options);
+  let armed = true;
+  return {
+    ref: nic.ref,
+    get: (o) => nic.get(o),
+    async update(current, change) {
+      if (armed) {
+        armed = false;
+        await race();
+      }
+      return await nic.update(current, change);
+    },
+  };
+}
+
 /** An engine that lets a pod take `ip` right before the pool withdraws. */
 class RacingEngine extends IpamEngine {
   #race: (() => Promise<void>) | undefined;
@@ -424,7 +444,7 @@ class RacingEngine extends IpamEngine {
     this.#race = race;
   }
   override async syncNic(
-    nic: { macAddress: string; addresses: readonly string[] },
+    nic: Parameters<IpamEngine["syncNic"]>[0],
   ): ReturnType<IpamEngine["syncNic"]> {
     const race = this.#race;
     this.#race = undefined;
@@ -466,27 +486,17 @@ Deno.test({
     "WarmPool plans again at once when another writer changed the NIC between its GET and its PUT (412), and keeps that writer's ipconfig",
   ...SDK_TEST,
   async fn() {
-    let raced = false;
     await using r = await rig({
       ipConfigCount: 4,
       async openNic(options) {
-        const mine = await openNic(options);
         const other = await openNic(options);
-        return {
-          ref: mine.ref,
-          get: (o) => mine.get(o),
-          async update(current, change) {
-            if (!raced) {
-              raced = true;
-              // The NIC tool adds an ipconfig after the pool's GET.
-              await other.update(await other.get(), {
-                add: ["ipconfig9"],
-                remove: [],
-              });
-            }
-            return await mine.update(current, change);
-          },
-        };
+        // The NIC tool adds an ipconfig after the pool's GET.
+        return await openNicRacing(options, async () => {
+          await other.update(await other.get(), {
+            add: ["ipconfig9"],
+            remove: [],
+          });
+        });
       },
     });
     for (let n = 0; n < 3; n++) await r.reserve(n);
@@ -631,5 +641,54 @@ Deno.test({
         assert.deepEqual(await freeInIpam(r), ["10.240.0.8", "10.240.0.9"]);
       },
     );
+  },
+});
+
+Deno.test({
+  name:
+    "WarmPool keeps an address it removes out of the IPAM even when no pool had it yet, so a refresh during the update cannot hand it out",
+  ...SDK_TEST,
+  async fn() {
+    let racer: string | undefined;
+    await using r = await rig({
+      ipConfigCount: 4,
+      // Between the withdrawal and the end of the PUT, an ADD whose refresh
+      // (every ADD queries the wireserver) still lists the addresses about
+      // to go.
+      openNic: (options) =>
+        openNicRacing(options, async () => {
+          racer = await r.pods.reserve(
+            { containerId: "racer", ifName: "eth0" },
+            {
+              config: { ...r.ipam, queryIntervalMs: 0 },
+              network: "azure",
+              requestedIp: "10.240.0.15",
+            },
+          ).then((x) => x.ip, () => undefined);
+        }),
+    });
+    assert.equal(await r.reserve(0), "10.240.0.5");
+    // Another writer (the NIC tool) adds 8 ipconfigs; the IPAM, which last
+    // refreshed before, knows none of .8 to .15.
+    r.emu.update((s) => {
+      const nic = s.vms[0]?.nic;
+      for (let k = 5; k <= 12; k++) {
+        nic?.ipConfigurations.push({
+          name: `ipconfig${k}`,
+          privateIPAddress: `10.240.0.${k + 3}`,
+          primary: false,
+          allocation: "Dynamic",
+        });
+      }
+    });
+    const pass = await r.pool.runOnce();
+    assert.equal(pass.outcome, "updated");
+    assert.equal(pass.removed.length, 6, "10 free, down to 4");
+    const onNic = new Set(r.nic().values());
+    assert.ok(!onNic.has("10.240.0.15"), ".15 was removed");
+    for (const ip of await r.held()) {
+      assert.ok(onNic.has(ip), `held ${ip} is on the NIC`);
+    }
+    assert.equal(racer, undefined, "the racing ADD did not get .15");
   },
 });
