@@ -73,6 +73,21 @@ export interface WarmPoolOptions {
   readonly pollIntervalMs?: number;
   /** Called after each pass (the agent writes its buffered log lines). */
   readonly onPass?: (pass: WarmPass) => void | Promise<void>;
+  /**
+   * The node's own addresses, never counted free nor removed; default
+   * every address of `Deno.networkInterfaces()` (none without the
+   * permission).
+   */
+  readonly hostAddresses?: () => readonly string[];
+}
+
+/** Every address of the node's interfaces; none when it may not look. */
+function readHostAddresses(): string[] {
+  try {
+    return Deno.networkInterfaces().map((i) => i.address);
+  } catch {
+    return [];
+  }
 }
 
 /** What one pass did. */
@@ -105,20 +120,34 @@ function ipConfigsOf(model: NicModel): NicIpConfig[] {
   }));
 }
 
-/** The IPv4 secondaries: what the warm pool keeps and the IPAM syncs. */
-function secondaryAddresses(configs: readonly NicIpConfig[]): string[] {
+/**
+ * The IPv4 secondaries the IPAM syncs: what the warm pool keeps, without
+ * the host's own addresses (the node holds them; no pod may get one).
+ */
+function secondaryAddresses(
+  configs: readonly NicIpConfig[],
+  own: ReadonlySet<string>,
+): string[] {
   return configs.flatMap((c) =>
-    isPoolSecondary(c) && c.address !== undefined ? [c.address] : []
+    isPoolSecondary(c) && c.address !== undefined && !own.has(c.address)
+      ? [c.address]
+      : []
   );
 }
 
-/** Held addresses (stale ones too) and free ones remembered for a pod. */
+/**
+ * The addresses the plan must not count as free: held ones (stale too),
+ * every pool's primary addresses (the IPAM counts the host's own among
+ * them) and the host's addresses; and free ones remembered for a pod.
+ */
 function usage(
   state: IpamState | undefined,
+  own: ReadonlySet<string>,
 ): { inUse: Set<string>; remembered: Set<string> } {
-  const inUse = new Set<string>();
+  const inUse = new Set<string>(own);
   const remembered = new Set<string>();
   for (const pool of Object.values(state?.pools ?? {})) {
+    for (const ip of pool.primaryIps) inUse.add(ip);
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (rec.containerId !== undefined) inUse.add(ip);
       else if (rec.lastPod !== undefined) remembered.add(ip);
@@ -148,6 +177,7 @@ export class WarmPool {
   #engine: IpamEngine;
   #statePath: string;
   #now: () => number;
+  #hostAddresses: () => readonly string[];
   #nic: ArmNic | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
@@ -176,6 +206,7 @@ export class WarmPool {
       new IpamEngine({ stateDir: options.stateDir });
     this.#now = options.now ?? Date.now;
     this.#onPass = options.onPass;
+    this.#hostAddresses = options.hostAddresses ?? readHostAddresses;
     const pollIntervalMs = options.pollIntervalMs;
     this.#openNic = options.openNic ?? (async () => {
       const { openNic } = await import("@vnet/arm");
@@ -328,6 +359,11 @@ export class WarmPool {
     return { outcome: "failed", added: [], removed: [] };
   }
 
+  /** The node's own addresses, now. */
+  #ownAddresses(): Set<string> {
+    return new Set(this.#hostAddresses());
+  }
+
   /**
    * The IPAM takes the NIC's secondary addresses and keeps `withdrawn` out
    * (no MAC: nothing).
@@ -371,9 +407,10 @@ export class WarmPool {
       return;
     }
     const updating = model.provisioningState === "Updating";
-    const addresses = secondaryAddresses(ipConfigsOf(model)).filter((ip) =>
-      !(updating && what.withdrawn.has(ip))
-    );
+    const addresses = secondaryAddresses(
+      ipConfigsOf(model),
+      this.#ownAddresses(),
+    ).filter((ip) => !(updating && what.withdrawn.has(ip)));
     const out = await this.#sync(model.macAddress ?? what.mac, addresses)
       .catch(() => undefined);
     if ((out?.added.length ?? 0) > 0) {
@@ -413,8 +450,12 @@ export class WarmPool {
     }
     const mac = model.macAddress ?? "";
     const configs = ipConfigsOf(model);
-    const secondaries = secondaryAddresses(configs);
-    const { inUse, remembered } = usage(await readIpamState(this.#statePath));
+    const own = this.#ownAddresses();
+    const secondaries = secondaryAddresses(configs, own);
+    const { inUse, remembered } = usage(
+      await readIpamState(this.#statePath),
+      own,
+    );
     const s = this.#settings;
     const plan = planWarmPool({
       ipConfigs: configs,
@@ -455,7 +496,7 @@ export class WarmPool {
         secondaries.filter((ip) => !going.has(ip)),
         [...going.keys()],
       );
-      const held = usage(await readIpamState(this.#statePath)).inUse;
+      const held = usage(await readIpamState(this.#statePath), own).inUse;
       remove = [...going].filter(([ip]) => !held.has(ip)).map(([, n]) => n);
     }
     if (plan.add.length === 0 && remove.length === 0) {
@@ -493,7 +534,7 @@ export class WarmPool {
     this.#lastUpdate = this.#now();
     this.#failures = 0;
     this.#conflicts = 0;
-    const after = secondaryAddresses(ipConfigsOf(updated));
+    const after = secondaryAddresses(ipConfigsOf(updated), own);
     await this.#sync(updated.macAddress ?? mac, after);
     if (plan.add.length > 0) {
       this.#wantsGrowth = false;

@@ -68,6 +68,10 @@ async function rig(
      * `openNic` of `@vnet/arm` with them).
      */
     openNic?: (options: OpenNicOptions) => Promise<ArmNic>;
+    /** eth0's addresses as the IPAM's refresh sees them (default none). */
+    hostIps?: string[];
+    /** The node's addresses as the pool sees them (default none). */
+    hostAddresses?: string[];
   },
 ): Promise<Rig> {
   const state = emptyState();
@@ -111,7 +115,11 @@ async function rig(
   });
   const pods = new IpamEngine({
     stateDir: dir,
-    hostMacs: () => [{ name: "eth0", mac: "000d3af9dca6" }],
+    hostMacs: () => [{
+      name: "eth0",
+      mac: "000d3af9dca6",
+      addresses: options.hostIps ?? [],
+    }],
   });
   const metrics = new AgentMetrics({
     ipamStatePath: `${dir}/azure-vnet-ipam.json`,
@@ -123,6 +131,7 @@ async function rig(
     stateDir: dir,
     metrics,
     pollIntervalMs: 10,
+    hostAddresses: () => options.hostAddresses ?? [],
     ...(options.engine === undefined ? {} : { engine: options.engine(dir) }),
     ...(wrap === undefined ? {} : {
       openNic: () =>
@@ -690,5 +699,34 @@ Deno.test({
       assert.ok(onNic.has(ip), `held ${ip} is on the NIC`);
     }
     assert.equal(racer, undefined, "the racing ADD did not get .15");
+  },
+});
+
+Deno.test({
+  name:
+    "WarmPool neither counts as free nor removes the node's own secondary addresses",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await rig({
+      ipConfigCount: 12,
+      // .11 is only among the pool's primary addresses (the node held it
+      // at the IPAM's refresh); .15 only on the node's interfaces (it got
+      // it since). Each alone keeps its address.
+      hostIps: ["10.240.0.4", "10.240.0.11"],
+      hostAddresses: ["10.240.0.4", "10.240.0.15"],
+    });
+    assert.equal(await r.reserve(0), "10.240.0.5");
+    // 11 secondaries, 1 held, 2 the host's: 8 free, down to 4.
+    const pass = await r.pool.runOnce();
+    assert.equal(pass.outcome, "updated");
+    assert.equal(pass.free, 8);
+    assert.equal(pass.removed.length, 4);
+    const onNic = new Set(r.nic().values());
+    assert.ok(onNic.has("10.240.0.11"), "the host's .11 stays on the NIC");
+    assert.ok(onNic.has("10.240.0.15"), "the host's .15 stays on the NIC");
+    // Neither is handed to a pod.
+    const got = await reserveAll(r, 1);
+    assert.equal(got.length, 4);
+    assert.ok(!got.includes("10.240.0.11") && !got.includes("10.240.0.15"));
   },
 });
