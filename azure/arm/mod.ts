@@ -16,6 +16,7 @@
 export {
   ArmConflictError,
   type ArmFailure,
+  ArmOperationError,
   type ArmResult,
   classifyArmError,
 } from "./errors.ts";

@@ -10,7 +10,7 @@
  */
 import { getImdsInstance } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
-import { ArmConflictError } from "./errors.ts";
+import { ArmConflictError, ArmOperationError } from "./errors.ts";
 import { readRetryPolicy } from "./_read_retry.ts";
 
 /** A NIC's place in ARM. */
@@ -108,6 +108,8 @@ export interface ArmNic {
    *
    * @throws {ArmConflictError} When the NIC changed since (412): nothing
    *   was applied; read it again and plan again.
+   * @throws {ArmOperationError} When ARM accepted the PUT and then failed
+   *   the operation (`SubnetIsFull`...).
    */
   update(current: NicModel, change: IpConfigChange): Promise<NicModel>;
 }
@@ -394,9 +396,17 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
       try {
         return await poller.pollUntilDone() as NicModel;
       } catch (err) {
-        const e = err as { statusCode?: unknown } | null;
+        const e = err as { name?: unknown; statusCode?: unknown } | null;
         if (e?.statusCode === 412 && etag !== undefined) {
           throw new ArmConflictError(bound.name, { etag, cause: err });
+        }
+        // ARM reported the operation failed: a plain Error, no status (a
+        // failed poll also fails the poller, but with the RestError).
+        if (
+          poller.operationState?.status === "failed" &&
+          e?.name !== "RestError" && e?.statusCode === undefined
+        ) {
+          throw new ArmOperationError(bound.name, { cause: err });
         }
         throw err;
       }

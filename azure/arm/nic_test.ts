@@ -191,3 +191,27 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "ArmNic.update() throws ArmOperationError with ARM's code when ARM fails the operation",
+  ...SDK_TEST,
+  async fn() {
+    // A /29 has 3 usable addresses, all taken: the new ipconfig gets none.
+    await using r = await armRig({ ipConfigCount: 3, prefix: "10.240.0.0/29" });
+    const nic = await r.open();
+    await assert.rejects(
+      nic.update(await nic.get(), { add: ["ipconfig4"], remove: [] }),
+      {
+        name: "ArmOperationError",
+        code: "SubnetIsFull",
+        message: /SubnetIsFull/,
+      },
+    );
+    assert.deepEqual([...r.nic().keys()], [
+      "ipconfig1",
+      "ipconfig2",
+      "ipconfig3",
+    ]);
+  },
+});

@@ -72,6 +72,10 @@ async function rig(
     hostIps?: string[];
     /** The node's addresses as the pool sees them (default none). */
     hostAddresses?: string[];
+    /** The subnet (default the emulator's 10.240.0.0/16). */
+    prefix?: string;
+    /** No `nicId`: the pool finds its NIC through IMDS. */
+    discover?: boolean;
   },
 ): Promise<Rig> {
   const state = emptyState();
@@ -79,6 +83,9 @@ async function rig(
     name: "vm0",
     macAddress: MAC,
     ipConfigCount: options.ipConfigCount,
+    ...(options.prefix === undefined
+      ? {}
+      : { subnet: { prefix: options.prefix } }),
   });
   const emu = await startEmulator({ state, tls });
   Deno.env.set("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.httpUrl);
@@ -100,7 +107,9 @@ async function rig(
       caFile: tls.caFile,
     },
   });
-  const settings = { ...config.warmPool, ...options.warm } as WarmPoolSettings;
+  const { nicId, ...rest } = { ...config.warmPool, ...options.warm };
+  const settings =
+    (options.discover === true ? rest : { ...rest, nicId }) as WarmPoolSettings;
   const ipam = parseIpamConfig({
     cniVersion: "1.1.0",
     name: "azure",
@@ -728,5 +737,47 @@ Deno.test({
     const got = await reserveAll(r, 1);
     assert.equal(got.length, 4);
     assert.ok(!got.includes("10.240.0.11") && !got.includes("10.240.0.15"));
+  },
+});
+
+Deno.test({
+  name:
+    "WarmPool counts a failed operation as operation_failed and a failed discovery through IMDS as imds_error",
+  ...SDK_TEST,
+  async fn(t) {
+    await t.step("SubnetIsFull", async () => {
+      // A /29 has 3 usable addresses: the growth finds none.
+      await using r = await rig({
+        ipConfigCount: 3,
+        prefix: "10.240.0.0/29",
+      });
+      await r.reserve(0);
+      await r.reserve(1);
+      assert.equal((await r.pool.runOnce()).outcome, "failed");
+      const counts = await armCounts(r.metrics);
+      assert.equal(counts.get("update/operation_failed"), 1);
+      assert.equal(counts.get("update/network_error"), undefined);
+    });
+    await t.step(
+      "IMDS answering 500 while the pool finds its NIC",
+      async () => {
+        await using r = await rig({ ipConfigCount: 3, discover: true });
+        r.emu.setFault("imds", { errorCount: 100, errorStatus: 500 });
+        assert.equal((await r.pool.runOnce()).outcome, "failed");
+        const counts = await armCounts(r.metrics);
+        assert.equal(counts.get("discover/imds_error"), 1);
+        assert.equal(counts.get("discover/network_error"), undefined);
+        // Without the fault, after the backoff, it finds the NIC.
+        r.emu.setFault("imds", undefined);
+        const deadline = Date.now() + 10_000;
+        let pass = await r.pool.runOnce();
+        while (pass.outcome === "backoff" && Date.now() < deadline) {
+          await new Promise((res) => setTimeout(res, 100));
+          pass = await r.pool.runOnce();
+        }
+        assert.equal(pass.outcome, "idle");
+        assert.ok(((await armCounts(r.metrics)).get("get/ok") ?? 0) >= 1);
+      },
+    );
   },
 });
