@@ -30,7 +30,17 @@ export interface ReadRetryOptions {
   readonly baseDelayMs?: number;
   /** The longest wait in ms, `Retry-After` included (default 10000). */
   readonly maxDelayMs?: number;
+  /**
+   * Told of each failed attempt that is retried (the last one reaches the
+   * caller instead): its status, or the error when there was no answer.
+   */
+  readonly onRetry?: (attempt: RetriedAttempt) => void;
 }
+
+/** A failed attempt that {@link readRetryPolicy} retries. */
+export type RetriedAttempt =
+  | { readonly status: number }
+  | { readonly error: unknown };
 
 /** A core-rest-pipeline `PipelinePolicy`, in the types this file needs. */
 export interface ReadRetryPolicy {
@@ -76,16 +86,18 @@ export function readRetryPolicy(options: ReadRetryOptions): ReadRetryPolicy {
         let response: Res | undefined;
         try {
           response = await next(request);
-        } catch (err) {
+        } catch (error) {
           // No answer (the HTTP client throws only then), unless aborted.
           if (attempt >= options.retries || request.abortSignal?.aborted) {
-            throw err;
+            throw error;
           }
+          options.onRetry?.({ error });
         }
         if (response !== undefined) {
           if (
             !isTransientStatus(response.status) || attempt >= options.retries
           ) return response;
+          options.onRetry?.({ status: response.status });
         }
         const wait = Math.min(
           max,

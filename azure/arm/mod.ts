@@ -20,6 +20,7 @@ export {
   type ArmResult,
   classifyArmError,
 } from "./errors.ts";
+export type { RetriedAttempt } from "./_read_retry.ts";
 export {
   type ArmNic,
   type IpConfigChange,

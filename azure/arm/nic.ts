@@ -11,7 +11,7 @@
 import { getImdsInstance } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
 import { ArmConflictError, ArmOperationError } from "./errors.ts";
-import { readRetryPolicy } from "./_read_retry.ts";
+import { readRetryPolicy, type RetriedAttempt } from "./_read_retry.ts";
 
 /** A NIC's place in ARM. */
 export interface NicRef {
@@ -76,6 +76,15 @@ export interface OpenNicOptions {
    * them).
    */
   readonly readRetries?: number | undefined;
+  /**
+   * Told of each attempt of those reads that failed and was retried, with
+   * the call it belongs to (`update` for the polls), so that a caller
+   * counting requests counts these too; the last attempt's failure reaches
+   * the caller as the call's error instead.
+   */
+  readonly onRetry?:
+    | ((attempt: { operation: "get" | "update" } & RetriedAttempt) => void)
+    | undefined;
   /** LRO poll interval when ARM sends no Retry-After (default 1000 ms). */
   readonly pollIntervalMs?: number | undefined;
   /** Receives progress lines (default: none). */
@@ -330,15 +339,24 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
   const readRetries = options.readRetries ??
     (options.maxRetries === undefined ? 0 : 3);
   let sure = client;
+  // The call the retrying client serves (calls on one NIC run one at a time).
+  let serving: "get" | "update" = "get";
   if (readRetries > 0) {
     sure = new NetworkManagementClient(
       credential,
       ref.subscriptionId,
       clientOptions,
     );
-    sure.pipeline.addPolicy(readRetryPolicy({ retries: readRetries }), {
-      phase: "Retry",
-    });
+    const onRetry = options.onRetry;
+    sure.pipeline.addPolicy(
+      readRetryPolicy({
+        retries: readRetries,
+        ...(onRetry === undefined
+          ? {}
+          : { onRetry: (a) => onRetry({ operation: serving, ...a }) }),
+      }),
+      { phase: "Retry" },
+    );
   }
   const nics = client.networkInterfaces;
 
@@ -373,6 +391,7 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
     ref: bound,
     async get(getOptions = {}) {
       const via = getOptions.retry === true ? sure : client;
+      serving = "get";
       return await via.networkInterfaces.get(
         bound.resourceGroup,
         bound.name,
@@ -381,6 +400,7 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
     async update(current, change) {
       const body = ipConfigUpdateBody(current, change);
       const etag = typeof current.etag === "string" ? current.etag : undefined;
+      serving = "update";
       const poller = sure.networkInterfaces.createOrUpdate(
         bound.resourceGroup,
         bound.name,

@@ -209,7 +209,7 @@ export class WarmPool {
     this.#hostAddresses = options.hostAddresses ?? readHostAddresses;
     const pollIntervalMs = options.pollIntervalMs;
     this.#openNic = options.openNic ?? (async () => {
-      const { openNic } = await import("@vnet/arm");
+      const { classifyArmError, openNic } = await import("@vnet/arm");
       return await openNic({
         nicId: this.#settings.nicId,
         imdsUrl: this.#cloud.imdsUrl,
@@ -217,6 +217,14 @@ export class WarmPool {
         caFile: this.#cloud.caFile,
         maxRetries: 0,
         pollIntervalMs,
+        // A poll or a read that failed and was retried is a request too.
+        onRetry: (a) =>
+          this.#metrics.observeArm({
+            operation: a.operation,
+            result: classifyArmError(
+              "status" in a ? { statusCode: a.status } : a.error,
+            ).result,
+          }),
       });
     });
   }

@@ -594,6 +594,10 @@ Deno.test({
         .length,
       3,
     );
+    // Each failed poll is a request the metric counts.
+    const counts = await armCounts(r.metrics);
+    assert.equal(counts.get("update/server_error"), 3);
+    assert.equal(counts.get("update/ok"), 1);
     const onNic = new Set(r.nic().values());
     const got = await reserveAll(r, 1);
     assert.deepEqual(got, ["10.240.0.6", "10.240.0.7"]);
