@@ -45,6 +45,13 @@ const BASE_BACKOFF_MS = 1000;
  */
 const MAX_CONFLICTS = 3;
 
+/**
+ * How long a failure that waiting will not heal (403, `SubnetIsFull`, no
+ * NIC) stays recent beyond `maxBackoffMs`, the longest gap between two
+ * tries that each renew it: ADDs fail fast meanwhile.
+ */
+const HARD_FAILURE_GRACE_MS = 60_000;
+
 /** Counts ARM requests (`azure_vnet_arm_requests_total`). */
 export interface ArmObserver {
   observeArm(request: { operation: string; result: string }): void;
@@ -188,6 +195,7 @@ export class WarmPool {
   #backoffUntil = 0;
   #failures = 0;
   #conflicts = 0;
+  #hardFailure: { at: number; what: string } | undefined;
   #atLimit = false;
   #wantsGrowth = false;
   #waiters: ((outcome: { grew: boolean }) => void)[] = [];
@@ -237,6 +245,22 @@ export class WarmPool {
   /** True while the last plan wanted to grow and no update has done it. */
   get growing(): boolean {
     return this.#wantsGrowth;
+  }
+
+  /**
+   * The last ARM failure, while it is recent and one that waiting will not
+   * heal (a 4xx other than 429 and 412, a failed operation such as
+   * `SubnetIsFull`, no NIC found): what it was, for an error's details;
+   * undefined otherwise. A later success or transient failure clears it.
+   */
+  get hardFailure(): string | undefined {
+    const f = this.#hardFailure;
+    if (f === undefined) return undefined;
+    const age = this.#now() - f.at;
+    return age >= 0 &&
+        age < this.#settings.maxBackoffMs + HARD_FAILURE_GRACE_MS
+      ? f.what
+      : undefined;
   }
 
   /** Runs a first pass now, then one every `intervalMs`. */
@@ -353,6 +377,16 @@ export class WarmPool {
       Math.max(exp, f.retryAfterMs ?? 0),
     );
     this.#backoffUntil = this.#now() + wait;
+    this.#hardFailure = f.transient ? undefined : {
+      at: this.#now(),
+      what: `ARM ${operation} failed (${
+        [f.result, f.status, f.code].filter((x) => x !== undefined).join(" ")
+      }): ${err instanceof Error ? err.message : String(err)}`,
+    };
+    if (!f.transient) {
+      // Waiting ADDs fail now rather than at the end of their wait.
+      for (const w of this.#waiters.splice(0)) w({ grew: false });
+    }
     log.warning(
       "ARM {operation} failed ({result}{status}); next try in {wait} ms: {err}",
       {
@@ -480,6 +514,7 @@ export class WarmPool {
       await this.#sync(mac, secondaries);
       this.#failures = 0;
       this.#conflicts = 0;
+      this.#hardFailure = undefined;
       return { outcome: "idle", free: plan.free, ...none };
     }
     const wait = this.#lastUpdate + s.minUpdateIntervalMs - this.#now();
@@ -542,6 +577,7 @@ export class WarmPool {
     this.#lastUpdate = this.#now();
     this.#failures = 0;
     this.#conflicts = 0;
+    this.#hardFailure = undefined;
     const after = secondaryAddresses(ipConfigsOf(updated), own);
     await this.#sync(updated.macAddress ?? mac, after);
     if (plan.add.length > 0) {
@@ -559,10 +595,28 @@ export class WarmPool {
 }
 
 /**
+ * Fails an exhausted ADD at once while the pool's last ARM failure is one
+ * that waiting will not heal: the exhaustion error, with that failure in
+ * its details (and a kick, so the pool tries again when its backoff ends).
+ */
+function throwIfCannotGrow(err: CniError, pool: WarmPool): void {
+  const failure = pool.hardFailure;
+  if (failure === undefined) return;
+  pool.kick();
+  throw new CniError(err.code, err.message, {
+    details: [err.details, `the warm pool cannot grow the NIC: ${failure}`]
+      .filter((d) => d !== undefined && d !== "").join("; "),
+    cause: err,
+  });
+}
+
+/**
  * Wraps a plugin's handlers so an ADD that finds no free address while the
  * warm pool can still grow waits for the growth (up to `scaleUpWaitMs`) and
  * tries once more; if the NIC did not grow in time the ADD fails with 11
- * (try again later). A NIC at its limit keeps 100.
+ * (try again later). A NIC at its limit keeps 100, and so does an ADD while
+ * the pool's last ARM failure is recent and one that waiting will not heal
+ * (403, `SubnetIsFull`...), at once and with that failure in its details.
  *
  * @param handlers The plugin's handlers.
  * @param pool The warm pool, how long an ADD may wait, and how it waits
@@ -590,11 +644,13 @@ export function withScaleUpWait(
             !(err instanceof CniError) ||
             err.code !== PLUGIN_CODES.poolExhausted || pool.pool.atLimit
           ) throw err;
+          throwIfCannotGrow(err, pool.pool);
           const left = deadline - Date.now();
           const grown = left > 0 ? idle(pool.pool.waitForGrowth(left)) : false;
           pool.pool.kick();
           if (!await grown) {
             if (pool.pool.atLimit) throw err;
+            throwIfCannotGrow(err, pool.pool);
             throw new CniError(
               CODES.tryAgainLater,
               `No free address: the warm pool is growing the NIC, not done within ${

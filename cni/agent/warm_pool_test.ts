@@ -785,3 +785,71 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "withScaleUpWait() fails an exhausted ADD at once with 100 naming the ARM failure while ARM refuses the growth for good",
+  ...SDK_TEST,
+  async fn(t) {
+    const cases = [
+      {
+        name: "403 on the PUT",
+        rig: { ipConfigCount: 2 },
+        pods: 1,
+        arm: (r: Rig) =>
+          r.front.fail({ match: isPut, count: 100, status: 403 }),
+        details:
+          /the warm pool cannot grow the NIC: ARM update failed \(client_error 403 FrontFault\)/,
+      },
+      {
+        name: "SubnetIsFull",
+        rig: { ipConfigCount: 3, prefix: "10.240.0.0/29" },
+        pods: 2,
+        arm: () => {},
+        details:
+          /the warm pool cannot grow the NIC: ARM update failed \(operation_failed SubnetIsFull\)/,
+      },
+    ];
+    for (const c of cases) {
+      await t.step(c.name, async () => {
+        await using r = await rig(c.rig);
+        for (let n = 0; n < c.pods; n++) await r.reserve(n);
+        c.arm(r);
+        const h = withScaleUpWait(ipamHandlers(r), {
+          pool: r.pool,
+          waitMs: 5000,
+        });
+        for (const n of [100, 101]) {
+          const t0 = Date.now();
+          await assert.rejects(h.cmdAdd(addArgs(n)), {
+            name: "CniError",
+            code: 100,
+            message: /^No free address in /,
+            details: c.details,
+          });
+          assert.ok(Date.now() - t0 < 2500, `ADD ${n} did not wait`);
+        }
+      });
+    }
+    await t.step("a later success clears it", async () => {
+      await using r = await rig({ ipConfigCount: 2 });
+      await r.reserve(0);
+      r.front.fail({ match: isPut, count: 1, status: 403 });
+      const h = withScaleUpWait(ipamHandlers(r), {
+        pool: r.pool,
+        waitMs: 5000,
+      });
+      await assert.rejects(h.cmdAdd(addArgs(1)), {
+        name: "CniError",
+        code: 100,
+        details: /cannot grow the NIC/,
+      });
+      assert.notEqual(r.pool.hardFailure, undefined);
+      // After the backoff the PUT lands.
+      await converge(r, () => r.nic().size > 2);
+      assert.equal(r.pool.hardFailure, undefined);
+      const res = await h.cmdAdd(addArgs(1)) as { ips: { address: string }[] };
+      assert.match(res.ips[0]?.address ?? "", /^10\.240\./);
+    });
+  },
+});
