@@ -616,16 +616,22 @@ export class IpamEngine {
    * Makes the pools of a NIC carry exactly its secondary addresses, as ARM
    * reports them (the warm pool, #16): new addresses are free at once,
    * without waiting for the next refresh; free addresses the NIC lost (or
-   * is about to lose) are dropped, so no reserve hands them out. Held
-   * addresses are never dropped. Without a state file nothing changes (the
-   * first reserve's refresh finds the addresses).
+   * is about to lose, `withdrawn`, in a pool yet or not) are dropped and
+   * kept out, so no reserve hands them out. Held addresses are never
+   * dropped. Without a state file nothing changes (the first reserve's
+   * refresh finds the addresses).
    *
-   * @param nic The NIC's MAC (any form) and secondary addresses.
+   * @param nic The NIC's MAC (any form), secondary addresses and withdrawn
+   * ones.
    * @returns The addresses added and removed.
    * @throws {CniError} 11 on a lock timeout, 102 on a corrupt state file.
    */
   async syncNic(
-    nic: { macAddress: string; addresses: readonly string[] },
+    nic: {
+      macAddress: string;
+      addresses: readonly string[];
+      withdrawn?: readonly string[];
+    },
   ): Promise<NicSync> {
     const out = await this.#store.update((state) => {
       if (state === undefined) {

@@ -406,7 +406,10 @@ export function poolUsage(pool: PoolState): PoolUsage {
 export interface NicSync {
   /** Addresses now free in a pool that were not there. */
   readonly added: string[];
-  /** Free addresses dropped because the NIC no longer carries them. */
+  /**
+   * Free addresses dropped because the NIC no longer carries them, and
+   * withdrawn addresses that no pool had yet: all kept out for a while.
+   */
   readonly removed: string[];
 }
 
@@ -418,10 +421,13 @@ export interface NicSync {
  * network, gateway and broadcast addresses, are never touched. What it
  * adds and removes is remembered in the state for a few minutes
  * (`recordNicChanges()`), so that a refresh from a source that lags ARM
- * does not undo it. Pure; the caller saves.
+ * does not undo it; so is each `withdrawn` address (one the warm pool is
+ * about to remove) that no pod holds, whether a pool had it yet or not.
+ * Pure; the caller saves.
  *
  * @param state The state, changed in place.
- * @param nic The NIC's MAC (any form) and its secondary addresses.
+ * @param nic The NIC's MAC (any form), its secondary addresses, and those
+ * withdrawn (leaving it; never taken even if listed).
  * @param options The current time (epoch ms, default `Date.now()`).
  * @returns The addresses added and removed.
  *
@@ -440,12 +446,18 @@ export interface NicSync {
  */
 export function syncNicAddresses(
   state: IpamState,
-  nic: { macAddress: string; addresses: readonly string[] },
+  nic: {
+    macAddress: string;
+    addresses: readonly string[];
+    withdrawn?: readonly string[];
+  },
   options: { now?: number } = {},
 ): NicSync {
   const mac = azureMac(nic.macAddress);
   const added: string[] = [];
   const removed: string[] = [];
+  const withdrawn = new Set((nic.withdrawn ?? []).filter(isIpv4));
+  const held = new Set<string>();
   for (const pool of Object.values(state.pools)) {
     // The warm pool syncs IPv4 only; IPv6 pools follow the source.
     if (pool.macAddress !== mac || looksLikeIpv6(pool.subnet)) continue;
@@ -456,9 +468,12 @@ export function syncNicAddresses(
       ipv4Gateway(cidr),
       ...pool.primaryIps.map(parseIpv4),
     ]);
+    for (const [ip, rec] of Object.entries(pool.addresses)) {
+      if (rec.containerId !== undefined) held.add(ip);
+    }
     const want = new Set(
       nic.addresses.filter((ip) => {
-        if (!isIpv4(ip)) return false;
+        if (!isIpv4(ip) || withdrawn.has(ip)) return false;
         const n = parseIpv4(ip);
         return ipv4CidrContains(cidr, n) && !skip.has(n);
       }),
@@ -474,6 +489,11 @@ export function syncNicAddresses(
       added.push(ip);
     }
     pool.addresses = sortAddresses(pool.addresses);
+  }
+  // Withdrawn addresses no pool had (the NIC got them after the last
+  // refresh) stay out too; one a pod holds stays its own.
+  for (const ip of withdrawn) {
+    if (!held.has(ip) && !removed.includes(ip)) removed.push(ip);
   }
   const byIp = (a: string, b: string) => parseIpv4(a) - parseIpv4(b);
   if (added.length + removed.length > 0) {

@@ -301,6 +301,36 @@ Deno.test("syncNicAddresses() adds new and drops lost free addresses of one NIC 
     assert.deepEqual(out, { added: [], removed: [] });
     assert.deepEqual(pools["fd00:10:240::/64"], v6);
   });
+  await t.step(
+    "withdrawn: kept out of a later refresh whether a pool had it or not, unless held",
+    () => {
+      const s = state();
+      // .9 reached the NIC after the last refresh: no pool has it yet.
+      const out = syncNicAddresses(s, {
+        macAddress: "000d3af9dca6",
+        addresses: ["10.0.0.6", "10.0.0.8"],
+        withdrawn: ["10.0.0.5", "10.0.0.7", "10.0.0.9"],
+      }, { now: 1_000 });
+      assert.deepEqual(out, {
+        added: ["10.0.0.8"],
+        removed: ["10.0.0.7", "10.0.0.9"],
+      });
+      // A source that lags ARM still lists all of them.
+      mergePools(s, [{
+        subnet: "10.0.0.0/24",
+        gateway: "10.0.0.1",
+        macAddress: "000d3af9dca6",
+        priority: 0,
+        primaryIps: ["10.0.0.4"],
+        addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9"],
+      }], { now: 2_000 });
+      assert.deepEqual(s.pools["10.0.0.0/24"]?.addresses, {
+        "10.0.0.5": { containerId: "c1", ifName: "eth0" },
+        "10.0.0.6": {},
+        "10.0.0.8": {},
+      });
+    },
+  );
   await t.step("another MAC changes nothing", () => {
     const s = state();
     const out = syncNicAddresses(s, {

@@ -14,14 +14,20 @@
  * @module
  */
 export {
+  ArmConflictError,
   type ArmFailure,
-  type ArmNic,
+  ArmOperationError,
   type ArmResult,
   classifyArmError,
+} from "./errors.ts";
+export type { RetriedAttempt } from "./_read_retry.ts";
+export {
+  type ArmNic,
   type IpConfigChange,
   type IpConfigModel,
   ipConfigUpdateBody,
   isIpv6Config,
+  type NicGetOptions,
   type NicModel,
   type NicRef,
   openNic,

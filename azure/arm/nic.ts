@@ -8,8 +8,10 @@
  *
  * @module
  */
-import { getImdsInstance, parseRetryAfter } from "@vnet/azure";
+import { getImdsInstance } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
+import { ArmConflictError, ArmOperationError } from "./errors.ts";
+import { readRetryPolicy, type RetriedAttempt } from "./_read_retry.ts";
 
 /** A NIC's place in ARM. */
 export interface NicRef {
@@ -66,21 +68,57 @@ export interface OpenNicOptions {
    * throttling and server errors to the caller (the warm pool's backoff).
    */
   readonly maxRetries?: number | undefined;
+  /**
+   * Retries, on 429, 5xx and no answer, of the reads an update depends on
+   * (its long-running operation's polls and final GET) and of
+   * `get({ retry: true })`. Default 3 when `maxRetries` is set (the caller
+   * turned the SDK's retries down), else 0 (the SDK's own retries cover
+   * them).
+   */
+  readonly readRetries?: number | undefined;
+  /**
+   * Told of each attempt of those reads that failed and was retried, with
+   * the call it belongs to (`update` for the polls), so that a caller
+   * counting requests counts these too; the last attempt's failure reaches
+   * the caller as the call's error instead.
+   */
+  readonly onRetry?:
+    | ((attempt: { operation: "get" | "update" } & RetriedAttempt) => void)
+    | undefined;
   /** LRO poll interval when ARM sends no Retry-After (default 1000 ms). */
   readonly pollIntervalMs?: number | undefined;
   /** Receives progress lines (default: none). */
   readonly progress?: ((line: string) => void) | undefined;
 }
 
+/** Options of {@link ArmNic.get}. */
+export interface NicGetOptions {
+  /**
+   * Retry 429, 5xx and no answer (`readRetries` times): a read that must
+   * get through, such as the one that finds out what ARM has after an
+   * update failed. Default false: one request, the caller backs off.
+   */
+  readonly retry?: boolean;
+}
+
 /** A NIC bound to an ARM client. */
 export interface ArmNic {
   /** Where the NIC is. */
   readonly ref: NicRef;
-  /** Reads the NIC (one GET). */
-  get(): Promise<NicModel>;
+  /** Reads the NIC (one GET, or a few with `retry`). */
+  get(options?: NicGetOptions): Promise<NicModel>;
   /**
    * Applies one batched change to `current` (one PUT, a long-running
-   * operation) and returns the NIC as ARM left it.
+   * operation) and returns the NIC as ARM left it. The PUT carries
+   * `If-Match` with `current.etag`, so it replaces the ipconfig list only
+   * if nobody changed the NIC since `current` was read. With `readRetries`,
+   * a poll that gets 429, 5xx or no answer is retried: after the PUT, ARM
+   * may well have applied the change.
+   *
+   * @throws {ArmConflictError} When the NIC changed since (412): nothing
+   *   was applied; read it again and plan again.
+   * @throws {ArmOperationError} When ARM accepted the PUT and then failed
+   *   the operation (`SubnetIsFull`...).
    */
   update(current: NicModel, change: IpConfigChange): Promise<NicModel>;
 }
@@ -287,15 +325,39 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
   if (options.maxRetries !== undefined) {
     clientOptions.retryOptions = { maxRetries: options.maxRetries };
   }
+  const credential = new ManagedIdentityCredential(
+    options.maxRetries === undefined
+      ? {}
+      : { retryOptions: { maxRetries: options.maxRetries } },
+  );
   const client = new NetworkManagementClient(
-    new ManagedIdentityCredential(
-      options.maxRetries === undefined
-        ? {}
-        : { retryOptions: { maxRetries: options.maxRetries } },
-    ),
+    credential,
     ref.subscriptionId,
     clientOptions,
   );
+  // A second client whose GETs retry: the update's polls, `get({ retry })`.
+  const readRetries = options.readRetries ??
+    (options.maxRetries === undefined ? 0 : 3);
+  let sure = client;
+  // The call the retrying client serves (calls on one NIC run one at a time).
+  let serving: "get" | "update" = "get";
+  if (readRetries > 0) {
+    sure = new NetworkManagementClient(
+      credential,
+      ref.subscriptionId,
+      clientOptions,
+    );
+    const onRetry = options.onRetry;
+    sure.pipeline.addPolicy(
+      readRetryPolicy({
+        retries: readRetries,
+        ...(onRetry === undefined
+          ? {}
+          : { onRetry: (a) => onRetry({ operation: serving, ...a }) }),
+      }),
+      { phase: "Retry" },
+    );
+  }
   const nics = client.networkInterfaces;
 
   if (discover !== undefined) {
@@ -327,76 +389,47 @@ export async function openNic(options: OpenNicOptions): Promise<ArmNic> {
   const bound = ref;
   return {
     ref: bound,
-    async get() {
-      return await nics.get(bound.resourceGroup, bound.name) as NicModel;
+    async get(getOptions = {}) {
+      const via = getOptions.retry === true ? sure : client;
+      serving = "get";
+      return await via.networkInterfaces.get(
+        bound.resourceGroup,
+        bound.name,
+      ) as NicModel;
     },
     async update(current, change) {
       const body = ipConfigUpdateBody(current, change);
-      const updated = await nics.createOrUpdate(
+      const etag = typeof current.etag === "string" ? current.etag : undefined;
+      serving = "update";
+      const poller = sure.networkInterfaces.createOrUpdate(
         bound.resourceGroup,
         bound.name,
         body as Parameters<typeof nics.createOrUpdate>[2],
-        { updateIntervalInMs: options.pollIntervalMs ?? 1000 },
+        {
+          updateIntervalInMs: options.pollIntervalMs ?? 1000,
+          // The SDK has no ifMatch option for this operation.
+          ...(etag === undefined
+            ? {}
+            : { requestOptions: { headers: { "if-match": etag } } }),
+        },
       );
-      return updated as NicModel;
+      try {
+        return await poller.pollUntilDone() as NicModel;
+      } catch (err) {
+        const e = err as { name?: unknown; statusCode?: unknown } | null;
+        if (e?.statusCode === 412 && etag !== undefined) {
+          throw new ArmConflictError(bound.name, { etag, cause: err });
+        }
+        // ARM reported the operation failed: a plain Error, no status (a
+        // failed poll also fails the poller, but with the RestError).
+        if (
+          poller.operationState?.status === "failed" &&
+          e?.name !== "RestError" && e?.statusCode === undefined
+        ) {
+          throw new ArmOperationError(bound.name, { cause: err });
+        }
+        throw err;
+      }
     },
   };
-}
-
-/** How an ARM request ended, as `azure_vnet_arm_requests_total` counts it. */
-export type ArmResult =
-  | "ok"
-  | "throttled"
-  | "server_error"
-  | "client_error"
-  | "network_error";
-
-/** What {@link classifyArmError} makes of a failure. */
-export interface ArmFailure {
-  /** The metric's result label. */
-  readonly result: Exclude<ArmResult, "ok">;
-  /** The HTTP status, when ARM answered. */
-  readonly status?: number;
-  /** ARM's `Retry-After`, in ms, when it sent one. */
-  readonly retryAfterMs?: number;
-  /** 429, 5xx and no answer may heal; other 4xx will not by waiting. */
-  readonly transient: boolean;
-}
-
-/**
- * Classifies an SDK error (`RestError`: `statusCode`, `response.headers`).
- *
- * @param err What the SDK threw.
- * @returns The result label, status, `Retry-After` and transience.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { classifyArmError } from "./nic.ts";
- * const err = Object.assign(new Error("busy"), {
- *   statusCode: 429,
- *   response: { headers: new Headers({ "retry-after": "2" }) },
- * });
- * assert.deepEqual(classifyArmError(err),
- *   { result: "throttled", status: 429, retryAfterMs: 2000, transient: true });
- * ```
- */
-export function classifyArmError(err: unknown): ArmFailure {
-  const e = err as {
-    statusCode?: unknown;
-    response?: { headers?: { get?(name: string): string | null | undefined } };
-  } | null;
-  const status = typeof e?.statusCode === "number" ? e.statusCode : undefined;
-  if (status === undefined) return { result: "network_error", transient: true };
-  const header = e?.response?.headers?.get?.("retry-after") ?? null;
-  const retryAfterMs = parseRetryAfter(header, Date.now());
-  const base = {
-    status,
-    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-  };
-  if (status === 429) return { result: "throttled", ...base, transient: true };
-  if (status >= 500) {
-    return { result: "server_error", ...base, transient: true };
-  }
-  return { result: "client_error", ...base, transient: false };
 }

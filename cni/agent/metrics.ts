@@ -152,7 +152,9 @@ export class AgentMetrics {
           this.reset();
           return;
         }
-        // IPv4 always; IPv6 once the node has an IPv6 pool (dual-stack).
+        // IPv4 always; IPv6 while the node has an IPv6 pool (dual-stack):
+        // a series of pools that are gone must not keep its last value.
+        this.reset();
         const v6 = Object.values(state?.pools ?? {}).some((p) =>
           ipFamily(p.subnet.split("/")[0] ?? "") === 6
         );
@@ -167,7 +169,7 @@ export class AgentMetrics {
     this.#arm = new Counter({
       name: "azure_vnet_arm_requests_total",
       help:
-        "Requests to Azure Resource Manager by the warm pool, by operation and result (ok, throttled, server_error, client_error, network_error)",
+        "Requests to Azure Resource Manager by the warm pool, by operation and result (ok, throttled, server_error, client_error, conflict: a stale etag, operation_failed: ARM failed an accepted update, auth_error: no managed identity token, imds_error: the NIC's discovery through IMDS, network_error: no answer, other_error)",
       labelNames: ["operation", "result"],
       registers: [registry],
     });

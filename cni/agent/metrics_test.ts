@@ -70,3 +70,20 @@ Deno.test("AgentMetrics reports azure_vnet_ipam_addresses by family on a dual-st
     );
   }
 });
+
+Deno.test("AgentMetrics drops the IPv6 series of azure_vnet_ipam_addresses once the IPv6 pools are gone", async () => {
+  const { "fd00:db8::/64": _v6, ...v4Pools } = DUAL.pools;
+  let state: IpamState = DUAL;
+  const m = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(state),
+  });
+  assert.match(await m.render(), /family="ipv6"/);
+  state = { ...DUAL, pools: v4Pools };
+  const text = await m.render();
+  assert.doesNotMatch(text, /family="ipv6"/);
+  assert.match(
+    text,
+    /^azure_vnet_ipam_addresses\{family="ipv4",state="free"\} 1$/m,
+  );
+});

@@ -39,7 +39,10 @@ export interface NicIpConfig {
 export interface WarmPlanInput {
   /** The NIC's ipconfigs, primary included. */
   readonly ipConfigs: readonly NicIpConfig[];
-  /** Addresses held by an attachment (stale ones included). */
+  /**
+   * Addresses not free: held by an attachment (stale ones included) or
+   * the node's own (the pools' primary addresses, the host's addresses).
+   */
   readonly inUse: ReadonlySet<string>;
   /** Free addresses remembered for a pod (sticky): removed last. */
   readonly remembered?: ReadonlySet<string>;

@@ -12,7 +12,9 @@
  * ({@link WarmPool.kick}) and right after an update; two updates are at
  * least `minUpdateIntervalMs` apart. A 429, a 5xx or no answer backs off
  * exponentially up to `maxBackoffMs`, at least ARM's `Retry-After`; ADDs
- * keep using the free addresses that remain meanwhile.
+ * keep using the free addresses that remain meanwhile. A failed update may
+ * have landed all the same, so the pool reads the NIC again and the IPAM
+ * takes what ARM has: nothing withdrawn comes back unless a GET shows it.
  *
  * The Azure SDK is loaded (by `@vnet/arm`, with a dynamic `import()`) on
  * the first pass only, so an agent without a warm pool never pays for it.
@@ -24,7 +26,7 @@ import type { ArmNic, NicModel } from "@vnet/arm";
 import { CniError, CODES, PLUGIN_CODES } from "@vnet/cni";
 import type { PluginHandlers } from "@vnet/cni";
 import { IPAM_STATE_FILE, IpamEngine, readIpamState } from "@vnet/ipam";
-import type { IpamState } from "@vnet/ipam";
+import type { IpamState, NicSync } from "@vnet/ipam";
 import type { AgentConfig, WarmPoolSettings } from "./config.ts";
 import {
   isPoolSecondary,
@@ -36,6 +38,19 @@ const log = getLogger(["azure-vnet-agent", "warm-pool"]);
 
 /** The first backoff after a failure; it doubles up to `maxBackoffMs`. */
 const BASE_BACKOFF_MS = 1000;
+
+/**
+ * Stale-etag refusals (412) in a row that re-plan at once; after more the
+ * pool backs off as after a failure (something keeps writing the NIC).
+ */
+const MAX_CONFLICTS = 3;
+
+/**
+ * How long a failure that waiting will not heal (403, `SubnetIsFull`, no
+ * NIC) stays recent beyond `maxBackoffMs`, the longest gap between two
+ * tries that each renew it: ADDs fail fast meanwhile.
+ */
+const HARD_FAILURE_GRACE_MS = 60_000;
 
 /** Counts ARM requests (`azure_vnet_arm_requests_total`). */
 export interface ArmObserver {
@@ -65,12 +80,37 @@ export interface WarmPoolOptions {
   readonly pollIntervalMs?: number;
   /** Called after each pass (the agent writes its buffered log lines). */
   readonly onPass?: (pass: WarmPass) => void | Promise<void>;
+  /**
+   * The node's own addresses, never counted free nor removed; default
+   * every address of `Deno.networkInterfaces()` (none without the
+   * permission).
+   */
+  readonly hostAddresses?: () => readonly string[];
+}
+
+/** Every address of the node's interfaces; none when it may not look. */
+function readHostAddresses(): string[] {
+  try {
+    return Deno.networkInterfaces().map((i) => i.address);
+  } catch {
+    return [];
+  }
 }
 
 /** What one pass did. */
 export interface WarmPass {
-  /** `backoff`, `rate` (too soon after an update), `idle`, `updated`, `failed`. */
-  readonly outcome: "backoff" | "rate" | "idle" | "updated" | "failed";
+  /**
+   * `backoff`, `rate` (too soon after an update), `idle`, `updated`,
+   * `conflict` (the NIC changed since the GET: planning again at once),
+   * `failed`.
+   */
+  readonly outcome:
+    | "backoff"
+    | "rate"
+    | "idle"
+    | "updated"
+    | "conflict"
+    | "failed";
   /** Names added and removed by the update. */
   readonly added: readonly string[];
   readonly removed: readonly string[];
@@ -87,20 +127,34 @@ function ipConfigsOf(model: NicModel): NicIpConfig[] {
   }));
 }
 
-/** The IPv4 secondaries: what the warm pool keeps and the IPAM syncs. */
-function secondaryAddresses(configs: readonly NicIpConfig[]): string[] {
+/**
+ * The IPv4 secondaries the IPAM syncs: what the warm pool keeps, without
+ * the host's own addresses (the node holds them; no pod may get one).
+ */
+function secondaryAddresses(
+  configs: readonly NicIpConfig[],
+  own: ReadonlySet<string>,
+): string[] {
   return configs.flatMap((c) =>
-    isPoolSecondary(c) && c.address !== undefined ? [c.address] : []
+    isPoolSecondary(c) && c.address !== undefined && !own.has(c.address)
+      ? [c.address]
+      : []
   );
 }
 
-/** Held addresses (stale ones too) and free ones remembered for a pod. */
+/**
+ * The addresses the plan must not count as free: held ones (stale too),
+ * every pool's primary addresses (the IPAM counts the host's own among
+ * them) and the host's addresses; and free ones remembered for a pod.
+ */
 function usage(
   state: IpamState | undefined,
+  own: ReadonlySet<string>,
 ): { inUse: Set<string>; remembered: Set<string> } {
-  const inUse = new Set<string>();
+  const inUse = new Set<string>(own);
   const remembered = new Set<string>();
   for (const pool of Object.values(state?.pools ?? {})) {
+    for (const ip of pool.primaryIps) inUse.add(ip);
     for (const [ip, rec] of Object.entries(pool.addresses)) {
       if (rec.containerId !== undefined) inUse.add(ip);
       else if (rec.lastPod !== undefined) remembered.add(ip);
@@ -130,6 +184,7 @@ export class WarmPool {
   #engine: IpamEngine;
   #statePath: string;
   #now: () => number;
+  #hostAddresses: () => readonly string[];
   #nic: ArmNic | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
@@ -139,6 +194,8 @@ export class WarmPool {
   #lastUpdate = -Infinity;
   #backoffUntil = 0;
   #failures = 0;
+  #conflicts = 0;
+  #hardFailure: { at: number; what: string } | undefined;
   #atLimit = false;
   #wantsGrowth = false;
   #waiters: ((outcome: { grew: boolean }) => void)[] = [];
@@ -157,9 +214,10 @@ export class WarmPool {
       new IpamEngine({ stateDir: options.stateDir });
     this.#now = options.now ?? Date.now;
     this.#onPass = options.onPass;
+    this.#hostAddresses = options.hostAddresses ?? readHostAddresses;
     const pollIntervalMs = options.pollIntervalMs;
     this.#openNic = options.openNic ?? (async () => {
-      const { openNic } = await import("@vnet/arm");
+      const { classifyArmError, openNic } = await import("@vnet/arm");
       return await openNic({
         nicId: this.#settings.nicId,
         imdsUrl: this.#cloud.imdsUrl,
@@ -167,6 +225,14 @@ export class WarmPool {
         caFile: this.#cloud.caFile,
         maxRetries: 0,
         pollIntervalMs,
+        // A poll or a read that failed and was retried is a request too.
+        onRetry: (a) =>
+          this.#metrics.observeArm({
+            operation: a.operation,
+            result: classifyArmError(
+              "status" in a ? { statusCode: a.status } : a.error,
+            ).result,
+          }),
       });
     });
   }
@@ -179,6 +245,22 @@ export class WarmPool {
   /** True while the last plan wanted to grow and no update has done it. */
   get growing(): boolean {
     return this.#wantsGrowth;
+  }
+
+  /**
+   * The last ARM failure, while it is recent and one that waiting will not
+   * heal (a 4xx other than 429 and 412, a failed operation such as
+   * `SubnetIsFull`, no NIC found): what it was, for an error's details;
+   * undefined otherwise. A later success or transient failure clears it.
+   */
+  get hardFailure(): string | undefined {
+    const f = this.#hardFailure;
+    if (f === undefined) return undefined;
+    const age = this.#now() - f.at;
+    return age >= 0 &&
+        age < this.#settings.maxBackoffMs + HARD_FAILURE_GRACE_MS
+      ? f.what
+      : undefined;
   }
 
   /** Runs a first pass now, then one every `intervalMs`. */
@@ -295,6 +377,16 @@ export class WarmPool {
       Math.max(exp, f.retryAfterMs ?? 0),
     );
     this.#backoffUntil = this.#now() + wait;
+    this.#hardFailure = f.transient ? undefined : {
+      at: this.#now(),
+      what: `ARM ${operation} failed (${
+        [f.result, f.status, f.code].filter((x) => x !== undefined).join(" ")
+      }): ${err instanceof Error ? err.message : String(err)}`,
+    };
+    if (!f.transient) {
+      // Waiting ADDs fail now rather than at the end of their wait.
+      for (const w of this.#waiters.splice(0)) w({ grew: false });
+    }
     log.warning(
       "ARM {operation} failed ({result}{status}); next try in {wait} ms: {err}",
       {
@@ -309,10 +401,64 @@ export class WarmPool {
     return { outcome: "failed", added: [], removed: [] };
   }
 
-  /** The IPAM takes the NIC's secondary addresses (no MAC: nothing). */
-  async #sync(mac: string, addresses: readonly string[]): Promise<void> {
-    if (mac === "") return;
-    await this.#engine.syncNic({ macAddress: mac, addresses });
+  /** The node's own addresses, now. */
+  #ownAddresses(): Set<string> {
+    return new Set(this.#hostAddresses());
+  }
+
+  /**
+   * The IPAM takes the NIC's secondary addresses and keeps `withdrawn` out
+   * (no MAC: nothing).
+   */
+  async #sync(
+    mac: string,
+    addresses: readonly string[],
+    withdrawn: readonly string[] = [],
+  ): Promise<NicSync | undefined> {
+    if (mac === "") return undefined;
+    return await this.#engine.syncNic({
+      macAddress: mac,
+      addresses,
+      withdrawn,
+    });
+  }
+
+  /**
+   * After a failed update, which ARM may have applied all the same (a poll
+   * failed after the PUT landed): reads the NIC again (retrying) and makes
+   * the IPAM carry what ARM has. Withdrawn addresses come back only when
+   * that read shows them, and not while ARM still applies an update; when
+   * the read fails too, nothing comes back (a later pass syncs).
+   */
+  async #resync(
+    nic: ArmNic,
+    what: { mac: string; withdrawn: ReadonlyMap<string, string> },
+  ): Promise<void> {
+    let model: NicModel;
+    try {
+      model = await this.#arm("get", () => nic.get({ retry: true }));
+    } catch (err) {
+      log.warning(
+        "Cannot read NIC {name} after the failed update; {count} withdrawn addresses stay out of the IPAM until a pass reads it: {err}",
+        {
+          name: nic.ref.name,
+          count: what.withdrawn.size,
+          err: err instanceof Error ? err.message : String(err),
+        },
+      );
+      return;
+    }
+    const updating = model.provisioningState === "Updating";
+    const addresses = secondaryAddresses(
+      ipConfigsOf(model),
+      this.#ownAddresses(),
+    ).filter((ip) => !(updating && what.withdrawn.has(ip)));
+    const out = await this.#sync(model.macAddress ?? what.mac, addresses)
+      .catch(() => undefined);
+    if ((out?.added.length ?? 0) > 0) {
+      // The update landed after all: waiting ADDs may find an address.
+      for (const w of this.#waiters.splice(0)) w({ grew: true });
+    }
   }
 
   async #pass(): Promise<WarmPass> {
@@ -346,8 +492,12 @@ export class WarmPool {
     }
     const mac = model.macAddress ?? "";
     const configs = ipConfigsOf(model);
-    const secondaries = secondaryAddresses(configs);
-    const { inUse, remembered } = usage(await readIpamState(this.#statePath));
+    const own = this.#ownAddresses();
+    const secondaries = secondaryAddresses(configs, own);
+    const { inUse, remembered } = usage(
+      await readIpamState(this.#statePath),
+      own,
+    );
     const s = this.#settings;
     const plan = planWarmPool({
       ipConfigs: configs,
@@ -363,6 +513,8 @@ export class WarmPool {
       // Whatever ARM has, the IPAM has (an update by someone else too).
       await this.#sync(mac, secondaries);
       this.#failures = 0;
+      this.#conflicts = 0;
+      this.#hardFailure = undefined;
       return { outcome: "idle", free: plan.free, ...none };
     }
     const wait = this.#lastUpdate + s.minUpdateIntervalMs - this.#now();
@@ -371,16 +523,23 @@ export class WarmPool {
       return { outcome: "rate", free: plan.free, ...none };
     }
     let remove = plan.remove;
+    const going = new Map(
+      configs.filter((c) => remove.includes(c.name)).map((c) => [
+        c.address ?? "",
+        c.name,
+      ]),
+    );
     if (remove.length > 0) {
-      // Withdraw first: only addresses free under the IPAM's lock go.
-      const going = new Map(
-        configs.filter((c) => remove.includes(c.name)).map((c) => [
-          c.address ?? "",
-          c.name,
-        ]),
+      // Withdraw first: only addresses free under the IPAM's lock go. Each
+      // is kept out of the pools, even one no pool had yet (the NIC got it
+      // after the last refresh), so that a refresh before the PUT ends
+      // cannot hand it out.
+      await this.#sync(
+        mac,
+        secondaries.filter((ip) => !going.has(ip)),
+        [...going.keys()],
       );
-      await this.#sync(mac, secondaries.filter((ip) => !going.has(ip)));
-      const held = usage(await readIpamState(this.#statePath)).inUse;
+      const held = usage(await readIpamState(this.#statePath), own).inUse;
       remove = [...going].filter(([ip]) => !held.has(ip)).map(([, n]) => n);
     }
     if (plan.add.length === 0 && remove.length === 0) {
@@ -399,15 +558,27 @@ export class WarmPool {
         () => nic.update(model, { add: plan.add, remove }),
       );
     } catch (err) {
-      if (remove.length > 0) {
-        // Give back what was withdrawn: the NIC still has it.
-        await this.#sync(mac, secondaries).catch(() => {});
+      const { ArmConflictError } = await import("@vnet/arm");
+      if (
+        err instanceof ArmConflictError && ++this.#conflicts <= MAX_CONFLICTS
+      ) {
+        // Someone else changed the NIC since the GET; nothing was applied.
+        // The next pass, at once, reads it again, plans again, and gives
+        // back what is still withdrawn and still on the NIC.
+        log.info("NIC {name} changed since it was read; planning again", {
+          name: nic.ref.name,
+        });
+        this.#again = true;
+        return { outcome: "conflict", free: plan.free, ...none };
       }
+      await this.#resync(nic, { mac, withdrawn: going });
       return await this.#fail("update", err);
     }
     this.#lastUpdate = this.#now();
     this.#failures = 0;
-    const after = secondaryAddresses(ipConfigsOf(updated));
+    this.#conflicts = 0;
+    this.#hardFailure = undefined;
+    const after = secondaryAddresses(ipConfigsOf(updated), own);
     await this.#sync(updated.macAddress ?? mac, after);
     if (plan.add.length > 0) {
       this.#wantsGrowth = false;
@@ -424,10 +595,28 @@ export class WarmPool {
 }
 
 /**
+ * Fails an exhausted ADD at once while the pool's last ARM failure is one
+ * that waiting will not heal: the exhaustion error, with that failure in
+ * its details (and a kick, so the pool tries again when its backoff ends).
+ */
+function throwIfCannotGrow(err: CniError, pool: WarmPool): void {
+  const failure = pool.hardFailure;
+  if (failure === undefined) return;
+  pool.kick();
+  throw new CniError(err.code, err.message, {
+    details: [err.details, `the warm pool cannot grow the NIC: ${failure}`]
+      .filter((d) => d !== undefined && d !== "").join("; "),
+    cause: err,
+  });
+}
+
+/**
  * Wraps a plugin's handlers so an ADD that finds no free address while the
  * warm pool can still grow waits for the growth (up to `scaleUpWaitMs`) and
  * tries once more; if the NIC did not grow in time the ADD fails with 11
- * (try again later). A NIC at its limit keeps 100.
+ * (try again later). A NIC at its limit keeps 100, and so does an ADD while
+ * the pool's last ARM failure is recent and one that waiting will not heal
+ * (403, `SubnetIsFull`...), at once and with that failure in its details.
  *
  * @param handlers The plugin's handlers.
  * @param pool The warm pool, how long an ADD may wait, and how it waits
@@ -455,11 +644,13 @@ export function withScaleUpWait(
             !(err instanceof CniError) ||
             err.code !== PLUGIN_CODES.poolExhausted || pool.pool.atLimit
           ) throw err;
+          throwIfCannotGrow(err, pool.pool);
           const left = deadline - Date.now();
           const grown = left > 0 ? idle(pool.pool.waitForGrowth(left)) : false;
           pool.pool.kick();
           if (!await grown) {
             if (pool.pool.atLimit) throw err;
+            throwIfCannotGrow(err, pool.pool);
             throw new CniError(
               CODES.tryAgainLater,
               `No free address: the warm pool is growing the NIC, not done within ${
