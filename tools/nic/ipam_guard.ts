@@ -126,18 +126,24 @@ export class IpamGuard {
    * what, so {@link IpamGuard.held} tells which addresses a pod took before
    * the withdrawal. Does nothing without a readable state file.
    *
-   * @param nic The NIC's MAC (any form) and the secondary IPv4 addresses
-   *   that stay.
+   * @param nic The NIC's MAC (any form), the secondary IPv4 addresses that
+   *   stay, and those about to go (kept out even where no pool has them
+   *   yet, so that a refresh during the PUT cannot hand them out).
    * @returns The addresses withdrawn.
    * @throws {CniError} 11 on a lock timeout, 102 on a corrupt state file.
    */
   async withdraw(
-    nic: { macAddress: string; keep: readonly string[] },
+    nic: {
+      macAddress: string;
+      keep: readonly string[];
+      going: readonly string[];
+    },
   ): Promise<string[]> {
     if (!this.readable) return [];
     const { removed } = await this.#options.engine.syncNic({
       macAddress: nic.macAddress,
       addresses: nic.keep,
+      withdrawn: nic.going,
     });
     this.#state = await readIpamState(this.#options.statePath);
     this.#held = heldIn(this.#state);

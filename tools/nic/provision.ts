@@ -9,6 +9,7 @@
 import { getImdsInterfaces } from "@vnet/azure";
 import { azureMac } from "@vnet/address";
 import {
+  ArmConflictError,
   type ArmNic,
   type IpConfigModel,
   isIpv6Config,
@@ -219,6 +220,39 @@ export async function provision(
     pollIntervalMs: options.pollIntervalMs,
     progress,
   });
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await provisionOnce(arm, { options, count, ipv6Count, progress });
+    } catch (err) {
+      // Another writer (the agent's warm pool, the portal) changed the NIC
+      // between our read and our PUT: ARM refused the stale PUT (If-Match),
+      // so nothing of theirs was lost. Read it again and plan again.
+      if (!(err instanceof ArmConflictError) || attempt >= CONFLICT_ATTEMPTS) {
+        throw err;
+      }
+      progress(
+        `NIC ${arm.ref.name} changed since it was read (ARM refused the update, 412): reading it again`,
+      );
+    }
+  }
+}
+
+/** How often a scale is planned again after ARM refused a stale update. */
+const CONFLICT_ATTEMPTS = 3;
+
+/**
+ * One read, plan and update of the NIC (see {@link provision}).
+ */
+async function provisionOnce(
+  arm: ArmNic,
+  spec: {
+    options: ProvisionOptions;
+    count: number;
+    ipv6Count: number | undefined;
+    progress: (line: string) => void;
+  },
+): Promise<ProvisionResult> {
+  const { options, count, ipv6Count, progress } = spec;
   const nicName = arm.ref.name;
   const nic = await arm.get();
   const nicId = nic.id ?? nicName;
@@ -347,6 +381,7 @@ export async function provision(
     await ipam.withdraw({
       macAddress: mac,
       keep: before.filter((ip) => !going.has(ip)),
+      going: [...going],
     });
     try {
       refuseBusy(ipam);

@@ -894,3 +894,112 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "provision() reads the NIC again and plans again when ARM refuses a stale update (another writer, 412)",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    const lines: string[] = [];
+    let theirs: string | undefined;
+    const result = await provision({
+      ...r.options,
+      count: 8,
+      progress: (line) => lines.push(line),
+      async openNic(o) {
+        const nic = await openNic(o);
+        const other = await openNic(o);
+        return {
+          ref: nic.ref,
+          get: () => nic.get(),
+          async update(current, change) {
+            if (theirs === undefined) {
+              // The warm pool adds ipconfig7 between our read and our PUT.
+              const grown = await other.update(await other.get(), {
+                add: ["ipconfig7"],
+                addIpv6: [],
+                remove: [],
+              });
+              theirs = grown.ipConfigurations?.find((c) =>
+                c.name === "ipconfig7"
+              )?.privateIPAddress;
+            }
+            return await nic.update(current, change);
+          },
+        };
+      },
+    });
+    assert.equal(r.onNic().size, 8, [...r.onNic()].join(", "));
+    assert.deepEqual(
+      result.ipConfigurations.map((c) => c.name).sort(),
+      [
+        "ipconfig1",
+        "ipconfig2",
+        "ipconfig3",
+        "ipconfig4",
+        "ipconfig5",
+        "ipconfig6",
+        "ipconfig7",
+        "ipconfig8",
+      ],
+    );
+    // The other writer's ipconfig kept its address: nothing of theirs lost.
+    assert.ok(theirs !== undefined);
+    assert.equal(
+      result.ipConfigurations.find((c) => c.name === "ipconfig7")
+        ?.privateIPAddress,
+      theirs,
+    );
+    assert.ok(
+      lines.some((l) => /changed since it was read \(ARM refused/.test(l)),
+      lines.join("\n"),
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "provision() keeps an address it removes out of the IPAM even where no pool had it yet",
+  ...SDK_TEST,
+  async fn() {
+    await using r = await ipamRig(6);
+    assert.equal(await r.reserve("pod-a"), "10.240.0.5");
+    assert.equal(await r.reserve("pod-b"), "10.240.0.6");
+    // 10.240.0.9 is on the NIC but not in the IPAM's pool yet (added by
+    // hand since the last refresh), and a refresh is due.
+    const path = `${r.dir}/${IPAM_STATE_FILE}`;
+    const state = JSON.parse(await Deno.readTextFile(path));
+    for (const pool of Object.values(state.pools)) {
+      delete (pool as { addresses: Record<string, unknown> }).addresses[
+        "10.240.0.9"
+      ];
+    }
+    state.lastRefresh = 0;
+    await Deno.writeTextFile(path, JSON.stringify(state));
+    let racer: string | number | undefined;
+    await provision({
+      ...r.options,
+      count: 3,
+      async openNic(o) {
+        const nic = await openNic(o);
+        return {
+          ref: nic.ref,
+          get: () => nic.get(),
+          async update(current, change) {
+            // An ADD after the withdrawal, before the PUT: its refresh
+            // finds the wireserver still listing 10.240.0.9.
+            racer = await outcome(r.reserve("racer"));
+            return await nic.update(current, change);
+          },
+        };
+      },
+    });
+    assert.equal(racer, 100);
+    assert.deepEqual([...r.onNic()].sort(), [
+      "10.240.0.4",
+      "10.240.0.5",
+      "10.240.0.6",
+    ]);
+  },
+});
