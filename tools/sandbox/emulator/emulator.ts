@@ -869,6 +869,9 @@ class EmulatorImpl implements Emulator {
     this.#mutate(() => {
       vm.nic.ipConfigurations = next;
       vm.nic.provisioningState = "Updating";
+      // As ARM: the etag changes when the PUT is accepted (and again when
+      // its operation ends), so a writer that read before it is refused.
+      vm.nic.etag = `W/"${crypto.randomUUID()}"`;
     });
     this.#ops.set(id, {
       id,

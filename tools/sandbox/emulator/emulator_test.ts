@@ -276,6 +276,22 @@ Deno.test("startEmulator() ARM PUT allocates via Azure-AsyncOperation and update
       );
     },
   );
+  await t.step("the etag changes when a PUT is accepted", async () => {
+    const read = await get();
+    const res = await put([cfg1, secondary("ipconfig2")]);
+    assert.equal(res.status, 200);
+    const accepted = (await res.json()).etag;
+    assert.notEqual(accepted, read.etag);
+    // A writer that read before it is refused while it is in progress.
+    const stale = await fetch(nicUrl, {
+      client,
+      method: "PUT",
+      headers: { ...auth, "if-match": read.etag },
+      body: JSON.stringify(read),
+    });
+    assert.equal(stale.status, 412);
+    await stale.body?.cancel();
+  });
   await t.step("stale If-Match -> 412", async () => {
     const res = await fetch(nicUrl, {
       client,
