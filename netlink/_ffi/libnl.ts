@@ -63,6 +63,41 @@ export const LIBNL_SYMBOLS = {
   nl_cache_get_next: { parameters: ["pointer"], result: "pointer" },
   /** `void nl_cache_free(struct nl_cache *)`. */
   nl_cache_free: { parameters: ["pointer"], result: "void" },
+  /**
+   * `int nl_send_simple(struct nl_sock *, int type, int flags, void *buf,
+   * size_t size)` (bytes sent).
+   */
+  nl_send_simple: {
+    parameters: [SOCK, "i32", "i32", "buffer", "usize"],
+    result: "i32",
+  },
+  /** `struct nl_cb *nl_cb_alloc(enum nl_cb_kind)`. */
+  nl_cb_alloc: { parameters: ["i32"], result: "pointer" },
+  /**
+   * `int nl_cb_set(struct nl_cb *, enum nl_cb_type, enum nl_cb_kind,
+   * nl_recvmsg_msg_cb_t func, void *arg)`.
+   */
+  nl_cb_set: {
+    parameters: ["pointer", "i32", "i32", "function", "pointer"],
+    result: "i32",
+  },
+  /** `void nl_cb_put(struct nl_cb *)`. */
+  nl_cb_put: { parameters: ["pointer"], result: "void" },
+  /**
+   * `int nl_recvmsgs(struct nl_sock *, struct nl_cb *)`: calls back into JS
+   * on this thread, so never bound `nonblocking`.
+   */
+  nl_recvmsgs: { parameters: [SOCK, "pointer"], result: "i32" },
+  /** `int nl_socket_get_fd(const struct nl_sock *)`. */
+  nl_socket_get_fd: { parameters: [SOCK], result: "i32" },
+  /**
+   * `int nl_msg_parse(struct nl_msg *, void (*cb)(struct nl_object *,
+   * void *), void *arg)` (the object is borrowed during `cb`).
+   */
+  nl_msg_parse: {
+    parameters: ["pointer", "function", "pointer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libnl-3, bound lazily; `VNET_LIBNL_PATH` overrides the path. */

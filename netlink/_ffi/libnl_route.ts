@@ -170,14 +170,6 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_route_add: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
   /** `int rtnl_route_delete(struct nl_sock *, struct rtnl_route *, int)`. */
   rtnl_route_delete: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
-  /**
-   * `int rtnl_route_alloc_cache(struct nl_sock *, int family, int flags,
-   * struct nl_cache **)`.
-   */
-  rtnl_route_alloc_cache: {
-    parameters: [SOCK, "i32", "i32", "buffer"],
-    result: "i32",
-  },
   /** `struct nl_addr *rtnl_route_get_dst(struct rtnl_route *)` (borrowed). */
   rtnl_route_get_dst: { parameters: ["pointer"], result: "pointer" },
   /** `struct nl_addr *rtnl_route_get_pref_src(struct rtnl_route *)`. */
