@@ -6,9 +6,10 @@
 import { ipFamily, normalizeIp, parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
+  addressFamily,
   AF_INET,
   AF_INET6,
-  AF_UNSPEC,
+  ipVersion,
   libnl,
   nlAddrText,
   nlCheck,
@@ -317,11 +318,6 @@ export function routeList(
 ): RouteInfo[] {
   const { only, names } = listFilter(sock, options.link);
   const table = options.table ?? RT_TABLE_MAIN;
-  const af = options.family === undefined
-    ? AF_UNSPEC
-    : options.family === 4
-    ? AF_INET
-    : AF_INET6;
   const n = libnl.need(...DUMP_SYMBOLS, "nl_addr_get_prefixlen");
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,
@@ -330,12 +326,11 @@ export function routeList(
   );
   return dumpObjects<RouteInfo>(sock, {
     type: RTM_GETROUTE,
-    family: af,
+    family: addressFamily(options.family),
     what: { op: "list", object: "routes" },
     ...(only === undefined ? {} : { link: only }),
     read: (route, out) => {
-      const fam = r.rtnl_route_get_family(route);
-      const family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : undefined;
+      const family = ipVersion(r.rtnl_route_get_family(route));
       if (family === undefined) return;
       const t = r.rtnl_route_get_table(route);
       if (table !== 0 && t !== table) return;
