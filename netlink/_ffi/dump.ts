@@ -15,6 +15,7 @@ import { NetlinkError, NLE } from "../errors.ts";
 import { readCString } from "./_lazy.ts";
 import { errno, libc, strerror } from "./libc.ts";
 import { libnl, nlCheck, nlError, type NlSock, nonNull } from "./libnl.ts";
+import { libnlRoute } from "./libnl_route.ts";
 import type { OpName } from "./libnl.ts";
 
 /** `RTM_GETLINK`. */
@@ -191,6 +192,9 @@ export interface DumpRequest<T> {
 export function dumpObjects<T>(sock: NlSock, request: DumpRequest<T>): T[] {
   const { read } = request;
   const f = libnl.need(...DUMP_SYMBOLS);
+  // nl_msg_parse finds the parsers libnl-route-3 registers when it is
+  // loaded; every list verb binds this symbol anyway.
+  libnlRoute.need("rtnl_link_put");
   let out: T[] = [];
   let failure: { error: unknown } | undefined;
   using stack = new DisposableStack();
