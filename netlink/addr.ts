@@ -6,11 +6,10 @@
 import { parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
+  addressFamily,
   AF_INET,
   AF_INET6,
-  DUMP_SYMBOLS,
-  dumpCache,
-  forEachObject,
+  ipVersion,
   libnl,
   nlAddrText,
   nlCheck,
@@ -21,6 +20,7 @@ import {
   nonNull,
   parseNlAddr,
 } from "./_ffi/libnl.ts";
+import { DUMP_SYMBOLS, dumpObjects, RTM_GETADDR } from "./_ffi/dump.ts";
 import { libnlRoute } from "./_ffi/libnl_route.ts";
 import {
   linkIndex,
@@ -126,9 +126,7 @@ export function addrDel(
   nlCheck(rc, what);
 }
 
-/** `ip addr show [dev LINK]` filtered by family. */
 const LIST_SYMBOLS = [
-  "rtnl_addr_alloc_cache",
   "rtnl_addr_get_local",
   "rtnl_addr_get_ifindex",
   "rtnl_addr_get_family",
@@ -136,11 +134,11 @@ const LIST_SYMBOLS = [
   "rtnl_addr_get_scope",
 ] as const;
 
+/** `ip addr show [dev LINK]` filtered by family. */
 export function addrList(
   sock: NlSock,
   options: { link?: string; family?: 4 | 6 } = {},
 ): AddrInfo[] {
-  using stack = new DisposableStack();
   const { only, names } = listFilter(sock, options.link);
   libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
@@ -148,28 +146,26 @@ export function addrList(
     ...LOOKUP_SYMBOLS,
     ...LIST_LINK_SYMBOLS,
   );
-  const cache = dumpCache(
-    stack,
-    (out) => r.rtnl_addr_alloc_cache(sock, out),
-    { op: "list", object: "addresses" },
-  );
-  const out: AddrInfo[] = [];
-  forEachObject(cache, (a) => {
-    const af = r.rtnl_addr_get_family(a);
-    const family = af === AF_INET ? 4 : af === AF_INET6 ? 6 : undefined;
-    if (family === undefined) return;
-    if (options.family !== undefined && options.family !== family) return;
-    const index = r.rtnl_addr_get_ifindex(a);
-    if (only !== undefined && index !== only) return;
-    const ip = nlAddrText(r.rtnl_addr_get_local(a));
-    if (ip === undefined) return;
-    out.push({
-      link: names.get(index) ?? "",
-      index,
-      cidr: `${ip}/${r.rtnl_addr_get_prefixlen(a)}`,
-      family,
-      scope: scopeName(r.rtnl_addr_get_scope(a)),
-    });
+  return dumpObjects<AddrInfo>(sock, {
+    type: RTM_GETADDR,
+    family: addressFamily(options.family),
+    what: { op: "list", object: "addresses" },
+    ...(only === undefined ? {} : { link: only }),
+    read: (a, out) => {
+      const family = ipVersion(r.rtnl_addr_get_family(a));
+      if (family === undefined) return;
+      if (options.family !== undefined && options.family !== family) return;
+      const index = r.rtnl_addr_get_ifindex(a);
+      if (only !== undefined && index !== only) return;
+      const ip = nlAddrText(r.rtnl_addr_get_local(a));
+      if (ip === undefined) return;
+      out.push({
+        link: names.get(index) ?? "",
+        index,
+        cidr: `${ip}/${r.rtnl_addr_get_prefixlen(a)}`,
+        family,
+        scope: scopeName(r.rtnl_addr_get_scope(a)),
+      });
+    },
   });
-  return out;
 }

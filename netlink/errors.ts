@@ -7,7 +7,8 @@
 
 /**
  * libnl error codes (`netlink/errno.h`, 3.7), as positive numbers, for
- * callers that map `NetlinkError.nlCode` (e.g. `BUSY`/`AGAIN` to CNI code 11).
+ * callers that map `NetlinkError.nlCode` (e.g. `BUSY`/`AGAIN` to CNI code 11,
+ * and `DUMP_INTR`: a list whose every attempt a change interrupted).
  */
 export const NLE = {
   FAILURE: 1,

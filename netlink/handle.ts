@@ -382,10 +382,12 @@ export class NetlinkHandle implements Disposable {
 
   /**
    * Lists routes of the main table (or `table`; 0 for all). Equivalent to
-   * `ip route show [table T] [dev LINK]`.
+   * `ip route show [table T] [dev LINK]`. A multipath route gives one entry
+   * per nexthop; with `link`, those of its nexthops on that link.
    *
    * @param options `family`, `table` and `link` filters.
    * @returns The routes.
+   * @throws {Deno.errors.NotFound} When `link` is absent.
    */
   routeList(
     options: { family?: 4 | 6; table?: number; link?: string } = {},

@@ -11,9 +11,6 @@ import {
   AF_BRIDGE,
   AF_LLC,
   AF_UNSPEC,
-  DUMP_SYMBOLS,
-  dumpCache,
-  forEachObject,
   libnl,
   nlAddrText,
   nlCheck,
@@ -26,6 +23,7 @@ import {
   type OpName,
   parseNlAddr,
 } from "./_ffi/libnl.ts";
+import { DUMP_SYMBOLS, dumpObjects, RTM_GETLINK } from "./_ffi/dump.ts";
 import {
   IFF_UP,
   libnlRoute,
@@ -140,13 +138,10 @@ export const READ_SYMBOLS = [
 ] as const;
 
 /**
- * Symbols of a dump of all links and its read-out. Lookups bind only
- * {@link READ_SYMBOLS}: every bound symbol costs about 0.2 ms.
+ * Symbols of a dump of all links and its read-out (the same as a lookup's:
+ * the dump itself is libnl-3's, {@link DUMP_SYMBOLS}).
  */
-export const LIST_LINK_SYMBOLS = [
-  ...READ_SYMBOLS,
-  "rtnl_link_alloc_cache",
-] as const;
+export const LIST_LINK_SYMBOLS = READ_SYMBOLS;
 
 /** libnl symbols of a link read-out (its MAC as text). */
 const READ_TEXT_SYMBOLS = ["nl_addr2str", "nl_addr_get_len"] as const;
@@ -226,16 +221,13 @@ export function linkByIndex(sock: NlSock, index: number): LinkInfo {
 /** `ip link show` (all links). */
 export function linkList(sock: NlSock): LinkInfo[] {
   libnl.need(...DUMP_SYMBOLS);
-  using stack = new DisposableStack();
-  const r = libnlRoute.need(...LIST_LINK_SYMBOLS);
-  const cache = dumpCache(
-    stack,
-    (out) => r.rtnl_link_alloc_cache(sock, AF_UNSPEC, out),
-    { op: "list", object: "links" },
-  );
-  const links: LinkInfo[] = [];
-  forEachObject(cache, (obj) => links.push(readLink(obj)));
-  return links;
+  libnlRoute.need(...LIST_LINK_SYMBOLS);
+  return dumpObjects<LinkInfo>(sock, {
+    type: RTM_GETLINK,
+    family: AF_UNSPEC,
+    what: { op: "list", object: "links" },
+    read: (obj, out) => out.push(readLink(obj)),
+  });
 }
 
 /**

@@ -9,9 +9,8 @@ import {
   AF_INET,
   AF_INET6,
   AF_LLC,
-  DUMP_SYMBOLS,
-  dumpCache,
-  forEachObject,
+  AF_UNSPEC,
+  ipVersion,
   libnl,
   nlAddrText,
   nlCheck,
@@ -22,6 +21,7 @@ import {
   nonNull,
   parseNlAddr,
 } from "./_ffi/libnl.ts";
+import { DUMP_SYMBOLS, dumpObjects, RTM_GETNEIGH } from "./_ffi/dump.ts";
 import { libnlRoute, NUD_PERMANENT } from "./_ffi/libnl_route.ts";
 import {
   linkIndex,
@@ -124,9 +124,7 @@ export function neighDel(
   });
 }
 
-/** `ip neigh show [dev LINK]` (IPv4 and IPv6 entries). */
 const LIST_SYMBOLS = [
-  "rtnl_neigh_alloc_cache",
   "rtnl_neigh_get_dst",
   "rtnl_neigh_get_lladdr",
   "rtnl_neigh_get_ifindex",
@@ -134,11 +132,11 @@ const LIST_SYMBOLS = [
   "rtnl_neigh_get_family",
 ] as const;
 
+/** `ip neigh show [dev LINK]` (IPv4 and IPv6 entries). */
 export function neighList(
   sock: NlSock,
   options: { link?: string } = {},
 ): NeighInfo[] {
-  using stack = new DisposableStack();
   const { only, names } = listFilter(sock, options.link);
   libnl.need(...DUMP_SYMBOLS);
   const r = libnlRoute.need(
@@ -146,30 +144,30 @@ export function neighList(
     ...LOOKUP_SYMBOLS,
     ...LIST_LINK_SYMBOLS,
   );
-  const cache = dumpCache(
-    stack,
-    (out) => r.rtnl_neigh_alloc_cache(sock, out),
-    { op: "list", object: "neighbours" },
-  );
-  const out: NeighInfo[] = [];
-  forEachObject(cache, (n) => {
-    const fam = r.rtnl_neigh_get_family(n);
-    const family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : undefined;
-    if (family === undefined) return;
-    const index = r.rtnl_neigh_get_ifindex(n);
-    if (only !== undefined && index !== only) return;
-    const ip = nlAddrText(r.rtnl_neigh_get_dst(n));
-    if (ip === undefined) return;
-    const mac = nlAddrText(r.rtnl_neigh_get_lladdr(n));
-    const state = r.rtnl_neigh_get_state(n);
-    out.push({
-      link: names.get(index) ?? "",
-      index,
-      ip,
-      ...(mac === undefined ? {} : { mac }),
-      state: NUD_NAMES.filter(([bit]) => (state & bit) !== 0).map(([, s]) => s),
-      family,
-    });
+  return dumpObjects<NeighInfo>(sock, {
+    type: RTM_GETNEIGH,
+    family: AF_UNSPEC,
+    what: { op: "list", object: "neighbours" },
+    ...(only === undefined ? {} : { link: only }),
+    read: (n, out) => {
+      const family = ipVersion(r.rtnl_neigh_get_family(n));
+      if (family === undefined) return;
+      const index = r.rtnl_neigh_get_ifindex(n);
+      if (only !== undefined && index !== only) return;
+      const ip = nlAddrText(r.rtnl_neigh_get_dst(n));
+      if (ip === undefined) return;
+      const mac = nlAddrText(r.rtnl_neigh_get_lladdr(n));
+      const state = r.rtnl_neigh_get_state(n);
+      out.push({
+        link: names.get(index) ?? "",
+        index,
+        ip,
+        ...(mac === undefined ? {} : { mac }),
+        state: NUD_NAMES.filter(([bit]) => (state & bit) !== 0).map(([, s]) =>
+          s
+        ),
+        family,
+      });
+    },
   });
-  return out;
 }

@@ -6,12 +6,10 @@
 import { ipFamily, normalizeIp, parseCidr } from "@vnet/address";
 import {
   ADDR_SYMBOLS,
+  addressFamily,
   AF_INET,
   AF_INET6,
-  AF_UNSPEC,
-  DUMP_SYMBOLS,
-  dumpCache,
-  forEachObject,
+  ipVersion,
   libnl,
   nlAddrText,
   nlCheck,
@@ -23,7 +21,13 @@ import {
   type OpName,
   parseNlAddr,
 } from "./_ffi/libnl.ts";
-import { libnlRoute, RTNH_F_ONLINK } from "./_ffi/libnl_route.ts";
+import { DUMP_SYMBOLS, dumpObjects, RTM_GETROUTE } from "./_ffi/dump.ts";
+import type { Symbols } from "./_ffi/_lazy.ts";
+import {
+  type LIBNL_ROUTE_SYMBOLS,
+  libnlRoute,
+  RTNH_F_ONLINK,
+} from "./_ffi/libnl_route.ts";
 import { scopeName } from "./addr.ts";
 import {
   linkIndex,
@@ -61,11 +65,13 @@ function byte(value: Scope | Protocol, table: Record<string, number>): number {
   return n;
 }
 
+/** Protocol numbers to names, for the list (one lookup per route). */
+const PROTOCOL_NAMES: ReadonlyMap<number, Protocol> = new Map(
+  Object.entries(PROTOCOLS).map(([name, n]) => [n, name as Protocol]),
+);
+
 function protocolName(n: number): Protocol {
-  for (const [name, value] of Object.entries(PROTOCOLS)) {
-    if (value === n) return name as Protocol;
-  }
-  return n;
+  return PROTOCOL_NAMES.get(n) ?? n;
 }
 
 function describe(spec: RouteSpec): string {
@@ -246,19 +252,8 @@ export function routeDel(sock: NlSock, spec: RouteSpec): void {
   nlCheck(r.rtnl_route_delete(sock, route, 0), what);
 }
 
-/**
- * `ip route show [table T] [dev LINK]`: the main table by default, every
- * table with `table: 0`.
- */
-const LIST_SYMBOLS = [
-  "rtnl_route_alloc_cache",
-  "rtnl_route_get_dst",
-  "rtnl_route_get_pref_src",
-  "rtnl_route_get_table",
-  "rtnl_route_get_scope",
-  "rtnl_route_get_protocol",
-  "rtnl_route_get_priority",
-  "rtnl_route_get_family",
+/** Symbols of a nexthop read-out. */
+const HOP_SYMBOLS = [
   "rtnl_route_get_nnexthops",
   "rtnl_route_nexthop_n",
   "rtnl_route_nh_get_gateway",
@@ -266,73 +261,111 @@ const LIST_SYMBOLS = [
   "rtnl_route_nh_get_flags",
 ] as const;
 
+/** Symbols of a route list. */
+const LIST_SYMBOLS = [
+  "rtnl_route_get_dst",
+  "rtnl_route_get_pref_src",
+  "rtnl_route_get_table",
+  "rtnl_route_get_scope",
+  "rtnl_route_get_protocol",
+  "rtnl_route_get_priority",
+  "rtnl_route_get_family",
+  ...HOP_SYMBOLS,
+] as const;
+
+/** A nexthop's part of a {@link RouteInfo}. */
+interface Hop {
+  gw: string | undefined;
+  index: number | undefined;
+  onlink: boolean;
+}
+
+/**
+ * The nexthops of a borrowed `rtnl_route`, only those on link `only` when
+ * given; none for a route without any.
+ */
+function readHops(
+  r: Pick<Symbols<typeof LIBNL_ROUTE_SYMBOLS>, typeof HOP_SYMBOLS[number]>,
+  route: Deno.PointerObject,
+  only: number | undefined,
+): Hop[] {
+  const hops: Hop[] = [];
+  const count = r.rtnl_route_get_nnexthops(route);
+  for (let i = 0; i < count; i++) {
+    const nh = r.rtnl_route_nexthop_n(route, i);
+    if (nh === null) continue;
+    const ifindex = r.rtnl_route_nh_get_ifindex(nh);
+    const index = ifindex > 0 ? ifindex : undefined;
+    if (only !== undefined && index !== only) continue;
+    hops.push({
+      gw: nlAddrText(r.rtnl_route_nh_get_gateway(nh)),
+      index,
+      onlink: (r.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) !== 0,
+    });
+  }
+  return hops;
+}
+
+/**
+ * `ip route show [table T] [dev LINK]`: the main table by default, every
+ * table with `table: 0`. A route with several nexthops gives one entry per
+ * nexthop (each with its own gateway, link and on-link flag); filtered to a
+ * link, only the entries whose nexthop is on it.
+ */
 export function routeList(
   sock: NlSock,
   options: { family?: 4 | 6; table?: number; link?: string } = {},
 ): RouteInfo[] {
-  using stack = new DisposableStack();
   const { only, names } = listFilter(sock, options.link);
   const table = options.table ?? RT_TABLE_MAIN;
-  const af = options.family === undefined
-    ? AF_UNSPEC
-    : options.family === 4
-    ? AF_INET
-    : AF_INET6;
-  libnl.need(...DUMP_SYMBOLS, "nl_addr_get_prefixlen");
+  const n = libnl.need(...DUMP_SYMBOLS, "nl_addr_get_prefixlen");
   const r = libnlRoute.need(
     ...LIST_SYMBOLS,
     ...LOOKUP_SYMBOLS,
     ...LIST_LINK_SYMBOLS,
   );
-  const n = libnl.need("nl_addr_get_prefixlen");
-  const cache = dumpCache(
-    stack,
-    (out) => r.rtnl_route_alloc_cache(sock, af, 0, out),
-    { op: "list", object: "routes" },
-  );
-  const out: RouteInfo[] = [];
-  forEachObject(cache, (route) => {
-    const fam = r.rtnl_route_get_family(route);
-    const family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : undefined;
-    if (family === undefined) return;
-    const t = r.rtnl_route_get_table(route);
-    if (table !== 0 && t !== table) return;
-    const dstPtr = r.rtnl_route_get_dst(route);
-    const dstIp = nlAddrText(dstPtr);
-    const prefix = dstPtr === null ? 0 : n.nl_addr_get_prefixlen(dstPtr);
-    const dst =
-      dstIp === undefined || (prefix === 0 && /^(0\.0\.0\.0|::)$/.test(dstIp))
-        ? "default"
-        : `${dstIp}/${prefix}`;
-    let gw: string | undefined;
-    let index: number | undefined;
-    let onlink = false;
-    if (r.rtnl_route_get_nnexthops(route) > 0) {
-      const nh = r.rtnl_route_nexthop_n(route, 0);
-      if (nh !== null) {
-        gw = nlAddrText(r.rtnl_route_nh_get_gateway(nh));
-        const i = r.rtnl_route_nh_get_ifindex(nh);
-        if (i > 0) index = i;
-        onlink = (r.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) !== 0;
+  return dumpObjects<RouteInfo>(sock, {
+    type: RTM_GETROUTE,
+    family: addressFamily(options.family),
+    what: { op: "list", object: "routes" },
+    ...(only === undefined ? {} : { link: only }),
+    read: (route, out) => {
+      const family = ipVersion(r.rtnl_route_get_family(route));
+      if (family === undefined) return;
+      const t = r.rtnl_route_get_table(route);
+      if (table !== 0 && t !== table) return;
+      const hops = readHops(r, route, only);
+      if (hops.length === 0) {
+        if (only !== undefined) return;
+        hops.push({ gw: undefined, index: undefined, onlink: false });
       }
-    }
-    if (only !== undefined && index !== only) return;
-    const metric = r.rtnl_route_get_priority(route);
-    const src = nlAddrText(r.rtnl_route_get_pref_src(route));
-    const link = index === undefined ? undefined : names.get(index);
-    out.push({
-      dst,
-      ...(gw === undefined ? {} : { gw }),
-      ...(link === undefined ? {} : { link }),
-      ...(index === undefined ? {} : { index }),
-      table: t,
-      scope: scopeName(r.rtnl_route_get_scope(route)),
-      protocol: protocolName(r.rtnl_route_get_protocol(route)),
-      ...(metric === 0 ? {} : { metric }),
-      ...(src === undefined ? {} : { src }),
-      ...(onlink ? { onlink } : {}),
-      family,
-    });
+      const dstPtr = r.rtnl_route_get_dst(route);
+      const dstIp = nlAddrText(dstPtr);
+      const prefix = dstPtr === null ? 0 : n.nl_addr_get_prefixlen(dstPtr);
+      const dst =
+        dstIp === undefined || (prefix === 0 && /^(0\.0\.0\.0|::)$/.test(dstIp))
+          ? "default"
+          : `${dstIp}/${prefix}`;
+      const metric = r.rtnl_route_get_priority(route);
+      const src = nlAddrText(r.rtnl_route_get_pref_src(route));
+      const scope = scopeName(r.rtnl_route_get_scope(route));
+      const protocol = protocolName(r.rtnl_route_get_protocol(route));
+      for (const { gw, index, onlink } of hops) {
+        const link = index === undefined ? undefined : names.get(index);
+        out.push({
+          dst,
+          ...(gw === undefined ? {} : { gw }),
+          ...(link === undefined ? {} : { link }),
+          ...(index === undefined ? {} : { index }),
+          table: t,
+          scope,
+          protocol,
+          ...(metric === 0 ? {} : { metric }),
+          ...(src === undefined ? {} : { src }),
+          ...(onlink ? { onlink } : {}),
+          family,
+        });
+      }
+    },
   });
-  return out;
 }

@@ -120,15 +120,19 @@ export interface RouteSpec {
   src?: string;
 }
 
-/** A route as the kernel reports it. */
+/**
+ * A route as the kernel reports it, one nexthop of it: a multipath route is
+ * listed as one entry per nexthop, alike but for `gw`, `link`, `index` and
+ * `onlink`.
+ */
 export interface RouteInfo {
   /** `"default"` or a CIDR. */
   readonly dst: string;
-  /** The gateway of the first nexthop. */
+  /** The nexthop's gateway. */
   readonly gw?: string;
-  /** The output link name of the first nexthop. */
+  /** The nexthop's output link name. */
   readonly link?: string;
-  /** The output ifindex of the first nexthop. */
+  /** The nexthop's output ifindex. */
   readonly index?: number;
   /** The table. */
   readonly table: number;
@@ -140,7 +144,7 @@ export interface RouteInfo {
   readonly metric?: number;
   /** The preferred source, when set. */
   readonly src?: string;
-  /** True when the first nexthop is on-link. */
+  /** True when the nexthop is on-link. */
   readonly onlink?: boolean;
   /** 4 or 6. */
   readonly family: 4 | 6;

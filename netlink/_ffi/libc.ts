@@ -50,6 +50,14 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** `int socket(int domain, int type, int protocol)`. */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /**
+   * `int setsockopt(int fd, int level, int optname, const void *optval,
+   * socklen_t optlen)`.
+   */
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
   /** `int fstat(int fd, struct stat *buf)`. */
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   /** `int ioctl(int fd, unsigned long request)` (no third argument). */

@@ -1,5 +1,5 @@
 /**
- * libnl-3 core symbols (sockets, addresses, caches) and the unwrap helpers
+ * libnl-3 core symbols (sockets, addresses, messages) and the unwrap helpers
  * that turn negative return codes into exceptions.
  *
  * @module
@@ -25,6 +25,16 @@ export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 /** `AF_LLC`: MAC text parses into a 6-byte address with it. */
 export const AF_LLC = 26;
+/** `AF_INET` or `AF_INET6` for IP version 4 or 6, `AF_UNSPEC` for none. */
+export function addressFamily(version: 4 | 6 | undefined): number {
+  return version === undefined ? AF_UNSPEC : version === 4 ? AF_INET : AF_INET6;
+}
+
+/** The IP version of `AF_INET` or `AF_INET6`; undefined for another. */
+export function ipVersion(af: number): 4 | 6 | undefined {
+  return af === AF_INET ? 4 : af === AF_INET6 ? 6 : undefined;
+}
+
 /** `NLM_F_REPLACE`. */
 export const NLM_F_REPLACE = 0x100;
 /** `NLM_F_EXCL`. */
@@ -57,12 +67,41 @@ export const LIBNL_SYMBOLS = {
   nl_addr_get_len: { parameters: ["pointer"], result: "u32" },
   /** `unsigned int nl_addr_get_prefixlen(const struct nl_addr *)`. */
   nl_addr_get_prefixlen: { parameters: ["pointer"], result: "u32" },
-  /** `struct nl_object *nl_cache_get_first(struct nl_cache *)`. */
-  nl_cache_get_first: { parameters: ["pointer"], result: "pointer" },
-  /** `struct nl_object *nl_cache_get_next(struct nl_object *)`. */
-  nl_cache_get_next: { parameters: ["pointer"], result: "pointer" },
-  /** `void nl_cache_free(struct nl_cache *)`. */
-  nl_cache_free: { parameters: ["pointer"], result: "void" },
+  /**
+   * `int nl_send_simple(struct nl_sock *, int type, int flags, void *buf,
+   * size_t size)` (bytes sent).
+   */
+  nl_send_simple: {
+    parameters: [SOCK, "i32", "i32", "buffer", "usize"],
+    result: "i32",
+  },
+  /** `struct nl_cb *nl_cb_alloc(enum nl_cb_kind)`. */
+  nl_cb_alloc: { parameters: ["i32"], result: "pointer" },
+  /**
+   * `int nl_cb_set(struct nl_cb *, enum nl_cb_type, enum nl_cb_kind,
+   * nl_recvmsg_msg_cb_t func, void *arg)`.
+   */
+  nl_cb_set: {
+    parameters: ["pointer", "i32", "i32", "function", "pointer"],
+    result: "i32",
+  },
+  /** `void nl_cb_put(struct nl_cb *)`. */
+  nl_cb_put: { parameters: ["pointer"], result: "void" },
+  /**
+   * `int nl_recvmsgs(struct nl_sock *, struct nl_cb *)`: calls back into JS
+   * on this thread, so never bound `nonblocking`.
+   */
+  nl_recvmsgs: { parameters: [SOCK, "pointer"], result: "i32" },
+  /** `int nl_socket_get_fd(const struct nl_sock *)`. */
+  nl_socket_get_fd: { parameters: [SOCK], result: "i32" },
+  /**
+   * `int nl_msg_parse(struct nl_msg *, void (*cb)(struct nl_object *,
+   * void *), void *arg)` (the object is borrowed during `cb`).
+   */
+  nl_msg_parse: {
+    parameters: ["pointer", "function", "pointer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libnl-3, bound lazily; `VNET_LIBNL_PATH` overrides the path. */
@@ -140,53 +179,5 @@ export function nlAddrText(ptr: Deno.PointerValue): string | undefined {
   return slash < 0 ? text : text.slice(0, slash);
 }
 
-/** libnl symbols a cache dump and its readers use, bound together. */
-export const DUMP_SYMBOLS = [
-  "nl_cache_free",
-  "nl_cache_get_first",
-  "nl_cache_get_next",
-  "nl_addr2str",
-  "nl_addr_get_len",
-] as const;
-
 /** libnl symbols for address arguments, bound together. */
 export const ADDR_SYMBOLS = ["nl_addr_parse", "nl_addr_put"] as const;
-
-/** How many times a dump is retried on `NLE_DUMP_INTR`. */
-export const DUMP_ATTEMPTS = 5;
-
-/**
- * Runs a cache dump (`*_alloc_cache`), retrying a bounded number of times on
- * `NLE_DUMP_INTR`, and returns the cache, owned by `stack`.
- */
-export function dumpCache(
-  stack: DisposableStack,
-  alloc: (out: BigUint64Array<ArrayBuffer>) => number,
-  what: { op: string; object: string },
-): Deno.PointerObject {
-  const f = libnl.need("nl_cache_free");
-  const out = new BigUint64Array(1);
-  let rc = 0;
-  for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
-    rc = alloc(out);
-    if (rc !== -NLE.DUMP_INTR) break;
-  }
-  nlCheck(rc, what);
-  return stack.adopt(
-    nonNull(Deno.UnsafePointer.create(out[0] ?? 0n)),
-    f.nl_cache_free,
-  );
-}
-
-/** Calls `fn` for each object of a cache (borrowed pointers). */
-export function forEachObject(
-  cache: Deno.PointerObject,
-  fn: (obj: Deno.PointerObject) => void,
-): void {
-  const f = libnl.need("nl_cache_get_first", "nl_cache_get_next");
-  let obj = f.nl_cache_get_first(cache);
-  while (obj !== null) {
-    fn(obj);
-    obj = f.nl_cache_get_next(obj);
-  }
-}

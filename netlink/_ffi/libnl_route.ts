@@ -91,14 +91,6 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_get_addr: { parameters: ["pointer"], result: "pointer" },
   /** `uint8_t rtnl_link_get_operstate(struct rtnl_link *)`. */
   rtnl_link_get_operstate: { parameters: ["pointer"], result: "u8" },
-  /**
-   * `int rtnl_link_alloc_cache(struct nl_sock *, int family,
-   * struct nl_cache **)`.
-   */
-  rtnl_link_alloc_cache: {
-    parameters: [SOCK, "i32", "buffer"],
-    result: "i32",
-  },
 
   // --- addresses ---
   /** `struct rtnl_addr *rtnl_addr_alloc(void)`. */
@@ -115,8 +107,6 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_addr_add: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
   /** `int rtnl_addr_delete(struct nl_sock *, struct rtnl_addr *, int)`. */
   rtnl_addr_delete: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
-  /** `int rtnl_addr_alloc_cache(struct nl_sock *, struct nl_cache **)`. */
-  rtnl_addr_alloc_cache: { parameters: [SOCK, "buffer"], result: "i32" },
   /** `struct nl_addr *rtnl_addr_get_local(struct rtnl_addr *)` (borrowed). */
   rtnl_addr_get_local: { parameters: ["pointer"], result: "pointer" },
   /** `int rtnl_addr_get_ifindex(struct rtnl_addr *)`. */
@@ -172,14 +162,6 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_route_add: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
   /** `int rtnl_route_delete(struct nl_sock *, struct rtnl_route *, int)`. */
   rtnl_route_delete: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
-  /**
-   * `int rtnl_route_alloc_cache(struct nl_sock *, int family, int flags,
-   * struct nl_cache **)`.
-   */
-  rtnl_route_alloc_cache: {
-    parameters: [SOCK, "i32", "i32", "buffer"],
-    result: "i32",
-  },
   /** `struct nl_addr *rtnl_route_get_dst(struct rtnl_route *)` (borrowed). */
   rtnl_route_get_dst: { parameters: ["pointer"], result: "pointer" },
   /** `struct nl_addr *rtnl_route_get_pref_src(struct rtnl_route *)`. */
@@ -224,8 +206,6 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_neigh_add: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
   /** `int rtnl_neigh_delete(struct nl_sock *, struct rtnl_neigh *, int)`. */
   rtnl_neigh_delete: { parameters: [SOCK, "pointer", "i32"], result: "i32" },
-  /** `int rtnl_neigh_alloc_cache(struct nl_sock *, struct nl_cache **)`. */
-  rtnl_neigh_alloc_cache: { parameters: [SOCK, "buffer"], result: "i32" },
   /** `struct nl_addr *rtnl_neigh_get_dst(struct rtnl_neigh *)` (borrowed). */
   rtnl_neigh_get_dst: { parameters: ["pointer"], result: "pointer" },
   /** `struct nl_addr *rtnl_neigh_get_lladdr(struct rtnl_neigh *)`. */

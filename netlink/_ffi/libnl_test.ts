@@ -1,46 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  AF_INET,
-  AF_INET6,
-  AF_LLC,
-  DUMP_ATTEMPTS,
-  dumpCache,
-  nlAddrText,
-  parseNlAddr,
-} from "./libnl.ts";
+import { AF_INET, AF_INET6, AF_LLC, nlAddrText, parseNlAddr } from "./libnl.ts";
 
 // These tests load libnl but need no kernel access and no root.
-
-Deno.test("dumpCache() retries a bounded number of times on NLE_DUMP_INTR", async (t) => {
-  await t.step("gives up after DUMP_ATTEMPTS", () => {
-    let calls = 0;
-    using stack = new DisposableStack();
-    assert.throws(
-      () =>
-        dumpCache(stack, () => {
-          calls++;
-          return -33;
-        }, { op: "list", object: "links" }),
-      { name: "NetlinkError", message: /^Cannot list "links": / },
-    );
-    assert.equal(calls, DUMP_ATTEMPTS);
-  });
-  await t.step("stops retrying on another error", () => {
-    const codes = [-33, -33, -6];
-    let calls = 0;
-    using stack = new DisposableStack();
-    assert.throws(
-      () =>
-        dumpCache(
-          stack,
-          () => codes[calls++] ?? 0,
-          { op: "list", object: "routes" },
-        ),
-      { name: "AlreadyExists", message: /Cannot list "routes": Object exists/ },
-    );
-    assert.equal(calls, 3);
-  });
-});
 
 Deno.test("parseNlAddr() and nlAddrText() round-trip addresses", async (t) => {
   const what = { op: "parse", object: "address" };

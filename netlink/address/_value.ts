@@ -47,14 +47,17 @@ export function parseV4(text: string): number | undefined {
   return n * 256 + part;
 }
 
-/** Groups of one side of `::` (an embedded dotted quad last), or undefined. */
-function v6Groups(s: string): number[] | undefined {
+/**
+ * Groups of one side of `::`, or undefined. A dotted quad may end the side
+ * only when it ends the address (`last`): it stands for the final 32 bits.
+ */
+function v6Groups(s: string, options: { last: boolean }): number[] | undefined {
   if (s === "") return [];
   const out: number[] = [];
   const items = s.split(":");
   for (let i = 0; i < items.length; i++) {
     const item = items[i] ?? "";
-    if (i === items.length - 1 && item.includes(".")) {
+    if (options.last && i === items.length - 1 && item.includes(".")) {
       const v4 = parseV4(item);
       if (v4 === undefined) return undefined;
       out.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
@@ -66,13 +69,19 @@ function v6Groups(s: string): number[] | undefined {
   return out;
 }
 
-/** Parses IPv6 text into a 128-bit bigint, or undefined when it is none. */
+/**
+ * Parses IPv6 text into a 128-bit bigint, or undefined when it is none. As
+ * with `inet_pton`, a dotted quad may stand only for the final 32 bits
+ * (`::ffff:1.2.3.4`, `1:2:3:4:5:6:1.2.3.4`), never before `::`.
+ */
 export function parseV6(text: string): bigint | undefined {
   if (!/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
-  const head = v6Groups(halves[0] ?? "");
-  const tail = halves.length === 2 ? v6Groups(halves[1] ?? "") : [];
+  const head = v6Groups(halves[0] ?? "", { last: halves.length === 1 });
+  const tail = halves.length === 2
+    ? v6Groups(halves[1] ?? "", { last: true })
+    : [];
   if (head === undefined || tail === undefined) return undefined;
   const fill = 8 - head.length - tail.length;
   if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
@@ -88,10 +97,21 @@ export function formatV4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
-/** Formats a 128-bit value as RFC 5952 text. */
+/**
+ * Formats a 128-bit value as RFC 5952 text, as `inet_ntop` (glibc's, which
+ * libnl's `nl_addr2str` calls, so the kernel side reads the same) writes
+ * it: the final 32 bits as a dotted quad after `::ffff:` (IPv4-mapped) and
+ * after a `::` of six zero groups (IPv4-compatible, `::1.2.3.4`; `::1`
+ * stays hex).
+ */
 function formatV6(n: bigint): string {
   const g: number[] = [];
   for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  if (g.slice(0, 5).every((x) => x === 0)) {
+    const v4 = formatV4(Number(n & 0xffffffffn));
+    if (g[5] === 0xffff) return `::ffff:${v4}`;
+    if (g[5] === 0 && g[6] !== 0) return `::${v4}`;
+  }
   // RFC 5952: compress the longest run (≥ 2) of zero groups, first wins.
   let best = -1;
   let bestLen = 1;

@@ -30,7 +30,10 @@ export function ipFamily(text: string): 4 | 6 | undefined {
 }
 
 /**
- * Returns the canonical text of an IP address (RFC 5952 for IPv6).
+ * Returns the canonical text of an IP address: RFC 5952 for IPv6, written
+ * as `inet_ntop` writes it (the kernel side's text, from libnl's
+ * `nl_addr2str`), so IPv4-mapped addresses end in a dotted quad
+ * (`::ffff:10.0.0.1`). A dotted quad is read only as the final 32 bits.
  *
  * @param text The address text.
  * @returns The canonical text.
@@ -42,6 +45,7 @@ export function ipFamily(text: string): 4 | 6 | undefined {
  * import { normalizeIp } from "@vnet/address";
  *
  * assert.equal(normalizeIp("FD00:0:0:0::0001"), "fd00::1");
+ * assert.equal(normalizeIp("::ffff:a00:1"), "::ffff:10.0.0.1");
  * ```
  */
 export function normalizeIp(text: string): string {

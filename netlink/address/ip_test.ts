@@ -49,6 +49,83 @@ Deno.test("normalizeIp() and ipFamily() canonicalise addresses", () => {
   });
 });
 
+Deno.test("normalizeIp() takes a dotted quad in IPv6 only for the final 32 bits, as inet_pton does", async (t) => {
+  for (
+    const bad of [
+      "1.2.3.4::",
+      "1:2:1.2.3.4::5",
+      "1.2.3.4::5",
+      "::1.2.3.4:5",
+      "1:2:3:4:5:6:7:1.2.3.4",
+      "1:2:3:4:5:1.2.3.4",
+      "::01.2.3.4",
+      "::1.2.3",
+    ]
+  ) {
+    await t.step(`refuses ${bad}`, () => {
+      assert.throws(() => normalizeIp(bad), {
+        name: "SyntaxError",
+        message: /Cannot parse IP address/,
+      });
+      assert.equal(ipFamily(bad), undefined);
+    });
+  }
+  const good: [string, string][] = [
+    ["::1.2.3.4", "::1.2.3.4"],
+    ["::ffff:1.2.3.4", "::ffff:1.2.3.4"],
+    ["1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:102:304"],
+    ["1::ffff:1.2.3.4", "1::ffff:102:304"],
+    ["::ffff:0:1.2.3.4", "::ffff:0:102:304"],
+  ];
+  for (const [text, want] of good) {
+    await t.step(`takes ${text}`, () => assert.equal(normalizeIp(text), want));
+  }
+});
+
+Deno.test("normalizeIp() writes IPv6 as inet_ntop does, IPv4-mapped and -compatible addresses with a dotted quad", () => {
+  // Each pair: input and what glibc's inet_ntop (libnl's nl_addr2str, the
+  // kernel side's text) prints for it.
+  const cases: [string, string][] = [
+    ["::ffff:102:304", "::ffff:1.2.3.4"],
+    ["0:0:0:0:0:FFFF:0A01:0203", "::ffff:10.1.2.3"],
+    ["::ffff:0:0", "::ffff:0.0.0.0"],
+    ["::102:304", "::1.2.3.4"],
+    ["::1:0", "::0.1.0.0"],
+    ["::1", "::1"],
+    ["::", "::"],
+    ["::100", "::100"],
+    ["::ffff", "::ffff"],
+    ["::ffff:1:2:3", "::ffff:1:2:3"],
+    ["0:0:0:0:0:1:0:0", "::1:0:0"],
+    ["1::ffff:102:304", "1::ffff:102:304"],
+    ["64:ff9b::102:304", "64:ff9b::102:304"],
+  ];
+  for (const [text, want] of cases) assert.equal(normalizeIp(text), want, text);
+});
+
+Deno.test("normalizeIp() parses back what it writes, in hex or with a dotted quad", () => {
+  // Groups biased to 0 and ffff, where the special forms are.
+  const group = fc.oneof(
+    fc.constant(0),
+    fc.constant(0xffff),
+    fc.integer({ min: 0, max: 0xffff }),
+  );
+  fc.assert(
+    fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (g) => {
+      const hex = g.map((x) => x.toString(16)).join(":");
+      const [hi, lo] = [g[6] ?? 0, g[7] ?? 0];
+      const quad = [hi >> 8, hi & 255, lo >> 8, lo & 255];
+      const mixed = `${g.slice(0, 6).map((x) => x.toString(16)).join(":")}:${
+        quad.join(".")
+      }`;
+      const text = normalizeIp(hex);
+      assert.equal(normalizeIp(mixed), text, mixed);
+      assert.equal(normalizeIp(text), text, text);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
 Deno.test("parseIpv4() and formatIpv4() round-trip dotted quads", () => {
   for (const ip of ["0.0.0.0", "10.240.0.5", "255.255.255.255", "1.2.3.4"]) {
     assert.equal(formatIpv4(parseIpv4(ip)), ip);

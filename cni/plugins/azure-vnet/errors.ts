@@ -1,21 +1,29 @@
 /**
  * The plugin's own error mapping: kernel failures become CNI errors, 11 (try
- * again later) when netlink says the kernel was busy, else 103; several
- * independent failures become one error.
+ * again later) when netlink says the kernel was busy or a dump kept being
+ * interrupted by changes, else 103; several independent failures become one
+ * error.
  *
  * @module
  */
 import { CniError, CODES, flattenCause, PLUGIN_CODES } from "@vnet/cni";
 import { NetlinkError, NLE } from "@vnet/netlink";
 
-/** True when a `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in the cause chain. */
+/** libnl codes that mean "try again later". */
+const TRANSIENT: ReadonlySet<number> = new Set([
+  NLE.AGAIN,
+  NLE.BUSY,
+  NLE.DUMP_INTR, // a dump interrupted by changes, every attempt
+]);
+
+/**
+ * True when a `NetlinkError` with `NLE_AGAIN`, `NLE_BUSY` or
+ * `NLE_DUMP_INTR` is in the cause chain.
+ */
 function isTransientKernel(err: unknown): boolean {
   let e: unknown = err;
   for (let depth = 0; depth < 16 && e instanceof Error; depth++) {
-    if (
-      e instanceof NetlinkError &&
-      (e.nlCode === NLE.AGAIN || e.nlCode === NLE.BUSY)
-    ) return true;
+    if (e instanceof NetlinkError && TRANSIENT.has(e.nlCode)) return true;
     e = e.cause;
   }
   return false;
@@ -23,8 +31,9 @@ function isTransientKernel(err: unknown): boolean {
 
 /**
  * Wraps a non-CniError into a CniError: 11 (try again later) when a
- * `NetlinkError` with `NLE_AGAIN` or `NLE_BUSY` is in its cause chain, else
- * 103 (kernel failure).
+ * `NetlinkError` with `NLE_AGAIN`, `NLE_BUSY` or `NLE_DUMP_INTR` (a list
+ * whose every attempt a change interrupted) is in its cause chain, else 103
+ * (kernel failure).
  *
  * @param msg The message.
  * @param err The failure (kept as `cause`).

@@ -10,8 +10,8 @@ function nlError(nlCode: number): NetlinkError {
   });
 }
 
-Deno.test("wrapKernel() maps NLE_AGAIN and NLE_BUSY anywhere in the cause chain to 11", async (t) => {
-  for (const nlCode of [NLE.AGAIN, NLE.BUSY]) {
+Deno.test("wrapKernel() maps NLE_AGAIN, NLE_BUSY and NLE_DUMP_INTR anywhere in the cause chain to 11", async (t) => {
+  for (const nlCode of [NLE.AGAIN, NLE.BUSY, NLE.DUMP_INTR]) {
     await t.step(`nlCode ${nlCode}, direct`, () => {
       const cause = nlError(nlCode);
       const e = wrapKernel('Cannot create network "azure"', cause);
