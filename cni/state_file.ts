@@ -771,70 +771,103 @@ export async function withStateLock<T>(
   }
 }
 
+/** The identity of a file: its device and inode. */
+interface FileId {
+  readonly dev: number;
+  readonly ino: number | null;
+}
+
+function sameFile(a: FileId, b: FileId): boolean {
+  return a.ino !== null && a.ino === b.ino && a.dev === b.dev;
+}
+
+/** How often an open of the lock file is tried while the path is replaced. */
+const OPEN_ATTEMPTS = 5;
+
 /**
  * Opens `${path}.lock` (made with its directory when missing; anything but
- * a regular file is code 5).
+ * a regular file is code 5), with the identity of the file opened.
+ *
+ * The identity comes from the path, not the descriptor: Deno checks
+ * `FsFile.stat()` against the file's real path, which a launcher granting
+ * `/var/run` (a symlink to `/run`) does not cover. A stat of the path
+ * before and after the open that name one file name the file opened; when
+ * they differ (replaced meanwhile) the open is tried again.
  */
-async function openLockFile(path: string, ms: number): Promise<Deno.FsFile> {
+async function openLockFile(
+  path: string,
+  ms: number,
+): Promise<{ file: Deno.FsFile; id: FileId }> {
   const lockPath = `${path}.lock`;
-  try {
-    // A FIFO would block the open below forever: refuse anything but a
-    // regular file first. The lock file is never deleted, so once it is
-    // there, so is its directory: only without it is the directory made
-    // (and the lock file looked at again, as before).
-    const lockRole = { ms, role: "lock file" };
-    if (
-      await statRegular(lockPath, lockRole).catch(() => undefined) === undefined
-    ) {
-      await withDeadline(
-        Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 }),
-        {
-          ms,
-          what: `create "${dirOf(path)}"`,
-        },
+  const lockRole = { ms, role: "lock file" };
+  for (let attempt = 1;; attempt++) {
+    let file: Deno.FsFile;
+    let before: Deno.FileInfo | undefined;
+    try {
+      // A FIFO would block the open below forever: refuse anything but a
+      // regular file first. The lock file is never deleted by us, so once
+      // it is there, so is its directory: only without it is the directory
+      // made (and the lock file looked at again, as before).
+      before = await statRegular(lockPath, lockRole).catch(() => undefined);
+      if (before === undefined) {
+        await withDeadline(
+          Deno.mkdir(dirOf(path), { recursive: true, mode: 0o755 }),
+          {
+            ms,
+            what: `create "${dirOf(path)}"`,
+          },
+        );
+        await statRegular(lockPath, lockRole);
+      }
+      file = await withDeadline(
+        Deno.open(lockPath, {
+          read: true,
+          write: true,
+          create: true,
+          mode: 0o600,
+        }),
+        { ms, what: `open lock file "${lockPath}"` },
       );
-      await statRegular(lockPath, lockRole);
+    } catch (err) {
+      if (err instanceof CniError) throw err;
+      throw new CniError(
+        CODES.ioFailure,
+        `Cannot open lock file "${lockPath}"`,
+        { cause: err },
+      );
     }
-    return await withDeadline(
-      Deno.open(lockPath, {
-        read: true,
-        write: true,
-        create: true,
-        mode: 0o600,
-      }),
-      { ms, what: `open lock file "${lockPath}"` },
-    );
-  } catch (err) {
-    if (err instanceof CniError) throw err;
-    throw new CniError(
-      CODES.ioFailure,
-      `Cannot open lock file "${lockPath}"`,
-      { cause: err },
-    );
+    const after = await statRegular(lockPath, lockRole).catch((err) => {
+      file.close();
+      throw err;
+    });
+    if (
+      after !== undefined && (before === undefined || sameFile(before, after))
+    ) {
+      return { file, id: after };
+    }
+    file.close();
+    if (attempt >= OPEN_ATTEMPTS) {
+      throw new CniError(
+        CODES.ioFailure,
+        `Cannot open lock file "${lockPath}": it was replaced ${attempt} times while being opened`,
+      );
+    }
   }
 }
 
 /**
- * Whether the locked descriptor is still the file at the lock path: we
- * never delete the lock file, but the Go azure-vnet (v0.91, #17) deletes
- * its `<file>.lock` (the same path) on unlock. A flock on a deleted or
+ * Whether the locked file is still the file at the lock path: we never
+ * delete the lock file, but the Go azure-vnet (v0.91, #17) deletes its
+ * `<file>.lock` (the same path) on unlock. A flock on a deleted or
  * replaced file excludes nobody who opens the path now.
  */
 async function stillAtPath(
-  lockFile: Deno.FsFile,
+  id: FileId,
   path: string,
   ms: number,
 ): Promise<boolean> {
-  const lockPath = `${path}.lock`;
-  const what = { ms, what: `stat lock file "${lockPath}"` };
-  const held = await withDeadline(lockFile.stat(), what);
-  const now = await withDeadline(Deno.stat(lockPath), what).catch(
-    (err: unknown) => {
-      if (err instanceof Deno.errors.NotFound) return undefined;
-      throw err;
-    },
-  );
-  return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+  const now = await statRegular(`${path}.lock`, { ms, role: "lock file" });
+  return now !== undefined && sameFile(id, now);
 }
 
 /**
@@ -855,7 +888,7 @@ async function takeLock(
 ): Promise<Deno.FsFile> {
   const deadline = performance.now() + opts.timeoutMs;
   for (let again = false;; again = true) {
-    const lockFile = await openLockFile(path, opts.ms);
+    const { file: lockFile, id } = await openLockFile(path, opts.ms);
     try {
       await acquire(lockFile, {
         path,
@@ -865,7 +898,7 @@ async function takeLock(
           : opts.timeoutMs,
         sleep: opts.sleep,
       });
-      if (await stillAtPath(lockFile, path, opts.ms)) return lockFile;
+      if (await stillAtPath(id, path, opts.ms)) return lockFile;
     } catch (err) {
       lockFile.close();
       if (err instanceof CniError) throw err;

@@ -377,3 +377,44 @@ Deno.test("withStateLock() holds the lock of the file at the path, not of one de
   assert.deepEqual(events, ["a in", "c in", "a out", "c out", "b in"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("withStateLock() works under permissions granted on a symlinked state dir only", async () => {
+  // /var/run is a symlink to /run on systemd hosts and in the image, and
+  // the launchers grant /var/run: Deno checks some file operations against
+  // the real path.
+  const dir = await tempDir();
+  const real = `${dir}/run`;
+  const link = `${dir}/var-run`;
+  await Deno.mkdir(real);
+  await Deno.symlink(real, link);
+  const mod = new URL("./state_file.ts", import.meta.url).href;
+  const path = `${link}/state.json`;
+  const code = `
+    import { withStateLock } from ${JSON.stringify(mod)};
+    const n = await withStateLock(${JSON.stringify(path)}, async (f) => {
+      const cur = (await f.read())?.n ?? 0;
+      await f.write({ n: cur + 1 });
+      return cur + 1;
+    });
+    console.log(n);
+  `;
+  // `deno eval` takes every permission: a script of its own.
+  const script = `${dir}/child.ts`;
+  await Deno.writeTextFile(script, code);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      `--allow-read=${link}`,
+      `--allow-write=${link}`,
+      script,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "1");
+  assert.deepEqual(await readStateFile(`${real}/state.json`), { n: 1 });
+  await Deno.remove(dir, { recursive: true });
+});
