@@ -5,7 +5,12 @@
  * subprocess inside the node netns with CNI_* env and the config on stdin.
  */
 import { assert } from "../_support/assert.ts";
-import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
+import {
+  assertStateMatchesKernel,
+  ifaces,
+  sourceNode,
+  staticIpam,
+} from "../_support/azure_node.ts";
 import {
   type AzureNode,
   ip,
@@ -840,4 +845,94 @@ Deno.test("azure-vnet DEL retried after its address went to a new owner leaves t
     assert.equal(eb.filter((l) => l === rule).length, 1, rule);
   }
   assert.ok(!eb.some((l) => l.includes(oldMac)), "the old pod's rules went");
+});
+
+/** Waits until `ready()` holds, polling every 20 ms for at most 10 s. */
+async function until(
+  what: string,
+  ready: () => Promise<boolean>,
+): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await ready()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`Timed out waiting until ${what}`);
+}
+
+/** The ebtables lines that name `ip` (`--ip-dst`, `--arp-ip-dst`). */
+async function rulesOf(n: AzureNode, ip: string): Promise<string[]> {
+  return (await n.ebtables()).split("\n").filter((l) =>
+    l.includes(`-dst ${ip} `)
+  );
+}
+
+Deno.test("azure-vnet DEL without a record leaves the rules and neighbour of the address's new owner while its ADD waits to record", async () => {
+  await using n = await sourceNode("10.110.0.0/24");
+  const p3 = await n.pod();
+  const p5 = await n.pod();
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r3 = await n.run("ADD", c, n.env("c3", p3));
+  assert.equal(r3.code, 0, JSON.stringify(r3.json));
+  const ip = n.addr(5);
+  const oldMac = ifaces(r3.json)[1]?.mac ?? "";
+  assert.equal((await n.run("DEL", c, n.env("c3", p3))).code, 0);
+  // The state lock is held, as by a slow writer: c5's ADD reserves the
+  // address, makes its neighbour and rules, then waits to record them.
+  const lock = await Deno.open(`${n.statePath}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+  });
+  let held = true;
+  try {
+    const exclusive = true;
+    await lock.lock(exclusive);
+    const add5 = n.spawn("ADD", c, n.env("c5", p5));
+    await until("c5's neighbour and rules exist", async () => {
+      const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+        x.dst === ip
+      );
+      return neigh?.lladdr !== undefined && neigh.lladdr !== oldMac &&
+        (await rulesOf(n, ip)).length === 2;
+    });
+    const newMac = (await neighbours(n.node.name, "azure0")).find((x) =>
+      x.dst === ip
+    )?.lladdr ?? "";
+    const rules5 = await rulesOf(n, ip);
+    assert.ok(!(await n.state()).endpoints["c5/eth0"], "c5 not recorded yet");
+    // The runtime's DEL of the old sandbox, with its cached prevResult and
+    // no netns any more (after a reboot, say).
+    const del3 = n.run(
+      "DEL",
+      { ...c, prevResult: r3.json },
+      n.env("c3", undefined),
+    );
+    // It may wait for the lock (the old code did); give it 2 s, then let
+    // everything go on.
+    await Promise.race([del3, new Promise((r) => setTimeout(r, 2000))]);
+    lock.unlockSync();
+    held = false;
+    const d = await del3;
+    assert.equal(d.code, 0, JSON.stringify(d.json));
+    const a5 = await add5.done;
+    assert.equal(a5.code, 0, a5.stdout);
+    const r5 = JSON.parse(a5.stdout);
+    assert.equal(ifaces(r5)[1]?.mac, newMac);
+    const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+      x.dst === ip
+    );
+    assert.equal(neigh?.lladdr, newMac, "c5's neighbour stays");
+    assert.deepEqual(await rulesOf(n, ip), rules5, "c5's rules stay");
+    assert.ok(await n.azure.ping(ip), "the fabric reaches c5");
+    const check = await n.run(
+      "CHECK",
+      { ...c, prevResult: r5 },
+      n.env("c5", p5),
+    );
+    assert.equal(check.code, 0, JSON.stringify(check.json));
+    await assertStateMatchesKernel(n);
+  } finally {
+    if (held) lock.unlockSync();
+    lock.close();
+  }
 });

@@ -198,14 +198,99 @@ Deno.test("cmdDel() retried after its release leaves the neighbour of the addres
   await handlers.cmdCheck?.(makeArgs("CHECK", "c2", "/run/netns/c2"));
 });
 
+/** Waits until `p` settles or `ms` have passed (the timer is cleared). */
+async function settledOrLate(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([p.catch(() => {}), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("cmdDel() without a record leaves the address's new owner whose ADD has not recorded it yet", async (t) => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  const r3 = await handlers.cmdAdd(makeArgs("ADD", "c3"));
+  const oldMac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  await handlers.cmdDel(makeArgs("DEL", "c3"));
+  kernel.addNetns("/run/netns/c5");
+  // The state lock is held: c5's ADD reserves 10.0.0.5, plumbs it with its
+  // own MAC, and waits to record it.
+  const lock = await Deno.open(`${statePath(env.dir)}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+  });
+  const exclusive = true;
+  await lock.lock(exclusive);
+  const add5 = handlers.cmdAdd(makeArgs("ADD", "c5", "/run/netns/c5"));
+  for (let i = 0; i < 500 && rules.matching(/10\.0\.0\.5\b/).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const newMac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  assert.ok(newMac !== undefined && newMac !== oldMac);
+  const rules5 = rules.matching(/10\.0\.0\.5\b/);
+  assert.equal(rules5.length, 2);
+  assert.deepEqual(await env.endpoints(), []);
+  const dels: Promise<void>[] = [];
+  const cases: { name: string; args: CmdArgs; exec?: boolean }[] = [
+    {
+      name: "with the old prevResult (its MAC and address)",
+      args: pluginArgs("DEL", "c3", { netns: "", config: { prevResult: r3 } }),
+    },
+    {
+      name: "with nothing known: no prevResult, no pod end, nothing held",
+      args: makeArgs("DEL", "c3", ""),
+    },
+    {
+      name: "through an exec'd IPAM, which cannot tell who holds what",
+      args: pluginArgs("DEL", "c3", { netns: "", config: { prevResult: r3 } }),
+      exec: true,
+    },
+  ];
+  const holdings = ipam.holdings.bind(ipam);
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      ipam.holdings = c.exec ? () => Promise.resolve(undefined) : holdings;
+      const del = handlers.cmdDel(c.args);
+      dels.push(del);
+      await settledOrLate(del, 500);
+      assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+      assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+      assert.equal(ipam.held.get("c5/eth0"), "10.0.0.5");
+    });
+  }
+  ipam.holdings = holdings;
+  await lock.unlock();
+  lock.close();
+  await Promise.all(dels);
+  const r5 = await add5;
+  assert.deepEqual(await env.endpoints(), ["c5/eth0"]);
+  assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+  assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+  await handlers.cmdCheck?.(
+    pluginArgs("CHECK", "c5", {
+      netns: "/run/netns/c5",
+      config: { prevResult: r5 },
+    }),
+  );
+});
+
 Deno.test("cmdDel() without a record keeps the reservation while a rule it found is left", async () => {
   await using env = await setup();
   const { handlers, ipam, rules } = env;
   await handlers.cmdAdd(makeArgs("ADD", "c1"));
   // As the in-process route: the reservation names the address.
-  ipam.reserved = () => {
+  ipam.holdings = () => {
     const ip = ipam.held.get("c1/eth0");
-    return Promise.resolve(ip === undefined ? [] : [`${ip}/24`]);
+    return Promise.resolve({
+      own: ip === undefined ? [] : [`${ip}/24`],
+      others: new Set<string>(),
+    });
   };
   await forget(env.dir, "c1/eth0");
   rules.failDel = /10\.0\.0\.5\b/;

@@ -135,7 +135,7 @@ async function brokenAttachment(
     { ep: recorded, net: network, netns: args.netns, scope: "endpoint" },
   );
   if (problems.length > 0) return problems.join("; ");
-  const held = await inv.ipam.reserved(args);
+  const held = (await inv.ipam.holdings(args))?.own;
   const lost = held === undefined
     ? []
     : recorded.addresses.filter((a) => !held.includes(a));

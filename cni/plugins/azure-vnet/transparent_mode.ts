@@ -573,7 +573,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
     // Nothing of a transparent endpoint outlives its veth.
     return Promise.resolve({
       errors: [],
-      evidence: traces.podAttached || traces.held > 0,
+      evidence: traces.podAttached || traces.held.length > 0,
     });
   },
 };
