@@ -487,18 +487,27 @@ Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS repor
   });
 });
 
-Deno.test("azure-vnet gives the same result through the in-process and exec routes of azure-vnet-ipam", async () => {
+/**
+ * A `CNI_PATH` directory (removed by the caller) holding `azure-vnet-ipam`:
+ * a script that runs the IPAM plugin from source.
+ */
+async function ipamBinDir(): Promise<string> {
   const bin = await Deno.makeTempDir({ prefix: "cnitest-bin-" });
+  const ipamMain = new URL(
+    "../../ipam/plugins/azure-vnet-ipam/main.ts",
+    import.meta.url,
+  ).pathname;
+  await Deno.writeTextFile(
+    `${bin}/azure-vnet-ipam`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${ipamMain}" "$@"\n`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
+
+Deno.test("azure-vnet gives the same result through the in-process and exec routes of azure-vnet-ipam", async () => {
+  const bin = await ipamBinDir();
   try {
-    const ipamMain = new URL(
-      "../../ipam/plugins/azure-vnet-ipam/main.ts",
-      import.meta.url,
-    ).pathname;
-    await Deno.writeTextFile(
-      `${bin}/azure-vnet-ipam`,
-      `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${ipamMain}" "$@"\n`,
-      { mode: 0o755 },
-    );
     const results = [];
     const states = [];
     for (const ipamExec of [false, true]) {
@@ -934,5 +943,45 @@ Deno.test("azure-vnet DEL without a record leaves the rules and neighbour of the
   } finally {
     if (held) lock.unlockSync();
     lock.close();
+  }
+});
+
+Deno.test("azure-vnet GC (and azure-vnet-ipam's, in process and exec'd) takes a null cni.dev/valid-attachments as none valid", async (t) => {
+  const bin = await ipamBinDir();
+  try {
+    for (const ipamExec of [false, true]) {
+      await t.step(ipamExec ? "exec'd IPAM" : "in-process IPAM", async () => {
+        await using n = await sourceNode("10.111.0.0/24");
+        const pods = [await n.pod(), await n.pod()];
+        const c = n.conf(staticIpam(n), { cniVersion: "1.1.0", ipamExec });
+        for (const [i, pod] of pods.entries()) {
+          const r = await n.run("ADD", c, {
+            ...n.env(`n${i}`, pod),
+            CNI_PATH: bin,
+          });
+          assert.equal(r.code, 0, JSON.stringify(r.json));
+        }
+        // What libcni's GCNetworkList injects for a nil Go slice.
+        const gc = await n.run("GC", {
+          ...c,
+          "cni.dev/valid-attachments": null,
+          "cni.dev/attachments": null,
+        }, { CNI_PATH: bin });
+        assert.equal(gc.code, 0, JSON.stringify(gc.json));
+        assert.deepEqual(Object.keys((await n.state()).endpoints), []);
+        assert.doesNotMatch(await n.ipamState(), /"n[01]"/);
+        assert.ok(
+          !(await links(n.node.name)).some((l) => l.ifname.startsWith("azv")),
+        );
+        assert.doesNotMatch(
+          await n.ebtables(),
+          /-p IPv4 .*-j dnat/,
+          "no pod rule",
+        );
+        await assertStateMatchesKernel(n);
+      });
+    }
+  } finally {
+    await Deno.remove(bin, { recursive: true });
   }
 });

@@ -11,8 +11,10 @@ import {
   NETNS,
   pluginArgs,
   pluginGcArgs,
+  type PluginHarness,
   setupPlugin,
 } from "./_plugin_harness.ts";
+import { runThroughSkel } from "../../../tests/_support/skel.ts";
 
 function makeArgs(
   command: CniCommand,
@@ -28,6 +30,15 @@ function setup() {
 
 function gcArgs(valid: string[]): CmdArgs {
   return pluginGcArgs(valid);
+}
+
+/** ADDs each container in a netns of its own, `/run/netns/gc<i>`. */
+async function addPods(env: PluginHarness, ids: string[]): Promise<void> {
+  for (const [i, c] of ids.entries()) {
+    const ns = `/run/netns/gc${i}`;
+    env.kernel.addNetns(ns);
+    await env.handlers.cmdAdd(makeArgs("ADD", c, ns));
+  }
 }
 
 Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry releases it", async () => {
@@ -632,11 +643,7 @@ Deno.test("cmdDel() without a record deletes the derived veth and releases the I
 Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", async (t) => {
   await using env = await setup();
   const { handlers, kernel, rules } = env;
-  for (const [i, c] of ["c1", "c2", "c3", "c4"].entries()) {
-    const ns = `/run/netns/gc${i}`;
-    kernel.addNetns(ns);
-    await handlers.cmdAdd(makeArgs("ADD", c, ns));
-  }
+  await addPods(env, ["c1", "c2", "c3", "c4"]);
   const hostRulesBefore = rules.rules.filter((r) =>
     !/10\.0\.0\.([5-9])\b/.test(r.args)
   );
@@ -701,14 +708,32 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
   });
 });
 
-Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+Deno.test("GC through runPlugin() takes a null cni.dev/valid-attachments as none valid (libcni's nil slice)", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel, rules } = env;
-  for (const [i, c] of ["c1", "c2"].entries()) {
-    const ns = `/run/netns/gc${i}`;
-    kernel.addNetns(ns);
-    await handlers.cmdAdd(makeArgs("ADD", c, ns));
-  }
+  await addPods(env, ["c1", "c2"]);
+  const gc = await runThroughSkel(handlers, {
+    name: "azure-vnet",
+    env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+    config: {
+      ...makeArgs("GC", "").config,
+      "cni.dev/valid-attachments": null,
+      "cni.dev/attachments": null,
+    },
+  });
+  assert.deepEqual(gc, { code: 0, stdout: "" });
+  assert.deepEqual(await env.endpoints(), []);
+  assert.deepEqual([...ipam.held.keys()], []);
+  assert.ok(
+    ![...kernel.hostNs.linksByName.keys()].some((n) => n.startsWith("azv")),
+  );
+  assert.deepEqual(rules.matching(/10\.0\.0\.[56]\b/), []);
+});
+
+Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+  await using env = await setup();
+  const { handlers, ipam, rules } = env;
+  await addPods(env, ["c1", "c2"]);
   assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
   assert.ok(handlers.cmdGc !== undefined);
   rules.failDel = /10\.0\.0\.6\b/;
