@@ -985,3 +985,45 @@ Deno.test("azure-vnet GC (and azure-vnet-ipam's, in process and exec'd) takes a 
     await Deno.remove(bin, { recursive: true });
   }
 });
+
+Deno.test("azure-vnet ADD puts back a host rule removed while the bridge stayed; STATUS reports it (51) until then", async () => {
+  await using n = await sourceNode("10.112.0.0/24");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r1 = await n.run("ADD", c, n.env("h1", p1));
+  assert.equal(r1.code, 0, JSON.stringify(r1.json));
+  async function postrouting(): Promise<string[]> {
+    return (await n.node.exec("ebtables", ["-t", "nat", "-L", "POSTROUTING"]))
+      .split("\n").filter((l) => l.startsWith("-"));
+  }
+  const before = await postrouting();
+  assert.equal(before.length, 1);
+  assert.match(before[0] ?? "", /-j snat --to-src .* --snat-arp/);
+  await n.node.exec("ebtables", [
+    "-t",
+    "nat",
+    "-D",
+    "POSTROUTING",
+    ...(before[0] ?? "").split(" "),
+  ]);
+  assert.deepEqual(await postrouting(), []);
+  const s1 = await n.run("STATUS", c, {});
+  assert.equal(s1.json?.code, 51, JSON.stringify(s1.json));
+  assert.match(
+    String(s1.json?.msg),
+    /lost host ebtables rules: POSTROUTING .*snat/,
+  );
+  const withPrev = { ...c, prevResult: r1.json };
+  const bad = await n.run("CHECK", withPrev, n.env("h1", p1));
+  assert.equal(bad.json?.code, 106, JSON.stringify(bad.json));
+  const r2 = await n.run("ADD", c, n.env("h2", p2));
+  assert.equal(r2.code, 0, JSON.stringify(r2.json));
+  assert.deepEqual(await postrouting(), before);
+  const ok = await n.run("CHECK", withPrev, n.env("h1", p1));
+  assert.equal(ok.code, 0, JSON.stringify(ok.json));
+  const s2 = await n.run("STATUS", c, {});
+  assert.equal(s2.code, 0, JSON.stringify(s2.json));
+  assert.ok(await p2.ping(n.addr(1)));
+  await assertStateMatchesKernel(n);
+});

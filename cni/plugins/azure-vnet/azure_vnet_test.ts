@@ -754,6 +754,65 @@ Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it co
   assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
 });
 
+Deno.test("cmdAdd() puts back host rules removed while the bridge stayed; STATUS reports them (51) until then", async (t) => {
+  await using env = await setup();
+  const { handlers, kernel, rules } = env;
+  await addPods(env, ["c1"]);
+  const isHost = (r: { args: string }) => !/10\.0\.0\.5\b/.test(r.args);
+  const hostRules = rules.rules.filter(isHost);
+  assert.equal(hostRules.length, 3, JSON.stringify(rules.rules));
+  const status = makeArgs("STATUS", "", "");
+  const check = makeArgs("CHECK", "c1", "/run/netns/gc0");
+  const cases: [string, (r: { chain: string; args: string }) => boolean][] = [
+    ["the SNAT", (r) => r.chain === "POSTROUTING"],
+    ["every host rule (a flushed table)", isHost],
+  ];
+  for (const [i, [what, gone]] of cases.entries()) {
+    await t.step(what, async () => {
+      rules.rules = rules.rules.filter((r) => !gone(r));
+      await assert.rejects(handlers.cmdStatus?.(status) ?? Promise.resolve(), {
+        name: "CniError",
+        code: 51,
+        message: /Network "azure" lost host ebtables rules: POSTROUTING .*snat/,
+      });
+      await assert.rejects(handlers.cmdCheck?.(check) ?? Promise.resolve(), {
+        name: "CniError",
+        code: 106,
+        message: /ebtables rule missing: POSTROUTING .*snat/,
+      });
+      const ns = `/run/netns/again${i}`;
+      kernel.addNetns(ns);
+      await handlers.cmdAdd(makeArgs("ADD", `again${i}`, ns));
+      assert.deepEqual(
+        rules.rules.filter(isHost).filter((r) =>
+          !/10\.0\.0\.[67]\b/.test(r.args)
+        )
+          .map((r) => `${r.chain} ${r.args}`).sort(),
+        hostRules.map((r) => `${r.chain} ${r.args}`).sort(),
+        "each host rule once",
+      );
+      await handlers.cmdCheck?.(check);
+      await handlers.cmdStatus?.(status);
+    });
+  }
+});
+
+Deno.test("cmdAdd() on a live network checks its host rules on the listing it takes anyway", async () => {
+  await using env = await setup();
+  const { handlers, kernel, rules } = env;
+  await addPods(env, ["c1"]);
+  const lists = rules.lists;
+  const restores = rules.restores.length;
+  kernel.addNetns("/run/netns/c2");
+  await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/c2"));
+  assert.equal(
+    rules.lists - lists,
+    1,
+    "one listing, taken while IPAM reserves",
+  );
+  assert.equal(rules.restores.length - restores, 1, "one transaction: c2's");
+});
+
 Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {
   await using env = await setup();
   env.ipam.dualStack = true;

@@ -83,6 +83,10 @@ export const BRIDGE_MODE: ModeDriver = {
     }`;
   },
 
+  hostRules(net) {
+    return hostRules(asBridge(net));
+  },
+
   createNetwork(ctx, spec) {
     return createNetwork(ctx, spec);
   },

@@ -9,6 +9,7 @@
 import { CniError, CODES, type IpConfig } from "@vnet/cni";
 import { BRIDGE_MODE } from "./bridge_mode.ts";
 import type { Ebtables } from "./ebtables.ts";
+import type { EbtablesRule } from "./ebtables_rules.ts";
 import type {
   CreatedEndpoint,
   CreateEndpointSpec,
@@ -87,6 +88,12 @@ export interface ModeDriver {
   lost(host: KernelNs, net: NetworkRecord): string | undefined;
   /** Why STATUS must answer 50, or undefined when ADDs can be served. */
   statusProblem(host: KernelNs, net: NetworkRecord): string | undefined;
+  /**
+   * The ebtables rules the host side needs while the network lives (none
+   * in transparent mode): STATUS reports the missing ones, ADD puts them
+   * back.
+   */
+  hostRules(net: NetworkRecord): EbtablesRule[];
   /** Sets the host side up under the state lock; rolled back on failure. */
   createNetwork(
     ctx: HostContext,

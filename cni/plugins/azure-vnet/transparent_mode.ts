@@ -314,6 +314,10 @@ export const TRANSPARENT_MODE: ModeDriver = {
       : `master "${net.master}" is enslaved to a bridge`;
   },
 
+  hostRules() {
+    return [];
+  },
+
   async createNetwork(ctx, spec) {
     const { kernel } = ctx;
     const master = findMaster(kernel, {
