@@ -46,8 +46,11 @@ export const NetConfSchema = z.looseObject({
   runtimeConfig: z.optional(ObjectSchema),
   args: z.optional(ObjectSchema),
   prevResult: z.optional(ObjectSchema),
-  "cni.dev/valid-attachments": z.optional(z.array(AttachmentSchema)),
-  "cni.dev/attachments": z.optional(z.array(AttachmentSchema)),
+  // null: libcni's GCNetworkList sends a nil Go slice so (no valid pod).
+  "cni.dev/valid-attachments": z.optional(
+    z.nullable(z.array(AttachmentSchema)),
+  ),
+  "cni.dev/attachments": z.optional(z.nullable(z.array(AttachmentSchema))),
 });
 
 function fieldName(path: readonly PropertyKey[]): string {
@@ -244,14 +247,17 @@ export interface GcAttachmentsOptions {
 
 /**
  * The GC list of valid attachments: `cni.dev/valid-attachments`, or the
- * older `cni.dev/attachments`. Absent means none is valid (the spec: GC
- * removes everything not listed; `cnitool gc` sends no list), unless
- * `required` is set.
+ * older `cni.dev/attachments`. `null` is an empty list: libcni's
+ * `GCNetworkList` sends a nil Go slice as `null` under both keys when no
+ * attachment is valid. Absent means none is valid (the spec: GC removes
+ * everything not listed; `cnitool gc` sends no list), unless `required` is
+ * set.
  *
  * @param conf The parsed config.
- * @param options `required`: refuse a config without a list.
+ * @param options `required`: refuse a config without either key.
  * @returns The valid attachments (possibly empty).
- * @throws {CniError} Code 7 when `required` and the config has no list.
+ * @throws {CniError} Code 7 when `required` and the config has neither
+ * key.
  *
  * @example Usage
  * ```ts
@@ -273,14 +279,16 @@ export function gcAttachments(
   conf: NetConf,
   options: GcAttachmentsOptions = {},
 ): Attachment[] {
-  const list = conf["cni.dev/valid-attachments"] ??
-    conf["cni.dev/attachments"];
-  if (!Array.isArray(list)) {
-    if (options.required !== true) return [];
-    throw new CniError(
-      CODES.invalidConfig,
-      "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
-    );
+  const valid = conf["cni.dev/valid-attachments"];
+  const older = conf["cni.dev/attachments"];
+  const list = valid ?? older;
+  if (Array.isArray(list)) {
+    return list.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
   }
-  return list.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
+  // libcni's nil slice: the runtime said that no attachment is valid.
+  if (valid === null || older === null || options.required !== true) return [];
+  throw new CniError(
+    CODES.invalidConfig,
+    "GC needs cni.dev/valid-attachments (a list of the attachments to keep); nothing was collected",
+  );
 }

@@ -66,6 +66,34 @@ Deno.test("gcAttachments() refuses a config without a list when required", () =>
   );
 });
 
+Deno.test("gcAttachments() reads a null list as an empty one, as libcni sends for a node with no valid pods", async (t) => {
+  const base = { cniVersion: "1.1.0", name: "n", type: "t" };
+  const cases: [string, Record<string, unknown>][] = [
+    ["both keys null (libcni's nil slice)", {
+      "cni.dev/valid-attachments": null,
+      "cni.dev/attachments": null,
+    }],
+    ["valid-attachments null", { "cni.dev/valid-attachments": null }],
+    ["the older key null", { "cni.dev/attachments": null }],
+  ];
+  for (const [what, keys] of cases) {
+    await t.step(what, () => {
+      const conf = parseNetConf(enc({ ...base, ...keys }));
+      assert.deepEqual(gcAttachments(conf, { required: true }), []);
+    });
+  }
+  await t.step("a list under the other key still counts", () => {
+    const conf = parseNetConf(enc({
+      ...base,
+      "cni.dev/valid-attachments": null,
+      "cni.dev/attachments": [{ containerID: "a", ifname: "eth0" }],
+    }));
+    assert.deepEqual(gcAttachments(conf, { required: true }), [
+      { containerID: "a", ifname: "eth0" },
+    ]);
+  });
+});
+
 Deno.test("parseNetConf() names the field and the problem (code 7)", async (t) => {
   const ok = { cniVersion: "1.0.0", name: "azure", type: "azure-vnet" };
   const cases: [unknown, RegExp][] = [

@@ -126,8 +126,10 @@ export interface NetConf {
   runtimeConfig?: Record<string, unknown>;
   args?: Record<string, unknown>;
   prevResult?: Record<string, unknown>;
-  "cni.dev/valid-attachments"?: Attachment[];
-  "cni.dev/attachments"?: Attachment[];
+  /** `null` from libcni for a nil list: none is valid. */
+  "cni.dev/valid-attachments"?: Attachment[] | null;
+  /** The older key of the same list. */
+  "cni.dev/attachments"?: Attachment[] | null;
   [key: string]: unknown;
 }
 

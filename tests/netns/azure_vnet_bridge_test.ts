@@ -5,7 +5,12 @@
  * subprocess inside the node netns with CNI_* env and the config on stdin.
  */
 import { assert } from "../_support/assert.ts";
-import { ifaces, sourceNode, staticIpam } from "../_support/azure_node.ts";
+import {
+  assertStateMatchesKernel,
+  ifaces,
+  sourceNode,
+  staticIpam,
+} from "../_support/azure_node.ts";
 import {
   type AzureNode,
   ip,
@@ -482,18 +487,27 @@ Deno.test("azure-vnet GC removes attachments not in the valid list; STATUS repor
   });
 });
 
-Deno.test("azure-vnet gives the same result through the in-process and exec routes of azure-vnet-ipam", async () => {
+/**
+ * A `CNI_PATH` directory (removed by the caller) holding `azure-vnet-ipam`:
+ * a script that runs the IPAM plugin from source.
+ */
+async function ipamBinDir(): Promise<string> {
   const bin = await Deno.makeTempDir({ prefix: "cnitest-bin-" });
+  const ipamMain = new URL(
+    "../../ipam/plugins/azure-vnet-ipam/main.ts",
+    import.meta.url,
+  ).pathname;
+  await Deno.writeTextFile(
+    `${bin}/azure-vnet-ipam`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${ipamMain}" "$@"\n`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
+
+Deno.test("azure-vnet gives the same result through the in-process and exec routes of azure-vnet-ipam", async () => {
+  const bin = await ipamBinDir();
   try {
-    const ipamMain = new URL(
-      "../../ipam/plugins/azure-vnet-ipam/main.ts",
-      import.meta.url,
-    ).pathname;
-    await Deno.writeTextFile(
-      `${bin}/azure-vnet-ipam`,
-      `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${ipamMain}" "$@"\n`,
-      { mode: 0o755 },
-    );
     const results = [];
     const states = [];
     for (const ipamExec of [false, true]) {
@@ -840,4 +854,176 @@ Deno.test("azure-vnet DEL retried after its address went to a new owner leaves t
     assert.equal(eb.filter((l) => l === rule).length, 1, rule);
   }
   assert.ok(!eb.some((l) => l.includes(oldMac)), "the old pod's rules went");
+});
+
+/** Waits until `ready()` holds, polling every 20 ms for at most 10 s. */
+async function until(
+  what: string,
+  ready: () => Promise<boolean>,
+): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await ready()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`Timed out waiting until ${what}`);
+}
+
+/** The ebtables lines that name `ip` (`--ip-dst`, `--arp-ip-dst`). */
+async function rulesOf(n: AzureNode, ip: string): Promise<string[]> {
+  return (await n.ebtables()).split("\n").filter((l) =>
+    l.includes(`-dst ${ip} `)
+  );
+}
+
+Deno.test("azure-vnet DEL without a record leaves the rules and neighbour of the address's new owner while its ADD waits to record", async () => {
+  await using n = await sourceNode("10.110.0.0/24");
+  const p3 = await n.pod();
+  const p5 = await n.pod();
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r3 = await n.run("ADD", c, n.env("c3", p3));
+  assert.equal(r3.code, 0, JSON.stringify(r3.json));
+  const ip = n.addr(5);
+  const oldMac = ifaces(r3.json)[1]?.mac ?? "";
+  assert.equal((await n.run("DEL", c, n.env("c3", p3))).code, 0);
+  // The state lock is held, as by a slow writer: c5's ADD reserves the
+  // address, makes its neighbour and rules, then waits to record them.
+  const lock = await Deno.open(`${n.statePath}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+  });
+  let held = true;
+  try {
+    const exclusive = true;
+    await lock.lock(exclusive);
+    const add5 = n.spawn("ADD", c, n.env("c5", p5));
+    await until("c5's neighbour and rules exist", async () => {
+      const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+        x.dst === ip
+      );
+      return neigh?.lladdr !== undefined && neigh.lladdr !== oldMac &&
+        (await rulesOf(n, ip)).length === 2;
+    });
+    const newMac = (await neighbours(n.node.name, "azure0")).find((x) =>
+      x.dst === ip
+    )?.lladdr ?? "";
+    const rules5 = await rulesOf(n, ip);
+    assert.ok(!(await n.state()).endpoints["c5/eth0"], "c5 not recorded yet");
+    // The runtime's DEL of the old sandbox, with its cached prevResult and
+    // no netns any more (after a reboot, say).
+    const del3 = n.run(
+      "DEL",
+      { ...c, prevResult: r3.json },
+      n.env("c3", undefined),
+    );
+    // It may wait for the lock (the old code did); give it 2 s, then let
+    // everything go on.
+    await Promise.race([del3, new Promise((r) => setTimeout(r, 2000))]);
+    lock.unlockSync();
+    held = false;
+    const d = await del3;
+    assert.equal(d.code, 0, JSON.stringify(d.json));
+    const a5 = await add5.done;
+    assert.equal(a5.code, 0, a5.stdout);
+    const r5 = JSON.parse(a5.stdout);
+    assert.equal(ifaces(r5)[1]?.mac, newMac);
+    const neigh = (await neighbours(n.node.name, "azure0")).find((x) =>
+      x.dst === ip
+    );
+    assert.equal(neigh?.lladdr, newMac, "c5's neighbour stays");
+    assert.deepEqual(await rulesOf(n, ip), rules5, "c5's rules stay");
+    assert.ok(await n.azure.ping(ip), "the fabric reaches c5");
+    const check = await n.run(
+      "CHECK",
+      { ...c, prevResult: r5 },
+      n.env("c5", p5),
+    );
+    assert.equal(check.code, 0, JSON.stringify(check.json));
+    await assertStateMatchesKernel(n);
+  } finally {
+    if (held) lock.unlockSync();
+    lock.close();
+  }
+});
+
+Deno.test("azure-vnet GC (and azure-vnet-ipam's, in process and exec'd) takes a null cni.dev/valid-attachments as none valid", async (t) => {
+  const bin = await ipamBinDir();
+  try {
+    for (const ipamExec of [false, true]) {
+      await t.step(ipamExec ? "exec'd IPAM" : "in-process IPAM", async () => {
+        await using n = await sourceNode("10.111.0.0/24");
+        const pods = [await n.pod(), await n.pod()];
+        const c = n.conf(staticIpam(n), { cniVersion: "1.1.0", ipamExec });
+        for (const [i, pod] of pods.entries()) {
+          const r = await n.run("ADD", c, {
+            ...n.env(`n${i}`, pod),
+            CNI_PATH: bin,
+          });
+          assert.equal(r.code, 0, JSON.stringify(r.json));
+        }
+        // What libcni's GCNetworkList injects for a nil Go slice.
+        const gc = await n.run("GC", {
+          ...c,
+          "cni.dev/valid-attachments": null,
+          "cni.dev/attachments": null,
+        }, { CNI_PATH: bin });
+        assert.equal(gc.code, 0, JSON.stringify(gc.json));
+        assert.deepEqual(Object.keys((await n.state()).endpoints), []);
+        assert.doesNotMatch(await n.ipamState(), /"n[01]"/);
+        assert.ok(
+          !(await links(n.node.name)).some((l) => l.ifname.startsWith("azv")),
+        );
+        assert.doesNotMatch(
+          await n.ebtables(),
+          /-p IPv4 .*-j dnat/,
+          "no pod rule",
+        );
+        await assertStateMatchesKernel(n);
+      });
+    }
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
+});
+
+Deno.test("azure-vnet ADD puts back a host rule removed while the bridge stayed; STATUS reports it (51) until then", async () => {
+  await using n = await sourceNode("10.112.0.0/24");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  const c = n.conf(staticIpam(n), { cniVersion: "1.1.0" });
+  const r1 = await n.run("ADD", c, n.env("h1", p1));
+  assert.equal(r1.code, 0, JSON.stringify(r1.json));
+  async function postrouting(): Promise<string[]> {
+    return (await n.node.exec("ebtables", ["-t", "nat", "-L", "POSTROUTING"]))
+      .split("\n").filter((l) => l.startsWith("-"));
+  }
+  const before = await postrouting();
+  assert.equal(before.length, 1);
+  assert.match(before[0] ?? "", /-j snat --to-src .* --snat-arp/);
+  await n.node.exec("ebtables", [
+    "-t",
+    "nat",
+    "-D",
+    "POSTROUTING",
+    ...(before[0] ?? "").split(" "),
+  ]);
+  assert.deepEqual(await postrouting(), []);
+  const s1 = await n.run("STATUS", c, {});
+  assert.equal(s1.json?.code, 51, JSON.stringify(s1.json));
+  assert.match(
+    String(s1.json?.msg),
+    /lost host ebtables rules: POSTROUTING .*snat/,
+  );
+  const withPrev = { ...c, prevResult: r1.json };
+  const bad = await n.run("CHECK", withPrev, n.env("h1", p1));
+  assert.equal(bad.json?.code, 106, JSON.stringify(bad.json));
+  const r2 = await n.run("ADD", c, n.env("h2", p2));
+  assert.equal(r2.code, 0, JSON.stringify(r2.json));
+  assert.deepEqual(await postrouting(), before);
+  const ok = await n.run("CHECK", withPrev, n.env("h1", p1));
+  assert.equal(ok.code, 0, JSON.stringify(ok.json));
+  const s2 = await n.run("STATUS", c, {});
+  assert.equal(s2.code, 0, JSON.stringify(s2.json));
+  assert.ok(await p2.ping(n.addr(1)));
+  await assertStateMatchesKernel(n);
 });

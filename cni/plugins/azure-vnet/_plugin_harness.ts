@@ -12,7 +12,7 @@ import {
   type Result,
 } from "@vnet/cni";
 import { createAzureVnetHandlers } from "./azure_vnet.ts";
-import type { IpamRoute } from "./ipam_route.ts";
+import type { IpamHoldings, IpamRoute } from "./ipam_route.ts";
 import { Ebtables } from "./ebtables.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
@@ -66,15 +66,20 @@ export class FakeIpam implements IpamRoute {
     this.held.delete(`${k.containerId}/${k.ifName}`);
     return Promise.resolve();
   }
-  reserved(args: CmdArgs): Promise<string[] | undefined> {
-    // As the in-process route: what the attachment holds.
-    const ip = this.held.get(`${args.containerId}/${args.ifName}`);
-    if (ip === undefined) return Promise.resolve([]);
-    return Promise.resolve(
-      this.dualStack ? [`${ip}/24`, `fd00::${ip.split(".")[3]}/64`] : [
+  holdings(args: CmdArgs): Promise<IpamHoldings | undefined> {
+    // As the in-process route: what the attachment holds, and the others.
+    const key = `${args.containerId}/${args.ifName}`;
+    const ip = this.held.get(key);
+    const others = new Set(
+      [...this.held].filter(([k]) => k !== key).map(([, a]) => a),
+    );
+    if (ip === undefined) return Promise.resolve({ own: [], others });
+    return Promise.resolve({
+      own: this.dualStack ? [`${ip}/24`, `fd00::${ip.split(".")[3]}/64`] : [
         `${ip}/24`,
       ],
-    );
+      others,
+    });
   }
   check(): Promise<void> {
     return Promise.resolve();

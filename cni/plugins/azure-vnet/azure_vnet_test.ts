@@ -11,8 +11,10 @@ import {
   NETNS,
   pluginArgs,
   pluginGcArgs,
+  type PluginHarness,
   setupPlugin,
 } from "./_plugin_harness.ts";
+import { runThroughSkel } from "../../../tests/_support/skel.ts";
 
 function makeArgs(
   command: CniCommand,
@@ -28,6 +30,15 @@ function setup() {
 
 function gcArgs(valid: string[]): CmdArgs {
   return pluginGcArgs(valid);
+}
+
+/** ADDs each container in a netns of its own, `/run/netns/gc<i>`. */
+async function addPods(env: PluginHarness, ids: string[]): Promise<void> {
+  for (const [i, c] of ids.entries()) {
+    const ns = `/run/netns/gc${i}`;
+    env.kernel.addNetns(ns);
+    await env.handlers.cmdAdd(makeArgs("ADD", c, ns));
+  }
 }
 
 Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry releases it", async () => {
@@ -198,14 +209,99 @@ Deno.test("cmdDel() retried after its release leaves the neighbour of the addres
   await handlers.cmdCheck?.(makeArgs("CHECK", "c2", "/run/netns/c2"));
 });
 
+/** Waits until `p` settles or `ms` have passed (the timer is cleared). */
+async function settledOrLate(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([p.catch(() => {}), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("cmdDel() without a record leaves the address's new owner whose ADD has not recorded it yet", async (t) => {
+  await using env = await setup();
+  const { handlers, ipam, kernel, rules } = env;
+  const r3 = await handlers.cmdAdd(makeArgs("ADD", "c3"));
+  const oldMac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  await handlers.cmdDel(makeArgs("DEL", "c3"));
+  kernel.addNetns("/run/netns/c5");
+  // The state lock is held: c5's ADD reserves 10.0.0.5, plumbs it with its
+  // own MAC, and waits to record it.
+  const lock = await Deno.open(`${statePath(env.dir)}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+  });
+  const exclusive = true;
+  await lock.lock(exclusive);
+  const add5 = handlers.cmdAdd(makeArgs("ADD", "c5", "/run/netns/c5"));
+  for (let i = 0; i < 500 && rules.matching(/10\.0\.0\.5\b/).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const newMac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
+  assert.ok(newMac !== undefined && newMac !== oldMac);
+  const rules5 = rules.matching(/10\.0\.0\.5\b/);
+  assert.equal(rules5.length, 2);
+  assert.deepEqual(await env.endpoints(), []);
+  const dels: Promise<void>[] = [];
+  const cases: { name: string; args: CmdArgs; exec?: boolean }[] = [
+    {
+      name: "with the old prevResult (its MAC and address)",
+      args: pluginArgs("DEL", "c3", { netns: "", config: { prevResult: r3 } }),
+    },
+    {
+      name: "with nothing known: no prevResult, no pod end, nothing held",
+      args: makeArgs("DEL", "c3", ""),
+    },
+    {
+      name: "through an exec'd IPAM, which cannot tell who holds what",
+      args: pluginArgs("DEL", "c3", { netns: "", config: { prevResult: r3 } }),
+      exec: true,
+    },
+  ];
+  const holdings = ipam.holdings.bind(ipam);
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      ipam.holdings = c.exec ? () => Promise.resolve(undefined) : holdings;
+      const del = handlers.cmdDel(c.args);
+      dels.push(del);
+      await settledOrLate(del, 500);
+      assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+      assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+      assert.equal(ipam.held.get("c5/eth0"), "10.0.0.5");
+    });
+  }
+  ipam.holdings = holdings;
+  await lock.unlock();
+  lock.close();
+  await Promise.all(dels);
+  const r5 = await add5;
+  assert.deepEqual(await env.endpoints(), ["c5/eth0"]);
+  assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+  assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+  await handlers.cmdCheck?.(
+    pluginArgs("CHECK", "c5", {
+      netns: "/run/netns/c5",
+      config: { prevResult: r5 },
+    }),
+  );
+});
+
 Deno.test("cmdDel() without a record keeps the reservation while a rule it found is left", async () => {
   await using env = await setup();
   const { handlers, ipam, rules } = env;
   await handlers.cmdAdd(makeArgs("ADD", "c1"));
   // As the in-process route: the reservation names the address.
-  ipam.reserved = () => {
+  ipam.holdings = () => {
     const ip = ipam.held.get("c1/eth0");
-    return Promise.resolve(ip === undefined ? [] : [`${ip}/24`]);
+    return Promise.resolve({
+      own: ip === undefined ? [] : [`${ip}/24`],
+      others: new Set<string>(),
+    });
   };
   await forget(env.dir, "c1/eth0");
   rules.failDel = /10\.0\.0\.5\b/;
@@ -547,11 +643,7 @@ Deno.test("cmdDel() without a record deletes the derived veth and releases the I
 Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", async (t) => {
   await using env = await setup();
   const { handlers, kernel, rules } = env;
-  for (const [i, c] of ["c1", "c2", "c3", "c4"].entries()) {
-    const ns = `/run/netns/gc${i}`;
-    kernel.addNetns(ns);
-    await handlers.cmdAdd(makeArgs("ADD", c, ns));
-  }
+  await addPods(env, ["c1", "c2", "c3", "c4"]);
   const hostRulesBefore = rules.rules.filter((r) =>
     !/10\.0\.0\.([5-9])\b/.test(r.args)
   );
@@ -616,14 +708,32 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
   });
 });
 
-Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+Deno.test("GC through runPlugin() takes a null cni.dev/valid-attachments as none valid (libcni's nil slice)", async () => {
   await using env = await setup();
   const { handlers, ipam, kernel, rules } = env;
-  for (const [i, c] of ["c1", "c2"].entries()) {
-    const ns = `/run/netns/gc${i}`;
-    kernel.addNetns(ns);
-    await handlers.cmdAdd(makeArgs("ADD", c, ns));
-  }
+  await addPods(env, ["c1", "c2"]);
+  const gc = await runThroughSkel(handlers, {
+    name: "azure-vnet",
+    env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+    config: {
+      ...makeArgs("GC", "").config,
+      "cni.dev/valid-attachments": null,
+      "cni.dev/attachments": null,
+    },
+  });
+  assert.deepEqual(gc, { code: 0, stdout: "" });
+  assert.deepEqual(await env.endpoints(), []);
+  assert.deepEqual([...ipam.held.keys()], []);
+  assert.ok(
+    ![...kernel.hostNs.linksByName.keys()].some((n) => n.startsWith("azv")),
+  );
+  assert.deepEqual(rules.matching(/10\.0\.0\.[56]\b/), []);
+});
+
+Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it could not remove", async () => {
+  await using env = await setup();
+  const { handlers, ipam, rules } = env;
+  await addPods(env, ["c1", "c2"]);
   assert.equal(ipam.held.get("c2/eth0"), "10.0.0.6");
   assert.ok(handlers.cmdGc !== undefined);
   rules.failDel = /10\.0\.0\.6\b/;
@@ -642,6 +752,65 @@ Deno.test("cmdGc() keeps the record and address of an endpoint whose rules it co
   assert.ok(!ipam.held.has("c2/eth0"));
   assert.equal(rules.matching(/10\.0\.0\.6\b/).length, 0);
   assert.equal(ipam.held.get("c1/eth0"), "10.0.0.5");
+});
+
+Deno.test("cmdAdd() puts back host rules removed while the bridge stayed; STATUS reports them (51) until then", async (t) => {
+  await using env = await setup();
+  const { handlers, kernel, rules } = env;
+  await addPods(env, ["c1"]);
+  const isHost = (r: { args: string }) => !/10\.0\.0\.5\b/.test(r.args);
+  const hostRules = rules.rules.filter(isHost);
+  assert.equal(hostRules.length, 3, JSON.stringify(rules.rules));
+  const status = makeArgs("STATUS", "", "");
+  const check = makeArgs("CHECK", "c1", "/run/netns/gc0");
+  const cases: [string, (r: { chain: string; args: string }) => boolean][] = [
+    ["the SNAT", (r) => r.chain === "POSTROUTING"],
+    ["every host rule (a flushed table)", isHost],
+  ];
+  for (const [i, [what, gone]] of cases.entries()) {
+    await t.step(what, async () => {
+      rules.rules = rules.rules.filter((r) => !gone(r));
+      await assert.rejects(handlers.cmdStatus?.(status) ?? Promise.resolve(), {
+        name: "CniError",
+        code: 51,
+        message: /Network "azure" lost host ebtables rules: POSTROUTING .*snat/,
+      });
+      await assert.rejects(handlers.cmdCheck?.(check) ?? Promise.resolve(), {
+        name: "CniError",
+        code: 106,
+        message: /ebtables rule missing: POSTROUTING .*snat/,
+      });
+      const ns = `/run/netns/again${i}`;
+      kernel.addNetns(ns);
+      await handlers.cmdAdd(makeArgs("ADD", `again${i}`, ns));
+      assert.deepEqual(
+        rules.rules.filter(isHost).filter((r) =>
+          !/10\.0\.0\.[67]\b/.test(r.args)
+        )
+          .map((r) => `${r.chain} ${r.args}`).sort(),
+        hostRules.map((r) => `${r.chain} ${r.args}`).sort(),
+        "each host rule once",
+      );
+      await handlers.cmdCheck?.(check);
+      await handlers.cmdStatus?.(status);
+    });
+  }
+});
+
+Deno.test("cmdAdd() on a live network checks its host rules on the listing it takes anyway", async () => {
+  await using env = await setup();
+  const { handlers, kernel, rules } = env;
+  await addPods(env, ["c1"]);
+  const lists = rules.lists;
+  const restores = rules.restores.length;
+  kernel.addNetns("/run/netns/c2");
+  await handlers.cmdAdd(makeArgs("ADD", "c2", "/run/netns/c2"));
+  assert.equal(
+    rules.lists - lists,
+    1,
+    "one listing, taken while IPAM reserves",
+  );
+  assert.equal(rules.restores.length - restores, 1, "one transaction: c2's");
 });
 
 Deno.test("cmdAdd() in bridge mode refuses an IPv6 address with 7 naming transparent mode, changing nothing", async () => {

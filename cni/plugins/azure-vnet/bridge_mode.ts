@@ -83,6 +83,10 @@ export const BRIDGE_MODE: ModeDriver = {
     }`;
   },
 
+  hostRules(net) {
+    return hostRules(asBridge(net));
+  },
+
   createNetwork(ctx, spec) {
     return createNetwork(ctx, spec);
   },
@@ -157,18 +161,20 @@ export const BRIDGE_MODE: ModeDriver = {
 
   async removeTraces(ctx, traces) {
     const { host, ebtables } = ctx;
-    const { ips, macs } = traces;
-    if (ips.length === 0 && macs.length === 0) {
+    const { held, macs } = traces;
+    if (held.length === 0 && macs.length === 0) {
       return { errors: [], evidence: false };
     }
     // Listing the rules costs an exec: only when something says they may
-    // exist (a veth or a reservation of this attachment, or a neighbour).
+    // exist (a veth or a reservation of this attachment, or a neighbour
+    // with its MAC).
     const search = {
       state: traces.state,
       network: traces.net.name,
-      only: { ips, macs },
+      only: { ips: held, macs },
+      spare: traces.spare,
     };
-    const evidence = traces.podAttached || traces.held > 0 ||
+    const evidence = traces.podAttached || held.length > 0 ||
       findLeftovers(host, search).neighbours.length > 0;
     if (!evidence) return { errors: [], evidence };
     const errors: unknown[] = [];

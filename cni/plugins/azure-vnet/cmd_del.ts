@@ -27,7 +27,11 @@ const log = getLogger(["azure-vnet"]);
  * the kernel and the IPAM reservation: its own veth (the name derives
  * from the attachment), and what its network's mode left beyond it (in
  * bridge mode the neighbours and per-pod rules of the addresses IPAM holds
- * for it, of the prevResult, and of its pod end).
+ * for it, and those carrying its pod MAC, from the prevResult or its pod
+ * end). An address alone, from a prevResult or a pod end, proves nothing:
+ * the IPAM may have given it to a new pod whose ADD has plumbed it but not
+ * yet recorded it (a runtime's DEL of an old sandbox after a reboot). What
+ * names an address the IPAM holds for another attachment is never touched.
  */
 async function deleteUnrecorded(
   ctx: AzureVnetContext,
@@ -47,8 +51,7 @@ async function deleteUnrecorded(
     ifName: args.ifName,
     hostVeth: inv.hostVeth,
   });
-  const held = await inv.ipam.reserved(args);
-  const ips = [...prev?.addresses ?? [], ...pod?.addrs ?? [], ...held ?? []];
+  const holdings = await inv.ipam.holdings(args);
   const macs = [prev?.podMac, pod?.link.mac].filter((m) => m !== undefined);
   // The veth alone first: without a network record there is nothing else
   // to know its neighbours and rules by.
@@ -61,10 +64,10 @@ async function deleteUnrecorded(
   const traces = await modeDriver(net.mode).removeTraces({ host, ebtables }, {
     state: spec.state,
     net,
-    ips,
+    held: holdings?.own ?? [],
     macs,
+    spare: holdings?.others ?? new Set(),
     podAttached: pod !== undefined,
-    held: held?.length ?? 0,
   });
   errors.push(...traces.errors);
   if (!traces.evidence) return errors;

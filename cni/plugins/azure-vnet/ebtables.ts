@@ -595,17 +595,24 @@ export class Ebtables {
    * Of `rules`, those that are not in the table (one listing).
    *
    * @param rules The rules.
+   * @param options `prefetched`: a listing taken earlier
+   * ({@link Ebtables.prefetch}), read instead of listing now (when it
+   * failed, the table is listed).
    * @returns The absent ones, in order.
    * @throws {CniError} Code 104 when ebtables fails.
    */
-  async missing(rules: readonly EbtablesRule[]): Promise<EbtablesRule[]> {
+  async missing(
+    rules: readonly EbtablesRule[],
+    options: { prefetched?: PrefetchedListing | undefined } = {},
+  ): Promise<EbtablesRule[]> {
     if (rules.length === 0) return [];
     if (this.#restore === undefined) {
       const out: EbtablesRule[] = [];
       for (const r of rules) if (!(await this.exists(r))) out.push(r);
       return out;
     }
-    const { keys } = await this.#listTable();
+    const { keys } = await options.prefetched?.listed ??
+      await this.#listTable();
     return rules.filter((r) => !keys.has(listingKey(r)));
   }
 

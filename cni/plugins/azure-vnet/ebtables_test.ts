@@ -337,6 +337,26 @@ Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when
   );
 });
 
+Deno.test("Ebtables.missing() reads a prefetched listing instead of listing, and lists when it failed", async () => {
+  const fake = new FakeNatTable();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  const other = { ip: "10.0.0.9", mac: "02:00:00:00:00:09" };
+  await eb.ensureAll([arpReplyRule(POD)]);
+  const prefetched = eb.prefetch();
+  await prefetched.listed;
+  const before = fake.lists;
+  const rules = [arpReplyRule(POD), arpReplyRule(other)];
+  assert.deepEqual(await eb.missing(rules, { prefetched }), [
+    arpReplyRule(other),
+  ]);
+  assert.equal(fake.lists, before, "no listing of its own");
+  const failed = { listed: Promise.resolve(undefined) };
+  assert.deepEqual(await eb.missing(rules, { prefetched: failed }), [
+    arpReplyRule(other),
+  ]);
+  assert.equal(fake.lists - before, 1);
+});
+
 Deno.test("Ebtables.prefetch() shares the listing under way, and lists anew once it is done", async () => {
   const fake = new FakeNatTable();
   const eb = new Ebtables({ run: fake.run, restore: fake.restore });

@@ -34,6 +34,23 @@ import { AZURE_IPAM_TYPE, type AzureVnetConfig } from "./config.ts";
 /** Which route serves IPAM. */
 export type IpamRouteName = "in-process" | "exec";
 
+/**
+ * Who holds which address, as the IPAM file shows it (read without a lock):
+ * what a DEL without a record may take as its own, and what it must leave.
+ */
+export interface IpamHoldings {
+  /**
+   * The addresses (CIDR, subnet prefix) the attachment holds for its
+   * network.
+   */
+  readonly own: readonly string[];
+  /**
+   * The addresses (bare) that any other attachment holds, in any network:
+   * an ADD under way may already have plumbed them.
+   */
+  readonly others: ReadonlySet<string>;
+}
+
 /** The IPAM calls of `azure-vnet`, taking the plugin's own CmdArgs. */
 export interface IpamRoute {
   /** The route's name. */
@@ -49,11 +66,11 @@ export interface IpamRoute {
    */
   release(args: CmdArgs, key?: AttachmentKey): Promise<void>;
   /**
-   * The addresses (CIDR, subnet prefix) the attachment of `args` holds for
-   * its network, read without a lock; undefined when the route cannot tell
+   * What the attachment of `args` holds for its network, and what the
+   * others hold, read without a lock; undefined when the route cannot tell
    * (an exec'd IPAM has no such verb).
    */
-  reserved(args: CmdArgs): Promise<string[] | undefined>;
+  holdings(args: CmdArgs): Promise<IpamHoldings | undefined>;
   /** IPAM CHECK of the attachment against `prevResult`. */
   check(args: CmdArgs): Promise<void>;
   /** IPAM STATUS: can an ADD get an address now. */
@@ -184,12 +201,22 @@ function inProcessRoute(
       if (key === undefined && args.containerId === "") return;
       await engine().release(key ?? attachmentKeyOf(args), network);
     },
-    async reserved(args) {
+    async holdings(args) {
       const state = await readIpamState(
         `${options.stateDir}/${IPAM_STATE_FILE}`,
       );
-      return reservedBy(state, attachmentKeyOf(args), network)
-        .map((a) => `${a.ip}/${a.pool.subnet.split("/")[1]}`);
+      const mine = reservedBy(state, attachmentKeyOf(args), network);
+      const ownIps = new Set(mine.map((a) => a.ip));
+      const others = new Set<string>();
+      for (const pool of Object.values(state?.pools ?? {})) {
+        for (const [ip, rec] of Object.entries(pool.addresses)) {
+          if (rec.containerId !== undefined && !ownIps.has(ip)) others.add(ip);
+        }
+      }
+      return {
+        own: mine.map((a) => `${a.ip}/${a.pool.subnet.split("/")[1]}`),
+        others,
+      };
     },
     async check(args) {
       const key = attachmentKeyOf(args);
@@ -282,7 +309,7 @@ export function selectIpamRoute(
       delegateCommand(type, "DEL", {
         args: key === undefined ? args : delArgsFor(args, key),
       }),
-    reserved: () => Promise.resolve(undefined),
+    holdings: () => Promise.resolve(undefined),
     check: (args) => delegateCommand(type, "CHECK", { args }),
     status: (args) => delegateCommand(type, "STATUS", { args }),
     collect: (args) => delegateCommand(type, "GC", { args }),

@@ -59,13 +59,20 @@ export interface FindLeftoversSpec {
   readonly prerouting?: readonly string[];
   /**
    * Only what one attachment may have left (a DEL without a record): rules
-   * and neighbours for one of these addresses or pod MACs. Veths are not
-   * searched (the caller knows the attachment's own veth name).
+   * and neighbours for one of `ips` (the addresses the IPAM holds for it),
+   * whatever MAC they carry, and those carrying one of `macs` (its pod
+   * MACs). Veths are not searched (the caller knows the attachment's own
+   * veth name).
    */
   readonly only?: {
     readonly ips: readonly string[];
     readonly macs: readonly string[];
   };
+  /**
+   * Addresses never to take, whatever MAC: the IPAM holds them for other
+   * attachments, whose ADD may have plumbed them and not yet recorded them.
+   */
+  readonly spare?: ReadonlySet<string>;
 }
 
 /**
@@ -79,12 +86,13 @@ export interface FindLeftoversSpec {
  *   second look, {@link confirmLeftovers});
  * - per-pod ebtables rules (ARP reply; IPv4 DNAT on the network's master)
  *   whose address lies in the network's subnet and belongs to no recorded
- *   endpoint. Host rules never qualify: the SNAT and the ARP-reply redirect
- *   have another shape, and the node's primary IP is excluded;
+ *   endpoint, nor to `spec.spare`. Host rules never qualify: the SNAT and
+ *   the ARP-reply redirect have another shape, and the node's primary IP
+ *   is excluded;
  * - permanent IPv4 neighbours on the bridge, in the subnet, for an address
- *   of no recorded endpoint (the node's primary IP and the gateway
- *   excluded). Transparent mode has neither: its per-pod objects (the
- *   `/32` route, proxy ARP) go with the veth.
+ *   of no recorded endpoint, nor in `spec.spare` (the node's primary IP and
+ *   the gateway excluded). Transparent mode has neither: its per-pod
+ *   objects (the `/32` route, proxy ARP) go with the veth.
  *
  * Pure over its inputs: it only reads the kernel.
  *
@@ -122,6 +130,7 @@ export function findLeftovers(
     ips: new Set(spec.only.ips.map((a) => stripPrefix(a))),
     macs: new Set(spec.only.macs.map(canonicalMac)),
   };
+  const spare = spec.spare ?? new Set<string>();
   const found: Leftovers = { veths: [], rules: [], neighbours: [] };
   const links = host.links();
   for (const net of nets) {
@@ -140,7 +149,7 @@ export function findLeftovers(
     const bridge = links.find((l) => l.name === net.bridge);
     const foreign = (ip: string, mac: string | undefined): boolean =>
       !looksLikeIpv6(ip) && ip !== net.primaryIp && ip !== net.gateway &&
-      !recordedIps.has(ip) && inSubnet(ip, net.subnet) &&
+      !recordedIps.has(ip) && !spare.has(ip) && inSubnet(ip, net.subnet) &&
       (only === undefined || only.ips.has(ip) ||
         (mac !== undefined && only.macs.has(canonicalMac(mac))));
     if (bridge !== undefined) {

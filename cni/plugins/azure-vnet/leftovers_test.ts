@@ -4,6 +4,7 @@ import {
   arpReplyRedirectRule,
   arpReplyRule,
   masterSnatRule,
+  parsePodRule,
   podDnatRule,
 } from "./ebtables_rules.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
@@ -112,6 +113,75 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
     findLeftovers(host, { state, prerouting: await eb.list("PREROUTING") }),
     { veths: [], rules: [], neighbours: [] },
   );
+});
+
+Deno.test("findLeftovers() for one attachment takes its held addresses and its MACs, never another's address", async (t) => {
+  const kernel = new FakeKernel();
+  const host = kernel.hostNs;
+  host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
+  host.addLink("eth0");
+  host.setMaster("eth0", "azure0");
+  const state: AzureVnetState = {
+    version: 1,
+    networks: { azure: NET },
+    endpoints: {},
+  };
+  const fake = new FakeEbtables();
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  // .5: held by this attachment, plumbed with a MAC it never had (an
+  // earlier owner's); .6: its old MAC; .7: a new owner's, not recorded
+  // yet; .8: its old MAC on an address another attachment holds now.
+  const pods = [
+    { ip: "10.0.0.5", mac: "02:00:00:00:00:55" },
+    { ip: "10.0.0.6", mac: "02:00:00:00:00:66" },
+    { ip: "10.0.0.7", mac: "02:00:00:00:00:77" },
+    { ip: "10.0.0.8", mac: "02:00:00:00:00:66" },
+  ];
+  for (const pod of pods) {
+    host.neighSet("azure0", pod);
+    await eb.ensureAll([arpReplyRule(pod), podDnatRule("eth0", pod)]);
+  }
+  const prerouting = await eb.list("PREROUTING");
+  function taken(spec: {
+    ips: string[];
+    macs: string[];
+    spare?: string[];
+  }): string[] {
+    const found = findLeftovers(host, {
+      state,
+      network: "azure",
+      prerouting,
+      only: { ips: spec.ips, macs: spec.macs },
+      ...(spec.spare === undefined ? {} : { spare: new Set(spec.spare) }),
+    });
+    const fromRules = found.rules.map((r) => parsePodRule(r.args)?.ip);
+    assert.deepEqual(
+      [...new Set(fromRules)].sort(),
+      found.neighbours.map((n) => n.ip).sort(),
+      "the rules and the neighbours of the same addresses",
+    );
+    assert.equal(fromRules.length, 2 * found.neighbours.length);
+    return found.neighbours.map((n) => n.ip).sort();
+  }
+  await t.step("a held address whatever its MAC, and its MAC anywhere", () => {
+    assert.deepEqual(
+      taken({ ips: ["10.0.0.5/24"], macs: ["02:00:00:00:00:66"] }),
+      ["10.0.0.5", "10.0.0.6", "10.0.0.8"],
+    );
+  });
+  await t.step("nothing when neither an address nor a MAC is its own", () => {
+    assert.deepEqual(taken({ ips: [], macs: ["02:00:00:00:00:99"] }), []);
+  });
+  await t.step("nothing of an address another attachment holds", () => {
+    assert.deepEqual(
+      taken({
+        ips: ["10.0.0.5/24"],
+        macs: ["02:00:00:00:00:66", "02:00:00:00:00:77"],
+        spare: ["10.0.0.7", "10.0.0.8"],
+      }),
+      ["10.0.0.5", "10.0.0.6"],
+    );
+  });
 });
 
 Deno.test("transparentVethClaim() tells a transparent network's veths from another's", async (t) => {

@@ -9,6 +9,7 @@
 import { CniError, CODES, type IpConfig } from "@vnet/cni";
 import { BRIDGE_MODE } from "./bridge_mode.ts";
 import type { Ebtables } from "./ebtables.ts";
+import type { EbtablesRule } from "./ebtables_rules.ts";
 import type {
   CreatedEndpoint,
   CreateEndpointSpec,
@@ -48,14 +49,25 @@ export interface AttachmentTraces {
   readonly state: AzureVnetState;
   /** The network the DEL names. */
   readonly net: NetworkRecord;
-  /** Addresses it may have had (IPAM, prevResult, pod end). */
-  readonly ips: readonly string[];
-  /** Pod MACs it may have had (prevResult, pod end). */
+  /**
+   * Addresses the IPAM still holds for it: what names one is its own,
+   * whatever MAC it carries.
+   */
+  readonly held: readonly string[];
+  /**
+   * Pod MACs it may have had (prevResult, pod end): what carries one is
+   * its own. The addresses of a prevResult or a pod end are no proof by
+   * themselves: the IPAM may have given them to a new pod since, whose ADD
+   * plumbs them before it records them.
+   */
   readonly macs: readonly string[];
+  /**
+   * Addresses the IPAM holds for other attachments: nothing naming one is
+   * touched.
+   */
+  readonly spare: ReadonlySet<string>;
   /** True when its pod end is still attached to its host veth. */
   readonly podAttached: boolean;
-  /** How many addresses the IPAM still holds for it. */
-  readonly held: number;
 }
 
 /** The host side and the endpoints of one mode. */
@@ -76,6 +88,12 @@ export interface ModeDriver {
   lost(host: KernelNs, net: NetworkRecord): string | undefined;
   /** Why STATUS must answer 50, or undefined when ADDs can be served. */
   statusProblem(host: KernelNs, net: NetworkRecord): string | undefined;
+  /**
+   * The ebtables rules the host side needs while the network lives (none
+   * in transparent mode): STATUS reports the missing ones, ADD puts them
+   * back.
+   */
+  hostRules(net: NetworkRecord): EbtablesRule[];
   /** Sets the host side up under the state lock; rolled back on failure. */
   createNetwork(
     ctx: HostContext,

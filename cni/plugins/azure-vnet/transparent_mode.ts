@@ -314,6 +314,10 @@ export const TRANSPARENT_MODE: ModeDriver = {
       : `master "${net.master}" is enslaved to a bridge`;
   },
 
+  hostRules() {
+    return [];
+  },
+
   async createNetwork(ctx, spec) {
     const { kernel } = ctx;
     const master = findMaster(kernel, {
@@ -573,7 +577,7 @@ export const TRANSPARENT_MODE: ModeDriver = {
     // Nothing of a transparent endpoint outlives its veth.
     return Promise.resolve({
       errors: [],
-      evidence: traces.podAttached || traces.held > 0,
+      evidence: traces.podAttached || traces.held.length > 0,
     });
   },
 };

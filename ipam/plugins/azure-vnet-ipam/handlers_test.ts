@@ -12,6 +12,7 @@ import type { XmlNic } from "../../_testing.ts";
 import { createIpamHandlers } from "./handlers.ts";
 import type { IpamEngineOptions } from "@vnet/ipam";
 import { readIpamState } from "@vnet/ipam";
+import { runThroughSkel } from "../../../tests/_support/skel.ts";
 
 const MAC = "000d3af9dca6";
 const LINKS = [{ name: "eth0", mac: MAC }];
@@ -535,17 +536,26 @@ Deno.test("cmdStatus() reports 50 when unreachable or exhausted", async (t) => {
   });
 });
 
-Deno.test("cmdGc() releases attachments not listed as valid", async () => {
+const GC_IPAM = {
+  type: "azure-vnet-ipam",
+  environment: "static",
+  subnet: "10.1.0.0/24",
+  addresses: ["10.1.0.5", "10.1.0.6"],
+};
+
+/** Handlers over a fake store where containers `a` and `b` hold addresses. */
+async function twoHeld() {
   const store = new FakeStore();
   const h = createIpamHandlers(testOptions({ t: 1 }, { store }));
-  const ipam = {
-    type: "azure-vnet-ipam",
-    environment: "static",
-    subnet: "10.1.0.0/24",
-    addresses: ["10.1.0.5", "10.1.0.6"],
-  };
-  await add(h, makeArgs("ADD", { ipam }, { containerId: "a" }));
-  await add(h, makeArgs("ADD", { ipam }, { containerId: "b" }));
+  const ipam = GC_IPAM;
+  for (const containerId of ["a", "b"]) {
+    await add(h, makeArgs("ADD", { ipam }, { containerId }));
+  }
+  return { store, h, ipam };
+}
+
+Deno.test("cmdGc() releases attachments not listed as valid", async () => {
+  const { store, h, ipam } = await twoHeld();
   // Without the list, GC is refused (7) and changes nothing (#12).
   await assert.rejects(
     () => h.cmdGc?.(makeArgs("GC", { ipam })) ?? Promise.resolve(),
@@ -570,6 +580,27 @@ Deno.test("cmdGc() releases attachments not listed as valid", async () => {
   assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
     "10.1.0.5": {},
     "10.1.0.6": { containerId: "b", ifName: "eth0", network: "azure" },
+  });
+});
+
+Deno.test("GC through runPlugin() takes a null cni.dev/valid-attachments as none valid (libcni's nil slice)", async () => {
+  const { store, h, ipam } = await twoHeld();
+  const gc = await runThroughSkel(h, {
+    name: "azure-vnet-ipam",
+    env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+    config: {
+      cniVersion: "1.1.0",
+      name: "azure",
+      type: "azure-vnet-ipam",
+      ipam,
+      "cni.dev/valid-attachments": null,
+      "cni.dev/attachments": null,
+    },
+  });
+  assert.deepEqual(gc, { code: 0, stdout: "" });
+  assert.deepEqual(store.state?.pools["10.1.0.0/24"]?.addresses, {
+    "10.1.0.5": {},
+    "10.1.0.6": {},
   });
 });
 
