@@ -16,7 +16,6 @@ import {
 } from "./context.ts";
 import { podLinkExists } from "./endpoint.ts";
 import type { CreatedEndpoint } from "./endpoint.ts";
-import type { PrefetchedListing } from "./ebtables.ts";
 import type { KernelNs } from "./kernel.ts";
 import { combineErrors, wrapKernel } from "./errors.ts";
 import { deleteEndpoint, modeDriver, refuseModeChange } from "./mode.ts";
@@ -24,6 +23,7 @@ import { checkPodNetns } from "./pod_end.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, updateState, withState } from "./state.ts";
 import { adoptedAttachedHere } from "./adopt.ts";
+import { restoreHostRules } from "./host_rules.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -105,43 +105,6 @@ async function ensureNetwork(
         },
       },
     );
-  }, ctx.lock);
-}
-
-/**
- * Puts back the host side's rules (bridge mode: the SNAT, the node's ARP
- * reply, the redirect of fabric ARP replies) that something removed while
- * the network stayed, an operator's `ebtables -D` or a flush: without them
- * the pods have no egress. They are looked up in the listing this ADD took
- * anyway (the agent keeps its listing while nothing changed the table), so
- * checking costs no exec; only when one is missing is it added, under the
- * state lock and against a listing taken there, so that concurrent ADDs add
- * it once, and not to a network torn down meanwhile.
- */
-async function restoreHostRules(
-  ctx: AzureVnetContext,
-  spec: {
-    inv: Invocation;
-    net: NetworkRecord;
-    listing: PrefetchedListing | undefined;
-  },
-): Promise<void> {
-  const { inv, net } = spec;
-  const driver = modeDriver(net.mode);
-  const gone = await ctx.ebtables.missing(driver.hostRules(net), {
-    prefetched: spec.listing,
-  });
-  if (gone.length === 0) return;
-  await withState(inv.stateDir, async (s) => {
-    const now = s.state.networks[net.name];
-    if (now === undefined) return;
-    const added = await ctx.ebtables.ensureAll(driver.hostRules(now));
-    if (added.length === 0) return;
-    log.warn("ADD {key}: network {name} had lost host rules; added {rules}", {
-      key: inv.key,
-      name: net.name,
-      rules: added.map((r) => `${r.chain} ${r.args.join(" ")}`),
-    });
   }, ctx.lock);
 }
 
@@ -369,7 +332,7 @@ export async function cmdAdd(
   });
   // A network just built has its host rules; a live one may have lost some.
   if (live !== undefined) {
-    await restoreHostRules(ctx, { inv, net: live, listing });
+    await restoreHostRules(ctx, { inv, net: live, listing, by: `ADD ${key}` });
   }
   const result = endpointResult(cfg, { ep, ipamDns: ipamResult.dns });
   const { ips: _ips, routes: _routes, ...facts } = ep;
