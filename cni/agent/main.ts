@@ -21,9 +21,11 @@ import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
 import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
 import { type PluginHandlers, startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
+import { readLink } from "@vnet/netlink";
 import denoJson from "./deno.json" with { type: "json" };
+import { agentPlacement } from "./container.ts";
 import { probeAgent } from "./probe.ts";
-import { handBackReason } from "./hand_back.ts";
+import { handBackFor } from "./hand_back.ts";
 import { AgentServer, type RequestContext } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
 import { withScaleUpWait } from "./warm_pool.ts";
@@ -147,6 +149,15 @@ async function reconcile(): Promise<void> {
 let server: AgentServer;
 let services: NodeServices;
 try {
+  // In a container, no delegate IPAM runs here: its state would stay in
+  // the container's file system.
+  const placement = agentPlacement(env, { readLink });
+  log.info(
+    placement.inContainer
+      ? "Runs in a container ({why}): calls with a delegate IPAM plugin go back to the plugins"
+      : "Runs on the host ({why})",
+    { why: placement.why },
+  );
   // The config file, metrics and introspection listener (#16).
   services = await startNodeServices({ stateDir, env, flushLogs: flush });
   // With a warm pool, an ADD short of addresses waits for its growth (#16).
@@ -178,7 +189,7 @@ try {
       return flush();
     },
     beforeListen: reconcile,
-    handBack: handBackReason,
+    handBack: handBackFor({ inContainer: placement.inContainer }),
   });
 } catch (err) {
   write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);

@@ -56,6 +56,20 @@ export interface ServedPlugin {
   info: PluginInfo;
 }
 
+/** Why the agent hands a request back unrun ({@link AgentServerOptions.handBack}). */
+export interface HandBack {
+  /** Why, for the log and the old forwarder's error details. */
+  readonly reason: string;
+  /**
+   * True when the agent must not run the request itself (it would do the
+   * wrong thing, not merely fail): a forwarder that predates hand-backs
+   * (it asks for no progress frames), which cannot run the request itself,
+   * then gets code 11 (try again later) instead of being served. Otherwise
+   * that forwarder is served as before.
+   */
+  readonly required?: boolean;
+}
+
 /** One answered request, as {@link AgentServerOptions.onServed} gets it. */
 export interface ServedRequest {
   /** The plugin, or `-` for a request that did not parse. */
@@ -103,15 +117,21 @@ export interface AgentServerOptions {
   beforeListen?: () => Promise<void> | void;
   /**
    * Why a request must run in the plugin's own process instead (a delegate
-   * this process may not exec), or undefined to serve it. Asked before the
-   * request waits for anything, and only for a forwarder that asks for
-   * progress frames (one that knows `inProcess`); such a request is handed
-   * back unrun.
+   * this process may not exec), or undefined to serve it; a string is a
+   * {@link HandBack} that is not required. Asked before the request waits
+   * for anything, for every command but VERSION. A forwarder that asks for
+   * progress frames (one that knows `inProcess`) gets the request back
+   * unrun; an older one is served as before, unless the hand-back is
+   * required: then it gets code 11.
    */
   handBack?: (
     request: AgentRequest,
     stdin: Uint8Array,
-  ) => Promise<string | undefined> | string | undefined;
+  ) =>
+    | Promise<HandBack | string | undefined>
+    | HandBack
+    | string
+    | undefined;
   /**
    * How long a connection may take to send its whole request; default
    * {@link REQUEST_READ_TIMEOUT_MS}.
@@ -544,18 +564,32 @@ export class AgentServer implements AsyncDisposable {
       return await this.#run(request, stdin, { idle: (wait) => wait });
     }
     // Only a forwarder that knows the hand-back (it asks for progress
-    // frames) gets one; an older one is served as before.
-    const why = request.progress === true
-      ? await this.#options.handBack?.(request, stdin)
-      : undefined;
-    if (why !== undefined) {
-      log.debug("Handed back {plugin} {command} {containerId}: {why}", {
+    // frames) can take one; an older one is served as before, unless the
+    // agent must not run the request: then it gets code 11.
+    const answer = await this.#options.handBack?.(request, stdin);
+    const back = typeof answer === "string" ? { reason: answer } : answer;
+    if (
+      back !== undefined &&
+      (request.progress === true || back.required === true)
+    ) {
+      const fields = {
         plugin: request.plugin,
         command,
         containerId: env.CNI_CONTAINERID ?? "",
-        why,
-      });
-      return handBackReply(why);
+        why: back.reason,
+      };
+      if (request.progress === true) {
+        log.debug(
+          "Handed back {plugin} {command} {containerId}: {why}",
+          fields,
+        );
+      } else {
+        log.warning(
+          "Refused {plugin} {command} {containerId} with code 11: {why}; its plugin is older than the agent and cannot run it itself",
+          fields,
+        );
+      }
+      return handBackReply(back.reason);
     }
     // "Held".
     if (!await sendProgress(conn, request)) return undefined;

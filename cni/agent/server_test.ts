@@ -290,6 +290,34 @@ async function until(ok: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * One call through the forwarder (progress frames and all) to the agent in
+ * `dir`: `load` is its in-process fallback, which must not run by default.
+ */
+function forward(
+  dir: string,
+  env: Record<string, string>,
+  options: {
+    load?: () => Promise<(io: { stdin?: Uint8Array }) => Promise<number>>;
+    stdout?: (text: string) => void;
+  } = {},
+): Promise<number> {
+  return forwardOrRun({
+    plugin: "azure-vnet",
+    env: {
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+      AZURE_VNET_STATE_DIR: dir,
+      ...env,
+    },
+    args: [],
+    stdin: stdinOf(CONF),
+    stdout: options.stdout ?? (() => {}),
+    load: options.load ??
+      (() => Promise.reject(new Error("must not fall back"))),
+  });
+}
+
 Deno.test("AgentServer answers VERSION (the probes' call) while every slot is busy", async () => {
   const { vnet, release, started } = gatedDel();
   await withServer({ vnet }, async (_server, dir) => {
@@ -594,6 +622,51 @@ Deno.test("AgentServer gives a call code 11 when an earlier call of its attachme
     assert.equal((await replyOf(next)).code, 0);
     next.close();
     assert.equal(started(), 2);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("AgentServer refuses a required hand-back to a forwarder that cannot take it (code 11) and never runs it; a newer one runs it itself", async () => {
+  let ran = 0;
+  const vnet = plugin({
+    cmdDel: () => {
+      ran++;
+      return Promise.resolve();
+    },
+  });
+  const dir = await Deno.makeTempDir();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    handBack: () => ({ reason: "must not run here", required: true }),
+  });
+  try {
+    // Older than hand-backs: no progress frames asked for.
+    const conn = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c" });
+    const raw = await replyOf(conn);
+    conn.close();
+    assert.equal(raw.code, 1);
+    const doc = JSON.parse(raw.stdout);
+    assert.equal(doc.code, 11);
+    assert.equal(doc.details, "must not run here");
+    let inProcess = 0;
+    const code = await forward(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "c",
+    }, {
+      load: () =>
+        Promise.resolve(() => {
+          inProcess++;
+          return Promise.resolve(0);
+        }),
+    });
+    assert.equal(code, 0);
+    assert.equal(inProcess, 1);
+    assert.equal(ran, 0, "the agent ran neither");
+    assert.equal(server.served, 0);
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });

@@ -1,0 +1,171 @@
+/**
+ * `dist/azure-vnet-agent` in a container of its own, as the DaemonSet runs
+ * it: a mount namespace with a file system of its own (here a tmpfs over
+ * host-local's `dataDir`, which the node's plugins never see), flagged by
+ * `AZURE_VNET_AGENT_IN_CONTAINER=true`. A network whose IPAM is a delegate
+ * plugin (host-local) is handed back: the plugin runs it on the node, where
+ * host-local's store is, so the fallback never hands out an address twice.
+ * On the host (`false`) the agent runs the delegate itself, as before.
+ */
+import assert from "node:assert/strict";
+import { requireRoot } from "../_support/privilege.ts";
+import { assertStateMatchesKernel } from "../_support/azure_node.ts";
+import {
+  AZURE_VNET_AGENT_DIST,
+  AZURE_VNET_DIST,
+  AzureNode,
+  type CniRun,
+  resultIp,
+  servedLines,
+  spawnAgent,
+} from "../../tools/testbed/mod.ts";
+
+const CNI_PATH = "/usr/lib/cni";
+
+function ok(run: CniRun, what: string): void {
+  assert.equal(run.code, 0, `${what}: ${run.stdout} ${run.stderr}`);
+}
+
+/**
+ * A launcher for the agent: `container` runs it in a mount namespace of
+ * its own with a tmpfs over `hidden` (the container's file system there);
+ * `flag` is its `AZURE_VNET_AGENT_IN_CONTAINER`.
+ */
+async function wrapper(
+  dir: string,
+  options: { flag: string; hidden?: string },
+): Promise<string> {
+  const path = `${dir}/agent-${options.flag}.sh`;
+  const run =
+    `AZURE_VNET_AGENT_IN_CONTAINER=${options.flag} exec ${AZURE_VNET_AGENT_DIST} "$@"`;
+  const body = options.hidden === undefined ? run : [
+    `exec unshare --mount --propagation private -- /bin/sh -c '`,
+    `mount -t tmpfs cnitest-container "${options.hidden}" && ${
+      run.replaceAll('"$@"', '"$0" "$@"')
+    }' "$@"`,
+  ].join("");
+  await Deno.writeTextFile(path, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return path;
+}
+
+/** The addresses host-local's store on the node holds for `network`. */
+async function reserved(dataDir: string, network: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${dataDir}/${network}`)) {
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(e.name)) out.push(e.name);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return out.sort();
+}
+
+Deno.test("an agent in a container hands a host-local network's calls back: host-local's store stays on the node and the fallback never hands an address out twice", async (t) => {
+  requireRoot();
+  await using n = await AzureNode.create("10.77.0.0/16");
+  n.argv = [AZURE_VNET_DIST];
+  const [p0, p1, p2] = await n.pods(3);
+  const dataDir = `${n.dir}/host-local`;
+  await Deno.mkdir(dataDir);
+  const conf = n.conf({
+    type: "host-local",
+    dataDir,
+    ranges: [[{
+      subnet: n.subnet,
+      rangeStart: n.addr(10),
+      rangeEnd: n.addr(20),
+      gateway: n.addr(1),
+    }]],
+  });
+  const network = String(conf.name);
+  const place = {
+    netns: n.node.name,
+    cniPath: CNI_PATH,
+    stateDir: n.dir,
+    logDir: n.dir,
+  };
+  const env = (id: string, pod: typeof p0) => ({
+    ...n.env(id, pod),
+    CNI_PATH,
+  });
+
+  await t.step(
+    "in a container, pod 1's ADD is handed back: its address is in the node's store",
+    async () => {
+      await using agent = await spawnAgent({
+        ...place,
+        agent: await wrapper(n.dir, { flag: "true", hidden: dataDir }),
+      });
+      const add = await n.run("ADD", conf, env("ctr-pod1", p0));
+      ok(add, "ADD");
+      assert.equal(resultIp(add)?.split("/")[0], n.addr(10));
+      assert.deepEqual(await reserved(dataDir, network), [n.addr(10)]);
+      assert.ok(await p0?.ping(n.addr(1)), "pod -> gateway");
+      // The agent took it (its log says why) and did not serve it.
+      const out = await agent.stop();
+      assert.equal(out.code, 0, out.stderr);
+      const log = await Deno.readTextFile(`${n.dir}/azure-vnet-agent.log`);
+      assert.match(
+        log,
+        /Runs in a container \("?AZURE_VNET_AGENT_IN_CONTAINER=true/,
+      );
+      const served = await servedLines(n.dir);
+      assert.ok(
+        !served.some((l) => / ctr-pod1 /.test(l)),
+        `the plugin ran it on the node:\n${served.join("\n")}`,
+      );
+    },
+  );
+
+  await t.step(
+    "with the agent gone, pod 2's ADD through the fallback gets another address",
+    async () => {
+      const add = await n.run("ADD", conf, env("ctr-pod2", p1));
+      ok(add, "ADD");
+      assert.equal(resultIp(add)?.split("/")[0], n.addr(11));
+      assert.deepEqual(await reserved(dataDir, network), [
+        n.addr(10),
+        n.addr(11),
+      ]);
+    },
+  );
+
+  await t.step(
+    "in a container, DEL is handed back too: the node's store lets the address go",
+    async () => {
+      await using agent = await spawnAgent({
+        ...place,
+        agent: await wrapper(n.dir, { flag: "true", hidden: dataDir }),
+      });
+      ok(await n.run("DEL", conf, env("ctr-pod1", p0)), "DEL");
+      assert.deepEqual(await reserved(dataDir, network), [n.addr(11)]);
+      assert.equal((await agent.stop()).code, 0);
+    },
+  );
+
+  await t.step(
+    "on the host the agent runs host-local itself, on the node's store",
+    async () => {
+      await using agent = await spawnAgent({
+        ...place,
+        agent: await wrapper(n.dir, { flag: "false" }),
+      });
+      const add = await n.run("ADD", conf, env("host-pod3", p2));
+      ok(add, "ADD");
+      assert.equal(resultIp(add)?.split("/")[0], n.addr(12));
+      ok(await n.run("DEL", conf, env("host-pod3", p2)), "DEL");
+      ok(await n.run("DEL", conf, env("ctr-pod2", p1)), "DEL");
+      assert.deepEqual(await reserved(dataDir, network), []);
+      const served = await servedLines(n.dir, { atLeast: 3 });
+      for (const line of ["ADD host-pod3", "DEL host-pod3", "DEL ctr-pod2"]) {
+        assert.ok(
+          served.includes(`azure-vnet ${line} eth0 0`),
+          `the agent served ${line}:\n${served.join("\n")}`,
+        );
+      }
+      assert.equal((await agent.stop()).code, 0);
+      assert.equal((await assertStateMatchesKernel(n)).size, 0);
+    },
+  );
+});
