@@ -3,8 +3,9 @@
  * those of an `azure-vnet` network whose IPAM is a delegate plugin the
  * agent may not exec, or `azure-vnet-ipam` itself run as a plugin; and,
  * when the agent runs in a container ({@link HandBackPolicy}), every call
- * of an `azure-vnet` network whose IPAM is a delegate plugin, which the
- * agent must not run at all.
+ * of an `azure-vnet` network whose IPAM is a delegate plugin, and, when the
+ * node's `ebtables` uses another backend than the agent's, every call of a
+ * bridge-mode network: the agent must not run those at all.
  *
  * The agent's launcher grants `--allow-run` on the executables found in its
  * own `CNI_PATH` when it started; a runtime's call may name other
@@ -35,6 +36,21 @@ export interface HandBackPolicy {
    * IPAM plugin runs in it.
    */
   readonly inContainer: boolean;
+  /**
+   * Set when the node's `ebtables` edits another rule set than the
+   * agent's (`ebtables_backend.ts`): why no bridge-mode call runs here.
+   */
+  readonly bridgeRefused?: string;
+}
+
+/**
+ * Whether a network config (unvalidated) is bridge mode: `mode` absent,
+ * empty or `"bridge"`, as the plugin reads it.
+ */
+function isBridgeMode(config: unknown): boolean {
+  if (typeof config !== "object" || config === null) return false;
+  const mode = (config as { mode?: unknown }).mode;
+  return mode === undefined || mode === "" || mode === "bridge";
 }
 
 /** The network config on stdin, parsed; undefined when it is no JSON. */
@@ -104,8 +120,10 @@ export async function handBackReason(
 
 /**
  * Why the agent must not run a request at all under `policy`, or undefined:
- * in a container, an `azure-vnet` call whose IPAM is a delegate plugin
- * (anything but the in-process `azure-vnet-ipam`), whatever the command.
+ * an `azure-vnet` call of a bridge-mode network while the node's `ebtables`
+ * is not the agent's; in a container, an `azure-vnet` call whose IPAM is a
+ * delegate plugin (anything but the in-process `azure-vnet-ipam`); each
+ * whatever the command.
  *
  * @param request The forwarded request.
  * @param options Its stdin (the network config) and the policy.
@@ -136,10 +154,17 @@ export function requiredHandBack(
   request: AgentRequest,
   options: { stdin: Uint8Array; policy: HandBackPolicy },
 ): string | undefined {
-  if (request.plugin !== "azure-vnet" || !options.policy.inContainer) {
+  const { policy } = options;
+  if (request.plugin !== "azure-vnet") return undefined;
+  if (!policy.inContainer && policy.bridgeRefused === undefined) {
     return undefined;
   }
-  const type = ipamDelegateOf(configOf(options.stdin));
+  const config = configOf(options.stdin);
+  if (policy.bridgeRefused !== undefined && isBridgeMode(config)) {
+    return `bridge mode runs on the node's ebtables: ${policy.bridgeRefused}`;
+  }
+  if (!policy.inContainer) return undefined;
+  const type = ipamDelegateOf(config);
   return type === undefined
     ? undefined
     : `the agent runs in a container: its delegate IPAM plugin "${type}" must run on the host, where its state stays`;

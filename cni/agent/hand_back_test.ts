@@ -175,3 +175,41 @@ Deno.test("handBackFor() makes the container's hand-back required, and the other
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("requiredHandBack() hands back every bridge-mode azure-vnet call while the node's ebtables is not the agent's", async (t) => {
+  const policy = { inContainer: false, bridgeRefused: "legacy vs nft" };
+  const encode = (c: unknown) => ENCODER.encode(JSON.stringify(c));
+  const ours = { ipam: { type: "azure-vnet-ipam" } };
+  const call = (plugin: AgentRequest["plugin"], command: string) => ({
+    plugin,
+    env: { CNI_COMMAND: command },
+    stdin: "",
+  });
+  for (const mode of [undefined, "", "bridge"]) {
+    await t.step(`mode ${JSON.stringify(mode)}`, () => {
+      for (const command of ["ADD", "DEL", "CHECK", "GC", "STATUS"]) {
+        assert.equal(
+          requiredHandBack(call("azure-vnet", command), {
+            stdin: encode({ ...ours, mode }),
+            policy,
+          }),
+          "bridge mode runs on the node's ebtables: legacy vs nft",
+        );
+      }
+    });
+  }
+  await t.step("transparent mode, the IPAM plugin, no config: served", () => {
+    for (
+      const [plugin, conf] of [
+        ["azure-vnet", { ...ours, mode: "transparent" }],
+        ["azure-vnet-ipam", ours],
+        ["azure-vnet", "not a config"],
+      ] as const
+    ) {
+      assert.equal(
+        requiredHandBack(call(plugin, "ADD"), { stdin: encode(conf), policy }),
+        undefined,
+      );
+    }
+  });
+});

@@ -24,6 +24,13 @@ import { agentSocketPath } from "@vnet/forward";
 import { readLink } from "@vnet/netlink";
 import denoJson from "./deno.json" with { type: "json" };
 import { agentPlacement } from "./container.ts";
+import {
+  agentEbtables,
+  compareEbtables,
+  DEFAULT_HOST_ROOT,
+  HOST_ROOT_VAR,
+  hostEbtables,
+} from "./ebtables_backend.ts";
 import { probeAgent } from "./probe.ts";
 import { handBackFor } from "./hand_back.ts";
 import { AgentServer, type RequestContext } from "./server.ts";
@@ -160,6 +167,28 @@ try {
   );
   // The config file, metrics and introspection listener (#16).
   services = await startNodeServices({ stateDir, env, flushLogs: flush });
+  // The node's ebtables against the agent's: two backends would split the
+  // pods' rules between two rule sets.
+  const ebtables = compareEbtables(
+    hostEbtables(env[HOST_ROOT_VAR] || DEFAULT_HOST_ROOT, { readLink }),
+    await agentEbtables(),
+  );
+  if (ebtables.mismatch !== undefined) {
+    const line =
+      `The node's ebtables is not the agent's: ${ebtables.mismatch}. Every bridge-mode call goes back to the plugins, which run the node's, and the startup reconcile is skipped; run the agent with the node's ebtables backend`;
+    log.error("{line}", { line });
+    write(Deno.stderr, `${NAME}: ${line}\n`);
+    services.metrics.markEbtablesMismatch();
+  } else if (ebtables.unknown !== undefined) {
+    log.warning(
+      "Cannot tell whether the node's ebtables is the agent's ({why}): serving bridge-mode calls",
+      { why: ebtables.unknown },
+    );
+  } else {
+    log.info("ebtables: the node's and the agent's are both {backend}", {
+      backend: ebtables.same,
+    });
+  }
   // With a warm pool, an ADD short of addresses waits for its growth (#16).
   const pool = services.warmPool;
   // The handlers are made once; a request gets a cheap wrapper whose wait
@@ -188,8 +217,14 @@ try {
       services.served(served);
       return flush();
     },
-    beforeListen: reconcile,
-    handBack: handBackFor({ inContainer: placement.inContainer }),
+    // The reconcile would run the agent's ebtables on the pods' rules.
+    ...(ebtables.mismatch === undefined ? { beforeListen: reconcile } : {}),
+    handBack: handBackFor({
+      inContainer: placement.inContainer,
+      ...(ebtables.mismatch === undefined
+        ? {}
+        : { bridgeRefused: ebtables.mismatch }),
+    }),
   });
 } catch (err) {
   write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);

@@ -87,3 +87,13 @@ Deno.test("AgentMetrics drops the IPv6 series of azure_vnet_ipam_addresses once 
     /^azure_vnet_ipam_addresses\{family="ipv4",state="free"\} 1$/m,
   );
 });
+
+Deno.test("AgentMetrics reports azure_vnet_agent_ebtables_mismatch 0, then 1 once marked", async () => {
+  const m = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+  });
+  assert.match(await m.render(), /^azure_vnet_agent_ebtables_mismatch 0$/m);
+  m.markEbtablesMismatch();
+  assert.match(await m.render(), /^azure_vnet_agent_ebtables_mismatch 1$/m);
+});

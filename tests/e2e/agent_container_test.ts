@@ -27,22 +27,21 @@ function ok(run: CniRun, what: string): void {
 }
 
 /**
- * A launcher for the agent: `container` runs it in a mount namespace of
- * its own with a tmpfs over `hidden` (the container's file system there);
- * `flag` is its `AZURE_VNET_AGENT_IN_CONTAINER`.
+ * A launcher for the agent with `env` added: with `hidden`, in a mount
+ * namespace of its own with a tmpfs over `hidden` (the container's file
+ * system there).
  */
 async function wrapper(
   dir: string,
-  options: { flag: string; hidden?: string },
+  options: { name: string; env: Record<string, string>; hidden?: string },
 ): Promise<string> {
-  const path = `${dir}/agent-${options.flag}.sh`;
-  const run =
-    `AZURE_VNET_AGENT_IN_CONTAINER=${options.flag} exec ${AZURE_VNET_AGENT_DIST} "$@"`;
-  const body = options.hidden === undefined ? run : [
+  const path = `${dir}/agent-${options.name}.sh`;
+  const vars = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+  const run = `${vars.join(" ")} exec ${AZURE_VNET_AGENT_DIST}`;
+  const body = options.hidden === undefined ? `${run} "$@"` : [
     `exec unshare --mount --propagation private -- /bin/sh -c '`,
-    `mount -t tmpfs cnitest-container "${options.hidden}" && ${
-      run.replaceAll('"$@"', '"$0" "$@"')
-    }' "$@"`,
+    `mount -t tmpfs cnitest-container "${options.hidden}" && ${run} "$0" "$@"`,
+    `' "$@"`,
   ].join("");
   await Deno.writeTextFile(path, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   return path;
@@ -95,7 +94,11 @@ Deno.test("an agent in a container hands a host-local network's calls back: host
     async () => {
       await using agent = await spawnAgent({
         ...place,
-        agent: await wrapper(n.dir, { flag: "true", hidden: dataDir }),
+        agent: await wrapper(n.dir, {
+          name: "in-container",
+          env: { AZURE_VNET_AGENT_IN_CONTAINER: "true" },
+          hidden: dataDir,
+        }),
       });
       const add = await n.run("ADD", conf, env("ctr-pod1", p0));
       ok(add, "ADD");
@@ -136,7 +139,11 @@ Deno.test("an agent in a container hands a host-local network's calls back: host
     async () => {
       await using agent = await spawnAgent({
         ...place,
-        agent: await wrapper(n.dir, { flag: "true", hidden: dataDir }),
+        agent: await wrapper(n.dir, {
+          name: "in-container",
+          env: { AZURE_VNET_AGENT_IN_CONTAINER: "true" },
+          hidden: dataDir,
+        }),
       });
       ok(await n.run("DEL", conf, env("ctr-pod1", p0)), "DEL");
       assert.deepEqual(await reserved(dataDir, network), [n.addr(11)]);
@@ -149,7 +156,10 @@ Deno.test("an agent in a container hands a host-local network's calls back: host
     async () => {
       await using agent = await spawnAgent({
         ...place,
-        agent: await wrapper(n.dir, { flag: "false" }),
+        agent: await wrapper(n.dir, {
+          name: "on-host",
+          env: { AZURE_VNET_AGENT_IN_CONTAINER: "false" },
+        }),
       });
       const add = await n.run("ADD", conf, env("host-pod3", p2));
       ok(add, "ADD");
@@ -167,5 +177,61 @@ Deno.test("an agent in a container hands a host-local network's calls back: host
       assert.equal((await agent.stop()).code, 0);
       assert.equal((await assertStateMatchesKernel(n)).size, 0);
     },
+  );
+});
+
+Deno.test("an agent whose ebtables is not the node's hands every bridge-mode call back, skips its reconcile and says so", async () => {
+  requireRoot();
+  await using n = await AzureNode.create("10.78.0.0/16");
+  n.argv = [AZURE_VNET_DIST];
+  const [p0] = await n.pods(1);
+  // The node as the agent sees it through AZURE_VNET_AGENT_HOST_ROOT: its
+  // ebtables is the legacy one (this machine's, which the plugins run, is
+  // nf_tables, as is the agent's).
+  const root = `${n.dir}/node-root`;
+  await Deno.mkdir(`${root}/usr/sbin`, { recursive: true });
+  await Deno.mkdir(`${root}/etc/alternatives`, { recursive: true });
+  await Deno.writeTextFile(`${root}/usr/sbin/ebtables-legacy`, "");
+  await Deno.symlink(
+    "/etc/alternatives/ebtables",
+    `${root}/usr/sbin/ebtables`,
+  );
+  await Deno.symlink(
+    "/usr/sbin/ebtables-legacy",
+    `${root}/etc/alternatives/ebtables`,
+  );
+  const agent = await spawnAgent({
+    netns: n.node.name,
+    cniPath: CNI_PATH,
+    stateDir: n.dir,
+    logDir: n.dir,
+    agent: await wrapper(n.dir, {
+      name: "legacy-node",
+      env: { AZURE_VNET_AGENT_HOST_ROOT: root },
+    }),
+  });
+  const conf = n.conf(8);
+  const env = { ...n.env("split0", p0), CNI_PATH };
+  try {
+    const add = await n.run("ADD", conf, env);
+    ok(add, "ADD");
+    assert.ok(await p0?.ping(n.addr(1)), "pod -> gateway");
+    ok(await n.run("DEL", conf, env), "DEL");
+    assert.equal((await assertStateMatchesKernel(n)).size, 0);
+  } finally {
+    const out = await agent.stop();
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(
+      out.stderr,
+      /The node's ebtables is not the agent's: the node's ebtables is legacy \(\/usr\/sbin\/ebtables -> \/etc\/alternatives\/ebtables -> \/usr\/sbin\/ebtables-legacy in ".*node-root"\) but the agent's is nft/,
+    );
+  }
+  const log = await Deno.readTextFile(`${n.dir}/azure-vnet-agent.log`);
+  assert.match(log, /\[ERR\].*The node's ebtables is not the agent's/);
+  assert.doesNotMatch(log, /Reconciled/);
+  const served = await servedLines(n.dir);
+  assert.ok(
+    !served.some((l) => / split0 /.test(l)),
+    `the plugin ran them:\n${served.join("\n")}`,
   );
 });
