@@ -12,6 +12,7 @@
  * | `azure_vnet_state_write_duration_seconds` | histogram | none |
  * | `azure_vnet_agent_up` | gauge | none |
  * | `azure_vnet_agent_ebtables_mismatch` | gauge | none |
+ * | `azure_vnet_agent_ready` | gauge | none |
  *
  * @module
  */
@@ -89,6 +90,11 @@ export interface AgentMetricsOptions {
   readonly ipamStatePath: string;
   /** Reads the IPAM state; default `readIpamState` (tests inject). */
   readonly readState?: (path: string) => Promise<IpamState | undefined>;
+  /**
+   * Whether the agent is ready (`readiness.ts`), read at each scrape;
+   * default always.
+   */
+  readonly ready?: () => boolean;
 }
 
 /**
@@ -105,7 +111,7 @@ export interface AgentMetricsOptions {
  * ```
  */
 export class AgentMetrics {
-  /** The registry (all seven metrics, nothing else). */
+  /** The registry (all eight metrics, nothing else). */
   readonly registry: Registry;
   #requests: Counter<"command" | "code">;
   #duration: Histogram<"command">;
@@ -195,6 +201,16 @@ export class AgentMetrics {
       registers: [registry],
     });
     this.#ebtablesMismatch.set(0);
+    const ready = options.ready ?? (() => true);
+    new Gauge({
+      name: "azure_vnet_agent_ready",
+      help:
+        "1 while the agent is ready (what azure-vnet-agent probe --ready checks), 0 while its startup reconcile has failed or the node's ebtables is not its own",
+      registers: [registry],
+      collect() {
+        this.set(ready() ? 1 : 0);
+      },
+    });
   }
 
   /**

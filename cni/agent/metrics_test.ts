@@ -97,3 +97,20 @@ Deno.test("AgentMetrics reports azure_vnet_agent_ebtables_mismatch 0, then 1 onc
   m.markEbtablesMismatch();
   assert.match(await m.render(), /^azure_vnet_agent_ebtables_mismatch 1$/m);
 });
+
+Deno.test("AgentMetrics reports azure_vnet_agent_ready as the readiness says at each scrape", async () => {
+  let ready = false;
+  const m = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+    ready: () => ready,
+  });
+  assert.match(await m.render(), /^azure_vnet_agent_ready 0$/m);
+  ready = true;
+  assert.match(await m.render(), /^azure_vnet_agent_ready 1$/m);
+  const always = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+  });
+  assert.match(await always.render(), /^azure_vnet_agent_ready 1$/m);
+});

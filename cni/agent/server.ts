@@ -28,6 +28,7 @@ import {
   PROGRESS,
   readFrame,
 } from "@vnet/forward";
+import { READINESS_VAR } from "./probe.ts";
 
 const log = getLogger(["azure-vnet-agent"]);
 
@@ -132,6 +133,13 @@ export interface AgentServerOptions {
     | HandBack
     | string
     | undefined;
+  /**
+   * Why the agent is not ready, or undefined when it is (`readiness.ts`).
+   * A readiness probe's `VERSION` (marked with `READINESS_VAR` of
+   * `probe.ts`) gets code 11 with the reason while it is not; every other
+   * `VERSION`, liveness's too, is answered as ever.
+   */
+  readiness?: () => string | undefined;
   /**
    * How long a connection may take to send its whole request; default
    * {@link REQUEST_READ_TIMEOUT_MS}.
@@ -561,6 +569,18 @@ export class AgentServer implements AsyncDisposable {
     const { env } = request;
     const command = env.CNI_COMMAND ?? "";
     if (command === "VERSION") {
+      const notReady = env[READINESS_VAR] === "1"
+        ? this.#options.readiness?.()
+        : undefined;
+      if (notReady !== undefined) {
+        return {
+          code: 1,
+          stdout: errorDocument(11, "The azure-vnet agent is not ready", {
+            details: notReady,
+            stdin,
+          }),
+        };
+      }
       return await this.#run(request, stdin, { idle: (wait) => wait });
     }
     // Only a forwarder that knows the hand-back (it asks for progress

@@ -672,3 +672,40 @@ Deno.test("AgentServer refuses a required hand-back to a forwarder that cannot t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("AgentServer answers a plugin's VERSION whatever its readiness; only the readiness probe's gets code 11", async () => {
+  const dir = await Deno.makeTempDir();
+  const vnet = plugin();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    readiness: () => "ebtables: legacy vs nft",
+  });
+  try {
+    let out = "";
+    assert.equal(
+      await forward(dir, { CNI_COMMAND: "VERSION" }, {
+        stdout: (t) => out += t,
+      }),
+      0,
+    );
+    assert.match(out, /supportedVersions/);
+    const probe = await send(dir, {
+      CNI_COMMAND: "VERSION",
+      AZURE_VNET_AGENT_PROBE_READY: "1",
+    });
+    const reply = await replyOf(probe);
+    probe.close();
+    assert.equal(reply.code, 1);
+    assert.deepEqual(JSON.parse(reply.stdout), {
+      cniVersion: "1.0.0",
+      code: 11,
+      msg: "The azure-vnet agent is not ready",
+      details: "ebtables: legacy vs nft",
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

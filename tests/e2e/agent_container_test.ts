@@ -18,6 +18,7 @@ import {
   resultIp,
   servedLines,
   spawnAgent,
+  spawnProcess,
 } from "../../tools/testbed/mod.ts";
 
 const CNI_PATH = "/usr/lib/cni";
@@ -180,7 +181,7 @@ Deno.test("an agent in a container hands a host-local network's calls back: host
   );
 });
 
-Deno.test("an agent whose ebtables is not the node's hands every bridge-mode call back, skips its reconcile and says so", async () => {
+Deno.test("an agent whose ebtables is not the node's hands every bridge-mode call back, skips its reconcile, is not ready and says so", async () => {
   requireRoot();
   await using n = await AzureNode.create("10.78.0.0/16");
   n.argv = [AZURE_VNET_DIST];
@@ -213,6 +214,19 @@ Deno.test("an agent whose ebtables is not the node's hands every bridge-mode cal
   const conf = n.conf(8);
   const env = { ...n.env("split0", p0), CNI_PATH };
   try {
+    // Alive, not ready.
+    const probe = async (...flags: string[]) =>
+      await spawnProcess([AZURE_VNET_AGENT_DIST, "probe", ...flags], {
+        netns: n.node.name,
+        env: { AZURE_VNET_STATE_DIR: n.dir },
+      }).done;
+    assert.equal((await probe()).code, 0);
+    const ready = await probe("--ready");
+    assert.equal(ready.code, 1);
+    assert.match(
+      ready.stderr,
+      /is not ready: ebtables: the node's ebtables is legacy .* but the agent's is nft/,
+    );
     const add = await n.run("ADD", conf, env);
     ok(add, "ADD");
     assert.ok(await p0?.ping(n.addr(1)), "pod -> gateway");
