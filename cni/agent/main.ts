@@ -8,8 +8,8 @@
  * `azure-vnet-agent serve` first reconciles the state with the kernel (GC
  * of leftovers: `reconcileState` of `@vnet/azure-vnet`; a failure is
  * retried while it serves, `reconcile_retry.ts`), then serves until
- * SIGTERM or SIGINT: then it stops accepting, answers the requests in
- * flight and exits 0. `azure-vnet-agent probe` asks a running agent for a
+ * SIGTERM or SIGINT: then it stops accepting, hands back the requests
+ * that have not started, answers those running and exits 0. `azure-vnet-agent probe` asks a running agent for a
  * CNI VERSION on that socket and exits 0 when it answers, 1 when not (the
  * DaemonSet's liveness check, `probe.ts`); `probe --ready` also fails
  * while the agent is not ready (`readiness.ts`: the readiness check).
@@ -278,8 +278,9 @@ await flush();
 write(Deno.stderr, `${NAME}: listening on ${socketPath}\n`);
 
 async function stop(): Promise<void> {
-  await reconciles.close();
-  await server.close();
+  // The requests running finish; those not started go back to their
+  // plugins (server.ts); a reconcile retry under way ends as it will.
+  await Promise.all([reconciles.close(), server.close()]);
   await services.close();
   await flush();
   await logs[Symbol.asyncDispose]();

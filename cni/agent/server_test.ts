@@ -709,3 +709,69 @@ Deno.test("AgentServer answers a plugin's VERSION whatever its readiness; only t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** `p`, or a rejection after `ms` (a test that fails rather than hangs). */
+function within<T>(p: Promise<T>, ms = 3000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("AgentServer.close() drops the requests that have not started: a forwarder runs its own in process, an older one gets code 11; the running one finishes", async () => {
+  const { vnet, release, started } = gatedDel();
+  await withServer({ vnet }, async (server, dir) => {
+    const fallbacks: string[] = [];
+    const load = (id: string) => () =>
+      Promise.resolve((io: { stdin?: Uint8Array }) => {
+        fallbacks.push(`${id}: ${new TextDecoder().decode(io.stdin)}`);
+        return Promise.resolve(42);
+      });
+    try {
+      const running = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "run",
+      });
+      await until(() => started() === 1);
+      // Waiting for the one slot; waiting behind its attachment's running
+      // call; an older forwarder's (no progress frames), waiting too.
+      const queued = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "queued",
+      }, { load: load("queued") });
+      const again = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "run",
+      }, { load: load("again") });
+      const old = await send(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "old",
+      });
+      await until(() => server.inFlight === 4);
+      await new Promise((r) => setTimeout(r, 50));
+      let closed = false;
+      const closing = server.close().then(() => closed = true);
+      assert.equal(await within(queued), 42);
+      assert.equal(await within(again), 42);
+      const reply = await within(replyOf(old));
+      old.close();
+      assert.equal(reply.code, 1);
+      const doc = JSON.parse(reply.stdout);
+      assert.equal(doc.code, 11);
+      assert.match(doc.msg, /agent is stopping and did not run this call/);
+      assert.deepEqual(fallbacks.sort(), [`again: ${CONF}`, `queued: ${CONF}`]);
+      assert.ok(!closed, "the running call holds close() up");
+      assert.equal(started(), 1);
+      release();
+      assert.equal(await running, 0);
+      await closing;
+      assert.equal(started(), 1, "nothing that waited ran in the agent");
+      assert.equal(server.served, 1);
+    } finally {
+      release();
+    }
+  }, { maxConcurrent: 1 });
+});
