@@ -9,9 +9,10 @@
  * of leftovers: `reconcileState` of `@vnet/azure-vnet`; a failure is
  * retried while it serves, `reconcile_retry.ts`), then serves until
  * SIGTERM or SIGINT: then it stops accepting, hands back the requests
- * that have not started, answers those running and exits 0. `azure-vnet-agent probe` asks a running agent for a
- * CNI VERSION on that socket and exits 0 when it answers, 1 when not (the
- * DaemonSet's liveness check, `probe.ts`); `probe --ready` also fails
+ * that have not started, answers those running and exits 0.
+ * `azure-vnet-agent probe` asks a running agent for a CNI VERSION on that
+ * socket and exits 0 when it answers, 1 when not (the DaemonSet's
+ * liveness check, `probe.ts`); `probe --ready` also fails
  * while the agent is not ready (`readiness.ts`: the readiness check).
  * Without `serve` or `probe` it prints its usage (so a build's warm-up run
  * never starts a server).
