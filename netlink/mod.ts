@@ -8,7 +8,8 @@
  * {@link netnsDel} manage namespaces; {@link sysctlGet}/{@link sysctlSet}
  * reach per-namespace sysctls. {@link NftGeneration} reads nf_tables'
  * ruleset generation, which tells whether a table listing is still current.
- * {@link processInfo} reads a process's name, state and start time.
+ * {@link processInfo} reads a process's name, state and start time;
+ * {@link readLink} a link's target, `/proc`'s too.
  * Address and MAC text is parsed and checked
  * by `@vnet/address` (`netlink/address/`, pure, its own member).
  *
@@ -39,6 +40,7 @@ export {
 } from "./netns.ts";
 export { NftGeneration } from "./nftables.ts";
 export { type ProcessInfo, processInfo } from "./process.ts";
+export { readLink } from "./read_link.ts";
 export { sysctlGet, sysctlSet } from "./sysctl.ts";
 export { validateIfName, validateMtu } from "./link.ts";
 export type {

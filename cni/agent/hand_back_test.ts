@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { AgentRequest } from "@vnet/forward";
-import { handBackReason } from "./hand_back.ts";
+import { handBackFor, handBackReason, requiredHandBack } from "./hand_back.ts";
 
 const ENCODER = new TextEncoder();
 
@@ -85,4 +85,131 @@ Deno.test("handBackReason() serves a delegate this process may find and run, els
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("requiredHandBack() in a container: every call of a network with a delegate IPAM, and nothing else", async (t) => {
+  const inContainer = { inContainer: true };
+  const encode = (c: unknown) => ENCODER.encode(JSON.stringify(c));
+  const hostLocal = encode({ ipam: { type: "host-local" } });
+  for (const command of ["ADD", "DEL", "CHECK", "GC", "STATUS"]) {
+    await t.step(command, () => {
+      const request = {
+        plugin: "azure-vnet" as const,
+        env: { CNI_COMMAND: command },
+        stdin: "",
+      };
+      assert.match(
+        requiredHandBack(request, { stdin: hostLocal, policy: inContainer }) ??
+          "",
+        /runs in a container: its delegate IPAM plugin "host-local" must run on the host/,
+      );
+      assert.equal(
+        requiredHandBack(request, {
+          stdin: hostLocal,
+          policy: { inContainer: false },
+        }),
+        undefined,
+      );
+    });
+  }
+  await t.step(
+    "our in-process IPAM, ipamExec, the IPAM plugin's own calls",
+    () => {
+      const add = {
+        plugin: "azure-vnet" as const,
+        env: { CNI_COMMAND: "ADD" },
+        stdin: "",
+      };
+      const ours = { ipam: { type: "azure-vnet-ipam" } };
+      const policy = inContainer;
+      assert.equal(
+        requiredHandBack(add, { stdin: encode(ours), policy }),
+        undefined,
+      );
+      assert.match(
+        requiredHandBack(add, {
+          stdin: encode({ ...ours, ipamExec: true }),
+          policy,
+        }) ?? "",
+        /"azure-vnet-ipam" must run on the host/,
+      );
+      assert.equal(
+        requiredHandBack({ ...add, plugin: "azure-vnet-ipam" }, {
+          stdin: encode(ours),
+          policy,
+        }),
+        undefined,
+      );
+      assert.equal(
+        requiredHandBack(add, { stdin: encode("not a config"), policy }),
+        undefined,
+      );
+    },
+  );
+});
+
+Deno.test("handBackFor() makes the container's hand-back required, and the others not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/host-local`, "#!/bin/sh\n", {
+      mode: 0o755,
+    });
+    const request = {
+      plugin: "azure-vnet" as const,
+      env: { CNI_COMMAND: "ADD", CNI_PATH: dir },
+      stdin: "",
+    };
+    const hostLocal = ENCODER.encode('{"ipam":{"type":"host-local"}}');
+    const exec = ENCODER.encode(
+      '{"ipam":{"type":"azure-vnet-ipam"},"ipamExec":true}',
+    );
+    const inContainer = handBackFor({ inContainer: true });
+    const onHost = handBackFor({ inContainer: false });
+    assert.ok((await inContainer(request, hostLocal))?.required);
+    // On the host, host-local runs in the agent (-A grants it).
+    assert.equal(await onHost(request, hostLocal), undefined);
+    assert.deepEqual(await onHost(request, exec), {
+      reason: "its IPAM plugin azure-vnet-ipam forwards to this agent",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("requiredHandBack() hands back every bridge-mode azure-vnet call while the node's ebtables is not the agent's", async (t) => {
+  const policy = { inContainer: false, bridgeRefused: "legacy vs nft" };
+  const encode = (c: unknown) => ENCODER.encode(JSON.stringify(c));
+  const ours = { ipam: { type: "azure-vnet-ipam" } };
+  const call = (plugin: AgentRequest["plugin"], command: string) => ({
+    plugin,
+    env: { CNI_COMMAND: command },
+    stdin: "",
+  });
+  for (const mode of [undefined, "", "bridge"]) {
+    await t.step(`mode ${JSON.stringify(mode)}`, () => {
+      for (const command of ["ADD", "DEL", "CHECK", "GC", "STATUS"]) {
+        assert.equal(
+          requiredHandBack(call("azure-vnet", command), {
+            stdin: encode({ ...ours, mode }),
+            policy,
+          }),
+          "bridge mode runs on the node's ebtables: legacy vs nft",
+        );
+      }
+    });
+  }
+  await t.step("transparent mode, the IPAM plugin, no config: served", () => {
+    for (
+      const [plugin, conf] of [
+        ["azure-vnet", { ...ours, mode: "transparent" }],
+        ["azure-vnet-ipam", ours],
+        ["azure-vnet", "not a config"],
+      ] as const
+    ) {
+      assert.equal(
+        requiredHandBack(call(plugin, "ADD"), { stdin: encode(conf), policy }),
+        undefined,
+      );
+    }
+  });
 });

@@ -6,13 +6,16 @@
  * to `azure-vnet.log` and `azure-vnet-ipam.log` as without the agent.
  *
  * `azure-vnet-agent serve` first reconciles the state with the kernel (GC
- * of leftovers: `reconcileState` of `@vnet/azure-vnet`), then serves until
- * SIGTERM or SIGINT: then it stops accepting, answers the requests in
- * flight and exits 0. `azure-vnet-agent probe` asks a running agent for a
- * CNI VERSION on that socket and exits 0 when it answers, 1 when not (the
- * DaemonSet's liveness and readiness check, `probe.ts`). Without `serve`
- * or `probe` it prints its usage (so a build's warm-up run never starts a
- * server).
+ * of leftovers: `reconcileState` of `@vnet/azure-vnet`; a failure is
+ * retried while it serves, `reconcile_retry.ts`), then serves until
+ * SIGTERM or SIGINT: then it stops accepting, hands back the requests
+ * that have not started, answers those running and exits 0.
+ * `azure-vnet-agent probe` asks a running agent for a CNI VERSION on that
+ * socket and exits 0 when it answers, 1 when not (the DaemonSet's
+ * liveness check, `probe.ts`); `probe --ready` also fails
+ * while the agent is not ready (`readiness.ts`: the readiness check).
+ * Without `serve` or `probe` it prints its usage (so a build's warm-up run
+ * never starts a server).
  *
  * @module
  */
@@ -21,9 +24,20 @@ import { createAzureVnetHandlers, reconcileState } from "@vnet/azure-vnet";
 import { createIpamHandlers } from "@vnet/azure-vnet-ipam";
 import { type PluginHandlers, startPluginLogging } from "@vnet/cni";
 import { agentSocketPath } from "@vnet/forward";
+import { readLink } from "@vnet/netlink";
 import denoJson from "./deno.json" with { type: "json" };
+import { agentPlacement } from "./container.ts";
+import {
+  agentEbtables,
+  compareEbtables,
+  DEFAULT_HOST_ROOT,
+  HOST_ROOT_VAR,
+  hostEbtables,
+} from "./ebtables_backend.ts";
 import { probeAgent } from "./probe.ts";
-import { handBackReason } from "./hand_back.ts";
+import { Readiness } from "./readiness.ts";
+import { ReconcileRetry } from "./reconcile_retry.ts";
+import { handBackFor } from "./hand_back.ts";
 import { AgentServer, type RequestContext } from "./server.ts";
 import { type NodeServices, startNodeServices } from "./services.ts";
 import { withScaleUpWait } from "./warm_pool.ts";
@@ -41,6 +55,7 @@ const USAGE = [
   "",
   `Usage: ${NAME} serve        listen on $AZURE_VNET_STATE_DIR/${NAME}.sock`,
   `       ${NAME} probe        exit 0 when the agent there answers, else 1`,
+  `       ${NAME} probe --ready  exit 0 when it answers and is ready, else 1`,
   `       ${NAME} --version | --help`,
   "",
 ].join("\n");
@@ -54,7 +69,12 @@ if (args.includes("--help") || args.includes("-h")) {
   write(Deno.stderr, USAGE);
   Deno.exit(0);
 }
-if (args.length !== 1 || (args[0] !== "serve" && args[0] !== "probe")) {
+const readyProbe = args.length === 2 && args[0] === "probe" &&
+  args[1] === "--ready";
+if (
+  !readyProbe &&
+  (args.length !== 1 || (args[0] !== "serve" && args[0] !== "probe"))
+) {
   write(Deno.stderr, USAGE);
   Deno.exit(2);
 }
@@ -62,7 +82,7 @@ if (args.length !== 1 || (args[0] !== "serve" && args[0] !== "probe")) {
 const env = Deno.env.toObject();
 const socketPath = agentSocketPath(env);
 if (args[0] === "probe") {
-  const r = await probeAgent(socketPath);
+  const r = await probeAgent(socketPath, { ready: readyProbe });
   write(r.ok ? Deno.stdout : Deno.stderr, `${NAME}: ${r.message}\n`);
   Deno.exit(r.ok ? 0 : 1);
 }
@@ -111,7 +131,8 @@ globalThis.addEventListener("unhandledrejection", (e) => {
  * GC of leftovers before listening: records whose veth is gone, kernel
  * objects of interrupted ADDs (a killed agent's or plugin's) and
  * reservations of no record. The reconcile logs each removal to
- * azure-vnet.log; a failure is logged and the agent serves anyway.
+ * azure-vnet.log; a failure is logged and thrown: the agent serves anyway,
+ * not ready, and tries again (`reconcile_retry.ts`).
  */
 async function reconcile(): Promise<void> {
   const t0 = performance.now();
@@ -140,15 +161,75 @@ async function reconcile(): Promise<void> {
       stateDir,
       err: err instanceof Error ? err.message : String(err),
     });
+    throw err;
+  } finally {
+    await flush();
   }
-  await flush();
 }
+
+// What makes the agent not ready: a failed startup reconcile (retried while
+// it serves), the node's ebtables not being its own.
+const readiness = new Readiness();
+const reconciles = new ReconcileRetry({
+  reconcile,
+  readiness,
+  onFailure: ({ tries, nextMs }) => {
+    log.warning(
+      "Not ready: the startup reconcile failed (try {tries}); the next in {seconds} s",
+      { tries, seconds: nextMs / 1000 },
+    );
+    void flush();
+  },
+  onRecovered: (tries) => {
+    log.info("Ready: the startup reconcile succeeded at try {tries}", {
+      tries,
+    });
+    void flush();
+  },
+});
 
 let server: AgentServer;
 let services: NodeServices;
 try {
+  // In a container, no delegate IPAM runs here: its state would stay in
+  // the container's file system.
+  const placement = agentPlacement(env, { readLink });
+  log.info(
+    placement.inContainer
+      ? "Runs in a container ({why}): calls with a delegate IPAM plugin go back to the plugins"
+      : "Runs on the host ({why})",
+    { why: placement.why },
+  );
   // The config file, metrics and introspection listener (#16).
-  services = await startNodeServices({ stateDir, env, flushLogs: flush });
+  services = await startNodeServices({
+    stateDir,
+    env,
+    flushLogs: flush,
+    ready: () => readiness.ready,
+  });
+  // The node's ebtables against the agent's: two backends would split the
+  // pods' rules between two rule sets.
+  const ebtables = compareEbtables(
+    hostEbtables(env[HOST_ROOT_VAR] || DEFAULT_HOST_ROOT, { readLink }),
+    await agentEbtables(),
+  );
+  if (ebtables.mismatch !== undefined) {
+    const line =
+      `The node's ebtables is not the agent's: ${ebtables.mismatch}. Every bridge-mode call goes back to the plugins, which run the node's, and the startup reconcile is skipped; run the agent with the node's ebtables backend`;
+    log.error("{line}", { line });
+    write(Deno.stderr, `${NAME}: ${line}\n`);
+    services.metrics.markEbtablesMismatch();
+    readiness.fail("ebtables", ebtables.mismatch);
+  } else if (ebtables.unknown !== undefined) {
+    log.warning(
+      "Cannot tell whether the node's ebtables is the agent's ({why}): serving bridge-mode calls",
+      { why: ebtables.unknown },
+    );
+  } else {
+    log.info("ebtables: the node's and the agent's are both {backend}", {
+      backend: ebtables.same,
+    });
+  }
   // With a warm pool, an ADD short of addresses waits for its growth (#16).
   const pool = services.warmPool;
   // The handlers are made once; a request gets a cheap wrapper whose wait
@@ -177,8 +258,17 @@ try {
       services.served(served);
       return flush();
     },
-    beforeListen: reconcile,
-    handBack: handBackReason,
+    // The reconcile would run the agent's ebtables on the pods' rules.
+    ...(ebtables.mismatch === undefined
+      ? { beforeListen: () => reconciles.start() }
+      : {}),
+    readiness: () => readiness.reason,
+    handBack: handBackFor({
+      inContainer: placement.inContainer,
+      ...(ebtables.mismatch === undefined
+        ? {}
+        : { bridgeRefused: ebtables.mismatch }),
+    }),
   });
 } catch (err) {
   write(Deno.stderr, `${NAME}: ${err instanceof Error ? err.message : err}\n`);
@@ -189,7 +279,9 @@ await flush();
 write(Deno.stderr, `${NAME}: listening on ${socketPath}\n`);
 
 async function stop(): Promise<void> {
-  await server.close();
+  // The requests running finish; those not started go back to their
+  // plugins (server.ts); a reconcile retry under way ends as it will.
+  await Promise.all([reconciles.close(), server.close()]);
   await services.close();
   await flush();
   await logs[Symbol.asyncDispose]();

@@ -11,6 +11,8 @@
  * | `azure_vnet_arm_requests_total` | counter | `operation`, `result` |
  * | `azure_vnet_state_write_duration_seconds` | histogram | none |
  * | `azure_vnet_agent_up` | gauge | none |
+ * | `azure_vnet_agent_ebtables_mismatch` | gauge | none |
+ * | `azure_vnet_agent_ready` | gauge | none |
  *
  * @module
  */
@@ -88,6 +90,11 @@ export interface AgentMetricsOptions {
   readonly ipamStatePath: string;
   /** Reads the IPAM state; default `readIpamState` (tests inject). */
   readonly readState?: (path: string) => Promise<IpamState | undefined>;
+  /**
+   * Whether the agent is ready (`readiness.ts`), read at each scrape;
+   * default always.
+   */
+  readonly ready?: () => boolean;
 }
 
 /**
@@ -104,13 +111,14 @@ export interface AgentMetricsOptions {
  * ```
  */
 export class AgentMetrics {
-  /** The registry (all six metrics, nothing else). */
+  /** The registry (all eight metrics, nothing else). */
   readonly registry: Registry;
   #requests: Counter<"command" | "code">;
   #duration: Histogram<"command">;
   #arm: Counter<"operation" | "result">;
   #writes: Histogram;
   #up: Gauge;
+  #ebtablesMismatch: Gauge;
 
   /**
    * Registers the metrics; the address gauge reads the IPAM state at each
@@ -186,6 +194,23 @@ export class AgentMetrics {
       registers: [registry],
     });
     this.#up.set(1);
+    this.#ebtablesMismatch = new Gauge({
+      name: "azure_vnet_agent_ebtables_mismatch",
+      help:
+        "1 when the node's ebtables uses another backend (nf_tables or legacy) than the agent's: the agent hands every bridge-mode call back to the plugins",
+      registers: [registry],
+    });
+    this.#ebtablesMismatch.set(0);
+    const ready = options.ready ?? (() => true);
+    new Gauge({
+      name: "azure_vnet_agent_ready",
+      help:
+        "1 while the agent is ready (what azure-vnet-agent probe --ready checks), 0 while its startup reconcile has failed or the node's ebtables is not its own",
+      registers: [registry],
+      collect() {
+        this.set(ready() ? 1 : 0);
+      },
+    });
   }
 
   /**
@@ -217,6 +242,14 @@ export class AgentMetrics {
    */
   observeStateWrite(seconds: number): void {
     this.#writes.observe(seconds);
+  }
+
+  /**
+   * Sets `azure_vnet_agent_ebtables_mismatch` to 1: the node's `ebtables`
+   * is not the agent's (`ebtables_backend.ts`).
+   */
+  markEbtablesMismatch(): void {
+    this.#ebtablesMismatch.set(1);
   }
 
   /** Sets `azure_vnet_agent_up` to 0 (the agent is stopping). */

@@ -87,3 +87,30 @@ Deno.test("AgentMetrics drops the IPv6 series of azure_vnet_ipam_addresses once 
     /^azure_vnet_ipam_addresses\{family="ipv4",state="free"\} 1$/m,
   );
 });
+
+Deno.test("AgentMetrics reports azure_vnet_agent_ebtables_mismatch 0, then 1 once marked", async () => {
+  const m = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+  });
+  assert.match(await m.render(), /^azure_vnet_agent_ebtables_mismatch 0$/m);
+  m.markEbtablesMismatch();
+  assert.match(await m.render(), /^azure_vnet_agent_ebtables_mismatch 1$/m);
+});
+
+Deno.test("AgentMetrics reports azure_vnet_agent_ready as the readiness says at each scrape", async () => {
+  let ready = false;
+  const m = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+    ready: () => ready,
+  });
+  assert.match(await m.render(), /^azure_vnet_agent_ready 0$/m);
+  ready = true;
+  assert.match(await m.render(), /^azure_vnet_agent_ready 1$/m);
+  const always = new AgentMetrics({
+    ipamStatePath: "/unused",
+    readState: () => Promise.resolve(undefined),
+  });
+  assert.match(await always.render(), /^azure_vnet_agent_ready 1$/m);
+});

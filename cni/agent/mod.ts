@@ -16,6 +16,7 @@
 export {
   AgentServer,
   type AgentServerOptions,
+  type HandBack,
   type ServedPlugin,
   type ServedRequest,
 } from "./server.ts";

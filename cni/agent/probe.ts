@@ -1,10 +1,15 @@
 /**
- * `azure-vnet-agent probe` (#14): the DaemonSet's liveness and readiness
- * check. It asks the agent on its socket for a CNI `VERSION` of
- * `azure-vnet`, so it passes only when an agent accepts, runs a request
- * and answers: a missing or stale socket, or an agent that accepts but
- * never answers (frozen, stuck), fails it. `VERSION` takes no state lock,
- * so a long ADD waiting on the lock does not fail the probe.
+ * `azure-vnet-agent probe` (#14): the DaemonSet's liveness check, and with
+ * `--ready` its readiness check. It asks the agent on its socket for a CNI
+ * `VERSION` of `azure-vnet`, so it passes only when an agent accepts, runs
+ * a request and answers: a missing or stale socket, or an agent that
+ * accepts but never answers (frozen, stuck), fails it. `VERSION` takes no
+ * state lock, so a long ADD waiting on the lock does not fail the probe.
+ *
+ * The readiness check marks its request ({@link READINESS_VAR}); the agent
+ * then answers code 11 while it is not ready (`readiness.ts`: its startup
+ * reconcile failed, or the node's `ebtables` is not its own). An older
+ * agent ignores the mark and answers as to liveness.
  *
  * @module
  */
@@ -27,11 +32,20 @@ export interface ProbeResult {
   message: string;
 }
 
-const REQUEST: AgentRequest = {
-  plugin: "azure-vnet",
-  env: { CNI_COMMAND: "VERSION" },
-  stdin: new TextEncoder().encode('{"cniVersion":"1.0.0"}').toBase64(),
-};
+/**
+ * The variable in a probe's `VERSION` request that asks for readiness; its
+ * value is `1`. No runtime sets it, so a plugin's own `VERSION` is never
+ * taken for a probe.
+ */
+export const READINESS_VAR = "AZURE_VNET_AGENT_PROBE_READY";
+
+function request(ready: boolean): AgentRequest {
+  return {
+    plugin: "azure-vnet",
+    env: { CNI_COMMAND: "VERSION", ...(ready ? { [READINESS_VAR]: "1" } : {}) },
+    stdin: new TextEncoder().encode('{"cniVersion":"1.0.0"}').toBase64(),
+  };
+}
 
 /**
  * Sends one `VERSION` request to the agent on `socketPath` and checks the
@@ -39,8 +53,10 @@ const REQUEST: AgentRequest = {
  *
  * @param socketPath The agent's socket (`<state dir>/azure-vnet-agent.sock`).
  * @param options `timeoutMs` for the request and its answer (default
- *   {@link PROBE_TIMEOUT_MS}).
- * @returns Whether it answered, and a line saying what happened.
+ *   {@link PROBE_TIMEOUT_MS}); `ready` to ask for readiness too: an agent
+ *   that answers but is not ready fails it.
+ * @returns Whether it answered (and is ready), and a line saying what
+ *   happened.
  *
  * @example Usage
  * ```ts
@@ -53,9 +69,10 @@ const REQUEST: AgentRequest = {
  */
 export async function probeAgent(
   socketPath: string,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; ready?: boolean } = {},
 ): Promise<ProbeResult> {
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
+  const ready = options.ready ?? false;
   let conn: Deno.Conn;
   try {
     conn = await Deno.connect({ transport: "unix", path: socketPath });
@@ -74,7 +91,7 @@ export async function probeAgent(
     conn.close();
   }, timeoutMs);
   try {
-    const frame = encodeFrame(REQUEST);
+    const frame = encodeFrame(request(ready));
     let off = 0;
     while (off < frame.length) off += await conn.write(frame.subarray(off));
     const body = await readFrame(conn, MAX_REPLY_BYTES);
@@ -87,6 +104,17 @@ export async function probeAgent(
         "supportedVersions" in doc && Array.isArray(doc.supportedVersions)
       ? doc.supportedVersions
       : undefined;
+    if (
+      ready && reply.code !== 0 && typeof doc === "object" && doc !== null &&
+      "code" in doc && doc.code === 11
+    ) {
+      const details = "details" in doc ? String(doc.details) : "";
+      return {
+        ok: false,
+        message:
+          `the agent on ${socketPath} answers but is not ready: ${details}`,
+      };
+    }
     if (reply.code !== 0 || versions === undefined) {
       return {
         ok: false,
@@ -96,9 +124,9 @@ export async function probeAgent(
     }
     return {
       ok: true,
-      message: `the agent on ${socketPath} answers (CNI ${
-        versions.join(", ")
-      })`,
+      message: `the agent on ${socketPath} answers${
+        ready ? " and is ready" : ""
+      } (CNI ${versions.join(", ")})`,
     };
   } catch (err) {
     if (timedOut) {

@@ -44,23 +44,36 @@ async function withListener(
   }
 }
 
-Deno.test("probeAgent() passes when the agent answers a VERSION request", async () => {
+/** An agent on `<dir>/azure-vnet-agent.sock`, closed after `body`. */
+async function withAgent(
+  options: { readiness?: () => string | undefined },
+  body: (socketPath: string, server: AgentServer) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const socketPath = `${dir}/azure-vnet-agent.sock`;
   const server = await AgentServer.listen({
     socketPath,
     stateDir: dir,
     plugins: { "azure-vnet": PLUGIN, "azure-vnet-ipam": PLUGIN },
+    ...options,
   });
   try {
-    const r = await probeAgent(socketPath);
-    assert.ok(r.ok, r.message);
-    assert.match(r.message, /answers \(CNI .*1\.0\.0/);
-    assert.equal(server.served, 1);
+    await body(socketPath, server);
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("probeAgent() passes when the agent answers a VERSION request", async () => {
+  let socketPath = "";
+  await withAgent({}, async (path, server) => {
+    socketPath = path;
+    const r = await probeAgent(socketPath);
+    assert.ok(r.ok, r.message);
+    assert.match(r.message, /answers \(CNI .*1\.0\.0/);
+    assert.equal(server.served, 1);
+  });
   const gone = await probeAgent(socketPath);
   assert.ok(!gone.ok);
   assert.match(gone.message, /no socket at /);
@@ -111,5 +124,30 @@ Deno.test("probeAgent() fails for a failed or empty answer", async (t) => {
         assert.match(r.message, /closed without an answer/);
       },
     );
+  });
+});
+
+Deno.test("probeAgent({ ready }) fails while the agent is not ready; liveness passes all the same", async () => {
+  let reason: string | undefined =
+    "reconcile: the startup reconcile failed (busy) after 1 tries; the next in 5 s";
+  await withAgent({ readiness: () => reason }, async (socketPath) => {
+    const notReady = await probeAgent(socketPath, { ready: true });
+    assert.ok(!notReady.ok);
+    assert.equal(
+      notReady.message,
+      `the agent on ${socketPath} answers but is not ready: ${reason}`,
+    );
+    const live = await probeAgent(socketPath);
+    assert.ok(live.ok, live.message);
+    reason = undefined;
+    const ready = await probeAgent(socketPath, { ready: true });
+    assert.ok(ready.ok, ready.message);
+    assert.match(ready.message, /answers and is ready \(CNI /);
+  });
+});
+
+Deno.test("probeAgent({ ready }) passes an agent that knows no readiness (older, or none given)", async () => {
+  await withAgent({}, async (socketPath) => {
+    assert.ok((await probeAgent(socketPath, { ready: true })).ok);
   });
 });

@@ -28,6 +28,7 @@ import {
   PROGRESS,
   readFrame,
 } from "@vnet/forward";
+import { READINESS_VAR } from "./probe.ts";
 
 const log = getLogger(["azure-vnet-agent"]);
 
@@ -54,6 +55,20 @@ export interface ServedPlugin {
   handlers: PluginHandlers | ((request: RequestContext) => PluginHandlers);
   /** Name and version, as the plugin reports them. */
   info: PluginInfo;
+}
+
+/** Why the agent hands a request back unrun ({@link AgentServerOptions.handBack}). */
+export interface HandBack {
+  /** Why, for the log and the old forwarder's error details. */
+  readonly reason: string;
+  /**
+   * True when the agent must not run the request itself (it would do the
+   * wrong thing, not merely fail): a forwarder that predates hand-backs
+   * (it asks for no progress frames), which cannot run the request itself,
+   * then gets code 11 (try again later) instead of being served. Otherwise
+   * that forwarder is served as before.
+   */
+  readonly required?: boolean;
 }
 
 /** One answered request, as {@link AgentServerOptions.onServed} gets it. */
@@ -103,15 +118,28 @@ export interface AgentServerOptions {
   beforeListen?: () => Promise<void> | void;
   /**
    * Why a request must run in the plugin's own process instead (a delegate
-   * this process may not exec), or undefined to serve it. Asked before the
-   * request waits for anything, and only for a forwarder that asks for
-   * progress frames (one that knows `inProcess`); such a request is handed
-   * back unrun.
+   * this process may not exec), or undefined to serve it; a string is a
+   * {@link HandBack} that is not required. Asked before the request waits
+   * for anything, for every command but VERSION. A forwarder that asks for
+   * progress frames (one that knows `inProcess`) gets the request back
+   * unrun; an older one is served as before, unless the hand-back is
+   * required: then it gets code 11.
    */
   handBack?: (
     request: AgentRequest,
     stdin: Uint8Array,
-  ) => Promise<string | undefined> | string | undefined;
+  ) =>
+    | Promise<HandBack | string | undefined>
+    | HandBack
+    | string
+    | undefined;
+  /**
+   * Why the agent is not ready, or undefined when it is (`readiness.ts`).
+   * A readiness probe's `VERSION` (marked with `READINESS_VAR` of
+   * `probe.ts`) gets code 11 with the reason while it is not; every other
+   * `VERSION`, liveness's too, is answered as ever.
+   */
+  readiness?: () => string | undefined;
   /**
    * How long a connection may take to send its whole request; default
    * {@link REQUEST_READ_TIMEOUT_MS}.
@@ -301,7 +329,14 @@ export class AgentServer implements AsyncDisposable {
   #inode: number | null;
   #inFlight = new Set<Promise<void>>();
   #running = 0;
-  #queued: (() => void)[] = [];
+  /**
+   * Requests waiting for a slot, in order: `grant` hands one over; `drop`
+   * (set for a request that has not started) lets it go unrun on close.
+   */
+  #queued: { grant: () => void; drop?: () => void }[] = [];
+  /** Resolved when close() begins: waits that have not started end. */
+  #stopping = Promise.withResolvers<void>();
+  #stopped = false;
   /** The last request waiting or running per attachment (#attachment). */
   #attachments = new Map<string, Promise<void>>();
   #served = 0;
@@ -380,20 +415,33 @@ export class AgentServer implements AsyncDisposable {
     }
   }
 
-  /** Waits for a free slot of `maxConcurrent`; FIFO. */
-  async #slot(): Promise<void> {
+  /**
+   * Waits for a free slot of `maxConcurrent`; FIFO. A request that has not
+   * started gets none once close() begins.
+   *
+   * @returns `granted` with the slot taken, or `dropped`.
+   */
+  async #slot(
+    options: { started: boolean },
+  ): Promise<"granted" | "dropped"> {
+    if (!options.started && this.#stopped) return "dropped";
     const max = this.#options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT;
     if (this.#running < max) {
       this.#running++;
-      return;
+      return "granted";
     }
     // The slot is handed over by #release, so the count stays the same.
-    await new Promise<void>((resolve) => this.#queued.push(resolve));
+    return await new Promise((resolve) =>
+      this.#queued.push({
+        grant: () => resolve("granted"),
+        ...(options.started ? {} : { drop: () => resolve("dropped") }),
+      })
+    );
   }
 
   #release(): void {
     const next = this.#queued.shift();
-    if (next !== undefined) next();
+    if (next !== undefined) next.grant();
     else this.#running--;
   }
 
@@ -402,9 +450,12 @@ export class AgentServer implements AsyncDisposable {
    * ID, ifname) runs: a runtime's DEL then never overtakes the ADD it
    * cleans up after, even when the runtime gave up on that ADD. FIFO.
    *
-   * @returns The release.
+   * @returns The release; `late` past the wait; `stopped` when close()
+   *   began first.
    */
-  async #attachment(key: string): Promise<(() => void) | undefined> {
+  async #attachment(
+    key: string,
+  ): Promise<(() => void) | "late" | "stopped"> {
     const before = this.#attachments.get(key);
     let release!: () => void;
     const mine = new Promise<void>((resolve) => release = resolve);
@@ -422,12 +473,13 @@ export class AgentServer implements AsyncDisposable {
       new Promise<"late">((resolve) => {
         timer = setTimeout(() => resolve("late"), waitMs);
       }),
+      this.#stopping.promise.then(() => "stopped" as const),
     ]);
     clearTimeout(timer);
     if (outcome === "turn") return done;
     // Gave up: the next in line still waits for the one before this.
     done();
-    return undefined;
+    return outcome;
   }
 
   async #serve(conn: Deno.Conn): Promise<void> {
@@ -541,22 +593,49 @@ export class AgentServer implements AsyncDisposable {
     const { env } = request;
     const command = env.CNI_COMMAND ?? "";
     if (command === "VERSION") {
+      const notReady = env[READINESS_VAR] === "1"
+        ? this.#options.readiness?.()
+        : undefined;
+      if (notReady !== undefined) {
+        return {
+          code: 1,
+          stdout: errorDocument(11, "The azure-vnet agent is not ready", {
+            details: notReady,
+            stdin,
+          }),
+        };
+      }
       return await this.#run(request, stdin, { idle: (wait) => wait });
     }
     // Only a forwarder that knows the hand-back (it asks for progress
-    // frames) gets one; an older one is served as before.
-    const why = request.progress === true
-      ? await this.#options.handBack?.(request, stdin)
-      : undefined;
-    if (why !== undefined) {
-      log.debug("Handed back {plugin} {command} {containerId}: {why}", {
+    // frames) can take one; an older one is served as before, unless the
+    // agent must not run the request: then it gets code 11.
+    const answer = await this.#options.handBack?.(request, stdin);
+    const back = typeof answer === "string" ? { reason: answer } : answer;
+    if (
+      back !== undefined &&
+      (request.progress === true || back.required === true)
+    ) {
+      const fields = {
         plugin: request.plugin,
         command,
         containerId: env.CNI_CONTAINERID ?? "",
-        why,
-      });
-      return handBackReply(why);
+        why: back.reason,
+      };
+      if (request.progress === true) {
+        log.debug(
+          "Handed back {plugin} {command} {containerId}: {why}",
+          fields,
+        );
+      } else {
+        log.warning(
+          "Refused {plugin} {command} {containerId} with code 11: {why}; its plugin is older than the agent and cannot run it itself",
+          fields,
+        );
+      }
+      return handBackReply(back.reason);
     }
+    if (this.#stopped) return this.#dropped(request, stdin);
     // "Held".
     if (!await sendProgress(conn, request)) return undefined;
     const hungUp = watchHangUp(conn);
@@ -565,7 +644,8 @@ export class AgentServer implements AsyncDisposable {
       const turn = await this.#attachment(
         `${request.plugin}\0${id}\0${env.CNI_IFNAME ?? ""}`,
       );
-      if (turn === undefined) {
+      if (turn === "stopped") return this.#dropped(request, stdin);
+      if (turn === "late") {
         log.warning(
           "{plugin} {command} {containerId} {ifName}: an earlier call for it still runs after {seconds} s",
           {
@@ -588,7 +668,9 @@ export class AgentServer implements AsyncDisposable {
       }
       held.push(turn);
     }
-    await this.#slot();
+    if (await this.#slot({ started: false }) === "dropped") {
+      return this.#dropped(request, stdin);
+    }
     let slotted = true;
     held.push(() => {
       if (slotted) this.#release();
@@ -600,7 +682,7 @@ export class AgentServer implements AsyncDisposable {
         try {
           return await wait;
         } finally {
-          await this.#slot();
+          await this.#slot({ started: true });
           slotted = true;
         }
       },
@@ -621,6 +703,36 @@ export class AgentServer implements AsyncDisposable {
       return undefined;
     }
     return await this.#run(request, stdin, context);
+  }
+
+  /**
+   * The reply to a request dropped unrun because the agent stops: handed
+   * back, so a forwarder that asked for progress frames runs it in its own
+   * process; an older one prints its code 11 (try again later) and the
+   * runtime's retry reaches the fallback.
+   */
+  #dropped(request: AgentRequest, stdin: Uint8Array): AgentReply {
+    log.info(
+      "Dropped {plugin} {command} {containerId} {ifName} unrun: the agent is stopping ({to})",
+      {
+        plugin: request.plugin,
+        command: request.env.CNI_COMMAND ?? "",
+        containerId: request.env.CNI_CONTAINERID ?? "",
+        ifName: request.env.CNI_IFNAME ?? "",
+        to: request.progress === true
+          ? "its plugin runs it"
+          : "code 11 to a plugin older than the agent",
+      },
+    );
+    return {
+      code: 1,
+      stdout: errorDocument(
+        11,
+        "The azure-vnet agent is stopping and did not run this call; try again",
+        { stdin },
+      ),
+      inProcess: true,
+    };
   }
 
   /** Sends the reply; a refused frame's body is read away first. */
@@ -695,13 +807,25 @@ export class AgentServer implements AsyncDisposable {
   }
 
   /**
-   * Stops accepting, waits for the requests in flight, then removes the
-   * socket file (when it is still ours). Idempotent.
+   * Stops accepting, drops the requests that have not started (waiting for
+   * a slot or for their attachment's earlier call, or read since), waits
+   * for the ones running, then removes the socket file (when it is still
+   * ours). Idempotent.
    *
-   * @returns When every request in flight has been answered.
+   * A dropped request is handed back: a forwarder that asked for progress
+   * frames runs it in its own process; an older one gets code 11 (try again
+   * later). So a stop takes as long as the requests running take, not
+   * those waiting too, within the DaemonSet's 45 s grace period.
+   *
+   * @returns When every request running has been answered.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#stopped = true;
+      this.#stopping.resolve();
+      const waiting = this.#queued;
+      this.#queued = waiting.filter((q) => q.drop === undefined);
+      for (const q of waiting) q.drop?.();
       try {
         this.#listener.close();
       } catch {

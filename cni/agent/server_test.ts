@@ -290,6 +290,34 @@ async function until(ok: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * One call through the forwarder (progress frames and all) to the agent in
+ * `dir`: `load` is its in-process fallback, which must not run by default.
+ */
+function forward(
+  dir: string,
+  env: Record<string, string>,
+  options: {
+    load?: () => Promise<(io: { stdin?: Uint8Array }) => Promise<number>>;
+    stdout?: (text: string) => void;
+  } = {},
+): Promise<number> {
+  return forwardOrRun({
+    plugin: "azure-vnet",
+    env: {
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+      AZURE_VNET_STATE_DIR: dir,
+      ...env,
+    },
+    args: [],
+    stdin: stdinOf(CONF),
+    stdout: options.stdout ?? (() => {}),
+    load: options.load ??
+      (() => Promise.reject(new Error("must not fall back"))),
+  });
+}
+
 Deno.test("AgentServer answers VERSION (the probes' call) while every slot is busy", async () => {
   const { vnet, release, started } = gatedDel();
   await withServer({ vnet }, async (_server, dir) => {
@@ -598,4 +626,152 @@ Deno.test("AgentServer gives a call code 11 when an earlier call of its attachme
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("AgentServer refuses a required hand-back to a forwarder that cannot take it (code 11) and never runs it; a newer one runs it itself", async () => {
+  let ran = 0;
+  const vnet = plugin({
+    cmdDel: () => {
+      ran++;
+      return Promise.resolve();
+    },
+  });
+  const dir = await Deno.makeTempDir();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    handBack: () => ({ reason: "must not run here", required: true }),
+  });
+  try {
+    // Older than hand-backs: no progress frames asked for.
+    const conn = await send(dir, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c" });
+    const raw = await replyOf(conn);
+    conn.close();
+    assert.equal(raw.code, 1);
+    const doc = JSON.parse(raw.stdout);
+    assert.equal(doc.code, 11);
+    assert.equal(doc.details, "must not run here");
+    let inProcess = 0;
+    const code = await forward(dir, {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "c",
+    }, {
+      load: () =>
+        Promise.resolve(() => {
+          inProcess++;
+          return Promise.resolve(0);
+        }),
+    });
+    assert.equal(code, 0);
+    assert.equal(inProcess, 1);
+    assert.equal(ran, 0, "the agent ran neither");
+    assert.equal(server.served, 0);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("AgentServer answers a plugin's VERSION whatever its readiness; only the readiness probe's gets code 11", async () => {
+  const dir = await Deno.makeTempDir();
+  const vnet = plugin();
+  const server = await AgentServer.listen({
+    socketPath: `${dir}/azure-vnet-agent.sock`,
+    stateDir: dir,
+    plugins: { "azure-vnet": vnet, "azure-vnet-ipam": vnet },
+    readiness: () => "ebtables: legacy vs nft",
+  });
+  try {
+    let out = "";
+    assert.equal(
+      await forward(dir, { CNI_COMMAND: "VERSION" }, {
+        stdout: (t) => out += t,
+      }),
+      0,
+    );
+    assert.match(out, /supportedVersions/);
+    const probe = await send(dir, {
+      CNI_COMMAND: "VERSION",
+      AZURE_VNET_AGENT_PROBE_READY: "1",
+    });
+    const reply = await replyOf(probe);
+    probe.close();
+    assert.equal(reply.code, 1);
+    assert.deepEqual(JSON.parse(reply.stdout), {
+      cniVersion: "1.0.0",
+      code: 11,
+      msg: "The azure-vnet agent is not ready",
+      details: "ebtables: legacy vs nft",
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** `p`, or a rejection after `ms` (a test that fails rather than hangs). */
+function within<T>(p: Promise<T>, ms = 3000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("AgentServer.close() drops the requests that have not started: a forwarder runs its own in process, an older one gets code 11; the running one finishes", async () => {
+  const { vnet, release, started } = gatedDel();
+  await withServer({ vnet }, async (server, dir) => {
+    const fallbacks: string[] = [];
+    const load = (id: string) => () =>
+      Promise.resolve((io: { stdin?: Uint8Array }) => {
+        fallbacks.push(`${id}: ${new TextDecoder().decode(io.stdin)}`);
+        return Promise.resolve(42);
+      });
+    try {
+      const running = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "run",
+      });
+      await until(() => started() === 1);
+      // Waiting for the one slot; waiting behind its attachment's running
+      // call; an older forwarder's (no progress frames), waiting too.
+      const queued = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "queued",
+      }, { load: load("queued") });
+      const again = forward(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "run",
+      }, { load: load("again") });
+      const old = await send(dir, {
+        CNI_COMMAND: "DEL",
+        CNI_CONTAINERID: "old",
+      });
+      await until(() => server.inFlight === 4);
+      await new Promise((r) => setTimeout(r, 50));
+      let closed = false;
+      const closing = server.close().then(() => closed = true);
+      assert.equal(await within(queued), 42);
+      assert.equal(await within(again), 42);
+      const reply = await within(replyOf(old));
+      old.close();
+      assert.equal(reply.code, 1);
+      const doc = JSON.parse(reply.stdout);
+      assert.equal(doc.code, 11);
+      assert.match(doc.msg, /agent is stopping and did not run this call/);
+      assert.deepEqual(fallbacks.sort(), [`again: ${CONF}`, `queued: ${CONF}`]);
+      assert.ok(!closed, "the running call holds close() up");
+      assert.equal(started(), 1);
+      release();
+      assert.equal(await running, 0);
+      await closing;
+      assert.equal(started(), 1, "nothing that waited ran in the agent");
+      assert.equal(server.served, 1);
+    } finally {
+      release();
+    }
+  }, { maxConcurrent: 1 });
 });

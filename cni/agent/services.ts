@@ -40,6 +40,8 @@ export interface NodeServicesOptions {
   readonly armPollIntervalMs?: number;
   /** Writes the buffered log lines (after each warm pool pass). */
   readonly flushLogs?: () => Promise<void>;
+  /** Whether the agent is ready, for `azure_vnet_agent_ready`. */
+  readonly ready?: () => boolean;
 }
 
 /** The running services. */
@@ -75,6 +77,7 @@ export async function startNodeServices(
   const { stateDir } = options;
   const metrics = new AgentMetrics({
     ipamStatePath: `${stateDir}/${IPAM_STATE_FILE}`,
+    ...(options.ready === undefined ? {} : { ready: options.ready }),
   });
   const stopObserving = observeStateWrites((e) =>
     metrics.observeStateWrite(e.seconds)

@@ -35,6 +35,7 @@ export const ERRNO = {
   ENOENT: 2,
   EACCES: 13,
   EEXIST: 17,
+  ENOTDIR: 20,
   EINVAL: 22,
 } as const;
 
@@ -58,6 +59,8 @@ export const LIBC_SYMBOLS = {
     parameters: ["i32", "i32", "i32", "buffer", "u32"],
     result: "i32",
   },
+  /** `ssize_t readlink(const char *path, char *buf, size_t size)`. */
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   /** `int fstat(int fd, struct stat *buf)`. */
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   /** `int ioctl(int fd, unsigned long request)` (no third argument). */

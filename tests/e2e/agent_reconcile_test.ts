@@ -4,18 +4,22 @@
  * written, a stray `azv` veth on the bridge, a record whose pod netns went
  * behind the plugin's back, the debris of an ADD killed at a random
  * moment), the agent removes them before it listens, logs what it
- * removed, and the recorded pod keeps its network.
+ * removed, and the recorded pod keeps its network. A reconcile that fails
+ * leaves the agent serving but not ready (`probe --ready`) until a retry
+ * succeeds.
  */
 import assert from "node:assert/strict";
 import { requireRoot } from "../_support/privilege.ts";
 import { assertStateMatchesKernel } from "../_support/azure_node.ts";
 import {
+  AZURE_VNET_AGENT_DIST,
   AZURE_VNET_DIST,
   AzureNode,
   ip,
   links,
   logLines,
   resultIp,
+  spawnProcess,
   startNodeAgent,
 } from "../../tools/testbed/mod.ts";
 
@@ -98,4 +102,40 @@ Deno.test("dist/azure-vnet-agent removes leftovers on start and keeps the record
   assert.equal(again.code, 0, again.stdout);
   assert.ok(resultIp(again) !== undefined);
   assert.equal((await assertStateMatchesKernel(n)).size, eps.size + 1);
+});
+
+Deno.test("dist/azure-vnet-agent with a failed startup reconcile serves, fails readiness (not liveness) and retries until it succeeds", async () => {
+  requireRoot();
+  await using n = await AzureNode.create("10.92.0.0/16");
+  n.argv = [AZURE_VNET_DIST];
+  // A corrupt state file: every reconcile fails (code 102) until repaired.
+  await Deno.writeTextFile(n.statePath, "{not json");
+  await using agent = await startNodeAgent(n);
+  const probe = async (...flags: string[]) =>
+    await spawnProcess([AZURE_VNET_AGENT_DIST, "probe", ...flags], {
+      netns: n.node.name,
+      env: { AZURE_VNET_STATE_DIR: n.dir },
+    }).done;
+  const live = await probe();
+  assert.equal(live.code, 0, live.stderr);
+  const ready = await probe("--ready");
+  assert.equal(ready.code, 1, ready.stdout);
+  assert.match(
+    ready.stderr,
+    /answers but is not ready: reconcile: the startup reconcile failed \(.*azure-vnet\.json.*\) after 1 tries; the next in 5 s/,
+  );
+  // Repaired (`deno task state repair` would rebuild it; none is empty).
+  await Deno.remove(n.statePath);
+  const end = Date.now() + 20_000;
+  let last = ready;
+  while (last.code !== 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 500));
+    last = await probe("--ready");
+  }
+  assert.equal(last.code, 0, last.stderr);
+  assert.match(last.stdout, /answers and is ready/);
+  assert.equal((await agent.stop()).code, 0);
+  const log = (await logLines(n.dir, "azure-vnet-agent.log")).join("\n");
+  assert.match(log, /Not ready: the startup reconcile failed \(try 1\)/);
+  assert.match(log, /Ready: the startup reconcile succeeded at try 2/);
 });

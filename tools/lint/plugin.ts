@@ -78,6 +78,7 @@ const MEMBERS: readonly Member[] = [
       "ipam",
       "address",
       "arm",
+      "netlink",
     ],
   },
   {
