@@ -80,7 +80,8 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
   await t.step("host network and PID, tolerates every taint", () => {
     assert.ok(pod.hostNetwork === true);
     assert.ok(pod.hostPID === true);
-    assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+    // Not ClusterFirstWithHostNet: CoreDNS needs this CNI to start.
+    assert.equal(pod.dnsPolicy, "Default");
     const tol = pod.tolerations as Record<string, unknown>[];
     assert.ok(
       tol.some((x) =>
