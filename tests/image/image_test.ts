@@ -96,6 +96,10 @@ async function servedAdds(logDir: string): Promise<string[]> {
   );
 }
 
+function dirName(path: string): string {
+  return path.slice(0, path.lastIndexOf("/"));
+}
+
 function exists(path: string): Promise<boolean> {
   return Deno.lstat(path).then(() => true, (err) => {
     if (err instanceof Deno.errors.NotFound) return false;
@@ -136,6 +140,11 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
   const denoDir = DEFAULT_DENO_DIR.replace(/\/deno$/, "");
   await Deno.mkdir(`${root}${denoDir}`, { recursive: true });
   await bind(stack, `${root}${denoDir}`, denoDir);
+  // On a node systemd makes every mount shared, so what a runtime mounts
+  // under /var/run later can reach a HostToContainer mount of it; the temp
+  // root's /var/run (on this test's private mounts) is made shared too.
+  await bind(stack, `${root}/var/run`, `${root}/var/run`);
+  await must("mount", ["--make-shared", `${root}/var/run`]);
 
   const n = stack.use(
     await AzureNode.create("10.93.0.0/16", {
@@ -245,10 +254,20 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
       // HostToContainer: a pod netns made after the start shows up inside
       // as that namespace (its nsfs inode), not as the bare mount point.
       p3 = await n.pod();
+      const p3ino = String((await Deno.stat(p3.path)).ino);
       assert.equal(
         (await inside(`stat -c %i /var/run/netns/${p3.name}`)).trim(),
-        String((await Deno.stat(p3.path)).ino),
+        p3ino,
       );
+      // So does one a runtime mounts under its state dir in /var/run
+      // (containerd's netns_mounts_under_state_dir): /var/run is
+      // HostToContainer too.
+      const stateNs = `/var/run/${prefix}-netns/${p3.name}`;
+      await Deno.mkdir(nodePath(dirName(stateNs)));
+      await Deno.writeTextFile(nodePath(stateNs), "");
+      await must("mount", ["--bind", p3.path, nodePath(stateNs)]);
+      stack.defer(async () => void await cmd("umount", [nodePath(stateNs)]));
+      assert.equal((await inside(`stat -c %i ${stateNs}`)).trim(), p3ino);
     },
   );
 

@@ -172,9 +172,11 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     for (const m of [...init, ...main].flatMap((c) => c.volumeMounts)) {
       const v = vols.find((x) => x.name === m.name);
       assert.equal(v?.hostPath?.path, m.mountPath, m.name);
+      // Pod namespaces are mounted after the agent starts, under
+      // /var/run/netns or a runtime's state dir in /var/run.
       assert.equal(
         m.mountPropagation,
-        m.mountPath === "/var/run/netns" ? "HostToContainer" : undefined,
+        m.mountPath.startsWith("/var/run") ? "HostToContainer" : undefined,
         m.name,
       );
     }
@@ -191,7 +193,7 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       const a of [
         "--privileged",
         "/var/run/netns:/var/run/netns:rslave",
-        "/var/run:/var/run:rprivate",
+        "/var/run:/var/run:rslave",
         "/opt/azure-vnet:/opt/azure-vnet:ro,rprivate",
         "localhost/azure-vnet-deno:0.1.0",
         '["/opt/cni/bin/azure-vnet-agent","probe"]',
