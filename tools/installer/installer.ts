@@ -236,8 +236,10 @@ export function renderConflist(options: ConflistOptions = {}): string {
  * Its state and log dirs are the plugins' defaults, which is where the
  * plugins look for the socket; `CNI_PATH=/opt/cni/bin` is where the
  * launcher finds the delegate IPAM plugins it grants the agent at start;
- * the stop timeout covers the requests in flight (a state-lock wait is at
- * most 30 s).
+ * `KillMode=mixed` sends SIGTERM to the agent only, so the children of the
+ * requests it drains (ebtables-restore, delegate IPAM plugins) are not cut
+ * short, and the stop timeout covers those requests (a state-lock wait is
+ * at most 30 s) before SIGKILL reaches every process of the unit.
  *
  * @param options `agentPath`: the installed agent.
  * @returns The unit text (trailing newline).
@@ -286,6 +288,11 @@ export function renderAgentUnit(options: { agentPath: string }): string {
     "StateDirectory=azure-vnet",
     "UMask=0077",
     `ExecStart=${path} serve`,
+    "# SIGTERM to the agent alone: it stops accepting and answers the requests",
+    "# in flight, whose ebtables-restore and delegate IPAM children must finish",
+    "# (control-group would signal them too). Whatever is left after the 45 s",
+    "# (a state-lock wait is at most 30 s) is killed, children included.",
+    "KillMode=mixed",
     "KillSignal=SIGTERM",
     "TimeoutStopSec=45",
     "Restart=on-failure",

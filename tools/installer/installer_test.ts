@@ -59,7 +59,11 @@ Deno.test("renderAgentUnit() is deploy/azure-vnet-agent.service for /opt/cni/bin
       "Environment=AZURE_VNET_STATE_DIR=/var/run",
       "Environment=AZURE_VNET_LOG_DIR=/var/log",
       "Environment=CNI_PATH=/opt/cni/bin",
+      // SIGTERM to the agent only: its drain lets the requests' children
+      // (ebtables-restore, delegate IPAM) finish.
+      "KillMode=mixed",
       "KillSignal=SIGTERM",
+      "TimeoutStopSec=45",
       "WantedBy=multi-user.target",
     ]
   ) {
