@@ -151,7 +151,6 @@ export async function runInstallerCli(
         `kept ${f} (previous version's chunk; the next install removes it)\n`,
       );
     }
-    write("out", `conflist ${r.conflist}\n`);
     for (const p of r.plugins) {
       write(
         "out",
@@ -164,6 +163,8 @@ export async function runInstallerCli(
       "out",
       `verified ${r.agent.path} (${r.agent.kind}): ${r.agent.version}\n`,
     );
+    // Written after the verification (a failed one leaves no conflist).
+    write("out", `conflist ${r.conflist}\n`);
     for (const f of r.shadowedBy) {
       write(
         "err",

@@ -435,8 +435,14 @@ export async function verifyPlugin(
     stderr: "piped",
   }).spawn();
   const w = out.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify({ cniVersion })));
-  await w.close();
+  try {
+    await w.write(new TextEncoder().encode(JSON.stringify({ cniVersion })));
+    await w.close();
+  } catch (err) {
+    // One that exits before it reads (its deno or a library missing) is
+    // judged by its exit code and output below, not by the broken pipe.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
   const res = await out.output();
   const stdout = new TextDecoder().decode(res.stdout).trim();
   if (!res.success) {
@@ -525,8 +531,11 @@ export async function verifyAgent(path: string): Promise<string> {
  * Every file is written atomically. An existing conflist that differs from
  * the one to write is replaced when it is the one the earlier install wrote
  * (the manifest records its hash); any other stops the install before
- * anything is written, unless `force`. An identical one is left alone. The manifest is written before verification, so
- * `--uninstall` can clean up after a failed verification.
+ * anything is written, unless `force`. An identical one is left alone.
+ * The conflist is written last, once the plugins and the agent passed
+ * verification: a runtime takes it as the node's network being ready. The
+ * manifest is written before any file, so `--uninstall` (or the next
+ * install) can clean up after a failed verification.
  *
  * @param options Dirs, conflist options and `force`.
  * @returns What was written and each plugin's VERSION answer.
@@ -649,6 +658,21 @@ export async function install(
     await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
     log.info("Installed {unit}", { unit });
   }
+  // Verified before the conflist is written: a runtime takes a conflist as
+  // the node's network being ready, so a failed install must leave none
+  // (or the earlier one, which the manifest written above still names).
+  const plugins = [];
+  let agent: InstallReport["agent"] | undefined;
+  for (const a of artifacts) {
+    if (a.name === AGENT) {
+      const version = await verifyAgent(agentPath);
+      agent = { path: agentPath, kind: a.kind, version };
+      continue;
+    }
+    const versions = await verifyPlugin(`${binDir}/${a.name}`, cniVersion);
+    plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
+  }
+  if (agent === undefined) throw new Error("Cannot verify the agent");
   if (conflist !== "unchanged") {
     await writeAtomic(
       conflistPath,
@@ -672,18 +696,6 @@ export async function install(
     });
   }
   if (removing.length > 0) await writeManifest(manifestPath, manifest);
-  const plugins = [];
-  let agent: InstallReport["agent"] | undefined;
-  for (const a of artifacts) {
-    if (a.name === AGENT) {
-      const version = await verifyAgent(agentPath);
-      agent = { path: agentPath, kind: a.kind, version };
-      continue;
-    }
-    const versions = await verifyPlugin(`${binDir}/${a.name}`, cniVersion);
-    plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
-  }
-  if (agent === undefined) throw new Error("Cannot verify the agent");
   const shadowedBy = await confFilesBefore(confDir, CONFLIST_NAME);
   for (const f of shadowedBy) {
     log.warn("{f} sorts before {conflist}: the runtime uses it instead", {

@@ -434,3 +434,55 @@ Deno.test("install() reports the conf files that sort before its conflist, which
     assert.equal(r.conflist, "unchanged");
   });
 });
+
+Deno.test("install() writes the conflist only once the plugins passed verification", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const dist = `${tmp}/dist`;
+    const conflistPath = `${tmp}/net.d/10-azure.conflist`;
+    const base = {
+      distDir: dist,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const good = await Deno.readTextFile(`${dist}/azure-vnet-ipam`);
+    /** The IPAM plugin of the next build fails its VERSION check. */
+    const breakIpam = () =>
+      Deno.writeTextFile(
+        `${dist}/azure-vnet-ipam`,
+        "#!/bin/sh\necho 'cannot load libnl' >&2\nexit 1\n",
+      );
+    await t.step("a first install leaves no conflist", async () => {
+      await breakIpam();
+      await assert.rejects(install({ ...base, master: "eth0" }), {
+        name: "Error",
+        message: /Cannot verify .*azure-vnet-ipam.*cannot load libnl/,
+      });
+      assert.deepEqual(names(`${tmp}/net.d`), []);
+      // What it wrote is recorded: uninstall removes it all.
+      await uninstall(base);
+      assert.deepEqual(names(`${tmp}/bin`), []);
+    });
+    await t.step("an upgrade leaves the earlier conflist", async () => {
+      await Deno.writeTextFile(`${dist}/azure-vnet-ipam`, good);
+      assert.equal(
+        (await install({ ...base, master: "eth0" })).conflist,
+        "written",
+      );
+      const earlier = await Deno.readTextFile(conflistPath);
+      await breakIpam();
+      await assert.rejects(install({ ...base, master: "eth1" }), {
+        name: "Error",
+        message: /Cannot verify/,
+      });
+      assert.equal(await Deno.readTextFile(conflistPath), earlier);
+      // The next install that passes writes its own, no force needed.
+      await Deno.writeTextFile(`${dist}/azure-vnet-ipam`, good);
+      const r = await install({ ...base, master: "eth2" });
+      assert.equal(r.conflist, "replaced");
+      assert.equal(
+        JSON.parse(await Deno.readTextFile(conflistPath)).plugins[0].master,
+        "eth2",
+      );
+    });
+  });
+});
