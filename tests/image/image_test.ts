@@ -32,6 +32,7 @@ import {
   directoriesToCreate,
   localImage,
   podmanRunArgs,
+  type PodSpec,
   probeCommand,
   readPodSpec,
 } from "../../tools/image/daemonset.ts";
@@ -40,6 +41,8 @@ import { DEFAULT_DENO_DIR } from "../../tools/build/targets.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const NETNS_DIR = "/var/run/netns";
+/** The Go plugin's binary, found on the node by the install. */
+const GO_PLUGIN = "#!/bin/sh\n# the Go azure-vnet\n";
 
 function cmd(program: string, args: readonly string[]): Promise<ProcessRun> {
   return spawnProcess([program, ...args]).done;
@@ -157,14 +160,18 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
     for (const c of containers) await cmd("podman", ["rm", "-f", "-t", "0", c]);
   });
   /** `podman run <mode>` of one manifest container, under a prefixed name. */
-  const podmanRun = (name: string, mode: readonly string[]) => {
+  const podmanRun = (
+    name: string,
+    mode: readonly string[],
+    spec: PodSpec = pod,
+  ) => {
     const c = `${prefix}-${name}`;
     containers.push(c);
     return [
       "run",
       ...mode,
       ...machineFlags(),
-      ...podmanRunArgs(pod, name, {
+      ...podmanRunArgs(spec, name, {
         name: c,
         image,
         hostPath: nodePath,
@@ -181,6 +188,11 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
     ...dirs,
   });
 
+  // The node had the Go plugin: the install keeps it for an uninstall.
+  await Deno.writeTextFile(`${root}/opt/cni/bin/azure-vnet`, GO_PLUGIN, {
+    mode: 0o755,
+  });
+
   await t.step(
     "the init container installs plugins, conflist and deno on the node",
     async () => {
@@ -188,7 +200,15 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
         const out = await must("podman", podmanRun(c.name, ["--rm"]));
         assert.match(out, /verified azure-vnet \(launcher\)/);
         assert.match(out, /verified azure-vnet-ipam \(launcher\)/);
+        assert.match(
+          out,
+          /^kept \/opt\/cni\/bin\/azure-vnet as \/opt\/cni\/bin\/azure-vnet\.pre-azure-vnet /m,
+        );
       }
+      assert.equal(
+        await Deno.readTextFile("/opt/cni/bin/azure-vnet.pre-azure-vnet"),
+        GO_PLUGIN,
+      );
       for (const f of ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"]) {
         assert.equal(
           ((await Deno.stat(`/opt/cni/bin/${f}`)).mode ?? 0) & 0o777,
@@ -366,6 +386,35 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
         2,
         "the ADDs after the stop ran in process (the fallback)",
       );
+    },
+  );
+
+  await t.step(
+    "entrypoint.sh uninstall, with the init container's mounts, gives the node back the Go plugin",
+    async () => {
+      const init = pod.initContainers?.[0];
+      assert.ok(init !== undefined);
+      const undo: PodSpec = {
+        ...pod,
+        initContainers: [{
+          ...init,
+          name: "uninstall-cni",
+          command: ["/app/entrypoint.sh", "uninstall"],
+        }],
+      };
+      const out = await must(
+        "podman",
+        podmanRun("uninstall-cni", ["--rm"], undo),
+      );
+      assert.match(out, /^restored \/opt\/cni\/bin\/azure-vnet /m);
+      const left = [];
+      for await (const e of Deno.readDir("/opt/cni/bin")) left.push(e.name);
+      assert.deepEqual(left, ["azure-vnet"]);
+      assert.equal(
+        await Deno.readTextFile("/opt/cni/bin/azure-vnet"),
+        GO_PLUGIN,
+      );
+      assert.ok(!await exists(`${root}/etc/cni/net.d/10-azure.conflist`));
     },
   );
 });

@@ -4,6 +4,7 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
+import { BACKUP_SUFFIX } from "./backup.ts";
 import {
   AGENT_UNIT_NAME,
   CONFLIST_NAME,
@@ -37,7 +38,12 @@ options:
   --ipam-env ENV       ipam.environment: azure or imds
   --force              replace a different conflist that this installer did
                        not write (its own earlier one is replaced anyway)
-  --uninstall          remove exactly what the last install wrote
+  --uninstall          remove exactly what the last install wrote, and put
+                       back what it replaced
+
+A file that this installer did not write (the Go plugin's azure-vnet, another
+CNI's 10-azure.conflist) is kept as <file>.pre-azure-vnet before it is
+replaced; --uninstall renames it back.
   -h, --help           this text`;
 
 const OPTIONS = {
@@ -133,16 +139,33 @@ export async function runInstallerCli(
     if (v.uninstall === true) {
       const r = await uninstall(options);
       for (const f of r.removed) write("out", `removed ${f}\n`);
+      for (const f of r.restored) {
+        write("out", `restored ${f} (the file that was there before)\n`);
+      }
       for (const f of r.kept) {
-        write("out", `kept ${f} (changed since install)\n`);
+        write(
+          "out",
+          f.endsWith(BACKUP_SUFFIX)
+            ? `kept ${f} (the file it replaced; the conflist changed since install)\n`
+            : `kept ${f} (changed since install)\n`,
+        );
       }
       writeUnitRemovalSteps(r.removed);
       return 0;
     }
     const r = await install(options);
+    for (const f of r.backedUp) {
+      write(
+        "out",
+        `kept ${f} as ${f}${BACKUP_SUFFIX} (not written by this installer; --uninstall puts it back)\n`,
+      );
+    }
     for (const f of r.files) write("out", `installed ${f}\n`);
     for (const f of r.removed) {
       write("out", `removed ${f} (no longer installed)\n`);
+    }
+    for (const f of r.restored) {
+      write("out", `restored ${f} (no longer installed there)\n`);
     }
     writeUnitRemovalSteps(r.removed);
     for (const f of r.superseded) {

@@ -222,6 +222,12 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       assert.match(sh, /^ {2}exec "\$agent" serve$/m);
       assert.match(sh, /^ {2}install\) install ;;$/m);
       assert.match(sh, /^ {2}run\) run ;;$/m);
+      // Gives the node back what install replaced.
+      assert.match(sh, /^ {2}uninstall\) uninstall ;;$/m);
+      assert.match(
+        sh,
+        /^ {2}installer --uninstall --bin-dir \/opt\/cni\/bin$/m,
+      );
     },
   );
 });

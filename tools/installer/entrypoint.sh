@@ -16,6 +16,10 @@
 #            put into /opt/cni/bin: `azure-vnet-agent serve`, the container's
 #            main process, so SIGTERM reaches it (it drains and removes its
 #            socket; the plugins then run in process).
+#   uninstall  (run by hand, with install-cni's mounts) removes what install
+#            put into /opt/cni/bin and /etc/cni/net.d and gives back the
+#            files it replaced (kept as <file>.pre-azure-vnet: the Go
+#            plugin's, another CNI's 10-azure.conflist).
 set -eu
 APP="${APP:-/app}"
 NODE_DENO=/opt/azure-vnet/deno
@@ -32,11 +36,19 @@ install() {
   [ -n "${AZURE_VNET_MASTER:-}" ] && set -- "$@" --master "$AZURE_VNET_MASTER"
   [ -n "${AZURE_VNET_CNI_VERSION:-}" ] && set -- "$@" --cni-version "$AZURE_VNET_CNI_VERSION"
   [ "${AZURE_VNET_FORCE:-}" = "true" ] && set -- "$@" --force
-  # The installer's own code cache stays in the container.
+  installer "$@"
+}
+
+# The installer's own code cache stays in the container.
+installer() {
   DENO_DIR=/tmp/azure-vnet-installer-deno DENO_NO_UPDATE_CHECK=1 \
     exec /usr/local/bin/deno run --no-config --cached-only --no-prompt \
     --allow-read --allow-write --allow-env --allow-run --allow-sys=uid \
     "$APP/installer.js" "$@"
+}
+
+uninstall() {
+  installer --uninstall --bin-dir /opt/cni/bin
 }
 
 run() {
@@ -54,8 +66,9 @@ run() {
 case "${1:-}" in
   install) install ;;
   run) run ;;
+  uninstall) uninstall ;;
   *)
-    echo "usage: entrypoint.sh install|run" >&2
+    echo "usage: entrypoint.sh install|run|uninstall" >&2
     exit 2
     ;;
 esac
