@@ -193,11 +193,43 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
     mode: 0o755,
   });
 
+  // The install checks the node's own libnl, ebtables and glibc through
+  // /proc/1/root; PID 1 of this machine is not ours to inspect, so the
+  // check looks through this process's root, the node's here.
+  const nodeRootFlags = (path: string) => [
+    "--env",
+    `AZURE_VNET_HOST_ROOT=/proc/${Deno.pid}/root${path}`,
+  ];
+
+  await t.step(
+    "the init container refuses a node without libnl or ebtables and installs no plugin",
+    async () => {
+      await Deno.mkdir(`${root}/bare-node/usr/lib`, { recursive: true });
+      for (const c of pod.initContainers ?? []) {
+        const r = await cmd(
+          "podman",
+          podmanRun(c.name, ["--rm", ...nodeRootFlags(`${root}/bare-node`)]),
+        );
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          /Cannot install: the node lacks libnl-3\.so\.200, libnl-route-3\.so\.200, .*ebtables, ebtables-restore.*apt-get install libnl-3-200 libnl-route-3-200 .*ebtables.*tdnf install libnl3 /,
+        );
+      }
+      const bin = [];
+      for await (const e of Deno.readDir("/opt/cni/bin")) bin.push(e.name);
+      assert.deepEqual(bin, ["azure-vnet"], "only the Go plugin");
+    },
+  );
+
   await t.step(
     "the init container installs plugins, conflist and deno on the node",
     async () => {
       for (const c of pod.initContainers ?? []) {
-        const out = await must("podman", podmanRun(c.name, ["--rm"]));
+        const out = await must(
+          "podman",
+          podmanRun(c.name, ["--rm", ...nodeRootFlags("")]),
+        );
         assert.match(out, /verified azure-vnet \(launcher\)/);
         assert.match(out, /verified azure-vnet-ipam \(launcher\)/);
         assert.match(

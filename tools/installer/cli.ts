@@ -16,10 +16,11 @@ import {
 
 const USAGE = `usage: deno task install [options]
 
-Installs dist/azure-vnet, dist/azure-vnet-ipam and the node agent
-dist/azure-vnet-agent (compiled binaries, or launchers with their .js
-bundles) and writes 10-azure.conflist, then runs VERSION against each
-installed plugin and --version against the agent. It never starts the agent.
+Checks the node for libnl, ebtables and glibc, installs dist/azure-vnet,
+dist/azure-vnet-ipam and the node agent dist/azure-vnet-agent (compiled
+binaries, or launchers with their .js bundles), runs VERSION against each
+installed plugin and --version against the agent, then writes
+10-azure.conflist. It never starts the agent.
 
 options:
   --bin-dir DIR        plugin directory (default /opt/cni/bin)
@@ -36,15 +37,20 @@ options:
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
   --ipam-env ENV       ipam.environment: azure or imds
+  --host-root DIR      the node's root, checked first for what the plugins
+                       load and run from the node: libnl-3.so.200,
+                       libnl-route-3.so.200, ebtables, ebtables-restore,
+                       glibc (default /; the DaemonSet: /proc/1/root)
+  --skip-host-check    install without that check (an unusual node)
   --force              replace a different conflist that this installer did
                        not write (its own earlier one is replaced anyway)
   --uninstall          remove exactly what the last install wrote, and put
                        back what it replaced
+  -h, --help           this text
 
 A file that this installer did not write (the Go plugin's azure-vnet, another
 CNI's 10-azure.conflist) is kept as <file>.pre-azure-vnet before it is
-replaced; --uninstall renames it back.
-  -h, --help           this text`;
+replaced; --uninstall renames it back.`;
 
 const OPTIONS = {
   "bin-dir": { type: "string" },
@@ -56,6 +62,8 @@ const OPTIONS = {
   master: { type: "string" },
   "cni-version": { type: "string" },
   "ipam-env": { type: "string" },
+  "host-root": { type: "string" },
+  "skip-host-check": { type: "boolean" },
   force: { type: "boolean" },
   uninstall: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -115,12 +123,16 @@ export async function runInstallerCli(
     write("out", `${USAGE}\n`);
     return 0;
   }
-  if (v["systemd-dir"] !== undefined && v["no-systemd"] === true) {
-    write(
-      "err",
-      `--systemd-dir and --no-systemd exclude each other\n${USAGE}\n`,
-    );
-    return 2;
+  for (
+    const [a, b] of [["systemd-dir", "no-systemd"], [
+      "host-root",
+      "skip-host-check",
+    ]] as const
+  ) {
+    if (v[a] !== undefined && v[b] === true) {
+      write("err", `--${a} and --${b} exclude each other\n${USAGE}\n`);
+      return 2;
+    }
   }
   const options: InstallOptions = {};
   if (v["bin-dir"] !== undefined) options.binDir = absolute(v["bin-dir"]);
@@ -135,6 +147,9 @@ export async function runInstallerCli(
   if (v["ipam-env"] !== undefined) options.ipamEnv = v["ipam-env"];
   if (v["no-systemd"] === true) options.noSystemd = true;
   if (v.force === true) options.force = true;
+  if (v["skip-host-check"] !== true && v.uninstall !== true) {
+    options.hostRoot = absolute(v["host-root"] ?? "/");
+  }
   try {
     if (v.uninstall === true) {
       const r = await uninstall(options);

@@ -112,6 +112,14 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       assert.deepEqual(main[0]?.env, [
         { name: "CNI_PATH", value: "/opt/cni/bin" },
       ]);
+      // The install checks the node's own libnl, ebtables and glibc (it
+      // reaches the node's root as /proc/1/root: hostPID, checked above).
+      assert.ok(
+        init[0]?.env?.some((e) =>
+          e.name === "AZURE_VNET_SKIP_HOST_CHECK" && e.value === "false"
+        ),
+        "AZURE_VNET_SKIP_HOST_CHECK false",
+      );
       // The installer exits: a probe of it would prove nothing.
       assert.equal(init[0]?.livenessProbe, undefined);
       assert.equal(init[0]?.readinessProbe, undefined);
@@ -222,6 +230,10 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       assert.match(sh, /^ {2}exec "\$agent" serve$/m);
       assert.match(sh, /^ {2}install\) install ;;$/m);
       assert.match(sh, /^ {2}run\) run ;;$/m);
+      assert.match(
+        sh,
+        /--host-root "\$\{AZURE_VNET_HOST_ROOT:-\/proc\/1\/root\}"/,
+      );
       // Gives the node back what install replaced.
       assert.match(sh, /^ {2}uninstall\) uninstall ;;$/m);
       assert.match(

@@ -9,6 +9,7 @@ import { SUPPORTED_VERSIONS } from "@vnet/cni";
 import { getLogger } from "@logtape/logtape";
 import { bundleChunks } from "../build/launcher.ts";
 import { exists, removeIfThere, sha256 } from "./_files.ts";
+import { checkHost, hostLackMessage } from "./host_check.ts";
 import {
   BACKUP_SUFFIX,
   type BackupRecord,
@@ -69,6 +70,13 @@ export interface InstallOptions extends ConflistOptions {
   noSystemd?: boolean;
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
+  /**
+   * The node's root dir, checked before anything is written for what the
+   * plugins load and run from the node (libnl, ebtables, glibc:
+   * `host_check.ts`): `/` on the node, `/proc/1/root` from the DaemonSet's
+   * init container. Default: no check.
+   */
+  hostRoot?: string;
   /**
    * Overwrite an existing conflist that differs and that the earlier
    * install did not write (its own is replaced without this); the foreign
@@ -550,7 +558,8 @@ export async function verifyAgent(path: string): Promise<string> {
  *
  * @param options Dirs, conflist options and `force`.
  * @returns What was written and each plugin's VERSION answer.
- * @throws {Deno.errors.NotFound} When a build output is missing.
+ * @throws {Deno.errors.NotFound} When a build output is missing, or the
+ *   node under `hostRoot` lacks what the plugins need from it.
  * @throws {Deno.errors.AlreadyExists} When a different conflist exists that
  *   the earlier install did not write.
  * @throws {RangeError} For invalid conflist options.
@@ -570,6 +579,24 @@ export async function install(
   const binDir = options.binDir ?? "/opt/cni/bin";
   const confDir = options.confDir ?? "/etc/cni/net.d";
   const conflistText = renderConflist(options);
+  if (options.hostRoot !== undefined) {
+    let lacks;
+    try {
+      lacks = await checkHost(options.hostRoot);
+    } catch (err) {
+      throw new Error(
+        `Cannot check the node's libraries and programs under "${options.hostRoot}"`,
+        { cause: err },
+      );
+    }
+    if (lacks.length > 0) {
+      throw new Deno.errors.NotFound(
+        `Cannot install: ${
+          hostLackMessage(lacks)
+        } (--skip-host-check, or AZURE_VNET_SKIP_HOST_CHECK=true in the DaemonSet, installs without this check)`,
+      );
+    }
+  }
   const cniVersion = options.cniVersion ?? "1.0.0";
   const agentDir = options.agentDir ?? binDir;
   const artifacts = [];

@@ -708,3 +708,17 @@ Deno.test("install() and uninstall() stopped part way leave foreign files recove
     );
   });
 });
+
+Deno.test("install() with hostRoot checks the node first and writes nothing when it lacks libnl or ebtables", async () => {
+  await withFakeDist(async (tmp) => {
+    const node = `${tmp}/node`;
+    await Deno.mkdir(`${node}/usr/lib`, { recursive: true });
+    await Deno.writeTextFile(`${node}/usr/lib/libnl-3.so.200`, "");
+    await assert.rejects(install({ ...dirs(tmp), hostRoot: node }), {
+      name: "NotFound",
+      message:
+        /^Cannot install: the node lacks libnl-route-3\.so\.200, .*ebtables-restore.*apt-get install libnl-route-3-200 .*--skip-host-check/,
+    });
+    assert.deepEqual(names(tmp), ["dist", "node"]);
+  });
+});
