@@ -99,6 +99,24 @@ async function servedAdds(logDir: string): Promise<string[]> {
   );
 }
 
+/**
+ * Writes a ConfigMap's keys as the kubelet projects them into a volume:
+ * each key a symlink through `..data` to a timestamped dir holding the
+ * files (swapped atomically on an update).
+ */
+async function projectConfigMap(
+  dir: string,
+  data: Record<string, string>,
+): Promise<void> {
+  const stamp = "..2026_01_01_00_00_00.000000001";
+  await Deno.mkdir(`${dir}/${stamp}`, { recursive: true });
+  await Deno.symlink(stamp, `${dir}/..data`);
+  for (const [key, text] of Object.entries(data)) {
+    await Deno.writeTextFile(`${dir}/${stamp}/${key}`, text);
+    await Deno.symlink(`..data/${key}`, `${dir}/${key}`);
+  }
+}
+
 function dirName(path: string): string {
   return path.slice(0, path.lastIndexOf("/"));
 }
@@ -133,8 +151,19 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
   // What the kubelet does for hostPath volumes; Directory ones exist on a
   // node (/var/run, /var/log), so the temp root gets them too.
   for (const v of pod.volumes ?? []) {
+    if (v.hostPath === undefined) continue;
     await Deno.mkdir(nodePath(v.hostPath.path), { recursive: true });
   }
+  // The agent's ConfigMap as the kubelet projects it: the keys are links
+  // through ..data to a timestamped dir. Its agent.json moves the metrics
+  // listener off the default port, which shows the agent read it.
+  const metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
+  const configMaps = `${root}/configmaps`;
+  await projectConfigMap(`${configMaps}/azure-vnet-agent`, {
+    "agent.json": JSON.stringify({
+      metrics: { address: `127.0.0.1:${metricsPort}` },
+    }),
+  });
   assert.deepEqual(
     directoriesToCreate(pod).filter((p) => p.startsWith("/opt/")).sort(),
     ["/opt/azure-vnet", "/opt/cni/bin"],
@@ -176,6 +205,7 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
         image,
         hostPath: nodePath,
         hostNetwork: `ns:${n.node.path}`,
+        configMap: (name) => `${configMaps}/${name}`,
       }),
     ];
   };
@@ -340,6 +370,14 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
       assert.ok(await exists(socket), "the socket in the node's /var/run");
       // The liveness probe is podman's healthcheck (translated flags).
       await must("podman", ["healthcheck", "run", agent]);
+      // It read /etc/azure-vnet/agent.json from the ConfigMap: metrics on
+      // the port that file names, in the node's network.
+      const metrics = await n.node.exec(Deno.execPath(), [
+        "eval",
+        "--no-config",
+        `const r = await fetch("http://127.0.0.1:${metricsPort}/metrics"); console.log(await r.text());`,
+      ]);
+      assert.match(metrics, /^azure_vnet_agent_up 1$/m);
     },
   );
 

@@ -7,7 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { build } from "../build/build.ts";
-import { DAEMONSET_PATH, localImage, readPodSpec } from "./daemonset.ts";
+import { DAEMONSET_PATH, localImage, manifestImage } from "./daemonset.ts";
 
 const log = getLogger(["vnet", "image"]);
 
@@ -292,10 +292,9 @@ export async function buildImage(
   const root = options.root ??
     decodeURIComponent(new URL("../../", import.meta.url).pathname)
       .replace(/\/$/, "");
-  const pod = readPodSpec(
-    await Deno.readTextFile(`${root}/${DAEMONSET_PATH}`),
+  const image = localImage(
+    manifestImage(await Deno.readTextFile(`${root}/${DAEMONSET_PATH}`)),
   );
-  const image = localImage(pod.containers[0]?.image ?? "");
   const { base, built } = await ensureBase(options);
   const ctx = await Deno.makeTempDir({ prefix: "azure-vnet-image-" });
   try {
