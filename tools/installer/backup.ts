@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { exists, sha256 } from "./_files.ts";
+import { exists, removeIfThere, sha256 } from "./_files.ts";
 
 /**
  * Appended to a foreign file's path to name its backup. No runtime loads
@@ -232,4 +232,36 @@ export async function giveBack(
   return await fileIdentity(record.path) === record.sha256
     ? "in-place"
     : "lost";
+}
+
+/**
+ * Takes an install's file away from `path`: the foreign file a record
+ * keeps for it is given back ({@link giveBack}), else ours is removed.
+ *
+ * @param path A path an install wrote.
+ * @param records The manifest's backup records.
+ * @returns `"restored"` (the foreign file is back now), `"removed"` (ours
+ *   is gone), or `"none"` (nothing to do: gone already, or given back by an
+ *   earlier run).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { takeBack } from "./backup.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/f`, "ours");
+ * assert.equal(await takeBack(`${dir}/f`, []), "removed");
+ * assert.equal(await takeBack(`${dir}/f`, []), "none");
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function takeBack(
+  path: string,
+  records: readonly BackupRecord[],
+): Promise<"restored" | "removed" | "none"> {
+  const r = records.find((b) => b.path === path);
+  const how = r === undefined ? "lost" : await giveBack(r);
+  if (how === "restored") return "restored";
+  if (how === "lost" && await removeIfThere(path)) return "removed";
+  return "none";
 }

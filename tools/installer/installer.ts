@@ -14,9 +14,9 @@ import {
   BACKUP_SUFFIX,
   type BackupRecord,
   fileIdentity,
-  giveBack,
   makeBackup,
   planBackups,
+  takeBack,
 } from "./backup.ts";
 
 const log = getLogger(["vnet", "installer"]);
@@ -748,10 +748,9 @@ export async function install(
   const removed: string[] = [];
   const restored: string[] = [];
   for (const f of removing) {
-    const r = backups.records.find((b) => b.path === f);
-    const how = r === undefined ? "lost" : await giveBack(r);
+    const how = await takeBack(f, backups.records);
     if (how === "restored") restored.push(f);
-    if (how === "lost" && await removeIfThere(f)) removed.push(f);
+    if (how === "removed") removed.push(f);
   }
   if (removing.length > 0) {
     await writeManifest(manifestPath, {
@@ -915,10 +914,9 @@ export async function uninstall(
   const kept: string[] = [];
   /** Gives back the foreign file of `path`, else removes ours. */
   async function undo(path: string): Promise<void> {
-    const r = backups.find((b) => b.path === path);
-    const how = r === undefined ? "lost" : await giveBack(r);
+    const how = await takeBack(path, backups);
     if (how === "restored") restored.push(path);
-    if (how === "lost" && await removeIfThere(path)) removed.push(path);
+    if (how === "removed") removed.push(path);
   }
   for (
     const f of unique([
