@@ -9,6 +9,8 @@ import { TARGETS } from "../../tools/build/targets.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const FIXTURE = "tools/build/testdata/fixture_plugin.ts";
+/** Another CNI's conflist under our name, replaced only with --force. */
+const FOREIGN_CONFLIST = '{"cniVersion":"1.0.0","name":"other","plugins":[]}\n';
 
 async function installer(
   args: string[],
@@ -117,18 +119,22 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
         r = await installer(base);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist replaced/);
-        const foreign = '{"cniVersion":"1.0.0","name":"other","plugins":[]}\n';
-        await Deno.writeTextFile(`${conf}/10-azure.conflist`, foreign);
+        await Deno.writeTextFile(`${conf}/10-azure.conflist`, FOREIGN_CONFLIST);
         r = await installer([...base, "--master", "eth0"]);
         assert.equal(r.code, 1);
         assert.match(r.stderr, /a different conflist exists; use --force/);
         assert.equal(
           await Deno.readTextFile(`${conf}/10-azure.conflist`),
-          foreign,
+          FOREIGN_CONFLIST,
         );
         r = await installer([...base, "--force", "--cni-version", "0.4.0"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /conflist replaced/);
+        // Kept aside for --uninstall, where no runtime loads it.
+        assert.match(
+          r.stdout,
+          /^kept .*\/10-azure\.conflist as .*\/10-azure\.conflist\.pre-azure-vnet /m,
+        );
         const doc = JSON.parse(
           await Deno.readTextFile(`${conf}/10-azure.conflist`),
         );
@@ -297,7 +303,13 @@ Deno.test("installer installs, verifies, refuses a different conflist and uninst
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /run: systemctl disable --now azure-vnet-agent/);
       assert.deepEqual(names(bin), ["portmap"]);
-      assert.deepEqual(names(conf), []);
+      // The foreign conflist --force replaced is back.
+      assert.match(r.stdout, /^restored .*\/10-azure\.conflist /m);
+      assert.deepEqual(names(conf), ["10-azure.conflist"]);
+      assert.equal(
+        await Deno.readTextFile(`${conf}/10-azure.conflist`),
+        FOREIGN_CONFLIST,
+      );
       assert.deepEqual(names(`${tmp}/libexec`), []);
       assert.deepEqual(names(`${tmp}/systemd`), []);
       const again = await installer(["--bin-dir", bin, "--uninstall"]);

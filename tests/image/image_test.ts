@@ -32,6 +32,7 @@ import {
   directoriesToCreate,
   localImage,
   podmanRunArgs,
+  type PodSpec,
   probeCommand,
   readPodSpec,
 } from "../../tools/image/daemonset.ts";
@@ -40,6 +41,8 @@ import { DEFAULT_DENO_DIR } from "../../tools/build/targets.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const NETNS_DIR = "/var/run/netns";
+/** The Go plugin's binary, found on the node by the install. */
+const GO_PLUGIN = "#!/bin/sh\n# the Go azure-vnet\n";
 
 function cmd(program: string, args: readonly string[]): Promise<ProcessRun> {
   return spawnProcess([program, ...args]).done;
@@ -96,6 +99,28 @@ async function servedAdds(logDir: string): Promise<string[]> {
   );
 }
 
+/**
+ * Writes a ConfigMap's keys as the kubelet projects them into a volume:
+ * each key a symlink through `..data` to a timestamped dir holding the
+ * files (swapped atomically on an update).
+ */
+async function projectConfigMap(
+  dir: string,
+  data: Record<string, string>,
+): Promise<void> {
+  const stamp = "..2026_01_01_00_00_00.000000001";
+  await Deno.mkdir(`${dir}/${stamp}`, { recursive: true });
+  await Deno.symlink(stamp, `${dir}/..data`);
+  for (const [key, text] of Object.entries(data)) {
+    await Deno.writeTextFile(`${dir}/${stamp}/${key}`, text);
+    await Deno.symlink(`..data/${key}`, `${dir}/${key}`);
+  }
+}
+
+function dirName(path: string): string {
+  return path.slice(0, path.lastIndexOf("/"));
+}
+
 function exists(path: string): Promise<boolean> {
   return Deno.lstat(path).then(() => true, (err) => {
     if (err instanceof Deno.errors.NotFound) return false;
@@ -126,8 +151,19 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
   // What the kubelet does for hostPath volumes; Directory ones exist on a
   // node (/var/run, /var/log), so the temp root gets them too.
   for (const v of pod.volumes ?? []) {
+    if (v.hostPath === undefined) continue;
     await Deno.mkdir(nodePath(v.hostPath.path), { recursive: true });
   }
+  // The agent's ConfigMap as the kubelet projects it: the keys are links
+  // through ..data to a timestamped dir. Its agent.json moves the metrics
+  // listener off the default port, which shows the agent read it.
+  const metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
+  const configMaps = `${root}/configmaps`;
+  await projectConfigMap(`${configMaps}/azure-vnet-agent`, {
+    "agent.json": JSON.stringify({
+      metrics: { address: `127.0.0.1:${metricsPort}` },
+    }),
+  });
   assert.deepEqual(
     directoriesToCreate(pod).filter((p) => p.startsWith("/opt/")).sort(),
     ["/opt/azure-vnet", "/opt/cni/bin"],
@@ -136,6 +172,11 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
   const denoDir = DEFAULT_DENO_DIR.replace(/\/deno$/, "");
   await Deno.mkdir(`${root}${denoDir}`, { recursive: true });
   await bind(stack, `${root}${denoDir}`, denoDir);
+  // On a node systemd makes every mount shared, so what a runtime mounts
+  // under /var/run later can reach a HostToContainer mount of it; the temp
+  // root's /var/run (on this test's private mounts) is made shared too.
+  await bind(stack, `${root}/var/run`, `${root}/var/run`);
+  await must("mount", ["--make-shared", `${root}/var/run`]);
 
   const n = stack.use(
     await AzureNode.create("10.93.0.0/16", {
@@ -148,18 +189,23 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
     for (const c of containers) await cmd("podman", ["rm", "-f", "-t", "0", c]);
   });
   /** `podman run <mode>` of one manifest container, under a prefixed name. */
-  const podmanRun = (name: string, mode: readonly string[]) => {
+  const podmanRun = (
+    name: string,
+    mode: readonly string[],
+    spec: PodSpec = pod,
+  ) => {
     const c = `${prefix}-${name}`;
     containers.push(c);
     return [
       "run",
       ...mode,
       ...machineFlags(),
-      ...podmanRunArgs(pod, name, {
+      ...podmanRunArgs(spec, name, {
         name: c,
         image,
         hostPath: nodePath,
         hostNetwork: `ns:${n.node.path}`,
+        configMap: (name) => `${configMaps}/${name}`,
       }),
     ];
   };
@@ -172,14 +218,59 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
     ...dirs,
   });
 
+  // The node had the Go plugin: the install keeps it for an uninstall.
+  await Deno.writeTextFile(`${root}/opt/cni/bin/azure-vnet`, GO_PLUGIN, {
+    mode: 0o755,
+  });
+
+  // The install checks the node's own libnl, ebtables and glibc through
+  // /proc/1/root; PID 1 of this machine is not ours to inspect, so the
+  // check looks through this process's root, the node's here.
+  const nodeRootFlags = (path: string) => [
+    "--env",
+    `AZURE_VNET_HOST_ROOT=/proc/${Deno.pid}/root${path}`,
+  ];
+
+  await t.step(
+    "the init container refuses a node without libnl or ebtables and installs no plugin",
+    async () => {
+      await Deno.mkdir(`${root}/bare-node/usr/lib`, { recursive: true });
+      for (const c of pod.initContainers ?? []) {
+        const r = await cmd(
+          "podman",
+          podmanRun(c.name, ["--rm", ...nodeRootFlags(`${root}/bare-node`)]),
+        );
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          /Cannot install: the node lacks libnl-3\.so\.200, libnl-route-3\.so\.200, .*ebtables, ebtables-restore.*apt-get install libnl-3-200 libnl-route-3-200 .*ebtables.*tdnf install libnl3 /,
+        );
+      }
+      const bin = [];
+      for await (const e of Deno.readDir("/opt/cni/bin")) bin.push(e.name);
+      assert.deepEqual(bin, ["azure-vnet"], "only the Go plugin");
+    },
+  );
+
   await t.step(
     "the init container installs plugins, conflist and deno on the node",
     async () => {
       for (const c of pod.initContainers ?? []) {
-        const out = await must("podman", podmanRun(c.name, ["--rm"]));
+        const out = await must(
+          "podman",
+          podmanRun(c.name, ["--rm", ...nodeRootFlags("")]),
+        );
         assert.match(out, /verified azure-vnet \(launcher\)/);
         assert.match(out, /verified azure-vnet-ipam \(launcher\)/);
+        assert.match(
+          out,
+          /^kept \/opt\/cni\/bin\/azure-vnet as \/opt\/cni\/bin\/azure-vnet\.pre-azure-vnet /m,
+        );
       }
+      assert.equal(
+        await Deno.readTextFile("/opt/cni/bin/azure-vnet.pre-azure-vnet"),
+        GO_PLUGIN,
+      );
       for (const f of ["azure-vnet", "azure-vnet-ipam", "azure-vnet-agent"]) {
         assert.equal(
           ((await Deno.stat(`/opt/cni/bin/${f}`)).mode ?? 0) & 0o777,
@@ -245,10 +336,20 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
       // HostToContainer: a pod netns made after the start shows up inside
       // as that namespace (its nsfs inode), not as the bare mount point.
       p3 = await n.pod();
+      const p3ino = String((await Deno.stat(p3.path)).ino);
       assert.equal(
         (await inside(`stat -c %i /var/run/netns/${p3.name}`)).trim(),
-        String((await Deno.stat(p3.path)).ino),
+        p3ino,
       );
+      // So does one a runtime mounts under its state dir in /var/run
+      // (containerd's netns_mounts_under_state_dir): /var/run is
+      // HostToContainer too.
+      const stateNs = `/var/run/${prefix}-netns/${p3.name}`;
+      await Deno.mkdir(nodePath(dirName(stateNs)));
+      await Deno.writeTextFile(nodePath(stateNs), "");
+      await must("mount", ["--bind", p3.path, nodePath(stateNs)]);
+      stack.defer(async () => void await cmd("umount", [nodePath(stateNs)]));
+      assert.equal((await inside(`stat -c %i ${stateNs}`)).trim(), p3ino);
     },
   );
 
@@ -269,6 +370,14 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
       assert.ok(await exists(socket), "the socket in the node's /var/run");
       // The liveness probe is podman's healthcheck (translated flags).
       await must("podman", ["healthcheck", "run", agent]);
+      // It read /etc/azure-vnet/agent.json from the ConfigMap: metrics on
+      // the port that file names, in the node's network.
+      const metrics = await n.node.exec(Deno.execPath(), [
+        "eval",
+        "--no-config",
+        `const r = await fetch("http://127.0.0.1:${metricsPort}/metrics"); console.log(await r.text());`,
+      ]);
+      assert.match(metrics, /^azure_vnet_agent_up 1$/m);
     },
   );
 
@@ -347,6 +456,35 @@ Deno.test("the DaemonSet image installs onto a node, its agent serves the pods, 
         2,
         "the ADDs after the stop ran in process (the fallback)",
       );
+    },
+  );
+
+  await t.step(
+    "entrypoint.sh uninstall, with the init container's mounts, gives the node back the Go plugin",
+    async () => {
+      const init = pod.initContainers?.[0];
+      assert.ok(init !== undefined);
+      const undo: PodSpec = {
+        ...pod,
+        initContainers: [{
+          ...init,
+          name: "uninstall-cni",
+          command: ["/app/entrypoint.sh", "uninstall"],
+        }],
+      };
+      const out = await must(
+        "podman",
+        podmanRun("uninstall-cni", ["--rm"], undo),
+      );
+      assert.match(out, /^restored \/opt\/cni\/bin\/azure-vnet /m);
+      const left = [];
+      for await (const e of Deno.readDir("/opt/cni/bin")) left.push(e.name);
+      assert.deepEqual(left, ["azure-vnet"]);
+      assert.equal(
+        await Deno.readTextFile("/opt/cni/bin/azure-vnet"),
+        GO_PLUGIN,
+      );
+      assert.ok(!await exists(`${root}/etc/cni/net.d/10-azure.conflist`));
     },
   );
 });

@@ -10,7 +10,8 @@ const USAGE = `usage: deno task image [options]
 
 Builds the DaemonSet image (deploy/Containerfile) with podman: a Debian
 bookworm base made here with mmdebstrap from this machine's apt mirror
-(reused while its package list is unchanged), plus the pinned deno, dist/
+(reused while its package list, sources and the archive's package indexes
+are unchanged: any package update makes a new one), plus the pinned deno, dist/
 (launchers that exec /opt/azure-vnet/deno), the bundled installer and the
 entrypoint. Tagged as the manifest's image under localhost/. Installs
 podman, mmdebstrap and runc with apt-get when missing (root).
@@ -56,6 +57,9 @@ export async function runImageCli(args: readonly string[]): Promise<number> {
       write("out", `installed ${p}\n`);
     }
     const r = await buildImage(options);
+    if (r.baseWarning !== undefined) {
+      write("err", `warning: ${r.baseWarning}\n`);
+    }
     write(
       "out",
       `base ${r.base} (${r.baseBuilt ? "made" : "reused"})\n` +
@@ -65,12 +69,12 @@ export async function runImageCli(args: readonly string[]): Promise<number> {
     );
     return 0;
   } catch (err) {
-    write(
-      "err",
-      `Image build failed: ${
-        err instanceof Error ? err.message : String(err)
-      }\n`,
-    );
+    const messages: string[] = [];
+    for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {
+      messages.push(e instanceof Error ? e.message : String(e));
+      if (!(e instanceof Error)) break;
+    }
+    write("err", `Image build failed: ${messages.join(": ")}\n`);
     return 1;
   }
 }

@@ -4,15 +4,25 @@
  * the container with exactly the privileges and mounts the manifest grants
  * (written once, in the manifest).
  *
- * The translation is strict: a pod or container key it does not know, a
- * volume that is not a `hostPath`, an `env` with `valueFrom`, a
- * `securityContext` key other than `privileged` or a probe other than an
- * `exec` one is an error, so a privilege added to the manifest cannot be
- * silently left out of the test. Keys that only steer scheduling
- * (tolerations, node selector, priority, DNS policy, requests, pull policy)
- * have no podman counterpart and are accepted. The liveness probe becomes
- * podman's healthcheck; the readiness probe has no podman counterpart, so
- * a test runs its command ({@link probeCommand}) as the kubelet would.
+ * The translation is strict about what reaches the node or changes what
+ * the container runs: a pod or container key it does not know, a volume
+ * other than a `hostPath` (of a type it replays) or a `configMap`, an `env`
+ * with `valueFrom`, a `securityContext` key other than `privileged` or a
+ * probe other than an `exec` one is an error, so a privilege added to the
+ * manifest cannot be silently left out of the test. Keys with no podman
+ * counterpart that grant nothing on the node are accepted and ignored:
+ * scheduling (tolerations, node selector, affinity, priority, requests,
+ * pull policy and secrets), DNS policy, the service account and its token
+ * (the agent never talks to the API server), and `ports` of a
+ * `hostNetwork` pod (declarative only there). A `configMap` volume is
+ * mounted read-only from a directory the caller fills
+ * ({@link PodmanRunOptions.configMap}), as the kubelet does. The liveness
+ * probe becomes podman's healthcheck; the readiness probe has no podman
+ * counterpart, so a test runs its command ({@link probeCommand}) as the
+ * kubelet would.
+ *
+ * `deno task image` needs only the image's name ({@link manifestImage}), so
+ * it builds from any manifest this translation would refuse.
  *
  * @module
  */
@@ -85,6 +95,21 @@ export interface HostPathVolume {
   name: string;
   /** The node's path and its `type`. */
   hostPath: { path: string; type?: string };
+  /** Absent: no ConfigMap. */
+  configMap?: undefined;
+}
+
+/** One `configMap` volume: the ConfigMap's keys as files, read-only. */
+export interface ConfigMapVolume {
+  /** Its name. */
+  name: string;
+  /** Absent: no host path. */
+  hostPath?: undefined;
+  /**
+   * The ConfigMap's name; `optional`: the pod starts without it (an empty
+   * directory).
+   */
+  configMap: { name: string; optional?: boolean; defaultMode?: number };
 }
 
 /** The pod template's spec, as far as it is translated. */
@@ -99,17 +124,25 @@ export interface PodSpec {
   initContainers?: ContainerSpec[];
   /** The long-running containers. */
   containers: ContainerSpec[];
-  /** Every volume; only `hostPath` ones. */
-  volumes?: HostPathVolume[];
+  /** Every volume: `hostPath` and `configMap` ones. */
+  volumes?: (HostPathVolume | ConfigMapVolume)[];
   /** Scheduling only. */
   tolerations?: { key?: string; operator?: string; effect?: string }[];
 }
 
-/** Pod keys that only steer scheduling or DNS: no podman counterpart. */
+/**
+ * Pod keys with no podman counterpart that grant nothing on the node:
+ * scheduling, DNS, the service account and its token.
+ */
 const POD_SCHEDULING_KEYS = [
+  "affinity",
+  "automountServiceAccountToken",
   "dnsPolicy",
+  "imagePullSecrets",
   "nodeSelector",
   "priorityClassName",
+  "serviceAccount",
+  "serviceAccountName",
   "tolerations",
 ];
 const POD_KEYS = [
@@ -134,6 +167,8 @@ const CONTAINER_KEYS = [
   "livenessProbe",
   "readinessProbe",
 ];
+/** Container keys accepted in a `hostNetwork` pod only. */
+const HOST_NETWORK_CONTAINER_KEYS = ["ports"];
 const PROBE_KEYS = [
   "exec",
   "initialDelaySeconds",
@@ -235,7 +270,13 @@ export function readPodSpec(text: string): PodSpec {
   ];
   for (const c of all) {
     if (!isObject(c)) throw new TypeError("Cannot read a container");
-    checkKeys(c, CONTAINER_KEYS, `container "${String(c.name)}"`);
+    checkKeys(
+      c,
+      pod.hostNetwork === true
+        ? [...CONTAINER_KEYS, ...HOST_NETWORK_CONTAINER_KEYS]
+        : CONTAINER_KEYS,
+      `container "${String(c.name)}"`,
+    );
     if (isObject(c.securityContext)) {
       checkKeys(
         c.securityContext,
@@ -251,11 +292,20 @@ export function readPodSpec(text: string): PodSpec {
     }
   }
   for (const v of Array.isArray(pod.volumes) ? pod.volumes : []) {
+    if (isObject(v) && isObject(v.configMap)) {
+      checkKeys(v, ["name", "configMap"], `volume "${String(v.name)}"`);
+      checkKeys(
+        v.configMap,
+        ["name", "optional", "defaultMode"],
+        `the configMap of volume "${String(v.name)}"`,
+      );
+      continue;
+    }
     if (!isObject(v) || !isObject(v.hostPath)) {
       throw new RangeError(
         `Cannot translate volume "${
           isObject(v) ? String(v.name) : "?"
-        }": only hostPath volumes are supported`,
+        }": only hostPath and configMap volumes are supported`,
       );
     }
     checkKeys(v, ["name", "hostPath"], `volume "${String(v.name)}"`);
@@ -286,6 +336,13 @@ export interface PodmanRunOptions {
    * `hostNetwork` is true: `host`, or `ns:/var/run/netns/<node>`.
    */
   hostNetwork: string;
+  /**
+   * The directory holding a ConfigMap's keys as files (the kubelet's
+   * projection), mounted read-only where a `configMap` volume is; an
+   * empty one for an optional ConfigMap that is absent. Required when the
+   * container mounts a `configMap` volume.
+   */
+  configMap?: (name: string) => string | undefined;
 }
 
 function findContainer(pod: PodSpec, name: string): ContainerSpec {
@@ -298,12 +355,24 @@ function findContainer(pod: PodSpec, name: string): ContainerSpec {
   return c;
 }
 
-function volumeSource(pod: PodSpec, name: string): HostPathVolume {
+/** The directory on this machine that a volume stands for. */
+function volumeSource(
+  pod: PodSpec,
+  name: string,
+  options: PodmanRunOptions,
+): string {
   const v = pod.volumes?.find((x) => x.name === name);
   if (v === undefined) {
     throw new RangeError(`Cannot translate mount "${name}": no such volume`);
   }
-  return v;
+  if (v.hostPath !== undefined) return options.hostPath(v.hostPath.path);
+  const dir = options.configMap?.(v.configMap.name);
+  if (dir === undefined) {
+    throw new RangeError(
+      `Cannot translate volume "${name}": no directory for ConfigMap "${v.configMap.name}"`,
+    );
+  }
+  return dir;
 }
 
 function checkPath(path: string, what: string): string {
@@ -323,7 +392,8 @@ function checkPath(path: string, what: string): string {
  *   without them gets podman's defaults (`--network none` for the network).
  * - each `volumeMounts` entry → `--volume <hostPath(path)>:<mountPath>`
  *   with `ro` and the propagation (`HostToContainer` → `rslave`,
- *   `Bidirectional` → `rshared`, `None` → `rprivate`);
+ *   `Bidirectional` → `rshared`, `None` → `rprivate`); a `configMap`
+ *   volume's source is `configMap(name)`, always `ro`;
  * - `limits.memory`/`limits.cpu` → `--memory`/`--cpus` (requests only
  *   steer scheduling); `terminationGracePeriodSeconds` → `--stop-timeout`
  *   (so `podman stop` waits that long between SIGTERM and SIGKILL);
@@ -394,15 +464,19 @@ export function podmanRunArgs(
   }
   if (limits.cpu !== undefined) args.push("--cpus", cpus(limits.cpu));
   for (const m of c.volumeMounts ?? []) {
-    const v = volumeSource(pod, m.name);
+    const src = checkPath(volumeSource(pod, m.name, options), "host path");
     const prop = PROPAGATION[m.mountPropagation ?? "None"];
     if (prop === undefined) {
       throw new RangeError(
         `Cannot translate mountPropagation "${m.mountPropagation}"`,
       );
     }
-    const src = checkPath(options.hostPath(v.hostPath.path), "host path");
-    const opts = [...(m.readOnly ? ["ro"] : []), prop].join(",");
+    // The kubelet mounts a ConfigMap read-only whatever the mount says.
+    const configMap = pod.volumes?.some((v) =>
+      v.name === m.name && v.configMap !== undefined
+    );
+    const ro = m.readOnly === true || configMap === true;
+    const opts = [...(ro ? ["ro"] : []), prop].join(",");
     args.push("--volume", `${src}:${checkPath(m.mountPath, "path")}:${opts}`);
   }
   for (const e of c.env ?? []) args.push("--env", `${e.name}=${e.value ?? ""}`);
@@ -482,9 +556,55 @@ export function probeCommand(
  * ```
  */
 export function directoriesToCreate(pod: PodSpec): string[] {
-  return (pod.volumes ?? []).filter((v) =>
-    v.hostPath.type === "DirectoryOrCreate"
-  ).map((v) => v.hostPath.path);
+  return (pod.volumes ?? []).flatMap((v) =>
+    v.hostPath?.type === "DirectoryOrCreate" ? [v.hostPath.path] : []
+  );
+}
+
+/**
+ * The image of the manifest's first container, read without
+ * {@link readPodSpec}'s checks: building the image needs no more, so a
+ * manifest the test's translation would refuse still builds.
+ *
+ * @param text The manifest's YAML.
+ * @returns The `image`, such as `REPLACE_ME/azure-vnet-deno:0.1.0`.
+ * @throws {TypeError} When it is no DaemonSet with a container image.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { manifestImage } from "./daemonset.ts";
+ * const text = `
+ * kind: DaemonSet
+ * spec:
+ *   template:
+ *     spec:
+ *       containers:
+ *         - name: a
+ *           image: x/y:1
+ *           startupProbe:
+ *             httpGet:
+ *               port: 80
+ * `;
+ * assert.equal(manifestImage(text), "x/y:1");
+ * ```
+ */
+export function manifestImage(text: string): string {
+  const doc: unknown = parse(text);
+  const spec = isObject(doc) && doc.kind === "DaemonSet" &&
+      isObject(doc.spec) && isObject(doc.spec.template) &&
+      isObject(doc.spec.template.spec)
+    ? doc.spec.template.spec
+    : undefined;
+  const first = Array.isArray(spec?.containers)
+    ? spec.containers[0]
+    : undefined;
+  if (!isObject(first) || typeof first.image !== "string") {
+    throw new TypeError(
+      "Cannot read the manifest: no DaemonSet container image",
+    );
+  }
+  return first.image;
 }
 
 /**

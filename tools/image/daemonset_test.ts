@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   cpus,
+  manifestImage,
   memoryBytes,
   podmanRunArgs,
   probeCommand,
@@ -206,6 +207,105 @@ Deno.test("readPodSpec() refuses what it cannot translate", async (t) => {
       name: "TypeError",
       message: /not a DaemonSet/,
     });
+  });
+});
+
+Deno.test("readPodSpec() accepts what grants nothing on the node, and podmanRunArgs() mounts a ConfigMap read-only", async (t) => {
+  const text = POD.replace(
+    "      hostPID: true\n",
+    [
+      "      hostPID: true",
+      "      serviceAccountName: azure-vnet",
+      "      automountServiceAccountToken: false",
+      "      affinity:",
+      "        nodeAffinity: {}",
+      "",
+    ].join("\n"),
+  ).replace(
+    "          readinessProbe:\n",
+    [
+      "          ports:",
+      "            - name: metrics",
+      "              containerPort: 10091",
+      "          readinessProbe:",
+      "",
+    ].join("\n"),
+  ).replace(
+    "              mountPropagation: HostToContainer\n",
+    [
+      "              mountPropagation: HostToContainer",
+      "            - name: config",
+      "              mountPath: /etc/azure-vnet",
+      "",
+    ].join("\n"),
+  ) + [
+    "        - name: config",
+    "          configMap:",
+    "            name: azure-vnet-agent",
+    "            optional: true",
+    "",
+  ].join("\n");
+  const pod = readPodSpec(text);
+  await t.step("the ConfigMap's directory, read-only", () => {
+    const args = podmanRunArgs(pod, "main", {
+      ...OPTS,
+      name: "m",
+      configMap: (name) => name === "azure-vnet-agent" ? "/r/cm" : undefined,
+    });
+    assert.ok(
+      args.includes("/r/cm:/etc/azure-vnet:ro,rprivate"),
+      args.join(" "),
+    );
+    assert.ok(!args.some((a) => a.includes("10091")), "ports: nothing");
+  });
+  await t.step("no directory for it: refused", () => {
+    assert.throws(() => podmanRunArgs(pod, "main", { ...OPTS, name: "m" }), {
+      name: "RangeError",
+      message: /no directory for ConfigMap "azure-vnet-agent"/,
+    });
+  });
+  await t.step("ports without hostNetwork: refused (hostPort)", () => {
+    assert.throws(
+      () => readPodSpec(text.replace("      hostNetwork: true\n", "")),
+      { name: "RangeError", message: /container "main".*"ports"/ },
+    );
+  });
+  await t.step("a ConfigMap projected with items: refused", () => {
+    assert.throws(
+      () =>
+        readPodSpec(
+          text.replace(
+            "            optional: true\n",
+            "            optional: true\n            items:\n              - key: a\n                path: b\n",
+          ),
+        ),
+      { name: "RangeError", message: /configMap of volume "config".*"items"/ },
+    );
+  });
+  await t.step("a hostPath file: refused (not replayed)", () => {
+    assert.throws(
+      () =>
+        readPodSpec(
+          text.replace(
+            "            path: /var/run/netns\n",
+            "            path: /var/run/netns\n            type: FileOrCreate\n",
+          ),
+        ),
+      { name: "RangeError", message: /hostPath type "FileOrCreate"/ },
+    );
+  });
+});
+
+Deno.test("manifestImage() reads the image of a manifest the translation refuses", () => {
+  const text = POD.replace(
+    "      hostPID: true",
+    "      hostPID: true\n      hostIPC: true",
+  );
+  assert.throws(() => readPodSpec(text), { name: "RangeError" });
+  assert.equal(manifestImage(text), "REPLACE_ME/x:1");
+  assert.throws(() => manifestImage("kind: DaemonSet\n"), {
+    name: "TypeError",
+    message: /no DaemonSet container image/,
   });
 });
 

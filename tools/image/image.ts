@@ -7,7 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { build } from "../build/build.ts";
-import { DAEMONSET_PATH, localImage, readPodSpec } from "./daemonset.ts";
+import { DAEMONSET_PATH, localImage, manifestImage } from "./daemonset.ts";
 
 const log = getLogger(["vnet", "image"]);
 
@@ -115,6 +115,178 @@ export function mmdebstrapArgs(
   ];
 }
 
+/** One apt source line of {@link aptMirrors}, taken apart. */
+export interface AptSource {
+  /** The archive's URI, such as `http://deb.debian.org/debian`. */
+  uri: string;
+  /** The suite, such as `bookworm-security`. */
+  suite: string;
+  /** Its components, such as `main`. */
+  components: string[];
+}
+
+/**
+ * Takes a line of {@link aptMirrors} apart.
+ *
+ * @param line Such as `deb [signed-by=/k.gpg] http://m/debian bookworm main`.
+ * @returns Its URI, suite and components.
+ * @throws {SyntaxError} For a line that is no `deb` source.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseAptSource } from "./image.ts";
+ * assert.deepEqual(parseAptSource("deb [arch=amd64] http://m/d bookworm main contrib"), {
+ *   uri: "http://m/d",
+ *   suite: "bookworm",
+ *   components: ["main", "contrib"],
+ * });
+ * ```
+ */
+export function parseAptSource(line: string): AptSource {
+  const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.+)$/.exec(line.trim());
+  if (m === null) {
+    throw new SyntaxError(`Cannot read apt source "${line}"`);
+  }
+  return {
+    uri: (m[1] ?? "").replace(/\/+$/, ""),
+    suite: m[2] ?? "",
+    components: (m[3] ?? "").split(/\s+/).filter(Boolean),
+  };
+}
+
+/**
+ * The `Packages` indexes of a suite's `Release` (or `InRelease`) file: for
+ * each component, the SHA-256 of its `<component>/binary-<arch>/Packages`
+ * (the uncompressed index, which the file lists whether or not the
+ * archive serves it uncompressed). They change whenever a package of the
+ * suite does, and only then.
+ *
+ * @param release The `Release` or `InRelease` text.
+ * @param options The source's `components` and the Debian `arch`.
+ * @returns Lines `<component>/binary-<arch>/Packages <sha256>`.
+ * @throws {SyntaxError} When a component's index is not listed.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { releaseIndexes } from "./image.ts";
+ * const release = "Suite: bookworm\nSHA256:\n 0a1b 32757 main/binary-amd64/Packages\n 9f8e 6924 main/binary-amd64/Packages.xz\n";
+ * assert.deepEqual(
+ *   releaseIndexes(release, { components: ["main"], arch: "amd64" }),
+ *   ["main/binary-amd64/Packages 0a1b"],
+ * );
+ * ```
+ */
+export function releaseIndexes(
+  release: string,
+  options: { components: readonly string[]; arch: string },
+): string[] {
+  const hashes = new Map<string, string>();
+  let inSha256 = false;
+  for (const line of release.split("\n")) {
+    if (!line.startsWith(" ")) {
+      inSha256 = line.trim() === "SHA256:";
+      continue;
+    }
+    const [hash, , path] = line.trim().split(/\s+/);
+    if (inSha256 && hash !== undefined && path !== undefined) {
+      hashes.set(path, hash);
+    }
+  }
+  return options.components.map((c) => {
+    const path = `${c}/binary-${options.arch}/Packages`;
+    const hash = hashes.get(path);
+    if (hash === undefined) {
+      throw new SyntaxError(`Cannot find "${path}" in the Release file`);
+    }
+    return `${path} ${hash}`;
+  });
+}
+
+/** Debian's name of this machine's architecture. */
+function debianArch(): string {
+  const arch = ({ "x86_64": "amd64", "aarch64": "arm64" } as Record<
+    string,
+    string | undefined
+  >)[Deno.build.arch];
+  if (arch === undefined) {
+    throw new RangeError(`Cannot build for "${Deno.build.arch}"`);
+  }
+  return arch;
+}
+
+/**
+ * Reads the `Packages` index hashes ({@link releaseIndexes}) of every
+ * source from its archive: `dists/<suite>/InRelease`, else `Release`.
+ *
+ * @param mirrors Lines from {@link aptMirrors}.
+ * @param options An injectable `fetch` and the Debian `arch`.
+ * @returns Lines `<uri> <suite> <component>/binary-<arch>/Packages <sha256>`.
+ * @throws {Error} When an archive does not answer with a Release file.
+ */
+export async function archiveIndexes(
+  mirrors: readonly string[],
+  options: { fetch?: typeof fetch; arch?: string } = {},
+): Promise<string[]> {
+  const get = options.fetch ?? fetch;
+  const arch = options.arch ?? debianArch();
+  const out: string[] = [];
+  for (const line of mirrors) {
+    const src = parseAptSource(line);
+    let text: string | undefined;
+    for (const name of ["InRelease", "Release"]) {
+      const url = `${src.uri}/dists/${src.suite}/${name}`;
+      const res = await get(url, { signal: AbortSignal.timeout(20_000) });
+      if (res.ok) {
+        text = await res.text();
+        break;
+      }
+      await res.body?.cancel();
+    }
+    if (text === undefined) {
+      throw new Error(
+        `Cannot read the Release file of "${src.suite}" at "${src.uri}"`,
+      );
+    }
+    for (const index of releaseIndexes(text, { ...src, arch })) {
+      out.push(`${src.uri} ${src.suite} ${index}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The tag of a base: the suite, a hash of the mmdebstrap command line (the
+ * package list and the sources) and a hash of the archive's package
+ * indexes when it is made ({@link archiveIndexes}), so the same command
+ * against the same archive state reuses the base, and any package update
+ * in the sources makes a new one.
+ *
+ * @param command The mmdebstrap arguments (without the output path).
+ * @param indexes The lines of {@link archiveIndexes}.
+ * @returns Such as `bookworm-0123456789ab-ba9876543210`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { baseTag } from "./image.ts";
+ * const a = await baseTag(["--variant=essential"], ["u bookworm main/binary-amd64/Packages 0a"]);
+ * const b = await baseTag(["--variant=essential"], ["u bookworm main/binary-amd64/Packages 0b"]);
+ * assert.match(a, /^bookworm-[0-9a-f]{12}-[0-9a-f]{12}$/);
+ * assert.equal(a.split("-")[1], b.split("-")[1]);
+ * assert.notEqual(a, b);
+ * ```
+ */
+export async function baseTag(
+  command: readonly string[],
+  indexes: readonly string[],
+): Promise<string> {
+  return `${BASE_SUITE}-${(await sha256(command.join("\n"))).slice(0, 12)}-${
+    (await sha256(indexes.join("\n"))).slice(0, 12)
+  }`;
+}
+
 /** What {@link buildImage} did. */
 export interface ImageReport {
   /** The local image reference, such as `localhost/azure-vnet-deno:0.1.0`. */
@@ -123,6 +295,11 @@ export interface ImageReport {
   base: string;
   /** Whether the base was made now (false: reused). */
   baseBuilt: boolean;
+  /**
+   * Set when the base was reused without knowing the archive's state (the
+   * apt archive unreadable): why, so the CLI can say so.
+   */
+  baseWarning?: string;
   /** The image's size in bytes (`podman image inspect`). */
   size: number;
   /** Wall time of the whole build, in seconds. */
@@ -234,24 +411,70 @@ async function imageId(ref: string): Promise<string | undefined> {
 }
 
 /**
+ * The newest local base made by the same command line (tag prefix
+ * `<suite>-<command hash>-`), if any.
+ */
+async function newestBase(prefix: string): Promise<string | undefined> {
+  const out = await run("podman", [
+    ...["images", "--format", "json", BASE_REPOSITORY],
+  ]);
+  const images = JSON.parse(out) as { Names?: string[]; Created?: number }[];
+  let best: { name: string; created: number } | undefined;
+  for (const image of images) {
+    for (const name of image.Names ?? []) {
+      if (!name.startsWith(`${BASE_REPOSITORY}:${prefix}`)) continue;
+      const created = image.Created ?? 0;
+      if (best === undefined || created > best.created) {
+        best = { name, created };
+      }
+    }
+  }
+  return best?.name;
+}
+
+/**
  * Makes the base image unless one made from the same mmdebstrap command
- * line exists: its tag carries a hash of that command line.
+ * line against the same state of the archive exists ({@link baseTag}): the
+ * packages of the sources are read from their Release files first, so an
+ * update of any of them (a security fix) makes a new base. When the
+ * archive cannot be read, the newest base of the same command line is
+ * reused (with a warning), so a build without the mirror still works.
  *
- * @param options `rebuildBase` forces a new one.
- * @returns The base reference and whether it was made now.
- * @throws {Error} When no bookworm mirror is configured, or mmdebstrap or
- *   podman fails.
+ * @param options `rebuildBase` forces a new one; an injectable `fetch`.
+ * @returns The base reference, whether it was made now, and a warning
+ *   when it was reused without the archive.
+ * @throws {Error} When no bookworm mirror is configured, mmdebstrap or
+ *   podman fails, or the archive cannot be read and no base exists.
  */
 export async function ensureBase(
-  options: { rebuildBase?: boolean } = {},
-): Promise<{ base: string; built: boolean }> {
+  options: { rebuildBase?: boolean; fetch?: typeof fetch } = {},
+): Promise<{ base: string; built: boolean; warning?: string }> {
   const mirrors = aptMirrors(await sourcesText(), BASE_SUITE);
   if (mirrors.length === 0) {
     throw new Error(`Cannot make the base: no ${BASE_SUITE} apt source`);
   }
-  const hash = (await sha256(mmdebstrapArgs(mirrors, "").join("\n")))
-    .slice(0, 12);
-  const base = `${BASE_REPOSITORY}:${BASE_SUITE}-${hash}`;
+  const command = mmdebstrapArgs(mirrors, "");
+  let indexes: string[];
+  try {
+    indexes = await archiveIndexes(
+      mirrors,
+      options.fetch === undefined ? {} : { fetch: options.fetch },
+    );
+  } catch (err) {
+    const prefix = (await baseTag(command, [])).replace(/[0-9a-f]+$/, "");
+    const reused = await newestBase(prefix);
+    if (reused === undefined || options.rebuildBase === true) {
+      throw new Error("Cannot make the base: the apt archive is unreadable", {
+        cause: err,
+      });
+    }
+    const warning = `cannot read the apt archive (${
+      err instanceof Error ? err.message : String(err)
+    }): reusing ${reused}, which may lack package updates`;
+    log.warn("{warning}", { warning });
+    return { base: reused, built: false, warning };
+  }
+  const base = `${BASE_REPOSITORY}:${await baseTag(command, indexes)}`;
   if (options.rebuildBase !== true && (await imageId(base)) !== undefined) {
     return { base, built: false };
   }
@@ -292,11 +515,10 @@ export async function buildImage(
   const root = options.root ??
     decodeURIComponent(new URL("../../", import.meta.url).pathname)
       .replace(/\/$/, "");
-  const pod = readPodSpec(
-    await Deno.readTextFile(`${root}/${DAEMONSET_PATH}`),
+  const image = localImage(
+    manifestImage(await Deno.readTextFile(`${root}/${DAEMONSET_PATH}`)),
   );
-  const image = localImage(pod.containers[0]?.image ?? "");
-  const { base, built } = await ensureBase(options);
+  const { base, built, warning } = await ensureBase(options);
   const ctx = await Deno.makeTempDir({ prefix: "azure-vnet-image-" });
   try {
     await build({
@@ -344,6 +566,7 @@ export async function buildImage(
       image,
       base,
       baseBuilt: built,
+      ...warning === undefined ? {} : { baseWarning: warning },
       size,
       seconds: (performance.now() - started) / 1000,
     };

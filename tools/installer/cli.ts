@@ -4,6 +4,7 @@
  * @module
  */
 import { parseCli } from "../_cli.ts";
+import { BACKUP_SUFFIX } from "./backup.ts";
 import {
   AGENT_UNIT_NAME,
   CONFLIST_NAME,
@@ -15,10 +16,11 @@ import {
 
 const USAGE = `usage: deno task install [options]
 
-Installs dist/azure-vnet, dist/azure-vnet-ipam and the node agent
-dist/azure-vnet-agent (compiled binaries, or launchers with their .js
-bundles) and writes 10-azure.conflist, then runs VERSION against each
-installed plugin and --version against the agent. It never starts the agent.
+Checks the node for libnl, ebtables and glibc, installs dist/azure-vnet,
+dist/azure-vnet-ipam and the node agent dist/azure-vnet-agent (compiled
+binaries, or launchers with their .js bundles), runs VERSION against each
+installed plugin and --version against the agent, then writes
+10-azure.conflist. It never starts the agent.
 
 options:
   --bin-dir DIR        plugin directory (default /opt/cni/bin)
@@ -35,10 +37,20 @@ options:
   --master IF          host NIC for the bridge (default: plugin auto-detects)
   --cni-version V      conflist cniVersion (default 1.0.0)
   --ipam-env ENV       ipam.environment: azure or imds
+  --host-root DIR      the node's root, checked first for what the plugins
+                       load and run from the node: libnl-3.so.200,
+                       libnl-route-3.so.200, ebtables, ebtables-restore,
+                       glibc (default /; the DaemonSet: /proc/1/root)
+  --skip-host-check    install without that check (an unusual node)
   --force              replace a different conflist that this installer did
                        not write (its own earlier one is replaced anyway)
-  --uninstall          remove exactly what the last install wrote
-  -h, --help           this text`;
+  --uninstall          remove exactly what the last install wrote, and put
+                       back what it replaced
+  -h, --help           this text
+
+A file that this installer did not write (the Go plugin's azure-vnet, another
+CNI's 10-azure.conflist) is kept as <file>.pre-azure-vnet before it is
+replaced; --uninstall renames it back.`;
 
 const OPTIONS = {
   "bin-dir": { type: "string" },
@@ -50,6 +62,8 @@ const OPTIONS = {
   master: { type: "string" },
   "cni-version": { type: "string" },
   "ipam-env": { type: "string" },
+  "host-root": { type: "string" },
+  "skip-host-check": { type: "boolean" },
   force: { type: "boolean" },
   uninstall: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -109,12 +123,16 @@ export async function runInstallerCli(
     write("out", `${USAGE}\n`);
     return 0;
   }
-  if (v["systemd-dir"] !== undefined && v["no-systemd"] === true) {
-    write(
-      "err",
-      `--systemd-dir and --no-systemd exclude each other\n${USAGE}\n`,
-    );
-    return 2;
+  for (
+    const [a, b] of [["systemd-dir", "no-systemd"], [
+      "host-root",
+      "skip-host-check",
+    ]] as const
+  ) {
+    if (v[a] !== undefined && v[b] === true) {
+      write("err", `--${a} and --${b} exclude each other\n${USAGE}\n`);
+      return 2;
+    }
   }
   const options: InstallOptions = {};
   if (v["bin-dir"] !== undefined) options.binDir = absolute(v["bin-dir"]);
@@ -129,20 +147,40 @@ export async function runInstallerCli(
   if (v["ipam-env"] !== undefined) options.ipamEnv = v["ipam-env"];
   if (v["no-systemd"] === true) options.noSystemd = true;
   if (v.force === true) options.force = true;
+  if (v["skip-host-check"] !== true && v.uninstall !== true) {
+    options.hostRoot = absolute(v["host-root"] ?? "/");
+  }
   try {
     if (v.uninstall === true) {
       const r = await uninstall(options);
       for (const f of r.removed) write("out", `removed ${f}\n`);
+      for (const f of r.restored) {
+        write("out", `restored ${f} (the file that was there before)\n`);
+      }
       for (const f of r.kept) {
-        write("out", `kept ${f} (changed since install)\n`);
+        write(
+          "out",
+          f.endsWith(BACKUP_SUFFIX)
+            ? `kept ${f} (the file it replaced; the conflist changed since install)\n`
+            : `kept ${f} (changed since install)\n`,
+        );
       }
       writeUnitRemovalSteps(r.removed);
       return 0;
     }
     const r = await install(options);
+    for (const f of r.backedUp) {
+      write(
+        "out",
+        `kept ${f} as ${f}${BACKUP_SUFFIX} (not written by this installer; --uninstall puts it back)\n`,
+      );
+    }
     for (const f of r.files) write("out", `installed ${f}\n`);
     for (const f of r.removed) {
       write("out", `removed ${f} (no longer installed)\n`);
+    }
+    for (const f of r.restored) {
+      write("out", `restored ${f} (no longer installed there)\n`);
     }
     writeUnitRemovalSteps(r.removed);
     for (const f of r.superseded) {
@@ -151,7 +189,6 @@ export async function runInstallerCli(
         `kept ${f} (previous version's chunk; the next install removes it)\n`,
       );
     }
-    write("out", `conflist ${r.conflist}\n`);
     for (const p of r.plugins) {
       write(
         "out",
@@ -164,6 +201,8 @@ export async function runInstallerCli(
       "out",
       `verified ${r.agent.path} (${r.agent.kind}): ${r.agent.version}\n`,
     );
+    // Written after the verification (a failed one leaves no conflist).
+    write("out", `conflist ${r.conflist}\n`);
     for (const f of r.shadowedBy) {
       write(
         "err",

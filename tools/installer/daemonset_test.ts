@@ -80,7 +80,10 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
   await t.step("host network and PID, tolerates every taint", () => {
     assert.ok(pod.hostNetwork === true);
     assert.ok(pod.hostPID === true);
-    assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+    // The agent never talks to the API server.
+    assert.ok(pod.automountServiceAccountToken === false);
+    // Not ClusterFirstWithHostNet: CoreDNS needs this CNI to start.
+    assert.equal(pod.dnsPolicy, "Default");
     const tol = pod.tolerations as Record<string, unknown>[];
     assert.ok(
       tol.some((x) =>
@@ -111,6 +114,14 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       assert.deepEqual(main[0]?.env, [
         { name: "CNI_PATH", value: "/opt/cni/bin" },
       ]);
+      // The install checks the node's own libnl, ebtables and glibc (it
+      // reaches the node's root as /proc/1/root: hostPID, checked above).
+      assert.ok(
+        init[0]?.env?.some((e) =>
+          e.name === "AZURE_VNET_SKIP_HOST_CHECK" && e.value === "false"
+        ),
+        "AZURE_VNET_SKIP_HOST_CHECK false",
+      );
       // The installer exits: a probe of it would prove nothing.
       assert.equal(init[0]?.livenessProbe, undefined);
       assert.equal(init[0]?.readinessProbe, undefined);
@@ -142,42 +153,64 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     );
     assert.equal(main[0]?.image.split(":")[1], meta.version);
   });
-  await t.step("every mount is a hostPath at the same path", () => {
-    const vols = pod.volumes as { name: string; hostPath?: { path: string } }[];
-    const paths = (c: Container | undefined) =>
-      (c?.volumeMounts ?? []).map((m) => m.mountPath).sort();
-    assert.deepEqual(paths(init[0]), [
-      "/etc/cni/net.d",
-      "/opt/azure-vnet",
-      "/opt/cni/bin",
-      "/var/lib/azure-vnet",
-    ]);
-    assert.deepEqual(paths(main[0]), [
-      "/etc/cni/net.d",
-      "/opt/azure-vnet",
-      "/opt/cni/bin",
-      "/var/lib/azure-vnet",
-      "/var/log",
-      "/var/run",
-      "/var/run/netns",
-    ]);
-    // The agent writes only its state, socket, logs and Deno cache.
-    assert.deepEqual(
-      (main[0]?.volumeMounts ?? []).filter((m) => m.readOnly !== true).map((
-        m,
-      ) => m.mountPath).sort(),
-      ["/var/lib/azure-vnet", "/var/log", "/var/run", "/var/run/netns"],
-    );
-    for (const m of [...init, ...main].flatMap((c) => c.volumeMounts)) {
-      const v = vols.find((x) => x.name === m.name);
-      assert.equal(v?.hostPath?.path, m.mountPath, m.name);
-      assert.equal(
-        m.mountPropagation,
-        m.mountPath === "/var/run/netns" ? "HostToContainer" : undefined,
-        m.name,
+  await t.step(
+    "every mount is a hostPath at the same path, but the agent config",
+    () => {
+      const vols = pod.volumes as {
+        name: string;
+        hostPath?: { path: string };
+        configMap?: Record<string, unknown>;
+      }[];
+      const paths = (c: Container | undefined) =>
+        (c?.volumeMounts ?? []).map((m) => m.mountPath).sort();
+      assert.deepEqual(paths(init[0]), [
+        "/etc/cni/net.d",
+        "/opt/azure-vnet",
+        "/opt/cni/bin",
+        "/var/lib/azure-vnet",
+      ]);
+      assert.deepEqual(paths(main[0]), [
+        "/etc/azure-vnet",
+        "/etc/cni/net.d",
+        "/opt/azure-vnet",
+        "/opt/cni/bin",
+        "/var/lib/azure-vnet",
+        "/var/log",
+        "/var/run",
+        "/var/run/netns",
+      ]);
+      // The agent writes only its state, socket, logs and Deno cache.
+      assert.deepEqual(
+        (main[0]?.volumeMounts ?? []).filter((m) => m.readOnly !== true).map((
+          m,
+        ) => m.mountPath).sort(),
+        ["/var/lib/azure-vnet", "/var/log", "/var/run", "/var/run/netns"],
       );
-    }
-  });
+      // The agent's config: agent.json from an optional ConfigMap, so a
+      // cluster without it gets every default.
+      const config = vols.find((v) => v.name === "agent-config");
+      assert.deepEqual(config?.configMap, {
+        name: "azure-vnet-agent",
+        optional: true,
+      });
+      assert.deepEqual(
+        main[0]?.volumeMounts.find((m) => m.name === "agent-config"),
+        { name: "agent-config", mountPath: "/etc/azure-vnet", readOnly: true },
+      );
+      for (const m of [...init, ...main].flatMap((c) => c.volumeMounts)) {
+        const v = vols.find((x) => x.name === m.name);
+        if (v === config) continue;
+        assert.equal(v?.hostPath?.path, m.mountPath, m.name);
+        // Pod namespaces are mounted after the agent starts, under
+        // /var/run/netns or a runtime's state dir in /var/run.
+        assert.equal(
+          m.mountPropagation,
+          m.mountPath.startsWith("/var/run") ? "HostToContainer" : undefined,
+          m.name,
+        );
+      }
+    },
+  );
   await t.step("the pod translates to podman arguments", () => {
     const p = readPodSpec(text);
     const args = podmanRunArgs(p, "azure-vnet", {
@@ -185,13 +218,15 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       image: localImage(main[0]?.image ?? ""),
       hostPath: (path) => path,
       hostNetwork: "host",
+      configMap: (name) => `/tmp/configmaps/${name}`,
     });
     for (
       const a of [
         "--privileged",
         "/var/run/netns:/var/run/netns:rslave",
-        "/var/run:/var/run:rprivate",
+        "/var/run:/var/run:rslave",
         "/opt/azure-vnet:/opt/azure-vnet:ro,rprivate",
+        "/tmp/configmaps/azure-vnet-agent:/etc/azure-vnet:ro,rprivate",
         "localhost/azure-vnet-deno:0.1.0",
         '["/opt/cni/bin/azure-vnet-agent","probe"]',
       ]
@@ -219,6 +254,16 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
       assert.match(sh, /^ {2}exec "\$agent" serve$/m);
       assert.match(sh, /^ {2}install\) install ;;$/m);
       assert.match(sh, /^ {2}run\) run ;;$/m);
+      assert.match(
+        sh,
+        /--host-root "\$\{AZURE_VNET_HOST_ROOT:-\/proc\/1\/root\}"/,
+      );
+      // Gives the node back what install replaced.
+      assert.match(sh, /^ {2}uninstall\) uninstall ;;$/m);
+      assert.match(
+        sh,
+        /^ {2}installer --uninstall --bin-dir \/opt\/cni\/bin$/m,
+      );
     },
   );
 });

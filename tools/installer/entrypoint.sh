@@ -11,11 +11,20 @@
 #            /opt/azure-vnet/deno, installs the plugins into /opt/cni/bin and
 #            10-azure.conflist into /etc/cni/net.d, and exits with the
 #            installer's code (env AZURE_VNET_MASTER, AZURE_VNET_CNI_VERSION,
-#            AZURE_VNET_FORCE).
+#            AZURE_VNET_FORCE). First the installer checks the node itself,
+#            through /proc/1/root (hostPID), for what the plugins load and
+#            run from it when the agent does not answer (libnl, ebtables,
+#            glibc): the image's own copies prove nothing about the node.
+#            AZURE_VNET_SKIP_HOST_CHECK=true skips that (an unusual node);
+#            AZURE_VNET_HOST_ROOT names another view of the node's root.
 #   run      (container azure-vnet) execs the node agent (#14) that install
 #            put into /opt/cni/bin: `azure-vnet-agent serve`, the container's
 #            main process, so SIGTERM reaches it (it drains and removes its
 #            socket; the plugins then run in process).
+#   uninstall  (run by hand, with install-cni's mounts) removes what install
+#            put into /opt/cni/bin and /etc/cni/net.d and gives back the
+#            files it replaced (kept as <file>.pre-azure-vnet: the Go
+#            plugin's, another CNI's 10-azure.conflist).
 set -eu
 APP="${APP:-/app}"
 NODE_DENO=/opt/azure-vnet/deno
@@ -32,11 +41,25 @@ install() {
   [ -n "${AZURE_VNET_MASTER:-}" ] && set -- "$@" --master "$AZURE_VNET_MASTER"
   [ -n "${AZURE_VNET_CNI_VERSION:-}" ] && set -- "$@" --cni-version "$AZURE_VNET_CNI_VERSION"
   [ "${AZURE_VNET_FORCE:-}" = "true" ] && set -- "$@" --force
-  # The installer's own code cache stays in the container.
+  if [ "${AZURE_VNET_SKIP_HOST_CHECK:-}" = "true" ]; then
+    set -- "$@" --skip-host-check
+  else
+    set -- "$@" --host-root "${AZURE_VNET_HOST_ROOT:-/proc/1/root}"
+  fi
+  installer "$@"
+}
+
+# The installer's own code cache stays in the container. --allow-all:
+# Deno refuses its file APIs on /proc/* (the node's root, /proc/1/root) to
+# anything less, and the installer already runs any program it likes.
+installer() {
   DENO_DIR=/tmp/azure-vnet-installer-deno DENO_NO_UPDATE_CHECK=1 \
     exec /usr/local/bin/deno run --no-config --cached-only --no-prompt \
-    --allow-read --allow-write --allow-env --allow-run --allow-sys=uid \
-    "$APP/installer.js" "$@"
+    --allow-all "$APP/installer.js" "$@"
+}
+
+uninstall() {
+  installer --uninstall --bin-dir /opt/cni/bin
 }
 
 run() {
@@ -54,8 +77,9 @@ run() {
 case "${1:-}" in
   install) install ;;
   run) run ;;
+  uninstall) uninstall ;;
   *)
-    echo "usage: entrypoint.sh install|run" >&2
+    echo "usage: entrypoint.sh install|run|uninstall" >&2
     exit 2
     ;;
 esac

@@ -8,6 +8,16 @@
 import { SUPPORTED_VERSIONS } from "@vnet/cni";
 import { getLogger } from "@logtape/logtape";
 import { bundleChunks } from "../build/launcher.ts";
+import { exists, removeIfThere, sha256 } from "./_files.ts";
+import { checkHost, hostLackMessage } from "./host_check.ts";
+import {
+  BACKUP_SUFFIX,
+  type BackupRecord,
+  fileIdentity,
+  makeBackup,
+  planBackups,
+  takeBack,
+} from "./backup.ts";
 
 const log = getLogger(["vnet", "installer"]);
 
@@ -61,8 +71,16 @@ export interface InstallOptions extends ConflistOptions {
   /** Where the conflist goes (default /etc/cni/net.d). */
   confDir?: string;
   /**
+   * The node's root dir, checked before anything is written for what the
+   * plugins load and run from the node (libnl, ebtables, glibc:
+   * `host_check.ts`): `/` on the node, `/proc/1/root` from the DaemonSet's
+   * init container. Default: no check.
+   */
+  hostRoot?: string;
+  /**
    * Overwrite an existing conflist that differs and that the earlier
-   * install did not write (its own is replaced without this).
+   * install did not write (its own is replaced without this); the foreign
+   * one is kept aside and `--uninstall` puts it back.
    */
   force?: boolean;
 }
@@ -97,6 +115,15 @@ export interface InstallManifest {
    * and the one it replaced). Absent once an install completes.
    */
   earlierConflists?: { path: string; sha256: string }[];
+  /**
+   * Foreign files that were where an install wrote its own (the Go
+   * plugin's binaries, another CNI's conflist under our name): each kept
+   * aside as `<path>.pre-azure-vnet` before it was replaced, and renamed
+   * back by `--uninstall` or by an install that no longer writes the path.
+   * Written before the backups are made. Absent in manifests of older
+   * installers.
+   */
+  backups?: BackupRecord[];
 }
 
 /** What {@link install} did. */
@@ -105,6 +132,16 @@ export interface InstallReport {
   files: string[];
   /** Files an earlier install wrote that this one no longer does. */
   removed: string[];
+  /**
+   * Foreign files kept aside by this install (the paths it wrote over;
+   * each backup is the path plus {@link BACKUP_SUFFIX}).
+   */
+  backedUp: string[];
+  /**
+   * Foreign files given back because this install no longer writes their
+   * path.
+   */
+  restored: string[];
   /**
    * Chunks of the previous install kept for one more install (see
    * {@link InstallManifest.superseded}).
@@ -236,8 +273,10 @@ export function renderConflist(options: ConflistOptions = {}): string {
  * Its state and log dirs are the plugins' defaults, which is where the
  * plugins look for the socket; `CNI_PATH=/opt/cni/bin` is where the
  * launcher finds the delegate IPAM plugins it grants the agent at start;
- * the stop timeout covers the requests in flight (a state-lock wait is at
- * most 30 s).
+ * `KillMode=mixed` sends SIGTERM to the agent only, so the children of the
+ * requests it drains (ebtables-restore, delegate IPAM plugins) are not cut
+ * short, and the stop timeout covers those requests (a state-lock wait is
+ * at most 30 s) before SIGKILL reaches every process of the unit.
  *
  * @param options `agentPath`: the installed agent.
  * @returns The unit text (trailing newline).
@@ -286,6 +325,11 @@ export function renderAgentUnit(options: { agentPath: string }): string {
     "StateDirectory=azure-vnet",
     "UMask=0077",
     `ExecStart=${path} serve`,
+    "# SIGTERM to the agent alone: it stops accepting and answers the requests",
+    "# in flight, whose ebtables-restore and delegate IPAM children must finish",
+    "# (control-group would signal them too). Whatever is left after the 45 s",
+    "# (a state-lock wait is at most 30 s) is killed, children included.",
+    "KillMode=mixed",
     "KillSignal=SIGTERM",
     "TimeoutStopSec=45",
     "Restart=on-failure",
@@ -298,29 +342,11 @@ export function renderAgentUnit(options: { agentPath: string }): string {
   ].join("\n");
 }
 
-async function sha256(text: string | Uint8Array): Promise<string> {
-  const data = typeof text === "string" ? new TextEncoder().encode(text) : text;
-  const digest = await crypto.subtle.digest("SHA-256", new Uint8Array(data));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0"))
-    .join("");
-}
-
 async function readTextOrUndefined(path: string): Promise<string | undefined> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-}
-
-/** Whether anything (a dangling symlink too) is at `path`. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
 }
@@ -428,8 +454,14 @@ export async function verifyPlugin(
     stderr: "piped",
   }).spawn();
   const w = out.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify({ cniVersion })));
-  await w.close();
+  try {
+    await w.write(new TextEncoder().encode(JSON.stringify({ cniVersion })));
+    await w.close();
+  } catch (err) {
+    // One that exits before it reads (its deno or a library missing) is
+    // judged by its exit code and output below, not by the broken pipe.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
   const res = await out.output();
   const stdout = new TextDecoder().decode(res.stdout).trim();
   if (!res.success) {
@@ -518,12 +550,16 @@ export async function verifyAgent(path: string): Promise<string> {
  * Every file is written atomically. An existing conflist that differs from
  * the one to write is replaced when it is the one the earlier install wrote
  * (the manifest records its hash); any other stops the install before
- * anything is written, unless `force`. An identical one is left alone. The manifest is written before verification, so
- * `--uninstall` can clean up after a failed verification.
+ * anything is written, unless `force`. An identical one is left alone.
+ * The conflist is written last, once the plugins and the agent passed
+ * verification: a runtime takes it as the node's network being ready. The
+ * manifest is written before any file, so `--uninstall` (or the next
+ * install) can clean up after a failed verification.
  *
  * @param options Dirs, conflist options and `force`.
  * @returns What was written and each plugin's VERSION answer.
- * @throws {Deno.errors.NotFound} When a build output is missing.
+ * @throws {Deno.errors.NotFound} When a build output is missing, or the
+ *   node under `hostRoot` lacks what the plugins need from it.
  * @throws {Deno.errors.AlreadyExists} When a different conflist exists that
  *   the earlier install did not write.
  * @throws {RangeError} For invalid conflist options.
@@ -543,6 +579,24 @@ export async function install(
   const binDir = options.binDir ?? "/opt/cni/bin";
   const confDir = options.confDir ?? "/etc/cni/net.d";
   const conflistText = renderConflist(options);
+  if (options.hostRoot !== undefined) {
+    let lacks;
+    try {
+      lacks = await checkHost(options.hostRoot);
+    } catch (err) {
+      throw new Error(
+        `Cannot check the node's libraries and programs under "${options.hostRoot}"`,
+        { cause: err },
+      );
+    }
+    if (lacks.length > 0) {
+      throw new Deno.errors.NotFound(
+        `Cannot install: ${
+          hostLackMessage(lacks)
+        } (--skip-host-check, or AZURE_VNET_SKIP_HOST_CHECK=true in the DaemonSet, installs without this check)`,
+      );
+    }
+  }
   const cniVersion = options.cniVersion ?? "1.0.0";
   const agentDir = options.agentDir ?? binDir;
   const artifacts = [];
@@ -587,10 +641,12 @@ export async function install(
     ) conflist = "replaced";
     else {
       throw new Deno.errors.AlreadyExists(
-        `Cannot write "${conflistPath}": a different conflist exists; use --force to replace it`,
+        `Cannot write "${conflistPath}": a different conflist exists; use --force to replace it (this installer did not write it: it is then kept as "${conflistPath}${BACKUP_SUFFIX}", and --uninstall puts it back)`,
       );
     }
   }
+  const conflistForeign = existing !== undefined &&
+    !await isOurConflist(existing, conflistPath, earlier);
   await Deno.mkdir(binDir, { recursive: true });
   await Deno.mkdir(agentDir, { recursive: true });
   await Deno.mkdir(confDir, { recursive: true });
@@ -611,11 +667,20 @@ export async function install(
   const superseded = earlierFiles.filter((f) =>
     !files.includes(f) && isChunk(f)
   );
-  const removing = unique([
+  const owned = unique([
     ...earlierFiles,
     ...earlier?.superseded ?? [],
     ...earlier?.removing ?? [],
-  ]).filter((f) => !files.includes(f) && !superseded.includes(f));
+  ]);
+  const removing = owned.filter((f) =>
+    !files.includes(f) && !superseded.includes(f)
+  );
+  // Foreign files where this install writes (the Go plugin's, another
+  // CNI's conflist under our name) are kept aside, for --uninstall.
+  const backups = await planBackups([...files, conflistPath], {
+    earlier: earlier?.backups ?? [],
+    owned: (p) => p === conflistPath ? !conflistForeign : owned.includes(p),
+  });
   // Crash consistency: before any file is replaced, the manifest names
   // every file of the earlier install and of this one, and both conflists,
   // so that whatever a failed or killed install leaves is ours to the next.
@@ -629,7 +694,12 @@ export async function install(
       ...earlier?.conflist === undefined ? [] : [earlier.conflist],
       ...earlier?.earlierConflists ?? [],
     ].filter((c) => c.path === conflistPath && c.sha256 !== ours.sha256),
+    backups: backups.records,
   });
+  for (const r of backups.pending) {
+    await makeBackup(r);
+    log.info("Kept {path} as {backup}", { ...r });
+  }
   for (const { src, dst } of written) {
     const mode = src.endsWith(".js") ? 0o644 : 0o755;
     await writeAtomic(dst, await Deno.readFile(src), mode);
@@ -642,29 +712,9 @@ export async function install(
     await writeAtomic(unit, new TextEncoder().encode(unitText), 0o644);
     log.info("Installed {unit}", { unit });
   }
-  if (conflist !== "unchanged") {
-    await writeAtomic(
-      conflistPath,
-      new TextEncoder().encode(conflistText),
-      0o644,
-    );
-  }
-  // This install's manifest, with what it still removes; then the removals,
-  // and the manifest without them once they are all done.
-  const manifest: InstallManifest = {
-    version: 1,
-    files,
-    conflist: ours,
-    superseded,
-  };
-  await writeManifest(manifestPath, { ...manifest, removing });
-  const removed: string[] = [];
-  for (const f of removing) {
-    await Deno.remove(f).then(() => removed.push(f), (err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-  }
-  if (removing.length > 0) await writeManifest(manifestPath, manifest);
+  // Verified before the conflist is written: a runtime takes a conflist as
+  // the node's network being ready, so a failed install must leave none
+  // (or the earlier one, which the manifest written above still names).
   const plugins = [];
   let agent: InstallReport["agent"] | undefined;
   for (const a of artifacts) {
@@ -677,6 +727,37 @@ export async function install(
     plugins.push({ name: a.name, kind: a.kind, supportedVersions: versions });
   }
   if (agent === undefined) throw new Error("Cannot verify the agent");
+  if (conflist !== "unchanged") {
+    await writeAtomic(
+      conflistPath,
+      new TextEncoder().encode(conflistText),
+      0o644,
+    );
+  }
+  // This install's manifest, with what it still removes; then the removals,
+  // and the manifest without them once they are all done.
+  // A removed path that held a foreign file gets it back.
+  const manifest: InstallManifest = {
+    version: 1,
+    files,
+    conflist: ours,
+    superseded,
+    backups: backups.records,
+  };
+  await writeManifest(manifestPath, { ...manifest, removing });
+  const removed: string[] = [];
+  const restored: string[] = [];
+  for (const f of removing) {
+    const how = await takeBack(f, backups.records);
+    if (how === "restored") restored.push(f);
+    if (how === "removed") removed.push(f);
+  }
+  if (removing.length > 0) {
+    await writeManifest(manifestPath, {
+      ...manifest,
+      backups: backups.records.filter((b) => !removing.includes(b.path)),
+    });
+  }
   const shadowedBy = await confFilesBefore(confDir, CONFLIST_NAME);
   for (const f of shadowedBy) {
     log.warn("{f} sorts before {conflist}: the runtime uses it instead", {
@@ -687,6 +768,8 @@ export async function install(
   return {
     files,
     removed,
+    backedUp: backups.pending.map((r) => r.path),
+    restored,
     superseded,
     conflist,
     shadowedBy,
@@ -768,6 +851,7 @@ async function readManifest(manifestPath: string): Promise<InstallManifest> {
       manifest.superseded,
       manifest.removing,
       manifest.earlierConflists,
+      manifest.backups,
     ];
     if (
       manifest.version !== 1 || !Array.isArray(manifest.files) ||
@@ -787,18 +871,28 @@ async function readManifest(manifestPath: string): Promise<InstallManifest> {
 export interface UninstallReport {
   /** Files removed. */
   removed: string[];
-  /** Files kept (a conflist changed since install). */
+  /** Foreign files given back (their backups renamed over ours). */
+  restored: string[];
+  /**
+   * Files kept: a conflist changed since install, and the backup of a
+   * foreign one kept with it.
+   */
   kept: string[];
 }
 
 /**
- * Removes exactly what {@link install} recorded in the bin dir's manifest.
+ * Removes exactly what {@link install} recorded in the bin dir's manifest,
+ * and gives back the foreign files it kept aside.
  *
- * The conflist is removed only when its content is still what was
- * installed. Files already gone are fine.
+ * A file the install wrote over a foreign one gets that one back (its
+ * backup renamed over it); any other is removed. The conflist is removed
+ * (or the foreign one it replaced given back) only when its content is
+ * still what was installed; otherwise it is kept, with the backup. Files
+ * already gone are fine, and an uninstall stopped part way can be run
+ * again.
  *
  * @param options `binDir` (where the manifest is).
- * @returns The removed and kept paths.
+ * @returns The removed, restored and kept paths.
  * @throws {Deno.errors.NotFound} When there is no manifest.
  * @throws {SyntaxError} When the manifest is corrupt.
  *
@@ -814,15 +908,15 @@ export async function uninstall(
   const binDir = options.binDir ?? "/opt/cni/bin";
   const manifestPath = `${binDir}/${MANIFEST_NAME}`;
   const manifest = await readManifest(manifestPath);
+  const backups = manifest.backups ?? [];
   const removed: string[] = [];
+  const restored: string[] = [];
   const kept: string[] = [];
-  async function remove(path: string): Promise<void> {
-    try {
-      await Deno.remove(path);
-      removed.push(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+  /** Gives back the foreign file of `path`, else removes ours. */
+  async function undo(path: string): Promise<void> {
+    const how = await takeBack(path, backups);
+    if (how === "restored") restored.push(path);
+    if (how === "removed") removed.push(path);
   }
   for (
     const f of unique([
@@ -831,14 +925,20 @@ export async function uninstall(
       ...manifest.removing ?? [],
     ])
   ) {
-    await remove(f);
+    await undo(f);
   }
-  const conf = await readTextOrUndefined(manifest.conflist.path);
-  if (conf !== undefined) {
-    if (await isOurConflist(conf, manifest.conflist.path, manifest)) {
-      await remove(manifest.conflist.path);
-    } else kept.push(manifest.conflist.path);
+  const confPath = manifest.conflist.path;
+  const conf = await readTextOrUndefined(confPath);
+  if (conf === undefined || await isOurConflist(conf, confPath, manifest)) {
+    await undo(confPath);
+  } else kept.push(confPath);
+  // Backups not given back: of a conflist changed since, or of a path this
+  // manifest no longer names (a conf dir changed between installs).
+  for (const r of backups) {
+    if (!restored.includes(r.path) && await fileIdentity(r.backup)) {
+      kept.push(r.backup);
+    }
   }
-  await remove(manifestPath);
-  return { removed, kept };
+  if (await removeIfThere(manifestPath)) removed.push(manifestPath);
+  return { removed, restored, kept };
 }

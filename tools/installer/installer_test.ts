@@ -59,7 +59,11 @@ Deno.test("renderAgentUnit() is deploy/azure-vnet-agent.service for /opt/cni/bin
       "Environment=AZURE_VNET_STATE_DIR=/var/run",
       "Environment=AZURE_VNET_LOG_DIR=/var/log",
       "Environment=CNI_PATH=/opt/cni/bin",
+      // SIGTERM to the agent only: its drain lets the requests' children
+      // (ebtables-restore, delegate IPAM) finish.
+      "KillMode=mixed",
       "KillSignal=SIGTERM",
+      "TimeoutStopSec=45",
       "WantedBy=multi-user.target",
     ]
   ) {
@@ -428,5 +432,293 @@ Deno.test("install() reports the conf files that sort before its conflist, which
       `${conf}/10-azure.conf`,
     ]);
     assert.equal(r.conflist, "unchanged");
+  });
+});
+
+Deno.test("install() writes the conflist only once the plugins passed verification", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const dist = `${tmp}/dist`;
+    const conflistPath = `${tmp}/net.d/10-azure.conflist`;
+    const base = {
+      distDir: dist,
+      binDir: `${tmp}/bin`,
+      confDir: `${tmp}/net.d`,
+    };
+    const good = await Deno.readTextFile(`${dist}/azure-vnet-ipam`);
+    /** The IPAM plugin of the next build fails its VERSION check. */
+    const breakIpam = () =>
+      Deno.writeTextFile(
+        `${dist}/azure-vnet-ipam`,
+        "#!/bin/sh\necho 'cannot load libnl' >&2\nexit 1\n",
+      );
+    await t.step("a first install leaves no conflist", async () => {
+      await breakIpam();
+      await assert.rejects(install({ ...base, master: "eth0" }), {
+        name: "Error",
+        message: /Cannot verify .*azure-vnet-ipam.*cannot load libnl/,
+      });
+      assert.deepEqual(names(`${tmp}/net.d`), []);
+      // What it wrote is recorded: uninstall removes it all.
+      await uninstall(base);
+      assert.deepEqual(names(`${tmp}/bin`), []);
+    });
+    await t.step("an upgrade leaves the earlier conflist", async () => {
+      await Deno.writeTextFile(`${dist}/azure-vnet-ipam`, good);
+      assert.equal(
+        (await install({ ...base, master: "eth0" })).conflist,
+        "written",
+      );
+      const earlier = await Deno.readTextFile(conflistPath);
+      await breakIpam();
+      await assert.rejects(install({ ...base, master: "eth1" }), {
+        name: "Error",
+        message: /Cannot verify/,
+      });
+      assert.equal(await Deno.readTextFile(conflistPath), earlier);
+      // The next install that passes writes its own, no force needed.
+      await Deno.writeTextFile(`${dist}/azure-vnet-ipam`, good);
+      const r = await install({ ...base, master: "eth2" });
+      assert.equal(r.conflist, "replaced");
+      assert.equal(
+        JSON.parse(await Deno.readTextFile(conflistPath)).plugins[0].master,
+        "eth2",
+      );
+    });
+  });
+});
+
+/** The install options of the temp dir of {@link withFakeDist}. */
+function dirs(tmp: string): InstallOptions {
+  return {
+    distDir: `${tmp}/dist`,
+    binDir: `${tmp}/bin`,
+    confDir: `${tmp}/net.d`,
+  };
+}
+
+/** The Go plugin's binary, as a foreign file in the bin dir. */
+const GO_PLUGIN = "#!/bin/sh\n# the Go azure-vnet v1.4\n";
+
+Deno.test("install() keeps foreign plugin files aside and uninstall() puts them back", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const bin = `${tmp}/bin`;
+    const base = dirs(tmp);
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(`${bin}/azure-vnet`, GO_PLUGIN, { mode: 0o755 });
+    // A symlink stays one (some packages link their plugins).
+    await Deno.symlink(
+      "/usr/lib/cni/azure-vnet-ipam",
+      `${bin}/azure-vnet-ipam`,
+    );
+    await Deno.writeTextFile(`${bin}/portmap`, "#!/bin/sh\n");
+    await t.step(
+      "the first install keeps them as *.pre-azure-vnet",
+      async () => {
+        const r = await install(base);
+        assert.deepEqual(r.backedUp.sort(), [
+          `${bin}/azure-vnet`,
+          `${bin}/azure-vnet-ipam`,
+        ]);
+        assert.equal(
+          await Deno.readTextFile(`${bin}/azure-vnet.pre-azure-vnet`),
+          GO_PLUGIN,
+        );
+        assert.equal(
+          await Deno.readLink(`${bin}/azure-vnet-ipam.pre-azure-vnet`),
+          "/usr/lib/cni/azure-vnet-ipam",
+        );
+        assert.match(await Deno.readTextFile(`${bin}/azure-vnet`), /9\.9\.9/);
+        assert.ok((await Deno.lstat(`${bin}/azure-vnet-ipam`)).isFile);
+      },
+    );
+    await t.step("a repeat install keeps the backups, not ours", async () => {
+      const r = await install(base);
+      assert.deepEqual(r.backedUp, []);
+      assert.equal(
+        await Deno.readTextFile(`${bin}/azure-vnet.pre-azure-vnet`),
+        GO_PLUGIN,
+      );
+    });
+    await t.step("uninstall gives them back and removes the rest", async () => {
+      const r = await uninstall(base);
+      assert.deepEqual(r.restored.sort(), [
+        `${bin}/azure-vnet`,
+        `${bin}/azure-vnet-ipam`,
+      ]);
+      assert.deepEqual(names(bin), [
+        "azure-vnet",
+        "azure-vnet-ipam",
+        "portmap",
+      ]);
+      assert.equal(await Deno.readTextFile(`${bin}/azure-vnet`), GO_PLUGIN);
+      assert.equal(
+        ((await Deno.stat(`${bin}/azure-vnet`)).mode ?? 0) & 0o777,
+        0o755,
+      );
+      assert.equal(
+        await Deno.readLink(`${bin}/azure-vnet-ipam`),
+        "/usr/lib/cni/azure-vnet-ipam",
+      );
+    });
+  });
+});
+
+Deno.test("install() replaces a foreign conflist (AKS's 10-azure.conflist) only with force, keeping it for uninstall()", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const conf = `${tmp}/net.d`;
+    const path = `${conf}/10-azure.conflist`;
+    const backup = `${path}.pre-azure-vnet`;
+    const base = dirs(tmp);
+    const aks = '{"cniVersion":"0.3.0","name":"azure","plugins":[]}\n';
+    await Deno.mkdir(conf);
+    await Deno.writeTextFile(path, aks);
+    await t.step("without force: refused, nothing written", async () => {
+      await assert.rejects(install(base), {
+        name: "AlreadyExists",
+        message: /use --force to replace it .*kept as ".*\.pre-azure-vnet"/,
+      });
+      assert.deepEqual(names(conf), ["10-azure.conflist"]);
+      assert.equal(await Deno.readTextFile(path), aks);
+    });
+    await t.step("with force: kept aside, then replaced", async () => {
+      const r = await install({ ...base, force: true });
+      assert.deepEqual(r.backedUp, [path]);
+      assert.equal(r.conflist, "replaced");
+      assert.equal(await Deno.readTextFile(backup), aks);
+      assert.equal(
+        JSON.parse(await Deno.readTextFile(path)).cniVersion,
+        "1.0.0",
+      );
+      // The runtime loads only .conf, .conflist and .json files.
+      assert.deepEqual(r.shadowedBy, []);
+      // Ours now: a later install needs no force, and keeps the backup.
+      const again = await install({ ...base, master: "eth1" });
+      assert.deepEqual(again.backedUp, []);
+      assert.equal(await Deno.readTextFile(backup), aks);
+    });
+    await t.step(
+      "rewritten by its owner since: that one is kept instead",
+      async () => {
+        const aks2 = aks.replace("0.3.0", "0.4.0");
+        await Deno.writeTextFile(path, aks2);
+        const r = await install({ ...base, force: true });
+        assert.deepEqual(r.backedUp, [path]);
+        assert.equal(await Deno.readTextFile(backup), aks2);
+      },
+    );
+    await t.step("uninstall gives it back", async () => {
+      const r = await uninstall(base);
+      assert.deepEqual(r.restored, [path]);
+      assert.deepEqual(r.kept, []);
+      assert.deepEqual(names(conf), ["10-azure.conflist"]);
+      assert.match(await Deno.readTextFile(path), /"0\.4\.0"/);
+    });
+    await t.step("changed since install: uninstall keeps both", async () => {
+      await install({ ...base, force: true });
+      const edited = '{"cniVersion":"1.0.0","name":"edited","plugins":[]}\n';
+      await Deno.writeTextFile(path, edited);
+      const r = await uninstall(base);
+      assert.deepEqual(r.kept, [path, backup]);
+      assert.equal(await Deno.readTextFile(path), edited);
+      assert.match(await Deno.readTextFile(backup), /"0\.4\.0"/);
+    });
+  });
+});
+
+Deno.test("install() never overwrites a backup path that no install recorded", async () => {
+  await withFakeDist(async (tmp) => {
+    const bin = `${tmp}/bin`;
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(`${bin}/azure-vnet`, GO_PLUGIN);
+    await Deno.writeTextFile(`${bin}/azure-vnet.pre-azure-vnet`, "older\n");
+    await assert.rejects(
+      install(dirs(tmp)),
+      { name: "AlreadyExists", message: /is there already.*move one of them/ },
+    );
+    assert.deepEqual(names(bin), ["azure-vnet", "azure-vnet.pre-azure-vnet"]);
+    assert.equal(await Deno.readTextFile(`${bin}/azure-vnet`), GO_PLUGIN);
+  });
+});
+
+Deno.test("install() gives a foreign file back when it no longer writes its path", async () => {
+  await withFakeDist(async (tmp) => {
+    const bin = `${tmp}/bin`;
+    const base = dirs(tmp);
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(`${bin}/azure-vnet-agent`, "theirs\n");
+    assert.deepEqual((await install(base)).backedUp, [
+      `${bin}/azure-vnet-agent`,
+    ]);
+    const r = await install({ ...base, agentDir: `${tmp}/libexec` });
+    assert.deepEqual(r.restored, [`${bin}/azure-vnet-agent`]);
+    assert.equal(
+      await Deno.readTextFile(`${bin}/azure-vnet-agent`),
+      "theirs\n",
+    );
+    assert.ok(!names(bin).includes("azure-vnet-agent.pre-azure-vnet"));
+    // Gone from the manifest: uninstall leaves it alone.
+    await uninstall(base);
+    assert.deepEqual(names(bin), ["azure-vnet-agent"]);
+  });
+});
+
+Deno.test("install() and uninstall() stopped part way leave foreign files recoverable", async (t) => {
+  await withFakeDist(async (tmp) => {
+    const bin = `${tmp}/bin`;
+    const base = dirs(tmp);
+    const manifestPath = `${bin}/${MANIFEST_NAME}`;
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(`${bin}/azure-vnet`, GO_PLUGIN);
+    await t.step(
+      "an install killed after its manifest, before its backup",
+      async () => {
+        // What such an install leaves: a manifest naming the backup to
+        // make, the foreign file still in place, no backup yet.
+        const first = await install(base);
+        const manifest = JSON.parse(await Deno.readTextFile(manifestPath));
+        assert.deepEqual(first.backedUp, [`${bin}/azure-vnet`]);
+        await Deno.remove(`${bin}/azure-vnet.pre-azure-vnet`);
+        await Deno.writeTextFile(`${bin}/azure-vnet`, GO_PLUGIN);
+        await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
+        const r = await install(base);
+        assert.deepEqual(r.backedUp, [`${bin}/azure-vnet`]);
+        assert.equal(
+          await Deno.readTextFile(`${bin}/azure-vnet.pre-azure-vnet`),
+          GO_PLUGIN,
+        );
+      },
+    );
+    await t.step(
+      "an uninstall killed after it gave the file back",
+      async () => {
+        // It renamed the backup over ours, then stopped: run again, it must
+        // not remove what it gave back.
+        await Deno.rename(
+          `${bin}/azure-vnet.pre-azure-vnet`,
+          `${bin}/azure-vnet`,
+        );
+        const r = await uninstall(base);
+        assert.ok(
+          !r.removed.includes(`${bin}/azure-vnet`),
+          r.removed.join(" "),
+        );
+        assert.deepEqual(names(bin), ["azure-vnet"]);
+        assert.equal(await Deno.readTextFile(`${bin}/azure-vnet`), GO_PLUGIN);
+      },
+    );
+  });
+});
+
+Deno.test("install() with hostRoot checks the node first and writes nothing when it lacks libnl or ebtables", async () => {
+  await withFakeDist(async (tmp) => {
+    const node = `${tmp}/node`;
+    await Deno.mkdir(`${node}/usr/lib`, { recursive: true });
+    await Deno.writeTextFile(`${node}/usr/lib/libnl-3.so.200`, "");
+    await assert.rejects(install({ ...dirs(tmp), hostRoot: node }), {
+      name: "NotFound",
+      message:
+        /^Cannot install: the node lacks libnl-route-3\.so\.200, .*ebtables-restore.*apt-get install libnl-route-3-200 .*--skip-host-check/,
+    });
+    assert.deepEqual(names(tmp), ["dist", "node"]);
   });
 });
