@@ -110,9 +110,12 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
           assert.ok(!/^AZURE_VNET_(STATE|LOG)_DIR$/.test(e.name), e.name);
         }
       }
-      // The agent's launcher grants the delegates of CNI_PATH at start.
+      // The agent's launcher grants the delegates of CNI_PATH at start; in
+      // a container it hands delegate IPAM calls back to the plugin (their
+      // state is the node's).
       assert.deepEqual(main[0]?.env, [
         { name: "CNI_PATH", value: "/opt/cni/bin" },
+        { name: "AZURE_VNET_AGENT_IN_CONTAINER", value: "true" },
       ]);
       // The install checks the node's own libnl, ebtables and glibc (it
       // reaches the node's root as /proc/1/root: hostPID, checked above).
@@ -131,10 +134,18 @@ Deno.test("DaemonSet manifest is block-style YAML with the image's pod: init ins
     "the agent: probes that ask it, a grace period for its drain, memory for a burst",
     () => {
       const c = main[0];
-      for (const probe of [c?.livenessProbe, c?.readinessProbe]) {
+      // Liveness: does it answer; readiness: also did its reconcile work
+      // and do its ebtables match the node's.
+      for (
+        const [probe, extra] of [
+          [c?.livenessProbe, []],
+          [c?.readinessProbe, ["--ready"]],
+        ] as const
+      ) {
         assert.deepEqual(at(probe, "exec.command"), [
           "/opt/cni/bin/azure-vnet-agent",
           "probe",
+          ...extra,
         ]);
         // The probe's own answer wait is 4 s (cni/agent/probe.ts).
         assert.ok(Number(at(probe, "timeoutSeconds")) >= 5);
