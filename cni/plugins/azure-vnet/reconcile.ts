@@ -35,7 +35,11 @@ import {
   readIpamState,
 } from "@vnet/ipam";
 import { Ebtables } from "./ebtables.ts";
-import { canonicalMac, type EbtablesRule } from "./ebtables_rules.ts";
+import {
+  canonicalMac,
+  type EbtablesRule,
+  parseSpoofRule,
+} from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import {
@@ -386,7 +390,9 @@ async function removeFound(
       spec.record({
         kind: "rule",
         target: ruleText(r),
-        reason: "a pod rule for an address of no endpoint record",
+        reason: parseSpoofRule(r.args) === undefined
+          ? "a pod rule for an address of no endpoint record"
+          : "an anti-spoofing rule of a host veth of no endpoint record",
         outcome: dry ? "would delete" : "deleted",
       }, errs);
     }
