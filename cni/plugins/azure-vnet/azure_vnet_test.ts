@@ -488,6 +488,7 @@ Deno.test("cmdAdd() is idempotent for the same container and ifname", async () =
   const a = await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
   assert.deepEqual(env.kernel.calls, [
     `addVeth ${a.interfaces?.[0]?.name}`,
+    "sysctl net.ipv6.conf.eth0.accept_ra=0",
   ]);
   const calls = [...env.kernel.calls];
   const b = await env.handlers.cmdAdd(makeArgs("ADD", "c1"));

@@ -124,6 +124,42 @@ export function podRules(master: string, ep: PodRulesSpec): EbtablesRule[] {
   return rules;
 }
 
+/**
+ * A per-link IPv6 sysctl key; the slash form keeps dots in a link name.
+ *
+ * @param link The link.
+ * @param leaf The key's last part, such as `accept_ra`.
+ * @returns `net.ipv6.conf.<link>.<leaf>`, or the slash form.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipv6LinkKey } from "./endpoint.ts";
+ * assert.equal(ipv6LinkKey("eth0", "accept_ra"), "net.ipv6.conf.eth0.accept_ra");
+ * assert.equal(ipv6LinkKey("eth0.5", "accept_ra"), "net/ipv6/conf/eth0.5/accept_ra");
+ * ```
+ */
+export function ipv6LinkKey(link: string, leaf: string): string {
+  return link.includes(".")
+    ? `net/ipv6/conf/${link}/${leaf}`
+    : `net.ipv6.conf.${link}.${leaf}`;
+}
+
+/**
+ * Makes a bridge-mode pod interface ignore IPv6 router advertisements
+ * (`accept_ra` 0, before it is up): bridge mode is IPv4 only, and an RA
+ * from the fabric, or from another pod on the bridge, would otherwise give
+ * the pod a global IPv6 address and a default route. A kernel or netns
+ * without IPv6 has no such key: nothing to do.
+ */
+function ignoreRouterAdvertisements(pod: KernelNs, ifName: string): void {
+  try {
+    pod.setSysctl(ipv6LinkKey(ifName, "accept_ra"), "0");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
 function isDefaultDst(dst: string): boolean {
   return dst === "0.0.0.0/0" || dst === "::/0";
 }
@@ -362,6 +398,7 @@ export async function createBridgeEndpoint(
       podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
       routes = withoutTakenDefaults(pod, { ...spec, routes });
       pod.setUp("lo");
+      ignoreRouterAdvertisements(pod, spec.ifName);
       for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
       pod.setUp(spec.ifName);
       for (const r of routes) {

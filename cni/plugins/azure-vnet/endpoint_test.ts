@@ -18,7 +18,7 @@ async function record(dir: string): Promise<EndpointRecord | undefined> {
 
 Deno.test("cmdAdd() in bridge mode gives the host veth its anti-spoofing rules; CHECK and DEL follow the record", async (t) => {
   await using env = await setupPlugin();
-  const { handlers, rules } = env;
+  const { handlers, rules, pod } = env;
   const r = await handlers.cmdAdd(pluginArgs("ADD", "c1"));
   const veth = r.interfaces?.[0]?.name ?? "";
   const podMac = r.interfaces?.[1]?.mac ?? "";
@@ -38,6 +38,9 @@ Deno.test("cmdAdd() in bridge mode gives the host veth its anti-spoofing rules; 
       assert.ok((await record(env.dir))?.spoofCheck);
     },
   );
+  await t.step("ADD: the pod interface ignores router advertisements", () => {
+    assert.equal(pod.sysctl("net.ipv6.conf.eth0.accept_ra"), "0");
+  });
   await t.step("CHECK passes, and names a missing rule", async () => {
     const check = handlers.cmdCheck;
     assert.ok(check !== undefined);
