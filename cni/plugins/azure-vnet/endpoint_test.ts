@@ -41,6 +41,12 @@ Deno.test("cmdAdd() in bridge mode gives the host veth its anti-spoofing rules; 
   await t.step("ADD: the pod interface ignores router advertisements", () => {
     assert.equal(pod.sysctl("net.ipv6.conf.eth0.accept_ra"), "0");
   });
+  await t.step("ADD: hairpin on the host veth, never on the master", () => {
+    const links = env.kernel.hostNs.linksByName;
+    assert.ok(links.get(veth)?.hairpin);
+    assert.equal(links.get("eth0")?.master, "azure0");
+    assert.equal(links.get("eth0")?.hairpin, undefined);
+  });
   await t.step("CHECK passes, and names a missing rule", async () => {
     const check = handlers.cmdCheck;
     assert.ok(check !== undefined);

@@ -15,6 +15,8 @@
  * - An IPAM reservation with no endpoint record is released, unless its
  *   address is still visible in the kernel after that (a neighbour on a
  *   recorded bridge).
+ * - A bridge network's master loses the hairpin flag that earlier versions
+ *   and the Go azure-vnet set (it sends the fabric's broadcasts back).
  *
  * Nothing a recorded endpoint uses is an orphan: its veth, its addresses'
  * neighbours and rules, and its reservation are kept. In a netns without a
@@ -217,6 +219,7 @@ export async function reconcileState(
   using host = kernel.host();
   const first = await snapshot(stateDir);
   refuseElsewhere(host, { stateDir, state: first.state });
+  if (!dry) clearMasterHairpin(host, first.state);
 
   // 1. Stale endpoints: removed as DEL removes them. The host veth is the
   //    kernel's answer: the pair dies with the pod's netns, which may
@@ -320,6 +323,31 @@ export async function reconcileState(
     done(a);
   }
   return { actions, failed };
+}
+
+/**
+ * Turns hairpin off on each bridge network's master that its bridge holds:
+ * earlier versions, and the Go azure-vnet, set it, and it sends the
+ * fabric's broadcasts back to the fabric. The flag is not read (the port
+ * has no reader of it), so it is cleared whatever it was, which changes
+ * nothing when it is off; hence no action is reported. A failure is
+ * logged: it leaves the node as it was.
+ */
+function clearMasterHairpin(host: KernelNs, state: AzureVnetState): void {
+  for (const net of Object.values(state.networks)) {
+    if (net.mode !== "bridge") continue;
+    const bridge = host.link(net.bridge);
+    const master = host.link(net.master);
+    if (bridge === undefined || master?.masterIndex !== bridge.index) continue;
+    try {
+      host.setHairpin(net.master, { on: false });
+    } catch (err) {
+      log.warn("Cannot turn hairpin off on master {master}: {err}", {
+        master: net.master,
+        err: flattenCause(err),
+      });
+    }
+  }
 }
 
 /**

@@ -33,6 +33,8 @@ async function fixture(dir: string) {
   host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
   host.addLink("eth0", { mac: NET.masterMac });
   host.setMaster("eth0", "azure0");
+  // As earlier versions and the Go azure-vnet left it.
+  host.setHairpin("eth0", { on: true });
   for (const v of ["azvlive", "azvleft"]) {
     host.addLink(v, { kind: "veth" });
     host.setMaster(v, "azure0");
@@ -89,6 +91,7 @@ Deno.test("reconcileState() removes stale records and leftovers, never what a li
     });
     assert.ok(!report.failed, JSON.stringify(report));
     assert.deepEqual(slept, [10], "orphans are confirmed after the grace");
+    assert.ok(host.linksByName.get("eth0")?.hairpin === false);
     assert.deepEqual(
       report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
       [
@@ -287,6 +290,7 @@ Deno.test("reconcileState() with dryRun changes nothing", async () => {
     assert.equal(await Deno.readTextFile(`${dir}/azure-vnet.json`), before);
     assert.ok(host.link("azvleft") !== undefined);
     assert.equal(fake.rules.length, rules);
+    assert.ok(host.linksByName.get("eth0")?.hairpin);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
