@@ -66,6 +66,7 @@ interface StateEndpoint {
   ifName: string;
   hostVeth: string;
   addresses: string[];
+  spoofCheck?: boolean;
 }
 
 async function readJson(path: string): Promise<Record<string, unknown>> {
@@ -80,9 +81,9 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
 /**
  * Asserts that both state files parse and match the kernel of `n`: host
  * veths, IPAM reservations and, per mode, the bridge's permanent
- * neighbours and the ebtables rules per pod IP (bridge) or the node's
- * routes to its pods and no ebtables rule (transparent) are exactly the
- * state's endpoints.
+ * neighbours, the ebtables rules per pod IP and the anti-spoofing rules
+ * per host veth (bridge) or the node's routes to its pods and no ebtables
+ * rule (transparent) are exactly the state's endpoints.
  *
  * @returns The endpoints' addresses (bare IPs) by `containerId/ifName`.
  */
@@ -138,6 +139,23 @@ export async function assertStateMatchesKernel(
     [...new Set(ruleIps)].sort(),
     ips,
     "no ebtables rule for an IP outside state",
+  );
+  // Anti-spoofing rules: five per endpoint that recorded them (one IPv4
+  // address), none for any other veth.
+  const spoofVeths = [...eb.matchAll(/ -i (azv[0-9a-f]+) /g)].map((m) =>
+    m[1] ?? ""
+  );
+  for (const e of eps) {
+    assert.equal(
+      spoofVeths.filter((v) => v === e.hostVeth).length,
+      e.spoofCheck === true ? 5 : 0,
+      `anti-spoofing rules of ${e.hostVeth}`,
+    );
+  }
+  assert.deepEqual(
+    [...new Set(spoofVeths)].filter((v) => !eps.some((e) => e.hostVeth === v)),
+    [],
+    "no anti-spoofing rule for a veth outside state",
   );
   assertIpamHolds(await readJson(n.ipamPath), { byKey, ips });
   return byKey;

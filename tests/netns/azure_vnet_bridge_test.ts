@@ -93,7 +93,7 @@ Deno.test("azure-vnet bridge mode: ADD, connectivity, CHECK, repeated ADD, DEL, 
         "dev",
         "eth0",
       ]);
-      assert.match(hairpin, /hairpin on/);
+      assert.match(hairpin, /hairpin off/);
     },
   );
 

@@ -224,7 +224,8 @@ export interface NodeNic {
  * between two ipconfigs of one NIC), learning off (the fabric knows MACs)
  * and no flooding of unknown unicast, multicast or broadcast: Azure never
  * floods, and with hairpin on a flooded frame would come back to a node
- * whose bridge (hairpin on its master too) sends it out again, forever.
+ * whose bridge (hairpin on its master too, as earlier versions of the
+ * plugin set it) sends it out again, forever.
  *
  * @param names The sandbox names.
  * @param index The node index.

@@ -48,6 +48,7 @@ import {
   type LinkState,
   netlinkKernel,
   networkFromKernel,
+  parseSpoofRule,
   parseState,
   STATE_FILE_NAME,
   statePath,
@@ -405,6 +406,8 @@ function recoveredEndpoint(spec: {
   addresses: string[];
   ips: IpConfig[];
   routes: Route[];
+  /** The veth has anti-spoofing rules (bridge mode). */
+  spoofCheck?: boolean;
 }): EndpointRecord {
   const { veth: v, ifName, netns, podMac } = spec;
   return {
@@ -427,6 +430,7 @@ function recoveredEndpoint(spec: {
       ips: spec.ips.map((ip) => ({ ...ip, interface: 1 })),
       routes: spec.routes,
     },
+    ...(spec.spoofCheck === true ? { spoofCheck: true } : {}),
   };
 }
 
@@ -570,7 +574,13 @@ async function stateFromKernel(
   // Pod IP -> MAC: the per-pod DNAT rules, then the bridge neighbours of
   // addresses the IPAM file holds.
   const macOf = new Map<string, string>();
-  for (const r of parsePodDnatRules(await ebtables.list("PREROUTING"))) {
+  const prerouting = await ebtables.list("PREROUTING");
+  // Veths with anti-spoofing rules: their records say so, so that DEL
+  // removes the rules and CHECK expects them.
+  const spoofVeths = new Set(
+    prerouting.map((l) => parseSpoofRule(l.split(/\s+/))?.hostVeth),
+  );
+  for (const r of parsePodDnatRules(prerouting)) {
     if (r.master === net.master && ipInSubnet(r.ip, subnet)) {
       macOf.set(r.ip, r.mac);
     }
@@ -661,6 +671,7 @@ async function stateFromKernel(
       addresses,
       ips: addresses.map((address) => ({ address, gateway })),
       routes: [{ dst: "0.0.0.0/0", gw: gateway }],
+      spoofCheck: spoofVeths.has(v.name),
     });
   }
   for (const [ip, mac] of macOf) {

@@ -23,6 +23,8 @@ interface FakeLink {
   master: string | undefined;
   kind: string | undefined;
   peer?: { ns: FakeNs; name: string };
+  /** The bridge-port hairpin flag, once set. */
+  hairpin?: boolean;
 }
 
 let nextIndex = 100;
@@ -185,8 +187,8 @@ export class FakeNs implements KernelNs {
     this.#get(name).master = master;
   }
 
-  setHairpin(name: string, _options: { on: boolean }): void {
-    this.#get(name);
+  setHairpin(name: string, options: { on: boolean }): void {
+    this.#get(name).hairpin = options.on;
   }
 
   addrAdd(link: string, cidr: string, options?: { nodad?: boolean }): void {

@@ -32,13 +32,30 @@ function gcArgs(valid: string[]): CmdArgs {
   return pluginGcArgs(valid);
 }
 
-/** ADDs each container in a netns of its own, `/run/netns/gc<i>`. */
-async function addPods(env: PluginHarness, ids: string[]): Promise<void> {
+/**
+ * ADDs each container in a netns of its own, `/run/netns/gc<i>`.
+ *
+ * @returns Their host veths, in order.
+ */
+async function addPods(env: PluginHarness, ids: string[]): Promise<string[]> {
+  const veths: string[] = [];
   for (const [i, c] of ids.entries()) {
     const ns = `/run/netns/gc${i}`;
     env.kernel.addNetns(ns);
-    await env.handlers.cmdAdd(makeArgs("ADD", c, ns));
+    const r = await env.handlers.cmdAdd(makeArgs("ADD", c, ns));
+    veths.push(r.interfaces?.[0]?.name ?? "");
   }
+  return veths;
+}
+
+/** The pod rules (ARP reply, IPv4 DNAT) for an address. */
+function podRulesFor(rules: FakeEbtables, ip: string): string[] {
+  return rules.matching(new RegExp(`-dst ${ip.replaceAll(".", "\\.")}\\b`));
+}
+
+/** The anti-spoofing rules of a host veth. */
+function spoofRulesOf(rules: FakeEbtables, veth: string): string[] {
+  return rules.matching(new RegExp(`-i ${veth} `));
 }
 
 Deno.test("cmdDel() keeps the endpoint when the IPAM release fails, and a retry releases it", async () => {
@@ -200,7 +217,10 @@ Deno.test("cmdDel() retried after its release leaves the neighbour of the addres
   const c2Mac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
   assert.ok(c2Mac !== undefined && c2Mac !== c1Mac);
   const c2Rules = env.rules.matching(/10\.0\.0\.5\b/);
-  assert.equal(c2Rules.length, 2);
+  // Its ARP reply and DNAT, and the two anti-spoofing rules of its veth
+  // that name the address.
+  assert.equal(podRulesFor(env.rules, "10.0.0.5").length, 2);
+  assert.equal(c2Rules.length, 4);
   await handlers.cmdDel(makeArgs("DEL", "c1", ""));
   assert.deepEqual(await env.endpoints(), ["c2/eth0"]);
   assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), c2Mac);
@@ -239,13 +259,16 @@ Deno.test("cmdDel() without a record leaves the address's new owner whose ADD ha
   const exclusive = true;
   await lock.lock(exclusive);
   const add5 = handlers.cmdAdd(makeArgs("ADD", "c5", "/run/netns/c5"));
-  for (let i = 0; i < 500 && rules.matching(/10\.0\.0\.5\b/).length < 2; i++) {
+  for (let i = 0; i < 500 && podRulesFor(rules, "10.0.0.5").length < 2; i++) {
     await new Promise((r) => setTimeout(r, 5));
   }
   const newMac = kernel.hostNs.neighMac("azure0", "10.0.0.5");
   assert.ok(newMac !== undefined && newMac !== oldMac);
-  const rules5 = rules.matching(/10\.0\.0\.5\b/);
-  assert.equal(rules5.length, 2);
+  // c5's ARP reply and DNAT, and its veth's anti-spoofing rules (c3's went
+  // with its DEL).
+  const rules5 = rules.matching(/10\.0\.0\.5\b|-i azv/);
+  assert.equal(podRulesFor(rules, "10.0.0.5").length, 2);
+  assert.equal(rules5.length, 7);
   assert.deepEqual(await env.endpoints(), []);
   const dels: Promise<void>[] = [];
   const cases: { name: string; args: CmdArgs; exec?: boolean }[] = [
@@ -271,7 +294,7 @@ Deno.test("cmdDel() without a record leaves the address's new owner whose ADD ha
       dels.push(del);
       await settledOrLate(del, 500);
       assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
-      assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+      assert.deepEqual(rules.matching(/10\.0\.0\.5\b|-i azv/), rules5);
       assert.equal(ipam.held.get("c5/eth0"), "10.0.0.5");
     });
   }
@@ -282,7 +305,7 @@ Deno.test("cmdDel() without a record leaves the address's new owner whose ADD ha
   const r5 = await add5;
   assert.deepEqual(await env.endpoints(), ["c5/eth0"]);
   assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
-  assert.deepEqual(rules.matching(/10\.0\.0\.5\b/), rules5);
+  assert.deepEqual(rules.matching(/10\.0\.0\.5\b|-i azv/), rules5);
   await handlers.cmdCheck?.(
     pluginArgs("CHECK", "c5", {
       netns: "/run/netns/c5",
@@ -463,10 +486,15 @@ Deno.test("cmdAdd() fails with 105 before IPAM when the ifname exists in the pod
 Deno.test("cmdAdd() is idempotent for the same container and ifname", async () => {
   await using env = await setup();
   const a = await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
+  assert.deepEqual(env.kernel.calls, [
+    `addVeth ${a.interfaces?.[0]?.name}`,
+    "sysctl net.ipv6.conf.eth0.accept_ra=0",
+  ]);
+  const calls = [...env.kernel.calls];
   const b = await env.handlers.cmdAdd(makeArgs("ADD", "c1"));
   assert.deepEqual(b, a);
   assert.deepEqual(env.ipam.calls, ["ADD c1"]);
-  assert.equal(env.kernel.calls.length, 1);
+  assert.deepEqual(env.kernel.calls, calls);
 });
 
 Deno.test("cmdAdd() repeated after a DEL killed halfway attaches the pod again, whole", async (t) => {
@@ -474,9 +502,11 @@ Deno.test("cmdAdd() repeated after a DEL killed halfway attaches the pod again, 
     await using env = await setup();
     const { handlers, kernel, rules } = env;
     const a = await handlers.cmdAdd(makeArgs("ADD", "c1"));
+    const veth = a.interfaces?.[0]?.name ?? "";
     // What a DEL killed after its first steps leaves: the pod end is there.
+    // (The pod's rules go in one transaction, its veth's included.)
     kernel.hostNs.neighDel("azure0", "10.0.0.5");
-    for (const r of rules.matching(/10\.0\.0\.5/)) {
+    for (const r of rules.matching(new RegExp(`10\\.0\\.0\\.5|-i ${veth} `))) {
       await rules.run(["-t", "nat", "-D", "PREROUTING", ...r.split(" ")]);
     }
     const b = await handlers.cmdAdd(makeArgs("ADD", "c1"));
@@ -485,7 +515,11 @@ Deno.test("cmdAdd() repeated after a DEL killed halfway attaches the pod again, 
       kernel.hostNs.neighs("azure0").some((n) => n.ip === "10.0.0.5"),
       "the neighbour is back",
     );
-    assert.equal(rules.matching(/10\.0\.0\.5/).length, 2);
+    assert.equal(podRulesFor(rules, "10.0.0.5").length, 2);
+    const mac = b.interfaces?.[1]?.mac ?? "";
+    const spoof = spoofRulesOf(rules, veth);
+    assert.equal(spoof.length, 5, spoof.join("\n"));
+    assert.equal(spoof.filter((r) => r.includes(mac)).length, 2);
     await handlers.cmdCheck?.(makeArgs("CHECK", "c1"));
   });
   await t.step(
@@ -576,10 +610,21 @@ Deno.test("cmdAdd() recovers from an ADD killed before its record", async (t) =>
     "the stale rules for the address are gone, ours in place",
     () => {
       const newMac = pod.link("eth0")?.mac ?? "";
-      const forIp = rules.matching(/10\.0\.0\.5\b/);
+      const forIp = podRulesFor(rules, "10.0.0.5");
       assert.equal(forIp.length, 2, forIp.join("\n"));
       assert.ok(forIp.every((x) => x.includes(newMac)), forIp.join("\n"));
       assert.equal(kernel.hostNs.neighMac("azure0", "10.0.0.5"), newMac);
+      // The veth has the same name: its anti-spoofing rules name the new
+      // MAC, and none the old one (they would drop the new pod's frames).
+      const spoof = spoofRulesOf(rules, veth);
+      assert.equal(spoof.length, 5, spoof.join("\n"));
+      assert.equal(
+        spoof.filter((x) => x.includes(newMac)).length,
+        2,
+        spoof.join("\n"),
+      );
+      assert.ok(oldMac !== undefined);
+      assert.ok(!spoof.some((x) => x.includes(oldMac)), spoof.join("\n"));
     },
   );
   await t.step("the endpoint is recorded once, the IP kept", async () => {
@@ -600,12 +645,20 @@ Deno.test("cmdAdd() replaces rules a lost DEL left for a reused address", async 
   kernel.hostNs.delLink(veth ?? "");
   await forget(env.dir, "c1/eth0");
   env.ipam.held.delete("c1/eth0");
-  assert.equal(rules.matching(/10\.0\.0\.5\b/).length, 2);
-  await handlers.cmdAdd(makeArgs("ADD", "c2"));
+  assert.equal(podRulesFor(rules, "10.0.0.5").length, 2);
+  const c2 = await handlers.cmdAdd(makeArgs("ADD", "c2"));
   const mac = pod.link("eth0")?.mac ?? "";
-  const forIp = rules.matching(/10\.0\.0\.5\b/);
+  const forIp = podRulesFor(rules, "10.0.0.5");
   assert.equal(forIp.length, 2, forIp.join("\n"));
   assert.ok(forIp.every((x) => x.includes(mac)), forIp.join("\n"));
+  assert.equal(spoofRulesOf(rules, c2.interfaces?.[0]?.name ?? "").length, 5);
+  // The anti-spoofing rules of c1's veth match no frame any more (it is
+  // gone); GC takes them, and keeps c2's.
+  assert.equal(spoofRulesOf(rules, veth ?? "").length, 5);
+  await handlers.cmdGc?.(gcArgs(["c2"]));
+  assert.deepEqual(spoofRulesOf(rules, veth ?? ""), []);
+  assert.equal(spoofRulesOf(rules, c2.interfaces?.[0]?.name ?? "").length, 5);
+  assert.equal(podRulesFor(rules, "10.0.0.5").length, 2);
 });
 
 Deno.test("cmdAdd() still fails with 105 for a foreign ifname and keeps other veths", async () => {
@@ -643,9 +696,9 @@ Deno.test("cmdDel() without a record deletes the derived veth and releases the I
 Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", async (t) => {
   await using env = await setup();
   const { handlers, kernel, rules } = env;
-  await addPods(env, ["c1", "c2", "c3", "c4"]);
+  const veths = await addPods(env, ["c1", "c2", "c3", "c4"]);
   const hostRulesBefore = rules.rules.filter((r) =>
-    !/10\.0\.0\.([5-9])\b/.test(r.args)
+    !/10\.0\.0\.([5-9])\b|-i azv/.test(r.args)
   );
   // c3: ADD killed before its record; c4: recorded but not valid any more.
   await forget(env.dir, "c3/eth0");
@@ -689,11 +742,13 @@ Deno.test("cmdGc() removes stale records and the leftovers of killed ADDs", asyn
   });
   await t.step("rules: host rules, valid pods, foreign rules", () => {
     for (const ip of ["10.0.0.5", "10.0.0.6"]) {
-      assert.equal(rules.matching(new RegExp(`${ip}\\b`)).length, 2, ip);
+      assert.equal(podRulesFor(rules, ip).length, 2, ip);
     }
     for (const ip of ["10.0.0.7", "10.0.0.8"]) {
       assert.equal(rules.matching(new RegExp(`${ip}\\b`)).length, 0, ip);
     }
+    const spoof = veths.map((v) => spoofRulesOf(rules, v).length);
+    assert.deepEqual(spoof, [5, 5, 0, 0]);
     for (const r of hostRulesBefore) {
       assert.ok(rules.rules.some((x) => x.args === r.args), r.args);
     }
@@ -758,8 +813,9 @@ Deno.test("cmdAdd() and STATUS put back host rules removed while the bridge stay
   await using env = await setup();
   const { handlers, kernel, rules } = env;
   await addPods(env, ["c1"]);
+  // Not the pods' rules, nor the anti-spoofing rules of their veths.
   const isHost = (r: { args: string }) =>
-    !/10\.0\.0\.\d+\b/.test(r.args) ||
+    !/10\.0\.0\.\d+\b|-i azv/.test(r.args) ||
     /--arp-ip-dst 10\.0\.0\.4\b/.test(r.args);
   const hostRules = rules.rules.filter(isHost);
   assert.equal(hostRules.length, 3, JSON.stringify(rules.rules));

@@ -316,6 +316,7 @@ export async function cmdAdd(
     mtu: cfg.mtu ?? host.link(net.master)?.mtu ?? net.masterMtu,
     ipam: ipamResult,
     ...(listing === undefined ? {} : { listing }),
+    spoofCheck: cfg.spoofCheck,
   });
   deferUndo(stack, {
     what: "endpoint removal",

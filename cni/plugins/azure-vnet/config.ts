@@ -59,6 +59,11 @@ export interface AzureVnetConfig {
    * `ipamExec`, default false).
    */
   readonly ipamExec: boolean;
+  /**
+   * Bridge mode: drop what a pod sends with a MAC or address not its own
+   * (ARP and IPv4), per host veth (top-level `spoofCheck`, default true).
+   */
+  readonly spoofCheck: boolean;
 }
 
 /** No whitespace, `/`, `:`, `%` (a kernel name template) or control characters. */
@@ -98,6 +103,7 @@ const configSchema = z.looseObject({
     ),
   }),
   ipamExec: z.optional(z.boolean()),
+  spoofCheck: z.optional(z.boolean()),
 });
 
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
@@ -132,7 +138,7 @@ function ipamProblems(conf: NetConf): {
  * `"transparent"`; any other mode fails. `bridge` defaults to `azure0` (and
  * is unused in transparent mode). Interface names are checked to be at most 15 bytes.
  * `logLevel` is `debug`, `info`, `warning` or `error` (case-insensitive, `warn` is
- * accepted for `warning`).
+ * accepted for `warning`). `ipamExec` and `spoofCheck` are booleans.
  *
  * When `ipam.type` is `azure-vnet-ipam` (our own IPAM, in process or not),
  * the `ipam` section is validated here too, with `parseIpamConfig()` from
@@ -217,6 +223,7 @@ export function parseConfig(conf: NetConf): AzureVnetConfig {
     ipam: c.ipam as IpamSection,
     ipamConfig: ipam?.config,
     ipamExec: c.ipamExec ?? false,
+    spoofCheck: c.spoofCheck ?? true,
   };
 }
 

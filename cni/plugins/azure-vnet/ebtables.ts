@@ -287,6 +287,10 @@ export interface ReplaceOptions {
    * True for a listed rule (chain and arguments as listed) that is stale:
    * it is deleted as listed, so that a rule in another form than ours (a
    * foreign target or option) goes too instead of failing the transaction.
+   * A stale rule that is also one of the rules to have is appended again,
+   * after the others already there: rules whose order matters (a host
+   * veth's anti-spoofing rules, which end with `ACCEPT`s and `DROP`s) keep
+   * it when an earlier set of them is replaced.
    */
   readonly obsolete: (listed: EbtablesRule) => boolean;
   /** A listing taken earlier ({@link Ebtables.prefetch}). */
@@ -691,8 +695,9 @@ export class Ebtables {
   /**
    * Like {@link Ebtables.ensureAll}, and in the same single listing and
    * transaction also deletes the listed rules `obsolete` calls stale, as
-   * listed, unless such a rule is one of `rules`. Used to replace stale
-   * rules for the same addresses.
+   * listed; one of them that is one of `rules` is appended again, after
+   * the deletions. Used to replace stale rules for the same addresses, and
+   * those of a host veth.
    *
    * @param rules The rules to have (duplicates among them count once).
    * @param options `obsolete`: whether a listed rule (chain and arguments
@@ -719,11 +724,8 @@ export class Ebtables {
     { fresh }: { fresh: boolean },
   ): Promise<{ added: EbtablesRule[]; removed: EbtablesRule[] }> {
     const distinct = dedupe(rules);
-    const wanted = new Set(distinct.map(listingKey));
     function pick(listed: readonly EbtablesRule[]): EbtablesRule[] {
-      return dedupe(
-        listed.filter((l) => options.obsolete(l) && !wanted.has(listingKey(l))),
-      );
+      return dedupe(listed.filter((l) => options.obsolete(l)));
     }
     const restore = this.#restore;
     if (restore === undefined) {
@@ -740,7 +742,11 @@ export class Ebtables {
     const { keys, rules: listed } = early ??
       await this.#listTable({ fresh });
     const stale = pick(listed);
-    const absent = distinct.filter((r) => !keys.has(listingKey(r)));
+    // A stale rule that is wanted goes and comes back at the end.
+    const renewed = new Set(stale.map(listingKey));
+    const absent = distinct.filter((r) =>
+      !keys.has(listingKey(r)) || renewed.has(listingKey(r))
+    );
     if (stale.length === 0 && absent.length === 0) {
       return { added: [], removed: [] };
     }

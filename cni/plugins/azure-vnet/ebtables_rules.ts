@@ -4,7 +4,7 @@
  * MAC SNAT, ARP-reply redirect, the ARP reply for the node's primary IP) and
  * the per-pod rules (ARP reply, IPv4 DNAT) that ADD installs for each pod
  * address and GC, DEL and `state repair` read back from `ebtables -t nat
- * -L` lines.
+ * -L` lines, and the anti-spoofing rules of each pod's host veth.
  *
  * A listed rule is compared with ours by {@link ruleKey}: option groups in
  * any order, values case-folded, MACs with two digits per octet, the default
@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { kernelMac } from "@vnet/address";
+import { kernelMac, looksLikeIpv6, stripPrefix } from "@vnet/address";
+import { HOST_VETH_PREFIX } from "./names.ts";
 
 /** The `nat` table chains we use. */
 export type EbtablesChain = "PREROUTING" | "POSTROUTING";
@@ -71,8 +72,9 @@ const MAC_LIKE = /^(?:[0-9a-f]{1,2}(?:[:-][0-9a-f]{1,2}){5}|[0-9a-f]{12})$/i;
  * The comparison key of a rule's match and target arguments: option groups
  * (a flag, its optional `!`, and its values) sorted, values case-folded
  * (MACs with two digits per octet, see {@link canonicalMac}), the default
- * `--arpreply-target DROP` left out. Equal keys mean the same rule
- * as `ebtables -L` prints it.
+ * `--arpreply-target DROP` left out. A `!` between a flag and its value
+ * (`-s ! MAC`, as `-L` lists a negated match) negates the flag as a `!`
+ * before it does. Equal keys mean the same rule as `ebtables -L` prints it.
  *
  * @param args The arguments after the chain name (ours or a listed line's,
  * split on blanks).
@@ -89,12 +91,21 @@ const MAC_LIKE = /^(?:[0-9a-f]{1,2}(?:[:-][0-9a-f]{1,2}){5}|[0-9a-f]{12})$/i;
  * ```
  */
 export function ruleKey(args: readonly string[]): string {
+  const tokens = args.filter((t) => t !== "");
   const groups: string[][] = [];
   let negate = false;
-  for (const tok of args) {
-    if (tok === "") continue;
+  for (const [i, tok] of tokens.entries()) {
     if (tok === "!") {
-      negate = true;
+      const last = groups[groups.length - 1];
+      const next = tokens[i + 1];
+      if (
+        last?.length === 1 && next !== undefined && !next.startsWith("-")
+      ) {
+        // `-s ! MAC`, as `-L` lists a negated match: the same as `! -s MAC`.
+        last.unshift("!");
+      } else {
+        negate = true;
+      }
       continue;
     }
     if (tok.startsWith("-") || groups.length === 0) {
@@ -408,6 +419,145 @@ export function podRuleOf(rule: ListedPodRule): EbtablesRule {
   return rule.kind === "dnat"
     ? podDnatRule(rule.master, rule)
     : arpReplyRule(rule);
+}
+
+// Anti-spoofing rules: per host veth, built for ADD, read back from listings.
+
+/**
+ * The anti-spoofing rules of a pod's host veth (`spoofCheck`, README): in
+ * PREROUTING, which sees every frame that enters the bridge from the pod,
+ * whether the bridge forwards it or delivers it to the node, and before
+ * the bridge learns its source MAC, frames from the pod (`-i <veth>`) are
+ * dropped when
+ *
+ * - their source MAC is not the pod's;
+ * - they are ARP whose sender MAC is not the pod's, or whose sender IP is
+ *   none of the pod's addresses; an ARP probe (a request from 0.0.0.0,
+ *   RFC 5227) is let through;
+ * - they are IPv4 whose source is none of the pod's addresses.
+ *
+ * With one IPv4 address (what bridge mode's IPAM gives) each check is one
+ * negated rule, and frames that pass go on through PREROUTING (the ARP
+ * replies for the pods' addresses). A negation cannot name two addresses,
+ * so the ARP probe is let through with `ACCEPT`, as are the addresses of a
+ * pod with several: `ACCEPT` ends the `nat` PREROUTING chain for that frame,
+ * so such a probe (or ARP of a pod with several addresses) skips the ARP
+ * replies of the rules after it and is answered by the pod that has the
+ * address instead. IPv6 addresses are skipped (bridge mode is IPv4 only).
+ *
+ * @param hostVeth The pod's host veth (`-i`).
+ * @param pod The pod's MAC and addresses (CIDRs or bare).
+ * @returns The rules, in the order they must be appended.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spoofRules } from "./ebtables_rules.ts";
+ * const rules = spoofRules("azv0123456789a", {
+ *   podMac: "02:00:00:00:00:05",
+ *   addresses: ["10.0.0.5/24"],
+ * });
+ * assert.deepEqual(rules[0]?.args, [
+ *   "-i", "azv0123456789a", "-s", "!", "02:00:00:00:00:05", "-j", "DROP",
+ * ]);
+ * assert.equal(rules.length, 5);
+ * ```
+ */
+export function spoofRules(
+  hostVeth: string,
+  pod: { podMac: string; addresses: readonly string[] },
+): EbtablesRule[] {
+  const mac = pod.podMac;
+  const ips = pod.addresses.map(stripPrefix).filter((ip) => !looksLikeIpv6(ip));
+  const from = ["-i", hostVeth];
+  const arp = ["-p", "ARP", ...from];
+  const ipv4 = ["-p", "IPv4", ...from];
+  const rules: (readonly string[])[] = [
+    [...from, "-s", "!", mac, "-j", "DROP"],
+    [...arp, "--arp-mac-src", "!", mac, "-j", "DROP"],
+    [...arp, "--arp-op", "Request", "--arp-ip-src", "0.0.0.0", "-j", "ACCEPT"],
+  ];
+  const [only] = ips;
+  if (ips.length === 1 && only !== undefined) {
+    rules.push([...arp, "--arp-ip-src", "!", only, "-j", "DROP"]);
+    rules.push([...ipv4, "--ip-src", "!", only, "-j", "DROP"]);
+  } else {
+    for (const ip of ips) {
+      rules.push([...arp, "--arp-ip-src", ip, "-j", "ACCEPT"]);
+    }
+    rules.push([...arp, "-j", "DROP"]);
+    for (const ip of ips) rules.push([...ipv4, "--ip-src", ip, "-j", "ACCEPT"]);
+    rules.push([...ipv4, "-j", "DROP"]);
+  }
+  return rules.map((args) => ({ chain: "PREROUTING", args: [...args] }));
+}
+
+/** The options a {@link spoofRules} rule may carry, as listed. */
+const SPOOF_OPTIONS = new Set([
+  "-p",
+  "-i",
+  "-s",
+  "--arp-mac-src",
+  "--arp-ip-src",
+  "--arp-op",
+  "--ip-src",
+  "-j",
+]);
+
+/** A listed rule of {@link spoofRules}: the veth, and what it names. */
+export interface ListedSpoofRule {
+  /** The host veth the rule is for (`-i`). */
+  readonly hostVeth: string;
+  /** The pod MAC it names (`-s`, `--arp-mac-src`), canonical, if any. */
+  readonly mac?: string;
+  /** The pod address it names (`--ip-src`, `--arp-ip-src`), if any. */
+  readonly ip?: string;
+}
+
+/**
+ * Reads a listed PREROUTING rule as one of {@link spoofRules}: it matches
+ * on a host veth of ours (`-i azv…`), drops or accepts, and uses no other
+ * option than those rules do. Which pod it was for is the veth's; the MAC
+ * or address it names (not the probe's 0.0.0.0) tells whose it may be once
+ * the veth is gone.
+ *
+ * @param args The listed arguments (a line split on blanks).
+ * @returns The veth and what the rule names, or undefined for any other
+ * rule.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSpoofRule } from "./ebtables_rules.ts";
+ * const line = "-p ARP -i azv0123456789a --arp-ip-src ! 10.0.0.5 -j DROP";
+ * assert.deepEqual(parseSpoofRule(line.split(" ")), {
+ *   hostVeth: "azv0123456789a",
+ *   ip: "10.0.0.5",
+ * });
+ * const dnat = "-p IPv4 -i eth0 --ip-dst 10.0.0.5 -j dnat --to-dst 2:0:0:0:0:5";
+ * assert.equal(parseSpoofRule(dnat.split(" ")), undefined);
+ * ```
+ */
+export function parseSpoofRule(
+  args: readonly string[],
+): ListedSpoofRule | undefined {
+  const t = args.filter((x) => x !== "" && x !== "!");
+  const hostVeth = valueOf(t, "-i");
+  const target = valueOf(t, "-j");
+  const proto = valueOf(t, "-p")?.toLowerCase();
+  if (
+    hostVeth === undefined || !hostVeth.startsWith(HOST_VETH_PREFIX) ||
+    (target !== "DROP" && target !== "ACCEPT") ||
+    (proto !== undefined && proto !== "arp" && proto !== "ipv4") ||
+    t.some((x) => x.startsWith("-") && !SPOOF_OPTIONS.has(x))
+  ) return undefined;
+  const mac = valueOf(t, "-s") ?? valueOf(t, "--arp-mac-src");
+  const ip = valueOf(t, "--ip-src") ?? valueOf(t, "--arp-ip-src");
+  return {
+    hostVeth,
+    ...(mac === undefined ? {} : { mac: canonicalMac(mac) }),
+    ...(ip === undefined || ipOf(ip) === "0.0.0.0" ? {} : { ip: ipOf(ip) }),
+  };
 }
 
 /**

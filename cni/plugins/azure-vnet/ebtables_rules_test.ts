@@ -7,9 +7,11 @@ import {
   canonicalMac,
   masterSnatRule,
   parsePodRule,
+  parseSpoofRule,
   podDnatRule,
   podRuleOf,
   ruleKey,
+  spoofRules,
 } from "./ebtables_rules.ts";
 
 const POD = { ip: "10.0.0.5", mac: "02:0a:00:00:00:05" };
@@ -129,4 +131,111 @@ Deno.test("canonicalMac() gives kernelMac() of a MAC in any form and lower-cases
     ),
     { numRuns: 3000 },
   );
+});
+
+const VETH = "azv0123456789a";
+
+Deno.test("spoofRules() match their ebtables 1.8.9 listing, and parseSpoofRule() reads it", async (t) => {
+  // Lines printed by `ebtables -t nat -L` (ebtables 1.8.9, nf_tables) for
+  // rules added with exactly these arguments.
+  const cases = [
+    {
+      name: "one address: negated matches",
+      addresses: ["10.0.0.5/24"],
+      listed: [
+        `-s ! 02:00:00:00:00:05 -i ${VETH} -j DROP`,
+        `-p ARP -i ${VETH} --arp-mac-src ! 02:00:00:00:00:05 -j DROP`,
+        `-p ARP -i ${VETH} --arp-op Request --arp-ip-src 0.0.0.0 -j ACCEPT`,
+        `-p ARP -i ${VETH} --arp-ip-src ! 10.0.0.5 -j DROP`,
+        `-p IPv4 -i ${VETH} --ip-src ! 10.0.0.5 -j DROP`,
+      ],
+    },
+    {
+      name: "two addresses: accepted, then dropped",
+      addresses: ["10.0.0.5/24", "10.0.0.6/24", "fd00::5/64"],
+      listed: [
+        `-s ! 02:00:00:00:00:05 -i ${VETH} -j DROP`,
+        `-p ARP -i ${VETH} --arp-mac-src ! 02:00:00:00:00:05 -j DROP`,
+        `-p ARP -i ${VETH} --arp-op Request --arp-ip-src 0.0.0.0 -j ACCEPT`,
+        `-p ARP -i ${VETH} --arp-ip-src 10.0.0.5 -j ACCEPT`,
+        `-p ARP -i ${VETH} --arp-ip-src 10.0.0.6 -j ACCEPT`,
+        `-p ARP -i ${VETH} -j DROP`,
+        `-p IPv4 -i ${VETH} --ip-src 10.0.0.5 -j ACCEPT`,
+        `-p IPv4 -i ${VETH} --ip-src 10.0.0.6 -j ACCEPT`,
+        `-p IPv4 -i ${VETH} -j DROP`,
+      ],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const rules = spoofRules(VETH, {
+        podMac: "02:00:00:00:00:05",
+        addresses: c.addresses,
+      });
+      assert.equal(rules.length, c.listed.length);
+      for (const [i, rule] of rules.entries()) {
+        const line = c.listed[i] ?? "";
+        assert.equal(rule.chain, "PREROUTING");
+        assert.equal(ruleKey(rule.args), ruleKey(line.split(" ")), line);
+        const read = parseSpoofRule(line.split(" "));
+        assert.equal(read?.hostVeth, VETH, line);
+        assert.equal(parseSpoofRule(rule.args)?.hostVeth, VETH);
+      }
+      assert.equal(
+        new Set(rules.map((r) => ruleKey(r.args))).size,
+        rules.length,
+      );
+    });
+  }
+});
+
+Deno.test("ruleKey() tells a negated match from a plain one, in either spelling", () => {
+  const mac = "02:00:00:00:00:05";
+  const negated = ruleKey(["-i", VETH, "-s", "!", mac, "-j", "DROP"]);
+  assert.equal(negated, ruleKey(["!", "-s", mac, "-i", VETH, "-j", "DROP"]));
+  assert.equal(
+    negated,
+    ruleKey(`-s ! 2:0:0:0:0:5 -i ${VETH} -j DROP`.split(" ")),
+  );
+  assert.notEqual(negated, ruleKey(["-i", VETH, "-s", mac, "-j", "DROP"]));
+  // A `!` before a flag negates that flag, not the value before it.
+  assert.notEqual(
+    ruleKey(["--snat-arp", "!", "-s", mac]),
+    ruleKey(["!", "--snat-arp", "-s", mac]),
+  );
+});
+
+Deno.test("parseSpoofRule() names the MAC or address a rule carries, and ignores other rules", () => {
+  assert.deepEqual(
+    parseSpoofRule(`-s ! 2:0:0:0:0:5 -i ${VETH} -j DROP`.split(" ")),
+    { hostVeth: VETH, mac: "02:00:00:00:00:05" },
+  );
+  assert.deepEqual(
+    parseSpoofRule(
+      `-p ARP -i ${VETH} --arp-op Request --arp-ip-src 0.0.0.0 -j ACCEPT`
+        .split(" "),
+    ),
+    { hostVeth: VETH },
+  );
+  assert.deepEqual(
+    parseSpoofRule(
+      `-p IPv4 -i ${VETH} --ip-src 10.0.0.6/32 -j ACCEPT`.split(" "),
+    ),
+    { hostVeth: VETH, ip: "10.0.0.6" },
+  );
+  for (
+    const line of [
+      // Our other rules.
+      "-p IPv4 -i eth0 --ip-dst 10.0.0.5 -j dnat --to-dst 2:0:0:0:0:5 --dnat-target ACCEPT",
+      "-p ARP --arp-op Request --arp-ip-dst 10.0.0.5 -j arpreply --arpreply-mac 2:0:0:0:0:5",
+      // Someone else's veth, target or match.
+      "-i veth1 -s ! 2:0:0:0:0:5 -j DROP",
+      `-i ${VETH} -s ! 2:0:0:0:0:5 -j CONTINUE`,
+      `-i ${VETH} -j mark --mark-set 1 --mark-target CONTINUE`,
+      `-p IPv6 -i ${VETH} -j DROP`,
+      `-p ARP -i ${VETH} --arp-gratuitous -j DROP`,
+    ]
+  ) {
+    assert.equal(parseSpoofRule(line.split(" ")), undefined, line);
+  }
 });

@@ -7,7 +7,10 @@ import {
   arpReplyRule,
   masterSnatRule,
   parsePodRule,
+  parseSpoofRule,
   podDnatRule,
+  ruleKey,
+  spoofRules,
 } from "./ebtables_rules.ts";
 
 /** A fake ebtables holding rules in memory, recording every argv. */
@@ -166,6 +169,7 @@ class NftFake {
 
 const MASTER_MAC = "02:0a:0b:0c:0d:0e";
 const POD = { ip: "10.0.0.5", mac: "02:00:00:00:00:05" };
+const OLD_MAC = "02:00:00:00:00:99";
 
 Deno.test("Ebtables.ensureAll() lists once and adds the missing rules in one transaction", async () => {
   const fake = new NftFake();
@@ -288,6 +292,39 @@ Deno.test("Ebtables.replaceAll() deletes stale rules and adds ours in one transa
   const again = await eb.replaceAll(want, { obsolete: () => false });
   assert.deepEqual(again, { added: [], removed: [] });
   assert.equal(fake.restores.length - before.restores, 1);
+});
+
+Deno.test("Ebtables.replaceAll() appends a stale rule that it must have again after the others, keeping their order", async (t) => {
+  for (const oneByOne of [false, true]) {
+    await t.step(oneByOne ? "one by one" : "one transaction", async () => {
+      const fake = new FakeNatTable();
+      const eb = new Ebtables({
+        run: fake.run,
+        ...(oneByOne ? {} : { restore: fake.restore }),
+      });
+      const veth = "azv0123456789a";
+      const old = spoofRules(veth, { podMac: OLD_MAC, addresses: [POD.ip] });
+      await eb.ensureAll([...old, arpReplyRule(POD)]);
+      const want = spoofRules(veth, { podMac: POD.mac, addresses: [POD.ip] });
+      // Three of the old rules (the probe's ACCEPT, the address DROPs)
+      // equal new ones: kept where they were, the ACCEPT would come before
+      // the new MAC checks.
+      assert.equal(
+        want.filter((r) => old.some((o) => listingKey(o) === listingKey(r)))
+          .length,
+        3,
+      );
+      const out = await eb.replaceAll(want, {
+        obsolete: (listed) => parseSpoofRule(listed.args)?.hostVeth === veth,
+      });
+      assert.deepEqual(out.added.map(listingKey), want.map(listingKey));
+      assert.deepEqual(out.removed.map(listingKey), old.map(listingKey));
+      assert.deepEqual(
+        fake.rules.map((r) => `${r.chain} ${ruleKey(r.args.split(" "))}`),
+        [arpReplyRule(POD), ...want].map(listingKey),
+      );
+    });
+  }
 });
 
 Deno.test("Ebtables.replaceAll() uses a prefetched listing, and lists again when the table changed since", async (t) => {

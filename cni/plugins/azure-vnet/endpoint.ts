@@ -1,8 +1,9 @@
 /**
  * The pod side in bridge mode: a veth whose peer is created inside the pod's
  * netns under `CNI_IFNAME`, its addresses and routes, the static neighbour on
- * the bridge and the per-pod ebtables rules; and their removal. The veth
- * helpers shared with transparent mode live here too.
+ * the bridge, the per-pod ebtables rules and the anti-spoofing rules of its
+ * host veth; and their removal. The veth helpers shared with transparent
+ * mode live here too.
  *
  * @module
  */
@@ -23,7 +24,9 @@ import {
   type EbtablesRule,
   ipOf,
   parsePodRule,
+  parseSpoofRule,
   podDnatRule,
+  spoofRules,
 } from "./ebtables_rules.ts";
 import type { Kernel, KernelNs, LinkState } from "./kernel.ts";
 import { wrapKernel } from "./errors.ts";
@@ -53,6 +56,11 @@ export interface CreateEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   readonly ipam: Result;
   /** The ebtables `nat` table, listed while IPAM ran. */
   readonly listing?: PrefetchedListing;
+  /**
+   * Bridge mode: install the anti-spoofing rules of the host veth
+   * (`spoofRules()`; config `spoofCheck`, default true).
+   */
+  readonly spoofCheck?: boolean;
 }
 
 /** Kernel, host handle and ebtables. */
@@ -65,18 +73,46 @@ export interface EndpointContext {
   readonly ebtables: Ebtables;
 }
 
+/** What a pod's ebtables rules are made of. */
+export interface PodRulesSpec {
+  /** The pod interface's MAC. */
+  readonly podMac: string;
+  /** The pod's addresses (CIDRs). */
+  readonly addresses: readonly string[];
+  /** The pod's host veth. */
+  readonly hostVeth: string;
+  /**
+   * True when the endpoint has the anti-spoofing rules of its host veth
+   * (recorded by ADD; absent in records of earlier versions and of pods
+   * the Go azure-vnet made, which have none).
+   */
+  readonly spoofCheck?: boolean | undefined;
+}
+
 /**
  * The per-pod ebtables rules of an endpoint: an ARP reply and an IPv4 DNAT
- * rule per IPv4 address.
+ * rule per IPv4 address, then, when it has them, the anti-spoofing rules of
+ * its host veth (`spoofRules()` of `ebtables_rules.ts`).
  *
  * @param master The master interface.
- * @param ep The pod MAC and addresses.
- * @returns The rules.
+ * @param ep The pod MAC, addresses, host veth, and whether it has the
+ * anti-spoofing rules.
+ * @returns The rules, in the order ADD appends them.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { podRules } from "./endpoint.ts";
+ * const ep = {
+ *   podMac: "02:00:00:00:00:05",
+ *   addresses: ["10.0.0.5/24"],
+ *   hostVeth: "azv0123456789a",
+ * };
+ * assert.equal(podRules("eth0", ep).length, 2);
+ * assert.equal(podRules("eth0", { ...ep, spoofCheck: true }).length, 7);
+ * ```
  */
-export function podRules(
-  master: string,
-  ep: { podMac: string; addresses: readonly string[] },
-): EbtablesRule[] {
+export function podRules(master: string, ep: PodRulesSpec): EbtablesRule[] {
   const rules: EbtablesRule[] = [];
   for (const cidr of ep.addresses) {
     const ip = stripPrefix(cidr);
@@ -84,7 +120,44 @@ export function podRules(
     rules.push(arpReplyRule({ ip, mac: ep.podMac }));
     rules.push(podDnatRule(master, { ip, mac: ep.podMac }));
   }
+  if (ep.spoofCheck === true) rules.push(...spoofRules(ep.hostVeth, ep));
   return rules;
+}
+
+/**
+ * A per-link IPv6 sysctl key; the slash form keeps dots in a link name.
+ *
+ * @param link The link.
+ * @param leaf The key's last part, such as `accept_ra`.
+ * @returns `net.ipv6.conf.<link>.<leaf>`, or the slash form.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ipv6LinkKey } from "./endpoint.ts";
+ * assert.equal(ipv6LinkKey("eth0", "accept_ra"), "net.ipv6.conf.eth0.accept_ra");
+ * assert.equal(ipv6LinkKey("eth0.5", "accept_ra"), "net/ipv6/conf/eth0.5/accept_ra");
+ * ```
+ */
+export function ipv6LinkKey(link: string, leaf: string): string {
+  return link.includes(".")
+    ? `net/ipv6/conf/${link}/${leaf}`
+    : `net.ipv6.conf.${link}.${leaf}`;
+}
+
+/**
+ * Makes a bridge-mode pod interface ignore IPv6 router advertisements
+ * (`accept_ra` 0, before it is up): bridge mode is IPv4 only, and an RA
+ * from the fabric, or from another pod on the bridge, would otherwise give
+ * the pod a global IPv6 address and a default route. A kernel or netns
+ * without IPv6 has no such key: nothing to do.
+ */
+function ignoreRouterAdvertisements(pod: KernelNs, ifName: string): void {
+  try {
+    pod.setSysctl(ipv6LinkKey(ifName, "accept_ra"), "0");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
 }
 
 function isDefaultDst(dst: string): boolean {
@@ -227,12 +300,19 @@ export function endpointEnd(
  * What an endpoint creation made, from its spec and what the kernel gave.
  *
  * @param spec The endpoint.
- * @param made The MACs of both ends, the pod's addresses and routes.
+ * @param made The MACs of both ends, the pod's addresses and routes, and
+ * whether the host veth got the anti-spoofing rules.
  * @returns The endpoint's facts.
  */
 export function createdEndpoint(
   spec: CreateEndpointSpec,
-  made: { hostMac: string; podMac: string; ips: IpConfig[]; routes: Route[] },
+  made: {
+    hostMac: string;
+    podMac: string;
+    ips: IpConfig[];
+    routes: Route[];
+    spoofCheck?: boolean;
+  },
 ): CreatedEndpoint {
   return {
     network: spec.network.name,
@@ -246,6 +326,7 @@ export function createdEndpoint(
     addresses: made.ips.map((ip) => ip.address),
     ips: made.ips,
     routes: made.routes,
+    ...(made.spoofCheck === true ? { spoofCheck: true } : {}),
   };
 }
 
@@ -317,6 +398,7 @@ export async function createBridgeEndpoint(
       podMac = endpointEnd(pod, { ...spec, pod: true }).mac;
       routes = withoutTakenDefaults(pod, { ...spec, routes });
       pod.setUp("lo");
+      ignoreRouterAdvertisements(pod, spec.ifName);
       for (const ip of ips) pod.addrAdd(spec.ifName, ip.address);
       pod.setUp(spec.ifName);
       for (const r of routes) {
@@ -338,22 +420,32 @@ export async function createBridgeEndpoint(
       );
     }
     // Rules for these addresses that point to another MAC are stale: an
-    // interrupted ADD or DEL left them (the address is ours now).
+    // interrupted ADD or DEL left them (the address is ours now). So are
+    // anti-spoofing rules of this host veth that are not ours: an earlier
+    // attachment with this name left them (they would drop the new pod's
+    // frames, which carry another MAC).
     const v4 = new Set(
       addresses.map((a) => stripPrefix(a)).filter((ip) =>
         !looksLikeIpv6(ip) && ip !== net.primaryIp
       ),
     );
+    const spoofCheck = spec.spoofCheck !== false;
     const { added } = await ebtables.replaceAll(
-      podRules(net.master, { podMac, addresses }),
+      podRules(net.master, {
+        podMac,
+        addresses,
+        hostVeth: spec.hostVeth,
+        spoofCheck,
+      }),
       {
         obsolete: (listed) => {
+          if (listed.chain !== "PREROUTING") return false;
+          if (listed.args.includes(spec.hostVeth)) {
+            return parseSpoofRule(listed.args)?.hostVeth === spec.hostVeth;
+          }
           // Only a rule that names one of these addresses (a listing may
           // print `/32`) can be stale: no parse for the other pods' rules.
-          if (
-            listed.chain !== "PREROUTING" ||
-            !listed.args.some((a) => v4.has(ipOf(a)))
-          ) return false;
+          if (!listed.args.some((a) => v4.has(ipOf(a)))) return false;
           const r = parsePodRule(listed.args);
           return r !== undefined && v4.has(r.ip) &&
             r.mac !== canonicalMac(podMac);
@@ -370,6 +462,7 @@ export async function createBridgeEndpoint(
       podMac,
       ips,
       routes,
+      spoofCheck,
     });
   } catch (err) {
     throw wrapKernel(
@@ -385,8 +478,14 @@ export interface DeleteEndpointSpec<N extends NetworkRecord = NetworkRecord> {
   readonly hostVeth: string;
   /** The network, when recorded. */
   readonly network: N | undefined;
-  /** The pod MAC and addresses, when known (record or prevResult). */
-  readonly pod: { podMac: string; addresses: string[] } | undefined;
+  /**
+   * The pod MAC and addresses, when known (record or prevResult), and
+   * whether its host veth has the anti-spoofing rules (the record's
+   * `spoofCheck`).
+   */
+  readonly pod:
+    | { podMac: string; addresses: string[]; spoofCheck?: boolean | undefined }
+    | undefined;
   /**
    * Work to overlap with the kernel's wait for the veth's deletion (DEL:
    * the IPAM release), started once nothing keyed by the pod's addresses
@@ -430,7 +529,8 @@ function deletePodNeighbour(
 
 /**
  * Removes a bridge-mode endpoint's host side: veth (which takes the pod end
- * along), neighbours that still name the pod's MAC, per-pod rules. Without
+ * along), neighbours that still name the pod's MAC, per-pod rules (the
+ * anti-spoofing rules too, when the record says it has them). Without
  * a network only the veth goes. Absent objects are fine; independent
  * failures are collected.
  *
@@ -477,7 +577,9 @@ export async function deleteBridgeEndpoint(
   })();
   const rules: Promise<unknown[]> = network === undefined || pod === undefined
     ? Promise.resolve([])
-    : ebtables.removeAll(podRules(network.master, pod)).then(
+    : ebtables.removeAll(
+      podRules(network.master, { ...pod, hostVeth: spec.hostVeth }),
+    ).then(
       () => [],
       (err: unknown) => [err],
     );

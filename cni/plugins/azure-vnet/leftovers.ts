@@ -13,6 +13,7 @@ import {
   canonicalMac,
   type EbtablesRule,
   parsePodRule,
+  parseSpoofRule,
   ruleKey,
 } from "./ebtables_rules.ts";
 import type { KernelNs } from "./kernel.ts";
@@ -89,6 +90,8 @@ export interface FindLeftoversSpec {
  *   endpoint, nor to `spec.spare`. Host rules never qualify: the SNAT and
  *   the ARP-reply redirect have another shape, and the node's primary IP
  *   is excluded;
+ * - the anti-spoofing rules of a host veth that no record names and that is
+ *   gone or a leftover itself (see `spoofLeftovers`);
  * - permanent IPv4 neighbours on the bridge, in the subnet, for an address
  *   of no recorded endpoint, nor in `spec.spare` (the node's primary IP and
  *   the gateway excluded). Transparent mode has neither: its per-pod
@@ -173,7 +176,60 @@ export function findLeftovers(
       found.rules.push({ chain: "PREROUTING", args });
     }
   }
+  if (nets.some((n) => n.mode === "bridge")) {
+    found.rules.push(...spoofLeftovers(spec.prerouting ?? [], {
+      recorded: veths,
+      links: new Set(links.map((l) => l.name)),
+      leftoverVeths: new Set(found.veths),
+      only,
+    }));
+  }
   return found;
+}
+
+/**
+ * The anti-spoofing rules (`parseSpoofRule()`) of host veths that no record
+ * names, grouped by veth: all of a veth's rules go, once the veth is gone
+ * or is itself a leftover; with `only` (a DEL without a record), those of a
+ * veth that is gone and one of whose rules names one of its addresses or
+ * MACs. The rules name no network: a gone veth's rules are garbage
+ * whichever bridge network's GC finds them.
+ */
+function spoofLeftovers(
+  lines: readonly string[],
+  spec: {
+    recorded: ReadonlySet<string>;
+    links: ReadonlySet<string>;
+    leftoverVeths: ReadonlySet<string>;
+    only: { ips: ReadonlySet<string>; macs: ReadonlySet<string> } | undefined;
+  },
+): EbtablesRule[] {
+  const { only } = spec;
+  const groups = new Map<string, { rules: EbtablesRule[]; named: boolean }>();
+  for (const line of lines) {
+    const args = line.trim().split(/\s+/);
+    const r = parseSpoofRule(args);
+    if (r === undefined || spec.recorded.has(r.hostVeth)) continue;
+    let group = groups.get(r.hostVeth);
+    if (group === undefined) {
+      group = { rules: [], named: false };
+      groups.set(r.hostVeth, group);
+    }
+    group.rules.push({ chain: "PREROUTING", args });
+    group.named ||= only !== undefined &&
+      ((r.ip !== undefined && only.ips.has(r.ip)) ||
+        (r.mac !== undefined && only.macs.has(r.mac)));
+  }
+  const out: EbtablesRule[] = [];
+  for (const [veth, group] of groups) {
+    const gone = !spec.links.has(veth);
+    if (
+      only === undefined
+        ? gone || spec.leftoverVeths.has(veth)
+        : gone && group.named
+    ) out.push(...group.rules);
+  }
+  return out;
 }
 
 /**

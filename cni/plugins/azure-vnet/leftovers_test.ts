@@ -6,6 +6,7 @@ import {
   masterSnatRule,
   parsePodRule,
   podDnatRule,
+  spoofRules,
 } from "./ebtables_rules.ts";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
@@ -29,9 +30,12 @@ function ep(veth: string, ip: string, mac: string): EndpointRecord {
   });
 }
 
-Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only", async () => {
-  const kernel = new FakeKernel();
-  const host = kernel.hostNs;
+/**
+ * A node with `eth0` on `azure0`, and the veths `azvkept` and `azvleft` on
+ * it and `azvfree` on no bridge (not ours to judge).
+ */
+function bridgeNode() {
+  const host = new FakeKernel().hostNs;
   host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
   host.addLink("eth0");
   host.setMaster("eth0", "azure0");
@@ -40,7 +44,11 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
   }
   host.setMaster("azvkept", "azure0");
   host.setMaster("azvleft", "azure0");
-  // azvfree is on no bridge: not ours to judge.
+  return host;
+}
+
+Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only", async () => {
+  const host = bridgeNode();
   host.neighSet("azure0", { ip: "10.0.0.5", mac: "02:00:00:00:00:05" });
   host.neighSet("azure0", { ip: "10.0.0.7", mac: "02:00:00:00:00:07" });
   host.neighSet("azure0", { ip: "10.0.0.1", mac: "02:00:00:00:00:01" });
@@ -182,6 +190,105 @@ Deno.test("findLeftovers() for one attachment takes its held addresses and its M
       ["10.0.0.5", "10.0.0.6"],
     );
   });
+});
+
+Deno.test("findLeftovers() takes the anti-spoofing rules of veths no record names once they are gone or leftovers", async (t) => {
+  // azvkept recorded, azvleft unrecorded on our bridge (a killed ADD),
+  // azvfree on no bridge, and azvgone, whose veth is gone.
+  const host = bridgeNode();
+  const pods = {
+    azvkept: { podMac: "02:00:00:00:00:05", addresses: ["10.0.0.5/24"] },
+    azvleft: { podMac: "02:00:00:00:00:06", addresses: ["10.0.0.6/24"] },
+    azvfree: { podMac: "02:00:00:00:00:07", addresses: ["10.0.0.7/24"] },
+    azvgone: { podMac: "02:00:00:00:00:08", addresses: ["10.0.0.8/24"] },
+  };
+  const state: AzureVnetState = {
+    version: 1,
+    networks: { azure: NET },
+    endpoints: {
+      "azvkept/eth0": {
+        ...ep("azvkept", "10.0.0.5", pods.azvkept.podMac),
+        spoofCheck: true,
+      },
+    },
+  };
+  const fake = new FakeEbtables();
+  fake.shortMacs = true;
+  const eb = new Ebtables({ run: fake.run, restore: fake.restore });
+  await eb.ensureAll(
+    Object.entries(pods).flatMap(([veth, pod]) => spoofRules(veth, pod)),
+  );
+  const prerouting = await eb.list("PREROUTING");
+  function vethsOf(rules: { args: readonly string[] }[]): string[] {
+    return [
+      ...new Set(rules.map((r) => r.args[r.args.indexOf("-i") + 1] ?? "")),
+    ];
+  }
+
+  await t.step(
+    "GC: the gone veth's and the leftover veth's, all of them",
+    () => {
+      const found = findLeftovers(host, {
+        state,
+        network: "azure",
+        prerouting,
+      });
+      assert.deepEqual(found.veths, ["azvleft"]);
+      assert.deepEqual(vethsOf(found.rules), ["azvleft", "azvgone"]);
+      assert.equal(found.rules.length, 10);
+    },
+  );
+  await t.step(
+    "DEL without a record: the gone veth's that name its address or MAC",
+    () => {
+      for (
+        const only of [
+          { ips: ["10.0.0.8"], macs: [] },
+          { ips: [], macs: ["2:0:0:0:0:8"] },
+        ]
+      ) {
+        const found = findLeftovers(host, { state, prerouting, only });
+        assert.deepEqual(
+          vethsOf(found.rules),
+          ["azvgone"],
+          JSON.stringify(only),
+        );
+        assert.equal(found.rules.length, 5);
+      }
+      // A veth still there is its DEL's own to delete first; others' are not
+      // this DEL's.
+      for (
+        const only of [
+          { ips: ["10.0.0.6"], macs: ["02:00:00:00:00:06"] },
+          { ips: ["10.0.0.9"], macs: ["02:00:00:00:00:09"] },
+        ]
+      ) {
+        const found = findLeftovers(host, { state, prerouting, only });
+        assert.deepEqual(found.rules, [], JSON.stringify(only));
+      }
+    },
+  );
+  await t.step(
+    "removed, they are gone from the table; the others stay",
+    async () => {
+      const found = findLeftovers(host, {
+        state,
+        network: "azure",
+        prerouting,
+      });
+      assert.deepEqual(
+        await removeLeftovers({ host, ebtables: eb }, found),
+        [],
+      );
+      assert.deepEqual(
+        vethsOf(
+          (await eb.list("PREROUTING")).map((l) => ({ args: l.split(" ") })),
+        ),
+        ["azvkept", "azvfree"],
+      );
+      assert.equal(fake.rules.length, 10);
+    },
+  );
 });
 
 Deno.test("transparentVethClaim() tells a transparent network's veths from another's", async (t) => {

@@ -68,7 +68,9 @@ export {
 } from "./ebtables.ts";
 export {
   type EbtablesRule,
+  type ListedSpoofRule,
   parsePodDnatRules,
+  parseSpoofRule,
   type PodDnat,
 } from "./ebtables_rules.ts";
 export {

@@ -214,7 +214,7 @@ export function hostRules(net: BridgeNetworkRecord): EbtablesRule[] {
  * it rolls back too.
  *
  * Steps: bridge (master MAC and MTU pinned), host ebtables rules, addresses
- * and routes off the master, master enslaved with hairpin, bridge up,
+ * and routes off the master, master enslaved (without hairpin), bridge up,
  * addresses and routes (table, protocol, metric kept) onto the bridge.
  *
  * @param ctx The host kernel and ebtables.
@@ -291,7 +291,9 @@ export async function createNetwork(
       `release "${master.name}" from "${spec.bridge}"`,
       () => kernel.setMaster(master.name, undefined),
     );
-    kernel.setHairpin(master.name, { on: true });
+    // No hairpin on the master: it would send the fabric's broadcasts (its
+    // ARP requests among them) back to the fabric. The pods' host veths
+    // have it (endpoint.ts).
     kernel.setUp(spec.bridge);
     kernel.setUp(master.name);
     for (const a of addrs) {

@@ -15,6 +15,8 @@
  * - An IPAM reservation with no endpoint record is released, unless its
  *   address is still visible in the kernel after that (a neighbour on a
  *   recorded bridge).
+ * - A bridge network's master loses the hairpin flag that earlier versions
+ *   and the Go azure-vnet set (it sends the fabric's broadcasts back).
  *
  * Nothing a recorded endpoint uses is an orphan: its veth, its addresses'
  * neighbours and rules, and its reservation are kept. In a netns without a
@@ -35,7 +37,11 @@ import {
   readIpamState,
 } from "@vnet/ipam";
 import { Ebtables } from "./ebtables.ts";
-import { canonicalMac, type EbtablesRule } from "./ebtables_rules.ts";
+import {
+  canonicalMac,
+  type EbtablesRule,
+  parseSpoofRule,
+} from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
 import type { Kernel, KernelNs } from "./kernel.ts";
 import {
@@ -213,6 +219,7 @@ export async function reconcileState(
   using host = kernel.host();
   const first = await snapshot(stateDir);
   refuseElsewhere(host, { stateDir, state: first.state });
+  if (!dry) clearMasterHairpin(host, first.state);
 
   // 1. Stale endpoints: removed as DEL removes them. The host veth is the
   //    kernel's answer: the pair dies with the pod's netns, which may
@@ -319,6 +326,31 @@ export async function reconcileState(
 }
 
 /**
+ * Turns hairpin off on each bridge network's master that its bridge holds:
+ * earlier versions, and the Go azure-vnet, set it, and it sends the
+ * fabric's broadcasts back to the fabric. The flag is not read (the port
+ * has no reader of it), so it is cleared whatever it was, which changes
+ * nothing when it is off; hence no action is reported. A failure is
+ * logged: it leaves the node as it was.
+ */
+function clearMasterHairpin(host: KernelNs, state: AzureVnetState): void {
+  for (const net of Object.values(state.networks)) {
+    if (net.mode !== "bridge") continue;
+    const bridge = host.link(net.bridge);
+    const master = host.link(net.master);
+    if (bridge === undefined || master?.masterIndex !== bridge.index) continue;
+    try {
+      host.setHairpin(net.master, { on: false });
+    } catch (err) {
+      log.warn("Cannot turn hairpin off on master {master}: {err}", {
+        master: net.master,
+        err: flattenCause(err),
+      });
+    }
+  }
+}
+
+/**
  * Refuses a netns that lacks a recorded network's master NIC with its MAC:
  * run anywhere but the node's netns (a container without the host's
  * network), the reconcile would see every endpoint's veth as gone and
@@ -386,7 +418,9 @@ async function removeFound(
       spec.record({
         kind: "rule",
         target: ruleText(r),
-        reason: "a pod rule for an address of no endpoint record",
+        reason: parseSpoofRule(r.args) === undefined
+          ? "a pod rule for an address of no endpoint record"
+          : "an anti-spoofing rule of a host veth of no endpoint record",
         outcome: dry ? "would delete" : "deleted",
       }, errs);
     }

@@ -3,7 +3,7 @@ import { IpamEngine, parseIpamConfig } from "@vnet/ipam";
 import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
 import { Ebtables } from "./ebtables.ts";
-import { arpReplyRule, podDnatRule } from "./ebtables_rules.ts";
+import { arpReplyRule, podDnatRule, spoofRules } from "./ebtables_rules.ts";
 import { reconcileState } from "./reconcile.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
@@ -33,6 +33,8 @@ async function fixture(dir: string) {
   host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
   host.addLink("eth0", { mac: NET.masterMac });
   host.setMaster("eth0", "azure0");
+  // As earlier versions and the Go azure-vnet left it.
+  host.setHairpin("eth0", { on: true });
   for (const v of ["azvlive", "azvleft"]) {
     host.addLink(v, { kind: "veth" });
     host.setMaster(v, "azure0");
@@ -89,6 +91,7 @@ Deno.test("reconcileState() removes stale records and leftovers, never what a li
     });
     assert.ok(!report.failed, JSON.stringify(report));
     assert.deepEqual(slept, [10], "orphans are confirmed after the grace");
+    assert.ok(host.linksByName.get("eth0")?.hairpin === false);
     assert.deepEqual(
       report.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome}`),
       [
@@ -287,6 +290,7 @@ Deno.test("reconcileState() with dryRun changes nothing", async () => {
     assert.equal(await Deno.readTextFile(`${dir}/azure-vnet.json`), before);
     assert.ok(host.link("azvleft") !== undefined);
     assert.equal(fake.rules.length, rules);
+    assert.ok(host.linksByName.get("eth0")?.hairpin);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -350,6 +354,44 @@ Deno.test("reconcileState() on a node that lost its bridge (a reboot) removes th
     assert.ok(!report.failed, JSON.stringify(report));
     const state = JSON.parse(await Deno.readTextFile(`${dir}/azure-vnet.json`));
     assert.deepEqual(Object.keys(state.endpoints), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() removes the anti-spoofing rules of a stale endpoint and of a leftover veth, not a live one's", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, fake, ebtables } = await fixture(dir);
+    const pods = {
+      azvlive: { podMac: "02:00:00:00:00:05", addresses: ["10.0.0.5/24"] },
+      azvgone: { podMac: "02:00:00:00:00:06", addresses: ["10.0.0.6/24"] },
+      azvleft: { podMac: "02:00:00:00:00:07", addresses: ["10.0.0.7/24"] },
+    };
+    await ebtables.ensureAll(
+      Object.entries(pods).flatMap(([veth, pod]) => spoofRules(veth, pod)),
+    );
+    await withState(dir, async (s) => {
+      for (const key of ["live/eth0", "gone/eth0"]) {
+        const e = s.state.endpoints[key];
+        if (e !== undefined) {
+          s.state.endpoints[key] = { ...e, spoofCheck: true };
+        }
+      }
+      await s.save();
+    });
+    const report = await reconcileState(dir, { kernel, ebtables, graceMs: 0 });
+    assert.ok(!report.failed, JSON.stringify(report));
+    const spoofActions = report.actions.filter((a) =>
+      a.reason.startsWith("an anti-spoofing rule")
+    );
+    assert.equal(spoofActions.length, 5, JSON.stringify(report.actions));
+    assert.ok(spoofActions.every((a) => a.target.includes("-i azvleft ")));
+    const left = (veth: string) => fake.matching(new RegExp(`-i ${veth} `));
+    assert.equal(left("azvlive").length, 5);
+    assert.deepEqual(left("azvgone"), []);
+    assert.deepEqual(left("azvleft"), []);
+    assert.ok(host.link("azvlive") !== undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -122,6 +122,13 @@ export interface EndpointRecord {
    * then `acn:<Go endpoint ID>`, unless the Go file kept the full ID.
    */
   acn?: AcnOrigin;
+  /**
+   * Bridge mode: true when ADD installed the anti-spoofing rules of the
+   * host veth (config `spoofCheck`); DEL removes them and CHECK expects
+   * them only then. Absent in records of earlier versions, of adopted
+   * endpoints and of ADDs with `spoofCheck: false`, which have none.
+   */
+  spoofCheck?: boolean;
 }
 
 /** The whole file. */

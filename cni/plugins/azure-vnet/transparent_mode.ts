@@ -41,6 +41,7 @@ import {
   endpointEnd,
   endpointIps,
   endpointUndo,
+  ipv6LinkKey,
   withoutTakenDefaults,
 } from "./endpoint.ts";
 import { wrapKernel } from "./errors.ts";
@@ -258,13 +259,6 @@ function gatewayNeighbourProblems(
     }
   }
   return problems;
-}
-
-/** A per-link IPv6 sysctl; the slash form keeps dots in a link name. */
-function ipv6LinkKey(link: string, leaf: string): string {
-  return link.includes(".")
-    ? `net/ipv6/conf/${link}/${leaf}`
-    : `net.ipv6.conf.${link}.${leaf}`;
 }
 
 /** Tells the kernel to make no link-local address on a link (before up). */
