@@ -83,7 +83,7 @@ async function fdbPort(n: AzureNode, mac: string): Promise<string[]> {
 
 Deno.test("azure-vnet bridge mode: a pod cannot speak with another pod's address or MAC", async (t) => {
   await using n = await sourceNode("10.77.0.0/24");
-  const [p1, p2, p3] = await podsOn(n, 3);
+  const [p1, p2, p3] = await podsOn(n, 3, { spoofCheck: true });
   assert.ok(p1 && p2 && p3);
   const fabricMac = await macOf(n.azure.name, "ah0");
   using fabric = PacketSocket.open(n.azure.path, "ah0");
@@ -212,7 +212,7 @@ Deno.test("azure-vnet bridge mode: a pod cannot speak with another pod's address
   });
 
   await t.step("CHECK passes; DEL removes the rules", async () => {
-    const c = n.conf(staticIpam(n));
+    const c = n.conf(staticIpam(n), { spoofCheck: true });
     const ok = await n.run("CHECK", c, n.env("pod1", p1.pod));
     assert.equal(ok.code, 0, JSON.stringify(ok.json));
     const d = await n.run("DEL", c, n.env("pod1", p1.pod));

@@ -119,6 +119,9 @@ export function pluginArgs(
     name: "azure",
     type: "azure-vnet",
     ipam: { type: "azure-vnet-ipam" },
+    // Off by default (a per-frame cost at scale): on here, so that every
+    // test meets the rules it would meet with them.
+    spoofCheck: true,
     ...options.config,
   };
   return {

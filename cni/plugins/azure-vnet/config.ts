@@ -61,7 +61,8 @@ export interface AzureVnetConfig {
   readonly ipamExec: boolean;
   /**
    * Bridge mode: drop what a pod sends with a MAC or address not its own
-   * (ARP and IPv4), per host veth (top-level `spoofCheck`, default true).
+   * (ARP and IPv4), per host veth (top-level `spoofCheck`, default false:
+   * the rules cost every frame through the bridge, linearly in pods).
    */
   readonly spoofCheck: boolean;
 }
@@ -223,7 +224,7 @@ export function parseConfig(conf: NetConf): AzureVnetConfig {
     ipam: c.ipam as IpamSection,
     ipamConfig: ipam?.config,
     ipamExec: c.ipamExec ?? false,
-    spoofCheck: c.spoofCheck ?? true,
+    spoofCheck: c.spoofCheck ?? false,
   };
 }
 

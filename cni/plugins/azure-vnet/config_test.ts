@@ -21,7 +21,7 @@ Deno.test("parseConfig() applies defaults when fields are absent", () => {
   assert.equal(c.dns, undefined);
   assert.equal(c.logLevel, "info");
   assert.ok(!c.ipamExec);
-  assert.ok(c.spoofCheck);
+  assert.ok(!c.spoofCheck);
   assert.deepEqual(c.ipam, { type: "azure-vnet-ipam" });
 });
 
@@ -34,7 +34,7 @@ Deno.test("parseConfig() keeps valid fields", () => {
     dns: { nameservers: ["10.0.0.10"], search: ["svc"] },
     logLevel: "DEBUG",
     ipamExec: true,
-    spoofCheck: false,
+    spoofCheck: true,
   }));
   assert.equal(c.mode, "bridge");
   assert.equal(c.bridge, "br-az");
@@ -43,7 +43,7 @@ Deno.test("parseConfig() keeps valid fields", () => {
   assert.deepEqual(c.dns, { nameservers: ["10.0.0.10"], search: ["svc"] });
   assert.equal(c.logLevel, "debug");
   assert.ok(c.ipamExec);
-  assert.ok(!c.spoofCheck);
+  assert.ok(c.spoofCheck);
 });
 
 Deno.test("parseConfig() rejects invalid fields with code 7", async (t) => {
