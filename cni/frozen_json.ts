@@ -11,19 +11,14 @@
  * @module
  */
 
-import { concatBytes } from "./bytes.ts";
-
 /** Objects frozen with everything they hold (by {@link deepFreeze}). */
 const DEEP = new WeakSet<object>();
 
 /**
- * The encoded text of deep-frozen objects, as the chunks it was assembled
- * from (no copy), with the indent it was made at.
+ * The encoded text of deep-frozen objects, in one array each, with the
+ * indent it was made at.
  */
-const ENCODED = new WeakMap<
-  object,
-  { indent: string; chunks: readonly Uint8Array[] }
->();
+const ENCODED = new WeakMap<object, { indent: string; bytes: Uint8Array }>();
 
 const ENCODER = new TextEncoder();
 
@@ -95,39 +90,55 @@ export function isDeepFrozen(value: unknown): boolean {
  * ```
  */
 export function encodeJson(value: unknown, end = ""): Uint8Array {
-  const out = new Chunks();
+  const out = new Parts();
   const top = jsonValue(value, "");
   if (skipped(top)) {
     throw new TypeError(`Cannot encode ${typeof value} as JSON`);
   }
   encodeInto(top, { indent: "", path: new Set(), out });
   out.text(end);
-  return concatBytes(out.done());
+  return out.bytes();
 }
 
-/** Text and bytes collected in order; runs of text are encoded together. */
-class Chunks {
-  #chunks: Uint8Array[] = [];
+/**
+ * Text and bytes collected in order, joined once into one array: runs of
+ * text are kept as one string, and each string is encoded straight into
+ * the result.
+ */
+class Parts {
+  #parts: (string | Uint8Array)[] = [];
   #text = "";
 
   text(s: string): void {
     this.#text += s;
   }
 
-  bytes(chunks: readonly Uint8Array[]): void {
-    this.#flush();
-    for (const c of chunks) this.#chunks.push(c);
-  }
-
-  done(): Uint8Array[] {
-    this.#flush();
-    return this.#chunks;
-  }
-
-  #flush(): void {
-    if (this.#text === "") return;
-    this.#chunks.push(ENCODER.encode(this.#text));
+  add(bytes: Uint8Array): void {
+    if (this.#text !== "") this.#parts.push(this.#text);
     this.#text = "";
+    this.#parts.push(bytes);
+  }
+
+  bytes(): Uint8Array {
+    if (this.#text !== "") this.#parts.push(this.#text);
+    this.#text = "";
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    let bound = 0;
+    for (const p of this.#parts) {
+      bound += p.length * (typeof p === "string" ? 3 : 1);
+    }
+    const out = new Uint8Array(bound);
+    let at = 0;
+    for (const p of this.#parts) {
+      if (typeof p === "string") {
+        at += ENCODER.encodeInto(p, out.subarray(at)).written;
+      } else {
+        out.set(p, at);
+        at += p.length;
+      }
+    }
+    // Exactly sized: kept bytes must not hold on to the spare room.
+    return at === bound ? out : out.slice(0, at);
   }
 }
 
@@ -151,7 +162,7 @@ function jsonValue(value: unknown, key: string): unknown {
 /** Appends the indented JSON of `value` (not {@link skipped}) to `at.out`. */
 function encodeInto(
   value: unknown,
-  at: { indent: string; path: Set<object>; out: Chunks },
+  at: { indent: string; path: Set<object>; out: Parts },
 ): void {
   const { indent, path, out } = at;
   if (typeof value !== "object" || value === null) {
@@ -160,7 +171,7 @@ function encodeInto(
   }
   const kept = ENCODED.get(value);
   if (kept !== undefined && kept.indent === indent) {
-    out.bytes(kept.chunks);
+    out.add(kept.bytes);
     return;
   }
   if (path.has(value)) {
@@ -168,8 +179,8 @@ function encodeInto(
   }
   path.add(value);
   // A deep-frozen object (below the top, which is new with each document)
-  // is encoded into chunks of its own, kept for the next document.
-  const own = DEEP.has(value) && indent !== "" ? new Chunks() : out;
+  // is encoded into an array of its own, kept for the next document.
+  const own = DEEP.has(value) && indent !== "" ? new Parts() : out;
   const inner = `${indent}  `;
   const next = { indent: inner, path, out: own };
   const array = Array.isArray(value);
@@ -195,8 +206,8 @@ function encodeInto(
   own.text(first ? (array ? "]" : "}") : `\n${indent}${array ? "]" : "}"}`);
   path.delete(value);
   if (own !== out) {
-    const chunks = own.done();
-    ENCODED.set(value, { indent, chunks });
-    out.bytes(chunks);
+    const bytes = own.bytes();
+    ENCODED.set(value, { indent, bytes });
+    out.add(bytes);
   }
 }

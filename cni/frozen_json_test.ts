@@ -89,18 +89,22 @@ Deno.test("encodeJson() reuses a frozen record's bytes at its depth, and only th
 
 Deno.test("encodeJson() encodes a frozen record once, however many documents hold it", () => {
   const record = deepFreeze({ ip: "10.0.0.4", tags: ["a", "b"] });
-  const encode = TextEncoder.prototype.encode;
+  const { encode, encodeInto } = TextEncoder.prototype;
   const seen: string[] = [];
   TextEncoder.prototype.encode = function (input?: string) {
     seen.push(input ?? "");
     return encode.call(this, input);
+  };
+  TextEncoder.prototype.encodeInto = function (input, dest) {
+    seen.push(input);
+    return encodeInto.call(this, input, dest);
   };
   try {
     for (let i = 0; i < 3; i++) {
       asText({ version: i, endpoints: deepFreeze({ a: record }) });
     }
   } finally {
-    TextEncoder.prototype.encode = encode;
+    Object.assign(TextEncoder.prototype, { encode, encodeInto });
   }
   assert.equal(seen.filter((t) => t.includes("10.0.0.4")).length, 1);
 });
