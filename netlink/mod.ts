@@ -6,8 +6,9 @@
  * with iproute2-like verbs (`linkAddVeth`, `addrAdd`, `routeAdd`,
  * `neighSet`, ...). {@link withNetns}, {@link netnsAdd} and
  * {@link netnsDel} manage namespaces; {@link sysctlGet}/{@link sysctlSet}
- * reach per-namespace sysctls. {@link NftGeneration} reads nf_tables'
- * ruleset generation, which tells whether a table listing is still current.
+ * reach per-namespace sysctls. {@link NftSocket} reads nf_tables' ruleset
+ * generation, which tells whether a table listing is still current, and
+ * deletes rules by handle at a given generation.
  * {@link processInfo} reads a process's name, state and start time;
  * {@link readLink} a link's target, `/proc`'s too.
  * Address and MAC text is parsed and checked
@@ -38,7 +39,12 @@ export {
   netnsDel,
   withNetns,
 } from "./netns.ts";
-export { NftGeneration } from "./nftables.ts";
+export {
+  NftGenerationMoved,
+  type NftRuleRef,
+  NftSocket,
+  type NftTableRef,
+} from "./nftables.ts";
 export { type ProcessInfo, processInfo } from "./process.ts";
 export { readLink } from "./read_link.ts";
 export { sysctlGet, sysctlSet } from "./sysctl.ts";

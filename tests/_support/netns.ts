@@ -8,6 +8,8 @@
 import { Netns, randomName } from "../../tools/testbed/mod.ts";
 import { requireRoot } from "./privilege.ts";
 
+import { run } from "../../tools/testbed/mod.ts";
+
 export { ip, ipJson, run } from "../../tools/testbed/mod.ts";
 
 /** A random test prefix such as `cnitest-k3j9a`. */
@@ -26,3 +28,21 @@ export const TestNetns = {
     return await Netns.create(name);
   },
 };
+
+/**
+ * The rules of `ns`'s ebtables nat table as `ebtables -L` lists them (one
+ * chain, or all), headers left out.
+ */
+export async function natRules(ns: string, chain?: string): Promise<string[]> {
+  const out = await run("ip", [
+    "netns",
+    "exec",
+    ns,
+    "ebtables",
+    "-t",
+    "nat",
+    "-L",
+    ...(chain === undefined ? [] : [chain]),
+  ]);
+  return out.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("-"));
+}

@@ -1,7 +1,7 @@
 import { assert } from "../_support/assert.ts";
-import { run, TestNetns } from "../_support/netns.ts";
+import { natRules, run, TestNetns } from "../_support/netns.ts";
 import { requireRoot } from "../_support/privilege.ts";
-import { NftGeneration, withNetns } from "@vnet/netlink";
+import { NftGenerationMoved, NftSocket, withNetns } from "@vnet/netlink";
 
 /** Runs `ebtables-restore --noflush` with `input` in `ns`; its exit code. */
 async function restore(ns: string, input: string): Promise<number> {
@@ -17,29 +17,29 @@ async function restore(ns: string, input: string): Promise<number> {
   return (await child.status).code;
 }
 
-Deno.test("NftGeneration reads one namespace's nf_tables generation: one step per committed transaction, none for listings or failures", async () => {
+Deno.test("NftSocket reads one namespace's nf_tables generation: one step per committed transaction, none for listings or failures", async () => {
   requireRoot();
   await using ns = await TestNetns.create();
   await using other = await TestNetns.create();
-  using gen = withNetns(ns.path, () => NftGeneration.open());
-  using elsewhere = withNetns(other.path, () => NftGeneration.open());
-  const elsewhereBefore = elsewhere.read();
-  const g0 = gen.read();
+  using gen = withNetns(ns.path, () => NftSocket.open());
+  using elsewhere = withNetns(other.path, () => NftSocket.open());
+  const elsewhereBefore = elsewhere.generation();
+  const g0 = gen.generation();
   await run("ip", ["netns", "exec", ns.name, "ebtables", "-t", "nat", "-L"]);
-  assert.equal(gen.read(), g0, "a listing commits nothing");
+  assert.equal(gen.generation(), g0, "a listing commits nothing");
   const rule = "PREROUTING -p IPv4 --ip-dst 10.106.0.5 -j ACCEPT";
   assert.equal(
     await restore(ns.name, `*nat\n-A ${rule}\n-A ${rule}\nCOMMIT\n`),
     0,
   );
-  const g1 = gen.read();
+  const g1 = gen.generation();
   assert.equal(g1, g0 + 1, "one transaction, one step");
   const absent = "PREROUTING -p IPv4 --ip-dst 10.106.0.9 -j ACCEPT";
   assert.notEqual(
     await restore(ns.name, `*nat\n-D ${rule}\n-D ${absent}\nCOMMIT\n`),
     0,
   );
-  assert.equal(gen.read(), g1, "a failed transaction changes nothing");
+  assert.equal(gen.generation(), g1, "a failed transaction changes nothing");
   await run("ip", [
     "netns",
     "exec",
@@ -50,12 +50,75 @@ Deno.test("NftGeneration reads one namespace's nf_tables generation: one step pe
     "-D",
     ...rule.split(" "),
   ]);
-  assert.equal(gen.read(), g1 + 1);
+  assert.equal(gen.generation(), g1 + 1);
   assert.equal(
-    elsewhere.read(),
+    elsewhere.generation(),
     elsewhereBefore,
     "another namespace's table is its own",
   );
   gen.close();
-  assert.throws(() => gen.read(), TypeError);
+  assert.throws(() => gen.generation(), TypeError);
+});
+
+Deno.test("NftSocket lists a chain's rule handles in listing order and deletes by handle only at the generation it was given", async () => {
+  requireRoot();
+  await using ns = await TestNetns.create();
+  const rule = (ip: string) => `-p IPv4 --ip-dst ${ip} -j ACCEPT`;
+  const ips = ["10.106.1.1", "10.106.1.2", "10.106.1.3", "10.106.1.4"];
+  assert.equal(
+    await restore(
+      ns.name,
+      `*nat\n${
+        ips.map((ip) => `-A PREROUTING ${rule(ip)}\n`).join("")
+      }-A POSTROUTING ${rule("10.106.2.1")}\nCOMMIT\n`,
+    ),
+    0,
+  );
+  using nft = withNetns(ns.path, () => NftSocket.open());
+  const nat = { family: "bridge", table: "nat" } as const;
+  const handles = nft.ruleHandles({ ...nat, chain: "PREROUTING" });
+  assert.equal(handles.length, 4);
+  assert.equal(nft.ruleHandles({ ...nat, chain: "POSTROUTING" }).length, 1);
+  assert.equal(nft.ruleHandles({ ...nat, chain: "OUTPUT" }).length, 0);
+  // A dump filtered on a chain that does not exist is empty.
+  assert.deepEqual(nft.ruleHandles({ ...nat, chain: "NOSUCHCHAIN" }), []);
+  // The second and fourth, in one transaction.
+  const g0 = nft.generation();
+  nft.deleteRules({ ...nat, generation: g0 }, [
+    { chain: "PREROUTING", handle: handles[1] ?? 0n },
+    { chain: "PREROUTING", handle: handles[3] ?? 0n },
+  ]);
+  assert.equal(nft.generation(), g0 + 1, "one transaction, one step");
+  assert.deepEqual(await natRules(ns.name, "PREROUTING"), [
+    rule(ips[0] ?? ""),
+    rule(ips[2] ?? ""),
+  ]);
+  // Made for an older generation: refused, and nothing is deleted.
+  assert.throws(
+    () =>
+      nft.deleteRules({ ...nat, generation: g0 }, [
+        { chain: "PREROUTING", handle: handles[0] ?? 0n },
+      ]),
+    NftGenerationMoved,
+  );
+  // A handle that is gone fails the whole transaction.
+  const g1 = nft.generation();
+  assert.throws(
+    () =>
+      nft.deleteRules({ ...nat, generation: g1 }, [
+        { chain: "PREROUTING", handle: handles[0] ?? 0n },
+        { chain: "PREROUTING", handle: handles[1] ?? 0n },
+      ]),
+    /refused to delete rules/,
+  );
+  assert.equal(nft.generation(), g1);
+  assert.equal((await natRules(ns.name, "PREROUTING")).length, 2);
+  assert.deepEqual(await natRules(ns.name, "POSTROUTING"), [
+    rule("10.106.2.1"),
+  ]);
+  // The socket still answers after the refusals.
+  assert.deepEqual(
+    nft.ruleHandles({ ...nat, chain: "PREROUTING" }),
+    [handles[0], handles[2]],
+  );
 });

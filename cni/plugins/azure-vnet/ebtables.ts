@@ -53,10 +53,10 @@ import {
   type Listing,
   listingKey,
   listsRulesOf,
-  ownGeneration,
   type RestoreOp,
   TableView,
 } from "./ebtables_view.ts";
+import { deleteByHandle, type NatTable, ownNatTable } from "./nat_table.ts";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
 
@@ -133,6 +133,13 @@ export interface EbtablesOptions {
    * replaced; `null`: list every time.
    */
   generation?: GenerationReader | null;
+  /**
+   * nf_tables' side of the table, for deleting listed rules by handle
+   * (`nat_table.ts`). Default: the socket of this process's namespace that
+   * reads the generation, unless `run` or `generation` is replaced; `null`:
+   * every deletion runs `ebtables-restore`.
+   */
+  nat?: NatTable | null;
 }
 
 /** A listed line: its arguments and its `CHAIN key`. */
@@ -341,6 +348,8 @@ export class Ebtables {
   #lines = new Map<string, ListedLine>();
   /** The table as last listed, while nothing changed it. */
   #view: TableView;
+  /** nf_tables' side of the table, for deletions by handle. */
+  #nat: NatTable | undefined;
 
   /**
    * Creates the driver.
@@ -357,11 +366,14 @@ export class Ebtables {
           new FixedProgram(options.restoreBinary ?? "ebtables-restore", dirs),
         )
         : undefined);
+    // One socket reads the generation and deletes (opened on first use).
+    const own = options.run === undefined && options.generation === undefined
+      ? ownNatTable()
+      : undefined;
     this.#view = new TableView(
-      options.generation === undefined
-        ? (options.run === undefined ? ownGeneration() : undefined)
-        : options.generation ?? undefined,
+      own?.generation ?? options.generation ?? undefined,
     );
+    this.#nat = options.nat === undefined ? own : options.nat ?? undefined;
   }
 
   async #exec(op: string, rule: EbtablesRule): Promise<EbtablesOutput> {
@@ -574,6 +586,13 @@ export class Ebtables {
     restore: EbtablesRestoreRunner,
     ops: readonly RestoreOp[],
   ): Promise<EbtablesOutput> {
+    const nat = this.#nat;
+    if (nat !== undefined && deleteByHandle(ops, { view: this.#view, nat })) {
+      log.debug("Deleted {count} ebtables rules by handle", {
+        count: ops.length,
+      });
+      return { code: 0, stdout: "", stderr: "" };
+    }
     const input = transaction(ops);
     try {
       const before = this.#view.generation();

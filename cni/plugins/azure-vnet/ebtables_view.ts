@@ -7,7 +7,7 @@
  * grows with the pods on the node (2 ms with 10 pods, 9 ms with 250). But
  * every committed nf_tables transaction in a namespace raises its ruleset
  * generation by one, and a failed one or a listing leaves it
- * (`NftGeneration` of `@vnet/netlink`). So a long-lived process (the agent)
+ * (`NftSocket` of `@vnet/netlink`, through `nat_table.ts`). So a long-lived process (the agent)
  * lists once, and afterwards:
  *
  * - a listing taken while the generation read G before and after is the
@@ -31,7 +31,6 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { NftGeneration } from "@vnet/netlink";
 import { type EbtablesRule, ruleKey } from "./ebtables_rules.ts";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
@@ -83,27 +82,6 @@ export function listsRulesOf(
   chain: string,
 ): chain is "PREROUTING" | "POSTROUTING" {
   return chain === "PREROUTING" || chain === "POSTROUTING";
-}
-
-/**
- * The generation reader of the process's own namespace: a socket opened on
- * first use (in the namespace the process runs ebtables in).
- *
- * @returns The reader.
- */
-export function ownGeneration(): GenerationReader {
-  let socket: NftGeneration | undefined;
-  return () => {
-    socket ??= NftGeneration.open();
-    try {
-      return socket.read();
-    } catch (err) {
-      // The next read opens a new socket.
-      socket.close();
-      socket = undefined;
-      throw err;
-    }
-  };
 }
 
 /** How long a failed generation read turns the view off. */
