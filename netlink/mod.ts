@@ -40,7 +40,9 @@ export {
   withNetns,
 } from "./netns.ts";
 export {
+  NFT_MAX_DELETE,
   NftGenerationMoved,
+  type NftRuleInfo,
   type NftRuleRef,
   NftSocket,
   type NftTableRef,

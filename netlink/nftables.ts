@@ -46,6 +46,10 @@ const NFTA_GEN_ID = 1;
 const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_RULE_HANDLE = 3;
+const NFTA_RULE_USERDATA = 7;
+const NLM_F_DUMP_INTR = 0x10;
+/** The most rules {@link NftSocket.deleteRules} takes in one transaction. */
+export const NFT_MAX_DELETE = 256;
 const EAGAIN = 11;
 const ERESTART = 85;
 /** `NFPROTO_*` of the families a caller may name. */
@@ -61,6 +65,17 @@ const HEADERS = 20;
 const LEAK_NET = new FinalizationRegistry<number>((fd) => {
   libc.need("close").close(fd);
 });
+
+/** A rule of a chain as a dump shows it. */
+export interface NftRuleInfo {
+  /** The rule's handle (`NFTA_RULE_HANDLE`). */
+  readonly handle: bigint;
+  /**
+   * Whether it carries user data (`NFTA_RULE_USERDATA`, such as an `nft`
+   * comment), which `ebtables -L` does not show.
+   */
+  readonly userdata: boolean;
+}
 
 /** A rule of a chain, by its handle. */
 export interface NftRuleRef {
@@ -99,9 +114,11 @@ export class NftGenerationMoved extends Error {
  * using nft = NftSocket.open();
  * const gen = nft.generation();
  * const nat = { family: "bridge", table: "nat" } as const;
- * const [first] = nft.ruleHandles({ ...nat, chain: "PREROUTING" });
+ * const [first] = nft.rules({ ...nat, chain: "PREROUTING" });
  * if (first !== undefined) {
- *   nft.deleteRules({ ...nat, generation: gen }, [{ chain: "PREROUTING", handle: first }]);
+ *   nft.deleteRules({ ...nat, generation: gen }, [
+ *     { chain: "PREROUTING", handle: first.handle },
+ *   ]);
  * }
  * ```
  */
@@ -161,19 +178,21 @@ export class NftSocket implements Disposable {
       gen = id.getUint32(0, NETWORK_ORDER);
       return true;
     });
-    return gen ?? 0;
+    if (gen === undefined) throw new Error("No nf_tables generation");
+    return gen;
   }
 
   /**
-   * The handles of a chain's rules, in the chain's order (the order
-   * `ebtables -L` lists them in).
+   * A chain's rules, in the chain's order (the order `ebtables -L` lists
+   * them in).
    *
    * @param spec The family, table and chain.
-   * @returns The handles; empty for an empty chain.
-   * @throws {Error} When the socket is closed, the kernel refuses (no such
-   * table or chain) or does not answer at once.
+   * @returns The rules; empty for an empty chain, or one that does not
+   * exist.
+   * @throws {Error} When the socket is closed, the kernel refuses, the dump
+   * was interrupted by a change, or the kernel does not answer at once.
    */
-  ruleHandles(spec: NftTableRef & { chain: string }): bigint[] {
+  rules(spec: NftTableRef & { chain: string }): NftRuleInfo[] {
     const seq = this.#send([
       ruleMessage(this.#next(), {
         type: NFT_MSG_GETRULE,
@@ -181,11 +200,26 @@ export class NftSocket implements Disposable {
         rule: spec,
       }),
     ]);
-    const handles: bigint[] = [];
+    const rules: NftRuleInfo[] = [];
     this.#answers(`list the rules of chain "${spec.chain}"`, (m) => {
       if (m.seq !== seq) return false;
       refused(m, `NFT_MSG_GETRULE of chain "${spec.chain}"`);
-      if (m.type === NLMSG_DONE) return true;
+      if ((m.flags & NLM_F_DUMP_INTR) !== 0) {
+        throw new Error(
+          `The rules of chain "${spec.chain}" changed while they were listed`,
+        );
+      }
+      if (m.type === NLMSG_DONE) {
+        const code = m.view.byteLength >= 20
+          ? -m.view.getInt32(16, HOST_ORDER)
+          : 0;
+        if (code > 0) {
+          throw new Error(
+            `Cannot list the rules of chain "${spec.chain}": ${strerror(code)}`,
+          );
+        }
+        return true;
+      }
       if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
         throw new Error(`Unexpected nf_tables answer type ${m.type}`);
       }
@@ -193,10 +227,13 @@ export class NftSocket implements Disposable {
       if (handle === undefined || handle.byteLength < 8) {
         throw new Error("An nf_tables rule came without its handle");
       }
-      handles.push(handle.getBigUint64(0, NETWORK_ORDER));
+      rules.push({
+        handle: handle.getBigUint64(0, NETWORK_ORDER),
+        userdata: attribute(m, NFTA_RULE_USERDATA) !== undefined,
+      });
       return false;
     });
-    return handles;
+    return rules;
   }
 
   /**
@@ -206,9 +243,10 @@ export class NftSocket implements Disposable {
    *
    * @param spec The family and table, and the generation the handles were
    * read at.
-   * @param rules The rules.
+   * @param rules The rules, at most {@link NFT_MAX_DELETE}.
    * @throws {NftGenerationMoved} When the ruleset is no longer at
    * `generation` (nothing was deleted).
+   * @throws {RangeError} For more than {@link NFT_MAX_DELETE} rules.
    * @throws {Error} When the socket is closed, or the kernel refuses
    * (nothing was deleted).
    */
@@ -217,6 +255,11 @@ export class NftSocket implements Disposable {
     rules: readonly NftRuleRef[],
   ): void {
     if (rules.length === 0) return;
+    if (rules.length > NFT_MAX_DELETE) {
+      throw new RangeError(
+        `Cannot delete ${rules.length} rules in one nf_tables transaction (at most ${NFT_MAX_DELETE})`,
+      );
+    }
     if (spec.generation === 0) {
       // The kernel reads a generation of 0 as "do not check".
       throw new NftGenerationMoved("Cannot delete at nf_tables generation 0");
@@ -233,17 +276,20 @@ export class NftSocket implements Disposable {
       }),
     ];
     // Every message of the batch: an answer to any other is an old one.
+    // Only the last deletion asks for an acknowledgement (one per rule
+    // could overflow the socket's buffer): the kernel reports an error
+    // whether asked or not, and before that acknowledgement.
     const ours = new Set<number>();
-    const pending = new Set<number>();
-    for (const r of rules) {
+    let last = 0;
+    for (const [i, r] of rules.entries()) {
       const handle = new Uint8Array(8);
       new DataView(handle.buffer).setBigUint64(0, r.handle, NETWORK_ORDER);
       const seq = this.#next();
-      pending.add(seq);
+      last = seq;
       ours.add(seq);
       msgs.push(ruleMessage(seq, {
         type: NFT_MSG_DELRULE,
-        flags: NLM_F_REQUEST | NLM_F_ACK,
+        flags: NLM_F_REQUEST | (i === rules.length - 1 ? NLM_F_ACK : 0),
         rule: { ...spec, chain: r.chain },
         more: [attr(NFTA_RULE_HANDLE, handle)],
       }));
@@ -270,8 +316,7 @@ export class NftSocket implements Disposable {
           `The kernel refused to delete rules: ${strerror(code)}`,
         );
       }
-      pending.delete(m.seq);
-      return pending.size === 0;
+      return m.seq === last;
     });
   }
 
@@ -346,6 +391,7 @@ function refused(m: Answer, request: string): void {
 /** One netlink message of an answer. */
 interface Answer {
   readonly type: number;
+  readonly flags: number;
   readonly seq: number;
   /** For `NLMSG_ERROR`: the errno (0: an acknowledgement). */
   readonly error: number | undefined;
@@ -360,12 +406,14 @@ function* answers(buf: Uint8Array): Generator<Answer> {
     const len = v.getUint32(off, HOST_ORDER);
     if (len < 16 || off + len > buf.length) return;
     const type = v.getUint16(off + 4, HOST_ORDER);
+    const flags = v.getUint16(off + 6, HOST_ORDER);
     const seq = v.getUint32(off + 8, HOST_ORDER);
     const error = type === NLMSG_ERROR && len >= 20
       ? -v.getInt32(off + 16, HOST_ORDER)
       : undefined;
     yield {
       type,
+      flags,
       seq,
       error,
       view: new DataView(buf.buffer, buf.byteOffset + off, len),

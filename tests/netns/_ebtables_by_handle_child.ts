@@ -34,7 +34,7 @@ const seen = { tried: 0, deleted: 0 };
 let race = false;
 const nat: NatTable = {
   generation: own.generation,
-  handles: own.handles,
+  rules: own.rules,
   deleteRules(gen, rules) {
     seen.tried++;
     if (race) {
@@ -69,6 +69,9 @@ ebtables([
   "-j",
   "ACCEPT",
 ]);
+// A twin of pod 2's DNAT rule on another interface (its name differs only
+// in case, which ebtables tells apart): not pod 2's, it stays.
+ebtables(["-I", "PREROUTING", "2", ...podDnatRule("ETH0", pod(2)).args]);
 await eb.prefetch().listed;
 out.removed2 = (await eb.removeAll(rulesOf(2))).length;
 out.afterShift = { ...seen };

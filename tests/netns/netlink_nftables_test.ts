@@ -1,7 +1,12 @@
 import { assert } from "../_support/assert.ts";
 import { natRules, run, TestNetns } from "../_support/netns.ts";
 import { requireRoot } from "../_support/privilege.ts";
-import { NftGenerationMoved, NftSocket, withNetns } from "@vnet/netlink";
+import {
+  NFT_MAX_DELETE,
+  NftGenerationMoved,
+  NftSocket,
+  withNetns,
+} from "@vnet/netlink";
 
 /** Runs `ebtables-restore --noflush` with `input` in `ns`; its exit code. */
 async function restore(ns: string, input: string): Promise<number> {
@@ -76,12 +81,14 @@ Deno.test("NftSocket lists a chain's rule handles in listing order and deletes b
   );
   using nft = withNetns(ns.path, () => NftSocket.open());
   const nat = { family: "bridge", table: "nat" } as const;
-  const handles = nft.ruleHandles({ ...nat, chain: "PREROUTING" });
+  const listed = nft.rules({ ...nat, chain: "PREROUTING" });
+  const handles = listed.map((r) => r.handle);
   assert.equal(handles.length, 4);
-  assert.equal(nft.ruleHandles({ ...nat, chain: "POSTROUTING" }).length, 1);
-  assert.equal(nft.ruleHandles({ ...nat, chain: "OUTPUT" }).length, 0);
+  assert.ok(listed.every((r) => !r.userdata), "ebtables keeps no user data");
+  assert.equal(nft.rules({ ...nat, chain: "POSTROUTING" }).length, 1);
+  assert.equal(nft.rules({ ...nat, chain: "OUTPUT" }).length, 0);
   // A dump filtered on a chain that does not exist is empty.
-  assert.deepEqual(nft.ruleHandles({ ...nat, chain: "NOSUCHCHAIN" }), []);
+  assert.deepEqual(nft.rules({ ...nat, chain: "NOSUCHCHAIN" }), []);
   // The second and fourth, in one transaction.
   const g0 = nft.generation();
   nft.deleteRules({ ...nat, generation: g0 }, [
@@ -118,7 +125,34 @@ Deno.test("NftSocket lists a chain's rule handles in listing order and deletes b
   ]);
   // The socket still answers after the refusals.
   assert.deepEqual(
-    nft.ruleHandles({ ...nat, chain: "PREROUTING" }),
+    nft.rules({ ...nat, chain: "PREROUTING" }).map((r) => r.handle),
     [handles[0], handles[2]],
   );
+});
+
+Deno.test("NftSocket deletes up to NFT_MAX_DELETE rules in one transaction, and refuses more", async () => {
+  requireRoot();
+  await using ns = await TestNetns.create();
+  const count = NFT_MAX_DELETE + 4;
+  const lines = Array.from(
+    { length: count },
+    (_, i) =>
+      `-A PREROUTING -p IPv4 --ip-dst 10.108.${i >> 8}.${i & 255} -j ACCEPT\n`,
+  );
+  assert.equal(await restore(ns.name, `*nat\n${lines.join("")}COMMIT\n`), 0);
+  using nft = withNetns(ns.path, () => NftSocket.open());
+  const nat = { family: "bridge", table: "nat" } as const;
+  const all = nft.rules({ ...nat, chain: "PREROUTING" }).map((r) => ({
+    chain: "PREROUTING",
+    handle: r.handle,
+  }));
+  assert.equal(all.length, count);
+  const gen = nft.generation();
+  assert.throws(
+    () => nft.deleteRules({ ...nat, generation: gen }, all.slice(0, -3)),
+    RangeError,
+  );
+  nft.deleteRules({ ...nat, generation: gen }, all.slice(4));
+  assert.equal(nft.generation(), gen + 1);
+  assert.equal((await natRules(ns.name, "PREROUTING")).length, 4);
 });

@@ -71,8 +71,9 @@ const MAC_LIKE = /^(?:[0-9a-f]{1,2}(?:[:-][0-9a-f]{1,2}){5}|[0-9a-f]{12})$/i;
 /**
  * The comparison key of a rule's match and target arguments: option groups
  * (a flag, its optional `!`, and its values) sorted, values case-folded
- * (MACs with two digits per octet, see {@link canonicalMac}), the default
- * `--arpreply-target DROP` left out. A `!` between a flag and its value
+ * (MACs with two digits per octet, see {@link canonicalMac}) but for
+ * interface names, which ebtables compares as they are (`-i ETH0` is not
+ * `-i eth0`), the default `--arpreply-target DROP` left out. A `!` between a flag and its value
  * (`-s ! MAC`, as `-L` lists a negated match) negates the flag as a `!`
  * before it does. Equal keys mean the same rule as `ebtables -L` prints it.
  *
@@ -111,7 +112,9 @@ export function ruleKey(args: readonly string[]): string {
     if (tok.startsWith("-") || groups.length === 0) {
       groups.push(negate ? ["!", tok] : [tok]);
     } else {
-      groups[groups.length - 1]?.push(canonicalMac(tok));
+      const group = groups[groups.length - 1];
+      const flag = group?.[group[0] === "!" ? 1 : 0] ?? "";
+      group?.push(INTERFACE_FLAGS.has(flag) ? tok : canonicalMac(tok));
     }
     negate = false;
   }
@@ -121,6 +124,18 @@ export function ruleKey(args: readonly string[]): string {
     .sort()
     .join(" ; ");
 }
+
+/** Flags whose value is an interface name (compared as is). */
+const INTERFACE_FLAGS = new Set([
+  "-i",
+  "--in-interface",
+  "--in-if",
+  "-o",
+  "--out-interface",
+  "--out-if",
+  "--logical-in",
+  "--logical-out",
+]);
 
 /**
  * Renders a rule as one ebtables command line (for messages and logs).

@@ -189,6 +189,19 @@ Deno.test("spoofRules() match their ebtables 1.8.9 listing, and parseSpoofRule()
   }
 });
 
+Deno.test("ruleKey() compares interface names as they are, as ebtables does", () => {
+  const ours = podDnatRule("eth0", {
+    ip: "10.0.0.5",
+    mac: "02:00:00:00:00:05",
+  });
+  const upper = ours.args.map((a) => a === "eth0" ? "ETH0" : a);
+  assert.notEqual(ruleKey(upper), ruleKey(ours.args));
+  assert.notEqual(ruleKey(["!", "-i", "Eth0"]), ruleKey(["!", "-i", "eth0"]));
+  assert.notEqual(ruleKey(["-o", "ETH0"]), ruleKey(["-o", "eth0"]));
+  // Other values still fold.
+  assert.equal(ruleKey(["-p", "IPv4"]), ruleKey(["-p", "ipv4"]));
+});
+
 Deno.test("ruleKey() tells a negated match from a plain one, in either spelling", () => {
   const mac = "02:00:00:00:00:05";
   const negated = ruleKey(["-i", VETH, "-s", "!", mac, "-j", "DROP"]);

@@ -201,26 +201,43 @@ export class TableView {
     this.#proven = true;
     const kept = this.#kept;
     if (kept === undefined || kept.gen !== before) return;
-    for (const { op, rule } of ops) apply(kept.listing, op, rule);
+    for (const { op, rule } of ops) {
+      if (!apply(kept.listing, op, rule)) {
+        // Which rule went is not known for certain: list again.
+        this.#kept = undefined;
+        return;
+      }
+    }
     kept.gen = after;
   }
 }
 
-/** One line of a committed transaction, applied to a listing. */
-function apply(listing: Listing, op: "-A" | "-D", rule: EbtablesRule): void {
+/**
+ * One line of a committed transaction, applied to a listing; false when
+ * the listing cannot tell which rule a `-D` took: several listed with its
+ * key, not all listed the same (ebtables compares more than the key).
+ */
+function apply(listing: Listing, op: "-A" | "-D", rule: EbtablesRule): boolean {
   const key = listingKey(rule);
   const count = listing.keys.get(key) ?? 0;
   if (op === "-A") {
     listing.keys.set(key, count + 1);
     if (listsRulesOf(rule.chain)) listing.rules.push(rule);
-    return;
+    return true;
   }
   if (count <= 1) listing.keys.delete(key);
   else listing.keys.set(key, count - 1);
-  if (!listsRulesOf(rule.chain)) return;
+  if (!listsRulesOf(rule.chain)) return true;
   // `-D` removes the first matching rule, as ebtables does.
-  const at = listing.rules.findIndex((r) =>
-    r.chain === rule.chain && listingKey(r) === key
-  );
-  if (at >= 0) listing.rules.splice(at, 1);
+  const same = (r: EbtablesRule) =>
+    r.chain === rule.chain && listingKey(r) === key;
+  const at = listing.rules.findIndex(same);
+  const first = listing.rules[at];
+  if (first === undefined) return true;
+  const text = first.args.join(" ");
+  if (listing.rules.some((r) => same(r) && r.args.join(" ") !== text)) {
+    return false;
+  }
+  listing.rules.splice(at, 1);
+  return true;
 }

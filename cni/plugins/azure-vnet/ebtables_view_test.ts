@@ -65,3 +65,36 @@ Deno.test("TableView: a legacy ebtables (a commit leaves the generation) gives t
   assert.equal(reads, 0, "never read again");
   assert.equal(view.at(7), undefined);
 });
+
+Deno.test("TableView: a -D that may have taken either of two rules with its key, listed differently, drops the view", () => {
+  let gen = 3;
+  const view = new TableView(() => gen);
+  const rule = podDnatRule("eth0", {
+    ip: "10.0.0.5",
+    mac: "02:00:00:00:00:05",
+  });
+  // The same key, listed with its options in another order.
+  const other = {
+    chain: rule.chain,
+    args: [...rule.args.slice(2), ...rule.args.slice(0, 2)],
+  };
+  const listing: Listing = { keys: new Map(), rules: [] };
+  view.listed(listing, { before: 3, after: 3 });
+  view.committed([{ op: "-A", rule: other }, { op: "-A", rule }], {
+    before: 3,
+    after: ++gen,
+  });
+  assert.equal(view.at(gen), listing);
+  view.committed([{ op: "-D", rule }], { before: gen, after: ++gen });
+  assert.equal(view.at(gen), undefined, "listed again before the next use");
+  // Two listed alike: either may go, and the view follows.
+  const same: Listing = { keys: new Map(), rules: [] };
+  view.listed(same, { before: gen, after: gen });
+  view.committed([{ op: "-A", rule }, { op: "-A", rule }], {
+    before: gen,
+    after: ++gen,
+  });
+  view.committed([{ op: "-D", rule }], { before: gen, after: ++gen });
+  assert.equal(view.at(gen), same);
+  assert.equal(same.rules.length, 1);
+});

@@ -14,18 +14,26 @@
  * chain's order, and a dump of the chain's handles comes in the same order.
  * So the view's listing (`ebtables_view.ts`: the table at a generation G)
  * and a dump of handles taken at G line up, and the first listed rule with
- * a rule's key is the one a `-D` of it deletes. Rules with the same key
- * are interchangeable: whichever goes, the keys left are the same, in the
- * same order. The deletion is made for generation G, and the kernel
+ * a rule's key is the one a `-D` of it deletes, as long as every listed
+ * rule with that key is listed the same and none carries what the listing
+ * does not show (user data, such as an `nft` comment: `ebtables -D` passes
+ * over such a rule): such rules are interchangeable, and whichever goes,
+ * the rules left list the same, in the same order. The deletion is made for generation G, and the kernel
  * refuses it when anything committed since: then nothing is deleted, and
  * the caller runs `ebtables-restore` as before. Only when the view is the
  * table now, and every line of the transaction deletes a listed rule of
- * PREROUTING or POSTROUTING, is this path taken.
+ * PREROUTING or POSTROUTING (at most `NFT_MAX_DELETE` of them), is this
+ * path taken.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { type NftRuleRef, NftSocket } from "@vnet/netlink";
+import {
+  NFT_MAX_DELETE,
+  type NftRuleInfo,
+  type NftRuleRef,
+  NftSocket,
+} from "@vnet/netlink";
 import {
   type GenerationReader,
   listingKey,
@@ -40,8 +48,8 @@ const log = getLogger(["azure-vnet", "ebtables"]);
 export interface NatTable {
   /** The ruleset generation. */
   readonly generation: GenerationReader;
-  /** The handles of a chain's rules, in the chain's order. */
-  handles(chain: string): bigint[];
+  /** A chain's rules (handle, user data), in the chain's order. */
+  rules(chain: string): NftRuleInfo[];
   /**
    * Deletes the rules in one transaction, only at `generation` (all or
    * none; throws when refused).
@@ -73,10 +81,42 @@ export function ownNatTable(): NatTable {
   }
   return {
     generation: () => use((s) => s.generation()),
-    handles: (chain) => use((s) => s.ruleHandles({ ...NAT, chain })),
+    rules: (chain) => use((s) => s.rules({ ...NAT, chain })),
     deleteRules: (generation, rules) =>
       use((s) => s.deleteRules({ ...NAT, generation }, rules)),
   };
+}
+
+/** A chain as listed, and as dumped, position by position. */
+interface Chain {
+  keys: string[];
+  /** Each rule as listed. */
+  texts: string[];
+  rules: NftRuleInfo[];
+}
+
+/**
+ * The first rule with `key`, when every rule with it is listed the same
+ * and carries no user data; undefined otherwise (none, or not for
+ * certain which one a `-D` would take).
+ */
+function pick(
+  chain: Chain,
+  key: string,
+): { index: number; handle: bigint } | undefined {
+  const index = chain.keys.indexOf(key);
+  const first = chain.rules[index];
+  if (first === undefined) return undefined;
+  for (let i = index; i < chain.keys.length; i++) {
+    if (chain.keys[i] !== key) continue;
+    if (chain.texts[i] !== chain.texts[index] || chain.rules[i]?.userdata) {
+      log.debug(
+        "Rules with the same key differ in what ebtables compares; deleting with ebtables-restore",
+      );
+      return undefined;
+    }
+  }
+  return { index, handle: first.handle };
 }
 
 /**
@@ -94,7 +134,7 @@ export function ownNatTable(): NatTable {
  * import assert from "node:assert/strict";
  * import { TableView } from "./ebtables_view.ts";
  * import { deleteByHandle } from "./nat_table.ts";
- * const nat = { generation: () => 1, handles: () => [], deleteRules() {} };
+ * const nat = { generation: () => 1, rules: () => [], deleteRules() {} };
  * const op = { op: "-D" as const, rule: { chain: "PREROUTING" as const, args: ["-j", "ACCEPT"] } };
  * // Nothing listed yet: not this path.
  * const view = new TableView(nat.generation);
@@ -107,7 +147,7 @@ export function deleteByHandle(
 ): boolean {
   const { view, nat } = table;
   if (
-    ops.length === 0 ||
+    ops.length === 0 || ops.length > NFT_MAX_DELETE ||
     ops.some((o) => o.op !== "-D" || !listsRulesOf(o.rule.chain))
   ) {
     return false;
@@ -117,31 +157,34 @@ export function deleteByHandle(
   if (gen === undefined || listing === undefined) return false;
   const doomed: NftRuleRef[] = [];
   try {
-    const chains = new Map<string, { keys: string[]; handles: bigint[] }>();
+    const chains = new Map<string, Chain>();
     for (const { rule } of ops) {
       let chain = chains.get(rule.chain);
       if (chain === undefined) {
-        const keys = listing.rules.filter((r) => r.chain === rule.chain)
-          .map(listingKey);
-        const handles = nat.handles(rule.chain);
-        if (handles.length !== keys.length) {
+        const listed = listing.rules.filter((r) => r.chain === rule.chain);
+        const rules = nat.rules(rule.chain);
+        if (rules.length !== listed.length) {
           log.debug(
-            "Chain {chain}: {handles} handles for {listed} listed rules; deleting with ebtables-restore",
-            { chain: rule.chain, handles: handles.length, listed: keys.length },
+            "Chain {chain}: {dumped} rules dumped, {listed} listed; deleting with ebtables-restore",
+            { chain: rule.chain, dumped: rules.length, listed: listed.length },
           );
           return false;
         }
-        chain = { keys, handles };
+        chain = {
+          keys: listed.map(listingKey),
+          texts: listed.map((r) => r.args.join(" ")),
+          rules,
+        };
         chains.set(rule.chain, chain);
       }
-      const at = chain.keys.indexOf(listingKey(rule));
-      const handle = chain.handles[at];
-      // Absent: `ebtables-restore` fails such a transaction as a whole,
-      // and the caller knows what to do then.
-      if (handle === undefined) return false;
-      doomed.push({ chain: rule.chain, handle });
-      chain.keys.splice(at, 1);
-      chain.handles.splice(at, 1);
+      const at = pick(chain, listingKey(rule));
+      // Absent (`ebtables-restore` fails such a transaction as a whole,
+      // and the caller knows what to do then), or not for certain.
+      if (at === undefined) return false;
+      doomed.push({ chain: rule.chain, handle: at.handle });
+      chain.keys.splice(at.index, 1);
+      chain.texts.splice(at.index, 1);
+      chain.rules.splice(at.index, 1);
     }
     nat.deleteRules(gen, doomed);
   } catch (err) {

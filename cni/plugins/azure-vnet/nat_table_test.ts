@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
-import type { NftRuleRef } from "@vnet/netlink";
+import { NFT_MAX_DELETE, type NftRuleRef } from "@vnet/netlink";
 import {
   type Listing,
   listingKey,
   type RestoreOp,
   TableView,
 } from "./ebtables_view.ts";
-import { arpReplyRule, podDnatRule } from "./ebtables_rules.ts";
+import {
+  arpReplyRule,
+  type EbtablesRule,
+  podDnatRule,
+} from "./ebtables_rules.ts";
 import { deleteByHandle, type NatTable } from "./nat_table.ts";
 
 function pod(n: number): { ip: string; mac: string } {
@@ -18,13 +22,23 @@ function pod(n: number): { ip: string; mac: string } {
  * proven by one own transaction, and a fake nf_tables side that records
  * deletions and applies them.
  */
-function fixture(rules = [1, 2, 3].map((n) => podDnatRule("eth0", pod(n)))) {
+function fixture(
+  rules: EbtablesRule[] = [1, 2, 3].map((n) => podDnatRule("eth0", pod(n))),
+  options: { userdata?: number[] } = {},
+) {
   let gen = 10;
-  const chain = rules.map((rule, i) => ({ rule, handle: BigInt(100 + i) }));
+  const chain = rules.map((rule, i) => ({
+    rule,
+    handle: BigInt(100 + i),
+    userdata: options.userdata?.includes(i) ?? false,
+  }));
   const deleted: NftRuleRef[][] = [];
   const nat: NatTable & { refuse?: Error } = {
     generation: () => gen,
-    handles: (name) => name === "PREROUTING" ? chain.map((r) => r.handle) : [],
+    rules: (name) =>
+      name === "PREROUTING"
+        ? chain.map(({ handle, userdata }) => ({ handle, userdata }))
+        : [],
     deleteRules(at, doomed) {
       if (nat.refuse !== undefined) throw nat.refuse;
       assert.equal(at, gen, "made for the generation now");
@@ -102,8 +116,8 @@ Deno.test("deleteByHandle leaves to ebtables-restore what it cannot do exactly: 
       f.bump();
       return [del(r1)];
     }],
-    ["handles that do not match the listing", (f) => {
-      f.nat.handles = () => [100n, 101n];
+    ["a dump that does not match the listing", (f) => {
+      f.nat.rules = () => [{ handle: 100n, userdata: false }];
       return [del(r1)];
     }],
     ["a refusal by the kernel", (f) => {
@@ -111,7 +125,7 @@ Deno.test("deleteByHandle leaves to ebtables-restore what it cannot do exactly: 
       return [del(r1)];
     }],
     ["a dump that fails", (f) => {
-      f.nat.handles = () => {
+      f.nat.rules = () => {
         throw new Error("EMFILE");
       };
       return [del(r1)];
@@ -128,7 +142,7 @@ Deno.test("deleteByHandle leaves to ebtables-restore what it cannot do exactly: 
   // A view that no own transaction proved keeps nothing.
   const nat: NatTable = {
     generation: () => 3,
-    handles: () => [100n],
+    rules: () => [{ handle: 100n, userdata: false }],
     deleteRules: () => assert.fail("not this path"),
   };
   const view = new TableView(nat.generation);
@@ -137,4 +151,44 @@ Deno.test("deleteByHandle leaves to ebtables-restore what it cannot do exactly: 
     after: 3,
   });
   assert.ok(!deleteByHandle([del(arpReplyRule(pod(1)))], { view, nat }));
+});
+
+Deno.test("deleteByHandle leaves it to ebtables-restore when rules with the key differ in what the listing shows or hides", () => {
+  const ours = podDnatRule("eth0", pod(2));
+  // Listed in another form (the options in another order): same key,
+  // and ebtables may tell them apart.
+  const reordered: EbtablesRule = {
+    chain: "PREROUTING",
+    args: [...ours.args.slice(2), ...ours.args.slice(0, 2)],
+  };
+  assert.equal(listingKey(reordered), listingKey(ours));
+  const f = fixture([podDnatRule("eth0", pod(1)), reordered, ours]);
+  assert.ok(!deleteByHandle([del(ours)], f));
+  assert.deepEqual(f.deleted, []);
+  // One with user data (an nft comment) lists like ours: `ebtables -D`
+  // passes over it, so which one goes is not certain.
+  const g = fixture([podDnatRule("eth0", pod(1)), ours, ours], {
+    userdata: [1],
+  });
+  assert.ok(!deleteByHandle([del(ours)], g));
+  assert.deepEqual(g.deleted, []);
+  // User data on a rule with another key is no matter.
+  const h = fixture([podDnatRule("eth0", pod(1)), ours], { userdata: [0] });
+  assert.ok(deleteByHandle([del(ours)], h));
+  assert.deepEqual(h.deleted, [[{ chain: "PREROUTING", handle: 101n }]]);
+});
+
+Deno.test("deleteByHandle takes at most NFT_MAX_DELETE lines", () => {
+  const many = Array.from(
+    { length: NFT_MAX_DELETE + 1 },
+    (_, i) =>
+      podDnatRule("eth0", {
+        ip: `10.1.${i >> 8}.${i & 255}`,
+        mac: "02:00:00:00:01:01",
+      }),
+  );
+  const f = fixture(many);
+  assert.ok(!deleteByHandle(many.map(del), f));
+  assert.ok(deleteByHandle(many.slice(1).map(del), f));
+  assert.equal(f.table().length, 1);
 });
