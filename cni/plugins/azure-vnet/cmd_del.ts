@@ -12,6 +12,7 @@ import {
 } from "./context.ts";
 import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
+import { forgetAttachmentLock, withAttachmentLock } from "./attachment_lock.ts";
 import { findOwnAttachment, releaseAdopted } from "./adopt.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
@@ -92,6 +93,9 @@ async function deleteUnrecorded(
  *
  * @param ctx The context.
  * @param args The CNI call.
+ * Runs holding the attachment's lock (`attachment_lock.ts`), and once all
+ * is gone removes the lock's file.
+ *
  * @throws {CniError} When a removal or the release fails; the record is
  * kept so that a retry finishes the work.
  */
@@ -100,6 +104,19 @@ export async function cmdDel(
   args: CmdArgs,
 ): Promise<void> {
   const inv = await beginInvocation(ctx, args);
+  const spec = { stateDir: inv.stateDir, hostVeth: inv.hostVeth };
+  await withAttachmentLock({ ...spec, lock: ctx.lock }, async () => {
+    await delAttachment(ctx, { args, inv });
+    await forgetAttachmentLock(spec);
+  });
+}
+
+/** DEL's work, under the attachment's lock. */
+async function delAttachment(
+  ctx: AzureVnetContext,
+  call: { args: CmdArgs; inv: Invocation },
+): Promise<void> {
+  const { args, inv } = call;
   const { cfg, stateDir, ipam, key } = inv;
   const snapshot = await readState(stateDir);
   const recorded = snapshot.endpoints[key];

@@ -22,8 +22,11 @@
  * neighbours and rules, and its reservation are kept. In a netns without a
  * recorded network's bridge (not the node's), it refuses and changes
  * nothing. Orphans are confirmed
- * twice, `graceMs` apart, so an ADD in flight (reserved, veth made, record
- * not yet written) is left alone. The state locks are held for each
+ * twice, `graceMs` apart, and what an ADD or DEL at work holds is left
+ * alone however long it takes: a veth whose attachment's lock is held
+ * (`attachment_lock.ts`), and the reservation, rules and neighbour of an
+ * address reserved for such an attachment. Lock files of attachments that
+ * are gone are removed. The state locks are held for each
  * read-modify-write only.
  *
  * @module
@@ -40,6 +43,7 @@ import { Ebtables } from "./ebtables.ts";
 import {
   canonicalMac,
   type EbtablesRule,
+  parsePodRule,
   parseSpoofRule,
 } from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
@@ -51,6 +55,13 @@ import {
   type Leftovers,
 } from "./leftovers.ts";
 import { endpointKey, HOST_VETH_PREFIX } from "./names.ts";
+import {
+  ATTACHMENT_LOCK_DIR,
+  attachmentBusy,
+  forgetAttachmentLock,
+  reservationBusy,
+  withAttachmentLock,
+} from "./attachment_lock.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import { wrapKernel } from "./errors.ts";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
@@ -280,6 +291,13 @@ export async function reconcileState(
       await leftoversOf(last, { host, ebtables }),
     );
   }
+  const networks = Object.keys(last.state.networks);
+  const atWork = await inFlight(stateDir, {
+    found,
+    holds: orphanHolds(last, host),
+    networks,
+  });
+  found = spare(found, atWork);
   await removeFound({ host, ebtables }, {
     found,
     dry,
@@ -305,16 +323,19 @@ export async function reconcileState(
   );
   for (const h of orphans) {
     const inKernel = keptKeys.has(endpointKey(h.containerId, h.ifName));
+    const busy = atWork.ips.has(h.ip);
     const a: ReconcileAction = {
       kind: "ipam",
       target: `${h.ip} ${h.containerId}/${h.ifName}`,
-      reason: inKernel
+      reason: busy
+        ? "no endpoint record yet: an ADD or DEL of it is at work"
+        : inKernel
         ? "no endpoint record, but a neighbour on the bridge uses it"
         : "no endpoint record",
-      outcome: inKernel ? "kept" : dry ? "would release" : "released",
+      outcome: busy || inKernel ? "kept" : dry ? "would release" : "released",
     };
     actions.push(a);
-    if (dry || inKernel) continue;
+    if (dry || inKernel || busy) continue;
     try {
       await ipam.release(h, { network: h.network });
     } catch (err) {
@@ -322,7 +343,94 @@ export async function reconcileState(
     }
     done(a);
   }
+  if (!dry) await forgetGoneLocks(stateDir, host);
   return { actions, failed };
+}
+
+/** What calls at work hold: veths by name, addresses reserved for them. */
+interface AtWork {
+  readonly veths: ReadonlySet<string>;
+  readonly ips: ReadonlySet<string>;
+}
+
+/**
+ * The leftover veths whose attachment's lock is held, and the addresses
+ * reserved (without a record) for an attachment whose lock is held.
+ */
+async function inFlight(
+  stateDir: string,
+  spec: { found: Leftovers; holds: OrphanHold[]; networks: string[] },
+): Promise<AtWork> {
+  const veths = new Set<string>();
+  const spoofVeths = spec.found.rules.flatMap((r) =>
+    parseSpoofRule(r.args)?.hostVeth ?? []
+  );
+  for (const hostVeth of new Set([...spec.found.veths, ...spoofVeths])) {
+    if (await attachmentBusy({ stateDir, hostVeth })) veths.add(hostVeth);
+  }
+  const ips = new Set<string>();
+  for (const h of spec.holds) {
+    if (
+      await reservationBusy({ stateDir, ...h, networks: spec.networks })
+    ) ips.add(h.ip);
+  }
+  if (veths.size + ips.size > 0) {
+    log.info("Reconcile: left alone, at work: {what}", {
+      what: [...veths, ...ips].join(", "),
+    });
+  }
+  return { veths, ips };
+}
+
+/** The leftovers but what calls at work hold. */
+function spare(found: Leftovers, atWork: AtWork): Leftovers {
+  const free = (ip: string | undefined) =>
+    ip === undefined || !atWork.ips.has(ip);
+  return {
+    veths: found.veths.filter((v) => !atWork.veths.has(v)),
+    rules: found.rules.filter((r) => {
+      const spoof = parseSpoofRule(r.args);
+      if (spoof !== undefined) {
+        return !atWork.veths.has(spoof.hostVeth) && free(spoof.ip);
+      }
+      return free(parsePodRule(r.args)?.ip);
+    }),
+    neighbours: found.neighbours.filter((n) => free(n.ip)),
+  };
+}
+
+/**
+ * Removes the lock files of attachments whose host veth is gone, each
+ * under its lock (one held by a call at work is left).
+ */
+async function forgetGoneLocks(
+  stateDir: string,
+  host: KernelNs,
+): Promise<void> {
+  const dir = `${stateDir}/${ATTACHMENT_LOCK_DIR}`;
+  const gone: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const hostVeth = e.name.endsWith(".lock") ? e.name.slice(0, -5) : "";
+      if (e.isFile && hostVeth !== "" && host.link(hostVeth) === undefined) {
+        gone.push(hostVeth);
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    log.warn("Cannot read {dir}: {err}", { dir, err: flattenCause(err) });
+    return;
+  }
+  for (const hostVeth of gone) {
+    const spec = { stateDir, hostVeth };
+    await withAttachmentLock({ ...spec, lock: { lockTimeoutMs: 1 } }, () =>
+      // Looked at again under the lock: an ADD may have made it since.
+      host.link(hostVeth) === undefined
+        ? forgetAttachmentLock(spec)
+        : Promise.resolve()).catch(() => {
+        // At work: its call removes it, or the next reconcile does.
+      });
+  }
 }
 
 /**

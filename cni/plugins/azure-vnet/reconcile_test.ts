@@ -5,6 +5,8 @@ import { FakeKernel } from "./_fake_kernel.ts";
 import { Ebtables } from "./ebtables.ts";
 import { arpReplyRule, podDnatRule, spoofRules } from "./ebtables_rules.ts";
 import { reconcileState } from "./reconcile.ts";
+import { ATTACHMENT_LOCK_DIR, withAttachmentLock } from "./attachment_lock.ts";
+import { hostVethName } from "./names.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
 import { withState } from "./state.ts";
@@ -18,6 +20,21 @@ function ep(id: string, ip: string, mac: string): EndpointRecord {
     ip,
     mac,
     netns: `/run/netns/${id}`,
+  });
+}
+
+/** The IPAM config of a static pool of `addresses` in 10.0.0.0/24. */
+function staticConfig(addresses: string[]): ReturnType<typeof parseIpamConfig> {
+  return parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: {
+      type: "azure-vnet-ipam",
+      environment: "static",
+      subnet: "10.0.0.0/24",
+      addresses,
+    },
   });
 }
 
@@ -58,19 +75,8 @@ async function fixture(dir: string) {
   });
   const engine = new IpamEngine({ stateDir: dir, hostMacs: () => [] });
   for (const [id, ip] of Object.entries({ ...pods, ghost: "10.0.0.8" })) {
-    const config = parseIpamConfig({
-      cniVersion: "1.1.0",
-      name: "azure",
-      type: "azure-vnet",
-      ipam: {
-        type: "azure-vnet-ipam",
-        environment: "static",
-        subnet: "10.0.0.0/24",
-        addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"],
-      },
-    });
     await engine.reserve({ containerId: id, ifName: "eth0" }, {
-      config,
+      config: staticConfig(["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"]),
       network: "azure",
       requestedIp: typeof ip === "string" ? ip : ip.ip,
     });
@@ -392,6 +398,72 @@ Deno.test("reconcileState() removes the anti-spoofing rules of a stale endpoint 
     assert.deepEqual(left("azvgone"), []);
     assert.deepEqual(left("azvleft"), []);
     assert.ok(host.link("azvlive") !== undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() leaves what an ADD at work holds however long it takes, and collects it once that ADD is gone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, fake, ebtables, engine } = await fixture(dir);
+    // An ADD of "busy" past its veth, neighbour and rules, its record not
+    // written yet (waiting on the state lock, say), holding its lock.
+    const pod = { ip: "10.0.0.9", mac: "02:00:00:00:00:09" };
+    const attachment = { containerId: "busy", ifName: "eth0" };
+    const veth = await hostVethName("azure", attachment);
+    host.addLink(veth, { kind: "veth" });
+    host.setMaster(veth, "azure0");
+    host.neighSet("azure0", pod);
+    await ebtables.ensureAll([arpReplyRule(pod), podDnatRule("eth0", pod)]);
+    await engine.reserve(attachment, {
+      config: staticConfig([
+        "10.0.0.5",
+        "10.0.0.6",
+        "10.0.0.7",
+        "10.0.0.8",
+        pod.ip,
+      ]),
+      network: "azure",
+      requestedIp: pod.ip,
+    });
+    const atWork = { stateDir: dir, hostVeth: veth };
+    const first = await withAttachmentLock(
+      atWork,
+      () => reconcileState(dir, { kernel, ebtables, graceMs: 0 }),
+    );
+    assert.ok(!first.failed, JSON.stringify(first));
+    const outcomes = first.actions.map((a) =>
+      `${a.kind} ${a.target}: ${a.outcome}`
+    );
+    assert.ok(
+      outcomes.includes("ipam 10.0.0.9 busy/eth0: kept"),
+      outcomes.join("\n"),
+    );
+    assert.ok(
+      outcomes.includes("veth azvleft: deleted"),
+      "the killed ADD's go",
+    );
+    assert.ok(!outcomes.some((o) => o.includes(veth)), outcomes.join("\n"));
+    assert.ok(host.link(veth) !== undefined);
+    assert.deepEqual(host.neighs("azure0").map((n) => n.ip), [
+      "10.0.0.5",
+      pod.ip,
+    ]);
+    assert.equal(fake.matching(/10\.0\.0\.9\b/).length, 2);
+    assert.ok(await engine.held(attachment) !== undefined);
+    const lockFile = `${dir}/${ATTACHMENT_LOCK_DIR}/${veth}.lock`;
+    assert.ok((await Deno.stat(lockFile)).isFile);
+
+    // The ADD was killed: its lock is free, and all it left goes.
+    const second = await reconcileState(dir, { kernel, ebtables, graceMs: 0 });
+    assert.ok(!second.failed, JSON.stringify(second));
+    assert.equal(host.link(veth), undefined);
+    assert.deepEqual(host.neighs("azure0").map((n) => n.ip), ["10.0.0.5"]);
+    assert.equal(fake.matching(/10\.0\.0\.9\b/).length, 0);
+    assert.equal(await engine.held(attachment), undefined);
+    // So does its lock file, its veth gone.
+    await assert.rejects(Deno.stat(lockFile), Deno.errors.NotFound);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
