@@ -831,7 +831,8 @@ export async function fileLockHeld(path: string): Promise<boolean> {
         role: "lock file",
       }) === undefined
     ) return false;
-    file = await Deno.open(lockPath, { read: true, write: true });
+    // A flock needs no write access: a read-only state dir is fine.
+    file = await Deno.open(lockPath, { read: true });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
     if (err instanceof CniError) throw err;

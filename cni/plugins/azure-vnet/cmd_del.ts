@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { CmdArgs } from "@vnet/cni";
+import { type CmdArgs, flattenCause } from "@vnet/cni";
 import {
   type AzureVnetContext,
   beginInvocation,
@@ -89,13 +89,12 @@ async function deleteUnrecorded(
  * The address goes back only once what is keyed by it is gone (a recorded
  * bridge endpoint's neighbours and rules, a transparent one's veth, all
  * that was found without a record), so that the retry finds what is left
- * and the address's next owner meets none of it.
+ * and the address's next owner meets none of it. Runs holding the
+ * attachment's lock (`attachment_lock.ts`), and once all is gone removes
+ * the lock's file.
  *
  * @param ctx The context.
  * @param args The CNI call.
- * Runs holding the attachment's lock (`attachment_lock.ts`), and once all
- * is gone removes the lock's file.
- *
  * @throws {CniError} When a removal or the release fails; the record is
  * kept so that a retry finishes the work.
  */
@@ -107,7 +106,14 @@ export async function cmdDel(
   const spec = { stateDir: inv.stateDir, hostVeth: inv.hostVeth };
   await withAttachmentLock({ ...spec, lock: ctx.lock }, async () => {
     await delAttachment(ctx, { args, inv });
-    await forgetAttachmentLock(spec);
+    // All is gone: a lock file left behind costs a reconcile's look, never
+    // this DEL's success.
+    await forgetAttachmentLock(spec).catch((err) => {
+      log.warn("DEL {key}: cannot remove its lock file: {err}", {
+        key: inv.key,
+        err: flattenCause(err),
+      });
+    });
   });
 }
 
