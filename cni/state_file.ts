@@ -771,6 +771,87 @@ export async function withStateLock<T>(
   }
 }
 
+/**
+ * Runs `fn` holding the exclusive flock of `${path}.lock`, as
+ * {@link withStateLock} holds a state file's, with nothing else: no state
+ * file, no sweep of temp files. For locks that guard work rather than a
+ * file, such as one attachment's ADD or DEL.
+ *
+ * @param path The guarded path (the lock file is `${path}.lock`).
+ * @param fn The work.
+ * @param options The lock and file operation timeouts.
+ * @returns `fn`'s value.
+ * @throws {CniError} 11 on a lock timeout; 5 on I/O; what `fn` throws.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fileLockHeld, withFileLock } from "./state_file.ts";
+ * const dir = await Deno.makeTempDir();
+ * const held = await withFileLock(`${dir}/job`, () => fileLockHeld(`${dir}/job`));
+ * assert.ok(held);
+ * assert.ok(!await fileLockHeld(`${dir}/job`));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function withFileLock<T>(
+  path: string,
+  fn: () => Promise<T> | T,
+  options: StateFileOptions = {},
+): Promise<T> {
+  const lockFile = await takeLock(path, {
+    timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    ms: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+    sleep: options.sleep,
+  });
+  try {
+    return await fn();
+  } finally {
+    lockFile.close();
+  }
+}
+
+/**
+ * Whether someone holds the flock of `${path}.lock` now (this process
+ * too, through another open): false when there is no lock file. Creates
+ * nothing.
+ *
+ * @param path The guarded path.
+ * @returns True while the lock is held.
+ * @throws {CniError} 5 when the lock file cannot be opened or locked for
+ * another reason than being held.
+ */
+export async function fileLockHeld(path: string): Promise<boolean> {
+  const lockPath = `${path}.lock`;
+  let file: Deno.FsFile;
+  try {
+    if (
+      await statRegular(lockPath, {
+        ms: DEFAULT_OP_TIMEOUT_MS,
+        role: "lock file",
+      }) === undefined
+    ) return false;
+    // A flock needs no write access: a read-only state dir is fine.
+    file = await Deno.open(lockPath, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    if (err instanceof CniError) throw err;
+    throw new CniError(CODES.ioFailure, `Cannot open lock file "${lockPath}"`, {
+      cause: err,
+    });
+  }
+  try {
+    const exclusive = true;
+    return !await file.tryLock(exclusive);
+  } catch (err) {
+    throw new CniError(CODES.ioFailure, `Cannot lock "${lockPath}"`, {
+      cause: err,
+    });
+  } finally {
+    file.close();
+  }
+}
+
 /** The identity of a file: its device and inode. */
 interface FileId {
   readonly dev: number;

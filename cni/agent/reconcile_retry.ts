@@ -7,7 +7,7 @@
  * `reconcile`) and tries again while it serves, after 5, 10, 20, 40, 80,
  * 160 s and then every 300 s, until one succeeds. A retry runs beside the
  * requests, as the state tool's `gc` does on a live node: the reconcile
- * confirms each orphan twice, so an ADD in flight is left alone.
+ * leaves what an ADD or DEL holding its attachment's lock has made.
  *
  * @module
  */

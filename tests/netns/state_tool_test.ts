@@ -15,6 +15,10 @@ import {
   v4addrs,
 } from "../../tools/testbed/mod.ts";
 
+import { hostVethName } from "../../cni/plugins/azure-vnet/names.ts";
+import { withAttachmentLock } from "../../cni/plugins/azure-vnet/attachment_lock.ts";
+import { withState } from "../../cni/plugins/azure-vnet/state.ts";
+
 const STATE_TOOL = new URL("../../tools/state/main.ts", import.meta.url)
   .pathname;
 
@@ -299,4 +303,54 @@ Deno.test("state repair rebuilds a corrupt IPAM file, then a corrupt azure-vnet.
       `${n.addr(4)}/24`,
     ]);
   });
+});
+
+Deno.test("state gc leaves alone what an ADD at work (its attachment's lock held) has not recorded yet, and collects it once the lock is free", async () => {
+  await using n = await sourceNode("10.97.0.0/24");
+  const p1 = await n.pod();
+  const p2 = await n.pod();
+  await plugin(n, "ADD", { id: "first", netns: p1 });
+  const ip2 = ipOf(await plugin(n, "ADD", { id: "slow", netns: p2 }));
+  const hostVeth = await hostVethName("azure", {
+    containerId: "slow",
+    ifName: "eth0",
+  });
+  // As an ADD is before it records: veth, neighbour, rules and reservation
+  // made, no record, its lock held (here by this process).
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  let locked = () => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const holding = withAttachmentLock({ stateDir: n.dir, hostVeth }, () => {
+    locked();
+    return held;
+  });
+  try {
+    await isLocked;
+    await withState(n.dir, async (s) => {
+      delete s.state.endpoints["slow/eth0"];
+      await s.save();
+    });
+    const gc = await n.stateTool(["gc", "--grace-ms", "0", "--json"]);
+    assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+    assert.match(gc.stdout, /at work/);
+    assert.ok((await links(n.node.name)).some((l) => l.ifname === hostVeth));
+    assert.match(await n.ipamState(), /"slow"/);
+    assert.ok(
+      (await neighbours(n.node.name, "azure0")).some((x) => x.dst === ip2),
+    );
+    assert.ok(await p2.ping(n.addr(1)), "the pod still reaches the gateway");
+  } finally {
+    release();
+    await holding;
+  }
+  // The ADD is gone (its lock free): what it left is collected.
+  const gc = await n.stateTool(["gc", "--grace-ms", "0", "--json"]);
+  assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+  assert.ok(!(await links(n.node.name)).some((l) => l.ifname === hostVeth));
+  assert.doesNotMatch(await n.ipamState(), /"slow"/);
+  assert.ok(
+    !(await neighbours(n.node.name, "azure0")).some((x) => x.dst === ip2),
+  );
+  assert.doesNotMatch(await n.ebtables(), new RegExp(`${ip2} `));
 });

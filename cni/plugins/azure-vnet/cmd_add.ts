@@ -24,6 +24,7 @@ import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { readState, updateState, withState } from "./state.ts";
 import { adoptedAttachedHere } from "./adopt.ts";
 import { restoreHostRules } from "./host_rules.ts";
+import { withAttachmentLock } from "./attachment_lock.ts";
 
 const log = getLogger(["azure-vnet"]);
 
@@ -203,7 +204,9 @@ function removeLeftoverVeth(host: KernelNs, inv: Invocation): void {
  * ADD: reserves the pod's address, creates the network when needed, then
  * the endpoint (veth, addresses, routes, neighbour, ebtables rules), and
  * records it. Idempotent: a repeated ADD in the same netns returns the
- * recorded result. Everything is rolled back on failure.
+ * recorded result. Everything is rolled back on failure. Runs holding the
+ * attachment's lock (`attachment_lock.ts`), so the reconcile leaves what
+ * it made alone until it is recorded.
  *
  * @param ctx The context.
  * @param args The CNI call.
@@ -216,6 +219,18 @@ export async function cmdAdd(
   args: CmdArgs,
 ): Promise<Result> {
   const inv = await beginInvocation(ctx, args);
+  return await withAttachmentLock(
+    { stateDir: inv.stateDir, hostVeth: inv.hostVeth, lock: ctx.lock },
+    () => addAttachment(ctx, { args, inv }),
+  );
+}
+
+/** ADD's work, under the attachment's lock. */
+async function addAttachment(
+  ctx: AzureVnetContext,
+  call: { args: CmdArgs; inv: Invocation },
+): Promise<Result> {
+  const { args, inv } = call;
   const { cfg, stateDir, ipam, key } = inv;
   checkPodNetns(ctx.kernel(), args.netns);
   // Reads take no lock (writes are atomic renames): only changes do.

@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { CmdArgs } from "@vnet/cni";
+import { type CmdArgs, flattenCause } from "@vnet/cni";
 import {
   type AzureVnetContext,
   beginInvocation,
@@ -12,6 +12,7 @@ import {
 } from "./context.ts";
 import type { EndpointContext } from "./endpoint.ts";
 import { combineErrors } from "./errors.ts";
+import { forgetAttachmentLock, withAttachmentLock } from "./attachment_lock.ts";
 import { findOwnAttachment, releaseAdopted } from "./adopt.ts";
 import { deleteEndpoint, modeDriver } from "./mode.ts";
 import { podEnd, podFromPrevResult } from "./pod_end.ts";
@@ -88,7 +89,9 @@ async function deleteUnrecorded(
  * The address goes back only once what is keyed by it is gone (a recorded
  * bridge endpoint's neighbours and rules, a transparent one's veth, all
  * that was found without a record), so that the retry finds what is left
- * and the address's next owner meets none of it.
+ * and the address's next owner meets none of it. Runs holding the
+ * attachment's lock (`attachment_lock.ts`), and once all is gone removes
+ * the lock's file.
  *
  * @param ctx The context.
  * @param args The CNI call.
@@ -100,6 +103,26 @@ export async function cmdDel(
   args: CmdArgs,
 ): Promise<void> {
   const inv = await beginInvocation(ctx, args);
+  const spec = { stateDir: inv.stateDir, hostVeth: inv.hostVeth };
+  await withAttachmentLock({ ...spec, lock: ctx.lock }, async () => {
+    await delAttachment(ctx, { args, inv });
+    // All is gone: a lock file left behind costs a reconcile's look, never
+    // this DEL's success.
+    await forgetAttachmentLock(spec).catch((err) => {
+      log.warn("DEL {key}: cannot remove its lock file: {err}", {
+        key: inv.key,
+        err: flattenCause(err),
+      });
+    });
+  });
+}
+
+/** DEL's work, under the attachment's lock. */
+async function delAttachment(
+  ctx: AzureVnetContext,
+  call: { args: CmdArgs; inv: Invocation },
+): Promise<void> {
+  const { args, inv } = call;
   const { cfg, stateDir, ipam, key } = inv;
   const snapshot = await readState(stateDir);
   const recorded = snapshot.endpoints[key];

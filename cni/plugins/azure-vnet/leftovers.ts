@@ -44,8 +44,15 @@ export interface Leftovers {
    * takes back.
    */
   readonly rules: EbtablesRule[];
-  /** Permanent IPv4 neighbours on a bridge for an address of no record. */
-  readonly neighbours: { readonly bridge: string; readonly ip: string }[];
+  /**
+   * Permanent IPv4 neighbours on a bridge for an address of no record, with
+   * the MAC they named when found.
+   */
+  readonly neighbours: {
+    readonly bridge: string;
+    readonly ip: string;
+    readonly mac?: string | undefined;
+  }[];
 }
 
 /** Inputs of {@link findLeftovers}. */
@@ -164,7 +171,7 @@ export function findLeftovers(
       }
       for (const n of host.neighs(net.bridge)) {
         if (n.permanent && foreign(n.ip, n.mac)) {
-          found.neighbours.push({ bridge: net.bridge, ip: n.ip });
+          found.neighbours.push({ bridge: net.bridge, ip: n.ip, mac: n.mac });
         }
       }
     }

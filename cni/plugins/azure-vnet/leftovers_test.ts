@@ -104,7 +104,9 @@ Deno.test("findLeftovers() picks unrecorded veths, pod rules and neighbours only
       "-p ARP --arp-op Request --arp-ip-dst 10.0.0.8 -j arpreply --arpreply-mac 2:0:0:0:0:8 --arpreply-target ACCEPT",
     ],
   ]);
-  assert.deepEqual(found.neighbours, [{ bridge: "azure0", ip: "10.0.0.7" }]);
+  assert.deepEqual(found.neighbours, [
+    { bridge: "azure0", ip: "10.0.0.7", mac: "02:00:00:00:00:07" },
+  ]);
 
   assert.deepEqual(await removeLeftovers({ host, ebtables: eb }, found), []);
   assert.equal(host.link("azvleft"), undefined);

@@ -22,14 +22,18 @@
  * neighbours and rules, and its reservation are kept. In a netns without a
  * recorded network's bridge (not the node's), it refuses and changes
  * nothing. Orphans are confirmed
- * twice, `graceMs` apart, so an ADD in flight (reserved, veth made, record
- * not yet written) is left alone. The state locks are held for each
+ * twice, `graceMs` apart, and what an ADD or DEL at work holds is left
+ * alone however long it takes: a veth whose attachment's lock is held
+ * (`attachment_lock.ts`), and the reservation, rules and neighbour of an
+ * address reserved for such an attachment. Lock files of attachments that
+ * are gone are removed. The state locks are held for each
  * read-modify-write only.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { flattenCause } from "@vnet/cni";
+import { stripPrefix } from "@vnet/address";
+import { CniError, CODES, flattenCause } from "@vnet/cni";
 import {
   IPAM_STATE_FILE,
   IpamEngine,
@@ -40,6 +44,7 @@ import { Ebtables } from "./ebtables.ts";
 import {
   canonicalMac,
   type EbtablesRule,
+  parsePodRule,
   parseSpoofRule,
 } from "./ebtables_rules.ts";
 import { deleteEndpoint } from "./mode.ts";
@@ -50,7 +55,14 @@ import {
   LEFTOVER_GRACE_MS,
   type Leftovers,
 } from "./leftovers.ts";
-import { endpointKey, HOST_VETH_PREFIX } from "./names.ts";
+import { endpointKey, HOST_VETH_PREFIX, hostVethName } from "./names.ts";
+import {
+  ATTACHMENT_LOCK_DIR,
+  attachmentBusy,
+  forgetAttachmentLock,
+  reservationBusy,
+  withAttachmentLock,
+} from "./attachment_lock.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
 import { wrapKernel } from "./errors.ts";
 import type { AzureVnetState, EndpointRecord } from "./state.ts";
@@ -83,7 +95,7 @@ export interface ReconcileAction {
   /** The endpoint key, `ip containerId/ifName`, veth name, rule or IP. */
   readonly target: string;
   /** Why it is stale. */
-  readonly reason: string;
+  reason: string;
   /** `removed`, `released`, `deleted`, `would remove`, `kept` or `failed`. */
   outcome: string;
   /** What failed, when it did. */
@@ -234,10 +246,46 @@ export async function reconcileState(
       outcome: dry ? "would remove" : "removed",
     };
     actions.push(a);
-    if (dry) continue;
+    if (dry) {
+      if (await attachmentBusy({ stateDir, hostVeth: ep.hostVeth })) {
+        keptAtWork(a);
+      }
+      continue;
+    }
+    const claim = await ifIdle(
+      { stateDir, hostVeth: ep.hostVeth },
+      () => removeStale({ stateDir, key, ep, a }),
+    );
+    if (claim === "busy") keptAtWork(a);
+    done(a);
+  }
+
+  /**
+   * Removes a stale endpoint, under its attachment's lock: only when the
+   * record is still the one seen and its veth is still gone (an ADD may
+   * have attached it again meanwhile).
+   */
+  async function removeStale(
+    spec: {
+      stateDir: string;
+      key: string;
+      ep: EndpointRecord;
+      a: ReconcileAction;
+    },
+  ): Promise<void> {
+    const { key, ep, a } = spec;
+    const now = await readState(spec.stateDir);
+    if (
+      !sameRecord(now.endpoints[key], ep) ||
+      host.link(ep.hostVeth) !== undefined
+    ) {
+      a.outcome = "kept";
+      a.reason = "attached again meanwhile";
+      return;
+    }
     const errs = await deleteEndpoint({ kernel, host, ebtables }, {
       hostVeth: ep.hostVeth,
-      network: first.state.networks[ep.network],
+      network: now.networks[ep.network],
       pod: ep,
     });
     // Its address goes back only once nothing of it is left in the kernel;
@@ -251,17 +299,15 @@ export async function reconcileState(
     }
     if (errs.length > 0) {
       fail(a, errs);
-      done(a);
-      continue;
+      return;
     }
-    await withState(stateDir, async (s) => {
+    await withState(spec.stateDir, async (s) => {
       if (sameRecord(s.state.endpoints[key], ep)) {
         delete s.state.endpoints[key];
         await s.save();
       }
     });
     a.outcome = `removed (${ep.addresses.join(", ") || "no address"})`;
-    done(a);
   }
 
   // 2. Kernel leftovers, confirmed after the grace delay.
@@ -280,15 +326,62 @@ export async function reconcileState(
       await leftoversOf(last, { host, ebtables }),
     );
   }
-  await removeFound({ host, ebtables }, {
-    found,
-    dry,
-    record(a, errs) {
-      actions.push(a);
-      if (errs.length > 0) fail(a, errs);
-      done(a);
-    },
-  });
+  // A veth goes only under its attachment's lock, once no record names
+  // it. Pod rules and neighbours name an address, not an attachment (the
+  // reservation of a delegate IPAM's ADD is not in our file): they go only
+  // while no ADD or DEL at all is at work, else the next run takes them.
+  for (const v of found.veths) {
+    const a: ReconcileAction = {
+      kind: "veth",
+      target: v,
+      reason: "on the bridge, no endpoint record",
+      outcome: dry ? "would delete" : "deleted",
+    };
+    actions.push(a);
+    if (dry) {
+      if (await attachmentBusy({ stateDir, hostVeth: v })) keptAtWork(a);
+      continue;
+    }
+    const claim = await ifIdle({ stateDir, hostVeth: v }, async () => {
+      const now = await readState(stateDir);
+      if (Object.values(now.endpoints).some((e) => e.hostVeth === v)) {
+        a.outcome = "kept";
+        a.reason = "recorded meanwhile";
+        return;
+      }
+      try {
+        host.delLinkSync(v);
+      } catch (err) {
+        fail(a, [wrapKernel(`Cannot delete veth "${v}"`, err)]);
+      }
+    });
+    if (claim === "busy") keptAtWork(a);
+    done(a);
+  }
+  const record = (a: ReconcileAction, errs: unknown[]) => {
+    actions.push(a);
+    if (errs.length > 0) fail(a, errs);
+    done(a);
+  };
+  if (dry) {
+    await removeFound({ host, ebtables }, {
+      found,
+      dry,
+      atWork: await anyAttachmentBusy(stateDir),
+      record,
+    });
+  } else {
+    // Under the state lock, no ADD records meanwhile: one that recorded
+    // since the look keeps its rules and neighbour, one at work keeps all.
+    await withState(stateDir, async (s) => {
+      await removeFound({ host, ebtables }, {
+        found: unrecorded(found, s.state),
+        dry,
+        atWork: await anyAttachmentBusy(stateDir),
+        record,
+      });
+    });
+  }
 
   // 3. Reservations without a record, in both looks; one whose address a
   //    neighbour still uses (an ADD past its neighbour) is kept.
@@ -303,6 +396,7 @@ export async function reconcileState(
       endpointKey(h.containerId, h.ifName)
     ),
   );
+  const networks = Object.keys(last.state.networks);
   for (const h of orphans) {
     const inKernel = keptKeys.has(endpointKey(h.containerId, h.ifName));
     const a: ReconcileAction = {
@@ -314,15 +408,170 @@ export async function reconcileState(
       outcome: inKernel ? "kept" : dry ? "would release" : "released",
     };
     actions.push(a);
-    if (dry || inKernel) continue;
-    try {
-      await ipam.release(h, { network: h.network });
-    } catch (err) {
-      fail(a, [err]);
+    if (inKernel) continue;
+    const release = async () => {
+      // Under the lock: still held for it, and still no record.
+      const now = await snapshot(stateDir);
+      if (!orphanHolds(now, host).some((o) => sameHold(o, h))) {
+        a.outcome = "kept";
+        a.reason = "recorded or released meanwhile";
+        return;
+      }
+      try {
+        await ipam.release(h, { network: h.network });
+      } catch (err) {
+        fail(a, [err]);
+      }
+    };
+    // A reservation without its network (an older one): any network's.
+    const names = h.network === undefined ? networks : [h.network];
+    const busy = await reservationBusy({ stateDir, ...h, networks });
+    if (dry || busy || names.length !== 1) {
+      if (busy) keptAtWork(a);
+      else if (!dry) await release();
+      done(a);
+      continue;
+    }
+    const hostVeth = await hostVethName(names[0] ?? "", h);
+    if (await ifIdle({ stateDir, hostVeth }, release) === "busy") {
+      keptAtWork(a);
     }
     done(a);
   }
+  if (!dry) await forgetGoneLocks(stateDir, host);
   return { actions, failed };
+}
+
+/** The leftover rules and neighbours that no record of `state` names. */
+function unrecorded(found: Leftovers, state: AzureVnetState): Leftovers {
+  const eps = Object.values(state.endpoints);
+  const ips = new Set(
+    eps.flatMap((e) => e.addresses.map((a) => stripPrefix(a))),
+  );
+  const veths = new Set(eps.map((e) => e.hostVeth));
+  return {
+    veths: [],
+    rules: found.rules.filter((r) => {
+      const spoof = parseSpoofRule(r.args);
+      if (spoof !== undefined) return !veths.has(spoof.hostVeth);
+      const pod = parsePodRule(r.args);
+      return pod === undefined || !ips.has(pod.ip);
+    }),
+    neighbours: found.neighbours.filter((n) => !ips.has(n.ip)),
+  };
+}
+
+/**
+ * How old a lock file of a gone attachment must be to be removed. An ADD
+ * creates its lock file before its veth: a fresh one may be an ADD's
+ * between its open and its lock, which must not lose the file it locks.
+ */
+export const LOCK_FILE_STALE_MS = 10 * 60_000;
+
+/** Whether the attachment's lock file is older than {@link LOCK_FILE_STALE_MS}. */
+async function stale(stateDir: string, hostVeth: string): Promise<boolean> {
+  try {
+    const st = await Deno.stat(
+      `${stateDir}/${ATTACHMENT_LOCK_DIR}/${hostVeth}.lock`,
+    );
+    return Date.now() - (st.mtime?.getTime() ?? Date.now()) >
+      LOCK_FILE_STALE_MS;
+  } catch {
+    return false;
+  }
+}
+
+/** Reports `a` as left to the ADD or DEL of it at work. */
+function keptAtWork(a: ReconcileAction): void {
+  a.outcome = "kept";
+  a.reason = "an ADD or DEL of it is at work";
+}
+
+/** The same reservation (address and attachment). */
+function sameHold(a: OrphanHold, b: OrphanHold): boolean {
+  return a.ip === b.ip && a.containerId === b.containerId &&
+    a.ifName === b.ifName;
+}
+
+/**
+ * Runs `fn` holding the attachment's lock, when no call holds it: "busy"
+ * when one does. What `fn` throws is thrown.
+ */
+async function ifIdle(
+  spec: { stateDir: string; hostVeth: string },
+  fn: () => Promise<void>,
+): Promise<"done" | "busy"> {
+  let ran = false;
+  try {
+    await withAttachmentLock({ ...spec, lock: { lockTimeoutMs: 1 } }, () => {
+      ran = true;
+      return fn();
+    });
+  } catch (err) {
+    if (!ran && err instanceof CniError && err.code === CODES.tryAgainLater) {
+      return "busy";
+    }
+    throw err;
+  }
+  return "done";
+}
+
+/** Whether any ADD or DEL holds its attachment's lock now. */
+async function anyAttachmentBusy(stateDir: string): Promise<boolean> {
+  for (const hostVeth of await attachmentLocks(stateDir)) {
+    if (await attachmentBusy({ stateDir, hostVeth })) return true;
+  }
+  return false;
+}
+
+/** The host veths of the attachments' lock files. */
+async function attachmentLocks(stateDir: string): Promise<string[]> {
+  const dir = `${stateDir}/${ATTACHMENT_LOCK_DIR}`;
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && e.name.endsWith(".lock") && e.name.length > 5) {
+        out.push(e.name.slice(0, -5));
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      log.warn("Cannot read {dir}: {err}", { dir, err: flattenCause(err) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes the lock files of attachments whose host veth is gone, each
+ * under its lock (one held by a call at work is left).
+ */
+async function forgetGoneLocks(
+  stateDir: string,
+  host: KernelNs,
+): Promise<void> {
+  for (const hostVeth of await attachmentLocks(stateDir)) {
+    const spec = { stateDir, hostVeth };
+    const gone = () => {
+      try {
+        return host.link(hostVeth) === undefined;
+      } catch {
+        return false;
+      }
+    };
+    if (!gone() || !(await stale(stateDir, hostVeth))) continue;
+    // Looked at again under the lock: an ADD may have made it since.
+    await ifIdle(
+      spec,
+      () => gone() ? forgetAttachmentLock(spec) : Promise.resolve(),
+    )
+      .catch((err) => {
+        log.warn("Cannot remove the lock file of {veth}: {err}", {
+          veth: hostVeth,
+          err: flattenCause(err),
+        });
+      });
+  }
 }
 
 /**
@@ -382,32 +631,23 @@ async function removeFound(
   spec: {
     found: Leftovers;
     dry: boolean;
+    /** An ADD or DEL is at work: the rules and neighbours are left. */
+    atWork: boolean;
     record: (a: ReconcileAction, errs: unknown[]) => void;
   },
 ): Promise<void> {
   const { host, ebtables } = ctx;
-  const { found, dry } = spec;
-  const reason = "on the bridge, no endpoint record";
-  for (const v of found.veths) {
-    const a: ReconcileAction = {
-      kind: "veth",
-      target: v,
-      reason,
-      outcome: dry ? "would delete" : "deleted",
-    };
-    const errs: unknown[] = [];
-    if (!dry) {
-      try {
-        host.delLinkSync(v);
-      } catch (err) {
-        errs.push(wrapKernel(`Cannot delete veth "${v}"`, err));
-      }
-    }
-    spec.record(a, errs);
-  }
+  const { found, dry, atWork } = spec;
+  // Left to the next run: an ADD at work may have made them.
+  const outcome = atWork ? "kept" : dry ? "would delete" : "deleted";
+  const act = !dry && !atWork;
+  const leftReason = (reason: string) =>
+    atWork
+      ? `${reason}; an ADD or DEL is at work, the next run looks again`
+      : reason;
   if (found.rules.length > 0) {
     let errs: unknown[] = [];
-    if (!dry) {
+    if (act) {
       try {
         await ebtables.removeAll(found.rules);
       } catch (err) {
@@ -418,16 +658,24 @@ async function removeFound(
       spec.record({
         kind: "rule",
         target: ruleText(r),
-        reason: parseSpoofRule(r.args) === undefined
-          ? "a pod rule for an address of no endpoint record"
-          : "an anti-spoofing rule of a host veth of no endpoint record",
-        outcome: dry ? "would delete" : "deleted",
+        reason: leftReason(
+          parseSpoofRule(r.args) === undefined
+            ? "a pod rule for an address of no endpoint record"
+            : "an anti-spoofing rule of a host veth of no endpoint record",
+        ),
+        outcome,
       }, errs);
     }
   }
   for (const n of found.neighbours) {
     const errs: unknown[] = [];
-    if (!dry) {
+    // One that names another MAC now is a new pod's (its ADD got the
+    // address since): left alone.
+    const now = act ? host.neighMac(n.bridge, n.ip) : undefined;
+    if (
+      act && now !== undefined &&
+      (n.mac === undefined || canonicalMac(now) === canonicalMac(n.mac))
+    ) {
       try {
         host.neighDel(n.bridge, n.ip);
       } catch (err) {
@@ -437,8 +685,10 @@ async function removeFound(
     spec.record({
       kind: "neighbour",
       target: `${n.ip} on ${n.bridge}`,
-      reason: "a permanent neighbour for an address of no endpoint record",
-      outcome: dry ? "would delete" : "deleted",
+      reason: leftReason(
+        "a permanent neighbour for an address of no endpoint record",
+      ),
+      outcome,
     }, errs);
   }
 }

@@ -4,10 +4,12 @@ import { FakeEbtables } from "./_fake_ebtables.ts";
 import { FakeKernel } from "./_fake_kernel.ts";
 import { Ebtables } from "./ebtables.ts";
 import { arpReplyRule, podDnatRule, spoofRules } from "./ebtables_rules.ts";
-import { reconcileState } from "./reconcile.ts";
+import { LOCK_FILE_STALE_MS, reconcileState } from "./reconcile.ts";
+import { ATTACHMENT_LOCK_DIR, withAttachmentLock } from "./attachment_lock.ts";
+import { hostVethName } from "./names.ts";
 import type { EndpointRecord, NetworkRecord } from "./state.ts";
 import { TEST_NETWORK, testEndpoint } from "./_test_records.ts";
-import { withState } from "./state.ts";
+import { readState, withState } from "./state.ts";
 
 const NET = TEST_NETWORK;
 
@@ -18,6 +20,21 @@ function ep(id: string, ip: string, mac: string): EndpointRecord {
     ip,
     mac,
     netns: `/run/netns/${id}`,
+  });
+}
+
+/** The IPAM config of a static pool of `addresses` in 10.0.0.0/24. */
+function staticConfig(addresses: string[]): ReturnType<typeof parseIpamConfig> {
+  return parseIpamConfig({
+    cniVersion: "1.1.0",
+    name: "azure",
+    type: "azure-vnet",
+    ipam: {
+      type: "azure-vnet-ipam",
+      environment: "static",
+      subnet: "10.0.0.0/24",
+      addresses,
+    },
   });
 }
 
@@ -58,19 +75,8 @@ async function fixture(dir: string) {
   });
   const engine = new IpamEngine({ stateDir: dir, hostMacs: () => [] });
   for (const [id, ip] of Object.entries({ ...pods, ghost: "10.0.0.8" })) {
-    const config = parseIpamConfig({
-      cniVersion: "1.1.0",
-      name: "azure",
-      type: "azure-vnet",
-      ipam: {
-        type: "azure-vnet-ipam",
-        environment: "static",
-        subnet: "10.0.0.0/24",
-        addresses: ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"],
-      },
-    });
     await engine.reserve({ containerId: id, ifName: "eth0" }, {
-      config,
+      config: staticConfig(["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"]),
       network: "azure",
       requestedIp: typeof ip === "string" ? ip : ip.ip,
     });
@@ -392,6 +398,244 @@ Deno.test("reconcileState() removes the anti-spoofing rules of a stale endpoint 
     assert.deepEqual(left("azvgone"), []);
     assert.deepEqual(left("azvleft"), []);
     assert.ok(host.link("azvlive") !== undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() leaves what an ADD at work holds however long it takes, and collects it once that ADD is gone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { kernel, host, fake, ebtables, engine } = await fixture(dir);
+    // An ADD of "busy" past its veth, neighbour and rules, its record not
+    // written yet (waiting on the state lock, say), holding its lock.
+    const pod = { ip: "10.0.0.9", mac: "02:00:00:00:00:09" };
+    const attachment = { containerId: "busy", ifName: "eth0" };
+    const veth = await hostVethName("azure", attachment);
+    host.addLink(veth, { kind: "veth" });
+    host.setMaster(veth, "azure0");
+    host.neighSet("azure0", pod);
+    await ebtables.ensureAll([arpReplyRule(pod), podDnatRule("eth0", pod)]);
+    await engine.reserve(attachment, {
+      config: staticConfig([
+        "10.0.0.5",
+        "10.0.0.6",
+        "10.0.0.7",
+        "10.0.0.8",
+        pod.ip,
+      ]),
+      network: "azure",
+      requestedIp: pod.ip,
+    });
+    const atWork = { stateDir: dir, hostVeth: veth };
+    const first = await withAttachmentLock(
+      atWork,
+      () => reconcileState(dir, { kernel, ebtables, graceMs: 0 }),
+    );
+    assert.ok(!first.failed, JSON.stringify(first));
+    const outcomes = first.actions.map((a) =>
+      `${a.kind} ${a.target}: ${a.outcome}`
+    );
+    assert.ok(
+      outcomes.includes("ipam 10.0.0.9 busy/eth0: kept"),
+      outcomes.join("\n"),
+    );
+    assert.ok(
+      outcomes.includes("veth azvleft: deleted"),
+      "the killed ADD's go",
+    );
+    assert.ok(outcomes.includes(`veth ${veth}: kept`), outcomes.join("\n"));
+    assert.ok(
+      first.actions.some((x) => x.target === veth && /at work/.test(x.reason)),
+    );
+    assert.ok(host.link(veth) !== undefined);
+    // Rules and neighbours name no attachment: while one is at work, even
+    // the killed ADD's are left for the next run.
+    assert.ok(
+      outcomes.includes("neighbour 10.0.0.7 on azure0: kept"),
+      outcomes.join("\n"),
+    );
+    assert.deepEqual(host.neighs("azure0").map((n) => n.ip), [
+      "10.0.0.5",
+      "10.0.0.7",
+      pod.ip,
+    ]);
+    assert.equal(fake.matching(/10\.0\.0\.9\b/).length, 2);
+    assert.ok(await engine.held(attachment) !== undefined);
+    const lockFile = `${dir}/${ATTACHMENT_LOCK_DIR}/${veth}.lock`;
+    assert.ok((await Deno.stat(lockFile)).isFile);
+
+    // The ADD was killed: its lock is free, and all it left goes. Its lock
+    // file goes too once it is old (a fresh one may be an ADD's between
+    // its open and its lock).
+    const old = new Date(Date.now() - LOCK_FILE_STALE_MS - 1000);
+    await Deno.utime(lockFile, old, old);
+    const second = await reconcileState(dir, { kernel, ebtables, graceMs: 0 });
+    assert.ok(!second.failed, JSON.stringify(second));
+    assert.equal(host.link(veth), undefined);
+    assert.deepEqual(host.neighs("azure0").map((n) => n.ip), ["10.0.0.5"]);
+    assert.equal(fake.matching(/10\.0\.0\.[79]\b/).length, 0);
+    assert.equal(await engine.held(attachment), undefined);
+    // So does its lock file, its veth gone.
+    await assert.rejects(Deno.stat(lockFile), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A node with the network and nothing else; `onList` runs at each listing. */
+async function bareNode(dir: string, onList?: () => Promise<void>) {
+  const kernel = new FakeKernel();
+  const host = kernel.hostNs;
+  host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
+  host.addLink("eth0", { mac: NET.masterMac });
+  host.setMaster("eth0", "azure0");
+  const fake = new FakeEbtables();
+  const ebtables = new Ebtables({
+    run: async (argv) => {
+      if (argv.includes("-L")) await onList?.();
+      return await fake.run(argv);
+    },
+    restore: fake.restore,
+  });
+  await withState(dir, async (s) => {
+    s.state.networks.azure = NET;
+    await s.save();
+  });
+  const engine = new IpamEngine({ stateDir: dir, hostMacs: () => [] });
+  return { kernel, host, fake, ebtables, engine };
+}
+
+const POD = { ip: "10.0.0.9", mac: "02:00:00:00:00:09" };
+
+/**
+ * What an ADD of `id` has made before its record: veth, neighbour, rules,
+ * and (unless a delegate IPAM holds it) the reservation.
+ */
+async function plumbed(
+  n: Awaited<ReturnType<typeof bareNode>>,
+  spec: { id: string; reserve: boolean },
+): Promise<string> {
+  const attachment = { containerId: spec.id, ifName: "eth0" };
+  const veth = await hostVethName("azure", attachment);
+  n.host.addLink(veth, { kind: "veth" });
+  n.host.setMaster(veth, "azure0");
+  n.host.neighSet("azure0", POD);
+  await n.ebtables.ensureAll([arpReplyRule(POD), podDnatRule("eth0", POD)]);
+  if (spec.reserve) {
+    await n.engine.reserve(attachment, {
+      config: staticConfig([POD.ip]),
+      network: "azure",
+      requestedIp: POD.ip,
+    });
+  }
+  return veth;
+}
+
+/** Records the endpoint of {@link POD} as `id`'s, on `hostVeth`. */
+async function recordPod(
+  dir: string,
+  spec: { id: string; hostVeth: string },
+): Promise<void> {
+  await withState(dir, async (s) => {
+    s.state.endpoints[`${spec.id}/eth0`] = testEndpoint({
+      containerId: spec.id,
+      hostVeth: spec.hostVeth,
+      ip: POD.ip,
+      mac: POD.mac,
+      netns: `/run/netns/${spec.id}`,
+    });
+    await s.save();
+  });
+}
+
+/** Holds an attachment's lock until `release()`. */
+async function holdLock(stateDir: string, hostVeth: string) {
+  let release = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  let locked = () => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const done = withAttachmentLock({ stateDir, hostVeth }, () => {
+    locked();
+    return gate;
+  });
+  await isLocked;
+  return async () => {
+    release();
+    await done;
+  };
+}
+
+Deno.test("reconcileState() keeps a stale record while an ADD of it is at work (re-attaching it)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const n = await bareNode(dir);
+    const attachment = { containerId: "redo", ifName: "eth0" };
+    const veth = await hostVethName("azure", attachment);
+    await n.engine.reserve(attachment, {
+      config: staticConfig([POD.ip]),
+      network: "azure",
+      requestedIp: POD.ip,
+    });
+    await recordPod(dir, { id: "redo", hostVeth: veth });
+    const release = await holdLock(dir, veth);
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    await release();
+    assert.deepEqual(
+      r.actions.map((a) => `${a.kind} ${a.target}: ${a.outcome} (${a.reason})`),
+      ["endpoint redo/eth0: kept (an ADD or DEL of it is at work)"],
+    );
+    assert.ok(await n.engine.held(attachment) !== undefined);
+    assert.ok((await readState(dir)).endpoints["redo/eth0"] !== undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() keeps all an ADD at work made whose IPAM is a delegate (no reservation in our file)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const n = await bareNode(dir);
+    const veth = await plumbed(n, { id: "exec", reserve: false });
+    const release = await holdLock(dir, veth);
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    await release();
+    assert.ok(!r.failed, JSON.stringify(r));
+    assert.ok(r.actions.every((a) => a.outcome === "kept"), JSON.stringify(r));
+    assert.ok(n.host.link(veth) !== undefined);
+    assert.deepEqual(n.host.neighs("azure0").map((x) => x.ip), [POD.ip]);
+    assert.equal(n.fake.matching(/10\.0\.0\.9\b/).length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() keeps what an ADD made that records itself and ends while the reconcile looks", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let finish: (() => Promise<void>) | undefined;
+    const n = await bareNode(dir, async () => {
+      const f = finish;
+      finish = undefined;
+      await f?.();
+    });
+    const veth = await plumbed(n, { id: "fin", reserve: true });
+    const release = await holdLock(dir, veth);
+    // During the reconcile's listing the ADD writes its record and ends.
+    finish = async () => {
+      await recordPod(dir, { id: "fin", hostVeth: veth });
+      await release();
+    };
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    assert.ok(!r.failed, JSON.stringify(r));
+    assert.equal(finish, undefined, "the ADD ended during the look");
+    assert.ok(n.host.link(veth) !== undefined, JSON.stringify(r.actions));
+    assert.deepEqual(n.host.neighs("azure0").map((x) => x.ip), [POD.ip]);
+    assert.equal(n.fake.matching(/10\.0\.0\.9\b/).length, 2);
+    assert.ok(
+      await n.engine.held({ containerId: "fin", ifName: "eth0" }) !==
+        undefined,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
