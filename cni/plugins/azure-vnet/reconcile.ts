@@ -349,10 +349,16 @@ export async function reconcileState(
         a.reason = "recorded meanwhile";
         return;
       }
+      if (host.link(v) === undefined) {
+        a.outcome = "gone";
+        return;
+      }
       try {
         host.delLinkSync(v);
       } catch (err) {
-        fail(a, [wrapKernel(`Cannot delete veth "${v}"`, err)]);
+        if (host.link(v) !== undefined) {
+          fail(a, [wrapKernel(`Cannot delete veth "${v}"`, err)]);
+        }
       }
     });
     if (claim === "busy") keptAtWork(a);
@@ -363,25 +369,46 @@ export async function reconcileState(
     if (errs.length > 0) fail(a, errs);
     done(a);
   };
-  if (dry) {
-    await removeFound({ host, ebtables }, {
-      found,
-      dry,
-      atWork: await anyAttachmentBusy(stateDir),
-      record,
-    });
-  } else {
-    // Under the state lock, no ADD records meanwhile: one that recorded
-    // since the look keeps its rules and neighbour, one at work keeps all.
-    await withState(stateDir, async (s) => {
+  // Anti-spoofing rules name a host veth (three of them no MAC): they go
+  // under its attachment's lock, as the veth does.
+  const bySpoofVeth = new Map<string, EbtablesRule[]>();
+  const podLeftovers: Leftovers = { ...found, veths: [], rules: [] };
+  for (const r of found.rules) {
+    const veth = parseSpoofRule(r.args)?.hostVeth;
+    if (veth === undefined) podLeftovers.rules.push(r);
+    else bySpoofVeth.set(veth, [...bySpoofVeth.get(veth) ?? [], r]);
+  }
+  for (const [hostVeth, rules] of bySpoofVeth) {
+    const group = { found: { veths: [], rules, neighbours: [] }, dry, record };
+    if (dry) {
+      const atWork = await attachmentBusy({ stateDir, hostVeth });
+      await removeFound({ host, ebtables }, { ...group, atWork });
+      continue;
+    }
+    const claim = await ifIdle({ stateDir, hostVeth }, async () => {
+      const now = await readState(stateDir);
       await removeFound({ host, ebtables }, {
-        found: unrecorded(found, s.state),
-        dry,
-        atWork: await anyAttachmentBusy(stateDir),
-        record,
+        ...group,
+        found: unrecorded(group.found, now),
+        atWork: false,
       });
     });
+    if (claim === "busy") {
+      await removeFound({ host, ebtables }, { ...group, atWork: true });
+    }
   }
+  // Pod rules and neighbours carry the pod's MAC, new with each veth: what a
+  // later ADD makes never matches them. One at work now keeps them all; one
+  // that recorded since the look keeps its own (the read after the check).
+  const atWork = await anyAttachmentBusy(stateDir);
+  const deleted = await removeFound({ host, ebtables }, {
+    found: dry
+      ? podLeftovers
+      : unrecorded(podLeftovers, await readState(stateDir)),
+    dry,
+    atWork,
+    record,
+  });
 
   // 3. Reservations without a record, in both looks; one whose address a
   //    neighbour still uses (an ADD past its neighbour) is kept.
@@ -390,7 +417,8 @@ export async function reconcileState(
     seen.has(`${h.ip} ${h.containerId}`)
   );
   // A dry run has not removed the leftover neighbours: they keep nothing.
-  const gone = new Set(found.neighbours.map((n) => n.ip));
+  // Neighbours left (an ADD at work, another MAC now) keep theirs.
+  const gone = dry ? new Set(found.neighbours.map((n) => n.ip)) : deleted;
   const keptKeys = new Set(
     orphans.filter((h) => h.inKernel && !gone.has(h.ip)).map((h) =>
       endpointKey(h.containerId, h.ifName)
@@ -423,19 +451,14 @@ export async function reconcileState(
         fail(a, [err]);
       }
     };
-    // A reservation without its network (an older one): any network's.
-    const names = h.network === undefined ? networks : [h.network];
-    const busy = await reservationBusy({ stateDir, ...h, networks });
-    if (dry || busy || names.length !== 1) {
-      if (busy) keptAtWork(a);
-      else if (!dry) await release();
-      done(a);
+    if (dry) {
+      if (await reservationBusy({ stateDir, ...h, networks })) keptAtWork(a);
       continue;
     }
-    const hostVeth = await hostVethName(names[0] ?? "", h);
-    if (await ifIdle({ stateDir, hostVeth }, release) === "busy") {
-      keptAtWork(a);
-    }
+    // A reservation without its network (an older one): any network's.
+    const names = h.network === undefined ? networks : [h.network];
+    const veths = await Promise.all(names.map((n) => hostVethName(n, h)));
+    if (await ifIdleAll(stateDir, veths, release) === "busy") keptAtWork(a);
     done(a);
   }
   if (!dry) await forgetGoneLocks(stateDir, host);
@@ -514,6 +537,27 @@ async function ifIdle(
     throw err;
   }
   return "done";
+}
+
+/**
+ * {@link ifIdle} over each of `veths` at once (tryLocks: nesting them
+ * cannot deadlock); runs `fn` with no lock when there are none.
+ */
+async function ifIdleAll(
+  stateDir: string,
+  veths: readonly string[],
+  fn: () => Promise<void>,
+): Promise<"done" | "busy"> {
+  const [first, ...rest] = veths;
+  if (first === undefined) {
+    await fn();
+    return "done";
+  }
+  let inner: "done" | "busy" = "done";
+  const outer = await ifIdle({ stateDir, hostVeth: first }, async () => {
+    inner = await ifIdleAll(stateDir, rest, fn);
+  });
+  return outer === "busy" ? "busy" : inner;
 }
 
 /** Whether any ADD or DEL holds its attachment's lock now. */
@@ -635,7 +679,7 @@ async function removeFound(
     atWork: boolean;
     record: (a: ReconcileAction, errs: unknown[]) => void;
   },
-): Promise<void> {
+): Promise<Set<string>> {
   const { host, ebtables } = ctx;
   const { found, dry, atWork } = spec;
   // Left to the next run: an ADD at work may have made them.
@@ -667,30 +711,41 @@ async function removeFound(
       }, errs);
     }
   }
+  const deleted = new Set<string>();
   for (const n of found.neighbours) {
     const errs: unknown[] = [];
-    // One that names another MAC now is a new pod's (its ADD got the
-    // address since): left alone.
-    const now = act ? host.neighMac(n.bridge, n.ip) : undefined;
-    if (
-      act && now !== undefined &&
-      (n.mac === undefined || canonicalMac(now) === canonicalMac(n.mac))
-    ) {
-      try {
-        host.neighDel(n.bridge, n.ip);
-      } catch (err) {
-        errs.push(wrapKernel(`Cannot delete neighbour "${n.ip}"`, err));
-      }
-    }
-    spec.record({
+    const a: ReconcileAction = {
       kind: "neighbour",
       target: `${n.ip} on ${n.bridge}`,
       reason: leftReason(
         "a permanent neighbour for an address of no endpoint record",
       ),
       outcome,
-    }, errs);
+    };
+    if (act) {
+      // One that names another MAC now is a new pod's (its ADD got the
+      // address since): left alone.
+      const now = host.neighMac(n.bridge, n.ip);
+      if (now === undefined) {
+        a.outcome = "gone";
+        deleted.add(n.ip);
+      } else if (
+        n.mac !== undefined && canonicalMac(now) !== canonicalMac(n.mac)
+      ) {
+        a.outcome = "kept";
+        a.reason = `it names ${now} now, a new pod's`;
+      } else {
+        try {
+          host.neighDel(n.bridge, n.ip);
+          deleted.add(n.ip);
+        } catch (err) {
+          errs.push(wrapKernel(`Cannot delete neighbour "${n.ip}"`, err));
+        }
+      }
+    }
+    spec.record(a, errs);
   }
+  return deleted;
 }
 
 function sameRecord(a: EndpointRecord | undefined, b: EndpointRecord): boolean {

@@ -484,7 +484,11 @@ Deno.test("reconcileState() leaves what an ADD at work holds however long it tak
 });
 
 /** A node with the network and nothing else; `onList` runs at each listing. */
-async function bareNode(dir: string, onList?: () => Promise<void>) {
+async function bareNode(
+  dir: string,
+  onList?: () => Promise<void>,
+  onRestore?: () => Promise<void>,
+) {
   const kernel = new FakeKernel();
   const host = kernel.hostNs;
   host.addBridge({ name: "azure0", mtu: 1500, mac: NET.masterMac });
@@ -496,7 +500,10 @@ async function bareNode(dir: string, onList?: () => Promise<void>) {
       if (argv.includes("-L")) await onList?.();
       return await fake.run(argv);
     },
-    restore: fake.restore,
+    restore: async (input) => {
+      await onRestore?.();
+      return await fake.restore(input);
+    },
   });
   await withState(dir, async (s) => {
     s.state.networks.azure = NET;
@@ -636,6 +643,108 @@ Deno.test("reconcileState() keeps what an ADD made that records itself and ends 
       await n.engine.held({ containerId: "fin", ifName: "eth0" }) !==
         undefined,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() keeps a dead attachment's address while its neighbour is kept (another ADD at work)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const n = await bareNode(dir);
+    const dead = await plumbed(n, { id: "dead", reserve: true });
+    n.host.delLinkSync(dead);
+    const release = await holdLock(
+      dir,
+      await hostVethName("azure", { containerId: "other", ifName: "eth0" }),
+    );
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    await release();
+    const outcomes = r.actions.map((a) =>
+      `${a.kind} ${a.target}: ${a.outcome}`
+    );
+    assert.ok(outcomes.includes("neighbour 10.0.0.9 on azure0: kept"));
+    assert.ok(
+      outcomes.includes("ipam 10.0.0.9 dead/eth0: kept"),
+      outcomes.join("\n"),
+    );
+    assert.ok(
+      await n.engine.held({ containerId: "dead", ifName: "eth0" }) !==
+        undefined,
+    );
+    // With nobody at work, all of it goes.
+    await reconcileState(dir, { ...n, graceMs: 0 });
+    assert.deepEqual(n.host.neighs("azure0"), []);
+    assert.equal(
+      await n.engine.held({ containerId: "dead", ifName: "eth0" }),
+      undefined,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() reports a neighbour a new pod took meanwhile as kept, and a veth that vanished under it as no failure", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let armed = false;
+    const n: Awaited<ReturnType<typeof bareNode>> = await bareNode(
+      dir,
+      undefined,
+      // A new pod's ADD takes the address while the rules go.
+      () => {
+        if (armed) {
+          n.host.neighSet("azure0", { ...POD, mac: "02:00:00:00:00:99" });
+        }
+        return Promise.resolve();
+      },
+    );
+    const veth = await plumbed(n, { id: "left", reserve: false });
+    // Its ADD rolls back just as the reconcile deletes it.
+    const delLinkSync = n.host.delLinkSync.bind(n.host);
+    n.host.delLinkSync = (name) => {
+      delLinkSync(name);
+      throw new Deno.errors.NotFound(`no link "${name}"`);
+    };
+    armed = true;
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    assert.ok(!r.failed, JSON.stringify(r));
+    assert.equal(n.host.link(veth), undefined);
+    const outcomes = r.actions.map((a) =>
+      `${a.kind} ${a.target}: ${a.outcome}`
+    );
+    assert.ok(
+      outcomes.includes("neighbour 10.0.0.9 on azure0: kept"),
+      outcomes.join("\n"),
+    );
+    assert.equal(n.host.neighMac("azure0", POD.ip), "02:00:00:00:00:99");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reconcileState() removes a veth's anti-spoofing rules only under its attachment's lock", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const n = await bareNode(dir);
+    const veth = await hostVethName("azure", {
+      containerId: "re",
+      ifName: "eth0",
+    });
+    await n.ebtables.ensureAll(
+      spoofRules(veth, { podMac: POD.mac, addresses: [`${POD.ip}/24`] }),
+    );
+    const count = () => n.fake.matching(new RegExp(`-i ${veth}\\b`)).length;
+    const before = count();
+    assert.ok(before >= 5);
+    // A re-ADD of that attachment is at work: its rules may be the same.
+    const release = await holdLock(dir, veth);
+    const r = await reconcileState(dir, { ...n, graceMs: 0 });
+    await release();
+    assert.ok(r.actions.every((a) => a.outcome === "kept"), JSON.stringify(r));
+    assert.equal(count(), before);
+    await reconcileState(dir, { ...n, graceMs: 0 });
+    assert.equal(count(), 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
