@@ -301,8 +301,8 @@ export class NftSocket implements Disposable {
       ...subsys,
     }));
     ours.add(this.#send(msgs)).add(end);
-    // The batch ran while it was sent: each rule's acknowledgement, or the
-    // error of the message that failed it, is queued already.
+    // The batch ran while it was sent: the last deletion's acknowledgement,
+    // or the error of the message that failed it, is queued already.
     this.#answers("delete nf_tables rules", (m) => {
       if (!ours.has(m.seq) || m.type !== NLMSG_ERROR) return false;
       const code = m.error ?? 0;

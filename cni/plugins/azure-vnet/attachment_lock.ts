@@ -19,7 +19,6 @@
  * @module
  */
 import { fileLockHeld, type StateFileOptions, withFileLock } from "@vnet/cni";
-import { hostVethName } from "./names.ts";
 
 /** The directory of the attachments' locks, in the state dir. */
 export const ATTACHMENT_LOCK_DIR = "azure-vnet-attachments";
@@ -75,30 +74,42 @@ export async function attachmentBusy(
 }
 
 /**
- * Whether a call holds the lock of the attachment a reservation names: its
- * network's, or, for a record without one, any of `networks`'.
+ * The host veths of the attachments that have a lock file.
  *
- * @param spec The state dir, the reservation's attachment and network, the
- * networks it may be of.
- * @returns True while an ADD or DEL of it runs.
+ * @param stateDir The state dir.
+ * @returns Their names; none without the directory.
+ * @throws {Error} When the directory cannot be read for another reason.
  */
-export async function reservationBusy(
-  spec: {
-    stateDir: string;
-    containerId: string;
-    ifName: string;
-    network: string | undefined;
-    networks: readonly string[];
-  },
-): Promise<boolean> {
-  const names = spec.network === undefined ? spec.networks : [spec.network];
-  for (const network of names) {
-    const hostVeth = await hostVethName(network, spec);
-    if (await attachmentBusy({ stateDir: spec.stateDir, hostVeth })) {
-      return true;
+export async function attachmentLockVeths(stateDir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${stateDir}/${ATTACHMENT_LOCK_DIR}`)) {
+      if (e.isFile && e.name.endsWith(".lock") && e.name.length > 5) {
+        out.push(e.name.slice(0, -5));
+      }
     }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  return false;
+  return out;
+}
+
+/**
+ * How long ago the attachment's lock file was last written (made); undefined
+ * without one.
+ *
+ * @param spec The state dir and the host veth.
+ * @returns The age in ms.
+ */
+export async function attachmentLockAge(
+  spec: { stateDir: string; hostVeth: string },
+): Promise<number | undefined> {
+  try {
+    const st = await Deno.stat(`${guarded(spec.stateDir, spec.hostVeth)}.lock`);
+    return Date.now() - (st.mtime?.getTime() ?? Date.now());
+  } catch {
+    return undefined;
+  }
 }
 
 /**

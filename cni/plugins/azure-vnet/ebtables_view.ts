@@ -7,8 +7,8 @@
  * grows with the pods on the node (2 ms with 10 pods, 9 ms with 250). But
  * every committed nf_tables transaction in a namespace raises its ruleset
  * generation by one, and a failed one or a listing leaves it
- * (`NftSocket` of `@vnet/netlink`, through `nat_table.ts`). So a long-lived process (the agent)
- * lists once, and afterwards:
+ * (`NftSocket` of `@vnet/netlink`, through `nat_table.ts`). So a
+ * long-lived process (the agent) lists once, and afterwards:
  *
  * - a listing taken while the generation read G before and after is the
  *   table at G, and is reused while the generation still reads G;
@@ -213,9 +213,44 @@ export class TableView {
 }
 
 /**
+ * Where a `-D` of `rule` takes a rule of `rules`, when that is certain: the
+ * first listed in its chain with its key (as ebtables deletes the first
+ * match), -1 when none has its key, undefined when several have it and
+ * they are not all listed alike (ebtables compares more than the key).
+ *
+ * @param rules Rules as listed, in order.
+ * @param rule The rule a `-D` names.
+ * @returns The index, -1, or undefined.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deletedAt } from "./ebtables_view.ts";
+ * const a = { chain: "PREROUTING" as const, args: ["-p", "IPv4", "-j", "ACCEPT"] };
+ * const b = { chain: "PREROUTING" as const, args: ["-j", "ACCEPT", "-p", "IPv4"] };
+ * assert.equal(deletedAt([a, a], a), 0);
+ * assert.equal(deletedAt([a, b], a), undefined);
+ * assert.equal(deletedAt([], a), -1);
+ * ```
+ */
+export function deletedAt(
+  rules: readonly EbtablesRule[],
+  rule: EbtablesRule,
+): number | undefined {
+  const key = listingKey(rule);
+  const same = (r: EbtablesRule) =>
+    r.chain === rule.chain && listingKey(r) === key;
+  const at = rules.findIndex(same);
+  const text = rules[at]?.args.join(" ");
+  if (text === undefined) return -1;
+  return rules.some((r) => same(r) && r.args.join(" ") !== text)
+    ? undefined
+    : at;
+}
+
+/**
  * One line of a committed transaction, applied to a listing; false when
- * the listing cannot tell which rule a `-D` took: several listed with its
- * key, not all listed the same (ebtables compares more than the key).
+ * the listing cannot tell which rule a `-D` took ({@link deletedAt}).
  */
 function apply(listing: Listing, op: "-A" | "-D", rule: EbtablesRule): boolean {
   const key = listingKey(rule);
@@ -228,16 +263,8 @@ function apply(listing: Listing, op: "-A" | "-D", rule: EbtablesRule): boolean {
   if (count <= 1) listing.keys.delete(key);
   else listing.keys.set(key, count - 1);
   if (!listsRulesOf(rule.chain)) return true;
-  // `-D` removes the first matching rule, as ebtables does.
-  const same = (r: EbtablesRule) =>
-    r.chain === rule.chain && listingKey(r) === key;
-  const at = listing.rules.findIndex(same);
-  const first = listing.rules[at];
-  if (first === undefined) return true;
-  const text = first.args.join(" ");
-  if (listing.rules.some((r) => same(r) && r.args.join(" ") !== text)) {
-    return false;
-  }
-  listing.rules.splice(at, 1);
+  const at = deletedAt(listing.rules, rule);
+  if (at === undefined) return false;
+  if (at >= 0) listing.rules.splice(at, 1);
   return true;
 }

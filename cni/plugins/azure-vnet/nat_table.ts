@@ -35,12 +35,14 @@ import {
   NftSocket,
 } from "@vnet/netlink";
 import {
+  deletedAt,
   type GenerationReader,
   listingKey,
   listsRulesOf,
   type RestoreOp,
   type TableView,
 } from "./ebtables_view.ts";
+import type { EbtablesRule } from "./ebtables_rules.ts";
 
 const log = getLogger(["azure-vnet", "ebtables"]);
 
@@ -89,32 +91,32 @@ export function ownNatTable(): NatTable {
 
 /** A chain as listed, and as dumped, position by position. */
 interface Chain {
-  keys: string[];
-  /** Each rule as listed. */
-  texts: string[];
+  listed: EbtablesRule[];
   rules: NftRuleInfo[];
 }
 
 /**
- * The first rule with `key`, when every rule with it is listed the same
- * and carries no user data; undefined otherwise (none, or not for
- * certain which one a `-D` would take).
+ * The position a `-D` of `rule` takes ({@link deletedAt}) and its handle,
+ * when certain and no rule with its key carries user data; undefined
+ * otherwise (none, or not for certain which one).
  */
 function pick(
   chain: Chain,
-  key: string,
+  rule: EbtablesRule,
 ): { index: number; handle: bigint } | undefined {
-  const index = chain.keys.indexOf(key);
-  const first = chain.rules[index];
-  if (first === undefined) return undefined;
-  for (let i = index; i < chain.keys.length; i++) {
-    if (chain.keys[i] !== key) continue;
-    if (chain.texts[i] !== chain.texts[index] || chain.rules[i]?.userdata) {
-      log.debug(
-        "Rules with the same key differ in what ebtables compares; deleting with ebtables-restore",
-      );
-      return undefined;
-    }
+  const index = deletedAt(chain.listed, rule);
+  const first = index === undefined ? undefined : chain.rules[index];
+  if (index === undefined || first === undefined) return undefined;
+  const key = listingKey(rule);
+  if (
+    chain.listed.some((r, i) =>
+      chain.rules[i]?.userdata === true && listingKey(r) === key
+    )
+  ) {
+    log.debug(
+      "A rule with the key carries user data; deleting with ebtables-restore",
+    );
+    return undefined;
   }
   return { index, handle: first.handle };
 }
@@ -170,20 +172,15 @@ export function deleteByHandle(
           );
           return false;
         }
-        chain = {
-          keys: listed.map(listingKey),
-          texts: listed.map((r) => r.args.join(" ")),
-          rules,
-        };
+        chain = { listed, rules };
         chains.set(rule.chain, chain);
       }
-      const at = pick(chain, listingKey(rule));
+      const at = pick(chain, rule);
       // Absent (`ebtables-restore` fails such a transaction as a whole,
       // and the caller knows what to do then), or not for certain.
       if (at === undefined) return false;
       doomed.push({ chain: rule.chain, handle: at.handle });
-      chain.keys.splice(at.index, 1);
-      chain.texts.splice(at.index, 1);
+      chain.listed.splice(at.index, 1);
       chain.rules.splice(at.index, 1);
     }
     nat.deleteRules(gen, doomed);

@@ -57,10 +57,10 @@ import {
 } from "./leftovers.ts";
 import { endpointKey, HOST_VETH_PREFIX, hostVethName } from "./names.ts";
 import {
-  ATTACHMENT_LOCK_DIR,
   attachmentBusy,
+  attachmentLockAge,
+  attachmentLockVeths,
   forgetAttachmentLock,
-  reservationBusy,
   withAttachmentLock,
 } from "./attachment_lock.ts";
 import { netlinkKernel } from "./netlink_kernel.ts";
@@ -451,13 +451,13 @@ export async function reconcileState(
         fail(a, [err]);
       }
     };
-    if (dry) {
-      if (await reservationBusy({ stateDir, ...h, networks })) keptAtWork(a);
-      continue;
-    }
     // A reservation without its network (an older one): any network's.
     const names = h.network === undefined ? networks : [h.network];
     const veths = await Promise.all(names.map((n) => hostVethName(n, h)));
+    if (dry) {
+      if (await someBusy(stateDir, veths)) keptAtWork(a);
+      continue;
+    }
     if (await ifIdleAll(stateDir, veths, release) === "busy") keptAtWork(a);
     done(a);
   }
@@ -490,19 +490,6 @@ function unrecorded(found: Leftovers, state: AzureVnetState): Leftovers {
  * between its open and its lock, which must not lose the file it locks.
  */
 export const LOCK_FILE_STALE_MS = 10 * 60_000;
-
-/** Whether the attachment's lock file is older than {@link LOCK_FILE_STALE_MS}. */
-async function stale(stateDir: string, hostVeth: string): Promise<boolean> {
-  try {
-    const st = await Deno.stat(
-      `${stateDir}/${ATTACHMENT_LOCK_DIR}/${hostVeth}.lock`,
-    );
-    return Date.now() - (st.mtime?.getTime() ?? Date.now()) >
-      LOCK_FILE_STALE_MS;
-  } catch {
-    return false;
-  }
-}
 
 /** Reports `a` as left to the ADD or DEL of it at work. */
 function keptAtWork(a: ReconcileAction): void {
@@ -560,30 +547,31 @@ async function ifIdleAll(
   return outer === "busy" ? "busy" : inner;
 }
 
-/** Whether any ADD or DEL holds its attachment's lock now. */
-async function anyAttachmentBusy(stateDir: string): Promise<boolean> {
-  for (const hostVeth of await attachmentLocks(stateDir)) {
+/** Whether an ADD or DEL of any of `veths`' attachments is at work. */
+async function someBusy(
+  stateDir: string,
+  veths: readonly string[],
+): Promise<boolean> {
+  for (const hostVeth of veths) {
     if (await attachmentBusy({ stateDir, hostVeth })) return true;
   }
   return false;
 }
 
-/** The host veths of the attachments' lock files. */
+/** Whether any ADD or DEL holds its attachment's lock now. */
+async function anyAttachmentBusy(stateDir: string): Promise<boolean> {
+  return await someBusy(stateDir, await attachmentLocks(stateDir));
+}
+
+/** The host veths of the attachments' lock files (a read failure: none). */
 async function attachmentLocks(stateDir: string): Promise<string[]> {
-  const dir = `${stateDir}/${ATTACHMENT_LOCK_DIR}`;
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && e.name.endsWith(".lock") && e.name.length > 5) {
-        out.push(e.name.slice(0, -5));
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      log.warn("Cannot read {dir}: {err}", { dir, err: flattenCause(err) });
-    }
-  }
-  return out;
+  return await attachmentLockVeths(stateDir).catch((err) => {
+    log.warn("Cannot read the attachments' locks in {dir}: {err}", {
+      dir: stateDir,
+      err: flattenCause(err),
+    });
+    return [];
+  });
 }
 
 /**
@@ -603,7 +591,8 @@ async function forgetGoneLocks(
         return false;
       }
     };
-    if (!gone() || !(await stale(stateDir, hostVeth))) continue;
+    const age = await attachmentLockAge(spec);
+    if (!gone() || age === undefined || age <= LOCK_FILE_STALE_MS) continue;
     // Looked at again under the lock: an ADD may have made it since.
     await ifIdle(
       spec,
