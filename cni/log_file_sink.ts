@@ -13,8 +13,11 @@
  * 2. stats the log: a path that exists and is not a regular file (a FIFO
  *    would block the open forever) turns the sink off for good;
  * 3. when the log is non-empty and its size plus the buffer exceeds
- *    `maxBytes`, rotates: `${path}.(keep-1)` → `${path}.keep` (replacing the
- *    oldest), …, `${path}` → `${path}.1`;
+ *    `maxBytes`, rotates: `${path}.(n-1)` → `${path}.n`, …, `${path}` →
+ *    `${path}.1`, where `.n` is the first missing old file (then nothing
+ *    older moves) or `.keep` (replaced: the oldest goes). A rotation costs
+ *    the old files there are, not `keep`, so a large `keep` does not hold
+ *    the lock longer;
  * 4. opens the log append/create (0640), writes the whole buffer in one write
  *    loop, closes it, and releases the lock.
  *
@@ -251,18 +254,28 @@ async function acquire(lock: Deno.FsFile, timeoutMs: number): Promise<boolean> {
   throw won;
 }
 
-/** Shifts `path.N` → `path.N+1` … `path` → `path.1`, dropping the oldest. */
+/**
+ * Shifts `path.N` → `path.N+1` … `path` → `path.1` up to the first missing
+ * old file, or up to `path.keep`, which is replaced (the oldest goes).
+ */
 async function rotate(path: string, keep: number): Promise<void> {
   if (keep === 0) {
     await Deno.remove(path);
     return;
   }
-  for (let i = keep - 1; i >= 1; i--) {
-    try {
-      await Deno.rename(`${path}.${i}`, `${path}.${i + 1}`);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+  let free = 1;
+  for (; free < keep; free++) {
+    const taken = await Deno.lstat(`${path}.${free}`).then(
+      () => true,
+      (err) => {
+        if (err instanceof Deno.errors.NotFound) return false;
+        throw err;
+      },
+    );
+    if (!taken) break;
+  }
+  for (let i = free - 1; i >= 1; i--) {
+    await Deno.rename(`${path}.${i}`, `${path}.${i + 1}`);
   }
   await Deno.rename(path, `${path}.1`);
 }

@@ -44,6 +44,34 @@ Deno.test("LogFileSink.flush() rotates before a flush that would pass maxBytes a
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("LogFileSink.flush() shifts old files only up to the first gap, whatever keep is", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/p.log`;
+  await Deno.writeTextFile(path, "now\n");
+  await Deno.writeTextFile(`${path}.1`, "one\n");
+  // `.2` is missing (removed by hand): `.3` is older and stays put.
+  await Deno.writeTextFile(`${path}.3`, "three\n");
+  const renames: string[] = [];
+  const rename = Deno.rename;
+  Deno.rename = (from, to) => {
+    renames.push(`${from} ${to}`.replaceAll(`${dir}/`, ""));
+    return rename(from, to);
+  };
+  try {
+    await using sink = new LogFileSink(path, { maxBytes: 8, keep: 1000 });
+    sink.writeLine("next\n");
+    await sink.flush();
+  } finally {
+    Deno.rename = rename;
+  }
+  assert.deepEqual(renames, ["p.log.1 p.log.2", "p.log p.log.1"]);
+  assert.equal(await Deno.readTextFile(path), "next\n");
+  assert.equal(await Deno.readTextFile(`${path}.1`), "now\n");
+  assert.equal(await Deno.readTextFile(`${path}.2`), "one\n");
+  assert.equal(await Deno.readTextFile(`${path}.3`), "three\n");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("LogFileSink.flush() starts the log afresh when keep is 0", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/p.log`;
